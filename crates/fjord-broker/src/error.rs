@@ -1,0 +1,110 @@
+//! Errors of the broker layer. The gateway maps each variant to exactly one
+//! Kafka error code (`fjord-gateway`'s `error_code` module); nothing here knows
+//! wire numbers.
+
+use fjord_types::{BrokerId, Offset};
+
+/// Why a produce, fetch or offset lookup on one partition failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PartitionError {
+    #[error("unknown topic or partition")]
+    UnknownTopicOrPartition,
+    #[error("this broker is not the leader (leader: {leader:?})")]
+    NotLeaderOrFollower { leader: Option<BrokerId> },
+    #[error("offset {requested} is outside [{log_start}, {log_end}]")]
+    OffsetOutOfRange {
+        requested: Offset,
+        log_start: Offset,
+        log_end: Offset,
+    },
+    #[error("record batch is corrupt")]
+    CorruptMessage(#[source] fjord_log::LogError),
+    #[error("record batch of {size} bytes exceeds max.message.bytes {max}")]
+    MessageTooLarge { size: usize, max: usize },
+    #[error("record batch is invalid")]
+    InvalidRecord(#[source] fjord_log::LogError),
+    #[error("record batch uses an unsupported message format")]
+    UnsupportedForMessageFormat(#[source] fjord_log::LogError),
+    #[error("in-sync replicas {isr} < min.insync.replicas {min_isr}")]
+    NotEnoughReplicas { isr: usize, min_isr: usize },
+    #[error("timed out waiting for replication")]
+    RequestTimedOut,
+    #[error("partition storage failed")]
+    KafkaStorage(#[source] fjord_log::LogError),
+    #[error("the broker is shutting down")]
+    ShuttingDown,
+}
+
+impl PartitionError {
+    /// Sort a log error into the partition error a client should see.
+    pub(crate) fn from_log(err: fjord_log::LogError) -> Self {
+        use fjord_log::LogError as L;
+        match err {
+            L::OffsetOutOfRange {
+                requested,
+                log_start,
+                log_end,
+            } => PartitionError::OffsetOutOfRange {
+                requested,
+                log_start,
+                log_end,
+            },
+            L::RecordTooLarge { size, max } => PartitionError::MessageTooLarge {
+                size: size as usize,
+                max: max as usize,
+            },
+            e @ L::CorruptRecord { .. } => PartitionError::CorruptMessage(e),
+            e @ L::UnsupportedMagic { .. } => PartitionError::UnsupportedForMessageFormat(e),
+            e @ L::InvalidRecord { .. } => PartitionError::InvalidRecord(e),
+            e => PartitionError::KafkaStorage(e),
+        }
+    }
+}
+
+/// Why an admin operation (create/delete topics, partitions, configs) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("topic already exists")]
+    TopicAlreadyExists,
+    #[error("unknown topic or partition")]
+    UnknownTopicOrPartition,
+    #[error("unknown topic id")]
+    UnknownTopicId,
+    #[error("invalid topic name")]
+    InvalidTopicName,
+    #[error("invalid number of partitions: {reason}")]
+    InvalidPartitions { reason: String },
+    #[error("invalid replication factor: {reason}")]
+    InvalidReplicationFactor { reason: String },
+    #[error("invalid replica assignment: {reason}")]
+    InvalidReplicaAssignment { reason: String },
+    #[error("invalid config: {reason}")]
+    InvalidConfig { reason: String },
+    #[error("topic operations on internal topics are not allowed")]
+    TopicAuthorizationFailed,
+    #[error("this node is not the active controller")]
+    NotController,
+    #[error("timed out waiting for the controller")]
+    RequestTimedOut,
+    #[error("the controller failed")]
+    Controller(#[source] fjord_controller::ControllerError),
+}
+
+/// Faults that stop the broker from starting or running.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("cannot use log directory {path}")]
+    LogDir {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot open partition log {tp}")]
+    OpenLog {
+        tp: fjord_types::TopicPartition,
+        #[source]
+        source: fjord_log::LogError,
+    },
+    #[error("cannot register with the controller")]
+    Register(#[source] fjord_controller::ControllerError),
+}

@@ -1,0 +1,42 @@
+//! `fjord-broker`: the partitions a node hosts and the operations on them.
+//!
+//! What it owns:
+//! - [`Broker`]: registers with the controller, follows committed metadata
+//!   (opening, updating and deleting partition logs to match it) and serves
+//!   produce, fetch, offset lookups and topic administration in domain terms.
+//! - [`ReplicaManager`](replica_manager::ReplicaManager): the partitions hosted here.
+//! - [`Partition`](partition::Partition): one replica's log, leadership and
+//!   high watermark.
+//! - [`LeaderState`](leader_state::LeaderState): the ISR / high-watermark
+//!   rules as plain code.
+//!
+//! Invariants:
+//! - A record is visible to consumers only below the high watermark, which
+//!   is the minimum log end offset over the ISR and never moves backwards.
+//! - acks=all answers only once the high watermark passed the batch, and is
+//!   refused with NOT_ENOUGH_REPLICAS when the ISR is below
+//!   `min.insync.replicas`.
+//! - Metadata clients see (`Broker::metadata`) is the image whose logs are
+//!   already open here.
+//! - No lock spans partitions on the produce or fetch path: the partition
+//!   map is read-locked only to clone an `Arc`.
+//!
+//! Not yet here (next issues): followers and replica fetchers, ISR changes
+//! through AlterPartition, group and transaction coordinators.
+
+mod admin;
+mod broker;
+pub mod config;
+pub mod error;
+pub mod leader_state;
+mod log_dirs;
+mod metadata_applier;
+pub mod partition;
+pub mod replica_manager;
+pub mod types;
+
+pub use broker::Broker;
+pub use config::{AdvertisedListener, BrokerConfig};
+pub use error::{AdminError, BrokerError, PartitionError};
+pub use fjord_controller::{MetadataImage, PartitionRegistration, TopicImage};
+pub use types::*;

@@ -1,0 +1,180 @@
+//! The partitions this broker hosts, and the produce, fetch and offset paths
+//! over them.
+//!
+//! The map of partitions is read-mostly: the produce and fetch paths take its
+//! read lock only long enough to clone an `Arc<Partition>`; it is written
+//! only when committed metadata adds or removes partitions. All I/O happens
+//! under the partition's own lock.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use fjord_types::{BrokerId, Offset, TopicPartition};
+use futures::future::select_all;
+use tokio::time::Instant;
+
+use crate::error::PartitionError;
+use crate::partition::Partition;
+use crate::types::{
+    Acks, FetchParams, FetchResult, ListedOffset, OffsetSpec, ProducePartition, ProduceResult,
+};
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub struct ReplicaManager {
+    node_id: BrokerId,
+    partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
+}
+
+impl ReplicaManager {
+    pub fn new(node_id: BrokerId) -> Self {
+        ReplicaManager {
+            node_id,
+            partitions: RwLock::new(HashMap::new()),
+        }
+    }
+
+    pub fn node_id(&self) -> BrokerId {
+        self.node_id
+    }
+
+    pub fn get(&self, tp: &TopicPartition) -> Option<Arc<Partition>> {
+        self.read_map().get(tp).cloned()
+    }
+
+    pub fn all(&self) -> Vec<Arc<Partition>> {
+        self.read_map().values().cloned().collect()
+    }
+
+    pub fn insert(&self, partition: Arc<Partition>) {
+        self.write_map().insert(partition.tp.clone(), partition);
+    }
+
+    pub fn remove(&self, tp: &TopicPartition) -> Option<Arc<Partition>> {
+        self.write_map().remove(tp)
+    }
+
+    fn read_map(&self) -> std::sync::RwLockReadGuard<'_, HashMap<TopicPartition, Arc<Partition>>> {
+        self.partitions.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_map(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, HashMap<TopicPartition, Arc<Partition>>> {
+        self.partitions.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn partition(&self, tp: &TopicPartition) -> Result<Arc<Partition>, PartitionError> {
+        self.get(tp).ok_or(PartitionError::UnknownTopicOrPartition)
+    }
+
+    /// Append every partition's batches, then (acks=all) wait until the high
+    /// watermark passes each of them or `timeout` runs out.
+    pub async fn produce(
+        &self,
+        requests: Vec<ProducePartition>,
+        acks: Acks,
+        timeout: std::time::Duration,
+    ) -> Vec<ProduceResult> {
+        let now = now_ms();
+        let deadline = Instant::now() + timeout;
+        let mut waits = Vec::new();
+        let mut results = Vec::with_capacity(requests.len());
+        for req in requests {
+            let appended = self
+                .partition(&req.tp)
+                .and_then(|p| p.append(&req.records, acks, now).map(|a| (p, a)));
+            match appended {
+                Ok((partition, appended)) => {
+                    if acks == Acks::All {
+                        waits.push((results.len(), partition.subscribe_hw(), appended.last_offset));
+                    }
+                    results.push((req.tp, Ok(appended.info)));
+                }
+                Err(e) => results.push((req.tp, Err(e))),
+            }
+        }
+        for (index, mut hw, last_offset) in waits {
+            let reached = tokio::time::timeout_at(deadline, hw.wait_for(|hw| *hw > last_offset)).await;
+            match reached {
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) => results[index].1 = Err(PartitionError::ShuttingDown),
+                Err(_) => results[index].1 = Err(PartitionError::RequestTimedOut),
+            }
+        }
+        results
+    }
+
+    /// Serve a fetch: read now, and while fewer than `min_bytes` are there and
+    /// nothing failed, wait for a high watermark to move until `max_wait`.
+    pub async fn fetch(&self, params: FetchParams) -> Vec<FetchResult> {
+        let deadline = Instant::now() + params.max_wait;
+        let partitions: Vec<Option<Arc<Partition>>> =
+            params.partitions.iter().map(|p| self.get(&p.tp)).collect();
+        loop {
+            // Subscribe before reading, so a batch appended between the read
+            // and the wait still wakes us.
+            let mut watchers: Vec<_> = partitions
+                .iter()
+                .flatten()
+                .map(|p| p.subscribe_hw())
+                .collect();
+            let results = Self::read_all(&params, &partitions);
+            let bytes: usize = results
+                .iter()
+                .map(|(_, r)| r.as_ref().map_or(0, |d| d.records.len()))
+                .sum();
+            let failed = results.iter().any(|(_, r)| r.is_err());
+            if bytes >= params.min_bytes || failed || watchers.is_empty() || Instant::now() >= deadline {
+                return results;
+            }
+            let any_moved = select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
+            if tokio::time::timeout_at(deadline, any_moved).await.is_err() {
+                return Self::read_all(&params, &partitions);
+            }
+        }
+    }
+
+    fn read_all(params: &FetchParams, partitions: &[Option<Arc<Partition>>]) -> Vec<FetchResult> {
+        let mut remaining = params.max_bytes;
+        let mut first_data = true;
+        params
+            .partitions
+            .iter()
+            .zip(partitions)
+            .map(|(req, partition)| {
+                let result = match partition {
+                    None => Err(PartitionError::UnknownTopicOrPartition),
+                    Some(p) => {
+                        // KIP-74: the first partition with data returns at least
+                        // one whole batch even past the limits, so a consumer
+                        // never stalls on a batch larger than its max bytes.
+                        let max = req.partition_max_bytes.min(remaining);
+                        p.read(req.fetch_offset, max, first_data)
+                    }
+                };
+                if let Ok(data) = &result
+                    && !data.records.is_empty()
+                {
+                    first_data = false;
+                    remaining = remaining.saturating_sub(data.records.len());
+                }
+                (req.tp.clone(), result)
+            })
+            .collect()
+    }
+
+    pub fn list_offset(&self, tp: &TopicPartition, spec: OffsetSpec) -> Result<ListedOffset, PartitionError> {
+        self.partition(tp)?.list_offset(spec)
+    }
+
+    pub fn high_watermark(&self, tp: &TopicPartition) -> Option<Offset> {
+        self.get(tp).map(|p| p.high_watermark())
+    }
+}

@@ -1,0 +1,936 @@
+//! The cluster metadata image: the controller's state machine, as plain data.
+//!
+//! [`MetadataImage::apply`] is the only way the image changes. It is pure (no I/O, no
+//! clock, no randomness): the same image and command give the same result on every
+//! replica and on every replay after a restart.
+
+use std::collections::BTreeMap;
+use std::collections::BTreeSet;
+
+use fjord_types::BrokerId;
+use fjord_types::TopicId;
+use serde::Deserialize;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::command::MetadataCommand;
+use crate::command::MetadataError;
+use crate::command::MetadataResponse;
+use crate::command::PartitionsError;
+use crate::command::RegistrationError;
+use crate::command::ReplicaAssignmentError;
+use crate::command::TopicNameError;
+
+/// Kafka's maximum topic name length.
+pub const MAX_TOPIC_NAME_LEN: usize = 249;
+
+/// Committed cluster metadata as of `metadata_offset`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataImage {
+    /// Set once by [`MetadataCommand::InitCluster`]; empty before that.
+    pub cluster_id: String,
+    pub brokers: BTreeMap<BrokerId, BrokerRegistration>,
+    pub topics: BTreeMap<TopicId, TopicImage>,
+    /// Topic ids by name; always the inverse of `topics[*].name`.
+    pub topic_ids: BTreeMap<String, TopicId>,
+    /// Raft log index of the last applied entry (0 before any).
+    pub metadata_offset: u64,
+}
+
+/// A broker as registered with the controller.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerRegistration {
+    pub broker_id: BrokerId,
+    /// Random per broker process start; a new one means the broker restarted.
+    pub incarnation_id: Uuid,
+    /// The metadata offset of the registration that created this incarnation.
+    pub broker_epoch: i64,
+    pub listeners: Vec<Listener>,
+    pub rack: Option<String>,
+    /// Fenced brokers get no new leaderships. Nothing sets this yet: heartbeats and
+    /// session expiry are a later issue, so registrations start unfenced.
+    pub fenced: bool,
+}
+
+/// One advertised endpoint of a broker.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listener {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+/// A topic: its name, configs and partitions (indexed by partition id).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicImage {
+    pub id: TopicId,
+    pub name: String,
+    pub partitions: Vec<PartitionRegistration>,
+    /// Topic-level config overrides, by Kafka's config names.
+    pub configs: BTreeMap<String, String>,
+}
+
+/// One partition's replicas and leadership.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionRegistration {
+    pub replicas: Vec<BrokerId>,
+    pub isr: Vec<BrokerId>,
+    pub leader: BrokerId,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+}
+
+impl PartitionRegistration {
+    /// A new partition: every replica in sync, the first replica leads, epochs 0.
+    fn new(replicas: Vec<BrokerId>) -> Self {
+        let leader = replicas.first().copied().unwrap_or(fjord_types::NO_BROKER);
+        PartitionRegistration {
+            isr: replicas.clone(),
+            replicas,
+            leader,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        }
+    }
+}
+
+impl MetadataImage {
+    /// Look up a topic by name.
+    pub fn topic_by_name(&self, name: &str) -> Option<&TopicImage> {
+        self.topic_ids.get(name).and_then(|id| self.topics.get(id))
+    }
+
+    /// Apply the committed entry at log `index`: validate `cmd` against this image and,
+    /// if valid, mutate. `metadata_offset` advances to `index` either way.
+    pub fn apply(&mut self, index: u64, cmd: &MetadataCommand) -> MetadataResponse {
+        self.metadata_offset = index;
+        let result = match cmd {
+            MetadataCommand::InitCluster { cluster_id } => self.init_cluster(cluster_id),
+            MetadataCommand::RegisterBroker {
+                broker_id,
+                incarnation_id,
+                listeners,
+                rack,
+            } => self.register_broker(index, *broker_id, *incarnation_id, listeners, rack),
+            MetadataCommand::CreateTopic {
+                topic_id,
+                name,
+                partitions,
+                configs,
+            } => self.create_topic(*topic_id, name, partitions, configs),
+            MetadataCommand::DeleteTopic { topic_id } => self.delete_topic(*topic_id),
+            MetadataCommand::CreatePartitions {
+                topic_id,
+                new_partitions,
+            } => self.create_partitions(*topic_id, new_partitions),
+            MetadataCommand::AlterTopicConfigs {
+                topic_id,
+                set,
+                delete,
+            } => self.alter_topic_configs(*topic_id, set, delete),
+        };
+        result.unwrap_or_else(MetadataResponse::Error)
+    }
+
+    /// Advance the offset for a log entry that carries no command (blank, membership).
+    pub fn advance_offset(&mut self, index: u64) {
+        self.metadata_offset = index;
+    }
+
+    fn init_cluster(&mut self, cluster_id: &str) -> Result<MetadataResponse, MetadataError> {
+        if cluster_id.is_empty() {
+            return Err(MetadataError::InvalidClusterId {
+                cluster_id: cluster_id.to_owned(),
+            });
+        }
+        if !self.cluster_id.is_empty() && self.cluster_id != cluster_id {
+            return Err(MetadataError::ClusterAlreadyInitialized {
+                existing: self.cluster_id.clone(),
+                requested: cluster_id.to_owned(),
+            });
+        }
+        self.cluster_id = cluster_id.to_owned();
+        Ok(MetadataResponse::ClusterInitialized {
+            cluster_id: cluster_id.to_owned(),
+        })
+    }
+
+    fn register_broker(
+        &mut self,
+        index: u64,
+        broker_id: BrokerId,
+        incarnation_id: Uuid,
+        listeners: &[Listener],
+        rack: &Option<String>,
+    ) -> Result<MetadataResponse, MetadataError> {
+        let invalid = |reason| MetadataError::InvalidBrokerRegistration { broker_id, reason };
+        if broker_id < 0 {
+            return Err(invalid(RegistrationError::NegativeBrokerId));
+        }
+        if listeners.is_empty() {
+            return Err(invalid(RegistrationError::NoListeners));
+        }
+        let mut names = BTreeSet::new();
+        for l in listeners {
+            if !names.insert(l.name.as_str()) {
+                return Err(invalid(RegistrationError::DuplicateListener {
+                    name: l.name.clone(),
+                }));
+            }
+            if l.port == 0 {
+                return Err(invalid(RegistrationError::ZeroPort {
+                    name: l.name.clone(),
+                }));
+            }
+        }
+        // The same incarnation registering again is a retry: keep its epoch. A new
+        // incarnation (or a first registration) gets the offset of this entry, which is
+        // unique and grows, so a stale incarnation can be told apart.
+        let broker_epoch = match self.brokers.get(&broker_id) {
+            Some(existing) if existing.incarnation_id == incarnation_id => existing.broker_epoch,
+            // Raft indexes stay far below i64::MAX; saturate rather than wrap if not.
+            _ => i64::try_from(index).unwrap_or(i64::MAX),
+        };
+        self.brokers.insert(
+            broker_id,
+            BrokerRegistration {
+                broker_id,
+                incarnation_id,
+                broker_epoch,
+                listeners: listeners.to_vec(),
+                rack: rack.clone(),
+                fenced: false,
+            },
+        );
+        Ok(MetadataResponse::BrokerRegistered {
+            broker_id,
+            broker_epoch,
+        })
+    }
+
+    fn create_topic(
+        &mut self,
+        topic_id: TopicId,
+        name: &str,
+        partitions: &[Vec<BrokerId>],
+        configs: &BTreeMap<String, String>,
+    ) -> Result<MetadataResponse, MetadataError> {
+        validate_topic_name(name).map_err(|reason| MetadataError::InvalidTopicName {
+            name: name.to_owned(),
+            reason,
+        })?;
+        if self.topic_ids.contains_key(name) {
+            return Err(MetadataError::TopicAlreadyExists {
+                name: name.to_owned(),
+            });
+        }
+        let collision_key = metric_name(name);
+        if let Some(existing) = self
+            .topic_ids
+            .keys()
+            .find(|existing| metric_name(existing) == collision_key)
+        {
+            return Err(MetadataError::InvalidTopicName {
+                name: name.to_owned(),
+                reason: TopicNameError::Collides {
+                    existing: existing.clone(),
+                },
+            });
+        }
+        if self.topics.contains_key(&topic_id) {
+            return Err(MetadataError::TopicIdAlreadyExists { topic_id });
+        }
+        if partitions.is_empty() {
+            return Err(MetadataError::InvalidPartitions {
+                reason: PartitionsError::NoPartitions,
+            });
+        }
+        let expected_rf = partitions[0].len();
+        self.validate_assignments(0, expected_rf, partitions)?;
+
+        self.topics.insert(
+            topic_id,
+            TopicImage {
+                id: topic_id,
+                name: name.to_owned(),
+                partitions: partitions
+                    .iter()
+                    .map(|replicas| PartitionRegistration::new(replicas.clone()))
+                    .collect(),
+                configs: configs.clone(),
+            },
+        );
+        self.topic_ids.insert(name.to_owned(), topic_id);
+        Ok(MetadataResponse::TopicCreated { topic_id })
+    }
+
+    fn delete_topic(&mut self, topic_id: TopicId) -> Result<MetadataResponse, MetadataError> {
+        let topic = self
+            .topics
+            .remove(&topic_id)
+            .ok_or(MetadataError::UnknownTopicId { topic_id })?;
+        self.topic_ids.remove(&topic.name);
+        Ok(MetadataResponse::TopicDeleted {
+            topic_id,
+            name: topic.name,
+        })
+    }
+
+    fn create_partitions(
+        &mut self,
+        topic_id: TopicId,
+        new_partitions: &[Vec<BrokerId>],
+    ) -> Result<MetadataResponse, MetadataError> {
+        let topic = self
+            .topics
+            .get(&topic_id)
+            .ok_or(MetadataError::UnknownTopicId { topic_id })?;
+        let current = topic.partitions.len();
+        let current_count = to_partition_count(current)?;
+        if new_partitions.is_empty() {
+            return Err(MetadataError::InvalidPartitions {
+                reason: PartitionsError::MustGrow {
+                    current: current_count,
+                },
+            });
+        }
+        let new_count = to_partition_count(current + new_partitions.len())?;
+        let expected_rf = topic
+            .partitions
+            .first()
+            .map_or(new_partitions[0].len(), |p| p.replicas.len());
+        self.validate_assignments(current_count, expected_rf, new_partitions)?;
+
+        if let Some(topic) = self.topics.get_mut(&topic_id) {
+            topic.partitions.extend(
+                new_partitions
+                    .iter()
+                    .map(|replicas| PartitionRegistration::new(replicas.clone())),
+            );
+        }
+        Ok(MetadataResponse::PartitionsCreated {
+            topic_id,
+            partition_count: new_count,
+        })
+    }
+
+    fn alter_topic_configs(
+        &mut self,
+        topic_id: TopicId,
+        set: &BTreeMap<String, String>,
+        delete: &[String],
+    ) -> Result<MetadataResponse, MetadataError> {
+        let topic = self
+            .topics
+            .get_mut(&topic_id)
+            .ok_or(MetadataError::UnknownTopicId { topic_id })?;
+        if let Some(key) = delete.iter().find(|k| set.contains_key(*k)) {
+            return Err(MetadataError::ConflictingConfigChange { key: key.clone() });
+        }
+        for (k, v) in set {
+            topic.configs.insert(k.clone(), v.clone());
+        }
+        for k in delete {
+            topic.configs.remove(k);
+        }
+        Ok(MetadataResponse::TopicConfigsAltered { topic_id })
+    }
+
+    /// Every replica list non-empty, without duplicates, of registered brokers, and of
+    /// the same length as the topic's other partitions.
+    fn validate_assignments(
+        &self,
+        first_partition: i32,
+        expected_rf: usize,
+        assignments: &[Vec<BrokerId>],
+    ) -> Result<(), MetadataError> {
+        for (partition, replicas) in (first_partition..).zip(assignments) {
+            let invalid = |reason| MetadataError::InvalidReplicaAssignment { partition, reason };
+            if replicas.is_empty() {
+                return Err(invalid(ReplicaAssignmentError::Empty));
+            }
+            if replicas.len() != expected_rf {
+                return Err(invalid(
+                    ReplicaAssignmentError::InconsistentReplicationFactor {
+                        expected: expected_rf,
+                        actual: replicas.len(),
+                    },
+                ));
+            }
+            let mut seen = BTreeSet::new();
+            for &broker_id in replicas {
+                if !seen.insert(broker_id) {
+                    return Err(invalid(ReplicaAssignmentError::DuplicateReplica {
+                        broker_id,
+                    }));
+                }
+                if !self.brokers.contains_key(&broker_id) {
+                    return Err(invalid(ReplicaAssignmentError::UnknownBroker { broker_id }));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn to_partition_count(n: usize) -> Result<i32, MetadataError> {
+    i32::try_from(n).map_err(|_| MetadataError::InvalidPartitions {
+        reason: PartitionsError::TooMany { requested: n },
+    })
+}
+
+/// Kafka's topic name rules: 1..=249 characters of `[a-zA-Z0-9._-]`, not "." or "..".
+pub fn validate_topic_name(name: &str) -> Result<(), TopicNameError> {
+    if name.is_empty() {
+        return Err(TopicNameError::Empty);
+    }
+    if name == "." || name == ".." {
+        return Err(TopicNameError::DotOrDotDot);
+    }
+    if let Some(ch) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(TopicNameError::IllegalCharacter { ch });
+    }
+    // All characters are ASCII here, so bytes == characters.
+    if name.len() > MAX_TOPIC_NAME_LEN {
+        return Err(TopicNameError::TooLong { len: name.len() });
+    }
+    Ok(())
+}
+
+/// Kafka maps '.' to '_' in metric names, so it refuses topics that differ only there.
+fn metric_name(name: &str) -> String {
+    name.replace('.', "_")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listener(port: u16) -> Listener {
+        Listener {
+            name: "PLAINTEXT".into(),
+            host: "localhost".into(),
+            port,
+        }
+    }
+
+    fn register(broker_id: BrokerId, incarnation: u128) -> MetadataCommand {
+        MetadataCommand::RegisterBroker {
+            broker_id,
+            incarnation_id: Uuid::from_u128(incarnation),
+            listeners: vec![listener(9092)],
+            rack: None,
+        }
+    }
+
+    fn tid(n: u128) -> TopicId {
+        TopicId(Uuid::from_u128(n))
+    }
+
+    fn create(id: u128, name: &str, partitions: Vec<Vec<BrokerId>>) -> MetadataCommand {
+        MetadataCommand::CreateTopic {
+            topic_id: tid(id),
+            name: name.into(),
+            partitions,
+            configs: BTreeMap::new(),
+        }
+    }
+
+    /// Image with cluster "c", brokers 1..=3 registered, and topic "t" (id 100,
+    /// two partitions, RF 2) at offset 5.
+    fn base() -> MetadataImage {
+        let mut image = MetadataImage::default();
+        let setup = [
+            MetadataCommand::InitCluster {
+                cluster_id: "c".into(),
+            },
+            register(1, 1),
+            register(2, 2),
+            register(3, 3),
+            create(100, "t", vec![vec![1, 2], vec![2, 3]]),
+        ];
+        for (i, cmd) in setup.iter().enumerate() {
+            let resp = image.apply(i as u64 + 1, cmd);
+            assert!(!matches!(resp, MetadataResponse::Error(_)), "{cmd}: {resp:?}");
+        }
+        image
+    }
+
+    fn err(e: MetadataError) -> MetadataResponse {
+        MetadataResponse::Error(e)
+    }
+
+    /// Each case: a command applied at offset 6 to `base()`, the expected response,
+    /// and a check of the resulting image.
+    #[test]
+    fn apply_table() {
+        type Check = fn(&MetadataImage);
+        let unchanged: Check = |_| {};
+        let long_name = "a".repeat(250);
+        let max_name = "a".repeat(249);
+        let cases: Vec<(&str, MetadataCommand, MetadataResponse, Check)> = vec![
+            (
+                "init cluster again with the same id is a no-op",
+                MetadataCommand::InitCluster {
+                    cluster_id: "c".into(),
+                },
+                MetadataResponse::ClusterInitialized {
+                    cluster_id: "c".into(),
+                },
+                |i| assert_eq!(i.cluster_id, "c"),
+            ),
+            (
+                "init cluster with another id",
+                MetadataCommand::InitCluster {
+                    cluster_id: "d".into(),
+                },
+                err(MetadataError::ClusterAlreadyInitialized {
+                    existing: "c".into(),
+                    requested: "d".into(),
+                }),
+                |i| assert_eq!(i.cluster_id, "c"),
+            ),
+            (
+                "new broker gets epoch = offset",
+                register(4, 4),
+                MetadataResponse::BrokerRegistered {
+                    broker_id: 4,
+                    broker_epoch: 6,
+                },
+                |i| {
+                    let b = &i.brokers[&4];
+                    assert_eq!(b.broker_epoch, 6);
+                    assert!(!b.fenced);
+                },
+            ),
+            (
+                "same incarnation keeps its epoch",
+                register(2, 2),
+                MetadataResponse::BrokerRegistered {
+                    broker_id: 2,
+                    broker_epoch: 3,
+                },
+                |i| assert_eq!(i.brokers[&2].broker_epoch, 3),
+            ),
+            (
+                "new incarnation bumps the epoch",
+                register(2, 22),
+                MetadataResponse::BrokerRegistered {
+                    broker_id: 2,
+                    broker_epoch: 6,
+                },
+                |i| {
+                    assert_eq!(i.brokers[&2].broker_epoch, 6);
+                    assert_eq!(i.brokers[&2].incarnation_id, Uuid::from_u128(22));
+                },
+            ),
+            (
+                "negative broker id",
+                register(-1, 9),
+                err(MetadataError::InvalidBrokerRegistration {
+                    broker_id: -1,
+                    reason: RegistrationError::NegativeBrokerId,
+                }),
+                |i| assert_eq!(i.brokers.len(), 3),
+            ),
+            (
+                "broker without listeners",
+                MetadataCommand::RegisterBroker {
+                    broker_id: 5,
+                    incarnation_id: Uuid::from_u128(5),
+                    listeners: vec![],
+                    rack: None,
+                },
+                err(MetadataError::InvalidBrokerRegistration {
+                    broker_id: 5,
+                    reason: RegistrationError::NoListeners,
+                }),
+                unchanged,
+            ),
+            (
+                "duplicate listener name",
+                MetadataCommand::RegisterBroker {
+                    broker_id: 5,
+                    incarnation_id: Uuid::from_u128(5),
+                    listeners: vec![listener(1), listener(2)],
+                    rack: None,
+                },
+                err(MetadataError::InvalidBrokerRegistration {
+                    broker_id: 5,
+                    reason: RegistrationError::DuplicateListener {
+                        name: "PLAINTEXT".into(),
+                    },
+                }),
+                unchanged,
+            ),
+            (
+                "listener port 0",
+                MetadataCommand::RegisterBroker {
+                    broker_id: 5,
+                    incarnation_id: Uuid::from_u128(5),
+                    listeners: vec![listener(0)],
+                    rack: None,
+                },
+                err(MetadataError::InvalidBrokerRegistration {
+                    broker_id: 5,
+                    reason: RegistrationError::ZeroPort {
+                        name: "PLAINTEXT".into(),
+                    },
+                }),
+                unchanged,
+            ),
+            (
+                "create topic",
+                create(200, "orders", vec![vec![3, 1], vec![1, 2], vec![2, 3]]),
+                MetadataResponse::TopicCreated { topic_id: tid(200) },
+                |i| {
+                    let t = i.topic_by_name("orders").expect("created");
+                    assert_eq!(t.id, tid(200));
+                    assert_eq!(t.partitions.len(), 3);
+                    assert_eq!(
+                        t.partitions[0],
+                        PartitionRegistration {
+                            replicas: vec![3, 1],
+                            isr: vec![3, 1],
+                            leader: 3,
+                            leader_epoch: 0,
+                            partition_epoch: 0,
+                        }
+                    );
+                },
+            ),
+            (
+                "create topic with an existing name",
+                create(200, "t", vec![vec![1, 2]]),
+                err(MetadataError::TopicAlreadyExists { name: "t".into() }),
+                |i| assert_eq!(i.topics.len(), 1),
+            ),
+            (
+                "create topic with an existing id",
+                create(100, "u", vec![vec![1, 2]]),
+                err(MetadataError::TopicIdAlreadyExists { topic_id: tid(100) }),
+                |i| assert!(i.topic_by_name("u").is_none()),
+            ),
+            (
+                "topic name: empty",
+                create(200, "", vec![vec![1]]),
+                err(MetadataError::InvalidTopicName {
+                    name: "".into(),
+                    reason: TopicNameError::Empty,
+                }),
+                |i| assert_eq!(i.topics.len(), 1),
+            ),
+            (
+                "topic name: dot",
+                create(200, ".", vec![vec![1]]),
+                err(MetadataError::InvalidTopicName {
+                    name: ".".into(),
+                    reason: TopicNameError::DotOrDotDot,
+                }),
+                unchanged,
+            ),
+            (
+                "topic name: dot dot",
+                create(200, "..", vec![vec![1]]),
+                err(MetadataError::InvalidTopicName {
+                    name: "..".into(),
+                    reason: TopicNameError::DotOrDotDot,
+                }),
+                unchanged,
+            ),
+            (
+                "topic name: illegal character",
+                create(200, "a b", vec![vec![1]]),
+                err(MetadataError::InvalidTopicName {
+                    name: "a b".into(),
+                    reason: TopicNameError::IllegalCharacter { ch: ' ' },
+                }),
+                unchanged,
+            ),
+            (
+                "topic name: non-ascii",
+                create(200, "tø", vec![vec![1]]),
+                err(MetadataError::InvalidTopicName {
+                    name: "tø".into(),
+                    reason: TopicNameError::IllegalCharacter { ch: 'ø' },
+                }),
+                unchanged,
+            ),
+            (
+                "topic name: 250 characters",
+                create(200, &long_name, vec![vec![1]]),
+                err(MetadataError::InvalidTopicName {
+                    name: long_name.clone(),
+                    reason: TopicNameError::TooLong { len: 250 },
+                }),
+                unchanged,
+            ),
+            (
+                "topic name: 249 characters is fine",
+                create(200, &max_name, vec![vec![1]]),
+                MetadataResponse::TopicCreated { topic_id: tid(200) },
+                |i| assert_eq!(i.topics.len(), 2),
+            ),
+            (
+                "topic name: all legal characters",
+                create(200, "Az09._-", vec![vec![1]]),
+                MetadataResponse::TopicCreated { topic_id: tid(200) },
+                |i| assert!(i.topic_by_name("Az09._-").is_some()),
+            ),
+            (
+                "topic name: underscore without a dotted twin is fine",
+                create(200, "a_b", vec![vec![1]]),
+                MetadataResponse::TopicCreated { topic_id: tid(200) },
+                |i| assert!(i.topic_by_name("a_b").is_some()),
+            ),
+            (
+                "no partitions",
+                create(200, "u", vec![]),
+                err(MetadataError::InvalidPartitions {
+                    reason: PartitionsError::NoPartitions,
+                }),
+                unchanged,
+            ),
+            (
+                "empty replica list",
+                create(200, "u", vec![vec![]]),
+                err(MetadataError::InvalidReplicaAssignment {
+                    partition: 0,
+                    reason: ReplicaAssignmentError::Empty,
+                }),
+                unchanged,
+            ),
+            (
+                "unregistered replica",
+                create(200, "u", vec![vec![1, 2], vec![1, 9]]),
+                err(MetadataError::InvalidReplicaAssignment {
+                    partition: 1,
+                    reason: ReplicaAssignmentError::UnknownBroker { broker_id: 9 },
+                }),
+                |i| assert!(i.topic_by_name("u").is_none()),
+            ),
+            (
+                "duplicate replica",
+                create(200, "u", vec![vec![1, 1]]),
+                err(MetadataError::InvalidReplicaAssignment {
+                    partition: 0,
+                    reason: ReplicaAssignmentError::DuplicateReplica { broker_id: 1 },
+                }),
+                unchanged,
+            ),
+            (
+                "inconsistent replication factor",
+                create(200, "u", vec![vec![1, 2], vec![1]]),
+                err(MetadataError::InvalidReplicaAssignment {
+                    partition: 1,
+                    reason: ReplicaAssignmentError::InconsistentReplicationFactor {
+                        expected: 2,
+                        actual: 1,
+                    },
+                }),
+                unchanged,
+            ),
+            (
+                "delete topic",
+                MetadataCommand::DeleteTopic { topic_id: tid(100) },
+                MetadataResponse::TopicDeleted {
+                    topic_id: tid(100),
+                    name: "t".into(),
+                },
+                |i| {
+                    assert!(i.topics.is_empty());
+                    assert!(i.topic_ids.is_empty());
+                },
+            ),
+            (
+                "delete unknown topic",
+                MetadataCommand::DeleteTopic { topic_id: tid(7) },
+                err(MetadataError::UnknownTopicId { topic_id: tid(7) }),
+                |i| assert_eq!(i.topics.len(), 1),
+            ),
+            (
+                "create partitions",
+                MetadataCommand::CreatePartitions {
+                    topic_id: tid(100),
+                    new_partitions: vec![vec![3, 1]],
+                },
+                MetadataResponse::PartitionsCreated {
+                    topic_id: tid(100),
+                    partition_count: 3,
+                },
+                |i| {
+                    let p = &i.topics[&tid(100)].partitions;
+                    assert_eq!(p.len(), 3);
+                    assert_eq!(p[2].leader, 3);
+                    assert_eq!(p[2].isr, vec![3, 1]);
+                },
+            ),
+            (
+                "create partitions must grow",
+                MetadataCommand::CreatePartitions {
+                    topic_id: tid(100),
+                    new_partitions: vec![],
+                },
+                err(MetadataError::InvalidPartitions {
+                    reason: PartitionsError::MustGrow { current: 2 },
+                }),
+                |i| assert_eq!(i.topics[&tid(100)].partitions.len(), 2),
+            ),
+            (
+                "create partitions on unknown topic",
+                MetadataCommand::CreatePartitions {
+                    topic_id: tid(7),
+                    new_partitions: vec![vec![1, 2]],
+                },
+                err(MetadataError::UnknownTopicId { topic_id: tid(7) }),
+                unchanged,
+            ),
+            (
+                "create partitions with the wrong replication factor",
+                MetadataCommand::CreatePartitions {
+                    topic_id: tid(100),
+                    new_partitions: vec![vec![1, 2, 3]],
+                },
+                err(MetadataError::InvalidReplicaAssignment {
+                    partition: 2,
+                    reason: ReplicaAssignmentError::InconsistentReplicationFactor {
+                        expected: 2,
+                        actual: 3,
+                    },
+                }),
+                |i| assert_eq!(i.topics[&tid(100)].partitions.len(), 2),
+            ),
+            (
+                "create partitions with unknown broker",
+                MetadataCommand::CreatePartitions {
+                    topic_id: tid(100),
+                    new_partitions: vec![vec![1, 2], vec![4, 1]],
+                },
+                err(MetadataError::InvalidReplicaAssignment {
+                    partition: 3,
+                    reason: ReplicaAssignmentError::UnknownBroker { broker_id: 4 },
+                }),
+                |i| assert_eq!(i.topics[&tid(100)].partitions.len(), 2),
+            ),
+            (
+                "alter configs",
+                MetadataCommand::AlterTopicConfigs {
+                    topic_id: tid(100),
+                    set: BTreeMap::from([("retention.ms".into(), "1000".into())]),
+                    delete: vec!["cleanup.policy".into()],
+                },
+                MetadataResponse::TopicConfigsAltered { topic_id: tid(100) },
+                |i| {
+                    assert_eq!(
+                        i.topics[&tid(100)].configs,
+                        BTreeMap::from([("retention.ms".into(), "1000".into())])
+                    )
+                },
+            ),
+            (
+                "alter configs: set and delete the same key",
+                MetadataCommand::AlterTopicConfigs {
+                    topic_id: tid(100),
+                    set: BTreeMap::from([("retention.ms".into(), "1000".into())]),
+                    delete: vec!["retention.ms".into()],
+                },
+                err(MetadataError::ConflictingConfigChange {
+                    key: "retention.ms".into(),
+                }),
+                |i| assert!(i.topics[&tid(100)].configs.is_empty()),
+            ),
+            (
+                "alter configs on unknown topic",
+                MetadataCommand::AlterTopicConfigs {
+                    topic_id: tid(7),
+                    set: BTreeMap::new(),
+                    delete: vec![],
+                },
+                err(MetadataError::UnknownTopicId { topic_id: tid(7) }),
+                unchanged,
+            ),
+        ];
+
+        for (name, cmd, expected, check) in cases {
+            let mut image = base();
+            let before = image.clone();
+            let got = image.apply(6, &cmd);
+            assert_eq!(got, expected, "case {name:?}");
+            assert_eq!(image.metadata_offset, 6, "case {name:?}: offset advances");
+            if matches!(got, MetadataResponse::Error(_)) {
+                let mut expected_image = before;
+                expected_image.metadata_offset = 6;
+                assert_eq!(image, expected_image, "case {name:?}: rejected must not mutate");
+            }
+            check(&image);
+        }
+    }
+
+    #[test]
+    fn init_cluster_on_empty_image() {
+        let mut image = MetadataImage::default();
+        assert_eq!(
+            image.apply(
+                1,
+                &MetadataCommand::InitCluster {
+                    cluster_id: String::new()
+                }
+            ),
+            err(MetadataError::InvalidClusterId {
+                cluster_id: String::new()
+            })
+        );
+        assert_eq!(
+            image.apply(
+                2,
+                &MetadataCommand::InitCluster {
+                    cluster_id: "x".into()
+                }
+            ),
+            MetadataResponse::ClusterInitialized {
+                cluster_id: "x".into()
+            }
+        );
+        assert_eq!(image.cluster_id, "x");
+    }
+
+    #[test]
+    fn topic_names_colliding_in_metrics_are_rejected() {
+        let mut image = base();
+        assert_eq!(
+            image.apply(6, &create(200, "a.b", vec![vec![1, 2]])),
+            MetadataResponse::TopicCreated { topic_id: tid(200) }
+        );
+        assert_eq!(
+            image.apply(7, &create(201, "a_b", vec![vec![1, 2]])),
+            err(MetadataError::InvalidTopicName {
+                name: "a_b".into(),
+                reason: TopicNameError::Collides {
+                    existing: "a.b".into()
+                },
+            })
+        );
+    }
+
+    #[test]
+    fn delete_then_recreate_same_name() {
+        let mut image = base();
+        image.apply(6, &MetadataCommand::DeleteTopic { topic_id: tid(100) });
+        assert_eq!(
+            image.apply(7, &create(101, "t", vec![vec![1]])),
+            MetadataResponse::TopicCreated { topic_id: tid(101) }
+        );
+        assert_eq!(image.topic_ids["t"], tid(101));
+    }
+
+    #[test]
+    fn image_round_trips_through_json() {
+        let image = base();
+        let bytes = serde_json::to_vec(&image).expect("serialize");
+        let back: MetadataImage = serde_json::from_slice(&bytes).expect("deserialize");
+        assert_eq!(back, image);
+    }
+}

@@ -1,0 +1,328 @@
+//! Topic-level log configs, named and defaulted as in Kafka.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::ConfigError;
+
+/// `message.timestamp.type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum TimestampType {
+    /// Keep the producer's timestamps.
+    #[default]
+    CreateTime,
+    /// The leader stamps each batch with its append time (`maxTimestamp`).
+    LogAppendTime,
+}
+
+impl fmt::Display for TimestampType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TimestampType::CreateTime => "CreateTime",
+            TimestampType::LogAppendTime => "LogAppendTime",
+        })
+    }
+}
+
+/// `cleanup.policy`. Compaction is not implemented yet: the value is held and
+/// reported; retention (time and size) only runs when the policy includes `delete`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum CleanupPolicy {
+    #[default]
+    Delete,
+    Compact,
+    /// `compact,delete` (either order).
+    CompactDelete,
+}
+
+impl CleanupPolicy {
+    /// Whether time/size retention deletes segments.
+    pub fn deletes(self) -> bool {
+        matches!(self, CleanupPolicy::Delete | CleanupPolicy::CompactDelete)
+    }
+}
+
+impl fmt::Display for CleanupPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CleanupPolicy::Delete => "delete",
+            CleanupPolicy::Compact => "compact",
+            CleanupPolicy::CompactDelete => "compact,delete",
+        })
+    }
+}
+
+/// The log's share of a topic's configs. Field docs name the Kafka config.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogConfig {
+    /// `segment.bytes`: roll when the active segment would grow past this. Default 1 GiB.
+    pub segment_bytes: u64,
+    /// `segment.ms`: roll when the active segment's first append is this old. Default 7 days.
+    pub segment_ms: i64,
+    /// `retention.ms`: delete segments whose largest timestamp is older. -1 = unlimited. Default 7 days.
+    pub retention_ms: i64,
+    /// `retention.bytes`: delete oldest segments while the log is bigger. -1 = unlimited (default).
+    pub retention_bytes: i64,
+    /// `flush.messages`: flush after this many unflushed records. Default never.
+    pub flush_messages: i64,
+    /// `flush.ms`: flush when the last flush is this old. Default never.
+    pub flush_ms: i64,
+    /// `index.interval.bytes`: bytes of batches between two offset-index entries. Default 4096.
+    pub index_interval_bytes: u32,
+    /// `segment.index.bytes`: maximum index file size; the segment rolls when full. Default 10 MiB.
+    pub segment_index_bytes: u32,
+    /// `max.message.bytes`: largest accepted batch. Default 1048588.
+    pub max_message_bytes: u32,
+    /// `message.timestamp.type`. Default CreateTime.
+    pub message_timestamp_type: TimestampType,
+    /// `cleanup.policy`. Default delete.
+    pub cleanup_policy: CleanupPolicy,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: 1024 * 1024 * 1024,
+            segment_ms: 7 * 24 * 60 * 60 * 1000,
+            retention_ms: 7 * 24 * 60 * 60 * 1000,
+            retention_bytes: -1,
+            flush_messages: i64::MAX,
+            flush_ms: i64::MAX,
+            index_interval_bytes: 4096,
+            segment_index_bytes: 10 * 1024 * 1024,
+            max_message_bytes: 1_048_588,
+            message_timestamp_type: TimestampType::CreateTime,
+            cleanup_policy: CleanupPolicy::Delete,
+        }
+    }
+}
+
+pub const SEGMENT_BYTES: &str = "segment.bytes";
+pub const SEGMENT_MS: &str = "segment.ms";
+pub const RETENTION_MS: &str = "retention.ms";
+pub const RETENTION_BYTES: &str = "retention.bytes";
+pub const FLUSH_MESSAGES: &str = "flush.messages";
+pub const FLUSH_MS: &str = "flush.ms";
+pub const INDEX_INTERVAL_BYTES: &str = "index.interval.bytes";
+pub const SEGMENT_INDEX_BYTES: &str = "segment.index.bytes";
+pub const MAX_MESSAGE_BYTES: &str = "max.message.bytes";
+pub const MESSAGE_TIMESTAMP_TYPE: &str = "message.timestamp.type";
+pub const CLEANUP_POLICY: &str = "cleanup.policy";
+
+const KNOWN: [&str; 11] = [
+    SEGMENT_BYTES,
+    SEGMENT_MS,
+    RETENTION_MS,
+    RETENTION_BYTES,
+    FLUSH_MESSAGES,
+    FLUSH_MS,
+    INDEX_INTERVAL_BYTES,
+    SEGMENT_INDEX_BYTES,
+    MAX_MESSAGE_BYTES,
+    MESSAGE_TIMESTAMP_TYPE,
+    CLEANUP_POLICY,
+];
+
+fn parse_int<T: FromStr + PartialOrd + Copy>(
+    name: &'static str,
+    value: &str,
+    min: T,
+    max: T,
+) -> Result<T, ConfigError> {
+    let v: T = value.trim().parse().map_err(|_| ConfigError::InvalidValue {
+        name,
+        value: value.to_owned(),
+        reason: "not an integer in range",
+    })?;
+    if v < min || v > max {
+        return Err(ConfigError::InvalidValue {
+            name,
+            value: value.to_owned(),
+            reason: "out of the allowed range",
+        });
+    }
+    Ok(v)
+}
+
+impl LogConfig {
+    /// Overlay topic-level configs (Kafka names, string values) on these defaults.
+    ///
+    /// Names this crate does not own (e.g. `min.insync.replicas`) are ignored, so
+    /// the broker can pass a topic's whole config map; the broker rejects names
+    /// nobody knows. Ranges follow Kafka's validators, except that `segment.bytes`
+    /// is capped at `i32::MAX` (segment positions are u32 in the index, as in Kafka).
+    pub fn with_overrides(
+        &self,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<LogConfig, ConfigError> {
+        let mut c = self.clone();
+        for (name, value) in overrides {
+            match name.as_str() {
+                SEGMENT_BYTES => {
+                    c.segment_bytes = parse_int(SEGMENT_BYTES, value, 14, i32::MAX as u64)?
+                }
+                SEGMENT_MS => c.segment_ms = parse_int(SEGMENT_MS, value, 1, i64::MAX)?,
+                RETENTION_MS => c.retention_ms = parse_int(RETENTION_MS, value, -1, i64::MAX)?,
+                RETENTION_BYTES => {
+                    c.retention_bytes = parse_int(RETENTION_BYTES, value, i64::MIN, i64::MAX)?
+                }
+                FLUSH_MESSAGES => {
+                    c.flush_messages = parse_int(FLUSH_MESSAGES, value, 1, i64::MAX)?
+                }
+                FLUSH_MS => c.flush_ms = parse_int(FLUSH_MS, value, 0, i64::MAX)?,
+                INDEX_INTERVAL_BYTES => {
+                    c.index_interval_bytes =
+                        parse_int(INDEX_INTERVAL_BYTES, value, 0, i32::MAX as u32)?
+                }
+                SEGMENT_INDEX_BYTES => {
+                    c.segment_index_bytes =
+                        parse_int(SEGMENT_INDEX_BYTES, value, 4, i32::MAX as u32)?
+                }
+                MAX_MESSAGE_BYTES => {
+                    c.max_message_bytes = parse_int(MAX_MESSAGE_BYTES, value, 0, i32::MAX as u32)?
+                }
+                MESSAGE_TIMESTAMP_TYPE => {
+                    c.message_timestamp_type = match value.trim() {
+                        "CreateTime" => TimestampType::CreateTime,
+                        "LogAppendTime" => TimestampType::LogAppendTime,
+                        _ => {
+                            return Err(ConfigError::InvalidValue {
+                                name: MESSAGE_TIMESTAMP_TYPE,
+                                value: value.clone(),
+                                reason: "expected CreateTime or LogAppendTime",
+                            });
+                        }
+                    }
+                }
+                CLEANUP_POLICY => c.cleanup_policy = parse_cleanup_policy(value)?,
+                _ => {}
+            }
+        }
+        Ok(c)
+    }
+
+    /// Every topic config this crate knows: (Kafka name, value as string). For DescribeConfigs.
+    pub fn entries(&self) -> Vec<(&'static str, String)> {
+        vec![
+            (SEGMENT_BYTES, self.segment_bytes.to_string()),
+            (SEGMENT_MS, self.segment_ms.to_string()),
+            (RETENTION_MS, self.retention_ms.to_string()),
+            (RETENTION_BYTES, self.retention_bytes.to_string()),
+            (FLUSH_MESSAGES, self.flush_messages.to_string()),
+            (FLUSH_MS, self.flush_ms.to_string()),
+            (INDEX_INTERVAL_BYTES, self.index_interval_bytes.to_string()),
+            (SEGMENT_INDEX_BYTES, self.segment_index_bytes.to_string()),
+            (MAX_MESSAGE_BYTES, self.max_message_bytes.to_string()),
+            (MESSAGE_TIMESTAMP_TYPE, self.message_timestamp_type.to_string()),
+            (CLEANUP_POLICY, self.cleanup_policy.to_string()),
+        ]
+    }
+
+    /// Whether `name` is a topic config owned by the log (the broker adds its own).
+    pub fn is_known(name: &str) -> bool {
+        KNOWN.contains(&name)
+    }
+
+    /// Maximum entries of an offset index (8 bytes each).
+    pub(crate) fn max_offset_index_entries(&self) -> usize {
+        (self.segment_index_bytes / 8).max(1) as usize
+    }
+
+    /// Maximum entries of a time index (12 bytes each).
+    pub(crate) fn max_time_index_entries(&self) -> usize {
+        (self.segment_index_bytes / 12).max(1) as usize
+    }
+}
+
+fn parse_cleanup_policy(value: &str) -> Result<CleanupPolicy, ConfigError> {
+    let (mut delete, mut compact) = (false, false);
+    for part in value.split(',').map(str::trim) {
+        match part {
+            "delete" => delete = true,
+            "compact" => compact = true,
+            _ => {
+                return Err(ConfigError::InvalidValue {
+                    name: CLEANUP_POLICY,
+                    value: value.to_owned(),
+                    reason: "expected a list of delete, compact",
+                });
+            }
+        }
+    }
+    match (delete, compact) {
+        (true, false) => Ok(CleanupPolicy::Delete),
+        (false, true) => Ok(CleanupPolicy::Compact),
+        (true, true) => Ok(CleanupPolicy::CompactDelete),
+        (false, false) => Err(ConfigError::InvalidValue {
+            name: CLEANUP_POLICY,
+            value: value.to_owned(),
+            reason: "empty policy",
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_kafkas() {
+        let c = LogConfig::default();
+        assert_eq!(c.segment_bytes, 1_073_741_824);
+        assert_eq!(c.retention_ms, 604_800_000);
+        assert_eq!(c.max_message_bytes, 1_048_588);
+        assert_eq!(c.entries().len(), KNOWN.len());
+        for (name, _) in c.entries() {
+            assert!(LogConfig::is_known(name));
+        }
+        assert!(!LogConfig::is_known("min.insync.replicas"));
+    }
+
+    #[test]
+    fn overrides_apply_and_round_trip_through_entries() {
+        let c = LogConfig::default()
+            .with_overrides(&map(&[
+                ("segment.bytes", "1048576"),
+                ("retention.ms", "-1"),
+                ("message.timestamp.type", "LogAppendTime"),
+                ("cleanup.policy", "delete,compact"),
+                ("min.insync.replicas", "2"),
+            ]))
+            .expect("valid");
+        assert_eq!(c.segment_bytes, 1_048_576);
+        assert_eq!(c.retention_ms, -1);
+        assert_eq!(c.message_timestamp_type, TimestampType::LogAppendTime);
+        assert_eq!(c.cleanup_policy, CleanupPolicy::CompactDelete);
+        let again: BTreeMap<String, String> = c
+            .entries()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        assert_eq!(LogConfig::default().with_overrides(&again), Ok(c));
+    }
+
+    #[test]
+    fn bad_values_are_rejected() {
+        for (k, v) in [
+            ("segment.bytes", "10"),
+            ("segment.bytes", "abc"),
+            ("retention.ms", "-2"),
+            ("flush.messages", "0"),
+            ("message.timestamp.type", "Now"),
+            ("cleanup.policy", "shred"),
+        ] {
+            assert!(
+                LogConfig::default().with_overrides(&map(&[(k, v)])).is_err(),
+                "{k}={v}"
+            );
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! End-to-end tests: real `fjord` processes on loopback, real clients.
+//!
+//! One test binary (modules below) to keep link time down. Every test starts its own node via
+//! `fjord_e2e::FjordNode`, which fails the test if the node log shows a panic. Time bounds:
+//! `fjord_e2e::bounded` per async test, plus nextest's slow-timeout in `.config/nextest.toml`.
+
+mod admin_cli;
+mod durability;
+mod produce_consume;
+mod protocol_errors;
