@@ -1,1 +1,130 @@
-fn main() {}
+//! The `fjord` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use fjord_server::admin::{self, ConnectArgs, ConsumeArgs, ProduceArgs, TopicCommand};
+use fjord_server::config::FileConfig;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "fjord", version, about = "A Kafka-compatible, replicated event streaming cluster")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a single node with embedded defaults: nothing to configure.
+    Dev {
+        /// Where logs and metadata live.
+        #[arg(long, env = "FJORD_DATA_DIR", default_value = "./fjord-data")]
+        data_dir: PathBuf,
+        /// The Kafka listener (HOST:PORT).
+        #[arg(long, env = "FJORD_KAFKA_ADDR", default_value = "127.0.0.1:9092")]
+        kafka_addr: String,
+    },
+    /// Run a cluster member from a TOML config file (FJORD_* env overrides it).
+    Server {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Create, list, describe, delete topics and add partitions.
+    Topic {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        #[command(subcommand)]
+        command: TopicCommand,
+    },
+    /// Produce stdin lines as records.
+    Produce {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        #[command(flatten)]
+        args: ProduceArgs,
+    },
+    /// Print records of a topic.
+    Consume {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        #[command(flatten)]
+        args: ConsumeArgs,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("fjord: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("fjord: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Dev { data_dir, kafka_addr } => {
+            let file = FileConfig {
+                data_dir,
+                kafka_addr,
+                ..FileConfig::default()
+            };
+            serve(file).await
+        }
+        Command::Server { config } => {
+            let mut file = FileConfig::load(&config)?;
+            file.apply_env(|key| std::env::var(key).ok())?;
+            serve(file).await
+        }
+        Command::Topic { connect, command } => admin::run_topic(&connect, command).await,
+        Command::Produce { connect, args } => admin::run_produce(&connect, args).await,
+        Command::Consume { connect, args } => admin::run_consume(&connect, args).await,
+    }
+}
+
+async fn serve(file: FileConfig) -> anyhow::Result<()> {
+    let config = file.validate()?;
+    let shutdown = CancellationToken::new();
+    let signals = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        signals.cancel();
+    });
+    fjord_server::node::run(config, shutdown).await?;
+    Ok(())
+}
+
+/// SIGTERM or SIGINT (Ctrl-C).
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(err) => {
+            tracing::warn!(%err, "cannot listen for SIGTERM; only Ctrl-C stops the node");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
