@@ -211,7 +211,11 @@ pub(crate) fn validate(
 
 /// The leader's 17-byte prefix: new baseOffset and partitionLeaderEpoch,
 /// the client's batchLength and magic.
-pub(crate) fn leader_prefix(original: &[u8], base_offset: i64, leader_epoch: i32) -> [u8; LEADER_PREFIX_LEN] {
+pub(crate) fn leader_prefix(
+    original: &[u8],
+    base_offset: i64,
+    leader_epoch: i32,
+) -> [u8; LEADER_PREFIX_LEN] {
     let mut p = [0u8; LEADER_PREFIX_LEN];
     p.copy_from_slice(&original[..LEADER_PREFIX_LEN]);
     p[..8].copy_from_slice(&base_offset.to_be_bytes());
@@ -269,7 +273,8 @@ pub(crate) mod test_util {
                 producer_epoch: -1,
                 timestamp_type: TimestampType::Creation,
                 offset: i as i64,
-                sequence: -1,
+                // offset - sequence must be constant or the encoder splits the batch.
+                sequence: i as i32,
                 timestamp: ts0 + i as i64,
                 key: Some(Bytes::from(format!("k{i}"))),
                 value: Some(Bytes::from(vec![b'v'; value_len])),

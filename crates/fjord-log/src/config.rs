@@ -130,11 +130,14 @@ fn parse_int<T: FromStr + PartialOrd + Copy>(
     min: T,
     max: T,
 ) -> Result<T, ConfigError> {
-    let v: T = value.trim().parse().map_err(|_| ConfigError::InvalidValue {
-        name,
-        value: value.to_owned(),
-        reason: "not an integer in range",
-    })?;
+    let v: T = value
+        .trim()
+        .parse()
+        .map_err(|_| ConfigError::InvalidValue {
+            name,
+            value: value.to_owned(),
+            reason: "not an integer in range",
+        })?;
     if v < min || v > max {
         return Err(ConfigError::InvalidValue {
             name,
@@ -167,9 +170,7 @@ impl LogConfig {
                 RETENTION_BYTES => {
                     c.retention_bytes = parse_int(RETENTION_BYTES, value, i64::MIN, i64::MAX)?
                 }
-                FLUSH_MESSAGES => {
-                    c.flush_messages = parse_int(FLUSH_MESSAGES, value, 1, i64::MAX)?
-                }
+                FLUSH_MESSAGES => c.flush_messages = parse_int(FLUSH_MESSAGES, value, 1, i64::MAX)?,
                 FLUSH_MS => c.flush_ms = parse_int(FLUSH_MS, value, 0, i64::MAX)?,
                 INDEX_INTERVAL_BYTES => {
                     c.index_interval_bytes =
@@ -214,7 +215,10 @@ impl LogConfig {
             (INDEX_INTERVAL_BYTES, self.index_interval_bytes.to_string()),
             (SEGMENT_INDEX_BYTES, self.segment_index_bytes.to_string()),
             (MAX_MESSAGE_BYTES, self.max_message_bytes.to_string()),
-            (MESSAGE_TIMESTAMP_TYPE, self.message_timestamp_type.to_string()),
+            (
+                MESSAGE_TIMESTAMP_TYPE,
+                self.message_timestamp_type.to_string(),
+            ),
             (CLEANUP_POLICY, self.cleanup_policy.to_string()),
         ]
     }
@@ -320,7 +324,9 @@ mod tests {
             ("cleanup.policy", "shred"),
         ] {
             assert!(
-                LogConfig::default().with_overrides(&map(&[(k, v)])).is_err(),
+                LogConfig::default()
+                    .with_overrides(&map(&[(k, v)]))
+                    .is_err(),
                 "{k}={v}"
             );
         }

@@ -1,1 +1,96 @@
-//! fjord-log
+//! Partition log storage for Fjord: one [`Log`] per partition directory.
+//!
+//! # What this crate owns
+//! Storing, serving, recovering and expiring the record batches of one
+//! partition replica, plus the partition's leader epoch cache. It knows
+//! nothing of replication or the network: the broker decides *when* to
+//! append, read (up to the high watermark), truncate, flush and apply
+//! retention; this crate does it durably and cheaply. `Log` is `Send + Sync`;
+//! the broker serialises mutation (one lock per log), reads take `&self`.
+//!
+//! # Layout on disk (Kafka's)
+//! ```text
+//! <dir>/00000000000000000000.log        record batches, stored as received
+//! <dir>/00000000000000000000.index      sparse offset index (u32 rel. offset, u32 position)
+//! <dir>/00000000000000000000.timeindex  sparse time index (i64 timestamp, u32 rel. offset)
+//! <dir>/recovery-point-checkpoint       "0\n<offset>\n": offsets below are fsynced
+//! <dir>/log-start-offset-checkpoint     "0\n<offset>\n"
+//! <dir>/leader-epoch-checkpoint         "0\n<n>\n<epoch> <start offset>\n"...
+//! ```
+//! Segments are named by their base offset in 20 digits. Checkpoints are
+//! written to a temp file, fsynced, renamed and the directory fsynced.
+//! Index entries are big-endian; an offset-index entry maps a batch's base
+//! offset to its position (Kafka keys by the batch's last offset; either
+//! works because lookups walk batch headers forward from the entry).
+//!
+//! # Batches
+//! Only magic v2 batches are accepted. The leader validates each batch
+//! (lengths, magic, CRC32C, `max.message.bytes`, `recordsCount > 0`,
+//! `lastOffsetDelta == recordsCount - 1`, known codec) and rewrites only
+//! `baseOffset` and `partitionLeaderEpoch` (outside the CRC): it writes a new
+//! 17-byte prefix and the client's body slice with one vectored write, never
+//! copying the body. With `message.timestamp.type=LogAppendTime` the leader
+//! also sets the timestamp-type bit and `maxTimestamp = now` and patches the
+//! CRC arithmetically (CRC32C is affine, so only the 40 changed header bytes
+//! are hashed and shifted with `crc32c_combine`): the prefix is then the whole
+//! 61-byte header, the body is still not copied. On a CreateTime topic a
+//! producer batch claiming LogAppendTime is rejected (`InvalidTimestamp`).
+//! Append and read never decode records; only `offset_for_timestamp` and
+//! `max_timestamp` decode one batch (cold paths).
+//!
+//! # Indexes
+//! Indexes live in memory (`Vec`s) and are written to their files when a
+//! segment is rolled and on close, fsynced on the next flush before the
+//! recovery point passes them. An offset-index entry is added every
+//! `index.interval.bytes`; a time-index entry is added at the same moments
+//! when the segment's largest timestamp grew, plus a final one on roll so the
+//! last entry is the segment's largest timestamp. A segment rolls when
+//! `segment.bytes` would be exceeded, `segment.ms` has passed since its first
+//! append (wall clock; after a restart, the first batch's timestamp), either
+//! index reaches `segment.index.bytes`, or offsets no longer fit the u32
+//! relative offsets / positions.
+//!
+//! # Recovery (in [`Log::open`])
+//! Segments wholly below the recovery point are trusted: their index files
+//! are loaded if they pass sanity checks (whole entries, strictly increasing,
+//! inside the file, last offset entry points at a matching batch header, a
+//! time entry when non-empty), else rebuilt by walking batch headers; a
+//! trusted segment whose headers do not walk is a `CorruptSegment` error
+//! (flushed data is never dropped silently). Every later segment (always
+//! including the active one) is validated batch by batch (framing, magic,
+//! CRC32C, increasing offsets); at the first bad batch the segment is cut
+//! there and all later segments are deleted. Then segments wholly below the
+//! log start are deleted, the epoch cache is trimmed to the log, the
+//! recovered data is fsynced and the recovery point set to the log end.
+//!
+//! # Invariants
+//! - There is always at least one segment; the last one is the active one and
+//!   the only one appended to. Its `next_offset` is the log end offset (LEO).
+//! - Segment files contain only whole, validated batches with increasing
+//!   offsets; a failed write is cut back. Nothing corrupt is ever served.
+//! - `log_start_offset <= LEO`; it only moves up, except `truncate_to` below it
+//!   (which restarts the log empty there).
+//! - Reads return whole batches from one segment, starting with the batch
+//!   containing the requested offset.
+//! - Retention deletes whole segments only, oldest first, never the active
+//!   one (an entirely expired active segment is rolled first).
+//! - `size_bytes` counts `.log` files only.
+
+mod batch;
+mod checkpoint;
+mod config;
+mod error;
+mod leader_epoch;
+mod log;
+mod offset_index;
+mod segment;
+mod time_index;
+
+pub use batch::{BatchHeader, HEADER_LEN, LOG_OVERHEAD, MAGIC_V2};
+pub use config::{CleanupPolicy, LogConfig, TimestampType};
+pub use error::{ConfigError, LogError};
+pub use leader_epoch::LeaderEpochCache;
+pub use log::{AppendInfo, Log, ReadInfo};
+
+#[cfg(test)]
+mod tests;

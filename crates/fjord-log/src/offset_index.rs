@@ -36,12 +36,6 @@ impl OffsetIndex {
         if i == 0 { 0 } else { self.entries[i - 1].1 }
     }
 
-    /// Drop entries at or past `position` (after a truncation of the log file).
-    pub(crate) fn truncate_to_position(&mut self, position: u32) {
-        let i = self.entries.partition_point(|&(_, p)| p < position);
-        self.entries.truncate(i);
-    }
-
     pub(crate) fn last(&self) -> Option<(u32, u32)> {
         self.entries.last().copied()
     }
@@ -94,8 +88,6 @@ mod tests {
         assert_eq!(idx.lookup(10), 100);
         assert_eq!(idx.lookup(19), 100);
         assert_eq!(idx.lookup(1000), 200);
-        idx.truncate_to_position(200);
-        assert_eq!(idx.lookup(1000), 100);
     }
 
     #[test]

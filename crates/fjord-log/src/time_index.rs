@@ -45,12 +45,6 @@ impl TimeIndex {
         self.entries.last().copied()
     }
 
-    /// Drop entries at or past `relative_offset`.
-    pub(crate) fn truncate_to_offset(&mut self, relative_offset: u32) {
-        let i = self.entries.partition_point(|&(_, o)| o < relative_offset);
-        self.entries.truncate(i);
-    }
-
     pub(crate) fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.entries.len() * ENTRY_LEN);
         for &(t, o) in &self.entries {
@@ -102,7 +96,6 @@ mod tests {
         let bytes = idx.to_bytes();
         assert_eq!(TimeIndex::from_bytes(&bytes, 11), Some(idx.clone()));
         assert_eq!(TimeIndex::from_bytes(&bytes, 10), None);
-        idx.truncate_to_offset(10);
-        assert_eq!(idx.last(), Some((100, 0)));
+        assert_eq!(idx.last(), Some((200, 10)));
     }
 }

@@ -1,0 +1,103 @@
+//! Small text checkpoint files, written atomically (temp file, fsync,
+//! rename, fsync of the directory).
+//!
+//! Offset checkpoints (`recovery-point-checkpoint`, `log-start-offset-checkpoint`)
+//! hold two lines: the format version `0` and the offset.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::LogError;
+
+pub(crate) const RECOVERY_POINT: &str = "recovery-point-checkpoint";
+pub(crate) const LOG_START_OFFSET: &str = "log-start-offset-checkpoint";
+pub(crate) const LEADER_EPOCH: &str = "leader-epoch-checkpoint";
+pub(crate) const TMP_SUFFIX: &str = ".tmp";
+
+/// Replace `dir/name` with `contents` atomically and durably.
+pub(crate) fn write_atomic(dir: &Path, name: &str, contents: &[u8]) -> Result<(), LogError> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!("{name}{TMP_SUFFIX}"));
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .map_err(LogError::io("creating", &tmp))?;
+    f.write_all(contents)
+        .map_err(LogError::io("writing", &tmp))?;
+    f.sync_all().map_err(LogError::io("syncing", &tmp))?;
+    drop(f);
+    fs::rename(&tmp, &path).map_err(LogError::io("renaming to", &path))?;
+    sync_dir(dir)
+}
+
+/// fsync a directory so that creations, renames and deletions in it are durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), LogError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(LogError::io("syncing directory", dir))
+}
+
+/// Read `dir/name`; `None` if it does not exist.
+pub(crate) fn read(dir: &Path, name: &str) -> Result<Option<(PathBuf, String)>, LogError> {
+    let path = dir.join(name);
+    match fs::read_to_string(&path) {
+        Ok(s) => Ok(Some((path, s))),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(LogError::Io {
+            context: "reading",
+            path,
+            source: e,
+        }),
+    }
+}
+
+pub(crate) fn write_offset(dir: &Path, name: &str, offset: i64) -> Result<(), LogError> {
+    write_atomic(dir, name, format!("0\n{offset}\n").as_bytes())
+}
+
+/// Read an offset checkpoint; `None` if the file does not exist.
+pub(crate) fn read_offset(dir: &Path, name: &str) -> Result<Option<i64>, LogError> {
+    let Some((path, text)) = read(dir, name)? else {
+        return Ok(None);
+    };
+    let mut lines = text.lines();
+    if lines.next().map(str::trim) != Some("0") {
+        return Err(LogError::CorruptCheckpoint {
+            path,
+            reason: "unknown version",
+        });
+    }
+    match lines.next().map(|l| l.trim().parse::<i64>()) {
+        Some(Ok(offset)) if offset >= 0 => Ok(Some(offset)),
+        _ => Err(LogError::CorruptCheckpoint {
+            path,
+            reason: "expected a non-negative offset",
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offset_round_trip() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert_eq!(read_offset(dir.path(), RECOVERY_POINT).expect("read"), None);
+        write_offset(dir.path(), RECOVERY_POINT, 42).expect("write");
+        write_offset(dir.path(), RECOVERY_POINT, 43).expect("write");
+        assert_eq!(
+            read_offset(dir.path(), RECOVERY_POINT).expect("read"),
+            Some(43)
+        );
+        assert!(!dir.path().join("recovery-point-checkpoint.tmp").exists());
+        fs::write(dir.path().join(RECOVERY_POINT), "0\nx\n").expect("write");
+        assert!(matches!(
+            read_offset(dir.path(), RECOVERY_POINT),
+            Err(LogError::CorruptCheckpoint { .. })
+        ));
+    }
+}

@@ -1,0 +1,886 @@
+//! `Log`: one partition's directory of segments.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::IoSlice;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use kafka_protocol::records::RecordBatchDecoder;
+
+use crate::batch::{self, BatchHeader, HEADER_LEN, LEADER_PREFIX_LEN, Origin};
+use crate::checkpoint::{self, LEADER_EPOCH, LOG_START_OFFSET, RECOVERY_POINT, TMP_SUFFIX};
+use crate::config::{LogConfig, TimestampType};
+use crate::error::LogError;
+use crate::leader_epoch::LeaderEpochCache;
+use crate::segment::{self, INDEX_SUFFIX, LOG_SUFFIX, LogSegment, PlacedBatch, TIME_INDEX_SUFFIX};
+
+/// Result of an append.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub first_offset: i64,
+    pub last_offset: i64,
+    /// Largest batch `maxTimestamp` (the append time with LogAppendTime); -1 if none.
+    pub max_timestamp: i64,
+    /// Last offset of the batch holding `max_timestamp` (batch-level, records are not decoded).
+    pub offset_of_max_timestamp: i64,
+    pub num_batches: u32,
+    /// Sum of the batches' `recordsCount`.
+    pub num_records: u32,
+    /// The append time stamped on the batches; -1 with CreateTime.
+    pub log_append_time: i64,
+}
+
+/// Result of a read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadInfo {
+    /// Whole stored batches, possibly empty.
+    pub records: Bytes,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+}
+
+/// The header bytes the leader writes in front of a batch's untouched body.
+enum Rewritten {
+    Prefix([u8; LEADER_PREFIX_LEN]),
+    Header([u8; HEADER_LEN]),
+}
+
+impl Rewritten {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Rewritten::Prefix(p) => p,
+            Rewritten::Header(h) => h,
+        }
+    }
+}
+
+fn wall_clock_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// One partition's log. See the crate docs for layout and invariants.
+pub struct Log {
+    dir: PathBuf,
+    config: LogConfig,
+    /// By base offset; never empty; the last one is the active segment.
+    segments: BTreeMap<i64, LogSegment>,
+    log_start_offset: i64,
+    /// Offsets below this are fsynced (persisted in `recovery-point-checkpoint`).
+    recovery_point: i64,
+    leader_epoch_cache: LeaderEpochCache,
+    /// Records appended since the last flush.
+    unflushed_messages: i64,
+    /// Wall-clock ms of the last flush (or open).
+    last_flush_ms: i64,
+    /// Segment files were created or deleted since the directory was last fsynced.
+    dir_dirty: bool,
+}
+
+impl Log {
+    /// Open or create the log in `dir`, running recovery: segments wholly
+    /// below the recovery checkpoint are trusted (indexes loaded or rebuilt
+    /// from headers); every later batch is validated (framing, magic, CRC32C,
+    /// increasing offsets) and the log is cut at the first bad one, deleting
+    /// any later segments.
+    pub fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
+        fs::create_dir_all(dir).map_err(LogError::io("creating log directory", dir))?;
+        let bases = scan_directory(dir)?;
+        let log_start_checkpoint = checkpoint::read_offset(dir, LOG_START_OFFSET)?;
+        let recovery_checkpoint = checkpoint::read_offset(dir, RECOVERY_POINT)?.unwrap_or(0);
+        let mut leader_epoch_cache = match checkpoint::read(dir, LEADER_EPOCH)? {
+            None => LeaderEpochCache::default(),
+            Some((path, text)) => {
+                LeaderEpochCache::from_text(&text).ok_or(LogError::CorruptCheckpoint {
+                    path,
+                    reason: "malformed leader epoch entries",
+                })?
+            }
+        };
+        let interval = config.index_interval_bytes;
+        let mut segments = BTreeMap::new();
+        let mut dir_dirty = false;
+        for (i, &base) in bases.iter().enumerate() {
+            let mut seg = LogSegment::open(dir, base)?;
+            let next_base = bases.get(i + 1).copied();
+            let trusted = next_base.is_some_and(|n| n <= recovery_checkpoint);
+            if trusted {
+                let next_base = next_base.unwrap_or(base);
+                if !seg.load_indexes(next_base)? {
+                    tracing::info!(dir = %dir.display(), base, "rebuilding indexes of a segment");
+                    if let Some(position) = seg.rebuild(false, interval)? {
+                        return Err(LogError::CorruptSegment {
+                            path: dir.join(segment::file_name(base, LOG_SUFFIX)),
+                            position,
+                        });
+                    }
+                }
+                segments.insert(base, seg);
+                continue;
+            }
+            let prev_next = segments.values().next_back().map(LogSegment::next_offset);
+            let overlaps = prev_next.is_some_and(|n| base < n);
+            // Data read back may still be only in the page cache: fsync it
+            // before the recovery point moves past it.
+            seg.mark_unsynced();
+            let torn = if overlaps {
+                Some(0)
+            } else {
+                seg.rebuild(true, interval)?
+            };
+            if let Some(position) = torn {
+                tracing::warn!(dir = %dir.display(), base, position,
+                    "truncating a torn or corrupt log tail during recovery");
+                seg.truncate_to_position(position, interval)?;
+                let keep_empty = segments.is_empty() || position > 0;
+                if keep_empty {
+                    segments.insert(base, seg);
+                } else {
+                    seg.delete()?;
+                }
+                for &later in &bases[i + 1..] {
+                    LogSegment::open(dir, later)?.delete()?;
+                }
+                dir_dirty = true;
+                break;
+            }
+            segments.insert(base, seg);
+        }
+        let first_base = bases.first().copied();
+        if segments.is_empty() {
+            let base = log_start_checkpoint.or(first_base).unwrap_or(0);
+            segments.insert(base, LogSegment::create(dir, base)?);
+            dir_dirty = true;
+        }
+        let mut log = Log {
+            dir: dir.to_owned(),
+            config,
+            segments,
+            log_start_offset: 0,
+            // Not a valid offset: the first flush below writes the checkpoint.
+            recovery_point: -1,
+            leader_epoch_cache: LeaderEpochCache::default(),
+            unflushed_messages: 0,
+            last_flush_ms: wall_clock_ms(),
+            dir_dirty,
+        };
+        let first = log.first_segment().base_offset();
+        log.log_start_offset = log_start_checkpoint.unwrap_or(first).max(first);
+        if log.log_start_offset > log.log_end_offset() {
+            let start = log.log_start_offset;
+            log.truncate_fully_and_start_at(start)?;
+        }
+        log.delete_segments_below_log_start()?;
+        leader_epoch_cache.truncate_from_end(log.log_end_offset());
+        leader_epoch_cache.truncate_from_start(log.log_start_offset);
+        log.leader_epoch_cache = leader_epoch_cache;
+        log.persist_leader_epochs()?;
+        checkpoint::write_offset(&log.dir, LOG_START_OFFSET, log.log_start_offset)?;
+        let now = wall_clock_ms();
+        let first_ts = log.active().first_batch_timestamp()?;
+        log.active_mut()
+            .set_rolling_base_ms(first_ts.map(|ts| ts.clamp(0, now)));
+        // Everything scanned is valid: make it durable and move the recovery point.
+        log.flush()?;
+        Ok(log)
+    }
+
+    /// Validate each batch and append it, assigning offsets from the log end
+    /// and stamping `leader_epoch`. The batch bodies are written from
+    /// `records` as they are (vectored write), behind a rewritten 17-byte
+    /// prefix (61-byte header with LogAppendTime). All batches or none.
+    pub fn append_as_leader(
+        &mut self,
+        records: &Bytes,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        let batches = split_batches(records, Some(self.config.max_message_bytes), Origin::Client)?;
+        if batches.is_empty() {
+            return Err(LogError::InvalidRecord {
+                reason: "no record batches",
+            });
+        }
+        let log_append_time = self.config.message_timestamp_type == TimestampType::LogAppendTime;
+        if !log_append_time && batches.iter().any(|(_, h)| h.is_log_append_time()) {
+            return Err(LogError::InvalidTimestamp {
+                reason: "producer batch claims LogAppendTime on a CreateTime topic",
+            });
+        }
+        let total = self.check_set_size(&batches)?;
+        let first_offset = self.log_end_offset();
+        let mut next = first_offset;
+        let mut rewritten = Vec::with_capacity(batches.len());
+        let mut placed = Vec::with_capacity(batches.len());
+        let mut info = AppendInfo {
+            first_offset,
+            last_offset: first_offset,
+            max_timestamp: -1,
+            offset_of_max_timestamp: -1,
+            num_batches: batches.len() as u32,
+            num_records: 0,
+            log_append_time: if log_append_time { now_ms } else { -1 },
+        };
+        for &(start, h) in &batches {
+            let base = next;
+            next = base
+                .checked_add(i64::from(h.last_offset_delta) + 1)
+                .ok_or(LogError::OffsetOverflow { offset: base })?;
+            let original = &records[start..start + h.size()];
+            let (header, max_ts) = if log_append_time {
+                (
+                    Rewritten::Header(batch::log_append_time_header(
+                        original,
+                        h.size(),
+                        base,
+                        leader_epoch,
+                        now_ms,
+                    )),
+                    now_ms,
+                )
+            } else {
+                (
+                    Rewritten::Prefix(batch::leader_prefix(original, base, leader_epoch)),
+                    h.max_timestamp,
+                )
+            };
+            if info.offset_of_max_timestamp < 0 || max_ts > info.max_timestamp {
+                info.max_timestamp = max_ts;
+                info.offset_of_max_timestamp = next - 1;
+            }
+            info.num_records = info.num_records.saturating_add(h.records_count as u32);
+            rewritten.push(header);
+            placed.push(PlacedBatch {
+                base_offset: base,
+                max_timestamp: max_ts,
+                size: h.size() as u64,
+            });
+        }
+        info.last_offset = next - 1;
+        self.maybe_roll(total, first_offset, info.last_offset, now_ms)?;
+        let mut slices = Vec::with_capacity(2 * batches.len());
+        for (&(start, h), header) in batches.iter().zip(&rewritten) {
+            let head = header.bytes();
+            slices.push(IoSlice::new(head));
+            slices.push(IoSlice::new(&records[start + head.len()..start + h.size()]));
+        }
+        let interval = self.config.index_interval_bytes;
+        self.active_mut()
+            .append(&mut slices, &placed, next, interval, now_ms)?;
+        self.unflushed_messages = self
+            .unflushed_messages
+            .saturating_add(i64::from(info.num_records));
+        if self.leader_epoch_cache.assign(leader_epoch, first_offset) {
+            self.persist_leader_epochs()?;
+        }
+        Ok(info)
+    }
+
+    /// Follower append: batches already carry the leader's offsets and
+    /// epochs. Each is validated (framing, magic, CRC32C; `max.message.bytes`
+    /// is not applied, as in Kafka) and offsets must start at or after the log
+    /// end and increase (gaps between batches are allowed). A trailing partial
+    /// batch (a fetch response cut at a size limit) is ignored.
+    pub fn append_as_follower(&mut self, records: &Bytes) -> Result<AppendInfo, LogError> {
+        let batches = split_batches(records, None, Origin::Replica)?;
+        let leo = self.log_end_offset();
+        let mut info = AppendInfo {
+            first_offset: leo,
+            last_offset: leo - 1,
+            max_timestamp: -1,
+            offset_of_max_timestamp: -1,
+            num_batches: batches.len() as u32,
+            num_records: 0,
+            log_append_time: -1,
+        };
+        let Some(&(_, first)) = batches.first() else {
+            return Ok(info);
+        };
+        let mut expected = leo;
+        let mut placed = Vec::with_capacity(batches.len());
+        for &(_, h) in &batches {
+            if h.base_offset < expected {
+                return Err(LogError::NonMonotonicOffset {
+                    expected_at_least: expected,
+                    got: h.base_offset,
+                });
+            }
+            expected = h.next_offset();
+            if info.offset_of_max_timestamp < 0 || h.max_timestamp > info.max_timestamp {
+                info.max_timestamp = h.max_timestamp;
+                info.offset_of_max_timestamp = h.last_offset();
+            }
+            info.num_records = info.num_records.saturating_add(h.records_count as u32);
+            placed.push(PlacedBatch {
+                base_offset: h.base_offset,
+                max_timestamp: h.max_timestamp,
+                size: h.size() as u64,
+            });
+        }
+        info.first_offset = first.base_offset;
+        info.last_offset = expected - 1;
+        let total = self.check_set_size(&batches)?;
+        let now = wall_clock_ms();
+        self.maybe_roll(total, first.base_offset, info.last_offset, now)?;
+        let end = batches.last().map_or(0, |&(s, h)| s + h.size());
+        let mut slices = [IoSlice::new(&records[..end])];
+        let interval = self.config.index_interval_bytes;
+        self.active_mut()
+            .append(&mut slices, &placed, expected, interval, now)?;
+        self.unflushed_messages = self
+            .unflushed_messages
+            .saturating_add(i64::from(info.num_records));
+        let mut changed = false;
+        for &(_, h) in &batches {
+            changed |= self
+                .leader_epoch_cache
+                .assign(h.partition_leader_epoch, h.base_offset);
+        }
+        if changed {
+            self.persist_leader_epochs()?;
+        }
+        Ok(info)
+    }
+
+    /// Whole batches from the one containing `start_offset`, at most
+    /// `max_bytes` (at least one batch if `min_one_batch`), only batches whose
+    /// last offset is below `max_offset`, from a single segment.
+    pub fn read(
+        &self,
+        start_offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+        min_one_batch: bool,
+    ) -> Result<ReadInfo, LogError> {
+        let (log_start, log_end) = (self.log_start_offset, self.log_end_offset());
+        if start_offset < log_start || start_offset > log_end {
+            return Err(LogError::OffsetOutOfRange {
+                requested: start_offset,
+                log_start,
+                log_end,
+            });
+        }
+        let mut info = ReadInfo {
+            records: Bytes::new(),
+            log_start_offset: log_start,
+            log_end_offset: log_end,
+        };
+        let Some((seg, position, first)) = self.locate(start_offset)? else {
+            return Ok(info);
+        };
+        if first.last_offset() >= max_offset {
+            return Ok(info);
+        }
+        let available = (seg.size() - position) as usize;
+        let mut len = max_bytes.min(available);
+        if len < first.size() {
+            if !min_one_batch {
+                return Ok(info);
+            }
+            len = first.size();
+        }
+        let mut buf = seg.read(position, len)?;
+        let mut cut = 0;
+        while let Some(h) = BatchHeader::parse(&buf[cut..]) {
+            if cut + h.size() > len || h.last_offset() >= max_offset || h.batch_length < 0 {
+                break;
+            }
+            cut += h.size();
+        }
+        buf.truncate(cut);
+        info.records = Bytes::from(buf);
+        Ok(info)
+    }
+
+    /// The segment, position and header of the first batch whose last offset
+    /// is >= `offset` (searching later segments across gaps).
+    fn locate(&self, offset: i64) -> Result<Option<(&LogSegment, u64, BatchHeader)>, LogError> {
+        let from = self
+            .segments
+            .range(..=offset)
+            .next_back()
+            .map_or(i64::MIN, |(&b, _)| b);
+        for seg in self.segments.range(from..).map(|(_, s)| s) {
+            if let Some((pos, h)) = seg.find_batch(offset)? {
+                return Ok(Some((seg, pos, h)));
+            }
+        }
+        Ok(None)
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.active().next_offset()
+    }
+
+    /// Offsets below this are known to be fsynced.
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point
+    }
+
+    /// Bytes of `.log` files (all segments; indexes not counted, as in Kafka).
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(LogSegment::size).sum()
+    }
+
+    /// Number of segments (there is always at least the active one).
+    pub fn num_segments(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Base offsets of the segments, oldest first.
+    pub fn segment_base_offsets(&self) -> Vec<i64> {
+        self.segments.keys().copied().collect()
+    }
+
+    /// ListOffsets by timestamp: the first record (at or after the log start)
+    /// whose timestamp is >= `ts`, as (offset, timestamp). Finds the first
+    /// batch with `maxTimestamp >= ts` through the segments' time indexes and
+    /// decodes only that batch (all records of a LogAppendTime batch carry its
+    /// `maxTimestamp`).
+    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
+        let log_start = self.log_start_offset;
+        for seg in self.segments.values() {
+            if seg.is_empty() || seg.max_timestamp() < ts || seg.next_offset() <= log_start {
+                continue;
+            }
+            let mut position = seg.time_lookup_position(ts);
+            while let Some((pos, h)) = seg.find_batch_from(position, |h| {
+                h.max_timestamp >= ts && h.last_offset() >= log_start
+            })? {
+                position = pos + h.size() as u64;
+                if h.is_log_append_time() {
+                    return Ok(Some((h.base_offset.max(log_start), h.max_timestamp)));
+                }
+                let mut bytes = Bytes::from(seg.read(pos, h.size())?);
+                let set =
+                    RecordBatchDecoder::decode(&mut bytes).map_err(|e| LogError::RecordDecode {
+                        base_offset: h.base_offset,
+                        source: e.into(),
+                    })?;
+                if let Some(r) = set
+                    .records
+                    .iter()
+                    .find(|r| r.offset >= log_start && r.timestamp >= ts)
+                {
+                    return Ok(Some((r.offset, r.timestamp)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Largest timestamp in the log and the offset of the first record that
+    /// carries it (ListOffsets MAX_TIMESTAMP). `None` when the log is empty.
+    /// Falls back to the batch's base offset if its records cannot be decoded.
+    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
+        if self.log_start_offset >= self.log_end_offset() {
+            return None;
+        }
+        let mut best: Option<(i64, i64)> = None;
+        for seg in self.segments.values() {
+            if seg.is_empty() || seg.next_offset() <= self.log_start_offset {
+                continue;
+            }
+            if best.is_none_or(|(ts, _)| seg.max_timestamp() > ts) {
+                best = Some((seg.max_timestamp(), seg.offset_of_max_timestamp()));
+            }
+        }
+        let (ts, shallow) = best?;
+        match self.offset_for_timestamp(ts) {
+            Ok(Some((offset, found))) if found == ts => Some((ts, offset)),
+            _ => Some((ts, shallow.max(self.log_start_offset))),
+        }
+    }
+
+    /// Delete whole segments by `retention.ms` (segment's largest timestamp;
+    /// file mtime if no batch has one) and `retention.bytes`, when the cleanup
+    /// policy includes delete; always delete segments wholly below the log
+    /// start. The active segment is rolled first when it is entirely expired.
+    /// Returns the number of deleted segments.
+    pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize, LogError> {
+        let mut deleted = self.delete_segments_below_log_start()?;
+        if self.config.cleanup_policy.deletes() {
+            if self.config.retention_ms >= 0 {
+                loop {
+                    let first = self.first_segment();
+                    if first.is_empty() {
+                        break;
+                    }
+                    let age = now_ms.saturating_sub(first.retention_timestamp()?);
+                    if age <= self.config.retention_ms {
+                        break;
+                    }
+                    if self.segments.len() == 1 {
+                        let leo = self.log_end_offset();
+                        self.roll(leo)?;
+                    }
+                    self.delete_oldest_segment()?;
+                    deleted += 1;
+                }
+            }
+            if self.config.retention_bytes >= 0 {
+                let limit = self.config.retention_bytes as u64;
+                while self.segments.len() > 1 {
+                    let first_size = self.first_segment().size();
+                    if self.size_bytes() - first_size < limit {
+                        break;
+                    }
+                    self.delete_oldest_segment()?;
+                    deleted += 1;
+                }
+            }
+        }
+        if deleted > 0 {
+            let first = self.first_segment().base_offset();
+            if first > self.log_start_offset {
+                self.set_log_start_offset(first)?;
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// DeleteRecords: raise the log start offset (persisted) and delete
+    /// segments wholly below it. Lowering is a no-op.
+    pub fn advance_log_start_offset(&mut self, offset: i64) -> Result<(), LogError> {
+        let log_end = self.log_end_offset();
+        if offset > log_end {
+            return Err(LogError::OffsetOutOfRange {
+                requested: offset,
+                log_start: self.log_start_offset,
+                log_end,
+            });
+        }
+        if offset <= self.log_start_offset {
+            return Ok(());
+        }
+        self.set_log_start_offset(offset)?;
+        self.delete_segments_below_log_start()?;
+        Ok(())
+    }
+
+    /// Remove every batch from the one containing `offset` on. The log end
+    /// becomes `offset` when it is a batch boundary (as it is for replica
+    /// truncation); a batch straddling `offset` is removed whole, as in Kafka.
+    /// Below the log start, the log is emptied and restarts at `offset`.
+    pub fn truncate_to(&mut self, offset: i64) -> Result<(), LogError> {
+        if offset < 0 {
+            return Err(LogError::OffsetOutOfRange {
+                requested: offset,
+                log_start: self.log_start_offset,
+                log_end: self.log_end_offset(),
+            });
+        }
+        if offset >= self.log_end_offset() {
+            return Ok(());
+        }
+        if offset < self.log_start_offset {
+            return self.truncate_fully_and_start_at(offset);
+        }
+        let later: Vec<i64> = self.segments.range(offset + 1..).map(|(&b, _)| b).collect();
+        for base in later {
+            if self.segments.len() == 1 {
+                break;
+            }
+            if let Some(seg) = self.segments.remove(&base) {
+                seg.delete()?;
+                self.dir_dirty = true;
+            }
+        }
+        let interval = self.config.index_interval_bytes;
+        self.active_mut().truncate_to_offset(offset, interval)?;
+        if self.active().rolling_base_ms().is_none() && !self.active().is_empty() {
+            self.active_mut().set_rolling_base_ms(Some(wall_clock_ms()));
+        }
+        let leo = self.log_end_offset();
+        if self.leader_epoch_cache.truncate_from_end(leo) {
+            self.persist_leader_epochs()?;
+        }
+        if self.recovery_point > leo {
+            self.recovery_point = leo;
+            checkpoint::write_offset(&self.dir, RECOVERY_POINT, leo)?;
+        }
+        Ok(())
+    }
+
+    /// fsync every segment with unsynced data (writing sealed segments'
+    /// index files first), then persist the recovery point (= log end).
+    pub fn flush(&mut self) -> Result<(), LogError> {
+        let active = self.active().base_offset();
+        for (&base, seg) in self.segments.iter_mut() {
+            if base != active {
+                seg.write_indexes()?;
+            }
+            seg.sync()?;
+        }
+        if self.dir_dirty {
+            checkpoint::sync_dir(&self.dir)?;
+            self.dir_dirty = false;
+        }
+        let leo = self.log_end_offset();
+        if leo != self.recovery_point {
+            checkpoint::write_offset(&self.dir, RECOVERY_POINT, leo)?;
+            self.recovery_point = leo;
+        }
+        self.unflushed_messages = 0;
+        self.last_flush_ms = wall_clock_ms();
+        Ok(())
+    }
+
+    /// Whether `flush.messages` or `flush.ms` call for a flush now.
+    pub fn flush_due(&self, now_ms: i64) -> bool {
+        self.unflushed_messages > 0
+            && (self.unflushed_messages >= self.config.flush_messages
+                || now_ms.saturating_sub(self.last_flush_ms) >= self.config.flush_ms)
+    }
+
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.leader_epoch_cache.latest_epoch()
+    }
+
+    /// OffsetForLeaderEpoch (see [`LeaderEpochCache::end_offset_for`]).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
+        self.leader_epoch_cache
+            .end_offset_for(epoch, self.log_end_offset())
+    }
+
+    /// The (epoch, start offset) entries of the leader epoch cache.
+    pub fn leader_epochs(&self) -> &[(i32, i64)] {
+        self.leader_epoch_cache.entries()
+    }
+
+    /// Write every index file and flush (graceful shutdown).
+    pub fn close(mut self) -> Result<(), LogError> {
+        for seg in self.segments.values_mut() {
+            seg.write_indexes()?;
+        }
+        self.flush()
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// New configs apply to later appends, rolls and retention runs.
+    pub fn set_config(&mut self, c: LogConfig) {
+        self.config = c;
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    // ---- internals ----
+
+    fn first_segment(&self) -> &LogSegment {
+        match self.segments.first_key_value() {
+            Some((_, s)) => s,
+            None => unreachable!("a log always has an active segment"),
+        }
+    }
+
+    fn active(&self) -> &LogSegment {
+        match self.segments.last_key_value() {
+            Some((_, s)) => s,
+            None => unreachable!("a log always has an active segment"),
+        }
+    }
+
+    fn active_mut(&mut self) -> &mut LogSegment {
+        match self.segments.last_entry() {
+            Some(e) => e.into_mut(),
+            None => unreachable!("a log always has an active segment"),
+        }
+    }
+
+    fn check_set_size(&self, batches: &[(usize, BatchHeader)]) -> Result<u64, LogError> {
+        let total: u64 = batches.iter().map(|(_, h)| h.size() as u64).sum();
+        if total > self.config.segment_bytes {
+            return Err(LogError::RecordSetTooLarge {
+                size: total,
+                segment_bytes: self.config.segment_bytes,
+            });
+        }
+        Ok(total)
+    }
+
+    /// Roll before appending `size` bytes holding offsets `first..=last` if the
+    /// active segment is non-empty and full (segment.bytes, either index) or
+    /// old (segment.ms), or cannot address the offsets.
+    fn maybe_roll(
+        &mut self,
+        size: u64,
+        first: i64,
+        last: i64,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
+        let config = &self.config;
+        let active = self.active();
+        let addressable =
+            active.can_hold_offset(last) && active.size() + size <= u64::from(u32::MAX);
+        let should_roll = !addressable
+            || (!active.is_empty()
+                && (active.size() + size > config.segment_bytes
+                    || active.offset_index_entries() >= config.max_offset_index_entries()
+                    || active.time_index_entries() >= config.max_time_index_entries()
+                    || active
+                        .rolling_base_ms()
+                        .is_some_and(|t| now_ms.saturating_sub(t) > config.segment_ms)));
+        if should_roll {
+            self.roll(first)?;
+        }
+        Ok(())
+    }
+
+    /// Seal the active segment and start a new one at `base_offset`. An empty
+    /// active segment is replaced instead.
+    fn roll(&mut self, base_offset: i64) -> Result<(), LogError> {
+        if self.active().is_empty() {
+            let old = self.active().base_offset();
+            if old == base_offset {
+                return Ok(());
+            }
+            if let Some(seg) = self.segments.remove(&old) {
+                seg.delete()?;
+            }
+        } else {
+            let active = self.active_mut();
+            active.seal();
+            active.write_indexes()?;
+        }
+        tracing::debug!(dir = %self.dir.display(), base_offset, "rolling a new segment");
+        self.segments
+            .insert(base_offset, LogSegment::create(&self.dir, base_offset)?);
+        self.dir_dirty = true;
+        Ok(())
+    }
+
+    fn delete_oldest_segment(&mut self) -> Result<(), LogError> {
+        if self.segments.len() > 1
+            && let Some((_, seg)) = self.segments.pop_first()
+        {
+            seg.delete()?;
+            self.dir_dirty = true;
+        }
+        Ok(())
+    }
+
+    /// Delete non-active segments whose offsets all lie below the log start.
+    fn delete_segments_below_log_start(&mut self) -> Result<usize, LogError> {
+        let mut deleted = 0;
+        while self.segments.len() > 1 {
+            let second_base = self.segments.keys().nth(1).copied().unwrap_or(i64::MAX);
+            if second_base > self.log_start_offset {
+                break;
+            }
+            self.delete_oldest_segment()?;
+            deleted += 1;
+        }
+        Ok(deleted)
+    }
+
+    fn set_log_start_offset(&mut self, offset: i64) -> Result<(), LogError> {
+        self.log_start_offset = offset;
+        checkpoint::write_offset(&self.dir, LOG_START_OFFSET, offset)?;
+        if self.leader_epoch_cache.truncate_from_start(offset) {
+            self.persist_leader_epochs()?;
+        }
+        Ok(())
+    }
+
+    /// Delete all segments and restart the log, empty, at `offset`.
+    fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), LogError> {
+        while let Some((_, seg)) = self.segments.pop_first() {
+            seg.delete()?;
+        }
+        self.segments
+            .insert(offset, LogSegment::create(&self.dir, offset)?);
+        self.dir_dirty = true;
+        self.log_start_offset = offset;
+        checkpoint::write_offset(&self.dir, LOG_START_OFFSET, offset)?;
+        self.leader_epoch_cache = LeaderEpochCache::default();
+        self.persist_leader_epochs()?;
+        self.recovery_point = offset;
+        checkpoint::write_offset(&self.dir, RECOVERY_POINT, offset)
+    }
+
+    fn persist_leader_epochs(&self) -> Result<(), LogError> {
+        checkpoint::write_atomic(
+            &self.dir,
+            LEADER_EPOCH,
+            self.leader_epoch_cache.to_text().as_bytes(),
+        )
+    }
+}
+
+/// Split `records` into validated batches: (start position, header).
+/// Replica data may end with a partial batch, which is left out.
+fn split_batches(
+    records: &[u8],
+    max_size: Option<u32>,
+    origin: Origin,
+) -> Result<Vec<(usize, BatchHeader)>, LogError> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < records.len() {
+        let rest = &records[pos..];
+        if origin == Origin::Replica {
+            match BatchHeader::parse(rest) {
+                None => break,
+                Some(h) if h.batch_length >= 0 && h.size() > rest.len() => break,
+                Some(_) => {}
+            }
+        }
+        let h = batch::validate(rest, pos, max_size, origin)?;
+        out.push((pos, h));
+        pos += h.size();
+    }
+    Ok(out)
+}
+
+/// Base offsets of the `.log` files in `dir`, sorted; removes leftovers
+/// (temp files, orphan indexes, Kafka's `.deleted`/`.cleaned`/`.swap`).
+fn scan_directory(dir: &Path) -> Result<Vec<i64>, LogError> {
+    let mut bases = Vec::new();
+    let mut index_files = Vec::new();
+    let entries = fs::read_dir(dir).map_err(LogError::io("listing", dir))?;
+    for entry in entries {
+        let entry = entry.map_err(LogError::io("listing", dir))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let path = entry.path();
+        if [TMP_SUFFIX, ".deleted", ".cleaned", ".swap"]
+            .iter()
+            .any(|s| name.ends_with(s))
+        {
+            fs::remove_file(&path).map_err(LogError::io("removing leftover", &path))?;
+        } else if let Some(base) = parse_segment_name(name, LOG_SUFFIX) {
+            bases.push(base);
+        } else if let Some(base) = parse_segment_name(name, INDEX_SUFFIX)
+            .or_else(|| parse_segment_name(name, TIME_INDEX_SUFFIX))
+        {
+            index_files.push((base, path));
+        }
+    }
+    bases.sort_unstable();
+    for (base, path) in index_files {
+        if bases.binary_search(&base).is_err() {
+            fs::remove_file(&path).map_err(LogError::io("removing orphan index", &path))?;
+        }
+    }
+    Ok(bases)
+}
+
+fn parse_segment_name(name: &str, suffix: &str) -> Option<i64> {
+    let digits = name.strip_suffix(suffix)?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
