@@ -119,7 +119,7 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 /// The consume loop, writing to `out`; returns the number of records
 /// printed.
-async fn consume_to<W: AsyncWrite + Unpin>(
+pub(super) async fn consume_to<W: AsyncWrite + Unpin>(
     connect: &ConnectArgs,
     args: &ConsumeArgs,
     out: &mut W,
@@ -173,9 +173,6 @@ async fn consume_to<W: AsyncWrite + Unpin>(
         {
             break;
         }
-        if idle_timeout.is_some_and(|idle| last_record.elapsed() >= idle) {
-            break;
-        }
         let before = consumer.printed;
         match consumer.fetch_round(args, max_wait, out).await {
             Ok(None) => {
@@ -204,6 +201,8 @@ async fn consume_to<W: AsyncWrite + Unpin>(
         out.flush().await.context("write stdout")?;
         if consumer.printed > before {
             last_record = Instant::now();
+        } else if idle_timeout.is_some_and(|idle| last_record.elapsed() >= idle) {
+            break;
         }
     }
     out.flush().await.context("write stdout")?;

@@ -24,6 +24,8 @@ pub mod client;
 mod cluster;
 mod consume;
 mod error;
+#[cfg(test)]
+mod fake_broker;
 mod partitioner;
 mod produce;
 mod topic;

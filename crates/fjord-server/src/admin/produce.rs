@@ -113,7 +113,7 @@ pub async fn run_produce(connect: &ConnectArgs, args: ProduceArgs) -> Result<()>
 }
 
 /// Produces every line of `input`; returns how many records were sent.
-async fn produce_from<R: AsyncBufRead + Unpin>(
+pub(super) async fn produce_from<R: AsyncBufRead + Unpin>(
     connect: &ConnectArgs,
     args: ProduceArgs,
     input: R,
