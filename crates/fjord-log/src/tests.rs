@@ -1,1 +1,834 @@
+//! Tests of `Log` as a whole: append/read, segments, recovery, retention,
+//! timestamps, truncation, the epoch cache, and property tests.
 
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use kafka_protocol::records::Compression;
+use proptest::prelude::*;
+
+use crate::batch::test_util::batch;
+use crate::batch::{self, BatchHeader, Origin};
+use crate::{Log, LogConfig, LogError, TimestampType};
+
+/// A batch as the log should have stored it.
+#[derive(Clone, Debug)]
+struct Stored {
+    base: i64,
+    last: i64,
+    bytes: Vec<u8>,
+}
+
+fn stored(original: &[u8], base: i64, epoch: i32) -> Vec<u8> {
+    let mut b = original.to_vec();
+    b[..8].copy_from_slice(&base.to_be_bytes());
+    b[12..16].copy_from_slice(&epoch.to_be_bytes());
+    b
+}
+
+fn small_config(segment_bytes: u64) -> LogConfig {
+    LogConfig {
+        segment_bytes,
+        index_interval_bytes: 128,
+        ..LogConfig::default()
+    }
+}
+
+/// Append `n` batches of `count` records each (timestamps from `ts0`, +10 per batch).
+fn fill(log: &mut Log, model: &mut Vec<Stored>, n: usize, count: usize, ts0: i64, epoch: i32) {
+    for i in 0..n {
+        let b = batch(count, ts0 + 10 * i as i64, 20, Compression::None);
+        let info = log.append_as_leader(&b, epoch, 0).expect("append");
+        assert_eq!(info.last_offset - info.first_offset + 1, count as i64);
+        model.push(Stored {
+            base: info.first_offset,
+            last: info.last_offset,
+            bytes: stored(&b, info.first_offset, epoch),
+        });
+    }
+}
+
+fn headers(bytes: &[u8]) -> Vec<BatchHeader> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < bytes.len() {
+        let h = batch::validate(&bytes[pos..], pos, None, Origin::Replica)
+            .expect("served batch is valid");
+        pos += h.size();
+        out.push(h);
+    }
+    out
+}
+
+/// Check a read against the model: a run of whole stored batches starting at
+/// the one containing `start`, within the limits, maximal within one segment.
+fn check_read(
+    log: &Log,
+    model: &[Stored],
+    start: i64,
+    max_bytes: usize,
+    max_offset: i64,
+    min_one: bool,
+) {
+    let got = log
+        .read(start, max_bytes, max_offset, min_one)
+        .expect("read");
+    let Some(idx) = model.iter().position(|s| s.last >= start) else {
+        assert!(got.records.is_empty());
+        return;
+    };
+    let mut expected = Vec::new();
+    let mut k = 0;
+    let seg_bases = log.segment_base_offsets();
+    let segment_of = |o: i64| seg_bases.partition_point(|&b| b <= o);
+    for (j, s) in model[idx..].iter().enumerate() {
+        let within = expected.len() + s.bytes.len() <= max_bytes || (j == 0 && min_one);
+        if s.last >= max_offset || !within || segment_of(s.base) != segment_of(model[idx].base) {
+            break;
+        }
+        expected.extend_from_slice(&s.bytes);
+        k += 1;
+    }
+    assert_eq!(
+        headers(&got.records).len(),
+        k,
+        "start {start} max_bytes {max_bytes} max_offset {max_offset}"
+    );
+    assert_eq!(&got.records[..], &expected[..]);
+    assert_eq!(got.log_end_offset, log.log_end_offset());
+    assert_eq!(got.log_start_offset, log.log_start_offset());
+}
+
+fn check_all_offsets(log: &Log, model: &[Stored]) {
+    for s in model.iter().filter(|s| s.last >= log.log_start_offset()) {
+        for o in s.base.max(log.log_start_offset())..=s.last {
+            let got = log.read(o, 1, i64::MAX, true).expect("read");
+            assert_eq!(&got.records[..], &s.bytes[..], "offset {o}");
+        }
+    }
+}
+
+fn active_segment_path(log: &Log) -> PathBuf {
+    let base = *log.segment_base_offsets().last().expect("segment");
+    log.dir().join(format!("{base:020}.log"))
+}
+
+fn append_raw(path: &Path, bytes: &[u8]) {
+    let mut f = OpenOptions::new().append(true).open(path).expect("open");
+    f.write_all(bytes).expect("write");
+}
+
+#[test]
+fn log_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Log>();
+}
+
+#[test]
+fn append_and_read_round_trip() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = Log::open(dir.path(), LogConfig::default()).expect("open");
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 0));
+    assert!(
+        log.read(0, 1000, i64::MAX, true)
+            .expect("read")
+            .records
+            .is_empty()
+    );
+    let mut model = Vec::new();
+    fill(&mut log, &mut model, 10, 3, 1000, 7);
+    assert_eq!(log.log_end_offset(), 30);
+    check_all_offsets(&log, &model);
+    // Several batches in one request get consecutive offsets.
+    let mut two = batch(2, 5000, 5, Compression::None).to_vec();
+    two.extend_from_slice(&batch(4, 6000, 5, Compression::Gzip));
+    let info = log
+        .append_as_leader(&Bytes::from(two), 7, 0)
+        .expect("append");
+    assert_eq!(
+        (
+            info.first_offset,
+            info.last_offset,
+            info.num_batches,
+            info.num_records
+        ),
+        (30, 35, 2, 6)
+    );
+    assert_eq!(
+        (
+            info.max_timestamp,
+            info.offset_of_max_timestamp,
+            info.log_append_time
+        ),
+        (6003, 35, -1)
+    );
+    // Limits.
+    let all = log.read(0, usize::MAX, i64::MAX, false).expect("read");
+    assert_eq!(headers(&all.records).len(), 12);
+    assert!(
+        log.read(36, 100, i64::MAX, true)
+            .expect("read")
+            .records
+            .is_empty()
+    );
+    check_read(&log, &model, 4, 10, i64::MAX, false);
+    check_read(&log, &model, 4, 10, i64::MAX, true);
+    check_read(&log, &model, 4, 1000, 9, true);
+    check_read(&log, &model, 4, 1000, 6, true);
+    assert!(matches!(
+        log.read(37, 100, i64::MAX, true),
+        Err(LogError::OffsetOutOfRange {
+            requested: 37,
+            log_start: 0,
+            log_end: 36
+        })
+    ));
+    assert!(matches!(
+        log.read(-1, 100, i64::MAX, true),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    assert_eq!(log.size_bytes(), all.records.len() as u64);
+}
+
+#[test]
+fn index_lookup_across_many_segments_and_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = small_config(1024);
+    let mut log = Log::open(dir.path(), config.clone()).expect("open");
+    let mut model = Vec::new();
+    fill(&mut log, &mut model, 120, 2, 0, 1);
+    assert!(log.num_segments() > 10, "{} segments", log.num_segments());
+    check_all_offsets(&log, &model);
+    for start in [0, 1, 50, 121, 239] {
+        check_read(&log, &model, start, 700, i64::MAX, false);
+    }
+    let (leo, size, max_ts) = (log.log_end_offset(), log.size_bytes(), log.max_timestamp());
+    log.close().expect("close");
+
+    let mut log = Log::open(dir.path(), config.clone()).expect("reopen");
+    assert_eq!(
+        (log.log_end_offset(), log.size_bytes(), log.max_timestamp()),
+        (leo, size, max_ts)
+    );
+    assert_eq!(log.recovery_point(), leo);
+    check_all_offsets(&log, &model);
+    fill(&mut log, &mut model, 5, 2, 5000, 2);
+    check_all_offsets(&log, &model);
+    // Crash without close: unflushed tail is rescanned.
+    drop(log);
+    let log = Log::open(dir.path(), config).expect("reopen after drop");
+    check_all_offsets(&log, &model);
+    assert_eq!(log.leader_epochs(), &[(1, 0), (2, 240)]);
+}
+
+#[test]
+fn missing_or_garbage_index_files_are_rebuilt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = small_config(1024);
+    let mut log = Log::open(dir.path(), config.clone()).expect("open");
+    let mut model = Vec::new();
+    fill(&mut log, &mut model, 60, 2, 0, 0);
+    let bases = log.segment_base_offsets();
+    log.close().expect("close");
+    fs::remove_file(dir.path().join(format!("{:020}.index", bases[0]))).expect("rm");
+    fs::write(
+        dir.path().join(format!("{:020}.index", bases[1])),
+        b"garbage!garbage!",
+    )
+    .expect("write");
+    fs::write(
+        dir.path().join(format!("{:020}.timeindex", bases[2])),
+        b"xyz",
+    )
+    .expect("write");
+    let log = Log::open(dir.path(), config).expect("reopen");
+    check_all_offsets(&log, &model);
+    assert_eq!(log.offset_for_timestamp(0).expect("ts"), Some((0, 0)));
+    assert!(dir.path().join(format!("{:020}.index", bases[0])).exists());
+}
+
+/// Recovery keeps everything before a damaged last batch.
+fn recovery_case(damage: impl Fn(&Path, usize)) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = small_config(4096);
+    let mut log = Log::open(dir.path(), config.clone()).expect("open");
+    let mut model = Vec::new();
+    fill(&mut log, &mut model, 30, 3, 0, 0);
+    log.flush().expect("flush");
+    fill(&mut log, &mut model, 2, 3, 1000, 0);
+    let last_len = model.last().map_or(0, |s| s.bytes.len());
+    let path = active_segment_path(&log);
+    drop(log); // crash: no close
+    damage(&path, last_len);
+
+    let mut log = Log::open(dir.path(), config).expect("recover");
+    model.pop();
+    let leo = model.last().map_or(0, |s| s.last + 1);
+    assert_eq!(log.log_end_offset(), leo);
+    check_all_offsets(&log, &model);
+    fill(&mut log, &mut model, 3, 2, 2000, 1);
+    check_all_offsets(&log, &model);
+    assert_eq!(log.log_end_offset(), leo + 6);
+}
+
+#[test]
+fn recovery_drops_garbage_tail() {
+    // The last batch is fine but followed by garbage: drop the garbage only...
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = small_config(4096);
+    let mut log = Log::open(dir.path(), config.clone()).expect("open");
+    let mut model = Vec::new();
+    fill(&mut log, &mut model, 5, 3, 0, 0);
+    let path = active_segment_path(&log);
+    drop(log);
+    append_raw(&path, &[0xAB; 100]);
+    let log = Log::open(dir.path(), config).expect("recover");
+    assert_eq!(log.log_end_offset(), 15);
+    check_all_offsets(&log, &model);
+    // ...and garbage over the end of the last batch loses only that batch.
+    recovery_case(|path, _| {
+        let mut bytes = fs::read(path).expect("read");
+        let n = bytes.len();
+        bytes[n - 10..].copy_from_slice(b"0123456789");
+        fs::write(path, bytes).expect("write");
+    });
+}
+
+#[test]
+fn recovery_cuts_half_written_batch() {
+    recovery_case(|path, last_len| {
+        let f = OpenOptions::new().write(true).open(path).expect("open");
+        let len = f.metadata().expect("meta").len();
+        f.set_len(len - (last_len / 2) as u64).expect("cut");
+    });
+}
+
+#[test]
+fn recovery_drops_batch_with_flipped_byte() {
+    recovery_case(|path, last_len| {
+        let mut bytes = fs::read(path).expect("read");
+        let at = bytes.len() - last_len / 3;
+        bytes[at] ^= 0x40;
+        fs::write(path, bytes).expect("write");
+    });
+}
+
+#[test]
+fn recovery_deletes_segments_after_a_corrupt_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = small_config(1024);
+    let mut log = Log::open(dir.path(), config.clone()).expect("open");
+    let mut model = Vec::new();
+    fill(&mut log, &mut model, 10, 2, 0, 0);
+    log.flush().expect("flush");
+    let flushed = log.num_segments();
+    fill(&mut log, &mut model, 40, 2, 0, 0);
+    let bases = log.segment_base_offsets();
+    assert!(bases.len() > flushed + 2);
+    drop(log);
+    // Corrupt the first batch of a segment after the recovery point.
+    let victim = bases[flushed + 1];
+    let path = dir.path().join(format!("{victim:020}.log"));
+    let mut bytes = fs::read(&path).expect("read");
+    bytes[70] ^= 1;
+    fs::write(&path, bytes).expect("write");
+    let log = Log::open(dir.path(), config).expect("recover");
+    assert_eq!(log.log_end_offset(), victim);
+    assert_eq!(
+        *log.segment_base_offsets().last().expect("seg"),
+        bases[flushed]
+    );
+    model.retain(|s| s.last < victim);
+    check_all_offsets(&log, &model);
+}
+
+#[test]
+fn retention_by_size_deletes_whole_oldest_segments() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = small_config(1024);
+    let mut log = Log::open(dir.path(), config.clone()).expect("open");
+    let mut model = Vec::new();
+    fill(&mut log, &mut model, 60, 2, 0, 0);
+    let before = log.num_segments();
+    assert_eq!(log.apply_retention(0).expect("noop"), 0);
+    config.retention_bytes = 3000;
+    log.set_config(config);
+    let deleted = log.apply_retention(0).expect("retention");
+    assert!(deleted > 0);
+    assert_eq!(log.num_segments(), before - deleted);
+    assert!(log.size_bytes() <= 3000 + 1024);
+    let first = log.segment_base_offsets()[0];
+    assert_eq!(log.log_start_offset(), first);
+    assert!(matches!(
+        log.read(first - 1, 100, i64::MAX, true),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    check_all_offsets(&log, &model);
+    assert_eq!(log.apply_retention(0).expect("stable"), 0);
+}
+
+#[test]
+fn retention_by_time_rolls_and_deletes_an_expired_active_segment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        retention_ms: 1000,
+        ..small_config(1024)
+    };
+    let mut log = Log::open(dir.path(), config.clone()).expect("open");
+    let mut model = Vec::new();
+    fill(&mut log, &mut model, 30, 2, 10_000, 0); // timestamps 10_000 .. 10_291
+    let n = log.num_segments();
+    assert_eq!(log.apply_retention(10_500).expect("nothing old"), 0);
+    // Segments whose largest timestamp is older than 1s at 11_150 go.
+    let deleted = log.apply_retention(11_150).expect("some");
+    assert!(deleted > 0 && deleted < n, "{deleted} of {n}");
+    check_all_offsets(&log, &model);
+    let leo = log.log_end_offset();
+    assert_eq!(log.apply_retention(1_000_000).expect("all"), n - deleted);
+    assert_eq!(
+        (
+            log.log_start_offset(),
+            log.log_end_offset(),
+            log.num_segments()
+        ),
+        (leo, leo, 1)
+    );
+    assert!(
+        log.read(leo, 100, i64::MAX, true)
+            .expect("read")
+            .records
+            .is_empty()
+    );
+    assert_eq!(log.max_timestamp(), None);
+    drop(log);
+    let mut log = Log::open(dir.path(), config).expect("reopen");
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (leo, leo));
+    let info = log
+        .append_as_leader(&batch(1, 5, 1, Compression::None), 0, 0)
+        .expect("append");
+    assert_eq!(info.first_offset, leo);
+}
+
+#[test]
+fn compact_only_topics_are_not_retention_deleted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        retention_ms: 1,
+        retention_bytes: 1,
+        cleanup_policy: crate::CleanupPolicy::Compact,
+        ..small_config(1024)
+    };
+    let mut log = Log::open(dir.path(), config).expect("open");
+    fill(&mut log, &mut Vec::new(), 30, 2, 0, 0);
+    assert_eq!(log.apply_retention(i64::MAX).expect("retention"), 0);
+}
+
+#[test]
+fn offset_for_timestamp_and_max_timestamp() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = Log::open(dir.path(), small_config(1024)).expect("open");
+    assert_eq!(log.offset_for_timestamp(0).expect("ts"), None);
+    assert_eq!(log.max_timestamp(), None);
+    let mut model = Vec::new();
+    // Batch i (3 records) has timestamps 1000+10i .. 1000+10i+2; offsets 3i..3i+2.
+    fill(&mut log, &mut model, 40, 3, 1000, 0);
+    // A compressed batch with an out-of-order (smaller) timestamp.
+    let gz = batch(3, 500, 10, Compression::Gzip);
+    log.append_as_leader(&gz, 0, 0).expect("append gz"); // offsets 120..122
+    fill(&mut log, &mut model, 1, 3, 9000, 0); // offsets 123..125
+    assert!(log.num_segments() > 3);
+    assert_eq!(log.offset_for_timestamp(0).expect("ts"), Some((0, 1000)));
+    assert_eq!(log.offset_for_timestamp(1001).expect("ts"), Some((1, 1001)));
+    assert_eq!(log.offset_for_timestamp(1003).expect("ts"), Some((3, 1010)));
+    assert_eq!(
+        log.offset_for_timestamp(1205).expect("ts"),
+        Some((63, 1210))
+    );
+    assert_eq!(
+        log.offset_for_timestamp(1392).expect("ts"),
+        Some((119, 1392))
+    );
+    assert_eq!(
+        log.offset_for_timestamp(1393).expect("ts"),
+        Some((123, 9000))
+    );
+    assert_eq!(
+        log.offset_for_timestamp(9002).expect("ts"),
+        Some((125, 9002))
+    );
+    assert_eq!(log.offset_for_timestamp(9003).expect("ts"), None);
+    assert_eq!(log.max_timestamp(), Some((9002, 125)));
+    // Below the log start nothing is returned.
+    log.advance_log_start_offset(4).expect("advance");
+    assert_eq!(log.offset_for_timestamp(0).expect("ts"), Some((4, 1011)));
+}
+
+#[test]
+fn log_append_time_stamps_batches_and_keeps_crc_valid() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        message_timestamp_type: TimestampType::LogAppendTime,
+        ..LogConfig::default()
+    };
+    let mut log = Log::open(dir.path(), config).expect("open");
+    let info = log
+        .append_as_leader(&batch(5, 100, 10, Compression::None), 3, 777_000)
+        .expect("append");
+    assert_eq!(
+        (info.log_append_time, info.max_timestamp),
+        (777_000, 777_000)
+    );
+    let read = log.read(0, 10_000, i64::MAX, true).expect("read");
+    let hs = headers(&read.records);
+    assert_eq!(hs.len(), 1);
+    assert!(hs[0].is_log_append_time());
+    assert_eq!(
+        (hs[0].max_timestamp, hs[0].partition_leader_epoch),
+        (777_000, 3)
+    );
+    assert_eq!(
+        log.offset_for_timestamp(500_000).expect("ts"),
+        Some((0, 777_000))
+    );
+}
+
+#[test]
+fn truncate_to_removes_the_tail_and_epochs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = small_config(1024);
+    let mut log = Log::open(dir.path(), config.clone()).expect("open");
+    let mut model = Vec::new();
+    fill(&mut log, &mut model, 20, 2, 0, 1);
+    fill(&mut log, &mut model, 20, 2, 0, 2);
+    fill(&mut log, &mut model, 20, 2, 0, 3);
+    log.flush().expect("flush");
+    assert_eq!(log.leader_epochs(), &[(1, 0), (2, 40), (3, 80)]);
+    log.truncate_to(150).expect("noop");
+    assert_eq!(log.log_end_offset(), 120);
+    log.truncate_to(50).expect("truncate");
+    assert_eq!(log.log_end_offset(), 50);
+    assert_eq!(log.recovery_point(), 50);
+    assert_eq!(log.leader_epochs(), &[(1, 0), (2, 40)]);
+    assert_eq!(log.end_offset_for_epoch(2), Some((2, 50)));
+    model.retain(|s| s.last < 50);
+    check_all_offsets(&log, &model);
+    // Straddling batch goes whole: batches are [50,51], so 51 cuts to 50.
+    fill(&mut log, &mut model, 1, 2, 0, 4);
+    log.truncate_to(51).expect("truncate");
+    assert_eq!(log.log_end_offset(), 50);
+    model.pop();
+    fill(&mut log, &mut model, 3, 2, 0, 4);
+    drop(log);
+    let mut log = Log::open(dir.path(), config).expect("reopen");
+    assert_eq!(log.log_end_offset(), 56);
+    check_all_offsets(&log, &model);
+    assert_eq!(log.leader_epochs(), &[(1, 0), (2, 40), (4, 50)]);
+    // Below the log start: restart empty there.
+    log.advance_log_start_offset(30).expect("advance");
+    log.truncate_to(10).expect("truncate fully");
+    assert_eq!(
+        (
+            log.log_start_offset(),
+            log.log_end_offset(),
+            log.num_segments()
+        ),
+        (10, 10, 1)
+    );
+    assert_eq!(log.latest_epoch(), None);
+}
+
+#[test]
+fn leader_epoch_cache_is_persisted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = Log::open(dir.path(), LogConfig::default()).expect("open");
+    let mut model = Vec::new();
+    fill(&mut log, &mut model, 2, 5, 0, 1);
+    fill(&mut log, &mut model, 2, 5, 0, 3);
+    fill(&mut log, &mut model, 1, 5, 0, 5);
+    assert_eq!(log.latest_epoch(), Some(5));
+    let check = |log: &Log| {
+        assert_eq!(log.end_offset_for_epoch(5), Some((5, 25)));
+        assert_eq!(log.end_offset_for_epoch(4), Some((3, 20)));
+        assert_eq!(log.end_offset_for_epoch(1), Some((1, 10)));
+        assert_eq!(log.end_offset_for_epoch(0), Some((0, 0)));
+        assert_eq!(log.end_offset_for_epoch(6), None);
+    };
+    check(&log);
+    drop(log);
+    let text = fs::read_to_string(dir.path().join("leader-epoch-checkpoint")).expect("file");
+    assert_eq!(text, "0\n3\n1 0\n3 10\n5 20\n");
+    let log = Log::open(dir.path(), LogConfig::default()).expect("reopen");
+    check(&log);
+}
+
+#[test]
+fn bad_batches_are_rejected_and_nothing_is_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        max_message_bytes: 500,
+        ..LogConfig::default()
+    };
+    let mut log = Log::open(dir.path(), config).expect("open");
+    let good = batch(2, 0, 10, Compression::None).to_vec();
+    let mut bad_magic = good.clone();
+    bad_magic[16] = 1;
+    let mut bad_crc = good.clone();
+    bad_crc[70] ^= 1;
+    let mut zero_records = good.clone();
+    zero_records[57..61].copy_from_slice(&0i32.to_be_bytes());
+    let mut claims_append_time = good.clone();
+    claims_append_time[22] |= 0x08;
+    let too_large = batch(10, 0, 100, Compression::None).to_vec();
+    type Expect = fn(&LogError) -> bool;
+    let cases: Vec<(Vec<u8>, Expect)> = vec![
+        (bad_magic, |e| {
+            matches!(e, LogError::UnsupportedMagic { magic: 1 })
+        }),
+        (bad_crc, |e| matches!(e, LogError::CorruptRecord { .. })),
+        (good[..good.len() - 3].to_vec(), |e| {
+            matches!(e, LogError::CorruptRecord { .. })
+        }),
+        (zero_records, |e| {
+            matches!(
+                e,
+                LogError::CorruptRecord { .. } | LogError::InvalidRecord { .. }
+            )
+        }),
+        (claims_append_time, |e| {
+            matches!(
+                e,
+                LogError::CorruptRecord { .. } | LogError::InvalidTimestamp { .. }
+            )
+        }),
+        (too_large, |e| {
+            matches!(e, LogError::RecordTooLarge { max: 500, .. })
+        }),
+        (Vec::new(), |e| matches!(e, LogError::InvalidRecord { .. })),
+    ];
+    for (i, (bytes, expected)) in cases.into_iter().enumerate() {
+        // Put a good batch first: the whole request must be rejected.
+        let mut request = good.clone();
+        request.extend_from_slice(&bytes);
+        let request = if bytes.is_empty() {
+            Bytes::new()
+        } else {
+            Bytes::from(request)
+        };
+        let err = log
+            .append_as_leader(&request, 0, 0)
+            .expect_err("must be rejected");
+        assert!(expected(&err), "case {i}: {err:?}");
+        assert_eq!(log.log_end_offset(), 0, "case {i}");
+        assert_eq!(log.size_bytes(), 0, "case {i}");
+    }
+    // A set larger than a segment.
+    log.set_config(LogConfig {
+        segment_bytes: 50,
+        ..LogConfig::default()
+    });
+    let err = log
+        .append_as_leader(&Bytes::from(good), 0, 0)
+        .expect_err("too large");
+    assert!(matches!(err, LogError::RecordSetTooLarge { .. }));
+}
+
+#[test]
+fn follower_append_copies_the_leaders_bytes() {
+    let leader_dir = tempfile::tempdir().expect("tempdir");
+    let follower_dir = tempfile::tempdir().expect("tempdir");
+    let mut leader = Log::open(leader_dir.path(), small_config(2048)).expect("open");
+    let mut follower = Log::open(follower_dir.path(), small_config(2048)).expect("open");
+    let mut model = Vec::new();
+    fill(&mut leader, &mut model, 10, 3, 0, 1);
+    fill(&mut leader, &mut model, 10, 3, 0, 2);
+    while follower.log_end_offset() < leader.log_end_offset() {
+        let fetched = leader
+            .read(follower.log_end_offset(), 700, i64::MAX, true)
+            .expect("read");
+        // A fetch cut mid-batch: the partial tail is ignored.
+        let mut with_partial = fetched.records.to_vec();
+        with_partial.extend_from_slice(&model[0].bytes[..40]);
+        let info = follower
+            .append_as_follower(&Bytes::from(with_partial))
+            .expect("append");
+        assert!(info.num_batches > 0);
+    }
+    check_all_offsets(&follower, &model);
+    assert_eq!(follower.leader_epochs(), leader.leader_epochs());
+    // Offsets at or below the log end are refused.
+    let again = leader
+        .read(0, 100_000, i64::MAX, true)
+        .expect("read")
+        .records;
+    assert!(matches!(
+        follower.append_as_follower(&again),
+        Err(LogError::NonMonotonicOffset { .. })
+    ));
+    assert_eq!(
+        follower
+            .append_as_follower(&Bytes::new())
+            .expect("empty")
+            .num_batches,
+        0
+    );
+}
+
+#[test]
+fn advance_log_start_offset_is_persisted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = small_config(1024);
+    let mut log = Log::open(dir.path(), config.clone()).expect("open");
+    let mut model = Vec::new();
+    fill(&mut log, &mut model, 40, 2, 0, 0);
+    let n = log.num_segments();
+    assert!(matches!(
+        log.advance_log_start_offset(81),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    log.advance_log_start_offset(41).expect("advance");
+    assert_eq!(log.log_start_offset(), 41);
+    assert!(log.num_segments() < n);
+    assert!(log.segment_base_offsets()[0] <= 41);
+    assert!(matches!(
+        log.read(40, 100, i64::MAX, true),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    // The batch containing 41 starts at 40 and is served whole.
+    assert_eq!(
+        headers(&log.read(41, 1, i64::MAX, true).expect("read").records)[0].base_offset,
+        40
+    );
+    log.advance_log_start_offset(3)
+        .expect("lowering is a no-op");
+    drop(log);
+    let log = Log::open(dir.path(), config).expect("reopen");
+    assert_eq!(log.log_start_offset(), 41);
+}
+
+#[test]
+fn flush_due_follows_flush_messages_and_flush_ms() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        flush_messages: 5,
+        ..LogConfig::default()
+    };
+    let mut log = Log::open(dir.path(), config.clone()).expect("open");
+    assert!(!log.flush_due(i64::MAX));
+    log.append_as_leader(&batch(3, 0, 1, Compression::None), 0, 0)
+        .expect("append");
+    assert!(!log.flush_due(0));
+    log.append_as_leader(&batch(3, 0, 1, Compression::None), 0, 0)
+        .expect("append");
+    assert!(log.flush_due(0));
+    log.flush().expect("flush");
+    assert!(!log.flush_due(0));
+    assert_eq!(log.recovery_point(), 6);
+    log.set_config(LogConfig {
+        flush_ms: 1000,
+        ..config
+    });
+    log.append_as_leader(&batch(1, 0, 1, Compression::None), 0, 0)
+        .expect("append");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    assert!(!log.flush_due(now - 10_000));
+    assert!(log.flush_due(now + 10_000));
+}
+
+#[test]
+fn segment_ms_rolls_by_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        segment_ms: 1000,
+        ..LogConfig::default()
+    };
+    let mut log = Log::open(dir.path(), config).expect("open");
+    let b = batch(1, 0, 1, Compression::None);
+    log.append_as_leader(&b, 0, 10_000).expect("append");
+    log.append_as_leader(&b, 0, 10_900).expect("append");
+    assert_eq!(log.num_segments(), 1);
+    log.append_as_leader(&b, 0, 11_001).expect("append");
+    assert_eq!(log.segment_base_offsets(), vec![0, 2]);
+}
+
+#[test]
+fn full_index_rolls_the_segment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        index_interval_bytes: 0,
+        segment_index_bytes: 8 * 4,
+        ..LogConfig::default()
+    };
+    let mut log = Log::open(dir.path(), config).expect("open");
+    let mut model = Vec::new();
+    fill(&mut log, &mut model, 20, 1, 0, 0);
+    assert!(log.num_segments() >= 4, "{}", log.num_segments());
+    check_all_offsets(&log, &model);
+}
+
+fn arb_batches() -> impl Strategy<Value = Vec<(usize, usize)>> {
+    prop::collection::vec((1usize..6, 0usize..300), 1..40)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn prop_reads_return_whole_batches(
+        specs in arb_batches(),
+        segment_bytes in 300u64..3000,
+        reads in prop::collection::vec((0.0f64..1.0, 1usize..4000, 0.0f64..1.2, any::<bool>()), 1..30),
+    ) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = Log::open(dir.path(), small_config(segment_bytes)).expect("open");
+        let mut model = Vec::new();
+        for (i, &(count, len)) in specs.iter().enumerate() {
+            let b = batch(count, i as i64 * 100, len, Compression::None);
+            if b.len() as u64 > segment_bytes {
+                continue;
+            }
+            let info = log.append_as_leader(&b, 0, 0).expect("append");
+            model.push(Stored { base: info.first_offset, last: info.last_offset, bytes: stored(&b, info.first_offset, 0) });
+        }
+        let leo = log.log_end_offset();
+        for &(at, max_bytes, max_at, min_one) in &reads {
+            let start = (at * leo as f64) as i64;
+            let max_offset = (max_at * leo as f64) as i64;
+            check_read(&log, &model, start, max_bytes, max_offset, min_one);
+        }
+        drop(log);
+        let log = Log::open(dir.path(), small_config(segment_bytes)).expect("reopen");
+        prop_assert_eq!(log.log_end_offset(), leo);
+        check_all_offsets(&log, &model);
+    }
+
+    #[test]
+    fn prop_recovery_keeps_every_whole_batch_before_a_cut(
+        specs in arb_batches(),
+        cut_frac in 0.0f64..1.0,
+    ) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = small_config(1 << 20);
+        let mut log = Log::open(dir.path(), config.clone()).expect("open");
+        let mut model = Vec::new();
+        for (i, &(count, len)) in specs.iter().enumerate() {
+            let b = batch(count, i as i64, len, Compression::None);
+            let info = log.append_as_leader(&b, 0, 0).expect("append");
+            model.push(Stored { base: info.first_offset, last: info.last_offset, bytes: stored(&b, info.first_offset, 0) });
+        }
+        let path = active_segment_path(&log);
+        drop(log);
+        let total: usize = model.iter().map(|s| s.bytes.len()).sum();
+        let cut = (cut_frac * total as f64) as usize;
+        OpenOptions::new().write(true).open(&path).expect("open").set_len(cut as u64).expect("cut");
+        let mut end = 0;
+        let survivors: Vec<Stored> = model.iter().take_while(|s| { end += s.bytes.len(); end <= cut }).cloned().collect();
+        let log = Log::open(dir.path(), config).expect("recover");
+        prop_assert_eq!(log.log_end_offset(), survivors.last().map_or(0, |s| s.last + 1));
+        check_all_offsets(&log, &survivors);
+    }
+}
