@@ -72,7 +72,13 @@ fn test_name() -> String {
     let name = if name == "main" { "node" } else { name };
     name.replace("::", "__")
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -165,7 +171,8 @@ impl FjordNode {
     }
 
     fn spawn_and_wait(&mut self) {
-        self.spawn().unwrap_or_else(|e| panic!("spawning fjord: {e:#}"));
+        self.spawn()
+            .unwrap_or_else(|e| panic!("spawning fjord: {e:#}"));
         if let Err(e) = self.wait_ready() {
             self.kill_quietly();
             panic!(
@@ -224,18 +231,17 @@ impl FjordNode {
     fn wait_ready(&mut self) -> anyhow::Result<()> {
         let deadline = Instant::now() + START_TIMEOUT;
         let addr = self.bootstrap();
-        let mut last_err = String::from("no attempt yet");
         loop {
             if let Some(child) = self.child.as_mut()
                 && let Some(status) = child.try_wait()?
             {
                 bail!("fjord exited during startup with {status}");
             }
-            match probe_metadata(&addr) {
+            let last_err = match probe_metadata(&addr) {
                 Ok(md) if !md.brokers.is_empty() => return Ok(()),
-                Ok(_) => last_err = "Metadata answered with no brokers".into(),
-                Err(e) => last_err = format!("{e:#}"),
-            }
+                Ok(_) => "Metadata answered with no brokers".to_string(),
+                Err(e) => format!("{e:#}"),
+            };
             if Instant::now() >= deadline {
                 bail!("no Metadata answer within {START_TIMEOUT:?}; last: {last_err}");
             }
@@ -291,7 +297,7 @@ impl FjordNode {
         self.spawn_and_wait();
     }
 
-    /// Runs `fjord ARGS... -b BOOTSTRAP` (admin CLI) with `stdin` and a deadline.
+    /// Runs `fjord ARGS...` (admin CLI) against this node with `stdin` and a deadline.
     pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> Output {
         run_cli(&self.bootstrap(), args, stdin, Duration::from_secs(30))
     }
@@ -326,14 +332,18 @@ impl Drop for FjordNode {
     }
 }
 
-/// Runs the `fjord` CLI with `-b bootstrap` appended, feeding `stdin`, killing it after `timeout`.
+/// Runs the `fjord` CLI pointed at `bootstrap` (via `FJORD_BOOTSTRAP`, which works for every
+/// subcommand whatever the position of `-b`), feeding `stdin`, killing it after `timeout`.
 pub fn run_cli(bootstrap: &str, args: &[&str], stdin: Option<&str>, timeout: Duration) -> Output {
     let mut cmd = Command::new(fjord_bin());
     cmd.args(args)
-        .arg("-b")
-        .arg(bootstrap)
+        .env("FJORD_BOOTSTRAP", bootstrap)
         .env("NO_COLOR", "1")
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn fjord cli");
@@ -366,7 +376,7 @@ pub fn run_cli(bootstrap: &str, args: &[&str], stdin: Option<&str>, timeout: Dur
             let _ = child.wait();
             let stderr = t_err.join().unwrap_or_default();
             panic!(
-                "`fjord {} -b {bootstrap}` (pid {pid}) did not finish within {timeout:?}; stderr:\n{}",
+                "`FJORD_BOOTSTRAP={bootstrap} fjord {}` (pid {pid}) did not finish within {timeout:?}; stderr:\n{}",
                 args.join(" "),
                 String::from_utf8_lossy(&stderr)
             );
@@ -603,7 +613,11 @@ pub fn assign_from(c: &BaseConsumer, topic: &str, partitions: &[i32], offset: Of
 }
 
 /// Polls until `n` messages arrived (fails on a consumer error or after `timeout`).
-pub fn consume_n(c: &BaseConsumer, n: usize, timeout: Duration) -> anyhow::Result<Vec<OwnedMessage>> {
+pub fn consume_n(
+    c: &BaseConsumer,
+    n: usize,
+    timeout: Duration,
+) -> anyhow::Result<Vec<OwnedMessage>> {
     let deadline = Instant::now() + timeout;
     let mut out = Vec::with_capacity(n);
     while out.len() < n {
@@ -642,8 +656,9 @@ pub fn expect_no_more(c: &BaseConsumer, quiet: Duration) -> anyhow::Result<()> {
 pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     use rdkafka::client::DefaultClientContext;
-    let admin: AdminClient<DefaultClientContext> =
-        client_config(bootstrap).create().expect("create admin client");
+    let admin: AdminClient<DefaultClientContext> = client_config(bootstrap)
+        .create()
+        .expect("create admin client");
     let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let res = admin
@@ -660,17 +675,21 @@ pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
 
 /// Waits until Metadata lists `name` with `partitions` partitions, each with a leader.
 pub fn wait_for_topic(bootstrap: &str, name: &str, partitions: i32) {
-    wait_for(Duration::from_secs(20), &format!("topic {name} with {partitions} led partitions"), || {
-        let md = probe_metadata(bootstrap).ok()?;
-        let t = md
-            .topics
-            .iter()
-            .find(|t| t.name.as_ref().map(|n| n.as_str()) == Some(name))?;
-        let ok = t.error_code == 0
-            && t.partitions.len() == partitions as usize
-            && t.partitions.iter().all(|p| p.leader_id.0 >= 0);
-        ok.then_some(())
-    })
+    wait_for(
+        Duration::from_secs(20),
+        &format!("topic {name} with {partitions} led partitions"),
+        || {
+            let md = probe_metadata(bootstrap).ok()?;
+            let t = md
+                .topics
+                .iter()
+                .find(|t| t.name.as_ref().map(|n| n.as_str()) == Some(name))?;
+            let ok = t.error_code == 0
+                && t.partitions.len() == partitions as usize
+                && t.partitions.iter().all(|p| p.leader_id.0 >= 0);
+            ok.then_some(())
+        },
+    )
     .unwrap_or_else(|e| panic!("{e:#}"));
 }
 

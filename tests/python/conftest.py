@@ -1,0 +1,175 @@
+"""Fixtures for Python-client end-to-end tests: a real `fjord dev` node per test.
+
+The binary is $FJORD_BIN, else $CARGO_TARGET_DIR/debug/fjord, else
+~/.cache/fjord/target/debug/fjord, else <repo>/target/debug/fjord.
+"""
+
+import os
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 20.0
+POLL = 0.05
+REPO = Path(__file__).resolve().parents[2]
+
+
+def fjord_bin() -> Path:
+    if os.environ.get("FJORD_BIN"):
+        return Path(os.environ["FJORD_BIN"])
+    candidates = []
+    if os.environ.get("CARGO_TARGET_DIR"):
+        candidates.append(Path(os.environ["CARGO_TARGET_DIR"]) / "debug" / "fjord")
+    candidates.append(Path.home() / ".cache" / "fjord" / "target" / "debug" / "fjord")
+    candidates.append(REPO / "target" / "debug" / "fjord")
+    for c in candidates:
+        if c.exists():
+            return c
+    pytest.fail(
+        "fjord binary not found (tried %s); run `cargo build --workspace --bins` or set FJORD_BIN"
+        % ", ".join(str(c) for c in candidates)
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _read_exact(sock: socket.socket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("connection closed")
+        buf += chunk
+    return buf
+
+
+def metadata_broker_count(host: str, port: int, timeout: float = 2.0) -> int:
+    """Sends a Metadata v0 request (all topics) and returns the number of brokers listed."""
+    client_id = b"fjord-pytest"
+    body = struct.pack(">hhih", 3, 0, 1, len(client_id)) + client_id + struct.pack(">i", 0)
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.settimeout(timeout)
+        s.sendall(struct.pack(">i", len(body)) + body)
+        (size,) = struct.unpack(">i", _read_exact(s, 4))
+        resp = _read_exact(s, size)
+    (corr, n_brokers) = struct.unpack(">ii", resp[:8])
+    if corr != 1:
+        raise ValueError("correlation id mismatch")
+    return n_brokers
+
+
+class FjordNode:
+    def __init__(self, tmp: Path, name: str):
+        self.tmp = tmp
+        self.port = free_port()
+        self.data_dir = tmp / "data"
+        log_dir = Path(os.environ.get("FJORD_E2E_LOG_DIR", Path(tempfile.gettempdir()) / "fjord-e2e-logs"))
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_dir / ("py-%s-%d-%s.log" % (name, os.getpid(), uuid.uuid4().hex[:6]))
+        self.proc = None
+
+    @property
+    def bootstrap(self) -> str:
+        return "127.0.0.1:%d" % self.port
+
+    def start(self):
+        env = dict(os.environ, NO_COLOR="1", RUST_BACKTRACE="1")
+        env.setdefault("RUST_LOG", "info")
+        bin_path = fjord_bin()
+        with open(self.log_path, "ab") as log:
+            log.write(b"=== pytest: start %s on %s ===\n" % (str(bin_path).encode(), self.bootstrap.encode()))
+            log.flush()
+            self.proc = subprocess.Popen(
+                [str(bin_path), "dev", "--data-dir", str(self.data_dir), "--kafka-addr", self.bootstrap],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env=env,
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        last = "no attempt"
+        while True:
+            if self.proc.poll() is not None:
+                pytest.fail("fjord exited during startup (%s)\n%s" % (self.proc.returncode, self.tail()))
+            try:
+                if metadata_broker_count("127.0.0.1", self.port) > 0:
+                    return
+                last = "Metadata lists no broker"
+            except (OSError, ValueError, struct.error) as e:
+                last = repr(e)
+            if time.monotonic() > deadline:
+                self.kill()
+                pytest.fail("fjord not ready within %ss (last: %s)\n%s" % (START_TIMEOUT, last, self.tail()))
+            time.sleep(POLL)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                pytest.fail("fjord did not exit within %ss of SIGTERM\n%s" % (STOP_TIMEOUT, self.tail()))
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def tail(self, n: int = 60) -> str:
+        return "--- %s ---\n%s" % (self.log_path, "\n".join(self.log().splitlines()[-n:]))
+
+    def cli(self, *args, input=None, timeout=30):
+        """Runs `fjord ARGS` against this node (FJORD_BOOTSTRAP)."""
+        return subprocess.run(
+            [str(fjord_bin()), *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=dict(os.environ, NO_COLOR="1", FJORD_BOOTSTRAP=self.bootstrap),
+        )
+
+
+@pytest.fixture
+def fjord(request, tmp_path):
+    node = FjordNode(tmp_path, request.node.name.replace("/", "_").replace("[", "_").replace("]", ""))
+    node.start()
+    yield node
+    node.kill()
+    log = node.log()
+    if "panicked" in log:
+        i = log.index("panicked")
+        start = log.rfind("\n", 0, i) + 1
+        pytest.fail("fjord node log %s contains a panic:\n%s" % (node.log_path, log[start : start + 3000]))
+
+
+@pytest.fixture
+def topic():
+    return "py-" + uuid.uuid4().hex[:10]
+
+
+def pytest_runtest_makereport(item, call):
+    # Attach the node log tail to failing tests.
+    if call.when == "call" and call.excinfo is not None:
+        node = item.funcargs.get("fjord") if hasattr(item, "funcargs") else None
+        if isinstance(node, FjordNode):
+            item.add_report_section("call", "fjord log", node.tail(80))
