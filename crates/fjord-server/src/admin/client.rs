@@ -70,7 +70,12 @@ impl KafkaClient {
     pub async fn connect(addr: &str, timeout: Duration) -> Result<Self> {
         let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
             .await
-            .map_err(|_| anyhow!("connect to {addr}: timed out after {timeout:?}"))?
+            .map_err(|_| {
+                anyhow::Error::new(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("connect to {addr}: no answer within {timeout:?}"),
+                ))
+            })?
             .with_context(|| format!("connect to {addr}"))?;
         // Requests are small and strictly request/response: don't let
         // Nagle hold them back.
@@ -154,11 +159,21 @@ impl KafkaClient {
         req: &Req,
         version: i16,
     ) -> Result<Req::Response> {
-        let frame = self.round_trip(req, version, true).await?;
-        let body = frame.ok_or_else(|| anyhow!("response expected but none read"))?;
-        let correlation_id = self.next_correlation_id.wrapping_sub(1);
-        decode_response::<Req>(correlation_id, version, body)
-            .with_context(|| format!("decode {} v{version} response", api_name(Req::KEY)))
+        let (correlation_id, body) = self.round_trip(req, version, true).await?;
+        let body = body.ok_or_else(|| anyhow!("response expected but none read"))?;
+        let response = decode_response::<Req>(correlation_id, version, body);
+        if response.is_err() {
+            // Out of step with the broker (or it speaks something else):
+            // do not trust the next frame on this connection either.
+            self.broken = true;
+        }
+        response.with_context(|| {
+            format!(
+                "decode {} v{version} response from {}",
+                api_name(Req::KEY),
+                self.addr
+            )
+        })
     }
 
     /// Sends `req` at `version` without reading a response, for requests
@@ -172,13 +187,14 @@ impl KafkaClient {
     }
 
     /// Writes one request and, if `expect_response`, reads one response
-    /// frame, all within the timeout. Poisons the client on any failure.
+    /// frame, all within the timeout; returns the request's correlation id
+    /// and the response body. Poisons the client on any failure.
     async fn round_trip<Req: Request>(
         &mut self,
         req: &Req,
         version: i16,
         expect_response: bool,
-    ) -> Result<Option<Bytes>> {
+    ) -> Result<(i32, Option<Bytes>)> {
         ensure!(
             !self.broken,
             "connection to {} is unusable after an earlier error",
@@ -203,7 +219,12 @@ impl KafkaClient {
         };
         let result = tokio::time::timeout(timeout, exchange)
             .await
-            .map_err(|_| anyhow!("timed out after {timeout:?}"))
+            .map_err(|_| {
+                anyhow::Error::new(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no response within {timeout:?}"),
+                ))
+            })
             .and_then(|r| r);
         let response = result.with_context(|| {
             format!(
@@ -213,7 +234,7 @@ impl KafkaClient {
             )
         })?;
         self.broken = false;
-        Ok(response)
+        Ok((correlation_id, response))
     }
 
     /// ApiVersions handshake: learn what the broker speaks.
@@ -221,11 +242,10 @@ impl KafkaClient {
         let request = ApiVersionsRequest::default()
             .with_client_software_name(StrBytes::from_static_str("fjord"))
             .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
-        let first = self
+        let (correlation_id, first) = self
             .round_trip(&request, API_VERSIONS_FIRST_TRY, true)
-            .await?
-            .ok_or_else(|| anyhow!("ApiVersions response expected"))?;
-        let correlation_id = self.next_correlation_id.wrapping_sub(1);
+            .await?;
+        let first = first.ok_or_else(|| anyhow!("ApiVersions response expected"))?;
         let response = match decode_response::<ApiVersionsRequest>(
             correlation_id,
             API_VERSIONS_FIRST_TRY,
@@ -491,5 +511,29 @@ mod tests {
         let sent_version = broker.await.expect("broker task");
         assert_eq!(sent_version, MetadataRequest::VERSIONS.max);
         assert!(!client.is_broken());
+    }
+
+    /// A broker that accepts but never answers: the handshake times out
+    /// with an I/O `TimedOut` error (which callers treat as retriable).
+    #[tokio::test]
+    async fn silent_broker_times_out() {
+        use tokio::net::TcpListener;
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let silent = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.expect("accept");
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            drop(socket);
+        });
+        let err = KafkaClient::connect(&addr, Duration::from_millis(200))
+            .await
+            .expect_err("no answer");
+        assert!(format!("{err:#}").contains("no response within"), "{err:#}");
+        assert!(err.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        }));
+        silent.abort();
     }
 }

@@ -539,9 +539,10 @@ impl Consumer {
 fn is_retriable(e: &anyhow::Error) -> bool {
     match e.chain().find_map(|c| c.downcast_ref::<KafkaError>()) {
         Some(kafka) => kafka.is_retriable(),
-        None => e.chain().any(|c| {
-            c.downcast_ref::<std::io::Error>().is_some() || c.to_string().contains("timed out")
-        }),
+        // I/O errors include our request timeouts (`TimedOut`).
+        None => e
+            .chain()
+            .any(|c| c.downcast_ref::<std::io::Error>().is_some()),
     }
 }
 
