@@ -167,6 +167,7 @@ impl Log {
             last_flush_ms: wall_clock_ms(),
             dir_dirty,
         };
+        log.active_mut().ensure_exact(interval)?;
         let first = log.first_segment().base_offset();
         log.log_start_offset = log_start_checkpoint.unwrap_or(first).max(first);
         if log.log_start_offset > log.log_end_offset() {
@@ -180,9 +181,11 @@ impl Log {
         log.persist_leader_epochs()?;
         checkpoint::write_offset(&log.dir, LOG_START_OFFSET, log.log_start_offset)?;
         let now = wall_clock_ms();
+        // segment.ms clock of the active segment after a restart: its first
+        // batch's timestamp when plausible, else now.
         let first_ts = log.active().first_batch_timestamp()?;
         log.active_mut()
-            .set_rolling_base_ms(first_ts.map(|ts| ts.clamp(0, now)));
+            .set_rolling_base_ms(first_ts.map(|ts| if (0..=now).contains(&ts) { ts } else { now }));
         // Everything scanned is valid: make it durable and move the recovery point.
         log.flush()?;
         Ok(log)
@@ -368,6 +371,9 @@ impl Log {
             log_start_offset: log_start,
             log_end_offset: log_end,
         };
+        if start_offset == log_end {
+            return Ok(info);
+        }
         let Some((seg, position, first)) = self.locate(start_offset)? else {
             return Ok(info);
         };
@@ -794,8 +800,9 @@ impl Log {
         Ok(())
     }
 
-    /// Delete all segments and restart the log, empty, at `offset`.
-    fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), LogError> {
+    /// Delete all segments and restart the log, empty, at `offset` (e.g. a
+    /// follower whose leader's log starts past this log's end).
+    pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), LogError> {
         while let Some((_, seg)) = self.segments.pop_first() {
             seg.delete()?;
         }

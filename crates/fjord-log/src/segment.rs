@@ -12,8 +12,10 @@ use crate::error::LogError;
 use crate::offset_index::OffsetIndex;
 use crate::time_index::TimeIndex;
 
-/// Read size used when walking batch headers.
+/// Read size when validating whole batches (recovery).
 const SCAN_CHUNK: usize = 1 << 20;
+/// Read size when walking headers from an index entry (a few index intervals).
+const HEADER_WALK_CHUNK: usize = 16 * 1024;
 
 pub(crate) const LOG_SUFFIX: &str = ".log";
 pub(crate) const INDEX_SUFFIX: &str = ".index";
@@ -113,6 +115,10 @@ pub(crate) struct LogSegment {
     indexes_dirty: bool,
     /// The index files were written but not fsynced.
     indexes_unsynced: bool,
+    /// `derived` and `next_offset` come from a scan (or appends), not from
+    /// index files (which leave `next_offset` at the next segment's base and
+    /// only know the indexed batches).
+    exact: bool,
 }
 
 impl LogSegment {
@@ -161,6 +167,7 @@ impl LogSegment {
             unsynced: false,
             indexes_dirty: false,
             indexes_unsynced: false,
+            exact: true,
         }
     }
 
@@ -267,6 +274,7 @@ impl LogSegment {
         &self,
         position: u64,
         need_body: bool,
+        chunk: usize,
         mut visit: impl FnMut(u64, &BatchHeader, &[u8]) -> Result<Visit<T>, LogError>,
     ) -> Result<Scan<T>, LogError> {
         let mut buf: Vec<u8> = Vec::new();
@@ -282,7 +290,7 @@ impl LogSegment {
             }
             let mut off = (pos - buf_start) as usize;
             if off + HEADER_LEN > buf.len() {
-                self.fill(&mut buf, pos, SCAN_CHUNK)?;
+                self.fill(&mut buf, pos, chunk)?;
                 buf_start = pos;
                 off = 0;
             }
@@ -297,7 +305,7 @@ impl LogSegment {
             let size = header.size();
             let bytes: &[u8] = if need_body {
                 if off + size > buf.len() {
-                    self.fill(&mut buf, pos, SCAN_CHUNK.max(size))?;
+                    self.fill(&mut buf, pos, chunk.max(size))?;
                     buf_start = pos;
                     off = 0;
                 }
@@ -335,7 +343,7 @@ impl LogSegment {
         position: u64,
         pred: impl Fn(&BatchHeader) -> bool,
     ) -> Result<Option<(u64, BatchHeader)>, LogError> {
-        let scan = self.scan(position, false, |pos, h, _| {
+        let scan = self.scan(position, false, HEADER_WALK_CHUNK, |pos, h, _| {
             Ok(if pred(h) {
                 Visit::Stop((pos, *h))
             } else {
@@ -370,7 +378,7 @@ impl LogSegment {
         let mut derived = Derived::new();
         let mut next = base;
         let mut end = 0u64;
-        let scan = self.scan(0, verify, |pos, h, bytes| {
+        let scan = self.scan(0, verify, SCAN_CHUNK, |pos, h, bytes| {
             if verify && batch::validate(bytes, pos as usize, None, Origin::Replica).is_err() {
                 return Ok(Visit::Invalid);
             }
@@ -395,6 +403,7 @@ impl LogSegment {
         self.derived = derived;
         self.next_offset = next;
         self.indexes_dirty = true;
+        self.exact = true;
         Ok(match scan {
             Scan::Invalid(pos) => Some(pos),
             Scan::End | Scan::Stopped(()) => {
@@ -427,16 +436,32 @@ impl LogSegment {
         Ok(())
     }
 
-    /// Remove every batch from the one containing `offset` on.
+    /// Remove every batch from the one containing `offset` on. Leaves the
+    /// segment's state exact (rescanned) either way.
     pub(crate) fn truncate_to_offset(
         &mut self,
         offset: i64,
         index_interval_bytes: u32,
     ) -> Result<(), LogError> {
-        if let Some((pos, _)) = self.find_batch(offset)? {
-            self.truncate_to_position(pos, index_interval_bytes)?;
+        match self.find_batch(offset)? {
+            Some((pos, _)) => self.truncate_to_position(pos, index_interval_bytes),
+            None => self.ensure_exact(index_interval_bytes),
         }
-        Ok(())
+    }
+
+    /// Rescan a segment whose state came from index files (it is becoming
+    /// the active segment, whose `next_offset` is the log end).
+    pub(crate) fn ensure_exact(&mut self, index_interval_bytes: u32) -> Result<(), LogError> {
+        if self.exact {
+            return Ok(());
+        }
+        match self.rebuild(false, index_interval_bytes)? {
+            None => Ok(()),
+            Some(position) => Err(LogError::CorruptSegment {
+                path: self.log_path.clone(),
+                position,
+            }),
+        }
     }
 
     /// The segment stops being active: make the time index's last entry the
@@ -527,6 +552,7 @@ impl LogSegment {
                 .map_or(-1, |(_, rel)| self.base_offset + i64::from(rel)),
         };
         self.next_offset = next_segment_base.max(self.base_offset);
+        self.exact = false;
         Ok(true)
     }
 

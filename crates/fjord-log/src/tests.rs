@@ -832,3 +832,41 @@ proptest! {
         check_all_offsets(&log, &survivors);
     }
 }
+
+#[test]
+fn follower_offset_gaps_survive_reopen_reads_and_truncation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let one = batch(3, 0, 20, Compression::None).len() as u64;
+    let config = small_config(3 * one + one / 2);
+    let mut log = Log::open(dir.path(), config.clone()).expect("open");
+    let mut model = Vec::new();
+    for base in [0i64, 3, 6, 1000, 1003, 1006] {
+        let b = batch(3, base, 20, Compression::None);
+        let bytes = stored(&b, base, 1);
+        log.append_as_follower(&Bytes::from(bytes.clone()))
+            .expect("append");
+        model.push(Stored {
+            base,
+            last: base + 2,
+            bytes,
+        });
+    }
+    assert_eq!(log.log_end_offset(), 1009);
+    log.close().expect("close");
+    let mut log = Log::open(dir.path(), config).expect("reopen");
+    // The first segment is trusted: its state comes from its index files.
+    assert_eq!(log.segment_base_offsets(), vec![0, 1000]);
+    check_all_offsets(&log, &model);
+    // An offset inside the gap reads the next batch.
+    let got = log.read(500, 1, i64::MAX, true).expect("read");
+    assert_eq!(headers(&got.records)[0].base_offset, 1000);
+    // Truncating into the gap ends the log after the last batch before it.
+    log.truncate_to(500).expect("truncate");
+    assert_eq!(log.log_end_offset(), 9);
+    model.truncate(3);
+    check_all_offsets(&log, &model);
+    let info = log
+        .append_as_leader(&batch(1, 0, 1, Compression::None), 2, 0)
+        .expect("append");
+    assert_eq!(info.first_offset, 9);
+}
