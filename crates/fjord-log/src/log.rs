@@ -168,18 +168,20 @@ impl Log {
             dir_dirty,
         };
         log.active_mut().ensure_exact(interval)?;
+        leader_epoch_cache.truncate_from_end(log.log_end_offset());
+        log.leader_epoch_cache = leader_epoch_cache;
         let first = log.first_segment().base_offset();
         log.log_start_offset = log_start_checkpoint.unwrap_or(first).max(first);
         if log.log_start_offset > log.log_end_offset() {
+            // Recovery cut below the persisted log start: restart empty there.
             let start = log.log_start_offset;
             log.truncate_fully_and_start_at(start)?;
         }
         log.delete_segments_below_log_start()?;
-        leader_epoch_cache.truncate_from_end(log.log_end_offset());
-        leader_epoch_cache.truncate_from_start(log.log_start_offset);
-        log.leader_epoch_cache = leader_epoch_cache;
+        let start = log.log_start_offset;
+        log.leader_epoch_cache.truncate_from_start(start);
         log.persist_leader_epochs()?;
-        checkpoint::write_offset(&log.dir, LOG_START_OFFSET, log.log_start_offset)?;
+        checkpoint::write_offset(&log.dir, LOG_START_OFFSET, start)?;
         let now = wall_clock_ms();
         // segment.ms clock of the active segment after a restart: its first
         // batch's timestamp when plausible, else now.

@@ -404,6 +404,10 @@ impl LogSegment {
         self.next_offset = next;
         self.indexes_dirty = true;
         self.exact = true;
+        // A rebuilt segment may be sealed (non-active) and its index files
+        // written: its time index must end with its largest timestamp. For
+        // the active segment the extra entry is harmless (still "largest so far").
+        self.seal();
         Ok(match scan {
             Scan::Invalid(pos) => Some(pos),
             Scan::End | Scan::Stopped(()) => {
@@ -467,7 +471,10 @@ impl LogSegment {
     /// The segment stops being active: make the time index's last entry the
     /// segment's largest timestamp (Kafka does the same on roll).
     pub(crate) fn seal(&mut self) {
-        if self.derived.offset_of_max_timestamp >= 0 {
+        let last = self.derived.time_index.last();
+        if self.derived.offset_of_max_timestamp >= 0
+            && last.is_none_or(|(ts, _)| ts < self.derived.max_timestamp)
+        {
             let rel = (self.derived.offset_of_max_timestamp - self.base_offset) as u32;
             self.derived
                 .time_index

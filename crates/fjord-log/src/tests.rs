@@ -870,3 +870,67 @@ fn follower_offset_gaps_survive_reopen_reads_and_truncation() {
         .expect("append");
     assert_eq!(info.first_offset, 9);
 }
+
+#[test]
+fn segment_max_timestamps_survive_index_rebuilds_and_reopens() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Sparse entries: the largest timestamp is usually not at an interval.
+    let config = LogConfig {
+        index_interval_bytes: 300,
+        ..small_config(1024)
+    };
+    let mut log = Log::open(dir.path(), config.clone()).expect("open");
+    let mut model = Vec::new();
+    fill(&mut log, &mut model, 40, 2, 1000, 0); // batch i: ts 1000+10i, +1
+    let queries: Vec<i64> = (990..1400).collect();
+    let expected: Vec<_> = queries
+        .iter()
+        .map(|&ts| log.offset_for_timestamp(ts).expect("ts"))
+        .collect();
+    assert_eq!(expected[1111 - 990], Some((23, 1111)));
+    log.close().expect("close");
+    for round in 0..3 {
+        if round == 1 {
+            for entry in fs::read_dir(dir.path()).expect("ls") {
+                let path = entry.expect("entry").path();
+                if path
+                    .extension()
+                    .is_some_and(|e| e == "timeindex" || e == "index")
+                {
+                    fs::remove_file(path).expect("rm");
+                }
+            }
+        }
+        let log = Log::open(dir.path(), config.clone()).expect("reopen");
+        let got: Vec<_> = queries
+            .iter()
+            .map(|&ts| log.offset_for_timestamp(ts).expect("ts"))
+            .collect();
+        assert_eq!(got, expected, "round {round}");
+        assert_eq!(log.max_timestamp(), Some((1391, 79)));
+        // Time retention must not delete a segment holding a newer timestamp.
+        drop(log);
+    }
+    let mut log = Log::open(
+        dir.path(),
+        LogConfig {
+            retention_ms: 100,
+            ..config
+        },
+    )
+    .expect("reopen");
+    log.apply_retention(1200).expect("retention");
+    check_all_offsets(&log, &model);
+    // Batch i holds offsets 2i, 2i+1 with max timestamp 1000+10i+1; a
+    // segment goes when its largest timestamp is below 1200-100.
+    let max_ts_of_batch_ending_at = |next: i64| 1000 + 10 * (next / 2 - 1) + 1;
+    let start = log.log_start_offset();
+    assert!(start > 0);
+    assert!(max_ts_of_batch_ending_at(start) < 1100);
+    let first_segment_end = log.segment_base_offsets()[1];
+    assert!(max_ts_of_batch_ending_at(first_segment_end) >= 1100);
+    assert_eq!(
+        log.offset_for_timestamp(0).expect("ts").map(|(o, _)| o),
+        Some(start)
+    );
+}
