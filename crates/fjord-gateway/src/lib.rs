@@ -1,1 +1,47 @@
-//! fjord-gateway
+//! `fjord-gateway`: the Kafka wire-protocol server.
+//!
+//! What it owns: the TCP listener for Kafka clients, framing, decoding
+//! requests and encoding responses with the `kafka-protocol` crate, and the
+//! translation between Kafka wire messages and the broker's domain API
+//! (`fjord_broker::Broker`). It holds no state of its own beyond
+//! connections: every answer comes from the broker.
+//!
+//! Layout:
+//! - [`server`](serve): accept loop, connection cap, shutdown and drain.
+//! - `connection`: one task per connection; reads frames ahead, handles
+//!   requests one at a time, writes responses in request order.
+//! - `frame`: the size-prefixed frame codec, request decoding and response
+//!   encoding (one buffer per response).
+//! - `handlers/`: one file per Kafka api; `handlers/api_versions.rs` holds
+//!   the table of served apis and version ranges.
+//! - [`error_code`]: the one place broker errors become Kafka error codes.
+//! - [`GatewayError`]: why a connection closed or the server stopped.
+//!
+//! Invariants:
+//! - Responses on a connection go out in request order; acks=0 produce gets
+//!   no response (and a failed one closes the connection, as in Kafka).
+//! - Bad input never panics: a frame size that is negative or above
+//!   `max_frame_bytes`, a short or undecodable header or body, an unknown api
+//!   key, an api not served here or a version outside the advertised range
+//!   closes the connection. The one exception is ApiVersions at an unknown
+//!   version, answered with UNSUPPORTED_VERSION and the supported ranges in
+//!   the v0 format, so clients can fall back.
+//! - ApiVersions advertises exactly the table decoding enforces.
+//! - Record batches are never decoded or copied on the way in: a frame is
+//!   one frozen `Bytes`, and produce hands the broker slices of it; fetch
+//!   returns the stored bytes as they are.
+//!
+//! Known limit: `kafka-protocol` 0.18 pre-allocates arrays with the element
+//! count read off the wire, so a frame that declares a huge count can make
+//! the decoder ask for a huge allocation before it fails (upstream PRs
+//! kafka-protocol-rs#152/#161/#200 bound it by the bytes remaining).
+
+mod connection;
+mod error;
+pub mod error_code;
+mod frame;
+mod handlers;
+mod server;
+
+pub use error::{DecodeSource, GatewayError};
+pub use server::{DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME_BYTES, GatewayConfig, serve};

@@ -1,0 +1,170 @@
+//! One client connection: read frames, handle requests one at a time, write
+//! responses in request order.
+//!
+//! Two halves run in the connection's task. The reader splits frames off the
+//! socket and decodes them while the previous request is being handled
+//! (read-ahead bounded by [`PIPELINE_DEPTH`]); the handler takes requests in
+//! order, awaits each one and writes its response before the next. Handling
+//! one request at a time is what Kafka does per connection too, and it keeps
+//! a producer's pipelined batches for a partition in order.
+//!
+//! Any framing or decoding error ends the reader: requests already read are
+//! still answered, then the connection closes.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use fjord_broker::Broker;
+use futures::StreamExt;
+use kafka_protocol::messages::{ApiKey, ResponseKind};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::GatewayError;
+use crate::frame::{Decoded, FrameCodec, Request, decode_request, encode_response};
+use crate::handlers::{self, api_versions};
+
+/// Requests decoded ahead of the one being handled.
+const PIPELINE_DEPTH: usize = 4;
+
+/// What answers decoded requests: the broker in production, a fake in the
+/// connection and server tests.
+pub(crate) trait Handler: Send + Sync + 'static {
+    /// The encoded response frame, or `None` when the client expects none.
+    fn handle(
+        &self,
+        request: Request,
+    ) -> impl Future<Output = Result<Option<Bytes>, GatewayError>> + Send;
+}
+
+impl Handler for Broker {
+    fn handle(
+        &self,
+        request: Request,
+    ) -> impl Future<Output = Result<Option<Bytes>, GatewayError>> + Send {
+        handlers::handle(self, request)
+    }
+}
+
+pub(crate) struct Connection<H> {
+    pub(crate) stream: TcpStream,
+    pub(crate) peer: SocketAddr,
+    pub(crate) handler: Arc<H>,
+    pub(crate) max_frame_bytes: usize,
+}
+
+impl<H: Handler> Connection<H> {
+    /// Serve until the client disconnects, a request is malformed, `shutdown`
+    /// fires (stop reading, finish what was read), or `abort` fires (drop
+    /// everything at once).
+    pub(crate) async fn run(self, shutdown: CancellationToken, abort: CancellationToken) {
+        let peer = self.peer;
+        tokio::select! {
+            _ = abort.cancelled() => tracing::debug!(%peer, "connection aborted at shutdown"),
+            () = self.serve(shutdown) => {}
+        }
+    }
+
+    async fn serve(self, shutdown: CancellationToken) {
+        let Connection {
+            stream,
+            peer,
+            handler,
+            max_frame_bytes,
+        } = self;
+        let (read_half, mut write_half) = stream.into_split();
+        let mut frames = FramedRead::new(read_half, FrameCodec::new(max_frame_bytes));
+        let (tx, mut rx) = mpsc::channel::<Decoded>(PIPELINE_DEPTH);
+        let writer_gone = CancellationToken::new();
+
+        let reader = async {
+            loop {
+                // FramedRead::next is cancellation safe: a partial frame stays buffered.
+                let next = tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = writer_gone.cancelled() => break,
+                    next = frames.next() => next,
+                };
+                let frame = match next {
+                    None => break,
+                    Some(Ok(frame)) => frame,
+                    Some(Err(err)) => {
+                        log_closing(peer, &err);
+                        break;
+                    }
+                };
+                match decode_request(frame) {
+                    Ok(decoded) => {
+                        if tx.send(decoded).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(err) => {
+                        log_closing(peer, &err);
+                        break;
+                    }
+                }
+            }
+            // Dropping the sender lets the handler finish what is queued, then stop.
+            drop(tx);
+        };
+
+        let handler = async {
+            while let Some(decoded) = rx.recv().await {
+                let reply = match decoded {
+                    Decoded::Request(request) => handler.handle(*request).await,
+                    Decoded::UnsupportedApiVersions {
+                        correlation_id,
+                        version,
+                    } => {
+                        tracing::debug!(%peer, version, "ApiVersions at an unsupported version");
+                        let body = ResponseKind::ApiVersions(api_versions::unsupported_version());
+                        encode_response(ApiKey::ApiVersions, 0, correlation_id, &body, 0).map(Some)
+                    }
+                };
+                let written = match reply {
+                    Ok(Some(bytes)) => write(&mut write_half, &bytes).await,
+                    Ok(None) => Ok(()),
+                    Err(err) => Err(err),
+                };
+                if let Err(err) = written {
+                    log_closing(peer, &err);
+                    break;
+                }
+            }
+            writer_gone.cancel();
+            let _ = write_half.shutdown().await;
+        };
+
+        tokio::join!(reader, handler);
+        tracing::debug!(%peer, "connection closed");
+    }
+}
+
+async fn write(
+    write_half: &mut tokio::net::tcp::OwnedWriteHalf,
+    bytes: &Bytes,
+) -> Result<(), GatewayError> {
+    write_half.write_all(bytes).await?;
+    Ok(())
+}
+
+/// Client misbehaviour and disconnects are routine for a server: debug for
+/// I/O, warn for protocol violations, error only for our own encoding bugs.
+fn log_closing(peer: SocketAddr, err: &GatewayError) {
+    match err {
+        GatewayError::Io(_) => tracing::debug!(%peer, error = %err, "closing connection"),
+        GatewayError::Encode { .. } => {
+            tracing::error!(%peer, error = ?err, "closing connection: cannot encode a response")
+        }
+        GatewayError::AcksZeroProduceFailed => {
+            tracing::debug!(%peer, error = %err, "closing connection")
+        }
+        _ => tracing::warn!(%peer, error = %err, "closing connection"),
+    }
+}

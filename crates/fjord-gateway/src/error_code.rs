@@ -1,0 +1,150 @@
+//! The one place where broker errors become Kafka error codes.
+//!
+//! Handlers never pick a code for a [`PartitionError`] or [`AdminError`]
+//! themselves; they call [`partition_error`] or [`admin_error`]. Codes the
+//! gateway decides on its own (an unknown topic id in a request, a fenced
+//! leader epoch, an unsupported fetch session) are plain
+//! [`ResponseError`] values in the handler that detects them.
+
+use fjord_broker::{AdminError, PartitionError};
+use kafka_protocol::ResponseError;
+
+/// The Kafka error for a failed produce, fetch or offset lookup on one partition.
+pub fn partition_error(err: &PartitionError) -> ResponseError {
+    match err {
+        PartitionError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+        PartitionError::NotLeaderOrFollower { .. } => ResponseError::NotLeaderOrFollower,
+        PartitionError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        PartitionError::CorruptMessage(_) => ResponseError::CorruptMessage,
+        PartitionError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
+        PartitionError::InvalidRecord(_) => ResponseError::InvalidRecord,
+        PartitionError::UnsupportedForMessageFormat(_) => {
+            ResponseError::UnsupportedForMessageFormat
+        }
+        PartitionError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
+        PartitionError::RequestTimedOut => ResponseError::RequestTimedOut,
+        PartitionError::KafkaStorage(_) => ResponseError::KafkaStorageError,
+        // Retriable and makes the client refresh metadata and find the new
+        // leader, which is what Kafka's controlled shutdown achieves too.
+        PartitionError::ShuttingDown => ResponseError::NotLeaderOrFollower,
+    }
+}
+
+/// The Kafka error for a failed topic administration call.
+pub fn admin_error(err: &AdminError) -> ResponseError {
+    match err {
+        AdminError::TopicAlreadyExists => ResponseError::TopicAlreadyExists,
+        AdminError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+        AdminError::UnknownTopicId => ResponseError::UnknownTopicId,
+        AdminError::InvalidTopicName => ResponseError::InvalidTopicException,
+        AdminError::InvalidPartitions { .. } => ResponseError::InvalidPartitions,
+        AdminError::InvalidReplicationFactor { .. } => ResponseError::InvalidReplicationFactor,
+        AdminError::InvalidReplicaAssignment { .. } => ResponseError::InvalidReplicaAssignment,
+        AdminError::InvalidConfig { .. } => ResponseError::InvalidConfig,
+        AdminError::TopicAuthorizationFailed => ResponseError::TopicAuthorizationFailed,
+        AdminError::NotController => ResponseError::NotController,
+        AdminError::RequestTimedOut => ResponseError::RequestTimedOut,
+        // The controller failed in a way the broker did not classify.
+        AdminError::Controller(_) => ResponseError::UnknownServerError,
+    }
+}
+
+/// The message Kafka would put next to an admin error code: the error's
+/// own text with its causes, for the client to show.
+pub fn admin_error_message(err: &AdminError) -> String {
+    let mut message = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fjord_log::LogError;
+
+    fn corrupt() -> LogError {
+        LogError::CorruptRecord {
+            position: 0,
+            reason: "bad crc",
+        }
+    }
+
+    #[test]
+    fn partition_errors_map_to_kafka_codes() {
+        let table: Vec<(PartitionError, i16)> = vec![
+            (PartitionError::UnknownTopicOrPartition, 3),
+            (PartitionError::NotLeaderOrFollower { leader: Some(2) }, 6),
+            (
+                PartitionError::OffsetOutOfRange {
+                    requested: 10,
+                    log_start: 0,
+                    log_end: 5,
+                },
+                1,
+            ),
+            (PartitionError::MessageTooLarge { size: 10, max: 5 }, 10),
+            (PartitionError::NotEnoughReplicas { isr: 1, min_isr: 2 }, 19),
+            (PartitionError::RequestTimedOut, 7),
+            (PartitionError::ShuttingDown, 6),
+            (PartitionError::CorruptMessage(corrupt()), 2),
+            (
+                PartitionError::InvalidRecord(LogError::InvalidRecord { reason: "x" }),
+                87,
+            ),
+            (
+                PartitionError::UnsupportedForMessageFormat(LogError::UnsupportedMagic {
+                    magic: 1,
+                }),
+                43,
+            ),
+            (PartitionError::KafkaStorage(corrupt()), 56),
+        ];
+        for (err, code) in table {
+            assert_eq!(partition_error(&err).code(), code, "{err:?}");
+        }
+    }
+
+    #[test]
+    fn admin_errors_map_to_kafka_codes() {
+        let table: Vec<(AdminError, i16)> = vec![
+            (AdminError::TopicAlreadyExists, 36),
+            (AdminError::UnknownTopicOrPartition, 3),
+            (AdminError::UnknownTopicId, 100),
+            (AdminError::InvalidTopicName, 17),
+            (AdminError::InvalidPartitions { reason: "x".into() }, 37),
+            (
+                AdminError::InvalidReplicationFactor { reason: "x".into() },
+                38,
+            ),
+            (
+                AdminError::InvalidReplicaAssignment { reason: "x".into() },
+                39,
+            ),
+            (AdminError::InvalidConfig { reason: "x".into() }, 40),
+            (AdminError::TopicAuthorizationFailed, 29),
+            (AdminError::NotController, 41),
+            (AdminError::RequestTimedOut, 7),
+        ];
+        for (err, code) in table {
+            assert_eq!(admin_error(&err).code(), code, "{err:?}");
+        }
+    }
+
+    #[test]
+    fn gateway_side_codes_have_kafka_numbers() {
+        assert_eq!(ResponseError::UnknownTopicId.code(), 100);
+        assert_eq!(ResponseError::InvalidTopicException.code(), 17);
+        assert_eq!(ResponseError::LeaderNotAvailable.code(), 5);
+        assert_eq!(ResponseError::FencedLeaderEpoch.code(), 74);
+        assert_eq!(ResponseError::UnknownLeaderEpoch.code(), 75);
+        assert_eq!(ResponseError::FetchSessionIdNotFound.code(), 70);
+        assert_eq!(ResponseError::InvalidFetchSessionEpoch.code(), 71);
+        assert_eq!(ResponseError::InvalidRequiredAcks.code(), 21);
+        assert_eq!(ResponseError::UnsupportedVersion.code(), 35);
+    }
+}

@@ -1,0 +1,59 @@
+//! DescribeCluster (key 60): cluster id, controller and brokers, as the
+//! admin client's `describeCluster` asks for them.
+
+use fjord_broker::Broker;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use super::broker_endpoint;
+
+/// DescribeCluster's `endpoint_type` for broker endpoints (v1+).
+const ENDPOINT_BROKERS: i8 = 1;
+
+pub(crate) fn handle(
+    broker: &Broker,
+    request: DescribeClusterRequest,
+    version: i16,
+) -> DescribeClusterResponse {
+    if version >= 1 && request.endpoint_type != ENDPOINT_BROKERS {
+        // Controller endpoints are served by controllers, not by a broker listener.
+        return DescribeClusterResponse::default()
+            .with_error_code(ResponseError::UnsupportedEndpointType.code())
+            .with_error_message(Some(StrBytes::from_string(format!(
+                "endpoint type {} is not served by brokers",
+                request.endpoint_type
+            ))))
+            .with_endpoint_type(request.endpoint_type);
+    }
+    let image = broker.metadata();
+    let include_fenced = version >= 2 && request.include_fenced_brokers;
+    let brokers: Vec<DescribeClusterBroker> = image
+        .brokers
+        .values()
+        .filter(|b| include_fenced || !b.fenced)
+        .filter_map(|b| {
+            let (host, port) = broker_endpoint(broker, &image, b.broker_id)?;
+            let entry = DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(b.broker_id))
+                .with_host(StrBytes::from_string(host))
+                .with_port(i32::from(port))
+                .with_rack(b.rack.clone().map(StrBytes::from_string));
+            Some(if version >= 2 {
+                entry.with_is_fenced(b.fenced)
+            } else {
+                entry
+            })
+        })
+        .collect();
+    // As in Metadata: a broker id clients can reach, preferring the active controller.
+    let controller_id = broker
+        .controller_id()
+        .filter(|id| brokers.iter().any(|b| b.broker_id.0 == *id))
+        .unwrap_or_else(|| broker.node_id());
+    DescribeClusterResponse::default()
+        .with_cluster_id(StrBytes::from_string(image.cluster_id.clone()))
+        .with_controller_id(BrokerId(controller_id))
+        .with_brokers(brokers)
+}

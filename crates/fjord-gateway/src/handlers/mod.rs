@@ -1,0 +1,190 @@
+//! One file per Kafka api. Each handler takes the decoded request and the
+//! version it came in at, calls the broker in domain terms, and builds the
+//! response message; [`handle`] dispatches and encodes.
+
+pub(crate) mod api_versions;
+mod create_partitions;
+mod create_topics;
+mod delete_topics;
+mod describe_cluster;
+mod describe_configs;
+mod fetch;
+mod list_offsets;
+mod metadata;
+mod produce;
+
+use bytes::Bytes;
+use fjord_broker::{Broker, MetadataImage, PartitionRegistration};
+use fjord_types::{BrokerId, TopicId};
+use kafka_protocol::messages::{RequestKind, ResponseKind, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use uuid::Uuid;
+
+use crate::error::GatewayError;
+use crate::frame::{Request, encode_response};
+
+/// Handle one request; `Ok(None)` when the client expects no response (acks=0).
+pub(crate) async fn handle(
+    broker: &Broker,
+    request: Request,
+) -> Result<Option<Bytes>, GatewayError> {
+    let Request {
+        api_key,
+        header,
+        body,
+    } = request;
+    let version = header.request_api_version;
+    let mut size_hint = 0;
+    let response: ResponseKind = match body {
+        RequestKind::ApiVersions(r) => api_versions::handle(&r).into(),
+        RequestKind::Metadata(r) => metadata::handle(broker, r, version).await.into(),
+        RequestKind::Produce(r) => match produce::handle(broker, r, version).await? {
+            Some(response) => response.into(),
+            None => return Ok(None),
+        },
+        RequestKind::Fetch(r) => {
+            let response = fetch::handle(broker, r, version).await;
+            size_hint = fetch::record_bytes(&response);
+            response.into()
+        }
+        RequestKind::ListOffsets(r) => list_offsets::handle(broker, r, version).into(),
+        RequestKind::CreateTopics(r) => create_topics::handle(broker, r, version).await.into(),
+        RequestKind::DeleteTopics(r) => delete_topics::handle(broker, r, version).await.into(),
+        RequestKind::CreatePartitions(r) => create_partitions::handle(broker, r).await.into(),
+        RequestKind::DescribeConfigs(r) => describe_configs::handle(broker, r, version).into(),
+        RequestKind::DescribeCluster(r) => describe_cluster::handle(broker, r, version).into(),
+        // Decoding already refused every api not in `api_versions::SUPPORTED`.
+        _ => return Err(GatewayError::UnsupportedApi { api_key }),
+    };
+    encode_response(
+        api_key,
+        version,
+        header.correlation_id,
+        &response,
+        size_hint,
+    )
+    .map(Some)
+}
+
+/// A topic name as the wire carries it.
+pub(crate) fn wire_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_string()))
+}
+
+/// Kafka's topic id on the wire from ours (and back): both are UUIDs.
+pub(crate) fn wire_topic_id(id: TopicId) -> Uuid {
+    id.0
+}
+
+pub(crate) fn topic_id_from_wire(id: Uuid) -> TopicId {
+    TopicId(id)
+}
+
+/// The partition's registration, if the topic and partition exist.
+pub(crate) fn partition_registration<'a>(
+    image: &'a MetadataImage,
+    topic: &str,
+    partition: i32,
+) -> Option<&'a PartitionRegistration> {
+    let topic = image.topic_by_name(topic)?;
+    usize::try_from(partition)
+        .ok()
+        .and_then(|p| topic.partitions.get(p))
+}
+
+/// The host and port clients should use for `broker_id`: the listener named
+/// like ours, or the broker's first one.
+pub(crate) fn broker_endpoint(
+    broker: &Broker,
+    image: &MetadataImage,
+    broker_id: BrokerId,
+) -> Option<(String, u16)> {
+    let registration = image.brokers.get(&broker_id)?;
+    let ours = &broker.config().advertised_listener.name;
+    registration
+        .listeners
+        .iter()
+        .find(|l| &l.name == ours)
+        .or_else(|| registration.listeners.first())
+        .map(|l| (l.host.clone(), l.port))
+}
+
+/// Kafka's topic name rules: 1..=249 characters of `[a-zA-Z0-9._-]`, and not
+/// "." or "..". Requests with other names get INVALID_TOPIC_EXCEPTION without
+/// reaching the broker.
+pub(crate) fn is_valid_topic_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 249
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Topics Kafka marks `is_internal`.
+pub(crate) fn is_internal_topic(name: &str) -> bool {
+    matches!(name, "__consumer_offsets" | "__transaction_state")
+}
+
+/// Check the leader epoch a client believes current (-1: it does not say)
+/// against the partition's, as Kafka does for fetch and list offsets.
+pub(crate) fn check_leader_epoch(
+    registration: Option<&PartitionRegistration>,
+    current_leader_epoch: i32,
+) -> Option<kafka_protocol::ResponseError> {
+    use kafka_protocol::ResponseError;
+    let registration = registration?;
+    if current_leader_epoch < 0 {
+        None
+    } else if current_leader_epoch < registration.leader_epoch {
+        Some(ResponseError::FencedLeaderEpoch)
+    } else if current_leader_epoch > registration.leader_epoch {
+        Some(ResponseError::UnknownLeaderEpoch)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_name_rules() {
+        for ok in [
+            "a",
+            "orders",
+            "my.topic_1-x",
+            "__consumer_offsets",
+            &"x".repeat(249),
+        ] {
+            assert!(is_valid_topic_name(ok), "{ok}");
+        }
+        for bad in ["", ".", "..", "a b", "ä", "a/b", &"x".repeat(250)] {
+            assert!(!is_valid_topic_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn leader_epoch_check() {
+        let registration = PartitionRegistration {
+            replicas: vec![1],
+            isr: vec![1],
+            leader: 1,
+            leader_epoch: 5,
+            partition_epoch: 7,
+        };
+        assert_eq!(check_leader_epoch(Some(&registration), -1), None);
+        assert_eq!(check_leader_epoch(Some(&registration), 5), None);
+        assert_eq!(
+            check_leader_epoch(Some(&registration), 4),
+            Some(kafka_protocol::ResponseError::FencedLeaderEpoch)
+        );
+        assert_eq!(
+            check_leader_epoch(Some(&registration), 6),
+            Some(kafka_protocol::ResponseError::UnknownLeaderEpoch)
+        );
+        assert_eq!(check_leader_epoch(None, 6), None);
+    }
+}

@@ -1,0 +1,238 @@
+//! Produce (key 0): append record batches, as stored bytes, to partitions.
+//!
+//! Records are never decoded here: each partition's `records` is a slice of
+//! the request frame, handed to the broker as is. Topics are named (v3-12)
+//! or given by id (v13). As in Kafka, produce does not auto-create topics:
+//! clients find a partition's leader through Metadata first, and that is
+//! where topics are auto-created.
+//!
+//! With acks=0 the client expects no response; when any partition fails,
+//! the connection is closed instead (Kafka does the same), so that the
+//! client notices and refreshes its metadata.
+
+use std::time::Duration;
+
+use fjord_broker::{Acks, Broker, MetadataImage, PartitionError, ProducePartition};
+use fjord_types::{NO_BROKER, TopicPartition};
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::produce_response::{
+    LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
+};
+use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
+use kafka_protocol::protocol::StrBytes;
+use uuid::Uuid;
+
+use super::{
+    broker_endpoint, is_valid_topic_name, partition_registration, topic_id_from_wire, wire_name,
+};
+use crate::error::GatewayError;
+use crate::error_code::partition_error;
+
+/// What became of one partition of the request.
+enum Slot {
+    /// Sent to the broker as `requests[i]`.
+    Sent(usize),
+    /// Refused before reaching the broker.
+    Refused(ResponseError),
+}
+
+struct TopicSlots {
+    name: String,
+    topic_id: Uuid,
+    partitions: Vec<(i32, Slot)>,
+}
+
+pub(crate) async fn handle(
+    broker: &Broker,
+    request: ProduceRequest,
+    version: i16,
+) -> Result<Option<ProduceResponse>, GatewayError> {
+    let acks = Acks::from_wire(request.acks);
+    let image = broker.metadata();
+    let mut requests = Vec::new();
+    let mut topics = Vec::with_capacity(request.topic_data.len());
+    for topic in request.topic_data {
+        let (name, topic_error) = if version >= 13 {
+            match image.topics.get(&topic_id_from_wire(topic.topic_id)) {
+                Some(t) => (t.name.clone(), None),
+                None => (String::new(), Some(ResponseError::UnknownTopicId)),
+            }
+        } else {
+            let name = topic.name.0.to_string();
+            let error =
+                (!is_valid_topic_name(&name)).then_some(ResponseError::InvalidTopicException);
+            (name, error)
+        };
+        let mut partitions = Vec::with_capacity(topic.partition_data.len());
+        for partition in topic.partition_data {
+            let refused = if acks.is_none() {
+                Some(ResponseError::InvalidRequiredAcks)
+            } else {
+                topic_error
+            };
+            let slot = match (refused, partition.records) {
+                (Some(error), _) => Slot::Refused(error),
+                (None, None) => Slot::Refused(ResponseError::InvalidRecord),
+                (None, Some(records)) => {
+                    requests.push(ProducePartition {
+                        tp: TopicPartition::new(name.clone(), partition.index),
+                        records,
+                    });
+                    Slot::Sent(requests.len() - 1)
+                }
+            };
+            partitions.push((partition.index, slot));
+        }
+        topics.push(TopicSlots {
+            name,
+            topic_id: topic.topic_id,
+            partitions,
+        });
+    }
+
+    let acks = acks.unwrap_or(Acks::Leader);
+    let timeout = Duration::from_millis(u64::try_from(request.timeout_ms).unwrap_or(0));
+    let results = if requests.is_empty() {
+        Vec::new()
+    } else {
+        broker.produce(requests, acks, timeout).await
+    };
+
+    if acks == Acks::None {
+        let failed = results.iter().any(|(_, r)| r.is_err())
+            || topics
+                .iter()
+                .flat_map(|t| &t.partitions)
+                .any(|(_, slot)| matches!(slot, Slot::Refused(_)));
+        if failed {
+            return Err(GatewayError::AcksZeroProduceFailed);
+        }
+        return Ok(None);
+    }
+
+    let mut leaders_to_describe = Vec::new();
+    let responses = topics
+        .into_iter()
+        .map(|topic| {
+            let partition_responses = topic
+                .partitions
+                .into_iter()
+                .map(|(index, slot)| match slot {
+                    Slot::Refused(error) => failed(index, error, None),
+                    Slot::Sent(i) => match results.get(i) {
+                        Some((_, Ok(info))) => PartitionProduceResponse::default()
+                            .with_index(index)
+                            .with_base_offset(info.base_offset)
+                            .with_log_append_time_ms(info.log_append_time_ms)
+                            .with_log_start_offset(info.log_start_offset),
+                        Some((tp, Err(err))) => {
+                            let leader = match err {
+                                PartitionError::NotLeaderOrFollower { .. } if version >= 10 => {
+                                    current_leader(&image, tp)
+                                }
+                                _ => None,
+                            };
+                            if let Some(leader) = &leader {
+                                leaders_to_describe.push(leader.leader_id.0);
+                            }
+                            tracing::debug!(%tp, %err, "produce failed");
+                            failed(index, partition_error(err), leader)
+                        }
+                        None => failed(index, ResponseError::UnknownServerError, None),
+                    },
+                })
+                .collect();
+            TopicProduceResponse::default()
+                .with_name(wire_name(&topic.name))
+                .with_topic_id(topic.topic_id)
+                .with_partition_responses(partition_responses)
+        })
+        .collect();
+
+    let mut response = ProduceResponse::default().with_responses(responses);
+    if version >= 10 {
+        leaders_to_describe.sort_unstable();
+        leaders_to_describe.dedup();
+        response.node_endpoints = leaders_to_describe
+            .into_iter()
+            .filter_map(|id| {
+                let (host, port) = broker_endpoint(broker, &image, id)?;
+                let rack = image.brokers.get(&id).and_then(|b| b.rack.clone());
+                Some(
+                    NodeEndpoint::default()
+                        .with_node_id(BrokerId(id))
+                        .with_host(StrBytes::from_string(host))
+                        .with_port(i32::from(port))
+                        .with_rack(rack.map(StrBytes::from_string)),
+                )
+            })
+            .collect();
+    }
+    Ok(Some(response))
+}
+
+fn failed(
+    index: i32,
+    error: ResponseError,
+    leader: Option<LeaderIdAndEpoch>,
+) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(error.code())
+        .with_base_offset(-1)
+        .with_current_leader(leader.unwrap_or_default())
+}
+
+/// KIP-951: tell a client that hit NOT_LEADER_OR_FOLLOWER who leads now.
+fn current_leader(image: &MetadataImage, tp: &TopicPartition) -> Option<LeaderIdAndEpoch> {
+    let registration = partition_registration(image, &tp.topic, tp.partition)?;
+    (registration.leader != NO_BROKER).then(|| {
+        LeaderIdAndEpoch::default()
+            .with_leader_id(BrokerId(registration.leader))
+            .with_leader_epoch(registration.leader_epoch)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::{ApiKey, ResponseKind};
+
+    use crate::frame::encode_response;
+
+    #[test]
+    fn responses_encode_at_every_version() {
+        for version in 3..=13 {
+            let leader =
+                (version >= 10).then(|| LeaderIdAndEpoch::default().with_leader_id(BrokerId(2)));
+            let mut response = ProduceResponse::default().with_responses(vec![
+                TopicProduceResponse::default()
+                    .with_name(wire_name("t"))
+                    .with_topic_id(Uuid::new_v4())
+                    .with_partition_responses(vec![
+                        PartitionProduceResponse::default()
+                            .with_index(0)
+                            .with_base_offset(10)
+                            .with_log_start_offset(0),
+                        failed(1, ResponseError::NotLeaderOrFollower, leader),
+                    ]),
+            ]);
+            if version >= 10 {
+                response.node_endpoints = vec![
+                    NodeEndpoint::default()
+                        .with_node_id(BrokerId(2))
+                        .with_host(StrBytes::from_static_str("h"))
+                        .with_port(1),
+                ];
+            }
+            encode_response(
+                ApiKey::Produce,
+                version,
+                1,
+                &ResponseKind::Produce(response),
+                0,
+            )
+            .unwrap_or_else(|e| panic!("v{version}: {e:?}"));
+        }
+    }
+}

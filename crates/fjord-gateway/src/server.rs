@@ -1,0 +1,456 @@
+//! The accept loop: one task per connection, capped by a semaphore, owned
+//! by a TaskTracker and drained with a deadline at shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fjord_broker::Broker;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::connection::{Connection, Handler};
+use crate::error::GatewayError;
+
+/// How long connections get at shutdown to finish the request in hand
+/// (a fetch long poll, an acks=all produce) before they are dropped.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Pause after an accept error that is not about one connection (out of
+/// file descriptors, say), so the loop does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Kafka's `socket.request.max.bytes` default: 100 MiB.
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 100 * 1024 * 1024;
+
+/// Default cap on concurrent client connections.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GatewayConfig {
+    /// Where the Kafka listener binds (the server crate binds it and hands
+    /// [`serve`] the listener, so tests can bind port 0).
+    pub listen: SocketAddr,
+    /// `socket.request.max.bytes`: larger (or negative) frame sizes close
+    /// the connection before anything is read or allocated.
+    pub max_frame_bytes: usize,
+    /// Connections served at once; further clients wait in the accept backlog.
+    pub max_connections: usize,
+}
+
+impl GatewayConfig {
+    /// Kafka's defaults for everything but the address.
+    pub fn new(listen: SocketAddr) -> Self {
+        GatewayConfig {
+            listen,
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig::new(SocketAddr::from(([0, 0, 0, 0], 9092)))
+    }
+}
+
+/// Serve Kafka clients on `listener` until `shutdown` fires.
+///
+/// Shutdown: stop accepting, tell connections to stop reading (each finishes
+/// the requests it already read), wait up to [`DRAIN_DEADLINE`], then drop
+/// the stragglers and return.
+pub async fn serve(
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    config: GatewayConfig,
+    shutdown: CancellationToken,
+) -> Result<(), GatewayError> {
+    serve_with(listener, broker, config, shutdown).await
+}
+
+/// [`serve`] with any request handler (tests use a fake broker).
+pub(crate) async fn serve_with<H: Handler>(
+    listener: TcpListener,
+    handler: Arc<H>,
+    config: GatewayConfig,
+    shutdown: CancellationToken,
+) -> Result<(), GatewayError> {
+    let local = listener.local_addr().map_err(GatewayError::LocalAddr)?;
+    tracing::info!(addr = %local, max_connections = config.max_connections, "Kafka listener ready");
+    let permits = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    let tracker = TaskTracker::new();
+    let abort = CancellationToken::new();
+
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                // The semaphore is never closed; stop serving if it ever is.
+                Err(_) => break,
+            },
+        };
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                if is_connection_error(&err) {
+                    tracing::debug!(%err, "accept failed for one connection");
+                } else {
+                    tracing::warn!(%err, "accept failed; backing off");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
+                continue;
+            }
+        };
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!(%peer, %err, "cannot set TCP_NODELAY");
+        }
+        tracing::debug!(%peer, "connection accepted");
+        let connection = Connection {
+            stream,
+            peer,
+            handler: handler.clone(),
+            max_frame_bytes: config.max_frame_bytes,
+        };
+        let (shutdown, abort) = (shutdown.clone(), abort.clone());
+        tracker.spawn(async move {
+            connection.run(shutdown, abort).await;
+            drop(permit);
+        });
+    }
+
+    drop(listener);
+    tracker.close();
+    if tokio::time::timeout(DRAIN_DEADLINE, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            connections = tracker.len(),
+            "connections still busy after the drain deadline; dropping them"
+        );
+        abort.cancel();
+        tracker.wait().await;
+    }
+    tracing::info!(addr = %local, "Kafka listener stopped");
+    Ok(())
+}
+
+/// Accept errors that concern only the connection being accepted.
+fn is_connection_error(err: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        err.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset | Interrupted | WouldBlock
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::Future;
+
+    use bytes::{BufMut, Bytes, BytesMut};
+    use kafka_protocol::messages::{
+        ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, ProduceRequest,
+        RequestHeader, RequestKind, ResponseKind,
+    };
+    use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    use crate::frame::{Request, encode_response};
+
+    /// Answers every request with an empty ApiVersions response carrying its
+    /// correlation id, after `delay_ms(correlation_id)`; acks=0 produce gets none.
+    struct Fake {
+        delay_ms: fn(i32) -> u64,
+    }
+
+    impl Handler for Fake {
+        fn handle(
+            &self,
+            request: Request,
+        ) -> impl Future<Output = Result<Option<Bytes>, GatewayError>> + Send {
+            let delay = Duration::from_millis((self.delay_ms)(request.header.correlation_id));
+            async move {
+                tokio::time::sleep(delay).await;
+                if let RequestKind::Produce(produce) = &request.body
+                    && produce.acks == 0
+                {
+                    return Ok(None);
+                }
+                let body = ResponseKind::ApiVersions(ApiVersionsResponse::default());
+                encode_response(
+                    ApiKey::ApiVersions,
+                    0,
+                    request.header.correlation_id,
+                    &body,
+                    0,
+                )
+                .map(Some)
+            }
+        }
+    }
+
+    struct Running {
+        addr: SocketAddr,
+        shutdown: CancellationToken,
+        server: tokio::task::JoinHandle<Result<(), GatewayError>>,
+    }
+
+    async fn start(delay_ms: fn(i32) -> u64, max_connections: usize) -> Running {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let config = GatewayConfig {
+            listen: addr,
+            max_frame_bytes: 1024,
+            max_connections,
+        };
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(serve_with(
+            listener,
+            Arc::new(Fake { delay_ms }),
+            config,
+            shutdown.clone(),
+        ));
+        Running {
+            addr,
+            shutdown,
+            server,
+        }
+    }
+
+    fn request(
+        api_key: ApiKey,
+        version: i16,
+        correlation_id: i32,
+        body: impl Encodable,
+    ) -> BytesMut {
+        let mut frame = BytesMut::new();
+        RequestHeader::default()
+            .with_request_api_key(api_key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation_id)
+            .with_client_id(Some(StrBytes::from_static_str("test")))
+            .encode(&mut frame, api_key.request_header_version(version))
+            .expect("header");
+        body.encode(&mut frame, version).expect("body");
+        let mut out = BytesMut::new();
+        out.put_i32(frame.len() as i32);
+        out.put_slice(&frame);
+        out
+    }
+
+    fn api_versions(correlation_id: i32) -> BytesMut {
+        request(
+            ApiKey::ApiVersions,
+            3,
+            correlation_id,
+            ApiVersionsRequest::default(),
+        )
+    }
+
+    /// Read one response frame: (correlation id, body bytes); `None` at EOF.
+    async fn read_response(stream: &mut TcpStream) -> Option<(i32, Bytes)> {
+        let size = stream.read_i32().await.ok()?;
+        let mut body = vec![0; usize::try_from(size).ok()?];
+        stream.read_exact(&mut body).await.ok()?;
+        let mut body = Bytes::from(body);
+        let correlation_id = bytes::Buf::get_i32(&mut body);
+        Some((correlation_id, body))
+    }
+
+    async fn closed(stream: &mut TcpStream) -> bool {
+        let mut byte = [0u8; 1];
+        matches!(
+            tokio::time::timeout(Duration::from_secs(5), stream.read(&mut byte)).await,
+            Ok(Ok(0)) | Ok(Err(_))
+        )
+    }
+
+    #[tokio::test]
+    async fn pipelined_requests_are_answered_in_order() {
+        // Earlier requests take longer: order must still hold.
+        let running = start(|id| 10 * (6 - id as u64).min(6), 10).await;
+        let mut client = TcpStream::connect(running.addr).await.expect("connect");
+        let mut all = BytesMut::new();
+        for id in 1..=5 {
+            all.extend_from_slice(&api_versions(id));
+        }
+        client.write_all(&all).await.expect("write");
+        for id in 1..=5 {
+            let (got, _) = tokio::time::timeout(Duration::from_secs(5), read_response(&mut client))
+                .await
+                .expect("in time")
+                .expect("a response");
+            assert_eq!(got, id);
+        }
+        running.shutdown.cancel();
+        running.server.await.expect("join").expect("serve");
+    }
+
+    #[tokio::test]
+    async fn acks_zero_produce_gets_no_response() {
+        let running = start(|_| 0, 10).await;
+        let mut client = TcpStream::connect(running.addr).await.expect("connect");
+        let mut all = request(
+            ApiKey::Produce,
+            9,
+            1,
+            ProduceRequest::default().with_acks(0),
+        );
+        all.extend_from_slice(&api_versions(2));
+        client.write_all(&all).await.expect("write");
+        let (got, _) = read_response(&mut client).await.expect("a response");
+        assert_eq!(got, 2, "the acks=0 produce must not be answered");
+        running.shutdown.cancel();
+        running.server.await.expect("join").expect("serve");
+    }
+
+    #[tokio::test]
+    async fn bad_frames_close_the_connection_after_earlier_answers() {
+        let running = start(|_| 0, 10).await;
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("oversized", 2048i32.to_be_bytes().to_vec()),
+            ("negative size", (-1i32).to_be_bytes().to_vec()),
+            (
+                "unknown api key",
+                [8i32.to_be_bytes().to_vec(), vec![0x7f, 0, 0, 0, 0, 0, 0, 1]].concat(),
+            ),
+            (
+                "too short",
+                [2i32.to_be_bytes().to_vec(), vec![0, 3]].concat(),
+            ),
+            ("unsupported version", {
+                let mut frame = request(ApiKey::Metadata, 13, 9, MetadataRequest::default());
+                frame[7] = 14; // the version's low byte, after the size prefix and api key
+                frame.to_vec()
+            }),
+            ("truncated body", {
+                let mut frame = BytesMut::new();
+                frame.put_i16(ApiKey::Produce as i16);
+                frame.put_i16(9);
+                frame.put_i32(9);
+                frame.put_i16(-1);
+                frame.put_u8(0);
+                frame.put_u8(5);
+                let mut out = BytesMut::new();
+                out.put_i32(frame.len() as i32);
+                out.put_slice(&frame);
+                out.to_vec()
+            }),
+        ];
+        for (name, bad) in cases {
+            let mut client = TcpStream::connect(running.addr).await.expect("connect");
+            let mut all = api_versions(1);
+            all.extend_from_slice(&bad);
+            all.extend_from_slice(&api_versions(3));
+            client.write_all(&all).await.expect("write");
+            let (got, _) = read_response(&mut client)
+                .await
+                .expect("the earlier request is answered");
+            assert_eq!(got, 1, "{name}");
+            assert!(closed(&mut client).await, "{name}: connection must close");
+        }
+        // The server survived all of it.
+        let mut client = TcpStream::connect(running.addr).await.expect("connect");
+        client.write_all(&api_versions(4)).await.expect("write");
+        assert_eq!(read_response(&mut client).await.map(|r| r.0), Some(4));
+        running.shutdown.cancel();
+        running.server.await.expect("join").expect("serve");
+    }
+
+    #[tokio::test]
+    async fn unknown_api_versions_version_gets_error_35_in_v0() {
+        let running = start(|_| 0, 10).await;
+        let mut client = TcpStream::connect(running.addr).await.expect("connect");
+        client
+            .write_all(&request(
+                ApiKey::ApiVersions,
+                4,
+                5,
+                ApiVersionsRequest::default(),
+            ))
+            .await
+            .expect("write");
+        let (got, _) = read_response(&mut client).await.expect("a response");
+        assert_eq!(got, 5);
+        // A version one past ours, with a flexible header as a newer client sends it.
+        let mut frame = BytesMut::new();
+        RequestHeader::default()
+            .with_request_api_key(ApiKey::ApiVersions as i16)
+            .with_request_api_version(5)
+            .with_correlation_id(6)
+            .encode(&mut frame, 2)
+            .expect("header");
+        frame.put_u8(1);
+        frame.put_u8(1);
+        frame.put_u8(0);
+        let mut out = BytesMut::new();
+        out.put_i32(frame.len() as i32);
+        out.put_slice(&frame);
+        client.write_all(&out).await.expect("write");
+        let (got, mut body) = read_response(&mut client).await.expect("a response");
+        assert_eq!(got, 6);
+        let decoded = ApiVersionsResponse::decode(&mut body, 0).expect("v0 body");
+        assert_eq!(decoded.error_code, 35);
+        assert!(!decoded.api_keys.is_empty());
+        running.shutdown.cancel();
+        running.server.await.expect("join").expect("serve");
+    }
+
+    #[tokio::test]
+    async fn connection_cap_holds_further_clients_in_the_backlog() {
+        let running = start(|_| 0, 1).await;
+        let mut first = TcpStream::connect(running.addr).await.expect("connect");
+        first.write_all(&api_versions(1)).await.expect("write");
+        assert_eq!(read_response(&mut first).await.map(|r| r.0), Some(1));
+        let mut second = TcpStream::connect(running.addr)
+            .await
+            .expect("connect (backlog)");
+        second.write_all(&api_versions(2)).await.expect("write");
+        let waited =
+            tokio::time::timeout(Duration::from_millis(200), read_response(&mut second)).await;
+        assert!(
+            waited.is_err(),
+            "second client must wait for a connection slot"
+        );
+        drop(first);
+        let answered =
+            tokio::time::timeout(Duration::from_secs(5), read_response(&mut second)).await;
+        assert_eq!(answered.ok().flatten().map(|r| r.0), Some(2));
+        running.shutdown.cancel();
+        running.server.await.expect("join").expect("serve");
+    }
+
+    #[tokio::test]
+    async fn shutdown_finishes_requests_in_hand_then_closes() {
+        let running = start(|_| 300, 10).await;
+        let mut client = TcpStream::connect(running.addr).await.expect("connect");
+        client.write_all(&api_versions(1)).await.expect("write");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        running.shutdown.cancel();
+        let (got, _) = read_response(&mut client)
+            .await
+            .expect("request in hand is answered");
+        assert_eq!(got, 1);
+        assert!(closed(&mut client).await);
+        tokio::time::timeout(Duration::from_secs(10), running.server)
+            .await
+            .expect("serve returns within the drain deadline")
+            .expect("join")
+            .expect("serve");
+        assert!(
+            TcpStream::connect(running.addr).await.is_err(),
+            "listener is closed"
+        );
+    }
+}
