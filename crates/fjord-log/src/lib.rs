@@ -83,6 +83,7 @@ mod error;
 mod leader_epoch;
 mod log;
 mod offset_index;
+mod recovery;
 mod segment;
 mod time_index;
 

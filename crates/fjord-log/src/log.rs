@@ -10,11 +10,12 @@ use bytes::Bytes;
 use kafka_protocol::records::RecordBatchDecoder;
 
 use crate::batch::{self, BatchHeader, HEADER_LEN, LEADER_PREFIX_LEN, Origin};
-use crate::checkpoint::{self, LEADER_EPOCH, LOG_START_OFFSET, RECOVERY_POINT, TMP_SUFFIX};
+use crate::checkpoint::{self, LEADER_EPOCH, LOG_START_OFFSET, RECOVERY_POINT};
 use crate::config::{LogConfig, TimestampType};
 use crate::error::LogError;
 use crate::leader_epoch::LeaderEpochCache;
-use crate::segment::{self, INDEX_SUFFIX, LOG_SUFFIX, LogSegment, PlacedBatch, TIME_INDEX_SUFFIX};
+use crate::recovery;
+use crate::segment::{LogSegment, PlacedBatch};
 
 /// Result of an append.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,7 +89,7 @@ impl Log {
     /// any later segments.
     pub fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
         fs::create_dir_all(dir).map_err(LogError::io("creating log directory", dir))?;
-        let bases = scan_directory(dir)?;
+        let bases = recovery::scan_directory(dir)?;
         let log_start_checkpoint = checkpoint::read_offset(dir, LOG_START_OFFSET)?;
         let recovery_checkpoint = checkpoint::read_offset(dir, RECOVERY_POINT)?.unwrap_or(0);
         let mut leader_epoch_cache = match checkpoint::read(dir, LEADER_EPOCH)? {
@@ -101,54 +102,8 @@ impl Log {
             }
         };
         let interval = config.index_interval_bytes;
-        let mut segments = BTreeMap::new();
-        let mut dir_dirty = false;
-        for (i, &base) in bases.iter().enumerate() {
-            let mut seg = LogSegment::open(dir, base)?;
-            let next_base = bases.get(i + 1).copied();
-            let trusted = next_base.is_some_and(|n| n <= recovery_checkpoint);
-            if trusted {
-                let next_base = next_base.unwrap_or(base);
-                if !seg.load_indexes(next_base)? {
-                    tracing::info!(dir = %dir.display(), base, "rebuilding indexes of a segment");
-                    if let Some(position) = seg.rebuild(false, interval)? {
-                        return Err(LogError::CorruptSegment {
-                            path: dir.join(segment::file_name(base, LOG_SUFFIX)),
-                            position,
-                        });
-                    }
-                }
-                segments.insert(base, seg);
-                continue;
-            }
-            let prev_next = segments.values().next_back().map(LogSegment::next_offset);
-            let overlaps = prev_next.is_some_and(|n| base < n);
-            // Data read back may still be only in the page cache: fsync it
-            // before the recovery point moves past it.
-            seg.mark_unsynced();
-            let torn = if overlaps {
-                Some(0)
-            } else {
-                seg.rebuild(true, interval)?
-            };
-            if let Some(position) = torn {
-                tracing::warn!(dir = %dir.display(), base, position,
-                    "truncating a torn or corrupt log tail during recovery");
-                seg.truncate_to_position(position, interval)?;
-                let keep_empty = segments.is_empty() || position > 0;
-                if keep_empty {
-                    segments.insert(base, seg);
-                } else {
-                    seg.delete()?;
-                }
-                for &later in &bases[i + 1..] {
-                    LogSegment::open(dir, later)?.delete()?;
-                }
-                dir_dirty = true;
-                break;
-            }
-            segments.insert(base, seg);
-        }
+        let (mut segments, mut dir_dirty) =
+            recovery::load_segments(dir, &bases, recovery_checkpoint, interval)?;
         let first_base = bases.first().copied();
         if segments.is_empty() {
             let base = log_start_checkpoint.or(first_base).unwrap_or(0);
@@ -851,45 +806,4 @@ fn split_batches(
         pos += h.size();
     }
     Ok(out)
-}
-
-/// Base offsets of the `.log` files in `dir`, sorted; removes leftovers
-/// (temp files, orphan indexes, Kafka's `.deleted`/`.cleaned`/`.swap`).
-fn scan_directory(dir: &Path) -> Result<Vec<i64>, LogError> {
-    let mut bases = Vec::new();
-    let mut index_files = Vec::new();
-    let entries = fs::read_dir(dir).map_err(LogError::io("listing", dir))?;
-    for entry in entries {
-        let entry = entry.map_err(LogError::io("listing", dir))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let path = entry.path();
-        if [TMP_SUFFIX, ".deleted", ".cleaned", ".swap"]
-            .iter()
-            .any(|s| name.ends_with(s))
-        {
-            fs::remove_file(&path).map_err(LogError::io("removing leftover", &path))?;
-        } else if let Some(base) = parse_segment_name(name, LOG_SUFFIX) {
-            bases.push(base);
-        } else if let Some(base) = parse_segment_name(name, INDEX_SUFFIX)
-            .or_else(|| parse_segment_name(name, TIME_INDEX_SUFFIX))
-        {
-            index_files.push((base, path));
-        }
-    }
-    bases.sort_unstable();
-    for (base, path) in index_files {
-        if bases.binary_search(&base).is_err() {
-            fs::remove_file(&path).map_err(LogError::io("removing orphan index", &path))?;
-        }
-    }
-    Ok(bases)
-}
-
-fn parse_segment_name(name: &str, suffix: &str) -> Option<i64> {
-    let digits = name.strip_suffix(suffix)?;
-    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
 }

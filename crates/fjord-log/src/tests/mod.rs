@@ -1,5 +1,5 @@
-//! Tests of `Log` as a whole: append/read, segments, recovery, retention,
-//! timestamps, truncation, the epoch cache, and property tests.
+//! Tests of `Log` as a whole: append/read, segments, retention, timestamps,
+//! truncation, the epoch cache; recovery and property tests in submodules.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use kafka_protocol::records::Compression;
-use proptest::prelude::*;
 
 use crate::batch::test_util::batch;
 use crate::batch::{self, BatchHeader, Origin};
@@ -120,6 +119,9 @@ fn append_raw(path: &Path, bytes: &[u8]) {
     f.write_all(bytes).expect("write");
 }
 
+mod props;
+mod recovery;
+
 #[test]
 fn log_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
@@ -221,127 +223,6 @@ fn index_lookup_across_many_segments_and_reopen() {
     let log = Log::open(dir.path(), config).expect("reopen after drop");
     check_all_offsets(&log, &model);
     assert_eq!(log.leader_epochs(), &[(1, 0), (2, 240)]);
-}
-
-#[test]
-fn missing_or_garbage_index_files_are_rebuilt() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = small_config(1024);
-    let mut log = Log::open(dir.path(), config.clone()).expect("open");
-    let mut model = Vec::new();
-    fill(&mut log, &mut model, 60, 2, 0, 0);
-    let bases = log.segment_base_offsets();
-    log.close().expect("close");
-    fs::remove_file(dir.path().join(format!("{:020}.index", bases[0]))).expect("rm");
-    fs::write(
-        dir.path().join(format!("{:020}.index", bases[1])),
-        b"garbage!garbage!",
-    )
-    .expect("write");
-    fs::write(
-        dir.path().join(format!("{:020}.timeindex", bases[2])),
-        b"xyz",
-    )
-    .expect("write");
-    let log = Log::open(dir.path(), config).expect("reopen");
-    check_all_offsets(&log, &model);
-    assert_eq!(log.offset_for_timestamp(0).expect("ts"), Some((0, 0)));
-    assert!(dir.path().join(format!("{:020}.index", bases[0])).exists());
-}
-
-/// Recovery keeps everything before a damaged last batch.
-fn recovery_case(damage: impl Fn(&Path, usize)) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = small_config(4096);
-    let mut log = Log::open(dir.path(), config.clone()).expect("open");
-    let mut model = Vec::new();
-    fill(&mut log, &mut model, 30, 3, 0, 0);
-    log.flush().expect("flush");
-    fill(&mut log, &mut model, 2, 3, 1000, 0);
-    let last_len = model.last().map_or(0, |s| s.bytes.len());
-    let path = active_segment_path(&log);
-    drop(log); // crash: no close
-    damage(&path, last_len);
-
-    let mut log = Log::open(dir.path(), config).expect("recover");
-    model.pop();
-    let leo = model.last().map_or(0, |s| s.last + 1);
-    assert_eq!(log.log_end_offset(), leo);
-    check_all_offsets(&log, &model);
-    fill(&mut log, &mut model, 3, 2, 2000, 1);
-    check_all_offsets(&log, &model);
-    assert_eq!(log.log_end_offset(), leo + 6);
-}
-
-#[test]
-fn recovery_drops_garbage_tail() {
-    // The last batch is fine but followed by garbage: drop the garbage only...
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = small_config(4096);
-    let mut log = Log::open(dir.path(), config.clone()).expect("open");
-    let mut model = Vec::new();
-    fill(&mut log, &mut model, 5, 3, 0, 0);
-    let path = active_segment_path(&log);
-    drop(log);
-    append_raw(&path, &[0xAB; 100]);
-    let log = Log::open(dir.path(), config).expect("recover");
-    assert_eq!(log.log_end_offset(), 15);
-    check_all_offsets(&log, &model);
-    // ...and garbage over the end of the last batch loses only that batch.
-    recovery_case(|path, _| {
-        let mut bytes = fs::read(path).expect("read");
-        let n = bytes.len();
-        bytes[n - 10..].copy_from_slice(b"0123456789");
-        fs::write(path, bytes).expect("write");
-    });
-}
-
-#[test]
-fn recovery_cuts_half_written_batch() {
-    recovery_case(|path, last_len| {
-        let f = OpenOptions::new().write(true).open(path).expect("open");
-        let len = f.metadata().expect("meta").len();
-        f.set_len(len - (last_len / 2) as u64).expect("cut");
-    });
-}
-
-#[test]
-fn recovery_drops_batch_with_flipped_byte() {
-    recovery_case(|path, last_len| {
-        let mut bytes = fs::read(path).expect("read");
-        let at = bytes.len() - last_len / 3;
-        bytes[at] ^= 0x40;
-        fs::write(path, bytes).expect("write");
-    });
-}
-
-#[test]
-fn recovery_deletes_segments_after_a_corrupt_one() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = small_config(1024);
-    let mut log = Log::open(dir.path(), config.clone()).expect("open");
-    let mut model = Vec::new();
-    fill(&mut log, &mut model, 10, 2, 0, 0);
-    log.flush().expect("flush");
-    let flushed = log.num_segments();
-    fill(&mut log, &mut model, 40, 2, 0, 0);
-    let bases = log.segment_base_offsets();
-    assert!(bases.len() > flushed + 2);
-    drop(log);
-    // Corrupt the first batch of a segment after the recovery point.
-    let victim = bases[flushed + 1];
-    let path = dir.path().join(format!("{victim:020}.log"));
-    let mut bytes = fs::read(&path).expect("read");
-    bytes[70] ^= 1;
-    fs::write(&path, bytes).expect("write");
-    let log = Log::open(dir.path(), config).expect("recover");
-    assert_eq!(log.log_end_offset(), victim);
-    assert_eq!(
-        *log.segment_base_offsets().last().expect("seg"),
-        bases[flushed]
-    );
-    model.retain(|s| s.last < victim);
-    check_all_offsets(&log, &model);
 }
 
 #[test]
@@ -768,69 +649,6 @@ fn full_index_rolls_the_segment() {
     fill(&mut log, &mut model, 20, 1, 0, 0);
     assert!(log.num_segments() >= 4, "{}", log.num_segments());
     check_all_offsets(&log, &model);
-}
-
-fn arb_batches() -> impl Strategy<Value = Vec<(usize, usize)>> {
-    prop::collection::vec((1usize..6, 0usize..300), 1..40)
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
-
-    #[test]
-    fn prop_reads_return_whole_batches(
-        specs in arb_batches(),
-        segment_bytes in 300u64..3000,
-        reads in prop::collection::vec((0.0f64..1.0, 1usize..4000, 0.0f64..1.2, any::<bool>()), 1..30),
-    ) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut log = Log::open(dir.path(), small_config(segment_bytes)).expect("open");
-        let mut model = Vec::new();
-        for (i, &(count, len)) in specs.iter().enumerate() {
-            let b = batch(count, i as i64 * 100, len, Compression::None);
-            if b.len() as u64 > segment_bytes {
-                continue;
-            }
-            let info = log.append_as_leader(&b, 0, 0).expect("append");
-            model.push(Stored { base: info.first_offset, last: info.last_offset, bytes: stored(&b, info.first_offset, 0) });
-        }
-        let leo = log.log_end_offset();
-        for &(at, max_bytes, max_at, min_one) in &reads {
-            let start = (at * leo as f64) as i64;
-            let max_offset = (max_at * leo as f64) as i64;
-            check_read(&log, &model, start, max_bytes, max_offset, min_one);
-        }
-        drop(log);
-        let log = Log::open(dir.path(), small_config(segment_bytes)).expect("reopen");
-        prop_assert_eq!(log.log_end_offset(), leo);
-        check_all_offsets(&log, &model);
-    }
-
-    #[test]
-    fn prop_recovery_keeps_every_whole_batch_before_a_cut(
-        specs in arb_batches(),
-        cut_frac in 0.0f64..1.0,
-    ) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let config = small_config(1 << 20);
-        let mut log = Log::open(dir.path(), config.clone()).expect("open");
-        let mut model = Vec::new();
-        for (i, &(count, len)) in specs.iter().enumerate() {
-            let b = batch(count, i as i64, len, Compression::None);
-            let info = log.append_as_leader(&b, 0, 0).expect("append");
-            model.push(Stored { base: info.first_offset, last: info.last_offset, bytes: stored(&b, info.first_offset, 0) });
-        }
-        let path = active_segment_path(&log);
-        drop(log);
-        let total: usize = model.iter().map(|s| s.bytes.len()).sum();
-        let cut = (cut_frac * total as f64) as usize;
-        OpenOptions::new().write(true).open(&path).expect("open").set_len(cut as u64).expect("cut");
-        let mut end = 0;
-        let survivors: Vec<Stored> = model.iter().take_while(|s| { end += s.bytes.len(); end <= cut }).cloned().collect();
-        let log = Log::open(dir.path(), config).expect("recover");
-        prop_assert_eq!(log.log_end_offset(), survivors.last().map_or(0, |s| s.last + 1));
-        check_all_offsets(&log, &survivors);
-    }
 }
 
 #[test]
