@@ -75,6 +75,30 @@
 //! - Retention deletes whole segments only, oldest first, never the active
 //!   one (an entirely expired active segment is rolled first).
 //! - `size_bytes` counts `.log` files only.
+//!
+//! # Caller contract
+//! - `now_ms` arguments are wall-clock milliseconds since the epoch (they
+//!   become LogAppendTime timestamps and drive `segment.ms` / `retention.ms`).
+//! - Calls that take `&mut self` do file I/O and may fsync (`flush`, `close`,
+//!   rolls write index files, epoch / log-start changes write checkpoints):
+//!   run them off the async threads.
+//! - `append_as_leader` accepts control and transactional batches as they
+//!   are; producer-state checks (idempotence, fencing) belong to the broker.
+//! - Any `LogError::Io` or `CorruptSegment` is fatal for the log directory.
+//!
+//! # Modules
+//! `batch` (v2 header parsing, validation, leader rewrites), `segment`
+//! (`LogSegment`), `offset_index` / `time_index` (`OffsetIndex`, `TimeIndex`),
+//! `leader_epoch` (`LeaderEpochCache`, pure logic), `checkpoint` (atomic text
+//! files), `recovery` (directory scan and recovery on open), `config`
+//! (`LogConfig`), `error`, and `log` (`Log`, the API the broker calls).
+//!
+//! # Not implemented yet
+//! Compaction (`cleanup.policy=compact` is parsed and disables retention
+//! deletes), producer state snapshots, the aborted-transaction index and the
+//! last stable offset, asynchronous segment deletion (`.deleted` renames; files
+//! are removed synchronously), memory-mapped indexes (indexes are `Vec`s: about
+//! 20 bytes per `index.interval.bytes` of log, i.e. ~5 MiB per full 1 GiB segment).
 
 mod batch;
 mod checkpoint;

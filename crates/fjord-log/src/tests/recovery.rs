@@ -125,3 +125,26 @@ fn recovery_deletes_segments_after_a_corrupt_one() {
     model.retain(|s| s.last < victim);
     check_all_offsets(&log, &model);
 }
+
+#[test]
+fn leftover_files_are_cleaned_on_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = Log::open(dir.path(), LogConfig::default()).expect("open");
+    let mut model = Vec::new();
+    fill(&mut log, &mut model, 3, 1, 0, 0);
+    log.close().expect("close");
+    let leftovers = [
+        "recovery-point-checkpoint.tmp",
+        "00000000000000000500.index",
+        "00000000000000000500.timeindex",
+        "00000000000000000000.log.deleted",
+    ];
+    for name in leftovers {
+        fs::write(dir.path().join(name), b"x").expect("write");
+    }
+    let log = Log::open(dir.path(), LogConfig::default()).expect("reopen");
+    for name in leftovers {
+        assert!(!dir.path().join(name).exists(), "{name}");
+    }
+    check_all_offsets(&log, &model);
+}
