@@ -4,6 +4,7 @@
 //! `fjord_e2e::FjordNode`, which fails the test if the node log shows a panic. Time bounds:
 //! `fjord_e2e::bounded` per async test, plus nextest's slow-timeout in `.config/nextest.toml`.
 
+mod admin_api;
 mod admin_cli;
 mod durability;
 mod produce_consume;

@@ -10,7 +10,7 @@ use fjord_e2e::{
 };
 use rdkafka::consumer::Consumer;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::FutureRecord;
+use rdkafka::producer::{FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
 const LIMIT: Duration = Duration::from_secs(90);
@@ -347,6 +347,44 @@ async fn auto_create_on_produce_and_long_poll_fetch() {
         later.await.unwrap().expect("second produce");
         assert_eq!(msgs[0].payload(), Some(&b"second"[..]));
         assert_eq!(msgs[0].offset(), 1);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_0_and_acks_1_records_arrive() {
+    bounded(LIMIT, async {
+        let node = FjordNode::start();
+        let topic = topic_name("acks01");
+        create_topic(&node.bootstrap(), &topic, 1).await;
+        for acks in ["0", "1"] {
+            let p = producer(&node.bootstrap(), acks, "none");
+            let mut futs = Vec::new();
+            for i in 0..100 {
+                let v = format!("acks{acks}-{i}");
+                let rec = FutureRecord::<(), _>::to(&topic).payload(&v).partition(0);
+                futs.push(p.send_result(rec).map_err(|(e, _)| e).expect("enqueue"));
+            }
+            for f in futs {
+                f.await
+                    .expect("delivery")
+                    .unwrap_or_else(|(e, _)| panic!("acks={acks}: {e}"));
+            }
+            p.flush(Duration::from_secs(10)).expect("flush");
+        }
+        // acks=0 has no answer to wait for; on loopback every record still arrives, in order.
+        let c = consumer(&node.bootstrap());
+        assign_from(&c, &topic, &[0], Offset::Beginning);
+        let msgs = consume_n(&c, 200, Duration::from_secs(30)).expect("consume");
+        let got: Vec<String> = msgs
+            .iter()
+            .map(|m| String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned())
+            .collect();
+        let want: Vec<String> = ["0", "1"]
+            .iter()
+            .flat_map(|a| (0..100).map(move |i| format!("acks{a}-{i}")))
+            .collect();
+        assert_eq!(got, want);
     })
     .await;
 }
