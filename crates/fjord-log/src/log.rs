@@ -528,10 +528,13 @@ impl Log {
         Ok(())
     }
 
-    /// Remove every batch from the one containing `offset` on. The log end
-    /// becomes `offset` when it is a batch boundary (as it is for replica
-    /// truncation); a batch straddling `offset` is removed whole, as in Kafka.
-    /// Below the log start, the log is emptied and restarts at `offset`.
+    /// Remove every batch from the one containing `offset` on; the log end
+    /// becomes `offset`. A batch straddling `offset` is removed whole and the
+    /// offsets between its base and `offset` become a gap (as in Kafka;
+    /// replica truncation points are batch boundaries, so this does not
+    /// happen there). After a restart the log end is recomputed from the data,
+    /// i.e. the gap closes if nothing was appended since. Below the log start,
+    /// the log is emptied and restarts at `offset`.
     pub fn truncate_to(&mut self, offset: i64) -> Result<(), LogError> {
         if offset < 0 {
             return Err(LogError::OffsetOutOfRange {
@@ -558,6 +561,7 @@ impl Log {
         }
         let interval = self.config.index_interval_bytes;
         self.active_mut().truncate_to_offset(offset, interval)?;
+        self.active_mut().advance_next_offset(offset);
         if self.active().rolling_base_ms().is_none() && !self.active().is_empty() {
             self.active_mut().set_rolling_base_ms(Some(wall_clock_ms()));
         }

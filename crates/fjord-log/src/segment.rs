@@ -440,6 +440,12 @@ impl LogSegment {
         Ok(())
     }
 
+    /// Let the next append start at `offset` (after a truncation that removed
+    /// a batch straddling it, or into a gap); never moves backwards.
+    pub(crate) fn advance_next_offset(&mut self, offset: i64) {
+        self.next_offset = self.next_offset.max(offset);
+    }
+
     /// Remove every batch from the one containing `offset` on. Leaves the
     /// segment's state exact (rescanned) either way.
     pub(crate) fn truncate_to_offset(

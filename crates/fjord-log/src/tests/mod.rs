@@ -395,15 +395,16 @@ fn truncate_to_removes_the_tail_and_epochs() {
     assert_eq!(log.end_offset_for_epoch(2), Some((2, 50)));
     model.retain(|s| s.last < 50);
     check_all_offsets(&log, &model);
-    // Straddling batch goes whole: batches are [50,51], so 51 cuts to 50.
+    // A straddling batch goes whole: [50,51] cut at 51 leaves a gap at 50.
     fill(&mut log, &mut model, 1, 2, 0, 4);
     log.truncate_to(51).expect("truncate");
-    assert_eq!(log.log_end_offset(), 50);
+    assert_eq!(log.log_end_offset(), 51);
     model.pop();
     fill(&mut log, &mut model, 3, 2, 0, 4);
+    assert_eq!(model[model.len() - 3].base, 51);
     drop(log);
     let mut log = Log::open(dir.path(), config).expect("reopen");
-    assert_eq!(log.log_end_offset(), 56);
+    assert_eq!(log.log_end_offset(), 57);
     check_all_offsets(&log, &model);
     assert_eq!(log.leader_epochs(), &[(1, 0), (2, 40), (4, 50)]);
     // Below the log start: restart empty there.
@@ -678,15 +679,16 @@ fn follower_offset_gaps_survive_reopen_reads_and_truncation() {
     // An offset inside the gap reads the next batch.
     let got = log.read(500, 1, i64::MAX, true).expect("read");
     assert_eq!(headers(&got.records)[0].base_offset, 1000);
-    // Truncating into the gap ends the log after the last batch before it.
+    // Truncating into the gap: the log ends there, data ends before it.
     log.truncate_to(500).expect("truncate");
-    assert_eq!(log.log_end_offset(), 9);
+    assert_eq!(log.log_end_offset(), 500);
+    assert_eq!(log.segment_base_offsets(), vec![0]);
     model.truncate(3);
     check_all_offsets(&log, &model);
     let info = log
         .append_as_leader(&batch(1, 0, 1, Compression::None), 2, 0)
         .expect("append");
-    assert_eq!(info.first_offset, 9);
+    assert_eq!(info.first_offset, 500);
 }
 
 #[test]

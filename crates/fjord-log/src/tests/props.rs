@@ -69,3 +69,104 @@ proptest! {
         check_all_offsets(&log, &survivors);
     }
 }
+
+#[derive(Clone, Debug)]
+enum Op {
+    Append {
+        count: usize,
+        len: usize,
+        new_epoch: bool,
+    },
+    /// Truncate to the boundary of the batch at this fraction of the log.
+    Truncate(f64),
+    AdvanceStart(f64),
+    Reopen,
+    Flush,
+}
+
+fn arb_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (1usize..5, 0usize..200, any::<bool>())
+            .prop_map(|(count, len, new_epoch)| Op::Append { count, len, new_epoch }),
+        1 => (0.0f64..1.0).prop_map(Op::Truncate),
+        1 => (0.0f64..1.0).prop_map(Op::AdvanceStart),
+        1 => Just(Op::Reopen),
+        1 => Just(Op::Flush),
+    ]
+}
+
+/// What the log should look like.
+#[derive(Default)]
+struct Model {
+    batches: Vec<Stored>,
+    log_start: i64,
+    leo: i64,
+    epoch: i32,
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// Random appends, truncations, DeleteRecords, flushes and restarts keep
+    /// the log equal to a simple model.
+    #[test]
+    fn prop_log_matches_model(ops in prop::collection::vec(arb_op(), 1..40)) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = small_config(1200);
+        let mut log = Log::open(dir.path(), config.clone()).expect("open");
+        let mut m = Model::default();
+        for op in ops {
+            match op {
+                Op::Append { count, len, new_epoch } => {
+                    m.epoch += i32::from(new_epoch);
+                    let b = batch(count, m.leo, len, Compression::None);
+                    let info = log.append_as_leader(&b, m.epoch, 0).expect("append");
+                    prop_assert_eq!(info.first_offset, m.leo);
+                    m.batches.push(Stored {
+                        base: info.first_offset,
+                        last: info.last_offset,
+                        bytes: stored(&b, info.first_offset, m.epoch),
+                    });
+                    m.leo = info.last_offset + 1;
+                }
+                Op::Truncate(frac) => {
+                    let i = (frac * m.batches.len() as f64) as usize;
+                    let offset = m.batches.get(i).map_or(m.leo, |s| s.base);
+                    log.truncate_to(offset).expect("truncate");
+                    if offset < m.leo {
+                        if offset < m.log_start {
+                            m.log_start = offset;
+                        }
+                        m.batches.retain(|s| s.base < offset);
+                        m.leo = offset;
+                    }
+                }
+                Op::AdvanceStart(frac) => {
+                    let offset = m.log_start + (frac * (m.leo - m.log_start) as f64) as i64;
+                    log.advance_log_start_offset(offset).expect("advance");
+                    m.log_start = m.log_start.max(offset);
+                }
+                Op::Reopen => {
+                    drop(log);
+                    log = Log::open(dir.path(), config.clone()).expect("reopen");
+                }
+                Op::Flush => {
+                    log.flush().expect("flush");
+                    prop_assert_eq!(log.recovery_point(), m.leo);
+                }
+            }
+            prop_assert_eq!(log.log_end_offset(), m.leo);
+            prop_assert_eq!(log.log_start_offset(), m.log_start);
+            let readable: Vec<Stored> =
+                m.batches.iter().filter(|s| s.last >= m.log_start).cloned().collect();
+            check_all_offsets(&log, &readable);
+            if m.leo > m.log_start {
+                check_read(&log, &readable, m.log_start, 500, m.leo, false);
+            }
+            for &(epoch, start) in log.leader_epochs() {
+                prop_assert!(start >= m.log_start && start < m.leo.max(m.log_start + 1));
+                prop_assert!(epoch <= m.epoch);
+            }
+        }
+    }
+}
