@@ -13,7 +13,53 @@ use crate::error::LogError;
 pub(crate) const RECOVERY_POINT: &str = "recovery-point-checkpoint";
 pub(crate) const LOG_START_OFFSET: &str = "log-start-offset-checkpoint";
 pub(crate) const LEADER_EPOCH: &str = "leader-epoch-checkpoint";
+pub(crate) const CLEAN_SHUTDOWN: &str = "clean-shutdown";
 pub(crate) const TMP_SUFFIX: &str = ".tmp";
+
+/// Written by `Log::close` after everything is flushed and every index file
+/// (the active segment's too, sealed) is written and fsynced: lets the next
+/// open trust the active segment instead of re-validating it. Removed by
+/// `open` before anything else changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CleanShutdown {
+    pub log_end_offset: i64,
+    pub active_base_offset: i64,
+    pub active_size: u64,
+}
+
+impl CleanShutdown {
+    pub(crate) fn write(&self, dir: &Path) -> Result<(), LogError> {
+        let text = format!(
+            "0\n{}\n{}\n{}\n",
+            self.log_end_offset, self.active_base_offset, self.active_size
+        );
+        write_atomic(dir, CLEAN_SHUTDOWN, text.as_bytes())
+    }
+
+    /// Read and delete the marker. A malformed marker is ignored (full recovery).
+    pub(crate) fn take(dir: &Path) -> Result<Option<CleanShutdown>, LogError> {
+        let Some((path, text)) = read(dir, CLEAN_SHUTDOWN)? else {
+            return Ok(None);
+        };
+        fs::remove_file(&path).map_err(LogError::io("removing", &path))?;
+        sync_dir(dir)?;
+        let mut lines = text.lines().map(str::trim);
+        if lines.next() != Some("0") {
+            return Ok(None);
+        }
+        let mut next = || lines.next().and_then(|l| l.parse::<i64>().ok());
+        Ok(match (next(), next(), next()) {
+            (Some(leo), Some(base), Some(size)) if size >= 0 && leo >= base => {
+                Some(CleanShutdown {
+                    log_end_offset: leo,
+                    active_base_offset: base,
+                    active_size: size as u64,
+                })
+            }
+            _ => None,
+        })
+    }
+}
 
 /// Replace `dir/name` with `contents` atomically and durably.
 pub(crate) fn write_atomic(dir: &Path, name: &str, contents: &[u8]) -> Result<(), LogError> {

@@ -16,6 +16,8 @@
 //! <dir>/recovery-point-checkpoint       "0\n<offset>\n": offsets below are fsynced
 //! <dir>/log-start-offset-checkpoint     "0\n<offset>\n"
 //! <dir>/leader-epoch-checkpoint         "0\n<n>\n<epoch> <start offset>\n"...
+//! <dir>/clean-shutdown                  "0\n<log end>\n<active base>\n<active size>\n",
+//!                                       left by `close`, consumed by `open`
 //! ```
 //! Segments are named by their base offset in 20 digits. Checkpoints are
 //! written to a temp file, fsynced, renamed and the directory fsynced.
@@ -62,6 +64,11 @@
 //! there and all later segments are deleted. Then segments wholly below the
 //! log start are deleted, the epoch cache is trimmed to the log, the
 //! recovered data is fsynced and the recovery point set to the log end.
+//! After a graceful `close` the `clean-shutdown` marker lets `open` trust the
+//! active segment as well (if its base and size still match and its sealed
+//! index files load), so a clean restart does not re-read every active
+//! segment; the marker is deleted (durably) before anything else happens, so
+//! a crash after the open falls back to full validation.
 //!
 //! # Invariants
 //! - There is always at least one segment; the last one is the active one and

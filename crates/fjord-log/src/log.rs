@@ -10,7 +10,7 @@ use bytes::Bytes;
 use kafka_protocol::records::RecordBatchDecoder;
 
 use crate::batch::{self, BatchHeader, HEADER_LEN, LEADER_PREFIX_LEN, Origin};
-use crate::checkpoint::{self, LEADER_EPOCH, LOG_START_OFFSET, RECOVERY_POINT};
+use crate::checkpoint::{self, CleanShutdown, LEADER_EPOCH, LOG_START_OFFSET, RECOVERY_POINT};
 use crate::config::{LogConfig, TimestampType};
 use crate::error::LogError;
 use crate::leader_epoch::LeaderEpochCache;
@@ -89,6 +89,7 @@ impl Log {
     /// any later segments.
     pub fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
         fs::create_dir_all(dir).map_err(LogError::io("creating log directory", dir))?;
+        let clean = CleanShutdown::take(dir)?;
         let bases = recovery::scan_directory(dir)?;
         let log_start_checkpoint = checkpoint::read_offset(dir, LOG_START_OFFSET)?;
         let recovery_checkpoint = checkpoint::read_offset(dir, RECOVERY_POINT)?.unwrap_or(0);
@@ -103,7 +104,7 @@ impl Log {
         };
         let interval = config.index_interval_bytes;
         let (mut segments, mut dir_dirty) =
-            recovery::load_segments(dir, &bases, recovery_checkpoint, interval)?;
+            recovery::load_segments(dir, &bases, recovery_checkpoint, clean, interval)?;
         let first_base = bases.first().copied();
         if segments.is_empty() {
             let base = log_start_checkpoint.or(first_base).unwrap_or(0);
@@ -622,12 +623,22 @@ impl Log {
         self.leader_epoch_cache.entries()
     }
 
-    /// Write every index file and flush (graceful shutdown).
+    /// Graceful shutdown: seal the active segment's time index, write every
+    /// index file, flush, and leave a clean-shutdown marker so the next open
+    /// need not re-validate the active segment.
     pub fn close(mut self) -> Result<(), LogError> {
+        self.active_mut().seal();
         for seg in self.segments.values_mut() {
             seg.write_indexes()?;
         }
-        self.flush()
+        self.flush()?;
+        let active = self.active();
+        CleanShutdown {
+            log_end_offset: self.log_end_offset(),
+            active_base_offset: active.base_offset(),
+            active_size: active.size(),
+        }
+        .write(&self.dir)
     }
 
     pub fn config(&self) -> &LogConfig {

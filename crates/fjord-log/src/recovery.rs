@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
-use crate::checkpoint::TMP_SUFFIX;
+use crate::checkpoint::{CleanShutdown, TMP_SUFFIX};
 use crate::error::LogError;
 use crate::segment::{self, INDEX_SUFFIX, LOG_SUFFIX, LogSegment, TIME_INDEX_SUFFIX};
 
@@ -15,10 +15,14 @@ use crate::segment::{self, INDEX_SUFFIX, LOG_SUFFIX, LogSegment, TIME_INDEX_SUFF
 /// Every later segment is validated batch by batch; at the first bad batch
 /// its file is cut there and all later segments are deleted. Returns the
 /// segments and whether files were created or deleted.
+///
+/// After a clean shutdown (`clean`), the active segment is trusted too when
+/// its base and size match the marker and its index files load.
 pub(crate) fn load_segments(
     dir: &Path,
     bases: &[i64],
     recovery_checkpoint: i64,
+    clean: Option<CleanShutdown>,
     interval: u32,
 ) -> Result<(BTreeMap<i64, LogSegment>, bool), LogError> {
     let mut segments = BTreeMap::new();
@@ -26,6 +30,17 @@ pub(crate) fn load_segments(
     for (i, &base) in bases.iter().enumerate() {
         let mut seg = LogSegment::open(dir, base)?;
         let next_base = bases.get(i + 1).copied();
+        if let Some(c) = clean
+            && next_base.is_none()
+            && c.active_base_offset == base
+            && c.active_size == seg.size()
+            && c.log_end_offset <= recovery_checkpoint
+            && seg.load_indexes(c.log_end_offset)?
+        {
+            seg.mark_exact();
+            segments.insert(base, seg);
+            continue;
+        }
         let trusted = next_base.is_some_and(|n| n <= recovery_checkpoint);
         if trusted {
             let next_base = next_base.unwrap_or(base);

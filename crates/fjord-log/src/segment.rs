@@ -440,6 +440,14 @@ impl LogSegment {
         Ok(())
     }
 
+    /// The state loaded from index files is complete: the active segment of
+    /// a clean shutdown, sealed on close, with `next_offset` from the marker.
+    /// (Only `bytes_since_last_index_entry` restarts at 0: the next index
+    /// entry comes at most one interval late.)
+    pub(crate) fn mark_exact(&mut self) {
+        self.exact = true;
+    }
+
     /// Let the next append start at `offset` (after a truncation that removed
     /// a batch straddling it, or into a gap); never moves backwards.
     pub(crate) fn advance_next_offset(&mut self, offset: i64) {

@@ -81,6 +81,7 @@ enum Op {
     Truncate(f64),
     AdvanceStart(f64),
     Reopen,
+    CloseReopen,
     Flush,
 }
 
@@ -91,6 +92,7 @@ fn arb_op() -> impl Strategy<Value = Op> {
         1 => (0.0f64..1.0).prop_map(Op::Truncate),
         1 => (0.0f64..1.0).prop_map(Op::AdvanceStart),
         1 => Just(Op::Reopen),
+        1 => Just(Op::CloseReopen),
         1 => Just(Op::Flush),
     ]
 }
@@ -148,6 +150,10 @@ proptest! {
                 }
                 Op::Reopen => {
                     drop(log);
+                    log = Log::open(dir.path(), config.clone()).expect("reopen");
+                }
+                Op::CloseReopen => {
+                    log.close().expect("close");
                     log = Log::open(dir.path(), config.clone()).expect("reopen");
                 }
                 Op::Flush => {
