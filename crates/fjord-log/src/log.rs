@@ -577,6 +577,23 @@ impl Log {
         Ok(())
     }
 
+    /// Delete all segments and restart the log, empty, at `offset` (e.g. a
+    /// follower whose leader's log starts past this log's end).
+    pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), LogError> {
+        while let Some((_, seg)) = self.segments.pop_first() {
+            seg.delete()?;
+        }
+        self.segments
+            .insert(offset, LogSegment::create(&self.dir, offset)?);
+        self.dir_dirty = true;
+        self.log_start_offset = offset;
+        checkpoint::write_offset(&self.dir, LOG_START_OFFSET, offset)?;
+        self.leader_epoch_cache = LeaderEpochCache::default();
+        self.persist_leader_epochs()?;
+        self.recovery_point = offset;
+        checkpoint::write_offset(&self.dir, RECOVERY_POINT, offset)
+    }
+
     /// fsync every segment with unsynced data (writing sealed segments'
     /// index files first), then persist the recovery point (= log end).
     pub fn flush(&mut self) -> Result<(), LogError> {
@@ -770,23 +787,6 @@ impl Log {
             self.persist_leader_epochs()?;
         }
         Ok(())
-    }
-
-    /// Delete all segments and restart the log, empty, at `offset` (e.g. a
-    /// follower whose leader's log starts past this log's end).
-    pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), LogError> {
-        while let Some((_, seg)) = self.segments.pop_first() {
-            seg.delete()?;
-        }
-        self.segments
-            .insert(offset, LogSegment::create(&self.dir, offset)?);
-        self.dir_dirty = true;
-        self.log_start_offset = offset;
-        checkpoint::write_offset(&self.dir, LOG_START_OFFSET, offset)?;
-        self.leader_epoch_cache = LeaderEpochCache::default();
-        self.persist_leader_epochs()?;
-        self.recovery_point = offset;
-        checkpoint::write_offset(&self.dir, RECOVERY_POINT, offset)
     }
 
     fn persist_leader_epochs(&self) -> Result<(), LogError> {
