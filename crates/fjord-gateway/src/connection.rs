@@ -117,7 +117,22 @@ impl<H: Handler> Connection<H> {
         let handler = async {
             while let Some(decoded) = rx.recv().await {
                 let reply = match decoded {
-                    Decoded::Request(request) => handler.handle(*request).await,
+                    Decoded::Request(request) => {
+                        let (api_key, version) =
+                            (request.api_key, request.header.request_api_version);
+                        let correlation_id = request.header.correlation_id;
+                        let started = std::time::Instant::now();
+                        let reply = handler.handle(*request).await;
+                        tracing::trace!(
+                            %peer,
+                            ?api_key,
+                            version,
+                            correlation_id,
+                            elapsed_us = started.elapsed().as_micros() as u64,
+                            "request handled"
+                        );
+                        reply
+                    }
                     Decoded::UnsupportedApiVersions {
                         correlation_id,
                         version,

@@ -86,9 +86,17 @@ pub(crate) fn decode_request(mut frame: Bytes) -> Result<Decoded, GatewayError> 
     let Some(supported) = api_versions::supported_versions(api_key) else {
         return Err(GatewayError::UnsupportedApi { api_key });
     };
-    let in_range = supported.min <= version && version <= supported.max;
-    if !in_range && api_key != ApiKey::ApiVersions {
-        return Err(GatewayError::UnsupportedVersion { api_key, version });
+    if version < supported.min || version > supported.max {
+        // The correlation id sits at the same place in every header version,
+        // so a client speaking an ApiVersions version (and header) we do not
+        // know still gets an answer it can match.
+        return match frame.get(4..8) {
+            Some(id) if api_key == ApiKey::ApiVersions => Ok(Decoded::UnsupportedApiVersions {
+                correlation_id: i32::from_be_bytes([id[0], id[1], id[2], id[3]]),
+                version,
+            }),
+            _ => Err(GatewayError::UnsupportedVersion { api_key, version }),
+        };
     }
     let header_version = api_key.request_header_version(version);
     let header = RequestHeader::decode(&mut frame, header_version).map_err(|e| {
@@ -98,12 +106,6 @@ pub(crate) fn decode_request(mut frame: Bytes) -> Result<Decoded, GatewayError> 
             source: boxed(e),
         }
     })?;
-    if !in_range {
-        return Ok(Decoded::UnsupportedApiVersions {
-            correlation_id: header.correlation_id,
-            version,
-        });
-    }
     let body = RequestKind::decode(api_key, &mut frame, version).map_err(|e| {
         GatewayError::MalformedRequest {
             api_key,
@@ -259,6 +261,18 @@ mod tests {
             }) => {}
             other => panic!("expected UnsupportedApiVersions, got {other:?}"),
         }
+        // Even with a header that does not decode at that version's header
+        // version (a v1 header without tagged fields), or no client id at all.
+        let header_only = Bytes::from_static(b"\x00\x12\x00\x63\x00\x00\x00\x07");
+        assert!(matches!(
+            decode_request(header_only),
+            Ok(Decoded::UnsupportedApiVersions {
+                correlation_id: 7,
+                version: 99
+            })
+        ));
+        // Too short to carry a correlation id: closed.
+        assert!(decode_request(Bytes::from_static(b"\x00\x12\x00\x63\x00")).is_err());
     }
 
     #[test]
