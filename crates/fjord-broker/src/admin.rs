@@ -22,11 +22,16 @@ const APPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn map_metadata_error(err: MetadataError) -> AdminError {
     match err {
-        MetadataError::TopicAlreadyExists => AdminError::TopicAlreadyExists,
-        MetadataError::UnknownTopicId => AdminError::UnknownTopicId,
-        MetadataError::InvalidTopicName => AdminError::InvalidTopicName,
-        MetadataError::InvalidPartitions => AdminError::InvalidPartitions {
-            reason: "partition count can only grow".into(),
+        MetadataError::TopicAlreadyExists { .. } | MetadataError::TopicIdAlreadyExists { .. } => {
+            AdminError::TopicAlreadyExists
+        }
+        MetadataError::UnknownTopicId { .. } => AdminError::UnknownTopicId,
+        MetadataError::InvalidTopicName { .. } => AdminError::InvalidTopicName,
+        MetadataError::InvalidPartitions { reason } => AdminError::InvalidPartitions {
+            reason: reason.to_string(),
+        },
+        MetadataError::ConflictingConfigChange { key } => AdminError::InvalidConfig {
+            reason: format!("{key} is both set and deleted"),
         },
         other => AdminError::InvalidReplicaAssignment {
             reason: other.to_string(),

@@ -58,12 +58,11 @@ impl Broker {
         let mut committed = controller.image();
         let first = committed.borrow_and_update().clone();
         {
-            let (replicas, config, first) = (replicas.clone(), config.clone(), first.clone());
-            let log_dirs_root = config.log_dir.clone();
+            let (replicas, for_apply, first) = (replicas.clone(), config.clone(), first.clone());
             tokio::task::spawn_blocking(move || {
-                let log_dirs = LogDirs::open(&log_dirs_root)?;
-                remove_stray_logs(&log_dirs, &first, config.node_id);
-                apply_image(&replicas, &log_dirs, &config, &first);
+                let log_dirs = LogDirs::open(&for_apply.log_dir)?;
+                remove_stray_logs(&log_dirs, &first, for_apply.node_id);
+                apply_image(&replicas, &log_dirs, &for_apply, &first);
                 Ok::<_, std::io::Error>(())
             })
             .await

@@ -23,6 +23,10 @@ pub enum PartitionError {
     MessageTooLarge { size: usize, max: usize },
     #[error("record batch is invalid")]
     InvalidRecord(#[source] fjord_log::LogError),
+    #[error("record batch timestamp is invalid")]
+    InvalidTimestamp(#[source] fjord_log::LogError),
+    #[error("the request's record set is larger than a segment")]
+    RecordListTooLarge(#[source] fjord_log::LogError),
     #[error("record batch uses an unsupported message format")]
     UnsupportedForMessageFormat(#[source] fjord_log::LogError),
     #[error("in-sync replicas {isr} < min.insync.replicas {min_isr}")]
@@ -55,7 +59,11 @@ impl PartitionError {
             },
             e @ L::CorruptRecord { .. } => PartitionError::CorruptMessage(e),
             e @ L::UnsupportedMagic { .. } => PartitionError::UnsupportedForMessageFormat(e),
-            e @ L::InvalidRecord { .. } => PartitionError::InvalidRecord(e),
+            e @ (L::InvalidRecord { .. } | L::NonMonotonicOffset { .. } | L::OffsetOverflow { .. }) => {
+                PartitionError::InvalidRecord(e)
+            }
+            e @ L::InvalidTimestamp { .. } => PartitionError::InvalidTimestamp(e),
+            e @ L::RecordSetTooLarge { .. } => PartitionError::RecordListTooLarge(e),
             e => PartitionError::KafkaStorage(e),
         }
     }
