@@ -18,6 +18,8 @@ pub fn partition_error(err: &PartitionError) -> ResponseError {
         PartitionError::CorruptMessage(_) => ResponseError::CorruptMessage,
         PartitionError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
         PartitionError::InvalidRecord(_) => ResponseError::InvalidRecord,
+        PartitionError::InvalidTimestamp(_) => ResponseError::InvalidTimestamp,
+        PartitionError::RecordListTooLarge(_) => ResponseError::RecordListTooLarge,
         PartitionError::UnsupportedForMessageFormat(_) => {
             ResponseError::UnsupportedForMessageFormat
         }
@@ -103,6 +105,17 @@ mod tests {
                 43,
             ),
             (PartitionError::KafkaStorage(corrupt()), 56),
+            (
+                PartitionError::InvalidTimestamp(LogError::InvalidTimestamp { reason: "x" }),
+                32,
+            ),
+            (
+                PartitionError::RecordListTooLarge(LogError::RecordSetTooLarge {
+                    size: 10,
+                    segment_bytes: 5,
+                }),
+                18,
+            ),
         ];
         for (err, code) in table {
             assert_eq!(partition_error(&err).code(), code, "{err:?}");
