@@ -63,7 +63,10 @@ impl fmt::Display for MetadataCommand {
                 broker_id,
                 incarnation_id,
                 ..
-            } => write!(f, "RegisterBroker({broker_id}, incarnation {incarnation_id})"),
+            } => write!(
+                f,
+                "RegisterBroker({broker_id}, incarnation {incarnation_id})"
+            ),
             MetadataCommand::CreateTopic {
                 topic_id,
                 name,

@@ -454,7 +454,10 @@ mod tests {
         ];
         for (i, cmd) in setup.iter().enumerate() {
             let resp = image.apply(i as u64 + 1, cmd);
-            assert!(!matches!(resp, MetadataResponse::Error(_)), "{cmd}: {resp:?}");
+            assert!(
+                !matches!(resp, MetadataResponse::Error(_)),
+                "{cmd}: {resp:?}"
+            );
         }
         image
     }
@@ -863,7 +866,10 @@ mod tests {
             if matches!(got, MetadataResponse::Error(_)) {
                 let mut expected_image = before;
                 expected_image.metadata_offset = 6;
-                assert_eq!(image, expected_image, "case {name:?}: rejected must not mutate");
+                assert_eq!(
+                    image, expected_image,
+                    "case {name:?}: rejected must not mutate"
+                );
             }
             check(&image);
         }

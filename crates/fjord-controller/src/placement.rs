@@ -208,7 +208,12 @@ mod tests {
     fn errors() {
         let img = image(&[(1, None, false), (2, None, false), (3, None, true)]);
         let cases = [
-            (0, 1, 0, PlacementError::InvalidPartitions { num_partitions: 0 }),
+            (
+                0,
+                1,
+                0,
+                PlacementError::InvalidPartitions { num_partitions: 0 },
+            ),
             (
                 1,
                 1,

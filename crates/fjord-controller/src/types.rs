@@ -24,7 +24,7 @@ openraft::declare_raft_types!(
     pub TypeConfig:
         D = MetadataCommand,
         R = MetadataResponse,
-        NodeId = NodeId,
+        NodeId = u64,
         Node = ControllerNode,
 );
 
