@@ -14,6 +14,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use fjord_broker::Broker;
@@ -31,6 +32,11 @@ use crate::handlers::{self, api_versions};
 
 /// Requests decoded ahead of the one being handled.
 const PIPELINE_DEPTH: usize = 4;
+
+/// Kafka's `connections.max.idle.ms` default: a connection that sends no
+/// request for this long is closed, so idle clients do not hold connection
+/// slots forever (clients reconnect transparently).
+const CONNECTIONS_MAX_IDLE: Duration = Duration::from_secs(600);
 
 /// What answers decoded requests: the broker in production, a fake in the
 /// connection and server tests.
@@ -88,12 +94,16 @@ impl<H: Handler> Connection<H> {
                 let next = tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = writer_gone.cancelled() => break,
-                    next = frames.next() => next,
+                    next = tokio::time::timeout(CONNECTIONS_MAX_IDLE, frames.next()) => next,
                 };
                 let frame = match next {
-                    None => break,
-                    Some(Ok(frame)) => frame,
-                    Some(Err(err)) => {
+                    Err(_idle) => {
+                        tracing::debug!(%peer, "closing idle connection");
+                        break;
+                    }
+                    Ok(None) => break,
+                    Ok(Some(Ok(frame))) => frame,
+                    Ok(Some(Err(err))) => {
                         log_closing(peer, &err);
                         break;
                     }

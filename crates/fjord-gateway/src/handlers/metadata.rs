@@ -72,8 +72,12 @@ pub(crate) async fn handle(
             let missing: Vec<&str> = wanted
                 .iter()
                 .filter_map(|w| match w {
+                    // Internal topics are created by their coordinators with
+                    // their own settings, never by a client's Metadata request.
                     Wanted::Name(name)
-                        if is_valid_topic_name(name) && !image.topic_ids.contains_key(name) =>
+                        if is_valid_topic_name(name)
+                            && !is_internal_topic(name)
+                            && !image.topic_ids.contains_key(name) =>
                     {
                         Some(name.as_str())
                     }
