@@ -76,7 +76,7 @@ impl MetadataStateMachine {
         MetadataSnapshotBuilder {
             file: SnapshotFile {
                 meta: SnapshotMetaOf::<TypeConfig> {
-                    last_log_id: self.last_applied.clone(),
+                    last_log_id: self.last_applied,
                     last_membership: self.last_membership.clone(),
                 },
                 image: self.image.clone(),
@@ -136,7 +136,7 @@ impl RaftStateMachine<TypeConfig> for MetadataStateMachine {
     async fn applied_state(
         &mut self,
     ) -> Result<(Option<LogIdOf<TypeConfig>>, StoredMembershipOf<TypeConfig>), io::Error> {
-        Ok((self.last_applied.clone(), self.last_membership.clone()))
+        Ok((self.last_applied, self.last_membership.clone()))
     }
 
     async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
@@ -161,8 +161,7 @@ impl RaftStateMachine<TypeConfig> for MetadataStateMachine {
                 }
                 EntryPayload::Membership(membership) => {
                     self.image.advance_offset(index);
-                    self.last_membership =
-                        StoredMembership::new(Some(log_id.clone()), membership.clone());
+                    self.last_membership = StoredMembership::new(Some(log_id), membership.clone());
                     MetadataResponse::Noop
                 }
             };
