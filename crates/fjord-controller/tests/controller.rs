@@ -116,6 +116,7 @@ async fn restart_restores_the_image_without_reinitializing() {
             })
         );
         let before = c.image().borrow().clone();
+        let membership_before = c.raft().metrics().borrow_watched().membership_config.clone();
         assert_eq!(before.topics[&orders].partitions.len(), 6);
         assert_eq!(before.topics.len(), 2);
 
@@ -131,6 +132,11 @@ async fn restart_restores_the_image_without_reinitializing() {
             .expect("restart");
         let after = c.image().borrow().clone();
         assert_eq!(after.cluster_id, cluster_id, "cluster re-initialized");
+        let membership_after = c.raft().metrics().borrow_watched().membership_config.clone();
+        assert_eq!(
+            membership_after, membership_before,
+            "quorum re-initialized: a new membership entry was written"
+        );
         assert_eq!(durable(&after), durable(&before));
         // A restarted single voter may resume its old leadership without a new blank
         // entry, so the offset is at least where it was.
