@@ -94,22 +94,29 @@ impl KafkaClient {
         Ok(client)
     }
 
-    /// Connects to the first reachable address of `addrs`, in order.
+    /// Connects to the first reachable address of `addrs`, in order. On
+    /// failure the error chain ends in the last address's error (an
+    /// `io::Error` for refused or timed-out connections, which callers
+    /// treat as retriable).
     pub async fn connect_any(addrs: &[String], timeout: Duration) -> Result<Self> {
-        let mut failures = Vec::new();
+        let mut last_error = None;
         for addr in addrs {
             match Self::connect(addr, timeout).await {
                 Ok(client) => return Ok(client),
-                Err(e) => failures.push(format!("{e:#}")),
+                Err(e) => {
+                    tracing::debug!(%addr, error = %format!("{e:#}"), "bootstrap server unreachable");
+                    last_error = Some(e);
+                }
             }
         }
-        if failures.is_empty() {
-            bail!("no bootstrap server given");
+        match last_error {
+            None => bail!("no bootstrap server given"),
+            Some(e) if addrs.len() == 1 => Err(e),
+            Some(e) => Err(e.context(format!(
+                "could not reach any bootstrap server of {}",
+                addrs.join(",")
+            ))),
         }
-        bail!(
-            "could not reach any bootstrap server: {}",
-            failures.join("; ")
-        )
     }
 
     /// The `host:port` this client is connected to.
@@ -120,6 +127,12 @@ impl KafkaClient {
     /// Whether an earlier failure left the connection unusable.
     pub fn is_broken(&self) -> bool {
         self.broken
+    }
+
+    /// Marks the connection unusable, e.g. after a failure that suggests
+    /// the peer went away; callers then reconnect.
+    pub fn mark_broken(&mut self) {
+        self.broken = true;
     }
 
     /// The highest version of `Req` both this client and the broker speak.

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::ConnectArgs;
 use super::client::KafkaClient;
-use super::error::KafkaError;
+use super::error::{KafkaError, is_retriable};
 
 /// How long to wait for a topic's partitions to get leaders (e.g. right
 /// after creation) before giving up.
@@ -103,6 +103,25 @@ impl Cluster {
     /// A Metadata request for `topics` (all topics if `None`); remembers
     /// the broker addresses it lists.
     pub(crate) async fn metadata(&mut self, topics: Option<&[&str]>) -> Result<MetadataResponse> {
+        let response = match self.try_metadata(topics).await {
+            // The bootstrap connection may have gone stale (idle while the
+            // broker restarted): reconnect once and ask again.
+            Err(e) if is_retriable(&e) => {
+                tracing::debug!(error = %format!("{e:#}"), "metadata failed, reconnecting");
+                self.bootstrap.mark_broken();
+                self.try_metadata(topics).await?
+            }
+            other => other?,
+        };
+        self.brokers = response
+            .brokers
+            .iter()
+            .map(|b| (b.node_id.0, broker_addr(b)))
+            .collect();
+        Ok(response)
+    }
+
+    async fn try_metadata(&mut self, topics: Option<&[&str]>) -> Result<MetadataResponse> {
         let client = self.any_broker().await?;
         let version = client.version::<MetadataRequest>()?;
         let request = MetadataRequest::default()
@@ -118,13 +137,7 @@ impl Cluster {
             // Never create topics by asking about them; versions before 4
             // cannot say so (and always allow it).
             .with_allow_auto_topic_creation(version < 4);
-        let response = client.send_version(&request, version).await?;
-        self.brokers = response
-            .brokers
-            .iter()
-            .map(|b| (b.node_id.0, broker_addr(b)))
-            .collect();
-        Ok(response)
+        client.send_version(&request, version).await
     }
 
     /// The metadata of one topic; a topic-level error code (e.g.
@@ -179,13 +192,11 @@ impl Cluster {
                 },
                 Err(e) => e,
             };
-            let retriable = problem
-                .downcast_ref::<KafkaError>()
-                .is_some_and(KafkaError::is_retriable)
-                // UNKNOWN_TOPIC_OR_PARTITION is retriable for clients that
-                // wait on auto-creation; we never auto-create, so a missing
-                // topic is final.
-                && problem.downcast_ref::<KafkaError>().map(|e| e.code) != Some(3);
+            // UNKNOWN_TOPIC_OR_PARTITION is retriable for clients that wait
+            // on auto-creation; we never auto-create, so a missing topic is
+            // final. Transport failures (a restarting broker) are retried.
+            let missing_topic = problem.downcast_ref::<KafkaError>().map(|e| e.code) == Some(3);
+            let retriable = is_retriable(&problem) && !missing_topic;
             if !retriable || tokio::time::Instant::now() + backoff > deadline {
                 return Err(problem);
             }

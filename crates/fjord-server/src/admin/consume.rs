@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use super::ConnectArgs;
 use super::batch::split_batches;
 use super::cluster::{Cluster, TopicLayout};
-use super::error::KafkaError;
+use super::error::{KafkaError, is_retriable};
 
 /// ListOffsets timestamps with special meaning.
 const LATEST_TIMESTAMP: i64 = -1;
@@ -190,11 +190,18 @@ pub(super) async fn consume_to<W: AsyncWrite + Unpin>(
                 tracing::warn!(error = %format!("{reason:#}"), "fetch failed, retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
-                let layout = consumer
+                match consumer
                     .cluster
                     .topic_ready(&args.topic, &consumer.op)
-                    .await?;
-                consumer.layout = layout;
+                    .await
+                {
+                    Ok(layout) => consumer.layout = layout,
+                    // The broker may be restarting: the next round retries.
+                    Err(e) if is_retriable(&e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "metadata refresh failed");
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             Err(e) => return Err(e),
         }
@@ -534,18 +541,6 @@ impl Consumer {
     }
 }
 
-/// A retriable Kafka error or a transport failure (no Kafka error in the
-/// chain): worth a metadata refresh and another try.
-fn is_retriable(e: &anyhow::Error) -> bool {
-    match e.chain().find_map(|c| c.downcast_ref::<KafkaError>()) {
-        Some(kafka) => kafka.is_retriable(),
-        // I/O errors include our request timeouts (`TimedOut`).
-        None => e
-            .chain()
-            .any(|c| c.downcast_ref::<std::io::Error>().is_some()),
-    }
-}
-
 /// Writes one record as a line: the value, or `key<sep>value`; a null key
 /// or value prints as `null`, as the console consumer does.
 async fn write_record<W: AsyncWrite + Unpin>(
@@ -650,26 +645,5 @@ mod tests {
             .context("write stdout");
         assert!(is_broken_pipe(&e));
         assert!(!is_broken_pipe(&anyhow!("other")));
-    }
-
-    #[test]
-    fn retriable_means_retriable_code_or_transport_failure() {
-        let leader_moved = anyhow::Error::new(KafkaError {
-            op: "x".into(),
-            code: 6,
-            message: None,
-        })
-        .context("fetch");
-        assert!(is_retriable(&leader_moved));
-        let auth = anyhow::Error::new(KafkaError {
-            op: "x".into(),
-            code: 29,
-            message: None,
-        });
-        assert!(!is_retriable(&auth));
-        let io = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::ConnectionReset))
-            .context("read response size");
-        assert!(is_retriable(&io));
-        assert!(!is_retriable(&anyhow!("decode error")));
     }
 }

@@ -65,6 +65,20 @@ impl fmt::Display for KafkaError {
 
 impl std::error::Error for KafkaError {}
 
+/// Whether retrying `e` after a metadata refresh (and reconnecting) may
+/// succeed: a retriable Kafka error code, or — when no Kafka error is in
+/// the chain — a transport failure (I/O errors, which include our request
+/// and connect timeouts as `TimedOut`). Anything else (decode failures,
+/// unsupported versions, non-retriable codes) is final.
+pub(crate) fn is_retriable(e: &anyhow::Error) -> bool {
+    match e.chain().find_map(|c| c.downcast_ref::<KafkaError>()) {
+        Some(kafka) => kafka.is_retriable(),
+        None => e
+            .chain()
+            .any(|c| c.downcast_ref::<std::io::Error>().is_some()),
+    }
+}
+
 /// Kafka's name for an error code as the Java client and the protocol
 /// guide spell it (`TOPIC_ALREADY_EXISTS`, `NOT_LEADER_OR_FOLLOWER`);
 /// `NONE` for 0 and `UNKNOWN_ERROR_CODE_<n>` for codes this protocol
@@ -128,5 +142,26 @@ mod tests {
         assert_eq!(err.to_string(), "x: UNKNOWN_TOPIC_OR_PARTITION");
 
         assert_eq!(KafkaError::check(0, "fine"), Ok(()));
+    }
+
+    #[test]
+    fn retriable_means_retriable_code_or_transport_failure() {
+        let leader_moved = anyhow::Error::new(KafkaError {
+            op: "x".into(),
+            code: 6,
+            message: None,
+        })
+        .context("fetch");
+        assert!(is_retriable(&leader_moved));
+        let auth = anyhow::Error::new(KafkaError {
+            op: "x".into(),
+            code: 29,
+            message: None,
+        });
+        assert!(!is_retriable(&auth));
+        let io = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::ConnectionReset))
+            .context("read response size");
+        assert!(is_retriable(&io));
+        assert!(!is_retriable(&anyhow::anyhow!("decode error")));
     }
 }

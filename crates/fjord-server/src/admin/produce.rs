@@ -23,7 +23,7 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 use super::ConnectArgs;
 use super::batch::{ProducerRecord, encode_batch};
 use super::cluster::{Cluster, TopicLayout};
-use super::error::KafkaError;
+use super::error::{KafkaError, is_retriable};
 use super::partitioner::Partitioner;
 
 /// Most records per produce request.
@@ -311,11 +311,12 @@ impl Producer {
             }
             let request = self.request(&partitions, pending);
             match self.send_to(leader, &request).await {
-                Err(e) => {
+                Err(e) if is_retriable(&e) => {
                     // Transport trouble: reconnect (maybe to a new leader).
                     self.cluster.forget_broker(leader);
                     retry_reason = Some(e);
                 }
+                Err(e) => return Err(e),
                 Ok(None) => {
                     // acks=0: nothing to check.
                     for p in &partitions {
@@ -404,13 +405,22 @@ impl Producer {
         } else {
             i16::MAX
         };
-        let client = self.cluster.broker(leader).await?;
+        let op = &self.op;
+        let context = || format!("{op}: send to broker {leader}");
+        let client = self.cluster.broker(leader).await.with_context(context)?;
         let version = client.version_at_most::<ProduceRequest>(cap)?;
         if self.acks == Acks::None {
-            client.send_without_response(request, version).await?;
+            client
+                .send_without_response(request, version)
+                .await
+                .with_context(context)?;
             Ok(None)
         } else {
-            Ok(Some(client.send_version(request, version).await?))
+            let response = client
+                .send_version(request, version)
+                .await
+                .with_context(context)?;
+            Ok(Some(response))
         }
     }
 }
