@@ -386,3 +386,29 @@ mod tests {
         assert_eq!(request.api_key, ApiKey::ApiVersions);
     }
 }
+
+#[cfg(test)]
+mod allocation_tests {
+    use super::*;
+
+    /// A 16-byte Metadata v0 request declaring 2^31-1 topics. kafka-protocol
+    /// 0.18 as released pre-allocates the declared count (about 150 GB) and
+    /// the allocation failure aborts the process; with array capacity bounded
+    /// by the bytes remaining it is an ordinary decode error.
+    #[test]
+    #[ignore = "aborts the process unless kafka-protocol's array pre-allocation is bounded (see lib.rs)"]
+    fn huge_declared_array_count_is_a_decode_error() {
+        let frame = Bytes::from_static(b"\x00\x03\x00\x00\x00\x00\x00\x01\xff\xff\x7f\xff\xff\xff");
+        assert!(matches!(
+            decode_request(frame),
+            Err(GatewayError::MalformedRequest { .. })
+        ));
+        // The same through a compact (flexible) array: Metadata v9, count 2^32-2.
+        let frame =
+            Bytes::from_static(b"\x00\x03\x00\x09\x00\x00\x00\x01\xff\xff\x00\xff\xff\xff\xff\x0f");
+        assert!(matches!(
+            decode_request(frame),
+            Err(GatewayError::MalformedRequest { .. })
+        ));
+    }
+}

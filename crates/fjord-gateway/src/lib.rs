@@ -31,10 +31,13 @@
 //!   one frozen `Bytes`, and produce hands the broker slices of it; fetch
 //!   returns the stored bytes as they are.
 //!
-//! Known limit: `kafka-protocol` 0.18 pre-allocates arrays with the element
-//! count read off the wire, so a frame that declares a huge count can make
-//! the decoder ask for a huge allocation before it fails (upstream PRs
-//! kafka-protocol-rs#152/#161/#200 bound it by the bytes remaining).
+//! Known hole (needs a workspace-level fix): `kafka-protocol` 0.18.0
+//! pre-allocates every array with the element count read off the wire, so a
+//! 16-byte Metadata request declaring 2^31-1 topics makes the decoder ask for
+//! ~150 GB, and the allocation failure aborts the whole node. Bounding that
+//! capacity by the bytes remaining (upstream PRs kafka-protocol-rs#152, #161,
+//! #200, not released) fixes it; `frame::allocation_tests` checks it and is
+//! ignored until the workspace patches the crate.
 
 mod connection;
 mod error;
