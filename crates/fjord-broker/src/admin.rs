@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use fjord_controller::{MetadataCommand, MetadataError, MetadataImage, MetadataResponse, assign_replicas};
+use fjord_controller::{
+    MetadataCommand, MetadataError, MetadataImage, MetadataResponse, assign_replicas,
+};
 use fjord_log::LogConfig;
 use fjord_types::{TopicId, TopicPartition};
 
@@ -40,7 +42,10 @@ fn map_metadata_error(err: MetadataError) -> AdminError {
 }
 
 impl Broker {
-    fn validate_configs(&self, configs: &BTreeMap<String, String>) -> Result<LogConfig, AdminError> {
+    fn validate_configs(
+        &self,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<LogConfig, AdminError> {
         for name in configs.keys() {
             if !LogConfig::is_known(name) && !BROKER_TOPIC_CONFIGS.contains(&name.as_str()) {
                 return Err(AdminError::InvalidConfig {
@@ -58,11 +63,17 @@ impl Broker {
         self.config
             .log_defaults
             .with_overrides(configs)
-            .map_err(|e| AdminError::InvalidConfig { reason: e.to_string() })
+            .map_err(|e| AdminError::InvalidConfig {
+                reason: e.to_string(),
+            })
     }
 
     /// CreateTopics. With `validate_only`, check and place but commit nothing.
-    pub async fn create_topics(&self, topics: Vec<NewTopic>, validate_only: bool) -> Vec<CreateTopicResult> {
+    pub async fn create_topics(
+        &self,
+        topics: Vec<NewTopic>,
+        validate_only: bool,
+    ) -> Vec<CreateTopicResult> {
         let mut results = Vec::with_capacity(topics.len());
         for topic in topics {
             let name = topic.name.clone();
@@ -71,7 +82,11 @@ impl Broker {
         results
     }
 
-    async fn create_topic(&self, topic: NewTopic, validate_only: bool) -> Result<CreatedTopic, AdminError> {
+    async fn create_topic(
+        &self,
+        topic: NewTopic,
+        validate_only: bool,
+    ) -> Result<CreatedTopic, AdminError> {
         let image = self.metadata();
         if image.topic_ids.contains_key(&topic.name) {
             return Err(AdminError::TopicAlreadyExists);
@@ -96,8 +111,10 @@ impl Broker {
                     });
                 }
             };
-            assign_replicas(&image, partitions, rf, 0).map_err(|e| AdminError::InvalidReplicationFactor {
-                reason: e.to_string(),
+            assign_replicas(&image, partitions, rf, 0).map_err(|e| {
+                AdminError::InvalidReplicationFactor {
+                    reason: e.to_string(),
+                }
             })?
         } else {
             topic.assignments.clone()
@@ -120,10 +137,12 @@ impl Broker {
         })
         .await?;
         let name = topic.name;
-        self.wait_applied(APPLY_TIMEOUT, |img| img.topic_ids.get(&name) == Some(&topic_id))
-            .await
-            .then_some(())
-            .ok_or(AdminError::RequestTimedOut)?;
+        self.wait_applied(APPLY_TIMEOUT, |img| {
+            img.topic_ids.get(&name) == Some(&topic_id)
+        })
+        .await
+        .then_some(())
+        .ok_or(AdminError::RequestTimedOut)?;
         let configs = self.describe_topic_configs(&name)?;
         Ok(CreatedTopic { configs, ..created })
     }
@@ -133,7 +152,7 @@ impl Broker {
         match self.controller.write(command).await {
             Ok(MetadataResponse::Error(err)) => Err(map_metadata_error(err)),
             Ok(_) => Ok(()),
-            Err(err) => Err(AdminError::Controller(err)),
+            Err(err) => Err(AdminError::from_controller(err)),
         }
     }
 
@@ -159,7 +178,10 @@ impl Broker {
     /// DeleteTopics by name.
     pub async fn delete_topic(&self, name: &str) -> Result<TopicId, AdminError> {
         let image = self.metadata();
-        let topic_id = *image.topic_ids.get(name).ok_or(AdminError::UnknownTopicOrPartition)?;
+        let topic_id = *image
+            .topic_ids
+            .get(name)
+            .ok_or(AdminError::UnknownTopicOrPartition)?;
         self.delete_topic_id(topic_id).await?;
         Ok(topic_id)
     }
@@ -172,7 +194,8 @@ impl Broker {
             .get(&topic_id)
             .map(|t| t.name.clone())
             .ok_or(AdminError::UnknownTopicId)?;
-        self.commit(MetadataCommand::DeleteTopic { topic_id }).await?;
+        self.commit(MetadataCommand::DeleteTopic { topic_id })
+            .await?;
         self.wait_applied(APPLY_TIMEOUT, |img| !img.topics.contains_key(&topic_id))
             .await
             .then_some(name)
@@ -188,7 +211,10 @@ impl Broker {
         validate_only: bool,
     ) -> Result<(), AdminError> {
         let image = self.metadata();
-        let topic_id = *image.topic_ids.get(name).ok_or(AdminError::UnknownTopicOrPartition)?;
+        let topic_id = *image
+            .topic_ids
+            .get(name)
+            .ok_or(AdminError::UnknownTopicOrPartition)?;
         let topic = &image.topics[&topic_id];
         let current = topic.partitions.len() as i32;
         if total <= current {
@@ -196,14 +222,23 @@ impl Broker {
                 reason: format!("topic has {current} partitions, cannot go to {total}"),
             });
         }
-        let rf = topic.partitions.first().map_or(1, |p| p.replicas.len() as i16);
+        let rf = topic
+            .partitions
+            .first()
+            .map_or(1, |p| p.replicas.len() as i16);
         let new_partitions = if assignments.is_empty() {
             assign_replicas(&image, total - current, rf, current).map_err(|e| {
-                AdminError::InvalidReplicationFactor { reason: e.to_string() }
+                AdminError::InvalidReplicationFactor {
+                    reason: e.to_string(),
+                }
             })?
         } else if assignments.len() as i32 != total - current {
             return Err(AdminError::InvalidReplicaAssignment {
-                reason: format!("{} assignments for {} new partitions", assignments.len(), total - current),
+                reason: format!(
+                    "{} assignments for {} new partitions",
+                    assignments.len(),
+                    total - current
+                ),
             });
         } else {
             assignments
@@ -211,9 +246,15 @@ impl Broker {
         if validate_only {
             return Ok(());
         }
-        self.commit(MetadataCommand::CreatePartitions { topic_id, new_partitions }).await?;
+        self.commit(MetadataCommand::CreatePartitions {
+            topic_id,
+            new_partitions,
+        })
+        .await?;
         self.wait_applied(APPLY_TIMEOUT, |img| {
-            img.topics.get(&topic_id).is_some_and(|t| t.partitions.len() as i32 >= total)
+            img.topics
+                .get(&topic_id)
+                .is_some_and(|t| t.partitions.len() as i32 >= total)
         })
         .await
         .then_some(())
@@ -231,7 +272,8 @@ impl Broker {
         let effective = topic_log_config(&self.config, topic);
         let builtin = LogConfig::default();
         let builtin_entries: BTreeMap<_, _> = builtin.entries().into_iter().collect();
-        let broker_entries: BTreeMap<_, _> = self.config.log_defaults.entries().into_iter().collect();
+        let broker_entries: BTreeMap<_, _> =
+            self.config.log_defaults.entries().into_iter().collect();
         let mut entries: Vec<ConfigEntry> = effective
             .entries()
             .into_iter()
@@ -243,14 +285,25 @@ impl Broker {
                 } else {
                     ConfigSource::Default
                 };
-                ConfigEntry { name: name.to_string(), value, source, read_only: false }
+                ConfigEntry {
+                    name: name.to_string(),
+                    value,
+                    source,
+                    read_only: false,
+                }
             })
             .collect();
         let min_isr = topic.configs.get("min.insync.replicas");
         entries.push(ConfigEntry {
             name: "min.insync.replicas".into(),
-            value: min_isr.cloned().unwrap_or_else(|| self.config.min_insync_replicas.to_string()),
-            source: if min_isr.is_some() { ConfigSource::DynamicTopic } else { ConfigSource::Default },
+            value: min_isr
+                .cloned()
+                .unwrap_or_else(|| self.config.min_insync_replicas.to_string()),
+            source: if min_isr.is_some() {
+                ConfigSource::DynamicTopic
+            } else {
+                ConfigSource::Default
+            },
             read_only: false,
         });
         entries.sort_by(|a, b| a.name.cmp(&b.name));

@@ -29,12 +29,16 @@ pub struct Broker {
     applied: watch::Receiver<Arc<MetadataImage>>,
     cancel: CancellationToken,
     tasks: TaskTracker,
+    pub(crate) producer_ids: crate::producer_ids::ProducerIds,
 }
 
 impl Broker {
     /// Register with the controller, open the logs the committed metadata
     /// assigns to this broker, and start following metadata.
-    pub async fn start(config: BrokerConfig, controller: Controller) -> Result<Arc<Broker>, BrokerError> {
+    pub async fn start(
+        config: BrokerConfig,
+        controller: Controller,
+    ) -> Result<Arc<Broker>, BrokerError> {
         let log_dirs = LogDirs::open(&config.log_dir).map_err(|source| BrokerError::LogDir {
             path: config.log_dir.clone(),
             source,
@@ -84,6 +88,7 @@ impl Broker {
             applied,
             cancel: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            producer_ids: Default::default(),
         });
         broker.spawn_metadata_follower(committed, applied_tx);
         broker.spawn_housekeeping();
@@ -107,12 +112,14 @@ impl Broker {
                     changed = committed.changed() => if changed.is_err() { return },
                 }
                 let image = committed.borrow_and_update().clone();
-                let (replicas, config, for_apply) = (replicas.clone(), config.clone(), image.clone());
-                let applied = tokio::task::spawn_blocking(move || match LogDirs::open(&config.log_dir) {
-                    Ok(log_dirs) => apply_image(&replicas, &log_dirs, &config, &for_apply),
-                    Err(err) => tracing::error!(%err, "cannot open log directory"),
-                })
-                .await;
+                let (replicas, config, for_apply) =
+                    (replicas.clone(), config.clone(), image.clone());
+                let applied =
+                    tokio::task::spawn_blocking(move || match LogDirs::open(&config.log_dir) {
+                        Ok(log_dirs) => apply_image(&replicas, &log_dirs, &config, &for_apply),
+                        Err(err) => tracing::error!(%err, "cannot open log directory"),
+                    })
+                    .await;
                 if let Err(err) = applied {
                     tracing::error!(%err, "metadata apply task failed");
                 }
@@ -180,7 +187,9 @@ impl Broker {
         ready: impl FnMut(&Arc<MetadataImage>) -> bool,
     ) -> bool {
         let mut rx = self.applied.clone();
-        tokio::time::timeout(timeout, rx.wait_for(ready)).await.is_ok_and(|r| r.is_ok())
+        tokio::time::timeout(timeout, rx.wait_for(ready))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     pub fn controller_id(&self) -> Option<BrokerId> {
@@ -200,7 +209,11 @@ impl Broker {
         self.replicas.fetch(params).await
     }
 
-    pub fn list_offset(&self, tp: &TopicPartition, spec: OffsetSpec) -> Result<ListedOffset, PartitionError> {
+    pub fn list_offset(
+        &self,
+        tp: &TopicPartition,
+        spec: OffsetSpec,
+    ) -> Result<ListedOffset, PartitionError> {
         self.replicas.list_offset(tp, spec)
     }
 
@@ -208,7 +221,10 @@ impl Broker {
     pub async fn shutdown(&self) {
         self.cancel.cancel();
         self.tasks.close();
-        if tokio::time::timeout(Duration::from_secs(10), self.tasks.wait()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(10), self.tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("broker tasks did not stop within 10 s");
         }
         let replicas = self.replicas.clone();

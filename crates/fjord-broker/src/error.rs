@@ -37,6 +37,10 @@ pub enum PartitionError {
     KafkaStorage(#[source] fjord_log::LogError),
     #[error("the broker is shutting down")]
     ShuttingDown,
+    #[error("idempotent producer sent a batch out of sequence")]
+    OutOfOrderSequenceNumber(#[source] crate::producer_state::SequenceError),
+    #[error("idempotent producer's epoch is fenced")]
+    InvalidProducerEpoch(#[source] crate::producer_state::SequenceError),
 }
 
 impl PartitionError {
@@ -59,9 +63,9 @@ impl PartitionError {
             },
             e @ L::CorruptRecord { .. } => PartitionError::CorruptMessage(e),
             e @ L::UnsupportedMagic { .. } => PartitionError::UnsupportedForMessageFormat(e),
-            e @ (L::InvalidRecord { .. } | L::NonMonotonicOffset { .. } | L::OffsetOverflow { .. }) => {
-                PartitionError::InvalidRecord(e)
-            }
+            e @ (L::InvalidRecord { .. }
+            | L::NonMonotonicOffset { .. }
+            | L::OffsetOverflow { .. }) => PartitionError::InvalidRecord(e),
             e @ L::InvalidTimestamp { .. } => PartitionError::InvalidTimestamp(e),
             e @ L::RecordSetTooLarge { .. } => PartitionError::RecordListTooLarge(e),
             e => PartitionError::KafkaStorage(e),
@@ -96,6 +100,24 @@ pub enum AdminError {
     RequestTimedOut,
     #[error("the controller failed")]
     Controller(#[source] fjord_controller::ControllerError),
+    #[error("transactions are not supported yet")]
+    TransactionsUnsupported,
+    #[error("the controller answered {response}")]
+    UnexpectedControllerResponse { response: String },
+}
+
+impl AdminError {
+    /// Sort a controller failure into what a client can act on: a
+    /// non-leader controller means "retry elsewhere", an unknown outcome
+    /// means "timed out".
+    pub(crate) fn from_controller(err: fjord_controller::ControllerError) -> Self {
+        use fjord_controller::ControllerError as C;
+        match err {
+            C::NotLeader { .. } => AdminError::NotController,
+            C::WriteOutcomeUnknown { .. } => AdminError::RequestTimedOut,
+            other => AdminError::Controller(other),
+        }
+    }
 }
 
 /// Faults that stop the broker from starting or running.

@@ -83,20 +83,59 @@ mod tests {
         }
         let cases = [
             // Alone in the ISR: the HW follows the leader.
-            Case { isr: vec![1], followers: vec![], leader_leo: 10, min_isr: 1, start_hw: 0, want: Some(10) },
+            Case {
+                isr: vec![1],
+                followers: vec![],
+                leader_leo: 10,
+                min_isr: 1,
+                start_hw: 0,
+                want: Some(10),
+            },
             // A lagging follower in the ISR holds it back.
-            Case { isr: vec![1, 2], followers: vec![(2, 4)], leader_leo: 10, min_isr: 1, start_hw: 0, want: Some(4) },
+            Case {
+                isr: vec![1, 2],
+                followers: vec![(2, 4)],
+                leader_leo: 10,
+                min_isr: 1,
+                start_hw: 0,
+                want: Some(4),
+            },
             // A follower outside the ISR does not.
-            Case { isr: vec![1], followers: vec![(2, 4)], leader_leo: 10, min_isr: 1, start_hw: 0, want: Some(10) },
+            Case {
+                isr: vec![1],
+                followers: vec![(2, 4)],
+                leader_leo: 10,
+                min_isr: 1,
+                start_hw: 0,
+                want: Some(10),
+            },
             // Never backwards.
-            Case { isr: vec![1, 2], followers: vec![(2, 3)], leader_leo: 10, min_isr: 1, start_hw: 5, want: None },
+            Case {
+                isr: vec![1, 2],
+                followers: vec![(2, 3)],
+                leader_leo: 10,
+                min_isr: 1,
+                start_hw: 5,
+                want: None,
+            },
             // Not while the ISR is below min.insync.replicas.
-            Case { isr: vec![1], followers: vec![], leader_leo: 10, min_isr: 2, start_hw: 0, want: None },
+            Case {
+                isr: vec![1],
+                followers: vec![],
+                leader_leo: 10,
+                min_isr: 2,
+                start_hw: 0,
+                want: None,
+            },
         ];
         for (i, c) in cases.into_iter().enumerate() {
             let mut state = LeaderState::new(1, c.isr, c.start_hw);
             state.follower_leo.extend(c.followers);
-            assert_eq!(state.maybe_advance_hw(c.leader_leo, c.min_isr), c.want, "case {i}");
+            assert_eq!(
+                state.maybe_advance_hw(c.leader_leo, c.min_isr),
+                c.want,
+                "case {i}"
+            );
         }
     }
 }

@@ -32,6 +32,8 @@ pub mod leader_state;
 mod log_dirs;
 mod metadata_applier;
 pub mod partition;
+mod producer_ids;
+pub mod producer_state;
 pub mod replica_manager;
 pub mod types;
 

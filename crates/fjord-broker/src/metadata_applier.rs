@@ -78,8 +78,14 @@ pub fn apply_image(
                     };
                     match Log::open(&dir, log_config.clone()) {
                         Ok(log) => {
-                            let partition =
-                                Partition::new(tp.clone(), topic.id, node_id, log, assignment, min_isr);
+                            let partition = Partition::new(
+                                tp.clone(),
+                                topic.id,
+                                node_id,
+                                log,
+                                assignment,
+                                min_isr,
+                            );
                             replicas.insert(Arc::new(partition));
                             tracing::info!(%tp, topic_id = %topic.id, "partition log opened");
                         }
@@ -111,7 +117,11 @@ fn delete_partition(replicas: &ReplicaManager, log_dirs: &LogDirs, partition: &P
 
 /// At start, delete directories of partitions the image no longer has
 /// (deleted while this broker was down).
-pub fn remove_stray_logs(log_dirs: &LogDirs, image: &MetadataImage, node_id: fjord_types::BrokerId) {
+pub fn remove_stray_logs(
+    log_dirs: &LogDirs,
+    image: &MetadataImage,
+    node_id: fjord_types::BrokerId,
+) {
     let found = match log_dirs.scan() {
         Ok(found) => found,
         Err(err) => {
@@ -120,7 +130,10 @@ pub fn remove_stray_logs(log_dirs: &LogDirs, image: &MetadataImage, node_id: fjo
         }
     };
     for dir in found {
-        let live = image.topic_ids.get(&dir.tp.topic).and_then(|id| image.topics.get(id));
+        let live = image
+            .topic_ids
+            .get(&dir.tp.topic)
+            .and_then(|id| image.topics.get(id));
         let keep = match (live, dir.topic_id) {
             (Some(topic), Some(id)) => {
                 topic.id == id
@@ -132,10 +145,14 @@ pub fn remove_stray_logs(log_dirs: &LogDirs, image: &MetadataImage, node_id: fjo
             _ => false,
         };
         if !keep {
-            let id = dir.topic_id.unwrap_or(fjord_types::TopicId(uuid::Uuid::nil()));
+            let id = dir
+                .topic_id
+                .unwrap_or(fjord_types::TopicId(uuid::Uuid::nil()));
             match log_dirs.delete(&dir.path, id) {
                 Ok(()) => tracing::info!(tp = %dir.tp, "stray partition log deleted"),
-                Err(err) => tracing::error!(tp = %dir.tp, %err, "cannot delete stray partition log"),
+                Err(err) => {
+                    tracing::error!(tp = %dir.tp, %err, "cannot delete stray partition log")
+                }
             }
         }
     }

@@ -4,12 +4,13 @@
 use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
-use fjord_log::{Log, LogConfig};
+use fjord_log::{BatchHeader, Log, LogConfig};
 use fjord_types::{BrokerId, LeaderEpoch, Offset, TopicId, TopicPartition};
 use tokio::sync::watch;
 
 use crate::error::PartitionError;
 use crate::leader_state::LeaderState;
+use crate::producer_state::{ProducerStateTable, SequenceCheck, SequenceError};
 use crate::types::{Acks, FetchPartitionData, ListedOffset, OffsetSpec, ProduceInfo};
 
 /// Leadership as the committed metadata assigns it.
@@ -31,6 +32,8 @@ struct Inner {
     /// Present while this broker leads the partition.
     leader: Option<LeaderState>,
     min_insync_replicas: usize,
+    /// Idempotent producers' recent batches, to drop retried duplicates.
+    producers: ProducerStateTable,
 }
 
 pub struct Partition {
@@ -61,11 +64,13 @@ impl Partition {
         // With no replicas to hear from, what was on disk at start is all we know:
         // the recovered log end is the high watermark of a sole replica.
         let hw = log.log_end_offset();
+        let producers = load_producer_state(&log);
         let mut inner = Inner {
             log: Some(log),
             assignment: assignment.clone(),
             leader: None,
             min_insync_replicas,
+            producers,
         };
         let (hw_tx, _) = watch::channel(hw);
         inner.leader = Self::leader_state(node_id, &assignment, hw);
@@ -85,7 +90,9 @@ impl Partition {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock poisons it; the state is still
         // consistent (every mutation is a single assignment), so carry on.
-        self.inner.lock().unwrap_or_else(|poison| poison.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     /// Apply a newer committed assignment (leader, epoch, ISR) and log config.
@@ -136,7 +143,12 @@ impl Partition {
     }
 
     /// Append a produce request's batches as leader. Waiting for acks=all is the caller's.
-    pub fn append(&self, records: &Bytes, acks: Acks, now_ms: i64) -> Result<Appended, PartitionError> {
+    pub fn append(
+        &self,
+        records: &Bytes,
+        acks: Acks,
+        now_ms: i64,
+    ) -> Result<Appended, PartitionError> {
         let mut inner = self.lock();
         self.check_leader(&inner)?;
         let min_isr = inner.min_insync_replicas;
@@ -146,19 +158,39 @@ impl Partition {
                 return Err(PartitionError::NotEnoughReplicas { isr, min_isr });
             }
         }
+        let headers = batch_headers(records);
+        if let Some(duplicate) = check_sequences(&inner.producers, &headers)? {
+            // A retry of a batch already written: answer with where it landed.
+            let log_start_offset = inner.log.as_ref().map_or(0, Log::log_start_offset);
+            return Ok(Appended {
+                info: ProduceInfo {
+                    base_offset: duplicate.first_offset,
+                    log_append_time_ms: -1,
+                    log_start_offset,
+                },
+                last_offset: duplicate.last_offset,
+            });
+        }
         let epoch = inner.assignment.leader_epoch;
+        let inner = &mut *inner;
         let Some(log) = inner.log.as_mut() else {
             return Err(PartitionError::UnknownTopicOrPartition);
         };
         let appended = log
             .append_as_leader(records, epoch, now_ms)
             .map_err(PartitionError::from_log)?;
+        let mut next_offset = appended.first_offset;
+        for mut header in headers {
+            header.base_offset = next_offset;
+            next_offset = header.next_offset();
+            inner.producers.record(&header);
+        }
         if log.flush_due(now_ms) {
             log.flush().map_err(PartitionError::KafkaStorage)?;
         }
         let leo = log.log_end_offset();
         let log_start_offset = log.log_start_offset();
-        self.advance_hw(&mut inner, leo);
+        self.advance_hw(inner, leo);
         Ok(Appended {
             info: ProduceInfo {
                 base_offset: appended.first_offset,
@@ -251,4 +283,108 @@ impl Partition {
     pub fn take_log(&self) -> Option<Log> {
         self.lock().log.take()
     }
+}
+
+/// A retried batch found in the producer state.
+struct Duplicate {
+    first_offset: Offset,
+    last_offset: Offset,
+}
+
+/// The headers of a produce request's batches (per batch, never per record).
+/// Malformed framing is left for the log's validation to report.
+fn batch_headers(records: &Bytes) -> Vec<BatchHeader> {
+    let mut headers = Vec::with_capacity(1);
+    let mut rest: &[u8] = records;
+    while let Some(header) = BatchHeader::parse(rest) {
+        if header.size() > rest.len() || header.size() < fjord_log::HEADER_LEN {
+            break;
+        }
+        headers.push(header);
+        rest = &rest[header.size()..];
+    }
+    headers
+}
+
+/// Check idempotent producers' sequence numbers. A request whose first
+/// batch is a retry is answered from the original (clients send one batch
+/// per partition per request); later batches must follow their predecessor.
+fn check_sequences(
+    producers: &ProducerStateTable,
+    headers: &[BatchHeader],
+) -> Result<Option<Duplicate>, PartitionError> {
+    let sequence_error = |e: SequenceError| match e {
+        SequenceError::InvalidProducerEpoch { .. } => PartitionError::InvalidProducerEpoch(e),
+        SequenceError::OutOfOrderSequence { .. } => PartitionError::OutOfOrderSequenceNumber(e),
+    };
+    let Some(first) = headers.first() else {
+        return Ok(None);
+    };
+    if let SequenceCheck::Duplicate { first_offset } =
+        producers.check(first).map_err(sequence_error)?
+    {
+        return Ok(Some(Duplicate {
+            first_offset,
+            last_offset: first_offset + i64::from(first.last_offset_delta),
+        }));
+    }
+    for pair in headers.windows(2) {
+        let (prev, next) = (&pair[0], &pair[1]);
+        let follows = next.producer_id == -1
+            || (next.producer_id == prev.producer_id
+                && next.producer_epoch == prev.producer_epoch
+                && next.base_sequence
+                    == prev
+                        .base_sequence
+                        .wrapping_add(prev.last_offset_delta)
+                        .wrapping_add(1));
+        if !follows {
+            return Err(sequence_error(SequenceError::OutOfOrderSequence {
+                last: prev.base_sequence.wrapping_add(prev.last_offset_delta),
+                got: next.base_sequence,
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// Rebuild producer state from the newest two segments: producers whose last
+/// write is older than that are unknown after a restart, and an unknown
+/// producer's next batch is accepted (as Kafka 3 does when producer state
+/// expired). Kafka snapshots producer state instead; Fjord does not yet.
+fn load_producer_state(log: &Log) -> ProducerStateTable {
+    let mut table = ProducerStateTable::default();
+    let bases = log.segment_base_offsets();
+    let start = bases
+        .len()
+        .checked_sub(2)
+        .map_or(log.log_start_offset(), |i| bases[i])
+        .max(log.log_start_offset());
+    let (mut offset, end) = (start, log.log_end_offset());
+    while offset < end {
+        match log.read(offset, 1 << 20, end, true) {
+            Ok(read) if !read.records.is_empty() => {
+                let mut last = offset;
+                let mut rest: &[u8] = &read.records;
+                while let Some(header) = BatchHeader::parse(rest) {
+                    if header.size() > rest.len() {
+                        break;
+                    }
+                    table.record(&header);
+                    last = header.next_offset();
+                    rest = &rest[header.size()..];
+                }
+                if last <= offset {
+                    break;
+                }
+                offset = last;
+            }
+            Ok(_) => break,
+            Err(err) => {
+                tracing::warn!(dir = %log.dir().display(), %err, "cannot rebuild producer state");
+                break;
+            }
+        }
+    }
+    table
 }

@@ -93,7 +93,11 @@ impl ReplicaManager {
             match appended {
                 Ok((partition, appended)) => {
                     if acks == Acks::All {
-                        waits.push((results.len(), partition.subscribe_hw(), appended.last_offset));
+                        waits.push((
+                            results.len(),
+                            partition.subscribe_hw(),
+                            appended.last_offset,
+                        ));
                     }
                     results.push((req.tp, Ok(appended.info)));
                 }
@@ -101,7 +105,8 @@ impl ReplicaManager {
             }
         }
         for (index, mut hw, last_offset) in waits {
-            let reached = tokio::time::timeout_at(deadline, hw.wait_for(|hw| *hw > last_offset)).await;
+            let reached =
+                tokio::time::timeout_at(deadline, hw.wait_for(|hw| *hw > last_offset)).await;
             match reached {
                 Ok(Ok(_)) => {}
                 Ok(Err(_)) => results[index].1 = Err(PartitionError::ShuttingDown),
@@ -131,7 +136,11 @@ impl ReplicaManager {
                 .map(|(_, r)| r.as_ref().map_or(0, |d| d.records.len()))
                 .sum();
             let failed = results.iter().any(|(_, r)| r.is_err());
-            if bytes >= params.min_bytes || failed || watchers.is_empty() || Instant::now() >= deadline {
+            if bytes >= params.min_bytes
+                || failed
+                || watchers.is_empty()
+                || Instant::now() >= deadline
+            {
                 return results;
             }
             let any_moved = select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
@@ -170,7 +179,11 @@ impl ReplicaManager {
             .collect()
     }
 
-    pub fn list_offset(&self, tp: &TopicPartition, spec: OffsetSpec) -> Result<ListedOffset, PartitionError> {
+    pub fn list_offset(
+        &self,
+        tp: &TopicPartition,
+        spec: OffsetSpec,
+    ) -> Result<ListedOffset, PartitionError> {
         self.partition(tp)?.list_offset(spec)
     }
 

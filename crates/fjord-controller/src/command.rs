@@ -53,6 +53,9 @@ pub enum MetadataCommand {
         set: BTreeMap<String, String>,
         delete: Vec<String>,
     },
+    /// Hand a broker the next block of `count` producer ids (Kafka's
+    /// AllocateProducerIds), so ids stay unique across brokers and restarts.
+    AllocateProducerIds { broker_id: BrokerId, count: i32 },
 }
 
 impl fmt::Display for MetadataCommand {
@@ -92,6 +95,9 @@ impl fmt::Display for MetadataCommand {
                 set.len(),
                 delete.len()
             ),
+            MetadataCommand::AllocateProducerIds { broker_id, count } => {
+                write!(f, "AllocateProducerIds({broker_id}, {count})")
+            }
         }
     }
 }
@@ -124,6 +130,11 @@ pub enum MetadataResponse {
     },
     TopicConfigsAltered {
         topic_id: TopicId,
+    },
+    /// Producer ids `first_producer_id .. first_producer_id + count` now belong to the broker.
+    ProducerIdsAllocated {
+        first_producer_id: i64,
+        count: i32,
     },
     /// The command was committed but rejected by validation; the image is unchanged
     /// except for `metadata_offset`.
@@ -173,6 +184,10 @@ pub enum MetadataError {
     },
     #[error("config {key:?} is both set and deleted in one request")]
     ConflictingConfigChange { key: String },
+    #[error(
+        "producer id block of {count} ids requested by broker {broker_id}: must be positive, from a registered broker"
+    )]
+    InvalidProducerIdBlock { broker_id: BrokerId, count: i32 },
 }
 
 /// Why a broker registration was rejected.

@@ -35,6 +35,9 @@ pub struct MetadataImage {
     pub topic_ids: BTreeMap<String, TopicId>,
     /// Raft log index of the last applied entry (0 before any).
     pub metadata_offset: u64,
+    /// The first producer id not yet handed to a broker.
+    #[serde(default)]
+    pub next_producer_id: i64,
 }
 
 /// A broker as registered with the controller.
@@ -128,6 +131,9 @@ impl MetadataImage {
                 set,
                 delete,
             } => self.alter_topic_configs(*topic_id, set, delete),
+            MetadataCommand::AllocateProducerIds { broker_id, count } => {
+                self.allocate_producer_ids(*broker_id, *count)
+            }
         };
         result.unwrap_or_else(MetadataResponse::Error)
     }
@@ -135,6 +141,22 @@ impl MetadataImage {
     /// Advance the offset for a log entry that carries no command (blank, membership).
     pub fn advance_offset(&mut self, index: u64) {
         self.metadata_offset = index;
+    }
+
+    fn allocate_producer_ids(
+        &mut self,
+        broker_id: BrokerId,
+        count: i32,
+    ) -> Result<MetadataResponse, MetadataError> {
+        if count <= 0 || !self.brokers.contains_key(&broker_id) {
+            return Err(MetadataError::InvalidProducerIdBlock { broker_id, count });
+        }
+        let first_producer_id = self.next_producer_id;
+        self.next_producer_id += i64::from(count);
+        Ok(MetadataResponse::ProducerIdsAllocated {
+            first_producer_id,
+            count,
+        })
     }
 
     fn init_cluster(&mut self, cluster_id: &str) -> Result<MetadataResponse, MetadataError> {
@@ -938,5 +960,50 @@ mod tests {
         let bytes = serde_json::to_vec(&image).expect("serialize");
         let back: MetadataImage = serde_json::from_slice(&bytes).expect("deserialize");
         assert_eq!(back, image);
+    }
+
+    #[test]
+    fn producer_id_blocks_are_disjoint_and_only_for_registered_brokers() {
+        let mut image = base();
+        let first = image.apply(
+            6,
+            &MetadataCommand::AllocateProducerIds {
+                broker_id: 1,
+                count: 1000,
+            },
+        );
+        let second = image.apply(
+            7,
+            &MetadataCommand::AllocateProducerIds {
+                broker_id: 2,
+                count: 10,
+            },
+        );
+        assert_eq!(
+            first,
+            MetadataResponse::ProducerIdsAllocated {
+                first_producer_id: 0,
+                count: 1000
+            }
+        );
+        assert_eq!(
+            second,
+            MetadataResponse::ProducerIdsAllocated {
+                first_producer_id: 1000,
+                count: 10
+            }
+        );
+        for (broker_id, count) in [(9, 10), (1, 0), (1, -5)] {
+            let before = image.next_producer_id;
+            let resp = image.apply(
+                8,
+                &MetadataCommand::AllocateProducerIds { broker_id, count },
+            );
+            assert!(matches!(
+                resp,
+                MetadataResponse::Error(MetadataError::InvalidProducerIdBlock { .. })
+            ));
+            assert_eq!(image.next_producer_id, before);
+        }
     }
 }

@@ -29,6 +29,8 @@ pub fn partition_error(err: &PartitionError) -> ResponseError {
         // Retriable and makes the client refresh metadata and find the new
         // leader, which is what Kafka's controlled shutdown achieves too.
         PartitionError::ShuttingDown => ResponseError::NotLeaderOrFollower,
+        PartitionError::OutOfOrderSequenceNumber(_) => ResponseError::OutOfOrderSequenceNumber,
+        PartitionError::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
     }
 }
 
@@ -47,7 +49,12 @@ pub fn admin_error(err: &AdminError) -> ResponseError {
         AdminError::NotController => ResponseError::NotController,
         AdminError::RequestTimedOut => ResponseError::RequestTimedOut,
         // The controller failed in a way the broker did not classify.
-        AdminError::Controller(_) => ResponseError::UnknownServerError,
+        AdminError::Controller(_) | AdminError::UnexpectedControllerResponse { .. } => {
+            ResponseError::UnknownServerError
+        }
+        // No transaction coordinator yet: tell the client plainly that this
+        // broker does not do what it asked.
+        AdminError::TransactionsUnsupported => ResponseError::UnsupportedVersion,
     }
 }
 

@@ -396,7 +396,7 @@ mod allocation_tests {
     /// the allocation failure aborts the process; with array capacity bounded
     /// by the bytes remaining it is an ordinary decode error.
     #[test]
-    #[ignore = "aborts the process unless kafka-protocol's array pre-allocation is bounded (see lib.rs)"]
+
     fn huge_declared_array_count_is_a_decode_error() {
         let frame = Bytes::from_static(b"\x00\x03\x00\x00\x00\x00\x00\x01\xff\xff\x7f\xff\xff\xff");
         assert!(matches!(

@@ -31,13 +31,11 @@
 //!   one frozen `Bytes`, and produce hands the broker slices of it; fetch
 //!   returns the stored bytes as they are.
 //!
-//! Known hole (needs a workspace-level fix): `kafka-protocol` 0.18.0
-//! pre-allocates every array with the element count read off the wire, so a
-//! 16-byte Metadata request declaring 2^31-1 topics makes the decoder ask for
-//! ~150 GB, and the allocation failure aborts the whole node. Bounding that
-//! capacity by the bytes remaining (upstream PRs kafka-protocol-rs#152, #161,
-//! #200, not released) fixes it; `frame::allocation_tests` checks it and is
-//! ignored until the workspace patches the crate.
+//! Lengths from the wire are never trusted for allocation: `kafka-protocol`
+//! 0.18.0 as released pre-allocated arrays with the declared count (a
+//! 16-byte request could abort the node asking for ~150 GB); the workspace
+//! uses a patched copy (`vendor/README.md`), and `frame::allocation_tests`
+//! keeps it honest.
 
 mod connection;
 mod error;

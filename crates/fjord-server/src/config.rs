@@ -202,7 +202,10 @@ impl FileConfig {
             value: self.kafka_addr.clone(),
             expected: "HOST:PORT socket address",
         })?;
-        let advertised = self.advertised_kafka_addr.clone().unwrap_or_else(|| self.kafka_addr.clone());
+        let advertised = self
+            .advertised_kafka_addr
+            .clone()
+            .unwrap_or_else(|| self.kafka_addr.clone());
         let (host, port) = split_host_port(&advertised).ok_or(ConfigError::Invalid {
             key: "advertised_kafka_addr",
             value: advertised.clone(),
@@ -213,7 +216,9 @@ impl FileConfig {
             let (id, addr) = entry
                 .split_once('@')
                 .and_then(|(id, addr)| Some((id.parse::<BrokerId>().ok()?, addr.to_string())))
-                .ok_or_else(|| ConfigError::Voter { entry: entry.clone() })?;
+                .ok_or_else(|| ConfigError::Voter {
+                    entry: entry.clone(),
+                })?;
             voters.insert(id, addr);
         }
         if voters.is_empty() && is_controller {
@@ -221,7 +226,9 @@ impl FileConfig {
             voters.insert(self.node_id, self.controller_addr.clone());
         }
         if is_controller && !voters.contains_key(&self.node_id) {
-            return Err(ConfigError::NotAVoter { node_id: self.node_id });
+            return Err(ConfigError::NotAVoter {
+                node_id: self.node_id,
+            });
         }
         let log_defaults = LogConfig::default()
             .with_overrides(&self.topic_defaults)
@@ -241,7 +248,9 @@ impl FileConfig {
             default_replication_factor: b.default_replication_factor.max(1),
             min_insync_replicas: b.min_insync_replicas.max(1),
             log_defaults,
-            retention_check_interval: Duration::from_millis(b.log_retention_check_interval_ms.max(1)),
+            retention_check_interval: Duration::from_millis(
+                b.log_retention_check_interval_ms.max(1),
+            ),
             flush_check_interval: Duration::from_millis(1000),
         };
         let controller = ControllerConfig {
@@ -300,7 +309,8 @@ mod tests {
             "retention.ms" = "60000"
         "#;
         let mut file: FileConfig = toml::from_str(text).unwrap();
-        file.apply_env(|k| (k == "FJORD_DATA_DIR").then(|| "/data".to_string())).unwrap();
+        file.apply_env(|k| (k == "FJORD_DATA_DIR").then(|| "/data".to_string()))
+            .unwrap();
         let config = file.validate().unwrap();
         assert_eq!(config.node_id, 2);
         assert_eq!(config.controller.voters.len(), 3);
@@ -312,7 +322,13 @@ mod tests {
     #[test]
     fn bad_values_are_named() {
         let file: FileConfig = toml::from_str("kafka_addr = \"nope\"").unwrap();
-        assert!(matches!(file.validate(), Err(ConfigError::Invalid { key: "kafka_addr", .. })));
+        assert!(matches!(
+            file.validate(),
+            Err(ConfigError::Invalid {
+                key: "kafka_addr",
+                ..
+            })
+        ));
         let file: FileConfig = toml::from_str("[controller]\nvoters = [\"x\"]").unwrap();
         assert!(matches!(file.validate(), Err(ConfigError::Voter { .. })));
         assert!(toml::from_str::<FileConfig>("unknown_key = 1").is_err());

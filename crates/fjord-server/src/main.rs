@@ -9,7 +9,11 @@ use fjord_server::config::FileConfig;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "fjord", version, about = "A Kafka-compatible, replicated event streaming cluster")]
+#[command(
+    name = "fjord",
+    version,
+    about = "A Kafka-compatible, replicated event streaming cluster"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -64,7 +68,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("fjord: cannot start the async runtime: {err}");
@@ -82,7 +89,10 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Dev { data_dir, kafka_addr } => {
+        Command::Dev {
+            data_dir,
+            kafka_addr,
+        } => {
             let file = FileConfig {
                 data_dir,
                 kafka_addr,

@@ -62,7 +62,9 @@ pub async fn start(config: Config) -> Result<RunningNode, ServerError> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| ServerError::Bind { addr, source })?;
-    let kafka_addr = listener.local_addr().map_err(|source| ServerError::Bind { addr, source })?;
+    let kafka_addr = listener
+        .local_addr()
+        .map_err(|source| ServerError::Bind { addr, source })?;
     let gateway_shutdown = CancellationToken::new();
     let gateway = tokio::spawn(fjord_gateway::serve(
         listener,

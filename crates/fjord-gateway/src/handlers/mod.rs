@@ -9,6 +9,7 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod fetch;
+mod init_producer_id;
 mod list_offsets;
 mod metadata;
 mod produce;
@@ -53,6 +54,7 @@ pub(crate) async fn handle(
         RequestKind::CreatePartitions(r) => create_partitions::handle(broker, r).await.into(),
         RequestKind::DescribeConfigs(r) => describe_configs::handle(broker, r, version).into(),
         RequestKind::DescribeCluster(r) => describe_cluster::handle(broker, r, version).into(),
+        RequestKind::InitProducerId(r) => init_producer_id::handle(broker, r).await.into(),
         // Decoding already refused every api not in `api_versions::SUPPORTED`.
         _ => return Err(GatewayError::UnsupportedApi { api_key }),
     };

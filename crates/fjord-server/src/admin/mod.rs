@@ -24,8 +24,6 @@ pub mod client;
 mod cluster;
 mod consume;
 mod error;
-#[cfg(test)]
-mod fake_broker;
 mod partitioner;
 mod produce;
 mod topic;

@@ -1,0 +1,61 @@
+//! InitProducerId for idempotent producers: producer ids come from blocks
+//! the controller hands this broker (committed through Raft, so no id is
+//! ever given twice, across brokers or restarts).
+
+use fjord_controller::{MetadataCommand, MetadataResponse};
+use tokio::sync::Mutex;
+
+use crate::broker::Broker;
+use crate::error::AdminError;
+
+/// Ids fetched from the controller at a time (Kafka's block size).
+const BLOCK_SIZE: i32 = 1000;
+
+/// The unused rest of this broker's current block: `next..end`.
+#[derive(Debug, Default)]
+pub(crate) struct ProducerIdBlock {
+    next: i64,
+    end: i64,
+}
+
+pub(crate) type ProducerIds = Mutex<ProducerIdBlock>;
+
+impl Broker {
+    /// InitProducerId. Without a transactional id (an idempotent producer)
+    /// every call gets a fresh producer id at epoch 0, as Kafka does.
+    pub async fn init_producer_id(
+        &self,
+        transactional_id: Option<&str>,
+    ) -> Result<(i64, i16), AdminError> {
+        if transactional_id.is_some() {
+            return Err(AdminError::TransactionsUnsupported);
+        }
+        // A tokio mutex: held across the controller round trip so that
+        // concurrent callers wait for one new block instead of each fetching one.
+        let mut block = self.producer_ids.lock().await;
+        if block.next >= block.end {
+            let command = MetadataCommand::AllocateProducerIds {
+                broker_id: self.config.node_id,
+                count: BLOCK_SIZE,
+            };
+            match self.controller.write(command).await {
+                Ok(MetadataResponse::ProducerIdsAllocated {
+                    first_producer_id,
+                    count,
+                }) => {
+                    block.next = first_producer_id;
+                    block.end = first_producer_id + i64::from(count);
+                }
+                Ok(other) => {
+                    return Err(AdminError::UnexpectedControllerResponse {
+                        response: format!("{other:?}"),
+                    });
+                }
+                Err(err) => return Err(AdminError::from_controller(err)),
+            }
+        }
+        let id = block.next;
+        block.next += 1;
+        Ok((id, 0))
+    }
+}
