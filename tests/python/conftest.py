@@ -86,7 +86,6 @@ class FjordNode:
 
     def start(self):
         env = dict(os.environ, NO_COLOR="1", RUST_BACKTRACE="1")
-        env.setdefault("RUST_LOG", "info")
         bin_path = fjord_bin()
         with open(self.log_path, "ab") as log:
             log.write(b"=== pytest: start %s on %s ===\n" % (str(bin_path).encode(), self.bootstrap.encode()))
@@ -154,12 +153,16 @@ def fjord(request, tmp_path):
     node = FjordNode(tmp_path, request.node.name.replace("/", "_").replace("[", "_").replace("]", ""))
     node.start()
     yield node
+    exited = node.proc.poll() if node.proc else None
     node.kill()
+    if exited is not None:
+        pytest.fail("fjord node exited on its own with status %s\n%s" % (exited, node.tail()))
     log = node.log()
-    if "panicked" in log:
-        i = log.index("panicked")
+    hits = [log.find(m) for m in ("panicked", "memory allocation of", "fatal runtime error") if m in log]
+    if hits:
+        i = min(hits)
         start = log.rfind("\n", 0, i) + 1
-        pytest.fail("fjord node log %s contains a panic:\n%s" % (node.log_path, log[start : start + 3000]))
+        pytest.fail("fjord node log %s shows a panic or abort:\n%s" % (node.log_path, log[start : start + 3000]))
 
 
 @pytest.fixture

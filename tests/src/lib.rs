@@ -217,9 +217,6 @@ impl FjordNode {
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
-        if std::env::var_os("RUST_LOG").is_none() {
-            cmd.env("RUST_LOG", "info");
-        }
         self.child = Some(
             cmd.spawn()
                 .with_context(|| format!("spawn {}", bin.display()))?,
@@ -302,14 +299,18 @@ impl FjordNode {
         run_cli(&self.bootstrap(), args, stdin, Duration::from_secs(30))
     }
 
-    /// Panics (when the thread isn't already panicking) if the node log shows a panic.
+    /// Panics if the node log shows a panic or an abort.
     fn check_log(&self) {
         let log = self.log();
-        if let Some(pos) = log.find("panicked") {
+        let hit = ["panicked", "memory allocation of", "fatal runtime error"]
+            .iter()
+            .filter_map(|m| log.find(m))
+            .min();
+        if let Some(pos) = hit {
             let start = log[..pos].rfind('\n').map_or(0, |p| p + 1);
             let excerpt: String = log[start..].lines().take(30).collect::<Vec<_>>().join("\n");
             panic!(
-                "fjord node log {} contains a panic:\n{excerpt}",
+                "fjord node log {} shows a panic or abort:\n{excerpt}",
                 self.log_path.display()
             );
         }
@@ -318,7 +319,23 @@ impl FjordNode {
 
 impl Drop for FjordNode {
     fn drop(&mut self) {
+        // A node that exited on its own (crash, abort) fails the test even if the client side
+        // did not notice.
+        let exited = self
+            .child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten());
         self.kill_quietly();
+        if let Some(status) = exited
+            && !std::thread::panicking()
+        {
+            panic!(
+                "fjord node {} exited on its own with {status}\n--- {} (last 60 lines) ---\n{}",
+                self.bootstrap(),
+                self.log_path.display(),
+                tail(&self.log_path, 60)
+            );
+        }
         if std::thread::panicking() {
             eprintln!(
                 "--- fjord node {} log {} (last 60 lines) ---\n{}",

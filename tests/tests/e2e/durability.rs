@@ -203,8 +203,8 @@ async fn sigkill_during_acks_all_produce_keeps_every_acked_record() {
 
         // Phase 3: SIGKILL once enough records are acknowledged, while the loop runs.
         tokio::task::block_in_place(|| {
-            wait_for(Duration::from_secs(60), "1000 acknowledged records", || {
-                (n_acked.load(Ordering::SeqCst) >= 1000).then_some(())
+            wait_for(Duration::from_secs(60), "3000 acknowledged records", || {
+                (n_acked.load(Ordering::SeqCst) >= 3000).then_some(())
             })
         })
         .expect("producer made progress");
@@ -234,6 +234,7 @@ async fn sigkill_during_acks_all_produce_keeps_every_acked_record() {
                 );
             }
         }
+        let mut ends = Vec::new();
         for part in 0..2 {
             let (lo, hi) = tokio::task::block_in_place(|| {
                 c.fetch_watermarks(&topic, part, Duration::from_secs(10))
@@ -258,12 +259,25 @@ async fn sigkill_during_acks_all_produce_keeps_every_acked_record() {
                     missing.push(format!("{p}/{off}: want {v}, got {got:?}"));
                 }
             }
+            ends.push(hi);
             missing.sort();
             assert!(
                 missing.is_empty(),
                 "{} acknowledged records lost or changed, e.g. {:?}",
                 missing.len(),
                 &missing[..missing.len().min(10)]
+            );
+        }
+
+        // Phase 6: the restarted node keeps appending at each partition's end.
+        let p = producer(&node.bootstrap(), "all", "none");
+        for (part, hi) in ends.into_iter().enumerate() {
+            let offs =
+                produce_values(&p, &topic, part as i32, &["after-restart".to_string()]).await;
+            assert_eq!(
+                offs,
+                vec![hi],
+                "partition {part}: first offset after restart"
             );
         }
     })

@@ -204,3 +204,23 @@ fn many_bad_connections_then_real_client() {
     assert!(v >= 0);
     assert_still_serving(&mut node, &mut other, "50 bad connections");
 }
+
+#[test]
+#[ignore = "known hole: kafka-protocol 0.18 pre-allocates arrays by the declared count and the \
+            allocation failure aborts the node (see fjord-gateway lib.rs); un-ignore once patched"]
+fn huge_declared_array_count() {
+    let (mut node, mut other, mut bad) = setup();
+    // Metadata v0 declaring 2^31-1 topics: 14 bytes of request.
+    bad.send_frame(b"\x00\x03\x00\x00\x00\x00\x00\x01\xff\xff\x7f\xff\xff\xff")
+        .unwrap();
+    let r = reaction(&mut bad, "Metadata v0 with 2^31-1 topics");
+    eprintln!("huge array (classic) -> {r:?}");
+    assert_still_serving(&mut node, &mut other, "Metadata v0 with 2^31-1 topics");
+    // The same through a compact (flexible) array: Metadata v9, count 2^32-2.
+    let mut bad = KafkaConn::connect(&node.bootstrap(), IO_TIMEOUT).expect("connect");
+    bad.send_frame(b"\x00\x03\x00\x09\x00\x00\x00\x01\xff\xff\x00\xff\xff\xff\xff\x0f")
+        .unwrap();
+    let r = reaction(&mut bad, "Metadata v9 with 2^32-2 topics");
+    eprintln!("huge array (compact) -> {r:?}");
+    assert_still_serving(&mut node, &mut other, "Metadata v9 with 2^32-2 topics");
+}
