@@ -7,6 +7,5 @@
 mod admin_api;
 mod admin_cli;
 mod durability;
-mod idempotence;
 mod produce_consume;
 mod protocol_errors;
