@@ -7,5 +7,6 @@
 mod admin_api;
 mod admin_cli;
 mod durability;
+mod idempotence;
 mod produce_consume;
 mod protocol_errors;
