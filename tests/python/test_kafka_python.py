@@ -3,8 +3,6 @@
 import json
 import time
 
-import pytest
-
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 N = 300
@@ -22,6 +20,7 @@ def consume(consumer, n, timeout=30.0):
 
 
 def test_json_round_trip_acks_all(fjord, topic):
+    """Default producer settings (idempotent in kafka-python 3) with acks='all'."""
     # Phase 1: create a 3-partition topic with the kafka-python admin client.
     admin = KafkaAdminClient(bootstrap_servers=fjord.bootstrap, client_id="pytest-admin", request_timeout_ms=10000)
     try:
@@ -33,7 +32,6 @@ def test_json_round_trip_acks_all(fjord, topic):
     producer = KafkaProducer(
         bootstrap_servers=fjord.bootstrap,
         acks="all",
-        enable_idempotence=False,  # see test_default_idempotent_producer
         linger_ms=5,
         key_serializer=str.encode,
         value_serializer=lambda v: json.dumps(v).encode(),
@@ -76,6 +74,7 @@ def test_json_round_trip_acks_all(fjord, topic):
 
 
 def test_gzip_and_auto_created_topic(fjord, topic):
+    """A non-idempotent producer, gzip batches, and a topic auto-created on first use."""
     # The topic does not exist: the broker auto-creates it on Metadata/Produce.
     producer = KafkaProducer(
         bootstrap_servers=fjord.bootstrap,
@@ -101,12 +100,9 @@ def test_gzip_and_auto_created_topic(fjord, topic):
         consumer.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="kafka-python 3 (like the Java client since 3.0) enables idempotence by default, which "
-    "needs InitProducerId (API 22); fjord does not implement it yet. Remove this mark when it does.",
-)
 def test_default_idempotent_producer(fjord, topic):
+    # kafka-python 3 (like the Java client since 3.0) enables idempotence by default:
+    # InitProducerId, then sequence-numbered batches.
     producer = KafkaProducer(bootstrap_servers=fjord.bootstrap, request_timeout_ms=10000, max_block_ms=10000)
     try:
         md = producer.send(topic, value=b"idempotent").get(timeout=20)
