@@ -28,6 +28,7 @@ mod admin;
 mod broker;
 pub mod config;
 pub mod error;
+pub mod group;
 pub mod leader_state;
 mod log_dirs;
 mod metadata_applier;

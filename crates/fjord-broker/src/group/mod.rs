@@ -1,0 +1,117 @@
+//! The classic consumer-group coordinator as plain code: events in,
+//! decisions out. No sockets, no timers, no log I/O.
+//!
+//! What it owns:
+//! - [`GroupCoordinator`]: the groups of the `__consumer_offsets` partitions
+//!   this node leads, one method per Kafka API (JoinGroup, SyncGroup,
+//!   Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, OffsetDelete,
+//!   DeleteGroups, DescribeGroups, ListGroups) taking domain requests and
+//!   `now_ms`, returning a [`CoordinatorOutput`]: the immediate reply (or
+//!   [`Reply::Pending`] for a parked JoinGroup/SyncGroup), the
+//!   [`GroupRecord`]s to append to `__consumer_offsets`, and the
+//!   [`DelayedResponse`]s of parked requests that are now answered.
+//! - [`ClassicGroup`]: one group — state, generation, protocol, leader,
+//!   members, static members, pending (KIP-394) members, committed offsets.
+//! - [`GroupRecord`] and [`GroupCoordinator::replay`]: what Kafka writes to
+//!   `__consumer_offsets`, and how a coordinator rebuilds state from it.
+//!
+//! Time is an input: the shell asks [`GroupCoordinator::next_deadline`] and
+//! calls [`GroupCoordinator::on_tick`] when it passes (session expiry, join
+//! and pending-sync timeouts, the initial rebalance delay, offsets retention).
+//!
+//! States and transitions (Kafka's classic protocol):
+//! ```text
+//!  Empty ──join──► PreparingRebalance ──all joined / rebalance timeout──► CompletingRebalance
+//!    ▲                 ▲        │ (no members left)                          │ leader SyncGroup
+//!    └─────────────────┼────────┘                                            ▼
+//!                      └──── member join/leave/expiry/metadata change ─── Stable
+//!  Empty ──DeleteGroups / offsets expired──► Dead (removed from the map)
+//! ```
+//! - Empty: no members; offsets may exist and expire after
+//!   `offsets.retention.minutes` counted from when the group became empty.
+//! - PreparingRebalance: waiting for every known member to (re)join; members
+//!   that do not rejoin by the rebalance timeout (max over members) are
+//!   removed, except static members (KIP-345), which only their session
+//!   timeout removes.
+//! - CompletingRebalance: the generation is bumped, the protocol chosen, the
+//!   leader has the member list; waiting for the leader's SyncGroup.
+//! - Stable: assignment stored (a `GroupRecord::Metadata` written) and
+//!   handed to every member.
+//! - Dead: being deleted; never kept in the map.
+//!
+//! Invariants:
+//! - Every JoinGroup/SyncGroup answered with [`Reply::Pending`] gets exactly
+//!   one [`DelayedResponse`] carrying its [`RequestToken`], in this call's
+//!   output or a later one.
+//! - The shell must make a call's `records` durable before it sends the
+//!   call's responses (Kafka answers SyncGroup and OffsetCommit only after
+//!   the append). Persistence failures are not modelled yet.
+//! - A group with members always has a leader that is one of its members.
+//! - `generation_id` only grows; it bumps once per completed join phase.
+//! - Replaying the records a coordinator emitted rebuilds the persisted part
+//!   of its state (Stable/Empty groups, generations, assignments, offsets).
+
+mod api;
+mod classic_group;
+mod coordinator;
+mod errors;
+mod member;
+mod offsets;
+mod rebalance;
+mod records;
+mod state;
+
+#[cfg(test)]
+mod test_support;
+#[cfg(test)]
+mod tests_membership;
+#[cfg(test)]
+mod tests_offsets;
+
+pub use api::*;
+pub use classic_group::ClassicGroup;
+pub use coordinator::GroupCoordinator;
+pub use errors::GroupError;
+pub use member::{Member, MemberProtocol, RequestToken};
+pub use records::{GroupMetadataValue, GroupRecord, MemberMetadataValue};
+pub use state::GroupState;
+
+/// The protocol type of Kafka consumers (`ConsumerProtocol.PROTOCOL_TYPE`):
+/// only such groups have subscribed topics that guard their offsets.
+pub const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
+
+/// Settings of the group coordinator, with Kafka's names and defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupConfig {
+    /// `group.min.session.timeout.ms`.
+    pub min_session_timeout_ms: i32,
+    /// `group.max.session.timeout.ms`.
+    pub max_session_timeout_ms: i32,
+    /// `group.initial.rebalance.delay.ms`: how long the first rebalance of
+    /// an Empty group waits for more members (extended per new member up to
+    /// the rebalance timeout). 0 disables the delay.
+    pub initial_rebalance_delay_ms: i32,
+    /// `group.max.size`.
+    pub max_size: usize,
+    /// `offsets.retention.minutes`, in milliseconds.
+    pub offsets_retention_ms: i64,
+    /// `offset.metadata.max.bytes`.
+    pub offset_metadata_max_bytes: usize,
+    /// How long a new member may wait in its first join phase
+    /// (Kafka's `NewMemberJoinTimeoutMs`, 5 minutes).
+    pub new_member_join_timeout_ms: i64,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        GroupConfig {
+            min_session_timeout_ms: 6_000,
+            max_session_timeout_ms: 1_800_000,
+            initial_rebalance_delay_ms: 3_000,
+            max_size: i32::MAX as usize,
+            offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
+            offset_metadata_max_bytes: 4096,
+            new_member_join_timeout_ms: 300_000,
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! The offset APIs of [`GroupCoordinator`]: OffsetCommit, OffsetFetch,
+//! OffsetDelete, DeleteGroups and offsets retention.
+
+use fjord_types::TopicPartition;
+
+use super::api::{
+    CommittedOffset, CoordinatorOutput, OffsetCommitRequest, OffsetFetchRequest,
+    OffsetFetchResponse, PartitionResults,
+};
+use super::coordinator::{output, validate_current_member, validate_generation};
+use super::rebalance::Effects;
+use super::records::GroupRecord;
+use super::{ClassicGroup, GroupCoordinator, GroupError, GroupState};
+
+impl GroupCoordinator {
+    /// OffsetCommit (Kafka's `handleCommitOffsets`). Members commit with
+    /// their generation; a standalone commit (generation < 0, no member)
+    /// is allowed only while the group is Empty or does not exist.
+    pub fn offset_commit(
+        &mut self,
+        req: OffsetCommitRequest,
+        now_ms: i64,
+    ) -> CoordinatorOutput<PartitionResults> {
+        let mut fx = Effects::default();
+        let reply = match self.do_offset_commit(&req, now_ms, &mut fx) {
+            Ok(results) => results,
+            Err(e) => req
+                .partitions
+                .iter()
+                .map(|p| (p.tp.clone(), Err(e.clone())))
+                .collect(),
+        };
+        if self
+            .groups
+            .get(&req.group_id)
+            .is_some_and(ClassicGroup::is_unused)
+        {
+            self.groups.remove(&req.group_id);
+        }
+        output(reply, fx)
+    }
+
+    fn do_offset_commit(
+        &mut self,
+        req: &OffsetCommitRequest,
+        now_ms: i64,
+        fx: &mut Effects,
+    ) -> Result<PartitionResults, GroupError> {
+        if req.group_id.is_empty() {
+            return Err(GroupError::InvalidGroupId);
+        }
+        if !self.groups.contains_key(&req.group_id) {
+            if req.generation_id >= 0 {
+                return Err(GroupError::IllegalGeneration {
+                    generation_id: req.generation_id,
+                    current: -1,
+                });
+            }
+            self.groups.insert(
+                req.group_id.clone(),
+                ClassicGroup::new(req.group_id.clone(), Some(now_ms)),
+            );
+        }
+        let max_metadata = self.config.offset_metadata_max_bytes;
+        let Some(group) = self.groups.get_mut(&req.group_id) else {
+            return Err(GroupError::CoordinatorNotAvailable);
+        };
+        validate_offset_commit(group, req)?;
+        match group.state {
+            GroupState::Empty => {}
+            GroupState::Stable | GroupState::PreparingRebalance => {
+                // Members learn of a rebalance from their heartbeats; the
+                // commit itself still counts as a sign of life.
+                if let Some(member) = group.members.get_mut(&req.member_id) {
+                    member.touch(now_ms);
+                }
+            }
+            GroupState::CompletingRebalance => return Err(GroupError::RebalanceInProgress),
+            GroupState::Dead => return Err(GroupError::CoordinatorNotAvailable),
+        }
+        let mut results = Vec::with_capacity(req.partitions.len());
+        for p in &req.partitions {
+            if p.metadata.len() > max_metadata {
+                let e = GroupError::OffsetMetadataTooLarge {
+                    size: p.metadata.len(),
+                    max: max_metadata,
+                };
+                results.push((p.tp.clone(), Err(e)));
+                continue;
+            }
+            let committed = CommittedOffset {
+                offset: p.offset,
+                leader_epoch: p.leader_epoch,
+                metadata: p.metadata.clone(),
+                commit_timestamp_ms: now_ms,
+            };
+            group.offsets.insert(p.tp.clone(), committed.clone());
+            fx.records.push(GroupRecord::Offset {
+                group_id: req.group_id.clone(),
+                tp: p.tp.clone(),
+                committed,
+            });
+            results.push((p.tp.clone(), Ok(())));
+        }
+        Ok(results)
+    }
+
+    /// OffsetFetch: committed offsets of the asked partitions (`None` for
+    /// partitions without one), or of every partition.
+    pub fn offset_fetch(&self, req: &OffsetFetchRequest) -> OffsetFetchResponse {
+        if req.group_id.is_empty() {
+            return Err(GroupError::InvalidGroupId);
+        }
+        let group = self.groups.get(&req.group_id);
+        if group.is_some_and(|g| g.state == GroupState::Dead) {
+            return Err(GroupError::CoordinatorNotAvailable);
+        }
+        Ok(match &req.partitions {
+            Some(partitions) => partitions
+                .iter()
+                .map(|tp| (tp.clone(), group.and_then(|g| g.offsets.get(tp)).cloned()))
+                .collect(),
+            None => group
+                .map(|g| {
+                    g.offsets
+                        .iter()
+                        .map(|(tp, c)| (tp.clone(), Some(c.clone())))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+    }
+
+    /// OffsetDelete (Kafka's `handleDeleteOffsets`): in a non-empty
+    /// consumer group only partitions of topics nobody subscribes to.
+    pub fn offset_delete(
+        &mut self,
+        group_id: &str,
+        partitions: Vec<TopicPartition>,
+    ) -> CoordinatorOutput<Result<PartitionResults, GroupError>> {
+        let mut fx = Effects::default();
+        let reply = self.do_offset_delete(group_id, partitions, &mut fx);
+        output(reply, fx)
+    }
+
+    fn do_offset_delete(
+        &mut self,
+        group_id: &str,
+        partitions: Vec<TopicPartition>,
+        fx: &mut Effects,
+    ) -> Result<PartitionResults, GroupError> {
+        if group_id.is_empty() {
+            return Err(GroupError::InvalidGroupId);
+        }
+        let group = self
+            .groups
+            .get_mut(group_id)
+            .ok_or(GroupError::GroupIdNotFound)?;
+        let mut results = Vec::with_capacity(partitions.len());
+        let eligible: Vec<TopicPartition> = match group.state {
+            GroupState::Dead => return Err(GroupError::GroupIdNotFound),
+            GroupState::Empty => partitions,
+            _ if group.is_consumer_group() => {
+                let mut eligible = Vec::new();
+                for tp in partitions {
+                    if group.is_subscribed_to_topic(&tp.topic) {
+                        results.push((tp, Err(GroupError::GroupSubscribedToTopic)));
+                    } else {
+                        eligible.push(tp);
+                    }
+                }
+                eligible
+            }
+            _ => return Err(GroupError::NonEmptyGroup),
+        };
+        for tp in eligible {
+            if group.offsets.remove(&tp).is_some() {
+                fx.records.push(GroupRecord::OffsetTombstone {
+                    group_id: group_id.to_string(),
+                    tp: tp.clone(),
+                });
+            }
+            results.push((tp, Ok(())));
+        }
+        if group.is_dead_after_cleanup() {
+            self.remove_dead_group(group_id, fx);
+        }
+        Ok(results)
+    }
+
+    /// DeleteGroups (Kafka's `handleDeleteGroups`): only Empty groups; their
+    /// offsets and metadata get tombstones.
+    pub fn delete_groups(
+        &mut self,
+        group_ids: Vec<String>,
+    ) -> CoordinatorOutput<Vec<(String, Result<(), GroupError>)>> {
+        let mut fx = Effects::default();
+        let mut results = Vec::with_capacity(group_ids.len());
+        for group_id in group_ids {
+            let result = match self.groups.get_mut(&group_id) {
+                _ if group_id.is_empty() => Err(GroupError::InvalidGroupId),
+                None => Err(GroupError::GroupIdNotFound),
+                Some(group) => match group.state {
+                    GroupState::Dead => Err(GroupError::GroupIdNotFound),
+                    GroupState::Empty => {
+                        group.transition_to(GroupState::Dead, 0);
+                        self.remove_dead_group(&group_id, &mut fx);
+                        Ok(())
+                    }
+                    _ => Err(GroupError::NonEmptyGroup),
+                },
+            };
+            results.push((group_id, result));
+        }
+        output(results, fx)
+    }
+
+    /// Offsets retention (Kafka's `cleanupGroupMetadata`, run here at the
+    /// exact expiry times rather than every check interval): expired offsets get tombstones; an Empty group left
+    /// without offsets is deleted.
+    pub(crate) fn expire_offsets(&mut self, now_ms: i64, fx: &mut Effects) {
+        let retention = self.config.offsets_retention_ms;
+        let mut dead = Vec::new();
+        for group in self.groups.values_mut() {
+            let expired: Vec<TopicPartition> = group
+                .offset_expiries(retention)
+                .into_iter()
+                .filter(|(_, at)| *at <= now_ms)
+                .map(|(tp, _)| tp.clone())
+                .collect();
+            for tp in expired {
+                group.offsets.remove(&tp);
+                fx.records.push(GroupRecord::OffsetTombstone {
+                    group_id: group.group_id.clone(),
+                    tp,
+                });
+            }
+            if group.is_dead_after_cleanup() {
+                dead.push(group.group_id.clone());
+            }
+        }
+        for group_id in dead {
+            self.remove_dead_group(&group_id, fx);
+        }
+    }
+
+    /// Tombstones for what is left of the group, then forget it.
+    fn remove_dead_group(&mut self, group_id: &str, fx: &mut Effects) {
+        let Some(group) = self.groups.remove(group_id) else {
+            return;
+        };
+        for tp in group.offsets.into_keys() {
+            fx.records.push(GroupRecord::OffsetTombstone {
+                group_id: group_id.to_string(),
+                tp,
+            });
+        }
+        fx.records.push(GroupRecord::GroupTombstone {
+            group_id: group_id.to_string(),
+        });
+    }
+}
+
+/// Kafka's `validateOffsetCommit`.
+fn validate_offset_commit(
+    group: &ClassicGroup,
+    req: &OffsetCommitRequest,
+) -> Result<(), GroupError> {
+    if group.state == GroupState::Dead {
+        return Err(GroupError::CoordinatorNotAvailable);
+    }
+    if req.generation_id >= 0 || !req.member_id.is_empty() || req.group_instance_id.is_some() {
+        validate_current_member(group, &req.member_id, req.group_instance_id.as_deref())?;
+        validate_generation(group, req.generation_id)
+    } else if group.state != GroupState::Empty {
+        // Only members commit to a group with members.
+        Err(GroupError::UnknownMemberId {
+            member_id: req.member_id.clone(),
+        })
+    } else {
+        Ok(())
+    }
+}
