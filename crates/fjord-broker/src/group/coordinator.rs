@@ -488,6 +488,17 @@ fn current_member_join(
 ) -> Result<Reply<Result<JoinGroupResult, GroupError>>, GroupError> {
     let member_id = req.member_id.clone();
     if group.is_pending_member(&member_id) {
+        // Pending ids are handed to dynamic members only; one that now
+        // claims an instance id owned by another member is fenced (Kafka
+        // treats this as an illegal state).
+        if let Some(instance) = req.group_instance_id.as_deref()
+            && group.static_member_id(instance).is_some()
+        {
+            return Err(GroupError::FencedInstanceId {
+                group_instance_id: instance.to_string(),
+                member_id,
+            });
+        }
         return Ok(add_member_and_rebalance(
             group, cfg, member_id, &req, now_ms, fx,
         ));

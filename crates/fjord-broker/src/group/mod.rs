@@ -67,6 +67,8 @@ mod test_support;
 mod tests_membership;
 #[cfg(test)]
 mod tests_offsets;
+#[cfg(test)]
+mod tests_simulation;
 
 pub use api::*;
 pub use classic_group::ClassicGroup;
