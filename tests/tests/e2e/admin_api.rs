@@ -123,3 +123,35 @@ async fn create_describe_configs_add_partitions_delete() {
     })
     .await;
 }
+
+#[test]
+fn describe_cluster_lists_this_broker() {
+    use fjord_e2e::KafkaConn;
+    use kafka_protocol::messages::DescribeClusterRequest;
+    let node = FjordNode::start();
+    let mut conn = KafkaConn::connect(&node.bootstrap(), Duration::from_secs(10)).expect("connect");
+    let v = conn
+        .best_version::<DescribeClusterRequest>()
+        .expect("DescribeCluster advertised");
+    let resp = conn
+        .request(v, &DescribeClusterRequest::default().with_endpoint_type(1))
+        .expect("DescribeCluster");
+    assert_eq!(
+        resp.error_code, 0,
+        "DescribeCluster error: {:?}",
+        resp.error_message
+    );
+    assert!(!resp.cluster_id.is_empty(), "cluster id is set");
+    let md = probe_metadata(&node.bootstrap()).expect("Metadata");
+    assert_eq!(
+        md.cluster_id.as_ref().map(|s| s.to_string()),
+        Some(resp.cluster_id.to_string()),
+        "same cluster id as Metadata"
+    );
+    assert_eq!(resp.brokers.len(), 1);
+    assert_eq!(
+        (resp.brokers[0].host.as_str(), resp.brokers[0].port),
+        ("127.0.0.1", i32::from(node.port()))
+    );
+    assert!(resp.controller_id.0 >= 0, "a controller is known");
+}

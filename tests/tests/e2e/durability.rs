@@ -283,3 +283,78 @@ async fn sigkill_during_acks_all_produce_keeps_every_acked_record() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_active_clients_exits_cleanly_and_keeps_acked_records() {
+    bounded(LIMIT, async {
+        let mut node = FjordNode::start();
+        let topic = topic_name("sigterm");
+        const N: usize = 20_000;
+        create_topic(&node.bootstrap(), &topic, 1).await;
+
+        // Phase 1: a consumer long-polling at the end of the (empty) partition, a connected
+        // producer, then records enqueued right before the signal so some are in flight.
+        let c = consumer(&node.bootstrap());
+        assign_from(&c, &topic, &[0], Offset::Beginning);
+        tokio::task::block_in_place(|| expect_no_more(&c, Duration::from_millis(500)))
+            .expect("empty partition");
+        let p: FutureProducer = {
+            let mut cfg: ClientConfig = client_config(&node.bootstrap());
+            cfg.set("acks", "all")
+                .set("linger.ms", "2")
+                .set("message.timeout.ms", "5000");
+            cfg.create().expect("producer")
+        };
+        p.send(
+            FutureRecord::<(), _>::to(&topic)
+                .payload("warm-up")
+                .partition(0),
+            Duration::from_secs(20),
+        )
+        .await
+        .unwrap_or_else(|(e, _)| panic!("warm-up produce: {e}"));
+        let mut futs = vec![];
+        for i in 0..N {
+            let v = format!("t{i}");
+            futs.push((
+                v.clone(),
+                p.send_result(FutureRecord::<(), _>::to(&topic).payload(&v).partition(0))
+                    .map_err(|(e, _)| e)
+                    .expect("enqueue"),
+            ));
+        }
+
+        // Phase 2: SIGTERM while both are connected: a clean exit within the stop timeout.
+        let status = tokio::task::block_in_place(|| node.stop());
+        assert!(
+            status.success(),
+            "fjord exited with {status} after SIGTERM with active clients"
+        );
+        let mut acked = Vec::new();
+        for (v, f) in futs {
+            if let Ok(Ok(d)) = f.await {
+                acked.push((d.offset, v));
+            }
+        }
+
+        // Phase 3: after a restart every acknowledged record is at its offset.
+        tokio::task::block_in_place(|| node.restart());
+        let c = consumer(&node.bootstrap());
+        let (_, hi) =
+            tokio::task::block_in_place(|| c.fetch_watermarks(&topic, 0, Duration::from_secs(10)))
+                .expect("watermarks");
+        let log = tokio::task::block_in_place(|| read_partition(&c, &topic, 0, hi as usize));
+        for (off, v) in &acked {
+            assert_eq!(
+                log.get(*off as usize),
+                Some(v),
+                "acknowledged record at offset {off}"
+            );
+        }
+        eprintln!(
+            "{} of {N} acknowledged before/around SIGTERM, log end {hi}",
+            acked.len()
+        );
+    })
+    .await;
+}

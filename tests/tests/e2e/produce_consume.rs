@@ -388,3 +388,71 @@ async fn acks_0_and_acks_1_records_arrive() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_range_fetch_resets_to_earliest() {
+    bounded(LIMIT, async {
+        let node = FjordNode::start();
+        let topic = topic_name("reset");
+        create_topic(&node.bootstrap(), &topic, 1).await;
+        let p = producer(&node.bootstrap(), "all", "none");
+        for i in 0..10 {
+            let v = format!("r{i}");
+            p.send(
+                FutureRecord::<(), _>::to(&topic).payload(&v).partition(0),
+                Duration::from_secs(20),
+            )
+            .await
+            .unwrap_or_else(|(e, _)| panic!("{e}"));
+        }
+        // Fetch at offset 1000 answers OFFSET_OUT_OF_RANGE; auto.offset.reset=earliest then
+        // asks ListOffsets for the earliest offset and reads from 0.
+        let c = consumer(&node.bootstrap());
+        assign_from(&c, &topic, &[0], Offset::Offset(1000));
+        let msgs = tokio::task::block_in_place(|| consume_n(&c, 10, Duration::from_secs(20)))
+            .expect("reset and read");
+        let offsets: Vec<i64> = msgs.iter().map(|m| m.offset()).collect();
+        assert_eq!(offsets, (0..10).collect::<Vec<_>>());
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_records_round_trip() {
+    bounded(LIMIT, async {
+        let node = FjordNode::start();
+        let topic = topic_name("large");
+        create_topic(&node.bootstrap(), &topic, 1).await;
+        // Up to ~900 KB values (below Kafka's default 1 MB max.message.bytes), uncompressed
+        // and zstd, so fetch responses span several large batches.
+        let sizes = [1usize, 100_000, 500_000, 900_000];
+        let mut want = Vec::new();
+        for codec in ["none", "zstd"] {
+            let p = producer(&node.bootstrap(), "all", codec);
+            for (j, &n) in sizes.iter().enumerate() {
+                let v: Vec<u8> = (0..n).map(|i| (i * 31 + j * 7) as u8).collect();
+                p.send(
+                    FutureRecord::<(), _>::to(&topic).payload(&v).partition(0),
+                    Duration::from_secs(30),
+                )
+                .await
+                .unwrap_or_else(|(e, _)| panic!("{codec} {n} bytes: {e}"));
+                want.push(v);
+            }
+        }
+        let c = consumer(&node.bootstrap());
+        assign_from(&c, &topic, &[0], Offset::Beginning);
+        let msgs =
+            tokio::task::block_in_place(|| consume_n(&c, want.len(), Duration::from_secs(30)))
+                .expect("consume large");
+        for (m, w) in msgs.iter().zip(&want) {
+            assert!(
+                m.payload() == Some(&w[..]),
+                "record at offset {} ({} bytes) differs",
+                m.offset(),
+                w.len()
+            );
+        }
+    })
+    .await;
+}
