@@ -69,6 +69,8 @@ mod tests_membership;
 mod tests_offsets;
 #[cfg(test)]
 mod tests_simulation;
+#[cfg(test)]
+mod tests_timeouts;
 
 pub use api::*;
 pub use classic_group::ClassicGroup;
