@@ -337,6 +337,33 @@ impl GroupCoordinator {
         }
     }
 
+    /// Leadership of a `__consumer_offsets` partition moved away: forget
+    /// the groups `belongs(group_id)` selects (Kafka's `onGroupUnloaded`);
+    /// their parked JoinGroup/SyncGroup requests get NOT_COORDINATOR.
+    pub fn unload(&mut self, belongs: impl Fn(&str) -> bool) -> CoordinatorOutput<()> {
+        let mut fx = Effects::default();
+        let gone: Vec<String> = self
+            .groups
+            .keys()
+            .filter(|id| belongs(id))
+            .cloned()
+            .collect();
+        for group_id in gone {
+            let Some(group) = self.groups.remove(&group_id) else {
+                continue;
+            };
+            for member in group.members.into_values() {
+                if let Some(token) = member.awaiting_join {
+                    fx.join(token, Err(GroupError::NotCoordinator));
+                }
+                if let Some(token) = member.awaiting_sync {
+                    fx.sync(token, Err(GroupError::NotCoordinator));
+                }
+            }
+        }
+        output((), fx)
+    }
+
     /// DescribeGroups of one group (unknown groups are Dead with no members).
     pub fn describe_group(&self, group_id: &str) -> GroupDescription {
         match self.groups.get(group_id) {

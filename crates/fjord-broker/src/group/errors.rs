@@ -10,6 +10,10 @@ pub enum GroupError {
     /// COORDINATOR_NOT_AVAILABLE: the group is being deleted.
     #[error("the group is being deleted")]
     CoordinatorNotAvailable,
+    /// NOT_COORDINATOR: this node no longer leads the group's
+    /// `__consumer_offsets` partition.
+    #[error("this node is not the group's coordinator")]
+    NotCoordinator,
     /// INVALID_SESSION_TIMEOUT
     #[error("session timeout {timeout_ms} ms is outside [{min_ms}, {max_ms}]")]
     InvalidSessionTimeout {

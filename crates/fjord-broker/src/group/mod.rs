@@ -15,6 +15,10 @@
 //! - [`GroupRecord`] and [`GroupCoordinator::replay`]: what Kafka writes to
 //!   `__consumer_offsets`, and how a coordinator rebuilds state from it.
 //!
+//! - [`GroupCoordinator::unload`]: leadership of a `__consumer_offsets`
+//!   partition moved away; its groups go and parked requests get
+//!   NOT_COORDINATOR.
+//!
 //! Time is an input: the shell asks [`GroupCoordinator::next_deadline`] and
 //! calls [`GroupCoordinator::on_tick`] when it passes (session expiry, join
 //! and pending-sync timeouts, the initial rebalance delay, offsets retention).
@@ -50,6 +54,31 @@
 //! - `generation_id` only grows; it bumps once per completed join phase.
 //! - Replaying the records a coordinator emitted rebuilds the persisted part
 //!   of its state (Stable/Empty groups, generations, assignments, offsets).
+//!
+//! Wiring (not here yet):
+//! - Gateway: translates the wire requests into these types (JoinGroup v4+
+//!   sets `require_known_member_id`; for protocol type `consumer` it decodes
+//!   each `ConsumerProtocolSubscription` into [`MemberProtocol::topics`];
+//!   below JoinGroup v9 it drops the members of a `skip_assignment` answer),
+//!   parks [`Reply::Pending`] requests by [`RequestToken`], maps
+//!   [`GroupError`] to error codes.
+//! - Persistence shell: encodes [`GroupRecord`]s with Kafka's
+//!   `__consumer_offsets` key/value schemas, appends them to partition
+//!   `hash(group) % offsets.topic.num.partitions` and waits for them to be
+//!   committed before sending the call's answers; when it becomes leader
+//!   of a partition it replays it ([`GroupCoordinator::replay`], then
+//!   [`GroupCoordinator::complete_load`]); when it stops, it calls
+//!   [`GroupCoordinator::unload`]. A timer task sleeps until
+//!   [`GroupCoordinator::next_deadline`] and calls
+//!   [`GroupCoordinator::on_tick`].
+//!
+//! Departures from Kafka: ties in protocol votes go to the first name in
+//! lexicographic order (Kafka: hash order); offsets expire at their exact
+//! deadline rather than every `offsets.retention.check.interval.ms`; a
+//! parked JoinGroup/SyncGroup replaced by a newer one from the same member
+//! is answered REBALANCE_IN_PROGRESS (Kafka drops it); transactional offset
+//! commits, OffsetCommit v1 retention times and KIP-848 groups are not
+//! modelled.
 
 mod api;
 mod classic_group;

@@ -200,3 +200,23 @@ fn new_member_in_first_rebalance_expires_after_join_timeout() {
             .is_some_and(|m| !m.is_new)
     );
 }
+
+#[test]
+fn unload_answers_parked_requests_with_not_coordinator() {
+    let mut c = coordinator();
+    let (ids, _) = stable_group(&mut c, 2, 0);
+    let _ = c.join_group(join_req(1, ""), 10);
+    let out = c.join_group(join_req(2, &ids[0]), 10);
+    assert_eq!(out.reply, Reply::Pending);
+    let out = c.unload(|group_id| group_id == G);
+    assert_eq!(
+        join_answer(&out.delayed, 1),
+        Err(GroupError::NotCoordinator)
+    );
+    assert_eq!(
+        join_answer(&out.delayed, 2),
+        Err(GroupError::NotCoordinator)
+    );
+    assert!(c.group(G).is_none());
+    assert_eq!(c.next_deadline(), None);
+}
