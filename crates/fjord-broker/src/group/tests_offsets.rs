@@ -314,3 +314,79 @@ fn replay_of_records_rebuilds_state() {
     );
     assert_eq!(out.reply, Ok(()));
 }
+
+#[test]
+fn replay_table_of_record_sequences() {
+    let offset = |group: &str, partition: i32, value: i64| GroupRecord::Offset {
+        group_id: group.into(),
+        tp: tp("t", partition),
+        committed: CommittedOffset {
+            offset: value,
+            leader_epoch: None,
+            metadata: String::new(),
+            commit_timestamp_ms: 0,
+        },
+    };
+    let tombstone = |group: &str| GroupRecord::GroupTombstone {
+        group_id: group.into(),
+    };
+    let offset_tombstone = |group: &str, partition: i32| GroupRecord::OffsetTombstone {
+        group_id: group.into(),
+        tp: tp("t", partition),
+    };
+    // (records, expected committed offsets of group "g" by partition; None = no group)
+    let cases: Vec<(Vec<GroupRecord>, Option<Vec<(i32, i64)>>)> = vec![
+        (vec![offset(G, 0, 1), offset(G, 0, 2)], Some(vec![(0, 2)])),
+        (
+            vec![offset(G, 0, 1), offset(G, 1, 5), offset_tombstone(G, 0)],
+            Some(vec![(1, 5)]),
+        ),
+        (vec![offset(G, 0, 1), tombstone(G)], None),
+        // A group deleted and then used again starts from the later records.
+        (
+            vec![offset(G, 0, 1), tombstone(G), offset(G, 1, 9)],
+            Some(vec![(1, 9)]),
+        ),
+        (vec![offset("other", 0, 1)], None),
+    ];
+    for (records, expected) in cases {
+        let mut c = coordinator();
+        for record in records.clone() {
+            c.replay(record);
+        }
+        let got = c.group(G).map(|g| {
+            g.offsets()
+                .iter()
+                .map(|(tp, o)| (tp.partition, o.offset))
+                .collect::<Vec<_>>()
+        });
+        assert_eq!(got, expected, "{records:?}");
+        if let Some(group) = c.group(G) {
+            assert_eq!(
+                (group.state(), group.protocol_type()),
+                (GroupState::Empty, None)
+            );
+        }
+    }
+}
+
+#[test]
+fn loaded_members_sessions_start_at_load() {
+    let mut c = coordinator();
+    let _ = stable_group(&mut c, 1, 0);
+    let record = GroupRecord::Metadata(c.group(G).expect("group").metadata_record());
+    let mut loaded = coordinator();
+    loaded.replay(record);
+    assert_eq!(loaded.group(G).map(|g| g.state()), Some(GroupState::Stable));
+    loaded.complete_load(50_000);
+    assert_eq!(loaded.next_deadline(), Some(50_000 + i64::from(SESSION_MS)));
+    let out = loaded.on_tick(50_000 + i64::from(SESSION_MS));
+    // The silent member goes; the group empties, stores that, and with no
+    // offsets to keep it is deleted right away.
+    assert!(
+        matches!(out.records.as_slice(), [GroupRecord::Metadata(m), GroupRecord::GroupTombstone { .. }] if m.members.is_empty()),
+        "{:?}",
+        out.records
+    );
+    assert!(loaded.group(G).is_none());
+}
