@@ -335,7 +335,8 @@ fn replay_table_of_record_sequences() {
         tp: tp("t", partition),
     };
     // (records, expected committed offsets of group "g" by partition; None = no group)
-    let cases: Vec<(Vec<GroupRecord>, Option<Vec<(i32, i64)>>)> = vec![
+    type Committed = Option<Vec<(i32, i64)>>;
+    let cases: Vec<(Vec<GroupRecord>, Committed)> = vec![
         (vec![offset(G, 0, 1), offset(G, 0, 2)], Some(vec![(0, 2)])),
         (
             vec![offset(G, 0, 1), offset(G, 1, 5), offset_tombstone(G, 0)],
