@@ -58,7 +58,7 @@ impl PartitionError {
                 log_end,
             },
             L::RecordTooLarge { size, max } => PartitionError::MessageTooLarge {
-                size: size as usize,
+                size,
                 max: max as usize,
             },
             e @ L::CorruptRecord { .. } => PartitionError::CorruptMessage(e),

@@ -83,12 +83,6 @@ pub(crate) struct FetchedBatch {
 }
 
 impl FetchedBatch {
-    /// The whole batch as it came over the wire.
-    #[cfg(test)]
-    pub(crate) fn as_bytes(&self) -> &Bytes {
-        &self.bytes
-    }
-
     /// The batch's data records (control records such as transaction
     /// markers are dropped), decompressed.
     pub(crate) fn records(&self) -> Result<Vec<Record>> {
