@@ -44,7 +44,8 @@ pub struct ConnectArgs {
         short = 'b',
         long = "bootstrap-server",
         env = "FJORD_BOOTSTRAP",
-        default_value = "127.0.0.1:9092"
+        default_value = "127.0.0.1:9092",
+        global = true
     )]
     pub bootstrap: String,
 
@@ -52,7 +53,8 @@ pub struct ConnectArgs {
     #[arg(
         long = "request-timeout-ms",
         env = "FJORD_REQUEST_TIMEOUT_MS",
-        default_value_t = 30_000
+        default_value_t = 30_000,
+        global = true
     )]
     pub request_timeout_ms: u64,
 }
