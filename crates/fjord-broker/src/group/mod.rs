@@ -82,6 +82,7 @@
 
 mod api;
 mod classic_group;
+pub mod codec;
 mod coordinator;
 mod errors;
 mod member;
