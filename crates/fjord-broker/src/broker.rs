@@ -23,13 +23,14 @@ use crate::types::{
 pub struct Broker {
     pub(crate) config: BrokerConfig,
     pub(crate) controller: Controller,
-    replicas: Arc<ReplicaManager>,
+    pub(crate) replicas: Arc<ReplicaManager>,
     /// The image whose partitions are open locally: what Metadata answers from,
     /// so a client is never told of a partition whose log is not open yet.
     applied: watch::Receiver<Arc<MetadataImage>>,
     cancel: CancellationToken,
     tasks: TaskTracker,
     pub(crate) producer_ids: crate::producer_ids::ProducerIds,
+    pub(crate) group_service: crate::group_service::GroupService,
 }
 
 impl Broker {
@@ -80,6 +81,7 @@ impl Broker {
             })?;
         }
         drop(log_dirs);
+        let group_config = config.groups.clone();
         let (applied_tx, applied) = watch::channel(first);
         let broker = Arc::new(Broker {
             config,
@@ -89,9 +91,11 @@ impl Broker {
             cancel: CancellationToken::new(),
             tasks: TaskTracker::new(),
             producer_ids: Default::default(),
+            group_service: crate::group_service::GroupService::new(group_config),
         });
         broker.spawn_metadata_follower(committed, applied_tx);
         broker.spawn_housekeeping();
+        broker.spawn_group_timer();
         Ok(broker)
     }
 
@@ -124,6 +128,17 @@ impl Broker {
                     tracing::error!(%err, "metadata apply task failed");
                 }
                 applied_tx.send_replace(image);
+            }
+        });
+    }
+
+    /// The group coordinator's timer (session and rebalance timeouts, offset expiry).
+    fn spawn_group_timer(self: &Arc<Self>) {
+        let (broker, cancel) = (self.clone(), self.cancel.clone());
+        self.tasks.spawn(async move {
+            tokio::select! {
+                _ = cancel.cancelled() => {}
+                _ = broker.run_group_timer() => {}
             }
         });
     }

@@ -38,6 +38,8 @@ pub struct BrokerConfig {
     pub retention_check_interval: Duration,
     /// How often the flusher looks at `flush.ms` / `flush.messages`.
     pub flush_check_interval: Duration,
+    /// The group coordinator and `__consumer_offsets`.
+    pub groups: crate::group_service::GroupServiceConfig,
 }
 
 impl BrokerConfig {
@@ -59,6 +61,7 @@ impl BrokerConfig {
             log_defaults: LogConfig::default(),
             retention_check_interval: Duration::from_millis(300_000),
             flush_check_interval: Duration::from_millis(1_000),
+            groups: Default::default(),
         }
     }
 }

@@ -21,14 +21,19 @@
 //! - No lock spans partitions on the produce or fetch path: the partition
 //!   map is read-locked only to clone an `Arc`.
 //!
+//! - [`group`]: the classic consumer-group coordinator as plain code, and
+//!   [`group_service`]: its shell, which persists to `__consumer_offsets`
+//!   through the normal log and runs the timers.
+//!
 //! Not yet here (next issues): followers and replica fetchers, ISR changes
-//! through AlterPartition, group and transaction coordinators.
+//! through AlterPartition, the transaction coordinator.
 
 mod admin;
 mod broker;
 pub mod config;
 pub mod error;
 pub mod group;
+pub mod group_service;
 pub mod leader_state;
 mod log_dirs;
 mod metadata_applier;

@@ -9,6 +9,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use fjord_broker::group::GroupConfig;
+use fjord_broker::group_service::GroupServiceConfig;
 use fjord_broker::{AdvertisedListener, BrokerConfig};
 use fjord_controller::ControllerConfig;
 use fjord_gateway::GatewayConfig;
@@ -95,6 +97,9 @@ pub struct BrokerSection {
     pub log_retention_check_interval_ms: u64,
     pub socket_request_max_bytes: usize,
     pub max_connections: usize,
+    pub offsets_topic_num_partitions: i32,
+    pub offsets_topic_replication_factor: i16,
+    pub group_initial_rebalance_delay_ms: i32,
 }
 
 impl Default for FileConfig {
@@ -135,6 +140,9 @@ impl Default for BrokerSection {
             log_retention_check_interval_ms: 300_000,
             socket_request_max_bytes: 100 * 1024 * 1024,
             max_connections: 10_000,
+            offsets_topic_num_partitions: 50,
+            offsets_topic_replication_factor: 3,
+            group_initial_rebalance_delay_ms: 3000,
         }
     }
 }
@@ -252,6 +260,15 @@ impl FileConfig {
                 b.log_retention_check_interval_ms.max(1),
             ),
             flush_check_interval: Duration::from_millis(1000),
+            groups: GroupServiceConfig {
+                offsets_topic_num_partitions: b.offsets_topic_num_partitions.max(1),
+                offsets_topic_replication_factor: b.offsets_topic_replication_factor.max(1),
+                group: GroupConfig {
+                    initial_rebalance_delay_ms: b.group_initial_rebalance_delay_ms.max(0),
+                    ..GroupConfig::default()
+                },
+                ..GroupServiceConfig::default()
+            },
         };
         let controller = ControllerConfig {
             node_id: self.node_id,

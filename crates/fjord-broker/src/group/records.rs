@@ -34,6 +34,18 @@ pub enum GroupRecord {
     GroupTombstone { group_id: String },
 }
 
+impl GroupRecord {
+    /// The group the record belongs to (which picks its partition).
+    pub fn group_id(&self) -> &str {
+        match self {
+            GroupRecord::Metadata(value) => &value.group_id,
+            GroupRecord::Offset { group_id, .. }
+            | GroupRecord::OffsetTombstone { group_id, .. }
+            | GroupRecord::GroupTombstone { group_id } => group_id,
+        }
+    }
+}
+
 /// Kafka's `GroupMetadataValue`: the chosen protocol's metadata only.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupMetadataValue {

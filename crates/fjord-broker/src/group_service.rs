@@ -1,0 +1,548 @@
+//! The group coordinator's async shell: it owns the socket-free
+//! [`GroupCoordinator`](crate::group::GroupCoordinator), persists what it
+//! decides to `__consumer_offsets` through the normal log, answers parked
+//! JoinGroup/SyncGroup requests, and runs its timers.
+//!
+//! - The coordinator of a group is the leader of `__consumer_offsets`
+//!   partition `abs(java_hash(group)) % partitions` (Kafka's rule, so Kafka
+//!   tooling agrees on it). The topic is created (compacted) on first use.
+//! - Every call mutates state and appends its records under one async lock,
+//!   so the log holds records in the order the state changed and a replay
+//!   rebuilds the same state. Answers go out only after the records are
+//!   committed (acks=all).
+//! - On first use the shell replays every `__consumer_offsets` partition this
+//!   broker leads, then serves. (Loading on leadership change comes with
+//!   the cluster work: one broker leads every partition today.)
+//!
+//! Known limits: one lock for all groups of a broker (group calls are not on
+//! the produce/fetch path); a failed append is logged and the in-memory
+//! state kept (a single node's log failing is a storage fault anyway).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex as StdMutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use fjord_types::{BrokerId, TopicPartition};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use tokio::sync::{Mutex, Notify, oneshot};
+
+use crate::broker::Broker;
+use crate::group::{
+    CoordinatorOutput, DelayedResponse, GroupConfig, GroupCoordinator, GroupDescription,
+    GroupError, GroupListing, GroupRecord, GroupState, HeartbeatRequest, JoinGroupRequest,
+    JoinGroupResult, LeaveGroupRequest, LeaveGroupResponse, OffsetCommitRequest,
+    OffsetFetchRequest, OffsetFetchResponse, PartitionResults, Reply, RequestToken,
+    SyncGroupRequest, SyncGroupResult, codec,
+};
+use crate::replica_manager::now_ms;
+use crate::types::{Acks, NewTopic, ProducePartition};
+
+/// Kafka's internal topic of group metadata and committed offsets.
+pub const CONSUMER_OFFSETS: &str = "__consumer_offsets";
+
+/// How long a coordinator append may wait for the high watermark.
+const APPEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The longest the timer sleeps without looking again.
+const MAX_TICK: Duration = Duration::from_secs(1);
+
+/// Settings of the group coordinator (Kafka's names in the docs).
+#[derive(Clone, Debug)]
+pub struct GroupServiceConfig {
+    /// `offsets.topic.num.partitions`.
+    pub offsets_topic_num_partitions: i32,
+    /// `offsets.topic.replication.factor` (capped at the live brokers).
+    pub offsets_topic_replication_factor: i16,
+    /// `offsets.topic.segment.bytes`.
+    pub offsets_topic_segment_bytes: u64,
+    pub group: GroupConfig,
+}
+
+impl Default for GroupServiceConfig {
+    fn default() -> Self {
+        GroupServiceConfig {
+            offsets_topic_num_partitions: 50,
+            offsets_topic_replication_factor: 3,
+            offsets_topic_segment_bytes: 100 * 1024 * 1024,
+            group: GroupConfig::default(),
+        }
+    }
+}
+
+/// The coordinator state and what is loaded.
+struct State {
+    coordinator: GroupCoordinator,
+    loaded: bool,
+}
+
+pub(crate) struct GroupService {
+    config: GroupServiceConfig,
+    state: Mutex<State>,
+    /// Parked JoinGroup/SyncGroup requests, by token.
+    waiters: StdMutex<HashMap<RequestToken, oneshot::Sender<DelayedResponse>>>,
+    next_token: AtomicU64,
+    /// Woken after every call, so the timer re-reads the next deadline.
+    timer: Notify,
+}
+
+/// Java's `String.hashCode` over UTF-16 code units.
+fn java_string_hash(s: &str) -> i32 {
+    s.encode_utf16().fold(0i32, |h, unit| {
+        h.wrapping_mul(31).wrapping_add(i32::from(unit))
+    })
+}
+
+/// The `__consumer_offsets` partition holding `group_id` (Kafka's `partitionFor`).
+pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
+    // Kafka's Utils.abs: i32::MIN maps to 0 rather than overflowing.
+    let hash = java_string_hash(group_id);
+    let positive = if hash == i32::MIN { 0 } else { hash.abs() };
+    positive % partitions.max(1)
+}
+
+impl GroupService {
+    pub(crate) fn new(config: GroupServiceConfig) -> Self {
+        GroupService {
+            state: Mutex::new(State {
+                coordinator: GroupCoordinator::new(config.group.clone()),
+                loaded: false,
+            }),
+            config,
+            waiters: StdMutex::new(HashMap::new()),
+            next_token: AtomicU64::new(1),
+            timer: Notify::new(),
+        }
+    }
+
+    fn token(&self) -> RequestToken {
+        RequestToken(self.next_token.fetch_add(1, Ordering::Relaxed))
+    }
+
+    fn park(&self, token: RequestToken) -> oneshot::Receiver<DelayedResponse> {
+        let (tx, rx) = oneshot::channel();
+        self.waiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(token, tx);
+        rx
+    }
+
+    fn deliver(&self, delayed: Vec<DelayedResponse>) {
+        let mut waiters = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        for response in delayed {
+            let token = match &response {
+                DelayedResponse::Join { token, .. } | DelayedResponse::Sync { token, .. } => *token,
+            };
+            if let Some(tx) = waiters.remove(&token) {
+                // The client may have gone away; nothing to do then.
+                let _ = tx.send(response);
+            }
+        }
+    }
+}
+
+impl Broker {
+    fn groups(&self) -> &GroupService {
+        &self.group_service
+    }
+
+    fn offsets_partition(&self, group_id: &str) -> TopicPartition {
+        let partitions = self.groups().config.offsets_topic_num_partitions;
+        TopicPartition::new(CONSUMER_OFFSETS, partition_for(group_id, partitions))
+    }
+
+    /// Create `__consumer_offsets` if it does not exist yet.
+    async fn ensure_offsets_topic(&self) -> Result<(), GroupError> {
+        if self.metadata().topic_ids.contains_key(CONSUMER_OFFSETS) {
+            return Ok(());
+        }
+        let config = &self.groups().config;
+        let live_brokers = self
+            .metadata()
+            .brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .count();
+        let rf = config
+            .offsets_topic_replication_factor
+            .min(live_brokers.max(1) as i16);
+        let topic = NewTopic {
+            name: CONSUMER_OFFSETS.to_string(),
+            num_partitions: config.offsets_topic_num_partitions,
+            replication_factor: rf,
+            assignments: Vec::new(),
+            configs: BTreeMap::from([
+                ("cleanup.policy".to_string(), "compact".to_string()),
+                (
+                    "segment.bytes".to_string(),
+                    config.offsets_topic_segment_bytes.to_string(),
+                ),
+            ]),
+        };
+        match self.create_topics(vec![topic], false).await.pop() {
+            Some((_, Ok(_))) | Some((_, Err(crate::AdminError::TopicAlreadyExists))) => Ok(()),
+            Some((_, Err(err))) => {
+                tracing::warn!(%err, "cannot create {CONSUMER_OFFSETS}");
+                Err(GroupError::CoordinatorNotAvailable)
+            }
+            None => Err(GroupError::CoordinatorNotAvailable),
+        }
+    }
+
+    /// FindCoordinator for a group: the leader of its `__consumer_offsets` partition.
+    pub async fn find_group_coordinator(&self, group_id: &str) -> Result<BrokerId, GroupError> {
+        if group_id.is_empty() {
+            return Err(GroupError::InvalidGroupId);
+        }
+        self.ensure_offsets_topic().await?;
+        let image = self.metadata();
+        let tp = self.offsets_partition(group_id);
+        image
+            .topic_ids
+            .get(CONSUMER_OFFSETS)
+            .and_then(|id| image.topics.get(id))
+            .and_then(|t| t.partitions.get(tp.partition as usize))
+            .map(|p| p.leader)
+            .filter(|leader| *leader >= 0)
+            .ok_or(GroupError::CoordinatorNotAvailable)
+    }
+
+    /// Lock the coordinator, loading `__consumer_offsets` on first use, and
+    /// check that this broker coordinates `group_id`.
+    async fn coordinator_for(
+        &self,
+        group_id: &str,
+    ) -> Result<tokio::sync::MutexGuard<'_, State>, GroupError> {
+        if group_id.is_empty() {
+            return Err(GroupError::InvalidGroupId);
+        }
+        self.ensure_offsets_topic().await?;
+        let tp = self.offsets_partition(group_id);
+        let partition = self.replicas.get(&tp).ok_or(GroupError::NotCoordinator)?;
+        if partition.list_offset(crate::OffsetSpec::Earliest).is_err() {
+            // Not the leader of the group's partition.
+            return Err(GroupError::NotCoordinator);
+        }
+        let mut state = self.groups().state.lock().await;
+        if !state.loaded {
+            self.load(&mut state);
+            state.loaded = true;
+            self.groups().timer.notify_one();
+        }
+        Ok(state)
+    }
+
+    /// Replay every `__consumer_offsets` partition this broker leads.
+    fn load(&self, state: &mut State) {
+        let started = std::time::Instant::now();
+        let mut records = 0usize;
+        for partition in self.replicas.all() {
+            if partition.tp.topic != CONSUMER_OFFSETS {
+                continue;
+            }
+            let mut offset = match partition.list_offset(crate::OffsetSpec::Earliest) {
+                Ok(listed) => listed.offset,
+                Err(_) => continue,
+            };
+            loop {
+                let data = match partition.read(offset, 1 << 20, true) {
+                    Ok(data) if !data.records.is_empty() => data,
+                    Ok(_) => break,
+                    Err(err) => {
+                        tracing::error!(tp = %partition.tp, %err, "cannot load group coordinator state");
+                        break;
+                    }
+                };
+                let mut buf = data.records.clone();
+                while !buf.is_empty() {
+                    let set = match RecordBatchDecoder::decode(&mut buf) {
+                        Ok(set) => set,
+                        Err(err) => {
+                            tracing::error!(tp = %partition.tp, %err, "undecodable batch in {CONSUMER_OFFSETS}");
+                            buf.clear();
+                            break;
+                        }
+                    };
+                    for record in set.records {
+                        offset = offset.max(record.offset + 1);
+                        let Some(key) = record.key.as_deref() else {
+                            continue;
+                        };
+                        match codec::decode(key, record.value.as_deref()) {
+                            Ok(Some(group_record)) => {
+                                state.coordinator.replay(group_record);
+                                records += 1;
+                            }
+                            Ok(None) => {}
+                            Err(err) => {
+                                tracing::warn!(tp = %partition.tp, %err, "skipping undecodable group record")
+                            }
+                        }
+                    }
+                }
+                if offset >= data.high_watermark {
+                    break;
+                }
+            }
+        }
+        state.coordinator.complete_load(now_ms());
+        tracing::info!(
+            records,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "group coordinator loaded"
+        );
+    }
+
+    /// Append a call's records to `__consumer_offsets` (acks=all), grouped by partition.
+    async fn persist(&self, records: Vec<GroupRecord>) {
+        if records.is_empty() {
+            return;
+        }
+        let now = now_ms();
+        let mut by_partition: BTreeMap<i32, Vec<Record>> = BTreeMap::new();
+        for record in &records {
+            let tp = self.offsets_partition(record.group_id());
+            let (key, value) = match codec::try_encode(record) {
+                Ok(encoded) => encoded,
+                Err(err) => {
+                    // Kafka's schema caps strings at 32767 bytes; such a
+                    // record cannot be stored. Kafka fails the append the same way.
+                    tracing::warn!(group = record.group_id(), %err, "group record not persisted");
+                    continue;
+                }
+            };
+            let batch = by_partition.entry(tp.partition).or_default();
+            let delta = batch.len() as i32;
+            batch.push(Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i64::from(delta),
+                // offset - sequence constant: one batch per partition.
+                sequence: delta,
+                timestamp: now,
+                key: Some(key),
+                value,
+                headers: Default::default(),
+            });
+        }
+        let mut requests = Vec::with_capacity(by_partition.len());
+        for (partition, batch) in by_partition {
+            let mut buf = BytesMut::new();
+            let options = RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            };
+            if let Err(err) = RecordBatchEncoder::encode(&mut buf, &batch, &options) {
+                tracing::error!(%err, "cannot encode group records");
+                continue;
+            }
+            requests.push(ProducePartition {
+                tp: TopicPartition::new(CONSUMER_OFFSETS, partition),
+                records: Bytes::from(buf),
+            });
+        }
+        for (tp, result) in self.produce(requests, Acks::All, APPEND_TIMEOUT).await {
+            if let Err(err) = result {
+                tracing::error!(%tp, %err, "cannot persist group coordinator records");
+            }
+        }
+    }
+
+    /// Persist a call's records, answer the requests it completed.
+    async fn finish<T>(&self, output: CoordinatorOutput<T>) -> T {
+        let CoordinatorOutput {
+            reply,
+            records,
+            delayed,
+        } = output;
+        self.persist(records).await;
+        self.groups().deliver(delayed);
+        self.groups().timer.notify_one();
+        reply
+    }
+
+    pub async fn join_group(
+        &self,
+        mut req: JoinGroupRequest,
+    ) -> Result<JoinGroupResult, GroupError> {
+        let mut state = self.coordinator_for(&req.group_id).await?;
+        req.token = self.groups().token();
+        let token = req.token;
+        let output = state.coordinator.join_group(req, now_ms());
+        let parked = matches!(output.reply, Reply::Pending).then(|| self.groups().park(token));
+        let reply = self.finish(output).await;
+        drop(state);
+        match (reply, parked) {
+            (Reply::Now(result), _) => result,
+            (Reply::Pending, Some(rx)) => match rx.await {
+                Ok(DelayedResponse::Join { result, .. }) => result,
+                _ => Err(GroupError::CoordinatorNotAvailable),
+            },
+            (Reply::Pending, None) => Err(GroupError::CoordinatorNotAvailable),
+        }
+    }
+
+    pub async fn sync_group(
+        &self,
+        mut req: SyncGroupRequest,
+    ) -> Result<SyncGroupResult, GroupError> {
+        let mut state = self.coordinator_for(&req.group_id).await?;
+        req.token = self.groups().token();
+        let token = req.token;
+        let output = state.coordinator.sync_group(req, now_ms());
+        let parked = matches!(output.reply, Reply::Pending).then(|| self.groups().park(token));
+        let reply = self.finish(output).await;
+        drop(state);
+        match (reply, parked) {
+            (Reply::Now(result), _) => result,
+            (Reply::Pending, Some(rx)) => match rx.await {
+                Ok(DelayedResponse::Sync { result, .. }) => result,
+                _ => Err(GroupError::CoordinatorNotAvailable),
+            },
+            (Reply::Pending, None) => Err(GroupError::CoordinatorNotAvailable),
+        }
+    }
+
+    pub async fn heartbeat(&self, req: HeartbeatRequest) -> Result<(), GroupError> {
+        let mut state = self.coordinator_for(&req.group_id).await?;
+        let output = state.coordinator.heartbeat(req, now_ms());
+        self.finish(output).await
+    }
+
+    pub async fn leave_group(&self, req: LeaveGroupRequest) -> LeaveGroupResponse {
+        match self.coordinator_for(&req.group_id).await {
+            Ok(mut state) => {
+                let output = state.coordinator.leave_group(req, now_ms());
+                self.finish(output).await
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    pub async fn offset_commit(&self, req: OffsetCommitRequest) -> PartitionResults {
+        match self.coordinator_for(&req.group_id).await {
+            Ok(mut state) => {
+                let output = state.coordinator.offset_commit(req, now_ms());
+                self.finish(output).await
+            }
+            Err(err) => req
+                .partitions
+                .iter()
+                .map(|p| (p.tp.clone(), Err(err.clone())))
+                .collect(),
+        }
+    }
+
+    pub async fn offset_fetch(&self, req: OffsetFetchRequest) -> OffsetFetchResponse {
+        let state = self.coordinator_for(&req.group_id).await?;
+        state.coordinator.offset_fetch(&req)
+    }
+
+    pub async fn offset_delete(
+        &self,
+        group_id: &str,
+        partitions: Vec<TopicPartition>,
+    ) -> Result<PartitionResults, GroupError> {
+        let mut state = self.coordinator_for(group_id).await?;
+        let output = state.coordinator.offset_delete(group_id, partitions);
+        self.finish(output).await
+    }
+
+    pub async fn delete_groups(
+        &self,
+        group_ids: Vec<String>,
+    ) -> Vec<(String, Result<(), GroupError>)> {
+        let mut results = Vec::with_capacity(group_ids.len());
+        for group_id in group_ids {
+            let result = match self.coordinator_for(&group_id).await {
+                Ok(mut state) => {
+                    let output = state.coordinator.delete_groups(vec![group_id.clone()]);
+                    self.finish(output).await.pop().map_or(Ok(()), |(_, r)| r)
+                }
+                Err(err) => Err(err),
+            };
+            results.push((group_id, result));
+        }
+        results
+    }
+
+    pub async fn describe_group(&self, group_id: &str) -> Result<GroupDescription, GroupError> {
+        let state = self.coordinator_for(group_id).await?;
+        Ok(state.coordinator.describe_group(group_id))
+    }
+
+    pub async fn list_groups(&self, states: &[GroupState]) -> Vec<GroupListing> {
+        // Any group id routes to this broker's coordinator on a single node;
+        // an empty topic means no groups yet.
+        if !self.metadata().topic_ids.contains_key(CONSUMER_OFFSETS) {
+            return Vec::new();
+        }
+        match self.coordinator_for("list-groups").await {
+            Ok(state) => state.coordinator.list_groups(states),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// The timer: sleep until the coordinator's next deadline, then tick.
+    pub(crate) async fn run_group_timer(&self) {
+        loop {
+            let deadline = {
+                let state = self.groups().state.lock().await;
+                state
+                    .loaded
+                    .then(|| state.coordinator.next_deadline())
+                    .flatten()
+            };
+            let wait = deadline
+                .map(|at| {
+                    Duration::from_millis(
+                        (at - now_ms()).clamp(0, MAX_TICK.as_millis() as i64) as u64
+                    )
+                })
+                .unwrap_or(MAX_TICK);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.groups().timer.notified() => continue,
+            }
+            let mut state = self.groups().state.lock().await;
+            if !state.loaded {
+                continue;
+            }
+            let output = state.coordinator.on_tick(now_ms());
+            let CoordinatorOutput {
+                records, delayed, ..
+            } = output;
+            self.persist(records).await;
+            drop(state);
+            self.groups().deliver(delayed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_for_matches_kafka() {
+        // Java: "my-group".hashCode() == 1177085227? computed below from the definition.
+        assert_eq!(java_string_hash(""), 0);
+        assert_eq!(java_string_hash("a"), 97);
+        assert_eq!(java_string_hash("ab"), 97 * 31 + 98);
+        // Kafka places console-consumer groups etc. by abs(hash) % 50.
+        for group in ["my-group", "g", "orders-consumers", "ünïcode"] {
+            let p = partition_for(group, 50);
+            assert!((0..50).contains(&p), "{group} -> {p}");
+        }
+        assert_eq!(partition_for("x", 1), 0);
+    }
+}
