@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use fjord_server::admin::{self, ConnectArgs, ConsumeArgs, ProduceArgs, TopicCommand};
+use fjord_server::admin::{
+    self, ConnectArgs, ConsumeArgs, GroupCommand, ProduceArgs, TopicCommand,
+};
 use fjord_server::config::FileConfig;
 use tokio_util::sync::CancellationToken;
 
@@ -55,6 +57,13 @@ enum Command {
         connect: ConnectArgs,
         #[command(flatten)]
         args: ConsumeArgs,
+    },
+    /// List, describe and delete consumer groups; reset their offsets.
+    Group {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        #[command(subcommand)]
+        command: GroupCommand,
     },
 }
 
@@ -108,6 +117,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Topic { connect, command } => admin::run_topic(&connect, command).await,
         Command::Produce { connect, args } => admin::run_produce(&connect, args).await,
         Command::Consume { connect, args } => admin::run_consume(&connect, args).await,
+        Command::Group { connect, command } => admin::run_group(&connect, command).await,
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod admin_api;
 mod admin_cli;
+mod admin_group_cli;
 mod durability;
 mod idempotence;
 mod produce_consume;

@@ -24,6 +24,8 @@ pub mod client;
 mod cluster;
 mod consume;
 mod error;
+mod group;
+mod group_describe;
 mod partitioner;
 mod produce;
 mod topic;
@@ -33,6 +35,7 @@ use std::time::Duration;
 pub use client::KafkaClient;
 pub use consume::{ConsumeArgs, run_consume};
 pub use error::{KafkaError, error_name};
+pub use group::{GroupCommand, ResetOffsetsArgs, ResetTarget, run_group};
 pub use produce::{Acks, CompressionArg, ProduceArgs, run_produce};
 pub use topic::{TopicCommand, run_topic};
 
