@@ -103,7 +103,7 @@ pub struct ResetTarget {
     #[arg(long)]
     pub to_latest: bool,
     /// This offset (clamped into the partition's earliest..latest range).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub to_offset: Option<i64>,
     /// The first offset whose timestamp is at or after this time
     /// (milliseconds since the epoch); the log end if there is none.
@@ -904,6 +904,9 @@ mod tests {
 
         let r = reset(&["reset-offsets", "g", "--topic", "t", "--to-offset", "42"]);
         assert_eq!(r.target.target().expect("target"), Target::Offset(42));
+        // Negative offsets parse (and are clamped to the log start later).
+        let r = reset(&["reset-offsets", "g", "--topic", "t", "--to-offset", "-5"]);
+        assert_eq!(r.target.target().expect("target"), Target::Offset(-5));
 
         let r = reset(&[
             "reset-offsets",

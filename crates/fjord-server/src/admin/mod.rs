@@ -12,6 +12,8 @@
 //!   `records` bytes into complete v2 batches.
 //! - `partitioner`: the Java client's murmur2 key partitioner.
 //! - `topic`, `produce`, `consume`: the commands.
+//! - `group`: consumer group commands; `group_describe`: their assignment
+//!   decoding, lag arithmetic and tables.
 //! - `error`: [`KafkaError`], a response error code with the operation that
 //!   got it, displayed with Kafka's `SCREAMING_SNAKE` error names.
 //!
