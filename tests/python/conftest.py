@@ -1,9 +1,15 @@
 """Fixtures for Python-client end-to-end tests: a real `fjord dev` node per test.
 
+`fjord` runs `fjord dev` (embedded defaults); `fjord_fast` runs `fjord server --config` with a
+generated TOML file whose `[broker]` section sets `group_initial_rebalance_delay_ms = 0` and a few
+`__consumer_offsets` partitions, for faster consumer-group tests. Both can `restart()` on the
+same data dir and port.
+
 The binary is $FJORD_BIN, else $CARGO_TARGET_DIR/debug/fjord, else
 ~/.cache/fjord/target/debug/fjord, else <repo>/target/debug/fjord.
 """
 
+import json
 import os
 import signal
 import socket
@@ -70,11 +76,25 @@ def metadata_broker_count(host: str, port: int, timeout: float = 2.0) -> int:
     return n_brokers
 
 
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, (str, Path)):
+        return json.dumps(str(v))  # a TOML basic string
+    raise TypeError("unsupported TOML value %r" % (v,))
+
+
 class FjordNode:
-    def __init__(self, tmp: Path, name: str):
+    def __init__(self, tmp: Path, name: str, broker_config=None):
+        """broker_config None: `fjord dev`; a dict: `fjord server --config` with those
+        `[broker]` settings (single node: node_id 1, an empty [controller] section)."""
         self.tmp = tmp
         self.port = free_port()
         self.data_dir = tmp / "data"
+        self.broker_config = broker_config
+        self.controller_port = free_port() if broker_config is not None else None
         log_dir = Path(os.environ.get("FJORD_E2E_LOG_DIR", Path(tempfile.gettempdir()) / "fjord-e2e-logs"))
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / ("py-%s-%d-%s.log" % (name, os.getpid(), uuid.uuid4().hex[:6]))
@@ -84,6 +104,28 @@ class FjordNode:
     def bootstrap(self) -> str:
         return "127.0.0.1:%d" % self.port
 
+    def write_config(self) -> Path:
+        """The TOML file for `fjord server --config` (only with broker_config)."""
+        lines = [
+            "node_id = 1",
+            "data_dir = %s" % _toml_value(self.data_dir),
+            "kafka_addr = %s" % _toml_value(self.bootstrap),
+            "controller_addr = %s" % _toml_value("127.0.0.1:%d" % self.controller_port),
+            "",
+            "[controller]",
+            "",
+            "[broker]",
+        ]
+        lines += ["%s = %s" % (k, _toml_value(v)) for k, v in sorted(self.broker_config.items())]
+        path = self.tmp / "fjord.toml"
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    def command(self, bin_path: Path) -> list:
+        if self.broker_config is None:
+            return [str(bin_path), "dev", "--data-dir", str(self.data_dir), "--kafka-addr", self.bootstrap]
+        return [str(bin_path), "server", "--config", str(self.write_config())]
+
     def start(self):
         env = dict(os.environ, NO_COLOR="1", RUST_BACKTRACE="1")
         bin_path = fjord_bin()
@@ -91,7 +133,7 @@ class FjordNode:
             log.write(b"=== pytest: start %s on %s ===\n" % (str(bin_path).encode(), self.bootstrap.encode()))
             log.flush()
             self.proc = subprocess.Popen(
-                [str(bin_path), "dev", "--data-dir", str(self.data_dir), "--kafka-addr", self.bootstrap],
+                self.command(bin_path),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
@@ -122,6 +164,12 @@ class FjordNode:
                 self.kill()
                 pytest.fail("fjord did not exit within %ss of SIGTERM\n%s" % (STOP_TIMEOUT, self.tail()))
 
+    def restart(self):
+        """Graceful stop (SIGTERM), then start again on the same data dir and port."""
+        self.stop()
+        assert self.proc.returncode == 0, "fjord exited with %s on SIGTERM\n%s" % (self.proc.returncode, self.tail())
+        self.start()
+
     def kill(self):
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
@@ -148,11 +196,12 @@ class FjordNode:
         )
 
 
-@pytest.fixture
-def fjord(request, tmp_path):
-    node = FjordNode(tmp_path, request.node.name.replace("/", "_").replace("[", "_").replace("]", ""))
-    node.start()
-    yield node
+def _node_name(request) -> str:
+    return request.node.name.replace("/", "_").replace("[", "_").replace("]", "")
+
+
+def _finish(node: FjordNode):
+    """Teardown: kill the node; fail if it exited on its own or its log shows a panic."""
     exited = node.proc.poll() if node.proc else None
     node.kill()
     if exited is not None:
@@ -166,6 +215,30 @@ def fjord(request, tmp_path):
 
 
 @pytest.fixture
+def fjord(request, tmp_path):
+    node = FjordNode(tmp_path, _node_name(request))
+    node.start()
+    yield node
+    _finish(node)
+
+
+# `fjord server --config` settings of the `fjord_fast` fixture.
+FAST_BROKER_CONFIG = {
+    "group_initial_rebalance_delay_ms": 0,
+    "offsets_topic_num_partitions": 4,
+}
+
+
+@pytest.fixture
+def fjord_fast(request, tmp_path):
+    """A single node from a generated config: no initial rebalance delay, 4 offsets partitions."""
+    node = FjordNode(tmp_path, _node_name(request), broker_config=dict(FAST_BROKER_CONFIG))
+    node.start()
+    yield node
+    _finish(node)
+
+
+@pytest.fixture
 def topic():
     return "py-" + uuid.uuid4().hex[:10]
 
@@ -173,6 +246,8 @@ def topic():
 def pytest_runtest_makereport(item, call):
     # Attach the node log tail to failing tests.
     if call.when == "call" and call.excinfo is not None:
-        node = item.funcargs.get("fjord") if hasattr(item, "funcargs") else None
-        if isinstance(node, FjordNode):
-            item.add_report_section("call", "fjord log", node.tail(80))
+        funcargs = getattr(item, "funcargs", {})
+        for name in ("fjord", "fjord_fast"):
+            node = funcargs.get(name)
+            if isinstance(node, FjordNode):
+                item.add_report_section("call", "%s log" % name, node.tail(80))
