@@ -8,6 +8,7 @@ mod admin_api;
 mod admin_cli;
 mod admin_group_cli;
 mod durability;
+mod groups;
 mod idempotence;
 mod produce_consume;
 mod protocol_errors;
