@@ -45,6 +45,7 @@ pub(crate) trait Handler: Send + Sync + 'static {
     fn handle(
         &self,
         request: Request,
+        peer: SocketAddr,
     ) -> impl Future<Output = Result<Option<Bytes>, GatewayError>> + Send;
 }
 
@@ -52,8 +53,9 @@ impl Handler for Broker {
     fn handle(
         &self,
         request: Request,
+        peer: SocketAddr,
     ) -> impl Future<Output = Result<Option<Bytes>, GatewayError>> + Send {
-        handlers::handle(self, request)
+        handlers::handle(self, request, peer)
     }
 }
 
@@ -132,7 +134,7 @@ impl<H: Handler> Connection<H> {
                             (request.api_key, request.header.request_api_version);
                         let correlation_id = request.header.correlation_id;
                         let started = std::time::Instant::now();
-                        let reply = handler.handle(*request).await;
+                        let reply = handler.handle(*request, peer).await;
                         tracing::trace!(
                             %peer,
                             ?api_key,

@@ -1,11 +1,13 @@
 //! The one place where broker errors become Kafka error codes.
 //!
-//! Handlers never pick a code for a [`PartitionError`] or [`AdminError`]
-//! themselves; they call [`partition_error`] or [`admin_error`]. Codes the
+//! Handlers never pick a code for a [`PartitionError`], [`AdminError`] or
+//! [`GroupError`] themselves; they call [`partition_error`],
+//! [`admin_error`] or [`group_error`]. Codes the
 //! gateway decides on its own (an unknown topic id in a request, a fenced
 //! leader epoch, an unsupported fetch session) are plain
 //! [`ResponseError`] values in the handler that detects them.
 
+use fjord_broker::group::GroupError;
 use fjord_broker::{AdminError, PartitionError};
 use kafka_protocol::ResponseError;
 
@@ -55,6 +57,28 @@ pub fn admin_error(err: &AdminError) -> ResponseError {
         // No transaction coordinator yet: tell the client plainly that this
         // broker does not do what it asked.
         AdminError::TransactionsUnsupported => ResponseError::UnsupportedVersion,
+    }
+}
+
+/// The Kafka error for a failed consumer-group call: each variant is named
+/// after its code.
+pub fn group_error(err: &GroupError) -> ResponseError {
+    match err {
+        GroupError::InvalidGroupId => ResponseError::InvalidGroupId,
+        GroupError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+        GroupError::NotCoordinator => ResponseError::NotCoordinator,
+        GroupError::InvalidSessionTimeout { .. } => ResponseError::InvalidSessionTimeout,
+        GroupError::InconsistentGroupProtocol => ResponseError::InconsistentGroupProtocol,
+        GroupError::UnknownMemberId { .. } => ResponseError::UnknownMemberId,
+        GroupError::MemberIdRequired { .. } => ResponseError::MemberIdRequired,
+        GroupError::FencedInstanceId { .. } => ResponseError::FencedInstanceId,
+        GroupError::IllegalGeneration { .. } => ResponseError::IllegalGeneration,
+        GroupError::RebalanceInProgress => ResponseError::RebalanceInProgress,
+        GroupError::GroupMaxSizeReached { .. } => ResponseError::GroupMaxSizeReached,
+        GroupError::GroupIdNotFound => ResponseError::GroupIdNotFound,
+        GroupError::NonEmptyGroup => ResponseError::NonEmptyGroup,
+        GroupError::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
+        GroupError::OffsetMetadataTooLarge { .. } => ResponseError::OffsetMetadataTooLarge,
     }
 }
 
@@ -156,6 +180,59 @@ mod tests {
     }
 
     #[test]
+    fn group_errors_map_to_kafka_codes() {
+        let table: Vec<(GroupError, i16)> = vec![
+            (GroupError::InvalidGroupId, 24),
+            (GroupError::CoordinatorNotAvailable, 15),
+            (GroupError::NotCoordinator, 16),
+            (
+                GroupError::InvalidSessionTimeout {
+                    timeout_ms: 1,
+                    min_ms: 6000,
+                    max_ms: 1_800_000,
+                },
+                26,
+            ),
+            (GroupError::InconsistentGroupProtocol, 23),
+            (
+                GroupError::UnknownMemberId {
+                    member_id: "m".into(),
+                },
+                25,
+            ),
+            (
+                GroupError::MemberIdRequired {
+                    member_id: "m".into(),
+                },
+                79,
+            ),
+            (
+                GroupError::FencedInstanceId {
+                    group_instance_id: "i".into(),
+                    member_id: "m".into(),
+                },
+                82,
+            ),
+            (
+                GroupError::IllegalGeneration {
+                    generation_id: 1,
+                    current: 2,
+                },
+                22,
+            ),
+            (GroupError::RebalanceInProgress, 27),
+            (GroupError::GroupMaxSizeReached { max: 1 }, 81),
+            (GroupError::GroupIdNotFound, 69),
+            (GroupError::NonEmptyGroup, 68),
+            (GroupError::GroupSubscribedToTopic, 86),
+            (GroupError::OffsetMetadataTooLarge { size: 5, max: 4 }, 12),
+        ];
+        for (err, code) in table {
+            assert_eq!(group_error(&err).code(), code, "{err:?}");
+        }
+    }
+
+    #[test]
     fn gateway_side_codes_have_kafka_numbers() {
         assert_eq!(ResponseError::UnknownTopicId.code(), 100);
         assert_eq!(ResponseError::InvalidTopicException.code(), 17);
@@ -166,5 +243,8 @@ mod tests {
         assert_eq!(ResponseError::InvalidFetchSessionEpoch.code(), 71);
         assert_eq!(ResponseError::InvalidRequiredAcks.code(), 21);
         assert_eq!(ResponseError::UnsupportedVersion.code(), 35);
+        assert_eq!(ResponseError::CoordinatorNotAvailable.code(), 15);
+        assert_eq!(ResponseError::InvalidRequest.code(), 42);
+        assert_eq!(ResponseError::UnknownTopicOrPartition.code(), 3);
     }
 }

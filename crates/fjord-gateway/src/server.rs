@@ -178,6 +178,7 @@ mod tests {
         fn handle(
             &self,
             request: Request,
+            _peer: SocketAddr,
         ) -> impl Future<Output = Result<Option<Bytes>, GatewayError>> + Send {
             let delay = Duration::from_millis((self.delay_ms)(request.header.correlation_id));
             async move {

@@ -23,6 +23,17 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
 ];
 
 /// The versions of `api_key` this gateway serves, if it serves it at all.
@@ -110,8 +121,24 @@ mod tests {
             supported_versions(ApiKey::ListOffsets).map(|r| r.min),
             Some(1)
         );
-        assert!(supported_versions(ApiKey::JoinGroup).is_none());
-        assert!(supported_versions(ApiKey::FindCoordinator).is_none());
+        // The group apis at their KIP-896 floors.
+        for (key, min) in [
+            (ApiKey::FindCoordinator, 0),
+            (ApiKey::JoinGroup, 0),
+            (ApiKey::SyncGroup, 0),
+            (ApiKey::Heartbeat, 0),
+            (ApiKey::LeaveGroup, 0),
+            (ApiKey::OffsetCommit, 2),
+            (ApiKey::OffsetFetch, 1),
+            (ApiKey::DescribeGroups, 0),
+            (ApiKey::ListGroups, 0),
+            (ApiKey::DeleteGroups, 0),
+            (ApiKey::OffsetDelete, 0),
+        ] {
+            assert_eq!(supported_versions(key).map(|r| r.min), Some(min), "{key:?}");
+        }
+        assert!(supported_versions(ApiKey::TxnOffsetCommit).is_none());
+        assert!(supported_versions(ApiKey::ConsumerGroupHeartbeat).is_none());
     }
 
     #[test]

@@ -5,14 +5,27 @@
 pub(crate) mod api_versions;
 mod create_partitions;
 mod create_topics;
+mod delete_groups;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
+mod describe_groups;
 mod fetch;
+mod find_coordinator;
+mod heartbeat;
 mod init_producer_id;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_delete;
+mod offset_fetch;
 mod produce;
+mod sync_group;
+
+use std::net::SocketAddr;
 
 use bytes::Bytes;
 use fjord_broker::{Broker, MetadataImage, PartitionRegistration};
@@ -24,10 +37,12 @@ use uuid::Uuid;
 use crate::error::GatewayError;
 use crate::frame::{Request, encode_response};
 
-/// Handle one request; `Ok(None)` when the client expects no response (acks=0).
+/// Handle one request from `peer`; `Ok(None)` when the client expects no
+/// response (acks=0).
 pub(crate) async fn handle(
     broker: &Broker,
     request: Request,
+    peer: SocketAddr,
 ) -> Result<Option<Bytes>, GatewayError> {
     let Request {
         api_key,
@@ -55,6 +70,29 @@ pub(crate) async fn handle(
         RequestKind::DescribeConfigs(r) => describe_configs::handle(broker, r, version).into(),
         RequestKind::DescribeCluster(r) => describe_cluster::handle(broker, r, version).into(),
         RequestKind::InitProducerId(r) => init_producer_id::handle(broker, r).await.into(),
+        RequestKind::FindCoordinator(r) => {
+            find_coordinator::handle(broker, r, version).await.into()
+        }
+        RequestKind::JoinGroup(r) => {
+            let client = join_group::Client {
+                client_id: header
+                    .client_id
+                    .as_ref()
+                    .map(|c| c.to_string())
+                    .unwrap_or_default(),
+                client_host: client_host(peer),
+            };
+            join_group::handle(broker, r, version, client).await.into()
+        }
+        RequestKind::SyncGroup(r) => sync_group::handle(broker, r, version).await.into(),
+        RequestKind::Heartbeat(r) => heartbeat::handle(broker, r).await.into(),
+        RequestKind::LeaveGroup(r) => leave_group::handle(broker, r, version).await.into(),
+        RequestKind::OffsetCommit(r) => offset_commit::handle(broker, r, version).await.into(),
+        RequestKind::OffsetFetch(r) => offset_fetch::handle(broker, r, version).await.into(),
+        RequestKind::OffsetDelete(r) => offset_delete::handle(broker, r).await.into(),
+        RequestKind::DescribeGroups(r) => describe_groups::handle(broker, r, version).await.into(),
+        RequestKind::ListGroups(r) => list_groups::handle(broker, r, version).await.into(),
+        RequestKind::DeleteGroups(r) => delete_groups::handle(broker, r).await.into(),
         // Decoding already refused every api not in `api_versions::SUPPORTED`.
         _ => return Err(GatewayError::UnsupportedApi { api_key }),
     };
@@ -66,6 +104,17 @@ pub(crate) async fn handle(
         size_hint,
     )
     .map(Some)
+}
+
+/// The client host Kafka shows for a member (`InetAddress.toString` of
+/// the peer: a slash and the address).
+pub(crate) fn client_host(peer: SocketAddr) -> String {
+    format!("/{}", peer.ip())
+}
+
+/// A wire string from ours.
+pub(crate) fn wire_str(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
 }
 
 /// A topic name as the wire carries it.

@@ -1,0 +1,65 @@
+//! DeleteGroups (key 42): delete empty groups and their offsets; one result
+//! per group.
+
+use fjord_broker::Broker;
+use fjord_broker::group::GroupError;
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse, GroupId};
+
+use super::wire_str;
+use crate::error_code::group_error;
+
+pub(crate) async fn handle(broker: &Broker, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
+    let group_ids = request
+        .groups_names
+        .into_iter()
+        .map(|g| g.0.to_string())
+        .collect();
+    response(broker.delete_groups(group_ids).await)
+}
+
+fn response(results: Vec<(String, Result<(), GroupError>)>) -> DeleteGroupsResponse {
+    let results = results
+        .into_iter()
+        .map(|(group_id, result)| {
+            let code = match result {
+                Ok(()) => 0,
+                Err(err) => {
+                    tracing::debug!(%err, group = group_id, "DeleteGroups failed");
+                    group_error(&err).code()
+                }
+            };
+            DeletableGroupResult::default()
+                .with_group_id(GroupId(wire_str(group_id)))
+                .with_error_code(code)
+        })
+        .collect();
+    DeleteGroupsResponse::default().with_results(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::{ApiKey, ResponseKind};
+
+    use crate::frame::encode_response;
+
+    #[test]
+    fn responses_encode_at_every_version() {
+        for version in 0..=2 {
+            let response = response(vec![
+                ("a".into(), Ok(())),
+                ("b".into(), Err(GroupError::NonEmptyGroup)),
+            ]);
+            assert_eq!(response.results[1].error_code, 68);
+            encode_response(
+                ApiKey::DeleteGroups,
+                version,
+                1,
+                &ResponseKind::DeleteGroups(response),
+                0,
+            )
+            .unwrap_or_else(|e| panic!("v{version}: {e:?}"));
+        }
+    }
+}

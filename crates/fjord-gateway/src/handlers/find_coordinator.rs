@@ -1,0 +1,147 @@
+//! FindCoordinator (key 10): which node coordinates a group (key type 0).
+//!
+//! v0–v3 ask for one key and answer at the top level; v4+ batch
+//! `coordinator_keys` and answer one entry per key. Transaction
+//! coordinators (key type 1) do not exist yet: COORDINATOR_NOT_AVAILABLE.
+//! Other key types (share groups) get INVALID_REQUEST.
+
+use fjord_broker::Broker;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use super::{broker_endpoint, wire_str};
+use crate::error_code::group_error;
+
+const GROUP: i8 = 0;
+const TRANSACTION: i8 = 1;
+
+/// The coordinator of one key: node id, host, port; or an error and message.
+type Found = Result<(i32, String, u16), (ResponseError, String)>;
+
+pub(crate) async fn handle(
+    broker: &Broker,
+    request: FindCoordinatorRequest,
+    version: i16,
+) -> FindCoordinatorResponse {
+    if version < 4 {
+        let found = find(broker, request.key_type, request.key.as_str()).await;
+        let response = FindCoordinatorResponse::default();
+        match found {
+            Ok((node_id, host, port)) => response
+                .with_node_id(BrokerId(node_id))
+                .with_host(wire_str(host))
+                .with_port(i32::from(port))
+                .with_error_message(None),
+            Err((error, message)) => response
+                .with_error_code(error.code())
+                .with_error_message((version >= 1).then(|| wire_str(message)))
+                .with_node_id(BrokerId(-1))
+                .with_host(StrBytes::default())
+                .with_port(-1),
+        }
+    } else {
+        let mut coordinators = Vec::with_capacity(request.coordinator_keys.len());
+        for key in request.coordinator_keys {
+            let entry = Coordinator::default().with_key(key.clone());
+            let entry = match find(broker, request.key_type, key.as_str()).await {
+                Ok((node_id, host, port)) => entry
+                    .with_node_id(BrokerId(node_id))
+                    .with_host(wire_str(host))
+                    .with_port(i32::from(port))
+                    .with_error_message(None),
+                Err((error, message)) => entry
+                    .with_error_code(error.code())
+                    .with_error_message(Some(wire_str(message)))
+                    .with_node_id(BrokerId(-1))
+                    .with_port(-1),
+            };
+            coordinators.push(entry);
+        }
+        FindCoordinatorResponse::default().with_coordinators(coordinators)
+    }
+}
+
+async fn find(broker: &Broker, key_type: i8, key: &str) -> Found {
+    match key_type {
+        GROUP => {}
+        TRANSACTION => {
+            return Err((
+                ResponseError::CoordinatorNotAvailable,
+                "transactions are not supported yet".into(),
+            ));
+        }
+        other => {
+            return Err((
+                ResponseError::InvalidRequest,
+                format!("unsupported coordinator key type {other}"),
+            ));
+        }
+    }
+    let node_id = broker.find_group_coordinator(key).await.map_err(|err| {
+        tracing::debug!(%err, group = key, "FindCoordinator failed");
+        (group_error(&err), err.to_string())
+    })?;
+    let image = broker.metadata();
+    match broker_endpoint(broker, &image, node_id) {
+        Some((host, port)) => Ok((node_id, host, port)),
+        None => Err((
+            ResponseError::CoordinatorNotAvailable,
+            format!("coordinator {node_id} has no known endpoint"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::{ApiKey, ResponseKind};
+
+    use crate::frame::encode_response;
+
+    #[test]
+    fn responses_encode_at_every_version() {
+        for version in 0..=6 {
+            let ok = FindCoordinatorResponse::default()
+                .with_node_id(BrokerId(1))
+                .with_host(wire_str("localhost"))
+                .with_port(9092)
+                .with_error_message(None);
+            let err = FindCoordinatorResponse::default()
+                .with_error_code(15)
+                .with_error_message((version >= 1).then(|| wire_str("no")))
+                .with_node_id(BrokerId(-1))
+                .with_port(-1);
+            let batched = FindCoordinatorResponse::default().with_coordinators(vec![
+                Coordinator::default()
+                    .with_key(wire_str("g"))
+                    .with_node_id(BrokerId(1))
+                    .with_host(wire_str("localhost"))
+                    .with_port(9092)
+                    .with_error_message(None),
+                Coordinator::default()
+                    .with_key(wire_str("t"))
+                    .with_error_code(15)
+                    .with_error_message(Some(wire_str("no")))
+                    .with_node_id(BrokerId(-1))
+                    .with_port(-1),
+            ]);
+            let responses = if version < 4 {
+                vec![ok, err]
+            } else {
+                vec![batched]
+            };
+            for response in responses {
+                encode_response(
+                    ApiKey::FindCoordinator,
+                    version,
+                    1,
+                    &ResponseKind::FindCoordinator(response),
+                    0,
+                )
+                .unwrap_or_else(|e| panic!("v{version}: {e:?}"));
+            }
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! ListGroups (key 16): the groups this node coordinates. v4+ filter by
+//! state (case-insensitive, as Kafka parses them; unknown names match
+//! nothing); v5 filters by group type, and every group here is "classic".
+
+use fjord_broker::Broker;
+use fjord_broker::group::{GroupListing, GroupState};
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
+
+use super::wire_str;
+
+/// The type of every group this broker has (KIP-848's "classic").
+const CLASSIC: &str = "classic";
+
+const STATES: [GroupState; 5] = [
+    GroupState::Empty,
+    GroupState::PreparingRebalance,
+    GroupState::CompletingRebalance,
+    GroupState::Stable,
+    GroupState::Dead,
+];
+
+pub(crate) async fn handle(
+    broker: &Broker,
+    request: ListGroupsRequest,
+    version: i16,
+) -> ListGroupsResponse {
+    let listings = match filter(&request, version) {
+        Some(states) => broker.list_groups(&states).await,
+        None => Vec::new(),
+    };
+    response(listings)
+}
+
+/// The states to ask the broker for (empty: all), or `None` when the
+/// filters match no group at all.
+fn filter(request: &ListGroupsRequest, version: i16) -> Option<Vec<GroupState>> {
+    if version >= 5
+        && !request.types_filter.is_empty()
+        && !request
+            .types_filter
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(CLASSIC))
+    {
+        return None;
+    }
+    if version < 4 || request.states_filter.is_empty() {
+        return Some(Vec::new());
+    }
+    let states: Vec<GroupState> = STATES
+        .into_iter()
+        .filter(|s| {
+            request
+                .states_filter
+                .iter()
+                .any(|f| f.eq_ignore_ascii_case(s.as_str()))
+        })
+        .collect();
+    (!states.is_empty()).then_some(states)
+}
+
+fn response(listings: Vec<GroupListing>) -> ListGroupsResponse {
+    let groups = listings
+        .into_iter()
+        .map(|g| {
+            ListedGroup::default()
+                .with_group_id(GroupId(wire_str(g.group_id)))
+                .with_protocol_type(wire_str(g.protocol_type))
+                .with_group_state(wire_str(g.state.as_str()))
+                .with_group_type(wire_str(CLASSIC))
+        })
+        .collect();
+    ListGroupsResponse::default().with_groups(groups)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::{ApiKey, ResponseKind};
+
+    use crate::frame::encode_response;
+
+    #[test]
+    fn filters() {
+        let states = |s: &[&str]| {
+            ListGroupsRequest::default()
+                .with_states_filter(s.iter().map(|s| wire_str(*s)).collect())
+        };
+        assert_eq!(filter(&states(&[]), 4), Some(vec![]));
+        assert_eq!(filter(&states(&["stable"]), 3), Some(vec![]));
+        assert_eq!(
+            filter(&states(&["stable", "EMPTY", "bogus"]), 4),
+            Some(vec![GroupState::Empty, GroupState::Stable])
+        );
+        assert_eq!(filter(&states(&["bogus"]), 4), None);
+        let types = |t: &[&str]| {
+            ListGroupsRequest::default().with_types_filter(t.iter().map(|t| wire_str(*t)).collect())
+        };
+        assert_eq!(filter(&types(&["consumer"]), 5), None);
+        assert_eq!(filter(&types(&["Classic"]), 5), Some(vec![]));
+        assert_eq!(filter(&types(&["consumer"]), 4), Some(vec![]));
+    }
+
+    #[test]
+    fn responses_encode_at_every_version() {
+        for version in 0..=5 {
+            let response = response(vec![GroupListing {
+                group_id: "g".into(),
+                protocol_type: "consumer".into(),
+                state: GroupState::Stable,
+            }]);
+            encode_response(
+                ApiKey::ListGroups,
+                version,
+                1,
+                &ResponseKind::ListGroups(response),
+                0,
+            )
+            .unwrap_or_else(|e| panic!("v{version}: {e:?}"));
+        }
+    }
+}

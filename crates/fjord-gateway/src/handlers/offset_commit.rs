@@ -1,0 +1,174 @@
+//! OffsetCommit (key 8): store a group's consumed positions.
+//!
+//! v2–v4 carry a retention time, which Kafka 4 ignores and so do we; v6+
+//! carry the leader epoch; v7+ the static instance id. Partitions of topics
+//! or partitions that do not exist get UNKNOWN_TOPIC_OR_PARTITION without
+//! reaching the coordinator, as in Kafka; every other partition gets the
+//! coordinator's result (group errors repeat on each partition).
+
+use std::collections::HashMap;
+
+use fjord_broker::Broker;
+use fjord_broker::group::{self, GroupError, OffsetCommitPartition};
+use fjord_types::TopicPartition;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+
+use super::partition_registration;
+use crate::error_code::group_error;
+
+pub(crate) async fn handle(
+    broker: &Broker,
+    request: OffsetCommitRequest,
+    version: i16,
+) -> OffsetCommitResponse {
+    let image = broker.metadata();
+    let mut partitions = Vec::new();
+    for topic in &request.topics {
+        for p in &topic.partitions {
+            let tp = TopicPartition {
+                topic: topic.name.0.to_string(),
+                partition: p.partition_index,
+            };
+            if partition_registration(&image, &tp.topic, tp.partition).is_none() {
+                continue;
+            }
+            partitions.push(OffsetCommitPartition {
+                tp,
+                offset: p.committed_offset,
+                leader_epoch: (version >= 6 && p.committed_leader_epoch >= 0)
+                    .then_some(p.committed_leader_epoch),
+                metadata: p
+                    .committed_metadata
+                    .as_ref()
+                    .map(|m| m.to_string())
+                    .unwrap_or_default(),
+            });
+        }
+    }
+    let results: HashMap<TopicPartition, Result<(), GroupError>> = if partitions.is_empty() {
+        HashMap::new()
+    } else {
+        let req = group::OffsetCommitRequest {
+            group_id: request.group_id.0.to_string(),
+            generation_id: request.generation_id_or_member_epoch,
+            member_id: request.member_id.to_string(),
+            group_instance_id: request
+                .group_instance_id
+                .as_ref()
+                .filter(|_| version >= 7)
+                .map(|i| i.to_string()),
+            partitions,
+        };
+        broker.offset_commit(req).await.into_iter().collect()
+    };
+    response(&request, &results)
+}
+
+/// One entry per requested partition, in request order; partitions the
+/// coordinator did not see are unknown.
+fn response(
+    request: &OffsetCommitRequest,
+    results: &HashMap<TopicPartition, Result<(), GroupError>>,
+) -> OffsetCommitResponse {
+    let topics = request
+        .topics
+        .iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    let tp = TopicPartition {
+                        topic: topic.name.0.to_string(),
+                        partition: p.partition_index,
+                    };
+                    let code = match results.get(&tp) {
+                        Some(Ok(())) => 0,
+                        Some(Err(err)) => {
+                            tracing::debug!(%err, ?tp, "OffsetCommit failed");
+                            group_error(err).code()
+                        }
+                        None => ResponseError::UnknownTopicOrPartition.code(),
+                    };
+                    OffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(code)
+                })
+                .collect();
+            OffsetCommitResponseTopic::default()
+                .with_name(topic.name.clone())
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetCommitResponse::default().with_topics(topics)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::{ApiKey, ResponseKind};
+
+    use crate::frame::encode_response;
+    use crate::handlers::wire_name;
+
+    fn request() -> OffsetCommitRequest {
+        OffsetCommitRequest::default().with_topics(vec![
+            OffsetCommitRequestTopic::default()
+                .with_name(wire_name("t"))
+                .with_partitions(vec![
+                    OffsetCommitRequestPartition::default().with_partition_index(0),
+                    OffsetCommitRequestPartition::default().with_partition_index(1),
+                    OffsetCommitRequestPartition::default().with_partition_index(2),
+                ]),
+        ])
+    }
+
+    fn results() -> HashMap<TopicPartition, Result<(), GroupError>> {
+        let tp = |partition| TopicPartition {
+            topic: "t".into(),
+            partition,
+        };
+        HashMap::from([
+            (tp(0), Ok(())),
+            (
+                tp(1),
+                Err(GroupError::IllegalGeneration {
+                    generation_id: 1,
+                    current: 2,
+                }),
+            ),
+        ])
+    }
+
+    #[test]
+    fn per_partition_codes() {
+        let response = response(&request(), &results());
+        let codes: Vec<i16> = response.topics[0]
+            .partitions
+            .iter()
+            .map(|p| p.error_code)
+            .collect();
+        assert_eq!(codes, vec![0, 22, 3]);
+    }
+
+    #[test]
+    fn responses_encode_at_every_version() {
+        for version in 2..=9 {
+            encode_response(
+                ApiKey::OffsetCommit,
+                version,
+                1,
+                &ResponseKind::OffsetCommit(response(&request(), &results())),
+                0,
+            )
+            .unwrap_or_else(|e| panic!("v{version}: {e:?}"));
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! OffsetFetch (key 9): a group's committed positions.
+//!
+//! v1–v7 ask for one group, v8+ batch groups. Null topics (v2+) ask for
+//! every committed offset. Partitions without a commit answer offset -1.
+//! A group error goes to the top-level code from v2, to the group's code
+//! from v8, and onto every partition at v1 (which has no top-level code).
+//! `require_stable` (v7+) is accepted and ignored: without transactions
+//! there are no pending offsets to wait for. The v9 member id and epoch
+//! belong to KIP-848 groups, which do not exist here.
+
+use std::collections::BTreeMap;
+
+use fjord_broker::Broker;
+use fjord_broker::group::{self, CommittedOffset, GroupError};
+use fjord_types::TopicPartition;
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use super::{wire_name, wire_str};
+use crate::error_code::group_error;
+
+/// One partition's answer: the committed offset, or the error.
+type Fetched = Vec<(TopicPartition, Result<Option<CommittedOffset>, GroupError>)>;
+
+pub(crate) async fn handle(
+    broker: &Broker,
+    request: OffsetFetchRequest,
+    version: i16,
+) -> OffsetFetchResponse {
+    if version >= 8 {
+        let mut groups = Vec::with_capacity(request.groups.len());
+        for g in request.groups {
+            let partitions = g.topics.map(|topics| {
+                topics
+                    .into_iter()
+                    .flat_map(|t| {
+                        let name = t.name.0.to_string();
+                        t.partition_indexes
+                            .into_iter()
+                            .map(move |partition| TopicPartition {
+                                topic: name.clone(),
+                                partition,
+                            })
+                    })
+                    .collect()
+            });
+            let fetched = fetch(broker, g.group_id.0.to_string(), partitions).await;
+            groups.push(group_v8(g.group_id, fetched));
+        }
+        return OffsetFetchResponse::default().with_groups(groups);
+    }
+    let partitions = request.topics.map(|topics| {
+        topics
+            .into_iter()
+            .flat_map(|t| {
+                let name = t.name.0.to_string();
+                t.partition_indexes
+                    .into_iter()
+                    .map(move |partition| TopicPartition {
+                        topic: name.clone(),
+                        partition,
+                    })
+            })
+            .collect::<Vec<_>>()
+    });
+    let requested = partitions.clone();
+    let fetched = fetch(broker, request.group_id.0.to_string(), partitions).await;
+    response_v1(fetched, requested, version)
+}
+
+async fn fetch(
+    broker: &Broker,
+    group_id: String,
+    partitions: Option<Vec<TopicPartition>>,
+) -> Result<Fetched, GroupError> {
+    let fetched = broker
+        .offset_fetch(group::OffsetFetchRequest {
+            group_id,
+            partitions,
+        })
+        .await;
+    fetched.map(|offsets| offsets.into_iter().map(|(tp, o)| (tp, Ok(o))).collect())
+}
+
+/// The partitions grouped by topic, topics in first-seen order.
+fn by_topic<T>(partitions: Vec<(TopicPartition, T)>) -> Vec<(String, Vec<(i32, T)>)> {
+    let mut order: Vec<(String, Vec<(i32, T)>)> = Vec::new();
+    let mut index: BTreeMap<String, usize> = BTreeMap::new();
+    for (tp, value) in partitions {
+        let i = *index.entry(tp.topic.clone()).or_insert_with(|| {
+            order.push((tp.topic.clone(), Vec::new()));
+            order.len() - 1
+        });
+        order[i].1.push((tp.partition, value));
+    }
+    order
+}
+
+/// (offset, leader epoch, metadata, error code) of one partition.
+fn fields(result: Result<Option<CommittedOffset>, GroupError>) -> (i64, i32, StrBytes, i16) {
+    match result {
+        Ok(Some(c)) => (
+            c.offset,
+            c.leader_epoch.unwrap_or(-1),
+            wire_str(c.metadata),
+            0,
+        ),
+        Ok(None) => (-1, -1, StrBytes::default(), 0),
+        Err(err) => (-1, -1, StrBytes::default(), group_error(&err).code()),
+    }
+}
+
+fn response_v1(
+    fetched: Result<Fetched, GroupError>,
+    requested: Option<Vec<TopicPartition>>,
+    version: i16,
+) -> OffsetFetchResponse {
+    let (partitions, error) = match fetched {
+        Ok(partitions) => (partitions, None),
+        Err(err) => {
+            tracing::debug!(%err, "OffsetFetch failed");
+            // v1 has no top-level code: the error goes on every partition.
+            let partitions = if version < 2 {
+                requested
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|tp| (tp, Err(err.clone())))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            (partitions, Some(err))
+        }
+    };
+    let topics = by_topic(partitions)
+        .into_iter()
+        .map(|(topic, partitions)| {
+            let partitions = partitions
+                .into_iter()
+                .map(|(partition, result)| {
+                    let (offset, epoch, metadata, code) = fields(result);
+                    OffsetFetchResponsePartition::default()
+                        .with_partition_index(partition)
+                        .with_committed_offset(offset)
+                        .with_committed_leader_epoch(epoch)
+                        .with_metadata(Some(metadata))
+                        .with_error_code(code)
+                })
+                .collect();
+            OffsetFetchResponseTopic::default()
+                .with_name(wire_name(&topic))
+                .with_partitions(partitions)
+        })
+        .collect();
+    let code = match (&error, version) {
+        (Some(err), 2..) => group_error(err).code(),
+        _ => 0,
+    };
+    OffsetFetchResponse::default()
+        .with_topics(topics)
+        .with_error_code(code)
+}
+
+fn group_v8(group_id: GroupId, fetched: Result<Fetched, GroupError>) -> OffsetFetchResponseGroup {
+    let (partitions, code) = match fetched {
+        Ok(partitions) => (partitions, 0),
+        Err(err) => {
+            tracing::debug!(%err, "OffsetFetch failed");
+            (Vec::new(), group_error(&err).code())
+        }
+    };
+    let topics = by_topic(partitions)
+        .into_iter()
+        .map(|(topic, partitions)| {
+            let partitions = partitions
+                .into_iter()
+                .map(|(partition, result)| {
+                    let (offset, epoch, metadata, code) = fields(result);
+                    OffsetFetchResponsePartitions::default()
+                        .with_partition_index(partition)
+                        .with_committed_offset(offset)
+                        .with_committed_leader_epoch(epoch)
+                        .with_metadata(Some(metadata))
+                        .with_error_code(code)
+                })
+                .collect();
+            OffsetFetchResponseTopics::default()
+                .with_name(wire_name(&topic))
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetFetchResponseGroup::default()
+        .with_group_id(group_id)
+        .with_topics(topics)
+        .with_error_code(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::{ApiKey, ResponseKind};
+
+    use crate::frame::encode_response;
+
+    fn tp(topic: &str, partition: i32) -> TopicPartition {
+        TopicPartition {
+            topic: topic.into(),
+            partition,
+        }
+    }
+
+    fn fetched() -> Fetched {
+        vec![
+            (
+                tp("a", 0),
+                Ok(Some(CommittedOffset {
+                    offset: 42,
+                    leader_epoch: Some(3),
+                    metadata: "m".into(),
+                    commit_timestamp_ms: 1,
+                })),
+            ),
+            (tp("b", 0), Ok(None)),
+            (tp("a", 1), Ok(None)),
+        ]
+    }
+
+    #[test]
+    fn groups_by_topic_and_places_errors() {
+        let ok = response_v1(Ok(fetched()), None, 7);
+        assert_eq!(ok.topics.len(), 2);
+        assert_eq!(ok.topics[0].name.0.as_str(), "a");
+        assert_eq!(ok.topics[0].partitions.len(), 2);
+        assert_eq!(ok.topics[0].partitions[0].committed_offset, 42);
+        assert_eq!(ok.topics[0].partitions[1].committed_offset, -1);
+
+        let requested = Some(vec![tp("a", 0)]);
+        let v1 = response_v1(Err(GroupError::NotCoordinator), requested.clone(), 1);
+        assert_eq!(v1.error_code, 0);
+        assert_eq!(v1.topics[0].partitions[0].error_code, 16);
+        let v2 = response_v1(Err(GroupError::NotCoordinator), requested, 2);
+        assert_eq!(v2.error_code, 16);
+        assert!(v2.topics.is_empty());
+
+        let v8 = group_v8(GroupId(wire_str("g")), Err(GroupError::NotCoordinator));
+        assert_eq!(v8.error_code, 16);
+    }
+
+    #[test]
+    fn responses_encode_at_every_version() {
+        for version in 1..=9 {
+            let responses = if version >= 8 {
+                vec![OffsetFetchResponse::default().with_groups(vec![
+                    group_v8(GroupId(wire_str("g")), Ok(fetched())),
+                    group_v8(GroupId(wire_str("h")), Err(GroupError::NotCoordinator)),
+                ])]
+            } else {
+                vec![
+                    response_v1(Ok(fetched()), None, version),
+                    response_v1(
+                        Err(GroupError::NotCoordinator),
+                        Some(vec![tp("a", 0)]),
+                        version,
+                    ),
+                ]
+            };
+            for response in responses {
+                encode_response(
+                    ApiKey::OffsetFetch,
+                    version,
+                    1,
+                    &ResponseKind::OffsetFetch(response),
+                    0,
+                )
+                .unwrap_or_else(|e| panic!("v{version}: {e:?}"));
+            }
+        }
+    }
+}
