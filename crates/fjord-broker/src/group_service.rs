@@ -370,25 +370,43 @@ impl Broker {
         reply
     }
 
-    pub async fn join_group(
+    /// Persist a Join/Sync call's effects, release the coordinator, and
+    /// answer now or once the phase completes (the parked token is
+    /// registered before the lock is released, so no answer is missed).
+    async fn answer_parked<R>(
         &self,
-        mut req: JoinGroupRequest,
-    ) -> Result<JoinGroupResult, GroupError> {
-        let mut state = self.coordinator_for(&req.group_id).await?;
-        req.token = self.groups().token();
-        let token = req.token;
-        let output = state.coordinator.join_group(req, now_ms());
+        state: tokio::sync::MutexGuard<'_, State>,
+        output: CoordinatorOutput<Reply<Result<R, GroupError>>>,
+        token: RequestToken,
+        unpack: fn(DelayedResponse) -> Option<Result<R, GroupError>>,
+    ) -> Result<R, GroupError> {
         let parked = matches!(output.reply, Reply::Pending).then(|| self.groups().park(token));
         let reply = self.finish(output).await;
         drop(state);
         match (reply, parked) {
             (Reply::Now(result), _) => result,
-            (Reply::Pending, Some(rx)) => match rx.await {
-                Ok(DelayedResponse::Join { result, .. }) => result,
-                _ => Err(GroupError::CoordinatorNotAvailable),
-            },
+            (Reply::Pending, Some(rx)) => rx
+                .await
+                .ok()
+                .and_then(unpack)
+                .unwrap_or(Err(GroupError::CoordinatorNotAvailable)),
             (Reply::Pending, None) => Err(GroupError::CoordinatorNotAvailable),
         }
+    }
+
+    pub async fn join_group(
+        &self,
+        mut req: JoinGroupRequest,
+    ) -> Result<JoinGroupResult, GroupError> {
+        let mut state = self.coordinator_for(&req.group_id).await?;
+        let token = self.groups().token();
+        req.token = token;
+        let output = state.coordinator.join_group(req, now_ms());
+        self.answer_parked(state, output, token, |delayed| match delayed {
+            DelayedResponse::Join { result, .. } => Some(result),
+            DelayedResponse::Sync { .. } => None,
+        })
+        .await
     }
 
     pub async fn sync_group(
@@ -396,20 +414,14 @@ impl Broker {
         mut req: SyncGroupRequest,
     ) -> Result<SyncGroupResult, GroupError> {
         let mut state = self.coordinator_for(&req.group_id).await?;
-        req.token = self.groups().token();
-        let token = req.token;
+        let token = self.groups().token();
+        req.token = token;
         let output = state.coordinator.sync_group(req, now_ms());
-        let parked = matches!(output.reply, Reply::Pending).then(|| self.groups().park(token));
-        let reply = self.finish(output).await;
-        drop(state);
-        match (reply, parked) {
-            (Reply::Now(result), _) => result,
-            (Reply::Pending, Some(rx)) => match rx.await {
-                Ok(DelayedResponse::Sync { result, .. }) => result,
-                _ => Err(GroupError::CoordinatorNotAvailable),
-            },
-            (Reply::Pending, None) => Err(GroupError::CoordinatorNotAvailable),
-        }
+        self.answer_parked(state, output, token, |delayed| match delayed {
+            DelayedResponse::Sync { result, .. } => Some(result),
+            DelayedResponse::Join { .. } => None,
+        })
+        .await
     }
 
     pub async fn heartbeat(&self, req: HeartbeatRequest) -> Result<(), GroupError> {
@@ -534,15 +546,14 @@ mod tests {
 
     #[test]
     fn partition_for_matches_kafka() {
-        // Java: "my-group".hashCode() == 1177085227? computed below from the definition.
+        // Java's String.hashCode by definition, and values computed with an
+        // independent implementation (UTF-16 code units, 32-bit wrap).
         assert_eq!(java_string_hash(""), 0);
-        assert_eq!(java_string_hash("a"), 97);
         assert_eq!(java_string_hash("ab"), 97 * 31 + 98);
-        // Kafka places console-consumer groups etc. by abs(hash) % 50.
-        for group in ["my-group", "g", "orders-consumers", "ünïcode"] {
-            let p = partition_for(group, 50);
-            assert!((0..50).contains(&p), "{group} -> {p}");
-        }
+        assert_eq!(java_string_hash("my-group"), -1_906_497_762);
+        assert_eq!(partition_for("my-group", 50), 12);
+        assert_eq!(java_string_hash("ünïcode"), -609_351_766);
+        assert_eq!(partition_for("ünïcode", 50), 16);
         assert_eq!(partition_for("x", 1), 0);
     }
 }
