@@ -39,6 +39,19 @@ impl TopicLayout {
         i32::try_from(self.partitions.len()).unwrap_or(i32::MAX)
     }
 
+    /// The partitions a command works on: `only` if given (it must exist),
+    /// else all of them in order.
+    pub(crate) fn select_partitions(&self, only: Option<i32>, op: &str) -> Result<Vec<i32>> {
+        match only {
+            Some(p) if self.partitions.contains_key(&p) => Ok(vec![p]),
+            Some(p) => Err(anyhow!(
+                "{op}: partition {p} does not exist (the topic has {} partitions)",
+                self.partitions.len()
+            )),
+            None => Ok(self.partitions.keys().copied().collect()),
+        }
+    }
+
     /// The first partition error or missing leader, if any: the topic is
     /// not ready for produce or fetch yet.
     fn not_ready(&self) -> Option<KafkaError> {

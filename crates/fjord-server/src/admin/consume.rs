@@ -127,17 +127,7 @@ pub(super) async fn consume_to<W: AsyncWrite + Unpin>(
     let op = format!("consume from {}", args.topic);
     let mut cluster = Cluster::connect(connect).await?;
     let layout = cluster.topic_ready(&args.topic, &op).await?;
-    let partitions: Vec<i32> = match args.partition {
-        Some(p) => {
-            ensure!(
-                layout.partitions.contains_key(&p),
-                "{op}: partition {p} does not exist (the topic has {} partitions)",
-                layout.partitions.len()
-            );
-            vec![p]
-        }
-        None => layout.partitions.keys().copied().collect(),
-    };
+    let partitions = layout.select_partitions(args.partition, &op)?;
     let mut consumer = Consumer {
         op,
         cluster,

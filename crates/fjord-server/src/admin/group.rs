@@ -31,8 +31,9 @@ use super::cluster::{Cluster, TopicLayout};
 use super::error::{KafkaError, error_name};
 use super::group_describe::{
     GroupDescription, MemberInfo, PlannedReset, clamp_offset, decode_assignment,
-    format_description, format_plan, partition_rows, render_table,
+    format_description, format_plan, partition_rows,
 };
+use super::table::render_table;
 
 /// Error codes the group commands react to.
 const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
@@ -678,17 +679,7 @@ async fn reset_offsets(
     let group = args.group.as_str();
     let op = format!("reset offsets of group {group} on topic {}", args.topic);
     let layout = cluster.topic(&args.topic, &op).await?;
-    let partitions: Vec<i32> = match args.partition {
-        Some(p) => {
-            ensure!(
-                layout.partitions.contains_key(&p),
-                "{op}: partition {p} does not exist (the topic has {} partitions)",
-                layout.partitions.len()
-            );
-            vec![p]
-        }
-        None => layout.partitions.keys().copied().collect(),
-    };
+    let partitions = layout.select_partitions(args.partition, &op)?;
     let (state, current) =
         with_coordinator(cluster, group, timeout, async |c: &mut Coordinator| {
             let described = describe_group(c, group).await?;

@@ -30,6 +30,7 @@ mod group;
 mod group_describe;
 mod partitioner;
 mod produce;
+mod table;
 mod topic;
 
 use std::time::Duration;

@@ -124,13 +124,7 @@ pub(super) async fn produce_from<R: AsyncBufRead + Unpin>(
     let op = format!("produce to {}", args.topic);
     let mut cluster = Cluster::connect(connect).await?;
     let layout = cluster.topic_ready(&args.topic, &op).await?;
-    if let Some(p) = args.partition {
-        ensure!(
-            layout.partitions.contains_key(&p),
-            "{op}: partition {p} does not exist (the topic has {} partitions)",
-            layout.partitions.len()
-        );
-    }
+    layout.select_partitions(args.partition, &op)?;
     let mut producer = Producer {
         server_timeout_ms: i32::try_from(connect.request_timeout_ms.saturating_mul(3) / 4)
             .unwrap_or(i32::MAX),

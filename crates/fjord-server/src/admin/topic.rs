@@ -17,6 +17,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::ConnectArgs;
 use super::cluster::{Cluster, TopicLayout};
 use super::error::KafkaError;
+use super::table::render_table;
 
 /// `resource_type` of a topic in DescribeConfigs.
 const RESOURCE_TYPE_TOPIC: i8 = 2;
@@ -389,33 +390,6 @@ fn format_description(layout: &TopicLayout, configs: &Result<Vec<ConfigEntry>>) 
         Err(e) => {
             let _ = writeln!(out, "Configs: unavailable: {e:#}");
         }
-    }
-    out
-}
-
-/// Left-aligned columns separated by two spaces; no trailing blanks.
-fn render_table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            if let Some(w) = widths.get_mut(i) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-    }
-    let mut out = String::new();
-    let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
-    for row in std::iter::once(&header).chain(rows) {
-        let mut line = String::new();
-        for (i, cell) in row.iter().enumerate() {
-            if i > 0 {
-                line.push_str("  ");
-            }
-            let width = widths.get(i).copied().unwrap_or(0);
-            let _ = write!(line, "{cell:<width$}");
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
     }
     out
 }
