@@ -82,6 +82,26 @@ pub fn group_error(err: &GroupError) -> ResponseError {
     }
 }
 
+/// The code of one partition in a group call's per-partition results; a
+/// partition the coordinator did not see (unknown topic) is
+/// UNKNOWN_TOPIC_OR_PARTITION.
+pub fn partition_group_result(
+    results: &std::collections::HashMap<
+        fjord_types::TopicPartition,
+        Result<(), fjord_broker::group::GroupError>,
+    >,
+    tp: &fjord_types::TopicPartition,
+) -> i16 {
+    match results.get(tp) {
+        Some(Ok(())) => 0,
+        Some(Err(err)) => {
+            tracing::debug!(%err, %tp, "group call failed for a partition");
+            group_error(err).code()
+        }
+        None => ResponseError::UnknownTopicOrPartition.code(),
+    }
+}
+
 /// The message Kafka would put next to an admin error code: the error's
 /// own text with its causes, for the client to show.
 pub fn admin_error_message(err: &AdminError) -> String {

@@ -11,14 +11,13 @@ use std::collections::HashMap;
 use fjord_broker::Broker;
 use fjord_broker::group::{self, GroupError, OffsetCommitPartition};
 use fjord_types::TopicPartition;
-use kafka_protocol::ResponseError;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
 use super::partition_registration;
-use crate::error_code::group_error;
+use crate::error_code::partition_group_result;
 
 pub(crate) async fn handle(
     broker: &Broker,
@@ -86,14 +85,7 @@ fn response(
                         topic: topic.name.0.to_string(),
                         partition: p.partition_index,
                     };
-                    let code = match results.get(&tp) {
-                        Some(Ok(())) => 0,
-                        Some(Err(err)) => {
-                            tracing::debug!(%err, ?tp, "OffsetCommit failed");
-                            group_error(err).code()
-                        }
-                        None => ResponseError::UnknownTopicOrPartition.code(),
-                    };
+                    let code = partition_group_result(results, &tp);
                     OffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)
                         .with_error_code(code)

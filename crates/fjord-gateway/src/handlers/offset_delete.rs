@@ -8,14 +8,13 @@ use std::collections::HashMap;
 use fjord_broker::Broker;
 use fjord_broker::group::{GroupError, PartitionResults};
 use fjord_types::TopicPartition;
-use kafka_protocol::ResponseError;
 use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
 use super::partition_registration;
-use crate::error_code::group_error;
+use crate::error_code::{group_error, partition_group_result};
 
 pub(crate) async fn handle(broker: &Broker, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
     let image = broker.metadata();
@@ -59,11 +58,7 @@ fn response(
                         topic: topic.name.0.to_string(),
                         partition: p.partition_index,
                     };
-                    let code = match results.get(&tp) {
-                        Some(Ok(())) => 0,
-                        Some(Err(err)) => group_error(err).code(),
-                        None => ResponseError::UnknownTopicOrPartition.code(),
-                    };
+                    let code = partition_group_result(&results, &tp);
                     OffsetDeleteResponsePartition::default()
                         .with_partition_index(p.partition_index)
                         .with_error_code(code)
