@@ -56,6 +56,53 @@ pub enum MetadataCommand {
     /// Hand a broker the next block of `count` producer ids (Kafka's
     /// AllocateProducerIds), so ids stay unique across brokers and restarts.
     AllocateProducerIds { broker_id: BrokerId, count: i32 },
+    /// The active controller saw no heartbeat from the broker for the session timeout:
+    /// it gets no leaderships, leaves every ISR it is not the last member of, and the
+    /// partitions it led elect new leaders from their ISR. Ignored (an error) when
+    /// `broker_epoch` is not the broker's current epoch.
+    FenceBroker {
+        broker_id: BrokerId,
+        broker_epoch: i64,
+    },
+    /// A fenced broker heartbeats again and has caught up with the metadata: it may
+    /// lead again. Partitions left without a leader whose ISR holds it elect it.
+    UnfenceBroker {
+        broker_id: BrokerId,
+        broker_epoch: i64,
+    },
+    /// Controlled shutdown (Kafka's `wantShutDown` heartbeat): as `FenceBroker`, asked
+    /// for by the broker itself before it stops.
+    ControlledShutdown {
+        broker_id: BrokerId,
+        broker_epoch: i64,
+    },
+    /// Kafka's AlterPartition: the partition leader proposes a new ISR.
+    /// Compare-and-set: accepted only while `leader_epoch` and `partition_epoch` are
+    /// still the partition's current ones.
+    AlterPartition {
+        broker_id: BrokerId,
+        broker_epoch: i64,
+        topic_id: TopicId,
+        partition: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        new_isr: Vec<BrokerId>,
+    },
+    /// Kafka's ElectLeaders. `None` partitions: every partition of every topic.
+    ElectLeaders {
+        election: ElectionType,
+        partitions: Option<Vec<(TopicId, i32)>>,
+    },
+}
+
+/// Which leader an [`MetadataCommand::ElectLeaders`] looks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ElectionType {
+    /// The first replica, if it is live and in the ISR.
+    Preferred,
+    /// Any live replica, even out of the ISR, for partitions without a leader
+    /// (may lose acknowledged records; Kafka's `unclean.leader.election.enable`).
+    Unclean,
 }
 
 impl fmt::Display for MetadataCommand {
@@ -98,6 +145,38 @@ impl fmt::Display for MetadataCommand {
             MetadataCommand::AllocateProducerIds { broker_id, count } => {
                 write!(f, "AllocateProducerIds({broker_id}, {count})")
             }
+            MetadataCommand::FenceBroker {
+                broker_id,
+                broker_epoch,
+            } => write!(f, "FenceBroker({broker_id}, epoch {broker_epoch})"),
+            MetadataCommand::UnfenceBroker {
+                broker_id,
+                broker_epoch,
+            } => write!(f, "UnfenceBroker({broker_id}, epoch {broker_epoch})"),
+            MetadataCommand::ControlledShutdown {
+                broker_id,
+                broker_epoch,
+            } => write!(f, "ControlledShutdown({broker_id}, epoch {broker_epoch})"),
+            MetadataCommand::AlterPartition {
+                broker_id,
+                topic_id,
+                partition,
+                new_isr,
+                ..
+            } => write!(
+                f,
+                "AlterPartition({topic_id}-{partition} by {broker_id}, isr {new_isr:?})"
+            ),
+            MetadataCommand::ElectLeaders {
+                election,
+                partitions,
+            } => write!(
+                f,
+                "ElectLeaders({election:?}, {} partitions)",
+                partitions
+                    .as_ref()
+                    .map_or("all".to_string(), |p| p.len().to_string())
+            ),
         }
     }
 }
@@ -136,9 +215,50 @@ pub enum MetadataResponse {
         first_producer_id: i64,
         count: i32,
     },
+    /// A broker's fencing state changed (FenceBroker, UnfenceBroker,
+    /// ControlledShutdown); `leaders_moved` partitions got a new leader (or none).
+    BrokerFencingChanged {
+        broker_id: BrokerId,
+        fenced: bool,
+        leaders_moved: usize,
+    },
+    /// AlterPartition accepted: the partition's state as now committed.
+    PartitionAltered {
+        topic_id: TopicId,
+        partition: i32,
+        leader: BrokerId,
+        leader_epoch: i32,
+        isr: Vec<BrokerId>,
+        partition_epoch: i32,
+    },
+    /// ElectLeaders: per partition, the leader now (or why none was elected).
+    LeadersElected {
+        results: Vec<ElectionResult>,
+    },
     /// The command was committed but rejected by validation; the image is unchanged
     /// except for `metadata_offset`.
     Error(MetadataError),
+}
+
+/// One partition's outcome of an [`MetadataCommand::ElectLeaders`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ElectionResult {
+    pub topic_id: TopicId,
+    pub partition: i32,
+    pub outcome: Result<BrokerId, ElectionError>,
+}
+
+/// Why a partition got no (new) leader from ElectLeaders (Kafka's error codes).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ElectionError {
+    #[error("unknown topic or partition")]
+    UnknownTopicOrPartition,
+    /// Kafka's ELECTION_NOT_NEEDED: the wanted leader already leads.
+    #[error("election not needed")]
+    ElectionNotNeeded,
+    /// Kafka's PREFERRED_LEADER_NOT_AVAILABLE / ELIGIBLE_LEADERS_NOT_AVAILABLE.
+    #[error("no eligible leader available")]
+    EligibleLeadersNotAvailable,
 }
 
 impl MetadataResponse {
@@ -188,6 +308,41 @@ pub enum MetadataError {
         "producer id block of {count} ids requested by broker {broker_id}: must be positive, from a registered broker"
     )]
     InvalidProducerIdBlock { broker_id: BrokerId, count: i32 },
+    /// Kafka's STALE_BROKER_EPOCH (or an unknown broker).
+    #[error("broker {broker_id} epoch {broker_epoch} is not current")]
+    StaleBrokerEpoch {
+        broker_id: BrokerId,
+        broker_epoch: i64,
+    },
+    #[error("rejected AlterPartition: {reason}")]
+    AlterPartition { reason: AlterPartitionError },
+}
+
+/// Why an AlterPartition was rejected, in Kafka's validation order; each maps to
+/// the Kafka error code named.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum AlterPartitionError {
+    /// UNKNOWN_TOPIC_ID / UNKNOWN_TOPIC_OR_PARTITION.
+    #[error("unknown topic or partition")]
+    UnknownTopicOrPartition,
+    /// NOT_LEADER_OR_FOLLOWER: the sender does not lead the partition.
+    #[error("broker {broker_id} is not the leader (leader is {leader})")]
+    NotLeader {
+        broker_id: BrokerId,
+        leader: BrokerId,
+    },
+    /// FENCED_LEADER_EPOCH: the leader epoch moved on.
+    #[error("leader epoch {given} is not current ({current})")]
+    FencedLeaderEpoch { given: i32, current: i32 },
+    /// INVALID_UPDATE_VERSION: the partition epoch moved on (someone else changed it).
+    #[error("partition epoch {given} is not current ({current})")]
+    InvalidUpdateVersion { given: i32, current: i32 },
+    /// INVALID_REQUEST: the ISR must hold the leader and only replicas, once each.
+    #[error("invalid ISR {isr:?}: {why}")]
+    InvalidIsr { isr: Vec<BrokerId>, why: String },
+    /// INELIGIBLE_REPLICA: a fenced or shutting-down broker may not join the ISR.
+    #[error("broker {broker_id} is fenced or shutting down and may not join the ISR")]
+    IneligibleReplica { broker_id: BrokerId },
 }
 
 /// Why a broker registration was rejected.

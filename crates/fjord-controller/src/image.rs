@@ -134,6 +134,11 @@ impl MetadataImage {
             MetadataCommand::AllocateProducerIds { broker_id, count } => {
                 self.allocate_producer_ids(*broker_id, *count)
             }
+            MetadataCommand::FenceBroker { .. }
+            | MetadataCommand::UnfenceBroker { .. }
+            | MetadataCommand::ControlledShutdown { .. }
+            | MetadataCommand::AlterPartition { .. }
+            | MetadataCommand::ElectLeaders { .. } => self.apply_partition_change(cmd),
         };
         result.unwrap_or_else(MetadataResponse::Error)
     }

@@ -58,6 +58,7 @@
 
 mod command;
 mod controller;
+mod election;
 mod image;
 mod log_store;
 mod network;
@@ -66,6 +67,10 @@ mod snapshot_store;
 mod state_machine;
 mod types;
 
+pub use command::AlterPartitionError;
+pub use command::ElectionError;
+pub use command::ElectionResult;
+pub use command::ElectionType;
 pub use command::MetadataCommand;
 pub use command::MetadataError;
 pub use command::MetadataResponse;
