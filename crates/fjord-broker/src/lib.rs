@@ -35,6 +35,7 @@
 mod admin;
 mod broker;
 pub mod config;
+mod elect_leaders;
 pub mod error;
 pub mod group;
 pub mod group_service;
@@ -52,6 +53,9 @@ pub mod types;
 
 pub use broker::Broker;
 pub use config::{AdvertisedListener, BrokerConfig, REPLICATION_LISTENER, ReplicationConfig};
+pub use elect_leaders::ElectionOutcome;
 pub use error::{AdminError, BrokerError, PartitionError};
-pub use fjord_controller::{MetadataImage, PartitionRegistration, TopicImage};
+pub use fjord_controller::{
+    ElectionError, ElectionType, MetadataImage, PartitionRegistration, TopicImage,
+};
 pub use types::*;

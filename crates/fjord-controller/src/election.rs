@@ -294,6 +294,38 @@ impl MetadataImage {
         }
     }
 
+    /// Kafka's `auto.leader.rebalance.enable` check: the partitions whose preferred
+    /// (first) replica is live and in sync but does not lead, for every broker whose
+    /// share of such partitions exceeds `max_imbalance_percent`
+    /// (`leader.imbalance.per.broker.percentage`, default 10).
+    pub fn preferred_leader_imbalance(&self, max_imbalance_percent: u32) -> Vec<(TopicId, i32)> {
+        let live = self.live_set();
+        // Per preferred broker: (partitions it should lead, of those: led elsewhere but movable).
+        let mut per_broker: std::collections::BTreeMap<BrokerId, (u64, Vec<(TopicId, i32)>)> =
+            std::collections::BTreeMap::new();
+        for (&topic_id, topic) in &self.topics {
+            for (partition, p) in (0..).zip(&topic.partitions) {
+                let Some(&preferred) = p.replicas.first() else {
+                    continue;
+                };
+                let entry = per_broker.entry(preferred).or_default();
+                entry.0 += 1;
+                if p.leader != preferred && p.isr.contains(&preferred) && live.contains(&preferred)
+                {
+                    entry.1.push((topic_id, partition));
+                }
+            }
+        }
+        per_broker
+            .into_values()
+            .filter(|(total, movable)| {
+                // movable / total > percent / 100, in integers.
+                (movable.len() as u64) * 100 > u64::from(max_imbalance_percent) * total
+            })
+            .flat_map(|(_, movable)| movable)
+            .collect()
+    }
+
     fn live_set(&self) -> Vec<BrokerId> {
         self.brokers
             .values()
@@ -856,6 +888,27 @@ mod tests {
         assert_eq!(outcomes(unclean), vec![(3, Ok(2))]);
         assert_eq!(state(&img, 3), (2, vec![2], 6, 9));
         assert_eq!(part(&img, 4).leader, NO_BROKER);
+    }
+
+    #[test]
+    fn preferred_leader_imbalance_follows_kafkas_ratio() {
+        // Broker 1 prefers 4 partitions; it leads 2, and of the 2 others one has it
+        // in sync (movable). 1/4 = 25% > 10%: that one is reported.
+        let img = image(
+            &[],
+            &[
+                (&[1, 2], &[1, 2], 1),
+                (&[1, 2], &[1, 2], 1),
+                (&[1, 2], &[1, 2], 2),
+                (&[1, 2], &[2], 2),
+                (&[2, 1], &[2, 1], 2),
+            ],
+        );
+        assert_eq!(img.preferred_leader_imbalance(10), vec![(T, 2)]);
+        assert_eq!(img.preferred_leader_imbalance(25), vec![]);
+        // A fenced preferred replica cannot take over.
+        let fenced = image(&[1], &[(&[1, 2], &[1, 2], 2)]);
+        assert_eq!(fenced.preferred_leader_imbalance(0), vec![]);
     }
 
     #[test]
