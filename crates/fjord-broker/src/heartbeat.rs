@@ -18,7 +18,7 @@ use crate::broker::{Broker, register};
 const SHUTDOWN_POLL: Duration = Duration::from_millis(200);
 
 impl Broker {
-    async fn heartbeat(&self, want_shut_down: bool) -> Option<HeartbeatState> {
+    async fn broker_heartbeat(&self, want_shut_down: bool) -> Option<HeartbeatState> {
         let beat = Heartbeat {
             broker_id: self.node_id(),
             broker_epoch: self.broker_epoch(),
@@ -45,13 +45,16 @@ impl Broker {
                     _ = cancel.cancelled() => return,
                     _ = ticks.tick() => {}
                 }
-                let Some(state) = broker.heartbeat(false).await else {
+                let Some(state) = broker.broker_heartbeat(false).await else {
                     continue;
                 };
                 if state.stale_broker_epoch {
                     // The controller no longer knows this incarnation (e.g.
                     // its registration was lost): register again.
-                    tracing::warn!(epoch = broker.broker_epoch(), "broker epoch is stale; registering again");
+                    tracing::warn!(
+                        epoch = broker.broker_epoch(),
+                        "broker epoch is stale; registering again"
+                    );
                     match register(&broker.config, &broker.replication, &broker.controller).await {
                         Ok(epoch) => broker.broker_epoch.store(epoch, Ordering::Relaxed),
                         Err(err) => tracing::warn!(%err, "cannot register again"),
@@ -71,7 +74,7 @@ impl Broker {
     pub(crate) async fn controlled_shutdown(&self) {
         let deadline = Instant::now() + self.replication.controlled_shutdown_timeout;
         loop {
-            if let Some(state) = self.heartbeat(true).await
+            if let Some(state) = self.broker_heartbeat(true).await
                 && state.shutdown_ready
             {
                 tracing::info!("controlled shutdown complete");
