@@ -20,7 +20,7 @@ use crate::types::{ConfigEntry, ConfigSource, CreateTopicResult, CreatedTopic, N
 const BROKER_TOPIC_CONFIGS: &[&str] = &["min.insync.replicas", "unclean.leader.election.enable"];
 
 /// How long an admin call waits for its change to be applied locally.
-const APPLY_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const APPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn map_metadata_error(err: MetadataError) -> AdminError {
     match err {

@@ -31,6 +31,7 @@
 mod admin;
 mod broker;
 pub mod config;
+mod elect_leaders;
 pub mod error;
 pub mod group;
 pub mod group_service;
@@ -45,6 +46,9 @@ pub mod types;
 
 pub use broker::Broker;
 pub use config::{AdvertisedListener, BrokerConfig};
+pub use elect_leaders::ElectionOutcome;
 pub use error::{AdminError, BrokerError, PartitionError};
-pub use fjord_controller::{MetadataImage, PartitionRegistration, TopicImage};
+pub use fjord_controller::{
+    ElectionError, ElectionType, MetadataImage, PartitionRegistration, TopicImage,
+};
 pub use types::*;

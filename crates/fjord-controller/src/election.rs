@@ -1,19 +1,893 @@
-//! Partition leadership and ISR changes: broker fencing, controlled shutdown,
-//! AlterPartition and ElectLeaders, applied to the image as pure code.
+//! Partition leadership and ISR changes, applied to the image as pure code:
+//! broker fencing and unfencing, controlled shutdown, AlterPartition and
+//! ElectLeaders (Kafka's `ReplicationControlManager` rules).
+//!
+//! Every change to a partition's leader bumps its leader epoch; every change to
+//! its leader or ISR bumps its partition epoch (the compare-and-set version
+//! AlterPartition checks).
 
-use crate::command::MetadataCommand;
+use fjord_types::BrokerId;
+use fjord_types::NO_BROKER;
+use fjord_types::TopicId;
+
+use crate::command::AlterPartitionError;
+use crate::command::ElectionError;
+use crate::command::ElectionResult;
+use crate::command::ElectionType;
 use crate::command::MetadataError;
 use crate::command::MetadataResponse;
+use crate::image::BrokerRegistration;
 use crate::image::MetadataImage;
+use crate::image::PartitionRegistration;
+
+/// `unclean.leader.election.enable`: Kafka's topic config, default false.
+pub const UNCLEAN_LEADER_ELECTION: &str = "unclean.leader.election.enable";
+
+/// The two versions an AlterPartition compares and sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PartitionVersion {
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+}
 
 impl MetadataImage {
-    pub(crate) fn apply_partition_change(
+    /// FenceBroker and ControlledShutdown.
+    pub(crate) fn fence_broker(
         &mut self,
-        cmd: &MetadataCommand,
+        broker_id: BrokerId,
+        broker_epoch: i64,
     ) -> Result<MetadataResponse, MetadataError> {
-        let _ = cmd;
-        Err(MetadataError::InvalidClusterId {
-            cluster_id: String::new(),
+        self.check_broker_epoch(broker_id, broker_epoch)?;
+        Ok(self.fence(broker_id))
+    }
+
+    pub(crate) fn unfence_broker(
+        &mut self,
+        broker_id: BrokerId,
+        broker_epoch: i64,
+    ) -> Result<MetadataResponse, MetadataError> {
+        self.check_broker_epoch(broker_id, broker_epoch)?;
+        Ok(self.unfence(broker_id))
+    }
+
+    fn check_broker_epoch(
+        &self,
+        broker_id: BrokerId,
+        broker_epoch: i64,
+    ) -> Result<(), MetadataError> {
+        match self.brokers.get(&broker_id) {
+            Some(b) if b.broker_epoch == broker_epoch => Ok(()),
+            _ => Err(MetadataError::StaleBrokerEpoch {
+                broker_id,
+                broker_epoch,
+            }),
+        }
+    }
+
+    /// Whether `broker_id` may lead or join an ISR: registered and not fenced.
+    pub fn is_live(&self, broker_id: BrokerId) -> bool {
+        self.brokers.get(&broker_id).is_some_and(is_unfenced)
+    }
+
+    /// Fence `broker_id`: it leaves every ISR it is not the last member of (the last
+    /// one stays, so it can lead again when it returns with the data), and each
+    /// partition it led elects a new leader from the rest of its ISR, or goes
+    /// offline (leader -1) when none is live.
+    pub(crate) fn fence(&mut self, broker_id: BrokerId) -> MetadataResponse {
+        if let Some(b) = self.brokers.get_mut(&broker_id) {
+            b.fenced = true;
+        }
+        let live = self.live_set();
+        let mut leaders_moved = 0;
+        for topic in self.topics.values_mut() {
+            let unclean = unclean_enabled(&topic.configs);
+            for p in &mut topic.partitions {
+                if !p.replicas.contains(&broker_id) {
+                    continue;
+                }
+                let mut changed = false;
+                if p.isr.len() > 1 && p.isr.contains(&broker_id) {
+                    p.isr.retain(|&r| r != broker_id);
+                    changed = true;
+                }
+                if p.leader == broker_id {
+                    let next = choose_leader(p, &live, unclean);
+                    set_leader(p, next);
+                    leaders_moved += 1;
+                    changed = true;
+                }
+                if changed {
+                    p.partition_epoch += 1;
+                }
+            }
+        }
+        MetadataResponse::BrokerFencingChanged {
+            broker_id,
+            fenced: true,
+            leaders_moved,
+        }
+    }
+
+    /// Unfence `broker_id`: partitions left without a leader elect it when it is
+    /// in their ISR (or, with unclean election enabled, when it is a replica).
+    fn unfence(&mut self, broker_id: BrokerId) -> MetadataResponse {
+        if let Some(b) = self.brokers.get_mut(&broker_id) {
+            b.fenced = false;
+        }
+        let live = self.live_set();
+        let mut leaders_moved = 0;
+        for topic in self.topics.values_mut() {
+            let unclean = unclean_enabled(&topic.configs);
+            for p in &mut topic.partitions {
+                if p.leader == NO_BROKER && p.replicas.contains(&broker_id) {
+                    let next = choose_leader(p, &live, unclean);
+                    if next != NO_BROKER {
+                        set_leader(p, next);
+                        p.partition_epoch += 1;
+                        leaders_moved += 1;
+                    }
+                }
+            }
+        }
+        MetadataResponse::BrokerFencingChanged {
+            broker_id,
+            fenced: false,
+            leaders_moved,
+        }
+    }
+
+    /// Kafka's AlterPartition validation, in its order (broker epoch first); on
+    /// success the ISR is replaced and the partition epoch bumped (an unchanged
+    /// ISR changes nothing).
+    pub(crate) fn alter_partition(
+        &mut self,
+        broker_id: BrokerId,
+        broker_epoch: i64,
+        topic_id: TopicId,
+        partition: i32,
+        version: PartitionVersion,
+        new_isr: &[BrokerId],
+    ) -> Result<MetadataResponse, MetadataError> {
+        self.check_broker_epoch(broker_id, broker_epoch)?;
+        self.change_isr(broker_id, topic_id, partition, version, new_isr)
+            .map_err(|reason| MetadataError::AlterPartition { reason })
+    }
+
+    fn change_isr(
+        &mut self,
+        broker_id: BrokerId,
+        topic_id: TopicId,
+        partition: i32,
+        version: PartitionVersion,
+        new_isr: &[BrokerId],
+    ) -> Result<MetadataResponse, AlterPartitionError> {
+        let PartitionVersion {
+            leader_epoch,
+            partition_epoch,
+        } = version;
+        let live = self.live_set();
+        let p = usize::try_from(partition)
+            .ok()
+            .and_then(|i| self.topics.get_mut(&topic_id)?.partitions.get_mut(i))
+            .ok_or(AlterPartitionError::UnknownTopicOrPartition)?;
+        if p.leader != broker_id {
+            return Err(AlterPartitionError::NotLeader {
+                broker_id,
+                leader: p.leader,
+            });
+        }
+        if leader_epoch != p.leader_epoch {
+            return Err(AlterPartitionError::FencedLeaderEpoch {
+                given: leader_epoch,
+                current: p.leader_epoch,
+            });
+        }
+        if partition_epoch != p.partition_epoch {
+            return Err(AlterPartitionError::InvalidUpdateVersion {
+                given: partition_epoch,
+                current: p.partition_epoch,
+            });
+        }
+        let invalid = |why: &str| AlterPartitionError::InvalidIsr {
+            isr: new_isr.to_vec(),
+            why: why.to_owned(),
+        };
+        if !new_isr.contains(&broker_id) {
+            return Err(invalid("the leader must stay in the ISR"));
+        }
+        for (i, r) in new_isr.iter().enumerate() {
+            if !p.replicas.contains(r) {
+                return Err(invalid("every ISR member must be a replica"));
+            }
+            if new_isr[..i].contains(r) {
+                return Err(invalid("an ISR member is listed twice"));
+            }
+        }
+        // Only additions need to be live: a leader may always shrink.
+        if let Some(&ineligible) = new_isr
+            .iter()
+            .find(|r| !p.isr.contains(r) && !live.contains(r))
+        {
+            return Err(AlterPartitionError::IneligibleReplica {
+                broker_id: ineligible,
+            });
+        }
+        if !same_members(&p.isr, new_isr) {
+            // Keep replica order, so the ISR reads the same on every node.
+            p.isr = p
+                .replicas
+                .iter()
+                .copied()
+                .filter(|r| new_isr.contains(r))
+                .collect();
+            p.partition_epoch += 1;
+        }
+        Ok(MetadataResponse::PartitionAltered {
+            topic_id,
+            partition,
+            leader: p.leader,
+            leader_epoch: p.leader_epoch,
+            isr: p.isr.clone(),
+            partition_epoch: p.partition_epoch,
         })
+    }
+
+    /// Kafka's ElectLeaders. With `partitions == None` every partition is
+    /// considered and only the ones that got a new leader are reported.
+    pub(crate) fn elect_leaders(
+        &mut self,
+        election: ElectionType,
+        partitions: Option<&[(TopicId, i32)]>,
+    ) -> MetadataResponse {
+        let live = self.live_set();
+        let mut results = Vec::new();
+        let elect_one = |topic_id: TopicId,
+                         partition: i32,
+                         p: &mut PartitionRegistration,
+                         unclean_config: bool| {
+            let outcome = elect(p, election, &live, unclean_config);
+            ElectionResult {
+                topic_id,
+                partition,
+                outcome,
+            }
+        };
+        match partitions {
+            Some(list) => {
+                for &(topic_id, partition) in list {
+                    let found = self.topics.get_mut(&topic_id).and_then(|t| {
+                        let unclean = unclean_enabled(&t.configs);
+                        let p = t.partitions.get_mut(usize::try_from(partition).ok()?)?;
+                        Some((p, unclean))
+                    });
+                    results.push(match found {
+                        Some((p, unclean)) => elect_one(topic_id, partition, p, unclean),
+                        None => ElectionResult {
+                            topic_id,
+                            partition,
+                            outcome: Err(ElectionError::UnknownTopicOrPartition),
+                        },
+                    });
+                }
+            }
+            None => {
+                for (&topic_id, topic) in &mut self.topics {
+                    let unclean = unclean_enabled(&topic.configs);
+                    for (partition, p) in (0..).zip(&mut topic.partitions) {
+                        let result = elect_one(topic_id, partition, p, unclean);
+                        if result.outcome.is_ok() {
+                            results.push(result);
+                        }
+                    }
+                }
+            }
+        }
+        MetadataResponse::LeadersElected { results }
+    }
+
+    /// Registering a new incarnation of a known broker: the old process is gone,
+    /// so it is fenced first (leadership moves, ISRs shrink) and the new one stays
+    /// fenced until its heartbeats show it caught up (`UnfenceBroker`).
+    pub(crate) fn fence_previous_incarnation(&mut self, broker_id: BrokerId) {
+        if self.brokers.contains_key(&broker_id) {
+            self.fence(broker_id);
+        }
+    }
+
+    fn live_set(&self) -> Vec<BrokerId> {
+        self.brokers
+            .values()
+            .filter(|b| is_unfenced(b))
+            .map(|b| b.broker_id)
+            .collect()
+    }
+}
+
+fn is_unfenced(b: &BrokerRegistration) -> bool {
+    !b.fenced
+}
+
+fn unclean_enabled(configs: &std::collections::BTreeMap<String, String>) -> bool {
+    configs
+        .get(UNCLEAN_LEADER_ELECTION)
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+}
+
+fn same_members(a: &[BrokerId], b: &[BrokerId]) -> bool {
+    a.len() == b.len() && a.iter().all(|x| b.contains(x))
+}
+
+/// The leader a partition should have now, in replica order: a live ISR member;
+/// failing that (and only if the topic allows unclean election) any live
+/// replica; otherwise none.
+fn choose_leader(p: &PartitionRegistration, live: &[BrokerId], unclean: bool) -> BrokerId {
+    let clean = p
+        .replicas
+        .iter()
+        .copied()
+        .find(|r| p.isr.contains(r) && live.contains(r));
+    let unclean_pick = || {
+        p.replicas
+            .iter()
+            .copied()
+            .find(|r| live.contains(r))
+            .filter(|_| unclean)
+    };
+    clean.or_else(unclean_pick).unwrap_or(NO_BROKER)
+}
+
+/// Install `leader` (or none) with a new leader epoch. An unclean leader
+/// (outside the ISR) becomes the whole ISR, as in Kafka.
+fn set_leader(p: &mut PartitionRegistration, leader: BrokerId) {
+    if leader != NO_BROKER && !p.isr.contains(&leader) {
+        p.isr = vec![leader];
+    }
+    p.leader = leader;
+    p.leader_epoch += 1;
+}
+
+fn elect(
+    p: &mut PartitionRegistration,
+    election: ElectionType,
+    live: &[BrokerId],
+    unclean_config: bool,
+) -> Result<BrokerId, ElectionError> {
+    let wanted = match election {
+        ElectionType::Preferred => {
+            let preferred = p.replicas.first().copied().unwrap_or(NO_BROKER);
+            if p.leader == preferred {
+                return Err(ElectionError::ElectionNotNeeded);
+            }
+            if !(p.isr.contains(&preferred) && live.contains(&preferred)) {
+                return Err(ElectionError::EligibleLeadersNotAvailable);
+            }
+            preferred
+        }
+        ElectionType::Unclean => {
+            if p.leader != NO_BROKER {
+                return Err(ElectionError::ElectionNotNeeded);
+            }
+            // An explicit unclean election overrides the topic config.
+            let _ = unclean_config;
+            match choose_leader(p, live, true) {
+                NO_BROKER => return Err(ElectionError::EligibleLeadersNotAvailable),
+                leader => leader,
+            }
+        }
+    };
+    set_leader(p, wanted);
+    p.partition_epoch += 1;
+    Ok(wanted)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::command::MetadataCommand;
+    use crate::image::Listener;
+    use crate::image::TopicImage;
+
+    const T: TopicId = TopicId(Uuid::from_u128(7));
+
+    /// Brokers 1..=4 (epoch = 10 * id), `fenced` of them fenced, and topic T
+    /// with the given partitions (replicas, isr, leader).
+    fn image(
+        fenced: &[BrokerId],
+        partitions: &[(&[BrokerId], &[BrokerId], BrokerId)],
+    ) -> MetadataImage {
+        let mut image = MetadataImage::default();
+        for id in 1..=4 {
+            image.brokers.insert(
+                id,
+                BrokerRegistration {
+                    broker_id: id,
+                    incarnation_id: Uuid::from_u128(id as u128),
+                    broker_epoch: i64::from(id) * 10,
+                    listeners: vec![Listener {
+                        name: "PLAINTEXT".into(),
+                        host: "h".into(),
+                        port: 9092,
+                    }],
+                    rack: None,
+                    fenced: fenced.contains(&id),
+                },
+            );
+        }
+        image.topics.insert(
+            T,
+            TopicImage {
+                id: T,
+                name: "t".into(),
+                partitions: partitions
+                    .iter()
+                    .map(|(replicas, isr, leader)| PartitionRegistration {
+                        replicas: replicas.to_vec(),
+                        isr: isr.to_vec(),
+                        leader: *leader,
+                        leader_epoch: 5,
+                        partition_epoch: 8,
+                    })
+                    .collect(),
+                configs: BTreeMap::new(),
+            },
+        );
+        image.topic_ids.insert("t".into(), T);
+        image
+    }
+
+    fn part(image: &MetadataImage, p: usize) -> &PartitionRegistration {
+        &image.topics[&T].partitions[p]
+    }
+
+    /// (leader, isr, leader_epoch, partition_epoch)
+    fn state(image: &MetadataImage, p: usize) -> (BrokerId, Vec<BrokerId>, i32, i32) {
+        let p = part(image, p);
+        (p.leader, p.isr.clone(), p.leader_epoch, p.partition_epoch)
+    }
+
+    #[test]
+    fn fencing_moves_leadership_and_shrinks_isrs() {
+        struct Case {
+            name: &'static str,
+            already_fenced: &'static [BrokerId],
+            replicas: &'static [BrokerId],
+            isr: &'static [BrokerId],
+            leader: BrokerId,
+            unclean: bool,
+            fence: BrokerId,
+            want: (BrokerId, &'static [BrokerId], i32, i32),
+        }
+        let cases = [
+            Case {
+                name: "leader fenced: next live ISR member in replica order leads",
+                already_fenced: &[],
+                replicas: &[1, 2, 3],
+                isr: &[1, 2, 3],
+                leader: 1,
+                unclean: false,
+                fence: 1,
+                want: (2, &[2, 3], 6, 9),
+            },
+            Case {
+                name: "follower fenced: leaves the ISR, leader epoch unchanged",
+                already_fenced: &[],
+                replicas: &[1, 2, 3],
+                isr: &[1, 2, 3],
+                leader: 1,
+                unclean: false,
+                fence: 3,
+                want: (1, &[1, 2], 5, 9),
+            },
+            Case {
+                name: "last ISR member stays in the ISR; partition goes offline",
+                already_fenced: &[],
+                replicas: &[1, 2, 3],
+                isr: &[1],
+                leader: 1,
+                unclean: false,
+                fence: 1,
+                want: (NO_BROKER, &[1], 6, 9),
+            },
+            Case {
+                name: "other ISR members fenced: offline, never an out-of-sync leader",
+                already_fenced: &[2],
+                replicas: &[1, 2, 3],
+                isr: &[1, 2],
+                leader: 1,
+                unclean: false,
+                fence: 1,
+                want: (NO_BROKER, &[2], 6, 9),
+            },
+            Case {
+                name: "unclean election enabled: a live out-of-sync replica leads alone",
+                already_fenced: &[],
+                replicas: &[1, 2, 3],
+                isr: &[1],
+                leader: 1,
+                unclean: true,
+                fence: 1,
+                want: (2, &[2], 6, 9),
+            },
+            Case {
+                name: "a broker outside the partition changes nothing",
+                already_fenced: &[],
+                replicas: &[1, 2, 3],
+                isr: &[1, 2, 3],
+                leader: 1,
+                unclean: false,
+                fence: 4,
+                want: (1, &[1, 2, 3], 5, 8),
+            },
+        ];
+        for c in cases {
+            let mut img = image(c.already_fenced, &[(c.replicas, c.isr, c.leader)]);
+            if c.unclean {
+                img.topics
+                    .get_mut(&T)
+                    .unwrap()
+                    .configs
+                    .insert(UNCLEAN_LEADER_ELECTION.into(), "true".into());
+            }
+            let epoch = img.brokers[&c.fence].broker_epoch;
+            let resp = img.apply(
+                100,
+                &MetadataCommand::FenceBroker {
+                    broker_id: c.fence,
+                    broker_epoch: epoch,
+                },
+            );
+            assert!(
+                matches!(
+                    resp,
+                    MetadataResponse::BrokerFencingChanged { fenced: true, .. }
+                ),
+                "{}: {resp:?}",
+                c.name
+            );
+            assert!(img.brokers[&c.fence].fenced, "{}", c.name);
+            let (l, isr, le, pe) = c.want;
+            assert_eq!(state(&img, 0), (l, isr.to_vec(), le, pe), "{}", c.name);
+        }
+    }
+
+    #[test]
+    fn fencing_with_a_stale_epoch_is_rejected() {
+        let mut img = image(&[], &[(&[1, 2], &[1, 2], 1)]);
+        for cmd in [
+            MetadataCommand::FenceBroker {
+                broker_id: 1,
+                broker_epoch: 9,
+            },
+            MetadataCommand::UnfenceBroker {
+                broker_id: 1,
+                broker_epoch: 9,
+            },
+            MetadataCommand::ControlledShutdown {
+                broker_id: 9,
+                broker_epoch: 90,
+            },
+        ] {
+            assert!(matches!(
+                img.apply(100, &cmd),
+                MetadataResponse::Error(MetadataError::StaleBrokerEpoch { .. })
+            ));
+        }
+        assert_eq!(state(&img, 0), (1, vec![1, 2], 5, 8));
+    }
+
+    #[test]
+    fn unfencing_elects_the_broker_where_partitions_have_no_leader() {
+        let mut img = image(
+            &[1],
+            &[
+                (&[1, 2], &[1], NO_BROKER), // offline, 1 in ISR: elect 1
+                (&[2, 1], &[2, 1], 2),      // has a leader: untouched
+                (&[1, 3], &[3], NO_BROKER), // 1 not in ISR: stays offline
+            ],
+        );
+        img.brokers.get_mut(&3).unwrap().fenced = true;
+        let resp = img.apply(
+            100,
+            &MetadataCommand::UnfenceBroker {
+                broker_id: 1,
+                broker_epoch: 10,
+            },
+        );
+        assert_eq!(
+            resp,
+            MetadataResponse::BrokerFencingChanged {
+                broker_id: 1,
+                fenced: false,
+                leaders_moved: 1
+            }
+        );
+        assert_eq!(state(&img, 0), (1, vec![1], 6, 9));
+        assert_eq!(state(&img, 1), (2, vec![2, 1], 5, 8));
+        assert_eq!(state(&img, 2), (NO_BROKER, vec![3], 5, 8));
+    }
+
+    #[test]
+    fn alter_partition_validates_in_kafka_order() {
+        use AlterPartitionError as E;
+        let v = |leader_epoch, partition_epoch| PartitionVersion {
+            leader_epoch,
+            partition_epoch,
+        };
+        // (name, broker, broker epoch, partition, version, new isr, expected error)
+        #[allow(clippy::type_complexity)]
+        let cases: Vec<(
+            &str,
+            BrokerId,
+            i64,
+            i32,
+            PartitionVersion,
+            Vec<BrokerId>,
+            MetadataError,
+        )> = vec![
+            (
+                "stale broker epoch first",
+                1,
+                11,
+                9,
+                v(0, 0),
+                vec![],
+                MetadataError::StaleBrokerEpoch {
+                    broker_id: 1,
+                    broker_epoch: 11,
+                },
+            ),
+            (
+                "unknown partition",
+                1,
+                10,
+                9,
+                v(5, 8),
+                vec![1],
+                MetadataError::AlterPartition {
+                    reason: E::UnknownTopicOrPartition,
+                },
+            ),
+            (
+                "not the leader",
+                2,
+                20,
+                0,
+                v(5, 8),
+                vec![2],
+                MetadataError::AlterPartition {
+                    reason: E::NotLeader {
+                        broker_id: 2,
+                        leader: 1,
+                    },
+                },
+            ),
+            (
+                "old leader epoch",
+                1,
+                10,
+                0,
+                v(4, 8),
+                vec![1],
+                MetadataError::AlterPartition {
+                    reason: E::FencedLeaderEpoch {
+                        given: 4,
+                        current: 5,
+                    },
+                },
+            ),
+            (
+                "old partition epoch",
+                1,
+                10,
+                0,
+                v(5, 7),
+                vec![1],
+                MetadataError::AlterPartition {
+                    reason: E::InvalidUpdateVersion {
+                        given: 7,
+                        current: 8,
+                    },
+                },
+            ),
+            (
+                "leader left out",
+                1,
+                10,
+                0,
+                v(5, 8),
+                vec![2],
+                MetadataError::AlterPartition {
+                    reason: E::InvalidIsr {
+                        isr: vec![2],
+                        why: "the leader must stay in the ISR".into(),
+                    },
+                },
+            ),
+            (
+                "not a replica",
+                1,
+                10,
+                0,
+                v(5, 8),
+                vec![1, 4],
+                MetadataError::AlterPartition {
+                    reason: E::InvalidIsr {
+                        isr: vec![1, 4],
+                        why: "every ISR member must be a replica".into(),
+                    },
+                },
+            ),
+            (
+                "duplicate",
+                1,
+                10,
+                0,
+                v(5, 8),
+                vec![1, 1],
+                MetadataError::AlterPartition {
+                    reason: E::InvalidIsr {
+                        isr: vec![1, 1],
+                        why: "an ISR member is listed twice".into(),
+                    },
+                },
+            ),
+            (
+                "fenced broker may not join",
+                1,
+                10,
+                0,
+                v(5, 8),
+                vec![1, 2, 3],
+                MetadataError::AlterPartition {
+                    reason: E::IneligibleReplica { broker_id: 3 },
+                },
+            ),
+        ];
+        for (name, broker_id, broker_epoch, partition, version, new_isr, want) in cases {
+            let mut img = image(&[3], &[(&[1, 2, 3], &[1, 2], 1)]);
+            let before = img.topics.clone();
+            let resp = img.apply(
+                100,
+                &MetadataCommand::AlterPartition {
+                    broker_id,
+                    broker_epoch,
+                    topic_id: T,
+                    partition,
+                    leader_epoch: version.leader_epoch,
+                    partition_epoch: version.partition_epoch,
+                    new_isr,
+                },
+            );
+            assert_eq!(resp, MetadataResponse::Error(want), "{name}");
+            assert_eq!(img.topics, before, "{name}: nothing changes");
+        }
+    }
+
+    #[test]
+    fn alter_partition_shrinks_expands_and_compares_epochs() {
+        let mut img = image(&[], &[(&[1, 2, 3], &[1, 2, 3], 1)]);
+        let alter = |img: &mut MetadataImage, pe: i32, isr: Vec<BrokerId>| {
+            img.apply(
+                100,
+                &MetadataCommand::AlterPartition {
+                    broker_id: 1,
+                    broker_epoch: 10,
+                    topic_id: T,
+                    partition: 0,
+                    leader_epoch: 5,
+                    partition_epoch: pe,
+                    new_isr: isr,
+                },
+            )
+        };
+        // Shrink.
+        assert!(matches!(
+            alter(&mut img, 8, vec![1, 2]),
+            MetadataResponse::PartitionAltered {
+                partition_epoch: 9,
+                ..
+            }
+        ));
+        assert_eq!(state(&img, 0), (1, vec![1, 2], 5, 9));
+        // The same epoch again loses the race.
+        assert!(matches!(
+            alter(&mut img, 8, vec![1]),
+            MetadataResponse::Error(MetadataError::AlterPartition {
+                reason: AlterPartitionError::InvalidUpdateVersion { .. }
+            })
+        ));
+        // Expand; the ISR is kept in replica order.
+        assert!(matches!(
+            alter(&mut img, 9, vec![3, 1, 2]),
+            MetadataResponse::PartitionAltered {
+                partition_epoch: 10,
+                ..
+            }
+        ));
+        assert_eq!(state(&img, 0), (1, vec![1, 2, 3], 5, 10));
+        // Unchanged: no new epoch.
+        assert!(matches!(
+            alter(&mut img, 10, vec![1, 2, 3]),
+            MetadataResponse::PartitionAltered {
+                partition_epoch: 10,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn elect_leaders_preferred_and_unclean() {
+        let mut img = image(
+            &[4],
+            &[
+                (&[1, 2], &[1, 2], 2),      // preferred 1 in ISR: elected
+                (&[1, 2], &[1, 2], 1),      // already preferred: not needed
+                (&[3, 1], &[1], 1),         // preferred out of ISR: not available
+                (&[2, 3], &[4], NO_BROKER), // unclean: 2 (live) leads alone
+                (&[4], &[4], NO_BROKER),    // unclean: nobody live
+            ],
+        );
+        let preferred = img.elect_leaders(
+            ElectionType::Preferred,
+            Some(&[(T, 0), (T, 1), (T, 2), (T, 9)]),
+        );
+        let outcomes = |resp: MetadataResponse| match resp {
+            MetadataResponse::LeadersElected { results } => results
+                .into_iter()
+                .map(|r| (r.partition, r.outcome))
+                .collect::<Vec<_>>(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            outcomes(preferred),
+            vec![
+                (0, Ok(1)),
+                (1, Err(ElectionError::ElectionNotNeeded)),
+                (2, Err(ElectionError::EligibleLeadersNotAvailable)),
+                (9, Err(ElectionError::UnknownTopicOrPartition)),
+            ]
+        );
+        assert_eq!(state(&img, 0), (1, vec![1, 2], 6, 9));
+        let unclean = img.elect_leaders(ElectionType::Unclean, None);
+        assert_eq!(outcomes(unclean), vec![(3, Ok(2))]);
+        assert_eq!(state(&img, 3), (2, vec![2], 6, 9));
+        assert_eq!(part(&img, 4).leader, NO_BROKER);
+    }
+
+    #[test]
+    fn a_new_incarnation_fences_the_old_one_until_unfenced() {
+        let mut img = image(&[], &[(&[1, 2], &[1, 2], 1)]);
+        let resp = img.apply(
+            100,
+            &MetadataCommand::RegisterBroker {
+                broker_id: 1,
+                incarnation_id: Uuid::from_u128(99),
+                listeners: img.brokers[&1].listeners.clone(),
+                rack: None,
+            },
+        );
+        assert_eq!(
+            resp,
+            MetadataResponse::BrokerRegistered {
+                broker_id: 1,
+                broker_epoch: 100
+            }
+        );
+        assert!(img.brokers[&1].fenced);
+        assert_eq!(state(&img, 0), (2, vec![2], 6, 9));
+        img.apply(
+            101,
+            &MetadataCommand::UnfenceBroker {
+                broker_id: 1,
+                broker_epoch: 100,
+            },
+        );
+        assert!(!img.brokers[&1].fenced);
+        // It leads nothing until it rejoins the ISR (AlterPartition by leader 2).
+        assert_eq!(state(&img, 0), (2, vec![2], 6, 9));
     }
 }

@@ -50,8 +50,9 @@ pub struct BrokerRegistration {
     pub broker_epoch: i64,
     pub listeners: Vec<Listener>,
     pub rack: Option<String>,
-    /// Fenced brokers get no new leaderships. Nothing sets this yet: heartbeats and
-    /// session expiry are a later issue, so registrations start unfenced.
+    /// Fenced brokers lead nothing and join no ISR: set when heartbeats stop
+    /// (FenceBroker), on controlled shutdown and when a known broker registers a new
+    /// incarnation; cleared by UnfenceBroker.
     pub fenced: bool,
 }
 
@@ -134,11 +135,41 @@ impl MetadataImage {
             MetadataCommand::AllocateProducerIds { broker_id, count } => {
                 self.allocate_producer_ids(*broker_id, *count)
             }
-            MetadataCommand::FenceBroker { .. }
-            | MetadataCommand::UnfenceBroker { .. }
-            | MetadataCommand::ControlledShutdown { .. }
-            | MetadataCommand::AlterPartition { .. }
-            | MetadataCommand::ElectLeaders { .. } => self.apply_partition_change(cmd),
+            MetadataCommand::FenceBroker {
+                broker_id,
+                broker_epoch,
+            }
+            | MetadataCommand::ControlledShutdown {
+                broker_id,
+                broker_epoch,
+            } => self.fence_broker(*broker_id, *broker_epoch),
+            MetadataCommand::UnfenceBroker {
+                broker_id,
+                broker_epoch,
+            } => self.unfence_broker(*broker_id, *broker_epoch),
+            MetadataCommand::AlterPartition {
+                broker_id,
+                broker_epoch,
+                topic_id,
+                partition,
+                leader_epoch,
+                partition_epoch,
+                new_isr,
+            } => self.alter_partition(
+                *broker_id,
+                *broker_epoch,
+                *topic_id,
+                *partition,
+                crate::election::PartitionVersion {
+                    leader_epoch: *leader_epoch,
+                    partition_epoch: *partition_epoch,
+                },
+                new_isr,
+            ),
+            MetadataCommand::ElectLeaders {
+                election,
+                partitions,
+            } => Ok(self.elect_leaders(*election, partitions.as_deref())),
         };
         result.unwrap_or_else(MetadataResponse::Error)
     }
@@ -213,10 +244,20 @@ impl MetadataImage {
         // The same incarnation registering again is a retry: keep its epoch. A new
         // incarnation (or a first registration) gets the offset of this entry, which is
         // unique and grows, so a stale incarnation can be told apart.
-        let broker_epoch = match self.brokers.get(&broker_id) {
-            Some(existing) if existing.incarnation_id == incarnation_id => existing.broker_epoch,
+        let (broker_epoch, fenced) = match self.brokers.get(&broker_id) {
+            Some(existing) if existing.incarnation_id == incarnation_id => {
+                (existing.broker_epoch, existing.fenced)
+            }
+            // A restarted broker: its old incarnation is gone, so leadership moves
+            // away from it now, and the new one stays fenced until its heartbeats
+            // show it has caught up with the metadata (UnfenceBroker).
+            Some(_) => {
+                self.fence_previous_incarnation(broker_id);
+                (i64::try_from(index).unwrap_or(i64::MAX), true)
+            }
+            // A broker never seen before leads nothing yet: it starts unfenced.
             // Raft indexes stay far below i64::MAX; saturate rather than wrap if not.
-            _ => i64::try_from(index).unwrap_or(i64::MAX),
+            None => (i64::try_from(index).unwrap_or(i64::MAX), false),
         };
         self.brokers.insert(
             broker_id,
@@ -226,7 +267,7 @@ impl MetadataImage {
                 broker_epoch,
                 listeners: listeners.to_vec(),
                 rack: rack.clone(),
-                fenced: false,
+                fenced,
             },
         );
         Ok(MetadataResponse::BrokerRegistered {

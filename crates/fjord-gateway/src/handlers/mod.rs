@@ -10,6 +10,7 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
+mod elect_leaders;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
@@ -54,6 +55,7 @@ pub(crate) async fn handle(
     let response: ResponseKind = match body {
         RequestKind::ApiVersions(r) => api_versions::handle(&r).into(),
         RequestKind::Metadata(r) => metadata::handle(broker, r, version).await.into(),
+        RequestKind::ElectLeaders(r) => elect_leaders::handle(broker, r, version).await.into(),
         RequestKind::Produce(r) => match produce::handle(broker, r, version).await? {
             Some(response) => response.into(),
             None => return Ok(None),
