@@ -341,7 +341,10 @@ fn validate(config: &ControllerConfig) -> Result<Validated, ConfigError> {
     for (what, value) in [
         ("write_timeout_ms", config.write_timeout_ms),
         ("startup_timeout_ms", config.startup_timeout_ms),
-        ("broker_session_timeout_ms", config.broker_session_timeout_ms),
+        (
+            "broker_session_timeout_ms",
+            config.broker_session_timeout_ms,
+        ),
     ] {
         if value == 0 {
             return Err(ConfigError::ZeroTimeout { what });
@@ -909,12 +912,13 @@ impl Controller {
     /// [`ControllerError::WriteOutcomeUnknown`] means it may or may not commit.
     /// Not cancellation-safe in the sense that a dropped future may still commit.
     pub async fn write(&self, cmd: MetadataCommand) -> Result<MetadataResponse, ControllerError> {
-        let command_json = Bytes::from(serde_json::to_vec(&cmd).map_err(|e| {
-            ControllerError::BadReply {
-                leader: None,
-                reason: format!("encode command: {e}"),
-            }
-        })?);
+        let command_json =
+            Bytes::from(
+                serde_json::to_vec(&cmd).map_err(|e| ControllerError::BadReply {
+                    leader: None,
+                    reason: format!("encode command: {e}"),
+                })?,
+            );
         self.on_leader(
             || self.write_local(cmd.clone()),
             |to| forward_write(to, command_json.clone()),
@@ -939,11 +943,8 @@ impl Controller {
     /// [`Controller::write`]). The leader writes `UnfenceBroker` for a fenced broker
     /// that caught up, and `ControlledShutdown` once for `want_shut_down`.
     pub async fn heartbeat(&self, hb: Heartbeat) -> Result<HeartbeatState, ControllerError> {
-        self.on_leader(
-            || self.heartbeat_local(hb),
-            |to| forward_heartbeat(to, hb),
-        )
-        .await
+        self.on_leader(|| self.heartbeat_local(hb), |to| forward_heartbeat(to, hb))
+            .await
     }
 
     pub(crate) async fn heartbeat_local(
@@ -1219,9 +1220,11 @@ async fn forward_write(
         Some(write_reply::Outcome::NotLeader(l)) => Err(ControllerError::NotLeader {
             leader: leader_hint(l),
         }),
-        Some(write_reply::Outcome::OutcomeUnknown(l)) => Err(ControllerError::WriteOutcomeUnknown {
-            leader: leader_hint(l),
-        }),
+        Some(write_reply::Outcome::OutcomeUnknown(l)) => {
+            Err(ControllerError::WriteOutcomeUnknown {
+                leader: leader_hint(l),
+            })
+        }
         Some(write_reply::Outcome::Failed(message)) => {
             Err(ControllerError::RemoteFailed { leader, message })
         }

@@ -143,9 +143,7 @@ impl Liveness {
         if reg.fenced && !shut_down && caught_up {
             HeartbeatAction::Unfence
         } else {
-            HeartbeatAction::None {
-                fenced: reg.fenced,
-            }
+            HeartbeatAction::None { fenced: reg.fenced }
         }
     }
 
@@ -265,7 +263,10 @@ mod tests {
             l.heartbeat(&img, &hb(1, 10, 9), t0),
             HeartbeatAction::None { fenced: true }
         );
-        assert_eq!(l.heartbeat(&img, &hb(1, 10, 10), t0), HeartbeatAction::Unfence);
+        assert_eq!(
+            l.heartbeat(&img, &hb(1, 10, 10), t0),
+            HeartbeatAction::Unfence
+        );
         // Fenced brokers are never fenced again.
         assert!(l.expired(&img, t0 + TIMEOUT * 2).is_empty());
     }
@@ -276,8 +277,14 @@ mod tests {
         let img = image(&[(1, 10, false)]);
         let mut l = Liveness::new(TIMEOUT);
         l.on_leadership(&img, t0);
-        assert_eq!(l.heartbeat(&img, &hb(1, 9, 100), t0), HeartbeatAction::Stale);
-        assert_eq!(l.heartbeat(&img, &hb(7, 1, 100), t0), HeartbeatAction::Stale);
+        assert_eq!(
+            l.heartbeat(&img, &hb(1, 9, 100), t0),
+            HeartbeatAction::Stale
+        );
+        assert_eq!(
+            l.heartbeat(&img, &hb(7, 1, 100), t0),
+            HeartbeatAction::Stale
+        );
         // A stale heartbeat is no sign of life of the current incarnation.
         assert_eq!(
             l.expired(&img, t0 + TIMEOUT + Duration::from_millis(1)),

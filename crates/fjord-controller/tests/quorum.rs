@@ -265,7 +265,11 @@ async fn three_voters_forward_writes_and_fail_over() {
 async fn a_learner_joins_follows_the_image_and_forwards_writes() {
     bounded(async {
         let voters = start_voters(3, |_| {}).await;
-        let resp = voters[0].controller.write(register(1)).await.expect("write");
+        let resp = voters[0]
+            .controller
+            .write(register(1))
+            .await
+            .expect("write");
         assert!(matches!(resp, MetadataResponse::BrokerRegistered { .. }));
 
         let voter_addrs = voters_of(&voters);
@@ -405,11 +409,13 @@ async fn a_silent_broker_is_fenced_after_the_session_timeout() {
             want_shut_down: false,
         };
         // Heartbeats (forwarded from a follower) keep the session alive past the timeout.
+        let mut last_beat = Instant::now();
         for _ in 0..8 {
+            tokio::time::sleep(Duration::from_millis(250)).await;
             let state = c.heartbeat(hb).await.expect("heartbeat");
+            last_beat = Instant::now();
             assert!(!state.stale_broker_epoch);
             assert!(!state.fenced);
-            tokio::time::sleep(Duration::from_millis(250)).await;
         }
         let offset_alive = image(c).metadata_offset;
         assert!(!image(c).brokers[&5].fenced);
@@ -425,19 +431,84 @@ async fn a_silent_broker_is_fenced_after_the_session_timeout() {
         assert!(stale.stale_broker_epoch);
 
         // Silence: the leader writes FenceBroker once the session expires, and only once.
-        let silent = Instant::now();
-        eventually("FenceBroker is committed", || {
-            image(c).metadata_offset > offset_alive
-        })
-        .await;
-        println!("fence written {:?} after the last heartbeat", silent.elapsed());
-        assert!(silent.elapsed() >= Duration::from_millis(700));
+        eventually("the broker is fenced", || image(c).brokers[&5].fenced).await;
+        let took = last_beat.elapsed();
+        println!("broker fenced {took:?} after its last heartbeat (session timeout 1 s)");
+        assert!(
+            took >= Duration::from_millis(900),
+            "fenced too early: {took:?}"
+        );
+        assert_eq!(
+            image(c).metadata_offset,
+            offset_alive + 1,
+            "exactly one entry (FenceBroker) after the last heartbeat"
+        );
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert_eq!(
             image(c).metadata_offset,
             offset_alive + 1,
             "FenceBroker written more than once"
         );
+
+        // It heartbeats again, caught up: unfenced.
+        let state = c.heartbeat(hb).await.expect("heartbeat");
+        assert!(!state.fenced, "{state:?}");
+        eventually("the broker is unfenced everywhere", || {
+            nodes
+                .iter()
+                .all(|n| !image(&n.controller).brokers[&5].fenced)
+        })
+        .await;
+
+        // Not caught up to its own registration: stays fenced until it is.
+        let resp = c.write(register(6)).await.expect("register");
+        let MetadataResponse::BrokerRegistered {
+            broker_epoch: epoch6,
+            ..
+        } = resp
+        else {
+            panic!("{resp:?}");
+        };
+        let hb6 = Heartbeat {
+            broker_id: 6,
+            broker_epoch: epoch6,
+            metadata_offset: 0,
+            want_shut_down: false,
+        };
+        c.heartbeat(hb6).await.expect("heartbeat");
+        eventually("broker 6 is fenced after its silence", || {
+            image(c).brokers.get(&6).is_some_and(|b| b.fenced)
+        })
+        .await;
+        let lagging = c.heartbeat(hb6).await.expect("heartbeat");
+        assert!(lagging.fenced, "unfenced before catching up");
+        let caught_up = c
+            .heartbeat(Heartbeat {
+                metadata_offset: u64::try_from(epoch6).expect("epoch"),
+                ..hb6
+            })
+            .await
+            .expect("heartbeat");
+        assert!(!caught_up.fenced);
+
+        // Controlled shutdown: written once, then shutdown_ready, and it stays fenced.
+        let bye = Heartbeat {
+            want_shut_down: true,
+            ..hb
+        };
+        let state = c.heartbeat(bye).await.expect("heartbeat");
+        assert!(state.shutdown_ready && state.fenced, "{state:?}");
+        let state = c.heartbeat(bye).await.expect("heartbeat");
+        assert!(state.shutdown_ready && state.fenced, "{state:?}");
+        let state = c.heartbeat(hb).await.expect("heartbeat");
+        assert!(
+            state.fenced,
+            "unfenced after controlled shutdown: {state:?}"
+        );
+        eventually("the shutdown reaches the follower", || {
+            image(c).brokers[&5].fenced
+        })
+        .await;
         for n in nodes {
             n.stop().await;
         }
