@@ -515,3 +515,50 @@ async fn a_silent_broker_is_fenced_after_the_session_timeout() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn voters_starting_at_different_times_form_one_quorum() {
+    bounded(async {
+        let listeners = [bind().await, bind().await, bind().await];
+        let voters: BTreeMap<BrokerId, String> = listeners
+            .iter()
+            .zip(1..)
+            .map(|(l, id)| (id, l.local_addr().expect("addr").to_string()))
+            .collect();
+        let [l1, l2, l3] = listeners;
+        let dir = || Arc::new(tempfile::tempdir().expect("tempdir"));
+
+        // Alone, a voter waits (and keeps waiting) for a quorum.
+        let n1 = Node::open(1, l1, dir(), &voters, |_| {}).await;
+        let c1 = n1.controller.clone();
+        let ready1 = tokio::spawn(async move { c1.ready().await });
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(!ready1.is_finished(), "ready without a quorum");
+        assert_eq!(n1.controller.leader_id(), None);
+
+        // A second voter makes a quorum: both get ready with the same cluster id.
+        let n2 = Node::open(2, l2, dir(), &voters, |_| {}).await;
+        n2.controller.ready().await.expect("ready 2");
+        ready1.await.expect("join").expect("ready 1");
+        let cluster_id = image(&n1.controller).cluster_id.clone();
+        assert!(!cluster_id.is_empty());
+        assert_eq!(image(&n2.controller).cluster_id, cluster_id);
+        n1.controller.write(register(1)).await.expect("write");
+
+        // The third starts on a fresh store after the quorum formed: it initializes
+        // the same membership, does not disturb the leader, and catches up.
+        let leader = agreed_leader(&[&n1, &n2]).await;
+        let n3 = Node::open(3, l3, dir(), &voters, |_| {}).await;
+        n3.controller.ready().await.expect("ready 3");
+        assert_eq!(image(&n3.controller).cluster_id, cluster_id);
+        eventually("node 3 catches up", || {
+            image(&n3.controller).brokers.contains_key(&1)
+        })
+        .await;
+        assert_eq!(agreed_leader(&[&n1, &n2, &n3]).await, leader);
+        for n in [n1, n2, n3] {
+            n.stop().await;
+        }
+    })
+    .await;
+}
