@@ -102,7 +102,7 @@ impl Broker {
         broker.spawn_group_timer();
         broker.spawn_fetcher_manager();
         broker.spawn_isr_shrinker();
-        broker.spawn_unfence();
+        broker.spawn_heartbeats();
         Ok(broker)
     }
 
@@ -135,47 +135,6 @@ impl Broker {
                     tracing::error!(%err, "metadata apply task failed");
                 }
                 applied_tx.send_replace(image);
-            }
-        });
-    }
-
-    /// A restarted broker registers fenced (its old incarnation's leaderships
-    /// moved away) and may lead again once it has applied the metadata up to
-    /// its registration. Until broker heartbeats carry that (KIP-631's
-    /// unfencing on a caught-up heartbeat), the broker asks for it itself,
-    /// once, when its applied image has caught up.
-    fn spawn_unfence(self: &Arc<Self>) {
-        let (broker, cancel) = (self.clone(), self.cancel.clone());
-        self.tasks.spawn(async move {
-            let (id, epoch) = (broker.node_id(), broker.broker_epoch());
-            let Ok(registered_at) = u64::try_from(epoch) else {
-                return;
-            };
-            let mut applied = broker.applied.clone();
-            let fenced = tokio::select! {
-                _ = cancel.cancelled() => return,
-                caught_up = applied.wait_for(|image| image.metadata_offset >= registered_at) => {
-                    match caught_up {
-                        Ok(image) => image.brokers.get(&id).is_some_and(|b| b.fenced),
-                        Err(_) => return,
-                    }
-                }
-            };
-            if !fenced {
-                return;
-            }
-            let unfence = MetadataCommand::UnfenceBroker {
-                broker_id: id,
-                broker_epoch: epoch,
-            };
-            let outcome = tokio::select! {
-                _ = cancel.cancelled() => return,
-                outcome = broker.controller.write(unfence) => outcome,
-            };
-            match outcome {
-                Ok(MetadataResponse::Error(err)) => tracing::warn!(%err, "unfencing refused"),
-                Ok(_) => tracing::info!(broker_epoch = epoch, "broker unfenced"),
-                Err(err) => tracing::warn!(%err, "cannot unfence"),
             }
         });
     }
@@ -310,8 +269,11 @@ impl Broker {
             .end_offset_for_epoch(tp, current_leader_epoch, epoch)
     }
 
-    /// Stop background work and close every log (flushing it).
+    /// Controlled shutdown (leadership moves away first, bounded by
+    /// `controlled_shutdown_timeout`), then stop background work and close
+    /// every log (flushing it).
     pub async fn shutdown(&self) {
+        self.controlled_shutdown().await;
         self.cancel.cancel();
         self.tasks.close();
         if tokio::time::timeout(Duration::from_secs(10), self.tasks.wait())

@@ -39,6 +39,7 @@ mod elect_leaders;
 pub mod error;
 pub mod group;
 pub mod group_service;
+mod heartbeat;
 mod hw_checkpoint;
 pub mod leader_state;
 mod log_dirs;
