@@ -200,6 +200,12 @@ impl Broker {
         self.config.node_id
     }
 
+    /// This broker's replica of `tp`, leader or follower (its log end and
+    /// high watermark, for tests and diagnostics).
+    pub fn local_replica(&self, tp: &TopicPartition) -> Option<Arc<crate::partition::Partition>> {
+        self.replicas.get(tp)
+    }
+
     /// This broker's epoch from its registration (-1: unknown).
     pub fn broker_epoch(&self) -> i64 {
         self.broker_epoch.load(Ordering::Relaxed)

@@ -74,7 +74,14 @@ impl Broker {
     pub(crate) async fn controlled_shutdown(&self) {
         let deadline = Instant::now() + self.replication.controlled_shutdown_timeout;
         loop {
-            if let Some(state) = self.broker_heartbeat(true).await
+            // Bounded as a whole: without a controller quorum a heartbeat
+            // may wait for its own (longer) write timeout.
+            let Ok(answer) = tokio::time::timeout_at(deadline, self.broker_heartbeat(true)).await
+            else {
+                tracing::warn!("controlled shutdown did not complete in time; closing anyway");
+                return;
+            };
+            if let Some(state) = answer
                 && state.shutdown_ready
             {
                 tracing::info!("controlled shutdown complete");
