@@ -5,6 +5,7 @@
 //! takes over with every acknowledged record.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,13 +65,87 @@ async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
 
 struct Node {
     id: BrokerId,
+    addr: SocketAddr,
+    dir: Arc<tempfile::TempDir>,
     controller: Controller,
     broker: Arc<Broker>,
     stop: CancellationToken,
-    _dir: tempfile::TempDir,
 }
 
-async fn start_cluster(n: BrokerId) -> Vec<Node> {
+/// A node's controller, serving on `listener` with the ReplicaService
+/// waiting for the broker; `ready` and the broker come after.
+struct Opened {
+    id: BrokerId,
+    addr: SocketAddr,
+    dir: Arc<tempfile::TempDir>,
+    controller: Controller,
+    broker_tx: watch::Sender<Option<Arc<Broker>>>,
+    stop: CancellationToken,
+}
+
+async fn open_node(
+    id: BrokerId,
+    dir: Arc<tempfile::TempDir>,
+    listener: TcpListener,
+    voters: &BTreeMap<BrokerId, String>,
+) -> Opened {
+    let addr = listener.local_addr().expect("addr");
+    let config = ControllerConfig {
+        voters: voters.clone(),
+        rpc_addr: Some(addr.to_string()),
+        election_timeout_ms: (300, 600),
+        heartbeat_interval_ms: 50,
+        startup_timeout_ms: 20_000,
+        write_timeout_ms: 10_000,
+        ..ControllerConfig::single_voter(id, dir.path().join("controller"), addr.to_string())
+    };
+    let controller = Controller::open(config).await.expect("open");
+    let (broker_tx, broker_rx) = watch::channel(None::<Arc<Broker>>);
+    let stop = CancellationToken::new();
+    let router = tonic::transport::Server::builder()
+        .add_service(controller.rpc_service())
+        .add_service(replica_service(broker_rx));
+    tokio::spawn(
+        router.serve_with_incoming_shutdown(
+            TcpIncoming::from(listener),
+            stop.clone().cancelled_owned(),
+        ),
+    );
+    Opened {
+        id,
+        addr,
+        dir,
+        controller,
+        broker_tx,
+        stop,
+    }
+}
+
+async fn start_broker(o: Opened) -> Node {
+    let config = BrokerConfig::new(o.id, o.dir.path().join("logs"), "127.0.0.1".into(), 9092);
+    let replication = ReplicationConfig {
+        replication_listener: Some(AdvertisedListener {
+            name: "REPLICATION".into(),
+            host: "127.0.0.1".into(),
+            port: o.addr.port(),
+        }),
+        ..ReplicationConfig::default()
+    };
+    let broker = Broker::start_with_replication(config, replication, o.controller.clone())
+        .await
+        .expect("broker");
+    o.broker_tx.send_replace(Some(broker.clone()));
+    Node {
+        id: o.id,
+        addr: o.addr,
+        dir: o.dir,
+        controller: o.controller,
+        broker,
+        stop: o.stop,
+    }
+}
+
+async fn start_cluster(n: BrokerId) -> (Vec<Node>, BTreeMap<BrokerId, String>) {
     let mut listeners = Vec::new();
     for _ in 0..n {
         listeners.push(TcpListener::bind("127.0.0.1:0").await.expect("bind"));
@@ -82,33 +157,13 @@ async fn start_cluster(n: BrokerId) -> Vec<Node> {
         .collect();
     let mut opened = Vec::new();
     for (listener, id) in listeners.into_iter().zip(1..) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let addr = listener.local_addr().expect("addr");
-        let config = ControllerConfig {
-            voters: voters.clone(),
-            rpc_addr: Some(addr.to_string()),
-            election_timeout_ms: (300, 600),
-            heartbeat_interval_ms: 50,
-            startup_timeout_ms: 20_000,
-            write_timeout_ms: 10_000,
-            ..ControllerConfig::single_voter(id, dir.path().join("controller"), addr.to_string())
-        };
-        let controller = Controller::open(config).await.expect("open");
-        let (broker_tx, broker_rx) = watch::channel(None::<Arc<Broker>>);
-        let stop = CancellationToken::new();
-        let router = tonic::transport::Server::builder()
-            .add_service(controller.rpc_service())
-            .add_service(replica_service(broker_rx));
-        tokio::spawn(router.serve_with_incoming_shutdown(
-            TcpIncoming::from(listener),
-            stop.clone().cancelled_owned(),
-        ));
-        opened.push((id, dir, addr, controller, broker_tx, stop));
+        let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+        opened.push(open_node(id, dir, listener, &voters).await);
     }
     let readies: Vec<_> = opened
         .iter()
-        .map(|(_, _, _, c, _, _)| {
-            let c = c.clone();
+        .map(|o| {
+            let c = o.controller.clone();
             tokio::spawn(async move { c.ready().await })
         })
         .collect();
@@ -116,29 +171,10 @@ async fn start_cluster(n: BrokerId) -> Vec<Node> {
         r.await.expect("join").expect("ready");
     }
     let mut nodes = Vec::new();
-    for (id, dir, addr, controller, broker_tx, stop) in opened {
-        let config = BrokerConfig::new(id, dir.path().join("logs"), "127.0.0.1".into(), 9092);
-        let replication = ReplicationConfig {
-            replication_listener: Some(AdvertisedListener {
-                name: "REPLICATION".into(),
-                host: "127.0.0.1".into(),
-                port: addr.port(),
-            }),
-            ..ReplicationConfig::default()
-        };
-        let broker = Broker::start_with_replication(config, replication, controller.clone())
-            .await
-            .expect("broker");
-        broker_tx.send_replace(Some(broker.clone()));
-        nodes.push(Node {
-            id,
-            controller,
-            broker,
-            stop,
-            _dir: dir,
-        });
+    for o in opened {
+        nodes.push(start_broker(o).await);
     }
-    nodes
+    (nodes, voters)
 }
 
 fn leader_of(node: &Node, topic: &str) -> (BrokerId, Vec<BrokerId>) {
@@ -150,7 +186,7 @@ fn leader_of(node: &Node, topic: &str) -> (BrokerId, Vec<BrokerId>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicated_writes_survive_the_leaders_controlled_shutdown() {
     tokio::time::timeout(Duration::from_secs(60), async {
-        let mut nodes = start_cluster(3).await;
+        let (mut nodes, voters) = start_cluster(3).await;
         eprintln!("cluster test: started");
         let created = nodes[0]
             .broker
@@ -277,6 +313,24 @@ async fn replicated_writes_survive_the_leaders_controlled_shutdown() {
         }
         assert!(next >= 20, "read up to {next}");
         eprintln!("cluster test: read back");
+
+        // The old leader restarts: it follows, catches up and rejoins the ISR.
+        let listener = TcpListener::bind(old.addr).await.expect("rebind");
+        let opened = open_node(old.id, old.dir.clone(), listener, &voters).await;
+        opened.controller.ready().await.expect("ready");
+        let back = start_broker(opened).await;
+        eventually("the restarted replica caught up", || {
+            back.broker
+                .local_replica(&tp)
+                .is_some_and(|p| !p.is_leader() && p.log_end_offset() == 25)
+        })
+        .await;
+        eventually("the restarted replica is back in the ISR", || {
+            leader_of(&nodes[0], "c").1.contains(&back.id)
+        })
+        .await;
+        eprintln!("cluster test: old leader rejoined");
+        nodes.push(back);
 
         for node in nodes {
             node.broker.shutdown().await;
