@@ -1,15 +1,30 @@
-//! The public handle: start a controller node, propose commands, follow the image.
+//! The public handle: open a controller node, bring it into the quorum, propose commands
+//! from any node, follow the image.
 
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
+use std::future::Future;
 use std::io;
 use std::path::Path;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::MutexGuard;
+use std::sync::Weak;
 use std::time::Duration;
+use std::time::Instant;
 
+use bytes::Bytes;
+use fjord_rpc::AddLearnerRequest;
+use fjord_rpc::HeartbeatRequest;
+use fjord_rpc::WriteRequest;
+use fjord_rpc::add_learner_reply;
+use fjord_rpc::controller_service_client::ControllerServiceClient;
+use fjord_rpc::controller_service_server::ControllerServiceServer;
+use fjord_rpc::heartbeat_reply;
+use fjord_rpc::write_reply;
 use fjord_types::BrokerId;
-use openraft::RaftNetworkFactory;
+use openraft::ChangeMembers;
 use openraft::ServerState;
 use openraft::SnapshotPolicy;
 use openraft::async_runtime::WatchReceiver;
@@ -17,33 +32,60 @@ use openraft::errors::ClientWriteError;
 use openraft::errors::Fatal;
 use openraft::errors::InitializeError;
 use openraft::errors::RaftError;
-use openraft::metrics::WaitError;
-use openraft::network::NetSnapshot;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
 
 use crate::command::MetadataCommand;
 use crate::command::MetadataError;
 use crate::command::MetadataResponse;
+use crate::grpc_network::GrpcNetworkFactory;
+use crate::grpc_network::MAX_MESSAGE_BYTES;
+use crate::grpc_network::PeerError;
+use crate::grpc_network::Peers;
 use crate::image::MetadataImage;
+use crate::liveness::Heartbeat;
+use crate::liveness::HeartbeatAction;
+use crate::liveness::HeartbeatState;
+use crate::liveness::Liveness;
 use crate::log_store::LogStoreError;
 use crate::log_store::RocksLogStore;
 use crate::log_store::open_db;
-use crate::network::UnreachableNetworkFactory;
+use crate::service::ControllerRpc;
 use crate::snapshot_store::SnapshotError;
 use crate::snapshot_store::SnapshotStore;
 use crate::state_machine::MetadataStateMachine;
 use crate::types::ControllerNode;
 use crate::types::ControllerRaft;
 use crate::types::NodeId;
-use crate::types::SnapshotData;
 use crate::types::TypeConfig;
 use crate::types::broker_id_of;
 use crate::types::node_id_of;
 
-/// How long [`Controller::start`] waits for leadership and an applied log.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default of [`ControllerConfig::startup_timeout_ms`]: peers may come up minutes apart.
+pub const DEFAULT_STARTUP_TIMEOUT_MS: u64 = 120_000;
+/// Default of [`ControllerConfig::write_timeout_ms`].
+pub const DEFAULT_WRITE_TIMEOUT_MS: u64 = 10_000;
+/// Kafka's `broker.session.timeout.ms` default.
+pub const DEFAULT_BROKER_SESSION_TIMEOUT_MS: u64 = 9_000;
+/// Kafka's `broker.heartbeat.interval.ms` default.
+pub const DEFAULT_BROKER_HEARTBEAT_INTERVAL_MS: u64 = 2_000;
+
 /// How long [`Controller::shutdown`] waits for the Raft tasks to release RocksDB.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often [`Controller::ready`] says what it is still waiting for.
+const STARTUP_LOG_EVERY: Duration = Duration::from_secs(5);
+/// How often [`Controller::ready`] re-checks the Raft metrics and the image.
+const STARTUP_POLL: Duration = Duration::from_millis(20);
+/// How often the leader looks for expired broker sessions.
+const LIVENESS_TICK: Duration = Duration::from_millis(250);
+/// Retry delays for forwarded requests: doubling from the first to the cap.
+const BACKOFF_FIRST: Duration = Duration::from_millis(50);
+const BACKOFF_CAP: Duration = Duration::from_millis(500);
+/// How long one AddLearner request to a voter may take.
+const JOIN_RPC_TIMEOUT: Duration = Duration::from_secs(5);
+/// Snapshots travel as one message; give them far more than an append.
+const INSTALL_SNAPSHOT_TIMEOUT_MS: u64 = 30_000;
 
 /// Subdirectory of `data_dir` holding the Raft log's RocksDB.
 pub const RAFT_DIR: &str = "raft";
@@ -58,13 +100,28 @@ pub struct ControllerConfig {
     /// The controller's own directory (`raft/` and `snapshots/` live under it).
     pub data_dir: PathBuf,
     /// The voters by node id, with their controller RPC addresses
-    /// (Kafka's `controller.quorum.voters`). Must contain `node_id`.
+    /// (Kafka's `controller.quorum.voters`). A node not in this map is a learner: it
+    /// follows the log (the metadata image) but never votes.
     pub voters: BTreeMap<BrokerId, String>,
+    /// This node's own controller RPC address (`host:port` that peers dial). `None` for
+    /// a voter means `voters[node_id]`; a learner must set it.
+    pub rpc_addr: Option<String>,
     /// Election timeout range in milliseconds (min, max).
     pub election_timeout_ms: (u64, u64),
     pub heartbeat_interval_ms: u64,
     /// Take a snapshot (and purge the log before it) every this many applied entries.
     pub snapshot_every_logs: u64,
+    /// How long [`Controller::write`] and [`Controller::heartbeat`] keep retrying to
+    /// reach a leader before giving up.
+    pub write_timeout_ms: u64,
+    /// How long [`Controller::ready`] waits for the quorum (a leader, the cluster id).
+    pub startup_timeout_ms: u64,
+    /// Kafka's `broker.session.timeout.ms`: the leader fences a broker whose last
+    /// heartbeat is older than this.
+    pub broker_session_timeout_ms: u64,
+    /// Kafka's `broker.heartbeat.interval.ms`: not used by the controller, carried here
+    /// for the brokers that heartbeat.
+    pub broker_heartbeat_interval_ms: u64,
 }
 
 impl ControllerConfig {
@@ -74,10 +131,20 @@ impl ControllerConfig {
             node_id,
             data_dir,
             voters: BTreeMap::from([(node_id, rpc_addr)]),
+            rpc_addr: None,
             election_timeout_ms: (300, 600),
             heartbeat_interval_ms: 100,
             snapshot_every_logs: 1000,
+            write_timeout_ms: DEFAULT_WRITE_TIMEOUT_MS,
+            startup_timeout_ms: DEFAULT_STARTUP_TIMEOUT_MS,
+            broker_session_timeout_ms: DEFAULT_BROKER_SESSION_TIMEOUT_MS,
+            broker_heartbeat_interval_ms: DEFAULT_BROKER_HEARTBEAT_INTERVAL_MS,
         }
+    }
+
+    /// Whether this node votes (is in `voters`) or only follows the log.
+    pub fn is_voter(&self) -> bool {
+        self.voters.contains_key(&self.node_id)
     }
 }
 
@@ -88,17 +155,14 @@ pub enum ConfigError {
     NegativeNodeId { node_id: BrokerId },
     #[error("voter id {voter} is negative")]
     NegativeVoterId { voter: BrokerId },
-    #[error("node {node_id} is not one of the voters {voters:?}")]
-    NotAVoter {
-        node_id: BrokerId,
-        voters: Vec<BrokerId>,
-    },
-    #[error(
-        "voters {voters:?}: only a single-voter quorum is supported until the controller network exists"
-    )]
-    MultiVoterUnsupported { voters: Vec<BrokerId> },
+    #[error("no controller voters configured")]
+    NoVoters,
+    #[error("node {node_id} is not a voter, so it joins as a learner and needs its own rpc_addr")]
+    LearnerWithoutRpcAddr { node_id: BrokerId },
     #[error("snapshot_every_logs must be > 0")]
     ZeroSnapshotInterval,
+    #[error("{what} must be > 0")]
+    ZeroTimeout { what: &'static str },
     #[error("invalid raft timing")]
     Raft {
         #[source]
@@ -132,10 +196,34 @@ pub enum ControllerError {
         #[source]
         source: tokio::task::JoinError,
     },
-    /// This node is not the leader; retry on `leader` (if known).
+    /// The node asked is not the leader (`leader`: the one it knows of). Retried by
+    /// [`Controller::write`] until its deadline.
     #[error("not the controller leader (leader: {leader:?})")]
     NotLeader { leader: Option<BrokerId> },
-    /// Leadership changed while the write was in flight: it may or may not commit.
+    /// No leader is known (an election is under way or no quorum is reachable).
+    #[error("no controller leader is known")]
+    NoLeader,
+    /// The leader could not be reached over RPC.
+    #[error("controller leader {leader:?} unreachable")]
+    Unreachable {
+        leader: Option<BrokerId>,
+        #[source]
+        source: PeerError,
+    },
+    /// The leader answered with a failure of its own (its Raft stopped, storage).
+    #[error("controller leader {leader:?} failed the request: {message}")]
+    RemoteFailed {
+        leader: Option<BrokerId>,
+        message: String,
+    },
+    /// The leader's reply made no sense (a version mismatch between nodes).
+    #[error("bad reply from controller leader {leader:?}: {reason}")]
+    BadReply {
+        leader: Option<BrokerId>,
+        reason: String,
+    },
+    /// Leadership changed while the write was in flight, or a forwarded write got no
+    /// answer in time: it may or may not commit.
     #[error(
         "leadership changed during the write; it may or may not commit (leader now: {leader:?})"
     )]
@@ -152,17 +240,24 @@ pub enum ControllerError {
         #[source]
         source: Fatal<TypeConfig>,
     },
-    #[error("initialize the single-voter quorum")]
+    #[error("initialize the controller quorum")]
     Initialize {
         #[source]
         source: RaftError<TypeConfig, InitializeError<TypeConfig>>,
     },
-    #[error("waiting for {what}")]
-    Wait {
+    /// [`Controller::ready`] gave up.
+    #[error(
+        "controller quorum not ready after {waited:?}: {what} (leader: {leader:?}, last error: {last_error})"
+    )]
+    StartupTimeout {
+        waited: Duration,
         what: &'static str,
-        #[source]
-        source: WaitError,
+        leader: Option<BrokerId>,
+        last_error: String,
     },
+    /// A learner asked to join under the id of a voter with another address.
+    #[error("node {node_id} is a voter; it cannot join as a learner at {rpc_addr}")]
+    VoterAsLearner { node_id: NodeId, rpc_addr: String },
     #[error("the quorum rejected InitCluster")]
     InitClusterRejected {
         #[source]
@@ -177,7 +272,20 @@ pub enum ControllerError {
     StoreNotReleased { waited: Duration },
 }
 
-/// A running controller node. Cheap to clone; all clones drive the same node.
+impl ControllerError {
+    /// Worth retrying on (maybe another) leader: nothing was written.
+    fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            ControllerError::NotLeader { .. }
+                | ControllerError::NoLeader
+                | ControllerError::Unreachable { .. }
+                | ControllerError::RemoteFailed { .. }
+        )
+    }
+}
+
+/// A controller node. Cheap to clone; all clones drive the same node.
 #[derive(Clone)]
 pub struct Controller {
     inner: Arc<Inner>,
@@ -185,10 +293,23 @@ pub struct Controller {
 
 struct Inner {
     node_id: BrokerId,
+    raft_id: NodeId,
+    /// This node's own address and role.
+    own: ControllerNode,
+    is_voter: bool,
+    /// The configured voters (the initial membership of a fresh quorum).
+    members: BTreeMap<NodeId, ControllerNode>,
+    write_timeout: Duration,
+    startup_timeout: Duration,
     raft: ControllerRaft,
     image_rx: watch::Receiver<Arc<MetadataImage>>,
     /// Becomes true when every Raft task has dropped the log store and RocksDB closed.
     db_closed: watch::Receiver<bool>,
+    peers: Peers,
+    /// Broker sessions; meaningful only while this node leads. Never held across an
+    /// await.
+    liveness: Mutex<Liveness>,
+    liveness_task: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Controller {
@@ -199,28 +320,47 @@ impl std::fmt::Debug for Controller {
     }
 }
 
-/// The validated voter set, as Raft node ids.
-fn validate(config: &ControllerConfig) -> Result<BTreeMap<NodeId, ControllerNode>, ConfigError> {
-    if node_id_of(config.node_id).is_none() {
-        return Err(ConfigError::NegativeNodeId {
-            node_id: config.node_id,
-        });
-    }
-    if !config.voters.contains_key(&config.node_id) {
-        return Err(ConfigError::NotAVoter {
-            node_id: config.node_id,
-            voters: config.voters.keys().copied().collect(),
-        });
-    }
-    if config.voters.len() != 1 {
-        return Err(ConfigError::MultiVoterUnsupported {
-            voters: config.voters.keys().copied().collect(),
-        });
+/// A config checked and turned into Raft terms.
+struct Validated {
+    raft_id: NodeId,
+    members: BTreeMap<NodeId, ControllerNode>,
+    own: ControllerNode,
+    is_voter: bool,
+}
+
+fn validate(config: &ControllerConfig) -> Result<Validated, ConfigError> {
+    let raft_id = node_id_of(config.node_id).ok_or(ConfigError::NegativeNodeId {
+        node_id: config.node_id,
+    })?;
+    if config.voters.is_empty() {
+        return Err(ConfigError::NoVoters);
     }
     if config.snapshot_every_logs == 0 {
         return Err(ConfigError::ZeroSnapshotInterval);
     }
-    config
+    for (what, value) in [
+        ("write_timeout_ms", config.write_timeout_ms),
+        ("startup_timeout_ms", config.startup_timeout_ms),
+        (
+            "broker_session_timeout_ms",
+            config.broker_session_timeout_ms,
+        ),
+    ] {
+        if value == 0 {
+            return Err(ConfigError::ZeroTimeout { what });
+        }
+    }
+    let is_voter = config.is_voter();
+    let rpc_addr = match (&config.rpc_addr, config.voters.get(&config.node_id)) {
+        (Some(addr), _) => addr.clone(),
+        (None, Some(addr)) => addr.clone(),
+        (None, None) => {
+            return Err(ConfigError::LearnerWithoutRpcAddr {
+                node_id: config.node_id,
+            });
+        }
+    };
+    let members = config
         .voters
         .iter()
         .map(|(&voter, addr)| {
@@ -232,7 +372,13 @@ fn validate(config: &ControllerConfig) -> Result<BTreeMap<NodeId, ControllerNode
                 },
             ))
         })
-        .collect()
+        .collect::<Result<_, ConfigError>>()?;
+    Ok(Validated {
+        raft_id,
+        members,
+        own: ControllerNode { rpc_addr },
+        is_voter,
+    })
 }
 
 fn raft_config(config: &ControllerConfig) -> Result<openraft::Config, ConfigError> {
@@ -241,6 +387,10 @@ fn raft_config(config: &ControllerConfig) -> Result<openraft::Config, ConfigErro
         election_timeout_min: config.election_timeout_ms.0,
         election_timeout_max: config.election_timeout_ms.1,
         heartbeat_interval: config.heartbeat_interval_ms,
+        install_snapshot_timeout: INSTALL_SNAPSHOT_TIMEOUT_MS,
+        // A voter that restarts, or starts after the others formed the quorum, must not
+        // depose a healthy leader by bumping the term: it first asks whether it could win.
+        enable_pre_vote: Some(true),
         snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every_logs),
         // Keep one interval of log behind the snapshot (for followers that lag a
         // little); everything older is purged, so the log stays within ~2 intervals.
@@ -258,29 +408,81 @@ fn create_dir(path: &Path) -> Result<(), ControllerError> {
     })
 }
 
-impl Controller {
-    /// Open RocksDB and the snapshots, build the Raft node, and on a fresh store whose
-    /// voters are just this node initialize the single-voter quorum (never on restart).
-    /// Then wait until this node leads with its whole log applied, and write
-    /// `InitCluster` with a random cluster id if the image has none.
-    ///
-    /// Uses [`UnreachableNetworkFactory`]: only single-voter quorums are supported.
-    pub async fn start(config: ControllerConfig) -> Result<Controller, ControllerError> {
-        Self::start_with_network(config, UnreachableNetworkFactory).await
+/// Where a request for the leader goes right now.
+enum Route {
+    Local,
+    Forward {
+        leader: Option<BrokerId>,
+        addr: String,
+    },
+    NoLeader,
+}
+
+/// A request on its way to the leader at `addr`, with the time left for it.
+struct Forward {
+    client: ControllerServiceClient<Channel>,
+    leader: Option<BrokerId>,
+    addr: String,
+    remaining: Duration,
+}
+
+/// Doubling retry delays, capped.
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    fn new() -> Self {
+        Backoff {
+            next: BACKOFF_FIRST,
+        }
     }
 
-    /// [`Controller::start`] with a caller-provided Raft network (the seam for the gRPC
-    /// transport). The voter set is still limited to this node until multi-voter
-    /// bootstrap is designed together with that transport.
-    pub async fn start_with_network<N>(
-        config: ControllerConfig,
-        network: N,
-    ) -> Result<Controller, ControllerError>
-    where
-        N: RaftNetworkFactory<TypeConfig>,
-        N::Network: NetSnapshot<TypeConfig, SnapshotData = SnapshotData>,
-    {
-        let members = validate(&config)?;
+    fn next_delay(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (self.next * 2).min(BACKOFF_CAP);
+        delay
+    }
+}
+
+/// A reply's `int32 not_leader` / `outcome_unknown` leader hint (-1: unknown).
+fn leader_hint(id: i32) -> Option<BrokerId> {
+    (id >= 0).then_some(id)
+}
+
+/// An error with its sources, for replies that carry text.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+fn client_write_error(e: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> ControllerError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => ControllerError::NotLeader {
+            leader: f.leader_id.and_then(broker_id_of),
+        },
+        RaftError::APIError(ClientWriteError::LogEntryDiscarded(f)) => {
+            ControllerError::WriteOutcomeUnknown {
+                leader: f.leader_id.and_then(broker_id_of),
+            }
+        }
+        RaftError::APIError(source) => ControllerError::WriteRejected { source },
+        RaftError::Fatal(source) => ControllerError::Fatal { source },
+    }
+}
+
+impl Controller {
+    /// Open RocksDB and the snapshots and build the Raft node, without waiting for
+    /// anything. Serve [`Controller::rpc_service`] next, then call
+    /// [`Controller::ready`]: voters must reach each other before a quorum can form.
+    pub async fn open(config: ControllerConfig) -> Result<Controller, ControllerError> {
+        let validated = validate(&config)?;
         let raft_config = Arc::new(raft_config(&config)?);
         let raft_dir = config.data_dir.join(RAFT_DIR);
         let snapshot_dir = config.data_dir.join(SNAPSHOT_DIR);
@@ -302,23 +504,47 @@ impl Controller {
         let (image_tx, image_rx) = watch::channel(Arc::new(MetadataImage::default()));
         let state_machine = MetadataStateMachine::new(snapshots, image_tx);
 
-        // A node id is validated non-negative above.
-        let node_id = node_id_of(config.node_id).ok_or(ConfigError::NegativeNodeId {
-            node_id: config.node_id,
-        })?;
-        let raft = ControllerRaft::new(node_id, raft_config, network, log_store, state_machine)
-            .await
-            .map_err(|source| ControllerError::Fatal { source })?;
+        let peers = Peers::default();
+        let network = GrpcNetworkFactory::new(validated.raft_id, peers.clone());
+        let raft = ControllerRaft::new(
+            validated.raft_id,
+            raft_config,
+            network,
+            log_store,
+            state_machine,
+        )
+        .await
+        .map_err(|source| ControllerError::Fatal { source })?;
         let controller = Controller {
             inner: Arc::new(Inner {
                 node_id: config.node_id,
+                raft_id: validated.raft_id,
+                own: validated.own,
+                is_voter: validated.is_voter,
+                members: validated.members,
+                write_timeout: Duration::from_millis(config.write_timeout_ms),
+                startup_timeout: Duration::from_millis(config.startup_timeout_ms),
                 raft,
                 image_rx,
                 db_closed,
+                peers,
+                liveness: Mutex::new(Liveness::new(Duration::from_millis(
+                    config.broker_session_timeout_ms,
+                ))),
+                liveness_task: Mutex::new(None),
             }),
         };
-        // From here on, a failed start must stop the Raft tasks it started.
-        match controller.bootstrap(node_id, members).await {
+        let task = tokio::spawn(liveness_loop(Arc::downgrade(&controller.inner)));
+        *lock(&controller.inner.liveness_task) = Some(task);
+        Ok(controller)
+    }
+
+    /// [`Controller::open`] then [`Controller::ready`], shutting the node down again if
+    /// it does not get ready. Enough for a single-voter quorum, which needs no RPC
+    /// server.
+    pub async fn start(config: ControllerConfig) -> Result<Controller, ControllerError> {
+        let controller = Self::open(config).await?;
+        match controller.ready().await {
             Ok(()) => Ok(controller),
             Err(e) => {
                 if let Err(shutdown_err) = controller.shutdown().await {
@@ -329,12 +555,46 @@ impl Controller {
         }
     }
 
-    async fn bootstrap(
-        &self,
-        node_id: NodeId,
-        members: BTreeMap<NodeId, ControllerNode>,
-    ) -> Result<(), ControllerError> {
+    /// The gRPC service peers and brokers call (Raft traffic, forwarded writes and
+    /// heartbeats, learners joining). Mount it on the node's server before
+    /// [`Controller::ready`].
+    pub fn rpc_service(&self) -> ControllerServiceServer<ControllerRpc> {
+        ControllerServiceServer::new(ControllerRpc::new(self.clone()))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    /// Join the quorum and wait until this node follows it: a voter on a fresh store
+    /// initializes the quorum with the configured voters (every voter does, with the
+    /// same membership; never on restart), a learner asks the voters to add it. Then
+    /// wait for a leader, let the leader write `InitCluster` if the image has no cluster
+    /// id, and wait until the local image has the cluster id and the committed log
+    /// applied. Gives up after `startup_timeout_ms`.
+    pub async fn ready(&self) -> Result<(), ControllerError> {
+        let started = Instant::now();
+        let deadline = started + self.inner.startup_timeout;
+        if self.inner.is_voter {
+            self.initialize_if_fresh().await?;
+        } else {
+            self.join_as_learner(deadline).await?;
+        }
+        self.wait_ready(deadline).await?;
+        let image = self.inner.image_rx.borrow().clone();
+        tracing::info!(
+            node_id = self.inner.node_id,
+            voter = self.inner.is_voter,
+            leader = ?self.leader_id(),
+            cluster_id = %image.cluster_id,
+            metadata_offset = image.metadata_offset,
+            took = ?started.elapsed(),
+            "controller ready"
+        );
+        Ok(())
+    }
+
+    async fn initialize_if_fresh(&self) -> Result<(), ControllerError> {
         let raft = &self.inner.raft;
+        let node_id = self.inner.raft_id;
         let initialized = raft
             .is_initialized()
             .await
@@ -347,7 +607,7 @@ impl Controller {
                 .membership()
                 .voter_ids()
                 .collect();
-            let configured: BTreeSet<NodeId> = members.keys().copied().collect();
+            let configured: BTreeSet<NodeId> = self.inner.members.keys().copied().collect();
             if stored != configured {
                 // Membership changes are not implemented yet; the stored quorum wins.
                 tracing::warn!(
@@ -357,88 +617,461 @@ impl Controller {
                 );
             }
             tracing::info!(node_id, "controller restarting on an initialized store");
-        } else {
-            tracing::info!(
-                node_id,
-                "fresh controller store: initializing single-voter quorum"
-            );
-            match raft.initialize(members).await {
-                Ok(()) => {}
-                // Someone (an earlier, interrupted start) already initialized it.
-                Err(RaftError::APIError(InitializeError::NotAllowed(e))) => {
-                    tracing::info!(error = %e, "quorum already initialized");
-                }
-                Err(source) => return Err(ControllerError::Initialize { source }),
-            }
+            return Ok(());
         }
-
-        // Leader, and every entry in the log applied: the blank entry a new leader
-        // appends is last, so anything committed before the restart is in the image.
-        raft.wait(Some(STARTUP_TIMEOUT))
-            .metrics(
-                move |m| {
-                    m.state == ServerState::Leader
-                        && m.current_leader == Some(node_id)
-                        && m.last_applied.as_ref().map(|id| id.index()) == m.last_log_index
-                },
-                "controller leadership with the log applied",
-            )
-            .await
-            .map_err(|source| ControllerError::Wait {
-                what: "leadership with the log applied",
-                source,
-            })?;
-
-        if self.inner.image_rx.borrow().cluster_id.is_empty() {
-            let cluster_id = random_cluster_id();
-            tracing::info!(%cluster_id, "initializing cluster id");
-            let resp = self
-                .write(MetadataCommand::InitCluster { cluster_id })
-                .await?;
-            if let MetadataResponse::Error(source) = resp {
-                return Err(ControllerError::InitClusterRejected { source });
-            }
-        }
-        let image = self.inner.image_rx.borrow().clone();
+        // Every voter initializes with the same membership: the membership entry is
+        // identical everywhere (log index 0, no leader yet), and the election decides
+        // who leads. A voter that starts after the others formed the quorum appends
+        // the same entry and is then brought up to date by the leader.
         tracing::info!(
-            cluster_id = %image.cluster_id,
-            metadata_offset = image.metadata_offset,
-            "controller ready"
+            node_id,
+            voters = ?self.inner.members.keys().collect::<Vec<_>>(),
+            "fresh controller store: initializing the quorum"
         );
-        Ok(())
+        match raft.initialize(self.inner.members.clone()).await {
+            Ok(()) => Ok(()),
+            // Someone (an earlier, interrupted start, or the leader's log) already
+            // initialized it.
+            Err(RaftError::APIError(InitializeError::NotAllowed(e))) => {
+                tracing::info!(error = %e, "quorum already initialized");
+                Ok(())
+            }
+            Err(source) => Err(ControllerError::Initialize { source }),
+        }
     }
 
-    /// Propose `cmd` and wait until it is committed and applied; returns the apply
-    /// result (which may be [`MetadataResponse::Error`] for a rejected command). When this
-    /// returns `Ok`, [`Controller::image`] already shows the result.
+    /// Ask the voters (any of them; a follower names the leader) to add this node as a
+    /// learner, until one leader says it did.
+    async fn join_as_learner(&self, deadline: Instant) -> Result<(), ControllerError> {
+        let me = self.inner.raft_id;
+        let own = self.inner.own.clone();
+        let known = self
+            .inner
+            .raft
+            .metrics()
+            .borrow_watched()
+            .membership_config
+            .membership()
+            .get_node(&me)
+            .cloned();
+        if known.as_ref() == Some(&own) {
+            // A restart: the quorum already replicates to this address.
+            return Ok(());
+        }
+        let voters: Vec<(NodeId, String)> = self
+            .inner
+            .members
+            .iter()
+            .map(|(id, node)| (*id, node.rpc_addr.clone()))
+            .collect();
+        let mut backoff = Backoff::new();
+        let mut round = 0usize;
+        let mut hint: Option<String> = None;
+        let mut last_error = String::from("none");
+        loop {
+            let followed_hint = hint.is_some();
+            let addr = match hint.take() {
+                Some(addr) => addr,
+                None => {
+                    let (_, addr) = &voters[round % voters.len()];
+                    round += 1;
+                    addr.clone()
+                }
+            };
+            match self.ask_add_learner(&addr).await {
+                Ok(()) => {
+                    tracing::info!(node_id = me, via = %addr, rpc_addr = %own.rpc_addr, "joined the controller quorum as a learner");
+                    return Ok(());
+                }
+                Err(ControllerError::NotLeader {
+                    leader: Some(leader),
+                }) if !followed_hint => {
+                    hint = node_id_of(leader)
+                        .and_then(|l| self.inner.members.get(&l))
+                        .map(|n| n.rpc_addr.clone());
+                    if hint.is_some() {
+                        continue;
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(via = %addr, error = %e, "joining as a learner");
+                    last_error = error_chain(&e);
+                }
+            }
+            let delay = backoff.next_delay();
+            if Instant::now() + delay >= deadline {
+                return Err(ControllerError::StartupTimeout {
+                    waited: self.inner.startup_timeout,
+                    what: "no voter added this node as a learner",
+                    leader: None,
+                    last_error,
+                });
+            }
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    async fn ask_add_learner(&self, addr: &str) -> Result<(), ControllerError> {
+        let unreachable = |source| ControllerError::Unreachable {
+            leader: None,
+            source,
+        };
+        let mut client = self.inner.peers.client(addr).map_err(unreachable)?;
+        let req = AddLearnerRequest {
+            node_id: self.inner.raft_id,
+            rpc_addr: self.inner.own.rpc_addr.clone(),
+        };
+        let reply = match tokio::time::timeout(JOIN_RPC_TIMEOUT, client.add_learner(req)).await {
+            Err(_elapsed) => {
+                return Err(ControllerError::RemoteFailed {
+                    leader: None,
+                    message: format!("AddLearner to {addr} timed out"),
+                });
+            }
+            Ok(Err(status)) => {
+                return Err(unreachable(PeerError::Rpc {
+                    addr: addr.to_owned(),
+                    source: Box::new(status),
+                }));
+            }
+            Ok(Ok(reply)) => reply.into_inner(),
+        };
+        match reply.outcome {
+            Some(add_learner_reply::Outcome::Added(_)) => Ok(()),
+            Some(add_learner_reply::Outcome::NotLeader(l)) => Err(ControllerError::NotLeader {
+                leader: leader_hint(l),
+            }),
+            Some(add_learner_reply::Outcome::Failed(message)) => {
+                Err(ControllerError::RemoteFailed {
+                    leader: None,
+                    message,
+                })
+            }
+            None => Err(ControllerError::BadReply {
+                leader: None,
+                reason: "empty AddLearner reply".to_owned(),
+            }),
+        }
+    }
+
+    /// Wait for a leader, a caught-up local image and a cluster id; the leader writes
+    /// `InitCluster` once it has applied its whole log and still sees no cluster id.
+    async fn wait_ready(&self, deadline: Instant) -> Result<(), ControllerError> {
+        let me = self.inner.raft_id;
+        let mut next_log = Instant::now() + STARTUP_LOG_EVERY;
+        let mut last_error = String::from("none");
+        loop {
+            let (leader, state, leading_caught_up, caught_up) = {
+                let m = self.inner.raft.metrics().borrow_watched().clone();
+                if let Err(source) = m.running_state {
+                    return Err(ControllerError::Fatal { source });
+                }
+                let applied = m.last_applied.as_ref().map(|id| id.index());
+                let committed = m.local_committed.as_ref().map(|id| id.index());
+                let leading = m.state == ServerState::Leader && m.current_leader == Some(me);
+                // The blank entry of the new term is last: everything committed before
+                // it, including any earlier InitCluster, is in the image.
+                let leading_caught_up = leading && applied == m.last_log_index;
+                (
+                    m.current_leader,
+                    m.state,
+                    leading_caught_up,
+                    if leading {
+                        leading_caught_up
+                    } else {
+                        m.current_leader.is_some() && applied >= committed
+                    },
+                )
+            };
+            let has_cluster_id = !self.inner.image_rx.borrow().cluster_id.is_empty();
+            if caught_up && has_cluster_id {
+                return Ok(());
+            }
+            if leading_caught_up && !has_cluster_id {
+                let cluster_id = random_cluster_id();
+                tracing::info!(%cluster_id, "initializing cluster id");
+                match self
+                    .write_local(MetadataCommand::InitCluster { cluster_id })
+                    .await
+                {
+                    // Another leader's InitCluster won the race; that id stands.
+                    Ok(MetadataResponse::Error(MetadataError::ClusterAlreadyInitialized {
+                        ..
+                    })) => {}
+                    Ok(MetadataResponse::Error(source)) => {
+                        return Err(ControllerError::InitClusterRejected { source });
+                    }
+                    Ok(_) => {}
+                    Err(e) if e.is_retryable() => last_error = error_chain(&e),
+                    Err(e) => return Err(e),
+                }
+                continue;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(ControllerError::StartupTimeout {
+                    waited: self.inner.startup_timeout,
+                    what: if leader.is_none() {
+                        "no leader elected"
+                    } else {
+                        "no cluster id or log not applied"
+                    },
+                    leader: leader.and_then(broker_id_of),
+                    last_error,
+                });
+            }
+            if now >= next_log {
+                tracing::info!(
+                    node_id = me,
+                    ?leader,
+                    ?state,
+                    has_cluster_id,
+                    "waiting for the controller quorum"
+                );
+                next_log = now + STARTUP_LOG_EVERY;
+            }
+            tokio::time::sleep(STARTUP_POLL).await;
+        }
+    }
+
+    /// Where the leader is, as this node knows it.
+    fn route(&self) -> Route {
+        let metrics = self.inner.raft.metrics();
+        let m = metrics.borrow_watched();
+        match m.current_leader {
+            Some(leader) if leader == self.inner.raft_id => Route::Local,
+            Some(leader) => match m.membership_config.membership().get_node(&leader) {
+                Some(node) => Route::Forward {
+                    leader: broker_id_of(leader),
+                    addr: node.rpc_addr.clone(),
+                },
+                None => Route::NoLeader,
+            },
+            None => Route::NoLeader,
+        }
+    }
+
+    fn is_leader(&self) -> bool {
+        let metrics = self.inner.raft.metrics();
+        let m = metrics.borrow_watched();
+        m.state == ServerState::Leader && m.current_leader == Some(self.inner.raft_id)
+    }
+
+    /// Run a request on the leader: locally if this node leads, else over gRPC;
+    /// retried with backoff while no leader is known or reachable, until
+    /// `write_timeout_ms`.
+    async fn on_leader<T, LF, FF>(
+        &self,
+        mut local: impl FnMut() -> LF,
+        mut forward: impl FnMut(Forward) -> FF,
+    ) -> Result<T, ControllerError>
+    where
+        LF: Future<Output = Result<T, ControllerError>>,
+        FF: Future<Output = Result<T, ControllerError>>,
+    {
+        let deadline = Instant::now() + self.inner.write_timeout;
+        let mut backoff = Backoff::new();
+        loop {
+            let result = match self.route() {
+                Route::Local => local().await,
+                Route::Forward { leader, addr } => match self.inner.peers.client(&addr) {
+                    Ok(client) => {
+                        forward(Forward {
+                            client,
+                            leader,
+                            addr,
+                            remaining: deadline.saturating_duration_since(Instant::now()),
+                        })
+                        .await
+                    }
+                    Err(source) => Err(ControllerError::Unreachable { leader, source }),
+                },
+                Route::NoLeader => Err(ControllerError::NoLeader),
+            };
+            match result {
+                Err(e) if e.is_retryable() => {
+                    let delay = backoff.next_delay();
+                    if Instant::now() + delay >= deadline {
+                        return Err(e);
+                    }
+                    tracing::debug!(error = %e, ?delay, "controller request: retrying");
+                    tokio::time::sleep(delay).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Propose `cmd` on the leader (this node or, forwarded, another) and wait until it
+    /// is committed and applied there; returns the apply result (which may be
+    /// [`MetadataResponse::Error`] for a rejected command). When a local write returns
+    /// `Ok`, [`Controller::image`] already shows the result; after a forwarded write
+    /// this node's image catches up within a heartbeat.
     ///
+    /// Retries while no leader is known or reachable, for up to `write_timeout_ms`.
+    /// [`ControllerError::WriteOutcomeUnknown`] means it may or may not commit.
     /// Not cancellation-safe in the sense that a dropped future may still commit.
     pub async fn write(&self, cmd: MetadataCommand) -> Result<MetadataResponse, ControllerError> {
-        match self.inner.raft.client_write(cmd).await {
-            Ok(resp) => Ok(resp.data),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Err(ControllerError::NotLeader {
-                    leader: f.leader_id.and_then(broker_id_of),
-                })
-            }
-            Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(f))) => {
-                Err(ControllerError::WriteOutcomeUnknown {
-                    leader: f.leader_id.and_then(broker_id_of),
-                })
-            }
-            Err(RaftError::APIError(source)) => Err(ControllerError::WriteRejected { source }),
-            Err(RaftError::Fatal(source)) => Err(ControllerError::Fatal { source }),
+        let command_json =
+            Bytes::from(
+                serde_json::to_vec(&cmd).map_err(|e| ControllerError::BadReply {
+                    leader: None,
+                    reason: format!("encode command: {e}"),
+                })?,
+            );
+        self.on_leader(
+            || self.write_local(cmd.clone()),
+            |to| forward_write(to, command_json.clone()),
+        )
+        .await
+    }
+
+    /// One attempt to write on this node's Raft (the leader, or it says who is).
+    pub(crate) async fn write_local(
+        &self,
+        cmd: MetadataCommand,
+    ) -> Result<MetadataResponse, ControllerError> {
+        self.inner
+            .raft
+            .client_write(cmd)
+            .await
+            .map(|resp| resp.data)
+            .map_err(client_write_error)
+    }
+
+    /// A broker's heartbeat, handled by the leader's liveness tracker (forwarded like
+    /// [`Controller::write`]). The leader writes `UnfenceBroker` for a fenced broker
+    /// that caught up, and `ControlledShutdown` once for `want_shut_down`.
+    pub async fn heartbeat(&self, hb: Heartbeat) -> Result<HeartbeatState, ControllerError> {
+        self.on_leader(|| self.heartbeat_local(hb), |to| forward_heartbeat(to, hb))
+            .await
+    }
+
+    pub(crate) async fn heartbeat_local(
+        &self,
+        hb: Heartbeat,
+    ) -> Result<HeartbeatState, ControllerError> {
+        if !self.is_leader() {
+            return Err(ControllerError::NotLeader {
+                leader: self.leader_id(),
+            });
         }
+        let image = self.inner.image_rx.borrow().clone();
+        let action = lock(&self.inner.liveness).heartbeat(&image, &hb, Instant::now());
+        let (broker_id, broker_epoch) = (hb.broker_id, hb.broker_epoch);
+        match action {
+            HeartbeatAction::Stale => Ok(HeartbeatState {
+                fenced: true,
+                shutdown_ready: false,
+                stale_broker_epoch: true,
+            }),
+            HeartbeatAction::None { fenced } => Ok(HeartbeatState {
+                fenced,
+                ..HeartbeatState::default()
+            }),
+            HeartbeatAction::Unfence => {
+                let resp = self
+                    .write_local(MetadataCommand::UnfenceBroker {
+                        broker_id,
+                        broker_epoch,
+                    })
+                    .await?;
+                tracing::info!(broker_id, broker_epoch, ?resp, "broker caught up: unfence");
+                Ok(HeartbeatState {
+                    fenced: self.broker_fenced(broker_id),
+                    ..HeartbeatState::default()
+                })
+            }
+            HeartbeatAction::ControlledShutdown => {
+                let resp = self
+                    .write_local(MetadataCommand::ControlledShutdown {
+                        broker_id,
+                        broker_epoch,
+                    })
+                    .await?;
+                tracing::info!(broker_id, broker_epoch, ?resp, "controlled shutdown");
+                let done = !matches!(resp, MetadataResponse::Error(_));
+                if done {
+                    lock(&self.inner.liveness).shutdown_applied(broker_id, broker_epoch);
+                }
+                Ok(HeartbeatState {
+                    fenced: self.broker_fenced(broker_id),
+                    shutdown_ready: done,
+                    stale_broker_epoch: false,
+                })
+            }
+            HeartbeatAction::ShutdownDone => Ok(HeartbeatState {
+                fenced: self.broker_fenced(broker_id),
+                shutdown_ready: true,
+                stale_broker_epoch: false,
+            }),
+        }
+    }
+
+    fn broker_fenced(&self, broker_id: BrokerId) -> bool {
+        self.inner
+            .image_rx
+            .borrow()
+            .brokers
+            .get(&broker_id)
+            .is_none_or(|b| b.fenced)
+    }
+
+    /// Add (or re-address) learner `id` at `rpc_addr`; only on the leader.
+    pub(crate) async fn add_learner_local(
+        &self,
+        id: NodeId,
+        rpc_addr: String,
+    ) -> Result<(), ControllerError> {
+        if !self.is_leader() {
+            return Err(ControllerError::NotLeader {
+                leader: self.leader_id(),
+            });
+        }
+        let node = ControllerNode { rpc_addr };
+        let (existing, is_voter) = {
+            let metrics = self.inner.raft.metrics();
+            let m = metrics.borrow_watched();
+            let membership = m.membership_config.membership();
+            (
+                membership.get_node(&id).cloned(),
+                membership.voter_ids().any(|v| v == id),
+            )
+        };
+        let result = match existing {
+            Some(n) if n == node => return Ok(()),
+            Some(_) if is_voter => {
+                return Err(ControllerError::VoterAsLearner {
+                    node_id: id,
+                    rpc_addr: node.rpc_addr,
+                });
+            }
+            // A learner restarted on another address: replicate there from now on.
+            Some(_) => {
+                self.inner
+                    .raft
+                    .change_membership(ChangeMembers::SetNodes(BTreeMap::from([(id, node)])), true)
+                    .await
+            }
+            None => self.inner.raft.add_learner(id, node, false).await,
+        };
+        result.map(|_| ()).map_err(client_write_error)
     }
 
     /// The committed image, updated after every applied batch; starts with the image
-    /// restored from the snapshot and log.
+    /// restored from the snapshot and log. Learners follow it exactly like voters: this
+    /// is the metadata stream of broker-only nodes.
     pub fn image(&self) -> watch::Receiver<Arc<MetadataImage>> {
         self.inner.image_rx.clone()
     }
 
     pub fn node_id(&self) -> BrokerId {
         self.inner.node_id
+    }
+
+    /// Whether this node votes in the quorum (else it is a learner).
+    pub fn is_voter(&self) -> bool {
+        self.inner.is_voter
     }
 
     /// The current leader as this node knows it.
@@ -451,8 +1084,7 @@ impl Controller {
             .and_then(broker_id_of)
     }
 
-    /// The Raft handle: for the RPC server (which feeds `append_entries`, `vote` and
-    /// `install_full_snapshot` into it) and for metrics.
+    /// The Raft handle: for the RPC service and for metrics.
     pub fn raft(&self) -> &ControllerRaft {
         &self.inner.raft
     }
@@ -460,6 +1092,9 @@ impl Controller {
     /// Stop the Raft node and wait until RocksDB is closed, so the same directory can
     /// be opened again. Further writes fail with [`ControllerError::Fatal`].
     pub async fn shutdown(&self) -> Result<(), ControllerError> {
+        if let Some(task) = lock(&self.inner.liveness_task).take() {
+            task.abort();
+        }
         self.inner
             .raft
             .shutdown()
@@ -475,6 +1110,178 @@ impl Controller {
                 waited: RELEASE_TIMEOUT,
             }),
         }
+    }
+
+    /// One liveness round on the leader; `led_term` is the term this node last started
+    /// leading in. Returns false once the Raft node stopped.
+    async fn liveness_tick(&self, led_term: &mut Option<u64>) -> bool {
+        let (running, leading, term) = {
+            let metrics = self.inner.raft.metrics();
+            let m = metrics.borrow_watched();
+            (
+                m.running_state.is_ok(),
+                m.state == ServerState::Leader && m.current_leader == Some(self.inner.raft_id),
+                m.current_term,
+            )
+        };
+        if !running {
+            return false;
+        }
+        if !leading {
+            *led_term = None;
+            return true;
+        }
+        let image = self.inner.image_rx.borrow().clone();
+        let now = Instant::now();
+        if *led_term != Some(term) {
+            *led_term = Some(term);
+            lock(&self.inner.liveness).on_leadership(&image, now);
+            return true;
+        }
+        let expired = lock(&self.inner.liveness).expired(&image, now);
+        for (broker_id, broker_epoch) in expired {
+            match self
+                .write_local(MetadataCommand::FenceBroker {
+                    broker_id,
+                    broker_epoch,
+                })
+                .await
+            {
+                Ok(resp) => tracing::info!(
+                    broker_id,
+                    broker_epoch,
+                    ?resp,
+                    "broker session expired: fenced"
+                ),
+                Err(e) => tracing::warn!(
+                    broker_id,
+                    broker_epoch,
+                    error = %e,
+                    "broker session expired, but FenceBroker failed"
+                ),
+            }
+        }
+        true
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Every [`LIVENESS_TICK`] while the controller exists; acts only while it leads.
+async fn liveness_loop(inner: Weak<Inner>) {
+    let mut ticker = tokio::time::interval(LIVENESS_TICK);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut led_term = None;
+    loop {
+        ticker.tick().await;
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        if !(Controller { inner }).liveness_tick(&mut led_term).await {
+            return;
+        }
+    }
+}
+
+async fn forward_write(
+    to: Forward,
+    command_json: Bytes,
+) -> Result<MetadataResponse, ControllerError> {
+    let Forward {
+        mut client,
+        leader,
+        addr,
+        remaining,
+    } = to;
+    let call = client.write(WriteRequest { command_json });
+    let reply = match tokio::time::timeout(remaining, call).await {
+        // The request may have reached the leader and may still commit.
+        Err(_elapsed) => return Err(ControllerError::WriteOutcomeUnknown { leader }),
+        Ok(Err(status)) => {
+            return Err(ControllerError::Unreachable {
+                leader,
+                source: PeerError::Rpc {
+                    addr,
+                    source: Box::new(status),
+                },
+            });
+        }
+        Ok(Ok(reply)) => reply.into_inner(),
+    };
+    match reply.outcome {
+        Some(write_reply::Outcome::ResponseJson(json)) => {
+            serde_json::from_slice(&json).map_err(|e| ControllerError::BadReply {
+                leader,
+                reason: format!("decode MetadataResponse: {e}"),
+            })
+        }
+        Some(write_reply::Outcome::NotLeader(l)) => Err(ControllerError::NotLeader {
+            leader: leader_hint(l),
+        }),
+        Some(write_reply::Outcome::OutcomeUnknown(l)) => {
+            Err(ControllerError::WriteOutcomeUnknown {
+                leader: leader_hint(l),
+            })
+        }
+        Some(write_reply::Outcome::Failed(message)) => {
+            Err(ControllerError::RemoteFailed { leader, message })
+        }
+        None => Err(ControllerError::BadReply {
+            leader,
+            reason: "empty Write reply".to_owned(),
+        }),
+    }
+}
+
+async fn forward_heartbeat(to: Forward, hb: Heartbeat) -> Result<HeartbeatState, ControllerError> {
+    let Forward {
+        mut client,
+        leader,
+        addr,
+        remaining,
+    } = to;
+    let call = client.broker_heartbeat(HeartbeatRequest {
+        broker_id: hb.broker_id,
+        broker_epoch: hb.broker_epoch,
+        metadata_offset: hb.metadata_offset,
+        want_shut_down: hb.want_shut_down,
+    });
+    let reply = match tokio::time::timeout(remaining, call).await {
+        Err(_elapsed) => {
+            return Err(ControllerError::RemoteFailed {
+                leader,
+                message: "heartbeat timed out".to_owned(),
+            });
+        }
+        Ok(Err(status)) => {
+            return Err(ControllerError::Unreachable {
+                leader,
+                source: PeerError::Rpc {
+                    addr,
+                    source: Box::new(status),
+                },
+            });
+        }
+        Ok(Ok(reply)) => reply.into_inner(),
+    };
+    match reply.outcome {
+        Some(heartbeat_reply::Outcome::State(s)) => Ok(HeartbeatState {
+            fenced: s.fenced,
+            shutdown_ready: s.shutdown_ready,
+            stale_broker_epoch: s.stale_broker_epoch,
+        }),
+        Some(heartbeat_reply::Outcome::NotLeader(l)) => Err(ControllerError::NotLeader {
+            leader: leader_hint(l),
+        }),
+        Some(heartbeat_reply::Outcome::Failed(message)) => {
+            Err(ControllerError::RemoteFailed { leader, message })
+        }
+        None => Err(ControllerError::BadReply {
+            leader,
+            reason: "empty BrokerHeartbeat reply".to_owned(),
+        }),
     }
 }
 
@@ -549,18 +1356,35 @@ mod tests {
             Err(ConfigError::NegativeNodeId { node_id: -1 })
         ));
 
-        let mut not_voter = ok.clone();
-        not_voter.node_id = 2;
+        // A node outside the voters is a learner and must say where it listens.
+        let mut learner = ok.clone();
+        learner.node_id = 2;
         assert!(matches!(
-            validate(&not_voter),
-            Err(ConfigError::NotAVoter { node_id: 2, .. })
+            validate(&learner),
+            Err(ConfigError::LearnerWithoutRpcAddr { node_id: 2 })
         ));
+        learner.rpc_addr = Some("h:2".into());
+        let v = validate(&learner).expect("learner with an address");
+        assert!(!v.is_voter);
+        assert_eq!(v.own.rpc_addr, "h:2");
 
         let mut multi = ok.clone();
         multi.voters.insert(2, "h:2".into());
+        multi.voters.insert(3, "h:3".into());
+        let v = validate(&multi).expect("three voters");
+        assert!(v.is_voter);
+        assert_eq!(v.members.len(), 3);
+        assert_eq!(v.own.rpc_addr, "h:1");
+
+        let mut none = ok.clone();
+        none.voters.clear();
+        assert!(matches!(validate(&none), Err(ConfigError::NoVoters)));
+
+        let mut no_session = ok.clone();
+        no_session.broker_session_timeout_ms = 0;
         assert!(matches!(
-            validate(&multi),
-            Err(ConfigError::MultiVoterUnsupported { .. })
+            validate(&no_session),
+            Err(ConfigError::ZeroTimeout { .. })
         ));
 
         let mut zero = ok.clone();

@@ -7,12 +7,15 @@
 //! (openraft `=0.10.0-alpha.37`) that orders every change to it. A change is a
 //! [`MetadataCommand`] in the Raft log; [`MetadataImage::apply`] validates and applies
 //! it, deterministically, when it is committed. The crate also holds the pure replica
-//! placement rule ([`assign_replicas`]).
+//! placement rule ([`assign_replicas`]), the controller-to-controller transport over
+//! gRPC (Raft traffic, forwarded writes and heartbeats, learners joining), and broker
+//! liveness (heartbeats, session expiry) on the active controller.
 //!
 //! # Layout
 //!
 //! - `command.rs` — [`MetadataCommand`], [`MetadataResponse`], [`MetadataError`].
 //! - `image.rs` — [`MetadataImage`] and `apply` (pure; table-driven tests).
+//! - `election.rs` — fencing, controlled shutdown, AlterPartition, ElectLeaders (pure).
 //! - `placement.rs` — [`assign_replicas`] (pure).
 //! - `types.rs` — the openraft type config ([`TypeConfig`]: NodeId = `u64` = Kafka
 //!   `node.id`, Node = [`ControllerNode`], D = `MetadataCommand`, R = `MetadataResponse`).
@@ -20,8 +23,52 @@
 //!   `logs` keyed by big-endian index, `meta` with vote, committed, last purged.
 //! - `snapshot_store.rs` — snapshot files in `<data_dir>/snapshots/`.
 //! - `state_machine.rs` — openraft's state machine over the in-memory image.
-//! - `network.rs` — a network that reaches nobody (see below).
+//! - `grpc_network.rs` — [`GrpcNetworkFactory`]: the Raft transport over
+//!   `ControllerService` (`proto/fjord.proto`), openraft messages as JSON, one lazily
+//!   connected tonic channel per peer address shared with write forwarding.
+//! - `service.rs` — [`ControllerRpc`], the receiving side of `ControllerService`.
+//! - `liveness.rs` — broker sessions on the leader ([`Heartbeat`], [`HeartbeatState`]),
+//!   pure code over an explicit `now`.
 //! - `controller.rs` — [`Controller`], the handle the server uses.
+//!
+//! # Using it
+//!
+//! ```text
+//! let controller = Controller::open(config).await?;        // RocksDB + Raft, no waiting
+//! server.add_service(controller.rpc_service());             // serve it (with ReplicaService)
+//! controller.ready().await?;                                // join the quorum
+//! controller.write(cmd).await?;                             // on any node
+//! controller.heartbeat(hb).await?;                          // brokers, every 2 s
+//! let image = controller.image();                           // watch the committed image
+//! ```
+//!
+//! The RPC server must listen before `ready` (voters must reach each other to elect a
+//! leader). [`Controller::start`] is `open` + `ready` and is enough for a single voter,
+//! which needs no RPC server at all.
+//!
+//! - **Voters** (`node_id` in `voters`): on a fresh store every voter initializes the
+//!   quorum with the whole configured voter set; the membership entry is identical on
+//!   all of them, so it does not matter who does it first, and a voter that starts
+//!   after the others formed the quorum is simply brought up to date. Pre-vote is on,
+//!   so a (re)starting voter cannot depose a healthy leader.
+//! - **Learners** (broker-only nodes, `node_id` not in `voters`, own `rpc_addr` set):
+//!   never initialize; `ready` asks the voters (following `not_leader` hints) to add
+//!   them with `add_learner`, then they receive the log like a voter (deltas by
+//!   AppendEntries, a snapshot when far behind) without voting. Their
+//!   [`Controller::image`] is the metadata stream of a broker-only node.
+//! - `ready` waits (up to `startup_timeout_ms`, default 120 s, logging every 5 s) for a
+//!   leader, lets the leader write `InitCluster` when the image has no cluster id, and
+//!   returns once the local image has the cluster id and the committed log applied.
+//! - [`Controller::write`] and [`Controller::heartbeat`] work on every node: the leader
+//!   runs them; any other node forwards them over gRPC to the leader it knows, retrying
+//!   (50 ms doubling to 500 ms) on not-leader, no leader yet or unreachable, until
+//!   `write_timeout_ms` (default 10 s).
+//! - The leader tracks broker heartbeats (Kafka KRaft semantics): every 250 ms it
+//!   writes `FenceBroker` for an unfenced broker silent for `broker_session_timeout_ms`
+//!   (default 9 s; a new leader first gives every broker a full timeout of grace); a
+//!   fenced broker heartbeating with its current epoch and caught up to it is
+//!   unfenced; `want_shut_down` writes `ControlledShutdown` once and then answers
+//!   `shutdown_ready`; a wrong epoch answers `stale_broker_epoch`.
 //!
 //! # Invariants
 //!
@@ -39,30 +86,41 @@
 //! - The log stays bounded: openraft snapshots every `snapshot_every_logs` entries and
 //!   purges the log up to one interval behind the snapshot.
 //! - RocksDB and file I/O run on tokio's blocking pool, never on async worker threads.
-//! - A quorum is initialized only on a fresh store; a restart never re-initializes.
-//! - [`Controller::image`] is updated before a write's response is sent: when
-//!   [`Controller::write`] returns, the image shows the result.
+//! - A quorum is initialized only on a fresh store; a restart never re-initializes, and
+//!   a learner never initializes.
+//! - A request forwarded to a node that is not the leader is answered `not_leader`,
+//!   never forwarded again: no loops.
+//! - [`Controller::image`] is updated before a local write's response is sent: when
+//!   [`Controller::write`] returns on the leader, its image shows the result; other
+//!   nodes see it once replicated (typically within one heartbeat interval).
+//! - Liveness state is soft, leader-local and never replicated: only the commands it
+//!   writes are.
 //!
 //! # Not done yet
 //!
-//! - **Multi-voter quorums.** There is no controller-to-controller transport:
-//!   [`UnreachableNetworkFactory`] answers every RPC with `Unreachable`, and
-//!   [`Controller::start`] refuses voter sets other than `{self}`. The gRPC transport is
-//!   the next issue; it plugs in through [`Controller::start_with_network`] and
-//!   [`Controller::raft`] (the receiving side), and must also decide multi-voter
-//!   bootstrap and membership changes.
-//! - Broker heartbeats, fencing and leader election from the ISR, AlterPartition,
-//!   producer-id blocks, ACLs, quotas, and the delta stream to brokers: brokers follow
-//!   the whole image through [`Controller::image`] for now.
+//! - **Membership changes.** The voter set is fixed at first start; a changed
+//!   `voters` config is ignored with a warning (the stored quorum wins). Learners are
+//!   never removed from the membership (a decommissioned broker stays a learner that
+//!   the leader keeps trying to reach, with backoff).
+//! - A forwarded write whose connection breaks after the request was sent (tonic
+//!   reports `Unavailable`) is retried: it may then be applied twice. Commands are
+//!   deterministic in apply, so a duplicate is either a no-op or a rejected command
+//!   whose error the caller sees instead of the first result. A forwarded write that
+//!   gets no answer before `write_timeout_ms` is reported as `WriteOutcomeUnknown`.
+//! - No TLS or authentication between nodes.
+//! - A full snapshot is one gRPC message (limit 256 MiB), not a chunked stream.
+//! - Producer-id blocks, ACLs, quotas.
 //! - Topic config values are stored as given; validating them is the gateway's job.
 
 mod command;
 mod controller;
 mod election;
+mod grpc_network;
 mod image;
+mod liveness;
 mod log_store;
-mod network;
 mod placement;
+mod service;
 mod snapshot_store;
 mod state_machine;
 mod types;
@@ -82,9 +140,16 @@ pub use controller::ConfigError;
 pub use controller::Controller;
 pub use controller::ControllerConfig;
 pub use controller::ControllerError;
+pub use controller::DEFAULT_BROKER_HEARTBEAT_INTERVAL_MS;
+pub use controller::DEFAULT_BROKER_SESSION_TIMEOUT_MS;
+pub use controller::DEFAULT_STARTUP_TIMEOUT_MS;
+pub use controller::DEFAULT_WRITE_TIMEOUT_MS;
 pub use controller::RAFT_DIR;
 pub use controller::SNAPSHOT_DIR;
 pub use controller::random_cluster_id;
+pub use grpc_network::GrpcNetwork;
+pub use grpc_network::GrpcNetworkFactory;
+pub use grpc_network::PeerError;
 pub use image::BrokerRegistration;
 pub use image::Listener;
 pub use image::MAX_TOPIC_NAME_LEN;
@@ -92,12 +157,12 @@ pub use image::MetadataImage;
 pub use image::PartitionRegistration;
 pub use image::TopicImage;
 pub use image::validate_topic_name;
+pub use liveness::Heartbeat;
+pub use liveness::HeartbeatState;
 pub use log_store::LogStoreError;
-pub use network::NoTransport;
-pub use network::UnreachableNetwork;
-pub use network::UnreachableNetworkFactory;
 pub use placement::PlacementError;
 pub use placement::assign_replicas;
+pub use service::ControllerRpc;
 pub use snapshot_store::SnapshotError;
 pub use state_machine::MetadataSnapshotBuilder;
 pub use state_machine::MetadataStateMachine;

@@ -5,7 +5,6 @@ use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
 
-use fjord_controller::ConfigError;
 use fjord_controller::Controller;
 use fjord_controller::ControllerConfig;
 use fjord_controller::ControllerError;
@@ -31,12 +30,10 @@ async fn bounded<F: Future>(f: F) -> F::Output {
 
 fn config(dir: &Path, snapshot_every_logs: u64) -> ControllerConfig {
     ControllerConfig {
-        node_id: 1,
-        data_dir: dir.to_owned(),
-        voters: BTreeMap::from([(1, "127.0.0.1:9093".to_owned())]),
         election_timeout_ms: (150, 300),
         heartbeat_interval_ms: 50,
         snapshot_every_logs,
+        ..ControllerConfig::single_voter(1, dir.to_owned(), "127.0.0.1:9093".to_owned())
     }
 }
 
@@ -231,16 +228,4 @@ async fn snapshots_purge_the_log_and_restore_on_restart() {
         c.shutdown().await.expect("shutdown");
     })
     .await;
-}
-
-#[tokio::test]
-async fn multi_voter_configs_are_refused_for_now() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut cfg = config(dir.path(), 1000);
-    cfg.voters.insert(2, "127.0.0.1:9094".into());
-    let err = Controller::start(cfg).await.expect_err("multi-voter");
-    assert!(matches!(
-        err,
-        ControllerError::Config(ConfigError::MultiVoterUnsupported { .. })
-    ));
 }

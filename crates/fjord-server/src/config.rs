@@ -395,6 +395,11 @@ impl FileConfig {
             election_timeout_ms: self.controller.election_timeout_ms,
             heartbeat_interval_ms: self.controller.heartbeat_interval_ms,
             snapshot_every_logs: self.controller.snapshot_every_logs,
+            rpc_addr: Some(self.controller_addr.clone()),
+            write_timeout_ms: fjord_controller::DEFAULT_WRITE_TIMEOUT_MS,
+            startup_timeout_ms: fjord_controller::DEFAULT_STARTUP_TIMEOUT_MS,
+            broker_session_timeout_ms: fjord_controller::DEFAULT_BROKER_SESSION_TIMEOUT_MS,
+            broker_heartbeat_interval_ms: fjord_controller::DEFAULT_BROKER_HEARTBEAT_INTERVAL_MS,
         };
         let gateway = GatewayConfig {
             listen,
