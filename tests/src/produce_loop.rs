@@ -43,10 +43,14 @@ pub struct ProduceSummary {
     pub finished_at: Instant,
 }
 
-/// The producer settings fault tests use: acks=all, idempotence off, retries on.
+/// The producer settings fault tests use: acks=all, idempotence off, retries on, and short
+/// socket timeouts: a SIGSTOPped broker still accepts TCP connections (the kernel completes
+/// the handshake) but never answers, so the client must give up on it quickly.
 pub fn fault_test_producer(bootstrap: &str) -> FutureProducer {
     let mut cfg: ClientConfig = client_config(bootstrap);
     cfg.set("acks", "all")
+        .set("socket.timeout.ms", "5000")
+        .set("socket.connection.setup.timeout.ms", "3000")
         .set("linger.ms", "2")
         .set("enable.idempotence", "false")
         .set("message.timeout.ms", "60000")

@@ -205,8 +205,9 @@ pub struct Config {
     pub controller: ControllerConfig,
     pub broker: BrokerConfig,
     pub gateway: GatewayConfig,
-    /// Cluster timings validated here and handed to the controller and
-    /// broker as their configs take them.
+    /// Cluster timings validated here; the controller's are in
+    /// `controller`, `replica_lag_time_max` goes to the broker's replication
+    /// settings once the broker takes them.
     pub timings: ClusterTimings,
 }
 
@@ -246,6 +247,31 @@ fn env_list(value: &str) -> Vec<String> {
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+impl Config {
+    /// After binding the rpc listener: an advertised rpc address with port 0
+    /// (`fjord dev`, tests) becomes the port actually bound, wherever this
+    /// node advertises it (its voter entry, the controller's own address).
+    pub fn resolve_rpc_port(&mut self, bound: SocketAddr) {
+        let Some((host, 0)) = split_host_port(&self.advertised_rpc_addr) else {
+            return;
+        };
+        let resolved = if host.contains(':') {
+            format!("[{host}]:{}", bound.port())
+        } else {
+            format!("{host}:{}", bound.port())
+        };
+        if let Some(own) = self.controller.voters.get_mut(&self.node_id)
+            && *own == self.advertised_rpc_addr
+        {
+            own.clone_from(&resolved);
+        }
+        if self.controller.rpc_addr.as_deref() == Some(self.advertised_rpc_addr.as_str()) {
+            self.controller.rpc_addr = Some(resolved.clone());
+        }
+        self.advertised_rpc_addr = resolved;
+    }
 }
 
 impl FileConfig {
@@ -395,11 +421,11 @@ impl FileConfig {
             election_timeout_ms: self.controller.election_timeout_ms,
             heartbeat_interval_ms: self.controller.heartbeat_interval_ms,
             snapshot_every_logs: self.controller.snapshot_every_logs,
-            rpc_addr: Some(self.controller_addr.clone()),
+            rpc_addr: Some(advertised_rpc_addr.clone()),
             write_timeout_ms: fjord_controller::DEFAULT_WRITE_TIMEOUT_MS,
             startup_timeout_ms: fjord_controller::DEFAULT_STARTUP_TIMEOUT_MS,
-            broker_session_timeout_ms: fjord_controller::DEFAULT_BROKER_SESSION_TIMEOUT_MS,
-            broker_heartbeat_interval_ms: fjord_controller::DEFAULT_BROKER_HEARTBEAT_INTERVAL_MS,
+            broker_session_timeout_ms: millis(timings.broker_session_timeout),
+            broker_heartbeat_interval_ms: millis(timings.broker_heartbeat_interval),
         };
         let gateway = GatewayConfig {
             listen,
@@ -494,6 +520,10 @@ impl FileConfig {
     }
 }
 
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 fn parse_socket_addr(key: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
     value.parse().map_err(|_| ConfigError::Invalid {
         key,
@@ -583,9 +613,27 @@ mod tests {
         assert_eq!(config.data_dir, PathBuf::from("/data"));
         assert_eq!(config.rpc_listen, "0.0.0.0:9193".parse().unwrap());
         assert_eq!(config.advertised_rpc_addr, "b:9093");
-        assert_eq!(config.timings.broker_session_timeout.as_millis(), 3000);
-        assert_eq!(config.timings.broker_heartbeat_interval.as_millis(), 500);
+        assert_eq!(config.controller.broker_session_timeout_ms, 3000);
+        assert_eq!(config.controller.broker_heartbeat_interval_ms, 500);
+        assert_eq!(config.controller.rpc_addr.as_deref(), Some("b:9093"));
         assert_eq!(config.timings.replica_lag_time_max.as_millis(), 2500);
+    }
+
+    #[test]
+    fn an_ephemeral_rpc_port_is_resolved_everywhere_it_is_advertised() {
+        let file: FileConfig = toml::from_str("rpc_addr = \"127.0.0.1:0\"").unwrap();
+        let mut config = file.validate().unwrap();
+        config.resolve_rpc_port("127.0.0.1:4567".parse().unwrap());
+        assert_eq!(config.advertised_rpc_addr, "127.0.0.1:4567");
+        assert_eq!(config.controller.voters[&1], "127.0.0.1:4567");
+        assert_eq!(
+            config.controller.rpc_addr.as_deref(),
+            Some("127.0.0.1:4567")
+        );
+        // A fixed port stays as configured.
+        let mut config = FileConfig::default().validate().unwrap();
+        config.resolve_rpc_port("127.0.0.1:4567".parse().unwrap());
+        assert_eq!(config.advertised_rpc_addr, "127.0.0.1:19092");
     }
 
     #[test]

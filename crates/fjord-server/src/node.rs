@@ -4,7 +4,7 @@
 //! Start order: bind the node-to-node gRPC listener and serve the
 //! controller's Raft service on it *before* waiting for the quorum (the
 //! other voters cannot elect anyone until this node answers votes), then
-//! wait until the controller knows a leader, then the broker (register,
+//! wait until the controller follows a leader, then the broker (register,
 //! open logs), then the Kafka listener. A controller-only node stops after
 //! the controller; a broker-only node runs its controller as a Raft
 //! learner.
@@ -99,23 +99,27 @@ fn spawn_rpc_server(
 }
 
 /// Start a node and return once it serves (Kafka clients, for a broker).
-pub async fn start(config: Config) -> Result<RunningNode, ServerError> {
+pub async fn start(mut config: Config) -> Result<RunningNode, ServerError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|source| ServerError::DataDir {
         path: config.data_dir.clone(),
         source,
     })?;
     let (rpc_listener, rpc_addr) = bind(config.rpc_listen).await?;
+    config.resolve_rpc_port(rpc_addr);
     let rpc_shutdown = CancellationToken::new();
 
-    // The Raft transport is not on main yet: a single voter needs no peers,
-    // so the controller starts (and waits for its own leadership) before the
-    // gRPC server has anything to serve.
-    let controller = Controller::start(config.controller.clone())
+    // The gRPC server must answer before the quorum can form: other voters
+    // cannot elect anyone until this node answers votes.
+    let controller = Controller::open(config.controller.clone())
         .await
         .map_err(ServerError::Controller)?;
-    let routes = tonic::service::Routes::default();
+    let routes = tonic::service::Routes::new(controller.rpc_service());
     let rpc_server = spawn_rpc_server(rpc_listener, routes, rpc_shutdown.clone());
-    tracing::info!(node_id = config.node_id, %rpc_addr, "node-to-node gRPC server listening");
+    tracing::info!(node_id = config.node_id, %rpc_addr, advertised = %config.advertised_rpc_addr, "node-to-node gRPC server listening");
+    if let Err(err) = controller.ready().await {
+        stop_controller_and_rpc(&controller, rpc_server, &rpc_shutdown).await;
+        return Err(ServerError::Controller(err));
+    }
 
     let kafka = if config.is_broker {
         match start_kafka_side(&config, &controller).await {
