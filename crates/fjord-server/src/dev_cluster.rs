@@ -301,7 +301,8 @@ async fn cluster_ready(running: &[Running]) -> bool {
 
 /// SIGTERM to every child, wait (bounded), SIGKILL whatever is left.
 async fn stop_all(running: &mut [Running], force: &CancellationToken) -> Result<()> {
-    eprintln!("fjord dev: stopping {} nodes", running.len());
+    let live = running.iter().filter(|r| r.child.is_some()).count();
+    eprintln!("fjord dev: stopping {live} running node(s)");
     for r in running.iter() {
         if let Some(pid) = r.child.as_ref().and_then(Child::id) {
             signal(pid, rustix::process::Signal::TERM);

@@ -2,8 +2,9 @@
 //! They print figures and assert only that the cluster worked, never timings.
 //!
 //! - `bench_failover_*`: time from SIGKILL of a leader to the first acknowledged acks=all
-//!   produce (sent after the kill) on each partition it led; test-tuned timeouts and
-//!   Kafka's defaults (session 9 s: a killed broker is detected by its missing heartbeats).
+//!   produce (sent after the kill) on each partition it led; with the e2e tests' timeouts
+//!   (session 2.5 s), tuned for failover (session 1.2 s, heartbeat 0.3 s) and Kafka's
+//!   defaults (session 9 s): a SIGKILLed broker is detected by its missing heartbeats.
 //! - `bench_throughput_three_nodes_vs_one`: acks=all produce throughput of a 3-node RF=3
 //!   cluster versus a single node, 100-byte records, 8 partitions.
 //! - `bench_create_partitions`: CreateTopics of 1,000 partitions (RF=3) and 10,000 (RF=1:
@@ -108,6 +109,19 @@ async fn failover(label: &str, options: ClusterOptions, rounds: usize) {
 #[ignore = "benchmark: run by bench/failover"]
 async fn bench_failover_test_timeouts() {
     bounded(LIMIT, failover("test timeouts", ClusterOptions::fast(3), 3)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run by bench/failover"]
+async fn bench_failover_tuned_for_failover() {
+    let options = ClusterOptions {
+        broker_session_timeout_ms: 1200,
+        broker_heartbeat_interval_ms: 300,
+        election_timeout_ms: (300, 600),
+        raft_heartbeat_interval_ms: 75,
+        ..ClusterOptions::fast(3)
+    };
+    bounded(LIMIT, failover("tuned: session 1.2 s", options, 3)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -186,6 +186,15 @@ fn ids(ids: &[i32]) -> String {
     ids.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
 }
 
+/// `1 node`, `3 nodes`.
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 pub(crate) fn format_status(status: &Status) -> String {
     let mut out = String::new();
     out.push_str(&format!("Cluster id: {}\n", status.cluster_id));
@@ -263,10 +272,10 @@ pub(crate) fn format_status(status: &Status) -> String {
         .filter(|n| n.fenced == Some(true))
         .count();
     out.push_str(&format!(
-        "\n{} nodes ({fenced} fenced), controller {controller}, {} topics, {} partitions: {under} under-replicated, {offline} offline\n",
-        status.nodes.len(),
-        status.topics,
-        status.partitions,
+        "\n{} ({fenced} fenced), controller {controller}, {}, {}: {under} under-replicated, {offline} offline\n",
+        count(status.nodes.len(), "node"),
+        count(status.topics, "topic"),
+        count(status.partitions, "partition"),
     ));
     out
 }
