@@ -2,16 +2,17 @@
 //! the operations the gateway serves.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use fjord_controller::{Controller, Listener, MetadataCommand, MetadataImage};
-use fjord_types::{BrokerId, TopicPartition};
+use fjord_controller::{Controller, Listener, MetadataCommand, MetadataImage, MetadataResponse};
+use fjord_types::{BrokerId, LeaderEpoch, Offset, TopicPartition};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, REPLICATION_LISTENER, ReplicationConfig};
 use crate::error::{BrokerError, PartitionError};
 use crate::log_dirs::LogDirs;
 use crate::metadata_applier::{apply_image, remove_stray_logs};
@@ -22,42 +23,43 @@ use crate::types::{
 
 pub struct Broker {
     pub(crate) config: BrokerConfig,
+    pub(crate) replication: ReplicationConfig,
     pub(crate) controller: Controller,
     pub(crate) replicas: Arc<ReplicaManager>,
     /// The image whose partitions are open locally: what Metadata answers from,
     /// so a client is never told of a partition whose log is not open yet.
-    applied: watch::Receiver<Arc<MetadataImage>>,
-    cancel: CancellationToken,
-    tasks: TaskTracker,
+    pub(crate) applied: watch::Receiver<Arc<MetadataImage>>,
+    /// This broker's epoch, from its registration (-1: unknown).
+    pub(crate) broker_epoch: AtomicI64,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) tasks: TaskTracker,
     pub(crate) producer_ids: crate::producer_ids::ProducerIds,
     pub(crate) group_service: crate::group_service::GroupService,
 }
 
 impl Broker {
-    /// Register with the controller, open the logs the committed metadata
-    /// assigns to this broker, and start following metadata.
+    /// A broker without replication settings (a single node): see
+    /// [`Broker::start_with_replication`].
     pub async fn start(
         config: BrokerConfig,
+        controller: Controller,
+    ) -> Result<Arc<Broker>, BrokerError> {
+        Self::start_with_replication(config, ReplicationConfig::default(), controller).await
+    }
+
+    /// Register with the controller (with the replication listener, if
+    /// any), open the logs the committed metadata assigns to this broker,
+    /// and start following metadata, fetching from leaders and tracking ISRs.
+    pub async fn start_with_replication(
+        config: BrokerConfig,
+        replication: ReplicationConfig,
         controller: Controller,
     ) -> Result<Arc<Broker>, BrokerError> {
         let log_dirs = LogDirs::open(&config.log_dir).map_err(|source| BrokerError::LogDir {
             path: config.log_dir.clone(),
             source,
         })?;
-        let listener = &config.advertised_listener;
-        controller
-            .write(MetadataCommand::RegisterBroker {
-                broker_id: config.node_id,
-                incarnation_id: Uuid::new_v4(),
-                listeners: vec![Listener {
-                    name: listener.name.clone(),
-                    host: listener.host.clone(),
-                    port: listener.port,
-                }],
-                rack: config.rack.clone(),
-            })
-            .await
-            .map_err(BrokerError::Register)?;
+        let broker_epoch = register(&config, &replication, &controller).await?;
 
         let replicas = Arc::new(ReplicaManager::new(config.node_id));
         let mut committed = controller.image();
@@ -85,9 +87,11 @@ impl Broker {
         let (applied_tx, applied) = watch::channel(first);
         let broker = Arc::new(Broker {
             config,
+            replication,
             controller,
             replicas,
             applied,
+            broker_epoch: AtomicI64::new(broker_epoch),
             cancel: CancellationToken::new(),
             tasks: TaskTracker::new(),
             producer_ids: Default::default(),
@@ -96,6 +100,9 @@ impl Broker {
         broker.spawn_metadata_follower(committed, applied_tx);
         broker.spawn_housekeeping();
         broker.spawn_group_timer();
+        broker.spawn_fetcher_manager();
+        broker.spawn_isr_shrinker();
+        broker.spawn_heartbeats();
         Ok(broker)
     }
 
@@ -143,21 +150,28 @@ impl Broker {
         });
     }
 
-    /// Retention and flush policy, on their intervals.
+    /// Retention, flush policy and high watermark checkpoints, on their intervals.
     fn spawn_housekeeping(&self) {
         let (replicas, cancel) = (self.replicas.clone(), self.cancel.clone());
-        let (retention_every, flush_every) = (
+        let (retention_every, flush_every, checkpoint_every) = (
             self.config.retention_check_interval,
             self.config.flush_check_interval,
+            self.replication.hw_checkpoint_interval,
         );
         self.tasks.spawn(async move {
             let mut retention = tokio::time::interval(retention_every);
             let mut flush = tokio::time::interval(flush_every);
+            let mut checkpoint = tokio::time::interval(checkpoint_every);
             loop {
                 let retention_due = tokio::select! {
                     _ = cancel.cancelled() => return,
                     _ = retention.tick() => true,
                     _ = flush.tick() => false,
+                    _ = checkpoint.tick() => {
+                        let replicas = replicas.clone();
+                        let _ = tokio::task::spawn_blocking(move || checkpoint_high_watermarks(&replicas)).await;
+                        continue;
+                    }
                 };
                 let replicas = replicas.clone();
                 let _ = tokio::task::spawn_blocking(move || {
@@ -184,6 +198,21 @@ impl Broker {
 
     pub fn node_id(&self) -> BrokerId {
         self.config.node_id
+    }
+
+    /// This broker's replica of `tp`, leader or follower (its log end and
+    /// high watermark, for tests and diagnostics).
+    pub fn local_replica(&self, tp: &TopicPartition) -> Option<Arc<crate::partition::Partition>> {
+        self.replicas.get(tp)
+    }
+
+    /// This broker's epoch from its registration (-1: unknown).
+    pub fn broker_epoch(&self) -> i64 {
+        self.broker_epoch.load(Ordering::Relaxed)
+    }
+
+    pub fn replication_config(&self) -> &ReplicationConfig {
+        &self.replication
     }
 
     pub fn config(&self) -> &BrokerConfig {
@@ -224,16 +253,33 @@ impl Broker {
         self.replicas.fetch(params).await
     }
 
+    /// ListOffsets; `current_leader_epoch` (-1: unchecked) fences stale clients.
     pub fn list_offset(
         &self,
         tp: &TopicPartition,
         spec: OffsetSpec,
+        current_leader_epoch: LeaderEpoch,
     ) -> Result<ListedOffset, PartitionError> {
-        self.replicas.list_offset(tp, spec)
+        self.replicas.list_offset(tp, spec, current_leader_epoch)
     }
 
-    /// Stop background work and close every log (flushing it).
+    /// OffsetForLeaderEpoch: `(epoch, end offset)` of `epoch` in the
+    /// leader's log; `None` when the log knows no such epoch (UNDEFINED).
+    pub fn offset_for_leader_epoch(
+        &self,
+        tp: &TopicPartition,
+        current_leader_epoch: LeaderEpoch,
+        epoch: LeaderEpoch,
+    ) -> Result<Option<(LeaderEpoch, Offset)>, PartitionError> {
+        self.replicas
+            .end_offset_for_epoch(tp, current_leader_epoch, epoch)
+    }
+
+    /// Controlled shutdown (leadership moves away first, bounded by
+    /// `controlled_shutdown_timeout`), then stop background work and close
+    /// every log (flushing it).
     pub async fn shutdown(&self) {
+        self.controlled_shutdown().await;
         self.cancel.cancel();
         self.tasks.close();
         if tokio::time::timeout(Duration::from_secs(10), self.tasks.wait())
@@ -244,6 +290,7 @@ impl Broker {
         }
         let replicas = self.replicas.clone();
         let _ = tokio::task::spawn_blocking(move || {
+            checkpoint_high_watermarks(&replicas);
             for p in replicas.all() {
                 if let Some(log) = p.take_log()
                     && let Err(err) = log.close()
@@ -254,4 +301,56 @@ impl Broker {
         })
         .await;
     }
+}
+
+/// Persist every partition's high watermark that moved since its last checkpoint.
+fn checkpoint_high_watermarks(replicas: &ReplicaManager) {
+    for p in replicas.all() {
+        if let Some((dir, hw)) = p.hw_checkpoint_due() {
+            match crate::hw_checkpoint::write(&dir, hw) {
+                Ok(()) => p.hw_checkpointed(hw),
+                Err(err) => {
+                    tracing::error!(tp = %p.tp, %err, "cannot checkpoint the high watermark")
+                }
+            }
+        }
+    }
+}
+
+/// Register this broker process (a new incarnation) with its listeners;
+/// returns the broker epoch the controller assigned (-1 if it refused).
+pub(crate) async fn register(
+    config: &BrokerConfig,
+    replication: &ReplicationConfig,
+    controller: &Controller,
+) -> Result<i64, BrokerError> {
+    let listener = &config.advertised_listener;
+    let mut listeners = vec![Listener {
+        name: listener.name.clone(),
+        host: listener.host.clone(),
+        port: listener.port,
+    }];
+    if let Some(rpc) = &replication.replication_listener {
+        listeners.push(Listener {
+            name: REPLICATION_LISTENER.to_string(),
+            host: rpc.host.clone(),
+            port: rpc.port,
+        });
+    }
+    let registered = controller
+        .write(MetadataCommand::RegisterBroker {
+            broker_id: config.node_id,
+            incarnation_id: Uuid::new_v4(),
+            listeners,
+            rack: config.rack.clone(),
+        })
+        .await
+        .map_err(BrokerError::Register)?;
+    Ok(match registered {
+        MetadataResponse::BrokerRegistered { broker_epoch, .. } => broker_epoch,
+        other => {
+            tracing::error!(?other, "broker registration was not accepted");
+            -1
+        }
+    })
 }

@@ -65,3 +65,50 @@ impl BrokerConfig {
         }
     }
 }
+
+/// Replication settings (Kafka's names and defaults). Kept apart from
+/// [`BrokerConfig`] so that a single-node setup needs none of them.
+#[derive(Clone, Debug)]
+pub struct ReplicationConfig {
+    /// The node's gRPC address, registered as the listener named
+    /// [`REPLICATION_LISTENER`]; followers fetch from it. `None`: this broker
+    /// registers no replication endpoint and nobody can follow it.
+    pub replication_listener: Option<AdvertisedListener>,
+    /// `replica.lag.time.max.ms` (30000): a follower not caught up for this
+    /// long leaves the ISR.
+    pub replica_lag_time_max: Duration,
+    /// `replica.fetch.wait.max.ms` (500): the follower fetch long-poll.
+    pub replica_fetch_wait_max: Duration,
+    /// `replica.fetch.max.bytes` (1 MiB): per partition per fetch.
+    pub replica_fetch_max_bytes: u32,
+    /// `replica.fetch.response.max.bytes` (10 MiB): per fetch.
+    pub replica_fetch_response_max_bytes: u32,
+    /// `replica.fetch.backoff.ms` (1000): the longest back-off after a failed fetch.
+    pub replica_fetch_backoff: Duration,
+    /// `replica.high.watermark.checkpoint.interval.ms` (5000).
+    pub hw_checkpoint_interval: Duration,
+    /// `broker.heartbeat.interval.ms` (2000).
+    pub broker_heartbeat_interval: Duration,
+    /// How long shutdown waits for the controller to move leadership away
+    /// (controlled shutdown) before closing the logs anyway.
+    pub controlled_shutdown_timeout: Duration,
+}
+
+/// The listener name under which a broker registers its replication (gRPC) endpoint.
+pub const REPLICATION_LISTENER: &str = "REPLICATION";
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        ReplicationConfig {
+            replication_listener: None,
+            replica_lag_time_max: Duration::from_millis(30_000),
+            replica_fetch_wait_max: Duration::from_millis(500),
+            replica_fetch_max_bytes: 1024 * 1024,
+            replica_fetch_response_max_bytes: 10 * 1024 * 1024,
+            replica_fetch_backoff: Duration::from_millis(1_000),
+            hw_checkpoint_interval: Duration::from_millis(5_000),
+            broker_heartbeat_interval: Duration::from_millis(2_000),
+            controlled_shutdown_timeout: Duration::from_secs(5),
+        }
+    }
+}

@@ -11,6 +11,12 @@ pub enum PartitionError {
     UnknownTopicOrPartition,
     #[error("this broker is not the leader (leader: {leader:?})")]
     NotLeaderOrFollower { leader: Option<BrokerId> },
+    /// The caller's leader epoch is older than the partition's.
+    #[error("leader epoch {given} is fenced (current {current})")]
+    FencedLeaderEpoch { given: i32, current: i32 },
+    /// The caller's leader epoch is newer than this broker knows.
+    #[error("leader epoch {given} is unknown (current {current})")]
+    UnknownLeaderEpoch { given: i32, current: i32 },
     #[error("offset {requested} is outside [{log_start}, {log_end}]")]
     OffsetOutOfRange {
         requested: Offset,

@@ -11,8 +11,11 @@
 //!   rebuilds the same state. Answers go out only after the records are
 //!   committed (acks=all).
 //! - On first use the shell replays every `__consumer_offsets` partition this
-//!   broker leads, then serves. (Loading on leadership change comes with
-//!   the cluster work: one broker leads every partition today.)
+//!   broker leads (up to its log end, as Kafka does), then serves. It
+//!   remembers which partitions it loaded at which leader epoch; when that
+//!   changes (a partition's leadership came here, left, or came back), the
+//!   next call drops the state and replays again, so a coordinator that moved
+//!   back never serves state from before it moved away.
 //!
 //! Known limits: one lock for all groups of a broker (group calls are not on
 //! the produce/fetch path); a failed append is logged and the in-memory
@@ -73,10 +76,14 @@ impl Default for GroupServiceConfig {
     }
 }
 
+/// The `__consumer_offsets` partitions this broker leads, with their leader epochs.
+type Led = BTreeMap<i32, fjord_types::LeaderEpoch>;
+
 /// The coordinator state and what is loaded.
 struct State {
     coordinator: GroupCoordinator,
-    loaded: bool,
+    /// What the state was replayed from; `None` before the first load.
+    loaded: Option<Led>,
 }
 
 pub(crate) struct GroupService {
@@ -109,7 +116,7 @@ impl GroupService {
         GroupService {
             state: Mutex::new(State {
                 coordinator: GroupCoordinator::new(config.group.clone()),
-                loaded: false,
+                loaded: None,
             }),
             config,
             waiters: StdMutex::new(HashMap::new()),
@@ -223,17 +230,39 @@ impl Broker {
         self.ensure_offsets_topic().await?;
         let tp = self.offsets_partition(group_id);
         let partition = self.replicas.get(&tp).ok_or(GroupError::NotCoordinator)?;
-        if partition.list_offset(crate::OffsetSpec::Earliest).is_err() {
-            // Not the leader of the group's partition.
+        if !partition.is_leader() {
             return Err(GroupError::NotCoordinator);
         }
         let mut state = self.groups().state.lock().await;
-        if !state.loaded {
+        let led = self.led_offsets_partitions();
+        if state.loaded.as_ref() != Some(&led) {
+            if state.loaded.is_some() {
+                tracing::info!(
+                    partitions = led.len(),
+                    "{CONSUMER_OFFSETS} leadership changed; reloading group coordinator state"
+                );
+                state.coordinator = GroupCoordinator::new(self.groups().config.group.clone());
+                // Requests parked on the old state get COORDINATOR_NOT_AVAILABLE and retry.
+                self.groups()
+                    .waiters
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clear();
+            }
             self.load(&mut state);
-            state.loaded = true;
+            state.loaded = Some(led);
             self.groups().timer.notify_one();
         }
         Ok(state)
+    }
+
+    fn led_offsets_partitions(&self) -> Led {
+        self.replicas
+            .all()
+            .into_iter()
+            .filter(|p| p.tp.topic == CONSUMER_OFFSETS && p.is_leader())
+            .map(|p| (p.tp.partition, p.assignment().leader_epoch))
+            .collect()
     }
 
     /// Replay every `__consumer_offsets` partition this broker leads.
@@ -244,12 +273,12 @@ impl Broker {
             if partition.tp.topic != CONSUMER_OFFSETS {
                 continue;
             }
-            let mut offset = match partition.list_offset(crate::OffsetSpec::Earliest) {
+            let mut offset = match partition.list_offset(crate::OffsetSpec::Earliest, -1) {
                 Ok(listed) => listed.offset,
                 Err(_) => continue,
             };
             loop {
-                let data = match partition.read(offset, 1 << 20, true) {
+                let data = match partition.read_to_log_end(offset, 1 << 20) {
                     Ok(data) if !data.records.is_empty() => data,
                     Ok(_) => break,
                     Err(err) => {
@@ -284,7 +313,7 @@ impl Broker {
                         }
                     }
                 }
-                if offset >= data.high_watermark {
+                if offset >= partition.log_end_offset() {
                     break;
                 }
             }
@@ -511,6 +540,7 @@ impl Broker {
                 let state = self.groups().state.lock().await;
                 state
                     .loaded
+                    .is_some()
                     .then(|| state.coordinator.next_deadline())
                     .flatten()
             };
@@ -526,7 +556,7 @@ impl Broker {
                 _ = self.groups().timer.notified() => continue,
             }
             let mut state = self.groups().state.lock().await;
-            if !state.loaded {
+            if state.loaded.is_none() {
                 continue;
             }
             let output = state.coordinator.on_tick(now_ms());

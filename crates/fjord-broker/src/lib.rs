@@ -25,8 +25,12 @@
 //!   [`group_service`]: its shell, which persists to `__consumer_offsets`
 //!   through the normal log and runs the timers.
 //!
-//! Not yet here (next issues): followers and replica fetchers, ISR changes
-//! through AlterPartition, the transaction coordinator.
+//! - [`replication`]: the leader side of replica fetch (a gRPC service) and
+//!   the follower side (one fetcher per leader node), with ISR changes
+//!   proposed to the controller (AlterPartition); divergence rules in
+//!   [`truncation`].
+//!
+//! Not yet here (next issues): the transaction coordinator.
 
 mod admin;
 mod broker;
@@ -35,6 +39,8 @@ mod elect_leaders;
 pub mod error;
 pub mod group;
 pub mod group_service;
+mod heartbeat;
+mod hw_checkpoint;
 pub mod leader_state;
 mod log_dirs;
 mod metadata_applier;
@@ -42,10 +48,12 @@ pub mod partition;
 mod producer_ids;
 pub mod producer_state;
 pub mod replica_manager;
+pub mod replication;
+pub mod truncation;
 pub mod types;
 
 pub use broker::Broker;
-pub use config::{AdvertisedListener, BrokerConfig};
+pub use config::{AdvertisedListener, BrokerConfig, REPLICATION_LISTENER, ReplicationConfig};
 pub use elect_leaders::ElectionOutcome;
 pub use error::{AdminError, BrokerError, PartitionError};
 pub use fjord_controller::{

@@ -10,9 +10,10 @@ use fjord_log::{Log, LogConfig};
 use fjord_types::TopicPartition;
 
 use crate::config::BrokerConfig;
+use crate::hw_checkpoint;
 use crate::log_dirs::LogDirs;
 use crate::partition::{Assignment, Partition};
-use crate::replica_manager::ReplicaManager;
+use crate::replica_manager::{ReplicaManager, now_ms};
 
 /// The effective log config of a topic: its overrides on the broker's defaults.
 pub fn topic_log_config(config: &BrokerConfig, topic: &TopicImage) -> LogConfig {
@@ -45,6 +46,7 @@ pub fn apply_image(
     image: &MetadataImage,
 ) {
     let node_id = replicas.node_id();
+    let now = now_ms();
     let mut wanted = HashSet::new();
     for topic in image.topics.values() {
         let log_config = topic_log_config(config, topic);
@@ -57,13 +59,14 @@ pub fn apply_image(
             let assignment = Assignment {
                 leader: reg.leader,
                 leader_epoch: reg.leader_epoch,
+                partition_epoch: reg.partition_epoch,
                 replicas: reg.replicas.clone(),
                 isr: reg.isr.clone(),
             };
             wanted.insert(tp.clone());
             match replicas.get(&tp) {
                 Some(p) if p.topic_id == topic.id => {
-                    p.update(assignment, log_config.clone(), min_isr);
+                    p.update(assignment, log_config.clone(), min_isr, now);
                 }
                 existing => {
                     if let Some(old) = existing {
@@ -85,6 +88,7 @@ pub fn apply_image(
                                 log,
                                 assignment,
                                 min_isr,
+                                hw_checkpoint::read(&dir),
                             );
                             replicas.insert(Arc::new(partition));
                             tracing::info!(%tp, topic_id = %topic.id, "partition log opened");

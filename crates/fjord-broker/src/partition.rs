@@ -1,6 +1,13 @@
-//! One partition replica hosted by this broker: its log, its leadership
-//! state and the high watermark that produce and fetch wait on.
+//! One partition replica hosted by this broker: its log, its role (leader or
+//! follower) and the high watermark that produce and fetch wait on.
+//!
+//! As leader it appends producers' batches, serves consumers below the high
+//! watermark and followers up to its log end, and tracks the ISR
+//! ([`LeaderState`]). As follower it appends what its fetcher brings from the
+//! leader, offsets and epochs as the leader wrote them, and truncates where
+//! its log diverged ([`crate::truncation`]).
 
+use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -9,8 +16,9 @@ use fjord_types::{BrokerId, LeaderEpoch, Offset, TopicId, TopicPartition};
 use tokio::sync::watch;
 
 use crate::error::PartitionError;
-use crate::leader_state::LeaderState;
+use crate::leader_state::{Committed, IsrProposal, LeaderState};
 use crate::producer_state::{ProducerStateTable, SequenceCheck, SequenceError};
+use crate::truncation::{self, EpochEndOffset};
 use crate::types::{Acks, FetchPartitionData, ListedOffset, OffsetSpec, ProduceInfo};
 
 /// Leadership as the committed metadata assigns it.
@@ -18,8 +26,22 @@ use crate::types::{Acks, FetchPartitionData, ListedOffset, OffsetSpec, ProduceIn
 pub struct Assignment {
     pub leader: BrokerId,
     pub leader_epoch: LeaderEpoch,
+    /// Bumped by the controller on every change of this partition's state
+    /// (AlterPartition compares it).
+    pub partition_epoch: i32,
     pub replicas: Vec<BrokerId>,
     pub isr: Vec<BrokerId>,
+}
+
+impl Assignment {
+    fn committed(&self) -> Committed<'_> {
+        Committed {
+            leader_epoch: self.leader_epoch,
+            partition_epoch: self.partition_epoch,
+            replicas: &self.replicas,
+            isr: &self.isr,
+        }
+    }
 }
 
 /// Mutable state under one per-partition lock: there is no lock shared
@@ -31,9 +53,13 @@ struct Inner {
     assignment: Assignment,
     /// Present while this broker leads the partition.
     leader: Option<LeaderState>,
+    /// Counts the times this broker became leader (see [`Partition::subscribe_leading`]).
+    terms: u64,
     min_insync_replicas: usize,
     /// Idempotent producers' recent batches, to drop retried duplicates.
     producers: ProducerStateTable,
+    /// The high watermark last written to the checkpoint file.
+    checkpointed_hw: Offset,
 }
 
 pub struct Partition {
@@ -44,15 +70,78 @@ pub struct Partition {
     /// The high watermark, published so that fetch long-polls and acks=all
     /// producers wake when it moves.
     hw: watch::Sender<Offset>,
+    /// The log end offset, published so that follower fetches long-poll on it.
+    leo: watch::Sender<Offset>,
+    /// `Some(term)` while this broker leads; `term` grows each time it
+    /// becomes leader, so an acks=all wait can tell that leadership was lost
+    /// (even if regained since) and fail instead of waiting for a high
+    /// watermark over a log that may have been truncated.
+    leading: watch::Sender<Option<u64>>,
 }
 
 /// Where an append landed, before any wait for replication.
 pub struct Appended {
     pub info: ProduceInfo,
     pub last_offset: Offset,
+    /// The leadership term the append happened in.
+    pub term: u64,
+}
+
+/// What a follower's fetcher sends for this partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FollowerPosition {
+    pub leader: BrokerId,
+    pub leader_epoch: LeaderEpoch,
+    pub fetch_offset: Offset,
+    /// Epoch of the last batch in the log (-1 for none).
+    pub last_fetched_epoch: LeaderEpoch,
+    pub log_start_offset: Offset,
+}
+
+/// A follower's fetch of this partition, as the leader receives it.
+#[derive(Clone, Copy, Debug)]
+pub struct ReplicaFetch {
+    pub replica: BrokerId,
+    pub current_leader_epoch: LeaderEpoch,
+    pub fetch_offset: Offset,
+    pub last_fetched_epoch: LeaderEpoch,
+    pub max_bytes: usize,
+    pub min_one_batch: bool,
+}
+
+/// The leader's answer to a follower's fetch.
+#[derive(Clone, Debug)]
+pub struct ReplicaFetched {
+    pub high_watermark: Offset,
+    pub log_start_offset: Offset,
+    pub log_end_offset: Offset,
+    /// Set instead of records when the follower's log diverges.
+    pub diverging: Option<EpochEndOffset>,
+    pub records: Bytes,
+    /// An ISR expansion this fetch made due, for the caller to propose.
+    pub isr_change: Option<IsrProposal>,
+}
+
+/// Fencing by the leader epoch a client or follower believes current (-1: unchecked).
+fn check_epoch(current: LeaderEpoch, ours: LeaderEpoch) -> Result<(), PartitionError> {
+    if current < 0 || current == ours {
+        Ok(())
+    } else if current < ours {
+        Err(PartitionError::FencedLeaderEpoch {
+            given: current,
+            current: ours,
+        })
+    } else {
+        Err(PartitionError::UnknownLeaderEpoch {
+            given: current,
+            current: ours,
+        })
+    }
 }
 
 impl Partition {
+    /// A partition whose log was just opened. `hw_checkpoint` is the high
+    /// watermark persisted before a restart.
     pub fn new(
         tp: TopicPartition,
         topic_id: TopicId,
@@ -60,31 +149,47 @@ impl Partition {
         log: Log,
         assignment: Assignment,
         min_insync_replicas: usize,
+        hw_checkpoint: Option<Offset>,
     ) -> Self {
-        // With no replicas to hear from, what was on disk at start is all we know:
-        // the recovered log end is the high watermark of a sole replica.
-        let hw = log.log_end_offset();
+        let leo = log.log_end_offset();
+        // A sole replica's log end is committed by definition. With other
+        // replicas, the tail past the checkpointed high watermark may never
+        // have reached the ISR: it stays invisible until replication says so.
+        let hw = if assignment.replicas.len() > 1 {
+            hw_checkpoint
+                .unwrap_or(0)
+                .min(leo)
+                .max(log.log_start_offset())
+        } else {
+            leo
+        };
         let producers = load_producer_state(&log);
-        let mut inner = Inner {
+        let inner = Inner {
             log: Some(log),
-            assignment: assignment.clone(),
+            assignment,
             leader: None,
+            terms: 0,
             min_insync_replicas,
             producers,
+            checkpointed_hw: hw_checkpoint.unwrap_or(-1),
         };
-        let (hw_tx, _) = watch::channel(hw);
-        inner.leader = Self::leader_state(node_id, &assignment, hw);
-        Partition {
+        let partition = Partition {
             tp,
             topic_id,
             node_id,
             inner: Mutex::new(inner),
-            hw: hw_tx,
+            hw: watch::channel(hw).0,
+            leo: watch::channel(leo).0,
+            leading: watch::channel(None).0,
+        };
+        {
+            let mut inner = partition.lock();
+            if inner.assignment.leader == node_id {
+                partition.become_leader(&mut inner, crate::replica_manager::now_ms(), false);
+            }
+            partition.advance_hw(&mut inner);
         }
-    }
-
-    fn leader_state(node_id: BrokerId, a: &Assignment, hw: Offset) -> Option<LeaderState> {
-        (a.leader == node_id).then(|| LeaderState::new(node_id, a.isr.clone(), hw))
+        partition
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -95,29 +200,100 @@ impl Partition {
             .unwrap_or_else(|poison| poison.into_inner())
     }
 
-    /// Apply a newer committed assignment (leader, epoch, ISR) and log config.
-    pub fn update(&self, assignment: Assignment, config: LogConfig, min_insync_replicas: usize) {
+    /// Take over as leader: record the new epoch at the log end (so
+    /// followers find where they diverge), track followers afresh (their log
+    /// ends are unknown until they fetch) and keep the high watermark where
+    /// it is; it rises as followers report.
+    fn become_leader(&self, inner: &mut Inner, now_ms: i64, rebuild_producers: bool) {
+        let Some(log) = inner.log.as_mut() else {
+            return;
+        };
+        if let Err(err) = log.assign_leader_epoch(inner.assignment.leader_epoch) {
+            tracing::error!(tp = %self.tp, %err, "cannot record the new leader epoch");
+        }
+        let leo = log.log_end_offset();
+        if rebuild_producers {
+            // Batches replicated as follower are not in the producer table.
+            inner.producers = load_producer_state(log);
+        }
+        inner.leader = Some(LeaderState::new(
+            self.node_id,
+            inner.assignment.committed(),
+            *self.hw.borrow(),
+            leo,
+            now_ms,
+        ));
+        inner.terms += 1;
+        self.leading.send_replace(Some(inner.terms));
+        tracing::info!(tp = %self.tp, epoch = inner.assignment.leader_epoch, leo, hw = *self.hw.borrow(), "became leader");
+    }
+
+    /// Apply a newer committed assignment (leader, epochs, ISR) and log config.
+    pub fn update(
+        &self,
+        assignment: Assignment,
+        config: LogConfig,
+        min_insync_replicas: usize,
+        now_ms: i64,
+    ) {
         let mut inner = self.lock();
         inner.min_insync_replicas = min_insync_replicas;
         if let Some(log) = inner.log.as_mut() {
             log.set_config(config);
         }
         if inner.assignment != assignment {
-            let hw = *self.hw.borrow();
-            inner.leader = Self::leader_state(self.node_id, &assignment, hw);
+            let is_leader = assignment.leader == self.node_id;
             inner.assignment = assignment;
+            let inner = &mut *inner;
+            match (inner.leader.as_mut(), is_leader) {
+                (Some(state), true) => {
+                    let leo = inner.log.as_ref().map_or(0, Log::log_end_offset);
+                    if state.update_committed(inner.assignment.committed(), leo, now_ms)
+                        && let Some(log) = inner.log.as_mut()
+                        && let Err(err) = log.assign_leader_epoch(inner.assignment.leader_epoch)
+                    {
+                        tracing::error!(tp = %self.tp, %err, "cannot record the new leader epoch");
+                    }
+                }
+                (None, true) => self.become_leader(inner, now_ms, true),
+                (Some(_), false) => {
+                    inner.leader = None;
+                    self.leading.send_replace(None);
+                    tracing::info!(tp = %self.tp, leader = inner.assignment.leader, epoch = inner.assignment.leader_epoch, "became follower");
+                }
+                (None, false) => {}
+            }
         }
-        if let Some(leo) = inner.log.as_ref().map(Log::log_end_offset) {
-            self.advance_hw(&mut inner, leo);
-        }
+        self.advance_hw(&mut inner);
     }
 
     pub fn subscribe_hw(&self) -> watch::Receiver<Offset> {
         self.hw.subscribe()
     }
 
+    pub fn subscribe_leo(&self) -> watch::Receiver<Offset> {
+        self.leo.subscribe()
+    }
+
+    /// `Some(term)` while leading; see [`Appended::term`].
+    pub fn subscribe_leading(&self) -> watch::Receiver<Option<u64>> {
+        self.leading.subscribe()
+    }
+
     pub fn high_watermark(&self) -> Offset {
         *self.hw.borrow()
+    }
+
+    pub fn log_end_offset(&self) -> Offset {
+        *self.leo.borrow()
+    }
+
+    pub fn assignment(&self) -> Assignment {
+        self.lock().assignment.clone()
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.lock().leader.is_some()
     }
 
     fn check_leader(&self, inner: &Inner) -> Result<(), PartitionError> {
@@ -133,13 +309,35 @@ impl Partition {
         Ok(())
     }
 
-    fn advance_hw(&self, inner: &mut Inner, leader_leo: Offset) {
+    /// Leader and, if the caller names one, at the caller's leader epoch.
+    fn check_leader_at(
+        &self,
+        inner: &Inner,
+        current_epoch: LeaderEpoch,
+    ) -> Result<(), PartitionError> {
+        self.check_leader(inner)?;
+        check_epoch(current_epoch, inner.assignment.leader_epoch)
+    }
+
+    /// Raise the leader's high watermark if the ISR allows, and publish it.
+    fn advance_hw(&self, inner: &mut Inner) {
         let min_isr = inner.min_insync_replicas;
+        let Some(leo) = inner.log.as_ref().map(Log::log_end_offset) else {
+            return;
+        };
         if let Some(state) = inner.leader.as_mut()
-            && let Some(hw) = state.maybe_advance_hw(leader_leo, min_isr)
+            && let Some(hw) = state.maybe_advance_hw(leo, min_isr)
         {
             self.hw.send_replace(hw);
         }
+    }
+
+    fn publish_leo(&self, leo: Offset) {
+        self.leo.send_if_modified(|current| {
+            let changed = *current != leo;
+            *current = leo;
+            changed
+        });
     }
 
     /// Append a produce request's batches as leader. Waiting for acks=all is the caller's.
@@ -158,6 +356,7 @@ impl Partition {
                 return Err(PartitionError::NotEnoughReplicas { isr, min_isr });
             }
         }
+        let term = inner.terms;
         let headers = batch_headers(records);
         if let Some(duplicate) = check_sequences(&inner.producers, &headers)? {
             // A retry of a batch already written: answer with where it landed.
@@ -169,6 +368,7 @@ impl Partition {
                     log_start_offset,
                 },
                 last_offset: duplicate.last_offset,
+                term,
             });
         }
         let epoch = inner.assignment.leader_epoch;
@@ -190,7 +390,8 @@ impl Partition {
         }
         let leo = log.log_end_offset();
         let log_start_offset = log.log_start_offset();
-        self.advance_hw(inner, leo);
+        self.publish_leo(leo);
+        self.advance_hw(inner);
         Ok(Appended {
             info: ProduceInfo {
                 base_offset: appended.first_offset,
@@ -198,18 +399,22 @@ impl Partition {
                 log_start_offset,
             },
             last_offset: appended.last_offset,
+            term,
         })
     }
 
     /// Read stored batches for a consumer, never past the high watermark.
+    /// `current_leader_epoch` (-1: unchecked) fences clients with stale or
+    /// too new metadata.
     pub fn read(
         &self,
         fetch_offset: Offset,
         max_bytes: usize,
         min_one_batch: bool,
+        current_leader_epoch: LeaderEpoch,
     ) -> Result<FetchPartitionData, PartitionError> {
         let inner = self.lock();
-        self.check_leader(&inner)?;
+        self.check_leader_at(&inner, current_leader_epoch)?;
         let Some(log) = inner.log.as_ref() else {
             return Err(PartitionError::UnknownTopicOrPartition);
         };
@@ -225,9 +430,300 @@ impl Partition {
         })
     }
 
-    pub fn list_offset(&self, spec: OffsetSpec) -> Result<ListedOffset, PartitionError> {
+    /// Read as leader up to the log end, not just the high watermark: the
+    /// group coordinator replays its partitions this way when it takes over
+    /// (as Kafka's does), so records the previous leader committed are not
+    /// missed while followers have yet to report to this one.
+    pub fn read_to_log_end(
+        &self,
+        fetch_offset: Offset,
+        max_bytes: usize,
+    ) -> Result<FetchPartitionData, PartitionError> {
         let inner = self.lock();
         self.check_leader(&inner)?;
+        let Some(log) = inner.log.as_ref() else {
+            return Err(PartitionError::UnknownTopicOrPartition);
+        };
+        let hw = *self.hw.borrow();
+        let read = log
+            .read(fetch_offset, max_bytes, log.log_end_offset(), true)
+            .map_err(PartitionError::from_log)?;
+        Ok(FetchPartitionData {
+            high_watermark: hw,
+            last_stable_offset: hw,
+            log_start_offset: read.log_start_offset,
+            records: read.records,
+        })
+    }
+
+    /// Serve a follower's fetch (KIP-320): fence by epoch, check for a
+    /// diverging log, record the follower's position (which may raise the
+    /// high watermark or make it due to join the ISR), and return batches up
+    /// to the log end (not just the high watermark: followers must have
+    /// records before they count as committed).
+    pub fn read_for_follower(
+        &self,
+        fetch: ReplicaFetch,
+        now_ms: i64,
+    ) -> Result<ReplicaFetched, PartitionError> {
+        let mut inner = self.lock();
+        self.check_leader_at(&inner, fetch.current_leader_epoch)?;
+        let inner = &mut *inner;
+        let Some(log) = inner.log.as_ref() else {
+            return Err(PartitionError::UnknownTopicOrPartition);
+        };
+        let (log_start, leo) = (log.log_start_offset(), log.log_end_offset());
+        let diverging = truncation::diverging_epoch(
+            log.end_offset_for_epoch(fetch.last_fetched_epoch),
+            fetch.last_fetched_epoch,
+            fetch.fetch_offset,
+        );
+        if let Some(diverging) = diverging {
+            return Ok(ReplicaFetched {
+                high_watermark: *self.hw.borrow(),
+                log_start_offset: log_start,
+                log_end_offset: leo,
+                diverging: Some(diverging),
+                records: Bytes::new(),
+                isr_change: None,
+            });
+        }
+        if fetch.fetch_offset < log_start || fetch.fetch_offset > leo {
+            return Err(PartitionError::OffsetOutOfRange {
+                requested: fetch.fetch_offset,
+                log_start,
+                log_end: leo,
+            });
+        }
+        let read = log
+            .read(
+                fetch.fetch_offset,
+                fetch.max_bytes,
+                leo,
+                fetch.min_one_batch,
+            )
+            .map_err(PartitionError::from_log)?;
+        let Some(state) = inner.leader.as_mut() else {
+            return Err(PartitionError::NotLeaderOrFollower { leader: None });
+        };
+        if !state.on_follower_fetch(fetch.replica, fetch.fetch_offset, now_ms, leo) {
+            return Err(PartitionError::NotLeaderOrFollower {
+                leader: Some(self.node_id),
+            });
+        }
+        let isr_change = state.expansion(fetch.replica);
+        if let Some(proposal) = &isr_change {
+            state.pending = Some(proposal.clone());
+        }
+        self.advance_hw(inner);
+        Ok(ReplicaFetched {
+            high_watermark: *self.hw.borrow(),
+            log_start_offset: log_start,
+            log_end_offset: leo,
+            diverging: None,
+            records: read.records,
+            isr_change,
+        })
+    }
+
+    /// The ISR shrink due now (followers not caught up within `lag_max_ms`),
+    /// marked pending; the caller proposes it to the controller.
+    pub fn maybe_shrink_isr(&self, now_ms: i64, lag_max_ms: i64) -> Option<IsrProposal> {
+        let mut inner = self.lock();
+        let leo = inner.log.as_ref()?.log_end_offset();
+        let state = inner.leader.as_mut()?;
+        let proposal = state.shrink(leo, now_ms, lag_max_ms)?;
+        state.pending = Some(proposal.clone());
+        Some(proposal)
+    }
+
+    /// A proposal was rejected or failed: allow the next one. Only the
+    /// proposal based on `partition_epoch` is cleared (a newer one stays).
+    pub fn clear_pending_isr(&self, proposal: &IsrProposal) {
+        let mut inner = self.lock();
+        if let Some(state) = inner.leader.as_mut()
+            && state.pending.as_ref() == Some(proposal)
+        {
+            state.pending = None;
+        }
+    }
+
+    /// Follower side: where to fetch from next, if this broker follows a
+    /// live leader for this partition.
+    pub fn follower_position(&self) -> Option<FollowerPosition> {
+        let inner = self.lock();
+        let log = inner.log.as_ref()?;
+        let a = &inner.assignment;
+        if inner.leader.is_some() || a.leader < 0 || a.leader == self.node_id {
+            return None;
+        }
+        Some(FollowerPosition {
+            leader: a.leader,
+            leader_epoch: a.leader_epoch,
+            fetch_offset: log.log_end_offset(),
+            last_fetched_epoch: log.latest_epoch().unwrap_or(truncation::UNDEFINED_EPOCH),
+            log_start_offset: log.log_start_offset(),
+        })
+    }
+
+    /// Lock the log for a follower update fetched under `leader_epoch`;
+    /// `None` when the partition moved on (new epoch, leader here, deleted):
+    /// the fetched data must then be dropped.
+    fn follower_log<'a>(
+        &self,
+        inner: &'a mut Inner,
+        leader_epoch: LeaderEpoch,
+    ) -> Option<&'a mut Log> {
+        if inner.leader.is_some() || inner.assignment.leader_epoch != leader_epoch {
+            return None;
+        }
+        inner.log.as_mut()
+    }
+
+    /// Follower side: append batches fetched from the leader at
+    /// `leader_epoch`, then take the leader's high watermark (bounded by
+    /// what this log has). Returns whether anything was applied.
+    pub fn append_from_leader(
+        &self,
+        leader_epoch: LeaderEpoch,
+        records: &Bytes,
+        leader_hw: Offset,
+        now_ms: i64,
+    ) -> Result<bool, PartitionError> {
+        let mut inner = self.lock();
+        let Some(log) = self.follower_log(&mut inner, leader_epoch) else {
+            return Ok(false);
+        };
+        if !records.is_empty() {
+            log.append_as_follower(records)
+                .map_err(PartitionError::from_log)?;
+            if log.flush_due(now_ms) {
+                log.flush().map_err(PartitionError::KafkaStorage)?;
+            }
+        }
+        let leo = log.log_end_offset();
+        self.publish_leo(leo);
+        let hw = leader_hw.min(leo);
+        self.hw.send_if_modified(|current| {
+            let changed = *current != hw;
+            *current = hw;
+            changed
+        });
+        Ok(true)
+    }
+
+    /// Follower side: the leader said this log diverges; truncate to where
+    /// the two provably agree (see [`truncation::truncation_offset`]).
+    /// Returns the new log end, or `None` if the partition moved on.
+    pub fn truncate_diverging(
+        &self,
+        leader_epoch: LeaderEpoch,
+        diverging: EpochEndOffset,
+    ) -> Result<Option<Offset>, PartitionError> {
+        let hw = *self.hw.borrow();
+        let mut inner = self.lock();
+        let Some(log) = self.follower_log(&mut inner, leader_epoch) else {
+            return Ok(None);
+        };
+        let leo = log.log_end_offset();
+        let to = truncation::truncation_offset(
+            diverging,
+            |epoch| log.end_offset_for_epoch(epoch),
+            leo,
+            hw,
+        );
+        self.truncate_follower(log, to)?;
+        Ok(Some(log.log_end_offset()))
+    }
+
+    /// Follower side: the fetch offset is outside the leader's log. Below
+    /// its start (retention ran there): restart empty at the leader's log
+    /// start. Past its end: cut to it.
+    pub fn reset_out_of_range(
+        &self,
+        leader_epoch: LeaderEpoch,
+        leader_log_start: Offset,
+        leader_log_end: Offset,
+    ) -> Result<bool, PartitionError> {
+        let mut inner = self.lock();
+        let Some(log) = self.follower_log(&mut inner, leader_epoch) else {
+            return Ok(false);
+        };
+        let leo = log.log_end_offset();
+        if leo < leader_log_start {
+            log.truncate_fully_and_start_at(leader_log_start)
+                .map_err(PartitionError::KafkaStorage)?;
+            tracing::info!(tp = %self.tp, leader_log_start, "follower log restarted at the leader's log start");
+        } else if leo > leader_log_end && leader_log_end >= 0 {
+            self.truncate_follower(log, leader_log_end)?;
+        } else {
+            return Ok(false);
+        }
+        let leo = log.log_end_offset();
+        self.publish_leo(leo);
+        self.hw.send_if_modified(|hw| {
+            let changed = *hw > leo || *hw < log.log_start_offset();
+            *hw = (*hw).min(leo).max(log.log_start_offset());
+            changed
+        });
+        Ok(true)
+    }
+
+    fn truncate_follower(&self, log: &mut Log, to: Offset) -> Result<(), PartitionError> {
+        let before = log.log_end_offset();
+        if to >= before {
+            return Ok(());
+        }
+        log.truncate_to(to).map_err(PartitionError::KafkaStorage)?;
+        let leo = log.log_end_offset();
+        tracing::info!(tp = %self.tp, from = before, to = leo, "follower truncated its diverging log");
+        self.publish_leo(leo);
+        // A follower's high watermark is only a copy of the leader's, bounded
+        // by its own log: it follows the log down.
+        self.hw.send_if_modified(|hw| {
+            let changed = *hw > leo;
+            *hw = (*hw).min(leo);
+            changed
+        });
+        Ok(())
+    }
+
+    /// The high watermark to checkpoint, if it changed since the last one,
+    /// with the partition directory.
+    pub fn hw_checkpoint_due(&self) -> Option<(PathBuf, Offset)> {
+        let inner = self.lock();
+        let dir = inner.log.as_ref()?.dir().to_path_buf();
+        let hw = *self.hw.borrow();
+        (hw != inner.checkpointed_hw).then_some((dir, hw))
+    }
+
+    pub fn hw_checkpointed(&self, hw: Offset) {
+        self.lock().checkpointed_hw = hw;
+    }
+
+    /// OffsetForLeaderEpoch: where `epoch` ends in this leader's log (the
+    /// log end for the latest epoch); `None` for an unknown epoch (Kafka's
+    /// UNDEFINED answer).
+    pub fn end_offset_for_epoch(
+        &self,
+        current_leader_epoch: LeaderEpoch,
+        epoch: LeaderEpoch,
+    ) -> Result<Option<(LeaderEpoch, Offset)>, PartitionError> {
+        let inner = self.lock();
+        self.check_leader_at(&inner, current_leader_epoch)?;
+        let Some(log) = inner.log.as_ref() else {
+            return Err(PartitionError::UnknownTopicOrPartition);
+        };
+        Ok(log.end_offset_for_epoch(epoch))
+    }
+
+    pub fn list_offset(
+        &self,
+        spec: OffsetSpec,
+        current_leader_epoch: LeaderEpoch,
+    ) -> Result<ListedOffset, PartitionError> {
+        let inner = self.lock();
+        self.check_leader_at(&inner, current_leader_epoch)?;
         let Some(log) = inner.log.as_ref() else {
             return Err(PartitionError::UnknownTopicOrPartition);
         };
@@ -279,9 +775,13 @@ impl Partition {
     }
 
     /// Take the log out, for closing (shutdown) or deleting (topic deleted).
-    /// Requests still holding this partition then see UNKNOWN_TOPIC_OR_PARTITION.
+    /// Requests still holding this partition then see UNKNOWN_TOPIC_OR_PARTITION,
+    /// and acks=all waits end.
     pub fn take_log(&self) -> Option<Log> {
-        self.lock().log.take()
+        let mut inner = self.lock();
+        inner.leader = None;
+        self.leading.send_replace(None);
+        inner.log.take()
     }
 }
 

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use fjord_types::{BrokerId, Offset, TopicPartition};
+use fjord_types::{BrokerId, LeaderEpoch, Offset, TopicPartition};
 use futures::future::select_all;
 use tokio::time::Instant;
 
@@ -92,26 +92,19 @@ impl ReplicaManager {
                 .and_then(|p| p.append(&req.records, acks, now).map(|a| (p, a)));
             match appended {
                 Ok((partition, appended)) => {
-                    if acks == Acks::All {
-                        waits.push((
-                            results.len(),
-                            partition.subscribe_hw(),
-                            appended.last_offset,
-                        ));
-                    }
                     results.push((req.tp, Ok(appended.info)));
+                    if acks == Acks::All {
+                        waits.push((results.len() - 1, partition, appended));
+                    }
                 }
                 Err(e) => results.push((req.tp, Err(e))),
             }
         }
-        for (index, mut hw, last_offset) in waits {
-            let reached =
-                tokio::time::timeout_at(deadline, hw.wait_for(|hw| *hw > last_offset)).await;
-            match reached {
-                Ok(Ok(_)) => {}
-                Ok(Err(_)) => results[index].1 = Err(PartitionError::ShuttingDown),
-                Err(_) => results[index].1 = Err(PartitionError::RequestTimedOut),
-            }
+        for (index, partition, appended) in waits {
+            results[index].1 =
+                wait_committed(&partition, appended.last_offset, appended.term, deadline)
+                    .await
+                    .map(|()| appended.info);
         }
         results
     }
@@ -165,7 +158,7 @@ impl ReplicaManager {
                         // one whole batch even past the limits, so a consumer
                         // never stalls on a batch larger than its max bytes.
                         let max = req.partition_max_bytes.min(remaining);
-                        p.read(req.fetch_offset, max, first_data)
+                        p.read(req.fetch_offset, max, first_data, req.current_leader_epoch)
                     }
                 };
                 if let Ok(data) = &result
@@ -183,11 +176,59 @@ impl ReplicaManager {
         &self,
         tp: &TopicPartition,
         spec: OffsetSpec,
+        current_leader_epoch: LeaderEpoch,
     ) -> Result<ListedOffset, PartitionError> {
-        self.partition(tp)?.list_offset(spec)
+        self.partition(tp)?.list_offset(spec, current_leader_epoch)
+    }
+
+    /// OffsetForLeaderEpoch on one partition this broker leads.
+    pub fn end_offset_for_epoch(
+        &self,
+        tp: &TopicPartition,
+        current_leader_epoch: LeaderEpoch,
+        epoch: LeaderEpoch,
+    ) -> Result<Option<(LeaderEpoch, Offset)>, PartitionError> {
+        self.partition(tp)?
+            .end_offset_for_epoch(current_leader_epoch, epoch)
     }
 
     pub fn high_watermark(&self, tp: &TopicPartition) -> Option<Offset> {
         self.get(tp).map(|p| p.high_watermark())
+    }
+}
+
+/// acks=all: wait until the high watermark passes `last_offset` while this
+/// broker still leads in the term it appended in. Losing leadership fails
+/// the wait with NOT_LEADER_OR_FOLLOWER, as Kafka does: the batch may be
+/// truncated by the new leader, and a high watermark seen as follower says
+/// nothing about it.
+async fn wait_committed(
+    partition: &Partition,
+    last_offset: Offset,
+    term: u64,
+    deadline: Instant,
+) -> Result<(), PartitionError> {
+    let mut hw = partition.subscribe_hw();
+    let mut leading = partition.subscribe_leading();
+    let not_leader = || {
+        let leader = partition.assignment().leader;
+        PartitionError::NotLeaderOrFollower {
+            leader: (leader >= 0).then_some(leader),
+        }
+    };
+    let waited = tokio::time::timeout_at(deadline, async {
+        tokio::select! {
+            biased;
+            _ = leading.wait_for(|t| *t != Some(term)) => false,
+            reached = hw.wait_for(|hw| *hw > last_offset) => reached.is_ok(),
+        }
+    })
+    .await;
+    match waited {
+        Err(_) => Err(PartitionError::RequestTimedOut),
+        // Checked again: the high watermark may have moved because this
+        // broker just became a follower.
+        Ok(true) if *partition.subscribe_leading().borrow() == Some(term) => Ok(()),
+        Ok(_) => Err(not_leader()),
     }
 }

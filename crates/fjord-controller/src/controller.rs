@@ -79,6 +79,10 @@ const STARTUP_LOG_EVERY: Duration = Duration::from_secs(5);
 const STARTUP_POLL: Duration = Duration::from_millis(20);
 /// How often the leader looks for expired broker sessions.
 const LIVENESS_TICK: Duration = Duration::from_millis(250);
+/// Kafka's `leader.imbalance.check.interval.seconds` (300).
+const LEADER_IMBALANCE_CHECK_INTERVAL: Duration = Duration::from_secs(300);
+/// Kafka's `leader.imbalance.per.broker.percentage` (10).
+const LEADER_IMBALANCE_PER_BROKER_PERCENTAGE: u32 = 10;
 /// Retry delays for forwarded requests: doubling from the first to the cap.
 const BACKOFF_FIRST: Duration = Duration::from_millis(50);
 const BACKOFF_CAP: Duration = Duration::from_millis(500);
@@ -1114,7 +1118,7 @@ impl Controller {
 
     /// One liveness round on the leader; `led_term` is the term this node last started
     /// leading in. Returns false once the Raft node stopped.
-    async fn liveness_tick(&self, led_term: &mut Option<u64>) -> bool {
+    async fn liveness_tick(&self, led: &mut LeaderTicks) -> bool {
         let (running, leading, term) = {
             let metrics = self.inner.raft.metrics();
             let m = metrics.borrow_watched();
@@ -1128,15 +1132,20 @@ impl Controller {
             return false;
         }
         if !leading {
-            *led_term = None;
+            led.term = None;
             return true;
         }
         let image = self.inner.image_rx.borrow().clone();
         let now = Instant::now();
-        if *led_term != Some(term) {
-            *led_term = Some(term);
+        if led.term != Some(term) {
+            led.term = Some(term);
+            led.next_rebalance = now + LEADER_IMBALANCE_CHECK_INTERVAL;
             lock(&self.inner.liveness).on_leadership(&image, now);
             return true;
+        }
+        if now >= led.next_rebalance {
+            led.next_rebalance = now + LEADER_IMBALANCE_CHECK_INTERVAL;
+            self.rebalance_preferred_leaders(&image).await;
         }
         let expired = lock(&self.inner.liveness).expired(&image, now);
         for (broker_id, broker_epoch) in expired {
@@ -1165,6 +1174,34 @@ impl Controller {
     }
 }
 
+impl Controller {
+    /// Kafka's `auto.leader.rebalance.enable`: hand leadership back to preferred
+    /// replicas (live and in sync again, e.g. after a restart) once a broker's
+    /// share of such partitions exceeds `leader.imbalance.per.broker.percentage`.
+    async fn rebalance_preferred_leaders(&self, image: &MetadataImage) {
+        let partitions = image.preferred_leader_imbalance(LEADER_IMBALANCE_PER_BROKER_PERCENTAGE);
+        if partitions.is_empty() {
+            return;
+        }
+        let count = partitions.len();
+        let cmd = MetadataCommand::ElectLeaders {
+            election: crate::command::ElectionType::Preferred,
+            partitions: Some(partitions),
+        };
+        match self.write_local(cmd).await {
+            Ok(_) => tracing::info!(partitions = count, "preferred leaders elected"),
+            Err(e) => tracing::warn!(error = %e, "preferred leader election failed"),
+        }
+    }
+}
+
+/// What the periodic leader duties remember between ticks.
+struct LeaderTicks {
+    /// The Raft term this node last led in (a new term restarts the duties).
+    term: Option<u64>,
+    next_rebalance: Instant,
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -1173,13 +1210,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 async fn liveness_loop(inner: Weak<Inner>) {
     let mut ticker = tokio::time::interval(LIVENESS_TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut led_term = None;
+    let mut led = LeaderTicks {
+        term: None,
+        next_rebalance: Instant::now(),
+    };
     loop {
         ticker.tick().await;
         let Some(inner) = inner.upgrade() else {
             return;
         };
-        if !(Controller { inner }).liveness_tick(&mut led_term).await {
+        if !(Controller { inner }).liveness_tick(&mut led).await {
             return;
         }
     }

@@ -16,6 +16,8 @@ pub fn partition_error(err: &PartitionError) -> ResponseError {
     match err {
         PartitionError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
         PartitionError::NotLeaderOrFollower { .. } => ResponseError::NotLeaderOrFollower,
+        PartitionError::FencedLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
+        PartitionError::UnknownLeaderEpoch { .. } => ResponseError::UnknownLeaderEpoch,
         PartitionError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         PartitionError::CorruptMessage(_) => ResponseError::CorruptMessage,
         PartitionError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
@@ -132,6 +134,20 @@ mod tests {
         let table: Vec<(PartitionError, i16)> = vec![
             (PartitionError::UnknownTopicOrPartition, 3),
             (PartitionError::NotLeaderOrFollower { leader: Some(2) }, 6),
+            (
+                PartitionError::FencedLeaderEpoch {
+                    given: 1,
+                    current: 2,
+                },
+                74,
+            ),
+            (
+                PartitionError::UnknownLeaderEpoch {
+                    given: 3,
+                    current: 2,
+                },
+                75,
+            ),
             (
                 PartitionError::OffsetOutOfRange {
                     requested: 10,

@@ -635,6 +635,17 @@ impl Log {
             .end_offset_for(epoch, self.log_end_offset())
     }
 
+    /// A new leader records that `epoch` starts at its current log end, before
+    /// appending anything, so that followers can find where they diverge
+    /// (KIP-101). A no-op unless `epoch` is newer than the latest known.
+    pub fn assign_leader_epoch(&mut self, epoch: i32) -> Result<(), LogError> {
+        let leo = self.log_end_offset();
+        if self.leader_epoch_cache.assign(epoch, leo) {
+            self.persist_leader_epochs()?;
+        }
+        Ok(())
+    }
+
     /// The (epoch, start offset) entries of the leader epoch cache.
     pub fn leader_epochs(&self) -> &[(i32, i64)] {
         self.leader_epoch_cache.entries()

@@ -119,7 +119,11 @@ pub(crate) async fn handle(broker: &Broker, request: FetchRequest, version: i16)
                             .with_records(Some(data.records.clone())),
                         Some((tp, Err(err))) => {
                             let leader = match err {
-                                PartitionError::NotLeaderOrFollower { .. } if version >= 12 => {
+                                // KIP-951: stale clients learn the leader at once.
+                                PartitionError::NotLeaderOrFollower { .. }
+                                | PartitionError::FencedLeaderEpoch { .. }
+                                    if version >= 12 =>
+                                {
                                     current_leader(&image, tp)
                                 }
                                 _ => None,

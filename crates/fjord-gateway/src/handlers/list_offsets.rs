@@ -49,7 +49,7 @@ pub(crate) fn handle(
                                 leader_epoch: -1,
                             }),
                             Some(spec) => broker
-                                .list_offset(&TopicPartition::new(name.clone(), p.partition_index), spec)
+                                .list_offset(&TopicPartition::new(name.clone(), p.partition_index), spec, p.current_leader_epoch)
                                 .map_err(|err| {
                                     tracing::debug!(topic = %name, partition = p.partition_index, %err, "list offsets failed");
                                     partition_error(&err)

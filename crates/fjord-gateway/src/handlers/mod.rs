@@ -23,6 +23,7 @@ mod metadata;
 mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
+mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
 
@@ -66,6 +67,7 @@ pub(crate) async fn handle(
             response.into()
         }
         RequestKind::ListOffsets(r) => list_offsets::handle(broker, r, version).into(),
+        RequestKind::OffsetForLeaderEpoch(r) => offset_for_leader_epoch::handle(broker, r).into(),
         RequestKind::CreateTopics(r) => create_topics::handle(broker, r, version).await.into(),
         RequestKind::DeleteTopics(r) => delete_topics::handle(broker, r, version).await.into(),
         RequestKind::CreatePartitions(r) => create_partitions::handle(broker, r).await.into(),

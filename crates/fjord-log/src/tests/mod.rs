@@ -446,6 +446,27 @@ fn leader_epoch_cache_is_persisted() {
 }
 
 #[test]
+fn a_new_leader_epoch_starts_at_the_log_end_before_any_append() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = Log::open(dir.path(), LogConfig::default()).expect("open");
+    let mut model = Vec::new();
+    fill(&mut log, &mut model, 2, 5, 0, 1);
+    log.assign_leader_epoch(4).expect("assign");
+    // Older or equal epochs change nothing.
+    log.assign_leader_epoch(4).expect("assign");
+    log.assign_leader_epoch(2).expect("assign");
+    assert_eq!(log.leader_epochs(), &[(1, 0), (4, 10)]);
+    // Epoch 1 ends where epoch 4 started, although epoch 4 has no batch yet.
+    assert_eq!(log.end_offset_for_epoch(1), Some((1, 10)));
+    assert_eq!(log.end_offset_for_epoch(4), Some((4, 10)));
+    // As in Kafka, an epoch without batches is dropped when the log is
+    // reopened (entries at or past the log end); a leader assigns it again.
+    drop(log);
+    let log = Log::open(dir.path(), LogConfig::default()).expect("reopen");
+    assert_eq!(log.leader_epochs(), &[(1, 0)]);
+}
+
+#[test]
 fn bad_batches_are_rejected_and_nothing_is_written() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = LogConfig {

@@ -1,0 +1,343 @@
+//! The follower side: one fetcher task per leader node, fetching every
+//! partition this broker follows from that leader in one request, over one
+//! gRPC channel.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use fjord_controller::MetadataImage;
+use fjord_rpc::replica_service_client::ReplicaServiceClient;
+use fjord_rpc::{FetchPartition, FetchedPartition, ReplicaFetchRequest};
+use fjord_types::{BrokerId, TopicPartition};
+use kafka_protocol::ResponseError;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::broker::Broker;
+use crate::config::REPLICATION_LISTENER;
+use crate::partition::{FollowerPosition, Partition};
+use crate::replica_manager::now_ms;
+use crate::truncation::{EpochEndOffset, UNDEFINED_OFFSET};
+
+/// The first back-off after a failed fetch; it doubles up to
+/// `replica.fetch.backoff.ms`.
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+/// Responses may carry `replica.fetch.response.max.bytes` of records plus framing.
+const MAX_MESSAGE_SLACK: usize = 1 << 20;
+
+/// The gRPC address of `broker`'s replication listener.
+fn replication_address(image: &MetadataImage, broker: BrokerId) -> Option<String> {
+    image
+        .brokers
+        .get(&broker)?
+        .listeners
+        .iter()
+        .find(|l| l.name == REPLICATION_LISTENER)
+        .map(|l| format!("http://{}:{}", l.host, l.port))
+}
+
+struct FetcherHandle {
+    partitions: watch::Sender<Vec<Arc<Partition>>>,
+    cancel: CancellationToken,
+}
+
+impl Broker {
+    /// Keep one fetcher per leader this broker follows partitions of, in
+    /// step with the applied metadata.
+    pub(crate) fn spawn_fetcher_manager(self: &Arc<Self>) {
+        let (broker, cancel) = (self.clone(), self.cancel.clone());
+        let mut applied = self.applied.clone();
+        self.tasks.spawn(async move {
+            let mut fetchers: BTreeMap<BrokerId, FetcherHandle> = BTreeMap::new();
+            loop {
+                applied.mark_unchanged();
+                let mut wanted: BTreeMap<BrokerId, Vec<Arc<Partition>>> = BTreeMap::new();
+                for partition in broker.replicas.all() {
+                    if let Some(position) = partition.follower_position() {
+                        wanted.entry(position.leader).or_default().push(partition);
+                    }
+                }
+                fetchers.retain(|leader, handle| {
+                    let keep = wanted.contains_key(leader);
+                    if !keep {
+                        handle.cancel.cancel();
+                        tracing::info!(leader, "replica fetcher stopped");
+                    }
+                    keep
+                });
+                for (leader, partitions) in wanted {
+                    match fetchers.get(&leader) {
+                        // Sent on every image: the fetcher also retries
+                        // partitions it backed off from, as metadata moved.
+                        Some(handle) => {
+                            handle.partitions.send_replace(partitions);
+                        }
+                        None => {
+                            let (tx, rx) = watch::channel(partitions);
+                            let token = cancel.child_token();
+                            tracing::info!(leader, "replica fetcher started");
+                            broker.tasks.spawn(run_fetcher(
+                                broker.clone(),
+                                leader,
+                                rx,
+                                token.clone(),
+                            ));
+                            fetchers.insert(
+                                leader,
+                                FetcherHandle {
+                                    partitions: tx,
+                                    cancel: token,
+                                },
+                            );
+                        }
+                    }
+                }
+                let stop = tokio::select! {
+                    _ = cancel.cancelled() => true,
+                    changed = applied.changed() => changed.is_err(),
+                };
+                if stop {
+                    for handle in fetchers.values() {
+                        handle.cancel.cancel();
+                    }
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// Per-partition follower state the fetcher keeps between fetches.
+#[derive(Default)]
+struct FetcherState {
+    /// Partitions backed off after an error, until then.
+    delayed: HashMap<TopicPartition, Instant>,
+    /// Partitions whose leader had no epoch history to compare: fetched once
+    /// without the divergence check (they were cut to their high watermark).
+    skip_epoch_check: HashSet<TopicPartition>,
+}
+
+async fn run_fetcher(
+    broker: Arc<Broker>,
+    leader: BrokerId,
+    mut partitions: watch::Receiver<Vec<Arc<Partition>>>,
+    cancel: CancellationToken,
+) {
+    let config = broker.replication.clone();
+    let max_backoff = config.replica_fetch_backoff.max(MIN_BACKOFF);
+    let mut backoff = MIN_BACKOFF;
+    let mut client: Option<(String, ReplicaServiceClient<Channel>)> = None;
+    let mut state = FetcherState::default();
+    loop {
+        if cancel.is_cancelled() {
+            return;
+        }
+        if partitions.has_changed().unwrap_or(false) {
+            state.delayed.clear();
+        }
+        let current = partitions.borrow_and_update().clone();
+        let Some(address) = replication_address(&broker.metadata(), leader) else {
+            tracing::warn!(
+                leader,
+                "leader has no {REPLICATION_LISTENER} listener; cannot replicate from it"
+            );
+            wait(&cancel, &mut partitions, max_backoff).await;
+            continue;
+        };
+        if !matches!(&client, Some((addr, _)) if *addr == address) {
+            match Endpoint::from_shared(address.clone()) {
+                Ok(endpoint) => {
+                    let channel = endpoint
+                        .connect_timeout(Duration::from_secs(2))
+                        .tcp_nodelay(true)
+                        .connect_lazy();
+                    let rpc = ReplicaServiceClient::new(channel).max_decoding_message_size(
+                        config.replica_fetch_response_max_bytes as usize + MAX_MESSAGE_SLACK,
+                    );
+                    client = Some((address, rpc));
+                }
+                Err(err) => {
+                    tracing::warn!(leader, %address, %err, "bad replication address");
+                    wait(&cancel, &mut partitions, max_backoff).await;
+                    continue;
+                }
+            }
+        }
+        let Some((_, rpc)) = client.as_mut() else {
+            continue;
+        };
+
+        let now = Instant::now();
+        let mut sent: Vec<(Arc<Partition>, FollowerPosition)> = Vec::new();
+        let mut next_retry: Option<Instant> = None;
+        for partition in current {
+            if let Some(&until) = state.delayed.get(&partition.tp) {
+                if until > now {
+                    next_retry = Some(next_retry.map_or(until, |t| t.min(until)));
+                    continue;
+                }
+                state.delayed.remove(&partition.tp);
+            }
+            if let Some(position) = partition.follower_position()
+                && position.leader == leader
+            {
+                sent.push((partition, position));
+            }
+        }
+        if sent.is_empty() {
+            let pause = next_retry.map_or(max_backoff, |t| t.saturating_duration_since(now));
+            wait(&cancel, &mut partitions, pause).await;
+            continue;
+        }
+        let request = ReplicaFetchRequest {
+            replica_id: broker.node_id(),
+            broker_epoch: broker.broker_epoch(),
+            max_wait_ms: config.replica_fetch_wait_max.as_millis() as u32,
+            min_bytes: 1,
+            max_bytes: config.replica_fetch_response_max_bytes,
+            partitions: sent
+                .iter()
+                .map(|(p, pos)| FetchPartition {
+                    topic_id: Bytes::copy_from_slice(p.topic_id.0.as_bytes()),
+                    partition: p.tp.partition,
+                    current_leader_epoch: pos.leader_epoch,
+                    fetch_offset: pos.fetch_offset,
+                    last_fetched_epoch: if state.skip_epoch_check.contains(&p.tp) {
+                        -1
+                    } else {
+                        pos.last_fetched_epoch
+                    },
+                    log_start_offset: pos.log_start_offset,
+                    max_bytes: config.replica_fetch_max_bytes,
+                })
+                .collect(),
+        };
+        let timeout = config.replica_fetch_wait_max + Duration::from_secs(10);
+        let outcome = tokio::select! {
+            _ = cancel.cancelled() => return,
+            outcome = tokio::time::timeout(timeout, rpc.fetch(request)) => outcome,
+        };
+        let response = match outcome {
+            Ok(Ok(response)) => response.into_inner(),
+            Ok(Err(status)) => {
+                // UNAVAILABLE: the leader's process is (re)starting or gone.
+                if status.code() == tonic::Code::Unavailable {
+                    tracing::debug!(leader, %status, "replica fetch failed");
+                } else {
+                    tracing::warn!(leader, %status, "replica fetch failed");
+                }
+                wait(&cancel, &mut partitions, backoff).await;
+                backoff = (backoff * 2).min(max_backoff);
+                continue;
+            }
+            Err(_) => {
+                tracing::warn!(leader, "replica fetch timed out");
+                client = None;
+                continue;
+            }
+        };
+        if response.error_code != 0 {
+            tracing::warn!(
+                leader,
+                error_code = response.error_code,
+                "leader refused the replica fetch"
+            );
+            wait(&cancel, &mut partitions, backoff).await;
+            backoff = (backoff * 2).min(max_backoff);
+            continue;
+        }
+        backoff = MIN_BACKOFF;
+        let by_key: HashMap<(Bytes, i32), &FetchedPartition> = response
+            .partitions
+            .iter()
+            .map(|p| ((p.topic_id.clone(), p.partition), p))
+            .collect();
+        for (partition, position) in &sent {
+            let key = (
+                Bytes::copy_from_slice(partition.topic_id.0.as_bytes()),
+                partition.tp.partition,
+            );
+            let Some(fetched) = by_key.get(&key) else {
+                continue;
+            };
+            if let Err(delay) = apply(partition, position, fetched, &mut state) {
+                let until = Instant::now() + delay.unwrap_or(max_backoff);
+                state.delayed.insert(partition.tp.clone(), until);
+            }
+        }
+    }
+}
+
+/// Apply one partition's answer. `Err(None)`: back off this partition.
+fn apply(
+    partition: &Partition,
+    position: &FollowerPosition,
+    fetched: &FetchedPartition,
+    state: &mut FetcherState,
+) -> Result<(), Option<Duration>> {
+    let tp = &partition.tp;
+    let epoch = position.leader_epoch;
+    let code = fetched.error_code;
+    if code == 0 {
+        if let Some(d) = &fetched.diverging_epoch {
+            let diverging = EpochEndOffset {
+                epoch: d.epoch,
+                end_offset: d.end_offset,
+            };
+            if diverging.end_offset == UNDEFINED_OFFSET {
+                state.skip_epoch_check.insert(tp.clone());
+            }
+            return partition
+                .truncate_diverging(epoch, diverging)
+                .map(|_| ())
+                .map_err(|err| {
+                    tracing::error!(%tp, %err, "cannot truncate follower log");
+                    None
+                });
+        }
+        state.skip_epoch_check.remove(tp);
+        return partition
+            .append_from_leader(epoch, &fetched.records, fetched.high_watermark, now_ms())
+            .map(|_| ())
+            .map_err(|err| {
+                tracing::error!(%tp, %err, "cannot append replicated batches");
+                None
+            });
+    }
+    if code == i32::from(ResponseError::OffsetOutOfRange.code()) {
+        return match partition.reset_out_of_range(
+            epoch,
+            fetched.log_start_offset,
+            fetched.log_end_offset,
+        ) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(None),
+            Err(err) => {
+                tracing::error!(%tp, %err, "cannot reset follower log");
+                Err(None)
+            }
+        };
+    }
+    // Metadata differs between leader and follower (NOT_LEADER_OR_FOLLOWER,
+    // FENCED/UNKNOWN_LEADER_EPOCH, unknown partition): wait for the next
+    // image, which resets the back-off.
+    tracing::debug!(%tp, leader = position.leader, code, "replica fetch refused for partition");
+    Err(None)
+}
+
+/// Sleep `pause`, waking early when the partition set changes or on cancel.
+async fn wait(
+    cancel: &CancellationToken,
+    partitions: &mut watch::Receiver<Vec<Arc<Partition>>>,
+    pause: Duration,
+) {
+    tokio::select! {
+        _ = cancel.cancelled() => {}
+        _ = partitions.changed() => {}
+        _ = tokio::time::sleep(pause) => {}
+    }
+}

@@ -1,0 +1,80 @@
+//! Replication between brokers (Kafka's replica fetch, KIP-101/279/320/497).
+//!
+//! - Leader side ([`leader`]): the `ReplicaService` gRPC service answers
+//!   followers' fetches: fencing by leader epoch, the divergence check, the
+//!   follower's position (high watermark, ISR expansion), and batches up to
+//!   the log end, long-polling on the partitions' log ends.
+//! - Follower side ([`fetcher`]): one fetcher task per leader node, batching
+//!   every partition this broker follows from it; appends what it gets (as
+//!   the leader wrote it), truncates where the leader says the logs diverge.
+//! - ISR changes ([`isr`]): expansions found by follower fetches and shrinks
+//!   found by a periodic check go to the controller as AlterPartition, at
+//!   most one in flight per partition; they take effect when committed.
+//!
+//! Followers find a leader's gRPC address in the metadata image: the broker
+//! registration's listener named [`REPLICATION_LISTENER`](crate::REPLICATION_LISTENER).
+
+mod fetcher;
+mod isr;
+mod leader;
+
+use std::sync::Arc;
+
+use fjord_rpc::replica_service_server::{ReplicaService, ReplicaServiceServer};
+use fjord_rpc::{ReplicaFetchRequest, ReplicaFetchResponse};
+use kafka_protocol::ResponseError;
+use tokio::sync::watch;
+use tonic::{Request, Response, Status};
+
+use crate::broker::Broker;
+use crate::error::PartitionError;
+
+/// The gRPC service followers fetch from. The node's gRPC server starts
+/// before its broker (the controller needs it first), so requests are
+/// answered UNAVAILABLE until `broker` holds one.
+pub struct ReplicaFetchService {
+    broker: watch::Receiver<Option<Arc<Broker>>>,
+}
+
+/// The `ReplicaService` server to add to the node's gRPC server.
+pub fn replica_service(
+    broker: watch::Receiver<Option<Arc<Broker>>>,
+) -> ReplicaServiceServer<ReplicaFetchService> {
+    ReplicaServiceServer::new(ReplicaFetchService { broker })
+}
+
+#[tonic::async_trait]
+impl ReplicaService for ReplicaFetchService {
+    async fn fetch(
+        &self,
+        request: Request<ReplicaFetchRequest>,
+    ) -> Result<Response<ReplicaFetchResponse>, Status> {
+        let broker = self
+            .broker
+            .borrow()
+            .clone()
+            .ok_or_else(|| Status::unavailable("the broker is not started yet"))?;
+        Ok(Response::new(
+            broker.serve_replica_fetch(request.into_inner()).await,
+        ))
+    }
+}
+
+/// The Kafka error code a follower gets for a failed partition.
+fn error_code(err: &PartitionError) -> i32 {
+    let error = match err {
+        PartitionError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+        PartitionError::NotLeaderOrFollower { .. } | PartitionError::ShuttingDown => {
+            ResponseError::NotLeaderOrFollower
+        }
+        PartitionError::FencedLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
+        PartitionError::UnknownLeaderEpoch { .. } => ResponseError::UnknownLeaderEpoch,
+        PartitionError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        PartitionError::CorruptMessage(_) => ResponseError::CorruptMessage,
+        _ => ResponseError::KafkaStorageError,
+    };
+    i32::from(error.code())
+}
+
+#[cfg(test)]
+mod tests;
