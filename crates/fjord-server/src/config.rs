@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use fjord_broker::group::GroupConfig;
 use fjord_broker::group_service::GroupServiceConfig;
-use fjord_broker::{AdvertisedListener, BrokerConfig};
+use fjord_broker::{AdvertisedListener, BrokerConfig, REPLICATION_LISTENER, ReplicationConfig};
 use fjord_controller::ControllerConfig;
 use fjord_gateway::GatewayConfig;
 use fjord_log::LogConfig;
@@ -204,22 +204,21 @@ pub struct Config {
     pub advertised_rpc_addr: String,
     pub controller: ControllerConfig,
     pub broker: BrokerConfig,
+    /// Replication between brokers; its listener is the advertised rpc
+    /// address (registered as [`REPLICATION_LISTENER`]).
+    pub replication: ReplicationConfig,
     pub gateway: GatewayConfig,
-    /// Cluster timings validated here; the controller's are in
-    /// `controller`, `replica_lag_time_max` goes to the broker's replication
-    /// settings once the broker takes them.
-    pub timings: ClusterTimings,
 }
 
-/// Failure-detection timings of a cluster.
+/// Failure-detection timings of a cluster, validated together.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ClusterTimings {
+struct ClusterTimings {
     /// `broker.session.timeout.ms`.
-    pub broker_session_timeout: Duration,
+    broker_session_timeout: Duration,
     /// `broker.heartbeat.interval.ms`.
-    pub broker_heartbeat_interval: Duration,
+    broker_heartbeat_interval: Duration,
     /// `replica.lag.time.max.ms`.
-    pub replica_lag_time_max: Duration,
+    replica_lag_time_max: Duration,
 }
 
 /// Reads one `FJORD_*` override and parses it.
@@ -252,7 +251,8 @@ fn env_list(value: &str) -> Vec<String> {
 impl Config {
     /// After binding the rpc listener: an advertised rpc address with port 0
     /// (`fjord dev`, tests) becomes the port actually bound, wherever this
-    /// node advertises it (its voter entry, the controller's own address).
+    /// node advertises it (its voter entry, the controller's own address, the
+    /// replication listener).
     pub fn resolve_rpc_port(&mut self, bound: SocketAddr) {
         let Some((host, 0)) = split_host_port(&self.advertised_rpc_addr) else {
             return;
@@ -269,6 +269,9 @@ impl Config {
         }
         if self.controller.rpc_addr.as_deref() == Some(self.advertised_rpc_addr.as_str()) {
             self.controller.rpc_addr = Some(resolved.clone());
+        }
+        if let Some(listener) = self.replication.replication_listener.as_mut() {
+            listener.port = bound.port();
         }
         self.advertised_rpc_addr = resolved;
     }
@@ -378,7 +381,8 @@ impl FileConfig {
             .advertised_rpc_addr
             .clone()
             .unwrap_or_else(|| self.rpc_addr.clone());
-        advertised_host_port("advertised_rpc_addr", &advertised_rpc_addr)?;
+        let (rpc_host, rpc_port) =
+            advertised_host_port("advertised_rpc_addr", &advertised_rpc_addr)?;
         let voters = self.voters(is_controller, &advertised_rpc_addr)?;
         let timings = self.timings()?;
 
@@ -427,6 +431,16 @@ impl FileConfig {
             broker_session_timeout_ms: millis(timings.broker_session_timeout),
             broker_heartbeat_interval_ms: millis(timings.broker_heartbeat_interval),
         };
+        let replication = ReplicationConfig {
+            replication_listener: Some(AdvertisedListener {
+                name: REPLICATION_LISTENER.into(),
+                host: rpc_host,
+                port: rpc_port,
+            }),
+            replica_lag_time_max: timings.replica_lag_time_max,
+            broker_heartbeat_interval: timings.broker_heartbeat_interval,
+            ..ReplicationConfig::default()
+        };
         let gateway = GatewayConfig {
             listen,
             max_frame_bytes: b.socket_request_max_bytes,
@@ -441,8 +455,8 @@ impl FileConfig {
             advertised_rpc_addr,
             controller,
             broker,
+            replication,
             gateway,
-            timings,
         })
     }
 
@@ -572,13 +586,24 @@ mod tests {
         assert_eq!(config.controller.voters[&1], "127.0.0.1:19092");
         assert_eq!(config.broker.advertised_listener.port, 9092);
         assert_eq!(config.broker.log_dir, PathBuf::from("fjord-data/logs"));
+        assert_eq!(config.controller.broker_session_timeout_ms, 9000);
+        assert_eq!(config.controller.broker_heartbeat_interval_ms, 2000);
         assert_eq!(
-            config.timings,
-            ClusterTimings {
-                broker_session_timeout: Duration::from_secs(9),
-                broker_heartbeat_interval: Duration::from_secs(2),
-                replica_lag_time_max: Duration::from_secs(30),
-            }
+            config.replication.replica_lag_time_max,
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            config.controller.rpc_addr.as_deref(),
+            Some("127.0.0.1:19092")
+        );
+        let listener = config.replication.replication_listener.unwrap();
+        assert_eq!(
+            (
+                listener.name.as_str(),
+                listener.host.as_str(),
+                listener.port
+            ),
+            (REPLICATION_LISTENER, "127.0.0.1", 19092)
         );
     }
 
@@ -615,8 +640,15 @@ mod tests {
         assert_eq!(config.advertised_rpc_addr, "b:9093");
         assert_eq!(config.controller.broker_session_timeout_ms, 3000);
         assert_eq!(config.controller.broker_heartbeat_interval_ms, 500);
+        assert_eq!(
+            config.replication.broker_heartbeat_interval,
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            config.replication.replica_lag_time_max,
+            Duration::from_millis(2500)
+        );
         assert_eq!(config.controller.rpc_addr.as_deref(), Some("b:9093"));
-        assert_eq!(config.timings.replica_lag_time_max.as_millis(), 2500);
     }
 
     #[test]
@@ -629,6 +661,14 @@ mod tests {
         assert_eq!(
             config.controller.rpc_addr.as_deref(),
             Some("127.0.0.1:4567")
+        );
+        assert_eq!(
+            config
+                .replication
+                .replication_listener
+                .as_ref()
+                .map(|l| l.port),
+            Some(4567)
         );
         // A fixed port stays as configured.
         let mut config = FileConfig::default().validate().unwrap();

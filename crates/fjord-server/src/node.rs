@@ -2,10 +2,12 @@
 //! listener.
 //!
 //! Start order: bind the node-to-node gRPC listener and serve the
-//! controller's Raft service on it *before* waiting for the quorum (the
-//! other voters cannot elect anyone until this node answers votes), then
-//! wait until the controller follows a leader, then the broker (register,
-//! open logs), then the Kafka listener. A controller-only node stops after
+//! controller's Raft service and the broker's replica service on it
+//! *before* waiting for the quorum (the other voters cannot elect anyone
+//! until this node answers votes; the replica service answers UNAVAILABLE
+//! until the broker exists), then wait until the controller follows a
+//! leader, then the broker (register, open logs, start fetchers), then the
+//! Kafka listener. A controller-only node stops after
 //! the controller; a broker-only node runs its controller as a Raft
 //! learner.
 //!
@@ -21,6 +23,7 @@ use std::time::Duration;
 use fjord_broker::Broker;
 use fjord_controller::Controller;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -108,12 +111,17 @@ pub async fn start(mut config: Config) -> Result<RunningNode, ServerError> {
     config.resolve_rpc_port(rpc_addr);
     let rpc_shutdown = CancellationToken::new();
 
-    // The gRPC server must answer before the quorum can form: other voters
-    // cannot elect anyone until this node answers votes.
+    // The gRPC server must answer before the quorum can form, and before
+    // the broker exists: the replica service says UNAVAILABLE until
+    // `broker_tx` carries the broker.
     let controller = Controller::open(config.controller.clone())
         .await
         .map_err(ServerError::Controller)?;
-    let routes = tonic::service::Routes::new(controller.rpc_service());
+    let (broker_tx, broker_rx) = watch::channel(None);
+    let mut routes = tonic::service::Routes::new(controller.rpc_service());
+    if config.is_broker {
+        routes = routes.add_service(fjord_broker::replication::replica_service(broker_rx));
+    }
     let rpc_server = spawn_rpc_server(rpc_listener, routes, rpc_shutdown.clone());
     tracing::info!(node_id = config.node_id, %rpc_addr, advertised = %config.advertised_rpc_addr, "node-to-node gRPC server listening");
     if let Err(err) = controller.ready().await {
@@ -123,7 +131,10 @@ pub async fn start(mut config: Config) -> Result<RunningNode, ServerError> {
 
     let kafka = if config.is_broker {
         match start_kafka_side(&config, &controller).await {
-            Ok(kafka) => Some(kafka),
+            Ok(kafka) => {
+                broker_tx.send_replace(Some(kafka.broker.clone()));
+                Some(kafka)
+            }
             Err(err) => {
                 stop_controller_and_rpc(&controller, rpc_server, &rpc_shutdown).await;
                 return Err(err);
@@ -155,9 +166,13 @@ async fn start_kafka_side(
     config: &Config,
     controller: &Controller,
 ) -> Result<KafkaSide, ServerError> {
-    let broker = Broker::start(config.broker.clone(), controller.clone())
-        .await
-        .map_err(ServerError::Broker)?;
+    let broker = Broker::start_with_replication(
+        config.broker.clone(),
+        config.replication.clone(),
+        controller.clone(),
+    )
+    .await
+    .map_err(ServerError::Broker)?;
     let (listener, addr) = match bind(config.gateway.listen).await {
         Ok(bound) => bound,
         Err(err) => {

@@ -66,7 +66,6 @@ fn verify(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the multi-voter controller (branch ctrl) and replication (branch repl) on main"]
 async fn three_nodes_replicate_acks_all_across_nodes() {
     bounded(LIMIT, async {
         // Phase 1: three nodes see each other and agree on one controller.
@@ -161,7 +160,6 @@ async fn three_nodes_replicate_acks_all_across_nodes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the multi-voter controller (branch ctrl) and replication (branch repl) on main"]
 async fn killing_the_leader_in_a_loop_loses_no_acknowledged_record() {
     bounded(LIMIT, async {
         // Phase 1: cluster, topic RF=3 min.insync.replicas=2 (one partition), producer running.
@@ -228,7 +226,6 @@ async fn killing_the_leader_in_a_loop_loses_no_acknowledged_record() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the multi-voter controller (branch ctrl) and replication (branch repl) on main"]
 async fn pausing_the_leader_loses_no_acknowledged_record() {
     bounded(LIMIT, async {
         // Phase 1: cluster, topic RF=3 min.insync.replicas=2, producer running.
@@ -292,7 +289,6 @@ async fn pausing_the_leader_loses_no_acknowledged_record() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the multi-voter controller (branch ctrl) and replication (branch repl) on main"]
 async fn killing_the_controller_leader_elects_another() {
     bounded(LIMIT, async {
         // Phase 1: find the active controller.
@@ -352,7 +348,6 @@ async fn killing_the_controller_leader_elects_another() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the multi-voter controller (branch ctrl) and replication (branch repl) on main"]
 async fn a_follower_cut_off_leaves_the_isr_and_rejoins_after_catching_up() {
     bounded(LIMIT, async {
         // Phase 1: cluster, topic RF=3 min.insync.replicas=2, producer running.
