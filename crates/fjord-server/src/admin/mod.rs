@@ -173,7 +173,7 @@ mod tests {
                 configs,
                 ..
             }) => {
-                assert_eq!((partitions, replication_factor), (1, 1));
+                assert_eq!((partitions, replication_factor), (1, -1));
                 assert!(configs.is_empty());
             }
             other => panic!("unexpected {other:?}"),
