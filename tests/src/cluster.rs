@@ -17,7 +17,10 @@ use crate::{FjordNode, KafkaConn, free_port, probe_metadata, wait_for};
 /// Cluster settings written to every node's config file.
 #[derive(Clone, Debug)]
 pub struct ClusterOptions {
+    /// Controller voters, each also a broker (combined mode): node ids 1..=nodes.
     pub nodes: usize,
+    /// Broker-only nodes after the voters (ids nodes+1..): Raft learners.
+    pub broker_only: usize,
     /// `[controller] broker_session_timeout_ms`.
     pub broker_session_timeout_ms: u64,
     /// `[controller] broker_heartbeat_interval_ms`.
@@ -40,6 +43,7 @@ impl ClusterOptions {
     pub fn fast(nodes: usize) -> Self {
         ClusterOptions {
             nodes,
+            broker_only: 0,
             broker_session_timeout_ms: 2500,
             broker_heartbeat_interval_ms: 500,
             election_timeout_ms: (500, 1000),
@@ -92,10 +96,10 @@ impl FjordCluster {
 
     /// Starts a cluster and waits until every node's Metadata lists every broker.
     pub fn start_with(options: ClusterOptions) -> Self {
-        let n = options.nodes;
+        let n = options.nodes + options.broker_only;
         let kafka_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let rpc_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
-        let voters: Vec<String> = rpc_ports
+        let voters: Vec<String> = rpc_ports[..options.nodes]
             .iter()
             .enumerate()
             .map(|(i, port)| toml_string(&format!("{}@127.0.0.1:{port}", i + 1)))
@@ -107,7 +111,12 @@ impl FjordCluster {
                 FjordNode::server(&format!("node{}", i + 1), kafka, n, |data_dir| {
                     let mut t = String::new();
                     let _ = writeln!(t, "node_id = {}", i + 1);
-                    let _ = writeln!(t, "roles = [\"controller\", \"broker\"]");
+                    let roles = if i < o.nodes {
+                        "[\"controller\", \"broker\"]"
+                    } else {
+                        "[\"broker\"]"
+                    };
+                    let _ = writeln!(t, "roles = {roles}");
                     let _ = writeln!(
                         t,
                         "data_dir = {}",

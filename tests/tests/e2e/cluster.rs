@@ -14,7 +14,8 @@ use fjord_e2e::produce_loop::{
     read_partition_seqs,
 };
 use fjord_e2e::{
-    FjordCluster, assign_from, bounded, consume_n, consumer, producer, topic_name, wait_for,
+    ClusterOptions, FjordCluster, assign_from, bounded, consume_n, consumer, producer, topic_name,
+    wait_for,
 };
 use rdkafka::Offset;
 use rdkafka::message::Message;
@@ -425,6 +426,58 @@ async fn a_follower_cut_off_leaves_the_isr_and_rejoins_after_catching_up() {
             )
         })
         .unwrap_or_else(|e| panic!("{e:#}"));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_only_node_follows_the_quorum_and_hosts_replicas() {
+    bounded(LIMIT, async {
+        // Phase 1: three voters and a broker-only node (a Raft learner) form one cluster.
+        let options = ClusterOptions {
+            broker_only: 1,
+            ..ClusterOptions::fast(3)
+        };
+        let mut cluster = block_in_place(|| FjordCluster::start_with(options));
+        let controller = block_in_place(|| cluster.wait_for_controller(FAILOVER));
+        assert!(
+            controller <= 3,
+            "the learner (node 4) never leads the quorum"
+        );
+        assert_eq!(
+            cluster.controller_id_from(4).expect("DescribeCluster"),
+            controller
+        );
+
+        // Phase 2: a topic with a replica on every node, written through the learner only.
+        let topic = topic_name("learner");
+        cluster
+            .create_topic(&topic, 2, 4, &[("min.insync.replicas", "3")])
+            .await;
+        let p = producer(&cluster.node(4).bootstrap(), "all", "none");
+        for i in 0..50 {
+            let value = format!("v-{i}");
+            let rec: FutureRecord<'_, (), String> =
+                FutureRecord::to(&topic).payload(&value).partition(i % 2);
+            p.send(rec, Duration::from_secs(10))
+                .await
+                .unwrap_or_else(|(e, _)| panic!("acks=all produce through the learner: {e}"));
+        }
+
+        // Phase 3: the learner's copy of each partition holds the records.
+        block_in_place(|| {
+            wait_for(
+                Duration::from_secs(20),
+                "node 4's replicas to hold the records",
+                || {
+                    (0..2)
+                        .all(|part| log_bytes(&cluster.node(4).data_dir(), &topic, part) > 0)
+                        .then_some(())
+                },
+            )
+        })
+        .unwrap_or_else(|e| panic!("{e:#}"));
+        block_in_place(|| cluster.wait_for_healthy_topic(&topic, 2, Duration::from_secs(10)));
     })
     .await;
 }
