@@ -110,7 +110,7 @@ class FjordNode:
             "node_id = 1",
             "data_dir = %s" % _toml_value(self.data_dir),
             "kafka_addr = %s" % _toml_value(self.bootstrap),
-            "controller_addr = %s" % _toml_value("127.0.0.1:%d" % self.controller_port),
+            "rpc_addr = %s" % _toml_value("127.0.0.1:%d" % self.controller_port),
             "",
             "[controller]",
             "",

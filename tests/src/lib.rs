@@ -3,6 +3,9 @@
 //! * [`FjordNode`] runs `fjord dev` on a temporary data dir and a free loopback port, waits
 //!   (by polling) until it answers a Kafka Metadata request, and on drop kills it and fails the
 //!   test if its log contains a panic.
+//! * [`FjordCluster`] (module `cluster`) runs N `fjord server --config` processes forming one
+//!   cluster, with per-node kill -9, stop, SIGSTOP/SIGCONT and restart, and waits for
+//!   conditions on leaders and ISRs.
 //! * [`KafkaConn`] is a tiny blocking Kafka protocol client for raw requests and malformed input.
 //! * The `rdkafka` helpers build producers/consumers the way the tests use them (no consumer
 //!   group: consumers only `assign()`).
@@ -28,6 +31,10 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
+
+mod cluster;
+pub mod produce_loop;
+pub use cluster::{ClusterOptions, FjordCluster, PartitionState, partition_state};
 
 /// How long a node gets to answer Metadata after being spawned.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -107,13 +114,28 @@ pub fn wait_for<T>(
     }
 }
 
-/// One `fjord dev` process (controller + broker) on a temp data dir and a free loopback port.
+/// How a [`FjordNode`] process is started.
+#[derive(Clone, Debug)]
+enum Launch {
+    /// `fjord dev --data-dir D --kafka-addr A`: a single node.
+    Dev,
+    /// `fjord server --config FILE`: a cluster member (see [`FjordCluster`]).
+    Server { config: PathBuf },
+}
+
+/// One `fjord` process on a temp data dir and a free loopback port: `fjord dev` (controller +
+/// broker) from [`FjordNode::start`], or a cluster member of a [`FjordCluster`].
 pub struct FjordNode {
     child: Option<Child>,
     data_root: tempfile::TempDir,
     port: u16,
     log_path: PathBuf,
     starts: usize,
+    launch: Launch,
+    /// How many brokers this node's Metadata must list before it counts as ready.
+    ready_brokers: usize,
+    /// SIGSTOPped and not yet SIGCONTed.
+    stopped: bool,
 }
 
 impl FjordNode {
@@ -131,9 +153,47 @@ impl FjordNode {
             port: free_port(),
             log_path,
             starts: 0,
+            launch: Launch::Dev,
+            ready_brokers: 1,
+            stopped: false,
         };
         node.spawn_and_wait();
         node
+    }
+
+    /// A cluster member that runs `fjord server --config <data root>/fjord.toml`, the file
+    /// `config(data_dir, kafka_port)` returns. Not started: see [`FjordNode::spawn`].
+    pub(crate) fn server(
+        name: &str,
+        kafka_port: u16,
+        ready_brokers: usize,
+        config: impl FnOnce(&Path) -> String,
+    ) -> Self {
+        let data_root = tempfile::Builder::new()
+            .prefix("fjord-e2e-")
+            .tempdir()
+            .expect("create temp data dir");
+        let n = NODE_COUNTER.fetch_add(1, Ordering::SeqCst);
+        let log_path = log_dir().join(format!(
+            "{}-{name}-{}-{n}.log",
+            test_name(),
+            std::process::id()
+        ));
+        let config_path = data_root.path().join("fjord.toml");
+        let text = config(&data_root.path().join("data"));
+        std::fs::write(&config_path, text).expect("write node config");
+        FjordNode {
+            child: None,
+            data_root,
+            port: kafka_port,
+            log_path,
+            starts: 0,
+            launch: Launch::Server {
+                config: config_path,
+            },
+            ready_brokers,
+            stopped: false,
+        }
     }
 
     /// `127.0.0.1:PORT` of the Kafka listener.
@@ -184,7 +244,8 @@ impl FjordNode {
         }
     }
 
-    fn spawn(&mut self) -> anyhow::Result<()> {
+    /// Starts the process without waiting for it to serve.
+    pub fn spawn(&mut self) -> anyhow::Result<()> {
         let bin = fjord_bin();
         if !bin.exists() {
             bail!(
@@ -198,21 +259,25 @@ impl FjordNode {
             .append(true)
             .open(&self.log_path)
             .with_context(|| format!("open {}", self.log_path.display()))?;
+        let mut cmd = Command::new(&bin);
+        match &self.launch {
+            Launch::Dev => {
+                cmd.arg("dev")
+                    .arg("--data-dir")
+                    .arg(self.data_dir())
+                    .arg("--kafka-addr")
+                    .arg(self.bootstrap());
+            }
+            Launch::Server { config } => {
+                cmd.arg("server").arg("--config").arg(config);
+            }
+        }
         writeln!(
             log,
-            "=== fjord-e2e: start #{} of {} dev --data-dir {} --kafka-addr {} ===",
-            self.starts,
-            bin.display(),
-            self.data_dir().display(),
-            self.bootstrap()
+            "=== fjord-e2e: start #{} of {:?} ===",
+            self.starts, cmd
         )?;
-        let mut cmd = Command::new(&bin);
-        cmd.arg("dev")
-            .arg("--data-dir")
-            .arg(self.data_dir())
-            .arg("--kafka-addr")
-            .arg(self.bootstrap())
-            .env("NO_COLOR", "1")
+        cmd.env("NO_COLOR", "1")
             .env("RUST_BACKTRACE", "1")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -224,8 +289,9 @@ impl FjordNode {
         Ok(())
     }
 
-    /// Polls until the node answers a Metadata request listing at least one broker.
-    fn wait_ready(&mut self) -> anyhow::Result<()> {
+    /// Polls until the node answers a Metadata request listing the brokers it waits for (itself,
+    /// for a single node; the whole cluster for a cluster member).
+    pub fn wait_ready(&mut self) -> anyhow::Result<()> {
         let deadline = Instant::now() + START_TIMEOUT;
         let addr = self.bootstrap();
         loop {
@@ -235,8 +301,12 @@ impl FjordNode {
                 bail!("fjord exited during startup with {status}");
             }
             let last_err = match probe_metadata(&addr) {
-                Ok(md) if !md.brokers.is_empty() => return Ok(()),
-                Ok(_) => "Metadata answered with no brokers".to_string(),
+                Ok(md) if md.brokers.len() >= self.ready_brokers => return Ok(()),
+                Ok(md) => format!(
+                    "Metadata lists {} of {} brokers",
+                    md.brokers.len(),
+                    self.ready_brokers
+                ),
                 Err(e) => format!("{e:#}"),
             };
             if Instant::now() >= deadline {
@@ -252,6 +322,34 @@ impl FjordNode {
             let _ = child.kill();
             let _ = child.wait();
         }
+        self.stopped = false;
+    }
+
+    /// Sends `signal` (a `kill` signal name such as `STOP`) to the running process.
+    fn signal(&self, signal: &str) {
+        let pid = self.pid().expect("node is not running").to_string();
+        let st = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .expect("run kill");
+        assert!(st.success(), "kill -{signal} {pid} failed");
+    }
+
+    /// SIGSTOP: the process freezes (its sockets stay open, nothing answers).
+    pub fn sigstop(&mut self) {
+        self.signal("STOP");
+        self.stopped = true;
+    }
+
+    /// SIGCONT after [`FjordNode::sigstop`].
+    pub fn sigcont(&mut self) {
+        self.signal("CONT");
+        self.stopped = false;
+    }
+
+    /// Whether the node is SIGSTOPped.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped
     }
 
     fn kill_quietly(&mut self) {
@@ -260,6 +358,9 @@ impl FjordNode {
 
     /// SIGTERM and wait for exit (panics if it takes longer than [`STOP_TIMEOUT`]).
     pub fn stop(&mut self) -> ExitStatus {
+        if self.stopped {
+            self.sigcont();
+        }
         let mut child = self.child.take().expect("node is not running");
         let pid = child.id().to_string();
         let st = Command::new("kill")

@@ -3,6 +3,13 @@
 //!
 //! Server settings use snake_case keys; topic defaults use Kafka's topic
 //! config names under `[topic_defaults]`, e.g. `"retention.ms" = "3600000"`.
+//!
+//! A node has one gRPC address (`rpc_addr`) for everything between nodes:
+//! the controller quorum's Raft traffic, brokers' heartbeats and forwarded
+//! metadata writes, and replica fetches. `[controller] voters` lists the
+//! voters' advertised rpc addresses (Kafka's `controller.quorum.voters`);
+//! a node with the controller role must be one of them, a broker-only node
+//! must not be (it follows the quorum as a Raft learner).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -11,12 +18,12 @@ use std::time::Duration;
 
 use fjord_broker::group::GroupConfig;
 use fjord_broker::group_service::GroupServiceConfig;
-use fjord_broker::{AdvertisedListener, BrokerConfig};
+use fjord_broker::{AdvertisedListener, BrokerConfig, REPLICATION_LISTENER, ReplicationConfig};
 use fjord_controller::ControllerConfig;
 use fjord_gateway::GatewayConfig;
 use fjord_log::LogConfig;
 use fjord_types::BrokerId;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -40,16 +47,28 @@ pub enum ConfigError {
     },
     #[error("controller voter {entry:?} is not ID@HOST:PORT")]
     Voter { entry: String },
+    #[error("controller voter {voter} is listed twice")]
+    DuplicateVoter { voter: BrokerId },
     #[error("topic_defaults")]
     TopicDefaults(#[source] fjord_log::ConfigError),
-    #[error("roles must include \"broker\" (controller-only nodes come with the cluster work)")]
-    NoBrokerRole,
+    #[error("roles is empty: a node is a \"broker\", a \"controller\" or both")]
+    NoRoles,
     #[error("node {node_id} is a controller but not in controller.voters")]
     NotAVoter { node_id: BrokerId },
+    #[error(
+        "node {node_id} is broker-only but listed in controller.voters (add the \"controller\" role, or remove it from the voters)"
+    )]
+    BrokerInVoters { node_id: BrokerId },
+    #[error("node {node_id} is broker-only and controller.voters is empty: it needs a quorum")]
+    NoVoters { node_id: BrokerId },
+    #[error(
+        "controller.broker_heartbeat_interval_ms ({heartbeat_ms}) must be below broker_session_timeout_ms ({session_ms})"
+    )]
+    HeartbeatNotBelowSession { heartbeat_ms: u64, session_ms: u64 },
 }
 
 /// A node's role (`process.roles` in Kafka).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Broker,
@@ -57,8 +76,9 @@ pub enum Role {
 }
 
 /// The TOML file, as written. Every field has a default, so `fjord dev`
-/// runs from an empty file.
-#[derive(Debug, Deserialize)]
+/// runs from an empty file. `Serialize` lets `fjord dev --nodes N` write
+/// the files of its child nodes.
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FileConfig {
     pub node_id: BrokerId,
@@ -67,9 +87,17 @@ pub struct FileConfig {
     /// Where the Kafka listener binds.
     pub kafka_addr: String,
     /// What clients are told to connect to (defaults to `kafka_addr`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub advertised_kafka_addr: Option<String>,
-    /// Where the controller's Raft RPC listens (used once clusters span nodes).
-    pub controller_addr: String,
+    /// Where the node-to-node gRPC server binds (Raft, heartbeats,
+    /// replication). `controller_addr` is its older name.
+    #[serde(alias = "controller_addr")]
+    pub rpc_addr: String,
+    /// What other nodes are told to connect to (defaults to `rpc_addr`); a
+    /// voter's entry in `controller.voters` should be this address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advertised_rpc_addr: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rack: Option<String>,
     pub controller: ControllerSection,
     pub broker: BrokerSection,
@@ -77,17 +105,23 @@ pub struct FileConfig {
     pub topic_defaults: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ControllerSection {
-    /// `ID@HOST:PORT` per voter, like Kafka's `controller.quorum.voters`.
+    /// `ID@HOST:PORT` per voter, like Kafka's `controller.quorum.voters`;
+    /// HOST:PORT is the voter's advertised rpc address.
     pub voters: Vec<String>,
     pub election_timeout_ms: (u64, u64),
     pub heartbeat_interval_ms: u64,
     pub snapshot_every_logs: u64,
+    /// `broker.session.timeout.ms`: a broker without a heartbeat for this
+    /// long is fenced and loses its leaderships.
+    pub broker_session_timeout_ms: u64,
+    /// `broker.heartbeat.interval.ms`.
+    pub broker_heartbeat_interval_ms: u64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BrokerSection {
     pub auto_create_topics_enable: bool,
@@ -100,6 +134,9 @@ pub struct BrokerSection {
     pub offsets_topic_num_partitions: i32,
     pub offsets_topic_replication_factor: i16,
     pub group_initial_rebalance_delay_ms: i32,
+    /// `replica.lag.time.max.ms`: a follower that has not caught up with
+    /// the leader for this long leaves the ISR.
+    pub replica_lag_time_max_ms: u64,
 }
 
 impl Default for FileConfig {
@@ -110,7 +147,8 @@ impl Default for FileConfig {
             data_dir: PathBuf::from("fjord-data"),
             kafka_addr: "127.0.0.1:9092".into(),
             advertised_kafka_addr: None,
-            controller_addr: "127.0.0.1:9093".into(),
+            rpc_addr: "127.0.0.1:19092".into(),
+            advertised_rpc_addr: None,
             rack: None,
             controller: ControllerSection::default(),
             broker: BrokerSection::default(),
@@ -126,6 +164,8 @@ impl Default for ControllerSection {
             election_timeout_ms: (1000, 2000),
             heartbeat_interval_ms: 200,
             snapshot_every_logs: 1000,
+            broker_session_timeout_ms: 9000,
+            broker_heartbeat_interval_ms: 2000,
         }
     }
 }
@@ -143,6 +183,7 @@ impl Default for BrokerSection {
             offsets_topic_num_partitions: 50,
             offsets_topic_replication_factor: 3,
             group_initial_rebalance_delay_ms: 3000,
+            replica_lag_time_max_ms: 30_000,
         }
     }
 }
@@ -151,11 +192,89 @@ impl Default for BrokerSection {
 #[derive(Clone, Debug)]
 pub struct Config {
     pub node_id: BrokerId,
+    /// Runs a controller quorum voter (else a Raft learner that only
+    /// follows the metadata).
     pub is_controller: bool,
+    /// Runs a broker and the Kafka listener.
+    pub is_broker: bool,
     pub data_dir: PathBuf,
+    /// Where the node-to-node gRPC server binds.
+    pub rpc_listen: SocketAddr,
+    /// This node's rpc address as other nodes reach it (`HOST:PORT`).
+    pub advertised_rpc_addr: String,
     pub controller: ControllerConfig,
     pub broker: BrokerConfig,
+    /// Replication between brokers; its listener is the advertised rpc
+    /// address (registered as [`REPLICATION_LISTENER`]).
+    pub replication: ReplicationConfig,
     pub gateway: GatewayConfig,
+}
+
+/// Failure-detection timings of a cluster, validated together.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ClusterTimings {
+    /// `broker.session.timeout.ms`.
+    broker_session_timeout: Duration,
+    /// `broker.heartbeat.interval.ms`.
+    broker_heartbeat_interval: Duration,
+    /// `replica.lag.time.max.ms`.
+    replica_lag_time_max: Duration,
+}
+
+/// Reads one `FJORD_*` override and parses it.
+fn env_parse<T: std::str::FromStr>(
+    env: &impl Fn(&str) -> Option<String>,
+    key: &'static str,
+    expected: &'static str,
+) -> Result<Option<T>, ConfigError> {
+    env(key)
+        .map(|v| {
+            v.trim().parse().map_err(|_| ConfigError::Invalid {
+                key,
+                value: v.clone(),
+                expected,
+            })
+        })
+        .transpose()
+}
+
+/// Splits a comma-separated env list, dropping empty items.
+fn env_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+impl Config {
+    /// After binding the rpc listener: an advertised rpc address with port 0
+    /// (`fjord dev`, tests) becomes the port actually bound, wherever this
+    /// node advertises it (its voter entry, the controller's own address, the
+    /// replication listener).
+    pub fn resolve_rpc_port(&mut self, bound: SocketAddr) {
+        let Some((host, 0)) = split_host_port(&self.advertised_rpc_addr) else {
+            return;
+        };
+        let resolved = if host.contains(':') {
+            format!("[{host}]:{}", bound.port())
+        } else {
+            format!("{host}:{}", bound.port())
+        };
+        if let Some(own) = self.controller.voters.get_mut(&self.node_id)
+            && *own == self.advertised_rpc_addr
+        {
+            own.clone_from(&resolved);
+        }
+        if self.controller.rpc_addr.as_deref() == Some(self.advertised_rpc_addr.as_str()) {
+            self.controller.rpc_addr = Some(resolved.clone());
+        }
+        if let Some(listener) = self.replication.replication_listener.as_mut() {
+            listener.port = bound.port();
+        }
+        self.advertised_rpc_addr = resolved;
+    }
 }
 
 impl FileConfig {
@@ -164,23 +283,46 @@ impl FileConfig {
             path: path.to_path_buf(),
             source,
         })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        Self::parse(&text, path)
+    }
+
+    /// Parses TOML text; `path` only names the source in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<FileConfig, ConfigError> {
+        toml::from_str(text).map_err(|source| ConfigError::Parse {
             path: path.to_path_buf(),
             source,
         })
     }
 
-    /// Apply `FJORD_*` environment overrides of the common settings
-    /// (`FJORD_NODE_ID`, `FJORD_DATA_DIR`, `FJORD_KAFKA_ADDR`,
-    /// `FJORD_ADVERTISED_KAFKA_ADDR`, `FJORD_CONTROLLER_ADDR`, `FJORD_VOTERS`
-    /// comma-separated).
+    /// The file's TOML text (what `fjord dev --nodes N` writes).
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string(self)
+    }
+
+    /// Apply `FJORD_*` environment overrides of the common settings:
+    /// `FJORD_NODE_ID`, `FJORD_ROLES` (comma-separated), `FJORD_DATA_DIR`,
+    /// `FJORD_KAFKA_ADDR`, `FJORD_ADVERTISED_KAFKA_ADDR`, `FJORD_RPC_ADDR`
+    /// (older name `FJORD_CONTROLLER_ADDR`), `FJORD_ADVERTISED_RPC_ADDR`,
+    /// `FJORD_RACK`, `FJORD_VOTERS` (comma-separated `ID@HOST:PORT`),
+    /// `FJORD_BROKER_SESSION_TIMEOUT_MS`, `FJORD_BROKER_HEARTBEAT_INTERVAL_MS`,
+    /// `FJORD_REPLICA_LAG_TIME_MAX_MS`.
     pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        if let Some(v) = env("FJORD_NODE_ID") {
-            self.node_id = v.parse().map_err(|_| ConfigError::Invalid {
-                key: "FJORD_NODE_ID",
-                value: v.clone(),
-                expected: "node id",
-            })?;
+        if let Some(v) = env_parse(&env, "FJORD_NODE_ID", "node id")? {
+            self.node_id = v;
+        }
+        if let Some(v) = env("FJORD_ROLES") {
+            self.roles = env_list(&v)
+                .iter()
+                .map(|role| match role.as_str() {
+                    "broker" => Ok(Role::Broker),
+                    "controller" => Ok(Role::Controller),
+                    _ => Err(ConfigError::Invalid {
+                        key: "FJORD_ROLES",
+                        value: v.clone(),
+                        expected: "comma-separated list of broker, controller",
+                    }),
+                })
+                .collect::<Result<_, _>>()?;
         }
         if let Some(v) = env("FJORD_DATA_DIR") {
             self.data_dir = v.into();
@@ -191,53 +333,59 @@ impl FileConfig {
         if let Some(v) = env("FJORD_ADVERTISED_KAFKA_ADDR") {
             self.advertised_kafka_addr = Some(v);
         }
-        if let Some(v) = env("FJORD_CONTROLLER_ADDR") {
-            self.controller_addr = v;
+        if let Some(v) = env("FJORD_RPC_ADDR").or_else(|| env("FJORD_CONTROLLER_ADDR")) {
+            self.rpc_addr = v;
+        }
+        if let Some(v) = env("FJORD_ADVERTISED_RPC_ADDR") {
+            self.advertised_rpc_addr = Some(v);
+        }
+        if let Some(v) = env("FJORD_RACK") {
+            self.rack = Some(v);
         }
         if let Some(v) = env("FJORD_VOTERS") {
-            self.controller.voters = v.split(',').map(|s| s.trim().to_string()).collect();
+            self.controller.voters = env_list(&v);
+        }
+        if let Some(v) = env_parse(&env, "FJORD_BROKER_SESSION_TIMEOUT_MS", "milliseconds")? {
+            self.controller.broker_session_timeout_ms = v;
+        }
+        if let Some(v) = env_parse(&env, "FJORD_BROKER_HEARTBEAT_INTERVAL_MS", "milliseconds")? {
+            self.controller.broker_heartbeat_interval_ms = v;
+        }
+        if let Some(v) = env_parse(&env, "FJORD_REPLICA_LAG_TIME_MAX_MS", "milliseconds")? {
+            self.broker.replica_lag_time_max_ms = v;
         }
         Ok(())
     }
 
     pub fn validate(self) -> Result<Config, ConfigError> {
-        if !self.roles.contains(&Role::Broker) {
-            return Err(ConfigError::NoBrokerRole);
+        if self.node_id < 0 {
+            return Err(ConfigError::Invalid {
+                key: "node_id",
+                value: self.node_id.to_string(),
+                expected: "node id (>= 0)",
+            });
+        }
+        if self.roles.is_empty() {
+            return Err(ConfigError::NoRoles);
         }
         let is_controller = self.roles.contains(&Role::Controller);
-        let listen: SocketAddr = self.kafka_addr.parse().map_err(|_| ConfigError::Invalid {
-            key: "kafka_addr",
-            value: self.kafka_addr.clone(),
-            expected: "HOST:PORT socket address",
-        })?;
+        let is_broker = self.roles.contains(&Role::Broker);
+        let listen = parse_socket_addr("kafka_addr", &self.kafka_addr)?;
         let advertised = self
             .advertised_kafka_addr
             .clone()
             .unwrap_or_else(|| self.kafka_addr.clone());
-        let (host, port) = split_host_port(&advertised).ok_or(ConfigError::Invalid {
-            key: "advertised_kafka_addr",
-            value: advertised.clone(),
-            expected: "HOST:PORT",
-        })?;
-        let mut voters = BTreeMap::new();
-        for entry in &self.controller.voters {
-            let (id, addr) = entry
-                .split_once('@')
-                .and_then(|(id, addr)| Some((id.parse::<BrokerId>().ok()?, addr.to_string())))
-                .ok_or_else(|| ConfigError::Voter {
-                    entry: entry.clone(),
-                })?;
-            voters.insert(id, addr);
-        }
-        if voters.is_empty() && is_controller {
-            // A lone node is its own quorum.
-            voters.insert(self.node_id, self.controller_addr.clone());
-        }
-        if is_controller && !voters.contains_key(&self.node_id) {
-            return Err(ConfigError::NotAVoter {
-                node_id: self.node_id,
-            });
-        }
+        let (host, port) = advertised_host_port("advertised_kafka_addr", &advertised)?;
+        let rpc_listen = parse_socket_addr("rpc_addr", &self.rpc_addr)?;
+        let advertised_rpc_addr = self
+            .advertised_rpc_addr
+            .clone()
+            .unwrap_or_else(|| self.rpc_addr.clone());
+        let (rpc_host, rpc_port) =
+            advertised_host_port("advertised_rpc_addr", &advertised_rpc_addr)?;
+        let voters = self.voters(is_controller, &advertised_rpc_addr)?;
+        let timings = self.timings()?;
+
         let log_defaults = LogConfig::default()
             .with_overrides(&self.topic_defaults)
             .map_err(ConfigError::TopicDefaults)?;
@@ -277,11 +425,21 @@ impl FileConfig {
             election_timeout_ms: self.controller.election_timeout_ms,
             heartbeat_interval_ms: self.controller.heartbeat_interval_ms,
             snapshot_every_logs: self.controller.snapshot_every_logs,
-            rpc_addr: Some(self.controller_addr.clone()),
+            rpc_addr: Some(advertised_rpc_addr.clone()),
             write_timeout_ms: fjord_controller::DEFAULT_WRITE_TIMEOUT_MS,
             startup_timeout_ms: fjord_controller::DEFAULT_STARTUP_TIMEOUT_MS,
-            broker_session_timeout_ms: fjord_controller::DEFAULT_BROKER_SESSION_TIMEOUT_MS,
-            broker_heartbeat_interval_ms: fjord_controller::DEFAULT_BROKER_HEARTBEAT_INTERVAL_MS,
+            broker_session_timeout_ms: millis(timings.broker_session_timeout),
+            broker_heartbeat_interval_ms: millis(timings.broker_heartbeat_interval),
+        };
+        let replication = ReplicationConfig {
+            replication_listener: Some(AdvertisedListener {
+                name: REPLICATION_LISTENER.into(),
+                host: rpc_host,
+                port: rpc_port,
+            }),
+            replica_lag_time_max: timings.replica_lag_time_max,
+            broker_heartbeat_interval: timings.broker_heartbeat_interval,
+            ..ReplicationConfig::default()
         };
         let gateway = GatewayConfig {
             listen,
@@ -291,17 +449,126 @@ impl FileConfig {
         Ok(Config {
             node_id: self.node_id,
             is_controller,
+            is_broker,
             data_dir: self.data_dir,
+            rpc_listen,
+            advertised_rpc_addr,
             controller,
             broker,
+            replication,
             gateway,
         })
+    }
+
+    /// `controller.voters` as a map, checked against this node's roles. A
+    /// controller with no voters listed is a quorum of itself.
+    fn voters(
+        &self,
+        is_controller: bool,
+        advertised_rpc_addr: &str,
+    ) -> Result<BTreeMap<BrokerId, String>, ConfigError> {
+        let mut voters = BTreeMap::new();
+        for entry in &self.controller.voters {
+            let (id, addr) = entry
+                .split_once('@')
+                .and_then(|(id, addr)| {
+                    let id = id.trim().parse::<BrokerId>().ok().filter(|id| *id >= 0)?;
+                    split_host_port(addr.trim())?;
+                    Some((id, addr.trim().to_string()))
+                })
+                .ok_or_else(|| ConfigError::Voter {
+                    entry: entry.clone(),
+                })?;
+            if voters.insert(id, addr).is_some() {
+                return Err(ConfigError::DuplicateVoter { voter: id });
+            }
+        }
+        let node_id = self.node_id;
+        match (is_controller, voters.contains_key(&node_id)) {
+            (true, false) if voters.is_empty() => {
+                voters.insert(node_id, advertised_rpc_addr.to_owned());
+            }
+            (true, false) => return Err(ConfigError::NotAVoter { node_id }),
+            (false, true) => return Err(ConfigError::BrokerInVoters { node_id }),
+            (false, false) if voters.is_empty() => return Err(ConfigError::NoVoters { node_id }),
+            _ => {}
+        }
+        Ok(voters)
+    }
+
+    fn timings(&self) -> Result<ClusterTimings, ConfigError> {
+        let c = &self.controller;
+        let positive = |key: &'static str, ms: u64| {
+            if ms == 0 {
+                Err(ConfigError::Invalid {
+                    key,
+                    value: ms.to_string(),
+                    expected: "duration in milliseconds (> 0)",
+                })
+            } else {
+                Ok(Duration::from_millis(ms))
+            }
+        };
+        let session = positive(
+            "controller.broker_session_timeout_ms",
+            c.broker_session_timeout_ms,
+        )?;
+        let heartbeat = positive(
+            "controller.broker_heartbeat_interval_ms",
+            c.broker_heartbeat_interval_ms,
+        )?;
+        if heartbeat >= session {
+            return Err(ConfigError::HeartbeatNotBelowSession {
+                heartbeat_ms: c.broker_heartbeat_interval_ms,
+                session_ms: c.broker_session_timeout_ms,
+            });
+        }
+        Ok(ClusterTimings {
+            broker_session_timeout: session,
+            broker_heartbeat_interval: heartbeat,
+            replica_lag_time_max: positive(
+                "broker.replica_lag_time_max_ms",
+                self.broker.replica_lag_time_max_ms,
+            )?,
+        })
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn parse_socket_addr(key: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value.parse().map_err(|_| ConfigError::Invalid {
+        key,
+        value: value.to_owned(),
+        expected: "HOST:PORT socket address",
+    })
+}
+
+/// An address other processes connect to: `HOST:PORT`, not a wildcard.
+fn advertised_host_port(key: &'static str, value: &str) -> Result<(String, u16), ConfigError> {
+    match split_host_port(value) {
+        Some((host, _)) if host == "0.0.0.0" || host == "::" => Err(ConfigError::Invalid {
+            key,
+            value: value.to_owned(),
+            expected: "address other hosts can connect to (set the advertised address when binding 0.0.0.0)",
+        }),
+        Some(hp) => Ok(hp),
+        None => Err(ConfigError::Invalid {
+            key,
+            value: value.to_owned(),
+            expected: "HOST:PORT",
+        }),
     }
 }
 
 fn split_host_port(addr: &str) -> Option<(String, u16)> {
     let (host, port) = addr.rsplit_once(':')?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return None;
+    }
     Some((host.to_string(), port.parse().ok()?))
 }
 
@@ -314,9 +581,30 @@ mod tests {
         let file: FileConfig = toml::from_str("").unwrap();
         let config = file.validate().unwrap();
         assert!(config.is_controller);
+        assert!(config.is_broker);
         assert_eq!(config.controller.voters.len(), 1);
+        assert_eq!(config.controller.voters[&1], "127.0.0.1:19092");
         assert_eq!(config.broker.advertised_listener.port, 9092);
         assert_eq!(config.broker.log_dir, PathBuf::from("fjord-data/logs"));
+        assert_eq!(config.controller.broker_session_timeout_ms, 9000);
+        assert_eq!(config.controller.broker_heartbeat_interval_ms, 2000);
+        assert_eq!(
+            config.replication.replica_lag_time_max,
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            config.controller.rpc_addr.as_deref(),
+            Some("127.0.0.1:19092")
+        );
+        let listener = config.replication.replication_listener.unwrap();
+        assert_eq!(
+            (
+                listener.name.as_str(),
+                listener.host.as_str(),
+                listener.port
+            ),
+            (REPLICATION_LISTENER, "127.0.0.1", 19092)
+        );
     }
 
     #[test]
@@ -325,20 +613,122 @@ mod tests {
             node_id = 2
             kafka_addr = "0.0.0.0:9192"
             advertised_kafka_addr = "fjord-2:9192"
+            rpc_addr = "0.0.0.0:9193"
+            advertised_rpc_addr = "b:9093"
             [controller]
             voters = ["1@a:9093", "2@b:9093", "3@c:9093"]
+            broker_session_timeout_ms = 3000
+            [broker]
+            replica_lag_time_max_ms = 2500
             [topic_defaults]
             "retention.ms" = "60000"
         "#;
         let mut file: FileConfig = toml::from_str(text).unwrap();
-        file.apply_env(|k| (k == "FJORD_DATA_DIR").then(|| "/data".to_string()))
-            .unwrap();
+        file.apply_env(|k| match k {
+            "FJORD_DATA_DIR" => Some("/data".to_string()),
+            "FJORD_BROKER_HEARTBEAT_INTERVAL_MS" => Some("500".to_string()),
+            _ => None,
+        })
+        .unwrap();
         let config = file.validate().unwrap();
         assert_eq!(config.node_id, 2);
         assert_eq!(config.controller.voters.len(), 3);
         assert_eq!(config.broker.advertised_listener.host, "fjord-2");
         assert_eq!(config.broker.log_defaults.retention_ms, 60000);
         assert_eq!(config.data_dir, PathBuf::from("/data"));
+        assert_eq!(config.rpc_listen, "0.0.0.0:9193".parse().unwrap());
+        assert_eq!(config.advertised_rpc_addr, "b:9093");
+        assert_eq!(config.controller.broker_session_timeout_ms, 3000);
+        assert_eq!(config.controller.broker_heartbeat_interval_ms, 500);
+        assert_eq!(
+            config.replication.broker_heartbeat_interval,
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            config.replication.replica_lag_time_max,
+            Duration::from_millis(2500)
+        );
+        assert_eq!(config.controller.rpc_addr.as_deref(), Some("b:9093"));
+    }
+
+    #[test]
+    fn an_ephemeral_rpc_port_is_resolved_everywhere_it_is_advertised() {
+        let file: FileConfig = toml::from_str("rpc_addr = \"127.0.0.1:0\"").unwrap();
+        let mut config = file.validate().unwrap();
+        config.resolve_rpc_port("127.0.0.1:4567".parse().unwrap());
+        assert_eq!(config.advertised_rpc_addr, "127.0.0.1:4567");
+        assert_eq!(config.controller.voters[&1], "127.0.0.1:4567");
+        assert_eq!(
+            config.controller.rpc_addr.as_deref(),
+            Some("127.0.0.1:4567")
+        );
+        assert_eq!(
+            config
+                .replication
+                .replication_listener
+                .as_ref()
+                .map(|l| l.port),
+            Some(4567)
+        );
+        // A fixed port stays as configured.
+        let mut config = FileConfig::default().validate().unwrap();
+        config.resolve_rpc_port("127.0.0.1:4567".parse().unwrap());
+        assert_eq!(config.advertised_rpc_addr, "127.0.0.1:19092");
+    }
+
+    #[test]
+    fn controller_addr_is_the_old_name_of_rpc_addr() {
+        let file: FileConfig = toml::from_str("controller_addr = \"127.0.0.1:7000\"").unwrap();
+        assert_eq!(file.validate().unwrap().rpc_listen.port(), 7000);
+        let mut file = FileConfig::default();
+        file.apply_env(|k| (k == "FJORD_CONTROLLER_ADDR").then(|| "127.0.0.1:7001".into()))
+            .unwrap();
+        assert_eq!(file.rpc_addr, "127.0.0.1:7001");
+    }
+
+    #[test]
+    fn roles_and_voters_agree() {
+        let voters = r#"[controller]
+            voters = ["1@h:1", "2@h:2", "3@h:3"]"#;
+        let with = |head: &str| toml::from_str::<FileConfig>(&format!("{head}\n{voters}")).unwrap();
+        // Combined and controller-only nodes are voters.
+        let c = with("node_id = 2").validate().unwrap();
+        assert!(c.is_controller && c.is_broker);
+        let c = with("node_id = 3\nroles = [\"controller\"]")
+            .validate()
+            .unwrap();
+        assert!(c.is_controller && !c.is_broker);
+        // A broker-only node follows the quorum as a learner.
+        let c = with("node_id = 4\nroles = [\"broker\"]")
+            .validate()
+            .unwrap();
+        assert!(!c.is_controller && c.is_broker);
+        assert!(!c.controller.voters.contains_key(&4));
+
+        assert!(matches!(
+            with("node_id = 4").validate(),
+            Err(ConfigError::NotAVoter { node_id: 4 })
+        ));
+        assert!(matches!(
+            with("node_id = 1\nroles = [\"broker\"]").validate(),
+            Err(ConfigError::BrokerInVoters { node_id: 1 })
+        ));
+        assert!(matches!(
+            toml::from_str::<FileConfig>("roles = [\"broker\"]")
+                .unwrap()
+                .validate(),
+            Err(ConfigError::NoVoters { node_id: 1 })
+        ));
+        assert!(matches!(
+            toml::from_str::<FileConfig>("roles = []")
+                .unwrap()
+                .validate(),
+            Err(ConfigError::NoRoles)
+        ));
+        let mut file = with("node_id = 4");
+        file.apply_env(|k| (k == "FJORD_ROLES").then(|| "broker".into()))
+            .unwrap();
+        assert!(file.validate().is_ok());
     }
 
     #[test]
@@ -351,8 +741,89 @@ mod tests {
                 ..
             })
         ));
-        let file: FileConfig = toml::from_str("[controller]\nvoters = [\"x\"]").unwrap();
-        assert!(matches!(file.validate(), Err(ConfigError::Voter { .. })));
+        let file: FileConfig = toml::from_str("rpc_addr = \"0.0.0.0:9000\"").unwrap();
+        assert!(matches!(
+            file.validate(),
+            Err(ConfigError::Invalid {
+                key: "advertised_rpc_addr",
+                ..
+            })
+        ));
+        for voters in ["[\"x\"]", "[\"1@nohostport\"]", "[\"-1@h:1\"]"] {
+            let file: FileConfig =
+                toml::from_str(&format!("[controller]\nvoters = {voters}")).unwrap();
+            assert!(
+                matches!(file.validate(), Err(ConfigError::Voter { .. })),
+                "{voters}"
+            );
+        }
+        let file: FileConfig =
+            toml::from_str("[controller]\nvoters = [\"1@h:1\", \"1@h:2\"]").unwrap();
+        assert!(matches!(
+            file.validate(),
+            Err(ConfigError::DuplicateVoter { voter: 1 })
+        ));
+        let file: FileConfig =
+            toml::from_str("[controller]\nbroker_heartbeat_interval_ms = 9000").unwrap();
+        assert!(matches!(
+            file.validate(),
+            Err(ConfigError::HeartbeatNotBelowSession { .. })
+        ));
+        let file: FileConfig = toml::from_str("[broker]\nreplica_lag_time_max_ms = 0").unwrap();
+        assert!(matches!(file.validate(), Err(ConfigError::Invalid { .. })));
+        let mut file = FileConfig::default();
+        assert!(matches!(
+            file.apply_env(|k| (k == "FJORD_ROLES").then(|| "broker,leader".into())),
+            Err(ConfigError::Invalid {
+                key: "FJORD_ROLES",
+                ..
+            })
+        ));
         assert!(toml::from_str::<FileConfig>("unknown_key = 1").is_err());
+    }
+
+    #[test]
+    fn written_files_read_back_the_same() {
+        let mut file = FileConfig {
+            node_id: 3,
+            advertised_kafka_addr: Some("h:1".into()),
+            ..FileConfig::default()
+        };
+        file.controller.voters = vec!["3@127.0.0.1:19092".into()];
+        file.topic_defaults
+            .insert("retention.ms".into(), "1000".into());
+        let text = file.to_toml().unwrap();
+        let back = FileConfig::parse(&text, Path::new("generated")).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{file:?}"));
+    }
+
+    /// The three files in deploy/local/ are what the README tells users to
+    /// run: they must parse, validate and describe one 3-voter cluster.
+    #[test]
+    fn deploy_local_files_form_one_cluster() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/local");
+        let mut kafka_ports = Vec::new();
+        for id in 1..=3 {
+            let path = dir.join(format!("node{id}.toml"));
+            let config = FileConfig::load(&path)
+                .unwrap_or_else(|e| panic!("{}: {e:?}", path.display()))
+                .validate()
+                .unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
+            assert_eq!(config.node_id, id);
+            assert!(config.is_controller && config.is_broker);
+            assert_eq!(config.controller.voters.len(), 3);
+            assert_eq!(
+                config.controller.voters.get(&id),
+                Some(&config.advertised_rpc_addr),
+                "node {id}'s voter entry is its own rpc address"
+            );
+            assert_eq!(config.broker.default_replication_factor, 3);
+            assert_eq!(
+                config.data_dir,
+                PathBuf::from(format!("fjord-data/node-{id}"))
+            );
+            kafka_ports.push(config.gateway.listen.port());
+        }
+        assert_eq!(kafka_ports, vec![9092, 9093, 9094]);
     }
 }

@@ -1,13 +1,16 @@
 //! The `fjord` command line.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use fjord_server::admin::{
-    self, ConnectArgs, ConsumeArgs, GroupCommand, ProduceArgs, TopicCommand,
+    self, ClusterCommand, ConnectArgs, ConsumeArgs, GroupCommand, ProduceArgs, TopicCommand,
 };
 use fjord_server::config::FileConfig;
+use fjord_server::dev_cluster::{self, DevClusterSpec};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -23,14 +26,22 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a single node with embedded defaults: nothing to configure.
+    /// Run a local node (or with --nodes N, a local N-node cluster) with
+    /// embedded defaults: nothing to configure.
     Dev {
-        /// Where logs and metadata live.
+        /// Where logs and metadata live (node i of a cluster: DATA_DIR/node-i).
         #[arg(long, env = "FJORD_DATA_DIR", default_value = "./fjord-data")]
         data_dir: PathBuf,
-        /// The Kafka listener (HOST:PORT).
+        /// The Kafka listener (HOST:PORT); node i of a cluster uses PORT + i - 1.
         #[arg(long, env = "FJORD_KAFKA_ADDR", default_value = "127.0.0.1:9092")]
-        kafka_addr: String,
+        kafka_addr: SocketAddr,
+        /// Nodes to start, each a controller voter and broker in its own process.
+        #[arg(long, env = "FJORD_NODES", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=100))]
+        nodes: u16,
+        /// Node-to-node gRPC listener of node 1 (node i uses PORT + i - 1).
+        /// Default: the Kafka port + 10000 for a cluster, any free port for one node.
+        #[arg(long, env = "FJORD_RPC_ADDR")]
+        rpc_addr: Option<SocketAddr>,
     },
     /// Run a cluster member from a TOML config file (FJORD_* env overrides it).
     Server {
@@ -65,6 +76,13 @@ enum Command {
         #[command(subcommand)]
         command: GroupCommand,
     },
+    /// Cluster-wide views: `fjord cluster status`.
+    Cluster {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -77,6 +95,8 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    // A node started by `fjord dev --nodes N` dies with its supervisor.
+    dev_cluster::follow_supervisor(|key| std::env::var(key).ok());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -101,13 +121,38 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Dev {
             data_dir,
             kafka_addr,
+            nodes,
+            rpc_addr,
         } => {
-            let file = FileConfig {
+            let rpc_addr =
+                rpc_addr.unwrap_or_else(|| dev_cluster::default_rpc_addr(nodes, kafka_addr));
+            if nodes == 1 {
+                let file = FileConfig {
+                    data_dir,
+                    kafka_addr: kafka_addr.to_string(),
+                    rpc_addr: rpc_addr.to_string(),
+                    ..FileConfig::default()
+                };
+                return serve(file).await;
+            }
+            let spec = DevClusterSpec {
+                nodes,
                 data_dir,
                 kafka_addr,
-                ..FileConfig::default()
+                rpc_addr,
             };
-            serve(file).await
+            let (shutdown, force) = (CancellationToken::new(), CancellationToken::new());
+            let (on_first, on_second) = (shutdown.clone(), force.clone());
+            tokio::spawn(async move {
+                wait_for_signal().await;
+                on_first.cancel();
+                wait_for_signal().await;
+                eprintln!("fjord dev: second signal, killing the nodes");
+                on_second.cancel();
+            });
+            dev_cluster::run(spec, shutdown, force)
+                .await
+                .context("fjord dev --nodes")
         }
         Command::Server { config } => {
             let mut file = FileConfig::load(&config)?;
@@ -118,6 +163,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Produce { connect, args } => admin::run_produce(&connect, args).await,
         Command::Consume { connect, args } => admin::run_consume(&connect, args).await,
         Command::Group { connect, command } => admin::run_group(&connect, command).await,
+        Command::Cluster { connect, command } => admin::run_cluster(&connect, command).await,
     }
 }
 

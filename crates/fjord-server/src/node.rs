@@ -1,19 +1,37 @@
-//! Starting and stopping one node: controller, broker, Kafka listener.
+//! Starting and stopping one node: gRPC server, controller, broker, Kafka
+//! listener.
 //!
-//! Start order: controller (so metadata exists), broker (register, open
-//! logs), then the Kafka listener. Stop order is the reverse: stop
-//! accepting and drain connections, then stop the broker (flush and close
-//! every log), then the controller.
+//! Start order: bind the node-to-node gRPC listener and serve the
+//! controller's Raft service and the broker's replica service on it
+//! *before* waiting for the quorum (the other voters cannot elect anyone
+//! until this node answers votes; the replica service answers UNAVAILABLE
+//! until the broker exists), then wait until the controller follows a
+//! leader, then the broker (register, open logs, start fetchers), then the
+//! Kafka listener. A controller-only node stops after
+//! the controller; a broker-only node runs its controller as a Raft
+//! learner.
+//!
+//! Stop order is the reverse: stop accepting Kafka connections and drain
+//! them, stop the broker (controlled shutdown, flush and close every log),
+//! stop the controller, and last the gRPC server (the broker's controlled
+//! shutdown and the quorum's hand-over still need it).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use fjord_broker::Broker;
 use fjord_controller::Controller;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+
+/// How long the gRPC server may take to finish in-flight calls (replica
+/// long polls, Raft appends) after it stopped accepting.
+const RPC_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -35,36 +53,133 @@ pub enum ServerError {
     },
     #[error("Kafka listener failed")]
     Gateway(#[source] fjord_gateway::GatewayError),
+    #[error("node-to-node gRPC server failed")]
+    Rpc(#[source] tonic::transport::Error),
 }
 
-/// A started node, for callers that need its address before it finishes.
-pub struct RunningNode {
-    pub kafka_addr: SocketAddr,
-    pub broker: Arc<Broker>,
-    controller: Controller,
-    gateway: tokio::task::JoinHandle<Result<(), fjord_gateway::GatewayError>>,
+/// The Kafka side of a node with the broker role.
+struct KafkaSide {
+    addr: SocketAddr,
+    broker: Arc<Broker>,
+    gateway: JoinHandle<Result<(), fjord_gateway::GatewayError>>,
     gateway_shutdown: CancellationToken,
 }
 
-/// Start a node and return once it serves Kafka clients.
-pub async fn start(config: Config) -> Result<RunningNode, ServerError> {
+/// A started node, for callers that need its addresses.
+pub struct RunningNode {
+    /// Where the gRPC server listens (the bound address, also when the
+    /// config asked for port 0).
+    pub rpc_addr: SocketAddr,
+    controller: Controller,
+    kafka: Option<KafkaSide>,
+    rpc_server: JoinHandle<Result<(), tonic::transport::Error>>,
+    rpc_shutdown: CancellationToken,
+}
+
+/// Binds `addr`, naming it in the error.
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServerError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    Ok((listener, local))
+}
+
+/// Serves `routes` on `listener` until `shutdown` fires.
+fn spawn_rpc_server(
+    listener: TcpListener,
+    routes: tonic::service::Routes,
+    shutdown: CancellationToken,
+) -> JoinHandle<Result<(), tonic::transport::Error>> {
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned()),
+    )
+}
+
+/// Start a node and return once it serves (Kafka clients, for a broker).
+pub async fn start(mut config: Config) -> Result<RunningNode, ServerError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|source| ServerError::DataDir {
         path: config.data_dir.clone(),
         source,
     })?;
-    let controller = Controller::start(config.controller.clone())
+    let (rpc_listener, rpc_addr) = bind(config.rpc_listen).await?;
+    config.resolve_rpc_port(rpc_addr);
+    let rpc_shutdown = CancellationToken::new();
+
+    // The gRPC server must answer before the quorum can form, and before
+    // the broker exists: the replica service says UNAVAILABLE until
+    // `broker_tx` carries the broker.
+    let controller = Controller::open(config.controller.clone())
         .await
         .map_err(ServerError::Controller)?;
-    let broker = Broker::start(config.broker.clone(), controller.clone())
-        .await
-        .map_err(ServerError::Broker)?;
-    let addr = config.gateway.listen;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServerError::Bind { addr, source })?;
-    let kafka_addr = listener
-        .local_addr()
-        .map_err(|source| ServerError::Bind { addr, source })?;
+    let (broker_tx, broker_rx) = watch::channel(None);
+    let mut routes = tonic::service::Routes::new(controller.rpc_service());
+    if config.is_broker {
+        routes = routes.add_service(fjord_broker::replication::replica_service(broker_rx));
+    }
+    let rpc_server = spawn_rpc_server(rpc_listener, routes, rpc_shutdown.clone());
+    tracing::info!(node_id = config.node_id, %rpc_addr, advertised = %config.advertised_rpc_addr, "node-to-node gRPC server listening");
+    if let Err(err) = controller.ready().await {
+        stop_controller_and_rpc(&controller, rpc_server, &rpc_shutdown).await;
+        return Err(ServerError::Controller(err));
+    }
+
+    let kafka = if config.is_broker {
+        match start_kafka_side(&config, &controller).await {
+            Ok(kafka) => {
+                broker_tx.send_replace(Some(kafka.broker.clone()));
+                Some(kafka)
+            }
+            Err(err) => {
+                stop_controller_and_rpc(&controller, rpc_server, &rpc_shutdown).await;
+                return Err(err);
+            }
+        }
+    } else {
+        None
+    };
+    let cluster_id = controller.image().borrow().cluster_id.clone();
+    tracing::info!(
+        node_id = config.node_id,
+        kafka_addr = ?kafka.as_ref().map(|k| k.addr),
+        %rpc_addr,
+        %cluster_id,
+        controller = config.is_controller,
+        broker = config.is_broker,
+        "fjord node ready"
+    );
+    Ok(RunningNode {
+        rpc_addr,
+        controller,
+        kafka,
+        rpc_server,
+        rpc_shutdown,
+    })
+}
+
+async fn start_kafka_side(
+    config: &Config,
+    controller: &Controller,
+) -> Result<KafkaSide, ServerError> {
+    let broker = Broker::start_with_replication(
+        config.broker.clone(),
+        config.replication.clone(),
+        controller.clone(),
+    )
+    .await
+    .map_err(ServerError::Broker)?;
+    let (listener, addr) = match bind(config.gateway.listen).await {
+        Ok(bound) => bound,
+        Err(err) => {
+            broker.shutdown().await;
+            return Err(err);
+        }
+    };
     let gateway_shutdown = CancellationToken::new();
     let gateway = tokio::spawn(fjord_gateway::serve(
         listener,
@@ -72,32 +187,74 @@ pub async fn start(config: Config) -> Result<RunningNode, ServerError> {
         config.gateway.clone(),
         gateway_shutdown.clone(),
     ));
-    tracing::info!(node_id = config.node_id, %kafka_addr, cluster_id = %broker.metadata().cluster_id, "fjord node ready");
-    Ok(RunningNode {
-        kafka_addr,
+    Ok(KafkaSide {
+        addr,
         broker,
-        controller,
         gateway,
         gateway_shutdown,
     })
 }
 
-impl RunningNode {
-    /// Graceful stop: drain connections, close logs, stop the controller.
-    pub async fn stop(self) -> Result<(), ServerError> {
-        self.gateway_shutdown.cancel();
-        let served = self.gateway.await;
-        self.broker.shutdown().await;
-        if let Err(err) = self.controller.shutdown().await {
-            tracing::warn!(%err, "controller shutdown");
+/// Controller, then the gRPC server (bounded drain).
+async fn stop_controller_and_rpc(
+    controller: &Controller,
+    mut rpc_server: JoinHandle<Result<(), tonic::transport::Error>>,
+    rpc_shutdown: &CancellationToken,
+) -> Option<tonic::transport::Error> {
+    if let Err(err) = controller.shutdown().await {
+        tracing::warn!(%err, "controller shutdown");
+    }
+    rpc_shutdown.cancel();
+    match tokio::time::timeout(RPC_DRAIN_TIMEOUT, &mut rpc_server).await {
+        Ok(Ok(Ok(()))) => None,
+        Ok(Ok(Err(err))) => Some(err),
+        Ok(Err(join)) => {
+            tracing::error!(%join, "gRPC server task failed");
+            None
         }
+        Err(_) => {
+            tracing::warn!(
+                "gRPC server calls did not finish within {RPC_DRAIN_TIMEOUT:?}; aborting them"
+            );
+            rpc_server.abort();
+            None
+        }
+    }
+}
+
+impl RunningNode {
+    /// The Kafka listener's bound address (`None` on a controller-only node).
+    pub fn kafka_addr(&self) -> Option<SocketAddr> {
+        self.kafka.as_ref().map(|k| k.addr)
+    }
+
+    /// The broker (`None` on a controller-only node).
+    pub fn broker(&self) -> Option<&Arc<Broker>> {
+        self.kafka.as_ref().map(|k| &k.broker)
+    }
+
+    /// Graceful stop: drain Kafka connections, stop the broker (closing
+    /// its logs), stop the controller, then the gRPC server.
+    pub async fn stop(self) -> Result<(), ServerError> {
+        let mut served = Ok(());
+        if let Some(kafka) = self.kafka {
+            kafka.gateway_shutdown.cancel();
+            served = match kafka.gateway.await {
+                Ok(result) => result.map_err(ServerError::Gateway),
+                Err(join) => {
+                    tracing::error!(%join, "Kafka listener task failed");
+                    Ok(())
+                }
+            };
+            kafka.broker.shutdown().await;
+        }
+        let rpc =
+            stop_controller_and_rpc(&self.controller, self.rpc_server, &self.rpc_shutdown).await;
         tracing::info!("fjord node stopped");
-        match served {
-            Ok(result) => result.map_err(ServerError::Gateway),
-            Err(join) => {
-                tracing::error!(%join, "Kafka listener task failed");
-                Ok(())
-            }
+        served?;
+        match rpc {
+            Some(err) => Err(ServerError::Rpc(err)),
+            None => Ok(()),
         }
     }
 }

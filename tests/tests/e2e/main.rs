@@ -1,12 +1,16 @@
 //! End-to-end tests: real `fjord` processes on loopback, real clients.
 //!
 //! One test binary (modules below) to keep link time down. Every test starts its own node via
-//! `fjord_e2e::FjordNode`, which fails the test if the node log shows a panic. Time bounds:
+//! `fjord_e2e::FjordNode` (or its own cluster via `fjord_e2e::FjordCluster`), which fails the
+//! test if a node log shows a panic. `bench_cluster` holds ignored benchmarks (`bench/failover`). Time bounds:
 //! `fjord_e2e::bounded` per async test, plus nextest's slow-timeout in `.config/nextest.toml`.
 
 mod admin_api;
 mod admin_cli;
 mod admin_group_cli;
+mod bench_cluster;
+mod cluster;
+mod dev_cluster;
 mod durability;
 mod groups;
 mod idempotence;

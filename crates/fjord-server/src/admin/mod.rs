@@ -12,6 +12,8 @@
 //!   `records` bytes into complete v2 batches.
 //! - `partitioner`: the Java client's murmur2 key partitioner.
 //! - `topic`, `produce`, `consume`: the commands.
+//! - `cluster_status`: `fjord cluster status` (nodes, controller,
+//!   under-replicated and offline partitions).
 //! - `group`: consumer group commands; `group_describe`: their assignment
 //!   decoding, lag arithmetic and tables.
 //! - `error`: [`KafkaError`], a response error code with the operation that
@@ -24,6 +26,7 @@
 mod batch;
 pub mod client;
 mod cluster;
+mod cluster_status;
 mod consume;
 mod error;
 mod group;
@@ -36,6 +39,7 @@ mod topic;
 use std::time::Duration;
 
 pub use client::KafkaClient;
+pub use cluster_status::{ClusterCommand, run_cluster};
 pub use consume::{ConsumeArgs, run_consume};
 pub use error::{KafkaError, error_name};
 pub use group::{GroupCommand, ResetOffsetsArgs, ResetTarget, run_group};
@@ -169,7 +173,7 @@ mod tests {
                 configs,
                 ..
             }) => {
-                assert_eq!((partitions, replication_factor), (1, 1));
+                assert_eq!((partitions, replication_factor), (1, -1));
                 assert!(configs.is_empty());
             }
             other => panic!("unexpected {other:?}"),

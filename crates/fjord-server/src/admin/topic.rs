@@ -32,8 +32,9 @@ pub enum TopicCommand {
         /// Number of partitions.
         #[arg(long, default_value_t = 1)]
         partitions: i32,
-        /// Replicas per partition.
-        #[arg(long = "replication-factor", default_value_t = 1)]
+        /// Replicas per partition; -1 (the default) takes the cluster's
+        /// `default.replication.factor`, like `kafka-topics.sh`.
+        #[arg(long = "replication-factor", default_value_t = -1, allow_negative_numbers = true)]
         replication_factor: i16,
         /// Topic config override as `key=value`; repeatable.
         #[arg(long = "config", value_name = "KEY=VALUE")]

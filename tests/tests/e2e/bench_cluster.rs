@@ -1,0 +1,259 @@
+//! Cluster benchmarks (ignored by default; `bench/failover` runs them and keeps the output).
+//! They print figures and assert only that the cluster worked, never timings.
+//!
+//! - `bench_failover_*`: time from SIGKILL of a leader to the first acknowledged acks=all
+//!   produce (sent after the kill) on each partition it led; with the e2e tests' timeouts
+//!   (session 2.5 s), tuned for failover (session 1.2 s, heartbeat 0.3 s) and Kafka's
+//!   defaults (session 9 s): a SIGKILLed broker is detected by its missing heartbeats.
+//! - `bench_throughput_three_nodes_vs_one`: acks=all produce throughput of a 3-node RF=3
+//!   cluster versus a single node, 100-byte records, 8 partitions.
+//! - `bench_create_partitions`: CreateTopics of 1,000 partitions (RF=3) and 10,000 (RF=1:
+//!   with RF=3 every node would hold 10,000 open logs, past this host's file limit).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use fjord_e2e::produce_loop::{ProduceLoop, fault_test_producer};
+use fjord_e2e::{
+    ClusterOptions, FjordCluster, FjordNode, bounded, client_config, topic_name, wait_for,
+};
+use rdkafka::ClientContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use tokio::task::block_in_place;
+
+const LIMIT: Duration = Duration::from_secs(600);
+
+fn bench_secs() -> u64 {
+    std::env::var("BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10)
+}
+
+/// SIGKILLs the leader of partition 0 `rounds` times and prints, per partition it led, the
+/// time until an acks=all produce sent after the kill was acknowledged.
+async fn failover(label: &str, options: ClusterOptions, rounds: usize) {
+    let partitions = 6;
+    let mut cluster = block_in_place(|| FjordCluster::start_with(options.clone()));
+    let topic = topic_name("bench-failover");
+    cluster
+        .create_topic(&topic, partitions, 3, &[("min.insync.replicas", "2")])
+        .await;
+    let plo = ProduceLoop::start(
+        fault_test_producer(&cluster.bootstrap()),
+        &topic,
+        (0..partitions).collect(),
+        64,
+        Duration::from_millis(1),
+    );
+    plo.wait_for_more_acks(
+        300,
+        Duration::from_secs(30),
+        "records before the first kill",
+    );
+    let mut worst = Vec::new();
+    for round in 1..=rounds {
+        let any_live = cluster.live_ids()[0];
+        let layout = cluster.topic_from(any_live, &topic).expect("topic layout");
+        let victim = layout[&0].leader;
+        let led: Vec<i32> = layout
+            .iter()
+            .filter(|(_, p)| p.leader == victim)
+            .map(|(&i, _)| i)
+            .collect();
+        let killed_at = Instant::now();
+        cluster.kill9(victim);
+        let mut times = Vec::new();
+        for &p in &led {
+            let acked = block_in_place(|| {
+                wait_for(
+                    Duration::from_secs(120),
+                    "an acks=all produce after the kill",
+                    || plo.first_ack_sent_after(p, killed_at),
+                )
+            })
+            .unwrap_or_else(|e| panic!("partition {p}: {e:#}"));
+            times.push((p, acked - killed_at));
+        }
+        let max = times.iter().map(|(_, d)| *d).max().unwrap_or_default();
+        worst.push(max);
+        println!(
+            "BENCH failover [{label}] round {round}: SIGKILL node {victim} (led partitions {led:?}) -> first acks=all produce per partition: {}; max {max:?}",
+            times
+                .iter()
+                .map(|(p, d)| format!("p{p} {d:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        block_in_place(|| cluster.restart(victim));
+        block_in_place(|| {
+            cluster.wait_for_healthy_topic(&topic, partitions, Duration::from_secs(120))
+        });
+    }
+    let summary = plo.finish().await;
+    worst.sort();
+    println!(
+        "BENCH failover [{label}] session {} ms, heartbeat {} ms, election {:?} ms: worst per round {:?}; {} records acknowledged, {} failed",
+        options.broker_session_timeout_ms,
+        options.broker_heartbeat_interval_ms,
+        options.election_timeout_ms,
+        worst,
+        summary.acked.len(),
+        summary.failed
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run by bench/failover"]
+async fn bench_failover_test_timeouts() {
+    bounded(LIMIT, failover("test timeouts", ClusterOptions::fast(3), 3)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run by bench/failover"]
+async fn bench_failover_tuned_for_failover() {
+    let options = ClusterOptions {
+        broker_session_timeout_ms: 1200,
+        broker_heartbeat_interval_ms: 300,
+        election_timeout_ms: (300, 600),
+        raft_heartbeat_interval_ms: 75,
+        ..ClusterOptions::fast(3)
+    };
+    bounded(LIMIT, failover("tuned: session 1.2 s", options, 3)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run by bench/failover"]
+async fn bench_failover_default_timeouts() {
+    bounded(
+        LIMIT,
+        failover("Kafka defaults", ClusterOptions::defaults(3), 2),
+    )
+    .await;
+}
+
+/// Counts delivery reports.
+struct Counter {
+    acked: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+}
+
+impl ClientContext for Counter {}
+
+impl ProducerContext for Counter {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => self.acked.fetch_add(1, Ordering::Relaxed),
+            Err(_) => self.failed.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+}
+
+/// Produces 100-byte records with acks=all as fast as the cluster acknowledges them for
+/// `secs`; returns acknowledged records per second.
+fn throughput(bootstrap: &str, topic: &str, partitions: i32, secs: u64) -> (f64, u64) {
+    let acked = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let producer: ThreadedProducer<Counter> = client_config(bootstrap)
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("batch.size", "262144")
+        .set("enable.idempotence", "false")
+        .set("queue.buffering.max.messages", "200000")
+        .create_with_context(Counter {
+            acked: acked.clone(),
+            failed: failed.clone(),
+        })
+        .expect("producer");
+    let payload = [b'x'; 100];
+    let start = Instant::now();
+    let end = start + Duration::from_secs(secs);
+    let mut i: u64 = 0;
+    while Instant::now() < end {
+        let partition = (i % partitions as u64) as i32;
+        let rec: BaseRecord<'_, (), [u8]> = BaseRecord::to(topic)
+            .payload(&payload[..])
+            .partition(partition);
+        match producer.send(rec) {
+            Ok(()) => i += 1,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err((e, _)) => panic!("enqueue: {e}"),
+        }
+    }
+    // Count only what was acknowledged within the window.
+    let in_window = acked.load(Ordering::Relaxed);
+    let elapsed = start.elapsed().as_secs_f64();
+    let _ = producer.flush(Duration::from_secs(30));
+    assert_eq!(failed.load(Ordering::Relaxed), 0, "deliveries failed");
+    (in_window as f64 / elapsed, in_window)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run by bench/failover"]
+async fn bench_throughput_three_nodes_vs_one() {
+    bounded(LIMIT, async {
+        let secs = bench_secs();
+        let partitions = 8;
+        let single = FjordNode::start();
+        let topic = topic_name("bench-tput-1");
+        fjord_e2e::create_topic(&single.bootstrap(), &topic, partitions).await;
+        let (one, n1) = block_in_place(|| throughput(&single.bootstrap(), &topic, partitions, secs));
+        drop(single);
+
+        let mut cluster = block_in_place(|| FjordCluster::start(3));
+        let topic = topic_name("bench-tput-3");
+        cluster
+            .create_topic(&topic, partitions, 3, &[("min.insync.replicas", "2")])
+            .await;
+        let (three, n3) = block_in_place(|| throughput(&cluster.bootstrap(), &topic, partitions, secs));
+        println!(
+            "BENCH throughput acks=all, 100 B records, {partitions} partitions, {secs} s: single node RF=1 {one:.0} msg/s ({:.2} MB/s, {n1} records); 3 nodes RF=3 min.insync.replicas=2 {three:.0} msg/s ({:.2} MB/s, {n3} records); ratio {:.2}",
+            one * 100.0 / 1e6,
+            three * 100.0 / 1e6,
+            three / one.max(1.0)
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run by bench/failover"]
+async fn bench_create_partitions() {
+    bounded(LIMIT, async {
+        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+        use rdkafka::client::DefaultClientContext;
+        let mut cluster = block_in_place(|| FjordCluster::start(3));
+        let admin: AdminClient<DefaultClientContext> = client_config(&cluster.bootstrap())
+            .set("socket.timeout.ms", "300000")
+            .create()
+            .expect("admin client");
+        for (partitions, rf) in [(1_000, 3), (10_000, 1)] {
+            let topic = topic_name(&format!("bench-create-{partitions}"));
+            let new = NewTopic::new(&topic, partitions, TopicReplication::Fixed(rf));
+            let opts = AdminOptions::new()
+                .operation_timeout(Some(Duration::from_secs(280)))
+                .request_timeout(Some(Duration::from_secs(290)));
+            let start = Instant::now();
+            let res = admin.create_topics([&new], &opts).await.expect("CreateTopics");
+            for r in res {
+                if let Err((t, e)) = r {
+                    panic!("CreateTopics {t}: {e}");
+                }
+            }
+            let created = start.elapsed();
+            block_in_place(|| {
+                cluster.wait_for_healthy_topic(&topic, partitions, Duration::from_secs(300))
+            });
+            let led = start.elapsed();
+            println!(
+                "BENCH create {partitions} partitions RF={rf} on 3 nodes: CreateTopics answered after {created:?}; every node shows every partition led and in sync after {led:?}"
+            );
+        }
+    })
+    .await;
+}
