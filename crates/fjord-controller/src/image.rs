@@ -82,6 +82,14 @@ pub struct PartitionRegistration {
     pub leader: BrokerId,
     pub leader_epoch: i32,
     pub partition_epoch: i32,
+    /// During a reassignment: the target replicas not yet in the original
+    /// ones (Kafka's `addingReplicas`). Empty otherwise.
+    #[serde(default)]
+    pub adding_replicas: Vec<BrokerId>,
+    /// During a reassignment: the original replicas not in the target
+    /// (Kafka's `removingReplicas`). Empty otherwise.
+    #[serde(default)]
+    pub removing_replicas: Vec<BrokerId>,
 }
 
 impl PartitionRegistration {
@@ -94,7 +102,14 @@ impl PartitionRegistration {
             leader,
             leader_epoch: 0,
             partition_epoch: 0,
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
         }
+    }
+
+    /// Whether a reassignment is in progress.
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
     }
 }
 
@@ -170,6 +185,9 @@ impl MetadataImage {
                 election,
                 partitions,
             } => Ok(self.elect_leaders(*election, partitions.as_deref())),
+            MetadataCommand::AlterPartitionReassignments { reassignments } => {
+                Ok(self.alter_partition_reassignments(reassignments))
+            }
         };
         result.unwrap_or_else(MetadataResponse::Error)
     }
@@ -669,6 +687,8 @@ mod tests {
                             leader: 3,
                             leader_epoch: 0,
                             partition_epoch: 0,
+                            adding_replicas: vec![],
+                            removing_replicas: vec![],
                         }
                     );
                 },
