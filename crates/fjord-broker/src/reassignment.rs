@@ -79,16 +79,29 @@ impl Broker {
                 });
             }
         };
-        let offset = self.controller.image().borrow().metadata_offset;
+        let mut accepted = Vec::new();
         for r in results {
+            if let Ok(partition_epoch) = r.outcome {
+                accepted.push((r.topic_id, r.partition, partition_epoch));
+            }
             if let Some(topic) = names.get(&r.topic_id) {
-                outcomes.push((TopicPartition::new(topic.clone(), r.partition), r.outcome));
+                outcomes.push((
+                    TopicPartition::new(topic.clone(), r.partition),
+                    r.outcome.map(|_| ()),
+                ));
             }
         }
         // Answer once the new replica lists are applied here, so a
-        // ListPartitionReassignments or Metadata request that follows sees them.
+        // ListPartitionReassignments or Metadata request that follows sees
+        // them. The write may have been forwarded to another controller, so
+        // wait for the partition epochs it reported, not a local offset.
         self.wait_applied(super::admin::APPLY_TIMEOUT, |img| {
-            img.metadata_offset >= offset
+            accepted.iter().all(|&(topic_id, partition, epoch)| {
+                img.topics
+                    .get(&topic_id)
+                    .and_then(|t| t.partitions.get(usize::try_from(partition).ok()?))
+                    .is_none_or(|p| p.partition_epoch >= epoch)
+            })
         })
         .await;
         Ok(outcomes)

@@ -281,7 +281,10 @@ pub enum ElectionError {
 pub struct ReassignmentResult {
     pub topic_id: TopicId,
     pub partition: i32,
-    pub outcome: Result<(), ReassignmentError>,
+    /// `Ok(partition_epoch)`: accepted, and the partition epoch the change
+    /// (and a completion it triggered) left, so a broker can wait until its
+    /// own image has caught up with it.
+    pub outcome: Result<i32, ReassignmentError>,
 }
 
 /// Why a partition's reassignment (or its cancellation) was refused (Kafka's

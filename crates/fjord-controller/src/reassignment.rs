@@ -61,7 +61,7 @@ impl MetadataImage {
         partition: i32,
         target: Option<&[BrokerId]>,
         live: &[BrokerId],
-    ) -> Result<(), ReassignmentError> {
+    ) -> Result<i32, ReassignmentError> {
         if let Some(target) = target {
             self.validate_target(target)
                 .map_err(|reason| ReassignmentError::InvalidReplicaAssignment { reason })?;
@@ -73,11 +73,11 @@ impl MetadataImage {
         match target {
             Some(target) => {
                 start(p, target, live);
-                Ok(())
+                Ok(p.partition_epoch)
             }
             None if p.is_reassigning() => {
                 cancel(p, live);
-                Ok(())
+                Ok(p.partition_epoch)
             }
             None => Err(ReassignmentError::NoReassignmentInProgress),
         }
@@ -254,11 +254,13 @@ mod tests {
         }
     }
 
+    /// The single result's outcome, without the partition epoch (checked
+    /// through the image).
     fn outcome(resp: &MetadataResponse) -> Result<(), ReassignmentError> {
         match resp {
             MetadataResponse::PartitionReassignmentsAltered { results } => {
                 assert_eq!(results.len(), 1);
-                results[0].outcome.clone()
+                results[0].outcome.clone().map(|_| ())
             }
             other => panic!("unexpected {other:?}"),
         }
@@ -486,7 +488,7 @@ mod tests {
             results[0].outcome,
             Err(ReassignmentError::UnknownTopicOrPartition)
         );
-        assert_eq!(results[1].outcome, Ok(()));
+        assert_eq!(results[1].outcome, Ok(9));
         assert_eq!(img.topics[&T].partitions[0].adding_replicas, vec![2]);
     }
 

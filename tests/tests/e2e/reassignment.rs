@@ -1,6 +1,7 @@
 //! Partition reassignment (KIP-455) on a 3-node cluster of real processes: a partition on one
 //! broker moves to the two others through AlterPartitionReassignments, every acknowledged record
-//! survives the move, the new leader serves reads and writes, and the old broker deletes its copy.
+//! survives the move, the new leader serves reads and writes, and the old broker deletes its copy;
+//! a move that cannot finish (its target broker stopped) is listed until cancelled.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -155,6 +156,8 @@ async fn reassign_a_partition_to_two_other_brokers() {
         // Through broker 3 (any broker forwards to the controller).
         let mut conn = KafkaConn::connect(&cluster.node(3).bootstrap(), Duration::from_secs(5))
             .expect("connect");
+        conn.set_read_timeout(Duration::from_secs(30))
+            .expect("read timeout");
         // Refusals, each with Kafka's code, and nothing changes.
         assert_eq!(
             alter(
@@ -240,6 +243,68 @@ async fn reassign_a_partition_to_two_other_brokers() {
                 "broker {id} hosts partition 0"
             );
         }
+
+        // Cancel: with a broker stopped, a move of partition 1 to it cannot finish; it is
+        // listed in progress until cancelled, and cancelling restores broker 1 alone. The
+        // stopped broker is not the controller leader (that would be a controller failover
+        // test instead).
+        let controller = block_in_place(|| cluster.wait_for_controller(Duration::from_secs(10)));
+        let stopped = if controller == 3 { 2 } else { 3 };
+        block_in_place(|| cluster.sigstop(stopped));
+        let mut conn = KafkaConn::connect(&cluster.node(1).bootstrap(), Duration::from_secs(5))
+            .expect("connect");
+        conn.set_read_timeout(Duration::from_secs(30))
+            .expect("read timeout");
+        let epoch_before = cluster
+            .partition_from(1, &topic, 1)
+            .expect("partition 1")
+            .leader_epoch;
+        assert_eq!(
+            alter(&mut conn, &topic, &[(1, Some(vec![stopped]))], true),
+            vec![(1, 0)]
+        );
+        let in_progress = vec![(1, vec![stopped, 1], vec![stopped], vec![1])];
+        assert_eq!(list(&mut conn, &topic), in_progress);
+        let more: Vec<String> = (0..10).map(|i| format!("during-{i}")).collect();
+        produce(&p, &topic, 1, &more).await;
+        assert_eq!(
+            list(&mut conn, &topic),
+            in_progress,
+            "a stopped target replica cannot complete the move"
+        );
+        assert_eq!(alter(&mut conn, &topic, &[(1, None)], true), vec![(1, 0)]);
+        assert!(list(&mut conn, &topic).is_empty());
+        let restored = cluster.partition_from(1, &topic, 1).expect("partition 1");
+        assert_eq!(
+            (
+                restored.replicas,
+                restored.isr,
+                restored.leader,
+                restored.leader_epoch
+            ),
+            (vec![1], vec![1], 1, epoch_before),
+            "back to the original replica, same leader and leader epoch"
+        );
+        assert_eq!(
+            alter(&mut conn, &topic, &[(1, None)], true),
+            vec![(1, 85)],
+            "nothing left to cancel"
+        );
+        block_in_place(|| cluster.sigcont(stopped));
+        let stopped_dir = cluster.node(stopped).data_dir();
+        block_in_place(|| {
+            wait_for(
+                Duration::from_secs(15),
+                "the resumed broker to have no copy of partition 1",
+                || (!partition_dir(&stopped_dir, &topic, 1).exists()).then_some(()),
+            )
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        });
+        let c = consumer(&cluster.node(1).bootstrap());
+        assign_from(&c, &topic, &[1], Offset::Beginning);
+        let msgs = block_in_place(|| consume_n(&c, RECORDS + more.len(), Duration::from_secs(20)))
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(msgs.len(), RECORDS + more.len());
     })
     .await;
 }
