@@ -149,5 +149,5 @@ fn original_replication_factor(image: &MetadataImage, tp: &TopicPartition) -> Op
         .topic_by_name(&tp.topic)?
         .partitions
         .get(usize::try_from(tp.partition).ok()?)?;
-    Some(p.replicas.len().saturating_sub(p.adding_replicas.len()))
+    Some(p.replication_factor())
 }

@@ -111,6 +111,14 @@ impl PartitionRegistration {
     pub fn is_reassigning(&self) -> bool {
         !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
     }
+
+    /// The replication factor before any reassignment in progress (the
+    /// replicas being added do not count yet).
+    pub fn replication_factor(&self) -> usize {
+        self.replicas
+            .len()
+            .saturating_sub(self.adding_replicas.len())
+    }
 }
 
 impl MetadataImage {
@@ -381,10 +389,10 @@ impl MetadataImage {
             });
         }
         let new_count = to_partition_count(current + new_partitions.len())?;
-        let expected_rf = topic
-            .partitions
-            .first()
-            .map_or(new_partitions[0].len(), |p| p.replicas.len());
+        let expected_rf = topic.partitions.first().map_or(
+            new_partitions[0].len(),
+            PartitionRegistration::replication_factor,
+        );
         self.validate_assignments(current_count, expected_rf, new_partitions)?;
 
         if let Some(topic) = self.topics.get_mut(&topic_id) {

@@ -545,6 +545,32 @@ mod tests {
         );
     }
 
+    /// A partition being moved keeps its original replication factor for
+    /// CreatePartitions until the move finishes.
+    #[test]
+    fn create_partitions_during_a_reassignment_uses_the_original_rf() {
+        let mut img = image(&[], &[1], &[1], 1, &[], &[]);
+        assert_eq!(
+            outcome(&img.apply(100, &reassign(0, Some(&[2, 3])))),
+            Ok(())
+        );
+        assert_eq!(img.topics[&T].partitions[0].replication_factor(), 1);
+        let resp = img.apply(
+            101,
+            &MetadataCommand::CreatePartitions {
+                topic_id: T,
+                new_partitions: vec![vec![4]],
+            },
+        );
+        assert_eq!(
+            resp,
+            MetadataResponse::PartitionsCreated {
+                topic_id: T,
+                partition_count: 2
+            }
+        );
+    }
+
     /// Snapshots written before reassignment existed still load.
     #[test]
     fn old_partition_registration_deserializes() {
