@@ -162,24 +162,25 @@ pub async fn start(mut config: Config) -> Result<RunningNode, ServerError> {
     })
 }
 
+/// Binds the Kafka listener first (so an advertised port 0 can become the
+/// bound port before the broker registers it; early clients wait in the
+/// accept backlog), then starts the broker and serves.
 async fn start_kafka_side(
     config: &Config,
     controller: &Controller,
 ) -> Result<KafkaSide, ServerError> {
+    let (listener, addr) = bind(config.gateway.listen).await?;
+    let mut broker_config = config.broker.clone();
+    if broker_config.advertised_listener.port == 0 {
+        broker_config.advertised_listener.port = addr.port();
+    }
     let broker = Broker::start_with_replication(
-        config.broker.clone(),
+        broker_config,
         config.replication.clone(),
         controller.clone(),
     )
     .await
     .map_err(ServerError::Broker)?;
-    let (listener, addr) = match bind(config.gateway.listen).await {
-        Ok(bound) => bound,
-        Err(err) => {
-            broker.shutdown().await;
-            return Err(err);
-        }
-    };
     let gateway_shutdown = CancellationToken::new();
     let gateway = tokio::spawn(fjord_gateway::serve(
         listener,
