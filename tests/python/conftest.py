@@ -127,6 +127,11 @@ class FjordNode:
         return [str(bin_path), "server", "--config", str(self.write_config())]
 
     def start(self):
+        self.spawn()
+        self.wait_ready()
+
+    def spawn(self):
+        """Start the process without waiting (cluster nodes wait for each other)."""
         env = dict(os.environ, NO_COLOR="1", RUST_BACKTRACE="1")
         bin_path = fjord_bin()
         with open(self.log_path, "ab") as log:
@@ -139,6 +144,8 @@ class FjordNode:
                 stderr=log,
                 env=env,
             )
+
+    def wait_ready(self):
         deadline = time.monotonic() + START_TIMEOUT
         last = "no attempt"
         while True:

@@ -78,6 +78,13 @@ pub struct PartitionState {
     pub isr: Vec<i32>,
 }
 
+/// Why a cluster did not start.
+enum StartError {
+    /// A node could not bind one of its ports.
+    PortTaken(String),
+    NotReady(String),
+}
+
 /// N `fjord server` processes forming one cluster. Node ids are 1..=N.
 pub struct FjordCluster {
     nodes: Vec<FjordNode>,
@@ -94,8 +101,24 @@ impl FjordCluster {
         Self::start_with(ClusterOptions::fast(nodes))
     }
 
-    /// Starts a cluster and waits until every node's Metadata lists every broker.
+    /// Starts a cluster and waits until every node's Metadata lists every broker. Ports come
+    /// from [`free_port`], which another test may take before a node binds it: a cluster whose
+    /// node could not bind is started again on fresh ports (up to three times).
     pub fn start_with(options: ClusterOptions) -> Self {
+        let mut attempt = 1;
+        loop {
+            match Self::try_start_with(options.clone()) {
+                Ok(cluster) => return cluster,
+                Err(StartError::PortTaken(what)) if attempt < 3 => {
+                    eprintln!("cluster start attempt {attempt}: {what}; retrying on fresh ports");
+                    attempt += 1;
+                }
+                Err(StartError::PortTaken(what) | StartError::NotReady(what)) => panic!("{what}"),
+            }
+        }
+    }
+
+    fn try_start_with(options: ClusterOptions) -> Result<Self, StartError> {
         let n = options.nodes + options.broker_only;
         let kafka_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let rpc_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
@@ -164,9 +187,26 @@ impl FjordCluster {
                 .unwrap_or_else(|e| panic!("spawning fjord: {e:#}"));
         }
         for id in cluster.ids() {
-            cluster.wait_node_ready(id);
+            if let Err(e) = cluster.node_mut(id).wait_ready() {
+                let log = cluster.node(id).log_path().to_path_buf();
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                let what = format!(
+                    "cluster node {id} did not become ready: {e:#}\n--- {} (last 80 lines) ---\n{}",
+                    log.display(),
+                    crate::tail(&log, 80)
+                );
+                // Nodes are killed (and their logs checked) when `cluster` drops.
+                for node in &mut cluster.nodes {
+                    node.kill9();
+                }
+                return Err(if text.contains("cannot listen on") {
+                    StartError::PortTaken(what)
+                } else {
+                    StartError::NotReady(what)
+                });
+            }
         }
-        cluster
+        Ok(cluster)
     }
 
     /// Node ids, 1..=N.

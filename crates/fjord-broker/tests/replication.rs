@@ -8,50 +8,21 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use fjord_broker::replication::replica_service;
 use fjord_broker::{
     Acks, AdvertisedListener, Broker, BrokerConfig, NewTopic, ProducePartition, ReplicationConfig,
 };
 use fjord_controller::{Controller, ControllerConfig, Listener, MetadataCommand, MetadataResponse};
+use fjord_log::testing::batch;
 use fjord_rpc::replica_service_client::ReplicaServiceClient;
 use fjord_rpc::{FetchPartition, ReplicaFetchRequest, ReplicaFetchResponse};
 use fjord_types::TopicPartition;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Server};
-
-fn batch(records: usize) -> Bytes {
-    let records: Vec<Record> = (0..records)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp: 1_700_000_000_000,
-            key: None,
-            value: Some(Bytes::from_static(b"value")),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::None,
-    };
-    RecordBatchEncoder::encode(&mut buf, &records, &options).expect("encode");
-    buf.freeze()
-}
 
 /// The offset after the last batch in `records`.
 fn next_offset(records: &[u8]) -> Option<i64> {

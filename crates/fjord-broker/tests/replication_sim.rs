@@ -27,16 +27,15 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use fjord_broker::leader_state::{Committed, IsrProposal, LeaderState};
 use fjord_broker::truncation::{diverging_epoch, truncation_offset};
 use fjord_controller::{BrokerRegistration, Listener};
 use fjord_controller::{MetadataCommand, MetadataImage, MetadataResponse};
+use fjord_log::testing::batch_of_values;
 use fjord_log::{Log, LogConfig};
 use fjord_types::{BrokerId, NO_BROKER, TopicId};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::RecordBatchDecoder;
 use uuid::Uuid;
 
 const BROKERS: [BrokerId; 3] = [1, 2, 3];
@@ -120,39 +119,6 @@ struct Sim {
     lossy: bool,
     trace: Vec<String>,
     _dir: tempfile::TempDir,
-}
-
-fn batch(ids: &[u64]) -> Bytes {
-    let records: Vec<Record> = ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: i as i32,
-            timestamp: 1_700_000_000_000,
-            key: None,
-            value: Some(Bytes::copy_from_slice(&id.to_be_bytes())),
-            headers: Default::default(),
-            delete_horizon: false,
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("encode batch");
-    buf.freeze()
 }
 
 /// (offset, record id) of every record in `log` below `end`.
@@ -365,7 +331,14 @@ impl Sim {
         self.next_record += count;
         let log = node.log.as_mut().expect("running");
         let appended = log
-            .append_as_leader(&batch(&ids), state.leader_epoch, 0)
+            .append_as_leader(
+                &batch_of_values(
+                    ids.iter()
+                        .map(|id| Bytes::copy_from_slice(&id.to_be_bytes())),
+                ),
+                state.leader_epoch,
+                0,
+            )
             .expect("leader append");
         self.pending.push(Pending {
             leader: node.id,

@@ -257,42 +257,24 @@ pub(crate) fn log_append_time_header(
 
 #[cfg(test)]
 pub(crate) mod test_util {
-    use bytes::{Bytes, BytesMut};
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
+    use bytes::Bytes;
+    use kafka_protocol::records::{Compression, Record};
+
+    use crate::testing::{encode, record};
 
     /// One v2 batch of `count` records with timestamps `ts0, ts0+1, ...`.
     pub fn batch(count: usize, ts0: i64, value_len: usize, compression: Compression) -> Bytes {
         let records: Vec<Record> = (0..count)
-            .map(|i| Record {
-                transactional: false,
-                control: false,
-                partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                // offset - sequence must be constant or the encoder splits the batch.
-                sequence: i as i32,
-                timestamp: ts0 + i as i64,
-                key: Some(Bytes::from(format!("k{i}"))),
-                value: Some(Bytes::from(vec![b'v'; value_len])),
-                headers: Default::default(),
-                delete_horizon: false,
+            .map(|i| {
+                record(
+                    i as i64,
+                    ts0 + i as i64,
+                    Some(Bytes::from(format!("k{i}"))),
+                    Bytes::from(vec![b'v'; value_len]),
+                )
             })
             .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression,
-            },
-        )
-        .expect("encode test batch");
-        buf.freeze()
+        encode(&records, compression)
     }
 }
 

@@ -118,6 +118,9 @@ mod recovery;
 mod segment;
 mod time_index;
 
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
 pub use batch::{BatchHeader, HEADER_LEN, LOG_OVERHEAD, MAGIC_V2};
 pub use config::{CleanupPolicy, LogConfig, TimestampType};
 pub use error::{ConfigError, LogError};

@@ -6,10 +6,11 @@
 //! *before* waiting for the quorum (the other voters cannot elect anyone
 //! until this node answers votes; the replica service answers UNAVAILABLE
 //! until the broker exists), then wait until the controller follows a
-//! leader, then the broker (register, open logs, start fetchers), then the
-//! Kafka listener. A controller-only node stops after
-//! the controller; a broker-only node runs its controller as a Raft
-//! learner.
+//! leader, then the broker (register, open logs, start fetchers), then
+//! serve Kafka clients (the Kafka listener is bound just before the broker
+//! registers, so that the port it advertises is the bound one). A
+//! controller-only node runs no broker and no Kafka listener; a
+//! broker-only node runs its controller as a Raft learner.
 //!
 //! Stop order is the reverse: stop accepting Kafka connections and drain
 //! them, stop the broker (controlled shutdown, flush and close every log),
@@ -162,24 +163,25 @@ pub async fn start(mut config: Config) -> Result<RunningNode, ServerError> {
     })
 }
 
+/// Binds the Kafka listener first (so an advertised port 0 can become the
+/// bound port before the broker registers it; early clients wait in the
+/// accept backlog), then starts the broker and serves.
 async fn start_kafka_side(
     config: &Config,
     controller: &Controller,
 ) -> Result<KafkaSide, ServerError> {
+    let (listener, addr) = bind(config.gateway.listen).await?;
+    let mut broker_config = config.broker.clone();
+    if broker_config.advertised_listener.port == 0 {
+        broker_config.advertised_listener.port = addr.port();
+    }
     let broker = Broker::start_with_replication(
-        config.broker.clone(),
+        broker_config,
         config.replication.clone(),
         controller.clone(),
     )
     .await
     .map_err(ServerError::Broker)?;
-    let (listener, addr) = match bind(config.gateway.listen).await {
-        Ok(bound) => bound,
-        Err(err) => {
-            broker.shutdown().await;
-            return Err(err);
-        }
-    };
     let gateway_shutdown = CancellationToken::new();
     let gateway = tokio::spawn(fjord_gateway::serve(
         listener,
@@ -259,8 +261,7 @@ impl RunningNode {
     }
 }
 
-/// Run a node until `shutdown` fires (or the listener fails), then stop it
-/// gracefully. This is what `main`, tests and a simulator call.
+/// Run a node until `shutdown` fires, then stop it gracefully. This is what `main`, tests and a simulator call.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), ServerError> {
     let node = start(config).await?;
     shutdown.cancelled().await;

@@ -6,45 +6,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use fjord_log::testing::batch;
 use fjord_log::{Log, LogConfig};
 use fjord_types::{BrokerId, TopicId, TopicPartition};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 
 use crate::error::PartitionError;
 use crate::leader_state::IsrProposal;
 use crate::partition::{Assignment, Partition, ReplicaFetch};
 use crate::replica_manager::ReplicaManager;
 use crate::types::{Acks, ProducePartition};
-
-fn batch(records: usize) -> Bytes {
-    let records: Vec<Record> = (0..records)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp: 1_700_000_000_000,
-            key: None,
-            value: Some(Bytes::from(vec![b'x'; 16])),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::None,
-    };
-    RecordBatchEncoder::encode(&mut buf, &records, &options).expect("encode");
-    buf.freeze()
-}
 
 fn assignment(leader: BrokerId, epoch: i32, partition_epoch: i32, isr: &[BrokerId]) -> Assignment {
     Assignment {

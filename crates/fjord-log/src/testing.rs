@@ -1,0 +1,60 @@
+//! Record batches for tests (feature `testing`, and this crate's own tests):
+//! real magic v2 batches encoded by `kafka-protocol`, as clients send them.
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+
+/// The timestamp of the first record when a test does not care.
+pub const TIMESTAMP: i64 = 1_700_000_000_000;
+
+/// A plain record (no producer id) at `offset_delta` with timestamp `timestamp`.
+pub fn record(offset_delta: i64, timestamp: i64, key: Option<Bytes>, value: Bytes) -> Record {
+    Record {
+        transactional: false,
+        control: false,
+        partition_leader_epoch: 0,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: offset_delta,
+        // offset - sequence must be constant or the encoder splits the batch.
+        sequence: offset_delta as i32,
+        timestamp,
+        key,
+        value: Some(value),
+        headers: Default::default(),
+        delete_horizon: false,
+    }
+}
+
+/// One batch holding `records`.
+pub fn encode(records: &[Record], compression: Compression) -> Bytes {
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .expect("encode test batch");
+    buf.freeze()
+}
+
+/// One uncompressed batch with one keyless record per value.
+pub fn batch_of_values(values: impl IntoIterator<Item = Bytes>) -> Bytes {
+    let records: Vec<Record> = values
+        .into_iter()
+        .enumerate()
+        .map(|(i, value)| record(i as i64, TIMESTAMP, None, value))
+        .collect();
+    encode(&records, Compression::None)
+}
+
+/// One uncompressed batch of `count` records with the value `value`.
+pub fn batch(count: usize) -> Bytes {
+    batch_of_values((0..count).map(|_| Bytes::from_static(b"value")))
+}
