@@ -79,6 +79,9 @@ const STARTUP_LOG_EVERY: Duration = Duration::from_secs(5);
 const STARTUP_POLL: Duration = Duration::from_millis(20);
 /// How often the leader looks for expired broker sessions.
 const LIVENESS_TICK: Duration = Duration::from_millis(250);
+/// How long one forwarded heartbeat may wait for the leader before it is retried
+/// (re-routed): well below the broker session timeouts in use (Kafka's 9 s, 2.5 s in tests).
+const FORWARDED_HEARTBEAT_ATTEMPT: Duration = Duration::from_millis(800);
 /// Kafka's `leader.imbalance.check.interval.seconds` (300).
 const LEADER_IMBALANCE_CHECK_INTERVAL: Duration = Duration::from_secs(300);
 /// Kafka's `leader.imbalance.per.broker.percentage` (10).
@@ -1288,7 +1291,11 @@ async fn forward_heartbeat(to: Forward, hb: Heartbeat) -> Result<HeartbeatState,
         metadata_offset: hb.metadata_offset,
         want_shut_down: hb.want_shut_down,
     });
-    let reply = match tokio::time::timeout(remaining, call).await {
+    // One attempt is short: a leader that stopped answering (paused, partitioned) must
+    // not hold the heartbeat past the broker session timeout; the retry is routed to
+    // the leader this node knows by then.
+    let attempt = remaining.min(FORWARDED_HEARTBEAT_ATTEMPT);
+    let reply = match tokio::time::timeout(attempt, call).await {
         Err(_elapsed) => {
             return Err(ControllerError::RemoteFailed {
                 leader,

@@ -354,6 +354,57 @@ async fn killing_the_controller_leader_elects_another() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pausing_the_controller_leader_fences_only_that_node() {
+    bounded(LIMIT, async {
+        // Phase 1: find the active controller and SIGSTOP it.
+        let mut cluster = start_cluster();
+        let old = block_in_place(|| cluster.wait_for_controller(FAILOVER));
+        cluster.sigstop(old);
+        let others: Vec<i32> = cluster.ids().into_iter().filter(|&id| id != old).collect();
+
+        // Phase 2: the others elect a new controller; heartbeats that were on their
+        // way to the paused one are re-routed in time, so only the paused node is
+        // fenced (a forward stuck on the paused leader used to outlive the session
+        // and fence every broker for a while). Watched throughout, for four sessions.
+        let session = Duration::from_millis(cluster.options().broker_session_timeout_ms);
+        let watch_until = Instant::now() + session * 4;
+        let mut fenced_old = false;
+        while Instant::now() < watch_until {
+            for &id in &others {
+                let Ok(md) = block_in_place(|| cluster.metadata_from(id)) else {
+                    continue;
+                };
+                let ids: Vec<i32> = md.brokers.iter().map(|b| b.node_id.0).collect();
+                for live in &others {
+                    assert!(
+                        ids.contains(live),
+                        "node {id} lists brokers {ids:?}: live broker {live} was fenced \
+                         while controller {old} was paused"
+                    );
+                }
+                fenced_old |= !ids.contains(&old);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(fenced_old, "the paused node {old} was never fenced");
+
+        // Phase 3: resumed, the old controller's broker comes back unfenced.
+        cluster.sigcont(old);
+        block_in_place(|| {
+            wait_for(FAILOVER, "all three brokers unfenced again", || {
+                cluster
+                    .metadata_from(others[0])
+                    .ok()
+                    .filter(|md| md.brokers.len() == 3)
+                    .map(|_| ())
+            })
+        })
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_cut_off_leaves_the_isr_and_rejoins_after_catching_up() {
     bounded(LIMIT, async {
         // Phase 1: cluster, topic RF=3 min.insync.replicas=2, producer running.
