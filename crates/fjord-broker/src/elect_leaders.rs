@@ -56,12 +56,30 @@ impl Broker {
                 });
             }
         };
-        let offset = self.controller.image().borrow().metadata_offset;
+        // Answer once the new leaders are applied here, so a Metadata request that
+        // follows sees them (the write may have been forwarded: this node's image
+        // catches up a little later).
+        let elected: Vec<(fjord_types::TopicId, i32, BrokerId)> = results
+            .iter()
+            .filter_map(|r| {
+                r.outcome
+                    .as_ref()
+                    .ok()
+                    .map(|&l| (r.topic_id, r.partition, l))
+            })
+            .collect();
+        self.wait_applied(super::admin::APPLY_TIMEOUT, |img| {
+            elected.iter().all(|&(topic_id, partition, leader)| {
+                img.topics
+                    .get(&topic_id)
+                    .and_then(|t| t.partitions.get(usize::try_from(partition).ok()?))
+                    .is_some_and(|p| p.leader == leader)
+            })
+        })
+        .await;
         for r in results {
             let topic = names.get(&r.topic_id).cloned().or_else(|| {
-                self.controller
-                    .image()
-                    .borrow()
+                self.metadata()
                     .topics
                     .get(&r.topic_id)
                     .map(|t| t.name.clone())
@@ -70,12 +88,6 @@ impl Broker {
                 outcomes.push((TopicPartition::new(topic, r.partition), r.outcome));
             }
         }
-        // Answer once the new leaders are applied here, so a Metadata request
-        // that follows sees them.
-        self.wait_applied(super::admin::APPLY_TIMEOUT, |img| {
-            img.metadata_offset >= offset
-        })
-        .await;
         Ok(outcomes)
     }
 }

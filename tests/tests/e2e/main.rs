@@ -12,6 +12,7 @@ mod bench_cluster;
 mod cluster;
 mod dev_cluster;
 mod durability;
+mod elect_leaders;
 mod groups;
 mod idempotence;
 mod produce_consume;
