@@ -225,7 +225,7 @@ impl Broker {
         let rf = topic
             .partitions
             .first()
-            .map_or(1, |p| p.replicas.len() as i16);
+            .map_or(1, |p| p.replication_factor() as i16);
         let new_partitions = if assignments.is_empty() {
             assign_replicas(&image, total - current, rf, current).map_err(|e| {
                 AdminError::InvalidReplicationFactor {

@@ -47,6 +47,7 @@ mod metadata_applier;
 pub mod partition;
 mod producer_ids;
 pub mod producer_state;
+mod reassignment;
 pub mod replica_manager;
 pub mod replication;
 pub mod truncation;
@@ -57,6 +58,8 @@ pub use config::{AdvertisedListener, BrokerConfig, REPLICATION_LISTENER, Replica
 pub use elect_leaders::ElectionOutcome;
 pub use error::{AdminError, BrokerError, PartitionError};
 pub use fjord_controller::{
-    ElectionError, ElectionType, MetadataImage, PartitionRegistration, TopicImage,
+    ElectionError, ElectionType, MetadataImage, PartitionRegistration, ReassignmentError,
+    ReplicaAssignmentError, TopicImage,
 };
+pub use reassignment::{OngoingReassignment, ReassignmentOutcome};
 pub use types::*;

@@ -250,6 +250,8 @@ impl Sim {
                     leader: NO_BROKER,
                     leader_epoch: -1,
                     partition_epoch: -1,
+                    adding_replicas: vec![],
+                    removing_replicas: vec![],
                 })
             })
     }

@@ -93,6 +93,12 @@ pub enum MetadataCommand {
         election: ElectionType,
         partitions: Option<Vec<(TopicId, i32)>>,
     },
+    /// Kafka's AlterPartitionReassignments (KIP-455): per partition, move its
+    /// replicas to the target list, or (`None`) cancel the reassignment in
+    /// progress. Each partition succeeds or fails on its own.
+    AlterPartitionReassignments {
+        reassignments: Vec<(TopicId, i32, Option<Vec<BrokerId>>)>,
+    },
 }
 
 /// Which leader an [`MetadataCommand::ElectLeaders`] looks for.
@@ -177,6 +183,11 @@ impl fmt::Display for MetadataCommand {
                     .as_ref()
                     .map_or("all".to_string(), |p| p.len().to_string())
             ),
+            MetadataCommand::AlterPartitionReassignments { reassignments } => write!(
+                f,
+                "AlterPartitionReassignments({} partitions)",
+                reassignments.len()
+            ),
         }
     }
 }
@@ -235,6 +246,10 @@ pub enum MetadataResponse {
     LeadersElected {
         results: Vec<ElectionResult>,
     },
+    /// AlterPartitionReassignments: per partition, accepted or why not.
+    PartitionReassignmentsAltered {
+        results: Vec<ReassignmentResult>,
+    },
     /// The command was committed but rejected by validation; the image is unchanged
     /// except for `metadata_offset`.
     Error(MetadataError),
@@ -259,6 +274,38 @@ pub enum ElectionError {
     /// Kafka's PREFERRED_LEADER_NOT_AVAILABLE / ELIGIBLE_LEADERS_NOT_AVAILABLE.
     #[error("no eligible leader available")]
     EligibleLeadersNotAvailable,
+}
+
+/// One partition's outcome of an [`MetadataCommand::AlterPartitionReassignments`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReassignmentResult {
+    pub topic_id: TopicId,
+    pub partition: i32,
+    /// `Ok(partition_epoch)`: accepted, and the partition epoch the change
+    /// (and a completion it triggered) left, so a broker can wait until its
+    /// own image has caught up with it.
+    pub outcome: Result<i32, ReassignmentError>,
+}
+
+/// Why a partition's reassignment (or its cancellation) was refused (Kafka's
+/// error codes).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ReassignmentError {
+    #[error("unknown topic or partition")]
+    UnknownTopicOrPartition,
+    /// INVALID_REPLICA_ASSIGNMENT.
+    #[error("invalid replica assignment: {reason}")]
+    InvalidReplicaAssignment { reason: ReplicaAssignmentError },
+    /// NO_REASSIGNMENT_IN_PROGRESS: a cancel for a partition not being moved.
+    #[error("no reassignment in progress")]
+    NoReassignmentInProgress,
+    /// INVALID_REPLICATION_FACTOR: the request (v1+) forbids changing the
+    /// replication factor and the target would. Checked by the broker that
+    /// takes the request, since it is a property of the request.
+    #[error(
+        "replication factor {current} cannot change to {target} (allowReplicationFactorChange is false)"
+    )]
+    InvalidReplicationFactor { current: usize, target: usize },
 }
 
 impl MetadataResponse {

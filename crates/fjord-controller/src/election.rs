@@ -221,6 +221,8 @@ impl MetadataImage {
                 .filter(|r| new_isr.contains(r))
                 .collect();
             p.partition_epoch += 1;
+            // The leader's ISR expansion is what finishes a reassignment.
+            crate::reassignment::complete_if_caught_up(p, &live);
         }
         Ok(MetadataResponse::PartitionAltered {
             topic_id,
@@ -326,7 +328,7 @@ impl MetadataImage {
             .collect()
     }
 
-    fn live_set(&self) -> Vec<BrokerId> {
+    pub(crate) fn live_set(&self) -> Vec<BrokerId> {
         self.brokers
             .values()
             .filter(|b| is_unfenced(b))
@@ -352,7 +354,11 @@ fn same_members(a: &[BrokerId], b: &[BrokerId]) -> bool {
 /// The leader a partition should have now, in replica order: a live ISR member;
 /// failing that (and only if the topic allows unclean election) any live
 /// replica; otherwise none.
-fn choose_leader(p: &PartitionRegistration, live: &[BrokerId], unclean: bool) -> BrokerId {
+pub(crate) fn choose_leader(
+    p: &PartitionRegistration,
+    live: &[BrokerId],
+    unclean: bool,
+) -> BrokerId {
     let clean = p
         .replicas
         .iter()
@@ -370,7 +376,7 @@ fn choose_leader(p: &PartitionRegistration, live: &[BrokerId], unclean: bool) ->
 
 /// Install `leader` (or none) with a new leader epoch. An unclean leader
 /// (outside the ISR) becomes the whole ISR, as in Kafka.
-fn set_leader(p: &mut PartitionRegistration, leader: BrokerId) {
+pub(crate) fn set_leader(p: &mut PartitionRegistration, leader: BrokerId) {
     if leader != NO_BROKER && !p.isr.contains(&leader) {
         p.isr = vec![leader];
     }
@@ -462,6 +468,8 @@ mod tests {
                         leader: *leader,
                         leader_epoch: 5,
                         partition_epoch: 8,
+                        adding_replicas: vec![],
+                        removing_replicas: vec![],
                     })
                     .collect(),
                 configs: BTreeMap::new(),

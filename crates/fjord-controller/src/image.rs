@@ -82,6 +82,14 @@ pub struct PartitionRegistration {
     pub leader: BrokerId,
     pub leader_epoch: i32,
     pub partition_epoch: i32,
+    /// During a reassignment: the target replicas not yet in the original
+    /// ones (Kafka's `addingReplicas`). Empty otherwise.
+    #[serde(default)]
+    pub adding_replicas: Vec<BrokerId>,
+    /// During a reassignment: the original replicas not in the target
+    /// (Kafka's `removingReplicas`). Empty otherwise.
+    #[serde(default)]
+    pub removing_replicas: Vec<BrokerId>,
 }
 
 impl PartitionRegistration {
@@ -94,7 +102,22 @@ impl PartitionRegistration {
             leader,
             leader_epoch: 0,
             partition_epoch: 0,
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
         }
+    }
+
+    /// Whether a reassignment is in progress.
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
+    }
+
+    /// The replication factor before any reassignment in progress (the
+    /// replicas being added do not count yet).
+    pub fn replication_factor(&self) -> usize {
+        self.replicas
+            .len()
+            .saturating_sub(self.adding_replicas.len())
     }
 }
 
@@ -170,6 +193,9 @@ impl MetadataImage {
                 election,
                 partitions,
             } => Ok(self.elect_leaders(*election, partitions.as_deref())),
+            MetadataCommand::AlterPartitionReassignments { reassignments } => {
+                Ok(self.alter_partition_reassignments(reassignments))
+            }
         };
         result.unwrap_or_else(MetadataResponse::Error)
     }
@@ -363,10 +389,10 @@ impl MetadataImage {
             });
         }
         let new_count = to_partition_count(current + new_partitions.len())?;
-        let expected_rf = topic
-            .partitions
-            .first()
-            .map_or(new_partitions[0].len(), |p| p.replicas.len());
+        let expected_rf = topic.partitions.first().map_or(
+            new_partitions[0].len(),
+            PartitionRegistration::replication_factor,
+        );
         self.validate_assignments(current_count, expected_rf, new_partitions)?;
 
         if let Some(topic) = self.topics.get_mut(&topic_id) {
@@ -669,6 +695,8 @@ mod tests {
                             leader: 3,
                             leader_epoch: 0,
                             partition_epoch: 0,
+                            adding_replicas: vec![],
+                            removing_replicas: vec![],
                         }
                     );
                 },

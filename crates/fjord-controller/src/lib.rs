@@ -16,6 +16,7 @@
 //! - `command.rs` — [`MetadataCommand`], [`MetadataResponse`], [`MetadataError`].
 //! - `image.rs` — [`MetadataImage`] and `apply` (pure; table-driven tests).
 //! - `election.rs` — fencing, controlled shutdown, AlterPartition, ElectLeaders (pure).
+//! - `reassignment.rs` — AlterPartitionReassignments: start, complete, cancel (pure).
 //! - `placement.rs` — [`assign_replicas`] (pure).
 //! - `types.rs` — the openraft type config ([`TypeConfig`]: NodeId = `u64` = Kafka
 //!   `node.id`, Node = [`ControllerNode`], D = `MetadataCommand`, R = `MetadataResponse`).
@@ -120,6 +121,7 @@ mod image;
 mod liveness;
 mod log_store;
 mod placement;
+mod reassignment;
 mod service;
 mod snapshot_store;
 mod state_machine;
@@ -133,6 +135,8 @@ pub use command::MetadataCommand;
 pub use command::MetadataError;
 pub use command::MetadataResponse;
 pub use command::PartitionsError;
+pub use command::ReassignmentError;
+pub use command::ReassignmentResult;
 pub use command::RegistrationError;
 pub use command::ReplicaAssignmentError;
 pub use command::TopicNameError;

@@ -16,3 +16,4 @@ mod groups;
 mod idempotence;
 mod produce_consume;
 mod protocol_errors;
+mod reassignment;

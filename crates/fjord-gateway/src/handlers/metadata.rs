@@ -239,6 +239,8 @@ mod tests {
                         leader: 1,
                         leader_epoch: 3,
                         partition_epoch: 4,
+                        adding_replicas: vec![],
+                        removing_replicas: vec![],
                     },
                     PartitionRegistration {
                         replicas: vec![2],
@@ -246,6 +248,8 @@ mod tests {
                         leader: NO_BROKER,
                         leader_epoch: 1,
                         partition_epoch: 1,
+                        adding_replicas: vec![],
+                        removing_replicas: vec![],
                     },
                 ],
                 configs: Default::default(),

@@ -2,6 +2,7 @@
 //! version it came in at, calls the broker in domain terms, and builds the
 //! response message; [`handle`] dispatches and encodes.
 
+mod alter_partition_reassignments;
 pub(crate) mod api_versions;
 mod create_partitions;
 mod create_topics;
@@ -19,6 +20,7 @@ mod join_group;
 mod leave_group;
 mod list_groups;
 mod list_offsets;
+mod list_partition_reassignments;
 mod metadata;
 mod offset_commit;
 mod offset_delete;
@@ -57,6 +59,14 @@ pub(crate) async fn handle(
         RequestKind::ApiVersions(r) => api_versions::handle(&r).into(),
         RequestKind::Metadata(r) => metadata::handle(broker, r, version).await.into(),
         RequestKind::ElectLeaders(r) => elect_leaders::handle(broker, r, version).await.into(),
+        RequestKind::AlterPartitionReassignments(r) => {
+            alter_partition_reassignments::handle(broker, r, version)
+                .await
+                .into()
+        }
+        RequestKind::ListPartitionReassignments(r) => {
+            list_partition_reassignments::handle(broker, r).into()
+        }
         RequestKind::Produce(r) => match produce::handle(broker, r, version).await? {
             Some(response) => response.into(),
             None => return Ok(None),
@@ -229,6 +239,8 @@ mod tests {
             leader: 1,
             leader_epoch: 5,
             partition_epoch: 7,
+            adding_replicas: vec![],
+            removing_replicas: vec![],
         };
         assert_eq!(check_leader_epoch(Some(&registration), -1), None);
         assert_eq!(check_leader_epoch(Some(&registration), 5), None);
