@@ -155,6 +155,11 @@ impl ProduceLoop {
         self.acked.lock().expect("ack ledger").len()
     }
 
+    /// Records whose delivery failed so far.
+    pub fn failed_count(&self) -> usize {
+        self.failed.load(Ordering::SeqCst)
+    }
+
     /// When the first record on `partition` sent at or after `since` was acknowledged.
     pub fn first_ack_sent_after(&self, partition: i32, since: Instant) -> Option<Instant> {
         self.acked

@@ -52,6 +52,22 @@ fn log_bytes(data_dir: &Path, topic: &str, partition: i32) -> u64 {
         .unwrap_or(0)
 }
 
+/// What a failed wait for the producer shows: the partition on every live node and the
+/// producer's counts.
+fn stuck_report(cluster: &mut FjordCluster, topic: &str, plo: &ProduceLoop) -> String {
+    let live = cluster.live_ids();
+    let views: Vec<String> = live
+        .iter()
+        .map(|&id| format!("node {id}: {:?}", cluster.partition_from(id, topic, 0)))
+        .collect();
+    format!(
+        "partition views: {}; producer: {} acknowledged, {} failed so far",
+        views.join("; "),
+        plo.acked_count(),
+        plo.failed_count()
+    )
+}
+
 /// Reads the partition back and checks it against the acknowledgements; prints the counts.
 fn verify(
     bootstrap: &str,
@@ -204,7 +220,7 @@ async fn killing_the_leader_in_a_loop_loses_no_acknowledged_record() {
                     plo.first_ack_sent_after(0, killed_at)
                 })
             })
-            .unwrap_or_else(|e| panic!("{e:#}"));
+            .unwrap_or_else(|e| panic!("{e:#}; {}", stuck_report(&mut cluster, &topic, &plo)));
             eprintln!(
                 "round {round}: killed leader {old}; node {} leads at epoch {}; first acks=all produce {:?} after SIGKILL",
                 after.leader,
@@ -265,7 +281,7 @@ async fn pausing_the_leader_loses_no_acknowledged_record() {
                 plo.first_ack_sent_after(0, paused_at)
             })
         })
-        .unwrap_or_else(|e| panic!("{e:#}"));
+        .unwrap_or_else(|e| panic!("{e:#}; {}", stuck_report(&mut cluster, &topic, &plo)));
         eprintln!(
             "paused leader {old}; node {} leads at epoch {}; first acks=all produce {:?} after SIGSTOP",
             after.leader,
