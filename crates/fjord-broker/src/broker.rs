@@ -346,11 +346,10 @@ pub(crate) async fn register(
         })
         .await
         .map_err(BrokerError::Register)?;
-    Ok(match registered {
-        MetadataResponse::BrokerRegistered { broker_epoch, .. } => broker_epoch,
-        other => {
-            tracing::error!(?other, "broker registration was not accepted");
-            -1
-        }
-    })
+    match registered {
+        MetadataResponse::BrokerRegistered { broker_epoch, .. } => Ok(broker_epoch),
+        other => Err(BrokerError::RegistrationRefused {
+            response: format!("{other:?}"),
+        }),
+    }
 }

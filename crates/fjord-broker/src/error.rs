@@ -143,4 +143,7 @@ pub enum BrokerError {
     },
     #[error("cannot register with the controller")]
     Register(#[source] fjord_controller::ControllerError),
+    /// The controller committed the registration but refused it (e.g. a port 0).
+    #[error("the controller refused the registration: {response}")]
+    RegistrationRefused { response: String },
 }
