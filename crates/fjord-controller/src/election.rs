@@ -420,16 +420,11 @@ fn elect(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use uuid::Uuid;
 
     use super::*;
     use crate::command::MetadataCommand;
-    use crate::image::Listener;
-    use crate::image::TopicImage;
-
-    const T: TopicId = TopicId(Uuid::from_u128(7));
+    use crate::test_support::{T, image_with, partition};
 
     /// Brokers 1..=4 (epoch = 10 * id), `fenced` of them fenced, and topic T
     /// with the given partitions (replicas, isr, leader).
@@ -437,46 +432,13 @@ mod tests {
         fenced: &[BrokerId],
         partitions: &[(&[BrokerId], &[BrokerId], BrokerId)],
     ) -> MetadataImage {
-        let mut image = MetadataImage::default();
-        for id in 1..=4 {
-            image.brokers.insert(
-                id,
-                BrokerRegistration {
-                    broker_id: id,
-                    incarnation_id: Uuid::from_u128(id as u128),
-                    broker_epoch: i64::from(id) * 10,
-                    listeners: vec![Listener {
-                        name: "PLAINTEXT".into(),
-                        host: "h".into(),
-                        port: 9092,
-                    }],
-                    rack: None,
-                    fenced: fenced.contains(&id),
-                },
-            );
-        }
-        image.topics.insert(
-            T,
-            TopicImage {
-                id: T,
-                name: "t".into(),
-                partitions: partitions
-                    .iter()
-                    .map(|(replicas, isr, leader)| PartitionRegistration {
-                        replicas: replicas.to_vec(),
-                        isr: isr.to_vec(),
-                        leader: *leader,
-                        leader_epoch: 5,
-                        partition_epoch: 8,
-                        adding_replicas: vec![],
-                        removing_replicas: vec![],
-                    })
-                    .collect(),
-                configs: BTreeMap::new(),
-            },
-        );
-        image.topic_ids.insert("t".into(), T);
-        image
+        image_with(
+            fenced,
+            partitions
+                .iter()
+                .map(|(replicas, isr, leader)| partition(replicas, isr, *leader))
+                .collect(),
+        )
     }
 
     fn part(image: &MetadataImage, p: usize) -> &PartitionRegistration {

@@ -125,6 +125,8 @@ mod reassignment;
 mod service;
 mod snapshot_store;
 mod state_machine;
+#[cfg(test)]
+mod test_support;
 mod types;
 
 pub use command::AlterPartitionError;

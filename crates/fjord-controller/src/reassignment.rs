@@ -187,17 +187,11 @@ fn set_replicas(p: &mut PartitionRegistration, replicas: Vec<BrokerId>, live: &[
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
-    use uuid::Uuid;
-
     use super::*;
     use crate::command::MetadataCommand;
-    use crate::image::BrokerRegistration;
-    use crate::image::Listener;
-    use crate::image::TopicImage;
+    use uuid::Uuid;
 
-    const T: TopicId = TopicId(Uuid::from_u128(7));
+    use crate::test_support::{T, image_with, partition};
 
     /// Brokers 1..=4 (epoch = 10 * id; `fenced` fenced), topic T with one
     /// partition at leader epoch 5, partition epoch 8.
@@ -209,43 +203,14 @@ mod tests {
         adding: &[BrokerId],
         removing: &[BrokerId],
     ) -> MetadataImage {
-        let mut image = MetadataImage::default();
-        for id in 1..=4 {
-            image.brokers.insert(
-                id,
-                BrokerRegistration {
-                    broker_id: id,
-                    incarnation_id: Uuid::from_u128(id as u128),
-                    broker_epoch: i64::from(id) * 10,
-                    listeners: vec![Listener {
-                        name: "PLAINTEXT".into(),
-                        host: "h".into(),
-                        port: 9092,
-                    }],
-                    rack: None,
-                    fenced: fenced.contains(&id),
-                },
-            );
-        }
-        image.topics.insert(
-            T,
-            TopicImage {
-                id: T,
-                name: "t".into(),
-                partitions: vec![PartitionRegistration {
-                    replicas: replicas.to_vec(),
-                    isr: isr.to_vec(),
-                    leader,
-                    leader_epoch: 5,
-                    partition_epoch: 8,
-                    adding_replicas: adding.to_vec(),
-                    removing_replicas: removing.to_vec(),
-                }],
-                configs: BTreeMap::new(),
-            },
-        );
-        image.topic_ids.insert("t".into(), T);
-        image
+        image_with(
+            fenced,
+            vec![PartitionRegistration {
+                adding_replicas: adding.to_vec(),
+                removing_replicas: removing.to_vec(),
+                ..partition(replicas, isr, leader)
+            }],
+        )
     }
 
     fn reassign(partition: i32, target: Option<&[BrokerId]>) -> MetadataCommand {
