@@ -1239,20 +1239,9 @@ async fn forward_write(
         remaining,
     } = to;
     let call = client.write(WriteRequest { command_json });
-    let reply = match tokio::time::timeout(remaining, call).await {
-        // The request may have reached the leader and may still commit.
-        Err(_elapsed) => return Err(ControllerError::WriteOutcomeUnknown { leader }),
-        Ok(Err(status)) => {
-            return Err(ControllerError::Unreachable {
-                leader,
-                source: PeerError::Rpc {
-                    addr,
-                    source: Box::new(status),
-                },
-            });
-        }
-        Ok(Ok(reply)) => reply.into_inner(),
-    };
+    // Timed out: the request may have reached the leader and may still commit.
+    let timed_out = ControllerError::WriteOutcomeUnknown { leader };
+    let reply = call_leader(leader, addr, remaining, call, timed_out).await?;
     match reply.outcome {
         Some(write_reply::Outcome::ResponseJson(json)) => {
             serde_json::from_slice(&json).map_err(|e| ControllerError::BadReply {
@@ -1278,6 +1267,28 @@ async fn forward_write(
     }
 }
 
+/// One forwarded call to the leader at `addr`: its reply, `timed_out` when it takes
+/// longer than `timeout`, or `Unreachable` when the RPC itself failed.
+async fn call_leader<T>(
+    leader: Option<BrokerId>,
+    addr: String,
+    timeout: Duration,
+    call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    timed_out: ControllerError,
+) -> Result<T, ControllerError> {
+    match tokio::time::timeout(timeout, call).await {
+        Err(_elapsed) => Err(timed_out),
+        Ok(Err(status)) => Err(ControllerError::Unreachable {
+            leader,
+            source: PeerError::Rpc {
+                addr,
+                source: Box::new(status),
+            },
+        }),
+        Ok(Ok(reply)) => Ok(reply.into_inner()),
+    }
+}
+
 async fn forward_heartbeat(to: Forward, hb: Heartbeat) -> Result<HeartbeatState, ControllerError> {
     let Forward {
         mut client,
@@ -1295,24 +1306,11 @@ async fn forward_heartbeat(to: Forward, hb: Heartbeat) -> Result<HeartbeatState,
     // not hold the heartbeat past the broker session timeout; the retry is routed to
     // the leader this node knows by then.
     let attempt = remaining.min(FORWARDED_HEARTBEAT_ATTEMPT);
-    let reply = match tokio::time::timeout(attempt, call).await {
-        Err(_elapsed) => {
-            return Err(ControllerError::RemoteFailed {
-                leader,
-                message: "heartbeat timed out".to_owned(),
-            });
-        }
-        Ok(Err(status)) => {
-            return Err(ControllerError::Unreachable {
-                leader,
-                source: PeerError::Rpc {
-                    addr,
-                    source: Box::new(status),
-                },
-            });
-        }
-        Ok(Ok(reply)) => reply.into_inner(),
+    let timed_out = ControllerError::RemoteFailed {
+        leader,
+        message: "heartbeat timed out".to_owned(),
     };
+    let reply = call_leader(leader, addr, attempt, call, timed_out).await?;
     match reply.outcome {
         Some(heartbeat_reply::Outcome::State(s)) => Ok(HeartbeatState {
             fenced: s.fenced,
