@@ -181,22 +181,29 @@ async fn three_nodes_replicate_acks_all_across_nodes() {
     .await;
 }
 
+/// A 3-node cluster, a one-partition topic with RF=3 and min.insync.replicas=2, and
+/// an acks=all producer loop writing to it.
+async fn cluster_with_producer(prefix: &str) -> (FjordCluster, String, ProduceLoop) {
+    let mut cluster = start_cluster();
+    let topic = topic_name(prefix);
+    cluster
+        .create_topic(&topic, 1, 3, &[("min.insync.replicas", "2")])
+        .await;
+    let plo = ProduceLoop::start(
+        fault_test_producer(&cluster.bootstrap()),
+        &topic,
+        vec![0],
+        32,
+        Duration::from_millis(2),
+    );
+    (cluster, topic, plo)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_leader_in_a_loop_loses_no_acknowledged_record() {
     bounded(LIMIT, async {
         // Phase 1: cluster, topic RF=3 min.insync.replicas=2 (one partition), producer running.
-        let mut cluster = start_cluster();
-        let topic = topic_name("leader-kill");
-        cluster
-            .create_topic(&topic, 1, 3, &[("min.insync.replicas", "2")])
-            .await;
-        let plo = ProduceLoop::start(
-            fault_test_producer(&cluster.bootstrap()),
-            &topic,
-            vec![0],
-            32,
-            Duration::from_millis(2),
-        );
+        let (mut cluster, topic, plo) = cluster_with_producer("leader-kill").await;
         plo.wait_for_more_acks(200, Duration::from_secs(20), "200 records before the first kill");
 
         // Phase 2: three rounds of SIGKILL the leader, wait for the clients to get through
@@ -251,18 +258,7 @@ async fn killing_the_leader_in_a_loop_loses_no_acknowledged_record() {
 async fn pausing_the_leader_loses_no_acknowledged_record() {
     bounded(LIMIT, async {
         // Phase 1: cluster, topic RF=3 min.insync.replicas=2, producer running.
-        let mut cluster = start_cluster();
-        let topic = topic_name("leader-pause");
-        cluster
-            .create_topic(&topic, 1, 3, &[("min.insync.replicas", "2")])
-            .await;
-        let plo = ProduceLoop::start(
-            fault_test_producer(&cluster.bootstrap()),
-            &topic,
-            vec![0],
-            32,
-            Duration::from_millis(2),
-        );
+        let (mut cluster, topic, plo) = cluster_with_producer("leader-pause").await;
         plo.wait_for_more_acks(200, Duration::from_secs(20), "200 records before the pause");
 
         // Phase 2: SIGSTOP the leader past its session timeout: it is fenced and another
@@ -424,18 +420,7 @@ async fn pausing_the_controller_leader_fences_only_that_node() {
 async fn a_follower_cut_off_leaves_the_isr_and_rejoins_after_catching_up() {
     bounded(LIMIT, async {
         // Phase 1: cluster, topic RF=3 min.insync.replicas=2, producer running.
-        let mut cluster = start_cluster();
-        let topic = topic_name("follower-lag");
-        cluster
-            .create_topic(&topic, 1, 3, &[("min.insync.replicas", "2")])
-            .await;
-        let plo = ProduceLoop::start(
-            fault_test_producer(&cluster.bootstrap()),
-            &topic,
-            vec![0],
-            32,
-            Duration::from_millis(2),
-        );
+        let (mut cluster, topic, plo) = cluster_with_producer("follower-lag").await;
         plo.wait_for_more_acks(100, Duration::from_secs(20), "100 records");
         let state = cluster
             .partition_from(1, &topic, 0)
