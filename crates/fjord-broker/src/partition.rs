@@ -310,13 +310,18 @@ impl Partition {
     }
 
     /// Leader and, if the caller names one, at the caller's leader epoch.
-    fn check_leader_at(
+    /// The log, if this broker leads at `current_epoch` (-1: any epoch).
+    fn leader_log_at<'a>(
         &self,
-        inner: &Inner,
+        inner: &'a Inner,
         current_epoch: LeaderEpoch,
-    ) -> Result<(), PartitionError> {
+    ) -> Result<&'a Log, PartitionError> {
         self.check_leader(inner)?;
-        check_epoch(current_epoch, inner.assignment.leader_epoch)
+        check_epoch(current_epoch, inner.assignment.leader_epoch)?;
+        inner
+            .log
+            .as_ref()
+            .ok_or(PartitionError::UnknownTopicOrPartition)
     }
 
     /// Raise the leader's high watermark if the ISR allows, and publish it.
@@ -414,10 +419,7 @@ impl Partition {
         current_leader_epoch: LeaderEpoch,
     ) -> Result<FetchPartitionData, PartitionError> {
         let inner = self.lock();
-        self.check_leader_at(&inner, current_leader_epoch)?;
-        let Some(log) = inner.log.as_ref() else {
-            return Err(PartitionError::UnknownTopicOrPartition);
-        };
+        let log = self.leader_log_at(&inner, current_leader_epoch)?;
         let hw = *self.hw.borrow();
         let read = log
             .read(fetch_offset, max_bytes, hw, min_one_batch)
@@ -467,7 +469,7 @@ impl Partition {
         now_ms: i64,
     ) -> Result<ReplicaFetched, PartitionError> {
         let mut inner = self.lock();
-        self.check_leader_at(&inner, fetch.current_leader_epoch)?;
+        self.leader_log_at(&inner, fetch.current_leader_epoch)?;
         let inner = &mut *inner;
         let Some(log) = inner.log.as_ref() else {
             return Err(PartitionError::UnknownTopicOrPartition);
@@ -710,10 +712,7 @@ impl Partition {
         epoch: LeaderEpoch,
     ) -> Result<Option<(LeaderEpoch, Offset)>, PartitionError> {
         let inner = self.lock();
-        self.check_leader_at(&inner, current_leader_epoch)?;
-        let Some(log) = inner.log.as_ref() else {
-            return Err(PartitionError::UnknownTopicOrPartition);
-        };
+        let log = self.leader_log_at(&inner, current_leader_epoch)?;
         Ok(log.end_offset_for_epoch(epoch))
     }
 
@@ -723,10 +722,7 @@ impl Partition {
         current_leader_epoch: LeaderEpoch,
     ) -> Result<ListedOffset, PartitionError> {
         let inner = self.lock();
-        self.check_leader_at(&inner, current_leader_epoch)?;
-        let Some(log) = inner.log.as_ref() else {
-            return Err(PartitionError::UnknownTopicOrPartition);
-        };
+        let log = self.leader_log_at(&inner, current_leader_epoch)?;
         let leader_epoch = inner.assignment.leader_epoch;
         let hw = *self.hw.borrow();
         let found = |offset, timestamp| ListedOffset {
