@@ -1,0 +1,218 @@
+"""One Jepsen-style run: cluster up, workload + nemesis, heal, final reads, check, report.
+
+    jepsen/run [--time-limit 120] [--nemesis kill,pause,partition] ...   (see --help)
+
+Everything the run produced lands in results/<run>/: history.jsonl, report.md, result.json,
+the node logs and the run's parameters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import random
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import cluster as cluster_mod
+from .cluster import REPO, Cluster, ClusterError
+from .nemesis import KINDS, MIXES, Nemesis, Schedule, kinds_for
+from .workload import TOPIC, HistoryLog, WorkerSpec, run_worker
+
+RESULTS = REPO / "jepsen" / "results"
+
+# Broker settings for the fault runs: faster failure detection than the defaults, so a fault
+# of 15 s is noticed and healed within it (Kafka's defaults would let it pass unnoticed).
+CLUSTER_ENV = {
+    "FJORD_BROKER_SESSION_TIMEOUT_MS": "4000",
+    "FJORD_BROKER_HEARTBEAT_INTERVAL_MS": "1000",
+    "FJORD_REPLICA_LAG_TIME_MAX_MS": "6000",
+}
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="jepsen/run", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--time-limit", type=float, default=300, help="seconds of workload (default 300)")
+    p.add_argument("--short", action="store_true",
+                   help="the test suite's run: 120 s, nemesis kill,pause,partition-majority,"
+                        "partition-leader (one of each)")
+    p.add_argument("--nemesis", default="all",
+                   help=f"comma-separated: mixes {', '.join(MIXES)} or kinds {', '.join(KINDS)}")
+    p.add_argument("--quiet", type=float, default=10, help="seconds without a fault before each")
+    p.add_argument("--fault", type=float, default=15, help="seconds each fault lasts")
+    p.add_argument("--producers", type=int, default=4)
+    p.add_argument("--consumers", type=int, default=2,
+                   help="consumer processes, alternately assign and subscribe")
+    p.add_argument("--partitions", type=int, default=6)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--image", default="fjord:dev")
+    p.add_argument("--no-build", action="store_true", help="use the existing image")
+    p.add_argument("--keep", action="store_true", help="leave the cluster running afterwards")
+    p.add_argument("--results", type=Path, default=RESULTS)
+    args = p.parse_args(argv)
+    if args.short:
+        args.time_limit = 120
+        args.nemesis = "kill,pause,partition-majority,partition-leader"
+        args.quiet, args.fault = 8, 12
+    return args
+
+
+def write_override(path: Path, nodes: int, image: str) -> None:
+    """A compose override: the run's broker settings and image for every node."""
+    lines = ["version: \"3.8\"", "services:"]
+    for i in range(1, nodes + 1):
+        lines += [f"  fjord-{i}:", f"    image: {image}", "    environment:"]
+        lines += [f"      {k}: \"{v}\"" for k, v in CLUSTER_ENV.items()]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def create_topic(bootstrap: str, partitions: int, timeout: float = 60) -> None:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topic = NewTopic(TOPIC, num_partitions=partitions, replication_factor=3,
+                     config={"min.insync.replicas": "2"})
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            admin.create_topics([topic], operation_timeout=20)[TOPIC].result(timeout=30)
+            return
+        except Exception as err:  # noqa: BLE001 - retried until the deadline
+            if "TOPIC_ALREADY_EXISTS" in str(err):
+                return
+            if time.monotonic() > deadline:
+                raise ClusterError(f"cannot create topic {TOPIC}: {err}") from err
+            time.sleep(1)
+
+
+def merge_histories(files: list[Path], out: Path) -> list[dict]:
+    ops = []
+    for f in files:
+        if f.exists():
+            ops += [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+    ops.sort(key=lambda op: op["time"])
+    with out.open("w") as fh:
+        for i, op in enumerate(ops):
+            op["index"] = i
+            fh.write(json.dumps(op) + "\n")
+    return ops
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if not cluster_mod.docker_available():
+        print("jepsen: no usable Docker engine (docker info failed)", file=sys.stderr)
+        return 2
+    seed = args.seed if args.seed is not None else random.randrange(1 << 30)
+    kinds = kinds_for(args.nemesis.split(","))
+    run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    out = args.results / run_id
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "params.json").write_text(json.dumps({**vars(args), "results": str(args.results),
+                                                 "seed": seed, "kinds": kinds,
+                                                 "cluster_env": CLUSTER_ENV}, indent=2))
+    print(f"jepsen: run {run_id}, seed {seed}, nemesis {kinds}, {args.time_limit:.0f} s; "
+          f"results in {out}", flush=True)
+
+    if not args.no_build:
+        subprocess.run([str(REPO / "scripts" / "build-image"), "--tag", args.image], check=True)
+    override = out / "compose.override.yml"
+    write_override(override, 5, args.image)
+    cluster = Cluster(project=f"fjord-jepsen-{run_id.lower()}", override=override)
+    phases: dict[str, float] = {}
+    try:
+        t0 = time.monotonic()
+        cluster.down()
+        cluster.up()
+        phases["ready_s"] = cluster.wait_ready()
+        create_topic(cluster.bootstrap, args.partitions)
+        phases["setup_s"] = time.monotonic() - t0
+        verdict = workload(args, cluster, kinds, seed, out, phases)
+    except Exception:
+        if cluster.nodes[0].container:
+            cluster.logs(out / "logs")
+        if not args.keep:
+            cluster.down()
+        raise
+    cluster.logs(out / "logs")
+    if not args.keep:
+        cluster.down()
+    (out / "phases.json").write_text(json.dumps(phases, indent=2))
+    print(f"jepsen: {'VALID' if verdict == 0 else 'INVALID'}; report {out / 'report.md'}; "
+          f"phases {json.dumps({k: round(v, 1) for k, v in phases.items()})}", flush=True)
+    return verdict
+
+
+def workload(args, cluster: Cluster, kinds: list[str], seed: int, out: Path,
+             phases: dict[str, float]) -> int:
+    from .check import check_and_report
+
+    ctx = multiprocessing.get_context("spawn")
+    start = time.monotonic()
+    histories: list[Path] = []
+    nemesis_file = out / "history-nemesis.jsonl"
+    histories.append(nemesis_file)
+    nemesis_log = HistoryLog(nemesis_file, start)
+    nemesis = Nemesis(cluster, nemesis_log, kinds, Schedule(args.quiet, args.fault), seed)
+
+    workers = args.producers + args.consumers
+    specs = []
+    for w in range(workers):
+        if w < args.producers:
+            role = "producer"
+        else:
+            role = "assign" if (w - args.producers) % 2 == 0 else "subscribe"
+        path = out / f"history-{w}.jsonl"
+        histories.append(path)
+        specs.append(WorkerSpec(worker=w, workers=workers + 1, role=role,
+                                bootstrap=cluster.bootstrap, partitions=args.partitions,
+                                start=start, stop_at=start + args.time_limit, history=str(path),
+                                idempotent=(w % 2 == 0), seed=seed + w))
+    procs = [ctx.Process(target=run_worker, args=(s,), name=f"jepsen-{s.worker}") for s in specs]
+    for proc in procs:
+        proc.start()
+    nemesis_thread = threading.Thread(target=nemesis.run, name="nemesis")
+    nemesis_thread.start()
+    time.sleep(max(0.0, start + args.time_limit - time.monotonic()))
+    nemesis.stop.set()
+    nemesis_thread.join()
+    for proc in procs:
+        proc.join(60)
+        if proc.is_alive():
+            proc.kill()
+    phases["workload_s"] = time.monotonic() - start
+
+    # Healed: wait for the cluster to settle, then read everything back.
+    nemesis_log.write("info", "final-heal", None)
+    t_heal = time.monotonic()
+    try:
+        cluster.wait_ready(timeout=120)
+    except ClusterError as err:
+        nemesis_log.write("info", "not-ready", str(err))
+    phases["recover_s"] = time.monotonic() - t_heal
+    nemesis_log.close()
+    final_path = out / "history-final.jsonl"
+    histories.append(final_path)
+    final = WorkerSpec(worker=workers, workers=workers + 1, role="final",
+                       bootstrap=cluster.bootstrap, partitions=args.partitions, start=start,
+                       stop_at=time.monotonic() + 90, history=str(final_path))
+    t_final = time.monotonic()
+    reader = ctx.Process(target=run_worker, args=(final,), name="jepsen-final")
+    reader.start()
+    reader.join(120)
+    if reader.is_alive():
+        reader.kill()
+    phases["final_read_s"] = time.monotonic() - t_final
+
+    merge_histories(histories, out / "history.jsonl")
+    return check_and_report(out / "history.jsonl", out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
