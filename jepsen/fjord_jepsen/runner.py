@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import random
 import subprocess
 import sys
@@ -121,7 +122,10 @@ def main(argv: list[str] | None = None) -> int:
           f"results in {out}", flush=True)
 
     if not args.no_build:
-        subprocess.run([str(REPO / "scripts" / "build-image"), "--tag", args.image], check=True)
+        build = [str(REPO / "scripts" / "build-image"), "--tag", args.image]
+        if os.environ.get("FJORD_BIN"):
+            build += ["--binary", os.environ["FJORD_BIN"]]
+        subprocess.run(build, check=True)
     override = out / "compose.override.yml"
     write_override(override, 5, args.image)
     cluster = Cluster(project=f"fjord-jepsen-{run_id.lower()}", override=override)
