@@ -11,8 +11,9 @@ Definitions (jepsen/README.md has the long form):
 
 - duplicate: one value observed at two positions (key, offset).
 - inconsistent-offsets: one (key, offset) observed with two values.
-- lost-write: an acked send at offset o never read, while some poll read an
-  offset > o of that key (readers passed it).
+- lost-write: an acked send at offset o never read, while some poll read
+  offset o or a later one of that key (readers reached or passed it; a
+  reader at o itself found another value there).
 - unseen: an acked send never read and not a lost-write.
 - G1a: a poll read a value whose send definitely failed.
 - nonmonotonic-send: a process's successive ok sends to one key got
@@ -263,7 +264,9 @@ def _lost_and_unseen(b: _Builder) -> tuple[list[dict], list[dict]]:
             "time": ack.op.time,
         }
         max_read = b.max_read_offset.get(ack.key)
-        if max_read is not None and max_read > ack.offset:
+        # At o itself a reader found some other value: lost as well (and an
+        # inconsistent offset). Jepsen's bound is likewise inclusive.
+        if max_read is not None and max_read >= ack.offset:
             example["max_read_offset"] = max_read
             # What readers found at the lost offset, if anything.
             example["read_at_offset"] = [

@@ -19,7 +19,7 @@ from .history import Op
 DESCRIPTIONS = {
     "duplicate": "one value observed at two different positions (key, offset)",
     "inconsistent-offsets": "one offset of a key observed holding two different values",
-    "lost-write": "an acknowledged send never read, though readers read past its offset",
+    "lost-write": "an acknowledged send never read, though readers reached or passed its offset",
     "unseen": "an acknowledged send never read, and no reader read past its offset",
     "G1a": "a poll read a value whose send definitely failed (aborted read)",
     "nonmonotonic-send": "a process's successive sends to one key got non-increasing offsets",

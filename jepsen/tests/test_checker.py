@@ -337,3 +337,12 @@ def test_cli_exit_codes(tmp_path):
     assert r.returncode == 2 and "line 1" in r.stderr
     r = run_cli(str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "missing"))
     assert r.returncode == 2 and "cannot read" in r.stderr
+
+
+def test_lost_write_overwritten_at_its_offset():
+    # The ack said value 1 is at offset 0; readers found 2 there instead.
+    h = H().send(0, "k", 1, 0).send_info(1, "k", 2)
+    h.assign(2, ["k"]).poll(2, {"k": [[0, 2]]})
+    result = check(h.ops)
+    assert {n for n, c in result.counts.items() if c} == {"lost-write", "inconsistent-offsets"}
+    assert result.anomalies["lost-write"][0]["read_at_offset"] == [2]
