@@ -43,8 +43,8 @@ class _FaultIndex:
     """Finds the last nemesis op at or before a time."""
 
     def __init__(self, faults: list[dict]):
-        self._faults = faults
-        self._times = [f["time"] for f in faults]
+        self._faults = sorted(faults, key=lambda f: f["time"])
+        self._times = [f["time"] for f in self._faults]
 
     def before(self, time: float) -> Optional[dict]:
         i = bisect.bisect_right(self._times, time)
@@ -97,7 +97,8 @@ def render_markdown(result: Result, history: list[Op]) -> str:
     ]
     for name in ANOMALIES:
         forbidden = "no (allowed)" if name in result.allowed else "yes"
-        lines.append(f"| {name} | {result.counts.get(name, 0)} | {forbidden} | {DESCRIPTIONS[name]} |")
+        count = result.counts.get(name, 0)
+        lines.append(f"| {name} | {count} | {forbidden} | {DESCRIPTIONS[name]} |")
     lines.append("")
     for name in ANOMALIES:
         examples = result.anomalies.get(name, [])
@@ -141,8 +142,9 @@ def render_markdown(result: Result, history: list[Op]) -> str:
         ]
         for key, k in keys.items():
             lines.append(
-                f"| {_fmt_value(key)} | {k['acknowledged']} | {_fmt_value(k['max_acked_offset'])} | "
-                f"{_fmt_value(k['max_read_offset'])} | {k['known_offsets']} |"
+                f"| {_fmt_value(key)} | {k['acknowledged']} | "
+                f"{_fmt_value(k['max_acked_offset'])} | {_fmt_value(k['max_read_offset'])} | "
+                f"{k['known_offsets']} |"
             )
     lines += ["", "## Fault timeline", ""]
     if faults:
