@@ -20,8 +20,10 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from . import check
 from . import cluster as cluster_mod
 from .cluster import REPO, Cluster, ClusterError
+from .history import dump_history, op_from_dict
 from .nemesis import KINDS, MIXES, Nemesis, Schedule, kinds_for
 from .workload import TOPIC, HistoryLog, WorkerSpec, run_worker
 
@@ -92,17 +94,14 @@ def create_topic(bootstrap: str, partitions: int, timeout: float = 60) -> None:
             time.sleep(1)
 
 
-def merge_histories(files: list[Path], out: Path) -> list[dict]:
+def merge_histories(files: list[Path], out: Path) -> None:
+    """Merges the per-process history files into one, in time order, numbered."""
     ops = []
     for f in files:
         if f.exists():
             ops += [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
     ops.sort(key=lambda op: op["time"])
-    with out.open("w") as fh:
-        for i, op in enumerate(ops):
-            op["index"] = i
-            fh.write(json.dumps(op) + "\n")
-    return ops
+    dump_history([op_from_dict({**op, "index": i}) for i, op in enumerate(ops)], str(out))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,8 +154,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def workload(args, cluster: Cluster, kinds: list[str], seed: int, out: Path,
              phases: dict[str, float]) -> int:
-    from .check import check_and_report
-
     ctx = multiprocessing.get_context("spawn")
     start = time.monotonic()
     histories: list[Path] = []
@@ -215,7 +212,7 @@ def workload(args, cluster: Cluster, kinds: list[str], seed: int, out: Path,
     phases["final_read_s"] = time.monotonic() - t_final
 
     merge_histories(histories, out / "history.jsonl")
-    return check_and_report(out / "history.jsonl", out)
+    return check.main([str(out / "history.jsonl"), "--out", str(out)])
 
 
 if __name__ == "__main__":
