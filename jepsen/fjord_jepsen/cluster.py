@@ -8,6 +8,7 @@ them). Containers are found by service name, so the compose project name is free
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -42,8 +43,9 @@ def docker_available() -> bool:
     return subprocess.run(["docker", "info"], capture_output=True).returncode == 0
 
 
-def run(cmd: list[str], timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+def run(cmd: list[str], timeout: float = 120, check: bool = True,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     if check and proc.returncode != 0:
         raise ClusterError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()}")
     return proc
@@ -65,20 +67,19 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, project: str, nodes: int = 5, compose_file: Path = COMPOSE_5,
-                 override: Path | None = None):
+    def __init__(self, project: str, env: dict[str, str], nodes: int = 5,
+                 compose_file: Path = COMPOSE_5):
         self.project = project
         self.compose_file = compose_file
-        self.override = override
+        # The compose file takes the image and the broker settings from these variables.
+        self.env = {**os.environ, **env}
         self.nodes = [Node(i, f"fjord-{i}") for i in range(1, nodes + 1)]
         self._compose = compose_command()
 
     # ------------------------------------------------------------------ compose
     def compose(self, *args: str, timeout: float = 180, check: bool = True):
-        cmd = [*self._compose, "-p", self.project, "-f", str(self.compose_file)]
-        if self.override:
-            cmd += ["-f", str(self.override)]
-        return run(cmd + list(args), timeout=timeout, check=check)
+        cmd = [*self._compose, "-p", self.project, "-f", str(self.compose_file), *args]
+        return run(cmd, timeout=timeout, check=check, env=self.env)
 
     def up(self) -> None:
         self.compose("up", "-d")
