@@ -35,6 +35,11 @@ pub struct ClusterOptions {
     pub replication_factor: i16,
     /// `[broker] min_insync_replicas` (the broker default; topics can override it).
     pub min_insync_replicas: i32,
+    /// Two Kafka listeners per node instead of the `kafka_addr` shorthand: INTERNAL on the
+    /// node's usual port (advertised as `127.0.0.1:PORT`, what [`FjordNode::bootstrap`] and
+    /// every wait use) and EXTERNAL on a second port advertised as `localhost:PORT2`
+    /// ([`FjordCluster::external_bootstrap`]).
+    pub external_listener: bool,
 }
 
 impl ClusterOptions {
@@ -51,6 +56,7 @@ impl ClusterOptions {
             replica_lag_time_max_ms: 3000,
             replication_factor: i16::try_from(nodes.min(3)).unwrap_or(3),
             min_insync_replicas: 1,
+            external_listener: false,
         }
     }
 
@@ -89,6 +95,8 @@ enum StartError {
 pub struct FjordCluster {
     nodes: Vec<FjordNode>,
     options: ClusterOptions,
+    /// Each node's EXTERNAL listener port (empty without [`ClusterOptions::external_listener`]).
+    external_ports: Vec<u16>,
 }
 
 fn toml_string(s: &str) -> String {
@@ -122,6 +130,11 @@ impl FjordCluster {
         let n = options.nodes + options.broker_only;
         let kafka_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let rpc_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let external_ports: Vec<u16> = if options.external_listener {
+            (0..n).map(|_| free_port()).collect()
+        } else {
+            Vec::new()
+        };
         let voters: Vec<String> = rpc_ports[..options.nodes]
             .iter()
             .enumerate()
@@ -145,7 +158,21 @@ impl FjordCluster {
                         "data_dir = {}",
                         toml_string(&data_dir.display().to_string())
                     );
-                    let _ = writeln!(t, "kafka_addr = \"127.0.0.1:{kafka}\"");
+                    match external_ports.get(i) {
+                        Some(external) => {
+                            let _ = writeln!(
+                                t,
+                                "listeners = [\"INTERNAL://127.0.0.1:{kafka}\", \"EXTERNAL://127.0.0.1:{external}\"]"
+                            );
+                            let _ = writeln!(
+                                t,
+                                "advertised_listeners = [\"EXTERNAL://localhost:{external}\"]"
+                            );
+                        }
+                        None => {
+                            let _ = writeln!(t, "kafka_addr = \"127.0.0.1:{kafka}\"");
+                        }
+                    }
                     let _ = writeln!(t, "rpc_addr = \"127.0.0.1:{rpc}\"");
                     let _ = writeln!(t, "[controller]");
                     let _ = writeln!(t, "voters = [{voters}]");
@@ -181,7 +208,11 @@ impl FjordCluster {
                 })
             })
             .collect();
-        let mut cluster = FjordCluster { nodes, options };
+        let mut cluster = FjordCluster {
+            nodes,
+            options,
+            external_ports,
+        };
         for node in &mut cluster.nodes {
             node.spawn()
                 .unwrap_or_else(|e| panic!("spawning fjord: {e:#}"));
@@ -244,6 +275,16 @@ impl FjordCluster {
             .map(FjordNode::bootstrap)
             .collect::<Vec<_>>()
             .join(",")
+    }
+
+    /// Node `id`'s EXTERNAL listener as clients outside are told to reach it
+    /// (`localhost:PORT2`); panics without [`ClusterOptions::external_listener`].
+    pub fn external_bootstrap(&self, id: i32) -> String {
+        let port = self
+            .external_ports
+            .get(self.index(id))
+            .unwrap_or_else(|| panic!("the cluster has no EXTERNAL listener"));
+        format!("localhost:{port}")
     }
 
     /// Ids of the nodes running and not SIGSTOPped.

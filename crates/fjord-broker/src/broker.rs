@@ -317,19 +317,23 @@ fn checkpoint_high_watermarks(replicas: &ReplicaManager) {
     }
 }
 
-/// Register this broker process (a new incarnation) with its listeners;
-/// returns the broker epoch the controller assigned (-1 if it refused).
+/// Register this broker process (a new incarnation) with its listeners:
+/// every advertised client listener, then the replication one; returns the
+/// broker epoch the controller assigned.
 pub(crate) async fn register(
     config: &BrokerConfig,
     replication: &ReplicationConfig,
     controller: &Controller,
 ) -> Result<i64, BrokerError> {
-    let listener = &config.advertised_listener;
-    let mut listeners = vec![Listener {
-        name: listener.name.clone(),
-        host: listener.host.clone(),
-        port: listener.port,
-    }];
+    let mut listeners: Vec<Listener> = config
+        .advertised_listeners
+        .iter()
+        .map(|l| Listener {
+            name: l.name.clone(),
+            host: l.host.clone(),
+            port: l.port,
+        })
+        .collect();
     if let Some(rpc) = &replication.replication_listener {
         listeners.push(Listener {
             name: REPLICATION_LISTENER.to_string(),

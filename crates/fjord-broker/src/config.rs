@@ -6,13 +6,20 @@ use std::time::Duration;
 use fjord_log::LogConfig;
 use fjord_types::BrokerId;
 
-/// A listener as advertised to clients in Metadata.
+/// A listener as advertised to clients in Metadata (one entry of Kafka's
+/// `advertised.listeners`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AdvertisedListener {
+    /// Kafka's listener name (`PLAINTEXT`, `INTERNAL`, `EXTERNAL`…): a client
+    /// connected to the listener of this name is told this host and port.
     pub name: String,
     pub host: String,
     pub port: u16,
 }
+
+/// The name of the one client listener of a node configured with the
+/// `kafka_addr` shorthand (and of [`BrokerConfig::new`]'s).
+pub const DEFAULT_LISTENER: &str = "PLAINTEXT";
 
 #[derive(Clone, Debug)]
 pub struct BrokerConfig {
@@ -20,8 +27,11 @@ pub struct BrokerConfig {
     pub node_id: BrokerId,
     /// `log.dirs` (one directory): partition logs live in `<log_dir>/<topic>-<partition>`.
     pub log_dir: PathBuf,
-    /// What clients are told to connect to.
-    pub advertised_listener: AdvertisedListener,
+    /// What clients are told to connect to, one entry per client listener
+    /// name (Kafka's `advertised.listeners`), names unique and never
+    /// [`REPLICATION_LISTENER`]. All are registered with the controller, and
+    /// a client connected to listener N is told every broker's N endpoint.
+    pub advertised_listeners: Vec<AdvertisedListener>,
     /// `broker.rack`.
     pub rack: Option<String>,
     /// `auto.create.topics.enable`.
@@ -43,16 +53,18 @@ pub struct BrokerConfig {
 }
 
 impl BrokerConfig {
-    /// A single-node broker with Kafka's defaults, as `fjord dev` runs it.
+    /// A single-node broker with Kafka's defaults and one client listener
+    /// named [`DEFAULT_LISTENER`] advertised as `host:port`, as `fjord dev`
+    /// runs it.
     pub fn new(node_id: BrokerId, log_dir: PathBuf, host: String, port: u16) -> Self {
         BrokerConfig {
             node_id,
             log_dir,
-            advertised_listener: AdvertisedListener {
-                name: "PLAINTEXT".to_string(),
+            advertised_listeners: vec![AdvertisedListener {
+                name: DEFAULT_LISTENER.to_string(),
                 host,
                 port,
-            },
+            }],
             rack: None,
             auto_create_topics_enable: true,
             num_partitions: 1,

@@ -54,12 +54,14 @@ pub mod truncation;
 pub mod types;
 
 pub use broker::Broker;
-pub use config::{AdvertisedListener, BrokerConfig, REPLICATION_LISTENER, ReplicationConfig};
+pub use config::{
+    AdvertisedListener, BrokerConfig, DEFAULT_LISTENER, REPLICATION_LISTENER, ReplicationConfig,
+};
 pub use elect_leaders::ElectionOutcome;
 pub use error::{AdminError, BrokerError, PartitionError};
 pub use fjord_controller::{
-    ElectionError, ElectionType, MetadataImage, PartitionRegistration, ReassignmentError,
-    ReplicaAssignmentError, TopicImage,
+    BrokerRegistration, ElectionError, ElectionType, Listener, MetadataImage,
+    PartitionRegistration, ReassignmentError, ReplicaAssignmentError, TopicImage,
 };
 pub use reassignment::{OngoingReassignment, ReassignmentOutcome};
 pub use types::*;

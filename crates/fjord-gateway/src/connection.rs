@@ -38,6 +38,16 @@ const PIPELINE_DEPTH: usize = 4;
 /// slots forever (clients reconnect transparently).
 const CONNECTIONS_MAX_IDLE: Duration = Duration::from_secs(600);
 
+/// Where a request came from (Kafka's `RequestContext`, the parts we use).
+#[derive(Clone, Debug)]
+pub(crate) struct RequestContext {
+    /// The client's address.
+    pub(crate) peer: SocketAddr,
+    /// The listener the connection was accepted on: answers that name
+    /// brokers give their endpoints advertised under this name.
+    pub(crate) listener_name: Arc<str>,
+}
+
 /// What answers decoded requests: the broker in production, a fake in the
 /// connection and server tests.
 pub(crate) trait Handler: Send + Sync + 'static {
@@ -45,7 +55,7 @@ pub(crate) trait Handler: Send + Sync + 'static {
     fn handle(
         &self,
         request: Request,
-        peer: SocketAddr,
+        context: RequestContext,
     ) -> impl Future<Output = Result<Option<Bytes>, GatewayError>> + Send;
 }
 
@@ -53,15 +63,15 @@ impl Handler for Broker {
     fn handle(
         &self,
         request: Request,
-        peer: SocketAddr,
+        context: RequestContext,
     ) -> impl Future<Output = Result<Option<Bytes>, GatewayError>> + Send {
-        handlers::handle(self, request, peer)
+        handlers::handle(self, request, context)
     }
 }
 
 pub(crate) struct Connection<H> {
     pub(crate) stream: TcpStream,
-    pub(crate) peer: SocketAddr,
+    pub(crate) context: RequestContext,
     pub(crate) handler: Arc<H>,
     pub(crate) max_frame_bytes: usize,
 }
@@ -71,7 +81,7 @@ impl<H: Handler> Connection<H> {
     /// fires (stop reading, finish what was read), or `abort` fires (drop
     /// everything at once).
     pub(crate) async fn run(self, shutdown: CancellationToken, abort: CancellationToken) {
-        let peer = self.peer;
+        let peer = self.context.peer;
         tokio::select! {
             _ = abort.cancelled() => tracing::debug!(%peer, "connection aborted at shutdown"),
             () = self.serve(shutdown) => {}
@@ -81,10 +91,11 @@ impl<H: Handler> Connection<H> {
     async fn serve(self, shutdown: CancellationToken) {
         let Connection {
             stream,
-            peer,
+            context,
             handler,
             max_frame_bytes,
         } = self;
+        let peer = context.peer;
         let (read_half, mut write_half) = stream.into_split();
         let mut frames = FramedRead::new(read_half, FrameCodec::new(max_frame_bytes));
         let (tx, mut rx) = mpsc::channel::<Decoded>(PIPELINE_DEPTH);
@@ -134,7 +145,7 @@ impl<H: Handler> Connection<H> {
                             (request.api_key, request.header.request_api_version);
                         let correlation_id = request.header.correlation_id;
                         let started = std::time::Instant::now();
-                        let reply = handler.handle(*request, peer).await;
+                        let reply = handler.handle(*request, context.clone()).await;
                         tracing::trace!(
                             %peer,
                             ?api_key,

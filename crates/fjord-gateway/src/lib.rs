@@ -1,15 +1,18 @@
 //! `fjord-gateway`: the Kafka wire-protocol server.
 //!
-//! What it owns: the TCP listener for Kafka clients, framing, decoding
+//! What it owns: the TCP listeners for Kafka clients, framing, decoding
 //! requests and encoding responses with the `kafka-protocol` crate, and the
 //! translation between Kafka wire messages and the broker's domain API
 //! (`fjord_broker::Broker`). It holds no state of its own beyond
 //! connections: every answer comes from the broker.
 //!
 //! Layout:
-//! - [`server`](serve): accept loop, connection cap, shutdown and drain.
+//! - [`server`](serve_listeners): one accept loop per named listener
+//!   (Kafka's `listeners`), one connection cap over all of them, shutdown
+//!   and drain.
 //! - `connection`: one task per connection; reads frames ahead, handles
-//!   requests one at a time, writes responses in request order.
+//!   requests one at a time, writes responses in request order. Each
+//!   connection carries the name of the listener it was accepted on.
 //! - `frame`: the size-prefixed frame codec, request decoding and response
 //!   encoding (one buffer per response).
 //! - `handlers/`: one file per Kafka api; `handlers/api_versions.rs` holds
@@ -27,6 +30,9 @@
 //!   version, answered with UNSUPPORTED_VERSION and the supported ranges in
 //!   the v0 format, so clients can fall back.
 //! - ApiVersions advertises exactly the table decoding enforces.
+//! - A client is only ever told broker addresses advertised under the name
+//!   of the listener it connected to (never another listener's, which it may
+//!   not be able to reach).
 //! - Record batches are never decoded or copied on the way in: a frame is
 //!   one frozen `Bytes`, and produce hands the broker slices of it; fetch
 //!   returns the stored bytes as they are.
@@ -45,4 +51,7 @@ mod handlers;
 mod server;
 
 pub use error::{DecodeSource, GatewayError};
-pub use server::{DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME_BYTES, GatewayConfig, serve};
+pub use server::{
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME_BYTES, GatewayConfig, ListenerConfig, NamedListener,
+    serve, serve_listeners,
+};

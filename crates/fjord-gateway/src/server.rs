@@ -1,17 +1,18 @@
-//! The accept loop: one task per connection, capped by a semaphore, owned
-//! by a TaskTracker and drained with a deadline at shutdown.
+//! The accept loops, one per Kafka listener: one task per connection,
+//! capped by a semaphore, owned by a TaskTracker and drained with a deadline
+//! at shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fjord_broker::Broker;
+use fjord_broker::{Broker, DEFAULT_LISTENER};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::connection::{Connection, Handler};
+use crate::connection::{Connection, Handler, RequestContext};
 use crate::error::GatewayError;
 
 /// How long connections get at shutdown to finish the request in hand
@@ -28,23 +29,36 @@ pub const DEFAULT_MAX_FRAME_BYTES: usize = 100 * 1024 * 1024;
 /// Default cap on concurrent client connections.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
+/// Where one named Kafka listener binds (one entry of Kafka's `listeners`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenerConfig {
+    /// Kafka's listener name; connections accepted here are answered with
+    /// every broker's endpoint advertised under this name.
+    pub name: String,
+    pub listen: SocketAddr,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GatewayConfig {
-    /// Where the Kafka listener binds (the server crate binds it and hands
-    /// [`serve`] the listener, so tests can bind port 0).
-    pub listen: SocketAddr,
+    /// Where the Kafka listeners bind (the server crate binds them and hands
+    /// [`serve_listeners`] the sockets, so tests can bind port 0).
+    pub listeners: Vec<ListenerConfig>,
     /// `socket.request.max.bytes`: larger (or negative) frame sizes close
     /// the connection before anything is read or allocated.
     pub max_frame_bytes: usize,
-    /// Connections served at once; further clients wait in the accept backlog.
+    /// `max.connections`: connections served at once over all listeners
+    /// together; further clients wait in their listener's accept backlog.
     pub max_connections: usize,
 }
 
 impl GatewayConfig {
-    /// Kafka's defaults for everything but the address.
+    /// Kafka's defaults and one listener named [`DEFAULT_LISTENER`] on `listen`.
     pub fn new(listen: SocketAddr) -> Self {
         GatewayConfig {
-            listen,
+            listeners: vec![ListenerConfig {
+                name: DEFAULT_LISTENER.to_string(),
+                listen,
+            }],
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             max_connections: DEFAULT_MAX_CONNECTIONS,
         }
@@ -57,76 +71,90 @@ impl Default for GatewayConfig {
     }
 }
 
-/// Serve Kafka clients on `listener` until `shutdown` fires.
-///
-/// Shutdown: stop accepting, tell connections to stop reading (each finishes
-/// the requests it already read), wait up to [`DRAIN_DEADLINE`], then drop
-/// the stragglers and return.
+/// A bound Kafka listener and its name.
+#[derive(Debug)]
+pub struct NamedListener {
+    pub name: String,
+    pub listener: TcpListener,
+}
+
+/// Serve Kafka clients on one `listener` named [`DEFAULT_LISTENER`] until
+/// `shutdown` fires (see [`serve_listeners`]).
 pub async fn serve(
     listener: TcpListener,
     broker: Arc<Broker>,
     config: GatewayConfig,
     shutdown: CancellationToken,
 ) -> Result<(), GatewayError> {
-    serve_with(listener, broker, config, shutdown).await
+    let listener = NamedListener {
+        name: DEFAULT_LISTENER.to_string(),
+        listener,
+    };
+    serve_with(vec![listener], broker, config, shutdown).await
 }
 
-/// [`serve`] with any request handler (tests use a fake broker).
+/// Serve Kafka clients on every listener until `shutdown` fires. Each
+/// connection remembers the name of the listener it came in on: Metadata,
+/// FindCoordinator, DescribeCluster and the produce/fetch leader hints answer
+/// with the brokers' endpoints of that name.
+///
+/// Shutdown: stop accepting on every listener, tell connections to stop
+/// reading (each finishes the requests it already read), wait up to
+/// [`DRAIN_DEADLINE`], then drop the stragglers and return.
+pub async fn serve_listeners(
+    listeners: Vec<NamedListener>,
+    broker: Arc<Broker>,
+    config: GatewayConfig,
+    shutdown: CancellationToken,
+) -> Result<(), GatewayError> {
+    serve_with(listeners, broker, config, shutdown).await
+}
+
+/// What every accept loop shares.
+struct Shared<H> {
+    handler: Arc<H>,
+    /// One cap over all listeners, like Kafka's broker-wide
+    /// `max.connections` (Kafka's per-listener caps are not offered).
+    permits: Arc<Semaphore>,
+    tracker: TaskTracker,
+    /// Fired after the drain deadline: drops connections still busy.
+    abort: CancellationToken,
+    shutdown: CancellationToken,
+    max_frame_bytes: usize,
+}
+
+/// [`serve_listeners`] with any request handler (tests use a fake broker).
 pub(crate) async fn serve_with<H: Handler>(
-    listener: TcpListener,
+    listeners: Vec<NamedListener>,
     handler: Arc<H>,
     config: GatewayConfig,
     shutdown: CancellationToken,
 ) -> Result<(), GatewayError> {
-    let local = listener.local_addr().map_err(GatewayError::LocalAddr)?;
-    tracing::info!(addr = %local, max_connections = config.max_connections, "Kafka listener ready");
-    let permits = Arc::new(Semaphore::new(config.max_connections.max(1)));
-    let tracker = TaskTracker::new();
-    let abort = CancellationToken::new();
-
-    loop {
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                // The semaphore is never closed; stop serving if it ever is.
-                Err(_) => break,
-            },
-        };
-        let accepted = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(err) => {
-                if is_connection_error(&err) {
-                    tracing::debug!(%err, "accept failed for one connection");
-                } else {
-                    tracing::warn!(%err, "accept failed; backing off");
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                }
-                continue;
-            }
-        };
-        if let Err(err) = stream.set_nodelay(true) {
-            tracing::debug!(%peer, %err, "cannot set TCP_NODELAY");
-        }
-        tracing::debug!(%peer, "connection accepted");
-        let connection = Connection {
-            stream,
-            peer,
-            handler: handler.clone(),
-            max_frame_bytes: config.max_frame_bytes,
-        };
-        let (shutdown, abort) = (shutdown.clone(), abort.clone());
-        tracker.spawn(async move {
-            connection.run(shutdown, abort).await;
-            drop(permit);
-        });
+    let shared = Shared {
+        handler,
+        permits: Arc::new(Semaphore::new(config.max_connections.max(1))),
+        tracker: TaskTracker::new(),
+        abort: CancellationToken::new(),
+        shutdown,
+        max_frame_bytes: config.max_frame_bytes,
+    };
+    let mut bound = Vec::with_capacity(listeners.len());
+    for NamedListener { name, listener } in listeners {
+        let local = listener.local_addr().map_err(GatewayError::LocalAddr)?;
+        tracing::info!(listener = %name, addr = %local, max_connections = config.max_connections, "Kafka listener ready");
+        bound.push((Arc::<str>::from(name), listener, local));
     }
+    // The loops run in this task (no spawn): each returns once `shutdown`
+    // fires, dropping its socket, so the drain below starts with every
+    // listener closed.
+    futures::future::join_all(
+        bound
+            .into_iter()
+            .map(|(name, listener, local)| accept_loop(&shared, name, listener, local)),
+    )
+    .await;
 
-    drop(listener);
+    let Shared { tracker, abort, .. } = shared;
     tracker.close();
     if tokio::time::timeout(DRAIN_DEADLINE, tracker.wait())
         .await
@@ -139,8 +167,67 @@ pub(crate) async fn serve_with<H: Handler>(
         abort.cancel();
         tracker.wait().await;
     }
-    tracing::info!(addr = %local, "Kafka listener stopped");
     Ok(())
+}
+
+/// Accepts on one listener until shutdown; connections are spawned on the
+/// shared tracker.
+async fn accept_loop<H: Handler>(
+    shared: &Shared<H>,
+    name: Arc<str>,
+    listener: TcpListener,
+    local: SocketAddr,
+) {
+    loop {
+        let Some(permit) = next_permit(shared).await else {
+            break;
+        };
+        let accepted = tokio::select! {
+            _ = shared.shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                if is_connection_error(&err) {
+                    tracing::debug!(listener = %name, %err, "accept failed for one connection");
+                } else {
+                    tracing::warn!(listener = %name, %err, "accept failed; backing off");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
+                continue;
+            }
+        };
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!(%peer, %err, "cannot set TCP_NODELAY");
+        }
+        tracing::debug!(%peer, listener = %name, "connection accepted");
+        let connection = Connection {
+            stream,
+            context: RequestContext {
+                peer,
+                listener_name: name.clone(),
+            },
+            handler: shared.handler.clone(),
+            max_frame_bytes: shared.max_frame_bytes,
+        };
+        let (shutdown, abort) = (shared.shutdown.clone(), shared.abort.clone());
+        shared.tracker.spawn(async move {
+            connection.run(shutdown, abort).await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tracing::info!(listener = %name, addr = %local, "Kafka listener stopped");
+}
+
+/// A connection slot, or `None` once shutdown fires.
+async fn next_permit<H>(shared: &Shared<H>) -> Option<OwnedSemaphorePermit> {
+    tokio::select! {
+        _ = shared.shutdown.cancelled() => None,
+        // The semaphore is never closed; stop serving if it ever is.
+        permit = shared.permits.clone().acquire_owned() => permit.ok(),
+    }
 }
 
 /// Accept errors that concern only the connection being accepted.
@@ -170,17 +257,25 @@ mod tests {
 
     /// Answers every request with an empty ApiVersions response carrying its
     /// correlation id, after `delay_ms(correlation_id)`; acks=0 produce gets none.
+    /// Records the listener each request came in on.
     struct Fake {
         delay_ms: fn(i32) -> u64,
+        seen: std::sync::Mutex<Vec<(i32, String)>>,
     }
 
     impl Handler for Fake {
         fn handle(
             &self,
             request: Request,
-            _peer: SocketAddr,
+            context: RequestContext,
         ) -> impl Future<Output = Result<Option<Bytes>, GatewayError>> + Send {
             let delay = Duration::from_millis((self.delay_ms)(request.header.correlation_id));
+            if let Ok(mut seen) = self.seen.lock() {
+                seen.push((
+                    request.header.correlation_id,
+                    context.listener_name.to_string(),
+                ));
+            }
             async move {
                 tokio::time::sleep(delay).await;
                 if let RequestKind::Produce(produce) = &request.body
@@ -202,28 +297,59 @@ mod tests {
     }
 
     struct Running {
+        /// The first listener's address.
         addr: SocketAddr,
+        /// Every listener's address, in the order of the names given to `start_named`.
+        addrs: Vec<SocketAddr>,
+        fake: Arc<Fake>,
         shutdown: CancellationToken,
         server: tokio::task::JoinHandle<Result<(), GatewayError>>,
     }
 
     async fn start(delay_ms: fn(i32) -> u64, max_connections: usize) -> Running {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
+        start_named(&["PLAINTEXT"], delay_ms, max_connections).await
+    }
+
+    async fn start_named(
+        names: &[&str],
+        delay_ms: fn(i32) -> u64,
+        max_connections: usize,
+    ) -> Running {
+        let mut listeners = Vec::new();
+        let mut configs = Vec::new();
+        for name in names {
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let listen = listener.local_addr().expect("addr");
+            configs.push(ListenerConfig {
+                name: name.to_string(),
+                listen,
+            });
+            listeners.push(NamedListener {
+                name: name.to_string(),
+                listener,
+            });
+        }
+        let addrs: Vec<SocketAddr> = configs.iter().map(|c| c.listen).collect();
         let config = GatewayConfig {
-            listen: addr,
+            listeners: configs,
             max_frame_bytes: 1024,
             max_connections,
         };
         let shutdown = CancellationToken::new();
+        let fake = Arc::new(Fake {
+            delay_ms,
+            seen: Default::default(),
+        });
         let server = tokio::spawn(serve_with(
-            listener,
-            Arc::new(Fake { delay_ms }),
+            listeners,
+            fake.clone(),
             config,
             shutdown.clone(),
         ));
         Running {
-            addr,
+            addr: addrs[0],
+            addrs,
+            fake,
             shutdown,
             server,
         }
@@ -453,5 +579,53 @@ mod tests {
             TcpStream::connect(running.addr).await.is_err(),
             "listener is closed"
         );
+    }
+
+    #[tokio::test]
+    async fn each_connection_knows_its_listener() {
+        let running = start_named(&["INTERNAL", "EXTERNAL"], |_| 0, 10).await;
+        for (i, addr) in running.addrs.iter().enumerate() {
+            let mut client = TcpStream::connect(addr).await.expect("connect");
+            let id = i32::try_from(i).expect("small") + 1;
+            client.write_all(&api_versions(id)).await.expect("write");
+            assert_eq!(read_response(&mut client).await.map(|r| r.0), Some(id));
+        }
+        let seen = running.fake.seen.lock().expect("lock").clone();
+        assert_eq!(
+            seen,
+            vec![(1, "INTERNAL".to_string()), (2, "EXTERNAL".to_string())]
+        );
+        running.shutdown.cancel();
+        running.server.await.expect("join").expect("serve");
+        for addr in &running.addrs {
+            assert!(
+                TcpStream::connect(addr).await.is_err(),
+                "every listener is closed"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn the_connection_cap_spans_all_listeners() {
+        let running = start_named(&["INTERNAL", "EXTERNAL"], |_| 0, 1).await;
+        let mut first = TcpStream::connect(running.addrs[0]).await.expect("connect");
+        first.write_all(&api_versions(1)).await.expect("write");
+        assert_eq!(read_response(&mut first).await.map(|r| r.0), Some(1));
+        let mut second = TcpStream::connect(running.addrs[1])
+            .await
+            .expect("connect (backlog)");
+        second.write_all(&api_versions(2)).await.expect("write");
+        let waited =
+            tokio::time::timeout(Duration::from_millis(200), read_response(&mut second)).await;
+        assert!(
+            waited.is_err(),
+            "a client of the other listener waits for the one slot too"
+        );
+        drop(first);
+        let answered =
+            tokio::time::timeout(Duration::from_secs(5), read_response(&mut second)).await;
+        assert_eq!(answered.ok().flatten().map(|r| r.0), Some(2));
+        running.shutdown.cancel();
+        running.server.await.expect("join").expect("serve");
     }
 }

@@ -10,6 +10,13 @@
 //! voters' advertised rpc addresses (Kafka's `controller.quorum.voters`);
 //! a node with the controller role must be one of them, a broker-only node
 //! must not be (it follows the quorum as a Raft learner).
+//!
+//! Kafka clients reach a broker on one or more named listeners
+//! (`listeners` / `advertised_listeners`, Kafka's names; `kafka_addr` /
+//! `advertised_kafka_addr` are the shorthand for one listener named
+//! PLAINTEXT): see `config/listeners.rs`.
+
+mod listeners;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -24,6 +31,8 @@ use fjord_gateway::GatewayConfig;
 use fjord_log::LogConfig;
 use fjord_types::BrokerId;
 use serde::{Deserialize, Serialize};
+
+pub use listeners::DEFAULT_KAFKA_ADDR;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -65,6 +74,43 @@ pub enum ConfigError {
         "controller.broker_heartbeat_interval_ms ({heartbeat_ms}) must be below broker_session_timeout_ms ({session_ms})"
     )]
     HeartbeatNotBelowSession { heartbeat_ms: u64, session_ms: u64 },
+    #[error(
+        "{shorthand} and {list} are both set: {shorthand} is the shorthand for one PLAINTEXT listener; use one form"
+    )]
+    ConflictingListenerForms {
+        shorthand: &'static str,
+        list: &'static str,
+    },
+    #[error("{key}: {entry:?} is not NAME://HOST:PORT (NAME of letters, digits, _ and -)")]
+    ListenerEntry { key: &'static str, entry: String },
+    #[error("{key}: listener name {name} is used twice")]
+    DuplicateListenerName { key: &'static str, name: String },
+    #[error("listeners: port {port} is used by two listeners")]
+    DuplicateListenerPort { port: u16 },
+    #[error(
+        "listeners: the name {name} is reserved for the node's rpc address (rpc_addr / advertised_rpc_addr)"
+    )]
+    ReservedListenerName { name: String },
+    #[error("listeners: cannot resolve the host of {entry:?}")]
+    ListenerHost {
+        entry: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("advertised_listeners: {name} is not one of the listeners ({listeners})")]
+    UnknownAdvertisedListener { name: String, listeners: String },
+    #[error(
+        "{key}: listener {name} advertises the wildcard address {host}; clients need a host name or IP address they can connect to"
+    )]
+    WildcardAdvertised {
+        key: &'static str,
+        name: String,
+        host: String,
+    },
+    #[error(
+        "listener {name} binds {listen}, a wildcard address clients cannot connect to: give it an advertised address (advertised_listeners, or advertised_kafka_addr for the PLAINTEXT shorthand)"
+    )]
+    UnadvertisedWildcard { name: String, listen: SocketAddr },
 }
 
 /// A node's role (`process.roles` in Kafka).
@@ -84,11 +130,22 @@ pub struct FileConfig {
     pub node_id: BrokerId,
     pub roles: Vec<Role>,
     pub data_dir: PathBuf,
-    /// Where the Kafka listener binds.
-    pub kafka_addr: String,
-    /// What clients are told to connect to (defaults to `kafka_addr`).
+    /// Shorthand for `listeners = ["PLAINTEXT://<kafka_addr>"]`; when
+    /// neither is set, the node listens on [`DEFAULT_KAFKA_ADDR`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kafka_addr: Option<String>,
+    /// Shorthand for `advertised_listeners = ["PLAINTEXT://<addr>"]`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub advertised_kafka_addr: Option<String>,
+    /// Kafka's `listeners`: where clients connect, `NAME://HOST:PORT` each
+    /// (HOST an IP address, 0.0.0.0 for every interface, or a name).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub listeners: Vec<String>,
+    /// Kafka's `advertised.listeners`: what a client connected to listener
+    /// NAME is told, `NAME://HOST:PORT` each; a listener left out
+    /// advertises its bind address.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub advertised_listeners: Vec<String>,
     /// Where the node-to-node gRPC server binds (Raft, heartbeats,
     /// replication). `controller_addr` is its older name.
     #[serde(alias = "controller_addr")]
@@ -145,8 +202,10 @@ impl Default for FileConfig {
             node_id: 1,
             roles: vec![Role::Controller, Role::Broker],
             data_dir: PathBuf::from("fjord-data"),
-            kafka_addr: "127.0.0.1:9092".into(),
+            kafka_addr: None,
             advertised_kafka_addr: None,
+            listeners: Vec::new(),
+            advertised_listeners: Vec::new(),
             rpc_addr: "127.0.0.1:19092".into(),
             advertised_rpc_addr: None,
             rack: None,
@@ -195,7 +254,7 @@ pub struct Config {
     /// Runs a controller quorum voter (else a Raft learner that only
     /// follows the metadata).
     pub is_controller: bool,
-    /// Runs a broker and the Kafka listener.
+    /// Runs a broker and the Kafka listeners.
     pub is_broker: bool,
     pub data_dir: PathBuf,
     /// Where the node-to-node gRPC server binds.
@@ -301,7 +360,10 @@ impl FileConfig {
 
     /// Apply `FJORD_*` environment overrides of the common settings:
     /// `FJORD_NODE_ID`, `FJORD_ROLES` (comma-separated), `FJORD_DATA_DIR`,
-    /// `FJORD_KAFKA_ADDR`, `FJORD_ADVERTISED_KAFKA_ADDR`, `FJORD_RPC_ADDR`
+    /// `FJORD_LISTENERS` and `FJORD_ADVERTISED_LISTENERS` (comma-separated
+    /// `NAME://HOST:PORT`), or their shorthands `FJORD_KAFKA_ADDR` and
+    /// `FJORD_ADVERTISED_KAFKA_ADDR` (each replaces the file's setting in
+    /// either form), `FJORD_RPC_ADDR`
     /// (older name `FJORD_CONTROLLER_ADDR`), `FJORD_ADVERTISED_RPC_ADDR`,
     /// `FJORD_RACK`, `FJORD_VOTERS` (comma-separated `ID@HOST:PORT`),
     /// `FJORD_BROKER_SESSION_TIMEOUT_MS`, `FJORD_BROKER_HEARTBEAT_INTERVAL_MS`,
@@ -327,12 +389,7 @@ impl FileConfig {
         if let Some(v) = env("FJORD_DATA_DIR") {
             self.data_dir = v.into();
         }
-        if let Some(v) = env("FJORD_KAFKA_ADDR") {
-            self.kafka_addr = v;
-        }
-        if let Some(v) = env("FJORD_ADVERTISED_KAFKA_ADDR") {
-            self.advertised_kafka_addr = Some(v);
-        }
+        listeners::apply_env(self, &env)?;
         if let Some(v) = env("FJORD_RPC_ADDR").or_else(|| env("FJORD_CONTROLLER_ADDR")) {
             self.rpc_addr = v;
         }
@@ -370,12 +427,7 @@ impl FileConfig {
         }
         let is_controller = self.roles.contains(&Role::Controller);
         let is_broker = self.roles.contains(&Role::Broker);
-        let listen = parse_socket_addr("kafka_addr", &self.kafka_addr)?;
-        let advertised = self
-            .advertised_kafka_addr
-            .clone()
-            .unwrap_or_else(|| self.kafka_addr.clone());
-        let (host, port) = advertised_host_port("advertised_kafka_addr", &advertised)?;
+        let client_listeners = listeners::client_listeners(&self)?;
         let rpc_listen = parse_socket_addr("rpc_addr", &self.rpc_addr)?;
         let advertised_rpc_addr = self
             .advertised_rpc_addr
@@ -393,11 +445,7 @@ impl FileConfig {
         let broker = BrokerConfig {
             node_id: self.node_id,
             log_dir: self.data_dir.join("logs"),
-            advertised_listener: AdvertisedListener {
-                name: "PLAINTEXT".into(),
-                host,
-                port,
-            },
+            advertised_listeners: client_listeners.advertised,
             rack: self.rack.clone(),
             auto_create_topics_enable: b.auto_create_topics_enable,
             num_partitions: b.num_partitions.max(1),
@@ -442,7 +490,7 @@ impl FileConfig {
             ..ReplicationConfig::default()
         };
         let gateway = GatewayConfig {
-            listen,
+            listeners: client_listeners.bind,
             max_frame_bytes: b.socket_request_max_bytes,
             max_connections: b.max_connections,
         };
@@ -584,7 +632,7 @@ mod tests {
         assert!(config.is_broker);
         assert_eq!(config.controller.voters.len(), 1);
         assert_eq!(config.controller.voters[&1], "127.0.0.1:19092");
-        assert_eq!(config.broker.advertised_listener.port, 9092);
+        assert_eq!(config.broker.advertised_listeners[0].port, 9092);
         assert_eq!(config.broker.log_dir, PathBuf::from("fjord-data/logs"));
         assert_eq!(config.controller.broker_session_timeout_ms, 9000);
         assert_eq!(config.controller.broker_heartbeat_interval_ms, 2000);
@@ -633,7 +681,7 @@ mod tests {
         let config = file.validate().unwrap();
         assert_eq!(config.node_id, 2);
         assert_eq!(config.controller.voters.len(), 3);
-        assert_eq!(config.broker.advertised_listener.host, "fjord-2");
+        assert_eq!(config.broker.advertised_listeners[0].host, "fjord-2");
         assert_eq!(config.broker.log_defaults.retention_ms, 60000);
         assert_eq!(config.data_dir, PathBuf::from("/data"));
         assert_eq!(config.rpc_listen, "0.0.0.0:9193".parse().unwrap());
@@ -649,6 +697,50 @@ mod tests {
             Duration::from_millis(2500)
         );
         assert_eq!(config.controller.rpc_addr.as_deref(), Some("b:9093"));
+    }
+
+    #[test]
+    fn listeners_reach_the_broker_and_gateway_configs() {
+        let mut file: FileConfig = toml::from_str(
+            r#"
+            listeners = ["INTERNAL://0.0.0.0:9092", "EXTERNAL://0.0.0.0:9094"]
+            advertised_listeners = ["INTERNAL://fjord-1:9092", "EXTERNAL://localhost:29091"]
+            "#,
+        )
+        .unwrap();
+        file.apply_env(|k| (k == "FJORD_NODE_ID").then(|| "1".into()))
+            .unwrap();
+        let config = file.validate().unwrap();
+        let bind: Vec<(&str, u16)> = config
+            .gateway
+            .listeners
+            .iter()
+            .map(|l| (l.name.as_str(), l.listen.port()))
+            .collect();
+        assert_eq!(bind, vec![("INTERNAL", 9092), ("EXTERNAL", 9094)]);
+        assert_eq!(
+            config.broker.advertised_listeners,
+            vec![
+                AdvertisedListener {
+                    name: "INTERNAL".into(),
+                    host: "fjord-1".into(),
+                    port: 9092
+                },
+                AdvertisedListener {
+                    name: "EXTERNAL".into(),
+                    host: "localhost".into(),
+                    port: 29091
+                },
+            ]
+        );
+        // The replication listener is registered apart, from the rpc address.
+        assert_eq!(
+            config
+                .replication
+                .replication_listener
+                .map(|l| (l.name, l.port)),
+            Some((REPLICATION_LISTENER.to_string(), 19092))
+        );
     }
 
     #[test]
@@ -787,6 +879,7 @@ mod tests {
         let mut file = FileConfig {
             node_id: 3,
             advertised_kafka_addr: Some("h:1".into()),
+            listeners: vec!["A://127.0.0.1:1".into(), "B://127.0.0.1:2".into()],
             ..FileConfig::default()
         };
         file.controller.voters = vec!["3@127.0.0.1:19092".into()];
@@ -822,7 +915,7 @@ mod tests {
                 config.data_dir,
                 PathBuf::from(format!("fjord-data/node-{id}"))
             );
-            kafka_ports.push(config.gateway.listen.port());
+            kafka_ports.push(config.gateway.listeners[0].listen.port());
         }
         assert_eq!(kafka_ports, vec![9092, 9093, 9094]);
     }

@@ -126,7 +126,7 @@ pub fn plan(spec: &DevClusterSpec) -> Result<Vec<DevNode>> {
                 node_id,
                 roles: vec![Role::Controller, Role::Broker],
                 data_dir: dir.clone(),
-                kafka_addr: kafka[i].to_string(),
+                kafka_addr: Some(kafka[i].to_string()),
                 rpc_addr: rpc[i].to_string(),
                 ..FileConfig::default()
             };

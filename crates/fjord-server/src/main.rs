@@ -129,7 +129,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             if nodes == 1 {
                 let file = FileConfig {
                     data_dir,
-                    kafka_addr: kafka_addr.to_string(),
+                    kafka_addr: Some(kafka_addr.to_string()),
                     rpc_addr: rpc_addr.to_string(),
                     ..FileConfig::default()
                 };

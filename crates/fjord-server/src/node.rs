@@ -7,9 +7,9 @@
 //! until this node answers votes; the replica service answers UNAVAILABLE
 //! until the broker exists), then wait until the controller follows a
 //! leader, then the broker (register, open logs, start fetchers), then
-//! serve Kafka clients (the Kafka listener is bound just before the broker
-//! registers, so that the port it advertises is the bound one). A
-//! controller-only node runs no broker and no Kafka listener; a
+//! serve Kafka clients (every Kafka listener is bound just before the broker
+//! registers, so that a listener advertised with port 0 advertises its bound
+//! port). A controller-only node runs no broker and no Kafka listener; a
 //! broker-only node runs its controller as a Raft learner.
 //!
 //! Stop order is the reverse: stop accepting Kafka connections and drain
@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use fjord_broker::Broker;
 use fjord_controller::Controller;
+use fjord_gateway::{ListenerConfig, NamedListener};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -52,7 +53,7 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
-    #[error("Kafka listener failed")]
+    #[error("Kafka listeners failed")]
     Gateway(#[source] fjord_gateway::GatewayError),
     #[error("node-to-node gRPC server failed")]
     Rpc(#[source] tonic::transport::Error),
@@ -60,7 +61,8 @@ pub enum ServerError {
 
 /// The Kafka side of a node with the broker role.
 struct KafkaSide {
-    addr: SocketAddr,
+    /// Every Kafka listener with the address it is bound to, in configured order.
+    listeners: Vec<ListenerConfig>,
     broker: Arc<Broker>,
     gateway: JoinHandle<Result<(), fjord_gateway::GatewayError>>,
     gateway_shutdown: CancellationToken,
@@ -147,7 +149,7 @@ pub async fn start(mut config: Config) -> Result<RunningNode, ServerError> {
     let cluster_id = controller.image().borrow().cluster_id.clone();
     tracing::info!(
         node_id = config.node_id,
-        kafka_addr = ?kafka.as_ref().map(|k| k.addr),
+        kafka_listeners = ?kafka.as_ref().map(|k| &k.listeners),
         %rpc_addr,
         %cluster_id,
         controller = config.is_controller,
@@ -163,17 +165,34 @@ pub async fn start(mut config: Config) -> Result<RunningNode, ServerError> {
     })
 }
 
-/// Binds the Kafka listener first (so an advertised port 0 can become the
-/// bound port before the broker registers it; early clients wait in the
-/// accept backlog), then starts the broker and serves.
+/// Binds every Kafka listener first (so an advertised port 0 can become
+/// that listener's bound port before the broker registers it; early clients
+/// wait in the accept backlog), then starts the broker and serves.
 async fn start_kafka_side(
     config: &Config,
     controller: &Controller,
 ) -> Result<KafkaSide, ServerError> {
-    let (listener, addr) = bind(config.gateway.listen).await?;
     let mut broker_config = config.broker.clone();
-    if broker_config.advertised_listener.port == 0 {
-        broker_config.advertised_listener.port = addr.port();
+    let mut sockets = Vec::with_capacity(config.gateway.listeners.len());
+    let mut listeners = Vec::with_capacity(config.gateway.listeners.len());
+    for configured in &config.gateway.listeners {
+        let (listener, addr) = bind(configured.listen).await?;
+        if let Some(advertised) = broker_config
+            .advertised_listeners
+            .iter_mut()
+            .find(|a| a.name == configured.name)
+            && advertised.port == 0
+        {
+            advertised.port = addr.port();
+        }
+        sockets.push(NamedListener {
+            name: configured.name.clone(),
+            listener,
+        });
+        listeners.push(ListenerConfig {
+            name: configured.name.clone(),
+            listen: addr,
+        });
     }
     let broker = Broker::start_with_replication(
         broker_config,
@@ -183,14 +202,14 @@ async fn start_kafka_side(
     .await
     .map_err(ServerError::Broker)?;
     let gateway_shutdown = CancellationToken::new();
-    let gateway = tokio::spawn(fjord_gateway::serve(
-        listener,
+    let gateway = tokio::spawn(fjord_gateway::serve_listeners(
+        sockets,
         broker.clone(),
         config.gateway.clone(),
         gateway_shutdown.clone(),
     ));
     Ok(KafkaSide {
-        addr,
+        listeners,
         broker,
         gateway,
         gateway_shutdown,
@@ -225,9 +244,19 @@ async fn stop_controller_and_rpc(
 }
 
 impl RunningNode {
-    /// The Kafka listener's bound address (`None` on a controller-only node).
+    /// The first Kafka listener's bound address (`None` on a controller-only
+    /// node).
     pub fn kafka_addr(&self) -> Option<SocketAddr> {
-        self.kafka.as_ref().map(|k| k.addr)
+        self.kafka_listeners().first().map(|l| l.listen)
+    }
+
+    /// Every Kafka listener's name and bound address (empty on a
+    /// controller-only node).
+    pub fn kafka_listeners(&self) -> &[ListenerConfig] {
+        self.kafka
+            .as_ref()
+            .map(|k| k.listeners.as_slice())
+            .unwrap_or(&[])
     }
 
     /// The broker (`None` on a controller-only node).

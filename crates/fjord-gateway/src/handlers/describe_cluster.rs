@@ -16,6 +16,7 @@ pub(crate) fn handle(
     broker: &Broker,
     request: DescribeClusterRequest,
     version: i16,
+    listener: &str,
 ) -> DescribeClusterResponse {
     if version >= 1 && request.endpoint_type != ENDPOINT_BROKERS {
         // Controller endpoints are served by controllers, not by a broker listener.
@@ -34,7 +35,7 @@ pub(crate) fn handle(
         .values()
         .filter(|b| include_fenced || !b.fenced)
         .filter_map(|b| {
-            let (host, port) = broker_endpoint(broker, &image, b.broker_id)?;
+            let (host, port) = broker_endpoint(&image, b.broker_id, listener)?;
             let entry = DescribeClusterBroker::default()
                 .with_broker_id(BrokerId(b.broker_id))
                 .with_host(StrBytes::from_string(host))

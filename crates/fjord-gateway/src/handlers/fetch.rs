@@ -39,7 +39,12 @@ enum Slot {
     Refused(ResponseError),
 }
 
-pub(crate) async fn handle(broker: &Broker, request: FetchRequest, version: i16) -> FetchResponse {
+pub(crate) async fn handle(
+    broker: &Broker,
+    request: FetchRequest,
+    version: i16,
+    listener: &str,
+) -> FetchResponse {
     if version >= 7
         && let Some(error) = session_error(request.session_id, request.session_epoch)
     {
@@ -149,10 +154,13 @@ pub(crate) async fn handle(broker: &Broker, request: FetchRequest, version: i16)
     if version >= 16 {
         leaders_to_describe.sort_unstable();
         leaders_to_describe.dedup();
+        // As in Kafka, the current-leader hint keeps the leader's id and
+        // epoch even when it has no endpoint on this connection's listener;
+        // only its node endpoint is left out (the client then asks Metadata).
         response.node_endpoints = leaders_to_describe
             .into_iter()
             .filter_map(|id| {
-                let (host, port) = broker_endpoint(broker, &image, id)?;
+                let (host, port) = broker_endpoint(&image, id, listener)?;
                 let rack = image.brokers.get(&id).and_then(|b| b.rack.clone());
                 Some(
                     NodeEndpoint::default()

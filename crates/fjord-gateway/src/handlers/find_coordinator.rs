@@ -24,9 +24,10 @@ pub(crate) async fn handle(
     broker: &Broker,
     request: FindCoordinatorRequest,
     version: i16,
+    listener: &str,
 ) -> FindCoordinatorResponse {
     if version < 4 {
-        let found = find(broker, request.key_type, request.key.as_str()).await;
+        let found = find(broker, request.key_type, request.key.as_str(), listener).await;
         let response = FindCoordinatorResponse::default();
         match found {
             Ok((node_id, host, port)) => response
@@ -45,7 +46,7 @@ pub(crate) async fn handle(
         let mut coordinators = Vec::with_capacity(request.coordinator_keys.len());
         for key in request.coordinator_keys {
             let entry = Coordinator::default().with_key(key.clone());
-            let entry = match find(broker, request.key_type, key.as_str()).await {
+            let entry = match find(broker, request.key_type, key.as_str(), listener).await {
                 Ok((node_id, host, port)) => entry
                     .with_node_id(BrokerId(node_id))
                     .with_host(wire_str(host))
@@ -63,7 +64,7 @@ pub(crate) async fn handle(
     }
 }
 
-async fn find(broker: &Broker, key_type: i8, key: &str) -> Found {
+async fn find(broker: &Broker, key_type: i8, key: &str, listener: &str) -> Found {
     match key_type {
         GROUP => {}
         TRANSACTION => {
@@ -84,11 +85,11 @@ async fn find(broker: &Broker, key_type: i8, key: &str) -> Found {
         (group_error(&err), err.to_string())
     })?;
     let image = broker.metadata();
-    match broker_endpoint(broker, &image, node_id) {
+    match broker_endpoint(&image, node_id, listener) {
         Some((host, port)) => Ok((node_id, host, port)),
         None => Err((
             ResponseError::CoordinatorNotAvailable,
-            format!("coordinator {node_id} has no known endpoint"),
+            format!("coordinator {node_id} has no endpoint on listener {listener}"),
         )),
     }
 }

@@ -34,6 +34,7 @@ pub(crate) async fn handle(
     broker: &Broker,
     request: MetadataRequest,
     version: i16,
+    listener: &str,
 ) -> MetadataResponse {
     let wanted = match request.topics {
         None => None,
@@ -64,7 +65,7 @@ pub(crate) async fn handle(
         None => image
             .topics
             .values()
-            .map(|t| topic_entry(&image, t))
+            .map(|t| topic_entry(&image, t, listener, version))
             .collect(),
         Some(wanted) => {
             let allow_create =
@@ -108,7 +109,7 @@ pub(crate) async fn handle(
                                 version,
                             )
                         } else if let Some(topic) = image.topic_by_name(name) {
-                            topic_entry(&image, topic)
+                            topic_entry(&image, topic, listener, version)
                         } else {
                             let error = create_errors
                                 .iter()
@@ -118,7 +119,9 @@ pub(crate) async fn handle(
                         }
                     }
                     Wanted::Id(id) => match image.topics.get(&topic_id_from_wire(*id)) {
-                        Some(topic) if !id.is_nil() => topic_entry(&image, topic),
+                        Some(topic) if !id.is_nil() => {
+                            topic_entry(&image, topic, listener, version)
+                        }
                         _ => error_entry(None, *id, ResponseError::UnknownTopicId, version),
                     },
                 })
@@ -126,7 +129,7 @@ pub(crate) async fn handle(
         }
     };
 
-    let brokers = live_brokers(broker, &image);
+    let brokers = live_brokers(&image, listener);
     let controller_id = broker
         .controller_id()
         .filter(|id| brokers.iter().any(|b| b.node_id.0 == *id))
@@ -138,14 +141,15 @@ pub(crate) async fn handle(
         .with_topics(topics)
 }
 
-/// Unfenced registered brokers, with the endpoint clients should use.
-fn live_brokers(broker: &Broker, image: &MetadataImage) -> Vec<MetadataResponseBroker> {
+/// Unfenced registered brokers with an endpoint on `listener`, with that
+/// endpoint (Kafka leaves brokers without the listener out).
+fn live_brokers(image: &MetadataImage, listener: &str) -> Vec<MetadataResponseBroker> {
     image
         .brokers
         .values()
         .filter(|b| !b.fenced)
         .filter_map(|b| {
-            let (host, port) = broker_endpoint(broker, image, b.broker_id)?;
+            let (host, port) = broker_endpoint(image, b.broker_id, listener)?;
             Some(
                 MetadataResponseBroker::default()
                     .with_node_id(BrokerId(b.broker_id))
@@ -175,22 +179,37 @@ fn error_entry(
         .with_topic_id(topic_id)
 }
 
-fn topic_entry(image: &MetadataImage, topic: &TopicImage) -> MetadataResponseTopic {
+/// A topic's partitions as a client connected to `listener` sees them.
+fn topic_entry(
+    image: &MetadataImage,
+    topic: &TopicImage,
+    listener: &str,
+    version: i16,
+) -> MetadataResponseTopic {
     let live = |id: &i32| image.brokers.get(id).is_some_and(|b| !b.fenced);
     let partitions = topic
         .partitions
         .iter()
         .enumerate()
         .map(|(index, p)| {
-            let error = if p.leader == NO_BROKER {
-                ResponseError::LeaderNotAvailable.code()
+            let (leader, error) = if p.leader == NO_BROKER {
+                (NO_BROKER, ResponseError::LeaderNotAvailable.code())
+            } else if leader_lacks_listener(image, p.leader, listener) {
+                // Kafka: a leader without this listener is no leader to this
+                // client; LISTENER_NOT_FOUND from v6 names the misconfiguration.
+                let error = if version >= 6 {
+                    ResponseError::ListenerNotFound
+                } else {
+                    ResponseError::LeaderNotAvailable
+                };
+                (NO_BROKER, error.code())
             } else {
-                0
+                (p.leader, 0)
             };
             MetadataResponsePartition::default()
                 .with_error_code(error)
                 .with_partition_index(index as i32)
-                .with_leader_id(BrokerId(p.leader))
+                .with_leader_id(BrokerId(leader))
                 .with_leader_epoch(p.leader_epoch)
                 .with_replica_nodes(p.replicas.iter().copied().map(BrokerId).collect())
                 .with_isr_nodes(p.isr.iter().copied().map(BrokerId).collect())
@@ -209,6 +228,14 @@ fn topic_entry(image: &MetadataImage, topic: &TopicImage) -> MetadataResponseTop
         .with_topic_id(wire_topic_id(topic.id))
         .with_is_internal(is_internal_topic(&topic.name))
         .with_partitions(partitions)
+}
+
+/// A registered broker that advertises no endpoint under `listener`.
+fn leader_lacks_listener(image: &MetadataImage, leader: i32, listener: &str) -> bool {
+    image
+        .brokers
+        .get(&leader)
+        .is_some_and(|b| !b.listeners.iter().any(|l| l.name == listener))
 }
 
 #[cfg(test)]
@@ -262,7 +289,7 @@ mod tests {
     fn topic_entry_reports_leaders_replicas_and_offline() {
         let image = image();
         let topic = image.topic_by_name("orders").expect("topic");
-        let entry = topic_entry(&image, topic);
+        let entry = topic_entry(&image, topic, "PLAINTEXT", 13);
         assert_eq!(entry.topic_id, topic.id.0);
         assert_eq!(entry.partitions.len(), 2);
         let p0 = &entry.partitions[0];
@@ -289,7 +316,7 @@ mod tests {
                 .with_cluster_id(Some(StrBytes::from_static_str("c")))
                 .with_controller_id(BrokerId(1))
                 .with_topics(vec![
-                    topic_entry(&image, topic),
+                    topic_entry(&image, topic, "PLAINTEXT", version),
                     error_entry(
                         Some("bad name"),
                         Uuid::nil(),
@@ -307,5 +334,80 @@ mod tests {
             )
             .unwrap_or_else(|e| panic!("v{version}: {e:?}"));
         }
+    }
+
+    /// Broker 1 has INTERNAL and EXTERNAL listeners, broker 2 only INTERNAL.
+    fn two_listener_image() -> MetadataImage {
+        use fjord_broker::{BrokerRegistration, Listener};
+        let mut image = image();
+        let listener = |name: &str, host: &str, port| Listener {
+            name: name.into(),
+            host: host.into(),
+            port,
+        };
+        for (id, listeners) in [
+            (
+                1,
+                vec![
+                    listener("INTERNAL", "fjord-1", 9092),
+                    listener("EXTERNAL", "localhost", 29091),
+                ],
+            ),
+            (2, vec![listener("INTERNAL", "fjord-2", 9092)]),
+        ] {
+            image.brokers.insert(
+                id,
+                BrokerRegistration {
+                    broker_id: id,
+                    incarnation_id: Uuid::new_v4(),
+                    broker_epoch: 1,
+                    listeners,
+                    rack: None,
+                    fenced: false,
+                },
+            );
+        }
+        let orders = image.topic_ids["orders"];
+        if let Some(topic) = image.topics.get_mut(&orders) {
+            topic.partitions[1].leader = 2;
+            topic.partitions[1].isr = vec![2];
+        }
+        image
+    }
+
+    #[test]
+    fn brokers_and_leaders_are_answered_per_listener() {
+        let image = two_listener_image();
+        let endpoints = |listener| {
+            live_brokers(&image, listener)
+                .into_iter()
+                .map(|b| (b.node_id.0, b.host.to_string(), b.port))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            endpoints("INTERNAL"),
+            vec![
+                (1, "fjord-1".to_string(), 9092),
+                (2, "fjord-2".to_string(), 9092)
+            ]
+        );
+        // Broker 2 has no EXTERNAL listener: left out, as Kafka does.
+        assert_eq!(
+            endpoints("EXTERNAL"),
+            vec![(1, "localhost".to_string(), 29091)]
+        );
+
+        let topic = image.topic_by_name("orders").expect("topic");
+        let leaders = |listener, version| {
+            topic_entry(&image, topic, listener, version)
+                .partitions
+                .iter()
+                .map(|p| (p.leader_id.0, p.error_code))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(leaders("INTERNAL", 12), vec![(1, 0), (2, 0)]);
+        // Partition 1's leader cannot be reached on EXTERNAL.
+        assert_eq!(leaders("EXTERNAL", 12), vec![(1, 0), (NO_BROKER, 72)]);
+        assert_eq!(leaders("EXTERNAL", 5), vec![(1, 0), (NO_BROKER, 5)]);
     }
 }

@@ -38,16 +38,19 @@ use kafka_protocol::messages::{RequestKind, ResponseKind, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
+use crate::connection::RequestContext;
 use crate::error::GatewayError;
 use crate::frame::{Request, encode_response};
 
-/// Handle one request from `peer`; `Ok(None)` when the client expects no
-/// response (acks=0).
+/// Handle one request; `Ok(None)` when the client expects no response
+/// (acks=0). Answers that name brokers use the endpoints of the listener the
+/// request came in on.
 pub(crate) async fn handle(
     broker: &Broker,
     request: Request,
-    peer: SocketAddr,
+    context: RequestContext,
 ) -> Result<Option<Bytes>, GatewayError> {
+    let listener = &*context.listener_name;
     let Request {
         api_key,
         header,
@@ -57,7 +60,7 @@ pub(crate) async fn handle(
     let mut size_hint = 0;
     let response: ResponseKind = match body {
         RequestKind::ApiVersions(r) => api_versions::handle(&r).into(),
-        RequestKind::Metadata(r) => metadata::handle(broker, r, version).await.into(),
+        RequestKind::Metadata(r) => metadata::handle(broker, r, version, listener).await.into(),
         RequestKind::ElectLeaders(r) => elect_leaders::handle(broker, r, version).await.into(),
         RequestKind::AlterPartitionReassignments(r) => {
             alter_partition_reassignments::handle(broker, r, version)
@@ -67,12 +70,12 @@ pub(crate) async fn handle(
         RequestKind::ListPartitionReassignments(r) => {
             list_partition_reassignments::handle(broker, r).into()
         }
-        RequestKind::Produce(r) => match produce::handle(broker, r, version).await? {
+        RequestKind::Produce(r) => match produce::handle(broker, r, version, listener).await? {
             Some(response) => response.into(),
             None => return Ok(None),
         },
         RequestKind::Fetch(r) => {
-            let response = fetch::handle(broker, r, version).await;
+            let response = fetch::handle(broker, r, version, listener).await;
             size_hint = fetch::record_bytes(&response);
             response.into()
         }
@@ -82,11 +85,13 @@ pub(crate) async fn handle(
         RequestKind::DeleteTopics(r) => delete_topics::handle(broker, r, version).await.into(),
         RequestKind::CreatePartitions(r) => create_partitions::handle(broker, r).await.into(),
         RequestKind::DescribeConfigs(r) => describe_configs::handle(broker, r, version).into(),
-        RequestKind::DescribeCluster(r) => describe_cluster::handle(broker, r, version).into(),
-        RequestKind::InitProducerId(r) => init_producer_id::handle(broker, r).await.into(),
-        RequestKind::FindCoordinator(r) => {
-            find_coordinator::handle(broker, r, version).await.into()
+        RequestKind::DescribeCluster(r) => {
+            describe_cluster::handle(broker, r, version, listener).into()
         }
+        RequestKind::InitProducerId(r) => init_producer_id::handle(broker, r).await.into(),
+        RequestKind::FindCoordinator(r) => find_coordinator::handle(broker, r, version, listener)
+            .await
+            .into(),
         RequestKind::JoinGroup(r) => {
             let client = join_group::Client {
                 client_id: header
@@ -94,7 +99,7 @@ pub(crate) async fn handle(
                     .as_ref()
                     .map(|c| c.to_string())
                     .unwrap_or_default(),
-                client_host: client_host(peer),
+                client_host: client_host(context.peer),
             };
             join_group::handle(broker, r, version, client).await.into()
         }
@@ -157,20 +162,24 @@ pub(crate) fn partition_registration<'a>(
         .and_then(|p| topic.partitions.get(p))
 }
 
-/// The host and port clients should use for `broker_id`: the listener named
-/// like ours, or the broker's first one.
+/// The host and port a client connected to `listener` should use for
+/// `broker_id`: that broker's endpoint registered under the same listener
+/// name. `None` when the broker is unknown or has no such listener; as in
+/// Kafka, callers then leave the broker out (Metadata and DescribeCluster
+/// brokers, the produce/fetch `node_endpoints` hints) or report it
+/// unavailable (a partition leader, a coordinator), never falling back to
+/// another listener's address the client may not be able to reach.
 pub(crate) fn broker_endpoint(
-    broker: &Broker,
     image: &MetadataImage,
     broker_id: BrokerId,
+    listener: &str,
 ) -> Option<(String, u16)> {
-    let registration = image.brokers.get(&broker_id)?;
-    let ours = &broker.config().advertised_listener.name;
-    registration
+    image
+        .brokers
+        .get(&broker_id)?
         .listeners
         .iter()
-        .find(|l| &l.name == ours)
-        .or_else(|| registration.listeners.first())
+        .find(|l| l.name == listener)
         .map(|l| (l.host.clone(), l.port))
 }
 

@@ -46,6 +46,7 @@ pub(crate) async fn handle(
     broker: &Broker,
     request: ProduceRequest,
     version: i16,
+    listener: &str,
 ) -> Result<Option<ProduceResponse>, GatewayError> {
     let acks = Acks::from_wire(request.acks);
     let image = broker.metadata();
@@ -153,10 +154,13 @@ pub(crate) async fn handle(
     if version >= 10 {
         leaders_to_describe.sort_unstable();
         leaders_to_describe.dedup();
+        // As in Kafka, the current-leader hint keeps the leader's id and
+        // epoch even when it has no endpoint on this connection's listener;
+        // only its node endpoint is left out (the client then asks Metadata).
         response.node_endpoints = leaders_to_describe
             .into_iter()
             .filter_map(|id| {
-                let (host, port) = broker_endpoint(broker, &image, id)?;
+                let (host, port) = broker_endpoint(&image, id, listener)?;
                 let rack = image.brokers.get(&id).and_then(|b| b.rack.clone());
                 Some(
                     NodeEndpoint::default()
