@@ -15,6 +15,7 @@ mod durability;
 mod elect_leaders;
 mod groups;
 mod idempotence;
+mod observability;
 mod produce_consume;
 mod protocol_errors;
 mod reassignment;
