@@ -2,8 +2,9 @@
 //! listener.
 //!
 //! Start order: bind the HTTP port first (`/healthz` answers from then on,
-//! `/readyz` says what is still missing), then the node-to-node gRPC listener and serve the
-//! controller's Raft service and the broker's replica service on it
+//! `/readyz` says what is still missing), then bind the node-to-node gRPC
+//! listener and serve the controller's Raft service and the broker's
+//! replica service on it
 //! *before* waiting for the quorum (the other voters cannot elect anyone
 //! until this node answers votes; the replica service answers UNAVAILABLE
 //! until the broker exists), then wait until the controller follows a
@@ -274,7 +275,8 @@ impl RunningNode {
     }
 
     /// Graceful stop: drain Kafka connections, stop the broker (closing
-    /// its logs), stop the controller, then the gRPC server.
+    /// its logs), stop the controller, then the gRPC server, last the HTTP
+    /// port.
     pub async fn stop(self) -> Result<(), ServerError> {
         self.status.stopping();
         let mut served = Ok(());
