@@ -111,6 +111,7 @@ class FjordNode:
             "data_dir = %s" % _toml_value(self.data_dir),
             "kafka_addr = %s" % _toml_value(self.bootstrap),
             "rpc_addr = %s" % _toml_value("127.0.0.1:%d" % self.controller_port),
+            "http_addr = %s" % _toml_value("127.0.0.1:0"),
             "",
             "[controller]",
             "",

@@ -135,6 +135,7 @@ impl FjordCluster {
         } else {
             Vec::new()
         };
+        let http_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let voters: Vec<String> = rpc_ports[..options.nodes]
             .iter()
             .enumerate()
@@ -143,8 +144,8 @@ impl FjordCluster {
         let voters = voters.join(", ");
         let nodes = (0..n)
             .map(|i| {
-                let (kafka, rpc, o) = (kafka_ports[i], rpc_ports[i], &options);
-                FjordNode::server(&format!("node{}", i + 1), kafka, n, |data_dir| {
+                let (kafka, rpc, http, o) = (kafka_ports[i], rpc_ports[i], http_ports[i], &options);
+                FjordNode::server(&format!("node{}", i + 1), kafka, http, n, |data_dir| {
                     let mut t = String::new();
                     let _ = writeln!(t, "node_id = {}", i + 1);
                     let roles = if i < o.nodes {
@@ -174,6 +175,7 @@ impl FjordCluster {
                         }
                     }
                     let _ = writeln!(t, "rpc_addr = \"127.0.0.1:{rpc}\"");
+                    let _ = writeln!(t, "http_addr = \"127.0.0.1:{http}\"");
                     let _ = writeln!(t, "[controller]");
                     let _ = writeln!(t, "voters = [{voters}]");
                     let (emin, emax) = o.election_timeout_ms;

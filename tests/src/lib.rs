@@ -33,6 +33,7 @@ use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
 
 mod cluster;
+pub mod http;
 pub mod produce_loop;
 pub use cluster::{ClusterOptions, FjordCluster, PartitionState, partition_state};
 
@@ -129,6 +130,8 @@ pub struct FjordNode {
     child: Option<Child>,
     data_root: tempfile::TempDir,
     port: u16,
+    /// The HTTP port (`/healthz`, `/readyz`, `/metrics`, `/shutdown`).
+    http_port: u16,
     log_path: PathBuf,
     starts: usize,
     launch: Launch,
@@ -151,6 +154,7 @@ impl FjordNode {
             child: None,
             data_root,
             port: free_port(),
+            http_port: free_port(),
             log_path,
             starts: 0,
             launch: Launch::Dev,
@@ -166,6 +170,7 @@ impl FjordNode {
     pub(crate) fn server(
         name: &str,
         kafka_port: u16,
+        http_port: u16,
         ready_brokers: usize,
         config: impl FnOnce(&Path) -> String,
     ) -> Self {
@@ -186,6 +191,7 @@ impl FjordNode {
             child: None,
             data_root,
             port: kafka_port,
+            http_port,
             log_path,
             starts: 0,
             launch: Launch::Server {
@@ -203,6 +209,16 @@ impl FjordNode {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// `127.0.0.1:PORT` of the HTTP port.
+    pub fn http_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.http_port)
+    }
+
+    /// `GET path` on the node's HTTP port: `(status, body)`.
+    pub fn http_get(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        http::get(&self.http_addr(), path, Duration::from_secs(10))
     }
 
     /// The `--data-dir` passed to the node (does not exist before the first start).
@@ -266,7 +282,9 @@ impl FjordNode {
                     .arg("--data-dir")
                     .arg(self.data_dir())
                     .arg("--kafka-addr")
-                    .arg(self.bootstrap());
+                    .arg(self.bootstrap())
+                    .arg("--http-addr")
+                    .arg(self.http_addr());
             }
             Launch::Server { config } => {
                 cmd.arg("server").arg("--config").arg(config);

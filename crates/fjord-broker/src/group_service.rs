@@ -96,6 +96,14 @@ pub(crate) struct GroupService {
     timer: Notify,
 }
 
+/// One committed offset of a group (see [`Broker::coordinated_offsets`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupOffset {
+    pub group_id: String,
+    pub tp: TopicPartition,
+    pub offset: fjord_types::Offset,
+}
+
 /// Java's `String.hashCode` over UTF-16 code units.
 fn java_string_hash(s: &str) -> i32 {
     s.encode_utf16().fold(0i32, |h, unit| {
@@ -531,6 +539,29 @@ impl Broker {
             Ok(state) => state.coordinator.list_groups(states),
             Err(_) => Vec::new(),
         }
+    }
+
+    /// The committed offsets of the groups this broker coordinates now (the
+    /// leader of their `__consumer_offsets` partition), for lag metrics.
+    /// Groups still loaded from a partition whose leadership moved away are
+    /// left out: their new coordinator reports them.
+    pub async fn coordinated_offsets(&self) -> Vec<GroupOffset> {
+        let state = self.groups().state.lock().await;
+        state
+            .coordinator
+            .groups()
+            .filter(|group| {
+                self.local_replica(&self.offsets_partition(group.group_id()))
+                    .is_some_and(|p| p.is_leader())
+            })
+            .flat_map(|group| {
+                group.offsets().iter().map(|(tp, committed)| GroupOffset {
+                    group_id: group.group_id().to_string(),
+                    tp: tp.clone(),
+                    offset: committed.offset,
+                })
+            })
+            .collect()
     }
 
     /// The timer: sleep until the coordinator's next deadline, then tick.

@@ -28,6 +28,8 @@
 //!   `ControllerService` (`proto/fjord.proto`), openraft messages as JSON, one lazily
 //!   connected tonic channel per peer address shared with write forwarding.
 //! - `service.rs` — [`ControllerRpc`], the receiving side of `ControllerService`.
+//! - `status.rs` — [`RaftStatus`]: leader, term, applied and committed index, for
+//!   health checks and metrics.
 //! - `liveness.rs` — broker sessions on the leader ([`Heartbeat`], [`HeartbeatState`]),
 //!   pure code over an explicit `now`.
 //! - `controller.rs` — [`Controller`], the handle the server uses.
@@ -125,6 +127,7 @@ mod reassignment;
 mod service;
 mod snapshot_store;
 mod state_machine;
+mod status;
 #[cfg(test)]
 mod test_support;
 mod types;
@@ -172,6 +175,7 @@ pub use service::ControllerRpc;
 pub use snapshot_store::SnapshotError;
 pub use state_machine::MetadataSnapshotBuilder;
 pub use state_machine::MetadataStateMachine;
+pub use status::RaftStatus;
 pub use types::ControllerNode;
 pub use types::ControllerRaft;
 pub use types::NodeId;

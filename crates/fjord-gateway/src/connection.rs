@@ -146,6 +146,7 @@ impl<H: Handler> Connection<H> {
                         let correlation_id = request.header.correlation_id;
                         let started = std::time::Instant::now();
                         let reply = handler.handle(*request, context.clone()).await;
+                        fjord_metrics::REQUESTS.record(api_key as i16, started.elapsed());
                         tracing::trace!(
                             %peer,
                             ?api_key,

@@ -156,6 +156,9 @@ pub struct FileConfig {
     pub advertised_rpc_addr: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rack: Option<String>,
+    /// Where the HTTP server for probes and metrics binds (`/healthz`,
+    /// `/readyz`, `/metrics`, `/shutdown`); `""` or `"off"` disables it.
+    pub http_addr: String,
     pub controller: ControllerSection,
     pub broker: BrokerSection,
     /// Kafka topic config names → values, the defaults for every topic.
@@ -209,6 +212,7 @@ impl Default for FileConfig {
             rpc_addr: "127.0.0.1:19092".into(),
             advertised_rpc_addr: None,
             rack: None,
+            http_addr: DEFAULT_HTTP_ADDR.into(),
             controller: ControllerSection::default(),
             broker: BrokerSection::default(),
             topic_defaults: BTreeMap::new(),
@@ -267,6 +271,20 @@ pub struct Config {
     /// address (registered as [`REPLICATION_LISTENER`]).
     pub replication: ReplicationConfig,
     pub gateway: GatewayConfig,
+    /// Where the HTTP server (probes, metrics) binds; `None`: disabled.
+    pub http_listen: Option<SocketAddr>,
+}
+
+/// The HTTP port's default: clear of Kafka's 9092 and the rpc default 19092
+/// (the port Redpanda serves its admin API and metrics on).
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:9644";
+
+/// `http_addr`: a socket address, or `""` / `"off"` for no HTTP server.
+fn parse_http_addr(key: &'static str, value: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    match value.trim() {
+        "" | "off" => Ok(None),
+        addr => parse_socket_addr(key, addr).map(Some),
+    }
 }
 
 /// Failure-detection timings of a cluster, validated together.
@@ -367,7 +385,7 @@ impl FileConfig {
     /// (older name `FJORD_CONTROLLER_ADDR`), `FJORD_ADVERTISED_RPC_ADDR`,
     /// `FJORD_RACK`, `FJORD_VOTERS` (comma-separated `ID@HOST:PORT`),
     /// `FJORD_BROKER_SESSION_TIMEOUT_MS`, `FJORD_BROKER_HEARTBEAT_INTERVAL_MS`,
-    /// `FJORD_REPLICA_LAG_TIME_MAX_MS`.
+    /// `FJORD_REPLICA_LAG_TIME_MAX_MS`, `FJORD_HTTP_ADDR`.
     pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(v) = env_parse(&env, "FJORD_NODE_ID", "node id")? {
             self.node_id = v;
@@ -411,6 +429,9 @@ impl FileConfig {
         if let Some(v) = env_parse(&env, "FJORD_REPLICA_LAG_TIME_MAX_MS", "milliseconds")? {
             self.broker.replica_lag_time_max_ms = v;
         }
+        if let Some(v) = env("FJORD_HTTP_ADDR") {
+            self.http_addr = v;
+        }
         Ok(())
     }
 
@@ -436,6 +457,7 @@ impl FileConfig {
         let (rpc_host, rpc_port) =
             advertised_host_port("advertised_rpc_addr", &advertised_rpc_addr)?;
         let voters = self.voters(is_controller, &advertised_rpc_addr)?;
+        let http_listen = parse_http_addr("http_addr", &self.http_addr)?;
         let timings = self.timings()?;
 
         let log_defaults = LogConfig::default()
@@ -505,6 +527,7 @@ impl FileConfig {
             broker,
             replication,
             gateway,
+            http_listen,
         })
     }
 
@@ -769,6 +792,31 @@ mod tests {
     }
 
     #[test]
+    fn http_addr_defaults_can_be_overridden_and_turned_off() {
+        let config = FileConfig::default().validate().unwrap();
+        assert_eq!(config.http_listen, Some("127.0.0.1:9644".parse().unwrap()));
+        for off in ["", "off"] {
+            let file: FileConfig = toml::from_str(&format!("http_addr = {off:?}")).unwrap();
+            assert_eq!(file.validate().unwrap().http_listen, None);
+        }
+        let mut file = FileConfig::default();
+        file.apply_env(|k| (k == "FJORD_HTTP_ADDR").then(|| "0.0.0.0:8080".into()))
+            .unwrap();
+        assert_eq!(
+            file.validate().unwrap().http_listen,
+            Some("0.0.0.0:8080".parse().unwrap())
+        );
+        let file: FileConfig = toml::from_str("http_addr = \"nope\"").unwrap();
+        assert!(matches!(
+            file.validate(),
+            Err(ConfigError::Invalid {
+                key: "http_addr",
+                ..
+            })
+        ));
+    }
+
+    #[test]
     fn controller_addr_is_the_old_name_of_rpc_addr() {
         let file: FileConfig = toml::from_str("controller_addr = \"127.0.0.1:7000\"").unwrap();
         assert_eq!(file.validate().unwrap().rpc_listen.port(), 7000);
@@ -895,7 +943,7 @@ mod tests {
     #[test]
     fn deploy_local_files_form_one_cluster() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/local");
-        let mut kafka_ports = Vec::new();
+        let (mut kafka_ports, mut http_ports) = (Vec::new(), Vec::new());
         for id in 1..=3 {
             let path = dir.join(format!("node{id}.toml"));
             let config = FileConfig::load(&path)
@@ -916,7 +964,9 @@ mod tests {
                 PathBuf::from(format!("fjord-data/node-{id}"))
             );
             kafka_ports.push(config.gateway.listeners[0].listen.port());
+            http_ports.push(config.http_listen.map(|a| a.port()));
         }
         assert_eq!(kafka_ports, vec![9092, 9093, 9094]);
+        assert_eq!(http_ports, vec![Some(9644), Some(9645), Some(9646)]);
     }
 }

@@ -52,6 +52,9 @@ pub struct DevClusterSpec {
     pub kafka_addr: SocketAddr,
     /// Node 1's gRPC listener; node i listens on its port + i - 1.
     pub rpc_addr: SocketAddr,
+    /// Node 1's HTTP server (probes, metrics); node i listens on its port +
+    /// i - 1. Port 0: every node picks a free port (and logs it).
+    pub http_addr: SocketAddr,
 }
 
 /// One child node's generated settings.
@@ -71,6 +74,27 @@ impl DevNode {
     pub fn log_path(&self) -> PathBuf {
         self.dir.join("fjord.log")
     }
+}
+
+/// The default HTTP address of node 1: the Kafka port + 20000 (9092 →
+/// 29092), or an ephemeral port for a single node, like its rpc port (so
+/// that several `fjord dev` nodes can run side by side; the node logs it).
+pub fn default_http_addr(nodes: u16, kafka_addr: SocketAddr) -> SocketAddr {
+    if nodes <= 1 {
+        return SocketAddr::new(kafka_addr.ip(), 0);
+    }
+    let port = kafka_addr.port().checked_add(20_000).unwrap_or(0);
+    SocketAddr::new(kafka_addr.ip(), port)
+}
+
+/// Node i's HTTP address: consecutive ports from node 1's, or port 0 for all.
+fn http_addrs(spec: &DevClusterSpec) -> Result<Vec<SocketAddr>> {
+    (0..spec.nodes)
+        .map(|i| match spec.http_addr.port() {
+            0 => Ok(spec.http_addr),
+            _ => nth_port(spec.http_addr, i, "--http-addr"),
+        })
+        .collect()
 }
 
 /// `addr` with its port moved up by `offset`.
@@ -112,6 +136,12 @@ pub fn plan(spec: &DevClusterSpec) -> Result<Vec<DevNode>> {
     if let Some(clash) = rpc.iter().find(|a| kafka.contains(a)) {
         bail!("--rpc-addr ports overlap the Kafka ports at {clash}; pick another --rpc-addr");
     }
+    let http = http_addrs(spec)?;
+    if let Some(clash) = http.iter().find(|a| kafka.contains(a) || rpc.contains(a)) {
+        bail!(
+            "--http-addr ports overlap the Kafka or rpc ports at {clash}; pick another --http-addr"
+        );
+    }
     let voters: Vec<String> = rpc
         .iter()
         .enumerate()
@@ -128,6 +158,7 @@ pub fn plan(spec: &DevClusterSpec) -> Result<Vec<DevNode>> {
                 data_dir: dir.clone(),
                 kafka_addr: Some(kafka[i].to_string()),
                 rpc_addr: rpc[i].to_string(),
+                http_addr: http[i].to_string(),
                 ..FileConfig::default()
             };
             file.controller.voters = voters.clone();
@@ -163,11 +194,12 @@ pub async fn run(
         write_config(&node)?;
         let child = spawn(&exe, &node)?;
         eprintln!(
-            "fjord dev: node {} (pid {}) Kafka {} rpc {}, data {}, log {}",
+            "fjord dev: node {} (pid {}) Kafka {} rpc {} http {}, data {}, log {}",
             node.node_id,
             child.id().map_or_else(|| "?".into(), |p| p.to_string()),
             node.kafka_addr,
             node.file.rpc_addr,
+            node.file.http_addr,
             node.dir.display(),
             node.log_path().display()
         );
@@ -377,6 +409,7 @@ mod tests {
             data_dir: PathBuf::from("/tmp/dev"),
             kafka_addr,
             rpc_addr: default_rpc_addr(nodes, kafka_addr),
+            http_addr: default_http_addr(nodes, kafka_addr),
         }
     }
 
@@ -411,6 +444,10 @@ mod tests {
                 config.advertised_rpc_addr,
                 format!("127.0.0.1:{}", 19092 + i)
             );
+            assert_eq!(
+                config.http_listen,
+                Some(format!("127.0.0.1:{}", 29092 + i).parse().unwrap())
+            );
         }
     }
 
@@ -434,7 +471,20 @@ mod tests {
         let mut s = spec(3);
         s.kafka_addr = "0.0.0.0:9092".parse().unwrap();
         assert!(plan(&s).is_err(), "wildcard cannot be advertised");
+        let mut s = spec(3);
+        s.http_addr = "127.0.0.1:19094".parse().unwrap();
+        assert!(plan(&s).is_err(), "http ports overlap rpc ports");
         assert!(plan(&spec(0)).is_err());
         assert_eq!(default_rpc_addr(1, spec(1).kafka_addr).port(), 0);
+        assert_eq!(default_http_addr(1, spec(1).kafka_addr).port(), 0);
+        // Port 0: every node picks its own free port.
+        let mut s = spec(3);
+        s.http_addr = "127.0.0.1:0".parse().unwrap();
+        assert!(
+            plan(&s)
+                .unwrap()
+                .iter()
+                .all(|n| n.file.http_addr == "127.0.0.1:0")
+        );
     }
 }

@@ -3,14 +3,16 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use fjord_server::admin::{
     self, ClusterCommand, ConnectArgs, ConsumeArgs, GroupCommand, ProduceArgs, TopicCommand,
 };
 use fjord_server::config::FileConfig;
 use fjord_server::dev_cluster::{self, DevClusterSpec};
+use fjord_server::health_check::{self, Target};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -20,8 +22,18 @@ use tokio_util::sync::CancellationToken;
     about = "A Kafka-compatible, replicated event streaming cluster"
 )]
 struct Cli {
+    /// How log lines are written to stderr: `text` for people, `json` (one
+    /// object per line: timestamp, level, target, fields) for log shippers.
+    #[arg(long, global = true, env = "FJORD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -42,6 +54,11 @@ enum Command {
         /// Default: the Kafka port + 10000 for a cluster, any free port for one node.
         #[arg(long, env = "FJORD_RPC_ADDR")]
         rpc_addr: Option<SocketAddr>,
+        /// HTTP port of node 1 (/healthz, /readyz, /metrics, /shutdown; node i
+        /// uses PORT + i - 1). Default: the Kafka port + 20000 for a cluster,
+        /// any free port for one node (logged at start).
+        #[arg(long, env = "FJORD_HTTP_ADDR")]
+        http_addr: Option<SocketAddr>,
     },
     /// Run a cluster member from a TOML config file (FJORD_* env overrides it).
     Server {
@@ -76,6 +93,24 @@ enum Command {
         #[command(subcommand)]
         command: GroupCommand,
     },
+    /// Probe a node's HTTP port: exit 0 when GET /healthz (or /readyz with
+    /// --ready) answers 200, else 1. For container HEALTHCHECKs.
+    Health {
+        /// What to GET, `http://HOST:PORT[/PATH]`. Default: the `http_addr`
+        /// of --config, else $FJORD_HTTP_ADDR, else 127.0.0.1:9644 (a
+        /// wildcard address is probed on loopback).
+        #[arg(long)]
+        url: Option<String>,
+        /// Probe readiness (/readyz) instead of liveness (/healthz).
+        #[arg(long)]
+        ready: bool,
+        /// A node config file to take `http_addr` from (FJORD_* env applied).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Give up after this many milliseconds.
+        #[arg(long, default_value_t = 3000)]
+        timeout_ms: u64,
+    },
     /// Cluster-wide views: `fjord cluster status`.
     Cluster {
         #[command(flatten)]
@@ -87,14 +122,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    init_logging(cli.log_format);
     // A node started by `fjord dev --nodes N` dies with its supervisor.
     dev_cluster::follow_supervisor(|key| std::env::var(key).ok());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -116,6 +144,21 @@ fn main() -> ExitCode {
     }
 }
 
+/// Logs go to stderr, filtered by `RUST_LOG` (default `info,openraft=warn`).
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => builder.json().with_ansi(false).init(),
+    }
+}
+
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Dev {
@@ -123,14 +166,18 @@ async fn run(command: Command) -> anyhow::Result<()> {
             kafka_addr,
             nodes,
             rpc_addr,
+            http_addr,
         } => {
             let rpc_addr =
                 rpc_addr.unwrap_or_else(|| dev_cluster::default_rpc_addr(nodes, kafka_addr));
+            let http_addr =
+                http_addr.unwrap_or_else(|| dev_cluster::default_http_addr(nodes, kafka_addr));
             if nodes == 1 {
                 let file = FileConfig {
                     data_dir,
                     kafka_addr: Some(kafka_addr.to_string()),
                     rpc_addr: rpc_addr.to_string(),
+                    http_addr: http_addr.to_string(),
                     ..FileConfig::default()
                 };
                 return serve(file).await;
@@ -140,6 +187,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 data_dir,
                 kafka_addr,
                 rpc_addr,
+                http_addr,
             };
             let (shutdown, force) = (CancellationToken::new(), CancellationToken::new());
             let (on_first, on_second) = (shutdown.clone(), force.clone());
@@ -164,7 +212,45 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Consume { connect, args } => admin::run_consume(&connect, args).await,
         Command::Group { connect, command } => admin::run_group(&connect, command).await,
         Command::Cluster { connect, command } => admin::run_cluster(&connect, command).await,
+        Command::Health {
+            url,
+            ready,
+            config,
+            timeout_ms,
+        } => health(url, ready, config, Duration::from_millis(timeout_ms)).await,
     }
+}
+
+/// `fjord health`: one GET; the error (exit 1) says what failed.
+async fn health(
+    url: Option<String>,
+    ready: bool,
+    config: Option<PathBuf>,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let path = if ready { "/readyz" } else { "/healthz" };
+    let target = match (url, config) {
+        (Some(url), _) => Target::parse(&url, path)?,
+        (None, Some(config)) => {
+            let mut file = FileConfig::load(&config)?;
+            file.apply_env(|key| std::env::var(key).ok())?;
+            let addr = file.http_addr.trim();
+            anyhow::ensure!(
+                !addr.is_empty() && addr != "off",
+                "{}: http_addr is off; nothing to probe",
+                config.display()
+            );
+            Target::for_http_addr(addr, path)?
+        }
+        (None, None) => {
+            let addr = std::env::var("FJORD_HTTP_ADDR")
+                .unwrap_or_else(|_| fjord_server::config::DEFAULT_HTTP_ADDR.to_string());
+            Target::for_http_addr(addr.trim(), path)?
+        }
+    };
+    let body = health_check::get(&target, timeout).await?;
+    println!("{body}");
+    Ok(())
 }
 
 async fn serve(file: FileConfig) -> anyhow::Result<()> {

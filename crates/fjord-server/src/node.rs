@@ -1,8 +1,10 @@
 //! Starting and stopping one node: gRPC server, controller, broker, Kafka
 //! listener.
 //!
-//! Start order: bind the node-to-node gRPC listener and serve the
-//! controller's Raft service and the broker's replica service on it
+//! Start order: bind the HTTP port first (`/healthz` answers from then on,
+//! `/readyz` says what is still missing), then bind the node-to-node gRPC
+//! listener and serve the controller's Raft service and the broker's
+//! replica service on it
 //! *before* waiting for the quorum (the other voters cannot elect anyone
 //! until this node answers votes; the replica service answers UNAVAILABLE
 //! until the broker exists), then wait until the controller follows a
@@ -14,8 +16,9 @@
 //!
 //! Stop order is the reverse: stop accepting Kafka connections and drain
 //! them, stop the broker (controlled shutdown, flush and close every log),
-//! stop the controller, and last the gRPC server (the broker's controlled
-//! shutdown and the quorum's hand-over still need it).
+//! stop the controller, then the gRPC server (the broker's controlled
+//! shutdown and the quorum's hand-over still need it), and last the HTTP
+//! port (a `GET /shutdown` is answered once the controlled shutdown is done).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,6 +33,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::http::{HttpServer, NodeStatus};
 
 /// How long the gRPC server may take to finish in-flight calls (replica
 /// long polls, Raft appends) after it stopped accepting.
@@ -77,6 +81,9 @@ pub struct RunningNode {
     kafka: Option<KafkaSide>,
     rpc_server: JoinHandle<Result<(), tonic::transport::Error>>,
     rpc_shutdown: CancellationToken,
+    /// What the HTTP endpoints report; `GET /shutdown` fires its stop request.
+    status: Arc<NodeStatus>,
+    http: Option<HttpServer>,
 }
 
 /// Binds `addr`, naming it in the error.
@@ -110,6 +117,8 @@ pub async fn start(mut config: Config) -> Result<RunningNode, ServerError> {
         path: config.data_dir.clone(),
         source,
     })?;
+    let status = Arc::new(NodeStatus::new(config.node_id, config.is_broker));
+    let http = start_http(&config, &status).await?;
     let (rpc_listener, rpc_addr) = bind(config.rpc_listen).await?;
     config.resolve_rpc_port(rpc_addr);
     let rpc_shutdown = CancellationToken::new();
@@ -120,6 +129,7 @@ pub async fn start(mut config: Config) -> Result<RunningNode, ServerError> {
     let controller = Controller::open(config.controller.clone())
         .await
         .map_err(ServerError::Controller)?;
+    status.controller_started(controller.clone());
     let (broker_tx, broker_rx) = watch::channel(None);
     let mut routes = tonic::service::Routes::new(controller.rpc_service());
     if config.is_broker {
@@ -136,6 +146,8 @@ pub async fn start(mut config: Config) -> Result<RunningNode, ServerError> {
         match start_kafka_side(&config, &controller).await {
             Ok(kafka) => {
                 broker_tx.send_replace(Some(kafka.broker.clone()));
+                status.broker_started(kafka.broker.clone());
+                status.kafka_serving();
                 Some(kafka)
             }
             Err(err) => {
@@ -162,7 +174,24 @@ pub async fn start(mut config: Config) -> Result<RunningNode, ServerError> {
         kafka,
         rpc_server,
         rpc_shutdown,
+        status,
+        http,
     })
+}
+
+/// Binds the HTTP port (unless `http_addr` turned it off).
+async fn start_http(
+    config: &Config,
+    status: &Arc<NodeStatus>,
+) -> Result<Option<HttpServer>, ServerError> {
+    let Some(addr) = config.http_listen else {
+        return Ok(None);
+    };
+    let server = crate::http::start(addr, status.clone())
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    tracing::info!(node_id = config.node_id, http_addr = %server.addr, "HTTP server listening (/healthz, /readyz, /metrics, /shutdown)");
+    Ok(Some(server))
 }
 
 /// Binds every Kafka listener first (so an advertised port 0 can become
@@ -259,14 +288,26 @@ impl RunningNode {
             .unwrap_or(&[])
     }
 
+    /// The HTTP port's bound address (`None` when `http_addr` is off).
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(|h| h.addr)
+    }
+
+    /// Fires when `GET /shutdown` asked this node to stop.
+    pub fn stop_requested(&self) -> CancellationToken {
+        self.status.stop_requested().clone()
+    }
+
     /// The broker (`None` on a controller-only node).
     pub fn broker(&self) -> Option<&Arc<Broker>> {
         self.kafka.as_ref().map(|k| &k.broker)
     }
 
     /// Graceful stop: drain Kafka connections, stop the broker (closing
-    /// its logs), stop the controller, then the gRPC server.
+    /// its logs), stop the controller, then the gRPC server, last the HTTP
+    /// port.
     pub async fn stop(self) -> Result<(), ServerError> {
+        self.status.stopping();
         let mut served = Ok(());
         if let Some(kafka) = self.kafka {
             kafka.gateway_shutdown.cancel();
@@ -279,8 +320,12 @@ impl RunningNode {
             };
             kafka.broker.shutdown().await;
         }
+        self.status.controlled_shutdown_finished();
         let rpc =
             stop_controller_and_rpc(&self.controller, self.rpc_server, &self.rpc_shutdown).await;
+        if let Some(http) = self.http {
+            http.stop().await;
+        }
         tracing::info!("fjord node stopped");
         served?;
         match rpc {
@@ -293,7 +338,11 @@ impl RunningNode {
 /// Run a node until `shutdown` fires, then stop it gracefully. This is what `main`, tests and a simulator call.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), ServerError> {
     let node = start(config).await?;
-    shutdown.cancelled().await;
+    let stop_requested = node.stop_requested();
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        _ = stop_requested.cancelled() => {}
+    }
     tracing::info!("shutting down");
     node.stop().await
 }

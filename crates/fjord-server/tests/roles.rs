@@ -4,7 +4,15 @@
 use std::time::{Duration, Instant};
 
 use fjord_server::config::FileConfig;
+use fjord_server::health_check::{self, Target};
 use fjord_server::node;
+
+/// `GET /readyz` on `node`'s HTTP port: `Ok(body)` when ready.
+async fn readyz(node: &node::RunningNode) -> Result<String, health_check::HealthError> {
+    let addr = node.http_addr().expect("http port on").to_string();
+    let target = Target::for_http_addr(&addr, "/readyz")?;
+    health_check::get(&target, Duration::from_secs(5)).await
+}
 
 fn file(dir: &std::path::Path, node_id: i32, roles: &str, voters: &str) -> FileConfig {
     let text = format!(
@@ -14,6 +22,7 @@ fn file(dir: &std::path::Path, node_id: i32, roles: &str, voters: &str) -> FileC
         data_dir = {data:?}
         kafka_addr = "127.0.0.1:0"
         rpc_addr = "127.0.0.1:0"
+        http_addr = "127.0.0.1:0"
         [controller]
         voters = {voters}
         election_timeout_ms = [300, 600]
@@ -43,6 +52,11 @@ async fn controller_only_and_broker_only_nodes_form_a_cluster() {
             .expect("controller node starts");
         assert!(controller.kafka_addr().is_none());
         assert!(controller.broker().is_none());
+        // Ready as a controller: it leads its quorum of one and applied the log.
+        assert_eq!(
+            readyz(&controller).await.expect("controller ready"),
+            "ready"
+        );
 
         // Phase 2: a broker-only node joins it as a learner (over gRPC) and registers.
         let voters = format!(r#"["1@{}"]"#, controller.rpc_addr);
@@ -60,6 +74,8 @@ async fn controller_only_and_broker_only_nodes_form_a_cluster() {
                     !image.brokers.contains_key(&1),
                     "the controller-only node is no broker"
                 );
+                // Registered, caught up, unfenced and serving Kafka: ready.
+                assert_eq!(readyz(&broker).await.expect("broker ready"), "ready");
                 break;
             }
             assert!(

@@ -8,15 +8,17 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use fjord_e2e::{fjord_bin, run_cli, wait_for};
+use fjord_e2e::{fjord_bin, http, run_cli, wait_for};
 
-/// A base port with `n` free consecutive ports for Kafka and `n` more at base + 10000 for gRPC.
+/// A base port with `n` free consecutive ports for Kafka, `n` more at base + 10000 for gRPC and
+/// `n` at base + 20000 for HTTP.
 fn free_port_run(n: u16) -> u16 {
     for attempt in 0..200u16 {
         let base = 20_000 + (std::process::id() as u16 % 1000) * 10 + attempt * 37 % 9000;
         let all_free = (0..n).all(|i| {
             TcpListener::bind(("127.0.0.1", base + i)).is_ok()
                 && TcpListener::bind(("127.0.0.1", base + 10_000 + i)).is_ok()
+                && TcpListener::bind(("127.0.0.1", base + 20_000 + i)).is_ok()
         });
         if all_free {
             return base;
@@ -101,6 +103,18 @@ fn dev_nodes_3_serves_reports_a_dead_node_and_stops_on_sigterm() {
         base + 2
     );
     assert!(ready.ends_with(&bootstrap), "{ready}");
+    // Every node serves its HTTP port at the Kafka port + 20000.
+    for i in 0..3 {
+        let addr = format!("127.0.0.1:{}", base + 20_000 + i);
+        wait_for(Duration::from_secs(30), &format!("{addr}/readyz"), || {
+            matches!(
+                http::get(&addr, "/readyz", Duration::from_secs(5)),
+                Ok((200, _))
+            )
+            .then_some(())
+        })
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    }
 
     // Phase 2: a topic gets 3 replicas by default; cluster status shows 3 active nodes.
     cli_ok(

@@ -16,6 +16,7 @@ mod elect_leaders;
 mod groups;
 mod idempotence;
 mod listeners;
+mod observability;
 mod produce_consume;
 mod protocol_errors;
 mod reassignment;

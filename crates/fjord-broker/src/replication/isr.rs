@@ -20,6 +20,9 @@ impl Broker {
     /// Send `proposal` (already marked pending on `partition`) to the controller.
     pub(crate) fn propose_isr(self: &Arc<Self>, partition: Arc<Partition>, proposal: IsrProposal) {
         let broker = self.clone();
+        // The committed ISR size the proposal departs from: whether it
+        // shrinks or expands the ISR, for the metrics.
+        let isr_before = partition.assignment().isr.len();
         self.tasks.spawn(async move {
             let cmd = MetadataCommand::AlterPartition {
                 broker_id: broker.node_id(),
@@ -40,6 +43,11 @@ impl Broker {
                 // applies the image with the new partition epoch.
                 Ok(MetadataResponse::PartitionAltered { isr, partition_epoch, .. }) => {
                     tracing::info!(tp = %partition.tp, ?isr, partition_epoch, "ISR change committed");
+                    match isr.len().cmp(&isr_before) {
+                        std::cmp::Ordering::Less => fjord_metrics::ISR_SHRINKS.inc(),
+                        std::cmp::Ordering::Greater => fjord_metrics::ISR_EXPANDS.inc(),
+                        std::cmp::Ordering::Equal => {}
+                    }
                     return;
                 }
                 Ok(MetadataResponse::Error(err)) => {

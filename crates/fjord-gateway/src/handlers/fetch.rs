@@ -107,6 +107,13 @@ pub(crate) async fn handle(
         Vec::new()
     };
 
+    let bytes_out: usize = results
+        .iter()
+        .filter_map(|(_, result)| result.as_ref().ok())
+        .map(|data| data.records.len())
+        .sum();
+    fjord_metrics::BYTES_OUT.add(bytes_out as u64);
+
     let mut leaders_to_describe = Vec::new();
     let responses = topics
         .into_iter()

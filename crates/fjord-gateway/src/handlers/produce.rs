@@ -93,11 +93,13 @@ pub(crate) async fn handle(
 
     let acks = acks.unwrap_or(Acks::Leader);
     let timeout = Duration::from_millis(u64::try_from(request.timeout_ms).unwrap_or(0));
+    let sizes: Vec<usize> = requests.iter().map(|r| r.records.len()).collect();
     let results = if requests.is_empty() {
         Vec::new()
     } else {
         broker.produce(requests, acks, timeout).await
     };
+    record_bytes_in(&sizes, &results);
 
     if acks == Acks::None {
         let failed = results.iter().any(|(_, r)| r.is_err())
@@ -173,6 +175,17 @@ pub(crate) async fn handle(
             .collect();
     }
     Ok(Some(response))
+}
+
+/// Bytes in: the record bytes of the partitions that were appended.
+fn record_bytes_in<T, E>(sizes: &[usize], results: &[(TopicPartition, Result<T, E>)]) {
+    let appended: usize = sizes
+        .iter()
+        .zip(results)
+        .filter(|(_, (_, result))| result.is_ok())
+        .map(|(size, _)| size)
+        .sum();
+    fjord_metrics::BYTES_IN.add(appended as u64);
 }
 
 fn failed(

@@ -1,0 +1,277 @@
+//! The HTTP port of real `fjord` processes: probes, Prometheus metrics fed by real clients,
+//! consumer-group lag, `GET /shutdown`, the `fjord health` probe command and JSON logs.
+
+use std::fs::File;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fjord_e2e::http::{sample, sum};
+use fjord_e2e::{
+    FjordCluster, FjordNode, bounded, cli_ok, client_config, consume_n, fjord_bin, free_port, http,
+    wait_for, wait_for_topic,
+};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::task::block_in_place;
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// `/metrics` of `node` (panics unless it answers 200).
+fn scrape(node: &FjordNode) -> String {
+    let (status, body) = node.http_get("/metrics").expect("GET /metrics");
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+fn wait_ready(node: &FjordNode) {
+    let mut last = String::new();
+    wait_for(
+        Duration::from_secs(30),
+        "GET /readyz answering 200",
+        || match node.http_get("/readyz") {
+            Ok((200, _)) => Some(()),
+            Ok((status, body)) => {
+                last = format!("{status} {body}");
+                None
+            }
+            Err(e) => {
+                last = format!("{e:#}");
+                None
+            }
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e:#}; last answer: {last}"));
+}
+
+/// `fjord ARGS` with a deadline; the exit code.
+fn fjord_exit_code(args: &[&str]) -> i32 {
+    let out = fjord_e2e::run_cli("127.0.0.1:1", args, None, Duration::from_secs(20));
+    out.status.code().expect("exit code")
+}
+
+#[test]
+fn probes_request_metrics_bytes_and_consumer_group_lag() {
+    let node = FjordNode::start();
+    let b = node.bootstrap();
+
+    // Phase 1: liveness and readiness answer; `fjord health` agrees, and fails on a closed port.
+    let (status, body) = node.http_get("/healthz").expect("GET /healthz");
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+    wait_ready(&node);
+    let url = format!("http://{}", node.http_addr());
+    assert_eq!(fjord_exit_code(&["health", "--ready", "--url", &url]), 0);
+    assert_eq!(fjord_exit_code(&["health", "--url", &url]), 0);
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    assert_eq!(fjord_exit_code(&["health", "--ready", "--url", &closed]), 1);
+    let (status, _) = node.http_get("/nope").expect("GET /nope");
+    assert_eq!(status, 404);
+
+    // Phase 2: produce and consume with real clients; the counters move.
+    let before = scrape(&node);
+    let topic = "obs-lag";
+    let args = ["topic", "create", topic, "--partitions", "2"];
+    cli_ok(&args, &node.cli(&args, None));
+    wait_for_topic(&b, topic, 2);
+    let input: String = (0..10).map(|i| format!("p0-{i}\n")).collect();
+    let args = ["produce", topic, "--partition", "0"];
+    cli_ok(&args, &node.cli(&args, Some(&input)));
+    let input: String = (0..6).map(|i| format!("p1-{i}\n")).collect();
+    let args = ["produce", topic, "--partition", "1"];
+    cli_ok(&args, &node.cli(&args, Some(&input)));
+
+    let group = "obs-lag-g1";
+    let consumer: BaseConsumer = client_config(&b)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.wait.max.ms", "100")
+        .create()
+        .expect("create group consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let got = consume_n(&consumer, 16, Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(got.len(), 16);
+    let after = scrape(&node);
+    let count = |text: &str, api: &str| {
+        sample(text, "fjord_requests_total", &[("api", api)]).unwrap_or(0.0)
+    };
+    for api in ["Produce", "Fetch", "Metadata", "CreateTopics"] {
+        assert!(
+            count(&after, api) > count(&before, api),
+            "{api}: requests_total did not grow\n{after}"
+        );
+        let histogram_count = sample(
+            &after,
+            "fjord_request_duration_seconds_count",
+            &[("api", api)],
+        );
+        assert_eq!(histogram_count, Some(count(&after, api)), "{api}");
+    }
+    let bytes = |text: &str, name: &str| sample(text, name, &[]).expect(name);
+    // 16 records of 5-6 bytes, in batches with headers: at least the values went in and out.
+    let payload = 16.0 * 5.0;
+    assert!(
+        bytes(&after, "fjord_bytes_in_total") - bytes(&before, "fjord_bytes_in_total") >= payload
+    );
+    assert!(
+        bytes(&after, "fjord_bytes_out_total") - bytes(&before, "fjord_bytes_out_total") >= payload
+    );
+    assert!(sample(&after, "fjord_partitions_led", &[]).expect("partitions_led") >= 2.0);
+    assert_eq!(
+        sample(&after, "fjord_under_replicated_partitions", &[]),
+        Some(0.0)
+    );
+    assert_eq!(sample(&after, "fjord_offline_partitions", &[]), Some(0.0));
+    assert_eq!(sample(&after, "fjord_controller_is_leader", &[]), Some(1.0));
+    assert!(sample(&after, "fjord_controller_raft_term", &[]).expect("term") >= 1.0);
+    assert!(
+        sample(&after, "fjord_controller_metadata_applied_offset", &[]).expect("applied") > 0.0
+    );
+    assert!(sample(&after, "fjord_process_resident_memory_bytes", &[]).expect("rss") > 0.0);
+    assert!(sample(&after, "fjord_process_open_fds", &[]).expect("fds") > 0.0);
+
+    // Phase 3: committed offsets behind the end show as lag: p0 at 4 of 10, p1 at its end.
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Offset(4))
+        .expect("tpl");
+    tpl.add_partition_offset(topic, 1, Offset::Offset(6))
+        .expect("tpl");
+    consumer.commit(&tpl, CommitMode::Sync).expect("commit");
+    let lag = |text: &str, partition: &str| {
+        sample(
+            text,
+            "fjord_consumergroup_lag",
+            &[("group", group), ("topic", topic), ("partition", partition)],
+        )
+    };
+    let text = scrape(&node);
+    assert_eq!(lag(&text, "0"), Some(6.0), "{text}");
+    assert_eq!(lag(&text, "1"), Some(0.0), "{text}");
+}
+
+/// A node run with `--log-format json` (through the env) writes only JSON lines, and
+/// `GET /shutdown` stops it gracefully: the answer comes after the controlled shutdown and the
+/// process exits 0.
+#[test]
+fn json_logs_and_shutdown_over_http() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log_path = dir.path().join("node.log");
+    let log = File::create(&log_path).expect("create log");
+    let http_addr = format!("127.0.0.1:{}", free_port());
+    let mut child = Command::new(fjord_bin())
+        .args(["dev", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args(["--kafka-addr", &format!("127.0.0.1:{}", free_port())])
+        .args(["--http-addr", &http_addr])
+        .env("FJORD_LOG_FORMAT", "json")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log fd"))
+        .stderr(log)
+        .spawn()
+        .expect("spawn fjord dev");
+    let ready = wait_for(Duration::from_secs(30), "GET /readyz answering 200", || {
+        matches!(
+            http::get(&http_addr, "/readyz", Duration::from_secs(5)),
+            Ok((200, _))
+        )
+        .then_some(())
+    });
+    if let Err(e) = ready {
+        let _ = child.kill();
+        panic!(
+            "{e:#}\n{}",
+            std::fs::read_to_string(&log_path).unwrap_or_default()
+        );
+    }
+
+    let (status, body) =
+        http::get(&http_addr, "/shutdown", Duration::from_secs(30)).expect("GET /shutdown");
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "controlled shutdown finished\n")
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("fjord did not exit after GET /shutdown");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "exit status {exit}");
+
+    let text = std::fs::read_to_string(&log_path).expect("read log");
+    let mut lines = 0;
+    for line in text.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        for key in ["timestamp", "level", "target", "fields"] {
+            assert!(v.get(key).is_some(), "no {key} in {line}");
+        }
+        lines += 1;
+    }
+    assert!(text.contains("fjord node ready"), "{text}");
+    assert!(lines >= 3, "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_partitions_led_and_under_replicated() {
+    bounded(LIMIT, async {
+        let mut cluster = block_in_place(|| FjordCluster::start(3));
+        let topic = "obs-urp";
+        cluster.create_topic(topic, 6, 3, &[]).await;
+
+        // Phase 1: every partition is led by exactly one node, none under-replicated.
+        block_in_place(|| {
+            wait_for(
+                Duration::from_secs(20),
+                "partitions_led summing to 6",
+                || {
+                    let texts: Vec<String> = cluster
+                        .ids()
+                        .iter()
+                        .map(|&id| scrape(cluster.node(id)))
+                        .collect();
+                    let led: f64 = texts.iter().map(|t| sum(t, "fjord_partitions_led")).sum();
+                    let urp: f64 = texts
+                        .iter()
+                        .map(|t| sum(t, "fjord_under_replicated_partitions"))
+                        .sum();
+                    let leaders: f64 = texts
+                        .iter()
+                        .map(|t| sum(t, "fjord_controller_is_leader"))
+                        .sum();
+                    (led == 6.0 && urp == 0.0 && leaders == 1.0).then_some(())
+                },
+            )
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        });
+
+        // Phase 2: node 3 stops; the survivors lead partitions whose ISR lacks it.
+        block_in_place(|| {
+            cluster.stop(3);
+            wait_for(
+                Duration::from_secs(30),
+                "under-replicated partitions on nodes 1 and 2",
+                || {
+                    let texts: Vec<String> =
+                        [1, 2].iter().map(|&id| scrape(cluster.node(id))).collect();
+                    let urp: f64 = texts
+                        .iter()
+                        .map(|t| sum(t, "fjord_under_replicated_partitions"))
+                        .sum();
+                    let led: f64 = texts.iter().map(|t| sum(t, "fjord_partitions_led")).sum();
+                    let offline: f64 = texts
+                        .iter()
+                        .map(|t| sum(t, "fjord_offline_partitions"))
+                        .sum();
+                    (urp > 0.0 && led == 6.0 && offline == 0.0).then_some(())
+                },
+            )
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        });
+    })
+    .await;
+}
