@@ -55,6 +55,9 @@ pub struct DevClusterSpec {
     /// Node 1's HTTP server (probes, metrics); node i listens on its port +
     /// i - 1. Port 0: every node picks a free port (and logs it).
     pub http_addr: SocketAddr,
+    /// Global flags for every node's command line, before `server` (the
+    /// supervisor's own `--log-format`: nodes get no `FJORD_*` env).
+    pub node_args: Vec<String>,
 }
 
 /// One child node's generated settings.
@@ -192,7 +195,7 @@ pub async fn run(
     let mut running = Vec::with_capacity(nodes.len());
     for node in nodes {
         write_config(&node)?;
-        let child = spawn(&exe, &node)?;
+        let child = spawn(&exe, &node, &spec.node_args)?;
         eprintln!(
             "fjord dev: node {} (pid {}) Kafka {} rpc {} http {}, data {}, log {}",
             node.node_id,
@@ -271,14 +274,15 @@ fn write_config(node: &DevNode) -> Result<()> {
         .with_context(|| format!("cannot write {}", node.config_path().display()))
 }
 
-fn spawn(exe: &Path, node: &DevNode) -> Result<Child> {
+fn spawn(exe: &Path, node: &DevNode, node_args: &[String]) -> Result<Child> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(node.log_path())
         .with_context(|| format!("cannot open {}", node.log_path().display()))?;
     let mut cmd = Command::new(exe);
-    cmd.arg("server")
+    cmd.args(node_args)
+        .arg("server")
         .arg("--config")
         .arg(node.config_path())
         .stdin(Stdio::null())
@@ -410,6 +414,7 @@ mod tests {
             kafka_addr,
             rpc_addr: default_rpc_addr(nodes, kafka_addr),
             http_addr: default_http_addr(nodes, kafka_addr),
+            node_args: Vec::new(),
         }
     }
 

@@ -135,7 +135,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command)) {
+    match runtime.block_on(run(cli.command, cli.log_format)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("fjord: {err:#}");
@@ -159,7 +159,7 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-async fn run(command: Command) -> anyhow::Result<()> {
+async fn run(command: Command, log_format: LogFormat) -> anyhow::Result<()> {
     match command {
         Command::Dev {
             data_dir,
@@ -188,6 +188,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 kafka_addr,
                 rpc_addr,
                 http_addr,
+                node_args: match log_format {
+                    LogFormat::Text => Vec::new(),
+                    LogFormat::Json => vec!["--log-format".into(), "json".into()],
+                },
             };
             let (shutdown, force) = (CancellationToken::new(), CancellationToken::new());
             let (on_first, on_second) = (shutdown.clone(), force.clone());

@@ -216,33 +216,31 @@ fn json_logs_and_shutdown_over_http() {
     assert!(lines >= 3, "{text}");
 }
 
+/// `name` summed over the scrapes of nodes `ids`.
+fn sum_over(cluster: &FjordCluster, ids: &[i32], name: &str) -> f64 {
+    ids.iter()
+        .map(|&id| sum(&scrape(cluster.node(id)), name))
+        .sum()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cluster_partitions_led_and_under_replicated() {
+async fn cluster_partitions_led_under_replicated_and_isr_expands() {
     bounded(LIMIT, async {
         let mut cluster = block_in_place(|| FjordCluster::start(3));
         let topic = "obs-urp";
         cluster.create_topic(topic, 6, 3, &[]).await;
+        let all = [1, 2, 3];
 
-        // Phase 1: every partition is led by exactly one node, none under-replicated.
+        // Phase 1: every partition is led by exactly one node, none under-replicated, one
+        // active controller.
         block_in_place(|| {
             wait_for(
                 Duration::from_secs(20),
                 "partitions_led summing to 6",
                 || {
-                    let texts: Vec<String> = cluster
-                        .ids()
-                        .iter()
-                        .map(|&id| scrape(cluster.node(id)))
-                        .collect();
-                    let led: f64 = texts.iter().map(|t| sum(t, "fjord_partitions_led")).sum();
-                    let urp: f64 = texts
-                        .iter()
-                        .map(|t| sum(t, "fjord_under_replicated_partitions"))
-                        .sum();
-                    let leaders: f64 = texts
-                        .iter()
-                        .map(|t| sum(t, "fjord_controller_is_leader"))
-                        .sum();
+                    let led = sum_over(&cluster, &all, "fjord_partitions_led");
+                    let urp = sum_over(&cluster, &all, "fjord_under_replicated_partitions");
+                    let leaders = sum_over(&cluster, &all, "fjord_controller_is_leader");
                     (led == 6.0 && urp == 0.0 && leaders == 1.0).then_some(())
                 },
             )
@@ -252,24 +250,29 @@ async fn cluster_partitions_led_and_under_replicated() {
         // Phase 2: node 3 stops; the survivors lead partitions whose ISR lacks it.
         block_in_place(|| {
             cluster.stop(3);
+            let survivors = [1, 2];
             wait_for(
                 Duration::from_secs(30),
                 "under-replicated partitions on nodes 1 and 2",
                 || {
-                    let texts: Vec<String> =
-                        [1, 2].iter().map(|&id| scrape(cluster.node(id))).collect();
-                    let urp: f64 = texts
-                        .iter()
-                        .map(|t| sum(t, "fjord_under_replicated_partitions"))
-                        .sum();
-                    let led: f64 = texts.iter().map(|t| sum(t, "fjord_partitions_led")).sum();
-                    let offline: f64 = texts
-                        .iter()
-                        .map(|t| sum(t, "fjord_offline_partitions"))
-                        .sum();
+                    let urp = sum_over(&cluster, &survivors, "fjord_under_replicated_partitions");
+                    let led = sum_over(&cluster, &survivors, "fjord_partitions_led");
+                    let offline = sum_over(&cluster, &survivors, "fjord_offline_partitions");
                     (urp > 0.0 && led == 6.0 && offline == 0.0).then_some(())
                 },
             )
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        });
+
+        // Phase 3: node 3 comes back; the leaders take it into their ISRs again (counted as
+        // ISR expansions) and nothing is under-replicated any more.
+        block_in_place(|| {
+            cluster.restart(3);
+            wait_for(Duration::from_secs(60), "ISRs expanded back", || {
+                let urp = sum_over(&cluster, &all, "fjord_under_replicated_partitions");
+                let expands = sum_over(&cluster, &all, "fjord_isr_expands_total");
+                (urp == 0.0 && expands > 0.0).then_some(())
+            })
             .unwrap_or_else(|e| panic!("{e:#}"));
         });
     })

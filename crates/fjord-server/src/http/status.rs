@@ -156,3 +156,60 @@ impl NodeStatus {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use fjord_broker::BrokerConfig;
+    use fjord_controller::ControllerConfig;
+
+    use super::*;
+
+    /// The readiness rule walks start-up in order, with a real single-voter
+    /// controller and broker: each step clears one condition.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn readiness_follows_start_up_and_stop() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config =
+            ControllerConfig::single_voter(1, dir.path().join("controller"), "127.0.0.1:1".into());
+        let controller = Controller::start(config).await.expect("controller");
+
+        // A controller-only node: ready once its controller leads and applied the log.
+        let controller_only = NodeStatus::new(1, false);
+        assert_eq!(
+            controller_only.readiness(),
+            Err(NotReady::ControllerStarting)
+        );
+        controller_only.controller_started(controller.clone());
+        assert_eq!(controller_only.readiness(), Ok(()));
+
+        // A broker node also needs its registration, an unfenced broker and the listener.
+        let node = NodeStatus::new(1, true);
+        node.controller_started(controller.clone());
+        assert_eq!(node.readiness(), Err(NotReady::NotRegistered));
+        let broker_config = BrokerConfig::new(1, dir.path().join("logs"), "127.0.0.1".into(), 9092);
+        let broker = Broker::start(broker_config, controller.clone())
+            .await
+            .expect("broker");
+        node.broker_started(broker.clone());
+        assert_eq!(node.readiness(), Err(NotReady::KafkaNotServing));
+        node.kafka_serving();
+        assert_eq!(node.readiness(), Ok(()));
+
+        // Stopping: neither is ready any more; /shutdown's request counts too.
+        node.stopping();
+        assert_eq!(node.readiness(), Err(NotReady::Stopping));
+        controller_only.stop_requested().cancel();
+        assert_eq!(controller_only.readiness(), Err(NotReady::Stopping));
+        assert!(
+            NotReady::MetadataBehind {
+                applied: 3,
+                registered_at: 5
+            }
+            .to_string()
+            .contains("offset 3, registration is at 5")
+        );
+
+        broker.shutdown().await;
+        controller.shutdown().await.expect("controller shutdown");
+    }
+}
