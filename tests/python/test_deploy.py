@@ -103,6 +103,20 @@ def test_kustomization_lists_every_manifest():
         assert "namespace" not in doc["metadata"], doc["metadata"]["name"]
 
 
+def test_kustomize_builds_the_manifests():
+    if not shutil.which("kubectl"):
+        pytest.skip("kubectl (with its built-in kustomize) is not installed")
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    r = subprocess.run(["kubectl", "kustomize", str(K8S)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    built = [d for d in yaml.safe_load_all(r.stdout) if d]
+    assert sorted(d["kind"] for d in built) == sorted(d["kind"] for _, d in load_k8s())
+    for doc in built:
+        kubernetes_validate.validate(doc, K8S_VERSIONS[-1], strict=True)
+    (sts,) = [d for d in built if d["kind"] == "StatefulSet"]
+    assert sts["spec"]["template"]["spec"]["containers"][0]["image"] == "fjord:dev"
+
+
 def test_k8s_statefulset_wiring():
     sts = k8s_resource("StatefulSet", "fjord")
     headless = k8s_resource("Service", sts["spec"]["serviceName"])
