@@ -45,8 +45,11 @@ enum Command {
     },
     /// Run a cluster member from a TOML config file (FJORD_* env overrides it).
     Server {
-        #[arg(long, short)]
-        config: PathBuf,
+        /// The TOML file. Optional: without it (and without FJORD_CONFIG) the
+        /// node starts from the built-in defaults and FJORD_* env alone,
+        /// which is how a container image is configured.
+        #[arg(long, short, env = "FJORD_CONFIG")]
+        config: Option<PathBuf>,
     },
     /// Create, list, describe, delete topics and add partitions.
     Topic {
@@ -155,7 +158,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .context("fjord dev --nodes")
         }
         Command::Server { config } => {
-            let mut file = FileConfig::load(&config)?;
+            let mut file = match config {
+                Some(path) => FileConfig::load(&path)?,
+                None => FileConfig::default(),
+            };
             file.apply_env(|key| std::env::var(key).ok())?;
             serve(file).await
         }
