@@ -62,8 +62,11 @@ enum Command {
     },
     /// Run a cluster member from a TOML config file (FJORD_* env overrides it).
     Server {
+        /// The TOML file, else $FJORD_CONFIG. Optional: without either (or
+        /// with FJORD_CONFIG empty) the node starts from the built-in
+        /// defaults and FJORD_* env alone.
         #[arg(long, short)]
-        config: PathBuf,
+        config: Option<PathBuf>,
     },
     /// Create, list, describe, delete topics and add partitions.
     Topic {
@@ -207,7 +210,18 @@ async fn run(command: Command, log_format: LogFormat) -> anyhow::Result<()> {
                 .context("fjord dev --nodes")
         }
         Command::Server { config } => {
-            let mut file = FileConfig::load(&config)?;
+            // Read by hand rather than by clap's `env`: an empty FJORD_CONFIG
+            // (the way to unset the image's default with `docker run -e`)
+            // means no file, where clap would call it a missing value.
+            let config = config.or_else(|| {
+                std::env::var_os("FJORD_CONFIG")
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+            });
+            let mut file = match config {
+                Some(path) => FileConfig::load(&path)?,
+                None => FileConfig::default(),
+            };
             file.apply_env(|key| std::env::var(key).ok())?;
             serve(file).await
         }
