@@ -20,8 +20,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import check
 from . import cluster as cluster_mod
+from .check import main as check_main
 from .cluster import REPO, Cluster, ClusterError
 from .history import dump_history, op_from_dict
 from .nemesis import KINDS, MIXES, Nemesis, Schedule, kinds_for
@@ -202,7 +202,7 @@ def workload(args, cluster: Cluster, kinds: list[str], seed: int, out: Path,
     phases["final_read_s"] = time.monotonic() - t_final
 
     merge_histories(histories, out / "history.jsonl")
-    return check.main([str(out / "history.jsonl"), "--out", str(out)])
+    return check_main([str(out / "history.jsonl"), "--out", str(out)])
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ Like Jepsen, a process that saw an indeterminate outcome continues under a new p
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 import traceback
@@ -64,6 +65,11 @@ class WorkerSpec:
 
 def run_worker(spec: WorkerSpec) -> None:
     """Entry point of a worker process."""
+    # The client library's own log lines (librdkafka writes them to stderr) go to a file
+    # beside the history, not into the runner's output.
+    client_log = os.open(Path(spec.history).with_suffix(".client.log"),
+                         os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(client_log, 2)
     log = HistoryLog(Path(spec.history), spec.start)
     try:
         {"producer": _produce, "assign": _consume, "subscribe": _consume,
