@@ -10,6 +10,11 @@ key in increasing offset order without jumping over an offset that exists.
 Definitions (jepsen/README.md has the long form):
 
 - duplicate: one value observed at two positions (key, offset).
+- retry-duplicate: the same, for a value sent by a producer without
+  idempotence ("idempotent": false in the send) and all positions in the
+  key it was sent to. A retried send whose first attempt was written after
+  all is Kafka's at-least-once contract without idempotence, so it is
+  reported but allowed (ALLOWED_BY_KAFKA).
 - inconsistent-offsets: one (key, offset) observed with two values.
 - lost-write: an acked send at offset o never read, while some poll read
   offset o or a later one of that key (readers reached or passed it; a
@@ -44,6 +49,7 @@ from .history import HistoryError, Op
 
 ANOMALIES = (
     "duplicate",
+    "retry-duplicate",
     "inconsistent-offsets",
     "lost-write",
     "unseen",
@@ -53,6 +59,9 @@ ANOMALIES = (
     "nonmonotonic-poll",
     "unexpected",
 )
+
+# Reported but never forbidden: what Kafka's contract permits.
+ALLOWED_BY_KAFKA = ("retry-duplicate",)
 
 # Ops after which a process's consumer may legitimately read from anywhere.
 POSITION_RESET_FS = frozenset({"assign", "subscribe", "rebalance", "crash"})
@@ -219,19 +228,27 @@ class _Builder:
                     self.max_read_offset[key] = offset
 
 
-def _duplicates(b: _Builder) -> list[dict]:
-    out = []
+def _duplicates(b: _Builder) -> tuple[list[dict], list[dict]]:
+    """(duplicates, retry-duplicates): values observed at more than one
+    position; those of non-idempotent sends within their own key are
+    retry-duplicates."""
+    dups, retries = [], []
     for value, positions in b.versions.positions.items():
         if len(positions) > 1:
-            out.append(
-                {
-                    "value": value,
-                    "positions": [
-                        {"key": k, "offset": o, "ops": ops} for (k, o), ops in positions.items()
-                    ],
-                }
+            example = {
+                "value": value,
+                "positions": [
+                    {"key": k, "offset": o, "ops": ops} for (k, o), ops in positions.items()
+                ],
+            }
+            invoke = b.invoked.get(value)
+            retried = (
+                invoke is not None
+                and invoke.value.get("idempotent") is False
+                and all(k == invoke.value["key"] for k, _ in positions)
             )
-    return out
+            (retries if retried else dups).append(example)
+    return dups, retries
 
 
 def _inconsistent_offsets(b: _Builder) -> list[dict]:
@@ -414,7 +431,7 @@ def check(history: list[Op], allowed: Iterable[str] = ()) -> Result:
 
     Raises HistoryError if a value was sent twice, which the analysis
     cannot interpret."""
-    allowed = sorted(set(allowed))
+    allowed = sorted(set(allowed) | set(ALLOWED_BY_KAFKA))
     unknown = [a for a in allowed if a not in ANOMALIES]
     if unknown:
         raise ValueError(f"unknown anomaly names {unknown}; known: {list(ANOMALIES)}")
@@ -424,8 +441,10 @@ def check(history: list[Op], allowed: Iterable[str] = ()) -> Result:
         b.add(op)
     lost, unseen = _lost_and_unseen(b)
     skips, nonmonotonic_polls = _replay_positions(history, b.versions)
+    duplicates, retry_duplicates = _duplicates(b)
     anomalies = {
-        "duplicate": _duplicates(b),
+        "duplicate": duplicates,
+        "retry-duplicate": retry_duplicates,
         "inconsistent-offsets": _inconsistent_offsets(b),
         "lost-write": lost,
         "unseen": unseen,

@@ -81,6 +81,8 @@ def _check_send_value(op: Op) -> None:
         raise ValueError("send value needs an integer 'value'")
     if op.type == "ok" and not _is_int(v.get("offset")):
         raise ValueError("ok send needs an integer 'offset'")
+    if not isinstance(v.get("idempotent", True), bool):
+        raise ValueError("send 'idempotent' must be true or false")
 
 
 def _check_poll_value(op: Op) -> None:

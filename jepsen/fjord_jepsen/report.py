@@ -18,6 +18,8 @@ from .history import Op
 # One line per anomaly for the report; jepsen/README.md has the long form.
 DESCRIPTIONS = {
     "duplicate": "one value observed at two different positions (key, offset)",
+    "retry-duplicate": "a non-idempotent send written twice in its key by a retry "
+    "(Kafka's at-least-once contract: allowed)",
     "inconsistent-offsets": "one offset of a key observed holding two different values",
     "lost-write": "an acknowledged send never read, though readers reached or passed its offset",
     "unseen": "an acknowledged send never read, and no reader read past its offset",

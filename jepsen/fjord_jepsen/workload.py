@@ -117,7 +117,7 @@ def _produce(spec: WorkerSpec, log: HistoryLog) -> None:
         partition = rng.randrange(spec.partitions)
         value = spec.worker * 10_000_000 + counter
         counter += 1
-        op = {"key": key_of(partition), "value": value}
+        op = {"key": key_of(partition), "value": value, "idempotent": spec.idempotent}
         log.write("invoke", "send", op, proc.id)
         outcome: dict = {}
 

@@ -146,6 +146,22 @@ def test_duplicate():
     assert sorted(p["offset"] for p in dup["positions"]) == [0, 1]
 
 
+def test_a_retried_send_without_idempotence_is_an_allowed_retry_duplicate():
+    h = H()
+    kv = {"key": "k", "value": 1, "idempotent": False}
+    h._pair(0, "send", kv, "ok", dict(kv, offset=1))
+    h.assign(1, ["k"]).poll(1, {"k": [[0, 1], [1, 1]]})
+    result = check(h.ops)
+    assert result.valid and result.counts["retry-duplicate"] == 1
+    assert result.counts["duplicate"] == 0 and "retry-duplicate" in result.allowed
+    # The same with idempotence on is forbidden.
+    h = H()
+    kv = {"key": "k", "value": 1, "idempotent": True}
+    h._pair(0, "send", kv, "ok", dict(kv, offset=1))
+    h.assign(1, ["k"]).poll(1, {"k": [[0, 1], [1, 1]]})
+    assert only(check(h.ops), "duplicate")
+
+
 def test_duplicate_across_keys():
     h = H().send(0, "a", 1, 0)
     h.assign(1, ["a", "b"]).poll(1, {"a": [[0, 1]], "b": [[0, 1]]})
