@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import time
 import urllib.request
@@ -81,7 +82,22 @@ class Cluster:
         cmd = [*self._compose, "-p", self.project, "-f", str(self.compose_file), *args]
         return run(cmd, timeout=timeout, check=check, env=self.env)
 
+    def check_ports_free(self) -> None:
+        """Fails clearly when another cluster (say a compose cluster left running) holds
+        the published ports, instead of a half-started project."""
+        for node in self.nodes:
+            for port in (node.kafka_port, node.http_port):
+                with socket.socket() as s:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    try:
+                        s.bind(("127.0.0.1", port))
+                    except OSError as err:
+                        raise ClusterError(
+                            f"port {port} ({node.service}) is in use: {err}; is another Fjord "
+                            "compose cluster running? (docker ps)") from err
+
     def up(self) -> None:
+        self.check_ports_free()
         self.compose("up", "-d")
         for node in self.nodes:
             cid = self.compose("ps", "-q", node.service).stdout.strip()
