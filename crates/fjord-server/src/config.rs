@@ -969,4 +969,102 @@ mod tests {
         assert_eq!(kafka_ports, vec![9092, 9093, 9094]);
         assert_eq!(http_ports, vec![Some(9644), Some(9645), Some(9646)]);
     }
+
+    /// The config files deploy/ ships for containers (deploy/README.md)
+    /// validate with the environment each node gets there: the image's
+    /// single-node default, a compose node, a Kubernetes pod (node id 0).
+    #[test]
+    fn deploy_container_files_validate() {
+        let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |key: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, v)| (*v).to_string())
+            }
+        };
+        let advertised = |config: &Config| -> Vec<(String, String, u16)> {
+            config
+                .broker
+                .advertised_listeners
+                .iter()
+                .map(|l| (l.name.clone(), l.host.clone(), l.port))
+                .collect()
+        };
+
+        let image = FileConfig::load(&deploy.join("docker/fjord.toml"))
+            .and_then(FileConfig::validate)
+            .unwrap_or_else(|e| panic!("docker/fjord.toml: {e:?}"));
+        assert!(image.is_controller && image.is_broker);
+        assert_eq!(image.data_dir, PathBuf::from("/var/lib/fjord"));
+        assert_eq!(image.http_listen, Some("0.0.0.0:9644".parse().unwrap()));
+        assert_eq!(
+            advertised(&image),
+            vec![("PLAINTEXT".into(), "localhost".into(), 9092)]
+        );
+
+        let mut compose = FileConfig::load(&deploy.join("compose/fjord.toml")).unwrap();
+        compose
+            .apply_env(env(&[
+                ("FJORD_NODE_ID", "2"),
+                (
+                    "FJORD_VOTERS",
+                    "1@fjord-1:19092,2@fjord-2:19092,3@fjord-3:19092",
+                ),
+                (
+                    "FJORD_ADVERTISED_LISTENERS",
+                    "INTERNAL://fjord-2:9092,EXTERNAL://localhost:29092",
+                ),
+                ("FJORD_ADVERTISED_RPC_ADDR", "fjord-2:19092"),
+            ]))
+            .unwrap();
+        let compose = compose
+            .validate()
+            .unwrap_or_else(|e| panic!("compose/fjord.toml: {e:?}"));
+        assert_eq!(compose.node_id, 2);
+        assert_eq!(compose.controller.voters.len(), 3);
+        assert_eq!(compose.broker.default_replication_factor, 3);
+        let mut names = advertised(&compose);
+        names.sort();
+        assert_eq!(
+            names,
+            vec![
+                ("EXTERNAL".into(), "localhost".into(), 29092),
+                ("INTERNAL".into(), "fjord-2".into(), 9092),
+            ]
+        );
+
+        // The ConfigMap's fjord.toml: the indented block under `fjord.toml: |`.
+        let config_map = std::fs::read_to_string(deploy.join("k8s/configmap.yaml")).unwrap();
+        let toml_text = config_map
+            .lines()
+            .skip_while(|l| l.trim() != "fjord.toml: |")
+            .skip(1)
+            .map(|l| l.strip_prefix("    ").unwrap_or(l.trim()))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut pod = FileConfig::parse(&toml_text, Path::new("k8s/configmap.yaml")).unwrap();
+        pod.apply_env(env(&[
+            ("FJORD_NODE_ID", "0"),
+            (
+                "FJORD_VOTERS",
+                "0@fjord-0.fjord-headless.ns.svc:19092,1@fjord-1.fjord-headless.ns.svc:19092,2@fjord-2.fjord-headless.ns.svc:19092",
+            ),
+            (
+                "FJORD_ADVERTISED_LISTENERS",
+                "PLAINTEXT://fjord-0.fjord-headless.ns.svc:9092",
+            ),
+            ("FJORD_ADVERTISED_RPC_ADDR", "fjord-0.fjord-headless.ns.svc:19092"),
+        ]))
+        .unwrap();
+        let pod = pod
+            .validate()
+            .unwrap_or_else(|e| panic!("k8s/configmap.yaml: {e:?}"));
+        assert_eq!(pod.node_id, 0);
+        assert_eq!(
+            pod.controller.voters.get(&0),
+            Some(&pod.advertised_rpc_addr)
+        );
+        assert_eq!(pod.broker.min_insync_replicas, 2);
+    }
 }

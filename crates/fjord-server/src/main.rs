@@ -107,7 +107,8 @@ enum Command {
         /// Probe readiness (/readyz) instead of liveness (/healthz).
         #[arg(long)]
         ready: bool,
-        /// A node config file to take `http_addr` from (FJORD_* env applied).
+        /// A node config file to take `http_addr` from (FJORD_* env applied);
+        /// default $FJORD_CONFIG, as for `fjord server`.
         #[arg(long, short)]
         config: Option<PathBuf>,
         /// Give up after this many milliseconds.
@@ -210,15 +211,7 @@ async fn run(command: Command, log_format: LogFormat) -> anyhow::Result<()> {
                 .context("fjord dev --nodes")
         }
         Command::Server { config } => {
-            // Read by hand rather than by clap's `env`: an empty FJORD_CONFIG
-            // (the way to unset the image's default with `docker run -e`)
-            // means no file, where clap would call it a missing value.
-            let config = config.or_else(|| {
-                std::env::var_os("FJORD_CONFIG")
-                    .filter(|v| !v.is_empty())
-                    .map(PathBuf::from)
-            });
-            let mut file = match config {
+            let mut file = match config_file(config) {
                 Some(path) => FileConfig::load(&path)?,
                 None => FileConfig::default(),
             };
@@ -235,8 +228,25 @@ async fn run(command: Command, log_format: LogFormat) -> anyhow::Result<()> {
             ready,
             config,
             timeout_ms,
-        } => health(url, ready, config, Duration::from_millis(timeout_ms)).await,
+        } => {
+            let config = config_file(config);
+            health(url, ready, config, Duration::from_millis(timeout_ms)).await
+        }
     }
+}
+
+/// The node config file: `--config`, else $FJORD_CONFIG (what the container
+/// image sets), so that `fjord health` in the image's HEALTHCHECK probes the
+/// `http_addr` the server was started with. Read by hand rather than by
+/// clap's `env`: an empty FJORD_CONFIG (the way to unset the image's default
+/// with `docker run -e`) means no file, where clap would call it a missing
+/// value.
+fn config_file(flag: Option<PathBuf>) -> Option<PathBuf> {
+    flag.or_else(|| {
+        std::env::var_os("FJORD_CONFIG")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    })
 }
 
 /// `fjord health`: one GET; the error (exit 1) says what failed.
