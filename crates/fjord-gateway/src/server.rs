@@ -534,21 +534,19 @@ mod tests {
         running.server.await.expect("join").expect("serve");
     }
 
-    #[tokio::test]
-    async fn connection_cap_holds_further_clients_in_the_backlog() {
-        let running = start(|_| 0, 1).await;
-        let mut first = TcpStream::connect(running.addr).await.expect("connect");
+    /// With one connection slot, a client of `second` waits in the backlog
+    /// until the client of `first` leaves, then gets its answer.
+    async fn assert_one_slot(running: Running, first: SocketAddr, second: SocketAddr) {
+        let mut first = TcpStream::connect(first).await.expect("connect");
         first.write_all(&api_versions(1)).await.expect("write");
         assert_eq!(read_response(&mut first).await.map(|r| r.0), Some(1));
-        let mut second = TcpStream::connect(running.addr)
-            .await
-            .expect("connect (backlog)");
+        let mut second = TcpStream::connect(second).await.expect("connect (backlog)");
         second.write_all(&api_versions(2)).await.expect("write");
         let waited =
             tokio::time::timeout(Duration::from_millis(200), read_response(&mut second)).await;
         assert!(
             waited.is_err(),
-            "second client must wait for a connection slot"
+            "second client must wait for the connection slot"
         );
         drop(first);
         let answered =
@@ -556,6 +554,13 @@ mod tests {
         assert_eq!(answered.ok().flatten().map(|r| r.0), Some(2));
         running.shutdown.cancel();
         running.server.await.expect("join").expect("serve");
+    }
+
+    #[tokio::test]
+    async fn connection_cap_holds_further_clients_in_the_backlog() {
+        let running = start(|_| 0, 1).await;
+        let addr = running.addr;
+        assert_one_slot(running, addr, addr).await;
     }
 
     #[tokio::test]
@@ -608,24 +613,7 @@ mod tests {
     #[tokio::test]
     async fn the_connection_cap_spans_all_listeners() {
         let running = start_named(&["INTERNAL", "EXTERNAL"], |_| 0, 1).await;
-        let mut first = TcpStream::connect(running.addrs[0]).await.expect("connect");
-        first.write_all(&api_versions(1)).await.expect("write");
-        assert_eq!(read_response(&mut first).await.map(|r| r.0), Some(1));
-        let mut second = TcpStream::connect(running.addrs[1])
-            .await
-            .expect("connect (backlog)");
-        second.write_all(&api_versions(2)).await.expect("write");
-        let waited =
-            tokio::time::timeout(Duration::from_millis(200), read_response(&mut second)).await;
-        assert!(
-            waited.is_err(),
-            "a client of the other listener waits for the one slot too"
-        );
-        drop(first);
-        let answered =
-            tokio::time::timeout(Duration::from_secs(5), read_response(&mut second)).await;
-        assert_eq!(answered.ok().flatten().map(|r| r.0), Some(2));
-        running.shutdown.cancel();
-        running.server.await.expect("join").expect("serve");
+        let (internal, external) = (running.addrs[0], running.addrs[1]);
+        assert_one_slot(running, internal, external).await;
     }
 }
