@@ -751,6 +751,17 @@ pub fn assign_from(c: &BaseConsumer, topic: &str, partitions: &[i32], offset: Of
     c.assign(&tpl).expect("assign");
 }
 
+/// Commits `offsets` (partition, next offset to read) of `topic` for `c`'s group, synchronously.
+pub fn commit_offsets(c: &BaseConsumer, topic: &str, offsets: &[(i32, i64)]) {
+    let mut tpl = TopicPartitionList::new();
+    for &(p, offset) in offsets {
+        tpl.add_partition_offset(topic, p, Offset::Offset(offset))
+            .expect("add partition");
+    }
+    c.commit(&tpl, rdkafka::consumer::CommitMode::Sync)
+        .expect("commit");
+}
+
 /// Polls until `n` messages arrived. Non-fatal client errors (e.g. about the group
 /// coordinator) are collected and reported if the deadline passes; fatal ones fail at once.
 pub fn consume_n(

@@ -4,10 +4,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use fjord_e2e::{FjordNode, cli_ok, client_config, consume_n, wait_for, wait_for_topic};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use fjord_e2e::{
+    FjordNode, cli_ok, client_config, commit_offsets, consume_n, wait_for, wait_for_topic,
+};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 
 /// A consumer in `group` subscribed to `topic`, committing only explicitly.
 fn group_consumer(bootstrap: &str, group: &str, topic: &str) -> BaseConsumer {
@@ -123,12 +124,7 @@ fn group_describe_lag_and_reset_offsets() {
     let consumer = group_consumer(&b, group, topic);
     let got = consume_n(&consumer, 16, Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e:#}"));
     assert_eq!(got.len(), 16);
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Offset(4))
-        .expect("tpl");
-    tpl.add_partition_offset(topic, 1, Offset::Offset(6))
-        .expect("tpl");
-    consumer.commit(&tpl, CommitMode::Sync).expect("commit");
+    commit_offsets(&consumer, topic, &[(0, 4), (1, 6)]);
 
     let (state, rows, out) = describe(&node, group, topic);
     assert_eq!(state, "Stable", "{out}");

@@ -7,11 +7,10 @@ use std::time::{Duration, Instant};
 
 use fjord_e2e::http::{sample, sum};
 use fjord_e2e::{
-    FjordCluster, FjordNode, bounded, cli_ok, client_config, consume_n, fjord_bin, free_port, http,
-    wait_for, wait_for_topic,
+    FjordCluster, FjordNode, bounded, cli_ok, client_config, commit_offsets, consume_n, fjord_bin,
+    free_port, http, wait_for, wait_for_topic,
 };
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use tokio::task::block_in_place;
 
 const LIMIT: Duration = Duration::from_secs(120);
@@ -130,12 +129,7 @@ fn probes_request_metrics_bytes_and_consumer_group_lag() {
     assert!(sample(&after, "fjord_process_open_fds", &[]).expect("fds") > 0.0);
 
     // Phase 3: committed offsets behind the end show as lag: p0 at 4 of 10, p1 at its end.
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Offset(4))
-        .expect("tpl");
-    tpl.add_partition_offset(topic, 1, Offset::Offset(6))
-        .expect("tpl");
-    consumer.commit(&tpl, CommitMode::Sync).expect("commit");
+    commit_offsets(&consumer, topic, &[(0, 4), (1, 6)]);
     let lag = |text: &str, partition: &str| {
         sample(
             text,
