@@ -7,6 +7,8 @@
   clients on the host still reach every node through the published ports, as clients in
   another zone would. Shapes: a random majority/minority split, the controller leader isolated,
   one random node isolated, and a bridge (two halves that each see only the middle node).
+- combined: two faults at once (kill one node and pause another; a majority/minority split
+  with a node of the majority killed).
 - clock skew is not offered: containers share the host kernel's clock, and skewing the
   host's clock would skew the clients and the harness too.
 
@@ -22,11 +24,15 @@ from dataclasses import dataclass
 
 from .cluster import Cluster, Node, run
 
-KINDS = ("kill", "pause", "partition-majority", "partition-leader", "partition-one", "bridge")
+KINDS = ("kill", "pause", "partition-majority", "partition-leader", "partition-one", "bridge",
+         "kill-pause", "partition-kill")
 MIXES = {
     "kill": ("kill",),
     "pause": ("pause",),
     "partition": ("partition-majority", "partition-leader", "partition-one", "bridge"),
+    # Two faults at once: a node killed while another is paused; a majority/minority split
+    # with a node of the majority side killed (no side keeps a quorum until the heal).
+    "combined": ("kill-pause", "partition-kill"),
     "all": KINDS,
 }
 
@@ -82,19 +88,20 @@ class Nemesis:
         self.faults[kind] = self.faults.get(kind, 0) + 1
         nodes = self.cluster.nodes
         if kind == "kill":
-            victim = self.rng.choice(nodes)
-            self._info("kill", [victim.service])
-            run(["docker", "kill", "-s", "KILL", victim.container], check=False)
-            self._killed.append(victim)
+            self.kill(self.rng.choice(nodes))
         elif kind == "pause":
-            victim = self.rng.choice(nodes)
-            self._info("pause", [victim.service])
-            run(["docker", "kill", "-s", "STOP", victim.container], check=False)
-            self._paused.append(victim)
-        elif kind == "partition-majority":
+            self.pause(self.rng.choice(nodes))
+        elif kind == "kill-pause":
+            killed, paused = self.rng.sample(nodes, 2)
+            self.kill(killed)
+            self.pause(paused)
+        elif kind in ("partition-majority", "partition-kill"):
             shuffled = self.rng.sample(nodes, len(nodes))
             cut = len(nodes) // 2
-            self.partition([shuffled[:cut], shuffled[cut:]], kind)
+            minority, majority = shuffled[:cut], shuffled[cut:]
+            self.partition([minority, majority], kind)
+            if kind == "partition-kill":
+                self.kill(self.rng.choice(majority))
         elif kind in ("partition-leader", "partition-one"):
             victim = self.cluster.controller_leader() if kind == "partition-leader" else None
             victim = victim or self.rng.choice(nodes)
@@ -108,6 +115,16 @@ class Nemesis:
             self.cut(left, right, kind, {"middle": middle.service})
         else:
             raise ValueError(kind)
+
+    def kill(self, node: Node) -> None:
+        self._info("kill", [node.service])
+        run(["docker", "kill", "-s", "KILL", node.container], check=False)
+        self._killed.append(node)
+
+    def pause(self, node: Node) -> None:
+        self._info("pause", [node.service])
+        run(["docker", "kill", "-s", "STOP", node.container], check=False)
+        self._paused.append(node)
 
     def partition(self, groups: list[list[Node]], kind: str) -> None:
         """Cuts every pair of nodes in different groups."""
