@@ -159,9 +159,17 @@ pub async fn start(mut config: Config) -> Result<RunningNode, ServerError> {
         None
     };
     let cluster_id = controller.image().borrow().cluster_id.clone();
+    // NAME://bound-address per Kafka listener, as Kafka logs them.
+    let kafka_listeners = kafka.as_ref().map_or_else(String::new, |k| {
+        k.listeners
+            .iter()
+            .map(|l| format!("{}://{}", l.name, l.listen))
+            .collect::<Vec<_>>()
+            .join(",")
+    });
     tracing::info!(
         node_id = config.node_id,
-        kafka_listeners = ?kafka.as_ref().map(|k| &k.listeners),
+        %kafka_listeners,
         %rpc_addr,
         %cluster_id,
         controller = config.is_controller,
