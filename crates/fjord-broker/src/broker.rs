@@ -317,6 +317,9 @@ fn checkpoint_high_watermarks(replicas: &ReplicaManager) {
     }
 }
 
+/// Pause between registration attempts while the controller quorum is unavailable.
+const REGISTRATION_RETRY_DELAY: Duration = Duration::from_millis(500);
+
 /// Register this broker process (a new incarnation) with its listeners:
 /// every advertised client listener, then the replication one; returns the
 /// broker epoch the controller assigned.
@@ -341,15 +344,35 @@ pub(crate) async fn register(
             port: rpc.port,
         });
     }
-    let registered = controller
-        .write(MetadataCommand::RegisterBroker {
-            broker_id: config.node_id,
-            incarnation_id: Uuid::new_v4(),
-            listeners,
-            rack: config.rack.clone(),
-        })
-        .await
-        .map_err(BrokerError::Register)?;
+    let command = MetadataCommand::RegisterBroker {
+        broker_id: config.node_id,
+        incarnation_id: Uuid::new_v4(),
+        listeners,
+        rack: config.rack.clone(),
+    };
+    // Like Kafka's brokers, wait for the quorum as long as it takes: a node
+    // restarted while the controllers have no quorum (a partition, most
+    // voters down) registers once they have one, instead of exiting. Each
+    // write already retries for the controller's write timeout; the same
+    // incarnation is sent again, so a registration that did commit is
+    // simply repeated.
+    let mut attempts = 0u32;
+    let registered = loop {
+        match controller.write(command.clone()).await {
+            Ok(response) => break response,
+            Err(err) if err.is_transient() => {
+                attempts += 1;
+                tracing::warn!(
+                    node_id = config.node_id,
+                    attempts,
+                    error = %err,
+                    "broker registration: controller quorum unavailable, retrying"
+                );
+                tokio::time::sleep(REGISTRATION_RETRY_DELAY).await;
+            }
+            Err(err) => return Err(BrokerError::Register(err)),
+        }
+    };
     match registered {
         MetadataResponse::BrokerRegistered { broker_epoch, .. } => Ok(broker_epoch),
         other => Err(BrokerError::RegistrationRefused {

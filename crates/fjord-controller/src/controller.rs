@@ -290,6 +290,13 @@ impl ControllerError {
                 | ControllerError::RemoteFailed { .. }
         )
     }
+
+    /// The quorum cannot answer now (no leader, leader unreachable, outcome
+    /// unknown) but may later: a caller that must get through, such as a
+    /// broker registering, tries again instead of giving up.
+    pub fn is_transient(&self) -> bool {
+        self.is_retryable() || matches!(self, ControllerError::WriteOutcomeUnknown { .. })
+    }
 }
 
 /// A controller node. Cheap to clone; all clones drive the same node.

@@ -345,7 +345,16 @@ impl RunningNode {
 
 /// Run a node until `shutdown` fires, then stop it gracefully. This is what `main`, tests and a simulator call.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), ServerError> {
-    let node = start(config).await?;
+    // A start can wait long (the broker registers only once the controller
+    // quorum has a leader); a stop signal meanwhile ends it. What it spawned
+    // so far ends with the process.
+    let node = tokio::select! {
+        started = start(config) => started?,
+        _ = shutdown.cancelled() => {
+            tracing::info!("stop requested while starting: exiting");
+            return Ok(());
+        }
+    };
     let stop_requested = node.stop_requested();
     tokio::select! {
         _ = shutdown.cancelled() => {}

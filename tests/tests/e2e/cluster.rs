@@ -538,3 +538,50 @@ async fn a_broker_only_node_follows_the_quorum_and_hosts_replicas() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_a_quorum_waits_for_it_and_still_stops_on_sigterm() {
+    bounded(LIMIT, async {
+        let mut cluster = block_in_place(|| FjordCluster::start_with(ClusterOptions::fast(3)));
+        block_in_place(|| {
+            for id in [1, 2, 3] {
+                assert!(cluster.stop(id).success(), "node {id} stops cleanly");
+            }
+
+            // Phase 1: node 1 alone cannot reach a quorum: it keeps waiting (it does not
+            // exit), and SIGTERM ends the wait at once with a clean exit.
+            cluster
+                .node_mut(1)
+                .spawn()
+                .unwrap_or_else(|e| panic!("spawn node 1: {e:#}"));
+            std::thread::sleep(Duration::from_secs(3));
+            assert!(
+                cluster.node_mut(1).is_running(),
+                "node 1 waits for the quorum"
+            );
+            let asked = Instant::now();
+            let status = cluster.stop(1);
+            assert!(status.success(), "node 1 exits cleanly: {status:?}");
+            assert!(
+                asked.elapsed() < Duration::from_secs(10),
+                "SIGTERM during the wait took {:?}",
+                asked.elapsed()
+            );
+
+            // Phase 2: started first and alone again, node 1 comes up once the others return.
+            cluster
+                .node_mut(1)
+                .spawn()
+                .unwrap_or_else(|e| panic!("spawn node 1: {e:#}"));
+            std::thread::sleep(Duration::from_secs(3));
+            cluster.restart(2);
+            cluster.restart(3);
+            cluster
+                .node_mut(1)
+                .wait_ready()
+                .unwrap_or_else(|e| panic!("node 1 joins the returned quorum: {e:#}"));
+            cluster.wait_for_controller(FAILOVER);
+        });
+    })
+    .await;
+}
