@@ -137,6 +137,9 @@ class Cluster:
     def running(self, node: Node) -> bool:
         return bool(self.inspect(node)["State"]["Running"])
 
+    def exit_code(self, node: Node) -> int:
+        return int(self.inspect(node)["State"]["ExitCode"])
+
     def http_get(self, node: Node, path: str, timeout: float = 2.0) -> tuple[int, str]:
         url = f"http://127.0.0.1:{node.http_port}{path}"
         try:

@@ -79,7 +79,10 @@ class Nemesis:
                 order = list(self.kinds)
                 self.rng.shuffle(order)
             kind = order.pop()
-            self.inject(kind)
+            try:
+                self.inject(kind)
+            except Exception as err:  # noqa: BLE001 - e.g. a node that is down has no address
+                self._info("nemesis-error", {"kind": kind, "error": f"{type(err).__name__}: {err}"})
             self.stop.wait(self.schedule.fault)
             self.heal()
         self.heal()

@@ -23,6 +23,7 @@ from pathlib import Path
 from . import cluster as cluster_mod
 from .check import main as check_main
 from .cluster import REPO, Cluster, ClusterError
+from .cluster import run as run_cmd
 from .history import dump_history, op_from_dict
 from .nemesis import KINDS, MIXES, Nemesis, Schedule, kinds_for
 from .workload import TOPIC, HistoryLog, WorkerSpec, run_worker
@@ -43,8 +44,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--time-limit", type=float, default=300, help="seconds of workload (default 300)")
     p.add_argument("--short", action="store_true",
-                   help="the test suite's run: 120 s, nemesis kill,pause,partition-majority,"
-                        "partition-leader (one of each)")
+                   help="the test suite's run: 120 s, nemesis kill, pause, partition-majority, "
+                        "partition-leader, kill-pause, partition-kill (one of each)")
     p.add_argument("--nemesis", default="all",
                    help=f"comma-separated: mixes {', '.join(MIXES)} or kinds {', '.join(KINDS)}")
     p.add_argument("--quiet", type=float, default=10, help="seconds without a fault before each")
@@ -61,7 +62,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.short:
         args.time_limit = 120
-        args.nemesis = "kill,pause,partition-majority,partition-leader"
+        args.nemesis = ("kill,pause,partition-majority,partition-leader,kill-pause,"
+                        "partition-kill")
         args.quiet, args.fault = 8, 12
     return args
 
@@ -179,7 +181,16 @@ def workload(args, cluster: Cluster, kinds: list[str], seed: int, out: Path,
             proc.kill()
     phases["workload_s"] = time.monotonic() - start
 
-    # Healed: wait for the cluster to settle, then read everything back.
+    # Healed, so every node should run: one that does not exited on its own (the nemesis
+    # restarts what it killed). That fails the run; it is started again for the final reads.
+    crashed = [n for n in cluster.nodes if not cluster.running(n)]
+    for node in crashed:
+        nemesis_log.write("info", "node-exited", {"node": node.service,
+                                                  "exit_code": cluster.exit_code(node)})
+        run_cmd(["docker", "start", node.container], check=False)
+    phases["nodes_exited"] = float(len(crashed))
+
+    # Wait for the cluster to settle, then read everything back.
     nemesis_log.write("info", "final-heal", None)
     t_heal = time.monotonic()
     try:
@@ -202,7 +213,15 @@ def workload(args, cluster: Cluster, kinds: list[str], seed: int, out: Path,
     phases["final_read_s"] = time.monotonic() - t_final
 
     merge_histories(histories, out / "history.jsonl")
-    return check_main([str(out / "history.jsonl"), "--out", str(out)])
+    verdict = check_main([str(out / "history.jsonl"), "--out", str(out)])
+    if crashed:
+        names = ", ".join(n.service for n in crashed)
+        with (out / "report.md").open("a") as report:
+            report.write(f"\n## Nodes that exited on their own\n\n{names} (see logs/; "
+                         "the run fails: a node must survive every fault)\n")
+        print(f"jepsen: node(s) exited on their own: {names}", flush=True)
+        verdict = max(verdict, 1)
+    return verdict
 
 
 if __name__ == "__main__":
