@@ -47,40 +47,42 @@ pub(super) fn apply_env(
     file: &mut FileConfig,
     env: &impl Fn(&str) -> Option<String>,
 ) -> Result<(), ConfigError> {
-    match (env("FJORD_KAFKA_ADDR"), env("FJORD_LISTENERS")) {
+    override_pair(
+        env,
+        ("FJORD_KAFKA_ADDR", &mut file.kafka_addr),
+        ("FJORD_LISTENERS", &mut file.listeners),
+    )?;
+    override_pair(
+        env,
+        (
+            "FJORD_ADVERTISED_KAFKA_ADDR",
+            &mut file.advertised_kafka_addr,
+        ),
+        ("FJORD_ADVERTISED_LISTENERS", &mut file.advertised_listeners),
+    )
+}
+
+/// One setting given either as a single address (`shorthand`) or as a list:
+/// whichever variable is set replaces both forms of the file's setting.
+fn override_pair(
+    env: &impl Fn(&str) -> Option<String>,
+    (shorthand_var, shorthand): (&'static str, &mut Option<String>),
+    (list_var, list): (&'static str, &mut Vec<String>),
+) -> Result<(), ConfigError> {
+    match (env(shorthand_var), env(list_var)) {
         (Some(_), Some(_)) => {
             return Err(ConfigError::ConflictingListenerForms {
-                shorthand: "FJORD_KAFKA_ADDR",
-                list: "FJORD_LISTENERS",
+                shorthand: shorthand_var,
+                list: list_var,
             });
         }
         (Some(addr), None) => {
-            file.kafka_addr = Some(addr);
-            file.listeners.clear();
+            *shorthand = Some(addr);
+            list.clear();
         }
-        (None, Some(list)) => {
-            file.listeners = env_list(&list);
-            file.kafka_addr = None;
-        }
-        (None, None) => {}
-    }
-    match (
-        env("FJORD_ADVERTISED_KAFKA_ADDR"),
-        env("FJORD_ADVERTISED_LISTENERS"),
-    ) {
-        (Some(_), Some(_)) => {
-            return Err(ConfigError::ConflictingListenerForms {
-                shorthand: "FJORD_ADVERTISED_KAFKA_ADDR",
-                list: "FJORD_ADVERTISED_LISTENERS",
-            });
-        }
-        (Some(addr), None) => {
-            file.advertised_kafka_addr = Some(addr);
-            file.advertised_listeners.clear();
-        }
-        (None, Some(list)) => {
-            file.advertised_listeners = env_list(&list);
-            file.advertised_kafka_addr = None;
+        (None, Some(value)) => {
+            *list = env_list(&value);
+            *shorthand = None;
         }
         (None, None) => {}
     }
