@@ -9,6 +9,7 @@ The binary is $FJORD_BIN, else $CARGO_TARGET_DIR/debug/fjord, else
 ~/.cache/fjord/target/debug/fjord, else <repo>/target/debug/fjord.
 """
 
+import fcntl
 import json
 import os
 import signal
@@ -45,10 +46,61 @@ def fjord_bin() -> Path:
     )
 
 
+# Ports that must be known before a node starts come from this range, below Linux's ephemeral
+# range (32768-60999) that anyone's bind(0) draws from; concurrent harnesses agree through a
+# flock per port (held while the lease object lives). Each language's harness has its own
+# sub-range (Rust 21000-24999, Java 26000-26999, Go 27000-27499, Node 27500-27999, the Apache
+# Kafka reference 28000-28999): see tests/src/ports.rs.
+PYTHON_PORTS = range(25000, 26000)
+_next_port = [os.getpid() * 7919]
+
+
+class PortLease:
+    def __init__(self, port: int, lock):
+        self.port = port
+        self._lock = lock
+
+    def release(self):
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+
+def _try_take(port: int):
+    lock_dir = Path(tempfile.gettempdir()) / "fjord-test-ports"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    lock = open(lock_dir / ("%d.lock" % port), "a")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", port))
+    except OSError:
+        lock.close()
+        return None
+    return lock
+
+
+def reserve_port() -> PortLease:
+    """A port of PYTHON_PORTS that no other harness holds and nothing listens on."""
+    span = len(PYTHON_PORTS)
+    for _ in range(span):
+        _next_port[0] += 31
+        port = PYTHON_PORTS.start + _next_port[0] % span
+        lock = _try_take(port)
+        if lock is not None:
+            return PortLease(port, lock)
+    raise RuntimeError("no free port in %r" % (PYTHON_PORTS,))
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A leased port, kept for the whole test session (tests that only need a number)."""
+    lease = reserve_port()
+    _session_leases.append(lease)
+    return lease.port
+
+
+_session_leases = []
 
 
 def _read_exact(sock: socket.socket, n: int) -> bytes:
@@ -91,10 +143,12 @@ class FjordNode:
         """broker_config None: `fjord dev`; a dict: `fjord server --config` with those
         `[broker]` settings (single node: node_id 1, an empty [controller] section)."""
         self.tmp = tmp
-        self.port = free_port()
+        self._kafka_lease = reserve_port()
+        self.port = self._kafka_lease.port
         self.data_dir = tmp / "data"
         self.broker_config = broker_config
-        self.controller_port = free_port() if broker_config is not None else None
+        self._rpc_lease = reserve_port() if broker_config is not None else None
+        self.controller_port = self._rpc_lease.port if self._rpc_lease else None
         log_dir = Path(os.environ.get("FJORD_E2E_LOG_DIR", Path(tempfile.gettempdir()) / "fjord-e2e-logs"))
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / ("py-%s-%d-%s.log" % (name, os.getpid(), uuid.uuid4().hex[:6]))

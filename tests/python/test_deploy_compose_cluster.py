@@ -18,7 +18,7 @@ import pytest
 from conftest import REPO, fjord_bin
 from test_deploy import COMPOSE_FILES, compose_commands, docker, docker_available
 
-confluent_kafka = pytest.importorskip("confluent_kafka")
+import confluent_kafka
 from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
@@ -76,13 +76,13 @@ class ComposeCluster:
 @pytest.fixture
 def cluster():
     if not docker_available():
-        pytest.skip("no Docker daemon reachable")
+        pytest.fail("no Docker daemon reachable (`docker info` fails): scripts/test starts dockerd as root; otherwise start a Docker engine")
     tools = compose_commands()
     if not tools:
-        pytest.skip("neither `docker compose` nor docker-compose is installed")
+        pytest.fail("neither `docker compose` nor docker-compose is installed (Debian: apt-get install docker-compose; scripts/test does it as root)")
     taken = [p for p in HOST_PORTS if port_taken(p)]
     if taken:
-        pytest.skip(f"host ports {taken} are in use (a compose cluster already runs?)")
+        pytest.fail(f"host ports {taken} are in use (a compose cluster already runs?)")
     r = subprocess.run(
         [str(REPO / "scripts" / "build-image"), "--binary", str(fjord_bin()), "--tag", IMAGE],
         capture_output=True,

@@ -7,7 +7,12 @@ import subprocess
 import pytest
 
 KCAT = shutil.which("kcat") or shutil.which("kafkacat")
-pytestmark = pytest.mark.skipif(KCAT is None, reason="kcat not installed (Debian package `kcat`; scripts/test installs it as root)")
+
+
+@pytest.fixture(autouse=True)
+def _kcat_installed():
+    if KCAT is None:
+        pytest.fail("kcat not installed (Debian package `kcat`; scripts/test installs it as root)")
 
 
 def kcat(*args, input=None, timeout=30):
