@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use kafka_protocol::messages::{DescribeClusterRequest, MetadataResponse};
 
-use crate::{FjordNode, KafkaConn, free_port, probe_metadata, wait_for};
+use crate::{FjordNode, KafkaConn, PortLease, probe_metadata, reserve_port, wait_for};
 
 /// Cluster settings written to every node's config file.
 #[derive(Clone, Debug)]
@@ -109,9 +109,9 @@ impl FjordCluster {
         Self::start_with(ClusterOptions::fast(nodes))
     }
 
-    /// Starts a cluster and waits until every node's Metadata lists every broker. Ports come
-    /// from [`free_port`], which another test may take before a node binds it: a cluster whose
-    /// node could not bind is started again on fresh ports (up to three times).
+    /// Starts a cluster and waits until every node's Metadata lists every broker. Ports are
+    /// leased ([`crate::ports`]); a process outside the lease protocol could still hold one, so
+    /// a cluster whose node could not bind is started again on other ports (up to three times).
     pub fn start_with(options: ClusterOptions) -> Self {
         let mut attempt = 1;
         loop {
@@ -128,14 +128,20 @@ impl FjordCluster {
 
     fn try_start_with(options: ClusterOptions) -> Result<Self, StartError> {
         let n = options.nodes + options.broker_only;
-        let kafka_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
-        let rpc_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
-        let external_ports: Vec<u16> = if options.external_listener {
-            (0..n).map(|_| free_port()).collect()
-        } else {
-            Vec::new()
-        };
-        let http_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        // Per node: Kafka, gRPC, HTTP and (optionally) EXTERNAL ports, leased for its lifetime.
+        let mut leases: Vec<Vec<PortLease>> = (0..n)
+            .map(|_| {
+                let count = if options.external_listener { 4 } else { 3 };
+                (0..count).map(|_| reserve_port()).collect()
+            })
+            .collect();
+        let kafka_ports: Vec<u16> = leases.iter().map(|l| l[0].port()).collect();
+        let rpc_ports: Vec<u16> = leases.iter().map(|l| l[1].port()).collect();
+        let http_ports: Vec<u16> = leases.iter().map(|l| l[2].port()).collect();
+        let external_ports: Vec<u16> = leases
+            .iter()
+            .filter_map(|l| l.get(3).map(PortLease::port))
+            .collect();
         let voters: Vec<String> = rpc_ports[..options.nodes]
             .iter()
             .enumerate()
@@ -145,7 +151,8 @@ impl FjordCluster {
         let nodes = (0..n)
             .map(|i| {
                 let (kafka, rpc, http, o) = (kafka_ports[i], rpc_ports[i], http_ports[i], &options);
-                FjordNode::server(&format!("node{}", i + 1), kafka, http, n, |data_dir| {
+                let ports = std::mem::take(&mut leases[i]);
+                FjordNode::server(&format!("node{}", i + 1), kafka, http, ports, n, |data_dir| {
                     let mut t = String::new();
                     let _ = writeln!(t, "node_id = {}", i + 1);
                     let roles = if i < o.nodes {

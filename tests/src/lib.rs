@@ -34,8 +34,10 @@ use rdkafka::{Offset, TopicPartitionList};
 
 mod cluster;
 pub mod http;
+pub mod ports;
 pub mod produce_loop;
 pub use cluster::{ClusterOptions, FjordCluster, PartitionState, partition_state};
+pub use ports::{PortLease, reserve_port, reserve_ports};
 
 /// How long a node gets to answer Metadata after being spawned.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -60,7 +62,8 @@ pub fn fjord_bin() -> PathBuf {
     dir.join("fjord")
 }
 
-/// A free TCP port on 127.0.0.1 (bound and released; the kernel does not hand it out again soon).
+/// A TCP port on 127.0.0.1 that nothing listens on (bound and released): only for addresses
+/// that must refuse connections. Nodes get theirs from [`reserve_port`].
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     l.local_addr().expect("local_addr").port()
@@ -139,6 +142,8 @@ pub struct FjordNode {
     ready_brokers: usize,
     /// SIGSTOPped and not yet SIGCONTed.
     stopped: bool,
+    /// Keeps this node's ports ours across restarts (see [`ports`]).
+    _ports: Vec<PortLease>,
 }
 
 impl FjordNode {
@@ -150,27 +155,31 @@ impl FjordNode {
             .expect("create temp data dir");
         let n = NODE_COUNTER.fetch_add(1, Ordering::SeqCst);
         let log_path = log_dir().join(format!("{}-{}-{n}.log", test_name(), std::process::id()));
+        let (kafka, http) = (reserve_port(), reserve_port());
         let mut node = FjordNode {
             child: None,
             data_root,
-            port: free_port(),
-            http_port: free_port(),
+            port: kafka.port(),
+            http_port: http.port(),
             log_path,
             starts: 0,
             launch: Launch::Dev,
             ready_brokers: 1,
             stopped: false,
+            _ports: vec![kafka, http],
         };
         node.spawn_and_wait();
         node
     }
 
     /// A cluster member that runs `fjord server --config <data root>/fjord.toml`, the file
-    /// `config(data_dir, kafka_port)` returns. Not started: see [`FjordNode::spawn`].
+    /// `config(data_dir)` returns. `ports` are the node's leases, held as long as it lives. Not
+    /// started: see [`FjordNode::spawn`].
     pub(crate) fn server(
         name: &str,
         kafka_port: u16,
         http_port: u16,
+        ports: Vec<PortLease>,
         ready_brokers: usize,
         config: impl FnOnce(&Path) -> String,
     ) -> Self {
@@ -199,6 +208,7 @@ impl FjordNode {
             },
             ready_brokers,
             stopped: false,
+            _ports: ports,
         }
     }
 

@@ -3,29 +3,11 @@
 //! the rest on SIGTERM.
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use fjord_e2e::{fjord_bin, http, run_cli, wait_for};
-
-/// A base port with `n` free consecutive ports for Kafka, `n` more at base + 10000 for gRPC and
-/// `n` at base + 20000 for HTTP.
-fn free_port_run(n: u16) -> u16 {
-    for attempt in 0..200u16 {
-        let base = 20_000 + (std::process::id() as u16 % 1000) * 10 + attempt * 37 % 9000;
-        let all_free = (0..n).all(|i| {
-            TcpListener::bind(("127.0.0.1", base + i)).is_ok()
-                && TcpListener::bind(("127.0.0.1", base + 10_000 + i)).is_ok()
-                && TcpListener::bind(("127.0.0.1", base + 20_000 + i)).is_ok()
-        });
-        if all_free {
-            return base;
-        }
-    }
-    panic!("no run of {n} free ports found");
-}
+use fjord_e2e::{fjord_bin, http, reserve_ports, run_cli, wait_for};
 
 fn cli_ok(bootstrap: &str, args: &[&str]) -> String {
     let out = run_cli(bootstrap, args, None, Duration::from_secs(30));
@@ -54,10 +36,16 @@ fn dev_nodes_3_serves_reports_a_dead_node_and_stops_on_sigterm() {
     let started = Instant::now();
     // Phase 1: start the supervisor and wait for its "ready" line with the bootstrap servers.
     let data = tempfile::tempdir().expect("temp dir");
-    let base = free_port_run(3);
+    // Three consecutive ports each for Kafka, gRPC and HTTP (the supervisor counts up).
+    let (kafka, rpc, http_ports) = (reserve_ports(3), reserve_ports(3), reserve_ports(3));
+    let base = kafka.port();
     let mut child = Command::new(fjord_bin())
         .args(["dev", "--nodes", "3", "--kafka-addr"])
         .arg(format!("127.0.0.1:{base}"))
+        .arg("--rpc-addr")
+        .arg(format!("127.0.0.1:{}", rpc.port()))
+        .arg("--http-addr")
+        .arg(format!("127.0.0.1:{}", http_ports.port()))
         .arg("--data-dir")
         .arg(data.path())
         .env("NO_COLOR", "1")
@@ -103,9 +91,9 @@ fn dev_nodes_3_serves_reports_a_dead_node_and_stops_on_sigterm() {
         base + 2
     );
     assert!(ready.ends_with(&bootstrap), "{ready}");
-    // Every node serves its HTTP port at the Kafka port + 20000.
+    // Every node serves its HTTP port, counting up from --http-addr.
     for i in 0..3 {
-        let addr = format!("127.0.0.1:{}", base + 20_000 + i);
+        let addr = format!("127.0.0.1:{}", http_ports.nth(i));
         wait_for(Duration::from_secs(30), &format!("{addr}/readyz"), || {
             matches!(
                 http::get(&addr, "/readyz", Duration::from_secs(5)),

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use fjord_e2e::http::{sample, sum};
 use fjord_e2e::{
     FjordCluster, FjordNode, bounded, cli_ok, client_config, commit_offsets, consume_n, fjord_bin,
-    free_port, http, wait_for, wait_for_topic,
+    free_port, http, reserve_port, wait_for, wait_for_topic,
 };
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use tokio::task::block_in_place;
@@ -150,11 +150,12 @@ fn json_logs_and_shutdown_over_http() {
     let dir = tempfile::tempdir().expect("temp dir");
     let log_path = dir.path().join("node.log");
     let log = File::create(&log_path).expect("create log");
-    let http_addr = format!("127.0.0.1:{}", free_port());
+    let (http_port, kafka_port) = (reserve_port(), reserve_port());
+    let http_addr = format!("127.0.0.1:{}", http_port.port());
     let mut child = Command::new(fjord_bin())
         .args(["dev", "--data-dir"])
         .arg(dir.path().join("data"))
-        .args(["--kafka-addr", &format!("127.0.0.1:{}", free_port())])
+        .args(["--kafka-addr", &format!("127.0.0.1:{}", kafka_port.port())])
         .args(["--http-addr", &http_addr])
         .env("FJORD_LOG_FORMAT", "json")
         .stdin(Stdio::null())
