@@ -1,0 +1,126 @@
+package franz
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"fjord.dev/tests/go/harness"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+func TestCreateTopicWithKadm(t *testing.T) {
+	ctx := testCtx(t, 30*time.Second)
+	adm := newAdmin(t)
+	topic := harness.Name("create")
+
+	created, err := adm.CreateTopic(ctx, 3, 1, nil, topic)
+	if err != nil {
+		t.Fatalf("CreateTopic: %v", err)
+	}
+	if created.NumPartitions != 3 || created.ReplicationFactor != 1 {
+		t.Errorf("CreateTopics answer: %d partitions, replication %d; want 3, 1",
+			created.NumPartitions, created.ReplicationFactor)
+	}
+	if created.ID == ([16]byte{}) {
+		t.Errorf("CreateTopics answer has no topic id")
+	}
+
+	details, err := adm.ListTopics(ctx, topic)
+	if err != nil {
+		t.Fatalf("ListTopics: %v", err)
+	}
+	d, ok := details[topic]
+	if !ok || d.Err != nil {
+		t.Fatalf("Metadata for %s: present=%v err=%v", topic, ok, d.Err)
+	}
+	if d.ID != created.ID {
+		t.Errorf("Metadata topic id %v, CreateTopics said %v", d.ID, created.ID)
+	}
+	if len(d.Partitions) != 3 {
+		t.Fatalf("Metadata lists %d partitions, want 3", len(d.Partitions))
+	}
+	for p, pd := range d.Partitions {
+		if pd.Err != nil || pd.Leader < 0 || len(pd.Replicas) != 1 || len(pd.ISR) != 1 {
+			t.Errorf("partition %d: leader %d replicas %v isr %v err %v", p, pd.Leader, pd.Replicas, pd.ISR, pd.Err)
+		}
+	}
+
+	// Creating it again is TOPIC_ALREADY_EXISTS, as in Kafka.
+	_, err = adm.CreateTopic(ctx, 3, 1, nil, topic)
+	if !errors.Is(err, kerr.TopicAlreadyExists) {
+		t.Errorf("second CreateTopic: %v, want TOPIC_ALREADY_EXISTS", err)
+	}
+}
+
+func TestListOffsets(t *testing.T) {
+	ctx := testCtx(t, 30*time.Second)
+	topic := createTopic(t, ctx, 2)
+	cl := newClient(t, kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+
+	// Partition 0: 5 records one second apart (explicit timestamps); partition 1: 3 records.
+	base := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+	var rs []*kgo.Record
+	for i := range 5 {
+		rs = append(rs, &kgo.Record{Partition: 0, Value: []byte(value(0, i)), Timestamp: base.Add(time.Duration(i) * time.Second)})
+	}
+	for i := range 3 {
+		rs = append(rs, &kgo.Record{Partition: 1, Value: []byte(value(1, i)), Timestamp: base.Add(time.Duration(i) * time.Second)})
+	}
+	produceSync(t, ctx, cl, rs...)
+
+	adm := newAdmin(t)
+	start, err := adm.ListStartOffsets(ctx, topic)
+	if err != nil {
+		t.Fatalf("ListStartOffsets: %v", err)
+	}
+	end, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatalf("ListEndOffsets: %v", err)
+	}
+	// The first record at or after base+2.5s is offset 3 in partition 0 and none (the end,
+	// offset 3) in partition 1.
+	after, err := adm.ListOffsetsAfterMilli(ctx, base.Add(2500*time.Millisecond).UnixMilli(), topic)
+	if err != nil {
+		t.Fatalf("ListOffsetsAfterMilli: %v", err)
+	}
+	// The record with the largest timestamp (ListOffsets timestamp -3, KIP-734).
+	maxTS, err := adm.ListMaxTimestampOffsets(ctx, topic)
+	if err != nil {
+		t.Fatalf("ListMaxTimestampOffsets: %v", err)
+	}
+	want := []struct {
+		name string
+		got  map[string]map[int32]int64
+		p0   int64
+		p1   int64
+	}{
+		{"start (earliest)", offsetsOf(t, start), 0, 0},
+		{"end (latest)", offsetsOf(t, end), 5, 3},
+		{"after base+2.5s (timestamp)", offsetsOf(t, after), 3, 3},
+		{"max timestamp", offsetsOf(t, maxTS), 4, 2},
+	}
+	for _, w := range want {
+		if got := w.got[topic]; got[0] != w.p0 || got[1] != w.p1 {
+			t.Errorf("%s offsets: %v, want p0=%d p1=%d", w.name, got, w.p0, w.p1)
+		}
+	}
+}
+
+// offsetsOf flattens a ListOffsets answer, failing on any partition error.
+func offsetsOf(t *testing.T, listed kadm.ListedOffsets) map[string]map[int32]int64 {
+	t.Helper()
+	out := map[string]map[int32]int64{}
+	listed.Each(func(o kadm.ListedOffset) {
+		if o.Err != nil {
+			t.Errorf("ListOffsets %s[%d]: %v", o.Topic, o.Partition, o.Err)
+		}
+		if out[o.Topic] == nil {
+			out[o.Topic] = map[int32]int64{}
+		}
+		out[o.Topic][o.Partition] = o.Offset
+	})
+	return out
+}

@@ -1,0 +1,147 @@
+package franz
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"fjord.dev/tests/go/harness"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// produceValues writes `perPartition` records to each of `partitions` partitions.
+func produceValues(t *testing.T, topic string, partitions int32, perPartition int) {
+	t.Helper()
+	ctx := testCtx(t, 30*time.Second)
+	cl := newClient(t, kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	var rs []*kgo.Record
+	for p := int32(0); p < partitions; p++ {
+		for i := range perPartition {
+			rs = append(rs, &kgo.Record{Partition: p, Value: []byte(value(p, i))})
+		}
+	}
+	produceSync(t, ctx, cl, rs...)
+	cl.Close()
+}
+
+// groupConsumer joins `group` for `topic`, starting at the earliest offset when the group has
+// no committed offset.
+func groupConsumer(t *testing.T, group, topic string, opts ...kgo.Opt) *kgo.Client {
+	return newClient(t, append([]kgo.Opt{
+		kgo.ConsumerGroup(group),
+		kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxWait(500 * time.Millisecond),
+	}, opts...)...)
+}
+
+// committed is the group's committed offsets for topic, per partition.
+func committed(t *testing.T, group, topic string) map[int32]int64 {
+	t.Helper()
+	ctx := testCtx(t, 15*time.Second)
+	offsets, err := newAdmin(t).FetchOffsets(ctx, group)
+	if err != nil {
+		t.Fatalf("OffsetFetch %s: %v", group, err)
+	}
+	out := map[int32]int64{}
+	offsets.Each(func(o kadm.OffsetResponse) {
+		if o.Err != nil {
+			t.Errorf("OffsetFetch %s %s[%d]: %v", group, o.Topic, o.Partition, o.Err)
+		}
+		if o.Topic == topic {
+			out[o.Partition] = o.At
+		}
+	})
+	return out
+}
+
+// A consumer commits part of what it read and leaves; a new consumer in the same group
+// resumes right after the committed offsets.
+func TestGroupCommitThenResume(t *testing.T) {
+	ctx := testCtx(t, 60*time.Second)
+	topic := createTopic(t, ctx, 2)
+	group := harness.Name("group")
+	const perPartition, commitUpTo = 10, 6
+	produceValues(t, topic, 2, perPartition)
+
+	first := groupConsumer(t, group, topic, kgo.DisableAutoCommit())
+	parts := byPartition(pollN(t, ctx, first, 2*perPartition))
+	var toCommit []*kgo.Record
+	for p := int32(0); p < 2; p++ {
+		if len(parts[p]) != perPartition {
+			t.Fatalf("first consumer: partition %d gave %d records, want %d", p, len(parts[p]), perPartition)
+		}
+		// CommitRecords commits the offset after the highest record per partition.
+		toCommit = append(toCommit, parts[p][commitUpTo-1])
+	}
+	if err := first.CommitRecords(ctx, toCommit...); err != nil {
+		t.Fatalf("CommitRecords: %v", err)
+	}
+	if got := committed(t, group, topic); got[0] != commitUpTo || got[1] != commitUpTo {
+		t.Fatalf("committed offsets %v, want %d for both partitions", got, commitUpTo)
+	}
+
+	// The group while the first member is in it.
+	described, err := newAdmin(t).DescribeGroups(ctx, group)
+	if err != nil {
+		t.Fatalf("DescribeGroups: %v", err)
+	}
+	if g := described[group]; g.Err != nil || g.State != "Stable" || len(g.Members) != 1 || g.Protocol == "" {
+		t.Errorf("DescribeGroups: state %q members %d protocol %q err %v; want Stable, 1 member",
+			g.State, len(g.Members), g.Protocol, g.Err)
+	}
+	first.Close() // leaves the group (LeaveGroup)
+
+	second := groupConsumer(t, group, topic, kgo.DisableAutoCommit())
+	rest := byPartition(pollN(t, ctx, second, 2*(perPartition-commitUpTo)))
+	for p := int32(0); p < 2; p++ {
+		rs := rest[p]
+		if len(rs) != perPartition-commitUpTo {
+			t.Fatalf("second consumer: partition %d gave %d records, want %d", p, len(rs), perPartition-commitUpTo)
+		}
+		for i, r := range rs {
+			if want := int64(commitUpTo + i); r.Offset != want || string(r.Value) != value(p, int(want)) {
+				t.Errorf("second consumer: partition %d record %d at offset %d (%q), want offset %d", p, i, r.Offset, r.Value, want)
+			}
+		}
+	}
+	if err := second.CommitUncommittedOffsets(ctx); err != nil {
+		t.Fatalf("CommitUncommittedOffsets: %v", err)
+	}
+	if got := committed(t, group, topic); got[0] != perPartition || got[1] != perPartition {
+		t.Errorf("committed offsets after the second consumer %v, want %d for both", got, perPartition)
+	}
+}
+
+// With kgo's default autocommit, closing the client commits what was processed (in the revoke
+// before leaving), and a new member then starts after it.
+func TestGroupAutoCommitOnClose(t *testing.T) {
+	ctx := testCtx(t, 60*time.Second)
+	topic := createTopic(t, ctx, 1)
+	group := harness.Name("autocommit")
+	produceValues(t, topic, 1, 5)
+
+	first := groupConsumer(t, group, topic)
+	if got := pollN(t, ctx, first, 5); len(got) != 5 {
+		t.Fatalf("first consumer got %d records, want 5", len(got))
+	}
+	// kgo's default autocommit is at-least-once: a poll's records count as processed once the
+	// next poll starts (as in a poll loop), so poll once more before closing.
+	idle, cancelIdle := context.WithTimeout(ctx, 300*time.Millisecond)
+	if extra := first.PollFetches(idle).Records(); len(extra) != 0 {
+		t.Fatalf("first consumer got %d records more than produced", len(extra))
+	}
+	cancelIdle()
+	first.Close()
+	if got := committed(t, group, topic); got[0] != 5 {
+		t.Fatalf("committed offset after Close: %v, want 5", got)
+	}
+
+	produceValues(t, topic, 1, 1) // one more record, at offset 5
+	second := groupConsumer(t, group, topic)
+	got := pollN(t, ctx, second, 1)
+	if got[0].Offset != 5 {
+		t.Errorf("second consumer started at offset %d, want 5", got[0].Offset)
+	}
+}
