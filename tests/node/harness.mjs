@@ -231,11 +231,18 @@ export async function waitFor(what, check, timeoutMs = 30_000) {
 export function useFjordNode(name, hooks, { timeoutMs = 90_000 } = {}) {
   let node;
   hooks.before(async () => {
+    // FJORD_TEST_BOOTSTRAP=HOST:PORT: no node is started; the tests run against that broker
+    // (e.g. Apache Kafka from scripts/kafka, to check what Kafka answers where Fjord differs).
+    if (process.env.FJORD_TEST_BOOTSTRAP) {
+      node = { bootstrap: process.env.FJORD_TEST_BOOTSTRAP, tail: () => '(external broker: no node log)' };
+      console.log(`harness: external broker ${node.bootstrap} (FJORD_TEST_BOOTSTRAP)`);
+      return;
+    }
     node = await new FjordNode(name).start();
     console.log(`harness: fjord dev on ${node.bootstrap}, log ${node.logPath}`);
   });
   hooks.after(async () => {
-    if (node) await node.stop();
+    if (node instanceof FjordNode) await node.stop();
   });
   const test = (title, fn) =>
     hooks.test(title, { timeout: timeoutMs }, async (t) => {

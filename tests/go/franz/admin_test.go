@@ -28,13 +28,22 @@ func TestCreateTopicWithKadm(t *testing.T) {
 		t.Errorf("CreateTopics answer has no topic id")
 	}
 
-	details, err := adm.ListTopics(ctx, topic)
-	if err != nil {
-		t.Fatalf("ListTopics: %v", err)
-	}
-	d, ok := details[topic]
-	if !ok || d.Err != nil {
-		t.Fatalf("Metadata for %s: present=%v err=%v", topic, ok, d.Err)
+	// CreateTopics may answer before every broker's metadata has the topic (Kafka's does), so
+	// wait until Metadata lists it.
+	var d kadm.TopicDetail
+	for {
+		details, err := adm.ListTopics(ctx, topic)
+		if err != nil {
+			t.Fatalf("ListTopics: %v", err)
+		}
+		var ok bool
+		if d, ok = details[topic]; ok && d.Err == nil && len(d.Partitions) == 3 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("Metadata for %s: present=%v err=%v partitions=%d", topic, ok, d.Err, len(d.Partitions))
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	if d.ID != created.ID {
 		t.Errorf("Metadata topic id %v, CreateTopics said %v", d.ID, created.ID)

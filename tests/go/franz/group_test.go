@@ -2,6 +2,7 @@ package franz
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -144,4 +145,68 @@ func TestGroupAutoCommitOnClose(t *testing.T) {
 	if got[0].Offset != 5 {
 		t.Errorf("second consumer started at offset %d, want 5", got[0].Offset)
 	}
+}
+
+// assignment tracks a member's partitions through kgo's (cooperative, incremental) callbacks.
+type assignment struct {
+	mu    sync.Mutex
+	parts map[int32]bool
+}
+
+func (a *assignment) opts(topic string) []kgo.Opt {
+	a.parts = map[int32]bool{}
+	change := func(add bool) func(context.Context, *kgo.Client, map[string][]int32) {
+		return func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			for _, p := range m[topic] {
+				if add {
+					a.parts[p] = true
+				} else {
+					delete(a.parts, p)
+				}
+			}
+		}
+	}
+	return []kgo.Opt{
+		kgo.OnPartitionsAssigned(change(true)),
+		kgo.OnPartitionsRevoked(change(false)),
+		kgo.OnPartitionsLost(change(false)),
+	}
+}
+
+func (a *assignment) count() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.parts)
+}
+
+// Two members share a topic's partitions (kgo's default cooperative-sticky balancer); when
+// one leaves, the other takes all of them again.
+func TestGroupTwoMembersRebalance(t *testing.T) {
+	ctx := testCtx(t, 90*time.Second)
+	topic := createTopic(t, ctx, 4)
+	group := harness.Name("rebalance")
+
+	// Both members keep polling (as applications do) while the test watches the assignments.
+	var a, b assignment
+	first := groupConsumer(t, group, topic, a.opts(topic)...)
+	waitUntil := func(what string, cond func() bool, clients ...*kgo.Client) {
+		t.Helper()
+		for !cond() {
+			if ctx.Err() != nil {
+				t.Fatalf("%s: not reached (first has %d partitions, second %d)", what, a.count(), b.count())
+			}
+			for _, cl := range clients {
+				poll, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+				cl.PollFetches(poll)
+				cancel()
+			}
+		}
+	}
+	waitUntil("the first member owns all 4 partitions", func() bool { return a.count() == 4 }, first)
+	second := groupConsumer(t, group, topic, b.opts(topic)...) // kgo joins on creation
+	waitUntil("the members own 2 partitions each", func() bool { return a.count() == 2 && b.count() == 2 }, first, second)
+	second.Close()
+	waitUntil("the first member owns all 4 partitions again", func() bool { return a.count() == 4 }, first)
 }

@@ -248,7 +248,15 @@ func (n *Node) kill() {
 
 // Main runs a package's tests against one node: TestMain calls it and passes the result to
 // os.Exit. The node log tail is printed when a test failed.
+//
+// With FJORD_TEST_BOOTSTRAP=HOST:PORT no node is started: the tests run against that broker
+// (e.g. Apache Kafka from scripts/kafka, to check what Kafka answers where Fjord differs).
 func Main(m *testing.M, name string, node **Node) int {
+	if addr := os.Getenv("FJORD_TEST_BOOTSTRAP"); addr != "" {
+		*node = &Node{Bootstrap: addr}
+		fmt.Fprintf(os.Stderr, "harness: external broker %s (FJORD_TEST_BOOTSTRAP)\n", addr)
+		return m.Run()
+	}
 	n, err := Start(name)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "harness: %v\n", err)
