@@ -1,6 +1,7 @@
 package franz
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func TestCreateTopicWithKadm(t *testing.T) {
@@ -31,20 +33,10 @@ func TestCreateTopicWithKadm(t *testing.T) {
 	// CreateTopics may answer before every broker's metadata has the topic (Kafka's does), so
 	// wait until Metadata lists it.
 	var d kadm.TopicDetail
-	for {
-		details, err := adm.ListTopics(ctx, topic)
-		if err != nil {
-			t.Fatalf("ListTopics: %v", err)
-		}
-		var ok bool
-		if d, ok = details[topic]; ok && d.Err == nil && len(d.Partitions) == 3 {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("Metadata for %s: present=%v err=%v partitions=%d", topic, ok, d.Err, len(d.Partitions))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitForTopic(t, ctx, adm, topic, func(detail kadm.TopicDetail, ok bool) bool {
+		d = detail
+		return ok && d.Err == nil && len(d.Partitions) == 3
+	})
 	if d.ID != created.ID {
 		t.Errorf("Metadata topic id %v, CreateTopics said %v", d.ID, created.ID)
 	}
@@ -132,4 +124,72 @@ func offsetsOf(t *testing.T, listed kadm.ListedOffsets) map[string]map[int32]int
 		out[o.Topic][o.Partition] = o.Offset
 	})
 	return out
+}
+
+// Topic configs at creation, DescribeConfigs, CreatePartitions and DeleteTopics.
+func TestTopicConfigsPartitionsDelete(t *testing.T) {
+	ctx := testCtx(t, 30*time.Second)
+	adm := newAdmin(t)
+	topic := harness.Name("ops")
+	configs := map[string]*string{"retention.ms": kadm.StringPtr("3600000"), "cleanup.policy": kadm.StringPtr("delete")}
+	if _, err := adm.CreateTopic(ctx, 1, 1, configs, topic); err != nil {
+		t.Fatalf("CreateTopic with configs: %v", err)
+	}
+
+	described, err := adm.DescribeTopicConfigs(ctx, topic)
+	if err != nil {
+		t.Fatalf("DescribeTopicConfigs: %v", err)
+	}
+	rc, err := described.On(topic, nil)
+	if err != nil || rc.Err != nil {
+		t.Fatalf("DescribeConfigs %s: %v %v", topic, err, rc.Err)
+	}
+	got := map[string]kadm.Config{}
+	for _, c := range rc.Configs {
+		got[c.Key] = c
+	}
+	for key, want := range configs {
+		c, ok := got[key]
+		if !ok || c.Value == nil || *c.Value != *want || c.Source != kmsg.ConfigSourceDynamicTopicConfig {
+			t.Errorf("config %s: present=%v value=%v source=%v; want %q from DYNAMIC_TOPIC_CONFIG", key, ok, c.MaybeValue(), c.Source, *want)
+		}
+	}
+	// A config left at its default is listed too, with a non-topic source.
+	if c, ok := got["segment.bytes"]; !ok || c.Value == nil || c.Source == kmsg.ConfigSourceDynamicTopicConfig {
+		t.Errorf("config segment.bytes: present=%v value=%v source=%v; want a default", ok, c.MaybeValue(), c.Source)
+	}
+
+	if _, err := adm.CreatePartitions(ctx, 2, topic); err != nil {
+		t.Fatalf("CreatePartitions +2: %v", err)
+	}
+	waitForTopic(t, ctx, adm, topic, func(d kadm.TopicDetail, ok bool) bool { return ok && d.Err == nil && len(d.Partitions) == 3 })
+	cl := newClient(t, kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	produceSync(t, ctx, cl, &kgo.Record{Partition: 2, Value: []byte("to a new partition")})
+
+	resp, err := adm.DeleteTopic(ctx, topic)
+	if err != nil || resp.Err != nil {
+		t.Fatalf("DeleteTopics: %v %v", err, resp.Err)
+	}
+	waitForTopic(t, ctx, adm, topic, func(d kadm.TopicDetail, ok bool) bool {
+		return !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition)
+	})
+}
+
+// waitForTopic polls Metadata for topic until done(detail, present) holds.
+func waitForTopic(t *testing.T, ctx context.Context, adm *kadm.Client, topic string, done func(kadm.TopicDetail, bool) bool) {
+	t.Helper()
+	for {
+		details, err := adm.ListTopics(ctx, topic)
+		if err != nil {
+			t.Fatalf("ListTopics: %v", err)
+		}
+		d, ok := details[topic]
+		if done(d, ok) {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("Metadata for %s never reached the expected state: present=%v err=%v partitions=%d", topic, ok, d.Err, len(d.Partitions))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

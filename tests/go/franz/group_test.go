@@ -210,3 +210,104 @@ func TestGroupTwoMembersRebalance(t *testing.T) {
 	second.Close()
 	waitUntil("the first member owns all 4 partitions again", func() bool { return a.count() == 4 }, first)
 }
+
+// The tools' side of groups: offsets committed by an admin for a group with no members (as
+// reset tools do) are where a consumer starts; then list, describe, delete offsets, delete.
+func TestGroupAdminOffsetsListDelete(t *testing.T) {
+	ctx := testCtx(t, 60*time.Second)
+	adm := newAdmin(t)
+	topic := createTopic(t, ctx, 2)
+	group := harness.Name("admin")
+	produceValues(t, topic, 2, 6)
+
+	var offsets kadm.Offsets
+	offsets.AddOffset(topic, 0, 3, -1)
+	offsets.AddOffset(topic, 1, 5, -1)
+	if err := adm.CommitAllOffsets(ctx, group, offsets); err != nil {
+		t.Fatalf("OffsetCommit from an admin (no generation): %v", err)
+	}
+	if got := committed(t, group, topic); got[0] != 3 || got[1] != 5 {
+		t.Fatalf("committed offsets %v, want p0=3 p1=5", got)
+	}
+
+	cl := groupConsumer(t, group, topic, kgo.DisableAutoCommit())
+	got := byPartition(pollN(t, ctx, cl, 4))
+	if len(got[0]) != 3 || got[0][0].Offset != 3 || len(got[1]) != 1 || got[1][0].Offset != 5 {
+		t.Fatalf("consumer read %d records of p0 and %d of p1; want p0 from offset 3 (3 records), p1 from 5 (1)",
+			len(got[0]), len(got[1]))
+	}
+	cl.Close()
+
+	listed, err := adm.ListGroups(ctx)
+	if err != nil {
+		t.Fatalf("ListGroups: %v", err)
+	}
+	if g, ok := listed[group]; !ok || g.State != "Empty" || g.ProtocolType != "consumer" {
+		t.Errorf("ListGroups: %s present=%v %+v; want state Empty, protocol type consumer", group, ok, g)
+	}
+	described, err := adm.DescribeGroups(ctx, group)
+	if err != nil {
+		t.Fatalf("DescribeGroups: %v", err)
+	}
+	if g := described[group]; g.Err != nil || g.State != "Empty" || len(g.Members) != 0 {
+		t.Errorf("DescribeGroups: state %q members %d err %v; want Empty, no members", g.State, len(g.Members), g.Err)
+	}
+
+	// OffsetDelete of one partition; the group keeps the other's offset.
+	deleted, err := adm.DeleteOffsets(ctx, group, kadm.TopicsSet{topic: {1: {}}})
+	if err != nil || deleted.Error() != nil {
+		t.Fatalf("OffsetDelete: %v %v", err, deleted.Error())
+	}
+	if got := committed(t, group, topic); len(got) != 1 || got[0] != 3 {
+		t.Errorf("committed offsets after OffsetDelete of p1: %v, want only p0=3", got)
+	}
+
+	if resp, err := adm.DeleteGroup(ctx, group); err != nil || resp.Err != nil {
+		t.Fatalf("DeleteGroups: %v %v", err, resp.Err)
+	}
+	listed, err = adm.ListGroups(ctx)
+	if err != nil {
+		t.Fatalf("ListGroups after delete: %v", err)
+	}
+	if _, ok := listed[group]; ok {
+		t.Errorf("ListGroups still lists %s after DeleteGroups", group)
+	}
+}
+
+// Kafka 4.1's group coordinator keeps an Empty group whose last committed offset was removed
+// by OffsetDelete: it is still listed, described as Empty and can be deleted.
+func TestGroupKeptAfterOffsetDeleteOfLastOffset(t *testing.T) {
+	harness.SkipIncompatible(t, "after OffsetDelete removes an Empty group's last offset, Fjord drops "+
+		"the group (ListGroups omits it, DescribeGroups says Dead, DeleteGroups answers GROUP_ID_NOT_FOUND); "+
+		"Kafka 4.1.1 keeps it Empty and deletes it on DeleteGroups")
+	ctx := testCtx(t, 30*time.Second)
+	adm := newAdmin(t)
+	topic := createTopic(t, ctx, 1)
+	group := harness.Name("lastoffset")
+	var offsets kadm.Offsets
+	offsets.AddOffset(topic, 0, 0, -1)
+	if err := adm.CommitAllOffsets(ctx, group, offsets); err != nil {
+		t.Fatalf("OffsetCommit from an admin: %v", err)
+	}
+	deleted, err := adm.DeleteOffsets(ctx, group, kadm.TopicsSet{topic: {0: {}}})
+	if err != nil || deleted.Error() != nil {
+		t.Fatalf("OffsetDelete: %v %v", err, deleted.Error())
+	}
+	listed, err := adm.ListGroups(ctx)
+	if err != nil {
+		t.Fatalf("ListGroups: %v", err)
+	}
+	if g, ok := listed[group]; !ok || g.State != "Empty" {
+		t.Errorf("ListGroups after OffsetDelete: %s present=%v %+v; want listed, Empty", group, ok, g)
+	}
+	described, err := adm.DescribeGroups(ctx, group)
+	if err != nil {
+		t.Fatalf("DescribeGroups: %v", err)
+	}
+	if g := described[group]; g.Err != nil || g.State != "Empty" {
+		t.Errorf("DescribeGroups after OffsetDelete: state %q err %v; want Empty", g.State, g.Err)
+	}
+	if resp, err := adm.DeleteGroup(ctx, group); err != nil || resp.Err != nil {
+		t.Errorf("DeleteGroups after OffsetDelete: %v %v; want success", err, resp.Err)
+	}
+}

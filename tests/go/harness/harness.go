@@ -285,3 +285,13 @@ func randomHex(n int) string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// SkipIncompatible skips a test that fails on Fjord because of a known incompatibility with
+// Kafka, naming it. The test still runs against an external broker (FJORD_TEST_BOOTSTRAP, to
+// confirm what Kafka does) and with FJORD_TEST_INCOMPATIBLE=1 (to check a fix).
+func SkipIncompatible(t *testing.T, incompatibility string) {
+	t.Helper()
+	if os.Getenv("FJORD_TEST_BOOTSTRAP") == "" && os.Getenv("FJORD_TEST_INCOMPATIBLE") == "" {
+		t.Skip("Fjord incompatibility: " + incompatibility)
+	}
+}
