@@ -149,17 +149,23 @@ class ConsumerTest {
         produce(topic, 0, 10, base);
         TopicPartition tp = new TopicPartition(topic, 0);
         try (KafkaConsumer<String, String> c = Clients.consumer(node.bootstrap(), null)) {
-            Map<TopicPartition, OffsetAndTimestamp> exact = c.offsetsForTimes(Map.of(tp, base + 4000));
-            assertEquals(new OffsetAndTimestamp(4, base + 4000), exact.get(tp));
+            OffsetAndTimestamp exact = c.offsetsForTimes(Map.of(tp, base + 4000)).get(tp);
+            assertEquals(4, exact.offset());
+            assertEquals(base + 4000, exact.timestamp());
+            // ListOffsets v4+ carries the leader epoch of the record's batch.
+            assertEquals(java.util.Optional.of(0), exact.leaderEpoch());
             // Between two records: the first record at or after the time.
-            Map<TopicPartition, OffsetAndTimestamp> between = c.offsetsForTimes(Map.of(tp, base + 4500));
-            assertEquals(new OffsetAndTimestamp(5, base + 5000), between.get(tp));
-            assertEquals(new OffsetAndTimestamp(0, base), c.offsetsForTimes(Map.of(tp, 0L)).get(tp));
+            OffsetAndTimestamp between = c.offsetsForTimes(Map.of(tp, base + 4500)).get(tp);
+            assertEquals(5, between.offset());
+            assertEquals(base + 5000, between.timestamp());
+            OffsetAndTimestamp first = c.offsetsForTimes(Map.of(tp, 0L)).get(tp);
+            assertEquals(0, first.offset());
+            assertEquals(base, first.timestamp());
             // After the last record: no offset.
             assertNull(c.offsetsForTimes(Map.of(tp, base + 60_000)).get(tp));
             // Seeking there reads from that record.
             c.assign(List.of(tp));
-            c.seek(tp, between.get(tp).offset());
+            c.seek(tp, between.offset());
             assertEquals("v5", Clients.pollUntil(c, 1, Duration.ofSeconds(30)).get(0).value());
         }
     }

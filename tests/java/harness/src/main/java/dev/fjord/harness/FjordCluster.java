@@ -72,7 +72,7 @@ public final class FjordCluster implements AutoCloseable {
         for (int attempt = 1; ; attempt++) {
             FjordCluster cluster = launch(nodes);
             try {
-                cluster.awaitReady();
+                cluster.awaitAllReady();
                 return cluster;
             } catch (AssertionError e) {
                 boolean portTaken = cluster.members.stream().anyMatch(m -> {
@@ -142,7 +142,7 @@ public final class FjordCluster implements AutoCloseable {
         return cluster;
     }
 
-    private void awaitReady() {
+    private void awaitAllReady() {
         for (Member m : members) {
             m.process.awaitLog(FjordNode.READY, START_TIMEOUT, "\"fjord node ready\" line");
         }
@@ -151,10 +151,16 @@ public final class FjordCluster implements AutoCloseable {
         }
     }
 
-    /** Waits until {@code m}'s own Metadata lists every broker of the cluster. */
+    /**
+     * Waits until {@code m} says it is ready (GET /readyz: caught up with metadata and
+     * unfenced) and its own Metadata lists every broker of the cluster. Metadata alone is not
+     * enough after a restart: the node may answer from its image of before the stop.
+     */
     private void awaitSeesAll(Member m) {
-        Wait.until(START_TIMEOUT, "node " + m.id + "'s Metadata to list all " + size() + " brokers",
-                () -> KafkaWire.metadataBrokers("127.0.0.1", m.kafka.port(), Duration.ofSeconds(5)).size() == size(),
+        String http = "127.0.0.1:" + m.http.port();
+        Wait.until(START_TIMEOUT, "node " + m.id + " ready (/readyz) with all " + size() + " brokers in its Metadata",
+                () -> Http.ready(http)
+                        && KafkaWire.metadataBrokers("127.0.0.1", m.kafka.port(), Duration.ofSeconds(5)).size() == size(),
                 () -> ProcessLogs.tailBlock(m.process.name(), m.process.logPath(), 60));
     }
 
@@ -210,14 +216,30 @@ public final class FjordCluster implements AutoCloseable {
 
     /**
      * Starts a stopped or killed node again (same config, ports and data dir) and waits
-     * until its Metadata lists every broker (it is registered and unfenced).
+     * until it is ready (/readyz) and its Metadata lists every broker.
      */
     public void restart(int nodeId) {
+        startAgain(nodeId);
+        awaitReady(nodeId);
+    }
+
+    /** Starts a stopped or killed node again without waiting for anything. */
+    public void startAgain(int nodeId) {
         Member m = member(nodeId);
         m.process.kill();
         m.process.start();
-        m.process.awaitLog(FjordNode.READY, START_TIMEOUT, "\"fjord node ready\" line after restart");
+    }
+
+    /** Waits until node {@code nodeId} logged its ready line, says /readyz and sees every broker. */
+    public void awaitReady(int nodeId) {
+        Member m = member(nodeId);
+        m.process.awaitLog(FjordNode.READY, START_TIMEOUT, "\"fjord node ready\" line");
         awaitSeesAll(m);
+    }
+
+    /** host:port of node {@code nodeId}'s HTTP listener (/healthz, /readyz, /metrics). */
+    public String httpAddress(int nodeId) {
+        return "127.0.0.1:" + member(nodeId).http.port();
     }
 
     /** Restarts every node that is not running. */

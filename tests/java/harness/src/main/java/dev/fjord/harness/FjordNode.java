@@ -43,8 +43,9 @@ public final class FjordNode implements AutoCloseable {
             Matcher http = HTTP.matcher(process.currentLog());
             String httpAddress = http.find() ? http.group(1) : null;
             FjordNode node = new FjordNode(process, dataDir, host, port, httpAddress);
-            Wait.until(START_TIMEOUT, "fjord dev's Metadata to list a broker",
-                    () -> !KafkaWire.metadataBrokers(host, port, Duration.ofSeconds(5)).isEmpty(),
+            Wait.until(START_TIMEOUT, "fjord dev ready (/readyz) with a broker in its Metadata",
+                    () -> (httpAddress == null || Http.ready(httpAddress))
+                            && !KafkaWire.metadataBrokers(host, port, Duration.ofSeconds(5)).isEmpty(),
                     () -> ProcessLogs.tailBlock(process.name(), process.logPath(), 60));
             return node;
         } catch (RuntimeException | Error e) {

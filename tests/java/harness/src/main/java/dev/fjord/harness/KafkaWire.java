@@ -39,6 +39,12 @@ public final class KafkaWire {
         return List.copyOf(response.brokers());
     }
 
+    /** {@code host:port}'s Metadata answer (v12) for {@code topics}, without creating any. */
+    public static MetadataResponse metadata(String host, int port, List<String> topics, Duration timeout) throws IOException {
+        MetadataRequest.Builder request = new MetadataRequest.Builder(topics, false);
+        return (MetadataResponse) send(host, port, ApiKeys.METADATA, (short) 12, request, timeout);
+    }
+
     /** The ApiVersions answer of {@code host:port} (v3, as the Java clients send it). */
     public static ApiVersionsResponse apiVersions(String host, int port, Duration timeout) throws IOException {
         ApiVersionsRequest.Builder request = new ApiVersionsRequest.Builder(new ApiVersionsRequestData()
