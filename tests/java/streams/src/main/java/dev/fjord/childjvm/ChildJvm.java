@@ -49,6 +49,9 @@ public final class ChildJvm implements AutoCloseable {
         command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         // Small heap, quick start: the machine running CI has two cores.
         command.addAll(List.of("-Xmx384m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"));
+        // Timestamps in the children's slf4j-simple logs, to line them up with fjord's.
+        command.addAll(List.of("-Dorg.slf4j.simpleLogger.showDateTime=true",
+                "-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS"));
         command.addAll(List.of("-cp", moduleClasspath(), mainClass));
         command.addAll(args);
         ChildJvm child = new ChildJvm(name, command);
