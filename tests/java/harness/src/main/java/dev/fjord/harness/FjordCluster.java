@@ -266,7 +266,8 @@ public final class FjordCluster implements AutoCloseable {
             Map<String, TopicDescription> d = admin.describeTopics(List.of(topic)).allTopicNames().get(15, TimeUnit.SECONDS);
             return d.get(topic).partitions().get(partition);
         } catch (Exception e) {
-            throw new AssertionError("describing " + topic + "-" + partition + ": " + e + logTails(40), e);
+            // Unchecked, so that Wait.until retries it (a node may not know a new topic yet).
+            throw new IllegalStateException("describing " + topic + "-" + partition + ": " + e, e);
         }
     }
 

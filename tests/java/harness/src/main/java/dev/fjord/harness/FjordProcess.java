@@ -84,9 +84,9 @@ public final class FjordProcess {
                     .redirectErrorStream(true)
                     .redirectOutput(ProcessBuilder.Redirect.appendTo(logPath.toFile()))
                     .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")));
-            // Plain text logs, info level: the ready line is parsed from them.
+            // Plain text logs at info level: the ready line is parsed from them.
             pb.environment().remove("FJORD_LOG_FORMAT");
-            pb.environment().putIfAbsent("RUST_LOG", "info,openraft=warn");
+            pb.environment().put("RUST_LOG", "info,openraft=warn");
             process = pb.start();
         } catch (IOException e) {
             throw new IllegalStateException("cannot start " + name + " (" + command + "): " + e, e);
