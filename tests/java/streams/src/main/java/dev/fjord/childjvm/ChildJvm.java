@@ -5,6 +5,7 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -26,7 +27,7 @@ import dev.fjord.harness.Wait;
  * tests with the module directory as working directory).
  */
 public final class ChildJvm implements AutoCloseable {
-    private static final List<ChildJvm> OPEN = new CopyOnWriteArrayList<>();
+    private static final CopyOnWriteArrayList<ChildJvm> OPEN = new CopyOnWriteArrayList<>();
 
     static {
         Runtime.getRuntime().addShutdownHook(new Thread(() -> OPEN.forEach(ChildJvm::kill), "child-jvm-reaper"));
@@ -81,7 +82,7 @@ public final class ChildJvm implements AutoCloseable {
         }
         try {
             Files.writeString(logPath, "=== child-jvm: start at " + Instant.now() + ": " + String.join(" ", command) + "\n",
-                    StandardCharsets.UTF_8, java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.APPEND);
+                    StandardCharsets.UTF_8, StandardOpenOption.CREATE, StandardOpenOption.APPEND);
             process = new ProcessBuilder(command)
                     .redirectErrorStream(true)
                     .redirectOutput(ProcessBuilder.Redirect.appendTo(logPath.toFile()))
@@ -89,7 +90,7 @@ public final class ChildJvm implements AutoCloseable {
         } catch (IOException e) {
             throw new IllegalStateException("cannot start " + name + ": " + e, e);
         }
-        OPEN.add(this);
+        OPEN.addIfAbsent(this);
     }
 
     public String name() {

@@ -57,7 +57,13 @@ final class Kafka {
      * beginning.
      */
     static <V> KafkaConsumer<String, V> readerFromStart(String bootstrap, String topic, Deserializer<V> values) {
+        return readerFromStart(bootstrap, topic, values, "read_uncommitted");
+    }
+
+    static <V> KafkaConsumer<String, V> readerFromStart(String bootstrap, String topic, Deserializer<V> values,
+            String isolationLevel) {
         Properties p = new Properties();
+        p.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, isolationLevel);
         p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
         p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);

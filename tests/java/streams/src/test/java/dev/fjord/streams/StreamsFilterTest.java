@@ -2,6 +2,7 @@ package dev.fjord.streams;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
+import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -17,6 +18,7 @@ import org.apache.kafka.streams.KafkaStreams;
 import org.apache.kafka.streams.StreamsConfig;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Disabled;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -24,7 +26,10 @@ import dev.fjord.examples.streamsfilter.StreamsFilterApp;
 import dev.fjord.harness.FjordNode;
 import dev.fjord.harness.Wait;
 
-/** The topology of examples/streams-filter, in this JVM, against a real fjord dev node. */
+/**
+ * The topology of examples/streams-filter (its source is compiled into this module), in
+ * this JVM, against a real fjord dev node.
+ */
 class StreamsFilterTest {
     FjordNode node;
     KafkaStreams streams;
@@ -45,18 +50,33 @@ class StreamsFilterTest {
     }
 
     @Test
-    void keepsLongValuesUpperCasedInOrder(@TempDir java.nio.file.Path stateDir) throws Exception {
+    void keepsLongValuesUpperCasedInOrder(@TempDir Path stateDir) throws Exception {
+        runFilter(StreamsConfig.AT_LEAST_ONCE, stateDir);
+    }
+
+    /** The same with transactions: what Kafka answers, once fjord has a transaction coordinator. */
+    @Test
+    @Disabled("Fjord incompatibility: no transaction coordinator. FindCoordinator(key_type=1 TRANSACTION) answers "
+            + "COORDINATOR_NOT_AVAILABLE, a retriable error, so the Streams producer's initTransactions() retries until "
+            + "max.block.ms (60 s) and the app goes to ERROR with 'TimeoutException: Timeout expired after 60000ms "
+            + "while awaiting InitProducerId'")
+    void exactlyOnceV2KeepsLongValuesUpperCasedInOrder(@TempDir Path stateDir) throws Exception {
+        runFilter(StreamsConfig.EXACTLY_ONCE_V2, stateDir);
+    }
+
+    void runFilter(String processingGuarantee, Path stateDir) throws Exception {
         // One partition each: the output order must be the input order.
         Kafka.createTopics(node.bootstrap(),
                 Map.of(StreamsFilterApp.INPUT_TOPIC, 1, StreamsFilterApp.OUTPUT_TOPIC, 1));
 
         var props = StreamsFilterApp.config(node.bootstrap(), "streams-filter-test");
+        props.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, processingGuarantee);
         props.put(StreamsConfig.STATE_DIR_CONFIG, stateDir.toString());
         props.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, 100);
         streams = new KafkaStreams(StreamsFilterApp.topology(), props);
         streams.start();
-        Wait.until(Duration.ofSeconds(60), "the Streams app to reach RUNNING (it is " + streams.state() + ")",
-                () -> streams.state() == KafkaStreams.State.RUNNING);
+        Wait.until(Duration.ofSeconds(60), "the Streams app to reach RUNNING",
+                () -> streams.state() == KafkaStreams.State.RUNNING, () -> "; it is " + streams.state());
 
         // 60 values of lengths 5..16, a few sharing keys; the last one marks the end.
         List<ProducerRecord<String, String>> input = new ArrayList<>();
@@ -80,8 +100,9 @@ class StreamsFilterTest {
 
         // Everything before the marker was processed once the marker is out (one partition).
         List<String> output = new ArrayList<>();
-        try (KafkaConsumer<String, String> reader =
-                Kafka.readerFromStart(node.bootstrap(), StreamsFilterApp.OUTPUT_TOPIC, new StringDeserializer())) {
+        // read_committed: under exactly-once only committed transactions count.
+        try (KafkaConsumer<String, String> reader = Kafka.readerFromStart(node.bootstrap(), StreamsFilterApp.OUTPUT_TOPIC,
+                new StringDeserializer(), "read_committed")) {
             Instant deadline = Instant.now().plusSeconds(60);
             while (!output.contains("end=" + marker.toUpperCase())) {
                 if (Instant.now().isAfter(deadline)) {
