@@ -202,7 +202,7 @@ class ClusterTest {
                 () -> " (acked " + acked.size() + ", failed " + failed.size() + ")" + cluster.logTails(40));
         producing.set(false);
         producer.join(TimeUnit.SECONDS.toMillis(45));
-        assertTrue(!producer.isAlive(), "producer finished");
+        assertFalse(producer.isAlive(), "producer finished");
 
         // Every acknowledged record must reach the consumer.
         Wait.until(Duration.ofNanos(Math.max(deadline - System.nanoTime(), TimeUnit.SECONDS.toNanos(10))),
