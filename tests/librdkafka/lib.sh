@@ -25,6 +25,23 @@ fjord_bin() {
     printf '%s\n' "$b"
 }
 
+# configure only "tries" its optional libraries: without their -dev packages it quietly
+# builds less (no zstd codec, and the tests that parse stats JSON skip without RapidJSON), so
+# they are installed up front (as root; otherwise the missing ones are named).
+LRK_APT_PKGS=(build-essential python3 libssl-dev zlib1g-dev libzstd-dev rapidjson-dev)
+lrk_system_packages() {
+    local missing=() p
+    for p in "${LRK_APT_PKGS[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    ((${#missing[@]})) || return 0
+    [[ $(id -u) -eq 0 ]] || die "missing system packages: ${missing[*]} (sudo apt-get install -y ${missing[*]})"
+    say "apt-get install ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 ||
+        die "apt-get install ${missing[*]} failed"
+}
+
 # Sets LRK_TESTS (the built tests/ directory with test-runner). Copies the vendored source
 # out of the cargo registry into ~/.cache/fjord/librdkafka-tests/<rdkafka-sys version> and
 # builds it once; a stamp file marks a finished build, so a version change builds anew.
@@ -32,7 +49,7 @@ lrk_build() {
     local ver src home t0
     ver="$(rdkafka_sys_version)"
     [[ -n "$ver" ]] || die "rdkafka-sys not found in $REPO/Cargo.lock"
-    # Named by the librdkafka version ("2.12.1"): mklove's configure fails in a path with '+'.
+    # Named by the librdkafka version ("2.12.1").
     home="${FJORD_LIBRDKAFKA_HOME:-$HOME/.cache/fjord/librdkafka-tests}/${ver#*+}"
     LRK_TESTS="$home/tests"
     [[ -f "$home/.fjord-built" && -x "$LRK_TESTS/test-runner" ]] && return 0
@@ -40,31 +57,32 @@ lrk_build() {
     src="$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/"rdkafka-sys-$ver"/librdkafka 2>/dev/null | head -1)"
     [[ -n "$src" && -d "$src/tests" ]] ||
         die "librdkafka source of rdkafka-sys $ver not in the cargo registry (run: cargo fetch)"
-    for tool in gcc g++ make python3; do
-        command -v "$tool" >/dev/null || die "$tool not found (apt-get install build-essential python3)"
-    done
+    lrk_system_packages
     say "building librdkafka $ver and its test-runner in $home (once; ~5 min on 2 cores)"
     t0=$SECONDS
     rm -rf "$home"
     mkdir -p "$(dirname "$home")"
     cp -r "$src" "$home"
+    # (Logs are named fjord-*.log: configure loads every ./configure.* file as a module.)
     # No Kerberos (GSSAPI) and no libcurl (OIDC): Fjord has no SASL. SSL, zlib and zstd are
     # used when their -dev packages are installed (zstd is needed for test 0017's zstd codec).
-    (cd "$home" && ./configure --disable-gssapi --disable-curl >"$home/configure.log" 2>&1) ||
-        die "configure failed: see $home/configure.log"
-    (cd "$home" && make -j2 libs >"$home/build.log" 2>&1 && make -j2 -C tests build >>"$home/build.log" 2>&1) ||
-        die "build failed: see $home/build.log"
+    (cd "$home" && ./configure --disable-gssapi --disable-curl >"$home/fjord-configure.log" 2>&1) ||
+        die "configure failed: see $home/fjord-configure.log"
+    (cd "$home" && make -j2 libs >"$home/fjord-build.log" 2>&1 && make -j2 -C tests build >>"$home/fjord-build.log" 2>&1) ||
+        die "build failed: see $home/fjord-build.log"
     touch "$home/.fjord-built"
     say "built in $((SECONDS - t0))s"
 }
 
 # Starts one `fjord server` (single node, auto-created topics get 4 partitions as the suite
 # assumes) with every port 0 and reads the Kafka port back. Sets FJORD_PID, FJORD_LOG,
-# FJORD_BOOTSTRAP. $1: a fresh directory for its config and data.
+# FJORD_BOOTSTRAP. $1: a fresh directory for its config and data; $2: the test scenario,
+# "default" or "noautocreate" (auto.create.topics.enable=false, as the suite's scenarios/).
 fjord_start() {
-    local dir="$1" bin log_dir deadline port
+    local dir="$1" scenario="${2:-default}" bin log_dir deadline port autocreate=true
     bin="$(fjord_bin)"
     mkdir -p "$dir"
+    [[ "$scenario" == noautocreate ]] && autocreate=false
     cat >"$dir/fjord.toml" <<TOML
 node_id = 1
 data_dir = "$dir/data"
@@ -75,6 +93,7 @@ http_addr = "127.0.0.1:0"
 [controller]
 
 [broker]
+auto_create_topics_enable = $autocreate
 num_partitions = 4
 offsets_topic_replication_factor = 1
 offsets_topic_num_partitions = 4
