@@ -75,7 +75,8 @@ lrk_build() {
 }
 
 # Starts one `fjord server` (single node, auto-created topics get 4 partitions as the suite
-# assumes) with every port 0 and reads the Kafka port back. Sets FJORD_PID, FJORD_LOG,
+# assumes, Kafka's default 3 s initial rebalance delay: 0113 counts rebalance callbacks that
+# assume both consumers join within it) with every port 0 and reads the Kafka port back. Sets FJORD_PID, FJORD_LOG,
 # FJORD_BOOTSTRAP. $1: a fresh directory for its config and data; $2: the test scenario,
 # "default" or "noautocreate" (auto.create.topics.enable=false, as the suite's scenarios/).
 fjord_start() {
@@ -97,7 +98,7 @@ auto_create_topics_enable = $autocreate
 num_partitions = 4
 offsets_topic_replication_factor = 1
 offsets_topic_num_partitions = 4
-group_initial_rebalance_delay_ms = 0
+group_initial_rebalance_delay_ms = ${LRK_REBALANCE_DELAY_MS:-3000}
 TOML
     log_dir="${FJORD_E2E_LOG_DIR:-/tmp/fjord-e2e-logs}"
     mkdir -p "$log_dir"

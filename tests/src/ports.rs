@@ -66,7 +66,8 @@ fn try_take(port: u16) -> Option<File> {
 pub fn reserve_ports(len: u16) -> PortLease {
     let span = u32::from(RUST_RANGE.end - RUST_RANGE.start - len);
     // Spread concurrent test processes over the range so they rarely probe the same ports.
-    let seed = std::process::id().wrapping_mul(7919) + NEXT.fetch_add(len.into(), Ordering::Relaxed);
+    let seed =
+        std::process::id().wrapping_mul(7919) + NEXT.fetch_add(len.into(), Ordering::Relaxed);
     for attempt in 0..span {
         let offset = (seed + attempt * 31) % span;
         let first = RUST_RANGE.start + u16::try_from(offset).unwrap_or(0);
@@ -97,7 +98,11 @@ mod tests {
         assert!(RUST_RANGE.contains(&a.port()) && RUST_RANGE.contains(&a.nth(2)));
         // While held, nobody else gets them: not through the lock, whatever the probe order.
         for i in 0..3 {
-            assert!(try_take(a.nth(i)).is_none(), "port {} taken twice", a.nth(i));
+            assert!(
+                try_take(a.nth(i)).is_none(),
+                "port {} taken twice",
+                a.nth(i)
+            );
         }
         let port = a.port();
         drop(a);
