@@ -304,10 +304,10 @@ def main():
             if f.exists():
                 print(f"----- tail of {f}", flush=True)
                 print("\n".join(f.read_text(errors="replace").splitlines()[-25:]), flush=True)
-        print("0 passed, 1 failed", flush=True)
+        print("faust: 0 passed, 1 failed", flush=True)
         return 1
     log(f"every record processed exactly once on {args.broker}; counts {dict(Counter(w for _, w in BATCH1 + BATCH2))}")
-    print("1 passed, 0 failed", flush=True)
+    print("faust: 1 passed, 0 failed", flush=True)
     return 0
 
 
