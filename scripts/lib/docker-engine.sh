@@ -34,7 +34,10 @@ docker_engine_ensure() {
     command -v iptables >/dev/null || pkgs+=(iptables)
     if ((${#pkgs[@]})); then
         echo "docker: apt-get install ${pkgs[*]}" >&2
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >&2 \
+        # (With stale package lists, as on a machine whose other packages were all present.)
+        { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >&2 ||
+            { apt-get update -qq >&2 &&
+                DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >&2; }; } \
             || { echo "apt-get install ${pkgs[*]} failed" >&2; return 1; }
     fi
     mkdir -p "$(dirname "$DOCKERD_LOG")"
