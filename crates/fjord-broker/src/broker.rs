@@ -63,7 +63,11 @@ impl Broker {
 
         let replicas = Arc::new(ReplicaManager::new(config.node_id));
         let mut committed = controller.image();
-        let first = committed.borrow_and_update().clone();
+        // The local metadata replica may still be the one from before a crash: acting on
+        // it would make this node lead partitions at epochs long superseded (and accept
+        // writes it must truncate later). Like Kafka's brokers, replay the metadata log
+        // up to this broker's own registration first: the broker epoch is its offset.
+        let first = caught_up_to(&mut committed, broker_epoch).await?;
         {
             let (replicas, for_apply, first) = (replicas.clone(), config.clone(), first.clone());
             tokio::task::spawn_blocking(move || {
@@ -224,6 +228,26 @@ impl Broker {
         self.applied.borrow().clone()
     }
 
+    /// Waits until the controller has unfenced this broker's current incarnation in
+    /// the applied image: only then does Kafka let a (re)started broker serve clients.
+    /// A restarted broker stays fenced until its first heartbeat shows it caught up
+    /// with the metadata log; a new one starts unfenced.
+    pub async fn wait_unfenced(&self) {
+        let node_id = self.node_id();
+        let mut applied = self.applied.clone();
+        let unfenced = |image: &Arc<MetadataImage>| {
+            image
+                .brokers
+                .get(&node_id)
+                .is_some_and(|b| !b.fenced && b.broker_epoch == self.broker_epoch())
+        };
+        if !unfenced(&applied.borrow()) {
+            tracing::info!(node_id, "waiting for the controller to unfence this broker");
+        }
+        // Err: the follower task ended (shutdown); nothing left to wait for.
+        let _ = applied.wait_for(unfenced).await;
+    }
+
     /// Wait until the applied image satisfies `ready`, or `timeout`.
     pub(crate) async fn wait_applied(
         &self,
@@ -315,6 +339,29 @@ fn checkpoint_high_watermarks(replicas: &ReplicaManager) {
             }
         }
     }
+}
+
+/// Waits until the committed image has applied the metadata log up to `offset`
+/// (taking the newest image), or fails when the controller stops.
+async fn caught_up_to(
+    committed: &mut watch::Receiver<Arc<MetadataImage>>,
+    offset: i64,
+) -> Result<Arc<MetadataImage>, BrokerError> {
+    let reached = |image: &Arc<MetadataImage>| {
+        i64::try_from(image.metadata_offset).is_ok_and(|applied| applied >= offset)
+    };
+    if !reached(&committed.borrow()) {
+        tracing::info!(
+            registered_at = offset,
+            applied = committed.borrow().metadata_offset,
+            "replaying the metadata log up to this broker's registration"
+        );
+    }
+    committed
+        .wait_for(reached)
+        .await
+        .map_err(|_| BrokerError::MetadataClosed)?;
+    Ok(committed.borrow_and_update().clone())
 }
 
 /// Pause between registration attempts while the controller quorum is unavailable.

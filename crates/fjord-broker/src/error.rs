@@ -146,4 +146,7 @@ pub enum BrokerError {
     /// The controller committed the registration but refused it (e.g. a port 0).
     #[error("the controller refused the registration: {response}")]
     RegistrationRefused { response: String },
+    /// The controller stopped before this broker could replay the metadata log.
+    #[error("the controller stopped while the broker replayed the metadata log")]
+    MetadataClosed,
 }

@@ -143,10 +143,12 @@ pub async fn start(mut config: Config) -> Result<RunningNode, ServerError> {
     }
 
     let kafka = if config.is_broker {
-        match start_kafka_side(&config, &controller).await {
+        let broker_started = |broker: &Arc<Broker>| {
+            broker_tx.send_replace(Some(broker.clone()));
+            status.broker_started(broker.clone());
+        };
+        match start_kafka_side(&config, &controller, broker_started).await {
             Ok(kafka) => {
-                broker_tx.send_replace(Some(kafka.broker.clone()));
-                status.broker_started(kafka.broker.clone());
                 status.kafka_serving();
                 Some(kafka)
             }
@@ -204,10 +206,13 @@ async fn start_http(
 
 /// Binds every Kafka listener first (so an advertised port 0 can become
 /// that listener's bound port before the broker registers it; early clients
-/// wait in the accept backlog), then starts the broker and serves.
+/// wait in the accept backlog), then starts the broker (handed to
+/// `broker_started` at once: the replica service and `/readyz` need it) and
+/// serves once the controller has unfenced it.
 async fn start_kafka_side(
     config: &Config,
     controller: &Controller,
+    broker_started: impl FnOnce(&Arc<Broker>),
 ) -> Result<KafkaSide, ServerError> {
     let mut broker_config = config.broker.clone();
     let mut sockets = Vec::with_capacity(config.gateway.listeners.len());
@@ -238,6 +243,11 @@ async fn start_kafka_side(
     )
     .await
     .map_err(ServerError::Broker)?;
+    broker_started(&broker);
+    // Clients wait in the accept backlog until the controller unfences this broker
+    // (at once for a new broker; after its first heartbeat for a restarted one), as
+    // Kafka enables request processing only then.
+    broker.wait_unfenced().await;
     let gateway_shutdown = CancellationToken::new();
     let gateway = tokio::spawn(fjord_gateway::serve_listeners(
         sockets,

@@ -43,7 +43,6 @@ import org.apache.kafka.common.requests.MetadataResponse;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.Disabled;
 import org.junit.jupiter.api.Test;
 
 import dev.fjord.harness.FjordCluster;
@@ -251,10 +250,6 @@ class ClusterTest {
     }
 
     @Test
-    @Disabled("fjord incompatibility: a restarted node serves Kafka clients from the metadata image it had before it "
-            + "died, for ~0.5-1 s: its Metadata names itself leader at the old leader epoch (its log shows 'became leader "
-            + "... epoch=0' before 'became follower ... epoch=1') and lists itself among the brokers while it is fenced. "
-            + "Kafka brokers only open request processing once caught up with the metadata log and unfenced.")
     void restartedNodeNeverServesAnOlderLeaderEpoch() throws Exception {
         String topic = Clients.unique("stale");
         try (Admin admin = cluster.admin()) {
@@ -300,9 +295,6 @@ class ClusterTest {
     }
 
     @Test
-    @Disabled("fjord incompatibility (data loss): a node restarted after being down ~5 s acts as leader at its old "
-            + "leader epoch until it catches up with metadata; acks=1 writes sent to it in that window are acknowledged "
-            + "(offsets 0..19) and then truncated away when it learns the newer epoch (the partition ends empty).")
     void acksOneWritesToARestartedNodeAreNotLost() throws Exception {
         String topic = Clients.unique("stale-acks1");
         try (Admin admin = cluster.admin()) {
