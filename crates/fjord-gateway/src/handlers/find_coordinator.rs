@@ -2,8 +2,13 @@
 //!
 //! v0–v3 ask for one key and answer at the top level; v4+ batch
 //! `coordinator_keys` and answer one entry per key. Transaction
-//! coordinators (key type 1) do not exist yet: COORDINATOR_NOT_AVAILABLE.
-//! Other key types (share groups) get INVALID_REQUEST.
+//! coordinators (key type 1) do not exist yet: UNSUPPORTED_VERSION, a
+//! non-retriable error, so the Java producer's `initTransactions` and the
+//! AdminClient's transaction calls fail at once with an
+//! `UnsupportedVersionException`-like error instead of retrying until their
+//! timeout (they retry COORDINATOR_NOT_AVAILABLE, the AdminClient about
+//! 10,000 times a second). Other key types (share groups) get
+//! INVALID_REQUEST.
 
 use fjord_broker::Broker;
 use kafka_protocol::ResponseError;
@@ -69,7 +74,7 @@ async fn find(broker: &Broker, key_type: i8, key: &str, listener: &str) -> Found
         GROUP => {}
         TRANSACTION => {
             return Err((
-                ResponseError::CoordinatorNotAvailable,
+                ResponseError::UnsupportedVersion,
                 "transactions are not supported yet".into(),
             ));
         }

@@ -44,7 +44,6 @@ import org.apache.kafka.common.resource.ResourcePattern;
 import org.apache.kafka.common.resource.ResourceType;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.Disabled;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -158,9 +157,6 @@ class AdminUnsupportedTest {
 
     @ParameterizedTest(name = "{0}")
     @MethodSource("needTransactionCoordinator")
-    @Disabled("fjord incompatibility: FindCoordinator with key_type=1 (transaction) is answered COORDINATOR_NOT_AVAILABLE, "
-            + "which Kafka clients retry until their timeout (the AdminClient re-sends it ~10,000 times a second, then "
-            + "fails with TimeoutException). A non-retriable error (e.g. UNSUPPORTED_VERSION) would fail these calls at once.")
     void transactionCoordinatorLookupFailsCleanly(Case c) throws Exception {
         assertFailsCleanly(c);
     }

@@ -38,7 +38,6 @@ import org.apache.kafka.common.header.internals.RecordHeader;
 import org.apache.kafka.common.record.TimestampType;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.Disabled;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -251,9 +250,6 @@ class ProducerTest {
     }
 
     @Test
-    @Disabled("fjord incompatibility: transactions are not served, but FindCoordinator with key_type=1 (transaction) is "
-            + "answered COORDINATOR_NOT_AVAILABLE, so initTransactions() retries until max.block.ms and throws "
-            + "TimeoutException instead of failing at once with a non-retriable error.")
     void transactionalProducerFailsFastWithoutTransactionSupport() {
         Properties props = Clients.producerProps(node.bootstrap());
         props.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, Clients.unique("txn"));
