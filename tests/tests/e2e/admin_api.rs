@@ -155,3 +155,91 @@ fn describe_cluster_lists_this_broker() {
     );
     assert!(resp.controller_id.0 >= 0, "a controller is known");
 }
+
+/// Answers the Java client relies on, over the wire: FindCoordinator for a
+/// transactional id fails with the non-retriable UNSUPPORTED_VERSION (no
+/// transaction coordinator yet; clients retry COORDINATOR_NOT_AVAILABLE until
+/// they time out), and Metadata v12+ looks a topic up by its id whenever the
+/// id is non-zero, also beside the name "" the Java client sends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_coordinator_lookup_and_metadata_by_topic_id() {
+    use fjord_e2e::{KafkaConn, create_topic};
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::{FindCoordinatorRequest, MetadataRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    const UNSUPPORTED_VERSION: i16 = 35;
+    const UNKNOWN_TOPIC_ID: i16 = 100;
+
+    bounded(Duration::from_secs(90), async {
+        let node = FjordNode::start();
+        let b = node.bootstrap();
+        let topic = topic_name("by-id");
+        create_topic(&b, &topic, 2).await;
+        let mut conn = KafkaConn::connect(&b, Duration::from_secs(10)).expect("connect");
+
+        // Phase 1: FindCoordinator key type 1, unbatched (v3) and batched (v4+).
+        let txn = StrBytes::from_static_str("txn-1");
+        let req = FindCoordinatorRequest::default()
+            .with_key(txn.clone())
+            .with_key_type(1);
+        let resp = conn.request(3, &req).expect("FindCoordinator v3");
+        assert_eq!((resp.error_code, resp.node_id.0), (UNSUPPORTED_VERSION, -1));
+        let v = conn
+            .best_version::<FindCoordinatorRequest>()
+            .expect("versions");
+        assert!(v >= 4, "FindCoordinator v{v}");
+        let req = FindCoordinatorRequest::default()
+            .with_coordinator_keys(vec![txn])
+            .with_key_type(1);
+        let resp = conn.request(v, &req).expect("FindCoordinator batched");
+        let codes: Vec<i16> = resp.coordinators.iter().map(|c| c.error_code).collect();
+        assert_eq!(codes, vec![UNSUPPORTED_VERSION]);
+
+        // Phase 2: Metadata by id, with the name "" as the Java client sends it.
+        let md = probe_metadata(&b).expect("Metadata");
+        let id = md
+            .topics
+            .iter()
+            .find(|t| t.name.as_ref().map(|n| n.as_str()) == Some(topic.as_str()))
+            .map(|t| t.topic_id)
+            .expect("topic listed");
+        assert!(!id.is_nil(), "topic id set");
+        let by_id = |id| {
+            MetadataRequest::default().with_topics(Some(vec![
+                MetadataRequestTopic::default()
+                    .with_name(Some(TopicName(StrBytes::from_static_str(""))))
+                    .with_topic_id(id),
+            ]))
+        };
+        let v = conn.best_version::<MetadataRequest>().expect("versions");
+        assert!(v >= 12, "Metadata v{v}");
+        let resp = conn.request(v, &by_id(id)).expect("Metadata by id");
+        let found: Vec<_> = resp
+            .topics
+            .iter()
+            .map(|t| {
+                let name = t.name.as_ref().map(|n| n.to_string());
+                (t.error_code, name, t.topic_id, t.partitions.len())
+            })
+            .collect();
+        assert_eq!(found, vec![(0, Some(topic.clone()), id, 2)]);
+        let unknown = parse_like(&id, "6ba7b810-9dad-11d1-80b4-00c04fd430c8");
+        let resp = conn.request(v, &by_id(unknown)).expect("Metadata by id");
+        let found: Vec<_> = resp
+            .topics
+            .iter()
+            .map(|t| (t.error_code, t.name.is_none(), t.topic_id))
+            .collect();
+        assert_eq!(found, vec![(UNKNOWN_TOPIC_ID, true, unknown)]);
+    })
+    .await;
+}
+
+/// Parses `s` as a value of `like`'s type (here a topic id: this crate does
+/// not depend on `uuid` itself).
+fn parse_like<U: std::str::FromStr>(_like: &U, s: &str) -> U
+where
+    U::Err: std::fmt::Debug,
+{
+    s.parse().expect("parses")
+}

@@ -11,6 +11,7 @@ use fjord_broker::{Broker, MetadataImage, TopicImage};
 use fjord_types::NO_BROKER;
 use futures::future::join_all;
 use kafka_protocol::ResponseError;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
@@ -25,6 +26,7 @@ use super::{
 use crate::error_code::admin_error;
 
 /// A topic the client asked about, by name or (v10+) by id.
+#[derive(Debug, PartialEq)]
 enum Wanted {
     Name(String),
     Id(Uuid),
@@ -36,29 +38,7 @@ pub(crate) async fn handle(
     version: i16,
     listener: &str,
 ) -> MetadataResponse {
-    let wanted = match request.topics {
-        None => None,
-        // v0 has no null: an empty list means every topic.
-        Some(topics) if version == 0 && topics.is_empty() => None,
-        Some(topics) => {
-            let mut seen = BTreeSet::new();
-            let mut wanted = Vec::with_capacity(topics.len());
-            for topic in topics {
-                let entry = match topic.name {
-                    Some(name) => Wanted::Name(name.0.to_string()),
-                    None => Wanted::Id(topic.topic_id),
-                };
-                let key = match &entry {
-                    Wanted::Name(name) => format!("n:{name}"),
-                    Wanted::Id(id) => format!("i:{id}"),
-                };
-                if seen.insert(key) {
-                    wanted.push(entry);
-                }
-            }
-            Some(wanted)
-        }
-    };
+    let wanted = wanted_topics(request.topics, version);
 
     let mut image = broker.metadata();
     let topics = match wanted {
@@ -139,6 +119,37 @@ pub(crate) async fn handle(
         .with_cluster_id(Some(StrBytes::from_string(image.cluster_id.clone())))
         .with_controller_id(BrokerId(controller_id))
         .with_topics(topics)
+}
+
+/// The topics a request asks about, duplicates dropped; `None` for every
+/// topic (a null list, or an empty one at v0, which has no null).
+///
+/// Kafka looks topics up by id as soon as one entry has a non-zero id (v10+;
+/// the Java client sends name "" beside it, not null) and then ignores the
+/// entries without one.
+fn wanted_topics(topics: Option<Vec<MetadataRequestTopic>>, version: i16) -> Option<Vec<Wanted>> {
+    let topics = topics?;
+    if version == 0 && topics.is_empty() {
+        return None;
+    }
+    let by_id = topics.iter().any(|t| !t.topic_id.is_nil());
+    let mut seen = BTreeSet::new();
+    let mut wanted = Vec::with_capacity(topics.len());
+    for topic in topics {
+        let entry = match topic.name {
+            Some(name) if !by_id => Wanted::Name(name.0.to_string()),
+            _ if by_id && topic.topic_id.is_nil() => continue,
+            _ => Wanted::Id(topic.topic_id),
+        };
+        let key = match &entry {
+            Wanted::Name(name) => format!("n:{name}"),
+            Wanted::Id(id) => format!("i:{id}"),
+        };
+        if seen.insert(key) {
+            wanted.push(entry);
+        }
+    }
+    Some(wanted)
 }
 
 /// Unfenced registered brokers with an endpoint on `listener`, with that
@@ -298,6 +309,49 @@ mod tests {
         // No broker is registered in this image, so every replica is offline.
         assert_eq!(p0.offline_replicas.len(), 2);
         assert_eq!(entry.partitions[1].error_code, 5);
+    }
+
+    #[test]
+    fn topics_are_wanted_by_id_whenever_an_id_is_set() {
+        let id = Uuid::new_v4();
+        let topic = |name: Option<&str>, id: Uuid| {
+            MetadataRequestTopic::default()
+                .with_name(name.map(wire_name))
+                .with_topic_id(id)
+        };
+        let name = |n: &str| Wanted::Name(n.into());
+        // The Java client's describeTopics(ofTopicIds): name "" beside the id.
+        assert_eq!(
+            wanted_topics(Some(vec![topic(Some(""), id), topic(None, id)]), 12),
+            Some(vec![Wanted::Id(id)])
+        );
+        // Entries without an id are ignored once one has an id, as Kafka does.
+        assert_eq!(
+            wanted_topics(
+                Some(vec![topic(Some("orders"), Uuid::nil()), topic(None, id)]),
+                13
+            ),
+            Some(vec![Wanted::Id(id)])
+        );
+        assert_eq!(
+            wanted_topics(
+                Some(vec![
+                    topic(Some("orders"), Uuid::nil()),
+                    topic(Some("orders"), Uuid::nil()),
+                    topic(Some("x"), Uuid::nil())
+                ]),
+                13
+            ),
+            Some(vec![name("orders"), name("x")])
+        );
+        // A null name without an id: looked up by the zero id, UNKNOWN_TOPIC_ID.
+        assert_eq!(
+            wanted_topics(Some(vec![topic(None, Uuid::nil())]), 12),
+            Some(vec![Wanted::Id(Uuid::nil())])
+        );
+        assert_eq!(wanted_topics(None, 12), None);
+        assert_eq!(wanted_topics(Some(vec![]), 0), None);
+        assert_eq!(wanted_topics(Some(vec![]), 1), Some(vec![]));
     }
 
     #[test]

@@ -63,7 +63,6 @@ import org.apache.kafka.common.errors.UnknownMemberIdException;
 import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.Disabled;
 import org.junit.jupiter.api.Test;
 
 import dev.fjord.harness.FjordNode;
@@ -147,10 +146,6 @@ class AdminTest {
     }
 
     @Test
-    @Disabled("fjord incompatibility: Metadata v12/v13 by topic id — the Java client sends name=\"\" (not null) with the "
-            + "topic id; fjord treats the entry as a name lookup and answers INVALID_TOPIC_EXCEPTION with a zero topic id, "
-            + "so describeTopics(TopicCollection.ofTopicIds) fails with IllegalStateException \"Use errors() when managing "
-            + "topic using topic name\". Kafka looks a topic up by id whenever the id is non-zero.")
     void describeTopicById() throws Exception {
         String topic = Clients.unique("admin-by-id");
         Uuid id = get(admin.createTopics(List.of(new NewTopic(topic, 2, (short) 1))).topicId(topic));
