@@ -502,7 +502,9 @@ impl Broker {
         partitions: Vec<TopicPartition>,
     ) -> Result<PartitionResults, GroupError> {
         let mut state = self.coordinator_for(group_id).await?;
-        let output = state.coordinator.offset_delete(group_id, partitions);
+        let output = state
+            .coordinator
+            .offset_delete(group_id, partitions, now_ms());
         self.finish(output).await
     }
 

@@ -277,9 +277,6 @@ func TestGroupAdminOffsetsListDelete(t *testing.T) {
 // Kafka 4.1's group coordinator keeps an Empty group whose last committed offset was removed
 // by OffsetDelete: it is still listed, described as Empty and can be deleted.
 func TestGroupKeptAfterOffsetDeleteOfLastOffset(t *testing.T) {
-	harness.SkipIncompatible(t, "after OffsetDelete removes an Empty group's last offset, Fjord drops "+
-		"the group (ListGroups omits it, DescribeGroups says Dead, DeleteGroups answers GROUP_ID_NOT_FOUND); "+
-		"Kafka 4.1.1 keeps it Empty and deletes it on DeleteGroups")
 	ctx := testCtx(t, 30*time.Second)
 	adm := newAdmin(t)
 	topic := createTopic(t, ctx, 1)

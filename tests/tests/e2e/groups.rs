@@ -167,3 +167,63 @@ async fn committed_offsets_survive_sigkill_and_a_new_member_resumes() {
     })
     .await;
 }
+
+/// The group's state as DescribeGroups tells it (`None` while the coordinator is not ready).
+fn group_state(bootstrap: &str, group: &str) -> Option<String> {
+    use fjord_e2e::KafkaConn;
+    use kafka_protocol::messages::{DescribeGroupsRequest, GroupId};
+    use kafka_protocol::protocol::StrBytes;
+    let mut conn = KafkaConn::connect(bootstrap, Duration::from_secs(5)).ok()?;
+    let req = DescribeGroupsRequest::default()
+        .with_groups(vec![GroupId(StrBytes::from_string(group.to_string()))]);
+    let resp = conn.request(5, &req).ok()?;
+    let described = resp.groups.first()?;
+    (described.error_code == 0).then(|| described.group_state.to_string())
+}
+
+/// As in Kafka, a group whose only member left without committing stays Empty (listed,
+/// described, deletable) instead of vanishing, also after the node restarts and its coordinator
+/// reloads `__consumer_offsets` (the Empty group's metadata record); DeleteGroups removes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_left_without_offsets_stays_empty_across_a_restart() {
+    use fjord_e2e::KafkaConn;
+    use kafka_protocol::messages::{DeleteGroupsRequest, GroupId};
+    use kafka_protocol::protocol::StrBytes;
+    bounded(LIMIT, async {
+        let mut node = FjordNode::start();
+        let bootstrap = node.bootstrap();
+        let topic = topic_name("groups-empty");
+        let group = format!("{topic}-group");
+        create_topic(&bootstrap, &topic, 1).await;
+
+        // Phase 1: a member joins, gets its partition, and leaves without committing.
+        let c = group_consumer(&bootstrap, &group, &topic);
+        wait_for(Duration::from_secs(30), "an assignment", || {
+            let _ = c.poll(Duration::from_millis(100));
+            c.assignment().ok().filter(|a| a.count() == 1)
+        })
+        .unwrap_or_else(|e| panic!("{e:#}"));
+        drop(c);
+        let empty = |what: &str| {
+            wait_for(Duration::from_secs(30), what, || {
+                group_state(&bootstrap, &group).filter(|s| s == "Empty")
+            })
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        };
+        empty("the group Empty after its member left");
+
+        // Phase 2: the restarted node's coordinator loads it as Empty.
+        node.restart();
+        empty("the group Empty after the restart");
+
+        // Phase 3: DeleteGroups removes it.
+        let mut conn = KafkaConn::connect(&bootstrap, Duration::from_secs(5)).expect("connect");
+        let req = DeleteGroupsRequest::default()
+            .with_groups_names(vec![GroupId(StrBytes::from_string(group.clone()))]);
+        let resp = conn.request(2, &req).expect("DeleteGroups");
+        let codes: Vec<i16> = resp.results.iter().map(|r| r.error_code).collect();
+        assert_eq!(codes, vec![0], "DeleteGroups");
+        assert_eq!(group_state(&bootstrap, &group).as_deref(), Some("Dead"));
+    })
+    .await;
+}

@@ -54,6 +54,11 @@ pub struct ClassicGroup {
     pub(crate) next_join_seq: u64,
     pub(crate) subscribed_topics: Option<BTreeSet<String>>,
     pub(crate) offsets: BTreeMap<TopicPartition, CommittedOffset>,
+    /// When the group was loaded or last lost offsets to OffsetDelete: an
+    /// Empty group without offsets is kept at least one cleanup interval
+    /// from then (and from becoming Empty), as Kafka's periodic cleanup
+    /// would keep it.
+    pub(crate) cleanup_grace_from_ms: Option<i64>,
 }
 
 impl ClassicGroup {
@@ -76,6 +81,7 @@ impl ClassicGroup {
             next_join_seq: 0,
             subscribed_topics: None,
             offsets: BTreeMap::new(),
+            cleanup_grace_from_ms: None,
         }
     }
 
@@ -331,11 +337,21 @@ impl ClassicGroup {
     }
 
     /// An Empty group with no offsets and nobody about to join is deleted
-    /// (Kafka's `cleanupGroupMetadata`).
+    /// by the cleanup (Kafka's `cleanupGroupMetadata`).
     pub(crate) fn is_dead_after_cleanup(&self) -> bool {
         self.state == GroupState::Empty
             && self.offsets.is_empty()
             && self.pending_members.is_empty()
+    }
+
+    /// When the cleanup deletes a group that [is dead after
+    /// cleanup](Self::is_dead_after_cleanup): one check interval after it
+    /// became Empty, was loaded or lost offsets, whichever is last.
+    pub(crate) fn empty_cleanup_deadline(&self, check_interval_ms: i64) -> i64 {
+        self.state_timestamp_ms
+            .unwrap_or(0)
+            .max(self.cleanup_grace_from_ms.unwrap_or(0))
+            .saturating_add(check_interval_ms)
     }
 
     /// Created by a request that failed and holding nothing: forget it
@@ -348,10 +364,14 @@ impl ClassicGroup {
             && self.offsets.is_empty()
     }
 
-    /// When offsets retention next has work for this group.
-    pub(crate) fn next_cleanup_deadline(&self, retention_ms: i64) -> Option<i64> {
+    /// When offsets retention or the cleanup next has work for this group.
+    pub(crate) fn next_cleanup_deadline(
+        &self,
+        retention_ms: i64,
+        check_interval_ms: i64,
+    ) -> Option<i64> {
         if self.is_dead_after_cleanup() {
-            return Some(self.state_timestamp_ms.unwrap_or(0));
+            return Some(self.empty_cleanup_deadline(check_interval_ms));
         }
         self.offset_expiries(retention_ms)
             .into_iter()

@@ -68,10 +68,12 @@ impl GroupCoordinator {
     ) -> CoordinatorOutput<Reply<Result<JoinGroupResult, GroupError>>> {
         let mut fx = Effects::default();
         let group_id = req.group_id.clone();
+        let existed = self.groups.contains_key(&group_id);
         let reply = self
             .do_join(req, now_ms, &mut fx)
             .unwrap_or_else(|e| Reply::Now(Err(e)));
         self.after_call(&group_id, now_ms, &mut fx);
+        self.forget_failed_creation(&group_id, existed);
         output(reply, fx)
     }
 
@@ -297,12 +299,13 @@ impl GroupCoordinator {
     /// The earliest time [`on_tick`](Self::on_tick) has work to do.
     pub fn next_deadline(&self) -> Option<i64> {
         let retention = self.config.offsets_retention_ms;
+        let check_interval = self.config.offsets_retention_check_interval_ms;
         self.groups
             .values()
             .flat_map(|g| {
                 [
                     rebalance::next_deadline(g),
-                    g.next_cleanup_deadline(retention),
+                    g.next_cleanup_deadline(retention, check_interval),
                 ]
             })
             .flatten()
@@ -310,7 +313,8 @@ impl GroupCoordinator {
     }
 
     /// Time passed: expire sessions, KIP-394 pending members, join phases,
-    /// pending syncs, offsets past retention and Empty groups left with none.
+    /// pending syncs, offsets past retention, Empty groups whose last offsets
+    /// expired and Empty groups without offsets for a cleanup interval.
     pub fn on_tick(&mut self, now_ms: i64) -> CoordinatorOutput<()> {
         let mut fx = Effects::default();
         let ids: Vec<String> = self.groups.keys().cloned().collect();
@@ -328,9 +332,12 @@ impl GroupCoordinator {
         records::replay(&mut self.groups, record);
     }
 
-    /// Loading finished: sessions of loaded members start now.
+    /// Loading finished: sessions of loaded members start now, and the
+    /// cleanup spares loaded groups for one interval (Kafka's first cleanup
+    /// runs one interval after a load).
     pub fn complete_load(&mut self, now_ms: i64) {
         for group in self.groups.values_mut() {
+            group.cleanup_grace_from_ms = Some(now_ms);
             for member in group.members.values_mut() {
                 member.touch(now_ms);
             }
@@ -391,14 +398,24 @@ impl GroupCoordinator {
             .collect()
     }
 
-    /// After any call on a group: let a join phase end if it can, and forget
-    /// a group that holds nothing (created by a failed join or commit).
+    /// After any membership call on a group: let a join phase end if it can.
     fn after_call(&mut self, group_id: &str, now_ms: i64, fx: &mut Effects) {
-        let Some(group) = self.groups.get_mut(group_id) else {
-            return;
-        };
-        rebalance::try_complete_join(group, now_ms, fx);
-        if group.is_unused() {
+        if let Some(group) = self.groups.get_mut(group_id) {
+            rebalance::try_complete_join(group, now_ms, fx);
+        }
+    }
+
+    /// Forgets a group this call created (`existed` is false) and left
+    /// holding nothing: its join or commit failed and nothing about it was
+    /// written. Groups that existed before stay until DeleteGroups or the
+    /// cleanup, even when they hold nothing (Kafka keeps them Empty).
+    pub(crate) fn forget_failed_creation(&mut self, group_id: &str, existed: bool) {
+        if !existed
+            && self
+                .groups
+                .get(group_id)
+                .is_some_and(ClassicGroup::is_unused)
+        {
             self.groups.remove(group_id);
         }
     }

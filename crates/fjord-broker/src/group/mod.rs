@@ -29,10 +29,14 @@
 //!    ▲                 ▲        │ (no members left)                          │ leader SyncGroup
 //!    └─────────────────┼────────┘                                            ▼
 //!                      └──── member join/leave/expiry/metadata change ─── Stable
-//!  Empty ──DeleteGroups / offsets expired──► Dead (removed from the map)
+//!  Empty ──DeleteGroups / offsets expired / cleanup──► Dead (removed from the map)
 //! ```
 //! - Empty: no members; offsets may exist and expire after
 //!   `offsets.retention.minutes` counted from when the group became empty.
+//!   The group is kept (listed, described, deletable) until DeleteGroups,
+//!   until its last offsets expire, or, when it has none (its last member
+//!   left, OffsetDelete removed them), until the cleanup
+//!   `offsets.retention.check.interval.ms` later.
 //! - PreparingRebalance: waiting for every known member to (re)join; members
 //!   that do not rejoin by the rebalance timeout (max over members) are
 //!   removed, except static members (KIP-345), which only their session
@@ -74,7 +78,11 @@
 //!
 //! Departures from Kafka: ties in protocol votes go to the first name in
 //! lexicographic order (Kafka: hash order); offsets expire at their exact
-//! deadline rather than every `offsets.retention.check.interval.ms`; a
+//! deadline rather than every `offsets.retention.check.interval.ms`, and an
+//! Empty group without offsets goes one interval after it became so (Kafka:
+//! at the next periodic run, at most one interval later); a JoinGroup that
+//! creates a group writes nothing until the group has a generation (Kafka 4
+//! writes an empty group metadata record at once); a
 //! parked JoinGroup/SyncGroup replaced by a newer one from the same member
 //! is answered REBALANCE_IN_PROGRESS (Kafka drops it); transactional offset
 //! commits, OffsetCommit v1 retention times and KIP-848 groups are not
@@ -129,6 +137,11 @@ pub struct GroupConfig {
     pub max_size: usize,
     /// `offsets.retention.minutes`, in milliseconds.
     pub offsets_retention_ms: i64,
+    /// `offsets.retention.check.interval.ms`: how often Kafka's cleanup
+    /// runs. An Empty group without offsets is deleted this long after it
+    /// became so (emptied, lost its last offset to OffsetDelete, or was
+    /// loaded), where Kafka's periodic cleanup deletes it at the latest.
+    pub offsets_retention_check_interval_ms: i64,
     /// `offset.metadata.max.bytes`.
     pub offset_metadata_max_bytes: usize,
     /// How long a new member may wait in its first join phase
@@ -144,6 +157,7 @@ impl Default for GroupConfig {
             initial_rebalance_delay_ms: 3_000,
             max_size: i32::MAX as usize,
             offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
+            offsets_retention_check_interval_ms: 600_000,
             offset_metadata_max_bytes: 4096,
             new_member_join_timeout_ms: 300_000,
         }

@@ -22,6 +22,7 @@ impl GroupCoordinator {
         now_ms: i64,
     ) -> CoordinatorOutput<PartitionResults> {
         let mut fx = Effects::default();
+        let existed = self.groups.contains_key(&req.group_id);
         let reply = match self.do_offset_commit(&req, now_ms, &mut fx) {
             Ok(results) => results,
             Err(e) => req
@@ -30,13 +31,7 @@ impl GroupCoordinator {
                 .map(|p| (p.tp.clone(), Err(e.clone())))
                 .collect(),
         };
-        if self
-            .groups
-            .get(&req.group_id)
-            .is_some_and(ClassicGroup::is_unused)
-        {
-            self.groups.remove(&req.group_id);
-        }
+        self.forget_failed_creation(&req.group_id, existed);
         output(reply, fx)
     }
 
@@ -132,14 +127,17 @@ impl GroupCoordinator {
     }
 
     /// OffsetDelete (Kafka's `handleDeleteOffsets`): in a non-empty
-    /// consumer group only partitions of topics nobody subscribes to.
+    /// consumer group only partitions of topics nobody subscribes to. The
+    /// group stays, even without offsets (Kafka 4 keeps it Empty until
+    /// DeleteGroups or the cleanup).
     pub fn offset_delete(
         &mut self,
         group_id: &str,
         partitions: Vec<TopicPartition>,
+        now_ms: i64,
     ) -> CoordinatorOutput<Result<PartitionResults, GroupError>> {
         let mut fx = Effects::default();
-        let reply = self.do_offset_delete(group_id, partitions, &mut fx);
+        let reply = self.do_offset_delete(group_id, partitions, now_ms, &mut fx);
         output(reply, fx)
     }
 
@@ -147,6 +145,7 @@ impl GroupCoordinator {
         &mut self,
         group_id: &str,
         partitions: Vec<TopicPartition>,
+        now_ms: i64,
         fx: &mut Effects,
     ) -> Result<PartitionResults, GroupError> {
         if group_id.is_empty() {
@@ -175,15 +174,13 @@ impl GroupCoordinator {
         };
         for tp in eligible {
             if group.offsets.remove(&tp).is_some() {
+                group.cleanup_grace_from_ms = Some(now_ms);
                 fx.records.push(GroupRecord::OffsetTombstone {
                     group_id: group_id.to_string(),
                     tp: tp.clone(),
                 });
             }
             results.push((tp, Ok(())));
-        }
-        if group.is_dead_after_cleanup() {
-            self.remove_dead_group(group_id, fx);
         }
         Ok(results)
     }
@@ -215,11 +212,14 @@ impl GroupCoordinator {
         output(results, fx)
     }
 
-    /// Offsets retention (Kafka's `cleanupGroupMetadata`, run here at the
-    /// exact expiry times rather than every check interval): expired offsets get tombstones; an Empty group left
-    /// without offsets is deleted.
+    /// Offsets retention and group cleanup (Kafka's `cleanupGroupMetadata`,
+    /// run here at the exact expiry times rather than every check
+    /// interval): expired offsets get tombstones; an Empty group whose last
+    /// offsets expired now is deleted with them, one that has had none for a
+    /// check interval is deleted too.
     pub(crate) fn expire_offsets(&mut self, now_ms: i64, fx: &mut Effects) {
         let retention = self.config.offsets_retention_ms;
+        let check_interval = self.config.offsets_retention_check_interval_ms;
         let mut dead = Vec::new();
         for group in self.groups.values_mut() {
             let expired: Vec<TopicPartition> = group
@@ -228,6 +228,7 @@ impl GroupCoordinator {
                 .filter(|(_, at)| *at <= now_ms)
                 .map(|(tp, _)| tp.clone())
                 .collect();
+            let lost_offsets = !expired.is_empty();
             for tp in expired {
                 group.offsets.remove(&tp);
                 fx.records.push(GroupRecord::OffsetTombstone {
@@ -235,7 +236,9 @@ impl GroupCoordinator {
                     tp,
                 });
             }
-            if group.is_dead_after_cleanup() {
+            if group.is_dead_after_cleanup()
+                && (lost_offsets || group.empty_cleanup_deadline(check_interval) <= now_ms)
+            {
                 dead.push(group.group_id.clone());
             }
         }

@@ -186,6 +186,17 @@ pub(super) fn stable_group(c: &mut GroupCoordinator, n: u64, now: i64) -> (Vec<S
     (ids, generation)
 }
 
+/// LeaveGroup of one dynamic member of group `G`.
+pub(super) fn leave_req(member_id: &str) -> LeaveGroupRequest {
+    LeaveGroupRequest {
+        group_id: G.to_string(),
+        members: vec![LeavingMember {
+            member_id: member_id.to_string(),
+            group_instance_id: None,
+        }],
+    }
+}
+
 pub(super) fn tp(topic: &str, partition: i32) -> TopicPartition {
     TopicPartition::new(topic, partition)
 }

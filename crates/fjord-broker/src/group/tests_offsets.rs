@@ -186,16 +186,7 @@ fn delete_groups_rules() {
             (String::new(), Err(GroupError::InvalidGroupId)),
         ]
     );
-    let _ = c.leave_group(
-        LeaveGroupRequest {
-            group_id: G.into(),
-            members: vec![LeavingMember {
-                member_id: ids[0].clone(),
-                group_instance_id: None,
-            }],
-        },
-        2,
-    );
+    let _ = c.leave_group(leave_req(&ids[0]), 2);
     let out = c.delete_groups(vec![G.into()]);
     assert_eq!(out.reply, vec![(G.to_string(), Ok(()))]);
     assert_eq!(
@@ -219,7 +210,7 @@ fn offset_delete_keeps_subscribed_topics() {
         commit_req(&ids[0], generation, &[(tp("t", 0), 1), (tp("old", 0), 2)]),
         1,
     );
-    let out = c.offset_delete(G, vec![tp("t", 0), tp("old", 0)]);
+    let out = c.offset_delete(G, vec![tp("t", 0), tp("old", 0)], 2);
     assert_eq!(
         out.reply,
         Ok(vec![
@@ -230,7 +221,7 @@ fn offset_delete_keeps_subscribed_topics() {
     assert_eq!(out.records.len(), 1);
     assert_eq!(fetch_all(&c, G).len(), 1);
     assert_eq!(
-        c.offset_delete("missing", vec![tp("t", 0)]).reply,
+        c.offset_delete("missing", vec![tp("t", 0)], 2).reply,
         Err(GroupError::GroupIdNotFound)
     );
 }
@@ -381,13 +372,137 @@ fn loaded_members_sessions_start_at_load() {
     assert_eq!(loaded.group(G).map(|g| g.state()), Some(GroupState::Stable));
     loaded.complete_load(50_000);
     assert_eq!(loaded.next_deadline(), Some(50_000 + i64::from(SESSION_MS)));
-    let out = loaded.on_tick(50_000 + i64::from(SESSION_MS));
-    // The silent member goes; the group empties, stores that, and with no
-    // offsets to keep it is deleted right away.
+    let emptied = 50_000 + i64::from(SESSION_MS);
+    let out = loaded.on_tick(emptied);
+    // The silent member goes; the group empties and stores that. With no
+    // offsets it stays Empty until the cleanup one check interval later.
     assert!(
-        matches!(out.records.as_slice(), [GroupRecord::Metadata(m), GroupRecord::GroupTombstone { .. }] if m.members.is_empty()),
+        matches!(out.records.as_slice(), [GroupRecord::Metadata(m)] if m.members.is_empty()),
         "{:?}",
         out.records
     );
+    assert_eq!(loaded.group(G).map(|g| g.state()), Some(GroupState::Empty));
+    let interval = loaded.config().offsets_retention_check_interval_ms;
+    assert_eq!(loaded.next_deadline(), Some(emptied + interval));
+    let out = loaded.on_tick(emptied + interval);
+    assert_eq!(
+        out.records,
+        vec![GroupRecord::GroupTombstone { group_id: G.into() }]
+    );
     assert!(loaded.group(G).is_none());
+}
+
+#[test]
+fn group_whose_last_member_left_without_offsets_stays_empty_until_cleanup() {
+    let mut c = coordinator();
+    let interval = c.config().offsets_retention_check_interval_ms;
+    let (ids, generation) = stable_group(&mut c, 1, 0);
+    let out = c.leave_group(leave_req(&ids[0]), 100);
+    let log = out.records;
+    // Kafka keeps it: Empty, generation bumped, listed and described.
+    let group = c.group(G).expect("group kept");
+    assert_eq!(
+        (group.state(), group.generation_id()),
+        (GroupState::Empty, generation + 1)
+    );
+    assert_eq!(c.list_groups(&[GroupState::Empty]).len(), 1);
+    assert_eq!(c.describe_group(G).state, GroupState::Empty);
+    assert_eq!(c.describe_group(G).protocol_type, CONSUMER_PROTOCOL_TYPE);
+    assert_eq!(c.next_deadline(), Some(100 + interval));
+    assert!(c.on_tick(100 + interval - 1).records.is_empty());
+    assert!(c.group(G).is_some());
+    // A failed call on it does not make it go.
+    let out = c.join_group(join_req(5, "stale"), 200);
+    assert!(matches!(
+        out.reply,
+        Reply::Now(Err(GroupError::UnknownMemberId { .. }))
+    ));
+    assert!(c.group(G).is_some());
+
+    // A coordinator that loads the log sees the same Empty group, spared
+    // one interval from the load.
+    let mut loaded = coordinator();
+    for record in log {
+        loaded.replay(record);
+    }
+    loaded.complete_load(500);
+    assert_eq!(loaded.describe_group(G), c.describe_group(G));
+    assert_eq!(loaded.list_groups(&[]), c.list_groups(&[]));
+    assert_eq!(loaded.next_deadline(), Some(500 + interval));
+
+    // The cleanup deletes it with a tombstone; DeleteGroups would have too.
+    let out = c.on_tick(100 + interval);
+    assert_eq!(
+        out.records,
+        vec![GroupRecord::GroupTombstone { group_id: G.into() }]
+    );
+    assert!(c.group(G).is_none());
+    let out = loaded.delete_groups(vec![G.into()]);
+    assert_eq!(out.reply, vec![(G.to_string(), Ok(()))]);
+    assert!(loaded.group(G).is_none());
+}
+
+#[test]
+fn offset_delete_of_last_offset_keeps_the_group_empty() {
+    let mut c = coordinator();
+    let interval = c.config().offsets_retention_check_interval_ms;
+    // A standalone group (an admin's commit, as franz-go's kadm does).
+    let out = c.offset_commit(commit_req("", -1, &[(tp("t", 0), 0)]), 10);
+    assert!(out.reply.iter().all(|(_, r)| r.is_ok()));
+    let mut log = out.records;
+    let out = c.offset_delete(G, vec![tp("t", 0)], 1_000);
+    assert_eq!(out.reply, Ok(vec![(tp("t", 0), Ok(()))]));
+    assert_eq!(
+        out.records,
+        vec![GroupRecord::OffsetTombstone {
+            group_id: G.into(),
+            tp: tp("t", 0)
+        }]
+    );
+    log.extend(out.records);
+    assert_eq!(c.describe_group(G).state, GroupState::Empty);
+    assert_eq!(c.list_groups(&[]).len(), 1);
+    assert!(fetch_all(&c, G).is_empty());
+    // Spared one interval from the OffsetDelete, not from becoming Empty.
+    assert_eq!(c.next_deadline(), Some(1_000 + interval));
+    // A failed commit to it does not forget it either.
+    let out = c.offset_commit(commit_req("m", 4, &[(tp("t", 0), 1)]), 2_000);
+    assert!(out.reply.iter().all(|(_, r)| r.is_err()));
+    assert!(c.group(G).is_some());
+    // Replay gives the same Empty group.
+    let mut loaded = coordinator();
+    for record in log {
+        loaded.replay(record);
+    }
+    assert_eq!(loaded.list_groups(&[]), c.list_groups(&[]));
+    // DeleteGroups removes it.
+    let out = c.delete_groups(vec![G.into()]);
+    assert_eq!(out.reply, vec![(G.to_string(), Ok(()))]);
+    assert_eq!(
+        out.records,
+        vec![GroupRecord::GroupTombstone { group_id: G.into() }]
+    );
+    assert!(c.group(G).is_none());
+    assert_eq!(c.describe_group(G).state, GroupState::Dead);
+}
+
+#[test]
+fn groups_created_by_failed_calls_are_forgotten() {
+    let mut c = coordinator();
+    // Both calls create the group before they fail.
+    let mut join = join_req(1, "");
+    join.protocol_type = String::new();
+    let out = c.join_group(join, 0);
+    assert_eq!(
+        out.reply,
+        Reply::Now(Err(GroupError::InconsistentGroupProtocol))
+    );
+    assert!(out.records.is_empty());
+    let mut commit = commit_req("", -1, &[(tp("t", 0), 1)]);
+    commit.partitions[0].metadata = "x".repeat(c.config().offset_metadata_max_bytes + 1);
+    let out = c.offset_commit(commit, 0);
+    assert!(out.reply.iter().all(|(_, r)| r.is_err()));
+    assert!(out.records.is_empty());
+    assert!(c.group(G).is_none());
+    assert!(c.list_groups(&[]).is_empty());
 }

@@ -335,9 +335,6 @@ class AdminTest {
     }
 
     @Test
-    @Disabled("fjord incompatibility: a classic group whose last member left and that has no committed offsets is "
-            + "forgotten at once (DescribeGroups answers Dead, ListGroups leaves it out); Kafka keeps it Empty (generation "
-            + "bumped) until the periodic cleanup (offsets.retention.check.interval.ms) removes it.")
     void groupLeftWithoutOffsetsStaysEmpty() throws Exception {
         String topic = Clients.unique("admin-left");
         String group = Clients.unique("g-left");
