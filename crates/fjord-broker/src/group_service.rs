@@ -241,6 +241,12 @@ impl Broker {
         if !partition.is_leader() {
             return Err(GroupError::NotCoordinator);
         }
+        Ok(self.loaded_state().await)
+    }
+
+    /// Lock the coordinator, (re)loading it when the set of led
+    /// `__consumer_offsets` partitions changed since the last load.
+    async fn loaded_state(&self) -> tokio::sync::MutexGuard<'_, State> {
         let mut state = self.groups().state.lock().await;
         let led = self.led_offsets_partitions();
         if state.loaded.as_ref() != Some(&led) {
@@ -257,11 +263,11 @@ impl Broker {
                     .unwrap_or_else(|p| p.into_inner())
                     .clear();
             }
-            self.load(&mut state);
+            self.load(&mut state, &led);
             state.loaded = Some(led);
             self.groups().timer.notify_one();
         }
-        Ok(state)
+        state
     }
 
     fn led_offsets_partitions(&self) -> Led {
@@ -273,12 +279,14 @@ impl Broker {
             .collect()
     }
 
-    /// Replay every `__consumer_offsets` partition this broker leads.
-    fn load(&self, state: &mut State) {
+    /// Replay every `__consumer_offsets` partition this broker leads (`led`);
+    /// follower replicas hold groups another broker coordinates.
+    fn load(&self, state: &mut State, led: &Led) {
         let started = std::time::Instant::now();
         let mut records = 0usize;
         for partition in self.replicas.all() {
-            if partition.tp.topic != CONSUMER_OFFSETS {
+            if partition.tp.topic != CONSUMER_OFFSETS || !led.contains_key(&partition.tp.partition)
+            {
                 continue;
             }
             let mut offset = match partition.list_offset(crate::OffsetSpec::Earliest, -1) {
@@ -531,16 +539,26 @@ impl Broker {
         Ok(state.coordinator.describe_group(group_id))
     }
 
+    /// ListGroups: the groups this broker coordinates, i.e. those whose
+    /// `__consumer_offsets` partition it leads (Kafka's rule; clients ask
+    /// every broker and merge). The loaded state also holds groups replayed
+    /// from partitions led elsewhere, which are left out.
     pub async fn list_groups(&self, states: &[GroupState]) -> Vec<GroupListing> {
-        // Any group id routes to this broker's coordinator on a single node;
-        // an empty topic means no groups yet.
+        // No topic means no groups yet; ListGroups does not create it.
         if !self.metadata().topic_ids.contains_key(CONSUMER_OFFSETS) {
             return Vec::new();
         }
-        match self.coordinator_for("list-groups").await {
-            Ok(state) => state.coordinator.list_groups(states),
-            Err(_) => Vec::new(),
-        }
+        let state = self.loaded_state().await;
+        let Some(led) = state.loaded.as_ref() else {
+            return Vec::new();
+        };
+        let partitions = self.groups().config.offsets_topic_num_partitions;
+        state
+            .coordinator
+            .list_groups(states)
+            .into_iter()
+            .filter(|g| led.contains_key(&partition_for(&g.group_id, partitions)))
+            .collect()
     }
 
     /// The committed offsets of the groups this broker coordinates now (the
