@@ -47,6 +47,19 @@ pub enum PartitionError {
     OutOfOrderSequenceNumber(#[source] crate::producer_state::SequenceError),
     #[error("idempotent producer's epoch is fenced")]
     InvalidProducerEpoch(#[source] crate::producer_state::SequenceError),
+    /// A client sent a control batch (a COMMIT/ABORT marker): only the
+    /// transaction coordinator writes those (Kafka's `LogValidator`).
+    #[error("clients may not write control batches (producer {producer_id})")]
+    ControlBatchFromClient { producer_id: i64 },
+    /// A transactional batch from a producer with no ongoing transaction;
+    /// with no transactions in Fjord yet, every transactional batch.
+    #[error(
+        "transactional batch of producer {producer_id} (epoch {producer_epoch}) is not part of an ongoing transaction"
+    )]
+    InvalidTxnState {
+        producer_id: i64,
+        producer_epoch: i16,
+    },
 }
 
 impl PartitionError {

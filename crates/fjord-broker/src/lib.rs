@@ -9,6 +9,9 @@
 //!   high watermark.
 //! - [`LeaderState`](leader_state::LeaderState): the ISR / high-watermark
 //!   rules as plain code.
+//! - `produce_validation`: what a client may not write with Produce (control
+//!   and, until transactions exist, transactional batches), checked before
+//!   anything is appended; followers store the leader's batches as given.
 //!
 //! Invariants:
 //! - A record is visible to consumers only below the high watermark, which
@@ -45,6 +48,7 @@ pub mod leader_state;
 mod log_dirs;
 mod metadata_applier;
 pub mod partition;
+mod produce_validation;
 mod producer_ids;
 pub mod producer_state;
 mod reassignment;

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 
 use crate::error::PartitionError;
 use crate::leader_state::{Committed, IsrProposal, LeaderState};
+use crate::produce_validation::validate_client_batches;
 use crate::producer_state::{ProducerStateTable, SequenceCheck, SequenceError};
 use crate::truncation::{self, EpochEndOffset};
 use crate::types::{Acks, FetchPartitionData, ListedOffset, OffsetSpec, ProduceInfo};
@@ -363,6 +364,8 @@ impl Partition {
         }
         let term = inner.terms;
         let headers = batch_headers(records);
+        // Before the duplicate check: a forged batch is never answered as a retry.
+        validate_client_batches(&headers)?;
         if let Some(duplicate) = check_sequences(&inner.producers, &headers)? {
             // A retry of a batch already written: answer with where it landed.
             let log_start_offset = inner.log.as_ref().map_or(0, Log::log_start_offset);

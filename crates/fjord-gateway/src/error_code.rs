@@ -35,6 +35,8 @@ pub fn partition_error(err: &PartitionError) -> ResponseError {
         PartitionError::ShuttingDown => ResponseError::NotLeaderOrFollower,
         PartitionError::OutOfOrderSequenceNumber(_) => ResponseError::OutOfOrderSequenceNumber,
         PartitionError::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
+        PartitionError::ControlBatchFromClient { .. } => ResponseError::InvalidRecord,
+        PartitionError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
     }
 }
 
@@ -182,6 +184,17 @@ mod tests {
                     segment_bytes: 5,
                 }),
                 18,
+            ),
+            (
+                PartitionError::ControlBatchFromClient { producer_id: 1 },
+                87,
+            ),
+            (
+                PartitionError::InvalidTxnState {
+                    producer_id: 1,
+                    producer_epoch: 0,
+                },
+                48,
             ),
         ];
         for (err, code) in table {

@@ -59,7 +59,7 @@ fn batch(pid: i64, epoch: i16, first_seq: i32, count: i32) -> bytes::Bytes {
 }
 
 /// Produce one batch to partition 0 with acks=all; (error code, base offset).
-fn produce(conn: &mut KafkaConn, topic: &str, records: bytes::Bytes) -> (i16, i64) {
+pub(crate) fn produce(conn: &mut KafkaConn, topic: &str, records: bytes::Bytes) -> (i16, i64) {
     let request = ProduceRequest::default()
         .with_acks(-1)
         .with_timeout_ms(10_000)

@@ -1,0 +1,141 @@
+//! What a client may not write: a forged COMMIT marker (a control batch) is
+//! refused with INVALID_RECORD and a transactional batch with
+//! INVALID_TXN_STATE (no transactions in Fjord yet), nothing of either is
+//! appended, and a normal batch afterwards lands right after the last one.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use fjord_e2e::{FjordNode, KafkaConn, bounded, create_topic, topic_name};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::{
+    InitProducerIdRequest, ListOffsetsRequest, ListOffsetsResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+
+use crate::idempotence::produce;
+
+const LIMIT: Duration = Duration::from_secs(60);
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+const INVALID_TXN_STATE: i16 = 48;
+const INVALID_RECORD: i16 = 87;
+
+/// What kind of batch to forge.
+#[derive(Clone, Copy)]
+enum Kind {
+    Normal,
+    Transactional,
+    /// A COMMIT marker, as the transaction coordinator would write it.
+    CommitMarker,
+}
+
+/// One single-record batch of `kind` from producer `pid`/`epoch` at sequence `seq`.
+fn batch(kind: Kind, pid: i64, epoch: i16, seq: i32) -> Bytes {
+    let (key, value) = match kind {
+        // Control record: key = version 0, type 1 (COMMIT); value = version 0,
+        // coordinator epoch 0.
+        Kind::CommitMarker => (
+            Some(Bytes::from_static(&[0, 0, 0, 1])),
+            Some(Bytes::from_static(&[0, 0, 0, 0, 0, 0])),
+        ),
+        _ => (None, Some(Bytes::from_static(b"value"))),
+    };
+    let record = Record {
+        transactional: !matches!(kind, Kind::Normal),
+        control: matches!(kind, Kind::CommitMarker),
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: pid,
+        producer_epoch: epoch,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: seq,
+        timestamp: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_millis() as i64,
+        key,
+        value,
+        headers: Default::default(),
+    };
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buf, &[record], &options).expect("encode batch");
+    buf.freeze()
+}
+
+/// Partition 0's log end offset (ListOffsets LATEST).
+fn log_end_offset(conn: &mut KafkaConn, topic: &str) -> i64 {
+    let request = ListOffsetsRequest::default()
+        .with_replica_id((-1).into())
+        .with_topics(vec![
+            ListOffsetsTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partitions(vec![
+                    ListOffsetsPartition::default()
+                        .with_partition_index(0)
+                        .with_timestamp(-1),
+                ]),
+        ]);
+    let response: ListOffsetsResponse = conn.request(7, &request).expect("list offsets");
+    let partition = &response.topics[0].partitions[0];
+    assert_eq!(partition.error_code, 0, "ListOffsets error");
+    partition.offset
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_and_transactional_batches_from_clients_are_refused() {
+    bounded(LIMIT, async {
+        let node = FjordNode::start();
+        let topic = topic_name("produce-validation");
+        create_topic(&node.bootstrap(), &topic, 1).await;
+        let mut conn = KafkaConn::connect(&node.bootstrap(), IO_TIMEOUT).expect("connect");
+        let init = InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id((-1).into())
+            .with_producer_epoch(-1);
+        let init = conn.request(4, &init).expect("InitProducerId");
+        assert_eq!(init.error_code, 0);
+        let (pid, epoch) = (init.producer_id.0, init.producer_epoch);
+
+        // An idempotent batch goes in at offset 0.
+        assert_eq!(
+            produce(&mut conn, &topic, batch(Kind::Normal, pid, epoch, 0)),
+            (0, 0)
+        );
+        assert_eq!(log_end_offset(&mut conn, &topic), 1);
+
+        // A forged COMMIT marker, once with the next sequence and once as a
+        // "retry" of the stored batch: refused, never answered as a duplicate.
+        for seq in [1, 0] {
+            let (code, _) = produce(
+                &mut conn,
+                &topic,
+                batch(Kind::CommitMarker, pid, epoch, seq),
+            );
+            assert_eq!(code, INVALID_RECORD, "COMMIT marker at sequence {seq}");
+        }
+        // A transactional batch: no producer has an ongoing transaction.
+        let (code, _) = produce(&mut conn, &topic, batch(Kind::Transactional, pid, epoch, 1));
+        assert_eq!(code, INVALID_TXN_STATE);
+        // The same without an idempotent producer id.
+        let (code, _) = produce(&mut conn, &topic, batch(Kind::Transactional, -1, -1, -1));
+        assert_eq!(code, INVALID_TXN_STATE);
+        assert_eq!(log_end_offset(&mut conn, &topic), 1, "nothing was appended");
+
+        // The producer's next batch still follows its last stored one.
+        assert_eq!(
+            produce(&mut conn, &topic, batch(Kind::Normal, pid, epoch, 1)),
+            (0, 1)
+        );
+        assert_eq!(log_end_offset(&mut conn, &topic), 2);
+    })
+    .await;
+}
