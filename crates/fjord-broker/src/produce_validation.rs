@@ -87,7 +87,9 @@ mod tests {
             )
         };
         type Check = fn(&PartitionError) -> bool;
-        let cases: Vec<(&str, Vec<(i8, i16)>, Option<Check>)> = vec![
+        /// (name, each batch's (magic, attributes), expected refusal).
+        type Case = (&'static str, Vec<(i8, i16)>, Option<Check>);
+        let cases: Vec<Case> = vec![
             ("plain batch", vec![(2, 0)], None),
             ("compressed, log-append-time", vec![(2, 0b1010)], None),
             (

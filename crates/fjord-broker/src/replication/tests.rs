@@ -156,6 +156,37 @@ fn a_new_leader_makes_the_old_leader_drop_its_unreplicated_tail() {
     assert_eq!((pos.fetch_offset, pos.last_fetched_epoch), (6, 1));
 }
 
+/// A COMMIT marker (control + transactional) from producer 7, as the
+/// transaction coordinator writes it.
+fn commit_marker() -> bytes::Bytes {
+    use fjord_log::testing::{TIMESTAMP, encode, record};
+    let key = bytes::Bytes::from_static(&[0, 0, 0, 1]); // version 0, COMMIT
+    let mut marker = record(0, TIMESTAMP, Some(key), bytes::Bytes::from_static(&[0; 6]));
+    (marker.control, marker.transactional) = (true, true);
+    (marker.producer_id, marker.producer_epoch) = (7, 0);
+    encode(&[marker], kafka_protocol::records::Compression::None)
+}
+
+#[test]
+fn the_leader_refuses_a_clients_marker_and_a_follower_stores_the_leaders() {
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let leader = open(d1.path(), 1, assignment(1, 0, 0, &[1, 2]), None);
+    let follower = open(d2.path(), 2, assignment(1, 0, 0, &[1, 2]), None);
+    let refused = leader.append(&commit_marker(), Acks::Leader, 0).err();
+    assert!(
+        matches!(
+            refused,
+            Some(PartitionError::ControlBatchFromClient { producer_id: 7 })
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(leader.log_end_offset(), 0);
+    // Markers reach followers from the leader: stored as given.
+    let applied = follower.append_from_leader(0, &commit_marker(), 0, 1);
+    assert!(applied.expect("follower append"));
+    assert_eq!(follower.log_end_offset(), 1);
+}
+
 #[test]
 fn fencing_by_leader_epoch() {
     let d = tempfile::tempdir().unwrap();
