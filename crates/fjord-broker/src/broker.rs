@@ -300,10 +300,16 @@ impl Broker {
     }
 
     /// Controlled shutdown (leadership moves away first, bounded by
-    /// `controlled_shutdown_timeout`), then stop background work and close
-    /// every log (flushing it).
+    /// `controlled_shutdown_timeout`), then [`close`](Self::close).
     pub async fn shutdown(&self) {
         self.controlled_shutdown().await;
+        self.close().await;
+    }
+
+    /// Stop background work and close every log (flushing it). A node calls
+    /// it after its controlled shutdown and once its Kafka connections are
+    /// drained.
+    pub async fn close(&self) {
         self.cancel.cancel();
         self.tasks.close();
         if tokio::time::timeout(Duration::from_secs(10), self.tasks.wait())

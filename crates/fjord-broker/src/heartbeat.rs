@@ -71,7 +71,7 @@ impl Broker {
 
     /// Controlled shutdown: ask the controller to move every leadership
     /// away, and wait (bounded by `controlled_shutdown_timeout`) until it did.
-    pub(crate) async fn controlled_shutdown(&self) {
+    pub async fn controlled_shutdown(&self) {
         let deadline = Instant::now() + self.replication.controlled_shutdown_timeout;
         loop {
             // Bounded as a whole: without a controller quorum a heartbeat
@@ -84,6 +84,15 @@ impl Broker {
             if let Some(state) = answer
                 && state.shutdown_ready
             {
+                // The controller fenced this broker and moved its leaderships in one
+                // entry; once this broker has applied it too, clients still connected
+                // are answered NOT_LEADER_OR_FOLLOWER with the new leaders.
+                let node_id = self.node_id();
+                let left = deadline.saturating_duration_since(Instant::now());
+                self.wait_applied(left, |image| {
+                    image.brokers.get(&node_id).is_none_or(|b| b.fenced)
+                })
+                .await;
                 tracing::info!("controlled shutdown complete");
                 return;
             }

@@ -14,8 +14,9 @@
 //! port). A controller-only node runs no broker and no Kafka listener; a
 //! broker-only node runs its controller as a Raft learner.
 //!
-//! Stop order is the reverse: stop accepting Kafka connections and drain
-//! them, stop the broker (controlled shutdown, flush and close every log),
+//! Stop order is Kafka's: the broker's controlled shutdown (leaderships move
+//! away) while clients are still served, then stop accepting Kafka
+//! connections and drain them, close the broker (flush and close every log),
 //! stop the controller, then the gRPC server (the broker's controlled
 //! shutdown and the quorum's hand-over still need it), and last the HTTP
 //! port (a `GET /shutdown` is answered once the controlled shutdown is done).
@@ -321,13 +322,16 @@ impl RunningNode {
         self.kafka.as_ref().map(|k| &k.broker)
     }
 
-    /// Graceful stop: drain Kafka connections, stop the broker (closing
-    /// its logs), stop the controller, then the gRPC server, last the HTTP
-    /// port.
+    /// Graceful stop in Kafka's order: controlled shutdown (leaderships
+    /// move away) while clients are still served, so they learn the new
+    /// leaders from this node's answers instead of from broken connections;
+    /// then drain the Kafka connections, close the broker's logs, stop the
+    /// controller, then the gRPC server, last the HTTP port.
     pub async fn stop(self) -> Result<(), ServerError> {
         self.status.stopping();
         let mut served = Ok(());
         if let Some(kafka) = self.kafka {
+            kafka.broker.controlled_shutdown().await;
             kafka.gateway_shutdown.cancel();
             served = match kafka.gateway.await {
                 Ok(result) => result.map_err(ServerError::Gateway),
@@ -336,7 +340,7 @@ impl RunningNode {
                     Ok(())
                 }
             };
-            kafka.broker.shutdown().await;
+            kafka.broker.close().await;
         }
         self.status.controlled_shutdown_finished();
         let rpc =
