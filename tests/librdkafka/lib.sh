@@ -55,6 +55,12 @@ lrk_build() {
     [[ -f "$home/.fjord-built" && -x "$LRK_TESTS/test-runner" ]] && return 0
 
     src="$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/"rdkafka-sys-$ver"/librdkafka 2>/dev/null | head -1)"
+    if [[ -z "$src" ]] && command -v cargo >/dev/null; then
+        # Not unpacked yet (nothing built the tests crate): cargo fetch unpacks it.
+        say "rdkafka-sys $ver not in the cargo registry: cargo fetch"
+        (cd "$REPO" && cargo fetch --locked >&2) || die "cargo fetch failed"
+        src="$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/"rdkafka-sys-$ver"/librdkafka 2>/dev/null | head -1)"
+    fi
     [[ -n "$src" && -d "$src/tests" ]] ||
         die "librdkafka source of rdkafka-sys $ver not in the cargo registry (run: cargo fetch)"
     lrk_system_packages
