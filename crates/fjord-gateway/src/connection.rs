@@ -19,13 +19,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use fjord_broker::Broker;
 use futures::StreamExt;
-use kafka_protocol::messages::{ApiKey, ResponseKind};
-use tokio::io::AsyncWriteExt;
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
+use crate::context::{ClientSoftware, ConnectionInfo, RequestContext};
 use crate::error::GatewayError;
 use crate::frame::{Decoded, FrameCodec, Request, decode_request, encode_response};
 use crate::handlers::{self, api_versions};
@@ -38,50 +39,57 @@ const PIPELINE_DEPTH: usize = 4;
 /// slots forever (clients reconnect transparently).
 const CONNECTIONS_MAX_IDLE: Duration = Duration::from_secs(600);
 
-/// Where a request came from (Kafka's `RequestContext`, the parts we use).
-#[derive(Clone, Debug)]
-pub(crate) struct RequestContext {
-    /// The client's address.
-    pub(crate) peer: SocketAddr,
-    /// The listener the connection was accepted on: answers that name
-    /// brokers give their endpoints advertised under this name.
-    pub(crate) listener_name: Arc<str>,
-}
-
 /// What answers decoded requests: the broker in production, a fake in the
 /// connection and server tests.
 pub(crate) trait Handler: Send + Sync + 'static {
     /// The encoded response frame, or `None` when the client expects none.
     fn handle(
         &self,
-        request: Request,
-        context: RequestContext,
+        ctx: &RequestContext,
+        request: RequestKind,
     ) -> impl Future<Output = Result<Option<Bytes>, GatewayError>> + Send;
 }
 
 impl Handler for Broker {
     fn handle(
         &self,
-        request: Request,
-        context: RequestContext,
+        ctx: &RequestContext,
+        request: RequestKind,
     ) -> impl Future<Output = Result<Option<Bytes>, GatewayError>> + Send {
-        handlers::handle(self, request, context)
+        handlers::handle(ctx, self, request)
     }
 }
 
-pub(crate) struct Connection<H> {
-    pub(crate) stream: TcpStream,
-    pub(crate) context: RequestContext,
+/// A byte stream a connection can serve: split into halves the reader and
+/// the writer own. TCP splits without a lock; a TLS stream (later) can use
+/// `tokio::io::split`.
+pub(crate) trait Stream: Send + 'static {
+    type Read: AsyncRead + Unpin + Send;
+    type Write: AsyncWrite + Unpin + Send;
+    fn into_split(self) -> (Self::Read, Self::Write);
+}
+
+impl Stream for TcpStream {
+    type Read = tokio::net::tcp::OwnedReadHalf;
+    type Write = tokio::net::tcp::OwnedWriteHalf;
+    fn into_split(self) -> (Self::Read, Self::Write) {
+        TcpStream::into_split(self)
+    }
+}
+
+pub(crate) struct Connection<S, H> {
+    pub(crate) stream: S,
+    pub(crate) info: Arc<ConnectionInfo>,
     pub(crate) handler: Arc<H>,
     pub(crate) max_frame_bytes: usize,
 }
 
-impl<H: Handler> Connection<H> {
+impl<S: Stream, H: Handler> Connection<S, H> {
     /// Serve until the client disconnects, a request is malformed, `shutdown`
     /// fires (stop reading, finish what was read), or `abort` fires (drop
     /// everything at once).
     pub(crate) async fn run(self, shutdown: CancellationToken, abort: CancellationToken) {
-        let peer = self.context.peer;
+        let peer = self.info.peer;
         tokio::select! {
             _ = abort.cancelled() => tracing::debug!(%peer, "connection aborted at shutdown"),
             () = self.serve(shutdown) => {}
@@ -91,11 +99,18 @@ impl<H: Handler> Connection<H> {
     async fn serve(self, shutdown: CancellationToken) {
         let Connection {
             stream,
-            context,
+            info,
             handler,
             max_frame_bytes,
         } = self;
-        let peer = context.peer;
+        let peer = info.peer;
+        tracing::debug!(
+            %peer,
+            listener = %info.listener,
+            security_protocol = info.security_protocol.name(),
+            principal = %info.principal,
+            "serving connection"
+        );
         let (read_half, mut write_half) = stream.into_split();
         let mut frames = FramedRead::new(read_half, FrameCodec::new(max_frame_bytes));
         let (tx, mut rx) = mpsc::channel::<Decoded>(PIPELINE_DEPTH);
@@ -138,20 +153,44 @@ impl<H: Handler> Connection<H> {
         };
 
         let handler = async {
+            // What the client said about itself in its last ApiVersions v3+.
+            let mut client_software: Option<Arc<ClientSoftware>> = None;
             while let Some(decoded) = rx.recv().await {
                 let reply = match decoded {
                     Decoded::Request(request) => {
-                        let (api_key, version) =
-                            (request.api_key, request.header.request_api_version);
-                        let correlation_id = request.header.correlation_id;
+                        let Request {
+                            api_key,
+                            mut header,
+                            body,
+                        } = *request;
+                        if let RequestKind::ApiVersions(r) = &body
+                            && header.request_api_version >= 3
+                        {
+                            client_software = Some(Arc::new(ClientSoftware {
+                                name: r.client_software_name.as_str().into(),
+                                version: r.client_software_version.as_str().into(),
+                            }));
+                        }
+                        let ctx = RequestContext {
+                            api_key,
+                            api_version: header.request_api_version,
+                            correlation_id: header.correlation_id,
+                            client_id: header.client_id.take(),
+                            client_software: client_software.clone(),
+                            connection: info.clone(),
+                        };
                         let started = std::time::Instant::now();
-                        let reply = handler.handle(*request, context.clone()).await;
+                        let reply = handler.handle(&ctx, body).await;
                         fjord_metrics::REQUESTS.record(api_key as i16, started.elapsed());
                         tracing::trace!(
                             %peer,
                             ?api_key,
-                            version,
-                            correlation_id,
+                            version = ctx.api_version,
+                            correlation_id = ctx.correlation_id,
+                            client_id = ctx.client_id(),
+                            client_software = ctx.client_software.as_deref().map(|s| &*s.name),
+                            client_software_version =
+                                ctx.client_software.as_deref().map(|s| &*s.version),
                             elapsed_us = started.elapsed().as_micros() as u64,
                             "request handled"
                         );
@@ -186,7 +225,7 @@ impl<H: Handler> Connection<H> {
 }
 
 async fn write(
-    write_half: &mut tokio::net::tcp::OwnedWriteHalf,
+    write_half: &mut (impl AsyncWrite + Unpin),
     bytes: &Bytes,
 ) -> Result<(), GatewayError> {
     write_half.write_all(bytes).await?;

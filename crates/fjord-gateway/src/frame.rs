@@ -11,7 +11,7 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 use tokio_util::codec::Decoder;
 
 use crate::error::{GatewayError, boxed};
-use crate::handlers::api_versions;
+use crate::handlers;
 
 /// Splits length-prefixed frames off a byte stream, refusing sizes that are
 /// negative or above `max_frame_bytes` before reading (or allocating) them.
@@ -83,7 +83,7 @@ pub(crate) fn decode_request(mut frame: Bytes) -> Result<Decoded, GatewayError> 
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let api_key =
         ApiKey::try_from(raw_key).map_err(|()| GatewayError::UnknownApiKey { api_key: raw_key })?;
-    let Some(supported) = api_versions::supported_versions(api_key) else {
+    let Some(supported) = handlers::supported_versions(api_key) else {
         return Err(GatewayError::UnsupportedApi { api_key });
     };
     if version < supported.min || version > supported.max {

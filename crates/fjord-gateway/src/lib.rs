@@ -10,13 +10,18 @@
 //! - [`server`](serve_listeners): one accept loop per named listener
 //!   (Kafka's `listeners`), one connection cap over all of them, shutdown
 //!   and drain.
-//! - `connection`: one task per connection; reads frames ahead, handles
-//!   requests one at a time, writes responses in request order. Each
-//!   connection carries the name of the listener it was accepted on.
+//! - `connection`: one task per connection, generic over its stream; reads
+//!   frames ahead, handles requests one at a time, writes responses in
+//!   request order, and builds each request's context.
+//! - `context`: Kafka's `RequestContext` (api key and version, correlation
+//!   id, client id and software, listener, peer, security protocol,
+//!   principal) and the per-connection state it is built from.
 //! - `frame`: the size-prefixed frame codec, request decoding and response
 //!   encoding (one buffer per response).
-//! - `handlers/`: one file per Kafka api; `handlers/api_versions.rs` holds
-//!   the table of served apis and version ranges.
+//! - `handlers/`: one file per Kafka api, each `handle(ctx, broker,
+//!   request)`; `handlers/mod.rs` holds the registry (`apis!`), the one
+//!   table of served apis, version ranges and handlers that feeds both
+//!   ApiVersions/decoding and dispatch.
 //! - [`error_code`]: the one place broker errors become Kafka error codes.
 //! - [`GatewayError`]: why a connection closed or the server stopped.
 //!
@@ -29,7 +34,8 @@
 //!   closes the connection. The one exception is ApiVersions at an unknown
 //!   version, answered with UNSUPPORTED_VERSION and the supported ranges in
 //!   the v0 format, so clients can fall back.
-//! - ApiVersions advertises exactly the table decoding enforces.
+//! - ApiVersions advertises exactly the table decoding enforces, and
+//!   dispatch serves exactly that table (both are generated from it).
 //! - A client is only ever told broker addresses advertised under the name
 //!   of the listener it connected to (never another listener's, which it may
 //!   not be able to reach).
@@ -44,6 +50,7 @@
 //! keeps it honest.
 
 mod connection;
+mod context;
 mod error;
 pub mod error_code;
 mod frame;

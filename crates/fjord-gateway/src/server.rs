@@ -12,7 +12,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::connection::{Connection, Handler, RequestContext};
+use crate::connection::{Connection, Handler};
+use crate::context::ConnectionInfo;
 use crate::error::GatewayError;
 
 /// How long connections get at shutdown to finish the request in hand
@@ -204,10 +205,7 @@ async fn accept_loop<H: Handler>(
         tracing::debug!(%peer, listener = %name, "connection accepted");
         let connection = Connection {
             stream,
-            context: RequestContext {
-                peer,
-                listener_name: name.clone(),
-            },
+            info: Arc::new(ConnectionInfo::plaintext(name.clone(), peer)),
             handler: shared.handler.clone(),
             max_frame_bytes: shared.max_frame_bytes,
         };
@@ -253,7 +251,8 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
 
-    use crate::frame::{Request, encode_response};
+    use crate::context::RequestContext;
+    use crate::frame::encode_response;
 
     /// Answers every request with an empty ApiVersions response carrying its
     /// correlation id, after `delay_ms(correlation_id)`; acks=0 produce gets none.
@@ -261,37 +260,32 @@ mod tests {
     struct Fake {
         delay_ms: fn(i32) -> u64,
         seen: std::sync::Mutex<Vec<(i32, String)>>,
+        contexts: std::sync::Mutex<Vec<RequestContext>>,
     }
 
     impl Handler for Fake {
         fn handle(
             &self,
-            request: Request,
-            context: RequestContext,
+            ctx: &RequestContext,
+            request: RequestKind,
         ) -> impl Future<Output = Result<Option<Bytes>, GatewayError>> + Send {
-            let delay = Duration::from_millis((self.delay_ms)(request.header.correlation_id));
+            let delay = Duration::from_millis((self.delay_ms)(ctx.correlation_id));
             if let Ok(mut seen) = self.seen.lock() {
-                seen.push((
-                    request.header.correlation_id,
-                    context.listener_name.to_string(),
-                ));
+                seen.push((ctx.correlation_id, ctx.listener().to_string()));
             }
+            if let Ok(mut contexts) = self.contexts.lock() {
+                contexts.push(ctx.clone());
+            }
+            let correlation_id = ctx.correlation_id;
             async move {
                 tokio::time::sleep(delay).await;
-                if let RequestKind::Produce(produce) = &request.body
+                if let RequestKind::Produce(produce) = &request
                     && produce.acks == 0
                 {
                     return Ok(None);
                 }
                 let body = ResponseKind::ApiVersions(ApiVersionsResponse::default());
-                encode_response(
-                    ApiKey::ApiVersions,
-                    0,
-                    request.header.correlation_id,
-                    &body,
-                    0,
-                )
-                .map(Some)
+                encode_response(ApiKey::ApiVersions, 0, correlation_id, &body, 0).map(Some)
             }
         }
     }
@@ -339,6 +333,7 @@ mod tests {
         let fake = Arc::new(Fake {
             delay_ms,
             seen: Default::default(),
+            contexts: Default::default(),
         });
         let server = tokio::spawn(serve_with(
             listeners,
@@ -419,6 +414,65 @@ mod tests {
                 .expect("in time")
                 .expect("a response");
             assert_eq!(got, id);
+        }
+        running.shutdown.cancel();
+        running.server.await.expect("join").expect("serve");
+    }
+
+    #[tokio::test]
+    async fn context_carries_header_connection_and_remembered_client_software() {
+        let running = start(|_| 0, 10).await;
+        let mut client = TcpStream::connect(running.addr).await.expect("connect");
+        let mut all = request(ApiKey::Metadata, 12, 1, MetadataRequest::default());
+        all.extend_from_slice(&request(
+            ApiKey::ApiVersions,
+            3,
+            2,
+            ApiVersionsRequest::default()
+                .with_client_software_name(StrBytes::from_static_str("librdkafka"))
+                .with_client_software_version(StrBytes::from_static_str("2.6.1")),
+        ));
+        all.extend_from_slice(&request(
+            ApiKey::Metadata,
+            12,
+            3,
+            MetadataRequest::default(),
+        ));
+        client.write_all(&all).await.expect("write");
+        for id in 1..=3 {
+            let (got, _) = read_response(&mut client).await.expect("a response");
+            assert_eq!(got, id);
+        }
+        let contexts = running.fake.contexts.lock().expect("lock").clone();
+        let summary: Vec<_> = contexts
+            .iter()
+            .map(|c| {
+                (
+                    c.api_key,
+                    c.api_version,
+                    c.correlation_id,
+                    c.client_software
+                        .as_deref()
+                        .map(|s| (s.name.to_string(), s.version.to_string())),
+                )
+            })
+            .collect();
+        let librdkafka = Some(("librdkafka".to_string(), "2.6.1".to_string()));
+        assert_eq!(
+            summary,
+            [
+                (ApiKey::Metadata, 12, 1, None),
+                (ApiKey::ApiVersions, 3, 2, librdkafka.clone()),
+                (ApiKey::Metadata, 12, 3, librdkafka),
+            ]
+        );
+        let local = client.local_addr().expect("local addr");
+        for c in &contexts {
+            assert_eq!(c.client_id(), "test");
+            assert_eq!(c.listener(), "PLAINTEXT");
+            assert_eq!(c.peer(), local);
+            assert_eq!(c.connection.security_protocol.name(), "PLAINTEXT");
+            assert_eq!(c.connection.principal.to_string(), "User:ANONYMOUS");
         }
         running.shutdown.cancel();
         running.server.await.expect("join").expect("serve");

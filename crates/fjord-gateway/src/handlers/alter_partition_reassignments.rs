@@ -15,13 +15,15 @@ use kafka_protocol::messages::alter_partition_reassignments_response::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::wire_name;
+use crate::context::RequestContext;
 use crate::error_code::{admin_error, admin_error_message};
 
 pub(crate) async fn handle(
+    ctx: &RequestContext,
     broker: &Broker,
     request: AlterPartitionReassignmentsRequest,
-    version: i16,
 ) -> AlterPartitionReassignmentsResponse {
+    let version = ctx.api_version;
     // v0 has no flag: the replication factor may change.
     let allow_rf_change = version < 1 || request.allow_replication_factor_change;
     let reassignments = request

@@ -1,52 +1,17 @@
-//! ApiVersions (key 18): the apis and version ranges this gateway serves.
+//! ApiVersions (key 18): the apis and version ranges this gateway serves,
+//! exactly the registry's [`SUPPORTED`] table (`handlers/mod.rs`), which
+//! request decoding enforces too.
 //!
-//! [`SUPPORTED`] is the single list: request decoding refuses what is not in
-//! it and ApiVersions advertises exactly it. Minimums sit at the KIP-896
-//! floor (Kafka 4, which `kafka-protocol` 0.18 also starts at); maximums are
-//! the newest version each handler fills in correctly.
+//! The client software name and version a v3+ request carries are kept by
+//! the connection (`RequestContext::client_software`), not here.
 
+use fjord_broker::Broker;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
-use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
-use kafka_protocol::protocol::VersionRange;
+use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 
-/// (api, min version, max version) for every api a handler exists for.
-pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
-    (ApiKey::Produce, 3, 13),
-    (ApiKey::Fetch, 4, 18),
-    (ApiKey::ListOffsets, 1, 10),
-    (ApiKey::Metadata, 0, 13),
-    (ApiKey::ApiVersions, 0, 4),
-    (ApiKey::CreateTopics, 2, 7),
-    (ApiKey::DeleteTopics, 1, 6),
-    (ApiKey::DescribeConfigs, 1, 4),
-    (ApiKey::CreatePartitions, 0, 3),
-    (ApiKey::DescribeCluster, 0, 2),
-    (ApiKey::InitProducerId, 0, 5),
-    (ApiKey::OffsetCommit, 2, 9),
-    (ApiKey::OffsetFetch, 1, 9),
-    (ApiKey::FindCoordinator, 0, 6),
-    (ApiKey::JoinGroup, 0, 9),
-    (ApiKey::Heartbeat, 0, 4),
-    (ApiKey::LeaveGroup, 0, 5),
-    (ApiKey::SyncGroup, 0, 5),
-    (ApiKey::DescribeGroups, 0, 5),
-    (ApiKey::ListGroups, 0, 5),
-    (ApiKey::DeleteGroups, 0, 2),
-    (ApiKey::OffsetDelete, 0, 0),
-    (ApiKey::OffsetForLeaderEpoch, 2, 4),
-    (ApiKey::ElectLeaders, 0, 2),
-    (ApiKey::AlterPartitionReassignments, 0, 1),
-    (ApiKey::ListPartitionReassignments, 0, 0),
-];
-
-/// The versions of `api_key` this gateway serves, if it serves it at all.
-pub(crate) fn supported_versions(api_key: ApiKey) -> Option<VersionRange> {
-    SUPPORTED
-        .iter()
-        .find(|(key, _, _)| *key == api_key)
-        .map(|&(_, min, max)| VersionRange { min, max })
-}
+use super::SUPPORTED;
+use crate::context::RequestContext;
 
 fn api_keys() -> Vec<ApiVersion> {
     SUPPORTED
@@ -60,7 +25,16 @@ fn api_keys() -> Vec<ApiVersion> {
         .collect()
 }
 
-pub(crate) fn handle(_request: &ApiVersionsRequest) -> ApiVersionsResponse {
+pub(crate) async fn handle(
+    _ctx: &RequestContext,
+    _broker: &Broker,
+    _request: ApiVersionsRequest,
+) -> ApiVersionsResponse {
+    supported()
+}
+
+/// Every served api and its version range.
+fn supported() -> ApiVersionsResponse {
     ApiVersionsResponse::default().with_api_keys(api_keys())
 }
 
@@ -76,10 +50,11 @@ pub(crate) fn unsupported_version() -> ApiVersionsResponse {
 mod tests {
     use super::*;
     use bytes::{Buf, Bytes, BytesMut};
-    use kafka_protocol::messages::{ResponseHeader, ResponseKind};
+    use kafka_protocol::messages::{ApiKey, ResponseHeader, ResponseKind};
     use kafka_protocol::protocol::{Decodable, Message};
 
     use crate::frame::encode_response;
+    use crate::handlers::supported_versions;
 
     fn decode_frame(mut frame: Bytes, version: i16) -> (i32, ApiVersionsResponse) {
         let size = frame.get_i32();
@@ -93,7 +68,7 @@ mod tests {
 
     #[test]
     fn advertises_exactly_the_supported_table() {
-        let response = handle(&ApiVersionsRequest::default());
+        let response = supported();
         assert_eq!(response.error_code, 0);
         let advertised: Vec<(i16, i16, i16)> = response
             .api_keys
@@ -148,7 +123,7 @@ mod tests {
     #[test]
     fn encodes_and_decodes_at_every_version() {
         for version in 0..=4 {
-            let body = ResponseKind::ApiVersions(handle(&ApiVersionsRequest::default()));
+            let body = ResponseKind::ApiVersions(supported());
             let frame = encode_response(ApiKey::ApiVersions, version, 7, &body, 0).expect("encode");
             let (correlation_id, decoded) = decode_frame(frame, version);
             assert_eq!(correlation_id, 7);

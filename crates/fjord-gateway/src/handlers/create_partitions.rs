@@ -9,9 +9,11 @@ use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicR
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use crate::context::RequestContext;
 use crate::error_code::{admin_error, admin_error_message};
 
 pub(crate) async fn handle(
+    _ctx: &RequestContext,
     broker: &Broker,
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {

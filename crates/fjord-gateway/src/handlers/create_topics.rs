@@ -18,6 +18,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::describe_configs::config_source;
 use super::{is_valid_topic_name, wire_topic_id};
+use crate::context::RequestContext;
 use crate::error_code::{admin_error, admin_error_message};
 
 /// A topic refused by the gateway itself, with Kafka's code and message.
@@ -31,10 +32,11 @@ struct Outcome {
 }
 
 pub(crate) async fn handle(
+    ctx: &RequestContext,
     broker: &Broker,
     request: CreateTopicsRequest,
-    version: i16,
 ) -> CreateTopicsResponse {
+    let version = ctx.api_version;
     let mut counts: HashMap<String, usize> = HashMap::new();
     for topic in &request.topics {
         *counts.entry(topic.name.0.to_string()).or_default() += 1;

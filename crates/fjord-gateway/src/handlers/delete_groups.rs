@@ -7,9 +7,14 @@ use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse, GroupId};
 
 use super::wire_str;
+use crate::context::RequestContext;
 use crate::error_code::group_error;
 
-pub(crate) async fn handle(broker: &Broker, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
+pub(crate) async fn handle(
+    _ctx: &RequestContext,
+    broker: &Broker,
+    request: DeleteGroupsRequest,
+) -> DeleteGroupsResponse {
     let group_ids = request
         .groups_names
         .into_iter()

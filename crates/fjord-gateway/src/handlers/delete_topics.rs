@@ -8,6 +8,7 @@ use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 use super::{topic_id_from_wire, wire_name, wire_topic_id};
+use crate::context::RequestContext;
 use crate::error_code::{admin_error, admin_error_message};
 
 enum Target {
@@ -16,10 +17,11 @@ enum Target {
 }
 
 pub(crate) async fn handle(
+    ctx: &RequestContext,
     broker: &Broker,
     request: DeleteTopicsRequest,
-    version: i16,
 ) -> DeleteTopicsResponse {
+    let version = ctx.api_version;
     let targets: Vec<Target> = if version >= 6 {
         request
             .topics

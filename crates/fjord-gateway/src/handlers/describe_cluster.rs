@@ -8,16 +8,18 @@ use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeCluster
 use kafka_protocol::protocol::StrBytes;
 
 use super::broker_endpoint;
+use crate::context::RequestContext;
 
 /// DescribeCluster's `endpoint_type` for broker endpoints (v1+).
 const ENDPOINT_BROKERS: i8 = 1;
 
-pub(crate) fn handle(
+pub(crate) async fn handle(
+    ctx: &RequestContext,
     broker: &Broker,
     request: DescribeClusterRequest,
-    version: i16,
-    listener: &str,
 ) -> DescribeClusterResponse {
+    let version = ctx.api_version;
+    let listener = ctx.listener();
     if version >= 1 && request.endpoint_type != ENDPOINT_BROKERS {
         // Controller endpoints are served by controllers, not by a broker listener.
         return DescribeClusterResponse::default()

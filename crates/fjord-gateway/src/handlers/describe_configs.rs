@@ -9,6 +9,7 @@ use kafka_protocol::messages::describe_configs_response::{
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use crate::context::RequestContext;
 use crate::error_code::{admin_error, admin_error_message};
 
 /// Kafka's ConfigResource types.
@@ -25,11 +26,12 @@ pub(crate) fn config_source(source: ConfigSource) -> i8 {
     }
 }
 
-pub(crate) fn handle(
+pub(crate) async fn handle(
+    ctx: &RequestContext,
     broker: &Broker,
     request: DescribeConfigsRequest,
-    version: i16,
 ) -> DescribeConfigsResponse {
+    let version = ctx.api_version;
     let include_synonyms = request.include_synonyms;
     let results = request
         .resources

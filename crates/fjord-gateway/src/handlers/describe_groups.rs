@@ -10,6 +10,7 @@ use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, Gr
 use kafka_protocol::protocol::StrBytes;
 
 use super::wire_str;
+use crate::context::RequestContext;
 use crate::error_code::group_error;
 
 /// Kafka's `AclOperation` codes allowed on a group: READ (3), DELETE (6),
@@ -20,10 +21,11 @@ const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
 const OPERATIONS_OMITTED: i32 = i32::MIN;
 
 pub(crate) async fn handle(
+    ctx: &RequestContext,
     broker: &Broker,
     request: DescribeGroupsRequest,
-    version: i16,
 ) -> DescribeGroupsResponse {
+    let version = ctx.api_version;
     let operations = if version >= 3 && request.include_authorized_operations {
         GROUP_OPERATIONS
     } else {

@@ -13,13 +13,15 @@ use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaE
 use kafka_protocol::protocol::StrBytes;
 
 use super::wire_name;
+use crate::context::RequestContext;
 use crate::error_code::{admin_error, admin_error_message};
 
 pub(crate) async fn handle(
+    ctx: &RequestContext,
     broker: &Broker,
     request: ElectLeadersRequest,
-    version: i16,
 ) -> ElectLeadersResponse {
+    let version = ctx.api_version;
     // v0 has no election type: it is always a preferred election.
     let election = match (version, request.election_type) {
         (0, _) | (_, 0) => ElectionType::Preferred,

@@ -26,8 +26,10 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::{
-    broker_endpoint, check_leader_epoch, partition_registration, topic_id_from_wire, wire_name,
+    Reply, broker_endpoint, check_leader_epoch, partition_registration, topic_id_from_wire,
+    wire_name,
 };
+use crate::context::RequestContext;
 use crate::error_code::partition_error;
 
 /// Kafka's `isolation_level` value for READ_COMMITTED.
@@ -39,12 +41,19 @@ enum Slot {
     Refused(ResponseError),
 }
 
-pub(crate) async fn handle(
-    broker: &Broker,
-    request: FetchRequest,
-    version: i16,
-    listener: &str,
-) -> FetchResponse {
+pub(crate) async fn handle(ctx: &RequestContext, broker: &Broker, request: FetchRequest) -> Reply {
+    let response = fetch(ctx, broker, request).await;
+    // The response is about as big as the records it carries.
+    let size_hint = record_bytes(&response);
+    Reply::Response {
+        body: response.into(),
+        size_hint,
+    }
+}
+
+async fn fetch(ctx: &RequestContext, broker: &Broker, request: FetchRequest) -> FetchResponse {
+    let version = ctx.api_version;
+    let listener = ctx.listener();
     if version >= 7
         && let Some(error) = session_error(request.session_id, request.session_epoch)
     {
@@ -183,7 +192,7 @@ pub(crate) async fn handle(
 }
 
 /// The total record bytes in a response, to size its buffer.
-pub(crate) fn record_bytes(response: &FetchResponse) -> usize {
+fn record_bytes(response: &FetchResponse) -> usize {
     response
         .responses
         .iter()

@@ -17,6 +17,7 @@ use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinator
 use kafka_protocol::protocol::StrBytes;
 
 use super::{broker_endpoint, wire_str};
+use crate::context::RequestContext;
 use crate::error_code::group_error;
 
 const GROUP: i8 = 0;
@@ -26,11 +27,12 @@ const TRANSACTION: i8 = 1;
 type Found = Result<(i32, String, u16), (ResponseError, String)>;
 
 pub(crate) async fn handle(
+    ctx: &RequestContext,
     broker: &Broker,
     request: FindCoordinatorRequest,
-    version: i16,
-    listener: &str,
 ) -> FindCoordinatorResponse {
+    let version = ctx.api_version;
+    let listener = ctx.listener();
     if version < 4 {
         let found = find(broker, request.key_type, request.key.as_str(), listener).await;
         let response = FindCoordinatorResponse::default();

@@ -5,9 +5,14 @@ use fjord_broker::Broker;
 use fjord_broker::group;
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
+use crate::context::RequestContext;
 use crate::error_code::group_error;
 
-pub(crate) async fn handle(broker: &Broker, request: HeartbeatRequest) -> HeartbeatResponse {
+pub(crate) async fn handle(
+    _ctx: &RequestContext,
+    broker: &Broker,
+    request: HeartbeatRequest,
+) -> HeartbeatResponse {
     let req = group::HeartbeatRequest {
         group_id: request.group_id.0.to_string(),
         member_id: request.member_id.to_string(),

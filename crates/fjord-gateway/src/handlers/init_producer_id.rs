@@ -5,9 +5,11 @@
 use fjord_broker::Broker;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
+use crate::context::RequestContext;
 use crate::error_code::admin_error;
 
 pub(crate) async fn handle(
+    _ctx: &RequestContext,
     broker: &Broker,
     request: InitProducerIdRequest,
 ) -> InitProducerIdResponse {

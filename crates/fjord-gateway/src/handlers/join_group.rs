@@ -19,6 +19,7 @@ use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::wire_str;
+use crate::context::RequestContext;
 use crate::error_code::group_error;
 
 /// Who sent the request (from the header and the connection).
@@ -27,12 +28,22 @@ pub(crate) struct Client {
     pub(crate) client_host: String,
 }
 
+impl Client {
+    fn of(ctx: &RequestContext) -> Self {
+        Client {
+            client_id: ctx.client_id().to_string(),
+            client_host: super::client_host(ctx.peer()),
+        }
+    }
+}
+
 pub(crate) async fn handle(
+    ctx: &RequestContext,
     broker: &Broker,
     request: JoinGroupRequest,
-    version: i16,
-    client: Client,
 ) -> JoinGroupResponse {
+    let version = ctx.api_version;
+    let client = Client::of(ctx);
     let member_id = request.member_id.to_string();
     let req = domain_request(request, version, client);
     let result = broker.join_group(req).await;

@@ -8,13 +8,15 @@ use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
 use super::wire_str;
+use crate::context::RequestContext;
 use crate::error_code::group_error;
 
 pub(crate) async fn handle(
+    ctx: &RequestContext,
     broker: &Broker,
     request: LeaveGroupRequest,
-    version: i16,
 ) -> LeaveGroupResponse {
+    let version = ctx.api_version;
     let left = broker.leave_group(domain_request(request, version)).await;
     response(left, version)
 }

@@ -8,6 +8,7 @@ use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 
 use super::wire_str;
+use crate::context::RequestContext;
 
 /// The type of every group this broker has (KIP-848's "classic").
 const CLASSIC: &str = "classic";
@@ -21,10 +22,11 @@ const STATES: [GroupState; 5] = [
 ];
 
 pub(crate) async fn handle(
+    ctx: &RequestContext,
     broker: &Broker,
     request: ListGroupsRequest,
-    version: i16,
 ) -> ListGroupsResponse {
+    let version = ctx.api_version;
     let listings = match filter(&request, version) {
         Some(states) => broker.list_groups(&states).await,
         None => Vec::new(),

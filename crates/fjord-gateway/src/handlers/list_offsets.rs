@@ -10,6 +10,7 @@ use kafka_protocol::messages::list_offsets_response::{
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 use super::{check_leader_epoch, partition_registration};
+use crate::context::RequestContext;
 use crate::error_code::partition_error;
 
 /// What a wire timestamp asks for; `None`: a kind of offset this broker never
@@ -24,11 +25,12 @@ fn offset_spec(timestamp: i64) -> Option<OffsetSpec> {
     }
 }
 
-pub(crate) fn handle(
+pub(crate) async fn handle(
+    ctx: &RequestContext,
     broker: &Broker,
     request: ListOffsetsRequest,
-    version: i16,
 ) -> ListOffsetsResponse {
+    let version = ctx.api_version;
     let image = broker.metadata();
     let topics = request
         .topics

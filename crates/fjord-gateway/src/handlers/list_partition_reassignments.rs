@@ -14,8 +14,10 @@ use kafka_protocol::messages::{
 };
 
 use super::wire_name;
+use crate::context::RequestContext;
 
-pub(crate) fn handle(
+pub(crate) async fn handle(
+    _ctx: &RequestContext,
     broker: &Broker,
     request: ListPartitionReassignmentsRequest,
 ) -> ListPartitionReassignmentsResponse {

@@ -23,6 +23,7 @@ use super::{
     broker_endpoint, is_internal_topic, is_valid_topic_name, topic_id_from_wire, wire_name,
     wire_topic_id,
 };
+use crate::context::RequestContext;
 use crate::error_code::admin_error;
 
 /// A topic the client asked about, by name or (v10+) by id.
@@ -33,11 +34,12 @@ enum Wanted {
 }
 
 pub(crate) async fn handle(
+    ctx: &RequestContext,
     broker: &Broker,
     request: MetadataRequest,
-    version: i16,
-    listener: &str,
 ) -> MetadataResponse {
+    let version = ctx.api_version;
+    let listener = ctx.listener();
     let wanted = wanted_topics(request.topics, version);
 
     let mut image = broker.metadata();

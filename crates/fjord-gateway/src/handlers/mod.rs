@@ -1,6 +1,21 @@
-//! One file per Kafka api. Each handler takes the decoded request and the
-//! version it came in at, calls the broker in domain terms, and builds the
-//! response message; [`handle`] dispatches and encodes.
+//! One file per Kafka api, and the registry that ties them together.
+//!
+//! `apis!` below is the one table of (api, min version, max version,
+//! handler module): it becomes both [`SUPPORTED`] (what decoding accepts and
+//! ApiVersions advertises) and [`handle`]'s dispatch, so neither can know an
+//! api the other lacks. A new api is one row there plus one module whose
+//! handler has the shape every handler has:
+//!
+//! ```text
+//! pub(crate) async fn handle(ctx: &RequestContext, broker: &Broker, request: XRequest) -> R
+//! ```
+//!
+//! where `R` is the response message (anything `Into<ResponseKind>`) or a
+//! [`Reply`] when the handler needs to say more (no response for acks=0, a
+//! size hint for fetch, or closing the connection). Handlers take the
+//! version, listener, client and peer from the context, call the broker in
+//! domain terms, and build the response message; [`handle`] encodes.
+//! (`broker` is the `Broker` facade for now; owned services come later.)
 
 mod alter_partition_reassignments;
 pub(crate) mod api_versions;
@@ -34,95 +49,153 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use fjord_broker::{Broker, MetadataImage, PartitionRegistration};
 use fjord_types::{BrokerId, TopicId};
-use kafka_protocol::messages::{RequestKind, ResponseKind, TopicName};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind, TopicName};
+use kafka_protocol::protocol::{StrBytes, VersionRange};
 use uuid::Uuid;
 
-use crate::connection::RequestContext;
+use crate::context::RequestContext;
 use crate::error::GatewayError;
-use crate::frame::{Request, encode_response};
+use crate::frame::encode_response;
+
+/// The registry: `Api => handler_module, min..=max;` per served api. `Api`
+/// names both the `ApiKey` and the `RequestKind` variant. Minimums sit at the
+/// KIP-896 floor (Kafka 4, which `kafka-protocol` 0.18 also starts at);
+/// maximums are the newest version each handler fills in correctly.
+macro_rules! apis {
+    ($($api:ident => $module:ident, $min:literal..=$max:literal;)*) => {
+        /// (api, min version, max version) for every api a handler exists
+        /// for, in the order ApiVersions lists them.
+        pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[$((ApiKey::$api, $min, $max),)*];
+
+        /// Run the handler the registry names for `request`.
+        async fn dispatch(
+            ctx: &RequestContext,
+            broker: &Broker,
+            request: RequestKind,
+        ) -> Reply {
+            match request {
+                $(RequestKind::$api(r) => $module::handle(ctx, broker, r).await.into_reply(),)*
+                // Decoding already refused every api not in `SUPPORTED`.
+                _ => Reply::Close(GatewayError::UnsupportedApi { api_key: ctx.api_key }),
+            }
+        }
+
+        /// Per row: the versions `kafka-protocol` knows for the row's
+        /// request and response messages (the types the handler takes and
+        /// answers with).
+        #[cfg(test)]
+        fn message_versions() -> Vec<(ApiKey, VersionRange, VersionRange)> {
+            fn request<T: kafka_protocol::protocol::Message>(_: fn(T) -> RequestKind) -> VersionRange {
+                T::VERSIONS
+            }
+            fn response<T: kafka_protocol::protocol::Message>(_: fn(T) -> ResponseKind) -> VersionRange {
+                T::VERSIONS
+            }
+            vec![$((
+                ApiKey::$api,
+                request(RequestKind::$api),
+                response(ResponseKind::$api),
+            ),)*]
+        }
+    };
+}
+
+apis! {
+    Produce => produce, 3..=13;
+    Fetch => fetch, 4..=18;
+    ListOffsets => list_offsets, 1..=10;
+    Metadata => metadata, 0..=13;
+    ApiVersions => api_versions, 0..=4;
+    CreateTopics => create_topics, 2..=7;
+    DeleteTopics => delete_topics, 1..=6;
+    DescribeConfigs => describe_configs, 1..=4;
+    CreatePartitions => create_partitions, 0..=3;
+    DescribeCluster => describe_cluster, 0..=2;
+    InitProducerId => init_producer_id, 0..=5;
+    OffsetCommit => offset_commit, 2..=9;
+    OffsetFetch => offset_fetch, 1..=9;
+    FindCoordinator => find_coordinator, 0..=6;
+    JoinGroup => join_group, 0..=9;
+    Heartbeat => heartbeat, 0..=4;
+    LeaveGroup => leave_group, 0..=5;
+    SyncGroup => sync_group, 0..=5;
+    DescribeGroups => describe_groups, 0..=5;
+    ListGroups => list_groups, 0..=5;
+    DeleteGroups => delete_groups, 0..=2;
+    OffsetDelete => offset_delete, 0..=0;
+    OffsetForLeaderEpoch => offset_for_leader_epoch, 2..=4;
+    ElectLeaders => elect_leaders, 0..=2;
+    AlterPartitionReassignments => alter_partition_reassignments, 0..=1;
+    ListPartitionReassignments => list_partition_reassignments, 0..=0;
+}
+
+/// The versions of `api_key` this gateway serves, if it serves it at all.
+pub(crate) fn supported_versions(api_key: ApiKey) -> Option<VersionRange> {
+    SUPPORTED
+        .iter()
+        .find(|(key, _, _)| *key == api_key)
+        .map(|&(_, min, max)| VersionRange { min, max })
+}
+
+/// What a handler sends back.
+#[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a Reply lives on the stack between handler and encoder; boxing the response would allocate once per request"
+)]
+pub(crate) enum Reply {
+    /// A response; `size_hint` is the handler's guess of its encoded size
+    /// (a fetch knows its record bytes), so it is written without regrowing.
+    Response {
+        body: ResponseKind,
+        size_hint: usize,
+    },
+    /// Nothing: the client expects no response (acks=0 produce).
+    NoResponse,
+    /// Close the connection without answering (a failed acks=0 produce, as
+    /// in Kafka).
+    Close(GatewayError),
+}
+
+/// What a handler may return: its response message, or a [`Reply`].
+pub(crate) trait IntoReply {
+    fn into_reply(self) -> Reply;
+}
+
+impl<T: Into<ResponseKind>> IntoReply for T {
+    fn into_reply(self) -> Reply {
+        Reply::Response {
+            body: self.into(),
+            size_hint: 0,
+        }
+    }
+}
+
+impl IntoReply for Reply {
+    fn into_reply(self) -> Reply {
+        self
+    }
+}
 
 /// Handle one request; `Ok(None)` when the client expects no response
-/// (acks=0). Answers that name brokers use the endpoints of the listener the
-/// request came in on.
+/// (acks=0).
 pub(crate) async fn handle(
+    ctx: &RequestContext,
     broker: &Broker,
-    request: Request,
-    context: RequestContext,
+    request: RequestKind,
 ) -> Result<Option<Bytes>, GatewayError> {
-    let listener = &*context.listener_name;
-    let Request {
-        api_key,
-        header,
-        body,
-    } = request;
-    let version = header.request_api_version;
-    let mut size_hint = 0;
-    let response: ResponseKind = match body {
-        RequestKind::ApiVersions(r) => api_versions::handle(&r).into(),
-        RequestKind::Metadata(r) => metadata::handle(broker, r, version, listener).await.into(),
-        RequestKind::ElectLeaders(r) => elect_leaders::handle(broker, r, version).await.into(),
-        RequestKind::AlterPartitionReassignments(r) => {
-            alter_partition_reassignments::handle(broker, r, version)
-                .await
-                .into()
-        }
-        RequestKind::ListPartitionReassignments(r) => {
-            list_partition_reassignments::handle(broker, r).into()
-        }
-        RequestKind::Produce(r) => match produce::handle(broker, r, version, listener).await? {
-            Some(response) => response.into(),
-            None => return Ok(None),
-        },
-        RequestKind::Fetch(r) => {
-            let response = fetch::handle(broker, r, version, listener).await;
-            size_hint = fetch::record_bytes(&response);
-            response.into()
-        }
-        RequestKind::ListOffsets(r) => list_offsets::handle(broker, r, version).into(),
-        RequestKind::OffsetForLeaderEpoch(r) => offset_for_leader_epoch::handle(broker, r).into(),
-        RequestKind::CreateTopics(r) => create_topics::handle(broker, r, version).await.into(),
-        RequestKind::DeleteTopics(r) => delete_topics::handle(broker, r, version).await.into(),
-        RequestKind::CreatePartitions(r) => create_partitions::handle(broker, r).await.into(),
-        RequestKind::DescribeConfigs(r) => describe_configs::handle(broker, r, version).into(),
-        RequestKind::DescribeCluster(r) => {
-            describe_cluster::handle(broker, r, version, listener).into()
-        }
-        RequestKind::InitProducerId(r) => init_producer_id::handle(broker, r).await.into(),
-        RequestKind::FindCoordinator(r) => find_coordinator::handle(broker, r, version, listener)
-            .await
-            .into(),
-        RequestKind::JoinGroup(r) => {
-            let client = join_group::Client {
-                client_id: header
-                    .client_id
-                    .as_ref()
-                    .map(|c| c.to_string())
-                    .unwrap_or_default(),
-                client_host: client_host(context.peer),
-            };
-            join_group::handle(broker, r, version, client).await.into()
-        }
-        RequestKind::SyncGroup(r) => sync_group::handle(broker, r, version).await.into(),
-        RequestKind::Heartbeat(r) => heartbeat::handle(broker, r).await.into(),
-        RequestKind::LeaveGroup(r) => leave_group::handle(broker, r, version).await.into(),
-        RequestKind::OffsetCommit(r) => offset_commit::handle(broker, r, version).await.into(),
-        RequestKind::OffsetFetch(r) => offset_fetch::handle(broker, r, version).await.into(),
-        RequestKind::OffsetDelete(r) => offset_delete::handle(broker, r).await.into(),
-        RequestKind::DescribeGroups(r) => describe_groups::handle(broker, r, version).await.into(),
-        RequestKind::ListGroups(r) => list_groups::handle(broker, r, version).await.into(),
-        RequestKind::DeleteGroups(r) => delete_groups::handle(broker, r).await.into(),
-        // Decoding already refused every api not in `api_versions::SUPPORTED`.
-        _ => return Err(GatewayError::UnsupportedApi { api_key }),
-    };
-    encode_response(
-        api_key,
-        version,
-        header.correlation_id,
-        &response,
-        size_hint,
-    )
-    .map(Some)
+    match dispatch(ctx, broker, request).await {
+        Reply::Response { body, size_hint } => encode_response(
+            ctx.api_key,
+            ctx.api_version,
+            ctx.correlation_id,
+            &body,
+            size_hint,
+        )
+        .map(Some),
+        Reply::NoResponse => Ok(None),
+        Reply::Close(err) => Err(err),
+    }
 }
 
 /// The client host Kafka shows for a member (`InetAddress.toString` of
@@ -223,6 +296,31 @@ pub(crate) fn check_leader_epoch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registry_rows_fit_the_protocol_crate() {
+        let messages = message_versions();
+        assert_eq!(messages.len(), SUPPORTED.len());
+        for (&(key, min, max), &(message_key, request, response)) in SUPPORTED.iter().zip(&messages)
+        {
+            assert_eq!(key, message_key);
+            assert!(min <= max, "{key:?} {min}..={max}");
+            for (what, range) in [
+                ("api key", key.valid_versions()),
+                ("request", request),
+                ("response", response),
+            ] {
+                assert!(
+                    range.min <= min && max <= range.max,
+                    "{key:?} {min}..={max} outside kafka-protocol's {what} versions {range}"
+                );
+            }
+        }
+        let mut keys: Vec<i16> = SUPPORTED.iter().map(|&(key, _, _)| key as i16).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), SUPPORTED.len(), "one row per api");
+    }
 
     #[test]
     fn topic_name_rules() {

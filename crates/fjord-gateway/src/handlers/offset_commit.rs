@@ -17,13 +17,15 @@ use kafka_protocol::messages::offset_commit_response::{
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
 use super::partition_registration;
+use crate::context::RequestContext;
 use crate::error_code::partition_group_result;
 
 pub(crate) async fn handle(
+    ctx: &RequestContext,
     broker: &Broker,
     request: OffsetCommitRequest,
-    version: i16,
 ) -> OffsetCommitResponse {
+    let version = ctx.api_version;
     let image = broker.metadata();
     let mut partitions = Vec::new();
     for topic in &request.topics {

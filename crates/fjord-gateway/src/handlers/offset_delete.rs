@@ -14,9 +14,14 @@ use kafka_protocol::messages::offset_delete_response::{
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
 use super::partition_registration;
+use crate::context::RequestContext;
 use crate::error_code::{group_error, partition_group_result};
 
-pub(crate) async fn handle(broker: &Broker, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
+pub(crate) async fn handle(
+    _ctx: &RequestContext,
+    broker: &Broker,
+    request: OffsetDeleteRequest,
+) -> OffsetDeleteResponse {
     let image = broker.metadata();
     let partitions: Vec<TopicPartition> = request
         .topics

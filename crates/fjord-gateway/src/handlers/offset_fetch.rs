@@ -21,16 +21,18 @@ use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse}
 use kafka_protocol::protocol::StrBytes;
 
 use super::{wire_name, wire_str};
+use crate::context::RequestContext;
 use crate::error_code::group_error;
 
 /// One partition's answer: the committed offset, or the error.
 type Fetched = Vec<(TopicPartition, Result<Option<CommittedOffset>, GroupError>)>;
 
 pub(crate) async fn handle(
+    ctx: &RequestContext,
     broker: &Broker,
     request: OffsetFetchRequest,
-    version: i16,
 ) -> OffsetFetchResponse {
+    let version = ctx.api_version;
     if version >= 8 {
         let mut groups = Vec::with_capacity(request.groups.len());
         for g in request.groups {

@@ -16,9 +16,11 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 };
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
+use crate::context::RequestContext;
 use crate::error_code::partition_error;
 
-pub(crate) fn handle(
+pub(crate) async fn handle(
+    _ctx: &RequestContext,
     broker: &Broker,
     request: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {

@@ -23,8 +23,10 @@ use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 use super::{
-    broker_endpoint, is_valid_topic_name, partition_registration, topic_id_from_wire, wire_name,
+    IntoReply, Reply, broker_endpoint, is_valid_topic_name, partition_registration,
+    topic_id_from_wire, wire_name,
 };
+use crate::context::RequestContext;
 use crate::error::GatewayError;
 use crate::error_code::partition_error;
 
@@ -43,11 +45,12 @@ struct TopicSlots {
 }
 
 pub(crate) async fn handle(
+    ctx: &RequestContext,
     broker: &Broker,
     request: ProduceRequest,
-    version: i16,
-    listener: &str,
-) -> Result<Option<ProduceResponse>, GatewayError> {
+) -> Reply {
+    let version = ctx.api_version;
+    let listener = ctx.listener();
     let acks = Acks::from_wire(request.acks);
     let image = broker.metadata();
     let mut requests = Vec::new();
@@ -108,9 +111,9 @@ pub(crate) async fn handle(
                 .flat_map(|t| &t.partitions)
                 .any(|(_, slot)| matches!(slot, Slot::Refused(_)));
         if failed {
-            return Err(GatewayError::AcksZeroProduceFailed);
+            return Reply::Close(GatewayError::AcksZeroProduceFailed);
         }
-        return Ok(None);
+        return Reply::NoResponse;
     }
 
     let mut leaders_to_describe = Vec::new();
@@ -174,7 +177,7 @@ pub(crate) async fn handle(
             })
             .collect();
     }
-    Ok(Some(response))
+    response.into_reply()
 }
 
 /// Bytes in: the record bytes of the partitions that were appended.

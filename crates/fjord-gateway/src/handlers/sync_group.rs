@@ -9,13 +9,15 @@ use fjord_broker::group::{self, GroupError, RequestToken, SyncGroupResult};
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 
 use super::wire_str;
+use crate::context::RequestContext;
 use crate::error_code::group_error;
 
 pub(crate) async fn handle(
+    ctx: &RequestContext,
     broker: &Broker,
     request: SyncGroupRequest,
-    version: i16,
 ) -> SyncGroupResponse {
+    let version = ctx.api_version;
     let result = broker.sync_group(domain_request(request, version)).await;
     response(result)
 }

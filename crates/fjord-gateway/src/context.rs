@@ -1,0 +1,114 @@
+//! Who asked, and how: Kafka's `RequestContext`.
+//!
+//! A connection keeps what it learns once ([`ConnectionInfo`]: listener,
+//! peer, security protocol, principal) and what a client tells it later (its
+//! software name and version, from ApiVersions v3+). Per request the
+//! connection builds one [`RequestContext`] from that state and the request
+//! header: a move of the header's client id and two reference-count bumps,
+//! no allocation and no lock.
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::StrBytes;
+
+/// Kafka's `security.protocol` of a listener. Only PLAINTEXT exists so far.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SecurityProtocol {
+    Plaintext,
+}
+
+impl SecurityProtocol {
+    /// The name Kafka uses (`listener.security.protocol.map`).
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "PLAINTEXT",
+        }
+    }
+}
+
+/// Kafka's `KafkaPrincipal`: who the client authenticated as.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct KafkaPrincipal {
+    pub(crate) principal_type: Cow<'static, str>,
+    pub(crate) name: Cow<'static, str>,
+}
+
+impl KafkaPrincipal {
+    /// `User:ANONYMOUS`, every PLAINTEXT client's principal in Kafka.
+    pub(crate) const ANONYMOUS: KafkaPrincipal = KafkaPrincipal {
+        principal_type: Cow::Borrowed("User"),
+        name: Cow::Borrowed("ANONYMOUS"),
+    };
+}
+
+impl std::fmt::Display for KafkaPrincipal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.principal_type, self.name)
+    }
+}
+
+/// What a connection knows from the moment it is accepted.
+#[derive(Debug)]
+pub(crate) struct ConnectionInfo {
+    /// The listener the connection was accepted on: answers that name
+    /// brokers give their endpoints advertised under this name.
+    pub(crate) listener: Arc<str>,
+    /// The client's address.
+    pub(crate) peer: SocketAddr,
+    pub(crate) security_protocol: SecurityProtocol,
+    pub(crate) principal: KafkaPrincipal,
+}
+
+impl ConnectionInfo {
+    /// A PLAINTEXT connection from `peer` on `listener`, as `User:ANONYMOUS`.
+    pub(crate) fn plaintext(listener: Arc<str>, peer: SocketAddr) -> Self {
+        ConnectionInfo {
+            listener,
+            peer,
+            security_protocol: SecurityProtocol::Plaintext,
+            principal: KafkaPrincipal::ANONYMOUS,
+        }
+    }
+}
+
+/// The client software a client named in ApiVersions v3+ (KIP-511), kept
+/// for the rest of its connection. Copied out of the request, so the
+/// connection does not pin its read buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct ClientSoftware {
+    pub(crate) name: Box<str>,
+    pub(crate) version: Box<str>,
+}
+
+/// One request's context: built by the connection, read by every handler.
+#[derive(Clone, Debug)]
+pub(crate) struct RequestContext {
+    pub(crate) api_key: ApiKey,
+    pub(crate) api_version: i16,
+    pub(crate) correlation_id: i32,
+    /// The header's client id (null when the client sent none).
+    pub(crate) client_id: Option<StrBytes>,
+    /// From the connection's last ApiVersions v3+, if any.
+    pub(crate) client_software: Option<Arc<ClientSoftware>>,
+    pub(crate) connection: Arc<ConnectionInfo>,
+}
+
+impl RequestContext {
+    /// The listener the request came in on.
+    pub(crate) fn listener(&self) -> &str {
+        &self.connection.listener
+    }
+
+    /// The client's address.
+    pub(crate) fn peer(&self) -> SocketAddr {
+        self.connection.peer
+    }
+
+    /// The client id, empty when the client sent none (as Kafka reports it).
+    pub(crate) fn client_id(&self) -> &str {
+        self.client_id.as_deref().unwrap_or_default()
+    }
+}
