@@ -7,7 +7,7 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::broker_endpoint;
+use super::{authorized_operations, broker_endpoint};
 use crate::context::RequestContext;
 
 /// DescribeCluster's `endpoint_type` for broker endpoints (v1+).
@@ -59,4 +59,8 @@ pub(crate) async fn handle(
         .with_cluster_id(StrBytes::from_string(image.cluster_id.clone()))
         .with_controller_id(BrokerId(controller_id))
         .with_brokers(brokers)
+        .with_cluster_authorized_operations(authorized_operations::when_asked(
+            request.include_cluster_authorized_operations,
+            authorized_operations::CLUSTER,
+        ))
 }

@@ -9,16 +9,9 @@ use kafka_protocol::messages::describe_groups_response::{DescribedGroup, Describ
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, GroupId};
 use kafka_protocol::protocol::StrBytes;
 
-use super::wire_str;
+use super::{authorized_operations, wire_str};
 use crate::context::RequestContext;
 use crate::error_code::group_error;
-
-/// Kafka's `AclOperation` codes allowed on a group: READ (3), DELETE (6),
-/// DESCRIBE (8), as a bit field.
-const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
-
-/// Kafka's "not asked for" value of `authorized_operations`.
-const OPERATIONS_OMITTED: i32 = i32::MIN;
 
 pub(crate) async fn handle(
     ctx: &RequestContext,
@@ -26,11 +19,10 @@ pub(crate) async fn handle(
     request: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
     let version = ctx.api_version;
-    let operations = if version >= 3 && request.include_authorized_operations {
-        GROUP_OPERATIONS
-    } else {
-        OPERATIONS_OMITTED
-    };
+    let operations = authorized_operations::when_asked(
+        version >= 3 && request.include_authorized_operations,
+        authorized_operations::GROUP,
+    );
     let mut groups = Vec::with_capacity(request.groups.len());
     for group_id in request.groups {
         let result = broker.describe_group(group_id.0.as_str()).await;
@@ -105,11 +97,8 @@ mod tests {
     #[test]
     fn responses_encode_at_every_version() {
         for version in 0..=5 {
-            let operations = if version >= 3 {
-                GROUP_OPERATIONS
-            } else {
-                OPERATIONS_OMITTED
-            };
+            let operations =
+                authorized_operations::when_asked(version >= 3, authorized_operations::GROUP);
             let g = || GroupId(wire_str("g"));
             let response = DescribeGroupsResponse::default().with_groups(vec![
                 described(g(), Ok(description()), operations),

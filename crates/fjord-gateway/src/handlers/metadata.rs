@@ -20,8 +20,8 @@ use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 use super::{
-    broker_endpoint, is_internal_topic, is_valid_topic_name, topic_id_from_wire, wire_name,
-    wire_topic_id,
+    authorized_operations, broker_endpoint, is_internal_topic, is_valid_topic_name,
+    topic_id_from_wire, wire_name, wire_topic_id,
 };
 use crate::context::RequestContext;
 use crate::error_code::admin_error;
@@ -40,10 +40,19 @@ pub(crate) async fn handle(
 ) -> MetadataResponse {
     let version = ctx.api_version;
     let listener = ctx.listener();
+    let topic_operations = authorized_operations::when_asked(
+        version >= 8 && request.include_topic_authorized_operations,
+        authorized_operations::TOPIC,
+    );
+    // Asked here up to v10; DescribeCluster answers it from then on.
+    let cluster_operations = authorized_operations::when_asked(
+        (8..=10).contains(&version) && request.include_cluster_authorized_operations,
+        authorized_operations::CLUSTER,
+    );
     let wanted = wanted_topics(request.topics, version);
 
     let mut image = broker.metadata();
-    let topics = match wanted {
+    let topics: Vec<MetadataResponseTopic> = match wanted {
         None => image
             .topics
             .values()
@@ -116,11 +125,23 @@ pub(crate) async fn handle(
         .controller_id()
         .filter(|id| brokers.iter().any(|b| b.node_id.0 == *id))
         .unwrap_or_else(|| broker.node_id());
+    let topics = topics
+        .into_iter()
+        .map(|t| {
+            let operations = if t.error_code == 0 {
+                topic_operations
+            } else {
+                authorized_operations::OMITTED
+            };
+            t.with_topic_authorized_operations(operations)
+        })
+        .collect();
     MetadataResponse::default()
         .with_brokers(brokers)
         .with_cluster_id(Some(StrBytes::from_string(image.cluster_id.clone())))
         .with_controller_id(BrokerId(controller_id))
         .with_topics(topics)
+        .with_cluster_authorized_operations(cluster_operations)
 }
 
 /// The topics a request asks about, duplicates dropped; `None` for every

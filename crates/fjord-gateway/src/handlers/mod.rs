@@ -19,6 +19,7 @@
 
 mod alter_partition_reassignments;
 pub(crate) mod api_versions;
+mod authorized_operations;
 mod create_partitions;
 mod create_topics;
 mod delete_groups;
