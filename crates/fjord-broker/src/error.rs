@@ -2,7 +2,7 @@
 //! Kafka error code (`fjord-gateway`'s `error_code` module); nothing here knows
 //! wire numbers.
 
-use fjord_types::{BrokerId, Offset};
+use fjord_types::{BrokerId, Offset, TopicPartition};
 
 /// Why a produce, fetch or offset lookup on one partition failed.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +59,16 @@ pub enum PartitionError {
     InvalidTxnState {
         producer_id: i64,
         producer_epoch: i16,
+    },
+    /// Records without a key on a topic whose `cleanup.policy` contains
+    /// `compact` (Kafka's `LogValidator.validateKey`); `batch_indexes` are
+    /// their positions in the first batch that has any.
+    #[error(
+        "compacted topic cannot accept message without key in topic partition {tp} (records {batch_indexes:?} of the batch)"
+    )]
+    RecordWithoutKey {
+        tp: TopicPartition,
+        batch_indexes: Vec<i32>,
     },
 }
 

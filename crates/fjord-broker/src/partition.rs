@@ -11,13 +11,13 @@ use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
-use fjord_log::{BatchHeader, Log, LogConfig};
+use fjord_log::{BatchHeader, CleanupPolicy, Log, LogConfig};
 use fjord_types::{BrokerId, LeaderEpoch, Offset, TopicId, TopicPartition};
 use tokio::sync::watch;
 
 use crate::error::PartitionError;
 use crate::leader_state::{Committed, IsrProposal, LeaderState};
-use crate::produce_validation::validate_client_batches;
+use crate::produce_validation::{validate_client_batches, validate_keys};
 use crate::producer_state::{ProducerStateTable, SequenceCheck, SequenceError};
 use crate::truncation::{self, EpochEndOffset};
 use crate::types::{Acks, FetchPartitionData, ListedOffset, OffsetSpec, ProduceInfo};
@@ -366,6 +366,13 @@ impl Partition {
         let headers = batch_headers(records);
         // Before the duplicate check: a forged batch is never answered as a retry.
         validate_client_batches(&headers)?;
+        if inner
+            .log
+            .as_ref()
+            .is_some_and(|log| log.config().cleanup_policy != CleanupPolicy::Delete)
+        {
+            validate_keys(&self.tp, records, &headers)?;
+        }
         if let Some(duplicate) = check_sequences(&inner.producers, &headers)? {
             // A retry of a batch already written: answer with where it landed.
             let log_start_offset = inner.log.as_ref().map_or(0, Log::log_start_offset);

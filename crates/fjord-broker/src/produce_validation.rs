@@ -14,7 +14,15 @@
 //!   is refused this way, per partition. Kafka refuses a request with
 //!   transactional batches but no `transactional_id` earlier and whole, with
 //!   TRANSACTIONAL_ID_AUTHORIZATION_FAILED (`KafkaApis.handleProduceRequest`);
-//!   Fjord does not tell the two apart: INVALID_TXN_STATE for both.
+//!   Fjord does not tell the two apart: INVALID_TXN_STATE for both;
+//! - on a topic whose `cleanup.policy` contains `compact`, records without a
+//!   key: `LogValidator.validateKey` fails the batch with INVALID_RECORD and
+//!   names each keyless record's index in the batch (the Produce response's
+//!   `record_errors`, v8+). Only compacted topics pay for this check: it is
+//!   the one that looks at records, not just batch headers, so it decodes
+//!   (and decompresses) each batch with the decoder the log uses for
+//!   timestamps, `kafka_protocol`'s `RecordBatchDecoder`, over slices of the
+//!   request's bytes (an uncompressed batch is not copied).
 //!
 //! Followers never come here: `Partition::append_from_leader` stores what
 //! the leader wrote, control batches included. The group coordinator's
@@ -22,7 +30,10 @@
 //! kind); the transaction coordinator's markers will need their own origin,
 //! as Kafka's `AppendOrigin.COORDINATOR`.
 
+use bytes::Bytes;
 use fjord_log::{BatchHeader, MAGIC_V2};
+use fjord_types::TopicPartition;
+use kafka_protocol::records::RecordBatchDecoder;
 
 use crate::error::PartitionError;
 
@@ -40,6 +51,48 @@ pub(crate) fn validate_client_batches(headers: &[BatchHeader]) -> Result<(), Par
             return Err(PartitionError::InvalidTxnState {
                 producer_id: header.producer_id,
                 producer_epoch: header.producer_epoch,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// On a compacted topic, refuse a request with a record that has no key
+/// (Kafka's `LogValidator.validateKey`). `headers` are `records`' batches in
+/// order, as `validate_client_batches` got them. As in Kafka, the first
+/// batch with keyless records fails the request with every such record's
+/// index within that batch (clients send one batch per partition).
+///
+/// Batches that are not v2 or that do not decode (bad CRC, malformed
+/// records, unknown codec) are left to the log's validation, which answers
+/// for them as on any topic.
+pub(crate) fn validate_keys(
+    tp: &TopicPartition,
+    records: &Bytes,
+    headers: &[BatchHeader],
+) -> Result<(), PartitionError> {
+    let mut position = 0;
+    for header in headers {
+        let start = position;
+        position += header.size();
+        if header.magic != MAGIC_V2 || position > records.len() {
+            continue;
+        }
+        // A `Bytes` slice shares the request's buffer; so do the decoded
+        // keys of an uncompressed batch.
+        let mut batch = records.slice(start..position);
+        let Ok(set) = RecordBatchDecoder::decode(&mut batch) else {
+            continue;
+        };
+        let batch_indexes: Vec<i32> = (0..)
+            .zip(&set.records)
+            .filter(|(_, record)| record.key.is_none())
+            .map(|(index, _)| index)
+            .collect();
+        if !batch_indexes.is_empty() {
+            return Err(PartitionError::RecordWithoutKey {
+                tp: tp.clone(),
+                batch_indexes,
             });
         }
     }
@@ -120,6 +173,148 @@ mod tests {
                 (Err(e), Some(check)) => assert!(check(&e), "{name}: wrong error {e:?}"),
                 (got, _) => panic!("{name}: unexpected {got:?}"),
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod key_tests {
+    use fjord_log::testing::{TIMESTAMP, encode, record};
+    use kafka_protocol::records::Compression;
+
+    use super::*;
+
+    /// One batch whose records have (`Some`) or lack (`None`) a key.
+    fn batch(keys: &[Option<&'static str>], compression: Compression) -> Bytes {
+        let records: Vec<_> = (0..)
+            .zip(keys)
+            .map(|(i, key)| {
+                record(
+                    i,
+                    TIMESTAMP,
+                    key.map(|k| Bytes::from_static(k.as_bytes())),
+                    Bytes::from_static(b"v"),
+                )
+            })
+            .collect();
+        encode(&records, compression)
+    }
+
+    fn headers(records: &Bytes) -> Vec<BatchHeader> {
+        let mut rest: &[u8] = records;
+        let mut headers = Vec::new();
+        while let Some(h) = BatchHeader::parse(rest) {
+            rest = &rest[h.size()..];
+            headers.push(h);
+        }
+        headers
+    }
+
+    fn check(records: &Bytes) -> Result<(), PartitionError> {
+        validate_keys(&TopicPartition::new("t", 0), records, &headers(records))
+    }
+
+    fn refused_at(result: Result<(), PartitionError>) -> Vec<i32> {
+        match result {
+            Err(PartitionError::RecordWithoutKey { tp, batch_indexes }) => {
+                assert_eq!(tp, TopicPartition::new("t", 0));
+                batch_indexes
+            }
+            other => panic!("expected RecordWithoutKey, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn keyed_batches_are_accepted() {
+        for compression in [Compression::None, Compression::Gzip, Compression::Zstd] {
+            let records = batch(&[Some("a"), Some("b"), Some("")], compression);
+            check(&records).unwrap_or_else(|e| panic!("{compression:?}: {e}"));
+        }
+    }
+
+    #[test]
+    fn keyless_records_are_refused_with_their_indexes() {
+        let one = batch(&[Some("a"), None, Some("c")], Compression::None);
+        assert_eq!(refused_at(check(&one)), vec![1]);
+        let all = batch(&[None, None], Compression::None);
+        assert_eq!(refused_at(check(&all)), vec![0, 1]);
+    }
+
+    #[test]
+    fn compressed_batches_are_decompressed() {
+        for compression in [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let records = batch(&[Some("a"), Some("b"), None], compression);
+            assert_eq!(refused_at(check(&records)), vec![2], "{compression:?}");
+        }
+    }
+
+    /// Indexes are within the first batch that has keyless records.
+    #[test]
+    fn second_batch_is_judged_too() {
+        let mut both = bytes::BytesMut::new();
+        both.extend_from_slice(&batch(&[Some("a")], Compression::None));
+        both.extend_from_slice(&batch(&[Some("b"), None], Compression::Lz4));
+        assert_eq!(refused_at(check(&both.freeze())), vec![1]);
+    }
+
+    /// A batch that does not decode is the log's to refuse.
+    #[test]
+    fn undecodable_batches_are_left_to_the_log() {
+        let mut records = batch(&[None], Compression::None).to_vec();
+        let last = records.len() - 1;
+        records[last] ^= 0xff; // breaks the CRC
+        check(&Bytes::from(records)).expect("left to the log");
+    }
+
+    /// Partition::append runs the check only when the topic compacts; a
+    /// refused request leaves the log as it was.
+    #[test]
+    fn only_compacted_topics_refuse_keyless_records() {
+        use crate::partition::{Assignment, Partition};
+        use crate::types::Acks;
+        use fjord_log::{CleanupPolicy, Log, LogConfig};
+        use fjord_types::TopicId;
+
+        let keyless = batch(&[Some("a"), None], Compression::Snappy);
+        let keyed = batch(&[Some("a"), Some("b")], Compression::None);
+        for (policy, refuses) in [
+            (CleanupPolicy::Delete, false),
+            (CleanupPolicy::Compact, true),
+            (CleanupPolicy::CompactDelete, true),
+        ] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let config = LogConfig {
+                cleanup_policy: policy,
+                ..LogConfig::default()
+            };
+            let log = Log::open(dir.path(), config).expect("open");
+            let assignment = Assignment {
+                leader: 1,
+                leader_epoch: 0,
+                partition_epoch: 0,
+                replicas: vec![1],
+                isr: vec![1],
+            };
+            let tp = TopicPartition::new("t", 0);
+            let partition =
+                Partition::new(tp, TopicId(uuid::Uuid::nil()), 1, log, assignment, 1, None);
+            let result = partition.append(&keyless, Acks::All, TIMESTAMP);
+            if refuses {
+                assert_eq!(refused_at(result.map(|_| ())), vec![1], "{policy}");
+                assert_eq!(partition.log_end_offset(), 0, "{policy}: nothing appended");
+            } else {
+                result.unwrap_or_else(|e| panic!("{policy}: {e}"));
+            }
+            let before = partition.log_end_offset();
+            partition
+                .append(&keyed, Acks::All, TIMESTAMP)
+                .unwrap_or_else(|e| panic!("{policy}: keyed refused: {e}"));
+            assert_eq!(partition.log_end_offset(), before + 2, "{policy}");
         }
     }
 }

@@ -37,6 +37,7 @@ pub fn partition_error(err: &PartitionError) -> ResponseError {
         PartitionError::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
         PartitionError::ControlBatchFromClient { .. } => ResponseError::InvalidRecord,
         PartitionError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
+        PartitionError::RecordWithoutKey { .. } => ResponseError::InvalidRecord,
     }
 }
 
@@ -195,6 +196,13 @@ mod tests {
                     producer_epoch: 0,
                 },
                 48,
+            ),
+            (
+                PartitionError::RecordWithoutKey {
+                    tp: fjord_types::TopicPartition::new("t", 0),
+                    batch_indexes: vec![0],
+                },
+                87,
             ),
         ];
         for (err, code) in table {

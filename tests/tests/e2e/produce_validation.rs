@@ -2,14 +2,20 @@
 //! refused with INVALID_RECORD and a transactional batch with
 //! INVALID_TXN_STATE (no transactions in Fjord yet), nothing of either is
 //! appended, and a normal batch afterwards lands right after the last one.
+//! On a compacted topic a record without a key is refused with
+//! INVALID_RECORD and named in `record_errors`.
 
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use fjord_e2e::{FjordNode, KafkaConn, bounded, create_topic, topic_name};
+use fjord_e2e::{
+    FjordNode, KafkaConn, bounded, client_config, create_topic, topic_name, wait_for_topic,
+};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    InitProducerIdRequest, ListOffsetsRequest, ListOffsetsResponse, TopicName,
+    InitProducerIdRequest, ListOffsetsRequest, ListOffsetsResponse, ProduceRequest,
+    ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
@@ -136,6 +142,128 @@ async fn control_and_transactional_batches_from_clients_are_refused() {
             (0, 1)
         );
         assert_eq!(log_end_offset(&mut conn, &topic), 2);
+    })
+    .await;
+}
+
+/// One batch of plain records, keyed or not, compressed with `compression`.
+fn records(keys: &[Option<&'static str>], compression: Compression) -> Bytes {
+    let records: Vec<Record> = (0..)
+        .zip(keys)
+        .map(|(i, key)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i,
+            // offset - sequence constant, or the encoder splits the batch.
+            sequence: i as i32,
+            timestamp: 1_700_000_000_000,
+            key: key.map(|k| Bytes::from_static(k.as_bytes())),
+            value: Some(Bytes::from_static(b"value")),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression,
+    };
+    RecordBatchEncoder::encode(&mut buf, &records, &options).expect("encode batch");
+    buf.freeze()
+}
+
+/// Produce `batch` to partition 0 with acks=all at Produce `version`
+/// (record_errors and error_message from v8).
+fn produce_at(conn: &mut KafkaConn, topic: &str, batch: Bytes, version: i16) -> ProduceResponse {
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(batch)),
+                ]),
+        ]);
+    conn.request(version, &request).expect("produce")
+}
+
+async fn create_topic_with_policy(bootstrap: &str, name: &str, policy: &str) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> =
+        client_config(bootstrap).create().expect("admin client");
+    let topic = NewTopic::new(name, 1, TopicReplication::Fixed(1)).set("cleanup.policy", policy);
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    for r in admin
+        .create_topics([&topic], &opts)
+        .await
+        .expect("CreateTopics request")
+    {
+        if let Err((t, e)) = r {
+            panic!("CreateTopics {t}: {e}");
+        }
+    }
+    wait_for_topic(bootstrap, name, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compacted_topics_refuse_records_without_a_key() {
+    bounded(LIMIT, async {
+        let node = FjordNode::start();
+        let mut conn = KafkaConn::connect(&node.bootstrap(), IO_TIMEOUT).expect("connect");
+        for policy in ["compact", "compact,delete", "delete"] {
+            let topic = topic_name("keyless");
+            create_topic_with_policy(&node.bootstrap(), &topic, policy).await;
+
+            // Keyed records go in on every topic.
+            let keyed = records(&[Some("a"), Some("b")], Compression::None);
+            let (code, base) = produce(&mut conn, &topic, keyed);
+            assert_eq!((code, base), (0, 0), "{policy}: keyed batch");
+
+            // One keyless record among keyed ones, in a compressed batch.
+            let mixed = records(&[Some("a"), None, Some("c")], Compression::Lz4);
+            let response = produce_at(&mut conn, &topic, mixed, 9);
+            let partition = &response.responses[0].partition_responses[0];
+            if policy == "delete" {
+                assert_eq!(partition.error_code, 0, "{policy}: keyless accepted");
+                assert_eq!(log_end_offset(&mut conn, &topic), 5, "{policy}");
+                continue;
+            }
+            assert_eq!(partition.error_code, INVALID_RECORD, "{policy}");
+            let indexes: Vec<i32> = partition
+                .record_errors
+                .iter()
+                .map(|e| e.batch_index)
+                .collect();
+            assert_eq!(indexes, vec![1], "{policy}: record_errors");
+            let message = partition.record_errors[0]
+                .batch_index_error_message
+                .as_deref()
+                .unwrap_or_default();
+            assert!(
+                message.contains("Compacted topic cannot accept message without key"),
+                "{policy}: {message}"
+            );
+            assert!(partition.error_message.is_some(), "{policy}: error_message");
+            assert_eq!(
+                log_end_offset(&mut conn, &topic),
+                2,
+                "{policy}: nothing appended"
+            );
+
+            // Before v8 the code alone.
+            let response = produce_at(&mut conn, &topic, records(&[None], Compression::None), 7);
+            let code = response.responses[0].partition_responses[0].error_code;
+            assert_eq!(code, INVALID_RECORD, "{policy}: v7, uncompressed");
+            assert_eq!(log_end_offset(&mut conn, &topic), 2, "{policy}");
+        }
     })
     .await;
 }

@@ -16,7 +16,8 @@ use fjord_broker::{Acks, Broker, MetadataImage, PartitionError, ProducePartition
 use fjord_types::{NO_BROKER, TopicPartition};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::produce_response::{
-    LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
+    TopicProduceResponse,
 };
 use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -142,7 +143,15 @@ pub(crate) async fn handle(
                                 leaders_to_describe.push(leader.leader_id.0);
                             }
                             tracing::debug!(%tp, %err, "produce failed");
-                            failed(index, partition_error(err), leader)
+                            let response = failed(index, partition_error(err), leader);
+                            match err {
+                                PartitionError::RecordWithoutKey { tp, batch_indexes }
+                                    if version >= 8 =>
+                                {
+                                    with_record_errors(response, tp, batch_indexes)
+                                }
+                                _ => response,
+                            }
                         }
                         None => failed(index, ResponseError::UnknownServerError, None),
                     },
@@ -203,6 +212,39 @@ fn failed(
         .with_current_leader(leader.unwrap_or_default())
 }
 
+/// KIP-467 (v8+): name each keyless record of a compacted topic's batch,
+/// with Kafka's messages (`LogValidator.validateKey`,
+/// `LogValidator.processRecordErrors`).
+fn with_record_errors(
+    response: PartitionProduceResponse,
+    tp: &TopicPartition,
+    batch_indexes: &[i32],
+) -> PartitionProduceResponse {
+    let message =
+        format!("Compacted topic cannot accept message without key in topic partition {tp}.");
+    let shown: Vec<String> = batch_indexes
+        .iter()
+        .take(3)
+        .map(|i| format!("RecordError(batchIndex={i}, message='{message}')"))
+        .collect();
+    let summary = format!(
+        "One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: [{}]",
+        batch_indexes.len(),
+        shown.join(", ")
+    );
+    let record_errors = batch_indexes
+        .iter()
+        .map(|&i| {
+            BatchIndexAndErrorMessage::default()
+                .with_batch_index(i)
+                .with_batch_index_error_message(Some(StrBytes::from_string(message.clone())))
+        })
+        .collect();
+    response
+        .with_record_errors(record_errors)
+        .with_error_message(Some(StrBytes::from_string(summary)))
+}
+
 /// KIP-951: tell a client that hit NOT_LEADER_OR_FOLLOWER who leads now.
 fn current_leader(image: &MetadataImage, tp: &TopicPartition) -> Option<LeaderIdAndEpoch> {
     let registration = partition_registration(image, &tp.topic, tp.partition)?;
@@ -225,6 +267,10 @@ mod tests {
         for version in 3..=13 {
             let leader =
                 (version >= 10).then(|| LeaderIdAndEpoch::default().with_leader_id(BrokerId(2)));
+            let mut keyless = failed(2, ResponseError::InvalidRecord, None);
+            if version >= 8 {
+                keyless = with_record_errors(keyless, &TopicPartition::new("t", 2), &[0, 3]);
+            }
             let mut response = ProduceResponse::default().with_responses(vec![
                 TopicProduceResponse::default()
                     .with_name(wire_name("t"))
@@ -235,6 +281,7 @@ mod tests {
                             .with_base_offset(10)
                             .with_log_start_offset(0),
                         failed(1, ResponseError::NotLeaderOrFollower, leader),
+                        keyless,
                     ]),
             ]);
             if version >= 10 {
