@@ -14,6 +14,7 @@ use fjord_types::{TopicId, TopicPartition};
 use crate::broker::Broker;
 use crate::error::AdminError;
 use crate::metadata_applier::topic_log_config;
+use crate::stored_topic_configs::{STORED_CONFIGS, stored_config};
 use crate::types::{ConfigEntry, ConfigSource, CreateTopicResult, CreatedTopic, NewTopic};
 
 /// Topic configs the broker itself reads (the log crate knows the rest).
@@ -46,12 +47,18 @@ impl Broker {
         &self,
         configs: &BTreeMap<String, String>,
     ) -> Result<LogConfig, AdminError> {
-        for name in configs.keys() {
-            if !LogConfig::is_known(name) && !BROKER_TOPIC_CONFIGS.contains(&name.as_str()) {
+        for (name, value) in configs {
+            if LogConfig::is_known(name) || BROKER_TOPIC_CONFIGS.contains(&name.as_str()) {
+                continue;
+            }
+            let Some(stored) = stored_config(name) else {
                 return Err(AdminError::InvalidConfig {
                     reason: format!("unknown topic config {name}"),
                 });
-            }
+            };
+            stored
+                .validate(value)
+                .map_err(|reason| AdminError::InvalidConfig { reason })?;
         }
         if let Some(v) = configs.get("min.insync.replicas")
             && v.parse::<u16>().map_or(true, |n| n == 0)
@@ -306,6 +313,19 @@ impl Broker {
             },
             read_only: false,
         });
+        entries.extend(STORED_CONFIGS.iter().map(|c| {
+            let set = topic.configs.get(c.name);
+            ConfigEntry {
+                name: c.name.to_string(),
+                value: set.map_or_else(|| c.default.to_string(), Clone::clone),
+                source: if set.is_some() {
+                    ConfigSource::DynamicTopic
+                } else {
+                    ConfigSource::Default
+                },
+                read_only: false,
+            }
+        }));
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(entries)
     }

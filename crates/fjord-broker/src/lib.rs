@@ -52,6 +52,7 @@ mod produce_validation;
 mod producer_ids;
 pub mod producer_state;
 mod reassignment;
+mod stored_topic_configs;
 pub mod replica_manager;
 pub mod replication;
 pub mod truncation;
