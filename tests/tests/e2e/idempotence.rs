@@ -60,6 +60,19 @@ fn batch(pid: i64, epoch: i16, first_seq: i32, count: i32) -> bytes::Bytes {
 
 /// Produce one batch to partition 0 with acks=all; (error code, base offset).
 pub(crate) fn produce(conn: &mut KafkaConn, topic: &str, records: bytes::Bytes) -> (i16, i64) {
+    let response = produce_at(conn, topic, records, 9);
+    let partition = &response.responses[0].partition_responses[0];
+    (partition.error_code, partition.base_offset)
+}
+
+/// Produce `batch` to partition 0 with acks=all at Produce `version`
+/// (record_errors and error_message from v8).
+pub(crate) fn produce_at(
+    conn: &mut KafkaConn,
+    topic: &str,
+    batch: bytes::Bytes,
+    version: i16,
+) -> ProduceResponse {
     let request = ProduceRequest::default()
         .with_acks(-1)
         .with_timeout_ms(10_000)
@@ -69,12 +82,10 @@ pub(crate) fn produce(conn: &mut KafkaConn, topic: &str, records: bytes::Bytes) 
                 .with_partition_data(vec![
                     PartitionProduceData::default()
                         .with_index(0)
-                        .with_records(Some(records)),
+                        .with_records(Some(batch)),
                 ]),
         ]);
-    let response: ProduceResponse = conn.request(9, &request).expect("produce");
-    let partition = &response.responses[0].partition_responses[0];
-    (partition.error_code, partition.base_offset)
+    conn.request(version, &request).expect("produce")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,17 +12,15 @@ use fjord_e2e::{
     FjordNode, KafkaConn, bounded, client_config, create_topic, topic_name, wait_for_topic,
 };
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    InitProducerIdRequest, ListOffsetsRequest, ListOffsetsResponse, ProduceRequest,
-    ProduceResponse, TopicName,
+    InitProducerIdRequest, ListOffsetsRequest, ListOffsetsResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
-use crate::idempotence::produce;
+use crate::idempotence::{produce, produce_at};
 
 const LIMIT: Duration = Duration::from_secs(60);
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -174,24 +172,6 @@ fn records(keys: &[Option<&'static str>], compression: Compression) -> Bytes {
     };
     RecordBatchEncoder::encode(&mut buf, &records, &options).expect("encode batch");
     buf.freeze()
-}
-
-/// Produce `batch` to partition 0 with acks=all at Produce `version`
-/// (record_errors and error_message from v8).
-fn produce_at(conn: &mut KafkaConn, topic: &str, batch: Bytes, version: i16) -> ProduceResponse {
-    let request = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![
-            TopicProduceData::default()
-                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-                .with_partition_data(vec![
-                    PartitionProduceData::default()
-                        .with_index(0)
-                        .with_records(Some(batch)),
-                ]),
-        ]);
-    conn.request(version, &request).expect("produce")
 }
 
 async fn create_topic_with_policy(bootstrap: &str, name: &str, policy: &str) {
