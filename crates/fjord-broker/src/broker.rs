@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::config::{BrokerConfig, REPLICATION_LISTENER, ReplicationConfig};
 use crate::error::{BrokerError, PartitionError};
+use crate::log_dir_failure::{LogDirFailure, LogOperation};
 use crate::log_dirs::LogDirs;
 use crate::metadata_applier::{apply_image, remove_stray_logs};
 use crate::replica_manager::{ReplicaManager, now_ms};
@@ -61,7 +62,8 @@ impl Broker {
         })?;
         let broker_epoch = register(&config, &replication, &controller).await?;
 
-        let replicas = Arc::new(ReplicaManager::new(config.node_id));
+        let failure = LogDirFailure::new(config.log_dir.clone());
+        let replicas = Arc::new(ReplicaManager::new(config.node_id, failure.clone()));
         let mut committed = controller.image();
         // The local metadata replica may still be the one from before a crash: acting on
         // it would make this node lead partitions at epochs long superseded (and accept
@@ -72,7 +74,7 @@ impl Broker {
             let (replicas, for_apply, first) = (replicas.clone(), config.clone(), first.clone());
             tokio::task::spawn_blocking(move || {
                 let log_dirs = LogDirs::open(&for_apply.log_dir)?;
-                remove_stray_logs(&log_dirs, &first, for_apply.node_id);
+                remove_stray_logs(&replicas, &log_dirs, &first);
                 apply_image(&replicas, &log_dirs, &for_apply, &first);
                 Ok::<_, std::io::Error>(())
             })
@@ -87,6 +89,12 @@ impl Broker {
             })?;
         }
         drop(log_dirs);
+        if let Some(failed) = failure.first_failure() {
+            return Err(BrokerError::LogDir {
+                path: config.log_dir.clone(),
+                source: std::io::Error::other(failed.error.clone()),
+            });
+        }
         let group_config = config.groups.clone();
         let (applied_tx, applied) = watch::channel(first);
         let broker = Arc::new(Broker {
@@ -132,7 +140,13 @@ impl Broker {
                 let applied =
                     tokio::task::spawn_blocking(move || match LogDirs::open(&config.log_dir) {
                         Ok(log_dirs) => apply_image(&replicas, &log_dirs, &config, &for_apply),
-                        Err(err) => tracing::error!(%err, "cannot open log directory"),
+                        Err(err) => {
+                            replicas.log_dir_failure().fail(
+                                LogOperation::MetadataApply,
+                                None,
+                                &err,
+                            );
+                        }
                     })
                     .await;
                 if let Err(err) = applied {
@@ -180,18 +194,12 @@ impl Broker {
                 let replicas = replicas.clone();
                 let _ = tokio::task::spawn_blocking(move || {
                     let now = now_ms();
+                    // A failure goes to the log directory's fault handler.
                     for p in replicas.all() {
-                        let outcome = if retention_due {
-                            p.apply_retention(now).map(|deleted| {
-                                if deleted > 0 {
-                                    tracing::info!(tp = %p.tp, deleted, "retention deleted segments");
-                                }
-                            })
-                        } else {
-                            p.maybe_flush(now)
-                        };
-                        if let Err(err) = outcome {
-                            tracing::error!(tp = %p.tp, %err, "log maintenance failed");
+                        if !retention_due {
+                            p.maybe_flush(now);
+                        } else if let deleted @ 1.. = p.apply_retention(now) {
+                            tracing::info!(tp = %p.tp, deleted, "retention deleted segments");
                         }
                     }
                 })
@@ -208,6 +216,12 @@ impl Broker {
     /// high watermark, for tests and diagnostics).
     pub fn local_replica(&self, tp: &TopicPartition) -> Option<Arc<crate::partition::Partition>> {
         self.replicas.get(tp)
+    }
+
+    /// The log directory's fault handler: [`LogDirFailure::halted`] fires
+    /// when the node must stop.
+    pub fn log_dir_failure(&self) -> &LogDirFailure {
+        self.replicas.log_dir_failure()
     }
 
     /// This broker's epoch from its registration (-1: unknown).
@@ -321,11 +335,15 @@ impl Broker {
         let replicas = self.replicas.clone();
         let _ = tokio::task::spawn_blocking(move || {
             checkpoint_high_watermarks(&replicas);
+            let failure = replicas.log_dir_failure();
             for p in replicas.all() {
+                // An offline directory is not touched again: its logs are
+                // dropped unflushed, and recovery runs at the next start.
                 if let Some(log) = p.take_log()
+                    && !failure.is_offline()
                     && let Err(err) = log.close()
                 {
-                    tracing::error!(tp = %p.tp, %err, "cannot close partition log");
+                    failure.fail(LogOperation::Close, Some(&p.tp), &err);
                 }
             }
         })
@@ -340,7 +358,9 @@ fn checkpoint_high_watermarks(replicas: &ReplicaManager) {
             match crate::hw_checkpoint::write(&dir, hw) {
                 Ok(()) => p.hw_checkpointed(hw),
                 Err(err) => {
-                    tracing::error!(tp = %p.tp, %err, "cannot checkpoint the high watermark")
+                    replicas
+                        .log_dir_failure()
+                        .fail(LogOperation::HwCheckpoint, Some(&p.tp), &err);
                 }
             }
         }

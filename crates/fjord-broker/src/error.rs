@@ -41,6 +41,10 @@ pub enum PartitionError {
     RequestTimedOut,
     #[error("partition storage failed")]
     KafkaStorage(#[source] fjord_log::LogError),
+    /// The log directory failed earlier ([`crate::log_dir_failure`]): the
+    /// log is no longer touched.
+    #[error("the log directory is offline after an I/O failure")]
+    LogDirOffline,
     #[error("the broker is shutting down")]
     ShuttingDown,
     #[error("idempotent producer sent a batch out of sequence")]

@@ -17,15 +17,13 @@ use fjord_types::Offset;
 const FILE: &str = "high-watermark-checkpoint";
 const TMP: &str = "high-watermark-checkpoint.tmp";
 
-/// The checkpointed high watermark; `None` if there is none or it is unreadable.
-pub fn read(dir: &Path) -> Option<Offset> {
+/// The checkpointed high watermark; `None` if there is none or it is
+/// malformed. An I/O error is the caller's (a log directory failure).
+pub fn read(dir: &Path) -> io::Result<Option<Offset>> {
     let text = match fs::read_to_string(dir.join(FILE)) {
         Ok(text) => text,
-        Err(e) if e.kind() == ErrorKind::NotFound => return None,
-        Err(err) => {
-            tracing::warn!(dir = %dir.display(), %err, "cannot read high watermark checkpoint");
-            return None;
-        }
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(err),
     };
     let mut lines = text.lines().map(str::trim);
     let parsed = match (lines.next(), lines.next().map(str::parse::<Offset>)) {
@@ -35,7 +33,7 @@ pub fn read(dir: &Path) -> Option<Offset> {
     if parsed.is_none() {
         tracing::warn!(dir = %dir.display(), "ignoring malformed high watermark checkpoint");
     }
-    parsed
+    Ok(parsed)
 }
 
 /// Replace the checkpoint atomically (write, fsync, rename).
@@ -56,13 +54,13 @@ mod tests {
     #[test]
     fn round_trip_and_garbage() {
         let dir = tempfile::tempdir().expect("tempdir");
-        assert_eq!(read(dir.path()), None);
+        assert_eq!(read(dir.path()).expect("read"), None);
         write(dir.path(), 42).expect("write");
         write(dir.path(), 43).expect("write");
-        assert_eq!(read(dir.path()), Some(43));
+        assert_eq!(read(dir.path()).expect("read"), Some(43));
         fs::write(dir.path().join(FILE), "0\n-3\n").expect("write");
-        assert_eq!(read(dir.path()), None);
+        assert_eq!(read(dir.path()).expect("read"), None);
         fs::write(dir.path().join(FILE), "7\n3\n").expect("write");
-        assert_eq!(read(dir.path()), None);
+        assert_eq!(read(dir.path()).expect("read"), None);
     }
 }

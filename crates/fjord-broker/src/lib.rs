@@ -33,6 +33,10 @@
 //!   proposed to the controller (AlterPartition); divergence rules in
 //!   [`truncation`].
 //!
+//! - [`log_dir_failure`]: the one fault handler for log I/O failures: the
+//!   first one takes the (single) log directory offline — its partitions
+//!   answer KAFKA_STORAGE_ERROR — and stops the node.
+//!
 //! Not yet here (next issues): the transaction coordinator.
 
 mod admin;
@@ -45,6 +49,7 @@ pub mod group_service;
 mod heartbeat;
 mod hw_checkpoint;
 pub mod leader_state;
+pub mod log_dir_failure;
 mod log_dirs;
 mod metadata_applier;
 pub mod partition;

@@ -11,6 +11,7 @@ use fjord_types::TopicPartition;
 
 use crate::config::BrokerConfig;
 use crate::hw_checkpoint;
+use crate::log_dir_failure::LogOperation;
 use crate::log_dirs::LogDirs;
 use crate::partition::{Assignment, Partition};
 use crate::replica_manager::{ReplicaManager, now_ms};
@@ -46,6 +47,11 @@ pub fn apply_image(
     image: &MetadataImage,
 ) {
     let node_id = replicas.node_id();
+    let failure = replicas.log_dir_failure();
+    if failure.is_offline() {
+        // The directory failed: the node is stopping; touch no log.
+        return;
+    }
     let now = now_ms();
     let mut wanted = HashSet::new();
     for topic in image.topics.values() {
@@ -75,27 +81,40 @@ pub fn apply_image(
                     let dir = match log_dirs.prepare(&tp, topic.id) {
                         Ok(dir) => dir,
                         Err(err) => {
-                            tracing::error!(%tp, %err, "cannot create partition directory");
-                            continue;
+                            failure.fail(LogOperation::MetadataApply, Some(&tp), &err);
+                            return;
                         }
                     };
-                    match Log::open(&dir, log_config.clone()) {
-                        Ok(log) => {
-                            let partition = Partition::new(
+                    let opened = Log::open(&dir, log_config.clone()).and_then(|log| {
+                        let checkpoint = hw_checkpoint::read(&dir).map_err(|source| {
+                            fjord_log::LogError::Io {
+                                context: "reading the high watermark checkpoint in",
+                                path: dir.clone(),
+                                source,
+                            }
+                        })?;
+                        Ok((log, checkpoint))
+                    });
+                    match opened {
+                        Ok((log, checkpoint)) => {
+                            let partition = Partition::open(
                                 tp.clone(),
                                 topic.id,
                                 node_id,
                                 log,
                                 assignment,
                                 min_isr,
-                                hw_checkpoint::read(&dir),
+                                checkpoint,
+                                failure.clone(),
                             );
                             replicas.insert(Arc::new(partition));
                             tracing::info!(%tp, topic_id = %topic.id, "partition log opened");
                         }
                         Err(err) => {
-                            // The partition stays offline on this broker; a human must look.
-                            tracing::error!(%tp, %err, "cannot open partition log");
+                            // Kafka takes the log dir offline when a log cannot be
+                            // loaded or created; with one dir, the node stops.
+                            failure.fail(LogOperation::MetadataApply, Some(&tp), &err);
+                            return;
                         }
                     }
                 }
@@ -103,7 +122,7 @@ pub fn apply_image(
         }
     }
     for partition in replicas.all() {
-        if !wanted.contains(&partition.tp) {
+        if !wanted.contains(&partition.tp) && !failure.is_offline() {
             delete_partition(replicas, log_dirs, &partition);
         }
     }
@@ -115,21 +134,22 @@ fn delete_partition(replicas: &ReplicaManager, log_dirs: &LogDirs, partition: &P
     let dir = log_dirs.partition_dir(&partition.tp);
     match log_dirs.delete(&dir, partition.topic_id) {
         Ok(()) => tracing::info!(tp = %partition.tp, "partition log deleted"),
-        Err(err) => tracing::error!(tp = %partition.tp, %err, "cannot delete partition log"),
+        Err(err) => {
+            replicas
+                .log_dir_failure()
+                .fail(LogOperation::MetadataApply, Some(&partition.tp), &err);
+        }
     }
 }
 
 /// At start, delete directories of partitions the image no longer has
 /// (deleted while this broker was down).
-pub fn remove_stray_logs(
-    log_dirs: &LogDirs,
-    image: &MetadataImage,
-    node_id: fjord_types::BrokerId,
-) {
+pub fn remove_stray_logs(replicas: &ReplicaManager, log_dirs: &LogDirs, image: &MetadataImage) {
+    let (node_id, failure) = (replicas.node_id(), replicas.log_dir_failure());
     let found = match log_dirs.scan() {
         Ok(found) => found,
         Err(err) => {
-            tracing::error!(%err, "cannot scan log directory");
+            failure.fail(LogOperation::MetadataApply, None, &err);
             return;
         }
     };
@@ -155,7 +175,8 @@ pub fn remove_stray_logs(
             match log_dirs.delete(&dir.path, id) {
                 Ok(()) => tracing::info!(tp = %dir.tp, "stray partition log deleted"),
                 Err(err) => {
-                    tracing::error!(tp = %dir.tp, %err, "cannot delete stray partition log")
+                    failure.fail(LogOperation::MetadataApply, Some(&dir.tp), &err);
+                    return;
                 }
             }
         }

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 
 use crate::error::PartitionError;
 use crate::leader_state::{Committed, IsrProposal, LeaderState};
+use crate::log_dir_failure::{LogDirFailure, LogOperation};
 use crate::produce_validation::{validate_client_batches, validate_keys};
 use crate::producer_state::{ProducerStateTable, SequenceCheck, SequenceError};
 use crate::truncation::{self, EpochEndOffset};
@@ -78,6 +79,10 @@ pub struct Partition {
     /// (even if regained since) and fail instead of waiting for a high
     /// watermark over a log that may have been truncated.
     leading: watch::Sender<Option<u64>>,
+    /// The log directory's fault handler: once it failed, every operation
+    /// answers KAFKA_STORAGE_ERROR without touching the log, and every
+    /// storage error here is reported to it.
+    failure: LogDirFailure,
 }
 
 /// Where an append landed, before any wait for replication.
@@ -141,8 +146,9 @@ fn check_epoch(current: LeaderEpoch, ours: LeaderEpoch) -> Result<(), PartitionE
 }
 
 impl Partition {
-    /// A partition whose log was just opened. `hw_checkpoint` is the high
-    /// watermark persisted before a restart.
+    /// A partition whose log was just opened, with a fault handler of its
+    /// own (tests); a broker's partitions share the broker's
+    /// ([`Partition::open`]).
     pub fn new(
         tp: TopicPartition,
         topic_id: TopicId,
@@ -151,6 +157,33 @@ impl Partition {
         assignment: Assignment,
         min_insync_replicas: usize,
         hw_checkpoint: Option<Offset>,
+    ) -> Self {
+        let failure = LogDirFailure::new(log.dir());
+        Self::open(
+            tp,
+            topic_id,
+            node_id,
+            log,
+            assignment,
+            min_insync_replicas,
+            hw_checkpoint,
+            failure,
+        )
+    }
+
+    /// A partition whose log was just opened. `hw_checkpoint` is the high
+    /// watermark persisted before a restart; `failure` is the log
+    /// directory's fault handler.
+    #[allow(clippy::too_many_arguments)]
+    pub fn open(
+        tp: TopicPartition,
+        topic_id: TopicId,
+        node_id: BrokerId,
+        log: Log,
+        assignment: Assignment,
+        min_insync_replicas: usize,
+        hw_checkpoint: Option<Offset>,
+        failure: LogDirFailure,
     ) -> Self {
         let leo = log.log_end_offset();
         // A sole replica's log end is committed by definition. With other
@@ -182,6 +215,7 @@ impl Partition {
             hw: watch::channel(hw).0,
             leo: watch::channel(leo).0,
             leading: watch::channel(None).0,
+            failure,
         };
         {
             let mut inner = partition.lock();
@@ -206,11 +240,18 @@ impl Partition {
     /// ends are unknown until they fetch) and keep the high watermark where
     /// it is; it rises as followers report.
     fn become_leader(&self, inner: &mut Inner, now_ms: i64, rebuild_producers: bool) {
+        if self.failure.is_offline() {
+            return;
+        }
         let Some(log) = inner.log.as_mut() else {
             return;
         };
         if let Err(err) = log.assign_leader_epoch(inner.assignment.leader_epoch) {
-            tracing::error!(tp = %self.tp, %err, "cannot record the new leader epoch");
+            // Without the epoch in its cache, followers could not find where
+            // they diverge: never lead on it.
+            self.failure
+                .fail(LogOperation::AssignLeaderEpoch, Some(&self.tp), &err);
+            return;
         }
         let leo = log.log_end_offset();
         if rebuild_producers {
@@ -250,10 +291,12 @@ impl Partition {
                 (Some(state), true) => {
                     let leo = inner.log.as_ref().map_or(0, Log::log_end_offset);
                     if state.update_committed(inner.assignment.committed(), leo, now_ms)
+                        && !self.failure.is_offline()
                         && let Some(log) = inner.log.as_mut()
                         && let Err(err) = log.assign_leader_epoch(inner.assignment.leader_epoch)
                     {
-                        tracing::error!(tp = %self.tp, %err, "cannot record the new leader epoch");
+                        self.failure
+                            .fail(LogOperation::AssignLeaderEpoch, Some(&self.tp), &err);
                     }
                 }
                 (None, true) => self.become_leader(inner, now_ms, true),
@@ -298,6 +341,7 @@ impl Partition {
     }
 
     fn check_leader(&self, inner: &Inner) -> Result<(), PartitionError> {
+        self.failure.check()?;
         if inner.log.is_none() {
             return Err(PartitionError::UnknownTopicOrPartition);
         }
@@ -391,9 +435,12 @@ impl Partition {
         let Some(log) = inner.log.as_mut() else {
             return Err(PartitionError::UnknownTopicOrPartition);
         };
-        let appended = log
-            .append_as_leader(records, epoch, now_ms)
-            .map_err(PartitionError::from_log)?;
+        let appended = self.failure.on_storage_error(
+            LogOperation::Append,
+            &self.tp,
+            log.append_as_leader(records, epoch, now_ms)
+                .map_err(PartitionError::from_log),
+        )?;
         let mut next_offset = appended.first_offset;
         for mut header in headers {
             header.base_offset = next_offset;
@@ -401,7 +448,11 @@ impl Partition {
             inner.producers.record(&header);
         }
         if log.flush_due(now_ms) {
-            log.flush().map_err(PartitionError::KafkaStorage)?;
+            self.failure.on_storage_error(
+                LogOperation::Flush,
+                &self.tp,
+                log.flush().map_err(PartitionError::KafkaStorage),
+            )?;
         }
         let leo = log.log_end_offset();
         let log_start_offset = log.log_start_offset();
@@ -431,9 +482,12 @@ impl Partition {
         let inner = self.lock();
         let log = self.leader_log_at(&inner, current_leader_epoch)?;
         let hw = *self.hw.borrow();
-        let read = log
-            .read(fetch_offset, max_bytes, hw, min_one_batch)
-            .map_err(PartitionError::from_log)?;
+        let read = self.failure.on_storage_error(
+            LogOperation::Read,
+            &self.tp,
+            log.read(fetch_offset, max_bytes, hw, min_one_batch)
+                .map_err(PartitionError::from_log),
+        )?;
         Ok(FetchPartitionData {
             high_watermark: hw,
             last_stable_offset: hw,
@@ -457,9 +511,12 @@ impl Partition {
             return Err(PartitionError::UnknownTopicOrPartition);
         };
         let hw = *self.hw.borrow();
-        let read = log
-            .read(fetch_offset, max_bytes, log.log_end_offset(), true)
-            .map_err(PartitionError::from_log)?;
+        let read = self.failure.on_storage_error(
+            LogOperation::Read,
+            &self.tp,
+            log.read(fetch_offset, max_bytes, log.log_end_offset(), true)
+                .map_err(PartitionError::from_log),
+        )?;
         Ok(FetchPartitionData {
             high_watermark: hw,
             last_stable_offset: hw,
@@ -507,14 +564,17 @@ impl Partition {
                 log_end: leo,
             });
         }
-        let read = log
-            .read(
+        let read = self.failure.on_storage_error(
+            LogOperation::Read,
+            &self.tp,
+            log.read(
                 fetch.fetch_offset,
                 fetch.max_bytes,
                 leo,
                 fetch.min_one_batch,
             )
-            .map_err(PartitionError::from_log)?;
+            .map_err(PartitionError::from_log),
+        )?;
         let Some(state) = inner.leader.as_mut() else {
             return Err(PartitionError::NotLeaderOrFollower { leader: None });
         };
@@ -563,6 +623,9 @@ impl Partition {
     /// Follower side: where to fetch from next, if this broker follows a
     /// live leader for this partition.
     pub fn follower_position(&self) -> Option<FollowerPosition> {
+        if self.failure.is_offline() {
+            return None;
+        }
         let inner = self.lock();
         let log = inner.log.as_ref()?;
         let a = &inner.assignment;
@@ -586,7 +649,10 @@ impl Partition {
         inner: &'a mut Inner,
         leader_epoch: LeaderEpoch,
     ) -> Option<&'a mut Log> {
-        if inner.leader.is_some() || inner.assignment.leader_epoch != leader_epoch {
+        if self.failure.is_offline()
+            || inner.leader.is_some()
+            || inner.assignment.leader_epoch != leader_epoch
+        {
             return None;
         }
         inner.log.as_mut()
@@ -607,10 +673,18 @@ impl Partition {
             return Ok(false);
         };
         if !records.is_empty() {
-            log.append_as_follower(records)
-                .map_err(PartitionError::from_log)?;
+            self.failure.on_storage_error(
+                LogOperation::Append,
+                &self.tp,
+                log.append_as_follower(records)
+                    .map_err(PartitionError::from_log),
+            )?;
             if log.flush_due(now_ms) {
-                log.flush().map_err(PartitionError::KafkaStorage)?;
+                self.failure.on_storage_error(
+                    LogOperation::Flush,
+                    &self.tp,
+                    log.flush().map_err(PartitionError::KafkaStorage),
+                )?;
             }
         }
         let leo = log.log_end_offset();
@@ -663,8 +737,12 @@ impl Partition {
         };
         let leo = log.log_end_offset();
         if leo < leader_log_start {
-            log.truncate_fully_and_start_at(leader_log_start)
-                .map_err(PartitionError::KafkaStorage)?;
+            self.failure.on_storage_error(
+                LogOperation::Truncate,
+                &self.tp,
+                log.truncate_fully_and_start_at(leader_log_start)
+                    .map_err(PartitionError::KafkaStorage),
+            )?;
             tracing::info!(tp = %self.tp, leader_log_start, "follower log restarted at the leader's log start");
         } else if leo > leader_log_end && leader_log_end >= 0 {
             self.truncate_follower(log, leader_log_end)?;
@@ -686,7 +764,11 @@ impl Partition {
         if to >= before {
             return Ok(());
         }
-        log.truncate_to(to).map_err(PartitionError::KafkaStorage)?;
+        self.failure.on_storage_error(
+            LogOperation::Truncate,
+            &self.tp,
+            log.truncate_to(to).map_err(PartitionError::KafkaStorage),
+        )?;
         let leo = log.log_end_offset();
         tracing::info!(tp = %self.tp, from = before, to = leo, "follower truncated its diverging log");
         self.publish_leo(leo);
@@ -703,6 +785,9 @@ impl Partition {
     /// The high watermark to checkpoint, if it changed since the last one,
     /// with the partition directory.
     pub fn hw_checkpoint_due(&self) -> Option<(PathBuf, Offset)> {
+        if self.failure.is_offline() {
+            return None;
+        }
         let inner = self.lock();
         let dir = inner.log.as_ref()?.dir().to_path_buf();
         let hw = *self.hw.borrow();
@@ -752,32 +837,54 @@ impl Partition {
                 Some((timestamp, offset)) if offset < hw => found(offset, timestamp),
                 _ => not_found,
             },
-            OffsetSpec::Timestamp(ts) => match log
-                .offset_for_timestamp(ts)
-                .map_err(PartitionError::from_log)?
-            {
+            OffsetSpec::Timestamp(ts) => match self.failure.on_storage_error(
+                LogOperation::Read,
+                &self.tp,
+                log.offset_for_timestamp(ts)
+                    .map_err(PartitionError::from_log),
+            )? {
                 Some((offset, timestamp)) if offset < hw => found(offset, timestamp),
                 _ => not_found,
             },
         })
     }
 
-    /// Flush if `flush.ms` / `flush.messages` say so.
-    pub fn maybe_flush(&self, now_ms: i64) -> Result<(), fjord_log::LogError> {
+    /// Flush if `flush.ms` / `flush.messages` say so. A failure goes to the
+    /// log directory's fault handler.
+    pub fn maybe_flush(&self, now_ms: i64) {
+        if self.failure.is_offline() {
+            return;
+        }
         let mut inner = self.lock();
-        match inner.log.as_mut() {
-            Some(log) if log.flush_due(now_ms) => log.flush(),
-            _ => Ok(()),
+        if let Some(log) = inner.log.as_mut()
+            && log.flush_due(now_ms)
+            && let Err(err) = log.flush()
+        {
+            self.failure.fail(LogOperation::Flush, Some(&self.tp), &err);
         }
     }
 
-    /// Delete segments past retention.
-    pub fn apply_retention(&self, now_ms: i64) -> Result<usize, fjord_log::LogError> {
-        let mut inner = self.lock();
-        match inner.log.as_mut() {
-            Some(log) => log.apply_retention(now_ms),
-            None => Ok(0),
+    /// Delete segments past retention; returns how many. A failure goes
+    /// to the log directory's fault handler.
+    pub fn apply_retention(&self, now_ms: i64) -> usize {
+        if self.failure.is_offline() {
+            return 0;
         }
+        let mut inner = self.lock();
+        match inner.log.as_mut().map(|log| log.apply_retention(now_ms)) {
+            Some(Ok(deleted)) => deleted,
+            Some(Err(err)) => {
+                self.failure
+                    .fail(LogOperation::Retention, Some(&self.tp), &err);
+                0
+            }
+            None => 0,
+        }
+    }
+
+    /// The log directory's fault handler.
+    pub fn log_dir_failure(&self) -> &LogDirFailure {
+        &self.failure
     }
 
     /// Take the log out, for closing (shutdown) or deleting (topic deleted).

@@ -15,6 +15,7 @@ use futures::future::select_all;
 use tokio::time::Instant;
 
 use crate::error::PartitionError;
+use crate::log_dir_failure::LogDirFailure;
 use crate::partition::Partition;
 use crate::types::{
     Acks, FetchParams, FetchResult, ListedOffset, OffsetSpec, ProducePartition, ProduceResult,
@@ -30,14 +31,22 @@ pub fn now_ms() -> i64 {
 pub struct ReplicaManager {
     node_id: BrokerId,
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
+    /// The log directory's fault handler, shared by every partition here.
+    failure: LogDirFailure,
 }
 
 impl ReplicaManager {
-    pub fn new(node_id: BrokerId) -> Self {
+    pub fn new(node_id: BrokerId, failure: LogDirFailure) -> Self {
         ReplicaManager {
             node_id,
             partitions: RwLock::new(HashMap::new()),
+            failure,
         }
+    }
+
+    /// The log directory's fault handler.
+    pub fn log_dir_failure(&self) -> &LogDirFailure {
+        &self.failure
     }
 
     pub fn node_id(&self) -> BrokerId {
@@ -101,10 +110,15 @@ impl ReplicaManager {
             }
         }
         for (index, partition, appended) in waits {
-            results[index].1 =
-                wait_committed(&partition, appended.last_offset, appended.term, deadline)
-                    .await
-                    .map(|()| appended.info);
+            results[index].1 = wait_committed(
+                &partition,
+                appended.last_offset,
+                appended.term,
+                deadline,
+                &self.failure,
+            )
+            .await
+            .map(|()| appended.info);
         }
         results
     }
@@ -207,7 +221,9 @@ async fn wait_committed(
     last_offset: Offset,
     term: u64,
     deadline: Instant,
+    failure: &LogDirFailure,
 ) -> Result<(), PartitionError> {
+    let halted = failure.halted();
     let mut hw = partition.subscribe_hw();
     let mut leading = partition.subscribe_leading();
     let not_leader = || {
@@ -219,12 +235,15 @@ async fn wait_committed(
     let waited = tokio::time::timeout_at(deadline, async {
         tokio::select! {
             biased;
+            // The log directory failed: the batch is not acknowledged.
+            _ = halted.cancelled() => false,
             _ = leading.wait_for(|t| *t != Some(term)) => false,
             reached = hw.wait_for(|hw| *hw > last_offset) => reached.is_ok(),
         }
     })
     .await;
     match waited {
+        _ if failure.is_offline() => Err(PartitionError::LogDirOffline),
         Err(_) => Err(PartitionError::RequestTimedOut),
         // Checked again: the high watermark may have moved because this
         // broker just became a follower.

@@ -29,7 +29,9 @@ pub fn partition_error(err: &PartitionError) -> ResponseError {
         }
         PartitionError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
         PartitionError::RequestTimedOut => ResponseError::RequestTimedOut,
-        PartitionError::KafkaStorage(_) => ResponseError::KafkaStorageError,
+        PartitionError::KafkaStorage(_) | PartitionError::LogDirOffline => {
+            ResponseError::KafkaStorageError
+        }
         // Retriable and makes the client refresh metadata and find the new
         // leader, which is what Kafka's controlled shutdown achieves too.
         PartitionError::ShuttingDown => ResponseError::NotLeaderOrFollower,
@@ -175,6 +177,7 @@ mod tests {
                 43,
             ),
             (PartitionError::KafkaStorage(corrupt()), 56),
+            (PartitionError::LogDirOffline, 56),
             (
                 PartitionError::InvalidTimestamp(LogError::InvalidTimestamp { reason: "x" }),
                 32,

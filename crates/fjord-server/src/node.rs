@@ -62,6 +62,16 @@ pub enum ServerError {
     Gateway(#[source] fjord_gateway::GatewayError),
     #[error("node-to-node gRPC server failed")]
     Rpc(#[source] tonic::transport::Error),
+    /// The broker's only log directory failed (Kafka: "Shutdown broker
+    /// because all log dirs in … have failed"): the node stopped.
+    #[error("log directory {path} failed ({operation}{tp}): {error}; the node stopped")]
+    LogDirFailed {
+        path: std::path::PathBuf,
+        operation: fjord_broker::log_dir_failure::LogOperation,
+        /// `" on <topic-partition>"`, or empty.
+        tp: String,
+        error: String,
+    },
 }
 
 /// The Kafka side of a node with the broker role.
@@ -370,10 +380,32 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
         }
     };
     let stop_requested = node.stop_requested();
+    // A log directory failure stops the node too, best effort (the stop's
+    // bounds apply), and makes it exit non-zero.
+    let log_dir_failure = node.broker().map(|b| b.log_dir_failure().clone());
+    let log_dir_failed = log_dir_failure
+        .as_ref()
+        .map(|f| f.halted())
+        .unwrap_or_default();
     tokio::select! {
         _ = shutdown.cancelled() => {}
         _ = stop_requested.cancelled() => {}
+        _ = log_dir_failed.cancelled() => {}
     }
     tracing::info!("shutting down");
-    node.stop().await
+    let stopped = node.stop().await;
+    if let Some(failure) = &log_dir_failure
+        && let Some(failed) = failure.first_failure()
+    {
+        return Err(ServerError::LogDirFailed {
+            path: failure.log_dir().to_path_buf(),
+            operation: failed.operation,
+            tp: failed
+                .tp
+                .as_ref()
+                .map_or_else(String::new, |tp| format!(" on {tp}")),
+            error: failed.error.clone(),
+        });
+    }
+    stopped
 }

@@ -17,6 +17,7 @@ mod groups;
 mod idempotence;
 mod list_groups;
 mod listeners;
+mod log_dir_failure;
 mod observability;
 mod produce_consume;
 mod produce_validation;

@@ -19,6 +19,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::broker::Broker;
 use crate::config::REPLICATION_LISTENER;
+use crate::error::PartitionError;
 use crate::partition::{FollowerPosition, Partition};
 use crate::replica_manager::now_ms;
 use crate::truncation::{EpochEndOffset, UNDEFINED_OFFSET};
@@ -294,19 +295,13 @@ fn apply(
             return partition
                 .truncate_diverging(epoch, diverging)
                 .map(|_| ())
-                .map_err(|err| {
-                    tracing::error!(%tp, %err, "cannot truncate follower log");
-                    None
-                });
+                .map_err(|err| not_applied(tp, "truncate", &err));
         }
         state.skip_epoch_check.remove(tp);
         return partition
             .append_from_leader(epoch, &fetched.records, fetched.high_watermark, now_ms())
             .map(|_| ())
-            .map_err(|err| {
-                tracing::error!(%tp, %err, "cannot append replicated batches");
-                None
-            });
+            .map_err(|err| not_applied(tp, "append replicated batches to", &err));
     }
     if code == i32::from(ResponseError::OffsetOutOfRange.code()) {
         return match partition.reset_out_of_range(
@@ -316,10 +311,7 @@ fn apply(
         ) {
             Ok(true) => Ok(()),
             Ok(false) => Err(None),
-            Err(err) => {
-                tracing::error!(%tp, %err, "cannot reset follower log");
-                Err(None)
-            }
+            Err(err) => Err(not_applied(tp, "reset", &err)),
         };
     }
     // Metadata differs between leader and follower (NOT_LEADER_OR_FOLLOWER,
@@ -340,4 +332,18 @@ async fn wait(
         _ = partitions.changed() => {}
         _ = tokio::time::sleep(pause) => {}
     }
+}
+
+/// A fetched partition's data could not be applied: back off it. Storage
+/// failures were already reported to the log directory's fault handler
+/// (which stops the node); anything else (corrupt batches from the leader)
+/// is logged here.
+fn not_applied(tp: &TopicPartition, what: &str, err: &PartitionError) -> Option<Duration> {
+    match err {
+        PartitionError::KafkaStorage(_) | PartitionError::LogDirOffline => {
+            tracing::debug!(%tp, %err, "cannot {what} the follower log: log directory failed");
+        }
+        _ => tracing::error!(%tp, %err, "cannot {what} the follower log"),
+    }
+    None
 }

@@ -238,7 +238,10 @@ fn a_restarted_replica_starts_from_its_checkpointed_high_watermark() {
 async fn acks_all_fails_with_not_leader_when_leadership_moves() {
     let d = tempfile::tempdir().unwrap();
     let partition = Arc::new(open(d.path(), 1, assignment(1, 0, 0, &[1, 2]), None));
-    let replicas = Arc::new(ReplicaManager::new(1));
+    let replicas = Arc::new(ReplicaManager::new(
+        1,
+        crate::log_dir_failure::LogDirFailure::new("/nonexistent"),
+    ));
     replicas.insert(partition.clone());
     let produce = {
         let replicas = replicas.clone();

@@ -1,0 +1,312 @@
+//! The one fault handler for log I/O failures (Kafka's `LogDirFailureChannel`
+//! and `LogManager.handleLogDirFailure`).
+//!
+//! Fjord has exactly one log directory per node, so Kafka's rule for "all log
+//! dirs failed" applies: on the first I/O failure of an append, flush,
+//! truncation, leader-epoch assignment, read, retention, high watermark
+//! checkpoint or metadata apply, the directory is offline for good. From then
+//! on every produce, fetch and offset lookup on a partition of it answers
+//! KAFKA_STORAGE_ERROR without touching the log, the follower fetchers stop,
+//! and the node is told to stop (exit code 1): its controlled shutdown moves
+//! the leaderships to the other in-sync replicas, which is how the controller
+//! learns. Never "log and keep leading".
+//!
+//! The hot path only loads an `AtomicBool`; the record of the first failure
+//! and the stop signal are touched only when something fails.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use fjord_types::TopicPartition;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::PartitionError;
+
+/// The log operation that failed (named in the one ERROR line).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogOperation {
+    Append,
+    Flush,
+    Read,
+    Truncate,
+    AssignLeaderEpoch,
+    Retention,
+    HwCheckpoint,
+    /// Opening, creating, scanning or deleting partition logs while
+    /// applying committed metadata.
+    MetadataApply,
+    Close,
+}
+
+impl fmt::Display for LogOperation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LogOperation::Append => "append",
+            LogOperation::Flush => "flush",
+            LogOperation::Read => "read",
+            LogOperation::Truncate => "truncation",
+            LogOperation::AssignLeaderEpoch => "leader-epoch assignment",
+            LogOperation::Retention => "retention",
+            LogOperation::HwCheckpoint => "high watermark checkpoint",
+            LogOperation::MetadataApply => "metadata apply",
+            LogOperation::Close => "close",
+        })
+    }
+}
+
+/// The failure that took the log directory offline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub operation: LogOperation,
+    pub tp: Option<TopicPartition>,
+    /// The error with its causes, as text.
+    pub error: String,
+}
+
+/// Cheap to clone: every clone shares the same state.
+#[derive(Clone)]
+pub struct LogDirFailure {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    log_dir: PathBuf,
+    offline: AtomicBool,
+    first: OnceLock<Failure>,
+    /// Cancelled on the first failure: the node stops on it.
+    halt: CancellationToken,
+}
+
+impl LogDirFailure {
+    pub fn new(log_dir: impl Into<PathBuf>) -> Self {
+        LogDirFailure {
+            inner: Arc::new(Inner {
+                log_dir: log_dir.into(),
+                offline: AtomicBool::new(false),
+                first: OnceLock::new(),
+                halt: CancellationToken::new(),
+            }),
+        }
+    }
+
+    pub fn log_dir(&self) -> &Path {
+        &self.inner.log_dir
+    }
+
+    /// Whether the log directory failed. One atomic load.
+    #[inline]
+    pub fn is_offline(&self) -> bool {
+        self.inner.offline.load(Ordering::Acquire)
+    }
+
+    /// `Err(LogDirOffline)` once the directory failed: what every partition
+    /// operation answers instead of touching the log.
+    #[inline]
+    pub fn check(&self) -> Result<(), PartitionError> {
+        if self.is_offline() {
+            Err(PartitionError::LogDirOffline)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Report an I/O failure of `operation` (on `tp`, if one partition).
+    /// The first report takes the directory offline, logs one ERROR and
+    /// signals the node to stop; later ones are only logged at debug.
+    /// Returns whether this was the first.
+    pub fn fail(
+        &self,
+        operation: LogOperation,
+        tp: Option<&TopicPartition>,
+        err: &(dyn std::error::Error + 'static),
+    ) -> bool {
+        let failure = Failure {
+            operation,
+            tp: tp.cloned(),
+            error: error_chain(err),
+        };
+        let first = self.inner.first.set(failure).is_ok();
+        self.inner.offline.store(true, Ordering::Release);
+        if first {
+            let tp = tp.map_or_else(|| "-".to_string(), ToString::to_string);
+            tracing::error!(
+                log_dir = %self.inner.log_dir.display(),
+                operation = %operation,
+                %tp,
+                error = %error_chain(err),
+                "log directory failed: its partitions answer KAFKA_STORAGE_ERROR and this node stops, \
+                 because all of its log dirs have failed"
+            );
+            self.inner.halt.cancel();
+        } else {
+            tracing::debug!(%operation, ?tp, %err, "log I/O failure after the log directory went offline");
+        }
+        first
+    }
+
+    /// The failure that took the directory offline, if any.
+    pub fn first_failure(&self) -> Option<&Failure> {
+        self.inner.first.get()
+    }
+
+    /// Cancelled once the directory failed: the node's run loop selects on it.
+    pub fn halted(&self) -> CancellationToken {
+        self.inner.halt.clone()
+    }
+
+    /// Route `result`'s storage error (if any) to [`fail`](Self::fail):
+    /// for the partition paths, which see errors as [`PartitionError`].
+    pub(crate) fn on_storage_error<T>(
+        &self,
+        operation: LogOperation,
+        tp: &TopicPartition,
+        result: Result<T, PartitionError>,
+    ) -> Result<T, PartitionError> {
+        if let Err(PartitionError::KafkaStorage(err)) = &result {
+            self.fail(operation, Some(tp), err);
+        }
+        result
+    }
+}
+
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io(msg: &str) -> std::io::Error {
+        std::io::Error::other(msg.to_string())
+    }
+
+    #[test]
+    fn first_failure_wins_and_stops_the_node() {
+        let failure = LogDirFailure::new("/data");
+        let (clone, halted) = (failure.clone(), failure.halted());
+        assert!(!failure.is_offline());
+        assert!(failure.check().is_ok());
+        assert!(!halted.is_cancelled());
+
+        let tp = TopicPartition::new("orders", 3);
+        assert!(clone.fail(
+            LogOperation::Append,
+            Some(&tp),
+            &io("No space left on device")
+        ));
+        assert!(!failure.fail(LogOperation::Flush, None, &io("later")));
+
+        assert!(failure.is_offline() && halted.is_cancelled());
+        assert!(matches!(
+            failure.check(),
+            Err(PartitionError::LogDirOffline)
+        ));
+        assert_eq!(
+            failure.first_failure(),
+            Some(&Failure {
+                operation: LogOperation::Append,
+                tp: Some(tp),
+                error: "No space left on device".to_string(),
+            })
+        );
+    }
+
+    #[test]
+    fn only_storage_errors_take_the_dir_offline() {
+        let failure = LogDirFailure::new("/data");
+        let tp = TopicPartition::new("t", 0);
+        let refused: Result<(), _> = Err(PartitionError::NotEnoughReplicas { isr: 1, min_isr: 2 });
+        assert!(
+            failure
+                .on_storage_error(LogOperation::Append, &tp, refused)
+                .is_err()
+        );
+        assert!(!failure.is_offline());
+        let io_failed: Result<(), _> = Err(PartitionError::KafkaStorage(fjord_log::LogError::Io {
+            context: "appending to",
+            path: "/data/t-0/0.log".into(),
+            source: io("No space left on device"),
+        }));
+        assert!(
+            failure
+                .on_storage_error(LogOperation::Append, &tp, io_failed)
+                .is_err()
+        );
+        assert!(failure.is_offline());
+        let first = failure.first_failure().expect("recorded");
+        assert_eq!(first.operation, LogOperation::Append);
+        assert!(
+            first.error.ends_with("No space left on device"),
+            "{}",
+            first.error
+        );
+    }
+
+    /// A partition of a failed directory answers KAFKA_STORAGE_ERROR to
+    /// produce, fetch and offset lookups, stops fetching as follower and
+    /// leaves its log as it was.
+    #[test]
+    fn partitions_of_a_failed_dir_answer_storage_errors() {
+        use crate::partition::{Assignment, Partition};
+        use crate::types::{Acks, OffsetSpec};
+        use fjord_log::testing::{TIMESTAMP, batch};
+        use fjord_log::{Log, LogConfig};
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let failure = LogDirFailure::new(dir.path());
+        let log = Log::open(&dir.path().join("t-0"), LogConfig::default()).expect("open");
+        let assignment = Assignment {
+            leader: 1,
+            leader_epoch: 0,
+            partition_epoch: 0,
+            replicas: vec![1],
+            isr: vec![1],
+        };
+        let tp = TopicPartition::new("t", 0);
+        let partition = Partition::open(
+            tp.clone(),
+            fjord_types::TopicId(uuid::Uuid::nil()),
+            1,
+            log,
+            assignment,
+            1,
+            None,
+            failure.clone(),
+        );
+        partition
+            .append(&batch(3), Acks::Leader, TIMESTAMP)
+            .expect("append before the failure");
+        assert!(partition.read(0, 1 << 20, true, -1).is_ok());
+
+        failure.fail(LogOperation::Flush, Some(&tp), &io("Input/output error"));
+
+        let storage_error = |r: Result<(), PartitionError>| {
+            assert!(matches!(r, Err(PartitionError::LogDirOffline)), "{r:?}");
+        };
+        storage_error(
+            partition
+                .append(&batch(1), Acks::Leader, TIMESTAMP)
+                .map(|_| ()),
+        );
+        storage_error(partition.read(0, 1 << 20, true, -1).map(|_| ()));
+        storage_error(partition.list_offset(OffsetSpec::Latest, -1).map(|_| ()));
+        storage_error(partition.end_offset_for_epoch(-1, 0).map(|_| ()));
+        assert_eq!(
+            partition.log_end_offset(),
+            3,
+            "nothing written after the failure"
+        );
+        assert!(partition.follower_position().is_none());
+        assert!(partition.hw_checkpoint_due().is_none());
+    }
+}
