@@ -288,12 +288,14 @@ def fjord(request, tmp_path):
 FAST_BROKER_CONFIG = {
     "group_initial_rebalance_delay_ms": 0,
     "offsets_topic_num_partitions": 4,
+    "offsets_topic_replication_factor": 1,  # one node (Kafka's default of 3 needs three)
 }
 
 
 @pytest.fixture
 def fjord_fast(request, tmp_path):
-    """A single node from a generated config: no initial rebalance delay, 4 offsets partitions."""
+    """A single node from a generated config: no initial rebalance delay, 4 offsets partitions
+    with one replica."""
     node = FjordNode(tmp_path, _node_name(request), broker_config=dict(FAST_BROKER_CONFIG))
     node.start()
     yield node

@@ -58,7 +58,9 @@ const MAX_TICK: Duration = Duration::from_secs(1);
 pub struct GroupServiceConfig {
     /// `offsets.topic.num.partitions`.
     pub offsets_topic_num_partitions: i32,
-    /// `offsets.topic.replication.factor` (capped at the live brokers).
+    /// `offsets.topic.replication.factor`: the topic is created with exactly this
+    /// many replicas, never fewer; until that many brokers are unfenced,
+    /// FindCoordinator answers COORDINATOR_NOT_AVAILABLE (Kafka).
     pub offsets_topic_replication_factor: i16,
     /// `offsets.topic.segment.bytes`.
     pub offsets_topic_segment_bytes: u64,
@@ -170,21 +172,30 @@ impl Broker {
         TopicPartition::new(CONSUMER_OFFSETS, partition_for(group_id, partitions))
     }
 
-    /// Create `__consumer_offsets` if it does not exist yet.
+    /// Create `__consumer_offsets` if it does not exist yet, with
+    /// `offsets.topic.replication.factor` replicas. While fewer brokers are
+    /// unfenced, nothing is created and the caller gets COORDINATOR_NOT_AVAILABLE
+    /// (retriable), as Kafka: the topic is never created with a lower factor.
     async fn ensure_offsets_topic(&self) -> Result<(), GroupError> {
         if self.metadata().topic_ids.contains_key(CONSUMER_OFFSETS) {
             return Ok(());
         }
         let config = &self.groups().config;
+        let rf = config.offsets_topic_replication_factor;
         let live_brokers = self
             .metadata()
             .brokers
             .values()
             .filter(|b| !b.fenced)
             .count();
-        let rf = config
-            .offsets_topic_replication_factor
-            .min(live_brokers.max(1) as i16);
+        if live_brokers < usize::try_from(rf).unwrap_or(0) {
+            tracing::debug!(
+                live_brokers,
+                offsets_topic_replication_factor = rf,
+                "not creating {CONSUMER_OFFSETS}: fewer live brokers than its replication factor"
+            );
+            return Err(GroupError::CoordinatorNotAvailable);
+        }
         let topic = NewTopic {
             name: CONSUMER_OFFSETS.to_string(),
             num_partitions: config.offsets_topic_num_partitions,

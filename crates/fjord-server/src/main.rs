@@ -177,13 +177,16 @@ async fn run(command: Command, log_format: LogFormat) -> anyhow::Result<()> {
             let http_addr =
                 http_addr.unwrap_or_else(|| dev_cluster::default_http_addr(nodes, kafka_addr));
             if nodes == 1 {
-                let file = FileConfig {
+                let mut file = FileConfig {
                     data_dir,
                     kafka_addr: Some(kafka_addr.to_string()),
                     rpc_addr: rpc_addr.to_string(),
                     http_addr: http_addr.to_string(),
                     ..FileConfig::default()
                 };
+                // min(3, nodes) as `fjord dev --nodes N`: Kafka's default of 3 would
+                // leave one node without a group coordinator.
+                file.broker.offsets_topic_replication_factor = 1;
                 return serve(file).await;
             }
             let spec = DevClusterSpec {

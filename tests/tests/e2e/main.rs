@@ -19,6 +19,7 @@ mod list_groups;
 mod listeners;
 mod log_dir_failure;
 mod observability;
+mod offsets_topic;
 mod produce_consume;
 mod produce_validation;
 mod protocol_errors;
