@@ -57,9 +57,9 @@ mod produce_validation;
 mod producer_ids;
 pub mod producer_state;
 mod reassignment;
-mod stored_topic_configs;
 pub mod replica_manager;
 pub mod replication;
+mod stored_topic_configs;
 pub mod truncation;
 pub mod types;
 
