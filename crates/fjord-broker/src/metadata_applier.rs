@@ -16,6 +16,10 @@ use crate::log_dirs::LogDirs;
 use crate::partition::{Assignment, Partition};
 use crate::replica_manager::{ReplicaManager, now_ms};
 
+#[cfg(test)]
+#[path = "metadata_apply_bench.rs"]
+mod bench;
+
 /// The effective log config of a topic: its overrides on the broker's defaults.
 pub fn topic_log_config(config: &BrokerConfig, topic: &TopicImage) -> LogConfig {
     config
