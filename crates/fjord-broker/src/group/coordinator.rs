@@ -24,6 +24,10 @@ pub struct GroupCoordinator {
     member_id_suffix: MemberIdSuffix,
 }
 
+/// A copy of a coordinator's groups (see [`GroupCoordinator::snapshot`]).
+#[derive(Clone, Debug)]
+pub struct GroupsSnapshot(BTreeMap<String, ClassicGroup>);
+
 impl std::fmt::Debug for GroupCoordinator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GroupCoordinator")
@@ -58,6 +62,18 @@ impl GroupCoordinator {
 
     pub fn groups(&self) -> impl Iterator<Item = &ClassicGroup> {
         self.groups.values()
+    }
+
+    /// The groups as they are now, for [`restore`](Self::restore) when the
+    /// records of the next call cannot be made durable (the shell reverts
+    /// to its last committed state, as Kafka's coordinator runtime does).
+    pub fn snapshot(&self) -> GroupsSnapshot {
+        GroupsSnapshot(self.groups.clone())
+    }
+
+    /// Put back the groups of a [`snapshot`](Self::snapshot).
+    pub fn restore(&mut self, snapshot: GroupsSnapshot) {
+        self.groups = snapshot.0;
     }
 
     /// JoinGroup (Kafka's `handleJoinGroup`).

@@ -53,7 +53,8 @@
 //!   output or a later one.
 //! - The shell must make a call's `records` durable before it sends the
 //!   call's responses (Kafka answers SyncGroup and OffsetCommit only after
-//!   the append). Persistence failures are not modelled yet.
+//!   the append). When the append fails, the shell puts back the state of
+//!   [`GroupCoordinator::snapshot`] taken before the call.
 //! - A group with members always has a leader that is one of its members.
 //! - `generation_id` only grows; it bumps once per completed join phase.
 //! - Replaying the records a coordinator emitted rebuilds the persisted part
@@ -112,7 +113,7 @@ mod tests_timeouts;
 
 pub use api::*;
 pub use classic_group::ClassicGroup;
-pub use coordinator::GroupCoordinator;
+pub use coordinator::{GroupCoordinator, GroupsSnapshot};
 pub use errors::GroupError;
 pub use member::{Member, MemberProtocol, RequestToken};
 pub use records::{GroupMetadataValue, GroupRecord, MemberMetadataValue};

@@ -1,57 +1,52 @@
-//! The group coordinator's async shell: it owns the socket-free
-//! [`GroupCoordinator`](crate::group::GroupCoordinator), persists what it
-//! decides to `__consumer_offsets` through the normal log, answers parked
-//! JoinGroup/SyncGroup requests, and runs its timers.
+//! The group coordinator's async shell: a coordinator runtime (Kafka's
+//! `coordinator-common` shape) around the socket-free
+//! [`GroupCoordinator`](crate::group::GroupCoordinator). It persists what
+//! the coordinator decides to `__consumer_offsets`, answers parked
+//! JoinGroup/SyncGroup requests, and runs the timers.
 //!
 //! - The coordinator of a group is the leader of `__consumer_offsets`
 //!   partition `abs(java_hash(group)) % partitions` (Kafka's rule, so Kafka
 //!   tooling agrees on it). The topic is created (compacted) on first use.
-//! - Every call mutates state and appends its records under one async lock,
-//!   so the log holds records in the order the state changed and a replay
-//!   rebuilds the same state. Answers go out only after the records are
-//!   committed (acks=all).
-//! - On first use the shell replays every `__consumer_offsets` partition this
-//!   broker leads (up to its log end, as Kafka does), then serves. It
-//!   remembers which partitions it loaded at which leader epoch; when that
-//!   changes (a partition's leadership came here, left, or came back), the
-//!   next call drops the state and replays again, so a coordinator that moved
-//!   back never serves state from before it moved away.
+//! - `runtime`: one shard per led partition, each with its own
+//!   `GroupCoordinator` and lock. A write runs apply → append (acks=all) →
+//!   wait → reply under its shard's lock only, so the log of a partition
+//!   holds its records in the order its state changed and a replay rebuilds
+//!   the same state; a failed or timed-out append reverts the shard to its
+//!   last committed state and answers Kafka's error, never success.
+//! - Shards are loaded (the partition replayed up to its log end, as Kafka
+//!   does) and unloaded only for partitions whose leadership (or leader
+//!   epoch) changed, so a coordinator that moved back never serves state
+//!   from before it moved away, and other shards are left alone.
+//! - `offsets_log`: the runtime reaches the log only through the
+//!   `OffsetsLog` trait (led partitions, read, append), which the broker
+//!   implements and tests fake.
+//! - `operations`: one method per group API on the runtime; the `Broker`
+//!   methods here check the group id and the topic, then delegate.
 //!
-//! Known limits: one lock for all groups of a broker (group calls are not on
-//! the produce/fetch path); a failed append is logged and the in-memory
-//! state kept (a single node's log failing is a storage fault anyway).
+//! Known limits: loads replay synchronously on the calling task (Kafka
+//! loads in the background and answers COORDINATOR_LOAD_IN_PROGRESS); reads
+//! (OffsetFetch, DescribeGroups, ListGroups) wait for an append in flight on
+//! their shard (Kafka reads the last committed snapshot without waiting).
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex as StdMutex;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+mod offsets_log;
+mod operations;
+mod runtime;
 
-use bytes::{Bytes, BytesMut};
+use std::collections::BTreeMap;
+
 use fjord_types::{BrokerId, TopicPartition};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
-use tokio::sync::{Mutex, Notify, oneshot};
 
 use crate::broker::Broker;
 use crate::group::{
-    CoordinatorOutput, DelayedResponse, GroupConfig, GroupCoordinator, GroupDescription,
-    GroupError, GroupListing, GroupRecord, GroupState, HeartbeatRequest, JoinGroupRequest,
-    JoinGroupResult, LeaveGroupRequest, LeaveGroupResponse, OffsetCommitRequest,
-    OffsetFetchRequest, OffsetFetchResponse, PartitionResults, Reply, RequestToken,
-    SyncGroupRequest, SyncGroupResult, codec,
+    GroupConfig, GroupDescription, GroupError, GroupListing, GroupState, HeartbeatRequest,
+    JoinGroupRequest, JoinGroupResult, LeaveGroupRequest, LeaveGroupResponse, OffsetCommitRequest,
+    OffsetFetchRequest, OffsetFetchResponse, PartitionResults, SyncGroupRequest, SyncGroupResult,
 };
-use crate::replica_manager::now_ms;
-use crate::types::{Acks, NewTopic, ProducePartition};
+use crate::types::NewTopic;
+pub(crate) use runtime::GroupService;
 
 /// Kafka's internal topic of group metadata and committed offsets.
 pub const CONSUMER_OFFSETS: &str = "__consumer_offsets";
-
-/// How long a coordinator append may wait for the high watermark.
-const APPEND_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The longest the timer sleeps without looking again.
-const MAX_TICK: Duration = Duration::from_secs(1);
 
 /// Settings of the group coordinator (Kafka's names in the docs).
 #[derive(Clone, Debug)]
@@ -78,26 +73,6 @@ impl Default for GroupServiceConfig {
     }
 }
 
-/// The `__consumer_offsets` partitions this broker leads, with their leader epochs.
-type Led = BTreeMap<i32, fjord_types::LeaderEpoch>;
-
-/// The coordinator state and what is loaded.
-struct State {
-    coordinator: GroupCoordinator,
-    /// What the state was replayed from; `None` before the first load.
-    loaded: Option<Led>,
-}
-
-pub(crate) struct GroupService {
-    config: GroupServiceConfig,
-    state: Mutex<State>,
-    /// Parked JoinGroup/SyncGroup requests, by token.
-    waiters: StdMutex<HashMap<RequestToken, oneshot::Sender<DelayedResponse>>>,
-    next_token: AtomicU64,
-    /// Woken after every call, so the timer re-reads the next deadline.
-    timer: Notify,
-}
-
 /// One committed offset of a group (see [`Broker::coordinated_offsets`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupOffset {
@@ -119,47 +94,6 @@ pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
     let hash = java_string_hash(group_id);
     let positive = if hash == i32::MIN { 0 } else { hash.abs() };
     positive % partitions.max(1)
-}
-
-impl GroupService {
-    pub(crate) fn new(config: GroupServiceConfig) -> Self {
-        GroupService {
-            state: Mutex::new(State {
-                coordinator: GroupCoordinator::new(config.group.clone()),
-                loaded: None,
-            }),
-            config,
-            waiters: StdMutex::new(HashMap::new()),
-            next_token: AtomicU64::new(1),
-            timer: Notify::new(),
-        }
-    }
-
-    fn token(&self) -> RequestToken {
-        RequestToken(self.next_token.fetch_add(1, Ordering::Relaxed))
-    }
-
-    fn park(&self, token: RequestToken) -> oneshot::Receiver<DelayedResponse> {
-        let (tx, rx) = oneshot::channel();
-        self.waiters
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(token, tx);
-        rx
-    }
-
-    fn deliver(&self, delayed: Vec<DelayedResponse>) {
-        let mut waiters = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
-        for response in delayed {
-            let token = match &response {
-                DelayedResponse::Join { token, .. } | DelayedResponse::Sync { token, .. } => *token,
-            };
-            if let Some(tx) = waiters.remove(&token) {
-                // The client may have gone away; nothing to do then.
-                let _ = tx.send(response);
-            }
-        }
-    }
 }
 
 impl Broker {
@@ -237,271 +171,46 @@ impl Broker {
             .ok_or(GroupError::CoordinatorNotAvailable)
     }
 
-    /// Lock the coordinator, loading `__consumer_offsets` on first use, and
-    /// check that this broker coordinates `group_id`.
-    async fn coordinator_for(
-        &self,
-        group_id: &str,
-    ) -> Result<tokio::sync::MutexGuard<'_, State>, GroupError> {
+    /// The checks before any group call: a group id, and the topic.
+    async fn group_call(&self, group_id: &str) -> Result<&GroupService, GroupError> {
         if group_id.is_empty() {
             return Err(GroupError::InvalidGroupId);
         }
         self.ensure_offsets_topic().await?;
-        let tp = self.offsets_partition(group_id);
-        let partition = self.replicas.get(&tp).ok_or(GroupError::NotCoordinator)?;
-        if !partition.is_leader() {
-            return Err(GroupError::NotCoordinator);
-        }
-        Ok(self.loaded_state().await)
+        Ok(self.groups())
     }
 
-    /// Lock the coordinator, (re)loading it when the set of led
-    /// `__consumer_offsets` partitions changed since the last load.
-    async fn loaded_state(&self) -> tokio::sync::MutexGuard<'_, State> {
-        let mut state = self.groups().state.lock().await;
-        let led = self.led_offsets_partitions();
-        if state.loaded.as_ref() != Some(&led) {
-            if state.loaded.is_some() {
-                tracing::info!(
-                    partitions = led.len(),
-                    "{CONSUMER_OFFSETS} leadership changed; reloading group coordinator state"
-                );
-                state.coordinator = GroupCoordinator::new(self.groups().config.group.clone());
-                // Requests parked on the old state get COORDINATOR_NOT_AVAILABLE and retry.
-                self.groups()
-                    .waiters
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clear();
-            }
-            self.load(&mut state, &led);
-            state.loaded = Some(led);
-            self.groups().timer.notify_one();
-        }
-        state
+    pub async fn join_group(&self, req: JoinGroupRequest) -> Result<JoinGroupResult, GroupError> {
+        self.group_call(&req.group_id)
+            .await?
+            .join_group(self, req)
+            .await
     }
 
-    fn led_offsets_partitions(&self) -> Led {
-        self.replicas
-            .all()
-            .into_iter()
-            .filter(|p| p.tp.topic == CONSUMER_OFFSETS && p.is_leader())
-            .map(|p| (p.tp.partition, p.assignment().leader_epoch))
-            .collect()
-    }
-
-    /// Replay every `__consumer_offsets` partition this broker leads (`led`);
-    /// follower replicas hold groups another broker coordinates.
-    fn load(&self, state: &mut State, led: &Led) {
-        let started = std::time::Instant::now();
-        let mut records = 0usize;
-        for partition in self.replicas.all() {
-            if partition.tp.topic != CONSUMER_OFFSETS || !led.contains_key(&partition.tp.partition)
-            {
-                continue;
-            }
-            let mut offset = match partition.list_offset(crate::OffsetSpec::Earliest, -1) {
-                Ok(listed) => listed.offset,
-                Err(_) => continue,
-            };
-            loop {
-                let data = match partition.read_to_log_end(offset, 1 << 20) {
-                    Ok(data) if !data.records.is_empty() => data,
-                    Ok(_) => break,
-                    Err(err) => {
-                        tracing::error!(tp = %partition.tp, %err, "cannot load group coordinator state");
-                        break;
-                    }
-                };
-                let mut buf = data.records.clone();
-                while !buf.is_empty() {
-                    let set = match RecordBatchDecoder::decode(&mut buf) {
-                        Ok(set) => set,
-                        Err(err) => {
-                            tracing::error!(tp = %partition.tp, %err, "undecodable batch in {CONSUMER_OFFSETS}");
-                            buf.clear();
-                            break;
-                        }
-                    };
-                    for record in set.records {
-                        offset = offset.max(record.offset + 1);
-                        let Some(key) = record.key.as_deref() else {
-                            continue;
-                        };
-                        match codec::decode(key, record.value.as_deref()) {
-                            Ok(Some(group_record)) => {
-                                state.coordinator.replay(group_record);
-                                records += 1;
-                            }
-                            Ok(None) => {}
-                            Err(err) => {
-                                tracing::warn!(tp = %partition.tp, %err, "skipping undecodable group record")
-                            }
-                        }
-                    }
-                }
-                if offset >= partition.log_end_offset() {
-                    break;
-                }
-            }
-        }
-        state.coordinator.complete_load(now_ms());
-        tracing::info!(
-            records,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "group coordinator loaded"
-        );
-    }
-
-    /// Append a call's records to `__consumer_offsets` (acks=all), grouped by partition.
-    async fn persist(&self, records: Vec<GroupRecord>) {
-        if records.is_empty() {
-            return;
-        }
-        let now = now_ms();
-        let mut by_partition: BTreeMap<i32, Vec<Record>> = BTreeMap::new();
-        for record in &records {
-            let tp = self.offsets_partition(record.group_id());
-            let (key, value) = match codec::try_encode(record) {
-                Ok(encoded) => encoded,
-                Err(err) => {
-                    // Kafka's schema caps strings at 32767 bytes; such a
-                    // record cannot be stored. Kafka fails the append the same way.
-                    tracing::warn!(group = record.group_id(), %err, "group record not persisted");
-                    continue;
-                }
-            };
-            let batch = by_partition.entry(tp.partition).or_default();
-            let delta = batch.len() as i32;
-            batch.push(Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i64::from(delta),
-                // offset - sequence constant: one batch per partition.
-                sequence: delta,
-                timestamp: now,
-                key: Some(key),
-                value,
-                headers: Default::default(),
-            });
-        }
-        let mut requests = Vec::with_capacity(by_partition.len());
-        for (partition, batch) in by_partition {
-            let mut buf = BytesMut::new();
-            let options = RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            };
-            if let Err(err) = RecordBatchEncoder::encode(&mut buf, &batch, &options) {
-                tracing::error!(%err, "cannot encode group records");
-                continue;
-            }
-            requests.push(ProducePartition {
-                tp: TopicPartition::new(CONSUMER_OFFSETS, partition),
-                records: Bytes::from(buf),
-            });
-        }
-        for (tp, result) in self.produce(requests, Acks::All, APPEND_TIMEOUT).await {
-            if let Err(err) = result {
-                tracing::error!(%tp, %err, "cannot persist group coordinator records");
-            }
-        }
-    }
-
-    /// Persist a call's records, answer the requests it completed.
-    async fn finish<T>(&self, output: CoordinatorOutput<T>) -> T {
-        let CoordinatorOutput {
-            reply,
-            records,
-            delayed,
-        } = output;
-        self.persist(records).await;
-        self.groups().deliver(delayed);
-        self.groups().timer.notify_one();
-        reply
-    }
-
-    /// Persist a Join/Sync call's effects, release the coordinator, and
-    /// answer now or once the phase completes (the parked token is
-    /// registered before the lock is released, so no answer is missed).
-    async fn answer_parked<R>(
-        &self,
-        state: tokio::sync::MutexGuard<'_, State>,
-        output: CoordinatorOutput<Reply<Result<R, GroupError>>>,
-        token: RequestToken,
-        unpack: fn(DelayedResponse) -> Option<Result<R, GroupError>>,
-    ) -> Result<R, GroupError> {
-        let parked = matches!(output.reply, Reply::Pending).then(|| self.groups().park(token));
-        let reply = self.finish(output).await;
-        drop(state);
-        match (reply, parked) {
-            (Reply::Now(result), _) => result,
-            (Reply::Pending, Some(rx)) => rx
-                .await
-                .ok()
-                .and_then(unpack)
-                .unwrap_or(Err(GroupError::CoordinatorNotAvailable)),
-            (Reply::Pending, None) => Err(GroupError::CoordinatorNotAvailable),
-        }
-    }
-
-    pub async fn join_group(
-        &self,
-        mut req: JoinGroupRequest,
-    ) -> Result<JoinGroupResult, GroupError> {
-        let mut state = self.coordinator_for(&req.group_id).await?;
-        let token = self.groups().token();
-        req.token = token;
-        let output = state.coordinator.join_group(req, now_ms());
-        self.answer_parked(state, output, token, |delayed| match delayed {
-            DelayedResponse::Join { result, .. } => Some(result),
-            DelayedResponse::Sync { .. } => None,
-        })
-        .await
-    }
-
-    pub async fn sync_group(
-        &self,
-        mut req: SyncGroupRequest,
-    ) -> Result<SyncGroupResult, GroupError> {
-        let mut state = self.coordinator_for(&req.group_id).await?;
-        let token = self.groups().token();
-        req.token = token;
-        let output = state.coordinator.sync_group(req, now_ms());
-        self.answer_parked(state, output, token, |delayed| match delayed {
-            DelayedResponse::Sync { result, .. } => Some(result),
-            DelayedResponse::Join { .. } => None,
-        })
-        .await
+    pub async fn sync_group(&self, req: SyncGroupRequest) -> Result<SyncGroupResult, GroupError> {
+        self.group_call(&req.group_id)
+            .await?
+            .sync_group(self, req)
+            .await
     }
 
     pub async fn heartbeat(&self, req: HeartbeatRequest) -> Result<(), GroupError> {
-        let mut state = self.coordinator_for(&req.group_id).await?;
-        let output = state.coordinator.heartbeat(req, now_ms());
-        self.finish(output).await
+        self.group_call(&req.group_id)
+            .await?
+            .heartbeat(self, req)
+            .await
     }
 
     pub async fn leave_group(&self, req: LeaveGroupRequest) -> LeaveGroupResponse {
-        match self.coordinator_for(&req.group_id).await {
-            Ok(mut state) => {
-                let output = state.coordinator.leave_group(req, now_ms());
-                self.finish(output).await
-            }
-            Err(err) => Err(err),
-        }
+        self.group_call(&req.group_id)
+            .await?
+            .leave_group(self, req)
+            .await
     }
 
     pub async fn offset_commit(&self, req: OffsetCommitRequest) -> PartitionResults {
-        match self.coordinator_for(&req.group_id).await {
-            Ok(mut state) => {
-                let output = state.coordinator.offset_commit(req, now_ms());
-                self.finish(output).await
-            }
+        match self.group_call(&req.group_id).await {
+            Ok(groups) => groups.offset_commit(self, req).await,
             Err(err) => req
                 .partitions
                 .iter()
@@ -511,8 +220,10 @@ impl Broker {
     }
 
     pub async fn offset_fetch(&self, req: OffsetFetchRequest) -> OffsetFetchResponse {
-        let state = self.coordinator_for(&req.group_id).await?;
-        state.coordinator.offset_fetch(&req)
+        self.group_call(&req.group_id)
+            .await?
+            .offset_fetch(self, req)
+            .await
     }
 
     pub async fn offset_delete(
@@ -520,11 +231,10 @@ impl Broker {
         group_id: &str,
         partitions: Vec<TopicPartition>,
     ) -> Result<PartitionResults, GroupError> {
-        let mut state = self.coordinator_for(group_id).await?;
-        let output = state
-            .coordinator
-            .offset_delete(group_id, partitions, now_ms());
-        self.finish(output).await
+        self.group_call(group_id)
+            .await?
+            .offset_delete(self, group_id, partitions)
+            .await
     }
 
     pub async fn delete_groups(
@@ -533,11 +243,8 @@ impl Broker {
     ) -> Vec<(String, Result<(), GroupError>)> {
         let mut results = Vec::with_capacity(group_ids.len());
         for group_id in group_ids {
-            let result = match self.coordinator_for(&group_id).await {
-                Ok(mut state) => {
-                    let output = state.coordinator.delete_groups(vec![group_id.clone()]);
-                    self.finish(output).await.pop().map_or(Ok(()), |(_, r)| r)
-                }
+            let result = match self.group_call(&group_id).await {
+                Ok(groups) => groups.delete_group(self, &group_id).await,
                 Err(err) => Err(err),
             };
             results.push((group_id, result));
@@ -546,94 +253,41 @@ impl Broker {
     }
 
     pub async fn describe_group(&self, group_id: &str) -> Result<GroupDescription, GroupError> {
-        let state = self.coordinator_for(group_id).await?;
-        Ok(state.coordinator.describe_group(group_id))
+        self.group_call(group_id)
+            .await?
+            .describe_group(self, group_id)
+            .await
     }
 
     /// ListGroups: the groups this broker coordinates, i.e. those whose
     /// `__consumer_offsets` partition it leads (Kafka's rule; clients ask
-    /// every broker and merge). The loaded state also holds groups replayed
-    /// from partitions led elsewhere, which are left out.
+    /// every broker and merge).
     pub async fn list_groups(&self, states: &[GroupState]) -> Vec<GroupListing> {
         // No topic means no groups yet; ListGroups does not create it.
         if !self.metadata().topic_ids.contains_key(CONSUMER_OFFSETS) {
             return Vec::new();
         }
-        let state = self.loaded_state().await;
-        let Some(led) = state.loaded.as_ref() else {
-            return Vec::new();
-        };
-        let partitions = self.groups().config.offsets_topic_num_partitions;
-        state
-            .coordinator
-            .list_groups(states)
-            .into_iter()
-            .filter(|g| led.contains_key(&partition_for(&g.group_id, partitions)))
-            .collect()
+        self.groups().list_groups(self, states).await
     }
 
     /// The committed offsets of the groups this broker coordinates now (the
     /// leader of their `__consumer_offsets` partition), for lag metrics.
-    /// Groups still loaded from a partition whose leadership moved away are
-    /// left out: their new coordinator reports them.
     pub async fn coordinated_offsets(&self) -> Vec<GroupOffset> {
-        let state = self.groups().state.lock().await;
-        state
-            .coordinator
-            .groups()
-            .filter(|group| {
-                self.local_replica(&self.offsets_partition(group.group_id()))
-                    .is_some_and(|p| p.is_leader())
-            })
-            .flat_map(|group| {
-                group.offsets().iter().map(|(tp, committed)| GroupOffset {
-                    group_id: group.group_id().to_string(),
-                    tp: tp.clone(),
-                    offset: committed.offset,
-                })
-            })
-            .collect()
+        self.groups().coordinated_offsets().await
     }
 
-    /// The timer: sleep until the coordinator's next deadline, then tick.
+    /// The timers of every loaded shard (session and rebalance timeouts,
+    /// offset expiry), and the loading of shards whose leadership came here.
     pub(crate) async fn run_group_timer(&self) {
-        loop {
-            let deadline = {
-                let state = self.groups().state.lock().await;
-                state
-                    .loaded
-                    .is_some()
-                    .then(|| state.coordinator.next_deadline())
-                    .flatten()
-            };
-            let wait = deadline
-                .map(|at| {
-                    Duration::from_millis(
-                        (at - now_ms()).clamp(0, MAX_TICK.as_millis() as i64) as u64
-                    )
-                })
-                .unwrap_or(MAX_TICK);
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = self.groups().timer.notified() => continue,
-            }
-            let mut state = self.groups().state.lock().await;
-            if state.loaded.is_none() {
-                continue;
-            }
-            let output = state.coordinator.on_tick(now_ms());
-            let CoordinatorOutput {
-                records, delayed, ..
-            } = output;
-            self.persist(records).await;
-            drop(state);
-            self.groups().deliver(delayed);
-        }
+        self.groups().run_timer(self).await
     }
 }
 
 #[cfg(test)]
-mod tests {
+mod tests;
+
+#[cfg(test)]
+mod partition_tests {
     use super::*;
 
     #[test]
