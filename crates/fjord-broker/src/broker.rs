@@ -16,7 +16,7 @@ use crate::config::{BrokerConfig, REPLICATION_LISTENER, ReplicationConfig};
 use crate::error::{BrokerError, PartitionError};
 use crate::log_dir_failure::{LogDirFailure, LogOperation};
 use crate::log_dirs::LogDirs;
-use crate::metadata_applier::{apply_image, remove_stray_logs};
+use crate::metadata_applier::{apply_delta, apply_image, remove_stray_logs};
 use crate::replica_manager::{ReplicaManager, now_ms};
 use crate::types::{
     Acks, FetchParams, FetchResult, ListedOffset, OffsetSpec, ProducePartition, ProduceResult,
@@ -118,8 +118,9 @@ impl Broker {
         Ok(broker)
     }
 
-    /// Follow committed metadata: apply every new image to the local logs,
-    /// then publish it as applied.
+    /// Follow committed metadata: apply every new image to the local logs (only
+    /// the topics changed since the image applied before), then publish it as
+    /// applied.
     fn spawn_metadata_follower(
         &self,
         mut committed: watch::Receiver<Arc<MetadataImage>>,
@@ -128,6 +129,8 @@ impl Broker {
         let replicas = self.replicas.clone();
         let config = self.config.clone();
         let cancel = self.cancel.clone();
+        // The image applied at start; `None` after a failed apply: walk everything.
+        let mut prev = Some(applied_tx.borrow().clone());
         self.tasks.spawn(async move {
             loop {
                 tokio::select! {
@@ -135,22 +138,32 @@ impl Broker {
                     changed = committed.changed() => if changed.is_err() { return },
                 }
                 let image = committed.borrow_and_update().clone();
-                let (replicas, config, for_apply) =
-                    (replicas.clone(), config.clone(), image.clone());
+                let (replicas, config, for_apply, prev_applied) =
+                    (replicas.clone(), config.clone(), image.clone(), prev.take());
                 let applied =
                     tokio::task::spawn_blocking(move || match LogDirs::open(&config.log_dir) {
-                        Ok(log_dirs) => apply_image(&replicas, &log_dirs, &config, &for_apply),
+                        Ok(log_dirs) => apply_delta(
+                            &replicas,
+                            &log_dirs,
+                            &config,
+                            prev_applied.as_deref(),
+                            &for_apply,
+                        ),
                         Err(err) => {
-                            replicas.log_dir_failure().fail(
-                                LogOperation::MetadataApply,
-                                None,
-                                &err,
-                            );
+                            let failure = replicas.log_dir_failure();
+                            failure.fail(LogOperation::MetadataApply, None, &err);
+                            Vec::new()
                         }
                     })
                     .await;
-                if let Err(err) = applied {
-                    tracing::error!(%err, "metadata apply task failed");
+                match applied {
+                    Ok(changes) => {
+                        if !changes.is_empty() {
+                            tracing::debug!(?changes, "local replica changes");
+                        }
+                        prev = Some(image.clone());
+                    }
+                    Err(err) => tracing::error!(%err, "metadata apply task failed"),
                 }
                 applied_tx.send_replace(image);
             }

@@ -6,7 +6,8 @@
 //! shrinks) and measures
 //! - publish: what the controller's state machine does per applied batch to
 //!   publish the image (`Arc::new(image.clone())`);
-//! - apply: the broker's metadata apply of the new image.
+//! - apply: the broker's metadata apply of the new image against the one
+//!   applied before (only changed topics are walked).
 //!
 //! Run: `cargo test -p fjord-broker --release metadata_apply_bench -- --ignored --nocapture`
 //! (opens 10,000 logs in a temporary directory).
@@ -18,7 +19,7 @@ use fjord_controller::{Listener, MetadataCommand, MetadataImage, MetadataRespons
 use fjord_types::TopicId;
 use uuid::Uuid;
 
-use super::apply_image;
+use super::{apply_delta, apply_image};
 use crate::config::BrokerConfig;
 use crate::log_dir_failure::LogDirFailure;
 use crate::log_dirs::LogDirs;
@@ -131,8 +132,9 @@ fn metadata_apply_bench() {
         publish.push(started.elapsed());
 
         let started = Instant::now();
-        apply_image(&replicas, &log_dirs, &config, &next);
+        let changes = apply_delta(&replicas, &log_dirs, &config, Some(&applied), &next);
         apply.push(started.elapsed());
+        assert_eq!(changes.len(), 1, "{changes:?}");
         applied = next;
     }
     drop(applied);

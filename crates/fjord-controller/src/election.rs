@@ -79,7 +79,16 @@ impl MetadataImage {
         }
         let live = self.live_set();
         let mut leaders_moved = 0;
+        // Only topics with a partition to change are taken (copy on write).
+        let affected = |p: &PartitionRegistration| {
+            p.replicas.contains(&broker_id)
+                && ((p.isr.len() > 1 && p.isr.contains(&broker_id)) || p.leader == broker_id)
+        };
         for topic in self.topics.values_mut() {
+            if !topic.partitions.iter().any(affected) {
+                continue;
+            }
+            let topic = std::sync::Arc::make_mut(topic);
             let unclean = unclean_enabled(&topic.configs);
             for p in &mut topic.partitions {
                 if !p.replicas.contains(&broker_id) {
@@ -118,6 +127,15 @@ impl MetadataImage {
         let mut leaders_moved = 0;
         for topic in self.topics.values_mut() {
             let unclean = unclean_enabled(&topic.configs);
+            let electable = |p: &PartitionRegistration| {
+                p.leader == NO_BROKER
+                    && p.replicas.contains(&broker_id)
+                    && choose_leader(p, &live, unclean) != NO_BROKER
+            };
+            if !topic.partitions.iter().any(electable) {
+                continue;
+            }
+            let topic = std::sync::Arc::make_mut(topic);
             for p in &mut topic.partitions {
                 if p.leader == NO_BROKER && p.replicas.contains(&broker_id) {
                     let next = choose_leader(p, &live, unclean);
@@ -166,9 +184,8 @@ impl MetadataImage {
             partition_epoch,
         } = version;
         let live = self.live_set();
-        let p = usize::try_from(partition)
-            .ok()
-            .and_then(|i| self.topics.get_mut(&topic_id)?.partitions.get_mut(i))
+        let p = self
+            .partition(topic_id, partition)
             .ok_or(AlterPartitionError::UnknownTopicOrPartition)?;
         if p.leader != broker_id {
             return Err(AlterPartitionError::NotLeader {
@@ -213,6 +230,9 @@ impl MetadataImage {
             });
         }
         if !same_members(&p.isr, new_isr) {
+            let p = self
+                .partition_mut(topic_id, partition)
+                .ok_or(AlterPartitionError::UnknownTopicOrPartition)?;
             // Keep replica order, so the ISR reads the same on every node.
             p.isr = p
                 .replicas
@@ -224,6 +244,9 @@ impl MetadataImage {
             // The leader's ISR expansion is what finishes a reassignment.
             crate::reassignment::complete_if_caught_up(p, &live);
         }
+        let p = self
+            .partition(topic_id, partition)
+            .ok_or(AlterPartitionError::UnknownTopicOrPartition)?;
         Ok(MetadataResponse::PartitionAltered {
             topic_id,
             partition,
@@ -243,11 +266,25 @@ impl MetadataImage {
     ) -> MetadataResponse {
         let live = self.live_set();
         let mut results = Vec::new();
-        let elect_one = |topic_id: TopicId,
-                         partition: i32,
-                         p: &mut PartitionRegistration,
-                         unclean_config: bool| {
-            let outcome = elect(p, election, &live, unclean_config);
+        // Elect on a copy; only a partition that got a new leader is written
+        // back, so topics without one keep their `Arc` (copy on write).
+        let elect_one = |image: &mut Self, topic_id: TopicId, partition: i32| {
+            let found = image.topics.get(&topic_id).and_then(|t| {
+                let p = t.partitions.get(usize::try_from(partition).ok()?)?;
+                Some((p.clone(), unclean_enabled(&t.configs)))
+            });
+            let outcome = match found {
+                Some((mut p, unclean)) => {
+                    let outcome = elect(&mut p, election, &live, unclean);
+                    if outcome.is_ok()
+                        && let Some(slot) = image.partition_mut(topic_id, partition)
+                    {
+                        *slot = p;
+                    }
+                    outcome
+                }
+                None => Err(ElectionError::UnknownTopicOrPartition),
+            };
             ElectionResult {
                 topic_id,
                 partition,
@@ -257,29 +294,21 @@ impl MetadataImage {
         match partitions {
             Some(list) => {
                 for &(topic_id, partition) in list {
-                    let found = self.topics.get_mut(&topic_id).and_then(|t| {
-                        let unclean = unclean_enabled(&t.configs);
-                        let p = t.partitions.get_mut(usize::try_from(partition).ok()?)?;
-                        Some((p, unclean))
-                    });
-                    results.push(match found {
-                        Some((p, unclean)) => elect_one(topic_id, partition, p, unclean),
-                        None => ElectionResult {
-                            topic_id,
-                            partition,
-                            outcome: Err(ElectionError::UnknownTopicOrPartition),
-                        },
-                    });
+                    results.push(elect_one(self, topic_id, partition));
                 }
             }
             None => {
-                for (&topic_id, topic) in &mut self.topics {
-                    let unclean = unclean_enabled(&topic.configs);
-                    for (partition, p) in (0..).zip(&mut topic.partitions) {
-                        let result = elect_one(topic_id, partition, p, unclean);
-                        if result.outcome.is_ok() {
-                            results.push(result);
-                        }
+                let all: Vec<(TopicId, i32)> = self
+                    .topics
+                    .iter()
+                    .flat_map(|(&topic_id, t)| {
+                        (0..).zip(&t.partitions).map(move |(i, _)| (topic_id, i))
+                    })
+                    .collect();
+                for (topic_id, partition) in all {
+                    let result = elect_one(self, topic_id, partition);
+                    if result.outcome.is_ok() {
+                        results.push(result);
                     }
                 }
             }
@@ -528,8 +557,7 @@ mod tests {
         for c in cases {
             let mut img = image(c.already_fenced, &[(c.replicas, c.isr, c.leader)]);
             if c.unclean {
-                img.topics
-                    .get_mut(&T)
+                img.topic_mut(T)
                     .unwrap()
                     .configs
                     .insert(UNCLEAN_LEADER_ELECTION.into(), "true".into());

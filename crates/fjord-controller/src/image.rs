@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use fjord_types::BrokerId;
 use fjord_types::TopicId;
@@ -30,7 +31,12 @@ pub struct MetadataImage {
     /// Set once by [`MetadataCommand::InitCluster`]; empty before that.
     pub cluster_id: String,
     pub brokers: BTreeMap<BrokerId, BrokerRegistration>,
-    pub topics: BTreeMap<TopicId, TopicImage>,
+    /// Shared between consecutive images: a command changes a topic through
+    /// [`MetadataImage::topic_mut`] (copy on write), so publishing an image clones
+    /// pointers, and a topic the command did not touch keeps the very same `Arc`
+    /// (brokers compare with `Arc::ptr_eq` to find what changed). Serialized as
+    /// the plain topic (serde's `rc` feature), so snapshots read the same.
+    pub topics: BTreeMap<TopicId, Arc<TopicImage>>,
     /// Topic ids by name; always the inverse of `topics[*].name`.
     pub topic_ids: BTreeMap<String, TopicId>,
     /// Raft log index of the last applied entry (0 before any).
@@ -124,7 +130,36 @@ impl PartitionRegistration {
 impl MetadataImage {
     /// Look up a topic by name.
     pub fn topic_by_name(&self, name: &str) -> Option<&TopicImage> {
-        self.topic_ids.get(name).and_then(|id| self.topics.get(id))
+        self.topic_ids
+            .get(name)
+            .and_then(|id| self.topics.get(id).map(|t| &**t))
+    }
+
+    /// A topic to change: cloned first if an earlier (published) image still
+    /// shares it, so that image stays as it was. Call it only for a change that
+    /// will happen: a topic taken here gets a new `Arc`, which brokers read as
+    /// "changed".
+    pub(crate) fn topic_mut(&mut self, topic_id: TopicId) -> Option<&mut TopicImage> {
+        self.topics.get_mut(&topic_id).map(Arc::make_mut)
+    }
+
+    /// A partition to change (see [`MetadataImage::topic_mut`]).
+    pub(crate) fn partition_mut(
+        &mut self,
+        topic_id: TopicId,
+        partition: i32,
+    ) -> Option<&mut PartitionRegistration> {
+        let index = usize::try_from(partition).ok()?;
+        if self.topics.get(&topic_id)?.partitions.len() <= index {
+            return None;
+        }
+        self.topic_mut(topic_id)?.partitions.get_mut(index)
+    }
+
+    /// A partition, read-only.
+    pub fn partition(&self, topic_id: TopicId, partition: i32) -> Option<&PartitionRegistration> {
+        let index = usize::try_from(partition).ok()?;
+        self.topics.get(&topic_id)?.partitions.get(index)
     }
 
     /// Apply the committed entry at log `index`: validate `cmd` against this image and,
@@ -344,7 +379,7 @@ impl MetadataImage {
 
         self.topics.insert(
             topic_id,
-            TopicImage {
+            Arc::new(TopicImage {
                 id: topic_id,
                 name: name.to_owned(),
                 partitions: partitions
@@ -352,7 +387,7 @@ impl MetadataImage {
                     .map(|replicas| PartitionRegistration::new(replicas.clone()))
                     .collect(),
                 configs: configs.clone(),
-            },
+            }),
         );
         self.topic_ids.insert(name.to_owned(), topic_id);
         Ok(MetadataResponse::TopicCreated { topic_id })
@@ -366,7 +401,7 @@ impl MetadataImage {
         self.topic_ids.remove(&topic.name);
         Ok(MetadataResponse::TopicDeleted {
             topic_id,
-            name: topic.name,
+            name: topic.name.clone(),
         })
     }
 
@@ -395,7 +430,7 @@ impl MetadataImage {
         );
         self.validate_assignments(current_count, expected_rf, new_partitions)?;
 
-        if let Some(topic) = self.topics.get_mut(&topic_id) {
+        if let Some(topic) = self.topic_mut(topic_id) {
             topic.partitions.extend(
                 new_partitions
                     .iter()
@@ -414,13 +449,15 @@ impl MetadataImage {
         set: &BTreeMap<String, String>,
         delete: &[String],
     ) -> Result<MetadataResponse, MetadataError> {
-        let topic = self
-            .topics
-            .get_mut(&topic_id)
-            .ok_or(MetadataError::UnknownTopicId { topic_id })?;
+        if !self.topics.contains_key(&topic_id) {
+            return Err(MetadataError::UnknownTopicId { topic_id });
+        }
         if let Some(key) = delete.iter().find(|k| set.contains_key(*k)) {
             return Err(MetadataError::ConflictingConfigChange { key: key.clone() });
         }
+        let topic = self
+            .topic_mut(topic_id)
+            .ok_or(MetadataError::UnknownTopicId { topic_id })?;
         for (k, v) in set {
             topic.configs.insert(k.clone(), v.clone());
         }
@@ -1079,5 +1116,79 @@ mod tests {
             ));
             assert_eq!(image.next_producer_id, before);
         }
+    }
+
+    /// Copy on write: a command changes the `Arc` of the topics it changes and
+    /// of no other, and the image published before stays as it was.
+    #[test]
+    fn unchanged_topics_keep_their_arc() {
+        let mut image = crate::test_support::image_with(
+            &[],
+            vec![crate::test_support::partition(&[1, 2, 3], &[1, 2, 3], 1)],
+        );
+        let other = TopicId(Uuid::from_u128(8));
+        let create = MetadataCommand::CreateTopic {
+            topic_id: other,
+            name: "other".into(),
+            partitions: vec![vec![2, 3]],
+            configs: BTreeMap::new(),
+        };
+        assert!(!matches!(
+            image.apply(100, &create),
+            MetadataResponse::Error(_)
+        ));
+        let before = image.clone();
+        let shrink = MetadataCommand::AlterPartition {
+            broker_id: 1,
+            broker_epoch: 10,
+            topic_id: crate::test_support::T,
+            partition: 0,
+            leader_epoch: 5,
+            partition_epoch: 8,
+            new_isr: vec![1, 2],
+        };
+        let response = image.apply(101, &shrink);
+        assert!(
+            matches!(response, MetadataResponse::PartitionAltered { .. }),
+            "{response:?}"
+        );
+        let t = crate::test_support::T;
+        assert!(!Arc::ptr_eq(&before.topics[&t], &image.topics[&t]));
+        assert!(Arc::ptr_eq(&before.topics[&other], &image.topics[&other]));
+        assert_eq!(before.topics[&t].partitions[0].isr, vec![1, 2, 3]);
+        assert_eq!(image.topics[&t].partitions[0].isr, vec![1, 2]);
+
+        // A rejected command (stale partition epoch) and one that touches no
+        // partition (fencing broker 4, which hosts nothing) take no topic.
+        let before = image.clone();
+        assert!(matches!(
+            image.apply(102, &shrink),
+            MetadataResponse::Error(_)
+        ));
+        let fence = MetadataCommand::FenceBroker {
+            broker_id: 4,
+            broker_epoch: 40,
+        };
+        assert!(!matches!(
+            image.apply(103, &fence),
+            MetadataResponse::Error(_)
+        ));
+        for (id, topic) in &image.topics {
+            assert!(Arc::ptr_eq(&before.topics[id], topic));
+        }
+    }
+
+    /// Snapshots serialize a shared topic as the topic itself: a snapshot
+    /// written before topics were shared loads, and round-trips unchanged.
+    #[test]
+    fn snapshot_format_unchanged_by_sharing() {
+        let written_before = r#"{"cluster_id":"c","brokers":{},"topics":{"00000000-0000-0000-0000-000000000007":{"id":"00000000-0000-0000-0000-000000000007","name":"t","partitions":[{"replicas":[1],"isr":[1],"leader":1,"leader_epoch":0,"partition_epoch":0}],"configs":{}}},"topic_ids":{"t":"00000000-0000-0000-0000-000000000007"},"metadata_offset":3,"next_producer_id":0}"#;
+        let image: MetadataImage = serde_json::from_str(written_before).unwrap();
+        let t = crate::test_support::T;
+        assert_eq!(image.topics[&t].name, "t");
+        assert_eq!(image.topics[&t].partitions[0].leader, 1);
+        let again: MetadataImage =
+            serde_json::from_slice(&serde_json::to_vec(&image).unwrap()).unwrap();
+        assert_eq!(again, image);
     }
 }

@@ -66,9 +66,14 @@ impl MetadataImage {
             self.validate_target(target)
                 .map_err(|reason| ReassignmentError::InvalidReplicaAssignment { reason })?;
         }
-        let p = usize::try_from(partition)
-            .ok()
-            .and_then(|i| self.topics.get_mut(&topic_id)?.partitions.get_mut(i))
+        let current = self
+            .partition(topic_id, partition)
+            .ok_or(ReassignmentError::UnknownTopicOrPartition)?;
+        if target.is_none() && !current.is_reassigning() {
+            return Err(ReassignmentError::NoReassignmentInProgress);
+        }
+        let p = self
+            .partition_mut(topic_id, partition)
             .ok_or(ReassignmentError::UnknownTopicOrPartition)?;
         match target {
             Some(target) => {

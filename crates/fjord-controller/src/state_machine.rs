@@ -68,6 +68,9 @@ impl MetadataStateMachine {
         }
     }
 
+    /// Publish the image as of the last applied entry. Cheap: topics are shared
+    /// (`Arc<TopicImage>`), so this copies pointers, and a topic the batch did not
+    /// change is the same `Arc` as in the previous image.
     fn publish(&self) {
         self.image_tx.send_replace(Arc::new(self.image.clone()));
     }

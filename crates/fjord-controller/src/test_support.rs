@@ -55,12 +55,12 @@ pub(crate) fn image_with(
     }
     image.topics.insert(
         T,
-        TopicImage {
+        std::sync::Arc::new(TopicImage {
             id: T,
             name: "t".into(),
             partitions,
             configs: BTreeMap::new(),
-        },
+        }),
     );
     image.topic_ids.insert("t".into(), T);
     image

@@ -290,7 +290,7 @@ mod tests {
         image.topic_ids.insert("orders".into(), id);
         image.topics.insert(
             id,
-            TopicImage {
+            std::sync::Arc::new(TopicImage {
                 id,
                 name: "orders".into(),
                 partitions: vec![
@@ -314,7 +314,7 @@ mod tests {
                     },
                 ],
                 configs: Default::default(),
-            },
+            }),
         );
         image
     }
@@ -445,7 +445,7 @@ mod tests {
             );
         }
         let orders = image.topic_ids["orders"];
-        if let Some(topic) = image.topics.get_mut(&orders) {
+        if let Some(topic) = image.topics.get_mut(&orders).map(std::sync::Arc::make_mut) {
             topic.partitions[1].leader = 2;
             topic.partitions[1].isr = vec![2];
         }
