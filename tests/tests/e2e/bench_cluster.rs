@@ -9,6 +9,9 @@
 //!   cluster versus a single node, 100-byte records, 8 partitions.
 //! - `bench_create_partitions`: CreateTopics of 1,000 partitions (RF=3) and 10,000 (RF=1:
 //!   with RF=3 every node would hold 10,000 open logs, past this host's file limit).
+//! - `bench_coordinator_heartbeats`: heartbeat latency of groups whose `__consumer_offsets`
+//!   partition is healthy while another partition of the same coordinator has a SIGSTOPped
+//!   follower (issue 13's measure; run by hand, `FJORD_BIN` picks the binary).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +25,8 @@ use rdkafka::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use tokio::task::block_in_place;
+
+use crate::coordinator_shards::{Member, groups_on, offsets_cluster, rf2_min_isr2, simple_commit};
 
 const LIMIT: Duration = Duration::from_secs(600);
 
@@ -254,6 +259,135 @@ async fn bench_create_partitions() {
                 "BENCH create {partitions} partitions RF={rf} on 3 nodes: CreateTopics answered after {created:?}; every node shows every partition led and in sync after {led:?}"
             );
         }
+    })
+    .await;
+}
+
+/// Heartbeats of `members` (one thread each, one Heartbeat a second) for `secs`: every
+/// latency, and how many answers were errors (an expired or rebalancing member).
+fn heartbeat_for(members: &mut [Member], secs: u64) -> (Vec<Duration>, usize) {
+    let results: Vec<(Vec<Duration>, usize)> = std::thread::scope(|scope| {
+        let threads: Vec<_> = members
+            .iter_mut()
+            .map(|m| {
+                scope.spawn(move || {
+                    let (mut latencies, mut errors) = (Vec::new(), 0);
+                    let end = Instant::now() + Duration::from_secs(secs);
+                    while Instant::now() < end {
+                        let tick = Instant::now();
+                        match m.heartbeat() {
+                            Ok((0, took)) => latencies.push(took),
+                            Ok((_, took)) => {
+                                latencies.push(took);
+                                errors += 1;
+                            }
+                            Err(_) => {
+                                latencies.push(tick.elapsed());
+                                errors += 1;
+                            }
+                        }
+                        std::thread::sleep(Duration::from_secs(1).saturating_sub(tick.elapsed()));
+                    }
+                    (latencies, errors)
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().expect("heartbeat thread"))
+            .collect()
+    });
+    let errors = results.iter().map(|(_, e)| e).sum();
+    let mut all: Vec<Duration> = results.into_iter().flat_map(|(l, _)| l).collect();
+    all.sort_unstable();
+    (all, errors)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i]
+}
+
+/// Heartbeat latency of groups unrelated to a stalled `__consumer_offsets` partition (issue
+/// 13's measure): 3 nodes with Kafka's default timeouts, `__consumer_offsets` RF 2 and
+/// min.insync.replicas 2; N groups on partition B heartbeat once a second each, 20 s healthy,
+/// then 20 s with the other replica of partition A SIGSTOPped while group G1 (on A, same
+/// coordinator) commits in a loop. Point `FJORD_BIN` at an older binary for "before".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run by hand (prints figures)"]
+async fn bench_coordinator_heartbeats() {
+    let groups: usize = std::env::var("BENCH_GROUPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    let secs = 20;
+    bounded(LIMIT, async {
+        let (mut cluster, layout) =
+            block_in_place(|| offsets_cluster(rf2_min_isr2(ClusterOptions::defaults(3))));
+        let topic = topic_name("bench-hb");
+        cluster.create_topic(&topic, 1, 2, &[]).await;
+        block_in_place(|| {
+            let addr = cluster.node(layout.leader).bootstrap();
+            let mut members: Vec<Member> = groups_on("bench-hb", layout.healthy_partition, groups)
+                .iter()
+                .map(|g| Member::join(&addr, g).unwrap_or_else(|e| panic!("{e:#}")))
+                .collect();
+            // A heartbeat stuck behind a 30 s append (one coordinator lock) is measured.
+            for m in &members {
+                m.set_read_timeout(Duration::from_secs(60));
+            }
+            let g1 = groups_on("bench-stalled", layout.stalled_partition, 1).remove(0);
+            assert_eq!(simple_commit(&addr, &g1, &topic, 0).expect("commit"), 0);
+
+            let healthy = heartbeat_for(&mut members, secs);
+
+            cluster.sigstop(layout.stalled_follower);
+            let stop = Arc::new(AtomicU64::new(0));
+            let committer = {
+                let (stop, addr, g1, topic) =
+                    (stop.clone(), addr.clone(), g1.clone(), topic.clone());
+                std::thread::spawn(move || {
+                    let mut answers = Vec::new();
+                    while stop.load(Ordering::Relaxed) == 0 {
+                        let start = Instant::now();
+                        let code = simple_commit(&addr, &g1, &topic, 1).unwrap_or(-1);
+                        answers.push((code, start.elapsed()));
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    answers
+                })
+            };
+            let stalled = heartbeat_for(&mut members, secs);
+            stop.store(1, Ordering::Relaxed);
+            cluster.sigcont(layout.stalled_follower);
+            let answers = committer.join().expect("committer");
+
+            println!(
+                "coordinator heartbeats, {groups} groups x 1/s, {layout:?}, binary {}",
+                fjord_e2e::fjord_bin().display()
+            );
+            for (label, (lat, errors)) in [("healthy", &healthy), ("follower stopped", &stalled)] {
+                println!(
+                    "  {label:>16}: {} heartbeats, p50 {:?} p99 {:?} max {:?}, {errors} errors",
+                    lat.len(),
+                    percentile(lat, 0.5),
+                    percentile(lat, 0.99),
+                    lat.last().copied().unwrap_or_default()
+                );
+            }
+            let slow: Vec<_> = answers
+                .iter()
+                .filter(|(_, took)| *took > Duration::from_millis(100))
+                .collect();
+            let ok = answers.iter().filter(|(code, _)| *code == 0).count();
+            println!(
+                "  G1 commits while stopped: {} ({ok} succeeded); those over 100 ms (code, time): {slow:?}",
+                answers.len()
+            );
+        });
     })
     .await;
 }
