@@ -7,13 +7,22 @@
 //!   Unlike Kafka, which applies further writes on the uncommitted state and
 //!   defers their answers, a shard takes one write at a time: then reverting
 //!   a failed append concerns only that write.
-//! - Revert rule: before applying, the shard keeps a snapshot of its groups
-//!   (its last committed state, since every earlier write was committed or
-//!   reverted); if the append fails or times out, the snapshot is put back
-//!   and the caller, and every parked request the write answered, get the
-//!   error of [`append_error`]. A snapshot rather than a replay of the
-//!   partition: it costs one clone of one partition's groups per write, and
-//!   needs no read of the log on the failure path (the log may be what failed).
+//! - Revert rule (Kafka's `CoordinatorRuntime`): before applying, the shard
+//!   keeps a snapshot of its groups; if the append fails before anything was
+//!   written (not leader, too few in-sync replicas, a storage error), the
+//!   snapshot is put back and the caller, and every parked request the write
+//!   answered, get the error of [`append_error`]. A write that reached the
+//!   local log but whose replication timed out is *not* reverted: its records
+//!   stay in the log and become committed once the high watermark passes them
+//!   (or vanish with a leadership move, which unloads the shard), so memory
+//!   keeps agreeing with the log; the caller still gets
+//!   COORDINATOR_NOT_AVAILABLE (the outcome is unknown to it, as on Kafka,
+//!   whose runtime fails the deferred answer on its write timeout but keeps
+//!   the uncommitted state). Departure: Fjord's reads see that state before
+//!   it is committed (Kafka reads at the last committed offset). A snapshot
+//!   rather than a replay of the partition: it costs one clone of one
+//!   partition's groups per write, and needs no read of the log on the
+//!   failure path (the log may be what failed).
 //! - Loading: the led set is compared with the one the shards reflect;
 //!   only partitions that were gained (or whose leader epoch changed) are
 //!   replayed, only lost ones are unloaded (their parked requests get
@@ -33,6 +42,7 @@ use tokio::sync::{Mutex, MutexGuard, Notify, oneshot};
 
 use super::offsets_log::{Led, OffsetsLog, append_error, encode_batch};
 use super::{GroupServiceConfig, partition_for};
+use crate::error::PartitionError;
 use crate::group::{
     CoordinatorOutput, DelayedResponse, GroupCoordinator, GroupError, RequestToken, codec,
 };
@@ -294,12 +304,20 @@ impl GroupService {
             }
             Err(err) => {
                 let error = append_error(&err);
-                tracing::warn!(
-                    partition = shard.partition,
-                    %err,
-                    "group coordinator append failed; reverting the shard to its last committed state"
-                );
-                shard.coordinator.restore(snapshot);
+                if written_but_unreplicated(&err) {
+                    tracing::warn!(
+                        partition = shard.partition,
+                        %err,
+                        "group coordinator append not replicated in time; its records stay in the log"
+                    );
+                } else {
+                    tracing::warn!(
+                        partition = shard.partition,
+                        %err,
+                        "group coordinator append failed; reverting the shard to its last committed state"
+                    );
+                    shard.coordinator.restore(snapshot);
+                }
                 self.deliver(
                     delayed
                         .into_iter()
@@ -417,4 +435,10 @@ fn fail(response: DelayedResponse, error: &GroupError) -> DelayedResponse {
             result: Err(error.clone()),
         },
     }
+}
+
+/// The append reached the local log and only its replication timed out
+/// (acks=all waited past the write timeout while this broker still led).
+fn written_but_unreplicated(err: &PartitionError) -> bool {
+    matches!(err, PartitionError::RequestTimedOut)
 }

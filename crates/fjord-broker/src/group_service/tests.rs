@@ -1,5 +1,5 @@
 //! The runtime against a fake `__consumer_offsets` log: failed appends
-//! revert, a stalled shard does not hold the others, leadership changes
+//! revert, unreplicated ones stay as the log holds them, a stalled shard does not hold the others, leadership changes
 //! load and unload one shard each.
 
 use std::collections::{BTreeMap, HashSet};
@@ -20,14 +20,16 @@ use crate::group::{OffsetCommitPartition, OffsetCommitRequest, OffsetFetchReques
 const PARTITIONS: i32 = 4;
 
 /// A log that keeps appended batches in memory; appends to partitions in
-/// `fail` fail with NOT_ENOUGH_REPLICAS, those to partitions in `stall`
-/// wait for `release`.
+/// `fail` fail with NOT_ENOUGH_REPLICAS (nothing written), those to
+/// partitions in `time_out` are written and then answer REQUEST_TIMED_OUT
+/// (replication too slow), those to partitions in `stall` wait for `release`.
 #[derive(Default)]
 struct FakeLog {
     led: Mutex<Led>,
     batches: Mutex<BTreeMap<i32, Vec<Bytes>>>,
     reads: Mutex<BTreeMap<i32, usize>>,
     fail: Mutex<HashSet<i32>>,
+    time_out: Mutex<HashSet<i32>>,
     stall: Mutex<HashSet<i32>>,
     stalled: Notify,
     release: Notify,
@@ -78,6 +80,9 @@ impl OffsetsLog for FakeLog {
                 .entry(partition)
                 .or_default()
                 .push(batch);
+            if self.time_out.lock().unwrap().contains(&partition) {
+                return Err(PartitionError::RequestTimedOut);
+            }
             Ok(())
         })
     }
@@ -163,9 +168,38 @@ async fn failed_append_answers_an_error_and_keeps_the_committed_offset() {
         "Kafka maps NOT_ENOUGH_REPLICAS of a coordinator append to COORDINATOR_NOT_AVAILABLE"
     );
 
-    // Phase: the shard reverted; the old offset is still the committed one.
+    // Phase: the shard reverted; the old offset is still the committed one,
+    // in memory and in the log.
     log.fail.lock().unwrap().clear();
     assert_eq!(committed(&service, &*log, group).await, Ok(Some(5)));
+    assert_eq!(committed(&self::service(), &*log, group).await, Ok(Some(5)));
+}
+
+/// A write that reached the log but timed out waiting for replication is
+/// kept: its records will be committed with the log, so the shard must not
+/// forget them (Kafka's runtime keeps the uncommitted state too); the caller
+/// still gets an error, and a shard loaded from the log agrees.
+#[tokio::test]
+async fn an_unreplicated_append_keeps_what_the_log_holds() {
+    let (service, log) = (service(), FakeLog::leading(0..PARTITIONS));
+    let group = "g0";
+    let results = service.offset_commit(&*log, commit_req(group, 5)).await;
+    assert_eq!(results, vec![(tp(), Ok(()))]);
+
+    log.time_out
+        .lock()
+        .unwrap()
+        .insert(partition_for(group, PARTITIONS));
+    let results = service.offset_commit(&*log, commit_req(group, 9)).await;
+    assert_eq!(
+        results,
+        vec![(tp(), Err(GroupError::CoordinatorNotAvailable))],
+        "Kafka maps REQUEST_TIMED_OUT of a coordinator write to COORDINATOR_NOT_AVAILABLE"
+    );
+    log.time_out.lock().unwrap().clear();
+    assert_eq!(committed(&service, &*log, group).await, Ok(Some(9)));
+    // A coordinator that loads the partition from the log (another leader) agrees.
+    assert_eq!(committed(&self::service(), &*log, group).await, Ok(Some(9)));
 }
 
 #[tokio::test]
