@@ -149,57 +149,53 @@ async fn committed(
         .and_then(|(_, c)| c.map(|c| c.offset)))
 }
 
-#[tokio::test]
-async fn failed_append_answers_an_error_and_keeps_the_committed_offset() {
+/// Commits 5, then 9 while `faulty` (one of the log's fault sets) holds the
+/// group's partition: the second commit must answer COORDINATOR_NOT_AVAILABLE
+/// (Kafka's mapping of both NOT_ENOUGH_REPLICAS and REQUEST_TIMED_OUT of a
+/// coordinator write). Returns the committed offset afterwards as this shard
+/// sees it and as a coordinator that loads the partition from the log sees it.
+async fn commit_with_fault(
+    faulty: impl Fn(&FakeLog) -> &Mutex<HashSet<i32>>,
+) -> (Option<i64>, Option<i64>) {
     let (service, log) = (service(), FakeLog::leading(0..PARTITIONS));
     let group = "g0";
     let results = service.offset_commit(&*log, commit_req(group, 5)).await;
     assert_eq!(results, vec![(tp(), Ok(()))]);
 
-    // Phase: the partition's append fails (NOT_ENOUGH_REPLICAS).
-    log.fail
+    faulty(&log)
         .lock()
         .unwrap()
         .insert(partition_for(group, PARTITIONS));
     let results = service.offset_commit(&*log, commit_req(group, 9)).await;
     assert_eq!(
         results,
-        vec![(tp(), Err(GroupError::CoordinatorNotAvailable))],
-        "Kafka maps NOT_ENOUGH_REPLICAS of a coordinator append to COORDINATOR_NOT_AVAILABLE"
+        vec![(tp(), Err(GroupError::CoordinatorNotAvailable))]
     );
+    faulty(&log).lock().unwrap().clear();
+    let in_memory = committed(&service, &*log, group).await.expect("fetch");
+    let from_log = committed(&self::service(), &*log, group)
+        .await
+        .expect("fetch");
+    (in_memory, from_log)
+}
 
-    // Phase: the shard reverted; the old offset is still the committed one,
-    // in memory and in the log.
-    log.fail.lock().unwrap().clear();
-    assert_eq!(committed(&service, &*log, group).await, Ok(Some(5)));
-    assert_eq!(committed(&self::service(), &*log, group).await, Ok(Some(5)));
+/// An append refused before anything was written (NOT_ENOUGH_REPLICAS):
+/// the shard reverts; the old offset is still the committed one, in memory
+/// and in the log.
+#[tokio::test]
+async fn failed_append_answers_an_error_and_keeps_the_committed_offset() {
+    let seen = commit_with_fault(|log| &log.fail).await;
+    assert_eq!(seen, (Some(5), Some(5)));
 }
 
 /// A write that reached the log but timed out waiting for replication is
 /// kept: its records will be committed with the log, so the shard must not
 /// forget them (Kafka's runtime keeps the uncommitted state too); the caller
-/// still gets an error, and a shard loaded from the log agrees.
+/// still got an error, and a shard loaded from the log agrees.
 #[tokio::test]
 async fn an_unreplicated_append_keeps_what_the_log_holds() {
-    let (service, log) = (service(), FakeLog::leading(0..PARTITIONS));
-    let group = "g0";
-    let results = service.offset_commit(&*log, commit_req(group, 5)).await;
-    assert_eq!(results, vec![(tp(), Ok(()))]);
-
-    log.time_out
-        .lock()
-        .unwrap()
-        .insert(partition_for(group, PARTITIONS));
-    let results = service.offset_commit(&*log, commit_req(group, 9)).await;
-    assert_eq!(
-        results,
-        vec![(tp(), Err(GroupError::CoordinatorNotAvailable))],
-        "Kafka maps REQUEST_TIMED_OUT of a coordinator write to COORDINATOR_NOT_AVAILABLE"
-    );
-    log.time_out.lock().unwrap().clear();
-    assert_eq!(committed(&service, &*log, group).await, Ok(Some(9)));
-    // A coordinator that loads the partition from the log (another leader) agrees.
-    assert_eq!(committed(&self::service(), &*log, group).await, Ok(Some(9)));
+    let seen = commit_with_fault(|log| &log.time_out).await;
+    assert_eq!(seen, (Some(9), Some(9)));
 }
 
 #[tokio::test]
