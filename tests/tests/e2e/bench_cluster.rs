@@ -12,18 +12,24 @@
 //! - `bench_coordinator_heartbeats`: heartbeat latency of groups whose `__consumer_offsets`
 //!   partition is healthy while another partition of the same coordinator has a SIGSTOPped
 //!   follower (issue 13's measure; run by hand, `FJORD_BIN` picks the binary).
+//! - `bench_rolling_restart_default_timeouts`: graceful restart of each of 3 nodes in turn
+//!   (Kafka's default timings) under acks=all idempotent load: the longest produce stall per
+//!   restart (issue 13's measure; run by hand); asserts every ack is read back exactly once.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use fjord_e2e::produce_loop::{ProduceLoop, fault_test_producer};
+use fjord_e2e::produce_loop::{ProduceLoop, fault_test_producer, read_partition_seqs};
 use fjord_e2e::{
     ClusterOptions, FjordCluster, FjordNode, bounded, client_config, topic_name, wait_for,
 };
 use rdkafka::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{
+    BaseRecord, DeliveryResult, FutureProducer, Producer, ProducerContext, ThreadedProducer,
+};
 use tokio::task::block_in_place;
 
 use crate::coordinator_shards::{Member, groups_on, offsets_cluster, rf2_min_isr2, simple_commit};
@@ -388,6 +394,145 @@ async fn bench_coordinator_heartbeats() {
                 answers.len()
             );
         });
+    })
+    .await;
+}
+
+/// One graceful restart: when it began and ended, and how long each step took.
+struct RestartWindow {
+    node: i32,
+    start: Instant,
+    end: Instant,
+    stop: Duration,
+    ready: Duration,
+    healthy: Duration,
+    failed: usize,
+}
+
+/// The longest time without an acknowledgement in `[start, end]` (the window's edges count
+/// as acknowledgements, so a stall running past either edge is cut there).
+fn longest_ack_gap(acks: &[Instant], start: Instant, end: Instant) -> Duration {
+    let mut prev = start;
+    let mut worst = Duration::ZERO;
+    for &t in acks.iter().filter(|&&t| t >= start && t <= end) {
+        worst = worst.max(t - prev);
+        prev = t;
+    }
+    worst.max(end - prev)
+}
+
+/// Restarts every node of a 3-node cluster with Kafka's default timings in turn (SIGTERM,
+/// wait for exit, start, wait until the topic is fully in sync) under a continuous acks=all
+/// idempotent producer; prints per restart the longest time without an acknowledgement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run by hand (prints figures)"]
+async fn bench_rolling_restart_default_timeouts() {
+    bounded(LIMIT, async {
+        let partitions = 6;
+        let mut cluster = block_in_place(|| FjordCluster::start_with(ClusterOptions::defaults(3)));
+        let topic = topic_name("bench-rolling");
+        cluster
+            .create_topic(&topic, partitions, 3, &[("min.insync.replicas", "2")])
+            .await;
+        let producer: FutureProducer = client_config(&cluster.bootstrap())
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "2")
+            .set("message.timeout.ms", "120000")
+            .set("request.timeout.ms", "30000")
+            .set("retry.backoff.ms", "50")
+            .set("retry.backoff.max.ms", "500")
+            .create()
+            .expect("producer");
+        let plo = ProduceLoop::start(
+            producer,
+            &topic,
+            (0..partitions).collect(),
+            64,
+            Duration::from_millis(2),
+        );
+        plo.wait_for_more_acks(
+            500,
+            Duration::from_secs(60),
+            "records before the first restart",
+        );
+        let mut windows = Vec::new();
+        for id in cluster.ids() {
+            let failed_before = plo.failed_count();
+            let start = Instant::now();
+            let status = block_in_place(|| cluster.stop(id));
+            let stop = start.elapsed();
+            assert!(status.success(), "node {id} exited with {status} on SIGTERM");
+            let t = Instant::now();
+            block_in_place(|| cluster.restart(id));
+            let ready = t.elapsed();
+            let t = Instant::now();
+            block_in_place(|| {
+                cluster.wait_for_healthy_topic(&topic, partitions, Duration::from_secs(120))
+            });
+            let healthy = t.elapsed();
+            // A little steady load between restarts, as an operator's health check would see.
+            plo.wait_for_more_acks(200, Duration::from_secs(60), "records after the restart");
+            windows.push(RestartWindow {
+                node: id,
+                start,
+                end: Instant::now(),
+                stop,
+                ready,
+                healthy,
+                failed: plo.failed_count() - failed_before,
+            });
+        }
+        let summary = plo.finish().await;
+        let mut acks: Vec<Instant> = summary.acked.iter().map(|a| a.acked_at).collect();
+        acks.sort();
+        let mut worst = Duration::ZERO;
+        for w in &windows {
+            let gap = longest_ack_gap(&acks, w.start, w.end);
+            worst = worst.max(gap);
+            println!(
+                "BENCH rolling restart [Kafka defaults] node {}: SIGTERM stop {:?}, start to ready {:?}, ready to topic fully in sync {:?}; longest gap between acks=all acknowledgements {gap:?}; {} delivery errors",
+                w.node, w.stop, w.ready, w.healthy, w.failed
+            );
+        }
+
+        // Every acknowledged record is in the log exactly once, at its acknowledged offset.
+        let bootstrap = cluster.bootstrap();
+        let mut records = 0;
+        for p in 0..partitions {
+            let log = block_in_place(|| {
+                read_partition_seqs(&bootstrap, &topic, p, Duration::from_secs(60))
+            })
+            .unwrap_or_else(|e| panic!("{e:#}"));
+            records += log.len();
+            let mut count: HashMap<u64, usize> = HashMap::new();
+            for (_, seq) in &log {
+                *count.entry(*seq).or_default() += 1;
+            }
+            for a in summary.acked.iter().filter(|a| a.partition == p) {
+                assert_eq!(
+                    count.get(&a.seq).copied().unwrap_or(0),
+                    1,
+                    "partition {p}: seq-{} (acknowledged at offset {}) is not in the log exactly once",
+                    a.seq,
+                    a.offset
+                );
+                let at = usize::try_from(a.offset).ok().and_then(|i| log.get(i));
+                assert_eq!(
+                    at.map(|(_, s)| *s),
+                    Some(a.seq),
+                    "partition {p}: seq-{} not at its acknowledged offset {}",
+                    a.seq,
+                    a.offset
+                );
+            }
+        }
+        println!(
+            "BENCH rolling restart [Kafka defaults] totals: {} sent, {} acknowledged (each read back exactly once), {} delivery errors, {records} records in the log; worst stall {worst:?}",
+            summary.sent,
+            summary.acked.len(),
+            summary.failed
+        );
     })
     .await;
 }
