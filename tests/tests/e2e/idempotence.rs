@@ -11,7 +11,9 @@ use fjord_e2e::{
     expect_no_more, topic_name,
 };
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{InitProducerIdRequest, ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::messages::{
+    InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
@@ -58,6 +60,16 @@ fn batch(pid: i64, epoch: i16, first_seq: i32, count: i32) -> bytes::Bytes {
     buf.freeze()
 }
 
+/// InitProducerId v4 without a transactional id (an idempotent producer's first call).
+pub(crate) fn init_producer_id(conn: &mut KafkaConn) -> InitProducerIdResponse {
+    let init = InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id((-1).into())
+        .with_producer_epoch(-1);
+    conn.request(4, &init).expect("InitProducerId")
+}
+
 /// Produce one batch to partition 0 with acks=all; (error code, base offset).
 pub(crate) fn produce(conn: &mut KafkaConn, topic: &str, records: bytes::Bytes) -> (i16, i64) {
     let response = produce_at(conn, topic, records, 9);
@@ -97,13 +109,8 @@ async fn retried_batches_are_written_once_and_gaps_refused() {
         let mut conn = KafkaConn::connect(&node.bootstrap(), IO_TIMEOUT).expect("connect");
 
         // Two producers get different ids.
-        let init = InitProducerIdRequest::default()
-            .with_transactional_id(None)
-            .with_transaction_timeout_ms(60_000)
-            .with_producer_id((-1).into())
-            .with_producer_epoch(-1);
-        let first = conn.request(4, &init).expect("InitProducerId");
-        let second = conn.request(4, &init).expect("InitProducerId");
+        let first = init_producer_id(&mut conn);
+        let second = init_producer_id(&mut conn);
         assert_eq!((first.error_code, second.error_code), (0, 0));
         assert_ne!(first.producer_id, second.producer_id);
         let (pid, epoch) = (first.producer_id.0, first.producer_epoch);

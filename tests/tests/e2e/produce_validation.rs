@@ -12,15 +12,13 @@ use fjord_e2e::{
     FjordNode, KafkaConn, bounded, client_config, create_topic, topic_name, wait_for_topic,
 };
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::{
-    InitProducerIdRequest, ListOffsetsRequest, ListOffsetsResponse, TopicName,
-};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
-use crate::idempotence::{produce, produce_at};
+use crate::idempotence::{init_producer_id, produce, produce_at};
 
 const LIMIT: Duration = Duration::from_secs(60);
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -100,12 +98,7 @@ async fn control_and_transactional_batches_from_clients_are_refused() {
         let topic = topic_name("produce-validation");
         create_topic(&node.bootstrap(), &topic, 1).await;
         let mut conn = KafkaConn::connect(&node.bootstrap(), IO_TIMEOUT).expect("connect");
-        let init = InitProducerIdRequest::default()
-            .with_transactional_id(None)
-            .with_transaction_timeout_ms(60_000)
-            .with_producer_id((-1).into())
-            .with_producer_epoch(-1);
-        let init = conn.request(4, &init).expect("InitProducerId");
+        let init = init_producer_id(&mut conn);
         assert_eq!(init.error_code, 0);
         let (pid, epoch) = (init.producer_id.0, init.producer_epoch);
 
