@@ -397,6 +397,23 @@ impl Partition {
         acks: Acks,
         now_ms: i64,
     ) -> Result<Appended, PartitionError> {
+        // The request's own checks read only its bytes (and, for the key check,
+        // decode and maybe decompress its records): done before the partition
+        // lock, so they never hold up other appends and reads of the partition.
+        // Their error is answered after the leadership checks, as before.
+        let headers = batch_headers(records);
+        let compacted = self
+            .lock()
+            .log
+            .as_ref()
+            .is_some_and(|log| log.config().cleanup_policy != CleanupPolicy::Delete);
+        let validated = validate_client_batches(&headers).and_then(|()| {
+            if compacted {
+                validate_keys(&self.tp, records, &headers)
+            } else {
+                Ok(())
+            }
+        });
         let mut inner = self.lock();
         self.check_leader(&inner)?;
         let min_isr = inner.min_insync_replicas;
@@ -407,16 +424,8 @@ impl Partition {
             }
         }
         let term = inner.terms;
-        let headers = batch_headers(records);
         // Before the duplicate check: a forged batch is never answered as a retry.
-        validate_client_batches(&headers)?;
-        if inner
-            .log
-            .as_ref()
-            .is_some_and(|log| log.config().cleanup_policy != CleanupPolicy::Delete)
-        {
-            validate_keys(&self.tp, records, &headers)?;
-        }
+        validated?;
         if let Some(duplicate) = check_sequences(&inner.producers, &headers)? {
             // A retry of a batch already written: answer with where it landed.
             let log_start_offset = inner.log.as_ref().map_or(0, Log::log_start_offset);
