@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use fjord_controller::{Controller, Listener, MetadataCommand, MetadataImage, MetadataResponse};
 use fjord_types::{BrokerId, LeaderEpoch, Offset, TopicPartition};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
@@ -16,7 +16,7 @@ use crate::config::{BrokerConfig, REPLICATION_LISTENER, ReplicationConfig};
 use crate::error::{BrokerError, PartitionError};
 use crate::log_dir_failure::{LogDirFailure, LogOperation};
 use crate::log_dirs::LogDirs;
-use crate::metadata_applier::{apply_delta, apply_image, remove_stray_logs};
+use crate::metadata_applier::{LocalReplicaChange, apply_delta, apply_image, remove_stray_logs};
 use crate::replica_manager::{ReplicaManager, now_ms};
 use crate::types::{
     Acks, FetchParams, FetchResult, ListedOffset, OffsetSpec, ProducePartition, ProduceResult,
@@ -30,6 +30,9 @@ pub struct Broker {
     /// The image whose partitions are open locally: what Metadata answers from,
     /// so a client is never told of a partition whose log is not open yet.
     pub(crate) applied: watch::Receiver<Arc<MetadataImage>>,
+    /// The local replica changes of each applied image (Kafka's
+    /// `LocalReplicaChanges`), sent before the image is published as applied.
+    pub(crate) local_changes: broadcast::Sender<LocalReplicaChanges>,
     /// This broker's epoch, from its registration (-1: unknown).
     pub(crate) broker_epoch: AtomicI64,
     pub(crate) cancel: CancellationToken,
@@ -37,6 +40,13 @@ pub struct Broker {
     pub(crate) producer_ids: crate::producer_ids::ProducerIds,
     pub(crate) group_service: crate::group_service::GroupService,
 }
+
+/// The local replica changes of one applied image, shared by every subscriber.
+pub type LocalReplicaChanges = Arc<[LocalReplicaChange]>;
+
+/// Images a slow subscriber may fall behind before it is told it lagged
+/// (then it rescans the hosted replicas, as at start).
+const LOCAL_CHANGES_BACKLOG: usize = 1024;
 
 impl Broker {
     /// A broker without replication settings (a single node): see
@@ -97,12 +107,14 @@ impl Broker {
         }
         let group_config = config.groups.clone();
         let (applied_tx, applied) = watch::channel(first);
+        let (local_changes, _) = broadcast::channel(LOCAL_CHANGES_BACKLOG);
         let broker = Arc::new(Broker {
             config,
             replication,
             controller,
             replicas,
             applied,
+            local_changes,
             broker_epoch: AtomicI64::new(broker_epoch),
             cancel: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -129,6 +141,7 @@ impl Broker {
         let replicas = self.replicas.clone();
         let config = self.config.clone();
         let cancel = self.cancel.clone();
+        let local_changes = self.local_changes.clone();
         // The image applied at start; `None` after a failed apply: walk everything.
         let mut prev = Some(applied_tx.borrow().clone());
         self.tasks.spawn(async move {
@@ -160,6 +173,8 @@ impl Broker {
                     Ok(changes) => {
                         if !changes.is_empty() {
                             tracing::debug!(?changes, "local replica changes");
+                            // No receiver is not an error: nobody listens yet.
+                            let _ = local_changes.send(changes.into());
                         }
                         prev = Some(image.clone());
                     }
@@ -248,6 +263,14 @@ impl Broker {
 
     pub fn config(&self) -> &BrokerConfig {
         &self.config
+    }
+
+    /// The local replica changes of every image applied from now on. A
+    /// subscriber reads the hosted replicas ([`ReplicaManager::all`]) after
+    /// subscribing for the state before, and rescans them when it lagged
+    /// (`RecvError::Lagged`); a change may repeat what that scan saw.
+    pub fn subscribe_local_changes(&self) -> broadcast::Receiver<LocalReplicaChanges> {
+        self.local_changes.subscribe()
     }
 
     /// The metadata image whose partitions are open here.

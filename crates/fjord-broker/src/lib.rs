@@ -73,6 +73,7 @@ pub use fjord_controller::{
     BrokerRegistration, ElectionError, ElectionType, Listener, MetadataImage,
     PartitionRegistration, ReassignmentError, ReplicaAssignmentError, TopicImage,
 };
+pub use broker::LocalReplicaChanges;
 pub use metadata_applier::LocalReplicaChange;
 pub use reassignment::{OngoingReassignment, ReassignmentOutcome};
 pub use types::*;
