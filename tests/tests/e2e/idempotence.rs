@@ -27,7 +27,7 @@ const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 const INVALID_PRODUCER_EPOCH: i16 = 47;
 
 /// One batch of `count` records from producer `pid` at `epoch`, sequences from `first_seq`.
-fn batch(pid: i64, epoch: i16, first_seq: i32, count: i32) -> bytes::Bytes {
+pub(crate) fn batch(pid: i64, epoch: i16, first_seq: i32, count: i32) -> bytes::Bytes {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock after 1970")

@@ -25,3 +25,4 @@ mod produce_consume;
 mod produce_validation;
 mod protocol_errors;
 mod reassignment;
+mod shutdown_order;

@@ -2,7 +2,7 @@
 //! partition this broker follows from that leader in one request, over one
 //! gRPC channel.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use fjord_rpc::replica_service_client::ReplicaServiceClient;
 use fjord_rpc::{FetchPartition, FetchedPartition, ReplicaFetchRequest};
 use fjord_types::{BrokerId, TopicPartition};
 use kafka_protocol::ResponseError;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint};
@@ -20,8 +20,9 @@ use tonic::transport::{Channel, Endpoint};
 use crate::broker::Broker;
 use crate::config::REPLICATION_LISTENER;
 use crate::error::PartitionError;
+use crate::metadata_applier::LocalReplicaChange;
 use crate::partition::{FollowerPosition, Partition};
-use crate::replica_manager::now_ms;
+use crate::replica_manager::{ReplicaManager, now_ms};
 use crate::truncation::{EpochEndOffset, UNDEFINED_OFFSET};
 
 /// The first back-off after a failed fetch; it doubles up to
@@ -46,66 +47,137 @@ struct FetcherHandle {
     cancel: CancellationToken,
 }
 
+/// The partitions this broker follows, by leader: what the fetcher manager
+/// keeps in step with the local replica changes.
+#[derive(Default)]
+struct Followed {
+    leader_of: HashMap<TopicPartition, BrokerId>,
+    by_leader: BTreeMap<BrokerId, BTreeMap<TopicPartition, Arc<Partition>>>,
+}
+
+impl Followed {
+    /// Every hosted replica that follows a live leader now.
+    fn scan(replicas: &ReplicaManager) -> Followed {
+        let mut followed = Followed::default();
+        for partition in replicas.all() {
+            if let Some(position) = partition.follower_position() {
+                followed.follow(position.leader, partition);
+            }
+        }
+        followed
+    }
+
+    fn follow(&mut self, leader: BrokerId, partition: Arc<Partition>) {
+        self.unfollow(&partition.tp);
+        self.leader_of.insert(partition.tp.clone(), leader);
+        self.by_leader
+            .entry(leader)
+            .or_default()
+            .insert(partition.tp.clone(), partition);
+    }
+
+    /// Stop following `tp`; the leader it was fetched from, if any.
+    fn unfollow(&mut self, tp: &TopicPartition) -> Option<BrokerId> {
+        let leader = self.leader_of.remove(tp)?;
+        if let Some(partitions) = self.by_leader.get_mut(&leader) {
+            partitions.remove(tp);
+            if partitions.is_empty() {
+                self.by_leader.remove(&leader);
+            }
+        }
+        Some(leader)
+    }
+
+    /// Apply one image's changes; the leaders whose fetchers must hear of it.
+    fn apply(&mut self, replicas: &ReplicaManager, changes: &[LocalReplicaChange]) -> BTreeSet<BrokerId> {
+        let mut touched = BTreeSet::new();
+        for change in changes {
+            match change {
+                LocalReplicaChange::BecameFollower { tp, leader, .. } => {
+                    touched.extend(self.unfollow(tp));
+                    if *leader >= 0
+                        && let Some(partition) = replicas.get(tp)
+                    {
+                        self.follow(*leader, partition);
+                        touched.insert(*leader);
+                    }
+                }
+                LocalReplicaChange::BecameLeader { tp, .. }
+                | LocalReplicaChange::Deleted { tp, .. } => touched.extend(self.unfollow(tp)),
+                // A new ISR or replica set: the fetcher retries the partition
+                // now if it had backed off (the leader may be ready for it).
+                LocalReplicaChange::Updated { tp, .. } => {
+                    touched.extend(self.leader_of.get(tp).copied());
+                }
+            }
+        }
+        touched
+    }
+
+    fn partitions_of(&self, leader: BrokerId) -> Vec<Arc<Partition>> {
+        self.by_leader
+            .get(&leader)
+            .map(|p| p.values().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
 impl Broker {
-    /// Keep one fetcher per leader this broker follows partitions of, in
-    /// step with the applied metadata.
+    /// Keep one fetcher per leader this broker follows partitions of, driven
+    /// by the local replica changes of each applied image: only the
+    /// fetchers of leaders whose partitions changed hear of it.
     pub(crate) fn spawn_fetcher_manager(self: &Arc<Self>) {
         let (broker, cancel) = (self.clone(), self.cancel.clone());
-        let mut applied = self.applied.clone();
+        // Subscribe before the first scan: a change applied in between is
+        // then seen twice (harmless), never missed.
+        let mut changes = self.subscribe_local_changes();
         self.tasks.spawn(async move {
             let mut fetchers: BTreeMap<BrokerId, FetcherHandle> = BTreeMap::new();
+            let mut followed = Followed::scan(&broker.replicas);
+            let mut touched: BTreeSet<BrokerId> = followed.by_leader.keys().copied().collect();
             loop {
-                applied.mark_unchanged();
-                let mut wanted: BTreeMap<BrokerId, Vec<Arc<Partition>>> = BTreeMap::new();
-                for partition in broker.replicas.all() {
-                    if let Some(position) = partition.follower_position() {
-                        wanted.entry(position.leader).or_default().push(partition);
+                for leader in std::mem::take(&mut touched) {
+                    let partitions = followed.partitions_of(leader);
+                    if partitions.is_empty() {
+                        if let Some(handle) = fetchers.remove(&leader) {
+                            handle.cancel.cancel();
+                            tracing::info!(leader, "replica fetcher stopped");
+                        }
+                    } else if let Some(handle) = fetchers.get(&leader) {
+                        handle.partitions.send_replace(partitions);
+                    } else {
+                        let (tx, rx) = watch::channel(partitions);
+                        let token = cancel.child_token();
+                        tracing::info!(leader, "replica fetcher started");
+                        broker
+                            .tasks
+                            .spawn(run_fetcher(broker.clone(), leader, rx, token.clone()));
+                        fetchers.insert(
+                            leader,
+                            FetcherHandle {
+                                partitions: tx,
+                                cancel: token,
+                            },
+                        );
                     }
                 }
-                fetchers.retain(|leader, handle| {
-                    let keep = wanted.contains_key(leader);
-                    if !keep {
-                        handle.cancel.cancel();
-                        tracing::info!(leader, "replica fetcher stopped");
-                    }
-                    keep
-                });
-                for (leader, partitions) in wanted {
-                    match fetchers.get(&leader) {
-                        // Sent on every image: the fetcher also retries
-                        // partitions it backed off from, as metadata moved.
-                        Some(handle) => {
-                            handle.partitions.send_replace(partitions);
-                        }
-                        None => {
-                            let (tx, rx) = watch::channel(partitions);
-                            let token = cancel.child_token();
-                            tracing::info!(leader, "replica fetcher started");
-                            broker.tasks.spawn(run_fetcher(
-                                broker.clone(),
-                                leader,
-                                rx,
-                                token.clone(),
-                            ));
-                            fetchers.insert(
-                                leader,
-                                FetcherHandle {
-                                    partitions: tx,
-                                    cancel: token,
-                                },
-                            );
-                        }
-                    }
-                }
-                let stop = tokio::select! {
-                    _ = cancel.cancelled() => true,
-                    changed = applied.changed() => changed.is_err(),
+                let received = tokio::select! {
+                    _ = cancel.cancelled() => None,
+                    received = changes.recv() => Some(received),
                 };
-                if stop {
-                    for handle in fetchers.values() {
-                        handle.cancel.cancel();
+                match received {
+                    Some(Ok(batch)) => touched = followed.apply(&broker.replicas, &batch),
+                    Some(Err(broadcast::error::RecvError::Lagged(missed))) => {
+                        tracing::warn!(missed, "fetcher manager fell behind metadata; rescanning replicas");
+                        followed = Followed::scan(&broker.replicas);
+                        touched = fetchers.keys().chain(followed.by_leader.keys()).copied().collect();
                     }
-                    return;
+                    Some(Err(broadcast::error::RecvError::Closed)) | None => {
+                        for handle in fetchers.values() {
+                            handle.cancel.cancel();
+                        }
+                        return;
+                    }
                 }
             }
         });
