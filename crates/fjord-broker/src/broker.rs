@@ -12,10 +12,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
+use crate::admin::AdminService;
 use crate::config::{BrokerConfig, REPLICATION_LISTENER, ReplicationConfig};
 use crate::error::{BrokerError, PartitionError};
 use crate::log_dir_failure::{LogDirFailure, LogOperation};
 use crate::log_dirs::LogDirs;
+use crate::metadata_cache::MetadataCache;
+use crate::producer_ids::ProducerIdService;
 use crate::metadata_applier::{LocalReplicaChange, apply_delta, apply_image, remove_stray_logs};
 use crate::replica_manager::{ReplicaManager, now_ms};
 use crate::types::{
@@ -27,9 +30,8 @@ pub struct Broker {
     pub(crate) replication: ReplicationConfig,
     pub(crate) controller: Controller,
     pub(crate) replicas: Arc<ReplicaManager>,
-    /// The image whose partitions are open locally: what Metadata answers from,
-    /// so a client is never told of a partition whose log is not open yet.
-    pub(crate) applied: watch::Receiver<Arc<MetadataImage>>,
+    /// The image whose partitions are open locally.
+    pub(crate) metadata_cache: MetadataCache,
     /// The local replica changes of each applied image (Kafka's
     /// `LocalReplicaChanges`), sent before the image is published as applied.
     pub(crate) local_changes: broadcast::Sender<LocalReplicaChanges>,
@@ -37,7 +39,8 @@ pub struct Broker {
     pub(crate) broker_epoch: AtomicI64,
     pub(crate) cancel: CancellationToken,
     pub(crate) tasks: TaskTracker,
-    pub(crate) producer_ids: crate::producer_ids::ProducerIds,
+    pub(crate) admin: AdminService,
+    pub(crate) producer_ids: ProducerIdService,
     pub(crate) group_service: crate::group_service::GroupService,
 }
 
@@ -107,18 +110,22 @@ impl Broker {
         }
         let group_config = config.groups.clone();
         let (applied_tx, applied) = watch::channel(first);
+        let metadata_cache = MetadataCache::new(applied);
+        let admin = AdminService::new(config.clone(), controller.clone(), metadata_cache.clone());
+        let producer_ids = ProducerIdService::new(config.node_id, controller.clone());
         let (local_changes, _) = broadcast::channel(LOCAL_CHANGES_BACKLOG);
         let broker = Arc::new(Broker {
             config,
             replication,
             controller,
             replicas,
-            applied,
+            admin,
+            producer_ids,
+            metadata_cache,
             local_changes,
             broker_epoch: AtomicI64::new(broker_epoch),
             cancel: CancellationToken::new(),
             tasks: TaskTracker::new(),
-            producer_ids: Default::default(),
             group_service: crate::group_service::GroupService::new(group_config),
         });
         broker.spawn_metadata_follower(committed, applied_tx);
@@ -273,9 +280,19 @@ impl Broker {
         self.local_changes.subscribe()
     }
 
+    /// Topic administration, leader elections and reassignments.
+    pub fn admin(&self) -> &AdminService {
+        &self.admin
+    }
+
+    /// Producer ids for InitProducerId.
+    pub fn producer_ids(&self) -> &ProducerIdService {
+        &self.producer_ids
+    }
+
     /// The metadata image whose partitions are open here.
     pub fn metadata(&self) -> Arc<MetadataImage> {
-        self.applied.borrow().clone()
+        self.metadata_cache.image()
     }
 
     /// Waits until the controller has unfenced this broker's current incarnation in
@@ -284,7 +301,7 @@ impl Broker {
     /// with the metadata log; a new one starts unfenced.
     pub async fn wait_unfenced(&self) {
         let node_id = self.node_id();
-        let mut applied = self.applied.clone();
+        let mut applied = self.metadata_cache.subscribe();
         let unfenced = |image: &Arc<MetadataImage>| {
             image
                 .brokers
@@ -304,10 +321,7 @@ impl Broker {
         timeout: Duration,
         ready: impl FnMut(&Arc<MetadataImage>) -> bool,
     ) -> bool {
-        let mut rx = self.applied.clone();
-        tokio::time::timeout(timeout, rx.wait_for(ready))
-            .await
-            .is_ok_and(|r| r.is_ok())
+        self.metadata_cache.wait_for(timeout, ready).await
     }
 
     pub fn controller_id(&self) -> Option<BrokerId> {

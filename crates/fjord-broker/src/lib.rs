@@ -3,7 +3,12 @@
 //! What it owns:
 //! - [`Broker`]: registers with the controller, follows committed metadata
 //!   (opening, updating and deleting partition logs to match it) and serves
-//!   produce, fetch, offset lookups and topic administration in domain terms.
+//!   produce, fetch and offset lookups in domain terms; it owns the
+//!   services below and hands them out.
+//! - [`AdminService`](admin::AdminService): topic administration, leader
+//!   elections and reassignments, through the controller.
+//! - [`ProducerIdService`](producer_ids::ProducerIdService): producer id blocks.
+//! - [`MetadataCache`](metadata_cache::MetadataCache): the applied image.
 //! - [`ReplicaManager`](replica_manager::ReplicaManager): the partitions hosted here.
 //! - [`Partition`](partition::Partition): one replica's log, leadership and
 //!   high watermark.
@@ -39,10 +44,9 @@
 //!
 //! Not yet here (next issues): the transaction coordinator.
 
-mod admin;
+pub mod admin;
 mod broker;
 pub mod config;
-mod elect_leaders;
 pub mod error;
 pub mod group;
 pub mod group_service;
@@ -52,11 +56,11 @@ pub mod leader_state;
 pub mod log_dir_failure;
 mod log_dirs;
 mod metadata_applier;
+pub mod metadata_cache;
 pub mod partition;
 mod produce_validation;
-mod producer_ids;
+pub mod producer_ids;
 pub mod producer_state;
-mod reassignment;
 pub mod replica_manager;
 pub mod replication;
 mod stored_topic_configs;
@@ -67,7 +71,7 @@ pub use broker::Broker;
 pub use config::{
     AdvertisedListener, BrokerConfig, DEFAULT_LISTENER, REPLICATION_LISTENER, ReplicationConfig,
 };
-pub use elect_leaders::ElectionOutcome;
+pub use admin::{AdminService, ElectionOutcome, OngoingReassignment, ReassignmentOutcome};
 pub use error::{AdminError, BrokerError, PartitionError};
 pub use fjord_controller::{
     BrokerRegistration, ElectionError, ElectionType, Listener, MetadataImage,
@@ -75,5 +79,4 @@ pub use fjord_controller::{
 };
 pub use broker::LocalReplicaChanges;
 pub use metadata_applier::LocalReplicaChange;
-pub use reassignment::{OngoingReassignment, ReassignmentOutcome};
 pub use types::*;

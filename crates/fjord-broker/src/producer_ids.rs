@@ -2,10 +2,10 @@
 //! the controller hands this broker (committed through Raft, so no id is
 //! ever given twice, across brokers or restarts).
 
-use fjord_controller::{MetadataCommand, MetadataResponse};
+use fjord_controller::{Controller, MetadataCommand, MetadataResponse};
+use fjord_types::BrokerId;
 use tokio::sync::Mutex;
 
-use crate::broker::Broker;
 use crate::error::AdminError;
 
 /// Ids fetched from the controller at a time (Kafka's block size).
@@ -13,14 +13,28 @@ const BLOCK_SIZE: i32 = 1000;
 
 /// The unused rest of this broker's current block: `next..end`.
 #[derive(Debug, Default)]
-pub(crate) struct ProducerIdBlock {
+struct ProducerIdBlock {
     next: i64,
     end: i64,
 }
 
-pub(crate) type ProducerIds = Mutex<ProducerIdBlock>;
+/// Hands out producer ids (Kafka's `ProducerIdManager`): the idempotent
+/// producers' InitProducerId now, the transaction coordinator's later.
+pub struct ProducerIdService {
+    node_id: BrokerId,
+    controller: Controller,
+    block: Mutex<ProducerIdBlock>,
+}
 
-impl Broker {
+impl ProducerIdService {
+    pub(crate) fn new(node_id: BrokerId, controller: Controller) -> Self {
+        ProducerIdService {
+            node_id,
+            controller,
+            block: Mutex::default(),
+        }
+    }
+
     /// InitProducerId. Without a transactional id (an idempotent producer)
     /// every call gets a fresh producer id at epoch 0, as Kafka does.
     pub async fn init_producer_id(
@@ -32,10 +46,10 @@ impl Broker {
         }
         // A tokio mutex: held across the controller round trip so that
         // concurrent callers wait for one new block instead of each fetching one.
-        let mut block = self.producer_ids.lock().await;
+        let mut block = self.block.lock().await;
         if block.next >= block.end {
             let command = MetadataCommand::AllocateProducerIds {
-                broker_id: self.config.node_id,
+                broker_id: self.node_id,
                 count: BLOCK_SIZE,
             };
             match self.controller.write(command).await {

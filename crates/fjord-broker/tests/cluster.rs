@@ -160,6 +160,7 @@ async fn replicated_writes_survive_the_leaders_controlled_shutdown() {
         eprintln!("cluster test: started");
         let created = nodes[0]
             .broker
+            .admin()
             .create_topics(
                 vec![NewTopic {
                     name: "c".into(),

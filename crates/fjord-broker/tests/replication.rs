@@ -154,6 +154,7 @@ async fn a_follower_over_grpc_commits_records_and_moves_through_the_isr() {
         .expect("broker");
     broker_tx.send_replace(Some(broker.clone()));
     let created = broker
+        .admin()
         .create_topics(
             vec![NewTopic {
                 name: "r".into(),

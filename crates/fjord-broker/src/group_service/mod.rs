@@ -143,7 +143,7 @@ impl Broker {
                 ),
             ]),
         };
-        match self.create_topics(vec![topic], false).await.pop() {
+        match self.admin.create_topics(vec![topic], false).await.pop() {
             Some((_, Ok(_))) | Some((_, Err(crate::AdminError::TopicAlreadyExists))) => Ok(()),
             Some((_, Err(err))) => {
                 tracing::warn!(%err, "cannot create {CONSUMER_OFFSETS}");

@@ -43,6 +43,7 @@ pub(crate) async fn handle(
     let response = AlterPartitionReassignmentsResponse::default()
         .with_allow_replication_factor_change(allow_rf_change && version >= 1);
     match broker
+        .admin()
         .alter_partition_reassignments(reassignments, allow_rf_change)
         .await
     {

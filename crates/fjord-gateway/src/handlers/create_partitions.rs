@@ -40,6 +40,7 @@ pub(crate) async fn handle(
                 .map(|a| a.broker_ids.into_iter().map(|b| b.0).collect())
                 .collect();
             match broker
+                .admin()
                 .create_partitions(topic.name.as_str(), topic.count, assignments, validate_only)
                 .await
             {

@@ -69,6 +69,7 @@ pub(crate) async fn handle(
     }
 
     let mut created: HashMap<String, Result<CreatedTopic, AdminError>> = broker
+        .admin()
         .create_topics(to_create, request.validate_only)
         .await
         .into_iter()

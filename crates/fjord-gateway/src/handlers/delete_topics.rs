@@ -41,11 +41,11 @@ pub(crate) async fn handle(
 
     let results = join_all(targets.into_iter().map(|target| async move {
         match target {
-            Target::Name(name) => match broker.delete_topic(&name).await {
+            Target::Name(name) => match broker.admin().delete_topic(&name).await {
                 Ok(id) => (Some(name), wire_topic_id(id), Ok(())),
                 Err(err) => (Some(name), Uuid::nil(), Err(err)),
             },
-            Target::Id(id) => match broker.delete_topic_id(topic_id_from_wire(id)).await {
+            Target::Id(id) => match broker.admin().delete_topic_id(topic_id_from_wire(id)).await {
                 Ok(name) => (Some(name), id, Ok(())),
                 Err(err) => (None, id, Err(err)),
             },

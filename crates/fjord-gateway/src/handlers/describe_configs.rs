@@ -38,7 +38,7 @@ pub(crate) async fn handle(
         .into_iter()
         .map(|resource| {
             let entries = match resource.resource_type {
-                RESOURCE_TOPIC => broker.describe_topic_configs(&resource.resource_name).map_err(|err| {
+                RESOURCE_TOPIC => broker.admin().describe_topic_configs(&resource.resource_name).map_err(|err| {
                     tracing::debug!(topic = %resource.resource_name, %err, "describe configs failed");
                     (admin_error(&err), admin_error_message(&err))
                 }),

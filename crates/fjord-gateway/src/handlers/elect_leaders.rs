@@ -43,7 +43,7 @@ pub(crate) async fn handle(
             })
             .collect::<Vec<_>>()
     });
-    match broker.elect_leaders(election, partitions).await {
+    match broker.admin().elect_leaders(election, partitions).await {
         Ok(outcomes) => {
             let mut by_topic: BTreeMap<String, Vec<PartitionResult>> = BTreeMap::new();
             for (tp, outcome) in outcomes {

@@ -34,7 +34,7 @@ pub(crate) async fn handle(
             .collect::<Vec<_>>()
     });
     let mut by_topic: BTreeMap<String, Vec<OngoingPartitionReassignment>> = BTreeMap::new();
-    for ongoing in broker.list_partition_reassignments(partitions) {
+    for ongoing in broker.admin().list_partition_reassignments(partitions) {
         let ids = |v: Vec<i32>| v.into_iter().map(BrokerId).collect::<Vec<_>>();
         by_topic.entry(ongoing.tp.topic).or_default().push(
             OngoingPartitionReassignment::default()

@@ -1,9 +1,8 @@
-//! Topic administration: validated here, placed by the controller's
-//! placement rules, committed through the controller, and answered once
-//! this broker has applied the result (so the caller can use it at once).
+//! Topic administration: CreateTopics (placed by the controller's placement
+//! rules), DeleteTopics, CreatePartitions, auto-creation and the topic side
+//! of DescribeConfigs.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use fjord_controller::{
     MetadataCommand, MetadataError, MetadataImage, MetadataResponse, assign_replicas,
@@ -11,7 +10,7 @@ use fjord_controller::{
 use fjord_log::LogConfig;
 use fjord_types::{TopicId, TopicPartition};
 
-use crate::broker::Broker;
+use super::{APPLY_TIMEOUT, AdminService};
 use crate::error::AdminError;
 use crate::metadata_applier::topic_log_config;
 use crate::stored_topic_configs::{STORED_CONFIGS, stored_config};
@@ -19,9 +18,6 @@ use crate::types::{ConfigEntry, ConfigSource, CreateTopicResult, CreatedTopic, N
 
 /// Topic configs the broker itself reads (the log crate knows the rest).
 const BROKER_TOPIC_CONFIGS: &[&str] = &["min.insync.replicas", "unclean.leader.election.enable"];
-
-/// How long an admin call waits for its change to be applied locally.
-pub(crate) const APPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn map_metadata_error(err: MetadataError) -> AdminError {
     match err {
@@ -42,7 +38,7 @@ fn map_metadata_error(err: MetadataError) -> AdminError {
     }
 }
 
-impl Broker {
+impl AdminService {
     fn validate_configs(
         &self,
         configs: &BTreeMap<String, String>,
@@ -328,14 +324,5 @@ impl Broker {
         }));
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(entries)
-    }
-
-    /// Whether the partition exists in the applied metadata.
-    pub fn partition_exists(&self, image: &MetadataImage, tp: &TopicPartition) -> bool {
-        image
-            .topic_ids
-            .get(&tp.topic)
-            .and_then(|id| image.topics.get(id))
-            .is_some_and(|t| tp.partition >= 0 && (tp.partition as usize) < t.partitions.len())
     }
 }

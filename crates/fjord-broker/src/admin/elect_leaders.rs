@@ -7,13 +7,13 @@ use std::collections::BTreeMap;
 use fjord_controller::{ElectionError, ElectionType, MetadataCommand, MetadataResponse};
 use fjord_types::{BrokerId, TopicPartition};
 
-use crate::broker::Broker;
+use super::AdminService;
 use crate::error::AdminError;
 
 /// One partition's outcome: its leader now, or why no election happened.
 pub type ElectionOutcome = (TopicPartition, Result<BrokerId, ElectionError>);
 
-impl Broker {
+impl AdminService {
     /// Elect leaders for `partitions` (`None`: every partition; only the
     /// partitions that got a new leader are reported then, as Kafka does).
     pub async fn elect_leaders(
@@ -68,7 +68,7 @@ impl Broker {
                     .map(|&l| (r.topic_id, r.partition, l))
             })
             .collect();
-        self.wait_applied(super::admin::APPLY_TIMEOUT, |img| {
+        self.wait_applied(super::APPLY_TIMEOUT, |img| {
             elected.iter().all(|&(topic_id, partition, leader)| {
                 img.topics
                     .get(&topic_id)

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use fjord_controller::{MetadataCommand, MetadataImage, MetadataResponse, ReassignmentError};
 use fjord_types::{BrokerId, TopicPartition};
 
-use crate::broker::Broker;
+use super::AdminService;
 use crate::error::AdminError;
 
 /// One partition's outcome: accepted, or why not.
@@ -26,7 +26,7 @@ pub struct OngoingReassignment {
     pub removing_replicas: Vec<BrokerId>,
 }
 
-impl Broker {
+impl AdminService {
     /// Start (`Some(target)`) or cancel (`None`) the reassignment of each
     /// partition. With `allow_replication_factor_change` false (request v1),
     /// a target of another length than the original replicas is refused.
@@ -95,7 +95,7 @@ impl Broker {
         // ListPartitionReassignments or Metadata request that follows sees
         // them. The write may have been forwarded to another controller, so
         // wait for the partition epochs it reported, not a local offset.
-        self.wait_applied(super::admin::APPLY_TIMEOUT, |img| {
+        self.wait_applied(super::APPLY_TIMEOUT, |img| {
             accepted.iter().all(|&(topic_id, partition, epoch)| {
                 img.topics
                     .get(&topic_id)

@@ -1,0 +1,54 @@
+//! The admin service: topic administration (`topics`), leader elections
+//! (`elect_leaders`) and partition reassignments (`reassignment`). Each call
+//! is validated here, committed through the controller, and answered once
+//! this broker has applied the result, so the caller can use it at once.
+//!
+//! It owns what it needs (the broker's settings, a controller handle, the
+//! metadata cache) and nothing of the replicas: a new admin API lands here,
+//! not on the `Broker`.
+
+mod elect_leaders;
+mod reassignment;
+mod topics;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fjord_controller::{Controller, MetadataImage};
+
+pub use elect_leaders::ElectionOutcome;
+pub use reassignment::{OngoingReassignment, ReassignmentOutcome};
+
+use crate::config::BrokerConfig;
+use crate::metadata_cache::MetadataCache;
+
+/// How long an admin call waits for its change to be applied locally.
+pub(crate) const APPLY_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct AdminService {
+    config: BrokerConfig,
+    controller: Controller,
+    cache: MetadataCache,
+}
+
+impl AdminService {
+    pub(crate) fn new(config: BrokerConfig, controller: Controller, cache: MetadataCache) -> Self {
+        AdminService {
+            config,
+            controller,
+            cache,
+        }
+    }
+
+    fn metadata(&self) -> Arc<MetadataImage> {
+        self.cache.image()
+    }
+
+    async fn wait_applied(
+        &self,
+        timeout: Duration,
+        ready: impl FnMut(&Arc<MetadataImage>) -> bool,
+    ) -> bool {
+        self.cache.wait_for(timeout, ready).await
+    }
+}
