@@ -17,9 +17,9 @@ use crate::config::{BrokerConfig, REPLICATION_LISTENER, ReplicationConfig};
 use crate::error::{BrokerError, PartitionError};
 use crate::log_dir_failure::{LogDirFailure, LogOperation};
 use crate::log_dirs::LogDirs;
+use crate::metadata_applier::{LocalReplicaChange, apply_delta, apply_image, remove_stray_logs};
 use crate::metadata_cache::MetadataCache;
 use crate::producer_ids::ProducerIdService;
-use crate::metadata_applier::{LocalReplicaChange, apply_delta, apply_image, remove_stray_logs};
 use crate::replica_manager::{ReplicaManager, now_ms};
 use crate::types::{
     Acks, FetchParams, FetchResult, ListedOffset, OffsetSpec, ProducePartition, ProduceResult,

@@ -67,16 +67,16 @@ mod stored_topic_configs;
 pub mod truncation;
 pub mod types;
 
+pub use admin::{AdminService, ElectionOutcome, OngoingReassignment, ReassignmentOutcome};
 pub use broker::Broker;
+pub use broker::LocalReplicaChanges;
 pub use config::{
     AdvertisedListener, BrokerConfig, DEFAULT_LISTENER, REPLICATION_LISTENER, ReplicationConfig,
 };
-pub use admin::{AdminService, ElectionOutcome, OngoingReassignment, ReassignmentOutcome};
 pub use error::{AdminError, BrokerError, PartitionError};
 pub use fjord_controller::{
     BrokerRegistration, ElectionError, ElectionType, Listener, MetadataImage,
     PartitionRegistration, ReassignmentError, ReplicaAssignmentError, TopicImage,
 };
-pub use broker::LocalReplicaChanges;
 pub use metadata_applier::LocalReplicaChange;
 pub use types::*;

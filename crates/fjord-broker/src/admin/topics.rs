@@ -4,11 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use fjord_controller::{
-    MetadataCommand, MetadataError, MetadataImage, MetadataResponse, assign_replicas,
-};
+use fjord_controller::{MetadataCommand, MetadataError, MetadataResponse, assign_replicas};
 use fjord_log::LogConfig;
-use fjord_types::{TopicId, TopicPartition};
+use fjord_types::TopicId;
 
 use super::{APPLY_TIMEOUT, AdminService};
 use crate::error::AdminError;

@@ -89,7 +89,11 @@ impl Followed {
     }
 
     /// Apply one image's changes; the leaders whose fetchers must hear of it.
-    fn apply(&mut self, replicas: &ReplicaManager, changes: &[LocalReplicaChange]) -> BTreeSet<BrokerId> {
+    fn apply(
+        &mut self,
+        replicas: &ReplicaManager,
+        changes: &[LocalReplicaChange],
+    ) -> BTreeSet<BrokerId> {
         let mut touched = BTreeSet::new();
         for change in changes {
             match change {
@@ -168,9 +172,16 @@ impl Broker {
                 match received {
                     Some(Ok(batch)) => touched = followed.apply(&broker.replicas, &batch),
                     Some(Err(broadcast::error::RecvError::Lagged(missed))) => {
-                        tracing::warn!(missed, "fetcher manager fell behind metadata; rescanning replicas");
+                        tracing::warn!(
+                            missed,
+                            "fetcher manager fell behind metadata; rescanning replicas"
+                        );
                         followed = Followed::scan(&broker.replicas);
-                        touched = fetchers.keys().chain(followed.by_leader.keys()).copied().collect();
+                        touched = fetchers
+                            .keys()
+                            .chain(followed.by_leader.keys())
+                            .copied()
+                            .collect();
                     }
                     Some(Err(broadcast::error::RecvError::Closed)) | None => {
                         for handle in fetchers.values() {

@@ -14,7 +14,11 @@ pub(crate) async fn handle(
     request: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
     let transactional_id = request.transactional_id.as_ref().map(|id| id.0.as_str());
-    match broker.producer_ids().init_producer_id(transactional_id).await {
+    match broker
+        .producer_ids()
+        .init_producer_id(transactional_id)
+        .await
+    {
         Ok((producer_id, producer_epoch)) => InitProducerIdResponse::default()
             .with_producer_id(ProducerId(producer_id))
             .with_producer_epoch(producer_epoch),

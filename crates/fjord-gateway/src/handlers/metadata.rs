@@ -78,8 +78,12 @@ pub(crate) async fn handle(
                 .collect();
             let mut create_errors = Vec::new();
             if allow_create && !missing.is_empty() {
-                let results =
-                    join_all(missing.iter().map(|name| broker.admin().auto_create_topic(name))).await;
+                let results = join_all(
+                    missing
+                        .iter()
+                        .map(|name| broker.admin().auto_create_topic(name)),
+                )
+                .await;
                 for (name, result) in missing.iter().zip(results) {
                     if let Err(err) = result {
                         tracing::debug!(topic = %name, %err, "auto-create from Metadata failed");
