@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use fjord_controller::{Controller, Listener, MetadataCommand, MetadataImage, MetadataResponse};
-use fjord_types::{BrokerId, LeaderEpoch, Offset, TopicPartition};
+use fjord_types::{BrokerId, TopicPartition};
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -14,16 +14,13 @@ use uuid::Uuid;
 
 use crate::admin::AdminService;
 use crate::config::{BrokerConfig, REPLICATION_LISTENER, ReplicationConfig};
-use crate::error::{BrokerError, PartitionError};
+use crate::error::BrokerError;
 use crate::log_dir_failure::{LogDirFailure, LogOperation};
 use crate::log_dirs::LogDirs;
 use crate::metadata_applier::{LocalReplicaChange, apply_delta, apply_image, remove_stray_logs};
 use crate::metadata_cache::MetadataCache;
 use crate::producer_ids::ProducerIdService;
 use crate::replica_manager::{ReplicaManager, now_ms};
-use crate::types::{
-    Acks, FetchParams, FetchResult, ListedOffset, OffsetSpec, ProducePartition, ProduceResult,
-};
 
 pub struct Broker {
     pub(crate) config: BrokerConfig,
@@ -39,8 +36,8 @@ pub struct Broker {
     pub(crate) broker_epoch: AtomicI64,
     pub(crate) cancel: CancellationToken,
     pub(crate) tasks: TaskTracker,
-    pub(crate) admin: AdminService,
-    pub(crate) producer_ids: ProducerIdService,
+    pub(crate) admin: Arc<AdminService>,
+    pub(crate) producer_ids: Arc<ProducerIdService>,
     pub(crate) group_service: crate::group_service::GroupService,
 }
 
@@ -111,8 +108,12 @@ impl Broker {
         let group_config = config.groups.clone();
         let (applied_tx, applied) = watch::channel(first);
         let metadata_cache = MetadataCache::new(applied);
-        let admin = AdminService::new(config.clone(), controller.clone(), metadata_cache.clone());
-        let producer_ids = ProducerIdService::new(config.node_id, controller.clone());
+        let admin = Arc::new(AdminService::new(
+            config.clone(),
+            controller.clone(),
+            metadata_cache.clone(),
+        ));
+        let producer_ids = Arc::new(ProducerIdService::new(config.node_id, controller.clone()));
         let (local_changes, _) = broadcast::channel(LOCAL_CHANGES_BACKLOG);
         let broker = Arc::new(Broker {
             config,
@@ -281,13 +282,28 @@ impl Broker {
     }
 
     /// Topic administration, leader elections and reassignments.
-    pub fn admin(&self) -> &AdminService {
+    pub fn admin(&self) -> &Arc<AdminService> {
         &self.admin
     }
 
     /// Producer ids for InitProducerId.
-    pub fn producer_ids(&self) -> &ProducerIdService {
+    pub fn producer_ids(&self) -> &Arc<ProducerIdService> {
         &self.producer_ids
+    }
+
+    /// The partitions hosted here.
+    pub fn replicas(&self) -> &Arc<ReplicaManager> {
+        &self.replicas
+    }
+
+    /// The applied image, as a cache the services share.
+    pub fn metadata_cache(&self) -> &MetadataCache {
+        &self.metadata_cache
+    }
+
+    /// A handle on the controller quorum.
+    pub fn controller(&self) -> &Controller {
+        &self.controller
     }
 
     /// The metadata image whose partitions are open here.
@@ -322,45 +338,6 @@ impl Broker {
         ready: impl FnMut(&Arc<MetadataImage>) -> bool,
     ) -> bool {
         self.metadata_cache.wait_for(timeout, ready).await
-    }
-
-    pub fn controller_id(&self) -> Option<BrokerId> {
-        self.controller.leader_id()
-    }
-
-    pub async fn produce(
-        &self,
-        requests: Vec<ProducePartition>,
-        acks: Acks,
-        timeout: Duration,
-    ) -> Vec<ProduceResult> {
-        self.replicas.produce(requests, acks, timeout).await
-    }
-
-    pub async fn fetch(&self, params: FetchParams) -> Vec<FetchResult> {
-        self.replicas.fetch(params).await
-    }
-
-    /// ListOffsets; `current_leader_epoch` (-1: unchecked) fences stale clients.
-    pub fn list_offset(
-        &self,
-        tp: &TopicPartition,
-        spec: OffsetSpec,
-        current_leader_epoch: LeaderEpoch,
-    ) -> Result<ListedOffset, PartitionError> {
-        self.replicas.list_offset(tp, spec, current_leader_epoch)
-    }
-
-    /// OffsetForLeaderEpoch: `(epoch, end offset)` of `epoch` in the
-    /// leader's log; `None` when the log knows no such epoch (UNDEFINED).
-    pub fn offset_for_leader_epoch(
-        &self,
-        tp: &TopicPartition,
-        current_leader_epoch: LeaderEpoch,
-        epoch: LeaderEpoch,
-    ) -> Result<Option<(LeaderEpoch, Offset)>, PartitionError> {
-        self.replicas
-            .end_offset_for_epoch(tp, current_leader_epoch, epoch)
     }
 
     /// Controlled shutdown (leadership moves away first, bounded by

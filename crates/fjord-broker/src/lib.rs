@@ -75,7 +75,7 @@ pub use config::{
 };
 pub use error::{AdminError, BrokerError, PartitionError};
 pub use fjord_controller::{
-    BrokerRegistration, ElectionError, ElectionType, Listener, MetadataImage,
+    BrokerRegistration, Controller, ElectionError, ElectionType, Listener, MetadataImage,
     PartitionRegistration, ReassignmentError, ReplicaAssignmentError, TopicImage,
 };
 pub use metadata_applier::LocalReplicaChange;

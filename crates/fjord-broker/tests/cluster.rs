@@ -198,6 +198,7 @@ async fn replicated_writes_survive_the_leaders_controlled_shutdown() {
         for _ in 0..4 {
             let results = nodes[l]
                 .broker
+                .replicas()
                 .produce(
                     vec![ProducePartition {
                         tp: tp.clone(),
@@ -246,6 +247,7 @@ async fn replicated_writes_survive_the_leaders_controlled_shutdown() {
         .await;
         let results = nodes[n]
             .broker
+            .replicas()
             .produce(
                 vec![ProducePartition {
                     tp: tp.clone(),
@@ -260,6 +262,7 @@ async fn replicated_writes_survive_the_leaders_controlled_shutdown() {
         // Every acknowledged record is readable from the new leader.
         let fetched = nodes[n]
             .broker
+            .replicas()
             .fetch(FetchParams {
                 partitions: vec![FetchPartition {
                     tp: tp.clone(),

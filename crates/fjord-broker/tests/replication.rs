@@ -179,6 +179,7 @@ async fn a_follower_over_grpc_commits_records_and_moves_through_the_isr() {
         let broker = broker.clone();
         tokio::spawn(async move {
             broker
+                .replicas()
                 .produce(
                     vec![ProducePartition {
                         tp: TopicPartition::new("r", 0),
@@ -236,6 +237,7 @@ async fn a_follower_over_grpc_commits_records_and_moves_through_the_isr() {
     tokio::time::sleep(Duration::from_millis(900)).await;
     wait_isr(&broker, &[1, 2]).await;
     let more = broker
+        .replicas()
         .produce(
             vec![ProducePartition {
                 tp: TopicPartition::new("r", 0),

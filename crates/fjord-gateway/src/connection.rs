@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use fjord_broker::Broker;
 use futures::StreamExt;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -30,6 +29,7 @@ use crate::context::{ClientSoftware, ConnectionInfo, RequestContext};
 use crate::error::GatewayError;
 use crate::frame::{Decoded, FrameCodec, Request, decode_request, encode_response};
 use crate::handlers::{self, api_versions};
+use crate::services::Services;
 
 /// Requests decoded ahead of the one being handled.
 const PIPELINE_DEPTH: usize = 4;
@@ -39,7 +39,7 @@ const PIPELINE_DEPTH: usize = 4;
 /// slots forever (clients reconnect transparently).
 const CONNECTIONS_MAX_IDLE: Duration = Duration::from_secs(600);
 
-/// What answers decoded requests: the broker in production, a fake in the
+/// What answers decoded requests: the node's services in production, a fake in the
 /// connection and server tests.
 pub(crate) trait Handler: Send + Sync + 'static {
     /// The encoded response frame, or `None` when the client expects none.
@@ -50,7 +50,7 @@ pub(crate) trait Handler: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<Bytes>, GatewayError>> + Send;
 }
 
-impl Handler for Broker {
+impl Handler for Services {
     fn handle(
         &self,
         ctx: &RequestContext,

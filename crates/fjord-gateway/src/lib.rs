@@ -2,9 +2,10 @@
 //!
 //! What it owns: the TCP listeners for Kafka clients, framing, decoding
 //! requests and encoding responses with the `kafka-protocol` crate, and the
-//! translation between Kafka wire messages and the broker's domain API
-//! (`fjord_broker::Broker`). It holds no state of its own beyond
-//! connections: every answer comes from the broker.
+//! translation between Kafka wire messages and the node's services in
+//! domain terms ([`Services`]: replicas, metadata cache, admin, producer
+//! ids, groups). It holds no state of its own beyond connections: every
+//! answer comes from a service.
 //!
 //! Layout:
 //! - [`server`](serve_listeners): one accept loop per named listener
@@ -18,7 +19,7 @@
 //!   principal) and the per-connection state it is built from.
 //! - `frame`: the size-prefixed frame codec, request decoding and response
 //!   encoding (one buffer per response).
-//! - `handlers/`: one file per Kafka api, each `handle(ctx, broker,
+//! - `handlers/`: one file per Kafka api, each `handle(ctx, svc,
 //!   request)`; `handlers/mod.rs` holds the registry (`apis!`), the one
 //!   table of served apis, version ranges and handlers that feeds both
 //!   ApiVersions/decoding and dispatch.
@@ -56,9 +57,11 @@ pub mod error_code;
 mod frame;
 mod handlers;
 mod server;
+mod services;
 
 pub use error::{DecodeSource, GatewayError};
 pub use server::{
     DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME_BYTES, GatewayConfig, ListenerConfig, NamedListener,
     serve, serve_listeners,
 };
+pub use services::Services;

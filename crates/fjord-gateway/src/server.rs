@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fjord_broker::{Broker, DEFAULT_LISTENER};
+use fjord_broker::DEFAULT_LISTENER;
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -15,6 +15,7 @@ use tokio_util::task::TaskTracker;
 use crate::connection::{Connection, Handler};
 use crate::context::ConnectionInfo;
 use crate::error::GatewayError;
+use crate::services::Services;
 
 /// How long connections get at shutdown to finish the request in hand
 /// (a fetch long poll, an acks=all produce) before they are dropped.
@@ -83,7 +84,7 @@ pub struct NamedListener {
 /// `shutdown` fires (see [`serve_listeners`]).
 pub async fn serve(
     listener: TcpListener,
-    broker: Arc<Broker>,
+    services: Arc<Services>,
     config: GatewayConfig,
     shutdown: CancellationToken,
 ) -> Result<(), GatewayError> {
@@ -91,7 +92,7 @@ pub async fn serve(
         name: DEFAULT_LISTENER.to_string(),
         listener,
     };
-    serve_with(vec![listener], broker, config, shutdown).await
+    serve_with(vec![listener], services, config, shutdown).await
 }
 
 /// Serve Kafka clients on every listener until `shutdown` fires. Each
@@ -104,11 +105,11 @@ pub async fn serve(
 /// [`DRAIN_DEADLINE`], then drop the stragglers and return.
 pub async fn serve_listeners(
     listeners: Vec<NamedListener>,
-    broker: Arc<Broker>,
+    services: Arc<Services>,
     config: GatewayConfig,
     shutdown: CancellationToken,
 ) -> Result<(), GatewayError> {
-    serve_with(listeners, broker, config, shutdown).await
+    serve_with(listeners, services, config, shutdown).await
 }
 
 /// What every accept loop shares.

@@ -262,7 +262,7 @@ async fn start_kafka_side(
     let gateway_shutdown = CancellationToken::new();
     let gateway = tokio::spawn(fjord_gateway::serve_listeners(
         sockets,
-        broker.clone(),
+        Arc::new(fjord_gateway::Services::of(&broker)),
         config.gateway.clone(),
         gateway_shutdown.clone(),
     ));

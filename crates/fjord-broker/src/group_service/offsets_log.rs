@@ -168,6 +168,7 @@ impl OffsetsLog for Broker {
                 records: batch,
             };
             match self
+                .replicas
                 .produce(vec![request], Acks::All, APPEND_TIMEOUT)
                 .await
                 .pop()

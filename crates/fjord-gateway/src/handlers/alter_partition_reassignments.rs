@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use fjord_broker::{Broker, ReassignmentError};
+use fjord_broker::ReassignmentError;
 use fjord_types::TopicPartition;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::AlterPartitionReassignmentsRequest;
@@ -17,10 +17,11 @@ use kafka_protocol::protocol::StrBytes;
 use super::wire_name;
 use crate::context::RequestContext;
 use crate::error_code::{admin_error, admin_error_message};
+use crate::services::Services;
 
 pub(crate) async fn handle(
     ctx: &RequestContext,
-    broker: &Broker,
+    svc: &Services,
     request: AlterPartitionReassignmentsRequest,
 ) -> AlterPartitionReassignmentsResponse {
     let version = ctx.api_version;
@@ -42,8 +43,8 @@ pub(crate) async fn handle(
         .collect::<Vec<_>>();
     let response = AlterPartitionReassignmentsResponse::default()
         .with_allow_replication_factor_change(allow_rf_change && version >= 1);
-    match broker
-        .admin()
+    match svc
+        .admin
         .alter_partition_reassignments(reassignments, allow_rf_change)
         .await
     {

@@ -5,13 +5,13 @@
 //! The client software name and version a v3+ request carries are kept by
 //! the connection (`RequestContext::client_software`), not here.
 
-use fjord_broker::Broker;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 
 use super::SUPPORTED;
 use crate::context::RequestContext;
+use crate::services::Services;
 
 fn api_keys() -> Vec<ApiVersion> {
     SUPPORTED
@@ -27,7 +27,7 @@ fn api_keys() -> Vec<ApiVersion> {
 
 pub(crate) async fn handle(
     _ctx: &RequestContext,
-    _broker: &Broker,
+    _svc: &Services,
     _request: ApiVersionsRequest,
 ) -> ApiVersionsResponse {
     supported()

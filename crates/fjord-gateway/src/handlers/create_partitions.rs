@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 
-use fjord_broker::Broker;
 use futures::future::join_all;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
@@ -11,10 +10,11 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::context::RequestContext;
 use crate::error_code::{admin_error, admin_error_message};
+use crate::services::Services;
 
 pub(crate) async fn handle(
     _ctx: &RequestContext,
-    broker: &Broker,
+    svc: &Services,
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let mut counts: HashMap<String, usize> = HashMap::new();
@@ -39,8 +39,8 @@ pub(crate) async fn handle(
                 .into_iter()
                 .map(|a| a.broker_ids.into_iter().map(|b| b.0).collect())
                 .collect();
-            match broker
-                .admin()
+            match svc
+                .admin
                 .create_partitions(topic.name.as_str(), topic.count, assignments, validate_only)
                 .await
             {

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use fjord_broker::{AdminError, Broker, CreatedTopic, NewTopic};
+use fjord_broker::{AdminError, CreatedTopic, NewTopic};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::create_topics_response::{
@@ -20,6 +20,7 @@ use super::describe_configs::config_source;
 use super::{is_valid_topic_name, wire_topic_id};
 use crate::context::RequestContext;
 use crate::error_code::{admin_error, admin_error_message};
+use crate::services::Services;
 
 /// A topic refused by the gateway itself, with Kafka's code and message.
 type Refusal = (ResponseError, String);
@@ -33,7 +34,7 @@ struct Outcome {
 
 pub(crate) async fn handle(
     ctx: &RequestContext,
-    broker: &Broker,
+    svc: &Services,
     request: CreateTopicsRequest,
 ) -> CreateTopicsResponse {
     let version = ctx.api_version;
@@ -68,8 +69,8 @@ pub(crate) async fn handle(
         });
     }
 
-    let mut created: HashMap<String, Result<CreatedTopic, AdminError>> = broker
-        .admin()
+    let mut created: HashMap<String, Result<CreatedTopic, AdminError>> = svc
+        .admin
         .create_topics(to_create, request.validate_only)
         .await
         .into_iter()

@@ -1,7 +1,6 @@
 //! DeleteGroups (key 42): delete empty groups and their offsets; one result
 //! per group.
 
-use fjord_broker::Broker;
 use fjord_broker::group::GroupError;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse, GroupId};
@@ -9,10 +8,11 @@ use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse, GroupI
 use super::wire_str;
 use crate::context::RequestContext;
 use crate::error_code::group_error;
+use crate::services::Services;
 
 pub(crate) async fn handle(
     _ctx: &RequestContext,
-    broker: &Broker,
+    svc: &Services,
     request: DeleteGroupsRequest,
 ) -> DeleteGroupsResponse {
     let group_ids = request
@@ -20,7 +20,7 @@ pub(crate) async fn handle(
         .into_iter()
         .map(|g| g.0.to_string())
         .collect();
-    response(broker.delete_groups(group_ids).await)
+    response(svc.groups.delete_groups(group_ids).await)
 }
 
 fn response(results: Vec<(String, Result<(), GroupError>)>) -> DeleteGroupsResponse {

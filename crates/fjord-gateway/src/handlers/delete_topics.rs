@@ -1,6 +1,5 @@
 //! DeleteTopics (key 20): delete topics by name (v1-6) or by id (v6).
 
-use fjord_broker::Broker;
 use futures::future::join_all;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
@@ -10,6 +9,7 @@ use uuid::Uuid;
 use super::{topic_id_from_wire, wire_name, wire_topic_id};
 use crate::context::RequestContext;
 use crate::error_code::{admin_error, admin_error_message};
+use crate::services::Services;
 
 enum Target {
     Name(String),
@@ -18,7 +18,7 @@ enum Target {
 
 pub(crate) async fn handle(
     ctx: &RequestContext,
-    broker: &Broker,
+    svc: &Services,
     request: DeleteTopicsRequest,
 ) -> DeleteTopicsResponse {
     let version = ctx.api_version;
@@ -41,11 +41,11 @@ pub(crate) async fn handle(
 
     let results = join_all(targets.into_iter().map(|target| async move {
         match target {
-            Target::Name(name) => match broker.admin().delete_topic(&name).await {
+            Target::Name(name) => match svc.admin.delete_topic(&name).await {
                 Ok(id) => (Some(name), wire_topic_id(id), Ok(())),
                 Err(err) => (Some(name), Uuid::nil(), Err(err)),
             },
-            Target::Id(id) => match broker.admin().delete_topic_id(topic_id_from_wire(id)).await {
+            Target::Id(id) => match svc.admin.delete_topic_id(topic_id_from_wire(id)).await {
                 Ok(name) => (Some(name), id, Ok(())),
                 Err(err) => (None, id, Err(err)),
             },

@@ -1,7 +1,6 @@
 //! DescribeCluster (key 60): cluster id, controller and brokers, as the
 //! admin client's `describeCluster` asks for them.
 
-use fjord_broker::Broker;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
@@ -9,13 +8,14 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::{authorized_operations, broker_endpoint};
 use crate::context::RequestContext;
+use crate::services::Services;
 
 /// DescribeCluster's `endpoint_type` for broker endpoints (v1+).
 const ENDPOINT_BROKERS: i8 = 1;
 
 pub(crate) async fn handle(
     ctx: &RequestContext,
-    broker: &Broker,
+    svc: &Services,
     request: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
     let version = ctx.api_version;
@@ -30,7 +30,7 @@ pub(crate) async fn handle(
             ))))
             .with_endpoint_type(request.endpoint_type);
     }
-    let image = broker.metadata();
+    let image = svc.metadata.image();
     let include_fenced = version >= 2 && request.include_fenced_brokers;
     let brokers: Vec<DescribeClusterBroker> = image
         .brokers
@@ -51,10 +51,10 @@ pub(crate) async fn handle(
         })
         .collect();
     // As in Metadata: a broker id clients can reach, preferring the active controller.
-    let controller_id = broker
+    let controller_id = svc
         .controller_id()
         .filter(|id| brokers.iter().any(|b| b.broker_id.0 == *id))
-        .unwrap_or_else(|| broker.node_id());
+        .unwrap_or_else(|| svc.node_id());
     DescribeClusterResponse::default()
         .with_cluster_id(StrBytes::from_string(image.cluster_id.clone()))
         .with_controller_id(BrokerId(controller_id))

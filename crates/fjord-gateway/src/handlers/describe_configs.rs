@@ -1,7 +1,7 @@
 //! DescribeConfigs (key 32): topic configs with their values and sources,
 //! and this broker's own settings.
 
-use fjord_broker::{Broker, ConfigEntry, ConfigSource};
+use fjord_broker::{ConfigEntry, ConfigSource};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
@@ -11,6 +11,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::context::RequestContext;
 use crate::error_code::{admin_error, admin_error_message};
+use crate::services::Services;
 
 /// Kafka's ConfigResource types.
 const RESOURCE_TOPIC: i8 = 2;
@@ -28,7 +29,7 @@ pub(crate) fn config_source(source: ConfigSource) -> i8 {
 
 pub(crate) async fn handle(
     ctx: &RequestContext,
-    broker: &Broker,
+    svc: &Services,
     request: DescribeConfigsRequest,
 ) -> DescribeConfigsResponse {
     let version = ctx.api_version;
@@ -38,11 +39,11 @@ pub(crate) async fn handle(
         .into_iter()
         .map(|resource| {
             let entries = match resource.resource_type {
-                RESOURCE_TOPIC => broker.admin().describe_topic_configs(&resource.resource_name).map_err(|err| {
+                RESOURCE_TOPIC => svc.admin.describe_topic_configs(&resource.resource_name).map_err(|err| {
                     tracing::debug!(topic = %resource.resource_name, %err, "describe configs failed");
                     (admin_error(&err), admin_error_message(&err))
                 }),
-                RESOURCE_BROKER => broker_configs(broker, &resource.resource_name),
+                RESOURCE_BROKER => broker_configs(svc, &resource.resource_name),
                 // Log levels are not configurable here: nothing to describe.
                 RESOURCE_BROKER_LOGGER => Ok(Vec::new()),
                 other => Err((ResponseError::InvalidRequest, format!("unsupported resource type {other}"))),
@@ -104,20 +105,17 @@ fn resource_result(
 /// The broker settings clients commonly ask about, as static broker configs.
 /// `name` is a broker id; "" means the cluster-wide default, which has no
 /// dynamic values here.
-fn broker_configs(
-    broker: &Broker,
-    name: &str,
-) -> Result<Vec<ConfigEntry>, (ResponseError, String)> {
+fn broker_configs(svc: &Services, name: &str) -> Result<Vec<ConfigEntry>, (ResponseError, String)> {
     if name.is_empty() {
         return Ok(Vec::new());
     }
-    if name.parse::<i32>().ok() != Some(broker.node_id()) {
+    if name.parse::<i32>().ok() != Some(svc.node_id()) {
         return Err((
             ResponseError::InvalidRequest,
-            format!("broker {name} is not this broker ({})", broker.node_id()),
+            format!("broker {name} is not this broker ({})", svc.node_id()),
         ));
     }
-    let config = broker.config();
+    let config = &svc.config;
     let entry = |name: &str, value: String| ConfigEntry {
         name: name.to_string(),
         value,

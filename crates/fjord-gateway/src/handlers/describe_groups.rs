@@ -3,7 +3,6 @@
 //! v5). v3+ may ask for the authorized operations: without ACLs every group
 //! operation is allowed. v4+ show static instance ids.
 
-use fjord_broker::Broker;
 use fjord_broker::group::{GroupDescription, GroupError};
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, GroupId};
@@ -12,10 +11,11 @@ use kafka_protocol::protocol::StrBytes;
 use super::{authorized_operations, wire_str};
 use crate::context::RequestContext;
 use crate::error_code::group_error;
+use crate::services::Services;
 
 pub(crate) async fn handle(
     ctx: &RequestContext,
-    broker: &Broker,
+    svc: &Services,
     request: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
     let version = ctx.api_version;
@@ -25,7 +25,7 @@ pub(crate) async fn handle(
     );
     let mut groups = Vec::with_capacity(request.groups.len());
     for group_id in request.groups {
-        let result = broker.describe_group(group_id.0.as_str()).await;
+        let result = svc.groups.describe_group(group_id.0.as_str()).await;
         groups.push(described(group_id, result, operations));
     }
     DescribeGroupsResponse::default().with_groups(groups)

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use fjord_broker::Broker;
 use fjord_broker::{ElectionError, ElectionType};
 use fjord_types::TopicPartition;
 use kafka_protocol::ResponseError;
@@ -15,10 +14,11 @@ use kafka_protocol::protocol::StrBytes;
 use super::wire_name;
 use crate::context::RequestContext;
 use crate::error_code::{admin_error, admin_error_message};
+use crate::services::Services;
 
 pub(crate) async fn handle(
     ctx: &RequestContext,
-    broker: &Broker,
+    svc: &Services,
     request: ElectLeadersRequest,
 ) -> ElectLeadersResponse {
     let version = ctx.api_version;
@@ -43,7 +43,7 @@ pub(crate) async fn handle(
             })
             .collect::<Vec<_>>()
     });
-    match broker.admin().elect_leaders(election, partitions).await {
+    match svc.admin.elect_leaders(election, partitions).await {
         Ok(outcomes) => {
             let mut by_topic: BTreeMap<String, Vec<PartitionResult>> = BTreeMap::new();
             for (tp, outcome) in outcomes {

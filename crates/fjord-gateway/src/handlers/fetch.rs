@@ -16,7 +16,7 @@
 
 use std::time::Duration;
 
-use fjord_broker::{Broker, FetchParams, FetchPartition, MetadataImage, PartitionError};
+use fjord_broker::{FetchParams, FetchPartition, MetadataImage, PartitionError};
 use fjord_types::{NO_BROKER, TopicPartition};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::fetch_response::{
@@ -31,6 +31,7 @@ use super::{
 };
 use crate::context::RequestContext;
 use crate::error_code::partition_error;
+use crate::services::Services;
 
 /// Kafka's `isolation_level` value for READ_COMMITTED.
 const READ_COMMITTED: i8 = 1;
@@ -41,8 +42,8 @@ enum Slot {
     Refused(ResponseError),
 }
 
-pub(crate) async fn handle(ctx: &RequestContext, broker: &Broker, request: FetchRequest) -> Reply {
-    let response = fetch(ctx, broker, request).await;
+pub(crate) async fn handle(ctx: &RequestContext, svc: &Services, request: FetchRequest) -> Reply {
+    let response = fetch(ctx, svc, request).await;
     // The response is about as big as the records it carries.
     let size_hint = record_bytes(&response);
     Reply::Response {
@@ -51,7 +52,7 @@ pub(crate) async fn handle(ctx: &RequestContext, broker: &Broker, request: Fetch
     }
 }
 
-async fn fetch(ctx: &RequestContext, broker: &Broker, request: FetchRequest) -> FetchResponse {
+async fn fetch(ctx: &RequestContext, svc: &Services, request: FetchRequest) -> FetchResponse {
     let version = ctx.api_version;
     let listener = ctx.listener();
     if version >= 7
@@ -60,7 +61,7 @@ async fn fetch(ctx: &RequestContext, broker: &Broker, request: FetchRequest) -> 
         return FetchResponse::default().with_error_code(error.code());
     }
 
-    let image = broker.metadata();
+    let image = svc.metadata.image();
     let mut partitions = Vec::new();
     let mut topics = Vec::with_capacity(request.topics.len());
     let mut requested_partitions = 0usize;
@@ -98,7 +99,7 @@ async fn fetch(ctx: &RequestContext, broker: &Broker, request: FetchRequest) -> 
 
     let max_wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0));
     let results = if !partitions.is_empty() {
-        broker
+        svc.replicas
             .fetch(FetchParams {
                 partitions,
                 max_wait,

@@ -10,7 +10,6 @@
 //! 10,000 times a second). Other key types (share groups) get
 //! INVALID_REQUEST.
 
-use fjord_broker::Broker;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -19,6 +18,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::{broker_endpoint, wire_str};
 use crate::context::RequestContext;
 use crate::error_code::group_error;
+use crate::services::Services;
 
 const GROUP: i8 = 0;
 const TRANSACTION: i8 = 1;
@@ -28,13 +28,13 @@ type Found = Result<(i32, String, u16), (ResponseError, String)>;
 
 pub(crate) async fn handle(
     ctx: &RequestContext,
-    broker: &Broker,
+    svc: &Services,
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
     let version = ctx.api_version;
     let listener = ctx.listener();
     if version < 4 {
-        let found = find(broker, request.key_type, request.key.as_str(), listener).await;
+        let found = find(svc, request.key_type, request.key.as_str(), listener).await;
         let response = FindCoordinatorResponse::default();
         match found {
             Ok((node_id, host, port)) => response
@@ -53,7 +53,7 @@ pub(crate) async fn handle(
         let mut coordinators = Vec::with_capacity(request.coordinator_keys.len());
         for key in request.coordinator_keys {
             let entry = Coordinator::default().with_key(key.clone());
-            let entry = match find(broker, request.key_type, key.as_str(), listener).await {
+            let entry = match find(svc, request.key_type, key.as_str(), listener).await {
                 Ok((node_id, host, port)) => entry
                     .with_node_id(BrokerId(node_id))
                     .with_host(wire_str(host))
@@ -71,7 +71,7 @@ pub(crate) async fn handle(
     }
 }
 
-async fn find(broker: &Broker, key_type: i8, key: &str, listener: &str) -> Found {
+async fn find(svc: &Services, key_type: i8, key: &str, listener: &str) -> Found {
     match key_type {
         GROUP => {}
         TRANSACTION => {
@@ -87,11 +87,15 @@ async fn find(broker: &Broker, key_type: i8, key: &str, listener: &str) -> Found
             ));
         }
     }
-    let node_id = broker.find_group_coordinator(key).await.map_err(|err| {
-        tracing::debug!(%err, group = key, "FindCoordinator failed");
-        (group_error(&err), err.to_string())
-    })?;
-    let image = broker.metadata();
+    let node_id = svc
+        .groups
+        .find_group_coordinator(key)
+        .await
+        .map_err(|err| {
+            tracing::debug!(%err, group = key, "FindCoordinator failed");
+            (group_error(&err), err.to_string())
+        })?;
+    let image = svc.metadata.image();
     match broker_endpoint(&image, node_id, listener) {
         Some((host, port)) => Ok((node_id, host, port)),
         None => Err((

@@ -1,16 +1,16 @@
 //! Heartbeat (key 12): a member is alive; the error tells it to rejoin.
 //! v3+ carry static instance ids.
 
-use fjord_broker::Broker;
 use fjord_broker::group;
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
 use crate::context::RequestContext;
 use crate::error_code::group_error;
+use crate::services::Services;
 
 pub(crate) async fn handle(
     _ctx: &RequestContext,
-    broker: &Broker,
+    svc: &Services,
     request: HeartbeatRequest,
 ) -> HeartbeatResponse {
     let req = group::HeartbeatRequest {
@@ -19,7 +19,7 @@ pub(crate) async fn handle(
         group_instance_id: request.group_instance_id.map(|i| i.to_string()),
         generation_id: request.generation_id,
     };
-    match broker.heartbeat(req).await {
+    match svc.groups.heartbeat(req).await {
         Ok(()) => HeartbeatResponse::default(),
         Err(err) => {
             tracing::debug!(%err, "Heartbeat failed");

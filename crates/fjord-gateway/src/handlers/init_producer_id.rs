@@ -2,23 +2,19 @@
 //! producer. Transactional ids are refused until the transaction
 //! coordinator exists.
 
-use fjord_broker::Broker;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
 use crate::context::RequestContext;
 use crate::error_code::admin_error;
+use crate::services::Services;
 
 pub(crate) async fn handle(
     _ctx: &RequestContext,
-    broker: &Broker,
+    svc: &Services,
     request: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
     let transactional_id = request.transactional_id.as_ref().map(|id| id.0.as_str());
-    match broker
-        .producer_ids()
-        .init_producer_id(transactional_id)
-        .await
-    {
+    match svc.producer_ids.init_producer_id(transactional_id).await {
         Ok((producer_id, producer_epoch)) => InitProducerIdResponse::default()
             .with_producer_id(ProducerId(producer_id))
             .with_producer_epoch(producer_epoch),

@@ -10,7 +10,6 @@
 //! `group::codec`, the reader replay uses too) so the coordinator knows the
 //! subscribed topics.
 
-use fjord_broker::Broker;
 use fjord_broker::group::{
     self, CONSUMER_PROTOCOL_TYPE, GroupError, JoinGroupResult, MemberProtocol, RequestToken, codec,
 };
@@ -21,6 +20,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::wire_str;
 use crate::context::RequestContext;
 use crate::error_code::group_error;
+use crate::services::Services;
 
 /// Who sent the request (from the header and the connection).
 pub(crate) struct Client {
@@ -39,14 +39,14 @@ impl Client {
 
 pub(crate) async fn handle(
     ctx: &RequestContext,
-    broker: &Broker,
+    svc: &Services,
     request: JoinGroupRequest,
 ) -> JoinGroupResponse {
     let version = ctx.api_version;
     let client = Client::of(ctx);
     let member_id = request.member_id.to_string();
     let req = domain_request(request, version, client);
-    let result = broker.join_group(req).await;
+    let result = svc.groups.join_group(req).await;
     response(result, &member_id, version)
 }
 

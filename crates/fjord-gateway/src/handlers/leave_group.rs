@@ -2,7 +2,6 @@
 //! top level (its error is the response's); v3+ batch members, by member id
 //! or by static instance id, with an error each.
 
-use fjord_broker::Broker;
 use fjord_broker::group::{self, LeaveGroupResponse as Left, LeavingMember};
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
@@ -10,14 +9,18 @@ use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 use super::wire_str;
 use crate::context::RequestContext;
 use crate::error_code::group_error;
+use crate::services::Services;
 
 pub(crate) async fn handle(
     ctx: &RequestContext,
-    broker: &Broker,
+    svc: &Services,
     request: LeaveGroupRequest,
 ) -> LeaveGroupResponse {
     let version = ctx.api_version;
-    let left = broker.leave_group(domain_request(request, version)).await;
+    let left = svc
+        .groups
+        .leave_group(domain_request(request, version))
+        .await;
     response(left, version)
 }
 

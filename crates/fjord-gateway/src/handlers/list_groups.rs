@@ -2,13 +2,13 @@
 //! state (case-insensitive, as Kafka parses them; unknown names match
 //! nothing); v5 filters by group type, and every group here is "classic".
 
-use fjord_broker::Broker;
 use fjord_broker::group::{GroupListing, GroupState};
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 
 use super::wire_str;
 use crate::context::RequestContext;
+use crate::services::Services;
 
 /// The type of every group this broker has (KIP-848's "classic").
 const CLASSIC: &str = "classic";
@@ -23,12 +23,12 @@ const STATES: [GroupState; 5] = [
 
 pub(crate) async fn handle(
     ctx: &RequestContext,
-    broker: &Broker,
+    svc: &Services,
     request: ListGroupsRequest,
 ) -> ListGroupsResponse {
     let version = ctx.api_version;
     let listings = match filter(&request, version) {
-        Some(states) => broker.list_groups(&states).await,
+        Some(states) => svc.groups.list_groups(&states).await,
         None => Vec::new(),
     };
     response(listings)

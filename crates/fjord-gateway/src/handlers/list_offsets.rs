@@ -1,7 +1,7 @@
 //! ListOffsets (key 2): an offset by timestamp, or the earliest / latest /
 //! max-timestamp offset of a partition.
 
-use fjord_broker::{Broker, ListedOffset, OffsetSpec};
+use fjord_broker::{ListedOffset, OffsetSpec};
 use fjord_types::TopicPartition;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{
@@ -12,6 +12,7 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use super::{check_leader_epoch, partition_registration};
 use crate::context::RequestContext;
 use crate::error_code::partition_error;
+use crate::services::Services;
 
 /// What a wire timestamp asks for; `None`: a kind of offset this broker never
 /// has (tiered storage), answered with offset -1.
@@ -27,11 +28,11 @@ fn offset_spec(timestamp: i64) -> Option<OffsetSpec> {
 
 pub(crate) async fn handle(
     ctx: &RequestContext,
-    broker: &Broker,
+    svc: &Services,
     request: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
     let version = ctx.api_version;
-    let image = broker.metadata();
+    let image = svc.metadata.image();
     let topics = request
         .topics
         .into_iter()
@@ -50,7 +51,8 @@ pub(crate) async fn handle(
                                 timestamp: -1,
                                 leader_epoch: -1,
                             }),
-                            Some(spec) => broker
+                            Some(spec) => svc
+                                .replicas
                                 .list_offset(&TopicPartition::new(name.clone(), p.partition_index), spec, p.current_leader_epoch)
                                 .map_err(|err| {
                                     tracing::debug!(topic = %name, partition = p.partition_index, %err, "list offsets failed");

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use fjord_broker::Broker;
 use fjord_types::TopicPartition;
 use kafka_protocol::messages::list_partition_reassignments_response::{
     OngoingPartitionReassignment, OngoingTopicReassignment,
@@ -15,10 +14,11 @@ use kafka_protocol::messages::{
 
 use super::wire_name;
 use crate::context::RequestContext;
+use crate::services::Services;
 
 pub(crate) async fn handle(
     _ctx: &RequestContext,
-    broker: &Broker,
+    svc: &Services,
     request: ListPartitionReassignmentsRequest,
 ) -> ListPartitionReassignmentsResponse {
     // Null topics: every partition being reassigned.
@@ -34,7 +34,7 @@ pub(crate) async fn handle(
             .collect::<Vec<_>>()
     });
     let mut by_topic: BTreeMap<String, Vec<OngoingPartitionReassignment>> = BTreeMap::new();
-    for ongoing in broker.admin().list_partition_reassignments(partitions) {
+    for ongoing in svc.admin.list_partition_reassignments(partitions) {
         let ids = |v: Vec<i32>| v.into_iter().map(BrokerId).collect::<Vec<_>>();
         by_topic.entry(ongoing.tp.topic).or_default().push(
             OngoingPartitionReassignment::default()

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use fjord_broker::{Broker, MetadataImage, TopicImage};
+use fjord_broker::{MetadataImage, TopicImage};
 use fjord_types::NO_BROKER;
 use futures::future::join_all;
 use kafka_protocol::ResponseError;
@@ -25,6 +25,7 @@ use super::{
 };
 use crate::context::RequestContext;
 use crate::error_code::admin_error;
+use crate::services::Services;
 
 /// A topic the client asked about, by name or (v10+) by id.
 #[derive(Debug, PartialEq)]
@@ -35,7 +36,7 @@ enum Wanted {
 
 pub(crate) async fn handle(
     ctx: &RequestContext,
-    broker: &Broker,
+    svc: &Services,
     request: MetadataRequest,
 ) -> MetadataResponse {
     let version = ctx.api_version;
@@ -51,7 +52,7 @@ pub(crate) async fn handle(
     );
     let wanted = wanted_topics(request.topics, version);
 
-    let mut image = broker.metadata();
+    let mut image = svc.metadata.image();
     let topics: Vec<MetadataResponseTopic> = match wanted {
         None => image
             .topics
@@ -60,7 +61,7 @@ pub(crate) async fn handle(
             .collect(),
         Some(wanted) => {
             let allow_create =
-                request.allow_auto_topic_creation && broker.config().auto_create_topics_enable;
+                request.allow_auto_topic_creation && svc.config.auto_create_topics_enable;
             let missing: Vec<&str> = wanted
                 .iter()
                 .filter_map(|w| match w {
@@ -78,19 +79,15 @@ pub(crate) async fn handle(
                 .collect();
             let mut create_errors = Vec::new();
             if allow_create && !missing.is_empty() {
-                let results = join_all(
-                    missing
-                        .iter()
-                        .map(|name| broker.admin().auto_create_topic(name)),
-                )
-                .await;
+                let results =
+                    join_all(missing.iter().map(|name| svc.admin.auto_create_topic(name))).await;
                 for (name, result) in missing.iter().zip(results) {
                     if let Err(err) = result {
                         tracing::debug!(topic = %name, %err, "auto-create from Metadata failed");
                         create_errors.push((name.to_string(), admin_error(&err)));
                     }
                 }
-                image = broker.metadata();
+                image = svc.metadata.image();
             }
             wanted
                 .iter()
@@ -125,10 +122,10 @@ pub(crate) async fn handle(
     };
 
     let brokers = live_brokers(&image, listener);
-    let controller_id = broker
+    let controller_id = svc
         .controller_id()
         .filter(|id| brokers.iter().any(|b| b.node_id.0 == *id))
-        .unwrap_or_else(|| broker.node_id());
+        .unwrap_or_else(|| svc.node_id());
     let topics = topics
         .into_iter()
         .map(|t| {

@@ -7,15 +7,15 @@
 //! handler has the shape every handler has:
 //!
 //! ```text
-//! pub(crate) async fn handle(ctx: &RequestContext, broker: &Broker, request: XRequest) -> R
+//! pub(crate) async fn handle(ctx: &RequestContext, svc: &Services, request: XRequest) -> R
 //! ```
 //!
 //! where `R` is the response message (anything `Into<ResponseKind>`) or a
 //! [`Reply`] when the handler needs to say more (no response for acks=0, a
 //! size hint for fetch, or closing the connection). Handlers take the
-//! version, listener, client and peer from the context, call the broker in
-//! domain terms, and build the response message; [`handle`] encodes.
-//! (`broker` is the `Broker` facade for now; owned services come later.)
+//! version, listener, client and peer from the context, call the one
+//! service their api belongs to ([`Services`]) in domain terms, and build
+//! the response message; [`handle`] encodes.
 
 mod alter_partition_reassignments;
 pub(crate) mod api_versions;
@@ -48,7 +48,7 @@ mod sync_group;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use fjord_broker::{Broker, MetadataImage, PartitionRegistration};
+use fjord_broker::{MetadataImage, PartitionRegistration};
 use fjord_types::{BrokerId, TopicId};
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind, TopicName};
 use kafka_protocol::protocol::{StrBytes, VersionRange};
@@ -57,6 +57,7 @@ use uuid::Uuid;
 use crate::context::RequestContext;
 use crate::error::GatewayError;
 use crate::frame::encode_response;
+use crate::services::Services;
 
 /// The registry: `Api => handler_module, min..=max;` per served api. `Api`
 /// names both the `ApiKey` and the `RequestKind` variant. Minimums sit at the
@@ -71,11 +72,11 @@ macro_rules! apis {
         /// Run the handler the registry names for `request`.
         async fn dispatch(
             ctx: &RequestContext,
-            broker: &Broker,
+            svc: &Services,
             request: RequestKind,
         ) -> Reply {
             match request {
-                $(RequestKind::$api(r) => $module::handle(ctx, broker, r).await.into_reply(),)*
+                $(RequestKind::$api(r) => $module::handle(ctx, svc, r).await.into_reply(),)*
                 // Decoding already refused every api not in `SUPPORTED`.
                 _ => Reply::Close(GatewayError::UnsupportedApi { api_key: ctx.api_key }),
             }
@@ -182,10 +183,10 @@ impl IntoReply for Reply {
 /// (acks=0).
 pub(crate) async fn handle(
     ctx: &RequestContext,
-    broker: &Broker,
+    svc: &Services,
     request: RequestKind,
 ) -> Result<Option<Bytes>, GatewayError> {
-    match dispatch(ctx, broker, request).await {
+    match dispatch(ctx, svc, request).await {
         Reply::Response { body, size_hint } => encode_response(
             ctx.api_key,
             ctx.api_version,

@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 
-use fjord_broker::Broker;
 use fjord_broker::group::{self, GroupError, OffsetCommitPartition};
 use fjord_types::TopicPartition;
 use kafka_protocol::messages::offset_commit_response::{
@@ -19,14 +18,15 @@ use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 use super::partition_registration;
 use crate::context::RequestContext;
 use crate::error_code::partition_group_result;
+use crate::services::Services;
 
 pub(crate) async fn handle(
     ctx: &RequestContext,
-    broker: &Broker,
+    svc: &Services,
     request: OffsetCommitRequest,
 ) -> OffsetCommitResponse {
     let version = ctx.api_version;
-    let image = broker.metadata();
+    let image = svc.metadata.image();
     let mut partitions = Vec::new();
     for topic in &request.topics {
         for p in &topic.partitions {
@@ -64,7 +64,7 @@ pub(crate) async fn handle(
                 .map(|i| i.to_string()),
             partitions,
         };
-        broker.offset_commit(req).await.into_iter().collect()
+        svc.groups.offset_commit(req).await.into_iter().collect()
     };
     response(&request, &results)
 }

@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 
-use fjord_broker::Broker;
 use fjord_broker::group::{GroupError, PartitionResults};
 use fjord_types::TopicPartition;
 use kafka_protocol::messages::offset_delete_response::{
@@ -16,13 +15,14 @@ use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 use super::partition_registration;
 use crate::context::RequestContext;
 use crate::error_code::{group_error, partition_group_result};
+use crate::services::Services;
 
 pub(crate) async fn handle(
     _ctx: &RequestContext,
-    broker: &Broker,
+    svc: &Services,
     request: OffsetDeleteRequest,
 ) -> OffsetDeleteResponse {
-    let image = broker.metadata();
+    let image = svc.metadata.image();
     let partitions: Vec<TopicPartition> = request
         .topics
         .iter()
@@ -34,7 +34,8 @@ pub(crate) async fn handle(
         })
         .filter(|tp| partition_registration(&image, &tp.topic, tp.partition).is_some())
         .collect();
-    let result = broker
+    let result = svc
+        .groups
         .offset_delete(request.group_id.0.as_str(), partitions)
         .await;
     response(&request, result)

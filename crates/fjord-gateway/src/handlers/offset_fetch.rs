@@ -10,7 +10,6 @@
 
 use std::collections::BTreeMap;
 
-use fjord_broker::Broker;
 use fjord_broker::group::{self, CommittedOffset, GroupError};
 use fjord_types::TopicPartition;
 use kafka_protocol::messages::offset_fetch_response::{
@@ -23,13 +22,14 @@ use kafka_protocol::protocol::StrBytes;
 use super::{wire_name, wire_str};
 use crate::context::RequestContext;
 use crate::error_code::group_error;
+use crate::services::Services;
 
 /// One partition's answer: the committed offset, or the error.
 type Fetched = Vec<(TopicPartition, Result<Option<CommittedOffset>, GroupError>)>;
 
 pub(crate) async fn handle(
     ctx: &RequestContext,
-    broker: &Broker,
+    svc: &Services,
     request: OffsetFetchRequest,
 ) -> OffsetFetchResponse {
     let version = ctx.api_version;
@@ -50,7 +50,7 @@ pub(crate) async fn handle(
                     })
                     .collect()
             });
-            let fetched = fetch(broker, g.group_id.0.to_string(), partitions).await;
+            let fetched = fetch(svc, g.group_id.0.to_string(), partitions).await;
             groups.push(group_v8(g.group_id, fetched));
         }
         return OffsetFetchResponse::default().with_groups(groups);
@@ -70,16 +70,17 @@ pub(crate) async fn handle(
             .collect::<Vec<_>>()
     });
     let requested = partitions.clone();
-    let fetched = fetch(broker, request.group_id.0.to_string(), partitions).await;
+    let fetched = fetch(svc, request.group_id.0.to_string(), partitions).await;
     response_v1(fetched, requested, version)
 }
 
 async fn fetch(
-    broker: &Broker,
+    svc: &Services,
     group_id: String,
     partitions: Option<Vec<TopicPartition>>,
 ) -> Result<Fetched, GroupError> {
-    let fetched = broker
+    let fetched = svc
+        .groups
         .offset_fetch(group::OffsetFetchRequest {
             group_id,
             partitions,

@@ -8,7 +8,6 @@
 //! (NOT_LEADER_OR_FOLLOWER), and an epoch the log does not know gets
 //! Kafka's UNDEFINED answer (epoch -1, offset -1) without an error.
 
-use fjord_broker::Broker;
 use fjord_types::TopicPartition;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
@@ -18,10 +17,11 @@ use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpoch
 
 use crate::context::RequestContext;
 use crate::error_code::partition_error;
+use crate::services::Services;
 
 pub(crate) async fn handle(
     _ctx: &RequestContext,
-    broker: &Broker,
+    svc: &Services,
     request: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
     let topics = request
@@ -34,8 +34,11 @@ pub(crate) async fn handle(
                 .into_iter()
                 .map(|p| {
                     let tp = TopicPartition::new(name.clone(), p.partition);
-                    let answer =
-                        broker.offset_for_leader_epoch(&tp, p.current_leader_epoch, p.leader_epoch);
+                    let answer = svc.replicas.end_offset_for_epoch(
+                        &tp,
+                        p.current_leader_epoch,
+                        p.leader_epoch,
+                    );
                     match answer {
                         Ok(found) => epoch_end_offset(p.partition, Ok(found)),
                         Err(err) => {

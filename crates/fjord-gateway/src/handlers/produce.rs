@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use fjord_broker::{Acks, Broker, MetadataImage, PartitionError, ProducePartition};
+use fjord_broker::{Acks, MetadataImage, PartitionError, ProducePartition};
 use fjord_types::{NO_BROKER, TopicPartition};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::produce_response::{
@@ -30,6 +30,7 @@ use super::{
 use crate::context::RequestContext;
 use crate::error::GatewayError;
 use crate::error_code::partition_error;
+use crate::services::Services;
 
 /// What became of one partition of the request.
 enum Slot {
@@ -45,15 +46,11 @@ struct TopicSlots {
     partitions: Vec<(i32, Slot)>,
 }
 
-pub(crate) async fn handle(
-    ctx: &RequestContext,
-    broker: &Broker,
-    request: ProduceRequest,
-) -> Reply {
+pub(crate) async fn handle(ctx: &RequestContext, svc: &Services, request: ProduceRequest) -> Reply {
     let version = ctx.api_version;
     let listener = ctx.listener();
     let acks = Acks::from_wire(request.acks);
-    let image = broker.metadata();
+    let image = svc.metadata.image();
     let mut requests = Vec::new();
     let mut topics = Vec::with_capacity(request.topic_data.len());
     for topic in request.topic_data {
@@ -101,7 +98,7 @@ pub(crate) async fn handle(
     let results = if requests.is_empty() {
         Vec::new()
     } else {
-        broker.produce(requests, acks, timeout).await
+        svc.replicas.produce(requests, acks, timeout).await
     };
     record_bytes_in(&sizes, &results);
 

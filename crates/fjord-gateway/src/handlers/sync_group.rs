@@ -4,21 +4,24 @@
 //! v3+ carry static instance ids; v5 carries and answers the protocol type
 //! and name.
 
-use fjord_broker::Broker;
 use fjord_broker::group::{self, GroupError, RequestToken, SyncGroupResult};
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 
 use super::wire_str;
 use crate::context::RequestContext;
 use crate::error_code::group_error;
+use crate::services::Services;
 
 pub(crate) async fn handle(
     ctx: &RequestContext,
-    broker: &Broker,
+    svc: &Services,
     request: SyncGroupRequest,
 ) -> SyncGroupResponse {
     let version = ctx.api_version;
-    let result = broker.sync_group(domain_request(request, version)).await;
+    let result = svc
+        .groups
+        .sync_group(domain_request(request, version))
+        .await;
     response(result)
 }
 

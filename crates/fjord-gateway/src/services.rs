@@ -1,0 +1,53 @@
+//! What the handlers answer from: the owned services of a node, wired by
+//! `fjord-server`. A handler reaches the one service its api belongs to
+//! (`svc.replicas` for produce and fetch, `svc.admin` for topic
+//! administration, …), so a new api lands in a service, not on a facade.
+
+use std::sync::Arc;
+
+use fjord_broker::admin::AdminService;
+use fjord_broker::metadata_cache::MetadataCache;
+use fjord_broker::producer_ids::ProducerIdService;
+use fjord_broker::replica_manager::ReplicaManager;
+use fjord_broker::{Broker, BrokerConfig, Controller};
+use fjord_types::BrokerId;
+
+pub struct Services {
+    /// This broker's settings (node id, defaults DescribeConfigs reports).
+    pub config: BrokerConfig,
+    /// The partitions hosted here: produce, fetch, ListOffsets,
+    /// OffsetForLeaderEpoch.
+    pub replicas: Arc<ReplicaManager>,
+    /// The applied metadata image: Metadata, DescribeCluster, leader hints.
+    pub metadata: MetadataCache,
+    pub admin: Arc<AdminService>,
+    pub producer_ids: Arc<ProducerIdService>,
+    /// The group coordinator's front: still the broker's group methods.
+    pub groups: Arc<Broker>,
+    /// For the active controller's id (Metadata, DescribeCluster).
+    controller: Controller,
+}
+
+impl Services {
+    /// The services of a started broker.
+    pub fn of(broker: &Arc<Broker>) -> Self {
+        Services {
+            config: broker.config().clone(),
+            replicas: broker.replicas().clone(),
+            metadata: broker.metadata_cache().clone(),
+            admin: broker.admin().clone(),
+            producer_ids: broker.producer_ids().clone(),
+            groups: broker.clone(),
+            controller: broker.controller().clone(),
+        }
+    }
+
+    pub fn node_id(&self) -> BrokerId {
+        self.config.node_id
+    }
+
+    /// The active controller, if the quorum has one.
+    pub fn controller_id(&self) -> Option<BrokerId> {
+        self.controller.leader_id()
+    }
+}
