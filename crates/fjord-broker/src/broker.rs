@@ -38,7 +38,7 @@ pub struct Broker {
     pub(crate) cancel: CancellationToken,
     pub(crate) tasks: TaskTracker,
     pub(crate) producer_ids: crate::producer_ids::ProducerIds,
-    pub(crate) group_service: crate::group_service::GroupService,
+    pub(crate) group_service: fjord_coordinator::GroupService,
 }
 
 /// The local replica changes of one applied image, shared by every subscriber.
@@ -108,6 +108,13 @@ impl Broker {
         let group_config = config.groups.clone();
         let (applied_tx, applied) = watch::channel(first);
         let (local_changes, _) = broadcast::channel(LOCAL_CHANGES_BACKLOG);
+        let (cancel, tasks) = (CancellationToken::new(), TaskTracker::new());
+        let group_service = crate::group_service::group_service(
+            group_config,
+            replicas.clone(),
+            tasks.clone(),
+            cancel.clone(),
+        );
         let broker = Arc::new(Broker {
             config,
             replication,
@@ -116,14 +123,14 @@ impl Broker {
             applied,
             local_changes,
             broker_epoch: AtomicI64::new(broker_epoch),
-            cancel: CancellationToken::new(),
-            tasks: TaskTracker::new(),
+            cancel,
+            tasks,
             producer_ids: Default::default(),
-            group_service: crate::group_service::GroupService::new(group_config),
+            group_service,
         });
         broker.spawn_metadata_follower(committed, applied_tx);
         broker.spawn_housekeeping();
-        broker.spawn_group_timer();
+        broker.spawn_group_coordinator();
         broker.spawn_fetcher_manager();
         broker.spawn_isr_shrinker();
         broker.spawn_heartbeats();
@@ -181,17 +188,6 @@ impl Broker {
                     Err(err) => tracing::error!(%err, "metadata apply task failed"),
                 }
                 applied_tx.send_replace(image);
-            }
-        });
-    }
-
-    /// The group coordinator's timer (session and rebalance timeouts, offset expiry).
-    fn spawn_group_timer(self: &Arc<Self>) {
-        let (broker, cancel) = (self.clone(), self.cancel.clone());
-        self.tasks.spawn(async move {
-            tokio::select! {
-                _ = cancel.cancelled() => {}
-                _ = broker.run_group_timer() => {}
             }
         });
     }

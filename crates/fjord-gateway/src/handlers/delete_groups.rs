@@ -2,7 +2,7 @@
 //! per group.
 
 use fjord_broker::Broker;
-use fjord_broker::group::GroupError;
+use fjord_coordinator::group::GroupError;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse, GroupId};
 

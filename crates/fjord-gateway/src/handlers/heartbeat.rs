@@ -2,7 +2,7 @@
 //! v3+ carry static instance ids.
 
 use fjord_broker::Broker;
-use fjord_broker::group;
+use fjord_coordinator::group;
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
 use crate::context::RequestContext;

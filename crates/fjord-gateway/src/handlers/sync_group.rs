@@ -5,7 +5,7 @@
 //! and name.
 
 use fjord_broker::Broker;
-use fjord_broker::group::{self, GroupError, RequestToken, SyncGroupResult};
+use fjord_coordinator::group::{self, GroupError, RequestToken, SyncGroupResult};
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 
 use super::wire_str;
