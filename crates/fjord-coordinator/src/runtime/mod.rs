@@ -26,8 +26,9 @@
 //!   COORDINATOR_NOT_AVAILABLE (the outcome is unknown to it, as on Kafka,
 //!   whose runtime fails the deferred answer on its write timeout but keeps
 //!   the uncommitted state). Departure: Fjord's reads see that state before
-//!   it is committed, and wait behind an append in flight on their shard
-//!   (Kafka reads at the last committed offset without waiting). A snapshot
+//!   it is committed. Reads do not wait behind an append in flight: they
+//!   answer from the snapshot taken before that write (its last committed
+//!   state, as Kafka reads at the last committed offset). A snapshot
 //!   rather than a replay of the partition: it costs one clone of one
 //!   partition's groups per write, and needs no read of the log on the
 //!   failure path (the log may be what failed).
@@ -68,7 +69,7 @@ pub use batch::{encode_batch, visit_batches};
 pub use config::GroupServiceConfig;
 pub use loader::ShardStatus;
 pub use operations::GroupOffset;
-use shard::{Shard, ShardCell, Slot};
+use shard::{LockedShard, ShardCell, Slot};
 pub use writer::{Cause, PartitionWriter, ReadChunk, ReadError, WriteError, append_error};
 
 /// Where the runtime reads the time, in milliseconds since the epoch: the
@@ -229,10 +230,14 @@ impl GroupService {
     /// error instead, and so does the caller.
     async fn write<T>(
         &self,
-        shard: &mut Shard,
+        shard: &mut LockedShard<'_>,
         op: impl FnOnce(&mut GroupCoordinator, i64) -> CoordinatorOutput<T>,
     ) -> Result<T, GroupError> {
-        let snapshot = shard.coordinator.snapshot();
+        let snapshot = Arc::new(shard.coordinator.snapshot());
+        // Reads meanwhile answer from the state before this write, not
+        // waiting behind its append; they come back to the shard before
+        // anyone is answered, so a client reads its own write.
+        let reads = shard.reads_from(snapshot.clone());
         let now = self.now_ms();
         let CoordinatorOutput {
             reply,
@@ -248,6 +253,7 @@ impl GroupService {
             None => Ok(()),
         };
         self.timer.notify_one();
+        drop(reads);
         match appended {
             Ok(()) => {
                 self.deliver(delayed);
@@ -267,7 +273,7 @@ impl GroupService {
                         %err,
                         "group coordinator append failed; reverting the shard to its last committed state"
                     );
-                    shard.coordinator.restore(snapshot);
+                    shard.coordinator.restore(Arc::unwrap_or_clone(snapshot));
                 }
                 self.deliver(
                     delayed

@@ -1,5 +1,7 @@
 //! The group APIs on the runtime: each finds its group's shard, runs a
 //! write (apply → append → wait → reply) or a read on it, and answers.
+//! Reads (OffsetFetch, DescribeGroups, ListGroups) do not wait behind a
+//! write in flight: they answer from the state before it.
 
 use fjord_types::{Offset, TopicPartition};
 
@@ -141,6 +143,9 @@ impl GroupService {
         req: OffsetFetchRequest,
     ) -> OffsetFetchResponse {
         let shard = self.shard_for(&req.group_id)?;
+        if let Some(before) = shard.during_write()? {
+            return before.offset_fetch(&req);
+        }
         let locked = shard.lock(self).await?;
         locked.coordinator.offset_fetch(&req)
     }
@@ -177,6 +182,9 @@ impl GroupService {
         group_id: &str,
     ) -> Result<GroupDescription, GroupError> {
         let shard = self.shard_for(group_id)?;
+        if let Some(before) = shard.during_write()? {
+            return Ok(before.describe_group(group_id));
+        }
         let locked = shard.lock(self).await?;
         Ok(locked.coordinator.describe_group(group_id))
     }
@@ -192,8 +200,15 @@ impl GroupService {
         }
         let mut listed = Vec::new();
         for (_, cell) in self.loaded_cells() {
-            if let Ok(shard) = cell.lock(self).await {
-                listed.extend(shard.coordinator.list_groups(states));
+            match cell.during_write() {
+                Ok(Some(before)) => listed.extend(before.list_groups(states)),
+                Ok(None) => {
+                    if let Ok(shard) = cell.lock(self).await {
+                        listed.extend(shard.coordinator.list_groups(states));
+                    }
+                }
+                // Unloaded meanwhile: its groups are no longer ours.
+                Err(_) => {}
             }
         }
         Ok(listed)

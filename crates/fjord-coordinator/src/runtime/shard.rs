@@ -2,15 +2,15 @@
 //! their own lock, and the place of each partition in the runtime (being
 //! loaded, or serving).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
 
 use fjord_types::LeaderEpoch;
 use tokio::sync::{Mutex, MutexGuard};
 use tokio_util::sync::CancellationToken;
 
 use super::GroupService;
-use crate::group::{GroupCoordinator, GroupError};
+use crate::group::{GroupCoordinator, GroupError, GroupsSnapshot};
 
 /// A led partition as the runtime sees it.
 pub(crate) enum Slot {
@@ -63,6 +63,22 @@ pub(crate) struct ShardCell {
     /// Cleared (before locking) when leadership of the partition moved.
     active: AtomicBool,
     state: Mutex<Shard>,
+    /// While a write is in flight: the groups as they were before it, for
+    /// reads that must not wait behind its append (Kafka reads at the last
+    /// committed offset). A std mutex: held only to clone the `Arc`.
+    before_write: StdMutex<Option<Arc<GroupsSnapshot>>>,
+}
+
+/// Serves reads of a shard from the state before a write while the write
+/// runs; dropping it (the write is done) sends reads back to the shard.
+pub(crate) struct ReadsBeforeWrite<'a> {
+    cell: &'a ShardCell,
+}
+
+impl Drop for ReadsBeforeWrite<'_> {
+    fn drop(&mut self) {
+        *self.cell.before_write_slot() = None;
+    }
 }
 
 impl ShardCell {
@@ -74,7 +90,21 @@ impl ShardCell {
                 coordinator,
                 unloaded: false,
             }),
+            before_write: StdMutex::new(None),
         }
+    }
+
+    fn before_write_slot(&self) -> std::sync::MutexGuard<'_, Option<Arc<GroupsSnapshot>>> {
+        self.before_write.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The state reads see while a write is in flight; `None` when no write
+    /// is: then reads lock the shard. NOT_COORDINATOR once unloaded.
+    pub(crate) fn during_write(&self) -> Result<Option<Arc<GroupsSnapshot>>, GroupError> {
+        if !self.active.load(Ordering::SeqCst) {
+            return Err(GroupError::NotCoordinator);
+        }
+        Ok(self.before_write_slot().clone())
     }
 
     /// Lock the shard; NOT_COORDINATOR when it was unloaded meanwhile.
@@ -124,6 +154,14 @@ pub(crate) struct LockedShard<'a> {
     cell: &'a ShardCell,
     /// `Some` until drop.
     guard: Option<MutexGuard<'a, Shard>>,
+}
+
+impl LockedShard<'_> {
+    /// Serve reads from `before` until the returned guard drops.
+    pub(crate) fn reads_from(&self, before: Arc<GroupsSnapshot>) -> ReadsBeforeWrite<'_> {
+        *self.cell.before_write_slot() = Some(before);
+        ReadsBeforeWrite { cell: self.cell }
+    }
 }
 
 impl std::ops::Deref for LockedShard<'_> {

@@ -321,3 +321,41 @@ async fn a_shard_unloaded_during_an_append_finishes_it_then_refuses() {
     assert_eq!(results, vec![(tp(), Ok(()))]);
     assert_eq!(committed(&service, group).await, Err(GroupError::NotCoordinator));
 }
+
+/// A read does not wait behind an append in flight on its shard: it
+/// answers from the state before that write (the last committed one, as
+/// Kafka reads), and sees the write once it is answered.
+#[tokio::test]
+async fn a_read_answers_from_before_a_write_in_flight() {
+    let (service, writer) = started().await;
+    let group = "g0";
+    let results = service.offset_commit(commit_req(group, 5)).await;
+    assert_eq!(results, vec![(tp(), Ok(()))]);
+    writer.set_fault(partition_for(group, PARTITIONS), Some(Fault::Stall));
+    let stalled = tokio::spawn({
+        let service = service.clone();
+        async move { service.offset_commit(commit_req(group, 9)).await }
+    });
+    tokio::time::timeout(Duration::from_secs(5), writer.stalled.notified())
+        .await
+        .expect("the append stalls");
+
+    let read = tokio::time::timeout(Duration::from_secs(1), committed(&service, group))
+        .await
+        .expect("a read does not wait for the append");
+    assert_eq!(read, Ok(Some(5)));
+    let described = service.describe_group(group).await.expect("describe");
+    assert_eq!(described.group_id, group);
+    let listed = tokio::time::timeout(Duration::from_secs(1), service.list_groups(&[]))
+        .await
+        .expect("ListGroups does not wait for the append");
+    assert_eq!(listed.map(|l| l.len()), Ok(1));
+
+    writer.release.notify_one();
+    let results = tokio::time::timeout(Duration::from_secs(5), stalled)
+        .await
+        .expect("released")
+        .expect("no panic");
+    assert_eq!(results, vec![(tp(), Ok(()))]);
+    assert_eq!(committed(&service, group).await, Ok(Some(9)));
+}
