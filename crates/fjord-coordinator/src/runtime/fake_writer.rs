@@ -121,6 +121,16 @@ impl FakeWriter {
         records
     }
 
+    /// The records of the last batch appended to `partition`.
+    pub(crate) fn last_batch(&self, partition: i32) -> Vec<Record> {
+        let last = self.state().log.get(&partition).and_then(|log| log.last().cloned());
+        let mut records = Vec::new();
+        if let Some((_, batch)) = last {
+            visit_batches(batch, &mut |r| records.push(r.clone())).expect("decodable");
+        }
+        records
+    }
+
     fn write(&self, partition: i32, batch: Bytes) {
         let mut state = self.state();
         let log = state.log.entry(partition).or_default();
@@ -163,7 +173,7 @@ impl PartitionWriter for FakeWriter {
                 (led, state.faults.get(&tp.partition).copied())
             };
             let partition = tp.partition;
-            let refused = |err| {
+            let refused = |err: WriteError| -> Result<(), WriteError> {
                 self.failed(partition);
                 Err(err)
             };

@@ -156,9 +156,10 @@ pub(crate) struct LockedShard<'a> {
     guard: Option<MutexGuard<'a, Shard>>,
 }
 
-impl LockedShard<'_> {
-    /// Serve reads from `before` until the returned guard drops.
-    pub(crate) fn reads_from(&self, before: Arc<GroupsSnapshot>) -> ReadsBeforeWrite<'_> {
+impl<'a> LockedShard<'a> {
+    /// Serve reads from `before` until the returned guard drops (it borrows
+    /// the cell, not the lock, so the write can go on mutating the shard).
+    pub(crate) fn reads_from(&self, before: Arc<GroupsSnapshot>) -> ReadsBeforeWrite<'a> {
         *self.cell.before_write_slot() = Some(before);
         ReadsBeforeWrite { cell: self.cell }
     }

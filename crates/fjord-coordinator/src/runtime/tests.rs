@@ -7,12 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fjord_types::TopicPartition;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::fake_writer::{Fault, FakeWriter};
 use super::*;
-use crate::group::{GroupConfig, OffsetCommitPartition, OffsetCommitRequest, OffsetFetchRequest};
+use crate::group::{
+    GroupConfig, OffsetCommitPartition, OffsetCommitRequest, OffsetFetchRequest, PartitionResults,
+};
 
 const PARTITIONS: i32 = 4;
 
@@ -69,7 +72,7 @@ fn two_groups() -> (&'static str, &'static str) {
     (a, b)
 }
 
-fn tp() -> TopicPartition {
+pub(super) fn tp() -> TopicPartition {
     TopicPartition::new("t", 0)
 }
 
@@ -88,7 +91,11 @@ fn commit_req(group: &str, offset: i64) -> OffsetCommitRequest {
     }
 }
 
-async fn committed(service: &GroupService, group: &str) -> Result<Option<i64>, GroupError> {
+/// The committed offset of `t-0` for `group` (also the simulation's read).
+pub(super) async fn committed(
+    service: &GroupService,
+    group: &str,
+) -> Result<Option<i64>, GroupError> {
     let fetched = service
         .offset_fetch(OffsetFetchRequest {
             group_id: group.to_string(),
@@ -99,6 +106,33 @@ async fn committed(service: &GroupService, group: &str) -> Result<Option<i64>, G
         .into_iter()
         .find(|(t, _)| *t == tp())
         .and_then(|(_, c)| c.map(|c| c.offset)))
+}
+
+/// A commit of `offset` for `group` whose append stalls, once it stalls.
+async fn stalled_commit(
+    service: &Arc<GroupService>,
+    writer: &FakeWriter,
+    group: &'static str,
+    offset: i64,
+) -> JoinHandle<PartitionResults> {
+    writer.set_fault(partition_for(group, PARTITIONS), Some(Fault::Stall));
+    let stalled = tokio::spawn({
+        let service = service.clone();
+        async move { service.offset_commit(commit_req(group, offset)).await }
+    });
+    tokio::time::timeout(Duration::from_secs(5), writer.stalled.notified())
+        .await
+        .expect("the append stalls");
+    stalled
+}
+
+/// Let a stalled commit go on; its answer.
+async fn released(writer: &FakeWriter, stalled: JoinHandle<PartitionResults>) -> PartitionResults {
+    writer.release.notify_one();
+    tokio::time::timeout(Duration::from_secs(5), stalled)
+        .await
+        .expect("released")
+        .expect("no panic")
 }
 
 /// Commits 5, then 9 while `fault` holds the group's partition; the second
@@ -162,16 +196,9 @@ async fn an_unreplicated_append_keeps_what_the_log_holds() {
 async fn a_stalled_append_holds_only_its_shard() {
     let (service, writer) = started().await;
     let (stalled_group, other_group) = two_groups();
-    writer.set_fault(partition_for(stalled_group, PARTITIONS), Some(Fault::Stall));
 
     // Phase: a commit on one shard waits in its append.
-    let stalled = tokio::spawn({
-        let service = service.clone();
-        async move { service.offset_commit(commit_req(stalled_group, 1)).await }
-    });
-    tokio::time::timeout(Duration::from_secs(5), writer.stalled.notified())
-        .await
-        .expect("the append stalls");
+    let stalled = stalled_commit(&service, &writer, stalled_group, 1).await;
 
     // Phase: the other shard commits and fetches meanwhile.
     let results = tokio::time::timeout(
@@ -185,12 +212,7 @@ async fn a_stalled_append_holds_only_its_shard() {
     assert!(!stalled.is_finished());
 
     // Phase: released, the stalled commit completes.
-    writer.release.notify_one();
-    let results = tokio::time::timeout(Duration::from_secs(5), stalled)
-        .await
-        .expect("released")
-        .expect("no panic");
-    assert_eq!(results, vec![(tp(), Ok(()))]);
+    assert_eq!(released(&writer, stalled).await, vec![(tp(), Ok(()))]);
 }
 
 #[tokio::test]
@@ -239,7 +261,7 @@ async fn leadership_moves_load_and_unload_one_shard() {
 /// here gets NOT_COORDINATOR.
 #[tokio::test]
 async fn a_loading_shard_answers_load_in_progress() {
-    let writer = FakeWriter::leading([]);
+    let writer = FakeWriter::leading([0i32; 0]);
     let service = service(&writer);
     let (group, other) = two_groups();
     let (partition, other_p) = (
@@ -304,21 +326,9 @@ async fn a_shard_unloaded_during_an_append_finishes_it_then_refuses() {
     let (service, writer) = started().await;
     let group = "g0";
     let partition = partition_for(group, PARTITIONS);
-    writer.set_fault(partition, Some(Fault::Stall));
-    let stalled = tokio::spawn({
-        let service = service.clone();
-        async move { service.offset_commit(commit_req(group, 1)).await }
-    });
-    tokio::time::timeout(Duration::from_secs(5), writer.stalled.notified())
-        .await
-        .expect("the append stalls");
+    let stalled = stalled_commit(&service, &writer, group, 1).await;
     service.on_resignation(partition, Some(2));
-    writer.release.notify_one();
-    let results = tokio::time::timeout(Duration::from_secs(5), stalled)
-        .await
-        .expect("released")
-        .expect("no panic");
-    assert_eq!(results, vec![(tp(), Ok(()))]);
+    assert_eq!(released(&writer, stalled).await, vec![(tp(), Ok(()))]);
     assert_eq!(committed(&service, group).await, Err(GroupError::NotCoordinator));
 }
 
@@ -331,14 +341,7 @@ async fn a_read_answers_from_before_a_write_in_flight() {
     let group = "g0";
     let results = service.offset_commit(commit_req(group, 5)).await;
     assert_eq!(results, vec![(tp(), Ok(()))]);
-    writer.set_fault(partition_for(group, PARTITIONS), Some(Fault::Stall));
-    let stalled = tokio::spawn({
-        let service = service.clone();
-        async move { service.offset_commit(commit_req(group, 9)).await }
-    });
-    tokio::time::timeout(Duration::from_secs(5), writer.stalled.notified())
-        .await
-        .expect("the append stalls");
+    let stalled = stalled_commit(&service, &writer, group, 9).await;
 
     let read = tokio::time::timeout(Duration::from_secs(1), committed(&service, group))
         .await
@@ -351,11 +354,6 @@ async fn a_read_answers_from_before_a_write_in_flight() {
         .expect("ListGroups does not wait for the append");
     assert_eq!(listed.map(|l| l.len()), Ok(1));
 
-    writer.release.notify_one();
-    let results = tokio::time::timeout(Duration::from_secs(5), stalled)
-        .await
-        .expect("released")
-        .expect("no panic");
-    assert_eq!(results, vec![(tp(), Ok(()))]);
+    assert_eq!(released(&writer, stalled).await, vec![(tp(), Ok(()))]);
     assert_eq!(committed(&service, group).await, Ok(Some(9)));
 }

@@ -32,12 +32,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-use fjord_types::TopicPartition;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::fake_writer::{Fault, FakeWriter};
+use super::tests::{committed, tp};
 use super::*;
 use crate::group::test_support::{Rng, join_req, sync_req};
 use crate::group::{
@@ -118,10 +118,6 @@ struct Stats {
 
 fn partition(group: &str) -> i32 {
     partition_for(group, PARTITIONS)
-}
-
-fn tp() -> TopicPartition {
-    TopicPartition::new("t", 0)
 }
 
 impl Sim {
@@ -347,7 +343,7 @@ impl Sim {
                 assert_eq!(
                     self.last_logged_offset(group),
                     Some(offset),
-                    "{ctx}: the log does not hold the acknowledged commit"
+                    "{ctx}: the last batch does not hold the acknowledged commit"
                 );
                 self.groups.entry(group).or_default().committed = Some(offset);
                 self.stats.commits_ok += 1;
@@ -368,10 +364,10 @@ impl Sim {
         (group, matches!(result, Some(Ok(()))))
     }
 
-    /// The offset of the last commit of `group` in the log.
+    /// The offset `group` committed in the last batch of its partition.
     fn last_logged_offset(&self, group: &str) -> Option<i64> {
         let mut last = None;
-        for record in self.writer.records(partition(group)) {
+        for record in self.writer.last_batch(partition(group)) {
             let Some(key) = record.key.as_deref() else {
                 continue;
             };
@@ -466,17 +462,7 @@ impl Sim {
     }
 
     async fn fetch(&self, group: &str) -> Result<Option<i64>, GroupError> {
-        let fetched = self
-            .service
-            .offset_fetch(OffsetFetchRequest {
-                group_id: group.to_string(),
-                partitions: None,
-            })
-            .await?;
-        Ok(fetched
-            .into_iter()
-            .find(|(t, _)| *t == tp())
-            .and_then(|(_, c)| c.map(|c| c.offset)))
+        committed(&self.service, group).await
     }
 
     /// Requests that completed: their answers, and what clients learn.
