@@ -197,7 +197,9 @@ impl GroupService {
             .collect()
     }
 
-    /// The loaded shard of `partition`, if any.
+    /// The loaded shard of `partition`, if any (the simulation compares it
+    /// with its log).
+    #[cfg(test)]
     fn active_cell(&self, partition: i32) -> Option<Arc<ShardCell>> {
         match self.shard_map().get(&partition) {
             Some(Slot::Active { cell, .. }) => Some(cell.clone()),
