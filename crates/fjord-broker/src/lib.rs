@@ -65,6 +65,7 @@ pub mod truncation;
 pub mod types;
 
 pub use broker::Broker;
+pub use broker::LocalReplicaChanges;
 pub use config::{
     AdvertisedListener, BrokerConfig, DEFAULT_LISTENER, REPLICATION_LISTENER, ReplicationConfig,
 };
@@ -74,7 +75,6 @@ pub use fjord_controller::{
     BrokerRegistration, ElectionError, ElectionType, Listener, MetadataImage,
     PartitionRegistration, ReassignmentError, ReplicaAssignmentError, TopicImage,
 };
-pub use broker::LocalReplicaChanges;
 pub use metadata_applier::LocalReplicaChange;
 pub use reassignment::{OngoingReassignment, ReassignmentOutcome};
 pub use types::*;

@@ -7,8 +7,8 @@
 //! leader epoch, an unsupported fetch session) are plain
 //! [`ResponseError`] values in the handler that detects them.
 
-use fjord_coordinator::group::GroupError;
 use fjord_broker::{AdminError, PartitionError};
+use fjord_coordinator::group::GroupError;
 use kafka_protocol::ResponseError;
 
 /// The Kafka error for a failed produce, fetch or offset lookup on one partition.

@@ -129,31 +129,19 @@ impl Broker {
     }
 
     pub async fn join_group(&self, req: JoinGroupRequest) -> Result<JoinGroupResult, GroupError> {
-        self.group_call(&req.group_id)
-            .await?
-            .join_group(req)
-            .await
+        self.group_call(&req.group_id).await?.join_group(req).await
     }
 
     pub async fn sync_group(&self, req: SyncGroupRequest) -> Result<SyncGroupResult, GroupError> {
-        self.group_call(&req.group_id)
-            .await?
-            .sync_group(req)
-            .await
+        self.group_call(&req.group_id).await?.sync_group(req).await
     }
 
     pub async fn heartbeat(&self, req: HeartbeatRequest) -> Result<(), GroupError> {
-        self.group_call(&req.group_id)
-            .await?
-            .heartbeat(req)
-            .await
+        self.group_call(&req.group_id).await?.heartbeat(req).await
     }
 
     pub async fn leave_group(&self, req: LeaveGroupRequest) -> LeaveGroupResponse {
-        self.group_call(&req.group_id)
-            .await?
-            .leave_group(req)
-            .await
+        self.group_call(&req.group_id).await?.leave_group(req).await
     }
 
     pub async fn offset_commit(&self, req: OffsetCommitRequest) -> PartitionResults {
@@ -250,7 +238,10 @@ impl Broker {
                 match received {
                     Ok(changes) => broker.forward_leadership(&changes),
                     Err(RecvError::Lagged(missed)) => {
-                        tracing::info!(missed, "group coordinator missed local replica changes; rescanning");
+                        tracing::info!(
+                            missed,
+                            "group coordinator missed local replica changes; rescanning"
+                        );
                         broker.groups().rescan();
                     }
                     Err(RecvError::Closed) => return,
@@ -271,9 +262,9 @@ impl Broker {
                 }
                 LocalReplicaChange::BecameFollower {
                     tp, leader_epoch, ..
-                } if tp.topic == CONSUMER_OFFSETS => {
-                    self.groups().on_resignation(tp.partition, Some(*leader_epoch))
-                }
+                } if tp.topic == CONSUMER_OFFSETS => self
+                    .groups()
+                    .on_resignation(tp.partition, Some(*leader_epoch)),
                 LocalReplicaChange::Deleted { tp, .. } if tp.topic == CONSUMER_OFFSETS => {
                     self.groups().on_resignation(tp.partition, None)
                 }

@@ -53,7 +53,11 @@ impl PartitionWriter for OffsetsPartitionWriter {
         })
     }
 
-    fn read(&self, tp: &TopicPartition, from: Offset) -> BoxFuture<'_, Result<ReadChunk, ReadError>> {
+    fn read(
+        &self,
+        tp: &TopicPartition,
+        from: Offset,
+    ) -> BoxFuture<'_, Result<ReadChunk, ReadError>> {
         let tp = tp.clone();
         let replica = self.replicas.get(&tp);
         Box::pin(async move {
@@ -99,7 +103,12 @@ impl PartitionWriter for OffsetsPartitionWriter {
 
 /// The coordinator's view of a failed append (Kafka's
 /// `CoordinatorOperationExceptionHelper` then maps it to a group error).
-fn write_error(tp: TopicPartition, size: usize, timeout: Duration, err: PartitionError) -> WriteError {
+fn write_error(
+    tp: TopicPartition,
+    size: usize,
+    timeout: Duration,
+    err: PartitionError,
+) -> WriteError {
     match err {
         PartitionError::NotLeaderOrFollower { .. }
         | PartitionError::FencedLeaderEpoch { .. }

@@ -60,7 +60,10 @@ fn describe_group(groups: &BTreeMap<String, ClassicGroup>, group_id: &str) -> Gr
 }
 
 /// ListGroups, filtered by state when `states` is non-empty.
-fn list_groups(groups: &BTreeMap<String, ClassicGroup>, states: &[GroupState]) -> Vec<GroupListing> {
+fn list_groups(
+    groups: &BTreeMap<String, ClassicGroup>,
+    states: &[GroupState],
+) -> Vec<GroupListing> {
     groups
         .values()
         .filter(|g| states.is_empty() || states.contains(&g.state))

@@ -116,7 +116,10 @@ mod tests {
         both.extend_from_slice(&one);
         let mut seen = 0;
         // Both batches start at offset 0 as encoded: the next offset is 2.
-        assert_eq!(visit_batches(both.freeze(), &mut |_| seen += 1), Some(Some(2)));
+        assert_eq!(
+            visit_batches(both.freeze(), &mut |_| seen += 1),
+            Some(Some(2))
+        );
         assert_eq!(seen, 4);
         assert_eq!(visit_batches(Bytes::new(), &mut |_| {}), Some(None));
     }
@@ -125,7 +128,11 @@ mod tests {
     fn a_truncated_batch_is_refused_not_read_past() {
         let one = encode_batch(&[offset_record("g", 1)], 0).expect("batch");
         for cut in [1, 20, one.len() - 1] {
-            assert_eq!(visit_batches(one.slice(..cut), &mut |_| {}), None, "cut {cut}");
+            assert_eq!(
+                visit_batches(one.slice(..cut), &mut |_| {}),
+                None,
+                "cut {cut}"
+            );
         }
     }
 }

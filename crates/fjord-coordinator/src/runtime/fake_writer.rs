@@ -113,7 +113,12 @@ impl FakeWriter {
 
     /// Every record of `partition`, in order.
     pub(crate) fn records(&self, partition: i32) -> Vec<Record> {
-        let batches = self.state().log.get(&partition).cloned().unwrap_or_default();
+        let batches = self
+            .state()
+            .log
+            .get(&partition)
+            .cloned()
+            .unwrap_or_default();
         let mut records = Vec::new();
         for (_, batch) in batches {
             visit_batches(batch, &mut |r| records.push(r.clone())).expect("decodable");
@@ -123,7 +128,11 @@ impl FakeWriter {
 
     /// The records of the last batch appended to `partition`.
     pub(crate) fn last_batch(&self, partition: i32) -> Vec<Record> {
-        let last = self.state().log.get(&partition).and_then(|log| log.last().cloned());
+        let last = self
+            .state()
+            .log
+            .get(&partition)
+            .and_then(|log| log.last().cloned());
         let mut records = Vec::new();
         if let Some((_, batch)) = last {
             visit_batches(batch, &mut |r| records.push(r.clone())).expect("decodable");
@@ -149,7 +158,8 @@ impl FakeWriter {
 
 /// The offset after the last batch of `log`.
 fn log_end(log: &[(Offset, Bytes)]) -> Offset {
-    log.last().map_or(0, |(base, batch)| batch_end(*base, batch))
+    log.last()
+        .map_or(0, |(base, batch)| batch_end(*base, batch))
 }
 
 /// The offset after a batch (`lastOffsetDelta` is at bytes 23..27).
@@ -211,7 +221,11 @@ impl PartitionWriter for FakeWriter {
         })
     }
 
-    fn read(&self, tp: &TopicPartition, from: Offset) -> BoxFuture<'_, Result<ReadChunk, ReadError>> {
+    fn read(
+        &self,
+        tp: &TopicPartition,
+        from: Offset,
+    ) -> BoxFuture<'_, Result<ReadChunk, ReadError>> {
         let tp = tp.clone();
         Box::pin(async move {
             *self.state().reads.entry(tp.partition).or_default() += 1;

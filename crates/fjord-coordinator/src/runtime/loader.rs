@@ -110,7 +110,11 @@ impl GroupService {
             }
         };
         if let Some(slot) = removed {
-            tracing::info!(partition, ?leader_epoch, "unloading group coordinator shard");
+            tracing::info!(
+                partition,
+                ?leader_epoch,
+                "unloading group coordinator shard"
+            );
             slot.retire(self);
             self.timer.notify_one();
         }

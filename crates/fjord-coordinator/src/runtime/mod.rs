@@ -63,7 +63,9 @@ use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::group::{CoordinatorOutput, DelayedResponse, GroupCoordinator, GroupError, RequestToken};
+use crate::group::{
+    CoordinatorOutput, DelayedResponse, GroupCoordinator, GroupError, RequestToken,
+};
 use crate::{CONSUMER_OFFSETS, partition_for};
 pub use batch::{encode_batch, visit_batches};
 pub use config::GroupServiceConfig;

@@ -7,10 +7,10 @@ use fjord_types::{Offset, TopicPartition};
 
 use super::GroupService;
 use crate::group::{
-    CoordinatorOutput, DelayedResponse, GroupCoordinator, GroupDescription, GroupError, GroupListing, GroupState, HeartbeatRequest,
-    JoinGroupRequest, JoinGroupResult, LeaveGroupRequest, LeaveGroupResponse, OffsetCommitRequest,
-    OffsetFetchRequest, OffsetFetchResponse, PartitionResults, Reply, SyncGroupRequest,
-    RequestToken, SyncGroupResult,
+    CoordinatorOutput, DelayedResponse, GroupCoordinator, GroupDescription, GroupError,
+    GroupListing, GroupState, HeartbeatRequest, JoinGroupRequest, JoinGroupResult,
+    LeaveGroupRequest, LeaveGroupResponse, OffsetCommitRequest, OffsetFetchRequest,
+    OffsetFetchResponse, PartitionResults, Reply, RequestToken, SyncGroupRequest, SyncGroupResult,
 };
 
 /// One committed offset of a group (see [`GroupService::coordinated_offsets`]).
@@ -28,10 +28,7 @@ impl GroupService {
         &self,
         group_id: &str,
         token: RequestToken,
-        op: impl FnOnce(
-            &mut GroupCoordinator,
-            i64,
-        ) -> CoordinatorOutput<Reply<Result<R, GroupError>>>,
+        op: impl FnOnce(&mut GroupCoordinator, i64) -> CoordinatorOutput<Reply<Result<R, GroupError>>>,
         unpack: fn(DelayedResponse) -> Option<Result<R, GroupError>>,
     ) -> Result<R, GroupError> {
         let shard = self.shard_for(group_id)?;
@@ -95,30 +92,21 @@ impl GroupService {
         .await
     }
 
-    pub async fn heartbeat(
-        &self,
-        req: HeartbeatRequest,
-    ) -> Result<(), GroupError> {
+    pub async fn heartbeat(&self, req: HeartbeatRequest) -> Result<(), GroupError> {
         let shard = self.shard_for(&req.group_id)?;
         let mut locked = shard.lock(self).await?;
         self.write(&mut locked, |c, now| c.heartbeat(req, now))
             .await?
     }
 
-    pub async fn leave_group(
-        &self,
-        req: LeaveGroupRequest,
-    ) -> LeaveGroupResponse {
+    pub async fn leave_group(&self, req: LeaveGroupRequest) -> LeaveGroupResponse {
         let shard = self.shard_for(&req.group_id)?;
         let mut locked = shard.lock(self).await?;
         self.write(&mut locked, |c, now| c.leave_group(req, now))
             .await?
     }
 
-    pub async fn offset_commit(
-        &self,
-        req: OffsetCommitRequest,
-    ) -> PartitionResults {
+    pub async fn offset_commit(&self, req: OffsetCommitRequest) -> PartitionResults {
         let partitions: Vec<TopicPartition> = req.partitions.iter().map(|p| p.tp.clone()).collect();
         let result = async {
             let shard = self.shard_for(&req.group_id)?;
@@ -138,10 +126,7 @@ impl GroupService {
         }
     }
 
-    pub async fn offset_fetch(
-        &self,
-        req: OffsetFetchRequest,
-    ) -> OffsetFetchResponse {
+    pub async fn offset_fetch(&self, req: OffsetFetchRequest) -> OffsetFetchResponse {
         let shard = self.shard_for(&req.group_id)?;
         if let Some(before) = shard.during_write()? {
             return before.offset_fetch(&req);
@@ -163,10 +148,7 @@ impl GroupService {
         .await?
     }
 
-    pub async fn delete_group(
-        &self,
-        group_id: &str,
-    ) -> Result<(), GroupError> {
+    pub async fn delete_group(&self, group_id: &str) -> Result<(), GroupError> {
         let shard = self.shard_for(group_id)?;
         let mut locked = shard.lock(self).await?;
         self.write(&mut locked, |c, _| {
@@ -177,10 +159,7 @@ impl GroupService {
         .map_or(Ok(()), |(_, r)| r)
     }
 
-    pub async fn describe_group(
-        &self,
-        group_id: &str,
-    ) -> Result<GroupDescription, GroupError> {
+    pub async fn describe_group(&self, group_id: &str) -> Result<GroupDescription, GroupError> {
         let shard = self.shard_for(group_id)?;
         if let Some(before) = shard.during_write()? {
             return Ok(before.describe_group(group_id));
@@ -194,7 +173,10 @@ impl GroupService {
     /// clients ask every broker and merge). While a led partition loads,
     /// COORDINATOR_LOAD_IN_PROGRESS, as Kafka answers: a partial list would
     /// look complete to the client.
-    pub async fn list_groups(&self, states: &[GroupState]) -> Result<Vec<GroupListing>, GroupError> {
+    pub async fn list_groups(
+        &self,
+        states: &[GroupState],
+    ) -> Result<Vec<GroupListing>, GroupError> {
         if self.any_loading() {
             return Err(GroupError::CoordinatorLoadInProgress);
         }

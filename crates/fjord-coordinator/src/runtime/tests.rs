@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::fake_writer::{Fault, FakeWriter};
+use super::fake_writer::{FakeWriter, Fault};
 use super::*;
 use crate::group::{
     GroupConfig, OffsetCommitPartition, OffsetCommitRequest, OffsetFetchRequest, PartitionResults,
@@ -163,7 +163,11 @@ async fn commit_with_fault(fault: Fault, expected: GroupError) -> (Option<i64>, 
 /// and in the log; the caller may retry (COORDINATOR_NOT_AVAILABLE).
 #[tokio::test]
 async fn failed_append_answers_an_error_and_keeps_the_committed_offset() {
-    let seen = commit_with_fault(Fault::NotEnoughReplicas, GroupError::CoordinatorNotAvailable).await;
+    let seen = commit_with_fault(
+        Fault::NotEnoughReplicas,
+        GroupError::CoordinatorNotAvailable,
+    )
+    .await;
     assert_eq!(seen, (Some(5), Some(5)));
 }
 
@@ -268,7 +272,10 @@ async fn a_loading_shard_answers_load_in_progress() {
         partition_for(group, PARTITIONS),
         partition_for(other, PARTITIONS),
     );
-    assert_eq!(committed(&service, group).await, Err(GroupError::NotCoordinator));
+    assert_eq!(
+        committed(&service, group).await,
+        Err(GroupError::NotCoordinator)
+    );
 
     // Phase: both partitions are elected; one's replay is held.
     writer.hold_reads(partition, true);
@@ -329,7 +336,10 @@ async fn a_shard_unloaded_during_an_append_finishes_it_then_refuses() {
     let stalled = stalled_commit(&service, &writer, group, 1).await;
     service.on_resignation(partition, Some(2));
     assert_eq!(released(&writer, stalled).await, vec![(tp(), Ok(()))]);
-    assert_eq!(committed(&service, group).await, Err(GroupError::NotCoordinator));
+    assert_eq!(
+        committed(&service, group).await,
+        Err(GroupError::NotCoordinator)
+    );
 }
 
 /// A read does not wait behind an append in flight on its shard: it

@@ -36,14 +36,13 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::fake_writer::{Fault, FakeWriter};
+use super::fake_writer::{FakeWriter, Fault};
 use super::tests::{committed, tp};
 use super::*;
 use crate::group::test_support::{Rng, join_req, sync_req};
 use crate::group::{
-    GroupConfig, GroupState, HeartbeatRequest, JoinGroupResult, LeaveGroupRequest,
-    LeavingMember, OffsetCommitPartition, OffsetCommitRequest, OffsetFetchRequest,
-    SyncGroupResult,
+    GroupConfig, GroupState, HeartbeatRequest, JoinGroupResult, LeaveGroupRequest, LeavingMember,
+    OffsetCommitPartition, OffsetCommitRequest, OffsetFetchRequest, SyncGroupResult,
 };
 
 const PARTITIONS: i32 = 2;
@@ -132,7 +131,7 @@ impl Sim {
         let config = GroupServiceConfig {
             offsets_topic_num_partitions: PARTITIONS,
             group: GroupConfig {
-                initial_rebalance_delay_ms: if seed % 2 == 0 { 0 } else { 3_000 },
+                initial_rebalance_delay_ms: if seed.is_multiple_of(2) { 0 } else { 3_000 },
                 ..GroupConfig::default()
             },
             ..GroupServiceConfig::default()
@@ -202,8 +201,9 @@ impl Sim {
             for p in 0..PARTITIONS {
                 self.writer.set_fault(p, fault);
             }
-            let failed_before: Vec<u64> =
-                (0..PARTITIONS).map(|p| self.writer.failed_appends(p)).collect();
+            let failed_before: Vec<u64> = (0..PARTITIONS)
+                .map(|p| self.writer.failed_appends(p))
+                .collect();
             let mut answers: Vec<(&'static str, bool)> = Vec::new();
             match self.rng.below(100) {
                 0..18 => self.join(),
@@ -303,7 +303,10 @@ impl Sim {
             .await;
         self.trace.push(format!("leave {group}: {result:?}"));
         self.check_routing(group, result.as_ref().err());
-        (group, result.is_ok_and(|left| left.iter().all(|(_, r)| r.is_ok())))
+        (
+            group,
+            result.is_ok_and(|left| left.iter().all(|(_, r)| r.is_ok())),
+        )
     }
 
     async fn commit(&mut self, fault: Option<Fault>) -> (&'static str, bool) {
@@ -396,7 +399,12 @@ impl Sim {
             None
         };
         if let Some(expected) = expected {
-            assert_eq!(err, Some(&expected), "{}: {group} on partition {p}", self.ctx());
+            assert_eq!(
+                err,
+                Some(&expected),
+                "{}: {group} on partition {p}",
+                self.ctx()
+            );
         }
     }
 
@@ -413,7 +421,11 @@ impl Sim {
 
     /// Leadership of a led partition moves away: its shard unloads.
     async fn resign(&mut self) {
-        let Some(p) = self.led.iter().nth(self.rng.below(self.led.len().max(1) as u64) as usize).copied()
+        let Some(p) = self
+            .led
+            .iter()
+            .nth(self.rng.below(self.led.len().max(1) as u64) as usize)
+            .copied()
         else {
             return;
         };
@@ -446,7 +458,11 @@ impl Sim {
         let ctx = self.ctx();
         if observe {
             Self::settle().await;
-            assert_eq!(self.service.shard_status(p), Some(ShardStatus::Loading), "{ctx}");
+            assert_eq!(
+                self.service.shard_status(p),
+                Some(ShardStatus::Loading),
+                "{ctx}"
+            );
             let group = GROUPS.iter().find(|g| partition(g) == p).copied();
             if let Some(group) = group {
                 let fetched = self.fetch(group).await;
@@ -457,7 +473,11 @@ impl Sim {
             self.writer.release_reads.notify_one();
         }
         Self::settle().await;
-        assert_eq!(self.service.shard_status(p), Some(ShardStatus::Active), "{ctx}");
+        assert_eq!(
+            self.service.shard_status(p),
+            Some(ShardStatus::Active),
+            "{ctx}"
+        );
         self.stats.reloads += 1;
         self.check_replay().await;
     }
@@ -496,7 +516,10 @@ impl Sim {
             self.trace.push(format!(
                 "answered {group}: {}",
                 match &answer {
-                    Answer::Join(r) => format!("join {:?}", r.as_ref().map(|j| (&j.member_id, j.generation_id))),
+                    Answer::Join(r) => format!(
+                        "join {:?}",
+                        r.as_ref().map(|j| (&j.member_id, j.generation_id))
+                    ),
                     Answer::Sync(r) => format!("sync {:?}", r.as_ref().map(|_| ())),
                 }
             ));

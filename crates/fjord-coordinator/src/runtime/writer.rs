@@ -39,7 +39,10 @@ pub enum WriteError {
     /// The batch reached the local log but the high watermark did not pass
     /// it within the write timeout: it may still be committed.
     #[error("{tp}: not replicated within {timeout:?}")]
-    Timeout { tp: TopicPartition, timeout: Duration },
+    Timeout {
+        tp: TopicPartition,
+        timeout: Duration,
+    },
     /// The batch is larger than the partition accepts (Kafka's
     /// MESSAGE_TOO_LARGE / RECORD_LIST_TOO_LARGE). Nothing was written.
     #[error("{tp}: batch of {size} bytes is too large")]
@@ -113,7 +116,11 @@ pub trait PartitionWriter: Send + Sync + 'static {
     /// below it) up to the log end, at most about a chunk's worth; reads off
     /// the async workers when the log is on disk. Dropping the future
     /// abandons the read.
-    fn read(&self, tp: &TopicPartition, from: Offset) -> BoxFuture<'_, Result<ReadChunk, ReadError>>;
+    fn read(
+        &self,
+        tp: &TopicPartition,
+        from: Offset,
+    ) -> BoxFuture<'_, Result<ReadChunk, ReadError>>;
 
     /// The leader epoch of `tp` when this node leads it, `None` otherwise.
     fn leader_epoch(&self, tp: &TopicPartition) -> Option<LeaderEpoch>;
@@ -146,7 +153,10 @@ mod tests {
         let tp = TopicPartition::new("__consumer_offsets", 0);
         let source: Cause = Arc::new(std::io::Error::other("disk"));
         let table = [
-            (WriteError::NotLeader { tp: tp.clone() }, GroupError::NotCoordinator),
+            (
+                WriteError::NotLeader { tp: tp.clone() },
+                GroupError::NotCoordinator,
+            ),
             (
                 WriteError::Storage {
                     tp: tp.clone(),
@@ -180,7 +190,10 @@ mod tests {
                 },
                 GroupError::UnknownServerError,
             ),
-            (WriteError::Other { tp, source }, GroupError::UnknownServerError),
+            (
+                WriteError::Other { tp, source },
+                GroupError::UnknownServerError,
+            ),
         ];
         for (err, expected) in table {
             assert_eq!(append_error(&err), expected, "{err}");
