@@ -11,9 +11,9 @@
 //!   tooling agrees on it).
 //! - Shard loads follow leadership: the broker subscribes to its local
 //!   replica changes, scans once which partitions it leads, then forwards
-//!   each change of a `__consumer_offsets` partition (became leader →
-//!   `on_election`, became follower or deleted → `on_resignation`); when it
-//!   lagged behind the changes, it scans again.
+//!   each leadership move of a `__consumer_offsets` partition as a
+//!   `LeadershipChange` (became leader → elected, became follower or
+//!   deleted → resigned); when it lagged behind the changes, it scans again.
 
 mod writer;
 
@@ -25,6 +25,7 @@ use fjord_coordinator::group::{
     JoinGroupResult, LeaveGroupRequest, LeaveGroupResponse, OffsetCommitRequest,
     OffsetFetchRequest, OffsetFetchResponse, PartitionResults, SyncGroupRequest, SyncGroupResult,
 };
+use fjord_coordinator::runtime::LeadershipChange;
 use fjord_coordinator::{CONSUMER_OFFSETS, GroupOffset, GroupService, GroupServiceConfig};
 use fjord_types::{BrokerId, TopicPartition};
 use tokio::sync::broadcast::error::RecvError;
@@ -251,25 +252,105 @@ impl Broker {
     }
 
     /// Tell the coordinator of leadership moves of `__consumer_offsets`
-    /// partitions (other topics and registration updates do not concern it).
+    /// partitions.
     fn forward_leadership(&self, changes: &[LocalReplicaChange]) {
-        for change in changes {
-            match change {
+        for change in changes.iter().filter_map(leadership_change) {
+            self.groups().on_leadership_change(change);
+        }
+    }
+}
+
+/// What a local replica change means to the group coordinator: only
+/// leadership moves of `__consumer_offsets` partitions concern it (not other
+/// topics, nor registration updates at the same leader epoch).
+fn leadership_change(change: &LocalReplicaChange) -> Option<LeadershipChange> {
+    match change {
+        LocalReplicaChange::BecameLeader {
+            tp, leader_epoch, ..
+        } if tp.topic == CONSUMER_OFFSETS => Some(LeadershipChange::Elected {
+            partition: tp.partition,
+            leader_epoch: *leader_epoch,
+        }),
+        LocalReplicaChange::BecameFollower {
+            tp, leader_epoch, ..
+        } if tp.topic == CONSUMER_OFFSETS => Some(LeadershipChange::Resigned {
+            partition: tp.partition,
+            leader_epoch: Some(*leader_epoch),
+        }),
+        LocalReplicaChange::Deleted { tp, .. } if tp.topic == CONSUMER_OFFSETS => {
+            Some(LeadershipChange::Resigned {
+                partition: tp.partition,
+                leader_epoch: None,
+            })
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use fjord_types::{NO_BROKER, TopicId};
+
+    use super::*;
+
+    #[test]
+    fn only_leadership_moves_of_the_offsets_topic_reach_the_coordinator() {
+        let offsets = TopicPartition::new(CONSUMER_OFFSETS, 7);
+        let other = TopicPartition::new("orders", 7);
+        let topic_id = TopicId::random();
+        let table = [
+            (
                 LocalReplicaChange::BecameLeader {
-                    tp, leader_epoch, ..
-                } if tp.topic == CONSUMER_OFFSETS => {
-                    self.groups().on_election(tp.partition, *leader_epoch)
-                }
+                    tp: offsets.clone(),
+                    topic_id,
+                    leader_epoch: 4,
+                },
+                Some(LeadershipChange::Elected {
+                    partition: 7,
+                    leader_epoch: 4,
+                }),
+            ),
+            (
                 LocalReplicaChange::BecameFollower {
-                    tp, leader_epoch, ..
-                } if tp.topic == CONSUMER_OFFSETS => self
-                    .groups()
-                    .on_resignation(tp.partition, Some(*leader_epoch)),
-                LocalReplicaChange::Deleted { tp, .. } if tp.topic == CONSUMER_OFFSETS => {
-                    self.groups().on_resignation(tp.partition, None)
-                }
-                _ => {}
-            }
+                    tp: offsets.clone(),
+                    topic_id,
+                    leader: NO_BROKER,
+                    leader_epoch: 5,
+                },
+                Some(LeadershipChange::Resigned {
+                    partition: 7,
+                    leader_epoch: Some(5),
+                }),
+            ),
+            (
+                LocalReplicaChange::Deleted {
+                    tp: offsets.clone(),
+                    topic_id,
+                },
+                Some(LeadershipChange::Resigned {
+                    partition: 7,
+                    leader_epoch: None,
+                }),
+            ),
+            (
+                LocalReplicaChange::Updated {
+                    tp: offsets,
+                    topic_id,
+                    partition_epoch: 9,
+                },
+                None,
+            ),
+            (
+                LocalReplicaChange::BecameLeader {
+                    tp: other,
+                    topic_id,
+                    leader_epoch: 4,
+                },
+                None,
+            ),
+        ];
+        for (change, expected) in table {
+            assert_eq!(leadership_change(&change), expected, "{change:?}");
         }
     }
 }

@@ -29,7 +29,39 @@ use super::writer::{PartitionWriter, ReadError};
 use crate::CONSUMER_OFFSETS;
 use crate::group::{GroupConfig, GroupCoordinator, codec};
 
+/// A leadership move of one `__consumer_offsets` partition on this node,
+/// as the node learns it from its local replica changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeadershipChange {
+    /// This node leads the partition at `leader_epoch` (newly, or re-elected
+    /// at a new epoch).
+    Elected {
+        partition: i32,
+        leader_epoch: LeaderEpoch,
+    },
+    /// This node no longer leads the partition: `leader_epoch` is the new
+    /// leader's, `None` when the replica here was deleted.
+    Resigned {
+        partition: i32,
+        leader_epoch: Option<LeaderEpoch>,
+    },
+}
+
 impl GroupService {
+    /// Load or unload the shard a leadership move concerns.
+    pub fn on_leadership_change(&self, change: LeadershipChange) {
+        match change {
+            LeadershipChange::Elected {
+                partition,
+                leader_epoch,
+            } => self.on_election(partition, leader_epoch),
+            LeadershipChange::Resigned {
+                partition,
+                leader_epoch,
+            } => self.on_resignation(partition, leader_epoch),
+        }
+    }
+
     /// This node leads `partition` at `leader_epoch`: load its shard in the
     /// background unless it is loaded or loading at that epoch (or a newer one).
     pub fn on_election(&self, partition: i32, leader_epoch: LeaderEpoch) {

@@ -69,7 +69,7 @@ use crate::group::{
 use crate::{CONSUMER_OFFSETS, partition_for};
 pub use batch::{encode_batch, visit_batches};
 pub use config::GroupServiceConfig;
-pub use loader::ShardStatus;
+pub use loader::{LeadershipChange, ShardStatus};
 pub use operations::GroupOffset;
 use shard::{LockedShard, ShardCell, Slot};
 pub use writer::{Cause, PartitionWriter, ReadChunk, ReadError, WriteError, append_error};

@@ -72,11 +72,12 @@ fn two_groups() -> (&'static str, &'static str) {
     (a, b)
 }
 
-pub(super) fn tp() -> TopicPartition {
+fn tp() -> TopicPartition {
     TopicPartition::new("t", 0)
 }
 
-fn commit_req(group: &str, offset: i64) -> OffsetCommitRequest {
+/// A commit outside any generation (a simple consumer's) of `t-0`.
+pub(super) fn commit_req(group: &str, offset: i64) -> OffsetCommitRequest {
     OffsetCommitRequest {
         group_id: group.to_string(),
         generation_id: -1,

@@ -37,7 +37,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::fake_writer::{FakeWriter, Fault};
-use super::tests::{committed, tp};
+use super::tests::{commit_req, committed};
 use super::*;
 use crate::group::test_support::{Rng, join_req, sync_req};
 use crate::group::{
@@ -324,16 +324,9 @@ impl Sim {
         let results = self
             .service
             .offset_commit(OffsetCommitRequest {
-                group_id: group.to_string(),
                 generation_id,
                 member_id,
-                group_instance_id: None,
-                partitions: vec![OffsetCommitPartition {
-                    tp: tp(),
-                    offset,
-                    leader_epoch: None,
-                    metadata: String::new(),
-                }],
+                ..commit_req(group, offset)
             })
             .await;
         let result = results.first().map(|(_, r)| r.clone());
