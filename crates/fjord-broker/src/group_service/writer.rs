@@ -79,6 +79,11 @@ impl PartitionWriter for OffsetsPartitionWriter {
                 Ok(Err(PartitionError::UnknownTopicOrPartition)) => {
                     Err(ReadError::UnknownPartition { tp })
                 }
+                Ok(Err(
+                    PartitionError::NotLeaderOrFollower { .. }
+                    | PartitionError::FencedLeaderEpoch { .. }
+                    | PartitionError::ShuttingDown,
+                )) => Err(ReadError::NotLeader { tp }),
                 Ok(Err(err)) => Err(ReadError::Storage {
                     tp,
                     offset: from,

@@ -41,6 +41,8 @@ struct State {
     faults: BTreeMap<i32, Fault>,
     /// Partitions whose reads wait for [`FakeWriter::release_reads`].
     held_reads: HashSet<i32>,
+    /// Partitions whose reads fail with a storage error.
+    failed_reads: HashSet<i32>,
     /// Appends that did not answer success, by partition.
     failed_appends: BTreeMap<i32, u64>,
 }
@@ -90,6 +92,10 @@ impl FakeWriter {
         } else {
             state.held_reads.remove(&partition);
         }
+    }
+
+    pub(crate) fn fail_reads(&self, partition: i32) {
+        self.state().failed_reads.insert(partition);
     }
 
     pub(crate) fn reads(&self, partition: i32) -> usize {
@@ -233,6 +239,13 @@ impl PartitionWriter for FakeWriter {
                 self.release_reads.notified().await;
             }
             let state = self.state();
+            if state.failed_reads.contains(&tp.partition) {
+                return Err(ReadError::Storage {
+                    tp,
+                    offset: from,
+                    source: Arc::new(std::io::Error::other("fake disk")),
+                });
+            }
             let log = state.log.get(&tp.partition).map_or(&[][..], Vec::as_slice);
             let mut records = BytesMut::new();
             // Whole batches from the one holding `from`, as a log reads.

@@ -118,8 +118,14 @@ impl GroupService {
                 }
                 Err(err) => {
                     // Kafka's runtime fails the shard too: until the next
-                    // election here, requests get NOT_COORDINATOR.
-                    tracing::error!(partition, leader_epoch, %err, "cannot load group coordinator shard");
+                    // election here, requests get NOT_COORDINATOR. A read
+                    // that lost a race with a leadership move is expected;
+                    // any other failure leaves a led partition unserved.
+                    if err.moved() {
+                        tracing::info!(partition, leader_epoch, %err, "group coordinator shard load overtaken by a leadership move");
+                    } else {
+                        tracing::error!(partition, leader_epoch, %err, "cannot load group coordinator shard");
+                    }
                     shards.remove(&partition);
                 }
             }

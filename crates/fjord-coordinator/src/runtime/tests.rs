@@ -327,6 +327,32 @@ async fn a_resignation_cancels_a_load() {
     assert_eq!(service.shard_status(0), None);
 }
 
+/// A load that cannot read its partition fails the shard, as Kafka's
+/// runtime does: its groups get NOT_COORDINATOR until the next election.
+#[tokio::test]
+async fn a_failed_load_answers_not_coordinator() {
+    let writer = FakeWriter::leading([0, 1]);
+    let service = service(&writer);
+    writer.fail_reads(0);
+    service.rescan();
+    loaded(&service, [1]).await;
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while service.shard_status(0).is_some() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .expect("the failed load gives the partition up");
+    let group = ["g0", "g1", "g2", "g3", "g4", "g5", "g6", "g7"]
+        .into_iter()
+        .find(|g| partition_for(g, PARTITIONS) == 0)
+        .expect("a group on partition 0");
+    assert_eq!(
+        committed(&service, group).await,
+        Err(GroupError::NotCoordinator)
+    );
+}
+
 /// A shard unloaded while its append is in flight answers that write by its
 /// outcome, then NOT_COORDINATOR.
 #[tokio::test]

@@ -42,7 +42,7 @@ use super::*;
 use crate::group::test_support::{Rng, join_req, sync_req};
 use crate::group::{
     GroupConfig, GroupState, HeartbeatRequest, JoinGroupResult, LeaveGroupRequest, LeavingMember,
-    OffsetCommitPartition, OffsetCommitRequest, OffsetFetchRequest, SyncGroupResult,
+    OffsetCommitRequest, OffsetFetchRequest, SyncGroupResult,
 };
 
 const PARTITIONS: i32 = 2;

@@ -64,6 +64,17 @@ pub enum WriteError {
     },
 }
 
+impl ReadError {
+    /// The read lost a race with a leadership move rather than failing:
+    /// the move's own change unloads the shard.
+    pub fn moved(&self) -> bool {
+        matches!(
+            self,
+            ReadError::UnknownPartition { .. } | ReadError::NotLeader { .. }
+        )
+    }
+}
+
 impl WriteError {
     /// The batch reached the local log and only its replication is
     /// unknown: the runtime keeps the state it wrote rather than reverting.
@@ -78,6 +89,9 @@ pub enum ReadError {
     /// The partition is not hosted here (any more).
     #[error("unknown partition {tp}")]
     UnknownPartition { tp: TopicPartition },
+    /// This node no longer leads the partition (its resignation is on the way).
+    #[error("not the leader of {tp}")]
+    NotLeader { tp: TopicPartition },
     /// The log could not be read.
     #[error("{tp}: cannot read at offset {offset}")]
     Storage {
