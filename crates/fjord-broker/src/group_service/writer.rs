@@ -15,9 +15,9 @@ use crate::error::PartitionError;
 use crate::replica_manager::ReplicaManager;
 use crate::types::{Acks, ProducePartition};
 
-/// How much of a partition one load read returns (Kafka's loader reads in
-/// chunks of about this size too).
-const LOAD_CHUNK_BYTES: usize = 1 << 20;
+/// How much of a partition one load read returns at most (whole batches,
+/// at least one): Kafka's `offsets.load.buffer.size` default.
+const LOAD_CHUNK_BYTES: usize = 5 * 1024 * 1024;
 
 /// The coordinator's writer over this broker's replicas. It holds the
 /// replica manager, not the broker, so the broker can own the coordinator

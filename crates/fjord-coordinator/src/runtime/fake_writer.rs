@@ -28,7 +28,8 @@ pub(crate) enum Fault {
     Storage,
     /// Written, then the wait for replication timed out.
     TimeOut,
-    /// Waits for [`FakeWriter::release`] before writing.
+    /// Waits for [`FakeWriter::release`] before writing; refused (not
+    /// leader, nothing written) if leadership moved meanwhile.
     Stall,
 }
 
@@ -43,6 +44,8 @@ struct State {
     held_reads: HashSet<i32>,
     /// Partitions whose reads fail with a storage error.
     failed_reads: HashSet<i32>,
+    /// Appends waiting in a [`Fault::Stall`].
+    stalled: usize,
     /// Appends that did not answer success, by partition.
     failed_appends: BTreeMap<i32, u64>,
 }
@@ -92,6 +95,11 @@ impl FakeWriter {
         } else {
             state.held_reads.remove(&partition);
         }
+    }
+
+    /// How many appends wait in a [`Fault::Stall`].
+    pub(crate) fn stalled_appends(&self) -> usize {
+        self.state().stalled
     }
 
     pub(crate) fn fail_reads(&self, partition: i32) {
@@ -214,8 +222,17 @@ impl PartitionWriter for FakeWriter {
                     refused(WriteError::Timeout { tp, timeout })
                 }
                 Some(Fault::Stall) => {
+                    self.state().stalled += 1;
                     self.stalled.notify_one();
                     self.release.notified().await;
+                    let led = {
+                        let mut state = self.state();
+                        state.stalled -= 1;
+                        state.led.contains_key(&tp.partition)
+                    };
+                    if !led {
+                        return refused(WriteError::NotLeader { tp });
+                    }
                     self.write(tp.partition, records);
                     Ok(())
                 }

@@ -5,10 +5,12 @@
 //! loads, elections and resignations, ticks) and the group state machine.
 //! The schedule is random: joins, syncs, heartbeats, leaves and commits of a
 //! few groups over two partitions, the clock, appends that are refused
-//! before writing (too few replicas, not leader, too large, storage) or
-//! written and then time out, and leadership that moves away and back (the
-//! shard unloaded, then replayed from the fake log, sometimes observed
-//! while it loads).
+//! before writing (too few replicas, not leader, too large, storage),
+//! written and then time out, or stall (a read meanwhile must answer at once
+//! from the state before the write; leadership may move away before the
+//! append goes on, which then refuses it), and leadership that moves away
+//! and back (the shard unloaded, then replayed from the fake log, sometimes
+//! observed while it loads).
 //!
 //! Invariants checked after every step:
 //! - no success answer for a write that failed: on a partition whose append
@@ -32,6 +34,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
+use futures::FutureExt;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -113,6 +116,7 @@ struct Stats {
     reloads: usize,
     load_in_progress: usize,
     stable_checks: usize,
+    reads_during_writes: usize,
 }
 
 fn partition(group: &str) -> i32 {
@@ -212,7 +216,7 @@ impl Sim {
                 50..54 => answers.push(self.leave().await),
                 54..76 => answers.push(self.commit(fault).await),
                 76..90 => self.tick().await,
-                90..95 => self.resign().await,
+                90..95 => self.resign(),
                 _ => self.elect().await,
             }
             Self::settle().await;
@@ -321,14 +325,17 @@ impl Sim {
         let offset = self.next_offset;
         let log_end = self.writer.log_end(p);
         let failed = self.writer.failed_appends(p);
-        let results = self
-            .service
-            .offset_commit(OffsetCommitRequest {
-                generation_id,
-                member_id,
-                ..commit_req(group, offset)
-            })
-            .await;
+        let req = OffsetCommitRequest {
+            generation_id,
+            member_id,
+            ..commit_req(group, offset)
+        };
+        let stall = fault.is_none() && self.rng.below(8) == 0;
+        let results = if stall {
+            self.stalled_commit(group, req).await
+        } else {
+            self.service.offset_commit(req).await
+        };
         let result = results.first().map(|(_, r)| r.clone());
         self.trace
             .push(format!("commit {group} {offset} ({fault:?}): {result:?}"));
@@ -359,6 +366,44 @@ impl Sim {
             None => panic!("{ctx}: no answer for the committed partition"),
         }
         (group, matches!(result, Some(Ok(()))))
+    }
+
+    /// A commit whose append stalls: meanwhile a read answers at once from
+    /// the state before it, and sometimes leadership moves away (then the
+    /// append is refused, nothing written).
+    async fn stalled_commit(
+        &mut self,
+        group: &'static str,
+        req: OffsetCommitRequest,
+    ) -> crate::group::PartitionResults {
+        let p = partition(group);
+        self.writer.set_fault(p, Some(Fault::Stall));
+        let service = self.service.clone();
+        let commit = tokio::spawn(async move { service.offset_commit(req).await });
+        Self::settle().await;
+        let ctx = self.ctx();
+        if self.writer.stalled_appends() > 0 {
+            let before = self.groups[group].committed;
+            // Answered without waiting: a read that waited for the shard's
+            // lock would not be ready.
+            assert_eq!(
+                self.fetch(group).now_or_never(),
+                Some(Ok(before)),
+                "{ctx}: a read during a write"
+            );
+            self.stats.reads_during_writes += 1;
+            if self.rng.below(2) == 0 {
+                self.resign_partition(p);
+            }
+            self.writer.release.notify_one();
+            Self::settle().await;
+        }
+        self.writer.set_fault(p, None);
+        assert!(
+            commit.is_finished(),
+            "{ctx}: the stalled commit is answered"
+        );
+        commit.await.unwrap_or_else(|e| panic!("{ctx}: {e}"))
     }
 
     /// The offset `group` committed in the last batch of its partition.
@@ -413,7 +458,7 @@ impl Sim {
     }
 
     /// Leadership of a led partition moves away: its shard unloads.
-    async fn resign(&mut self) {
+    fn resign(&mut self) {
         let Some(p) = self
             .led
             .iter()
@@ -422,6 +467,10 @@ impl Sim {
         else {
             return;
         };
+        self.resign_partition(p);
+    }
+
+    fn resign_partition(&mut self, p: i32) {
         let epoch = self.epochs[&p] + 1;
         self.epochs.insert(p, epoch);
         self.led.remove(&p);
@@ -667,6 +716,7 @@ fn coordinator_sim_keeps_answers_true_to_the_log() {
         total.reloads += stats.reloads;
         total.load_in_progress += stats.load_in_progress;
         total.stable_checks += stats.stable_checks;
+        total.reads_during_writes += stats.reads_during_writes;
     }
     eprintln!("{seeds} seeds × {STEPS} steps: {total:?}");
     // The walk must reach the interesting cases, not just bounce off errors.
@@ -676,5 +726,6 @@ fn coordinator_sim_keeps_answers_true_to_the_log() {
         assert!(total.reloads > 200, "{total:?}");
         assert!(total.load_in_progress > 50, "{total:?}");
         assert!(total.stable_checks > 100, "{total:?}");
+        assert!(total.reads_during_writes > 100, "{total:?}");
     }
 }
