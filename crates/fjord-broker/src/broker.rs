@@ -15,6 +15,7 @@ use uuid::Uuid;
 use crate::admin::AdminService;
 use crate::config::{BrokerConfig, REPLICATION_LISTENER, ReplicationConfig};
 use crate::error::BrokerError;
+use crate::group_service::GroupCoordinatorAdapter;
 use crate::log_dir_failure::{LogDirFailure, LogOperation};
 use crate::log_dirs::LogDirs;
 use crate::metadata_applier::{LocalReplicaChange, apply_delta, apply_image, remove_stray_logs};
@@ -38,7 +39,7 @@ pub struct Broker {
     pub(crate) tasks: TaskTracker,
     pub(crate) admin: Arc<AdminService>,
     pub(crate) producer_ids: Arc<ProducerIdService>,
-    pub(crate) group_service: crate::group_service::GroupService,
+    pub(crate) groups: Arc<GroupCoordinatorAdapter>,
 }
 
 /// The local replica changes of one applied image, shared by every subscriber.
@@ -115,6 +116,15 @@ impl Broker {
         ));
         let producer_ids = Arc::new(ProducerIdService::new(config.node_id, controller.clone()));
         let (local_changes, _) = broadcast::channel(LOCAL_CHANGES_BACKLOG);
+        let (cancel, tasks) = (CancellationToken::new(), TaskTracker::new());
+        let groups = Arc::new(GroupCoordinatorAdapter::new(
+            group_config,
+            replicas.clone(),
+            tasks.clone(),
+            cancel.clone(),
+            admin.clone(),
+            metadata_cache.clone(),
+        ));
         let broker = Arc::new(Broker {
             config,
             replication,
@@ -125,13 +135,13 @@ impl Broker {
             metadata_cache,
             local_changes,
             broker_epoch: AtomicI64::new(broker_epoch),
-            cancel: CancellationToken::new(),
-            tasks: TaskTracker::new(),
-            group_service: crate::group_service::GroupService::new(group_config),
+            cancel,
+            tasks,
+            groups,
         });
         broker.spawn_metadata_follower(committed, applied_tx);
         broker.spawn_housekeeping();
-        broker.spawn_group_timer();
+        broker.spawn_group_coordinator();
         broker.spawn_fetcher_manager();
         broker.spawn_isr_shrinker();
         broker.spawn_heartbeats();
@@ -189,17 +199,6 @@ impl Broker {
                     Err(err) => tracing::error!(%err, "metadata apply task failed"),
                 }
                 applied_tx.send_replace(image);
-            }
-        });
-    }
-
-    /// The group coordinator's timer (session and rebalance timeouts, offset expiry).
-    fn spawn_group_timer(self: &Arc<Self>) {
-        let (broker, cancel) = (self.clone(), self.cancel.clone());
-        self.tasks.spawn(async move {
-            tokio::select! {
-                _ = cancel.cancelled() => {}
-                _ = broker.run_group_timer() => {}
             }
         });
     }
@@ -284,6 +283,11 @@ impl Broker {
     /// Topic administration, leader elections and reassignments.
     pub fn admin(&self) -> &Arc<AdminService> {
         &self.admin
+    }
+
+    /// The group APIs (the group coordinator's front).
+    pub fn groups(&self) -> &Arc<GroupCoordinatorAdapter> {
+        &self.groups
     }
 
     /// Producer ids for InitProducerId.

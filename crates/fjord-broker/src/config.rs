@@ -49,7 +49,7 @@ pub struct BrokerConfig {
     /// How often the flusher looks at `flush.ms` / `flush.messages`.
     pub flush_check_interval: Duration,
     /// The group coordinator and `__consumer_offsets`.
-    pub groups: crate::group_service::GroupServiceConfig,
+    pub groups: fjord_coordinator::GroupServiceConfig,
 }
 
 impl BrokerConfig {

@@ -29,9 +29,11 @@
 //! - No lock spans partitions on the produce or fetch path: the partition
 //!   map is read-locked only to clone an `Arc`.
 //!
-//! - [`group`]: the classic consumer-group coordinator as plain code, and
-//!   [`group_service`]: its shell, which persists to `__consumer_offsets`
-//!   through the normal log and runs the timers.
+//! - `group_service`: the broker's side of the group coordinator
+//!   (`fjord-coordinator`): it owns the coordinator's runtime, supplies the
+//!   `__consumer_offsets` partitions to it through the coordinator's
+//!   `PartitionWriter`, forwards leadership changes of those partitions, and
+//!   offers the group APIs on [`Broker`].
 //!
 //! - [`replication`]: the leader side of replica fetch (a gRPC service) and
 //!   the follower side (one fetcher per leader node), with ISR changes
@@ -48,7 +50,6 @@ pub mod admin;
 mod broker;
 pub mod config;
 pub mod error;
-pub mod group;
 pub mod group_service;
 mod heartbeat;
 mod hw_checkpoint;

@@ -7,8 +7,8 @@
 //! leader epoch, an unsupported fetch session) are plain
 //! [`ResponseError`] values in the handler that detects them.
 
-use fjord_broker::group::GroupError;
 use fjord_broker::{AdminError, PartitionError};
+use fjord_coordinator::group::GroupError;
 use kafka_protocol::ResponseError;
 
 /// The Kafka error for a failed produce, fetch or offset lookup on one partition.
@@ -74,6 +74,8 @@ pub fn group_error(err: &GroupError) -> ResponseError {
         GroupError::InvalidGroupId => ResponseError::InvalidGroupId,
         GroupError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
         GroupError::NotCoordinator => ResponseError::NotCoordinator,
+        GroupError::CoordinatorLoadInProgress => ResponseError::CoordinatorLoadInProgress,
+        GroupError::UnknownServerError => ResponseError::UnknownServerError,
         GroupError::InvalidSessionTimeout { .. } => ResponseError::InvalidSessionTimeout,
         GroupError::InconsistentGroupProtocol => ResponseError::InconsistentGroupProtocol,
         GroupError::UnknownMemberId { .. } => ResponseError::UnknownMemberId,
@@ -95,7 +97,7 @@ pub fn group_error(err: &GroupError) -> ResponseError {
 pub fn partition_group_result(
     results: &std::collections::HashMap<
         fjord_types::TopicPartition,
-        Result<(), fjord_broker::group::GroupError>,
+        Result<(), fjord_coordinator::group::GroupError>,
     >,
     tp: &fjord_types::TopicPartition,
 ) -> i16 {
@@ -245,6 +247,8 @@ mod tests {
             (GroupError::InvalidGroupId, 24),
             (GroupError::CoordinatorNotAvailable, 15),
             (GroupError::NotCoordinator, 16),
+            (GroupError::CoordinatorLoadInProgress, 14),
+            (GroupError::UnknownServerError, -1),
             (
                 GroupError::InvalidSessionTimeout {
                     timeout_ms: 1,

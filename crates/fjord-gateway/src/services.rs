@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use fjord_broker::admin::AdminService;
+use fjord_broker::group_service::GroupCoordinatorAdapter;
 use fjord_broker::metadata_cache::MetadataCache;
 use fjord_broker::producer_ids::ProducerIdService;
 use fjord_broker::replica_manager::ReplicaManager;
@@ -22,8 +23,8 @@ pub struct Services {
     pub metadata: MetadataCache,
     pub admin: Arc<AdminService>,
     pub producer_ids: Arc<ProducerIdService>,
-    /// The group coordinator's front: still the broker's group methods.
-    pub groups: Arc<Broker>,
+    /// The group APIs (the group coordinator's front).
+    pub groups: Arc<GroupCoordinatorAdapter>,
     /// For the active controller's id (Metadata, DescribeCluster).
     controller: Controller,
 }
@@ -37,7 +38,7 @@ impl Services {
             metadata: broker.metadata_cache().clone(),
             admin: broker.admin().clone(),
             producer_ids: broker.producer_ids().clone(),
-            groups: broker.clone(),
+            groups: broker.groups().clone(),
             controller: broker.controller().clone(),
         }
     }

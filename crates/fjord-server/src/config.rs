@@ -23,10 +23,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use fjord_broker::group::GroupConfig;
-use fjord_broker::group_service::GroupServiceConfig;
 use fjord_broker::{AdvertisedListener, BrokerConfig, REPLICATION_LISTENER, ReplicationConfig};
 use fjord_controller::ControllerConfig;
+use fjord_coordinator::GroupServiceConfig;
+use fjord_coordinator::group::GroupConfig;
 use fjord_gateway::GatewayConfig;
 use fjord_log::LogConfig;
 use fjord_types::BrokerId;

@@ -258,8 +258,9 @@ pub(crate) fn simple_commit(
     commit_on(&mut conn, group, -1, "", topic, offset)
 }
 
-/// The committed offset of `topic`-0 for `group` (-1: none).
-fn fetch_committed(addr: &str, group: &str, topic: &str) -> anyhow::Result<i64> {
+/// OffsetFetch of `topic`-0 for `group` at `addr`: the top-level error code and the
+/// committed offset (-1: none).
+pub(crate) fn fetch_answer(addr: &str, group: &str, topic: &str) -> anyhow::Result<(i16, i64)> {
     let mut conn = KafkaConn::connect(addr, Duration::from_secs(10))?;
     let req = OffsetFetchRequest::default()
         .with_group_id(GroupId(s(group)))
@@ -269,22 +270,22 @@ fn fetch_committed(addr: &str, group: &str, topic: &str) -> anyhow::Result<i64> 
                 .with_partition_indexes(vec![0]),
         ]));
     let resp = conn.request(5, &req)?;
-    anyhow::ensure!(
-        resp.error_code == 0,
-        "OffsetFetch {group}: {}",
-        resp.error_code
-    );
+    if resp.error_code != 0 {
+        return Ok((resp.error_code, -1));
+    }
     let p = resp
         .topics
         .first()
         .and_then(|t| t.partitions.first())
         .ok_or_else(|| anyhow::anyhow!("OffsetFetch response without the partition"))?;
-    anyhow::ensure!(
-        p.error_code == 0,
-        "OffsetFetch {group} partition: {}",
-        p.error_code
-    );
-    Ok(p.committed_offset)
+    Ok((p.error_code, p.committed_offset))
+}
+
+/// The committed offset of `topic`-0 for `group` (-1: none).
+fn fetch_committed(addr: &str, group: &str, topic: &str) -> anyhow::Result<i64> {
+    let (code, offset) = fetch_answer(addr, group, topic)?;
+    anyhow::ensure!(code == 0, "OffsetFetch {group}: {code}");
+    Ok(offset)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

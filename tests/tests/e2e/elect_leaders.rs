@@ -16,7 +16,12 @@ const PREFERRED: i8 = 0;
 
 /// ElectLeaders v2 (preferred) for `partitions` of `topic` on node `via`;
 /// per-partition error codes.
-fn elect(cluster: &FjordCluster, via: i32, topic: &str, partitions: &[i32]) -> Vec<(i32, i16)> {
+pub(crate) fn elect(
+    cluster: &FjordCluster,
+    via: i32,
+    topic: &str,
+    partitions: &[i32],
+) -> Vec<(i32, i16)> {
     let mut conn = KafkaConn::connect(&cluster.node(via).bootstrap(), Duration::from_secs(10))
         .expect("connect");
     let req = ElectLeadersRequest::default()

@@ -1,109 +1,80 @@
-//! The group coordinator's async shell: a coordinator runtime (Kafka's
-//! `coordinator-common` shape) around the socket-free
-//! [`GroupCoordinator`](crate::group::GroupCoordinator). It persists what
-//! the coordinator decides to `__consumer_offsets`, answers parked
-//! JoinGroup/SyncGroup requests, and runs the timers.
+//! The broker's side of the group coordinator (`fjord-coordinator`): it
+//! owns the coordinator's runtime, supplies `__consumer_offsets` to it
+//! (`writer`: Kafka's `CoordinatorPartitionWriter`), tells it which of those
+//! partitions this broker became leader or follower of (from its local
+//! replica changes), and offers the group APIs as a service
+//! ([`GroupCoordinatorAdapter`]), which checks the group id and creates
+//! `__consumer_offsets` (compacted) on first use, then delegates.
 //!
 //! - The coordinator of a group is the leader of `__consumer_offsets`
 //!   partition `abs(java_hash(group)) % partitions` (Kafka's rule, so Kafka
-//!   tooling agrees on it). The topic is created (compacted) on first use.
-//! - `runtime`: one shard per led partition, each with its own
-//!   `GroupCoordinator` and lock. A write runs apply → append (acks=all) →
-//!   wait → reply under its shard's lock only, so the log of a partition
-//!   holds its records in the order its state changed and a replay rebuilds
-//!   the same state; a failed or timed-out append reverts the shard to its
-//!   last committed state and answers Kafka's error, never success.
-//! - Shards are loaded (the partition replayed up to its log end, as Kafka
-//!   does) and unloaded only for partitions whose leadership (or leader
-//!   epoch) changed, so a coordinator that moved back never serves state
-//!   from before it moved away, and other shards are left alone.
-//! - `offsets_log`: the runtime reaches the log only through the
-//!   `OffsetsLog` trait (led partitions, read, append), which the broker
-//!   implements and tests fake.
-//! - `operations`: one method per group API on the runtime; the `Broker`
-//!   methods here check the group id and the topic, then delegate.
-//!
-//! Known limits: loads replay synchronously on the calling task (Kafka
-//! loads in the background and answers COORDINATOR_LOAD_IN_PROGRESS); reads
-//! (OffsetFetch, DescribeGroups, ListGroups) wait for an append in flight on
-//! their shard (Kafka reads the last committed snapshot without waiting).
+//!   tooling agrees on it).
+//! - Shard loads follow leadership: the broker subscribes to its local
+//!   replica changes, scans once which partitions it leads, then forwards
+//!   each leadership move of a `__consumer_offsets` partition as a
+//!   `LeadershipChange` (became leader → elected, became follower or
+//!   deleted → resigned); when it lagged behind the changes, it scans again.
 
-mod offsets_log;
-mod operations;
-mod runtime;
+mod writer;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use fjord_types::{BrokerId, TopicPartition};
-
-use crate::broker::Broker;
-use crate::group::{
-    GroupConfig, GroupDescription, GroupError, GroupListing, GroupState, HeartbeatRequest,
-    JoinGroupRequest, JoinGroupResult, LeaveGroupRequest, LeaveGroupResponse, OffsetCommitRequest,
+use fjord_controller::MetadataImage;
+use fjord_coordinator::group::{
+    GroupDescription, GroupError, GroupListing, GroupState, HeartbeatRequest, JoinGroupRequest,
+    JoinGroupResult, LeaveGroupRequest, LeaveGroupResponse, OffsetCommitRequest,
     OffsetFetchRequest, OffsetFetchResponse, PartitionResults, SyncGroupRequest, SyncGroupResult,
 };
+use fjord_coordinator::runtime::LeadershipChange;
+use fjord_coordinator::{CONSUMER_OFFSETS, GroupOffset, GroupService, GroupServiceConfig};
+use fjord_types::{BrokerId, TopicPartition};
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::admin::AdminService;
+use crate::broker::Broker;
+use crate::metadata_applier::LocalReplicaChange;
+use crate::metadata_cache::MetadataCache;
+use crate::replica_manager::ReplicaManager;
 use crate::types::NewTopic;
-pub(crate) use runtime::GroupService;
+use writer::OffsetsPartitionWriter;
 
-/// Kafka's internal topic of group metadata and committed offsets.
-pub const CONSUMER_OFFSETS: &str = "__consumer_offsets";
-
-/// Settings of the group coordinator (Kafka's names in the docs).
-#[derive(Clone, Debug)]
-pub struct GroupServiceConfig {
-    /// `offsets.topic.num.partitions`.
-    pub offsets_topic_num_partitions: i32,
-    /// `offsets.topic.replication.factor`: the topic is created with exactly this
-    /// many replicas, never fewer; until that many brokers are unfenced,
-    /// FindCoordinator answers COORDINATOR_NOT_AVAILABLE (Kafka).
-    pub offsets_topic_replication_factor: i16,
-    /// `offsets.topic.segment.bytes`.
-    pub offsets_topic_segment_bytes: u64,
-    pub group: GroupConfig,
+/// The group APIs as the gateway calls them (Kafka's
+/// `GroupCoordinatorAdapter`): the coordinator runtime over this broker's
+/// replicas, plus what its calls need around it (the metadata cache to find
+/// coordinators, the admin service to create `__consumer_offsets`).
+pub struct GroupCoordinatorAdapter {
+    runtime: GroupService,
+    admin: Arc<AdminService>,
+    metadata: MetadataCache,
 }
 
-impl Default for GroupServiceConfig {
-    fn default() -> Self {
-        GroupServiceConfig {
-            offsets_topic_num_partitions: 50,
-            offsets_topic_replication_factor: 3,
-            offsets_topic_segment_bytes: 100 * 1024 * 1024,
-            group: GroupConfig::default(),
+impl GroupCoordinatorAdapter {
+    /// The runtime's loads run on the broker's tasks and stop with them.
+    pub(crate) fn new(
+        config: GroupServiceConfig,
+        replicas: Arc<ReplicaManager>,
+        tasks: TaskTracker,
+        cancel: CancellationToken,
+        admin: Arc<AdminService>,
+        metadata: MetadataCache,
+    ) -> Self {
+        let writer = Arc::new(OffsetsPartitionWriter { replicas });
+        GroupCoordinatorAdapter {
+            runtime: GroupService::new(config, writer, tasks, cancel),
+            admin,
+            metadata,
         }
     }
-}
 
-/// One committed offset of a group (see [`Broker::coordinated_offsets`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GroupOffset {
-    pub group_id: String,
-    pub tp: TopicPartition,
-    pub offset: fjord_types::Offset,
-}
-
-/// Java's `String.hashCode` over UTF-16 code units.
-fn java_string_hash(s: &str) -> i32 {
-    s.encode_utf16().fold(0i32, |h, unit| {
-        h.wrapping_mul(31).wrapping_add(i32::from(unit))
-    })
-}
-
-/// The `__consumer_offsets` partition holding `group_id` (Kafka's `partitionFor`).
-pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
-    // Kafka's Utils.abs: i32::MIN maps to 0 rather than overflowing.
-    let hash = java_string_hash(group_id);
-    let positive = if hash == i32::MIN { 0 } else { hash.abs() };
-    positive % partitions.max(1)
-}
-
-impl Broker {
     fn groups(&self) -> &GroupService {
-        &self.group_service
+        &self.runtime
     }
 
-    fn offsets_partition(&self, group_id: &str) -> TopicPartition {
-        let partitions = self.groups().config.offsets_topic_num_partitions;
-        TopicPartition::new(CONSUMER_OFFSETS, partition_for(group_id, partitions))
+    fn metadata(&self) -> Arc<MetadataImage> {
+        self.metadata.image()
     }
 
     /// Create `__consumer_offsets` if it does not exist yet, with
@@ -114,7 +85,7 @@ impl Broker {
         if self.metadata().topic_ids.contains_key(CONSUMER_OFFSETS) {
             return Ok(());
         }
-        let config = &self.groups().config;
+        let config = self.groups().config();
         let rf = config.offsets_topic_replication_factor;
         let live_brokers = self
             .metadata()
@@ -160,7 +131,7 @@ impl Broker {
         }
         self.ensure_offsets_topic().await?;
         let image = self.metadata();
-        let tp = self.offsets_partition(group_id);
+        let tp = self.groups().offsets_partition(group_id);
         image
             .topic_ids
             .get(CONSUMER_OFFSETS)
@@ -181,36 +152,24 @@ impl Broker {
     }
 
     pub async fn join_group(&self, req: JoinGroupRequest) -> Result<JoinGroupResult, GroupError> {
-        self.group_call(&req.group_id)
-            .await?
-            .join_group(self, req)
-            .await
+        self.group_call(&req.group_id).await?.join_group(req).await
     }
 
     pub async fn sync_group(&self, req: SyncGroupRequest) -> Result<SyncGroupResult, GroupError> {
-        self.group_call(&req.group_id)
-            .await?
-            .sync_group(self, req)
-            .await
+        self.group_call(&req.group_id).await?.sync_group(req).await
     }
 
     pub async fn heartbeat(&self, req: HeartbeatRequest) -> Result<(), GroupError> {
-        self.group_call(&req.group_id)
-            .await?
-            .heartbeat(self, req)
-            .await
+        self.group_call(&req.group_id).await?.heartbeat(req).await
     }
 
     pub async fn leave_group(&self, req: LeaveGroupRequest) -> LeaveGroupResponse {
-        self.group_call(&req.group_id)
-            .await?
-            .leave_group(self, req)
-            .await
+        self.group_call(&req.group_id).await?.leave_group(req).await
     }
 
     pub async fn offset_commit(&self, req: OffsetCommitRequest) -> PartitionResults {
         match self.group_call(&req.group_id).await {
-            Ok(groups) => groups.offset_commit(self, req).await,
+            Ok(groups) => groups.offset_commit(req).await,
             Err(err) => req
                 .partitions
                 .iter()
@@ -222,7 +181,7 @@ impl Broker {
     pub async fn offset_fetch(&self, req: OffsetFetchRequest) -> OffsetFetchResponse {
         self.group_call(&req.group_id)
             .await?
-            .offset_fetch(self, req)
+            .offset_fetch(req)
             .await
     }
 
@@ -233,7 +192,7 @@ impl Broker {
     ) -> Result<PartitionResults, GroupError> {
         self.group_call(group_id)
             .await?
-            .offset_delete(self, group_id, partitions)
+            .offset_delete(group_id, partitions)
             .await
     }
 
@@ -244,7 +203,7 @@ impl Broker {
         let mut results = Vec::with_capacity(group_ids.len());
         for group_id in group_ids {
             let result = match self.group_call(&group_id).await {
-                Ok(groups) => groups.delete_group(self, &group_id).await,
+                Ok(groups) => groups.delete_group(&group_id).await,
                 Err(err) => Err(err),
             };
             results.push((group_id, result));
@@ -255,19 +214,22 @@ impl Broker {
     pub async fn describe_group(&self, group_id: &str) -> Result<GroupDescription, GroupError> {
         self.group_call(group_id)
             .await?
-            .describe_group(self, group_id)
+            .describe_group(group_id)
             .await
     }
 
     /// ListGroups: the groups this broker coordinates, i.e. those whose
     /// `__consumer_offsets` partition it leads (Kafka's rule; clients ask
     /// every broker and merge).
-    pub async fn list_groups(&self, states: &[GroupState]) -> Vec<GroupListing> {
+    pub async fn list_groups(
+        &self,
+        states: &[GroupState],
+    ) -> Result<Vec<GroupListing>, GroupError> {
         // No topic means no groups yet; ListGroups does not create it.
         if !self.metadata().topic_ids.contains_key(CONSUMER_OFFSETS) {
-            return Vec::new();
+            return Ok(Vec::new());
         }
-        self.groups().list_groups(self, states).await
+        self.groups().list_groups(states).await
     }
 
     /// The committed offsets of the groups this broker coordinates now (the
@@ -276,30 +238,143 @@ impl Broker {
         self.groups().coordinated_offsets().await
     }
 
-    /// The timers of every loaded shard (session and rebalance timeouts,
-    /// offset expiry), and the loading of shards whose leadership came here.
-    pub(crate) async fn run_group_timer(&self) {
-        self.groups().run_timer(self).await
+    /// Tell the coordinator of leadership moves of `__consumer_offsets`
+    /// partitions.
+    fn forward_leadership(&self, changes: &[LocalReplicaChange]) {
+        for change in changes.iter().filter_map(leadership_change) {
+            self.groups().on_leadership_change(change);
+        }
+    }
+}
+
+impl Broker {
+    /// The group coordinator's background work: its timers, and its shard
+    /// loads following this broker's leadership of `__consumer_offsets`.
+    pub(crate) fn spawn_group_coordinator(&self) {
+        // Subscribed before the scan, so no change after it is missed.
+        let mut changes = self.subscribe_local_changes();
+        self.groups.groups().rescan();
+        let (groups, cancel) = (self.groups.clone(), self.cancel.clone());
+        self.tasks.spawn(async move {
+            tokio::select! {
+                _ = cancel.cancelled() => {}
+                _ = groups.groups().run_timer() => {}
+            }
+        });
+        let (groups, cancel) = (self.groups.clone(), self.cancel.clone());
+        self.tasks.spawn(async move {
+            loop {
+                let received = tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    received = changes.recv() => received,
+                };
+                match received {
+                    Ok(changes) => groups.forward_leadership(&changes),
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::info!(
+                            missed,
+                            "group coordinator missed local replica changes; rescanning"
+                        );
+                        groups.groups().rescan();
+                    }
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        });
+    }
+}
+
+/// What a local replica change means to the group coordinator: only
+/// leadership moves of `__consumer_offsets` partitions concern it (not other
+/// topics, nor registration updates at the same leader epoch).
+fn leadership_change(change: &LocalReplicaChange) -> Option<LeadershipChange> {
+    match change {
+        LocalReplicaChange::BecameLeader {
+            tp, leader_epoch, ..
+        } if tp.topic == CONSUMER_OFFSETS => Some(LeadershipChange::Elected {
+            partition: tp.partition,
+            leader_epoch: *leader_epoch,
+        }),
+        LocalReplicaChange::BecameFollower {
+            tp, leader_epoch, ..
+        } if tp.topic == CONSUMER_OFFSETS => Some(LeadershipChange::Resigned {
+            partition: tp.partition,
+            leader_epoch: Some(*leader_epoch),
+        }),
+        LocalReplicaChange::Deleted { tp, .. } if tp.topic == CONSUMER_OFFSETS => {
+            Some(LeadershipChange::Resigned {
+                partition: tp.partition,
+                leader_epoch: None,
+            })
+        }
+        _ => None,
     }
 }
 
 #[cfg(test)]
-mod tests;
+mod tests {
+    use fjord_types::{NO_BROKER, TopicId};
 
-#[cfg(test)]
-mod partition_tests {
     use super::*;
 
     #[test]
-    fn partition_for_matches_kafka() {
-        // Java's String.hashCode by definition, and values computed with an
-        // independent implementation (UTF-16 code units, 32-bit wrap).
-        assert_eq!(java_string_hash(""), 0);
-        assert_eq!(java_string_hash("ab"), 97 * 31 + 98);
-        assert_eq!(java_string_hash("my-group"), -1_906_497_762);
-        assert_eq!(partition_for("my-group", 50), 12);
-        assert_eq!(java_string_hash("ünïcode"), -609_351_766);
-        assert_eq!(partition_for("ünïcode", 50), 16);
-        assert_eq!(partition_for("x", 1), 0);
+    fn only_leadership_moves_of_the_offsets_topic_reach_the_coordinator() {
+        let offsets = TopicPartition::new(CONSUMER_OFFSETS, 7);
+        let other = TopicPartition::new("orders", 7);
+        let topic_id = TopicId::random();
+        let table = [
+            (
+                LocalReplicaChange::BecameLeader {
+                    tp: offsets.clone(),
+                    topic_id,
+                    leader_epoch: 4,
+                },
+                Some(LeadershipChange::Elected {
+                    partition: 7,
+                    leader_epoch: 4,
+                }),
+            ),
+            (
+                LocalReplicaChange::BecameFollower {
+                    tp: offsets.clone(),
+                    topic_id,
+                    leader: NO_BROKER,
+                    leader_epoch: 5,
+                },
+                Some(LeadershipChange::Resigned {
+                    partition: 7,
+                    leader_epoch: Some(5),
+                }),
+            ),
+            (
+                LocalReplicaChange::Deleted {
+                    tp: offsets.clone(),
+                    topic_id,
+                },
+                Some(LeadershipChange::Resigned {
+                    partition: 7,
+                    leader_epoch: None,
+                }),
+            ),
+            (
+                LocalReplicaChange::Updated {
+                    tp: offsets,
+                    topic_id,
+                    partition_epoch: 9,
+                },
+                None,
+            ),
+            (
+                LocalReplicaChange::BecameLeader {
+                    tp: other,
+                    topic_id,
+                    leader_epoch: 4,
+                },
+                None,
+            ),
+        ];
+        for (change, expected) in table {
+            assert_eq!(leadership_change(&change), expected, "{change:?}");
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! DeleteGroups (key 42): delete empty groups and their offsets; one result
 //! per group.
 
-use fjord_broker::group::GroupError;
+use fjord_coordinator::group::GroupError;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse, GroupId};
 

@@ -3,7 +3,7 @@
 //! v5). v3+ may ask for the authorized operations: without ACLs every group
 //! operation is allowed. v4+ show static instance ids.
 
-use fjord_broker::group::{GroupDescription, GroupError};
+use fjord_coordinator::group::{GroupDescription, GroupError};
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, GroupId};
 use kafka_protocol::protocol::StrBytes;
@@ -72,7 +72,7 @@ fn described(
 mod tests {
     use super::*;
     use bytes::Bytes;
-    use fjord_broker::group::{GroupState, MemberDescription};
+    use fjord_coordinator::group::{GroupState, MemberDescription};
     use kafka_protocol::messages::{ApiKey, ResponseKind};
 
     use crate::frame::encode_response;

@@ -1,7 +1,7 @@
 //! Heartbeat (key 12): a member is alive; the error tells it to rejoin.
 //! v3+ carry static instance ids.
 
-use fjord_broker::group;
+use fjord_coordinator::group;
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
 use crate::context::RequestContext;

@@ -10,7 +10,7 @@
 //! `group::codec`, the reader replay uses too) so the coordinator knows the
 //! subscribed topics.
 
-use fjord_broker::group::{
+use fjord_coordinator::group::{
     self, CONSUMER_PROTOCOL_TYPE, GroupError, JoinGroupResult, MemberProtocol, RequestToken, codec,
 };
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
@@ -148,7 +148,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use bytes::{BufMut, Bytes, BytesMut};
-    use fjord_broker::group::JoinedMember;
+    use fjord_coordinator::group::JoinedMember;
     use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
     use kafka_protocol::messages::{ApiKey, ConsumerProtocolSubscription, GroupId, ResponseKind};
     use kafka_protocol::protocol::Encodable;

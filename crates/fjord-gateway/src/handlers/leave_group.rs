@@ -2,7 +2,7 @@
 //! top level (its error is the response's); v3+ batch members, by member id
 //! or by static instance id, with an error each.
 
-use fjord_broker::group::{self, LeaveGroupResponse as Left, LeavingMember};
+use fjord_coordinator::group::{self, LeaveGroupResponse as Left, LeavingMember};
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
@@ -76,7 +76,7 @@ fn response(left: Left, version: i16) -> LeaveGroupResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fjord_broker::group::GroupError;
+    use fjord_coordinator::group::GroupError;
     use kafka_protocol::messages::leave_group_request::MemberIdentity;
     use kafka_protocol::messages::{ApiKey, GroupId, ResponseKind};
 

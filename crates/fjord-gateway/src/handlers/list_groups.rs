@@ -2,12 +2,13 @@
 //! state (case-insensitive, as Kafka parses them; unknown names match
 //! nothing); v5 filters by group type, and every group here is "classic".
 
-use fjord_broker::group::{GroupListing, GroupState};
+use fjord_coordinator::group::{GroupError, GroupListing, GroupState};
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 
 use super::wire_str;
 use crate::context::RequestContext;
+use crate::error_code::group_error;
 use crate::services::Services;
 
 /// The type of every group this broker has (KIP-848's "classic").
@@ -29,7 +30,7 @@ pub(crate) async fn handle(
     let version = ctx.api_version;
     let listings = match filter(&request, version) {
         Some(states) => svc.groups.list_groups(&states).await,
-        None => Vec::new(),
+        None => Ok(Vec::new()),
     };
     response(listings)
 }
@@ -61,7 +62,15 @@ fn filter(request: &ListGroupsRequest, version: i16) -> Option<Vec<GroupState>> 
     (!states.is_empty()).then_some(states)
 }
 
-fn response(listings: Vec<GroupListing>) -> ListGroupsResponse {
+/// The groups, or the error for all of them (COORDINATOR_LOAD_IN_PROGRESS
+/// while a led partition loads: the client retries).
+fn response(listings: Result<Vec<GroupListing>, GroupError>) -> ListGroupsResponse {
+    let listings = match listings {
+        Ok(listings) => listings,
+        Err(err) => {
+            return ListGroupsResponse::default().with_error_code(group_error(&err).code());
+        }
+    };
     let groups = listings
         .into_iter()
         .map(|g| {
@@ -104,13 +113,20 @@ mod tests {
     }
 
     #[test]
+    fn a_loading_coordinator_answers_load_in_progress() {
+        let response = response(Err(GroupError::CoordinatorLoadInProgress));
+        assert_eq!(response.error_code, 14);
+        assert!(response.groups.is_empty());
+    }
+
+    #[test]
     fn responses_encode_at_every_version() {
         for version in 0..=5 {
-            let response = response(vec![GroupListing {
+            let response = response(Ok(vec![GroupListing {
                 group_id: "g".into(),
                 protocol_type: "consumer".into(),
                 state: GroupState::Stable,
-            }]);
+            }]));
             encode_response(
                 ApiKey::ListGroups,
                 version,

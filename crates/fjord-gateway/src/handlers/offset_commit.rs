@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use fjord_broker::group::{self, GroupError, OffsetCommitPartition};
+use fjord_coordinator::group::{self, GroupError, OffsetCommitPartition};
 use fjord_types::TopicPartition;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,

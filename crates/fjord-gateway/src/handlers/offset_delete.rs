@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use fjord_broker::group::{GroupError, PartitionResults};
+use fjord_coordinator::group::{GroupError, PartitionResults};
 use fjord_types::TopicPartition;
 use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use fjord_broker::group::{self, CommittedOffset, GroupError};
+use fjord_coordinator::group::{self, CommittedOffset, GroupError};
 use fjord_types::TopicPartition;
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,

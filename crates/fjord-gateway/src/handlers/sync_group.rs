@@ -4,7 +4,7 @@
 //! v3+ carry static instance ids; v5 carries and answers the protocol type
 //! and name.
 
-use fjord_broker::group::{self, GroupError, RequestToken, SyncGroupResult};
+use fjord_coordinator::group::{self, GroupError, RequestToken, SyncGroupResult};
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 
 use super::wire_str;

@@ -128,7 +128,7 @@ fn partitions(e: &mut TextEncoder, broker: &Broker) {
 async fn consumer_group_lag(e: &mut TextEncoder, broker: &Broker) {
     // The coordinator's lock is held across its log appends; a scrape does
     // not wait behind a slow one.
-    let offsets = tokio::time::timeout(LAG_LOCK_WAIT, broker.coordinated_offsets())
+    let offsets = tokio::time::timeout(LAG_LOCK_WAIT, broker.groups().coordinated_offsets())
         .await
         .unwrap_or_default();
     e.family(

@@ -1,6 +1,8 @@
 //! The offset APIs of [`GroupCoordinator`]: OffsetCommit, OffsetFetch,
 //! OffsetDelete, DeleteGroups and offsets retention.
 
+use std::collections::BTreeMap;
+
 use fjord_types::TopicPartition;
 
 use super::api::{
@@ -103,27 +105,7 @@ impl GroupCoordinator {
     /// OffsetFetch: committed offsets of the asked partitions (`None` for
     /// partitions without one), or of every partition.
     pub fn offset_fetch(&self, req: &OffsetFetchRequest) -> OffsetFetchResponse {
-        if req.group_id.is_empty() {
-            return Err(GroupError::InvalidGroupId);
-        }
-        let group = self.groups.get(&req.group_id);
-        if group.is_some_and(|g| g.state == GroupState::Dead) {
-            return Err(GroupError::CoordinatorNotAvailable);
-        }
-        Ok(match &req.partitions {
-            Some(partitions) => partitions
-                .iter()
-                .map(|tp| (tp.clone(), group.and_then(|g| g.offsets.get(tp)).cloned()))
-                .collect(),
-            None => group
-                .map(|g| {
-                    g.offsets
-                        .iter()
-                        .map(|(tp, c)| (tp.clone(), Some(c.clone())))
-                        .collect()
-                })
-                .unwrap_or_default(),
-        })
+        offset_fetch(&self.groups, req)
     }
 
     /// OffsetDelete (Kafka's `handleDeleteOffsets`): in a non-empty
@@ -283,4 +265,32 @@ fn validate_offset_commit(
     } else {
         Ok(())
     }
+}
+
+/// OffsetFetch over `groups` (a coordinator's, or a snapshot's).
+pub(crate) fn offset_fetch(
+    groups: &BTreeMap<String, ClassicGroup>,
+    req: &OffsetFetchRequest,
+) -> OffsetFetchResponse {
+    if req.group_id.is_empty() {
+        return Err(GroupError::InvalidGroupId);
+    }
+    let group = groups.get(&req.group_id);
+    if group.is_some_and(|g| g.state == GroupState::Dead) {
+        return Err(GroupError::CoordinatorNotAvailable);
+    }
+    Ok(match &req.partitions {
+        Some(partitions) => partitions
+            .iter()
+            .map(|tp| (tp.clone(), group.and_then(|g| g.offsets.get(tp)).cloned()))
+            .collect(),
+        None => group
+            .map(|g| {
+                g.offsets
+                    .iter()
+                    .map(|(tp, c)| (tp.clone(), Some(c.clone())))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    })
 }

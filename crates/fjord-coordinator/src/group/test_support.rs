@@ -8,11 +8,11 @@ use fjord_types::TopicPartition;
 
 use super::*;
 
-pub(super) const G: &str = "g";
-pub(super) const SESSION_MS: i32 = 10_000;
-pub(super) const REBALANCE_MS: i32 = 30_000;
+pub(crate) const G: &str = "g";
+pub(crate) const SESSION_MS: i32 = 10_000;
+pub(crate) const REBALANCE_MS: i32 = 30_000;
 
-pub(super) fn config() -> GroupConfig {
+pub(crate) fn config() -> GroupConfig {
     GroupConfig {
         initial_rebalance_delay_ms: 0,
         ..GroupConfig::default()
@@ -20,7 +20,7 @@ pub(super) fn config() -> GroupConfig {
 }
 
 /// Member ids come out as `{client_id}-m1`, `-m2`, ...
-pub(super) fn coordinator_with(config: GroupConfig) -> GroupCoordinator {
+pub(crate) fn coordinator_with(config: GroupConfig) -> GroupCoordinator {
     let mut n = 0u32;
     GroupCoordinator::with_member_id_suffix(
         config,
@@ -31,12 +31,12 @@ pub(super) fn coordinator_with(config: GroupConfig) -> GroupCoordinator {
     )
 }
 
-pub(super) fn coordinator() -> GroupCoordinator {
+pub(crate) fn coordinator() -> GroupCoordinator {
     coordinator_with(config())
 }
 
 /// Protocols named `names`, each subscribing to `topic`.
-pub(super) fn protocols(names: &[&str], topic: &str) -> Vec<MemberProtocol> {
+pub(crate) fn protocols(names: &[&str], topic: &str) -> Vec<MemberProtocol> {
     names
         .iter()
         .map(|name| MemberProtocol {
@@ -47,7 +47,7 @@ pub(super) fn protocols(names: &[&str], topic: &str) -> Vec<MemberProtocol> {
         .collect()
 }
 
-pub(super) fn join_req(token: u64, member_id: &str) -> JoinGroupRequest {
+pub(crate) fn join_req(token: u64, member_id: &str) -> JoinGroupRequest {
     JoinGroupRequest {
         token: RequestToken(token),
         group_id: G.to_string(),
@@ -63,14 +63,14 @@ pub(super) fn join_req(token: u64, member_id: &str) -> JoinGroupRequest {
     }
 }
 
-pub(super) fn static_join_req(token: u64, member_id: &str, instance: &str) -> JoinGroupRequest {
+pub(crate) fn static_join_req(token: u64, member_id: &str, instance: &str) -> JoinGroupRequest {
     JoinGroupRequest {
         group_instance_id: Some(instance.to_string()),
         ..join_req(token, member_id)
     }
 }
 
-pub(super) fn sync_req(token: u64, member_id: &str, generation_id: i32) -> SyncGroupRequest {
+pub(crate) fn sync_req(token: u64, member_id: &str, generation_id: i32) -> SyncGroupRequest {
     SyncGroupRequest {
         token: RequestToken(token),
         group_id: G.to_string(),
@@ -83,7 +83,7 @@ pub(super) fn sync_req(token: u64, member_id: &str, generation_id: i32) -> SyncG
     }
 }
 
-pub(super) fn heartbeat(
+pub(crate) fn heartbeat(
     c: &mut GroupCoordinator,
     member_id: &str,
     generation_id: i32,
@@ -102,7 +102,7 @@ pub(super) fn heartbeat(
 }
 
 /// The delayed JoinGroup answer for `token`.
-pub(super) fn join_answer(
+pub(crate) fn join_answer(
     delayed: &[DelayedResponse],
     token: u64,
 ) -> Result<JoinGroupResult, GroupError> {
@@ -118,7 +118,7 @@ pub(super) fn join_answer(
 }
 
 /// The delayed SyncGroup answer for `token`.
-pub(super) fn sync_answer(
+pub(crate) fn sync_answer(
     delayed: &[DelayedResponse],
     token: u64,
 ) -> Result<SyncGroupResult, GroupError> {
@@ -135,7 +135,7 @@ pub(super) fn sync_answer(
 
 /// A dynamic member joins alone (delay 0) and syncs: returns its id; the
 /// group is Stable at generation 1 with the member assigned `a-<id>`.
-pub(super) fn stable_single(c: &mut GroupCoordinator, now: i64) -> String {
+pub(crate) fn stable_single(c: &mut GroupCoordinator, now: i64) -> String {
     let out = c.join_group(join_req(1, ""), now);
     let joined = join_answer(&out.delayed, 1).expect("join");
     let id = joined.member_id.clone();
@@ -148,7 +148,7 @@ pub(super) fn stable_single(c: &mut GroupCoordinator, now: i64) -> String {
 
 /// Brings a group of `n` dynamic members to Stable (one join phase):
 /// returns the member ids in join order and the generation.
-pub(super) fn stable_group(c: &mut GroupCoordinator, n: u64, now: i64) -> (Vec<String>, i32) {
+pub(crate) fn stable_group(c: &mut GroupCoordinator, n: u64, now: i64) -> (Vec<String>, i32) {
     // The first member makes generation 1 alone; the others join it.
     let first = stable_single(c, now);
     let mut delayed = Vec::new();
@@ -187,7 +187,7 @@ pub(super) fn stable_group(c: &mut GroupCoordinator, n: u64, now: i64) -> (Vec<S
 }
 
 /// LeaveGroup of one dynamic member of group `G`.
-pub(super) fn leave_req(member_id: &str) -> LeaveGroupRequest {
+pub(crate) fn leave_req(member_id: &str) -> LeaveGroupRequest {
     LeaveGroupRequest {
         group_id: G.to_string(),
         members: vec![LeavingMember {
@@ -197,11 +197,11 @@ pub(super) fn leave_req(member_id: &str) -> LeaveGroupRequest {
     }
 }
 
-pub(super) fn tp(topic: &str, partition: i32) -> TopicPartition {
+pub(crate) fn tp(topic: &str, partition: i32) -> TopicPartition {
     TopicPartition::new(topic, partition)
 }
 
-pub(super) fn commit_req(
+pub(crate) fn commit_req(
     member_id: &str,
     generation_id: i32,
     parts: &[(TopicPartition, i64)],
@@ -220,5 +220,21 @@ pub(super) fn commit_req(
                 metadata: String::new(),
             })
             .collect(),
+    }
+}
+
+/// A small deterministic generator (SplitMix64), so a failing seed replays.
+pub(crate) struct Rng(pub(crate) u64);
+
+impl Rng {
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
     }
 }

@@ -1,35 +1,40 @@
 //! The group APIs on the runtime: each finds its group's shard, runs a
 //! write (apply → append → wait → reply) or a read on it, and answers.
+//! Reads (OffsetFetch, DescribeGroups, ListGroups) do not wait behind a
+//! write in flight: they answer from the state before it.
 
-use super::offsets_log::OffsetsLog;
-use super::runtime::GroupService;
-use super::{GroupOffset, partition_for};
+use fjord_types::{Offset, TopicPartition};
+
+use super::GroupService;
 use crate::group::{
-    DelayedResponse, GroupDescription, GroupError, GroupListing, GroupState, HeartbeatRequest,
-    JoinGroupRequest, JoinGroupResult, LeaveGroupRequest, LeaveGroupResponse, OffsetCommitRequest,
-    OffsetFetchRequest, OffsetFetchResponse, PartitionResults, Reply, SyncGroupRequest,
-    SyncGroupResult,
+    CoordinatorOutput, DelayedResponse, GroupCoordinator, GroupDescription, GroupError,
+    GroupListing, GroupState, HeartbeatRequest, JoinGroupRequest, JoinGroupResult,
+    LeaveGroupRequest, LeaveGroupResponse, OffsetCommitRequest, OffsetFetchRequest,
+    OffsetFetchResponse, PartitionResults, Reply, RequestToken, SyncGroupRequest, SyncGroupResult,
 };
-use fjord_types::TopicPartition;
+
+/// One committed offset of a group (see [`GroupService::coordinated_offsets`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupOffset {
+    pub group_id: String,
+    pub tp: TopicPartition,
+    pub offset: Offset,
+}
 
 impl GroupService {
     /// Run a Join/Sync write and answer now or once the phase completes
     /// (the token is parked before the write, so no answer is missed).
     async fn parked<R>(
         &self,
-        log: &dyn OffsetsLog,
         group_id: &str,
-        token: crate::group::RequestToken,
-        op: impl FnOnce(
-            &mut crate::group::GroupCoordinator,
-            i64,
-        ) -> crate::group::CoordinatorOutput<Reply<Result<R, GroupError>>>,
+        token: RequestToken,
+        op: impl FnOnce(&mut GroupCoordinator, i64) -> CoordinatorOutput<Reply<Result<R, GroupError>>>,
         unpack: fn(DelayedResponse) -> Option<Result<R, GroupError>>,
     ) -> Result<R, GroupError> {
-        let shard = self.shard_for(log, group_id).await?;
+        let shard = self.shard_for(group_id)?;
         let rx = self.park(token);
-        let reply = match shard.lock().await {
-            Ok(mut locked) => self.write(log, &mut locked, op).await,
+        let reply = match shard.lock(self).await {
+            Ok(mut locked) => self.write(&mut locked, op).await,
             Err(err) => Err(err),
         };
         match reply {
@@ -49,16 +54,14 @@ impl GroupService {
         }
     }
 
-    pub(crate) async fn join_group(
+    pub async fn join_group(
         &self,
-        log: &dyn OffsetsLog,
         mut req: JoinGroupRequest,
     ) -> Result<JoinGroupResult, GroupError> {
         let token = self.token();
         req.token = token;
         let group_id = req.group_id.clone();
         self.parked(
-            log,
             &group_id,
             token,
             |c, now| c.join_group(req, now),
@@ -70,16 +73,14 @@ impl GroupService {
         .await
     }
 
-    pub(crate) async fn sync_group(
+    pub async fn sync_group(
         &self,
-        log: &dyn OffsetsLog,
         mut req: SyncGroupRequest,
     ) -> Result<SyncGroupResult, GroupError> {
         let token = self.token();
         req.token = token;
         let group_id = req.group_id.clone();
         self.parked(
-            log,
             &group_id,
             token,
             |c, now| c.sync_group(req, now),
@@ -91,38 +92,26 @@ impl GroupService {
         .await
     }
 
-    pub(crate) async fn heartbeat(
-        &self,
-        log: &dyn OffsetsLog,
-        req: HeartbeatRequest,
-    ) -> Result<(), GroupError> {
-        let shard = self.shard_for(log, &req.group_id).await?;
-        let mut locked = shard.lock().await?;
-        self.write(log, &mut locked, |c, now| c.heartbeat(req, now))
+    pub async fn heartbeat(&self, req: HeartbeatRequest) -> Result<(), GroupError> {
+        let shard = self.shard_for(&req.group_id)?;
+        let mut locked = shard.lock(self).await?;
+        self.write(&mut locked, |c, now| c.heartbeat(req, now))
             .await?
     }
 
-    pub(crate) async fn leave_group(
-        &self,
-        log: &dyn OffsetsLog,
-        req: LeaveGroupRequest,
-    ) -> LeaveGroupResponse {
-        let shard = self.shard_for(log, &req.group_id).await?;
-        let mut locked = shard.lock().await?;
-        self.write(log, &mut locked, |c, now| c.leave_group(req, now))
+    pub async fn leave_group(&self, req: LeaveGroupRequest) -> LeaveGroupResponse {
+        let shard = self.shard_for(&req.group_id)?;
+        let mut locked = shard.lock(self).await?;
+        self.write(&mut locked, |c, now| c.leave_group(req, now))
             .await?
     }
 
-    pub(crate) async fn offset_commit(
-        &self,
-        log: &dyn OffsetsLog,
-        req: OffsetCommitRequest,
-    ) -> PartitionResults {
+    pub async fn offset_commit(&self, req: OffsetCommitRequest) -> PartitionResults {
         let partitions: Vec<TopicPartition> = req.partitions.iter().map(|p| p.tp.clone()).collect();
         let result = async {
-            let shard = self.shard_for(log, &req.group_id).await?;
-            let mut locked = shard.lock().await?;
-            self.write(log, &mut locked, |c, now| c.offset_commit(req, now))
+            let shard = self.shard_for(&req.group_id)?;
+            let mut locked = shard.lock(self).await?;
+            self.write(&mut locked, |c, now| c.offset_commit(req, now))
                 .await
         }
         .await;
@@ -137,38 +126,32 @@ impl GroupService {
         }
     }
 
-    pub(crate) async fn offset_fetch(
-        &self,
-        log: &dyn OffsetsLog,
-        req: OffsetFetchRequest,
-    ) -> OffsetFetchResponse {
-        let shard = self.shard_for(log, &req.group_id).await?;
-        let locked = shard.lock().await?;
+    pub async fn offset_fetch(&self, req: OffsetFetchRequest) -> OffsetFetchResponse {
+        let shard = self.shard_for(&req.group_id)?;
+        if let Some(before) = shard.during_write()? {
+            return before.offset_fetch(&req);
+        }
+        let locked = shard.lock(self).await?;
         locked.coordinator.offset_fetch(&req)
     }
 
-    pub(crate) async fn offset_delete(
+    pub async fn offset_delete(
         &self,
-        log: &dyn OffsetsLog,
         group_id: &str,
         partitions: Vec<TopicPartition>,
     ) -> Result<PartitionResults, GroupError> {
-        let shard = self.shard_for(log, group_id).await?;
-        let mut locked = shard.lock().await?;
-        self.write(log, &mut locked, |c, now| {
+        let shard = self.shard_for(group_id)?;
+        let mut locked = shard.lock(self).await?;
+        self.write(&mut locked, |c, now| {
             c.offset_delete(group_id, partitions, now)
         })
         .await?
     }
 
-    pub(crate) async fn delete_group(
-        &self,
-        log: &dyn OffsetsLog,
-        group_id: &str,
-    ) -> Result<(), GroupError> {
-        let shard = self.shard_for(log, group_id).await?;
-        let mut locked = shard.lock().await?;
-        self.write(log, &mut locked, |c, _| {
+    pub async fn delete_group(&self, group_id: &str) -> Result<(), GroupError> {
+        let shard = self.shard_for(group_id)?;
+        let mut locked = shard.lock(self).await?;
+        self.write(&mut locked, |c, _| {
             c.delete_groups(vec![group_id.to_string()])
         })
         .await?
@@ -176,44 +159,51 @@ impl GroupService {
         .map_or(Ok(()), |(_, r)| r)
     }
 
-    pub(crate) async fn describe_group(
-        &self,
-        log: &dyn OffsetsLog,
-        group_id: &str,
-    ) -> Result<GroupDescription, GroupError> {
-        let shard = self.shard_for(log, group_id).await?;
-        let locked = shard.lock().await?;
+    pub async fn describe_group(&self, group_id: &str) -> Result<GroupDescription, GroupError> {
+        let shard = self.shard_for(group_id)?;
+        if let Some(before) = shard.during_write()? {
+            return Ok(before.describe_group(group_id));
+        }
+        let locked = shard.lock(self).await?;
         Ok(locked.coordinator.describe_group(group_id))
     }
 
     /// ListGroups: the groups of every loaded shard, i.e. of every
     /// `__consumer_offsets` partition this broker leads (Kafka's rule;
-    /// clients ask every broker and merge).
-    pub(crate) async fn list_groups(
+    /// clients ask every broker and merge). While a led partition loads,
+    /// COORDINATOR_LOAD_IN_PROGRESS, as Kafka answers: a partial list would
+    /// look complete to the client.
+    pub async fn list_groups(
         &self,
-        log: &dyn OffsetsLog,
         states: &[GroupState],
-    ) -> Vec<GroupListing> {
-        self.reconcile(log).await;
+    ) -> Result<Vec<GroupListing>, GroupError> {
+        if self.any_loading() {
+            return Err(GroupError::CoordinatorLoadInProgress);
+        }
         let mut listed = Vec::new();
-        for (_, cell) in self.loaded_shards() {
-            if let Ok(shard) = cell.lock(self).await {
-                listed.extend(shard.coordinator.list_groups(states));
+        for (_, cell) in self.loaded_cells() {
+            match cell.during_write() {
+                Ok(Some(before)) => listed.extend(before.list_groups(states)),
+                Ok(None) => {
+                    if let Ok(shard) = cell.lock(self).await {
+                        listed.extend(shard.coordinator.list_groups(states));
+                    }
+                }
+                // Unloaded meanwhile: its groups are no longer ours.
+                Err(_) => {}
             }
         }
-        listed
+        Ok(listed)
     }
 
     /// The committed offsets of the groups of every loaded shard.
-    pub(crate) async fn coordinated_offsets(&self) -> Vec<GroupOffset> {
+    pub async fn coordinated_offsets(&self) -> Vec<GroupOffset> {
         let mut offsets = Vec::new();
-        for (partition, cell) in self.loaded_shards() {
+        for (_, cell) in self.loaded_cells() {
             let Ok(shard) = cell.lock(self).await else {
                 continue;
             };
-            let partitions = self.config.offsets_topic_num_partitions;
             for group in shard.coordinator.groups() {
-                debug_assert_eq!(partition_for(group.group_id(), partitions), partition);
                 offsets.extend(group.offsets().iter().map(|(tp, committed)| GroupOffset {
                     group_id: group.group_id().to_string(),
                     tp: tp.clone(),

@@ -60,20 +60,20 @@
 //! - Replaying the records a coordinator emitted rebuilds the persisted part
 //!   of its state (Stable/Empty groups, generations, assignments, offsets).
 //!
-//! Wiring (not here yet):
+//! Wiring:
 //! - Gateway: translates the wire requests into these types (JoinGroup v4+
 //!   sets `require_known_member_id`; for protocol type `consumer` it decodes
 //!   each `ConsumerProtocolSubscription` into [`MemberProtocol::topics`];
-//!   below JoinGroup v9 it drops the members of a `skip_assignment` answer),
-//!   parks [`Reply::Pending`] requests by [`RequestToken`], maps
-//!   [`GroupError`] to error codes.
-//! - Persistence shell: encodes [`GroupRecord`]s with Kafka's
-//!   `__consumer_offsets` key/value schemas, appends them to partition
-//!   `hash(group) % offsets.topic.num.partitions` and waits for them to be
-//!   committed before sending the call's answers; when it becomes leader
-//!   of a partition it replays it ([`GroupCoordinator::replay`], then
-//!   [`GroupCoordinator::complete_load`]); when it stops, it calls
-//!   [`GroupCoordinator::unload`]. A timer task sleeps until
+//!   below JoinGroup v9 it drops the members of a `skip_assignment` answer)
+//!   and maps [`GroupError`] to error codes.
+//! - [`crate::runtime`]: one [`GroupCoordinator`] per led
+//!   `__consumer_offsets` partition; it parks [`Reply::Pending`] requests
+//!   by [`RequestToken`], encodes [`GroupRecord`]s with [`codec`], appends
+//!   them and waits for them to be committed before sending the call's
+//!   answers; it replays a partition when this node becomes its leader
+//!   ([`GroupCoordinator::replay`], then
+//!   [`GroupCoordinator::complete_load`]) and calls
+//!   [`GroupCoordinator::unload`] when it stops; its timer sleeps until
 //!   [`GroupCoordinator::next_deadline`] and calls
 //!   [`GroupCoordinator::on_tick`].
 //!
@@ -101,7 +101,7 @@ mod records;
 mod state;
 
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 #[cfg(test)]
 mod tests_membership;
 #[cfg(test)]

@@ -7,13 +7,23 @@ pub enum GroupError {
     /// INVALID_GROUP_ID
     #[error("the group id is empty")]
     InvalidGroupId,
-    /// COORDINATOR_NOT_AVAILABLE: the group is being deleted.
-    #[error("the group is being deleted")]
+    /// COORDINATOR_NOT_AVAILABLE (retriable): `__consumer_offsets` cannot be
+    /// created yet, the group is being deleted, or the records of the call
+    /// could not be replicated (too few in-sync replicas, the write timed out).
+    #[error("the group coordinator is not available")]
     CoordinatorNotAvailable,
     /// NOT_COORDINATOR: this node no longer leads the group's
     /// `__consumer_offsets` partition.
     #[error("this node is not the group's coordinator")]
     NotCoordinator,
+    /// COORDINATOR_LOAD_IN_PROGRESS (retriable): this node leads the group's
+    /// `__consumer_offsets` partition but is still replaying it.
+    #[error("the group coordinator is loading the group's partition")]
+    CoordinatorLoadInProgress,
+    /// UNKNOWN_SERVER_ERROR: the records of the call could not be appended for
+    /// a reason a retry does not fix (Kafka's answer to records too large).
+    #[error("the group coordinator could not write the call's records")]
+    UnknownServerError,
     /// INVALID_SESSION_TIMEOUT
     #[error("session timeout {timeout_ms} ms is outside [{min_ms}, {max_ms}]")]
     InvalidSessionTimeout {

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use super::api::{
     CoordinatorOutput, GroupDescription, GroupListing, HeartbeatRequest, JoinGroupRequest,
-    JoinGroupResult, LeaveGroupRequest, LeaveGroupResponse, Reply, SyncGroupRequest,
-    SyncGroupResult,
+    JoinGroupResult, LeaveGroupRequest, LeaveGroupResponse, OffsetFetchRequest,
+    OffsetFetchResponse, Reply, SyncGroupRequest, SyncGroupResult,
 };
 use super::rebalance::{self, Effects};
 use super::records::{self, GroupRecord};
@@ -24,9 +24,56 @@ pub struct GroupCoordinator {
     member_id_suffix: MemberIdSuffix,
 }
 
-/// A copy of a coordinator's groups (see [`GroupCoordinator::snapshot`]).
+/// A copy of a coordinator's groups (see [`GroupCoordinator::snapshot`]);
+/// reads of it answer as the coordinator did when it was taken (the
+/// runtime serves reads from the last committed state this way while a
+/// write is in flight).
 #[derive(Clone, Debug)]
 pub struct GroupsSnapshot(BTreeMap<String, ClassicGroup>);
+
+impl GroupsSnapshot {
+    pub fn offset_fetch(&self, req: &OffsetFetchRequest) -> OffsetFetchResponse {
+        super::offsets::offset_fetch(&self.0, req)
+    }
+
+    pub fn describe_group(&self, group_id: &str) -> GroupDescription {
+        describe_group(&self.0, group_id)
+    }
+
+    pub fn list_groups(&self, states: &[GroupState]) -> Vec<GroupListing> {
+        list_groups(&self.0, states)
+    }
+}
+
+/// DescribeGroups of one group (unknown groups are Dead with no members).
+fn describe_group(groups: &BTreeMap<String, ClassicGroup>, group_id: &str) -> GroupDescription {
+    match groups.get(group_id) {
+        Some(group) => group.describe(),
+        None => GroupDescription {
+            group_id: group_id.to_string(),
+            state: GroupState::Dead,
+            protocol_type: String::new(),
+            protocol: String::new(),
+            members: Vec::new(),
+        },
+    }
+}
+
+/// ListGroups, filtered by state when `states` is non-empty.
+fn list_groups(
+    groups: &BTreeMap<String, ClassicGroup>,
+    states: &[GroupState],
+) -> Vec<GroupListing> {
+    groups
+        .values()
+        .filter(|g| states.is_empty() || states.contains(&g.state))
+        .map(|g| GroupListing {
+            group_id: g.group_id.clone(),
+            protocol_type: g.protocol_type.clone().unwrap_or_default(),
+            state: g.state,
+        })
+        .collect()
+}
 
 impl std::fmt::Debug for GroupCoordinator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -389,29 +436,12 @@ impl GroupCoordinator {
 
     /// DescribeGroups of one group (unknown groups are Dead with no members).
     pub fn describe_group(&self, group_id: &str) -> GroupDescription {
-        match self.groups.get(group_id) {
-            Some(group) => group.describe(),
-            None => GroupDescription {
-                group_id: group_id.to_string(),
-                state: GroupState::Dead,
-                protocol_type: String::new(),
-                protocol: String::new(),
-                members: Vec::new(),
-            },
-        }
+        describe_group(&self.groups, group_id)
     }
 
     /// ListGroups, filtered by state when `states` is non-empty.
     pub fn list_groups(&self, states: &[GroupState]) -> Vec<GroupListing> {
-        self.groups
-            .values()
-            .filter(|g| states.is_empty() || states.contains(&g.state))
-            .map(|g| GroupListing {
-                group_id: g.group_id.clone(),
-                protocol_type: g.protocol_type.clone().unwrap_or_default(),
-                state: g.state,
-            })
-            .collect()
+        list_groups(&self.groups, states)
     }
 
     /// After any membership call on a group: let a join phase end if it can.

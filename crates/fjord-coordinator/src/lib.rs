@@ -1,0 +1,35 @@
+//! `fjord-coordinator`: Kafka's group coordinator, without the broker.
+//!
+//! What it owns:
+//! - [`group`]: the classic consumer-group state machine as plain code
+//!   (events in, decisions and records out) and the codec of Kafka's
+//!   `__consumer_offsets` records.
+//! - [`runtime`]: the coordinator runtime around it (Kafka's
+//!   `coordinator-common` shape): one shard per led `__consumer_offsets`
+//!   partition with its own lock; apply → append (acks=all) → wait → reply;
+//!   revert on a failed append; shards loaded in the background as
+//!   leadership moves; the timers.
+//! - [`offsets_topic`]: the topic's name and which partition holds a group.
+//!
+//! The node that hosts `__consumer_offsets` supplies its partitions through
+//! [`runtime::PartitionWriter`] (append with acks=all, read from the log
+//! start, the leader epoch) and tells the runtime which partitions it
+//! became leader or follower of; this crate never sees the broker, as
+//! Kafka's `group-coordinator` never sees `core`.
+//!
+//! Invariants:
+//! - A caller is answered success only after the records of its call are
+//!   committed (the high watermark passed them); a write refused before
+//!   anything was written leaves the shard as it was before the call.
+//! - A shard's memory agrees with its partition's log: replaying the log
+//!   rebuilds the persisted part of the shard's state.
+//! - A request for a group whose partition this node does not lead gets
+//!   NOT_COORDINATOR; one whose partition is still loading gets
+//!   COORDINATOR_LOAD_IN_PROGRESS.
+
+pub mod group;
+pub mod offsets_topic;
+pub mod runtime;
+
+pub use offsets_topic::{CONSUMER_OFFSETS, partition_for};
+pub use runtime::{GroupOffset, GroupService, GroupServiceConfig};
