@@ -55,7 +55,6 @@ mod metadata_applier;
 pub mod partition;
 mod produce_validation;
 mod producer_ids;
-pub mod producer_state;
 mod reassignment;
 pub mod replica_manager;
 pub mod replication;

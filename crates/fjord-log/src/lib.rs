@@ -114,6 +114,7 @@ mod error;
 mod leader_epoch;
 mod log;
 mod offset_index;
+mod producer_state;
 mod recovery;
 mod segment;
 mod time_index;
@@ -126,6 +127,10 @@ pub use config::{CleanupPolicy, LogConfig, TimestampType};
 pub use error::{ConfigError, LogError};
 pub use leader_epoch::LeaderEpochCache;
 pub use log::{AppendInfo, Log, ReadInfo};
+pub use producer_state::{
+    BatchMetadata, DuplicateBatch, ProducerStateEntry, ProducerStateLoad, ProducerStateManager,
+    RETAINED_SNAPSHOTS, SequenceCheck, SequenceError,
+};
 
 #[cfg(test)]
 mod tests;

@@ -14,6 +14,7 @@ use crate::checkpoint::{self, CleanShutdown, LEADER_EPOCH, LOG_START_OFFSET, REC
 use crate::config::{LogConfig, TimestampType};
 use crate::error::LogError;
 use crate::leader_epoch::LeaderEpochCache;
+use crate::producer_state::{DuplicateBatch, ProducerStateManager, SequenceError};
 use crate::recovery;
 use crate::segment::{LogSegment, PlacedBatch};
 
@@ -79,6 +80,8 @@ pub struct Log {
     last_flush_ms: i64,
     /// Segment files were created or deleted since the directory was last fsynced.
     dir_dirty: bool,
+    /// Idempotent producers, updated by every append (leader and follower).
+    producer_state: ProducerStateManager,
 }
 
 impl Log {
@@ -122,6 +125,8 @@ impl Log {
             unflushed_messages: 0,
             last_flush_ms: wall_clock_ms(),
             dir_dirty,
+            // Loaded below, once recovery settled the log's bounds.
+            producer_state: ProducerStateManager::empty(dir),
         };
         log.active_mut().ensure_exact(interval)?;
         leader_epoch_cache.truncate_from_end(log.log_end_offset());
@@ -139,6 +144,18 @@ impl Log {
         log.persist_leader_epochs()?;
         checkpoint::write_offset(&log.dir, LOG_START_OFFSET, start)?;
         let now = wall_clock_ms();
+        log.producer_state = ProducerStateManager::load(
+            dir,
+            &log.segments,
+            start,
+            log.log_end_offset(),
+            now,
+            log.config.producer_id_expiration_ms,
+        )?;
+        let load = log.producer_state.last_load();
+        tracing::info!(dir = %dir.display(), snapshot_offset = ?load.snapshot_offset,
+            replayed_from = load.replayed_from, batches_replayed = load.batches_replayed,
+            producers = log.producer_state.producers().len(), "loaded producer state");
         // segment.ms clock of the active segment after a restart: its first
         // batch's timestamp when plausible, else now.
         let first_ts = log.active().first_batch_timestamp()?;
@@ -231,6 +248,13 @@ impl Log {
         let interval = self.config.index_interval_bytes;
         self.active_mut()
             .append(&mut slices, &placed, next, interval, now_ms)?;
+        for (&(_, h), p) in batches.iter().zip(&placed) {
+            self.producer_state.update(&BatchHeader {
+                base_offset: p.base_offset,
+                max_timestamp: p.max_timestamp,
+                ..h
+            });
+        }
         self.unflushed_messages = self
             .unflushed_messages
             .saturating_add(i64::from(info.num_records));
@@ -291,6 +315,9 @@ impl Log {
         let interval = self.config.index_interval_bytes;
         self.active_mut()
             .append(&mut slices, &placed, expected, interval, now)?;
+        for (_, h) in &batches {
+            self.producer_state.update(h);
+        }
         self.unflushed_messages = self
             .unflushed_messages
             .saturating_add(i64::from(info.num_records));
@@ -483,7 +510,7 @@ impl Log {
                     }
                     if self.segments.len() == 1 {
                         let leo = self.log_end_offset();
-                        self.roll(leo)?;
+                        self.roll(leo, now_ms)?;
                     }
                     self.delete_oldest_segment()?;
                     deleted += 1;
@@ -574,6 +601,15 @@ impl Log {
             self.recovery_point = leo;
             checkpoint::write_offset(&self.dir, RECOVERY_POINT, leo)?;
         }
+        let (now, expiration) = (wall_clock_ms(), self.config.producer_id_expiration_ms);
+        let start = self.log_start_offset;
+        self.producer_state
+            .truncate_and_reload(&self.segments, start, leo, start, now, expiration)?;
+        if self.producer_state.last_load().snapshot_offset.is_none() {
+            // No snapshot left at or below the new end: keep the exact state
+            // for a restart (see the producer_state module docs).
+            self.producer_state.take_snapshot(leo, now, expiration)?;
+        }
         Ok(())
     }
 
@@ -590,6 +626,7 @@ impl Log {
         checkpoint::write_offset(&self.dir, LOG_START_OFFSET, offset)?;
         self.leader_epoch_cache = LeaderEpochCache::default();
         self.persist_leader_epochs()?;
+        self.producer_state.truncate_fully_and_start_at(offset)?;
         self.recovery_point = offset;
         checkpoint::write_offset(&self.dir, RECOVERY_POINT, offset)
     }
@@ -651,10 +688,37 @@ impl Log {
         self.leader_epoch_cache.entries()
     }
 
+    /// Check a produce request's batches against the producer state before
+    /// `append_as_leader`: `Some` when its first batch is a retry of a batch
+    /// in the log (answer with its offsets, append nothing).
+    pub fn check_producer_batches(
+        &self,
+        headers: &[BatchHeader],
+    ) -> Result<Option<DuplicateBatch>, SequenceError> {
+        self.producer_state.check_batches(headers)
+    }
+
+    /// The idempotent producers' state (see [`ProducerStateManager`]).
+    pub fn producer_state(&self) -> &ProducerStateManager {
+        &self.producer_state
+    }
+
+    /// Remove producers idle for `producer.id.expiration.ms`; returns how many.
+    pub fn remove_expired_producers(&mut self, now_ms: i64) -> usize {
+        self.producer_state
+            .remove_expired(now_ms, self.config.producer_id_expiration_ms)
+    }
+
     /// Graceful shutdown: seal the active segment's time index, write every
     /// index file, flush, and leave a clean-shutdown marker so the next open
     /// need not re-validate the active segment.
     pub fn close(mut self) -> Result<(), LogError> {
+        let leo = self.log_end_offset();
+        self.producer_state.take_snapshot(
+            leo,
+            wall_clock_ms(),
+            self.config.producer_id_expiration_ms,
+        )?;
         self.active_mut().seal();
         for seg in self.segments.values_mut() {
             seg.write_indexes()?;
@@ -739,14 +803,16 @@ impl Log {
                         .rolling_base_ms()
                         .is_some_and(|t| now_ms.saturating_sub(t) > config.segment_ms)));
         if should_roll {
-            self.roll(first)?;
+            self.roll(first, now_ms)?;
         }
         Ok(())
     }
 
     /// Seal the active segment and start a new one at `base_offset`. An empty
-    /// active segment is replaced instead.
-    fn roll(&mut self, base_offset: i64) -> Result<(), LogError> {
+    /// active segment is replaced instead. Either way the producer state as of
+    /// `base_offset` is snapshotted: a failure to write it is an I/O error of
+    /// the log directory like any other in the append path.
+    fn roll(&mut self, base_offset: i64, now_ms: i64) -> Result<(), LogError> {
         if self.active().is_empty() {
             let old = self.active().base_offset();
             if old == base_offset {
@@ -764,7 +830,11 @@ impl Log {
         self.segments
             .insert(base_offset, LogSegment::create(&self.dir, base_offset)?);
         self.dir_dirty = true;
-        Ok(())
+        self.producer_state.take_snapshot(
+            base_offset,
+            now_ms,
+            self.config.producer_id_expiration_ms,
+        )
     }
 
     fn delete_oldest_segment(&mut self) -> Result<(), LogError> {
@@ -773,6 +843,9 @@ impl Log {
         {
             seg.delete()?;
             self.dir_dirty = true;
+            // A snapshot below the first segment could never be replayed from.
+            let first = self.first_segment().base_offset();
+            self.producer_state.delete_snapshots_below(first)?;
         }
         Ok(())
     }
