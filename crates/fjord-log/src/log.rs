@@ -155,7 +155,8 @@ impl Log {
         let load = log.producer_state.last_load();
         tracing::info!(dir = %dir.display(), snapshot_offset = ?load.snapshot_offset,
             replayed_from = load.replayed_from, batches_replayed = load.batches_replayed,
-            producers = log.producer_state.producers().len(), "loaded producer state");
+            producers = log.producer_state.producers().len(), took = ?load.duration,
+            "loaded producer state");
         // segment.ms clock of the active segment after a restart: its first
         // batch's timestamp when plausible, else now.
         let first_ts = log.active().first_batch_timestamp()?;
@@ -701,6 +702,19 @@ impl Log {
     /// The idempotent producers' state (see [`ProducerStateManager`]).
     pub fn producer_state(&self) -> &ProducerStateManager {
         &self.producer_state
+    }
+
+    /// Rebuild the producer state from the log start (what a truncation
+    /// below every snapshot does), leaving this log's state and snapshot
+    /// files alone; how it went. For the load benchmark.
+    #[cfg(test)]
+    pub(crate) fn rebuild_producer_state_from_start(
+        &self,
+    ) -> Result<crate::ProducerStateLoad, LogError> {
+        let (start, end) = (self.log_start_offset, self.log_end_offset());
+        let mut state = ProducerStateManager::empty(&self.dir);
+        state.truncate_and_reload(&self.segments, start, end, start, wall_clock_ms(), i64::MAX)?;
+        Ok(state.last_load())
     }
 
     /// Remove producers idle for `producer.id.expiration.ms`; returns how many.

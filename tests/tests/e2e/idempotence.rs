@@ -26,12 +26,16 @@ const IO_TIMEOUT: Duration = Duration::from_secs(10);
 const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 const INVALID_PRODUCER_EPOCH: i16 = 47;
 
-/// One batch of `count` records from producer `pid` at `epoch`, sequences from `first_seq`.
-fn batch(pid: i64, epoch: i16, first_seq: i32, count: i32) -> bytes::Bytes {
-    let now_ms = std::time::SystemTime::now()
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock after 1970")
-        .as_millis() as i64;
+        .as_millis() as i64
+}
+
+/// One batch of `count` records from producer `pid` at `epoch`, sequences from `first_seq`.
+pub(crate) fn batch(pid: i64, epoch: i16, first_seq: i32, count: i32) -> bytes::Bytes {
+    let now_ms = now_ms();
     let records: Vec<Record> = (0..count)
         .map(|i| Record {
             transactional: false,
@@ -51,12 +55,37 @@ fn batch(pid: i64, epoch: i16, first_seq: i32, count: i32) -> bytes::Bytes {
             headers: Default::default(),
         })
         .collect();
+    encode(&records)
+}
+
+/// A batch of one `len`-byte record from no idempotent producer (producer id
+/// -1): filler that makes small segments roll.
+pub(crate) fn filler(len: usize) -> bytes::Bytes {
+    let record = Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp: now_ms(),
+        key: None,
+        value: Some(vec![b'f'; len].into()),
+        headers: Default::default(),
+    };
+    encode(&[record])
+}
+
+fn encode(records: &[Record]) -> bytes::Bytes {
     let mut buf = BytesMut::new();
     let options = RecordEncodeOptions {
         version: 2,
         compression: Compression::None,
     };
-    RecordBatchEncoder::encode(&mut buf, &records, &options).expect("encode batch");
+    RecordBatchEncoder::encode(&mut buf, records, &options).expect("encode batch");
     buf.freeze()
 }
 
@@ -85,7 +114,13 @@ pub(crate) fn produce_at(
     batch: bytes::Bytes,
     version: i16,
 ) -> ProduceResponse {
-    let request = ProduceRequest::default()
+    conn.request(version, &produce_request(topic, batch))
+        .expect("produce")
+}
+
+/// Produce `batch` to partition 0 with acks=all.
+pub(crate) fn produce_request(topic: &str, batch: bytes::Bytes) -> ProduceRequest {
+    ProduceRequest::default()
         .with_acks(-1)
         .with_timeout_ms(10_000)
         .with_topic_data(vec![
@@ -96,8 +131,7 @@ pub(crate) fn produce_at(
                         .with_index(0)
                         .with_records(Some(batch)),
                 ]),
-        ]);
-    conn.request(version, &request).expect("produce")
+        ])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

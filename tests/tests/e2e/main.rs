@@ -23,5 +23,6 @@ mod observability;
 mod offsets_topic;
 mod produce_consume;
 mod produce_validation;
+mod producer_state;
 mod protocol_errors;
 mod reassignment;

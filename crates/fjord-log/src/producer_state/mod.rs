@@ -42,6 +42,7 @@ pub(crate) mod snapshot;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 pub use entry::{BatchMetadata, CACHED_BATCHES, ProducerStateEntry, SequenceCheck, SequenceError};
 use entry::NO_PRODUCER_ID;
@@ -49,15 +50,12 @@ use entry::NO_PRODUCER_ID;
 use crate::batch::BatchHeader;
 use crate::checkpoint;
 use crate::error::LogError;
-use crate::segment::{LogSegment, Scan, Visit};
+use crate::segment::{HEADER_WALK_CHUNK, LogSegment, Scan, Visit};
 
 /// Snapshots kept at most (the newest). A follower truncates only the
 /// unreplicated tail, well within the last few segments; a truncation below
 /// every kept snapshot falls back to the rebuild without a snapshot.
 pub const RETAINED_SNAPSHOTS: usize = 10;
-
-/// Bytes read per pread while walking batch headers on a load.
-const HEADER_WALK_CHUNK: usize = 64 * 1024;
 
 /// A retried batch: the offsets it was written at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,6 +76,8 @@ pub struct ProducerStateLoad {
     pub batches_replayed: u64,
     /// Snapshots skipped (and deleted) because they did not read or decode.
     pub corrupt_snapshots: u32,
+    /// Wall time of the load (snapshot read and replay).
+    pub duration: Duration,
 }
 
 /// See the module docs.
@@ -302,6 +302,7 @@ impl ProducerStateManager {
         if !above.is_empty() {
             checkpoint::sync_dir(&self.dir)?;
         }
+        let started = Instant::now();
         self.producers.clear();
         let mut load = ProducerStateLoad::default();
         while let Some(&offset) = self.snapshots.last() {
@@ -333,6 +334,7 @@ impl ProducerStateManager {
         load.replayed_from = from;
         load.batches_replayed = self.replay(segments, from, log_end)?;
         self.map_end_offset = log_end;
+        load.duration = started.elapsed();
         self.last_load = load;
         Ok(())
     }
@@ -388,5 +390,7 @@ fn rebuild_start(segments: &BTreeMap<i64, LogSegment>) -> i64 {
         .unwrap_or(0)
 }
 
+#[cfg(test)]
+mod bench;
 #[cfg(test)]
 mod tests;

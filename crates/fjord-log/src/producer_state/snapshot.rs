@@ -241,16 +241,16 @@ mod tests {
             assert!(decode(&bytes[..i], 42).is_err(), "cut at {i}");
         }
         // An empty state round-trips too.
-        let empty = encode(0, HashMap::new().iter());
+        let empty = encode(0, HashMap::<i64, ProducerStateEntry>::new().iter());
         assert_eq!(decode(&empty, 0), Ok(HashMap::new()));
     }
 
     #[test]
     fn files_are_listed_by_offset_and_deleted() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let bytes = encode(5, HashMap::new().iter());
+        let bytes = encode(5, HashMap::<i64, ProducerStateEntry>::new().iter());
         write(dir.path(), 5, &bytes).expect("write");
-        write(dir.path(), 100, &encode(100, HashMap::new().iter())).expect("write");
+        write(dir.path(), 100, &encode(100, HashMap::<i64, ProducerStateEntry>::new().iter())).expect("write");
         fs::write(dir.path().join("00000000000000000005.log"), b"").expect("segment");
         assert_eq!(list(dir.path()).expect("list"), vec![5, 100]);
         assert_eq!(read(dir.path(), 5).expect("read"), HashMap::new());
