@@ -43,9 +43,18 @@ fn patch(b: &mut [u8], pid: i64, seq: i32) {
     b[17..21].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// Default configs, except that producers never expire: the batches carry
+/// an old fixed timestamp.
+fn config() -> LogConfig {
+    LogConfig {
+        producer_id_expiration_ms: i64::MAX,
+        ..LogConfig::default()
+    }
+}
+
 fn open(dir: &std::path::Path) -> (Log, std::time::Duration) {
     let started = Instant::now();
-    let log = Log::open(dir, LogConfig::default()).expect("open");
+    let log = Log::open(dir, config()).expect("open");
     (log, started.elapsed())
 }
 
@@ -63,7 +72,7 @@ fn report(case: &str, log: &Log, open: std::time::Duration) {
 fn run(size: u64) {
     let root = std::env::var_os("FJORD_BENCH_DIR").map_or_else(std::env::temp_dir, Into::into);
     let dir = tempfile::tempdir_in(root).expect("tempdir");
-    let mut log = Log::open(dir.path(), LogConfig::default()).expect("open");
+    let mut log = Log::open(dir.path(), config()).expect("open");
     let mut b = template();
     let (mut batches, started) = (0u64, Instant::now());
     while log.size_bytes() < size {
