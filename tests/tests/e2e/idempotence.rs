@@ -26,33 +26,36 @@ const IO_TIMEOUT: Duration = Duration::from_secs(10);
 const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 const INVALID_PRODUCER_EPOCH: i16 = 47;
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_millis() as i64
+/// One record of producer `pid` (-1: none) at `epoch` with sequence `seq`,
+/// stamped now: an old timestamp would let retention (7 days) delete the
+/// segment when the node restarts.
+fn record(pid: i64, epoch: i16, offset: i32, seq: i32, value: bytes::Bytes) -> Record {
+    Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: pid,
+        producer_epoch: epoch,
+        timestamp_type: TimestampType::Creation,
+        offset: i64::from(offset),
+        sequence: seq,
+        timestamp: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_millis() as i64,
+        key: None,
+        value: Some(value),
+        headers: Default::default(),
+    }
 }
 
 /// One batch of `count` records from producer `pid` at `epoch`, sequences from `first_seq`.
 pub(crate) fn batch(pid: i64, epoch: i16, first_seq: i32, count: i32) -> bytes::Bytes {
-    let now_ms = now_ms();
     let records: Vec<Record> = (0..count)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: pid,
-            producer_epoch: epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i64::from(i),
-            sequence: first_seq + i,
-            // Now: an old timestamp would let retention (7 days) delete the
-            // segment when the node restarts.
-            timestamp: now_ms,
-            key: None,
-            value: Some(format!("seq {}", first_seq + i).into()),
-            headers: Default::default(),
+        .map(|i| {
+            let seq = first_seq + i;
+            record(pid, epoch, i, seq, format!("seq {seq}").into())
         })
         .collect();
     encode(&records)
@@ -61,22 +64,7 @@ pub(crate) fn batch(pid: i64, epoch: i16, first_seq: i32, count: i32) -> bytes::
 /// A batch of one `len`-byte record from no idempotent producer (producer id
 /// -1): filler that makes small segments roll.
 pub(crate) fn filler(len: usize) -> bytes::Bytes {
-    let record = Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: now_ms(),
-        key: None,
-        value: Some(vec![b'f'; len].into()),
-        headers: Default::default(),
-    };
-    encode(&[record])
+    encode(&[record(-1, -1, 0, -1, vec![b'f'; len].into())])
 }
 
 fn encode(records: &[Record]) -> bytes::Bytes {

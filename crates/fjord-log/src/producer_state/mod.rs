@@ -41,6 +41,7 @@ mod entry;
 pub(crate) mod snapshot;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -294,7 +295,11 @@ impl ProducerStateManager {
         now_ms: i64,
         expiration_ms: i64,
     ) -> Result<(), LogError> {
-        let above: Vec<i64> = self.snapshots.range(log_end + 1..).copied().collect();
+        let above: Vec<i64> = self
+            .snapshots
+            .range((Bound::Excluded(log_end), Bound::Unbounded))
+            .copied()
+            .collect();
         for s in &above {
             snapshot::delete(&self.dir, *s)?;
             self.snapshots.remove(s);

@@ -29,6 +29,18 @@ fn send(log: &mut Log, seqs: &mut HashMap<i64, i32>, pid: i64, count: i32) -> (i
     (info.first_offset, info.last_offset)
 }
 
+/// A log of `batches` one-record batches from producers 1 to 4 in turn,
+/// over several small segments.
+fn written(batches: i64) -> (tempfile::TempDir, Log) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = Log::open(dir.path(), config()).expect("open");
+    let mut seqs = HashMap::new();
+    for i in 0..batches {
+        send(&mut log, &mut seqs, 1 + i % 4, 1);
+    }
+    (dir, log)
+}
+
 /// The state a replay of every batch header in the log gives.
 fn rebuilt(log: &Log) -> HashMap<i64, ProducerStateEntry> {
     let mut state = ProducerStateManager::empty(log.dir());
@@ -84,12 +96,7 @@ fn follower_appends_update_producer_state() {
 
 #[test]
 fn clean_close_snapshots_and_open_replays_nothing() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut log = Log::open(dir.path(), config()).expect("open");
-    let mut seqs = HashMap::new();
-    for i in 0..30 {
-        send(&mut log, &mut seqs, 1 + i % 4, 1);
-    }
+    let (dir, log) = written(30);
     assert!(log.num_segments() > 3, "rolled");
     let before = log.producer_state().producers().clone();
     let leo = log.log_end_offset();
@@ -108,12 +115,7 @@ fn clean_close_snapshots_and_open_replays_nothing() {
 
 #[test]
 fn after_a_crash_only_the_tail_after_the_last_roll_is_replayed() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut log = Log::open(dir.path(), config()).expect("open");
-    let mut seqs = HashMap::new();
-    for i in 0..30 {
-        send(&mut log, &mut seqs, 1 + i % 4, 1);
-    }
+    let (dir, log) = written(30);
     let before = log.producer_state().producers().clone();
     let active_base = *log.segment_base_offsets().last().expect("segment");
     let tail = log.log_end_offset() - active_base;
@@ -128,12 +130,7 @@ fn after_a_crash_only_the_tail_after_the_last_roll_is_replayed() {
 
 #[test]
 fn a_corrupt_snapshot_is_skipped_for_an_older_one() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut log = Log::open(dir.path(), config()).expect("open");
-    let mut seqs = HashMap::new();
-    for i in 0..30 {
-        send(&mut log, &mut seqs, 1 + i % 4, 1);
-    }
+    let (dir, log) = written(30);
     let before = log.producer_state().producers().clone();
     let leo = log.log_end_offset();
     let active_base = *log.segment_base_offsets().last().expect("segment");
@@ -183,12 +180,7 @@ fn without_snapshots_the_state_is_rebuilt_from_the_last_two_segments() {
 
 #[test]
 fn truncation_drops_later_snapshots_and_equals_a_rebuild() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut log = Log::open(dir.path(), config()).expect("open");
-    let mut seqs = HashMap::new();
-    for i in 0..30 {
-        send(&mut log, &mut seqs, 1 + i % 4, 1);
-    }
+    let (dir, mut log) = written(30);
     let bases = log.segment_base_offsets();
     let to = bases[2] + 1;
     log.truncate_to(to).expect("truncate");
@@ -207,12 +199,7 @@ fn truncation_drops_later_snapshots_and_equals_a_rebuild() {
 
 #[test]
 fn retention_deletes_snapshots_with_their_segments_and_few_are_kept() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut log = Log::open(dir.path(), config()).expect("open");
-    let mut seqs = HashMap::new();
-    for i in 0..120 {
-        send(&mut log, &mut seqs, 1 + i % 4, 1);
-    }
+    let (dir, mut log) = written(120);
     let bases = log.segment_base_offsets();
     assert!(bases.len() > RETAINED_SNAPSHOTS + 1);
     let kept = bases[bases.len() - RETAINED_SNAPSHOTS..].to_vec();
