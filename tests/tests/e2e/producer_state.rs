@@ -25,6 +25,8 @@ const REJOIN: Duration = Duration::from_secs(30);
 /// becoming leader (the behaviour before followers kept producer state) scans.
 const SEGMENT_BYTES: &str = "1024";
 const FILLER_BYTES: usize = 700;
+/// Sequences the failover test writes.
+const SEQUENCES: i32 = 40;
 
 /// Errors a producer retries (the leader moved or is still catching up).
 const RETRIABLE: [i16; 7] = [
@@ -134,31 +136,37 @@ async fn a_new_leader_answers_retries_after_the_leader_is_killed_with_no_duplica
             cluster.wait_for_partition(&topic, 0, REJOIN, "the full ISR back", |s| s.isr.len() == 3);
 
             // Phase 4: the producer keeps writing (retrying every unacknowledged
-            // batch) while the current leader is SIGKILLed mid-stream.
+            // batch) while another thread SIGKILLs the current leader mid-stream.
             let leader = cluster.partition_from(1, &topic, 0).expect("partition").leader;
             let leader_pid = cluster.node(leader).pid().expect("leader runs");
+            let (go, kill_now) = std::sync::mpsc::channel::<()>();
             let killer = std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(300));
-                let _ = std::process::Command::new("kill")
-                    .args(["-KILL", &leader_pid.to_string()])
-                    .status();
+                if kill_now.recv().is_ok() {
+                    let _ = std::process::Command::new("kill")
+                        .args(["-KILL", &leader_pid.to_string()])
+                        .status();
+                }
             });
-            for seq in 6..40 {
+            for seq in 6..SEQUENCES {
+                if seq == 20 {
+                    go.send(()).expect("killer thread");
+                }
                 produce_with_retries(&mut cluster, &topic, &batch(pid, epoch, seq, 1));
             }
             killer.join().expect("killer thread");
             assert!(!cluster.live_ids().contains(&leader), "the leader was killed");
 
             // Phase 5: the log holds every sequence once, in order, at dense offsets.
-            let records = read_all(&cluster.bootstrap(), &topic, 40 + 4);
+            let total = SEQUENCES as usize + 4;
+            let records = read_all(&cluster.bootstrap(), &topic, total);
             let offsets: Vec<i64> = records.iter().map(|(o, _)| *o).collect();
-            assert_eq!(offsets, (0..44).collect::<Vec<i64>>(), "no gap");
+            assert_eq!(offsets, (0..total as i64).collect::<Vec<i64>>(), "no gap");
             let seqs: Vec<String> = records
                 .iter()
                 .filter(|(_, v)| v.starts_with("seq "))
                 .map(|(_, v)| v.clone())
                 .collect();
-            let expected: Vec<String> = (0..40).map(|s| format!("seq {s}")).collect();
+            let expected: Vec<String> = (0..SEQUENCES).map(|s| format!("seq {s}")).collect();
             assert_eq!(seqs, expected, "each sequence once, in order");
         });
     })
@@ -197,7 +205,7 @@ async fn a_restarted_node_loads_producer_state_from_its_snapshot() {
             let mut conn = KafkaConn::connect(&cluster.bootstrap(), IO_TIMEOUT).expect("connect");
             let init = init_producer_id(&mut conn);
             let (pid, epoch) = (init.producer_id.0, init.producer_epoch);
-            let mut send = |cluster: &mut FjordCluster, seq: i32| {
+            let send = |cluster: &mut FjordCluster, seq: i32| {
                 produce_with_retries(cluster, &topic, &batch(pid, epoch, seq, 1))
             };
             for seq in 0..3 {
