@@ -45,7 +45,7 @@ use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-pub use entry::{BatchMetadata, CACHED_BATCHES, ProducerStateEntry, SequenceCheck, SequenceError};
+pub use entry::{BatchMetadata, ProducerStateEntry, SequenceCheck, SequenceError};
 use entry::NO_PRODUCER_ID;
 
 use crate::batch::BatchHeader;

@@ -134,7 +134,7 @@ fn idle_producers_expire_and_no_transaction_means_no_unstable_offset() {
     s.update(&old);
     s.update(&recent);
     assert_eq!(s.first_unstable_offset(), None);
-    assert_eq!(s.remove_expired(5_500, 4_000), 0);
+    assert_eq!(s.remove_expired(4_500, 4_000), 0);
     assert_eq!(s.remove_expired(6_000, 4_000), 1);
     assert_eq!(s.producers().keys().copied().collect::<Vec<_>>(), vec![2]);
     // The clock is the latest batch's timestamp.
