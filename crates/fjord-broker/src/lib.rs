@@ -63,6 +63,7 @@ pub mod truncation;
 pub mod types;
 
 pub use broker::Broker;
+pub use broker::LocalReplicaChanges;
 pub use config::{
     AdvertisedListener, BrokerConfig, DEFAULT_LISTENER, REPLICATION_LISTENER, ReplicationConfig,
 };
@@ -72,7 +73,6 @@ pub use fjord_controller::{
     BrokerRegistration, ElectionError, ElectionType, Listener, MetadataImage,
     PartitionRegistration, ReassignmentError, ReplicaAssignmentError, TopicImage,
 };
-pub use broker::LocalReplicaChanges;
 pub use metadata_applier::LocalReplicaChange;
 pub use reassignment::{OngoingReassignment, ReassignmentOutcome};
 pub use types::*;

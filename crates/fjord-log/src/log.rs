@@ -604,8 +604,14 @@ impl Log {
         }
         let (now, expiration) = (wall_clock_ms(), self.config.producer_id_expiration_ms);
         let start = self.log_start_offset;
-        self.producer_state
-            .truncate_and_reload(&self.segments, start, leo, start, now, expiration)?;
+        self.producer_state.truncate_and_reload(
+            &self.segments,
+            start,
+            leo,
+            start,
+            now,
+            expiration,
+        )?;
         if self.producer_state.last_load().snapshot_offset.is_none() {
             // No snapshot left at or below the new end: keep the exact state
             // for a restart (see the producer_state module docs).

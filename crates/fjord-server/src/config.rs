@@ -728,7 +728,10 @@ mod tests {
         assert_eq!(config.controller.voters.len(), 3);
         assert_eq!(config.broker.advertised_listeners[0].host, "fjord-2");
         assert_eq!(config.broker.log_defaults.retention_ms, 60000);
-        assert_eq!(config.broker.log_defaults.producer_id_expiration_ms, 3_600_000);
+        assert_eq!(
+            config.broker.log_defaults.producer_id_expiration_ms,
+            3_600_000
+        );
         assert_eq!(
             config.broker.producer_id_expiration_check_interval,
             Duration::from_millis(600_000)

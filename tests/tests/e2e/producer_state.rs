@@ -101,7 +101,10 @@ async fn a_new_leader_answers_retries_after_the_leader_is_killed_with_no_duplica
                 &topic,
                 1,
                 3,
-                &[("min.insync.replicas", "2"), ("segment.bytes", SEGMENT_BYTES)],
+                &[
+                    ("min.insync.replicas", "2"),
+                    ("segment.bytes", SEGMENT_BYTES),
+                ],
             )
             .await;
         let init = block_in_place(|| {
@@ -117,7 +120,11 @@ async fn a_new_leader_answers_retries_after_the_leader_is_killed_with_no_duplica
             // four segments: its batches are now outside the last two segments.
             let mut offsets = Vec::new();
             for seq in 0..6 {
-                offsets.push(produce_with_retries(&mut cluster, &topic, &batch(pid, epoch, seq, 1)));
+                offsets.push(produce_with_retries(
+                    &mut cluster,
+                    &topic,
+                    &batch(pid, epoch, seq, 1),
+                ));
             }
             assert_eq!(offsets, (0..6).collect::<Vec<i64>>());
             for _ in 0..4 {
@@ -134,11 +141,15 @@ async fn a_new_leader_answers_retries_after_the_leader_is_killed_with_no_duplica
             let retried = produce_with_retries(&mut cluster, &topic, &batch(pid, epoch, 5, 1));
             assert_eq!(retried, 5, "the retry is answered as the duplicate it is");
             cluster.restart(before.leader);
-            cluster.wait_for_partition(&topic, 0, REJOIN, "the full ISR back", |s| s.isr.len() == 3);
+            cluster
+                .wait_for_partition(&topic, 0, REJOIN, "the full ISR back", |s| s.isr.len() == 3);
 
             // Phase 4: the producer keeps writing (retrying every unacknowledged
             // batch) while another thread SIGKILLs the current leader mid-stream.
-            let leader = cluster.partition_from(1, &topic, 0).expect("partition").leader;
+            let leader = cluster
+                .partition_from(1, &topic, 0)
+                .expect("partition")
+                .leader;
             let leader_pid = cluster.node(leader).pid().expect("leader runs");
             let (go, kill_now) = std::sync::mpsc::channel::<()>();
             let killer = std::thread::spawn(move || {
@@ -155,7 +166,10 @@ async fn a_new_leader_answers_retries_after_the_leader_is_killed_with_no_duplica
                 produce_with_retries(&mut cluster, &topic, &batch(pid, epoch, seq, 1));
             }
             killer.join().expect("killer thread");
-            assert!(!cluster.live_ids().contains(&leader), "the leader was killed");
+            assert!(
+                !cluster.live_ids().contains(&leader),
+                "the leader was killed"
+            );
             cluster.kill9(leader); // reap it: the harness fails on nodes that died by themselves
 
             // Phase 5: the log holds every sequence once, in order, at dense offsets.
@@ -179,7 +193,9 @@ async fn a_new_leader_answers_retries_after_the_leader_is_killed_with_no_duplica
 /// directory of `topic`-0: (snapshot_offset field, batches_replayed).
 fn load_line(log: &str, start: usize, topic: &str) -> (String, u64) {
     let marker = format!("=== fjord-e2e: start #{start} ");
-    let from = log.find(&marker).unwrap_or_else(|| panic!("no {marker:?} in the node log"));
+    let from = log
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {marker:?} in the node log"));
     let line = log[from..]
         .lines()
         .find(|l| l.contains("loaded producer state") && l.contains(&format!("{topic}-0 ")))
@@ -236,8 +252,14 @@ async fn a_restarted_node_loads_producer_state_from_its_snapshot() {
             cluster.restart(1);
             let log = std::fs::read_to_string(cluster.node(1).log_path()).expect("node log");
             let (snapshot, replayed) = load_line(&log, 3, &topic);
-            assert!(snapshot.starts_with("Some("), "loaded from a roll's snapshot: {snapshot}");
-            assert!((1..=3).contains(&replayed), "only the tail: {replayed} batches");
+            assert!(
+                snapshot.starts_with("Some("),
+                "loaded from a roll's snapshot: {snapshot}"
+            );
+            assert!(
+                (1..=3).contains(&replayed),
+                "only the tail: {replayed} batches"
+            );
             assert_eq!(send(&mut cluster, 5), last, "a retry after the crash");
         });
     })

@@ -29,7 +29,8 @@ fn template() -> Vec<u8> {
             ..crate::testing::record(i64::from(i), TIMESTAMP, None, Bytes::new())
         })
         .collect();
-    let mut b = crate::testing::encode(&records, kafka_protocol::records::Compression::None).to_vec();
+    let mut b =
+        crate::testing::encode(&records, kafka_protocol::records::Compression::None).to_vec();
     // Take the producer fields from an idempotent batch's header.
     let idem = idempotent_batch(0, 0, 0, 1, TIMESTAMP);
     b[43..57].copy_from_slice(&idem[43..57]);
@@ -93,10 +94,7 @@ fn run(size: u64) {
     let full = log.rebuild_producer_state_from_start().expect("rebuild");
     println!(
         "  {:<44} {:>16}  producer state {:>10.1?}  {} batches replayed",
-        "full rebuild from the log start",
-        "",
-        full.duration,
-        full.batches_replayed
+        "full rebuild from the log start", "", full.duration, full.batches_replayed
     );
 
     log.close().expect("close");

@@ -27,7 +27,8 @@ pub struct BatchMetadata {
 
 impl BatchMetadata {
     pub fn last_offset(&self) -> i64 {
-        self.first_offset.saturating_add(i64::from(self.offset_delta))
+        self.first_offset
+            .saturating_add(i64::from(self.offset_delta))
     }
 }
 

@@ -45,8 +45,8 @@ use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-pub use entry::{BatchMetadata, ProducerStateEntry, SequenceCheck, SequenceError};
 use entry::NO_PRODUCER_ID;
+pub use entry::{BatchMetadata, ProducerStateEntry, SequenceCheck, SequenceError};
 
 use crate::batch::BatchHeader;
 use crate::checkpoint;
@@ -124,7 +124,14 @@ impl ProducerStateManager {
         let first_base = segments.keys().next().copied().unwrap_or(log_start);
         state.delete_snapshots_below(first_base)?;
         let fallback = rebuild_start(segments);
-        state.truncate_and_reload(segments, log_start, log_end, fallback, now_ms, expiration_ms)?;
+        state.truncate_and_reload(
+            segments,
+            log_start,
+            log_end,
+            fallback,
+            now_ms,
+            expiration_ms,
+        )?;
         Ok(state)
     }
 
@@ -331,10 +338,7 @@ impl ProducerStateManager {
                 }
             }
         }
-        let from = load
-            .snapshot_offset
-            .unwrap_or(fallback_from)
-            .max(log_start);
+        let from = load.snapshot_offset.unwrap_or(fallback_from).max(log_start);
         self.map_end_offset = from;
         load.replayed_from = from;
         load.batches_replayed = self.replay(segments, from, log_end)?;

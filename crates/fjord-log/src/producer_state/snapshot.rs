@@ -210,12 +210,14 @@ mod tests {
         e.last_timestamp = 1_234;
         e.batches = batches
             .iter()
-            .map(|&(first_seq, last_seq, first_offset, offset_delta)| BatchMetadata {
-                first_seq,
-                last_seq,
-                first_offset,
-                offset_delta,
-            })
+            .map(
+                |&(first_seq, last_seq, first_offset, offset_delta)| BatchMetadata {
+                    first_seq,
+                    last_seq,
+                    first_offset,
+                    offset_delta,
+                },
+            )
             .collect();
         e
     }
@@ -250,16 +252,18 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let bytes = encode(5, HashMap::<i64, ProducerStateEntry>::new().iter());
         write(dir.path(), 5, &bytes).expect("write");
-        write(dir.path(), 100, &encode(100, HashMap::<i64, ProducerStateEntry>::new().iter())).expect("write");
+        write(
+            dir.path(),
+            100,
+            &encode(100, HashMap::<i64, ProducerStateEntry>::new().iter()),
+        )
+        .expect("write");
         fs::write(dir.path().join("00000000000000000005.log"), b"").expect("segment");
         assert_eq!(list(dir.path()).expect("list"), vec![5, 100]);
         assert_eq!(read(dir.path(), 5).expect("read"), HashMap::new());
         delete(dir.path(), 5).expect("delete");
         delete(dir.path(), 5).expect("delete again");
         assert_eq!(list(dir.path()).expect("list"), vec![100]);
-        assert!(matches!(
-            read(dir.path(), 5),
-            Err(LogError::Io { .. })
-        ));
+        assert!(matches!(read(dir.path(), 5), Err(LogError::Io { .. })));
     }
 }

@@ -74,7 +74,9 @@ fn follower_appends_update_producer_state() {
     let mut offset = 0;
     while offset < leader.log_end_offset() {
         let read = leader.read(offset, 1000, i64::MAX, true).expect("read");
-        follower.append_as_follower(&read.records).expect("follower append");
+        follower
+            .append_as_follower(&read.records)
+            .expect("follower append");
         offset = follower.log_end_offset();
     }
     assert_eq!(
@@ -171,7 +173,10 @@ fn without_snapshots_the_state_is_rebuilt_from_the_last_two_segments() {
     assert_eq!(load.snapshot_offset, None);
     assert_eq!(load.replayed_from, bases[bases.len() - 2]);
     let producers = log.producer_state().producers();
-    assert!(!producers.contains_key(&1), "older than the last two segments");
+    assert!(
+        !producers.contains_key(&1),
+        "older than the last two segments"
+    );
     let full = rebuilt(&log);
     for pid in [2, 3] {
         assert_eq!(producers[&pid].batches.back(), full[&pid].batches.back());
@@ -184,7 +189,10 @@ fn truncation_drops_later_snapshots_and_equals_a_rebuild() {
     let bases = log.segment_base_offsets();
     let to = bases[2] + 1;
     log.truncate_to(to).expect("truncate");
-    assert_eq!(log.producer_state().snapshot_offsets(), bases[1..=2].to_vec());
+    assert_eq!(
+        log.producer_state().snapshot_offsets(),
+        bases[1..=2].to_vec()
+    );
     assert_eq!(
         log.producer_state().last_load().snapshot_offset,
         Some(bases[2])
@@ -208,7 +216,10 @@ fn retention_deletes_snapshots_with_their_segments_and_few_are_kept() {
     // DeleteRecords past the oldest kept snapshot deletes it with its segment.
     log.advance_log_start_offset(kept[1]).expect("advance");
     assert_eq!(log.producer_state().snapshot_offsets(), kept[1..].to_vec());
-    assert_eq!(snapshot::list(dir.path()).expect("list"), kept[1..].to_vec());
+    assert_eq!(
+        snapshot::list(dir.path()).expect("list"),
+        kept[1..].to_vec()
+    );
 }
 
 #[test]
@@ -225,7 +236,11 @@ fn expired_producers_are_removed_and_not_snapshotted() {
     log.append_as_leader(&recent, 0, 0).expect("append");
     assert_eq!(log.remove_expired_producers(5_500), 1);
     assert_eq!(
-        log.producer_state().producers().keys().copied().collect::<Vec<_>>(),
+        log.producer_state()
+            .producers()
+            .keys()
+            .copied()
+            .collect::<Vec<_>>(),
         vec![2]
     );
     // Wall-clock now is far past both: the close snapshot leaves both out,
@@ -260,13 +275,24 @@ fn a_snapshot_that_cannot_be_written_fails_the_roll() {
 /// One step of the seeded model test.
 #[derive(Clone, Debug)]
 enum Op {
-    Send { pid: i64, count: i32 },
+    Send {
+        pid: i64,
+        count: i32,
+    },
     /// Cut at a fraction of the log.
     Truncate(f64),
-    Reopen { clean: bool },
+    Reopen {
+        clean: bool,
+    },
     /// A retry of a producer's last batch must be a duplicate.
-    Retry { pid: i64 },
+    Retry {
+        pid: i64,
+    },
 }
+
+/// The model's view of a producer: its next sequence and its last batch in
+/// the log as (first sequence, records, first offset).
+type Sent = (i32, Option<(i32, i32, i64)>);
 
 fn arb_op() -> impl Strategy<Value = Op> {
     prop_oneof![
@@ -288,8 +314,7 @@ proptest! {
     ) {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut log = Some(Log::open(dir.path(), config()).expect("open"));
-        // Per producer: its next sequence and its last batch in the log.
-        let mut producers: HashMap<i64, (i32, Option<(i32, i32, i64)>)> = HashMap::new();
+        let mut producers: HashMap<i64, Sent> = HashMap::new();
         for op in ops {
             let l = log.as_mut().expect("open log");
             match op {
