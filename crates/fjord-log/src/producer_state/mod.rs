@@ -55,7 +55,7 @@ use crate::segment::{HEADER_WALK_CHUNK, LogSegment, Scan, Visit};
 
 /// Snapshots kept at most (the newest). A follower truncates only the
 /// unreplicated tail, well within the last few segments; a truncation below
-/// every kept snapshot falls back to the rebuild without a snapshot.
+/// every kept snapshot rebuilds from the log start.
 pub const RETAINED_SNAPSHOTS: usize = 10;
 
 /// A retried batch: the offsets it was written at.
