@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use kafka_protocol::records::RecordBatchDecoder;
 
-use crate::batch::{self, BatchHeader, HEADER_LEN, LEADER_PREFIX_LEN, Origin};
+use crate::batch::{self, BatchHeader, Origin, Rewritten, split_batches};
 use crate::checkpoint::{self, CleanShutdown, LEADER_EPOCH, LOG_START_OFFSET, RECOVERY_POINT};
 use crate::config::{LogConfig, TimestampType};
 use crate::error::LogError;
@@ -41,21 +41,6 @@ pub struct ReadInfo {
     pub records: Bytes,
     pub log_start_offset: i64,
     pub log_end_offset: i64,
-}
-
-/// The header bytes the leader writes in front of a batch's untouched body.
-enum Rewritten {
-    Prefix([u8; LEADER_PREFIX_LEN]),
-    Header([u8; HEADER_LEN]),
-}
-
-impl Rewritten {
-    fn bytes(&self) -> &[u8] {
-        match self {
-            Rewritten::Prefix(p) => p,
-            Rewritten::Header(h) => h,
-        }
-    }
 }
 
 fn wall_clock_ms() -> i64 {
@@ -900,29 +885,4 @@ impl Log {
             self.leader_epoch_cache.to_text().as_bytes(),
         )
     }
-}
-
-/// Split `records` into validated batches: (start position, header).
-/// Replica data may end with a partial batch, which is left out.
-fn split_batches(
-    records: &[u8],
-    max_size: Option<u32>,
-    origin: Origin,
-) -> Result<Vec<(usize, BatchHeader)>, LogError> {
-    let mut out = Vec::new();
-    let mut pos = 0;
-    while pos < records.len() {
-        let rest = &records[pos..];
-        if origin == Origin::Replica {
-            match BatchHeader::parse(rest) {
-                None => break,
-                Some(h) if h.batch_length >= 0 && h.size() > rest.len() => break,
-                Some(_) => {}
-            }
-        }
-        let h = batch::validate(rest, pos, max_size, origin)?;
-        out.push((pos, h));
-        pos += h.size();
-    }
-    Ok(out)
 }
