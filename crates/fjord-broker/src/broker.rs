@@ -203,23 +203,34 @@ impl Broker {
         });
     }
 
-    /// Retention, flush policy and high watermark checkpoints, on their intervals.
+    /// Retention, flush policy, producer id expiry and high watermark
+    /// checkpoints, on their intervals.
     fn spawn_housekeeping(&self) {
         let (replicas, cancel) = (self.replicas.clone(), self.cancel.clone());
-        let (retention_every, flush_every, checkpoint_every) = (
+        let (retention_every, flush_every, expiry_every, checkpoint_every) = (
             self.config.retention_check_interval,
             self.config.flush_check_interval,
+            self.config.producer_id_expiration_check_interval,
             self.replication.hw_checkpoint_interval,
         );
+        /// What a tick of the walk over the partitions does.
+        #[derive(Clone, Copy)]
+        enum Chore {
+            Retention,
+            Flush,
+            ExpireProducers,
+        }
         self.tasks.spawn(async move {
             let mut retention = tokio::time::interval(retention_every);
             let mut flush = tokio::time::interval(flush_every);
+            let mut expiry = tokio::time::interval(expiry_every);
             let mut checkpoint = tokio::time::interval(checkpoint_every);
             loop {
-                let retention_due = tokio::select! {
+                let chore = tokio::select! {
                     _ = cancel.cancelled() => return,
-                    _ = retention.tick() => true,
-                    _ = flush.tick() => false,
+                    _ = retention.tick() => Chore::Retention,
+                    _ = flush.tick() => Chore::Flush,
+                    _ = expiry.tick() => Chore::ExpireProducers,
                     _ = checkpoint.tick() => {
                         let replicas = replicas.clone();
                         let _ = tokio::task::spawn_blocking(move || checkpoint_high_watermarks(&replicas)).await;
@@ -231,10 +242,19 @@ impl Broker {
                     let now = now_ms();
                     // A failure goes to the log directory's fault handler.
                     for p in replicas.all() {
-                        if !retention_due {
-                            p.maybe_flush(now);
-                        } else if let deleted @ 1.. = p.apply_retention(now) {
-                            tracing::info!(tp = %p.tp, deleted, "retention deleted segments");
+                        match chore {
+                            Chore::Flush => p.maybe_flush(now),
+                            Chore::Retention => {
+                                if let deleted @ 1.. = p.apply_retention(now) {
+                                    tracing::info!(tp = %p.tp, deleted, "retention deleted segments");
+                                }
+                            }
+                            // Kafka's removeExpiredProducers: memory only.
+                            Chore::ExpireProducers => {
+                                if let expired @ 1.. = p.remove_expired_producers(now) {
+                                    tracing::debug!(tp = %p.tp, expired, "expired idle producer ids");
+                                }
+                            }
                         }
                     }
                 })

@@ -48,6 +48,10 @@ pub struct BrokerConfig {
     pub retention_check_interval: Duration,
     /// How often the flusher looks at `flush.ms` / `flush.messages`.
     pub flush_check_interval: Duration,
+    /// `producer.id.expiration.check.interval.ms`: how often producers idle
+    /// for `producer.id.expiration.ms` (in [`Self::log_defaults`], copied
+    /// into every log's config) are forgotten.
+    pub producer_id_expiration_check_interval: Duration,
     /// The group coordinator and `__consumer_offsets`.
     pub groups: fjord_coordinator::GroupServiceConfig,
 }
@@ -73,6 +77,7 @@ impl BrokerConfig {
             log_defaults: LogConfig::default(),
             retention_check_interval: Duration::from_millis(300_000),
             flush_check_interval: Duration::from_millis(1_000),
+            producer_id_expiration_check_interval: Duration::from_millis(600_000),
             groups: Default::default(),
         }
     }

@@ -48,9 +48,9 @@ pub enum PartitionError {
     #[error("the broker is shutting down")]
     ShuttingDown,
     #[error("idempotent producer sent a batch out of sequence")]
-    OutOfOrderSequenceNumber(#[source] crate::producer_state::SequenceError),
+    OutOfOrderSequenceNumber(#[source] fjord_log::SequenceError),
     #[error("idempotent producer's epoch is fenced")]
-    InvalidProducerEpoch(#[source] crate::producer_state::SequenceError),
+    InvalidProducerEpoch(#[source] fjord_log::SequenceError),
     /// A client sent a control batch (a COMMIT/ABORT marker): only the
     /// transaction coordinator writes those (Kafka's `LogValidator`).
     #[error("clients may not write control batches (producer {producer_id})")]
@@ -77,6 +77,18 @@ pub enum PartitionError {
 }
 
 impl PartitionError {
+    /// A produce request refused by the producer state.
+    pub(crate) fn from_sequence(err: fjord_log::SequenceError) -> Self {
+        match err {
+            fjord_log::SequenceError::InvalidProducerEpoch { .. } => {
+                PartitionError::InvalidProducerEpoch(err)
+            }
+            fjord_log::SequenceError::OutOfOrderSequence { .. } => {
+                PartitionError::OutOfOrderSequenceNumber(err)
+            }
+        }
+    }
+
     /// Sort a log error into the partition error a client should see.
     pub(crate) fn from_log(err: fjord_log::LogError) -> Self {
         use fjord_log::LogError as L;

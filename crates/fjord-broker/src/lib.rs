@@ -61,7 +61,6 @@ pub mod metadata_cache;
 pub mod partition;
 mod produce_validation;
 pub mod producer_ids;
-pub mod producer_state;
 pub mod replica_manager;
 pub mod replication;
 mod stored_topic_configs;

@@ -19,7 +19,6 @@ use crate::error::PartitionError;
 use crate::leader_state::{Committed, IsrProposal, LeaderState};
 use crate::log_dir_failure::{LogDirFailure, LogOperation};
 use crate::produce_validation::{validate_client_batches, validate_keys};
-use crate::producer_state::{ProducerStateTable, SequenceCheck, SequenceError};
 use crate::truncation::{self, EpochEndOffset};
 use crate::types::{Acks, FetchPartitionData, ListedOffset, OffsetSpec, ProduceInfo};
 
@@ -58,8 +57,6 @@ struct Inner {
     /// Counts the times this broker became leader (see [`Partition::subscribe_leading`]).
     terms: u64,
     min_insync_replicas: usize,
-    /// Idempotent producers' recent batches, to drop retried duplicates.
-    producers: ProducerStateTable,
     /// The high watermark last written to the checkpoint file.
     checkpointed_hw: Offset,
 }
@@ -197,14 +194,15 @@ impl Partition {
         } else {
             leo
         };
-        let producers = load_producer_state(&log);
+        // The log loaded its producer state on open (snapshot plus tail) and
+        // keeps it with every append, as leader or follower: nothing to
+        // rebuild here or on becoming leader.
         let inner = Inner {
             log: Some(log),
             assignment,
             leader: None,
             terms: 0,
             min_insync_replicas,
-            producers,
             checkpointed_hw: hw_checkpoint.unwrap_or(-1),
         };
         let partition = Partition {
@@ -220,7 +218,7 @@ impl Partition {
         {
             let mut inner = partition.lock();
             if inner.assignment.leader == node_id {
-                partition.become_leader(&mut inner, crate::replica_manager::now_ms(), false);
+                partition.become_leader(&mut inner, crate::replica_manager::now_ms());
             }
             partition.advance_hw(&mut inner);
         }
@@ -239,7 +237,7 @@ impl Partition {
     /// followers find where they diverge), track followers afresh (their log
     /// ends are unknown until they fetch) and keep the high watermark where
     /// it is; it rises as followers report.
-    fn become_leader(&self, inner: &mut Inner, now_ms: i64, rebuild_producers: bool) {
+    fn become_leader(&self, inner: &mut Inner, now_ms: i64) {
         if self.failure.is_offline() {
             return;
         }
@@ -254,10 +252,6 @@ impl Partition {
             return;
         }
         let leo = log.log_end_offset();
-        if rebuild_producers {
-            // Batches replicated as follower are not in the producer table.
-            inner.producers = load_producer_state(log);
-        }
         inner.leader = Some(LeaderState::new(
             self.node_id,
             inner.assignment.committed(),
@@ -299,7 +293,7 @@ impl Partition {
                             .fail(LogOperation::AssignLeaderEpoch, Some(&self.tp), &err);
                     }
                 }
-                (None, true) => self.become_leader(inner, now_ms, true),
+                (None, true) => self.become_leader(inner, now_ms),
                 (Some(_), false) => {
                     inner.leader = None;
                     self.leading.send_replace(None);
@@ -426,14 +420,19 @@ impl Partition {
         let term = inner.terms;
         // Before the duplicate check: a forged batch is never answered as a retry.
         validated?;
-        if let Some(duplicate) = check_sequences(&inner.producers, &headers)? {
+        let Some(log) = inner.log.as_ref() else {
+            return Err(PartitionError::UnknownTopicOrPartition);
+        };
+        if let Some(duplicate) = log
+            .check_producer_batches(&headers)
+            .map_err(PartitionError::from_sequence)?
+        {
             // A retry of a batch already written: answer with where it landed.
-            let log_start_offset = inner.log.as_ref().map_or(0, Log::log_start_offset);
             return Ok(Appended {
                 info: ProduceInfo {
                     base_offset: duplicate.first_offset,
                     log_append_time_ms: -1,
-                    log_start_offset,
+                    log_start_offset: log.log_start_offset(),
                 },
                 last_offset: duplicate.last_offset,
                 term,
@@ -450,12 +449,6 @@ impl Partition {
             log.append_as_leader(records, epoch, now_ms)
                 .map_err(PartitionError::from_log),
         )?;
-        let mut next_offset = appended.first_offset;
-        for mut header in headers {
-            header.base_offset = next_offset;
-            next_offset = header.next_offset();
-            inner.producers.record(&header);
-        }
         if log.flush_due(now_ms) {
             self.failure.on_storage_error(
                 LogOperation::Flush,
@@ -891,6 +884,19 @@ impl Partition {
         }
     }
 
+    /// Forget idempotent producers idle for `producer.id.expiration.ms`
+    /// (memory only: no I/O); returns how many.
+    pub fn remove_expired_producers(&self, now_ms: i64) -> usize {
+        if self.failure.is_offline() {
+            return 0;
+        }
+        let mut inner = self.lock();
+        inner
+            .log
+            .as_mut()
+            .map_or(0, |log| log.remove_expired_producers(now_ms))
+    }
+
     /// The log directory's fault handler.
     pub fn log_dir_failure(&self) -> &LogDirFailure {
         &self.failure
@@ -907,12 +913,6 @@ impl Partition {
     }
 }
 
-/// A retried batch found in the producer state.
-struct Duplicate {
-    first_offset: Offset,
-    last_offset: Offset,
-}
-
 /// The headers of a produce request's batches (per batch, never per record).
 /// Malformed framing is left for the log's validation to report.
 fn batch_headers(records: &Bytes) -> Vec<BatchHeader> {
@@ -926,87 +926,4 @@ fn batch_headers(records: &Bytes) -> Vec<BatchHeader> {
         rest = &rest[header.size()..];
     }
     headers
-}
-
-/// Check idempotent producers' sequence numbers. A request whose first
-/// batch is a retry is answered from the original (clients send one batch
-/// per partition per request); later batches must follow their predecessor.
-fn check_sequences(
-    producers: &ProducerStateTable,
-    headers: &[BatchHeader],
-) -> Result<Option<Duplicate>, PartitionError> {
-    let sequence_error = |e: SequenceError| match e {
-        SequenceError::InvalidProducerEpoch { .. } => PartitionError::InvalidProducerEpoch(e),
-        SequenceError::OutOfOrderSequence { .. } => PartitionError::OutOfOrderSequenceNumber(e),
-    };
-    let Some(first) = headers.first() else {
-        return Ok(None);
-    };
-    if let SequenceCheck::Duplicate { first_offset } =
-        producers.check(first).map_err(sequence_error)?
-    {
-        return Ok(Some(Duplicate {
-            first_offset,
-            last_offset: first_offset + i64::from(first.last_offset_delta),
-        }));
-    }
-    for pair in headers.windows(2) {
-        let (prev, next) = (&pair[0], &pair[1]);
-        let follows = next.producer_id == -1
-            || (next.producer_id == prev.producer_id
-                && next.producer_epoch == prev.producer_epoch
-                && next.base_sequence
-                    == prev
-                        .base_sequence
-                        .wrapping_add(prev.last_offset_delta)
-                        .wrapping_add(1));
-        if !follows {
-            return Err(sequence_error(SequenceError::OutOfOrderSequence {
-                last: prev.base_sequence.wrapping_add(prev.last_offset_delta),
-                got: next.base_sequence,
-            }));
-        }
-    }
-    Ok(None)
-}
-
-/// Rebuild producer state from the newest two segments: producers whose last
-/// write is older than that are unknown after a restart, and an unknown
-/// producer's next batch is accepted (as Kafka 3 does when producer state
-/// expired). Kafka snapshots producer state instead; Fjord does not yet.
-fn load_producer_state(log: &Log) -> ProducerStateTable {
-    let mut table = ProducerStateTable::default();
-    let bases = log.segment_base_offsets();
-    let start = bases
-        .len()
-        .checked_sub(2)
-        .map_or(log.log_start_offset(), |i| bases[i])
-        .max(log.log_start_offset());
-    let (mut offset, end) = (start, log.log_end_offset());
-    while offset < end {
-        match log.read(offset, 1 << 20, end, true) {
-            Ok(read) if !read.records.is_empty() => {
-                let mut last = offset;
-                let mut rest: &[u8] = &read.records;
-                while let Some(header) = BatchHeader::parse(rest) {
-                    if header.size() > rest.len() {
-                        break;
-                    }
-                    table.record(&header);
-                    last = header.next_offset();
-                    rest = &rest[header.size()..];
-                }
-                if last <= offset {
-                    break;
-                }
-                offset = last;
-            }
-            Ok(_) => break,
-            Err(err) => {
-                tracing::warn!(dir = %log.dir().display(), %err, "cannot rebuild producer state");
-                break;
-            }
-        }
-    }
-    table
 }

@@ -255,6 +255,46 @@ pub(crate) fn log_append_time_header(
     h
 }
 
+/// The header bytes the leader writes in front of a batch's untouched body.
+pub(crate) enum Rewritten {
+    Prefix([u8; LEADER_PREFIX_LEN]),
+    Header([u8; HEADER_LEN]),
+}
+
+impl Rewritten {
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match self {
+            Rewritten::Prefix(p) => p,
+            Rewritten::Header(h) => h,
+        }
+    }
+}
+
+/// Split `records` into validated batches: (start position, header).
+/// Replica data may end with a partial batch, which is left out.
+pub(crate) fn split_batches(
+    records: &[u8],
+    max_size: Option<u32>,
+    origin: Origin,
+) -> Result<Vec<(usize, BatchHeader)>, LogError> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < records.len() {
+        let rest = &records[pos..];
+        if origin == Origin::Replica {
+            match BatchHeader::parse(rest) {
+                None => break,
+                Some(h) if h.batch_length >= 0 && h.size() > rest.len() => break,
+                Some(_) => {}
+            }
+        }
+        let h = validate(rest, pos, max_size, origin)?;
+        out.push((pos, h));
+        pos += h.size();
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 pub(crate) mod test_util {
     use bytes::Bytes;

@@ -78,6 +78,13 @@ pub struct LogConfig {
     pub message_timestamp_type: TimestampType,
     /// `cleanup.policy`. Default delete.
     pub cleanup_policy: CleanupPolicy,
+    /// `producer.id.expiration.ms`: a producer that has not written for this
+    /// long is forgotten (removed by the broker's periodic check, left out of
+    /// producer state snapshots). Default 1 day. A broker config in Kafka, not
+    /// a topic config: the broker copies it into every log's config, and it is
+    /// neither parsed by [`LogConfig::with_overrides`] nor listed by
+    /// [`LogConfig::entries`].
+    pub producer_id_expiration_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -94,6 +101,7 @@ impl Default for LogConfig {
             max_message_bytes: 1_048_588,
             message_timestamp_type: TimestampType::CreateTime,
             cleanup_policy: CleanupPolicy::Delete,
+            producer_id_expiration_ms: 86_400_000,
         }
     }
 }

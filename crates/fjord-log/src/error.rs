@@ -48,6 +48,11 @@ pub enum LogError {
     /// A checkpoint file that cannot be parsed.
     #[error("checkpoint {path} is malformed: {reason}")]
     CorruptCheckpoint { path: PathBuf, reason: &'static str },
+    /// A producer state snapshot that does not decode (bad CRC, lengths or
+    /// version). Never fatal: the loader skips it and uses an older snapshot
+    /// or the log.
+    #[error("producer state snapshot {path} is corrupt: {reason}")]
+    CorruptProducerSnapshot { path: PathBuf, reason: &'static str },
     /// Decoding the records of one batch failed (cold paths only).
     #[error("cannot decode the records of the batch at offset {base_offset}")]
     RecordDecode {

@@ -2,7 +2,8 @@
 //!
 //! # What this crate owns
 //! Storing, serving, recovering and expiring the record batches of one
-//! partition replica, plus the partition's leader epoch cache. It knows
+//! partition replica, plus the partition's leader epoch cache and its
+//! idempotent producers' state (`producer_state`). It knows
 //! nothing of replication or the network: the broker decides *when* to
 //! append, read (up to the high watermark), truncate, flush and apply
 //! retention; this crate does it durably and cheaply. `Log` is `Send + Sync`;
@@ -16,6 +17,8 @@
 //! <dir>/recovery-point-checkpoint       "0\n<offset>\n": offsets below are fsynced
 //! <dir>/log-start-offset-checkpoint     "0\n<offset>\n"
 //! <dir>/leader-epoch-checkpoint         "0\n<n>\n<epoch> <start offset>\n"...
+//! <dir>/00000000000000000000.snapshot   producer state as of that offset (binary, CRC32C;
+//!                                       format in `producer_state/snapshot.rs`)
 //! <dir>/clean-shutdown                  "0\n<log end>\n<active base>\n<active size>\n",
 //!                                       left by `close`, consumed by `open`
 //! ```
@@ -69,6 +72,8 @@
 //! index files load), so a clean restart does not re-read every active
 //! segment; the marker is deleted (durably) before anything else happens, so
 //! a crash after the open falls back to full validation.
+//! Last, the producer state is loaded: the newest readable snapshot at or
+//! below the recovered log end, plus the batch headers after it.
 //!
 //! # Invariants
 //! - There is always at least one segment; the last one is the active one and
@@ -90,20 +95,26 @@
 //!   rolls write index files, epoch / log-start changes write checkpoints):
 //!   run them off the async threads.
 //! - `append_as_leader` accepts control and transactional batches as they
-//!   are; producer-state checks (idempotence, fencing) belong to the broker.
+//!   are and does not check sequences: the broker calls
+//!   `check_producer_batches` first (under the same lock) and appends only
+//!   what it allows. Every append, leader or follower, updates the producer
+//!   state from the batch headers.
 //! - Any `LogError::Io` or `CorruptSegment` is fatal for the log directory.
 //!
 //! # Modules
 //! `batch` (v2 header parsing, validation, leader rewrites), `segment`
 //! (`LogSegment`), `offset_index` / `time_index` (`OffsetIndex`, `TimeIndex`),
 //! `leader_epoch` (`LeaderEpochCache`, pure logic), `checkpoint` (atomic text
-//! files), `recovery` (directory scan and recovery on open), `config`
-//! (`LogConfig`), `error`, and `log` (`Log`, the API the broker calls).
+//! files), `recovery` (directory scan and recovery on open), `producer_state`
+//! (`ProducerStateManager`: the sequence rules in `entry`, snapshot files in
+//! `snapshot`, load and replay), `config` (`LogConfig`), `error`, and `log`
+//! (`Log`, the API the broker calls).
 //!
 //! # Not implemented yet
 //! Compaction (`cleanup.policy=compact` is parsed and disables retention
-//! deletes), producer state snapshots, the aborted-transaction index and the
-//! last stable offset, asynchronous segment deletion (`.deleted` renames; files
+//! deletes), transactions in the producer state (ongoing transactions, the
+//! first unstable offset), the aborted-transaction index and the last stable
+//! offset, asynchronous segment deletion (`.deleted` renames; files
 //! are removed synchronously), memory-mapped indexes (indexes are `Vec`s: about
 //! 20 bytes per `index.interval.bytes` of log, i.e. ~5 MiB per full 1 GiB segment).
 
@@ -114,6 +125,7 @@ mod error;
 mod leader_epoch;
 mod log;
 mod offset_index;
+mod producer_state;
 mod recovery;
 mod segment;
 mod time_index;
@@ -126,6 +138,10 @@ pub use config::{CleanupPolicy, LogConfig, TimestampType};
 pub use error::{ConfigError, LogError};
 pub use leader_epoch::LeaderEpochCache;
 pub use log::{AppendInfo, Log, ReadInfo};
+pub use producer_state::{
+    BatchMetadata, DuplicateBatch, ProducerStateEntry, ProducerStateLoad, ProducerStateManager,
+    RETAINED_SNAPSHOTS, SequenceCheck, SequenceError,
+};
 
 #[cfg(test)]
 mod tests;

@@ -9,11 +9,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use kafka_protocol::records::RecordBatchDecoder;
 
-use crate::batch::{self, BatchHeader, HEADER_LEN, LEADER_PREFIX_LEN, Origin};
+use crate::batch::{self, BatchHeader, Origin, Rewritten, split_batches};
 use crate::checkpoint::{self, CleanShutdown, LEADER_EPOCH, LOG_START_OFFSET, RECOVERY_POINT};
 use crate::config::{LogConfig, TimestampType};
 use crate::error::LogError;
 use crate::leader_epoch::LeaderEpochCache;
+use crate::producer_state::{DuplicateBatch, ProducerStateManager, SequenceError};
 use crate::recovery;
 use crate::segment::{LogSegment, PlacedBatch};
 
@@ -42,21 +43,6 @@ pub struct ReadInfo {
     pub log_end_offset: i64,
 }
 
-/// The header bytes the leader writes in front of a batch's untouched body.
-enum Rewritten {
-    Prefix([u8; LEADER_PREFIX_LEN]),
-    Header([u8; HEADER_LEN]),
-}
-
-impl Rewritten {
-    fn bytes(&self) -> &[u8] {
-        match self {
-            Rewritten::Prefix(p) => p,
-            Rewritten::Header(h) => h,
-        }
-    }
-}
-
 fn wall_clock_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -79,6 +65,8 @@ pub struct Log {
     last_flush_ms: i64,
     /// Segment files were created or deleted since the directory was last fsynced.
     dir_dirty: bool,
+    /// Idempotent producers, updated by every append (leader and follower).
+    producer_state: ProducerStateManager,
 }
 
 impl Log {
@@ -122,6 +110,8 @@ impl Log {
             unflushed_messages: 0,
             last_flush_ms: wall_clock_ms(),
             dir_dirty,
+            // Loaded below, once recovery settled the log's bounds.
+            producer_state: ProducerStateManager::empty(dir),
         };
         log.active_mut().ensure_exact(interval)?;
         leader_epoch_cache.truncate_from_end(log.log_end_offset());
@@ -139,6 +129,19 @@ impl Log {
         log.persist_leader_epochs()?;
         checkpoint::write_offset(&log.dir, LOG_START_OFFSET, start)?;
         let now = wall_clock_ms();
+        log.producer_state = ProducerStateManager::load(
+            dir,
+            &log.segments,
+            start,
+            log.log_end_offset(),
+            now,
+            log.config.producer_id_expiration_ms,
+        )?;
+        let load = log.producer_state.last_load();
+        tracing::info!(dir = %dir.display(), snapshot_offset = ?load.snapshot_offset,
+            replayed_from = load.replayed_from, batches_replayed = load.batches_replayed,
+            producers = log.producer_state.producers().len(), took = ?load.duration,
+            "loaded producer state");
         // segment.ms clock of the active segment after a restart: its first
         // batch's timestamp when plausible, else now.
         let first_ts = log.active().first_batch_timestamp()?;
@@ -231,6 +234,13 @@ impl Log {
         let interval = self.config.index_interval_bytes;
         self.active_mut()
             .append(&mut slices, &placed, next, interval, now_ms)?;
+        for (&(_, h), p) in batches.iter().zip(&placed) {
+            self.producer_state.update(&BatchHeader {
+                base_offset: p.base_offset,
+                max_timestamp: p.max_timestamp,
+                ..h
+            });
+        }
         self.unflushed_messages = self
             .unflushed_messages
             .saturating_add(i64::from(info.num_records));
@@ -291,6 +301,9 @@ impl Log {
         let interval = self.config.index_interval_bytes;
         self.active_mut()
             .append(&mut slices, &placed, expected, interval, now)?;
+        for (_, h) in &batches {
+            self.producer_state.update(h);
+        }
         self.unflushed_messages = self
             .unflushed_messages
             .saturating_add(i64::from(info.num_records));
@@ -483,7 +496,7 @@ impl Log {
                     }
                     if self.segments.len() == 1 {
                         let leo = self.log_end_offset();
-                        self.roll(leo)?;
+                        self.roll(leo, now_ms)?;
                     }
                     self.delete_oldest_segment()?;
                     deleted += 1;
@@ -574,6 +587,21 @@ impl Log {
             self.recovery_point = leo;
             checkpoint::write_offset(&self.dir, RECOVERY_POINT, leo)?;
         }
+        let (now, expiration) = (wall_clock_ms(), self.config.producer_id_expiration_ms);
+        let start = self.log_start_offset;
+        self.producer_state.truncate_and_reload(
+            &self.segments,
+            start,
+            leo,
+            start,
+            now,
+            expiration,
+        )?;
+        if self.producer_state.last_load().snapshot_offset.is_none() {
+            // No snapshot left at or below the new end: keep the exact state
+            // for a restart (see the producer_state module docs).
+            self.producer_state.take_snapshot(leo, now, expiration)?;
+        }
         Ok(())
     }
 
@@ -590,6 +618,7 @@ impl Log {
         checkpoint::write_offset(&self.dir, LOG_START_OFFSET, offset)?;
         self.leader_epoch_cache = LeaderEpochCache::default();
         self.persist_leader_epochs()?;
+        self.producer_state.truncate_fully_and_start_at(offset)?;
         self.recovery_point = offset;
         checkpoint::write_offset(&self.dir, RECOVERY_POINT, offset)
     }
@@ -651,10 +680,50 @@ impl Log {
         self.leader_epoch_cache.entries()
     }
 
+    /// Check a produce request's batches against the producer state before
+    /// `append_as_leader`: `Some` when its first batch is a retry of a batch
+    /// in the log (answer with its offsets, append nothing).
+    pub fn check_producer_batches(
+        &self,
+        headers: &[BatchHeader],
+    ) -> Result<Option<DuplicateBatch>, SequenceError> {
+        self.producer_state.check_batches(headers)
+    }
+
+    /// The idempotent producers' state (see [`ProducerStateManager`]).
+    pub fn producer_state(&self) -> &ProducerStateManager {
+        &self.producer_state
+    }
+
+    /// Rebuild the producer state from the log start (what a truncation
+    /// below every snapshot does), leaving this log's state and snapshot
+    /// files alone; how it went. For the load benchmark.
+    #[cfg(test)]
+    pub(crate) fn rebuild_producer_state_from_start(
+        &self,
+    ) -> Result<crate::ProducerStateLoad, LogError> {
+        let (start, end) = (self.log_start_offset, self.log_end_offset());
+        let mut state = ProducerStateManager::empty(&self.dir);
+        state.truncate_and_reload(&self.segments, start, end, start, wall_clock_ms(), i64::MAX)?;
+        Ok(state.last_load())
+    }
+
+    /// Remove producers idle for `producer.id.expiration.ms`; returns how many.
+    pub fn remove_expired_producers(&mut self, now_ms: i64) -> usize {
+        self.producer_state
+            .remove_expired(now_ms, self.config.producer_id_expiration_ms)
+    }
+
     /// Graceful shutdown: seal the active segment's time index, write every
     /// index file, flush, and leave a clean-shutdown marker so the next open
     /// need not re-validate the active segment.
     pub fn close(mut self) -> Result<(), LogError> {
+        let leo = self.log_end_offset();
+        self.producer_state.take_snapshot(
+            leo,
+            wall_clock_ms(),
+            self.config.producer_id_expiration_ms,
+        )?;
         self.active_mut().seal();
         for seg in self.segments.values_mut() {
             seg.write_indexes()?;
@@ -739,14 +808,16 @@ impl Log {
                         .rolling_base_ms()
                         .is_some_and(|t| now_ms.saturating_sub(t) > config.segment_ms)));
         if should_roll {
-            self.roll(first)?;
+            self.roll(first, now_ms)?;
         }
         Ok(())
     }
 
     /// Seal the active segment and start a new one at `base_offset`. An empty
-    /// active segment is replaced instead.
-    fn roll(&mut self, base_offset: i64) -> Result<(), LogError> {
+    /// active segment is replaced instead. Either way the producer state as of
+    /// `base_offset` is snapshotted: a failure to write it is an I/O error of
+    /// the log directory like any other in the append path.
+    fn roll(&mut self, base_offset: i64, now_ms: i64) -> Result<(), LogError> {
         if self.active().is_empty() {
             let old = self.active().base_offset();
             if old == base_offset {
@@ -764,7 +835,11 @@ impl Log {
         self.segments
             .insert(base_offset, LogSegment::create(&self.dir, base_offset)?);
         self.dir_dirty = true;
-        Ok(())
+        self.producer_state.take_snapshot(
+            base_offset,
+            now_ms,
+            self.config.producer_id_expiration_ms,
+        )
     }
 
     fn delete_oldest_segment(&mut self) -> Result<(), LogError> {
@@ -773,6 +848,9 @@ impl Log {
         {
             seg.delete()?;
             self.dir_dirty = true;
+            // A snapshot below the first segment could never be replayed from.
+            let first = self.first_segment().base_offset();
+            self.producer_state.delete_snapshots_below(first)?;
         }
         Ok(())
     }
@@ -807,29 +885,4 @@ impl Log {
             self.leader_epoch_cache.to_text().as_bytes(),
         )
     }
-}
-
-/// Split `records` into validated batches: (start position, header).
-/// Replica data may end with a partial batch, which is left out.
-fn split_batches(
-    records: &[u8],
-    max_size: Option<u32>,
-    origin: Origin,
-) -> Result<Vec<(usize, BatchHeader)>, LogError> {
-    let mut out = Vec::new();
-    let mut pos = 0;
-    while pos < records.len() {
-        let rest = &records[pos..];
-        if origin == Origin::Replica {
-            match BatchHeader::parse(rest) {
-                None => break,
-                Some(h) if h.batch_length >= 0 && h.size() > rest.len() => break,
-                Some(_) => {}
-            }
-        }
-        let h = batch::validate(rest, pos, max_size, origin)?;
-        out.push((pos, h));
-        pos += h.size();
-    }
-    Ok(out)
 }

@@ -121,7 +121,7 @@ pub(crate) fn scan_directory(dir: &Path) -> Result<Vec<i64>, LogError> {
     Ok(bases)
 }
 
-fn parse_segment_name(name: &str, suffix: &str) -> Option<i64> {
+pub(crate) fn parse_segment_name(name: &str, suffix: &str) -> Option<i64> {
     let digits = name.strip_suffix(suffix)?;
     if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;

@@ -15,7 +15,7 @@ use crate::time_index::TimeIndex;
 /// Read size when validating whole batches (recovery).
 const SCAN_CHUNK: usize = 1 << 20;
 /// Read size when walking headers from an index entry (a few index intervals).
-const HEADER_WALK_CHUNK: usize = 16 * 1024;
+pub(crate) const HEADER_WALK_CHUNK: usize = 16 * 1024;
 
 pub(crate) const LOG_SUFFIX: &str = ".log";
 pub(crate) const INDEX_SUFFIX: &str = ".index";

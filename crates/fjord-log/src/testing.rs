@@ -58,3 +58,17 @@ pub fn batch_of_values(values: impl IntoIterator<Item = Bytes>) -> Bytes {
 pub fn batch(count: usize) -> Bytes {
     batch_of_values((0..count).map(|_| Bytes::from_static(b"value")))
 }
+
+/// One uncompressed batch of `count` records from idempotent producer `pid`
+/// at `epoch`, sequences from `first_seq`, every record at `timestamp`.
+pub fn idempotent_batch(pid: i64, epoch: i16, first_seq: i32, count: i32, timestamp: i64) -> Bytes {
+    let records: Vec<Record> = (0..count)
+        .map(|i| Record {
+            producer_id: pid,
+            producer_epoch: epoch,
+            sequence: first_seq.wrapping_add(i),
+            ..record(i64::from(i), timestamp, None, Bytes::from_static(b"value"))
+        })
+        .collect();
+    encode(&records, Compression::None)
+}

@@ -197,6 +197,11 @@ pub struct BrokerSection {
     /// `replica.lag.time.max.ms`: a follower that has not caught up with
     /// the leader for this long leaves the ISR.
     pub replica_lag_time_max_ms: u64,
+    /// `producer.id.expiration.ms`: an idempotent producer that has not
+    /// written to a partition for this long is forgotten there.
+    pub producer_id_expiration_ms: i64,
+    /// `producer.id.expiration.check.interval.ms`.
+    pub producer_id_expiration_check_interval_ms: u64,
 }
 
 impl Default for FileConfig {
@@ -247,6 +252,8 @@ impl Default for BrokerSection {
             offsets_topic_replication_factor: 3,
             group_initial_rebalance_delay_ms: 3000,
             replica_lag_time_max_ms: 30_000,
+            producer_id_expiration_ms: 86_400_000,
+            producer_id_expiration_check_interval_ms: 600_000,
         }
     }
 }
@@ -460,10 +467,21 @@ impl FileConfig {
         let http_listen = parse_http_addr("http_addr", &self.http_addr)?;
         let timings = self.timings()?;
 
-        let log_defaults = LogConfig::default()
-            .with_overrides(&self.topic_defaults)
-            .map_err(ConfigError::TopicDefaults)?;
         let b = &self.broker;
+        if b.producer_id_expiration_ms < 1 {
+            return Err(ConfigError::Invalid {
+                key: "broker.producer_id_expiration_ms",
+                value: b.producer_id_expiration_ms.to_string(),
+                expected: "milliseconds (>= 1)",
+            });
+        }
+        let log_defaults = LogConfig {
+            // A broker config in Kafka; each log applies it.
+            producer_id_expiration_ms: b.producer_id_expiration_ms,
+            ..LogConfig::default()
+        }
+        .with_overrides(&self.topic_defaults)
+        .map_err(ConfigError::TopicDefaults)?;
         let broker = BrokerConfig {
             node_id: self.node_id,
             log_dir: self.data_dir.join("logs"),
@@ -478,6 +496,9 @@ impl FileConfig {
                 b.log_retention_check_interval_ms.max(1),
             ),
             flush_check_interval: Duration::from_millis(1000),
+            producer_id_expiration_check_interval: Duration::from_millis(
+                b.producer_id_expiration_check_interval_ms.max(1),
+            ),
             groups: GroupServiceConfig {
                 offsets_topic_num_partitions: b.offsets_topic_num_partitions.max(1),
                 offsets_topic_replication_factor: b.offsets_topic_replication_factor.max(1),
@@ -691,6 +712,7 @@ mod tests {
             broker_session_timeout_ms = 3000
             [broker]
             replica_lag_time_max_ms = 2500
+            producer_id_expiration_ms = 3600000
             [topic_defaults]
             "retention.ms" = "60000"
         "#;
@@ -706,6 +728,14 @@ mod tests {
         assert_eq!(config.controller.voters.len(), 3);
         assert_eq!(config.broker.advertised_listeners[0].host, "fjord-2");
         assert_eq!(config.broker.log_defaults.retention_ms, 60000);
+        assert_eq!(
+            config.broker.log_defaults.producer_id_expiration_ms,
+            3_600_000
+        );
+        assert_eq!(
+            config.broker.producer_id_expiration_check_interval,
+            Duration::from_millis(600_000)
+        );
         assert_eq!(config.data_dir, PathBuf::from("/data"));
         assert_eq!(config.rpc_listen, "0.0.0.0:9193".parse().unwrap());
         assert_eq!(config.advertised_rpc_addr, "b:9093");

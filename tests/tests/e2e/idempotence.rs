@@ -26,37 +26,54 @@ const IO_TIMEOUT: Duration = Duration::from_secs(10);
 const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 const INVALID_PRODUCER_EPOCH: i16 = 47;
 
+/// One record of producer `pid` (-1: none) at `epoch` with sequence `seq`,
+/// stamped now: an old timestamp would let retention (7 days) delete the
+/// segment when the node restarts.
+fn record(pid: i64, epoch: i16, offset: i32, seq: i32, value: bytes::Bytes) -> Record {
+    Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: pid,
+        producer_epoch: epoch,
+        timestamp_type: TimestampType::Creation,
+        offset: i64::from(offset),
+        sequence: seq,
+        timestamp: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_millis() as i64,
+        key: None,
+        value: Some(value),
+        headers: Default::default(),
+    }
+}
+
 /// One batch of `count` records from producer `pid` at `epoch`, sequences from `first_seq`.
 pub(crate) fn batch(pid: i64, epoch: i16, first_seq: i32, count: i32) -> bytes::Bytes {
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_millis() as i64;
     let records: Vec<Record> = (0..count)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: pid,
-            producer_epoch: epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i64::from(i),
-            sequence: first_seq + i,
-            // Now: an old timestamp would let retention (7 days) delete the
-            // segment when the node restarts.
-            timestamp: now_ms,
-            key: None,
-            value: Some(format!("seq {}", first_seq + i).into()),
-            headers: Default::default(),
+        .map(|i| {
+            let seq = first_seq + i;
+            record(pid, epoch, i, seq, format!("seq {seq}").into())
         })
         .collect();
+    encode(&records)
+}
+
+/// A batch of one `len`-byte record from no idempotent producer (producer id
+/// -1): filler that makes small segments roll.
+pub(crate) fn filler(len: usize) -> bytes::Bytes {
+    encode(&[record(-1, -1, 0, -1, vec![b'f'; len].into())])
+}
+
+fn encode(records: &[Record]) -> bytes::Bytes {
     let mut buf = BytesMut::new();
     let options = RecordEncodeOptions {
         version: 2,
         compression: Compression::None,
     };
-    RecordBatchEncoder::encode(&mut buf, &records, &options).expect("encode batch");
+    RecordBatchEncoder::encode(&mut buf, records, &options).expect("encode batch");
     buf.freeze()
 }
 
@@ -85,7 +102,13 @@ pub(crate) fn produce_at(
     batch: bytes::Bytes,
     version: i16,
 ) -> ProduceResponse {
-    let request = ProduceRequest::default()
+    conn.request(version, &produce_request(topic, batch))
+        .expect("produce")
+}
+
+/// Produce `batch` to partition 0 with acks=all.
+pub(crate) fn produce_request(topic: &str, batch: bytes::Bytes) -> ProduceRequest {
+    ProduceRequest::default()
         .with_acks(-1)
         .with_timeout_ms(10_000)
         .with_topic_data(vec![
@@ -96,8 +119,7 @@ pub(crate) fn produce_at(
                         .with_index(0)
                         .with_records(Some(batch)),
                 ]),
-        ]);
-    conn.request(version, &request).expect("produce")
+        ])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,6 +24,7 @@ mod observability;
 mod offsets_topic;
 mod produce_consume;
 mod produce_validation;
+mod producer_state;
 mod protocol_errors;
 mod reassignment;
 mod shutdown_order;

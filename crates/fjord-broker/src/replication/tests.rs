@@ -156,6 +156,39 @@ fn a_new_leader_makes_the_old_leader_drop_its_unreplicated_tail() {
     assert_eq!((pos.fetch_offset, pos.last_fetched_epoch), (6, 1));
 }
 
+#[test]
+fn a_promoted_follower_answers_a_retry_with_the_original_offsets() {
+    use fjord_log::testing::{TIMESTAMP, idempotent_batch};
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let one = open(d1.path(), 1, assignment(1, 0, 0, &[1, 2]), None);
+    let two = open(d2.path(), 2, assignment(1, 0, 0, &[1, 2]), None);
+    one.append(&batch(2), Acks::All, 0).expect("append");
+    let first = idempotent_batch(7, 0, 0, 3, TIMESTAMP);
+    let written = one.append(&first, Acks::All, 0).expect("append");
+    assert_eq!((written.info.base_offset, written.last_offset), (2, 4));
+    for now in 1..4 {
+        round(&one, &two, 2, now);
+    }
+    assert_eq!(two.log_end_offset(), 5);
+
+    // Broker 1 fails after the write was replicated; the producer retries
+    // on broker 2, which learnt the producer's sequence as a follower.
+    two.update(assignment(2, 1, 1, &[2]), LogConfig::default(), 1, 10);
+    assert!(two.is_leader());
+    let retried = two.append(&first, Acks::Leader, 11).expect("retry");
+    assert_eq!((retried.info.base_offset, retried.last_offset), (2, 4));
+    assert_eq!(two.log_end_offset(), 5, "written once");
+    // The next batch in sequence is appended; one past it is a gap.
+    let next = two
+        .append(&idempotent_batch(7, 0, 3, 1, TIMESTAMP), Acks::Leader, 12)
+        .expect("next");
+    assert_eq!(next.info.base_offset, 5);
+    assert!(matches!(
+        two.append(&idempotent_batch(7, 0, 9, 1, TIMESTAMP), Acks::Leader, 13),
+        Err(PartitionError::OutOfOrderSequenceNumber(_))
+    ));
+}
+
 /// A COMMIT marker (control + transactional) from producer 7, as the
 /// transaction coordinator writes it.
 fn commit_marker() -> bytes::Bytes {

@@ -1,0 +1,160 @@
+//! One producer's state on one partition (Kafka's `ProducerStateEntry` and
+//! the sequence rules of `ProducerAppendInfo`): its epoch, the last few
+//! batches it wrote and when it last wrote. Plain data and rules, no I/O.
+
+use std::collections::VecDeque;
+
+use crate::batch::BatchHeader;
+
+/// Kafka keeps the last five batches per producer: an idempotent producer has
+/// at most five requests in flight per partition, so a retry is always one of
+/// them.
+pub const CACHED_BATCHES: usize = 5;
+
+/// Kafka's "no producer id" (a batch from a non-idempotent producer).
+pub(crate) const NO_PRODUCER_ID: i64 = -1;
+
+/// A batch the producer wrote: enough to recognise its retry and answer it
+/// with the offsets it got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchMetadata {
+    pub first_seq: i32,
+    pub last_seq: i32,
+    pub first_offset: i64,
+    /// `lastOffsetDelta`: the batch's last offset is `first_offset + offset_delta`.
+    pub offset_delta: i32,
+}
+
+impl BatchMetadata {
+    pub fn last_offset(&self) -> i64 {
+        self.first_offset
+            .saturating_add(i64::from(self.offset_delta))
+    }
+}
+
+/// What the partition keeps per producer id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProducerStateEntry {
+    pub epoch: i16,
+    /// Oldest first, at most [`CACHED_BATCHES`]; empty after a marker that
+    /// bumped the epoch.
+    pub batches: VecDeque<BatchMetadata>,
+    /// `maxTimestamp` of the producer's latest batch: `producer.id.expiration.ms`
+    /// counts from here (as Kafka, the producer's clock with CreateTime).
+    pub last_timestamp: i64,
+    /// Epoch of the transaction coordinator that wrote this producer's last
+    /// marker. Room for transactions: always `None` until they exist.
+    pub coordinator_epoch: Option<i32>,
+    /// First offset of the producer's ongoing transaction (what bounds the
+    /// first unstable offset). Room for transactions: always `None` for now.
+    pub current_txn_first_offset: Option<i64>,
+}
+
+/// Why a client batch is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SequenceError {
+    #[error("producer epoch {got} is older than the current {current}")]
+    InvalidProducerEpoch { current: i16, got: i16 },
+    #[error("sequence {got} does not follow {last}")]
+    OutOfOrderSequence { last: i32, got: i32 },
+}
+
+/// What to do with an incoming batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SequenceCheck {
+    /// New data, in sequence (or not from an idempotent producer): append it.
+    Append,
+    /// A retry of a batch already in the log: answer with its offsets.
+    Duplicate(BatchMetadata),
+}
+
+/// The last sequence number of a batch. Sequences wrap at `i32::MAX`, as Kafka's do.
+pub(crate) fn last_seq(header: &BatchHeader) -> i32 {
+    let next = i64::from(header.base_sequence) + i64::from(header.last_offset_delta);
+    (next % (i64::from(i32::MAX) + 1)) as i32
+}
+
+fn in_sequence(last: i32, next: i32) -> bool {
+    next == last.wrapping_add(1) || (last == i32::MAX && next == 0)
+}
+
+impl ProducerStateEntry {
+    pub(crate) fn new(epoch: i16) -> Self {
+        ProducerStateEntry {
+            epoch,
+            batches: VecDeque::with_capacity(CACHED_BATCHES),
+            last_timestamp: -1,
+            coordinator_epoch: None,
+            current_txn_first_offset: None,
+        }
+    }
+
+    /// Decide about a client batch of this producer, before it is appended.
+    pub(crate) fn check(&self, header: &BatchHeader) -> Result<SequenceCheck, SequenceError> {
+        let (epoch, first_seq) = (header.producer_epoch, header.base_sequence);
+        if epoch < self.epoch {
+            return Err(SequenceError::InvalidProducerEpoch {
+                current: self.epoch,
+                got: epoch,
+            });
+        }
+        if epoch > self.epoch {
+            // A bumped epoch restarts the sequence at 0.
+            return if first_seq == 0 {
+                Ok(SequenceCheck::Append)
+            } else {
+                Err(SequenceError::OutOfOrderSequence {
+                    last: -1,
+                    got: first_seq,
+                })
+            };
+        }
+        let last = last_seq(header);
+        if let Some(dup) = self
+            .batches
+            .iter()
+            .find(|b| b.first_seq == first_seq && b.last_seq == last)
+        {
+            return Ok(SequenceCheck::Duplicate(*dup));
+        }
+        match self.batches.back() {
+            Some(prev) if !in_sequence(prev.last_seq, first_seq) => {
+                Err(SequenceError::OutOfOrderSequence {
+                    last: prev.last_seq,
+                    got: first_seq,
+                })
+            }
+            _ => Ok(SequenceCheck::Append),
+        }
+    }
+
+    /// Remember a batch now in the log (`header.base_offset` is its offset in
+    /// the log). A control batch (a transaction marker) moves the epoch and
+    /// the clock but carries no sequence (Kafka's `appendEndTxnMarker`).
+    pub(crate) fn update(&mut self, header: &BatchHeader) {
+        if header.producer_epoch != self.epoch {
+            self.epoch = header.producer_epoch;
+            self.batches.clear();
+        }
+        self.last_timestamp = header.max_timestamp;
+        if header.is_control() {
+            return;
+        }
+        if self.batches.len() == CACHED_BATCHES {
+            self.batches.pop_front();
+        }
+        self.batches.push_back(BatchMetadata {
+            first_seq: header.base_sequence,
+            last_seq: last_seq(header),
+            first_offset: header.base_offset,
+            offset_delta: header.last_offset_delta,
+        });
+    }
+
+    /// Kafka's `isProducerExpired`: no ongoing transaction and no write for
+    /// `expiration_ms`.
+    pub(crate) fn is_expired(&self, now_ms: i64, expiration_ms: i64) -> bool {
+        self.current_txn_first_offset.is_none()
+            && now_ms.saturating_sub(self.last_timestamp) >= expiration_ms
+    }
+}
