@@ -30,6 +30,7 @@
 pub mod group;
 pub mod offsets_topic;
 pub mod runtime;
+mod wire;
 
 pub use offsets_topic::{CONSUMER_OFFSETS, partition_for};
 pub use runtime::{GroupOffset, GroupService, GroupServiceConfig};
