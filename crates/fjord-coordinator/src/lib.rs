@@ -30,6 +30,7 @@
 pub mod group;
 pub mod offsets_topic;
 pub mod runtime;
+pub mod txn;
 mod wire;
 
 pub use offsets_topic::{CONSUMER_OFFSETS, partition_for};

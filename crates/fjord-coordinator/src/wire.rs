@@ -23,6 +23,8 @@ pub enum CodecError {
     UnexpectedNull { what: &'static str },
     #[error("unsigned varint of {what} is longer than 5 bytes")]
     InvalidVarint { what: &'static str },
+    #[error("{what} has invalid value {value}")]
+    InvalidValue { what: &'static str, value: i64 },
     #[error("{count} trailing bytes after {what}")]
     TrailingBytes { what: &'static str, count: usize },
     /// Encoding only: the schema's length prefix cannot hold `len`.
