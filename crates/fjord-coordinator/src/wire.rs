@@ -63,7 +63,10 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    pub(crate) fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], CodecError> {
+    pub(crate) fn array<const N: usize>(
+        &mut self,
+        what: &'static str,
+    ) -> Result<[u8; N], CodecError> {
         let (head, tail) = self
             .buf
             .split_first_chunk::<N>()
@@ -103,7 +106,10 @@ impl<'a> Reader<'a> {
     }
 
     /// A classic length prefix: -1 = null, other negatives invalid.
-    pub(crate) fn classic_len(length: i32, what: &'static str) -> Result<Option<usize>, CodecError> {
+    pub(crate) fn classic_len(
+        length: i32,
+        what: &'static str,
+    ) -> Result<Option<usize>, CodecError> {
         match length {
             -1 => Ok(None),
             n => usize::try_from(n)
@@ -115,7 +121,10 @@ impl<'a> Reader<'a> {
         }
     }
 
-    pub(crate) fn nullable_string(&mut self, what: &'static str) -> Result<Option<String>, CodecError> {
+    pub(crate) fn nullable_string(
+        &mut self,
+        what: &'static str,
+    ) -> Result<Option<String>, CodecError> {
         let len = if self.flexible {
             self.compact_len(what)?
         } else {
@@ -134,7 +143,10 @@ impl<'a> Reader<'a> {
             .ok_or(CodecError::UnexpectedNull { what })
     }
 
-    pub(crate) fn nullable_bytes(&mut self, what: &'static str) -> Result<Option<&'a [u8]>, CodecError> {
+    pub(crate) fn nullable_bytes(
+        &mut self,
+        what: &'static str,
+    ) -> Result<Option<&'a [u8]>, CodecError> {
         let len = if self.flexible {
             self.compact_len(what)?
         } else {
@@ -322,4 +334,3 @@ impl Writer {
         self.len_prefix(len.map(|n| n.min(MAX)), false);
     }
 }
-

@@ -62,7 +62,10 @@ pub fn encode_version(
     }
     let mut key = Writer::default();
     key.i16(TRANSACTION_LOG_KEY_VERSION);
-    key.string(record.transactional_id(), "TransactionLogKey transactionalId");
+    key.string(
+        record.transactional_id(),
+        "TransactionLogKey transactionalId",
+    );
     let value = match record {
         TxnRecord::Tombstone { .. } => None,
         TxnRecord::Metadata { value, .. } => Some(encode_value(value, version)),
@@ -159,9 +162,7 @@ fn decode_value(value: &[u8]) -> Result<TransactionLogValue, CodecError> {
         value: status.into(),
     })?;
     let mut partitions = BTreeSet::new();
-    let topics = r
-        .nullable_array_len("TransactionPartitions")?
-        .unwrap_or(0);
+    let topics = r.nullable_array_len("TransactionPartitions")?.unwrap_or(0);
     for _ in 0..topics {
         let topic = r.string("TransactionPartitions topic")?;
         for _ in 0..r.array_len("TransactionPartitions partitionIds")? {
@@ -257,7 +258,10 @@ mod tests {
 
     fn round_trip(record: &TxnRecord) {
         let (key, value) = encode(record).unwrap();
-        assert_eq!(decode(&key, value.as_deref()).unwrap().as_ref(), Some(record));
+        assert_eq!(
+            decode(&key, value.as_deref()).unwrap().as_ref(),
+            Some(record)
+        );
     }
 
     #[test]
@@ -346,7 +350,12 @@ mod tests {
         ];
         let (_, v) = encode(&empty_with_tags()).unwrap();
         assert_eq!(v.as_deref(), Some(tagged));
-        assert_eq!(decode(key, None).unwrap(), Some(TxnRecord::Tombstone { transactional_id: "tx".into() }));
+        assert_eq!(
+            decode(key, None).unwrap(),
+            Some(TxnRecord::Tombstone {
+                transactional_id: "tx".into()
+            })
+        );
     }
 
     #[test]

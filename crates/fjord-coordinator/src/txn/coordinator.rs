@@ -183,7 +183,9 @@ impl TransactionCoordinator {
                     let bumped = md.producer_epoch + 1;
                     let (epoch, last) = match expected_epoch {
                         None => (bumped, NO_PRODUCER_EPOCH),
-                        Some(e) if md.producer_epoch == NO_PRODUCER_EPOCH || e == md.producer_epoch => {
+                        Some(e)
+                            if md.producer_epoch == NO_PRODUCER_EPOCH || e == md.producer_epoch =>
+                        {
                             (bumped, md.producer_epoch)
                         }
                         // A retry of a bump whose answer was lost.
@@ -231,12 +233,11 @@ impl TransactionCoordinator {
         if producer.transactional_id.is_empty() {
             return Err(TxnError::EmptyTransactionalId);
         }
-        let md = self
-            .txns
-            .get(&producer.transactional_id)
-            .ok_or(TxnError::InvalidProducerIdMapping {
+        let md = self.txns.get(&producer.transactional_id).ok_or(
+            TxnError::InvalidProducerIdMapping {
                 producer_id: producer.producer_id,
-            })?;
+            },
+        )?;
         if md.producer_id != producer.producer_id {
             return Err(TxnError::InvalidProducerIdMapping {
                 producer_id: producer.producer_id,
@@ -301,7 +302,10 @@ impl TransactionCoordinator {
             Ok(md) if md.partitions.contains(tp) => Ok(()),
             Ok(_) => Err(TxnError::TransactionAbortable),
         };
-        partitions.iter().map(|tp| (tp.clone(), answer(tp))).collect()
+        partitions
+            .iter()
+            .map(|tp| (tp.clone(), answer(tp)))
+            .collect()
     }
 
     /// AddOffsetsToTxn: the group's `__consumer_offsets` partition joins
@@ -530,9 +534,7 @@ impl TransactionCoordinator {
     fn deadline_of(&self, md: &TransactionMetadata) -> Option<i64> {
         match md.state {
             // Kafka aborts once `start + timeout < now`.
-            TransactionState::Ongoing => {
-                Some(md.start_timestamp_ms + i64::from(md.timeout_ms) + 1)
-            }
+            TransactionState::Ongoing => Some(md.start_timestamp_ms + i64::from(md.timeout_ms) + 1),
             s if s.is_idle() => {
                 Some(md.last_update_timestamp_ms + self.config.transactional_id_expiration_ms)
             }

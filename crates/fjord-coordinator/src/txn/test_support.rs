@@ -161,7 +161,9 @@ impl Harness {
             c.transactions().map(|md| md.to_value()).collect()
         };
         let ids = |c: &TransactionCoordinator| -> Vec<String> {
-            c.transactions().map(|md| md.transactional_id.clone()).collect()
+            c.transactions()
+                .map(|md| md.transactional_id.clone())
+                .collect()
         };
         assert_eq!(ids(&loaded), ids(&self.coord));
         assert_eq!(persisted(&loaded), persisted(&self.coord));

@@ -1,8 +1,8 @@
 //! Scenario tests of each transaction coordinator API, with replay checks.
 
-use super::test_support::*;
 use super::TransactionResult::{Abort, Commit};
 use super::TransactionState::*;
+use super::test_support::*;
 use super::*;
 
 fn pe(producer_id: i64, epoch: i16) -> ProducerIdAndEpoch {
@@ -42,7 +42,9 @@ fn init_producer_id_validates_its_request() {
         transaction_timeout_ms: 0,
         expected: None,
     };
-    let out = h.coord.init_producer_id(idempotent.clone(), &mut h.alloc, h.now);
+    let out = h
+        .coord
+        .init_producer_id(idempotent.clone(), &mut h.alloc, h.now);
     assert_eq!(out.reply, Ok(pe(1000, 0)));
     assert!(out.records.is_empty());
     h.alloc.exhausted = true;
@@ -76,7 +78,10 @@ fn commit_writes_prepare_then_markers_then_complete() {
     ));
     assert_eq!(h.markers.len(), 1);
     let m = h.markers[0].clone();
-    assert_eq!((m.producer_id, m.producer_epoch, m.result), (1000, 0, Commit));
+    assert_eq!(
+        (m.producer_id, m.producer_epoch, m.result),
+        (1000, 0, Commit)
+    );
     assert_eq!(m.partitions, tps(&[("a", 0), ("a", 1), ("b", 0)]));
 
     // Complete only after the last partition is acknowledged.
@@ -193,7 +198,13 @@ fn init_producer_id_fences_an_ongoing_transaction() {
     h.ack_all_markers();
     assert_eq!(h.coord.get("t").unwrap().state, CompleteAbort);
     assert_eq!(h.init("t", None), Ok(pe(1000, 2)));
-    assert_eq!(h.add(&old, &[("c", 0)]), Err(TxnError::ProducerFenced { epoch: 0, current: 2 }));
+    assert_eq!(
+        h.add(&old, &[("c", 0)]),
+        Err(TxnError::ProducerFenced {
+            epoch: 0,
+            current: 2
+        })
+    );
     h.assert_replay_matches();
 }
 
@@ -276,27 +287,31 @@ fn verify_only_answers_per_partition() {
         producer_epoch: -5,
         ..p.clone()
     };
-    assert!(h
-        .coord
-        .verify_partitions(&stale, &ask)
-        .iter()
-        .all(|(_, r)| matches!(r, Err(TxnError::ProducerFenced { .. }))));
+    assert!(
+        h.coord
+            .verify_partitions(&stale, &ask)
+            .iter()
+            .all(|(_, r)| matches!(r, Err(TxnError::ProducerFenced { .. })))
+    );
     h.end(&p, Abort).unwrap();
-    assert!(h
-        .coord
-        .verify_partitions(&p, &ask)
-        .iter()
-        .all(|(_, r)| *r == Err(TxnError::ConcurrentTransactions { state: PrepareAbort })));
+    assert!(h.coord.verify_partitions(&p, &ask).iter().all(|(_, r)| *r
+        == Err(TxnError::ConcurrentTransactions {
+            state: PrepareAbort
+        })));
     let unknown = TxnProducer {
         transactional_id: "u".into(),
         ..p
     };
-    assert!(h
-        .coord
-        .verify_partitions(&unknown, &ask)
-        .iter()
-        .all(|(_, r)| matches!(r, Err(TxnError::InvalidProducerIdMapping { .. }))));
-    assert!(h.markers.len() == 1 && h.log.len() == 3, "verification writes nothing");
+    assert!(
+        h.coord
+            .verify_partitions(&unknown, &ask)
+            .iter()
+            .all(|(_, r)| matches!(r, Err(TxnError::InvalidProducerIdMapping { .. })))
+    );
+    assert!(
+        h.markers.len() == 1 && h.log.len() == 3,
+        "verification writes nothing"
+    );
 }
 
 #[test]
@@ -371,7 +386,10 @@ fn idle_transactional_ids_expire_with_a_tombstone() {
             transactional_id: "idle".into()
         })
     );
-    assert_eq!(h.coord.describe("idle"), Err(TxnError::TransactionalIdNotFound));
+    assert_eq!(
+        h.coord.describe("idle"),
+        Err(TxnError::TransactionalIdNotFound)
+    );
     // A Prepare* id never expires; once complete, it waits its own time.
     h.now += 50_000;
     h.tick();
@@ -408,7 +426,10 @@ fn describe_and_list() {
             partitions: tps(&[("x", 3)]),
         })
     );
-    assert_eq!(h.coord.describe("zz"), Err(TxnError::TransactionalIdNotFound));
+    assert_eq!(
+        h.coord.describe("zz"),
+        Err(TxnError::TransactionalIdNotFound)
+    );
     let ids = |filter: ListTransactionsFilter, now| -> (Vec<String>, Vec<String>) {
         let data = h.coord.list(&filter, now);
         (
@@ -423,12 +444,18 @@ fn describe_and_list() {
         duration_ms: -1,
         ..Default::default()
     };
-    assert_eq!(ids(all.clone(), h.now), (vec!["a".into(), "b".into()], vec![]));
+    assert_eq!(
+        ids(all.clone(), h.now),
+        (vec!["a".into(), "b".into()], vec![])
+    );
     let ongoing = ListTransactionsFilter {
         states: vec!["Ongoing".into(), "Bogus".into()],
         ..all.clone()
     };
-    assert_eq!(ids(ongoing, h.now), (vec!["b".into()], vec!["Bogus".into()]));
+    assert_eq!(
+        ids(ongoing, h.now),
+        (vec!["b".into()], vec!["Bogus".into()])
+    );
     let by_pid = ListTransactionsFilter {
         producer_ids: [1000].into(),
         ..all.clone()

@@ -92,7 +92,10 @@ impl Sim {
             Err(TxnError::ProducerFenced { .. }) => {
                 self.fenced.insert(key);
             }
-            Ok(_) => assert!(!self.fenced.contains(&key), "{ctx}: fenced {key:?} succeeded"),
+            Ok(_) => assert!(
+                !self.fenced.contains(&key),
+                "{ctx}: fenced {key:?} succeeded"
+            ),
             Err(_) => {}
         }
     }
@@ -103,9 +106,7 @@ impl Sim {
         match self.rng.below(20) {
             0..=3 => {
                 let id = self.clients[client].0;
-                let expected = self.clients[client]
-                    .1
-                    .filter(|_| self.rng.below(2) == 0);
+                let expected = self.clients[client].1.filter(|_| self.rng.below(2) == 0);
                 if let Ok(pe) = self.h.init(id, expected) {
                     self.clients[client].1 = Some(pe);
                 }
@@ -134,7 +135,10 @@ impl Sim {
                     let i = self.rng.below(self.outstanding.len() as u64) as usize;
                     let m = self.outstanding.swap_remove(i);
                     self.acked.insert((self.generation, m.clone()));
-                    let out = self.h.coord.marker_written(&m.1, m.2, m.3, &m.5, self.h.now);
+                    let out = self
+                        .h
+                        .coord
+                        .marker_written(&m.1, m.2, m.3, &m.5, self.h.now);
                     self.h.take(out);
                 }
             }
@@ -154,7 +158,12 @@ impl Sim {
                         let result = result_of(md.state).unwrap_or(TransactionResult::Abort);
                         self.prepared.insert(
                             md.transactional_id.clone(),
-                            (md.producer_id, md.producer_epoch, result, md.partitions.clone()),
+                            (
+                                md.producer_id,
+                                md.producer_epoch,
+                                result,
+                                md.partitions.clone(),
+                            ),
                         );
                     }
                 }
@@ -166,7 +175,7 @@ impl Sim {
     }
 
     fn check_records(&mut self, ctx: &str, from: usize) {
-        for record in self.h.log[from..].to_vec() {
+        for record in self.h.log[from..].iter().cloned() {
             match record {
                 TxnRecord::Tombstone { transactional_id } => {
                     self.highest.remove(&transactional_id);
@@ -179,7 +188,12 @@ impl Sim {
                     let result = result_of(value.state);
                     if value.state.is_prepare() {
                         let result = result.unwrap_or(TransactionResult::Abort);
-                        let entry = (value.producer_id, value.producer_epoch, result, value.partitions);
+                        let entry = (
+                            value.producer_id,
+                            value.producer_epoch,
+                            result,
+                            value.partitions,
+                        );
                         *self.transactions.entry(id.clone()).or_default() += 1;
                         self.prepared.insert(id, entry);
                     } else if let Some(result) = result {
@@ -211,8 +225,18 @@ impl Sim {
                     .get(&m.transactional_id)
                     .copied()
                     .unwrap_or_default();
-                let o = (n, m.transactional_id.clone(), m.producer_id, m.producer_epoch, m.result, tp);
-                let count = self.requested.entry((self.generation, o.clone())).or_default();
+                let o = (
+                    n,
+                    m.transactional_id.clone(),
+                    m.producer_id,
+                    m.producer_epoch,
+                    m.result,
+                    tp,
+                );
+                let count = self
+                    .requested
+                    .entry((self.generation, o.clone()))
+                    .or_default();
                 *count += 1;
                 assert_eq!(*count, 1, "{ctx}: marker {o:?} requested twice in one load");
                 self.outstanding.push(o);
@@ -223,10 +247,20 @@ impl Sim {
     fn check_state(&mut self, ctx: &str) {
         for md in self.h.coord.transactions() {
             let now = (md.producer_id, md.producer_epoch);
-            let seen = self.highest.entry(md.transactional_id.clone()).or_insert(now);
-            assert!(now >= *seen, "{ctx}: {} went back from {seen:?} to {now:?}", md.transactional_id);
+            let seen = self
+                .highest
+                .entry(md.transactional_id.clone())
+                .or_insert(now);
+            assert!(
+                now >= *seen,
+                "{ctx}: {} went back from {seen:?} to {now:?}",
+                md.transactional_id
+            );
             *seen = now;
-            assert!(md.state != TransactionState::PrepareEpochFence && md.state != TransactionState::Dead);
+            assert!(
+                md.state != TransactionState::PrepareEpochFence
+                    && md.state != TransactionState::Dead
+            );
         }
         self.h.assert_replay_matches();
     }
