@@ -412,12 +412,18 @@ impl TransactionCoordinator {
             return TxnOutput::reply(Err(e));
         }
         md.last_update_timestamp_ms = now_ms;
-        let record = md.to_record();
-        let markers = self.request_markers(&md).into_iter().collect();
+        let mut records = vec![md.to_record()];
         self.txns.insert(md.transactional_id.clone(), md.clone());
+        let mut markers = Vec::new();
+        if md.partitions.is_empty() {
+            // Nothing to mark (Kafka completes such a transaction at once).
+            records.extend(self.complete(&md.transactional_id, now_ms));
+        } else {
+            markers.extend(self.request_markers(&md));
+        }
         TxnOutput {
             reply: Ok(md),
-            records: vec![record],
+            records,
             markers,
         }
     }
@@ -490,19 +496,26 @@ impl TransactionCoordinator {
         if !pending.remaining.is_empty() {
             return TxnOutput::reply(());
         }
-        let result = pending.result;
         self.pending_markers.remove(transactional_id);
-        let Some(md) = self.txns.get(transactional_id) else {
-            return TxnOutput::reply(());
-        };
-        let mut md = md.clone();
-        let to = match result {
-            TransactionResult::Commit => TransactionState::CompleteCommit,
-            TransactionResult::Abort => TransactionState::CompleteAbort,
-        };
-        if transition(&mut md, to).is_err() {
-            return TxnOutput::reply(());
+        TxnOutput {
+            reply: (),
+            records: self
+                .complete(transactional_id, now_ms)
+                .into_iter()
+                .collect(),
+            markers: Vec::new(),
         }
+    }
+
+    /// Moves a Prepare* transaction to its Complete* state (every marker is
+    /// written): the record to write.
+    fn complete(&mut self, transactional_id: &str, now_ms: i64) -> Option<TxnRecord> {
+        let mut md = self.txns.get(transactional_id)?.clone();
+        let to = match md.state {
+            TransactionState::PrepareCommit => TransactionState::CompleteCommit,
+            _ => TransactionState::CompleteAbort,
+        };
+        transition(&mut md, to).ok()?;
         md.partitions.clear();
         md.last_update_timestamp_ms = now_ms;
         if md.next_producer_id != NO_PRODUCER_ID {
@@ -515,11 +528,7 @@ impl TransactionCoordinator {
         }
         let record = md.to_record();
         self.txns.insert(md.transactional_id.clone(), md);
-        TxnOutput {
-            reply: (),
-            records: vec![record],
-            markers: Vec::new(),
-        }
+        Some(record)
     }
 
     /// When [`on_tick`](Self::on_tick) next has something to do: an
@@ -593,8 +602,10 @@ impl TransactionCoordinator {
     }
 
     /// The load is over: the markers of every Prepare* transaction are
-    /// requested again (Kafka resends them after a load; partitions dedupe).
-    pub fn complete_load(&mut self) -> Vec<MarkerRequest> {
+    /// requested again (Kafka resends them after a load; partitions
+    /// dedupe), and one without partitions (written by another
+    /// coordinator) completes at once.
+    pub fn complete_load(&mut self, now_ms: i64) -> TxnOutput<()> {
         self.pending_markers.clear();
         let prepared: Vec<TransactionMetadata> = self
             .txns
@@ -602,10 +613,16 @@ impl TransactionCoordinator {
             .filter(|md| md.state.is_prepare())
             .cloned()
             .collect();
-        prepared
-            .iter()
-            .filter_map(|md| self.request_markers(md))
-            .collect()
+        let mut out = TxnOutput::reply(());
+        for md in prepared {
+            if md.partitions.is_empty() {
+                out.records
+                    .extend(self.complete(&md.transactional_id, now_ms));
+            } else {
+                out.markers.extend(self.request_markers(&md));
+            }
+        }
+        out
     }
 
     /// Leadership of the partition moved away: forget everything.

@@ -143,14 +143,19 @@ impl Harness {
         self.take(out);
     }
 
-    /// A fresh coordinator loaded from the log.
+    /// A fresh coordinator loaded from the log (the records its load
+    /// writes are not appended).
     pub fn reloaded(&self) -> (TransactionCoordinator, Vec<MarkerRequest>) {
         let mut coord = TransactionCoordinator::new(self.coord.config().clone());
         for record in &self.log {
             coord.replay(record.clone());
         }
-        let markers = coord.complete_load();
-        (coord, markers)
+        let out = coord.complete_load(self.now);
+        assert!(
+            out.records.is_empty(),
+            "only empty Prepare* records complete on load"
+        );
+        (coord, out.markers)
     }
 
     /// Replaying the log gives the live state (but `last_producer_epoch`,

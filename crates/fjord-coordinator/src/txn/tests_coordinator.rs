@@ -554,3 +554,36 @@ fn kip_890_epoch_bump_per_transaction_is_behind_a_flag() {
     );
     h.assert_replay_matches();
 }
+
+#[test]
+fn a_transaction_without_partitions_completes_at_once() {
+    let mut h = Harness::new();
+    h.init("t", None).unwrap();
+    let p = h.producer("t");
+    h.add(&p, &[]).unwrap();
+    assert_eq!(h.coord.get("t").unwrap().state, Ongoing);
+    assert_eq!(h.end(&p, Commit), Ok(pe(1000, 0)));
+    assert!(h.markers.is_empty());
+    assert_eq!(h.coord.get("t").unwrap().state, CompleteCommit);
+    let states: Vec<_> = h.log[h.log.len() - 2..]
+        .iter()
+        .map(|r| match r {
+            TxnRecord::Metadata { value, .. } => value.state,
+            TxnRecord::Tombstone { .. } => Dead,
+        })
+        .collect();
+    assert_eq!(states, vec![PrepareCommit, CompleteCommit]);
+    h.assert_replay_matches();
+
+    // A PrepareAbort without partitions found by a load completes then.
+    let mut md = h.coord.get("t").unwrap().clone();
+    md.state = PrepareAbort;
+    let mut loaded = TransactionCoordinator::new(TxnConfig::default());
+    loaded.replay(md.to_record());
+    let out = loaded.complete_load(h.now);
+    assert!(out.markers.is_empty());
+    assert!(matches!(
+        &out.records[..],
+        [TxnRecord::Metadata { value, .. }] if value.state == CompleteAbort
+    ));
+}
