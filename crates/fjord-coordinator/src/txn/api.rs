@@ -68,7 +68,8 @@ pub struct InitProducerIdRequest {
     pub expected: Option<ProducerIdAndEpoch>,
 }
 
-/// EndTxn.
+/// EndTxn. Its reply carries the producer id and epoch to go on with,
+/// which only EndTxn v5 returns (Kafka answers -1/-1 under TV1).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EndTxnRequest {
     pub transactional_id: String,

@@ -221,8 +221,10 @@ impl TransactionCoordinator {
                     markers: Vec::new(),
                 }
             }
+            // Never kept in memory: a bug, as in Kafka (which treats it as fatal).
             TransactionState::Dead | TransactionState::PrepareEpochFence => {
-                TxnOutput::reply(Err(TxnError::ConcurrentTransactions { state: md.state }))
+                tracing::error!(transactional_id, state = %md.state, "transactional id in a transient state");
+                TxnOutput::reply(Err(TxnError::UnknownServerError))
             }
         }
     }

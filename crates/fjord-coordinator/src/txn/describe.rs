@@ -7,6 +7,9 @@ impl TransactionCoordinator {
     /// DescribeTransactions for one id (Kafka's
     /// `handleDescribeTransactions`).
     pub fn describe(&self, transactional_id: &str) -> Result<TransactionDescription, TxnError> {
+        if transactional_id.is_empty() {
+            return Err(TxnError::EmptyTransactionalId);
+        }
         let md = self
             .get(transactional_id)
             .filter(|md| md.state != TransactionState::Dead)
