@@ -587,3 +587,56 @@ fn a_transaction_without_partitions_completes_at_once() {
         [TxnRecord::Metadata { value, .. }] if value.state == CompleteAbort
     ));
 }
+
+/// What each API answers in each persisted state (Kafka's
+/// `handleEndTransaction`, `handleAddPartitionsToTransaction`,
+/// `handleInitProducerId`).
+#[test]
+fn api_answers_by_state() {
+    #[derive(Debug, PartialEq)]
+    enum A {
+        Done,
+        Invalid,
+        Concurrent,
+    }
+    fn kind<T>(r: &Result<T, TxnError>) -> A {
+        match r {
+            Ok(_) => A::Done,
+            Err(TxnError::InvalidTxnState { .. }) => A::Invalid,
+            Err(TxnError::ConcurrentTransactions { .. }) => A::Concurrent,
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    use A::*;
+    // state, EndTxn(commit), EndTxn(abort), AddPartitions, InitProducerId
+    let table = [
+        (Empty, Invalid, Invalid, Done, Done),
+        (Ongoing, Done, Done, Done, Concurrent),
+        (PrepareCommit, Concurrent, Invalid, Concurrent, Concurrent),
+        (PrepareAbort, Invalid, Concurrent, Concurrent, Concurrent),
+        (CompleteCommit, Done, Invalid, Done, Done),
+        (CompleteAbort, Invalid, Done, Done, Done),
+    ];
+    for (state, commit, abort, add, init) in table {
+        let in_state = || {
+            let mut h = Harness::new();
+            h.init("t", None).unwrap();
+            let mut md = h.coord.get("t").unwrap().clone();
+            md.state = state;
+            if !state.is_idle() {
+                md.partitions = tps(&[("a", 0)]);
+            }
+            h.coord.replay(md.to_record());
+            let p = h.producer("t");
+            (h, p)
+        };
+        let (mut h, p) = in_state();
+        assert_eq!(kind(&h.end(&p, Commit)), commit, "{state}: commit");
+        let (mut h, p) = in_state();
+        assert_eq!(kind(&h.end(&p, Abort)), abort, "{state}: abort");
+        let (mut h, p) = in_state();
+        assert_eq!(kind(&h.add(&p, &[("b", 0)])), add, "{state}: add");
+        let (mut h, _) = in_state();
+        assert_eq!(kind(&h.init("t", None)), init, "{state}: init");
+    }
+}
