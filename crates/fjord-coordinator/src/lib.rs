@@ -10,6 +10,13 @@
 //!   revert on a failed append; shards loaded in the background as
 //!   leadership moves; the timers.
 //! - [`offsets_topic`]: the topic's name and which partition holds a group.
+//! - [`txn`]: Kafka's transaction coordinator for one `__transaction_state`
+//!   partition as plain code (InitProducerId, AddPartitionsToTxn and the
+//!   KIP-890 verification, AddOffsetsToTxn, EndTxn with its markers,
+//!   timeouts, expiry, Describe/ListTransactions data, replay) and the
+//!   codec of Kafka's `__transaction_state` records. Not wired to the
+//!   runtime or to clients yet.
+//! - `wire` (private): Kafka's primitive encodings both codecs share.
 //!
 //! The node that hosts `__consumer_offsets` supplies its partitions through
 //! [`runtime::PartitionWriter`] (append with acks=all, read from the log
@@ -30,6 +37,8 @@
 pub mod group;
 pub mod offsets_topic;
 pub mod runtime;
+pub mod txn;
+mod wire;
 
 pub use offsets_topic::{CONSUMER_OFFSETS, partition_for};
 pub use runtime::{GroupOffset, GroupService, GroupServiceConfig};

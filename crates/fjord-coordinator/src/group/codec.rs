@@ -40,8 +40,11 @@
 
 use std::collections::BTreeSet;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use fjord_types::TopicPartition;
+
+pub use crate::wire::CodecError;
+use crate::wire::{Reader, Writer};
 
 use super::{
     CONSUMER_PROTOCOL_TYPE, CommittedOffset, GroupMetadataValue, GroupRecord, MemberMetadataValue,
@@ -62,35 +65,6 @@ const MAX_VALUE_VERSION: i16 = 4;
 /// Highest `ConsumerProtocolSubscription` version known; newer ones are
 /// read as this one, as Kafka's `ConsumerProtocol` does.
 const MAX_SUBSCRIPTION_VERSION: i16 = 3;
-
-/// Why bytes are not a `__consumer_offsets` record (or a record cannot be
-/// written as one).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum CodecError {
-    #[error("truncated {what}")]
-    Truncated { what: &'static str },
-    #[error("unknown __consumer_offsets key version {version}")]
-    UnknownKeyVersion { version: i16 },
-    #[error("unknown {record} version {version}")]
-    UnknownValueVersion { record: &'static str, version: i16 },
-    #[error("{what} is not valid UTF-8")]
-    InvalidUtf8 { what: &'static str },
-    #[error("{what} has invalid length {length}")]
-    InvalidLength { what: &'static str, length: i64 },
-    #[error("non-nullable {what} is null")]
-    UnexpectedNull { what: &'static str },
-    #[error("unsigned varint of {what} is longer than 5 bytes")]
-    InvalidVarint { what: &'static str },
-    #[error("{count} trailing bytes after {what}")]
-    TrailingBytes { what: &'static str, count: usize },
-    /// Encoding only: the schema's length prefix cannot hold `len`.
-    #[error("{what} is {len} bytes, more than the schema's limit of {max}")]
-    TooLong {
-        what: &'static str,
-        len: usize,
-        max: usize,
-    },
-}
 
 /// The key and value (`None`: tombstone) of `record`.
 ///
@@ -363,226 +337,10 @@ pub fn subscription_topics(subscription: &[u8]) -> Option<BTreeSet<String>> {
     Some(topics)
 }
 
-/// Reads Kafka's primitive types off a byte slice, classic or flexible.
-struct Reader<'a> {
-    buf: &'a [u8],
-    flexible: bool,
-}
-
-impl<'a> Reader<'a> {
-    fn classic(buf: &'a [u8]) -> Self {
-        Reader {
-            buf,
-            flexible: false,
-        }
-    }
-
-    fn remaining(&self) -> usize {
-        self.buf.len()
-    }
-
-    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], CodecError> {
-        if self.buf.len() < n {
-            return Err(CodecError::Truncated { what });
-        }
-        let (head, tail) = self.buf.split_at(n);
-        self.buf = tail;
-        Ok(head)
-    }
-
-    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], CodecError> {
-        let (head, tail) = self
-            .buf
-            .split_first_chunk::<N>()
-            .ok_or(CodecError::Truncated { what })?;
-        self.buf = tail;
-        Ok(*head)
-    }
-
-    fn i16(&mut self, what: &'static str) -> Result<i16, CodecError> {
-        self.array(what).map(i16::from_be_bytes)
-    }
-
-    fn i32(&mut self, what: &'static str) -> Result<i32, CodecError> {
-        self.array(what).map(i32::from_be_bytes)
-    }
-
-    fn i64(&mut self, what: &'static str) -> Result<i64, CodecError> {
-        self.array(what).map(i64::from_be_bytes)
-    }
-
-    fn unsigned_varint(&mut self, what: &'static str) -> Result<u32, CodecError> {
-        let mut value = 0u32;
-        for i in 0..5 {
-            let [byte] = self.array::<1>(what)?;
-            value |= u32::from(byte & 0x7f) << (7 * i);
-            if byte & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err(CodecError::InvalidVarint { what })
-    }
-
-    /// A flexible length: varint of length + 1, 0 = null.
-    fn compact_len(&mut self, what: &'static str) -> Result<Option<usize>, CodecError> {
-        let n = self.unsigned_varint(what)?;
-        Ok(n.checked_sub(1).map(|n| n as usize))
-    }
-
-    /// A classic length prefix: -1 = null, other negatives invalid.
-    fn classic_len(length: i32, what: &'static str) -> Result<Option<usize>, CodecError> {
-        match length {
-            -1 => Ok(None),
-            n => usize::try_from(n)
-                .map(Some)
-                .map_err(|_| CodecError::InvalidLength {
-                    what,
-                    length: n.into(),
-                }),
-        }
-    }
-
-    fn nullable_string(&mut self, what: &'static str) -> Result<Option<String>, CodecError> {
-        let len = if self.flexible {
-            self.compact_len(what)?
-        } else {
-            let n = self.i16(what)?;
-            Self::classic_len(n.into(), what)?
-        };
-        let Some(len) = len else { return Ok(None) };
-        let raw = self.take(len, what)?;
-        std::str::from_utf8(raw)
-            .map(|s| Some(s.to_owned()))
-            .map_err(|_| CodecError::InvalidUtf8 { what })
-    }
-
-    fn string(&mut self, what: &'static str) -> Result<String, CodecError> {
-        self.nullable_string(what)?
-            .ok_or(CodecError::UnexpectedNull { what })
-    }
-
-    fn nullable_bytes(&mut self, what: &'static str) -> Result<Option<&'a [u8]>, CodecError> {
-        let len = if self.flexible {
-            self.compact_len(what)?
-        } else {
-            let n = self.i32(what)?;
-            Self::classic_len(n, what)?
-        };
-        len.map(|len| self.take(len, what)).transpose()
-    }
-
-    fn bytes(&mut self, what: &'static str) -> Result<Bytes, CodecError> {
-        self.nullable_bytes(what)?
-            .map(Bytes::copy_from_slice)
-            .ok_or(CodecError::UnexpectedNull { what })
-    }
-
-    /// Element count of a non-nullable array.
-    fn array_len(&mut self, what: &'static str) -> Result<usize, CodecError> {
-        let len = if self.flexible {
-            self.compact_len(what)?
-        } else {
-            let n = self.i32(what)?;
-            Self::classic_len(n, what)?
-        };
-        len.ok_or(CodecError::UnexpectedNull { what })
-    }
-
-    /// Skips a flexible struct's tagged fields (none is known here).
-    fn tagged_fields(&mut self, what: &'static str) -> Result<(), CodecError> {
-        if !self.flexible {
-            return Ok(());
-        }
-        let count = self.unsigned_varint(what)?;
-        for _ in 0..count {
-            self.unsigned_varint(what)?;
-            let size = self.unsigned_varint(what)?;
-            self.take(size as usize, what)?;
-        }
-        Ok(())
-    }
-
-    fn finish(self, what: &'static str) -> Result<(), CodecError> {
-        match self.buf.len() {
-            0 => Ok(()),
-            count => Err(CodecError::TrailingBytes { what, count }),
-        }
-    }
-}
-
-/// Writes Kafka's classic primitive types; a length that does not fit its
-/// prefix is clamped and remembered as `error`.
-#[derive(Default)]
-struct Writer {
-    buf: BytesMut,
-    error: Option<CodecError>,
-}
-
-impl Writer {
-    fn i16(&mut self, v: i16) {
-        self.buf.put_i16(v);
-    }
-
-    fn i32(&mut self, v: i32) {
-        self.buf.put_i32(v);
-    }
-
-    fn i64(&mut self, v: i64) {
-        self.buf.put_i64(v);
-    }
-
-    fn too_long(&mut self, what: &'static str, len: usize, max: usize) {
-        if self.error.is_none() {
-            self.error = Some(CodecError::TooLong { what, len, max });
-        }
-    }
-
-    fn string(&mut self, s: &str, what: &'static str) {
-        const MAX: usize = i16::MAX as usize;
-        let s = if s.len() > MAX {
-            self.too_long(what, s.len(), MAX);
-            &s[..s.floor_char_boundary(MAX)]
-        } else {
-            s
-        };
-        // Fits: at most i16::MAX bytes.
-        self.buf.put_i16(s.len() as i16);
-        self.buf.put_slice(s.as_bytes());
-    }
-
-    fn nullable_string(&mut self, s: Option<&str>, what: &'static str) {
-        match s {
-            Some(s) => self.string(s, what),
-            None => self.buf.put_i16(-1),
-        }
-    }
-
-    fn bytes(&mut self, b: &[u8], what: &'static str) {
-        const MAX: usize = i32::MAX as usize;
-        let b = if b.len() > MAX {
-            self.too_long(what, b.len(), MAX);
-            &b[..MAX]
-        } else {
-            b
-        };
-        self.buf.put_i32(b.len() as i32);
-        self.buf.put_slice(b);
-    }
-
-    /// Writes an array's count; the caller writes at most i32::MAX elements
-    /// in practice (a group's members).
-    fn array_len(&mut self, len: usize, what: &'static str) {
-        const MAX: usize = i32::MAX as usize;
-        if len > MAX {
-            self.too_long(what, len, MAX);
-        }
-        self.buf.put_i32(len.min(MAX) as i32);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::{BufMut, BytesMut};
 
     fn committed(offset: i64, epoch: Option<i32>, metadata: &str, ts: i64) -> CommittedOffset {
         CommittedOffset {
