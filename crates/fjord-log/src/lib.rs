@@ -121,6 +121,7 @@
 mod batch;
 mod checkpoint;
 mod config;
+pub mod control;
 mod error;
 mod leader_epoch;
 mod log;
@@ -129,6 +130,7 @@ mod producer_state;
 mod recovery;
 mod segment;
 mod time_index;
+mod txn_index;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -137,11 +139,12 @@ pub use batch::{BatchHeader, HEADER_LEN, LOG_OVERHEAD, MAGIC_V2};
 pub use config::{CleanupPolicy, LogConfig, TimestampType};
 pub use error::{ConfigError, LogError};
 pub use leader_epoch::LeaderEpochCache;
-pub use log::{AppendInfo, Log, ReadInfo};
+pub use log::{AppendInfo, IsolationLevel, Log, ReadInfo};
 pub use producer_state::{
-    BatchMetadata, DuplicateBatch, ProducerStateEntry, ProducerStateLoad, ProducerStateManager,
-    RETAINED_SNAPSHOTS, SequenceCheck, SequenceError,
+    BatchMetadata, CompletedTxn, DuplicateBatch, ProducerStateEntry, ProducerStateLoad,
+    ProducerStateManager, RETAINED_SNAPSHOTS, SequenceCheck, SequenceError,
 };
+pub use txn_index::AbortedTxn;
 
 #[cfg(test)]
 mod tests;
