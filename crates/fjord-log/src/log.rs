@@ -971,6 +971,7 @@ impl Log {
             let active = self.active_mut();
             active.seal();
             active.write_indexes()?;
+            active.sync_txn_index()?;
         }
         tracing::debug!(dir = %self.dir.display(), base_offset, "rolling a new segment");
         self.segments

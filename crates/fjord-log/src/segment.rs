@@ -215,6 +215,13 @@ impl LogSegment {
         self.txn_index.collect(fetch_offset, upper_bound)
     }
 
+    /// fsync the transaction index if it has new entries (at a roll: the
+    /// producer-state replay after a crash starts at the newest snapshot,
+    /// so the index of every segment below it must be durable).
+    pub(crate) fn sync_txn_index(&mut self) -> Result<(), LogError> {
+        self.txn_index.sync()
+    }
+
     pub(crate) fn aborted_txns(&self) -> &[AbortedTxn] {
         self.txn_index.entries()
     }

@@ -25,6 +25,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 
+use crate::checkpoint;
 use crate::error::LogError;
 use crate::segment;
 
@@ -194,6 +195,10 @@ impl TransactionIndex {
                     source,
                 });
             }
+        }
+        // The file may be new (or removed): make its directory entry durable too.
+        if let Some(dir) = self.path.parent() {
+            checkpoint::sync_dir(dir)?;
         }
         self.unsynced = false;
         Ok(())
