@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use fjord_log::IsolationLevel;
 use fjord_types::{BrokerId, LeaderEpoch, Offset, TopicPartition};
 use futures::future::select_all;
 use tokio::time::Instant;
@@ -172,7 +173,13 @@ impl ReplicaManager {
                         // one whole batch even past the limits, so a consumer
                         // never stalls on a batch larger than its max bytes.
                         let max = req.partition_max_bytes.min(remaining);
-                        p.read(req.fetch_offset, max, first_data, req.current_leader_epoch)
+                        p.read(
+                            req.fetch_offset,
+                            max,
+                            first_data,
+                            req.current_leader_epoch,
+                            params.isolation,
+                        )
                     }
                 };
                 if let Ok(data) = &result
@@ -191,8 +198,10 @@ impl ReplicaManager {
         tp: &TopicPartition,
         spec: OffsetSpec,
         current_leader_epoch: LeaderEpoch,
+        isolation: IsolationLevel,
     ) -> Result<ListedOffset, PartitionError> {
-        self.partition(tp)?.list_offset(spec, current_leader_epoch)
+        self.partition(tp)?
+            .list_offset(spec, current_leader_epoch, isolation)
     }
 
     /// OffsetForLeaderEpoch on one partition this broker leads.

@@ -729,7 +729,7 @@ impl Log {
     /// most `hw` (Kafka's `UnifiedLog.lastStableOffset`).
     pub fn last_stable_offset(&self, hw: i64) -> i64 {
         self.producer_state
-            .first_unstable_offset()
+            .first_unstable_offset_at(hw)
             .map_or(hw, |fuo| fuo.min(hw))
     }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fjord_log::testing::batch;
-use fjord_log::{Log, LogConfig};
+use fjord_log::{IsolationLevel, Log, LogConfig};
 use fjord_types::{BrokerId, TopicId, TopicPartition};
 
 use crate::error::PartitionError;
@@ -224,17 +224,17 @@ fn the_leader_refuses_a_clients_marker_and_a_follower_stores_the_leaders() {
 fn fencing_by_leader_epoch() {
     let d = tempfile::tempdir().unwrap();
     let p = open(d.path(), 1, assignment(1, 4, 0, &[1]), None);
-    assert!(p.read(0, 100, true, -1).is_ok());
-    assert!(p.read(0, 100, true, 4).is_ok());
+    assert!(p.read(0, 100, true, -1, IsolationLevel::ReadUncommitted).is_ok());
+    assert!(p.read(0, 100, true, 4, IsolationLevel::ReadUncommitted).is_ok());
     assert!(matches!(
-        p.read(0, 100, true, 3),
+        p.read(0, 100, true, 3, IsolationLevel::ReadUncommitted),
         Err(PartitionError::FencedLeaderEpoch {
             given: 3,
             current: 4
         })
     ));
     assert!(matches!(
-        p.list_offset(crate::OffsetSpec::Latest, 5),
+        p.list_offset(crate::OffsetSpec::Latest, 5, IsolationLevel::ReadUncommitted),
         Err(PartitionError::UnknownLeaderEpoch {
             given: 5,
             current: 4

@@ -16,25 +16,26 @@
 
 use std::time::Duration;
 
-use fjord_broker::{FetchParams, FetchPartition, MetadataImage, PartitionError};
+use fjord_broker::{
+    FetchParams, FetchPartition, FetchPartitionData, MetadataImage, PartitionError,
+};
 use fjord_types::{NO_BROKER, TopicPartition};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::fetch_response::{
-    FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
+    AbortedTransaction, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
 };
+use kafka_protocol::messages::ProducerId;
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::{
-    Reply, broker_endpoint, check_leader_epoch, partition_registration, topic_id_from_wire,
+    Reply, broker_endpoint, check_leader_epoch, isolation_level, partition_registration,
+    topic_id_from_wire,
     wire_name,
 };
 use crate::context::RequestContext;
 use crate::error_code::partition_error;
 use crate::services::Services;
-
-/// Kafka's `isolation_level` value for READ_COMMITTED.
-const READ_COMMITTED: i8 = 1;
 
 enum Slot {
     /// Sent to the broker as `params.partitions[i]`.
@@ -105,7 +106,7 @@ async fn fetch(ctx: &RequestContext, svc: &Services, request: FetchRequest) -> F
                 max_wait,
                 min_bytes: usize::try_from(request.min_bytes).unwrap_or(0),
                 max_bytes: usize::try_from(request.max_bytes).unwrap_or(0),
-                isolation_committed: request.isolation_level == READ_COMMITTED,
+                isolation: isolation_level(request.isolation_level),
             })
             .await
     } else {
@@ -138,6 +139,7 @@ async fn fetch(ctx: &RequestContext, svc: &Services, request: FetchRequest) -> F
                             .with_high_watermark(data.high_watermark)
                             .with_last_stable_offset(data.last_stable_offset)
                             .with_log_start_offset(data.log_start_offset)
+                            .with_aborted_transactions(aborted_transactions(data))
                             .with_records(Some(data.records.clone())),
                         Some((tp, Err(err))) => {
                             let leader = match err {
@@ -213,6 +215,20 @@ fn session_error(session_id: i32, session_epoch: i32) -> Option<ResponseError> {
         (_, -1) => None,
         (_, _) => Some(ResponseError::FetchSessionIdNotFound),
     }
+}
+
+/// The response's `AbortedTransactions`: null unless READ_COMMITTED (as
+/// Kafka), else the aborted transactions overlapping the records.
+fn aborted_transactions(data: &FetchPartitionData) -> Option<Vec<AbortedTransaction>> {
+    data.aborted_transactions.as_ref().map(|txns| {
+        txns.iter()
+            .map(|t| {
+                AbortedTransaction::default()
+                    .with_producer_id(ProducerId(t.producer_id))
+                    .with_first_offset(t.first_offset)
+            })
+            .collect()
+    })
 }
 
 fn failed(index: i32, error: ResponseError, leader: Option<LeaderIdAndEpoch>) -> PartitionData {

@@ -315,6 +315,19 @@ impl ProducerStateManager {
         ongoing.into_iter().chain(unreplicated).min().copied()
     }
 
+    /// [`Self::first_unstable_offset`] with the high watermark at `hw`, even
+    /// if the log was not told yet (after a load, the replayed transactions
+    /// are all "unreplicated" until the next [`Self::on_high_watermark_updated`]).
+    pub fn first_unstable_offset_at(&self, hw: i64) -> Option<i64> {
+        let ongoing = self.ongoing.keys().next().copied();
+        let unreplicated = self
+            .unreplicated
+            .iter()
+            .find(|&(_, &marker)| marker >= hw)
+            .map(|(&first, _)| first);
+        ongoing.into_iter().chain(unreplicated).min()
+    }
+
     /// Open transactions: first offset -> producer id, oldest first.
     pub fn ongoing_transactions(&self) -> &BTreeMap<i64, i64> {
         &self.ongoing

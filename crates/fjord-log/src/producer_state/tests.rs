@@ -180,11 +180,17 @@ fn a_transaction_opens_at_its_first_batch_and_a_marker_completes_it() {
     // A non-transactional batch of producer 1 is refused, producer 3's is not.
     assert_eq!(
         check(&s, header(1, 0, 3, 1, 0)),
-        Err(SequenceError::InvalidTxnState { producer_id: 1 })
+        Err(SequenceError::InvalidTxnState {
+            producer_id: 1,
+            producer_epoch: 0
+        })
     );
     assert_eq!(
         s.check_batches(&[txn_header(1, 0, 3, 1, 0), header(1, 0, 4, 1, 0)]),
-        Err(SequenceError::InvalidTxnState { producer_id: 1 })
+        Err(SequenceError::InvalidTxnState {
+            producer_id: 1,
+            producer_epoch: 0
+        })
     );
     assert_eq!(check(&s, txn_header(1, 0, 3, 1, 0)), Ok(None));
     assert_eq!(check(&s, header(3, 0, 0, 1, 0)), Ok(None));

@@ -376,7 +376,7 @@ proptest! {
                     let open = l.producer_state().producers().get(&pid)
                         .and_then(|e| e.current_txn_first_offset);
                     match l.check_producer_batches(&[h]) {
-                        Err(SequenceError::InvalidTxnState { producer_id }) => {
+                        Err(SequenceError::InvalidTxnState { producer_id, .. }) => {
                             prop_assert!(!transactional && open.is_some() && producer_id == pid);
                             continue;
                         }
