@@ -261,6 +261,39 @@ mod tests {
     use crate::frame::encode_response;
 
     #[test]
+    fn aborted_transactions_are_null_unless_read_committed() {
+        let data = |aborted| FetchPartitionData {
+            high_watermark: 9,
+            last_stable_offset: 4,
+            log_start_offset: 0,
+            records: Bytes::new(),
+            aborted_transactions: aborted,
+        };
+        assert_eq!(aborted_transactions(&data(None)), None);
+        assert_eq!(aborted_transactions(&data(Some(vec![]))), Some(vec![]));
+        let txn = fjord_broker::AbortedTransaction {
+            producer_id: 7,
+            first_offset: 3,
+        };
+        assert_eq!(
+            aborted_transactions(&data(Some(vec![txn]))),
+            Some(vec![
+                AbortedTransaction::default()
+                    .with_producer_id(ProducerId(7))
+                    .with_first_offset(3)
+            ])
+        );
+        assert_eq!(
+            super::isolation_level(1),
+            fjord_log::IsolationLevel::ReadCommitted
+        );
+        assert_eq!(
+            super::isolation_level(0),
+            fjord_log::IsolationLevel::ReadUncommitted
+        );
+    }
+
+    #[test]
     fn sessions_are_refused_the_way_kafka_refuses_unknown_ones() {
         assert_eq!(session_error(0, -1), None);
         assert_eq!(session_error(0, 0), None);
