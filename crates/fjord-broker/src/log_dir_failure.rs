@@ -287,7 +287,11 @@ mod tests {
         partition
             .append(&batch(3), Acks::Leader, TIMESTAMP)
             .expect("append before the failure");
-        assert!(partition.read(0, 1 << 20, true, -1, IsolationLevel::ReadUncommitted).is_ok());
+        assert!(
+            partition
+                .read(0, 1 << 20, true, -1, IsolationLevel::ReadUncommitted)
+                .is_ok()
+        );
 
         failure.fail(LogOperation::Flush, Some(&tp), &io("Input/output error"));
 
@@ -299,8 +303,16 @@ mod tests {
                 .append(&batch(1), Acks::Leader, TIMESTAMP)
                 .map(|_| ()),
         );
-        storage_error(partition.read(0, 1 << 20, true, -1, IsolationLevel::ReadUncommitted).map(|_| ()));
-        storage_error(partition.list_offset(OffsetSpec::Latest, -1, IsolationLevel::ReadUncommitted).map(|_| ()));
+        storage_error(
+            partition
+                .read(0, 1 << 20, true, -1, IsolationLevel::ReadUncommitted)
+                .map(|_| ()),
+        );
+        storage_error(
+            partition
+                .list_offset(OffsetSpec::Latest, -1, IsolationLevel::ReadUncommitted)
+                .map(|_| ()),
+        );
         storage_error(partition.end_offset_for_epoch(-1, 0).map(|_| ()));
         assert_eq!(
             partition.log_end_offset(),

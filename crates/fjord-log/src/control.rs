@@ -153,7 +153,10 @@ mod tests {
             let b = end_txn_marker_batch(42, 3, marker, 1_000);
             let h = validate(&b, 0, None, Origin::Client).expect("valid batch");
             assert!(h.is_control() && h.is_transactional());
-            assert_eq!((h.producer_id, h.producer_epoch, h.records_count), (42, 3, 1));
+            assert_eq!(
+                (h.producer_id, h.producer_epoch, h.records_count),
+                (42, 3, 1)
+            );
             assert_eq!(parse_end_txn_marker(&b), Some(marker));
 
             let mut buf = b.clone();

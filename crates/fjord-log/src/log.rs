@@ -743,7 +743,11 @@ impl Log {
     /// by marker offset, from the segment holding `fetch_offset` on, until a
     /// segment's index says no later one can overlap (Kafka's
     /// `UnifiedLog.collectAbortedTransactions`).
-    pub fn collect_aborted_transactions(&self, fetch_offset: i64, upper_bound: i64) -> Vec<AbortedTxn> {
+    pub fn collect_aborted_transactions(
+        &self,
+        fetch_offset: i64,
+        upper_bound: i64,
+    ) -> Vec<AbortedTxn> {
         let from = self
             .segments
             .range(..=fetch_offset)
@@ -867,7 +871,11 @@ impl Log {
     /// Apply a batch just appended to the active segment (`batch`: its bytes,
     /// whose record is read only for a control batch) to the producer state;
     /// an aborted transaction it completed goes to the segment's index.
-    fn update_producer_state(&mut self, header: &BatchHeader, batch: &[u8]) -> Result<(), LogError> {
+    fn update_producer_state(
+        &mut self,
+        header: &BatchHeader,
+        batch: &[u8],
+    ) -> Result<(), LogError> {
         let marker = if header.is_control() {
             parse_end_txn_marker(batch)
         } else {

@@ -211,7 +211,11 @@ impl LogSegment {
     }
 
     /// Aborted transactions of this segment overlapping `[fetch_offset, upper_bound)`.
-    pub(crate) fn collect_aborted_txns(&self, fetch_offset: i64, upper_bound: i64) -> TxnIndexSearch {
+    pub(crate) fn collect_aborted_txns(
+        &self,
+        fetch_offset: i64,
+        upper_bound: i64,
+    ) -> TxnIndexSearch {
         self.txn_index.collect(fetch_offset, upper_bound)
     }
 

@@ -308,7 +308,9 @@ mod tests {
         index.truncate_to(9).expect("truncate");
         assert_eq!(index.entries(), &[txn(1, 0, 5, 2)]);
         assert_eq!(
-            TransactionIndex::open(dir.path(), 0).expect("reopen").entries(),
+            TransactionIndex::open(dir.path(), 0)
+                .expect("reopen")
+                .entries(),
             &[txn(1, 0, 5, 2)]
         );
         index.truncate_to(0).expect("truncate all");

@@ -224,8 +224,14 @@ fn the_leader_refuses_a_clients_marker_and_a_follower_stores_the_leaders() {
 fn fencing_by_leader_epoch() {
     let d = tempfile::tempdir().unwrap();
     let p = open(d.path(), 1, assignment(1, 4, 0, &[1]), None);
-    assert!(p.read(0, 100, true, -1, IsolationLevel::ReadUncommitted).is_ok());
-    assert!(p.read(0, 100, true, 4, IsolationLevel::ReadUncommitted).is_ok());
+    assert!(
+        p.read(0, 100, true, -1, IsolationLevel::ReadUncommitted)
+            .is_ok()
+    );
+    assert!(
+        p.read(0, 100, true, 4, IsolationLevel::ReadUncommitted)
+            .is_ok()
+    );
     assert!(matches!(
         p.read(0, 100, true, 3, IsolationLevel::ReadUncommitted),
         Err(PartitionError::FencedLeaderEpoch {
@@ -234,7 +240,11 @@ fn fencing_by_leader_epoch() {
         })
     ));
     assert!(matches!(
-        p.list_offset(crate::OffsetSpec::Latest, 5, IsolationLevel::ReadUncommitted),
+        p.list_offset(
+            crate::OffsetSpec::Latest,
+            5,
+            IsolationLevel::ReadUncommitted
+        ),
         Err(PartitionError::UnknownLeaderEpoch {
             given: 5,
             current: 4
@@ -317,10 +327,7 @@ async fn acks_all_fails_with_not_leader_when_leadership_moves() {
 /// A leader whose log already holds transactional data (clients cannot
 /// write it yet: produce refuses transactional batches until the
 /// coordinator exists), and a follower with an empty log.
-fn leader_with_transactions(
-    d1: &std::path::Path,
-    d2: &std::path::Path,
-) -> (Partition, Partition) {
+fn leader_with_transactions(d1: &std::path::Path, d2: &std::path::Path) -> (Partition, Partition) {
     use fjord_log::testing::transactional_batch;
     let mut log = Log::open(d1, LogConfig::default()).expect("open");
     log.assign_leader_epoch(0).expect("epoch");

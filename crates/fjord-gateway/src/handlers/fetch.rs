@@ -21,17 +21,16 @@ use fjord_broker::{
 };
 use fjord_types::{NO_BROKER, TopicPartition};
 use kafka_protocol::ResponseError;
+use kafka_protocol::messages::ProducerId;
 use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
 };
-use kafka_protocol::messages::ProducerId;
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::{
     Reply, broker_endpoint, check_leader_epoch, isolation_level, partition_registration,
-    topic_id_from_wire,
-    wire_name,
+    topic_id_from_wire, wire_name,
 };
 use crate::context::RequestContext;
 use crate::error_code::partition_error;

@@ -64,7 +64,10 @@ pub enum SequenceError {
     /// A non-transactional batch from a producer with an ongoing transaction
     /// (Kafka `INVALID_TXN_STATE`).
     #[error("non-transactional batch from producer {producer_id} during its transaction")]
-    InvalidTxnState { producer_id: i64, producer_epoch: i16 },
+    InvalidTxnState {
+        producer_id: i64,
+        producer_epoch: i16,
+    },
     /// A marker from a coordinator older than the last one seen for this
     /// producer (Kafka `TRANSACTION_COORDINATOR_FENCED`).
     #[error("coordinator epoch {got} is older than the last seen {current}")]

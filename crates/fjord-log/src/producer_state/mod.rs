@@ -62,11 +62,11 @@ use entry::NO_PRODUCER_ID;
 pub use entry::{BatchMetadata, CompletedTxn, ProducerStateEntry, SequenceCheck, SequenceError};
 
 use crate::batch::BatchHeader;
-use crate::control::{EndTxnMarker, parse_end_txn_marker};
-use crate::txn_index::AbortedTxn;
 use crate::checkpoint;
+use crate::control::{EndTxnMarker, parse_end_txn_marker};
 use crate::error::LogError;
 use crate::segment::{HEADER_WALK_CHUNK, LogSegment, Scan, Visit};
+use crate::txn_index::AbortedTxn;
 
 /// Snapshots kept at most (the newest). A follower truncates only the
 /// unreplicated tail, well within the last few segments; a truncation below

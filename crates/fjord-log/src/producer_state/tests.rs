@@ -214,7 +214,10 @@ fn a_transaction_opens_at_its_first_batch_and_a_marker_completes_it() {
         }
     );
     let e = &s.producers()[&1];
-    assert_eq!((e.current_txn_first_offset, e.coordinator_epoch), (None, Some(5)));
+    assert_eq!(
+        (e.current_txn_first_offset, e.coordinator_epoch),
+        (None, Some(5))
+    );
     // Until the marker is below the high watermark, it is still unstable.
     assert_eq!(s.first_unstable_offset(), Some(10));
     s.on_high_watermark_updated(14);

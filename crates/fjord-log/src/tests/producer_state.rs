@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use proptest::prelude::*;
 
 use super::*;
-use crate::producer_state::snapshot;
 use crate::control::parse_end_txn_marker;
+use crate::producer_state::snapshot;
 use crate::testing::{TIMESTAMP, idempotent_batch, marker_batch, transactional_batch};
 use crate::{
     AbortedTxn, DuplicateBatch, ProducerStateEntry, ProducerStateManager, RETAINED_SNAPSHOTS,

@@ -68,7 +68,13 @@ fn read_committed_stops_at_the_lso_and_returns_the_overlapping_aborts() {
     log.on_high_watermark_updated(commit_b + 1);
     assert_eq!(log.last_stable_offset(commit_b + 1), commit_b + 1);
     let (read, txns) = log
-        .read_isolated(4, 1 << 20, commit_b + 1, true, IsolationLevel::ReadCommitted)
+        .read_isolated(
+            4,
+            1 << 20,
+            commit_b + 1,
+            true,
+            IsolationLevel::ReadCommitted,
+        )
         .expect("read");
     assert_eq!(read.next_offset, commit_b + 1);
     assert_eq!(txns, Some(vec![]));
@@ -115,7 +121,8 @@ fn aborts_are_collected_across_segments_and_deleted_with_them() {
 
     // Retention removes the first segment and its index file.
     let second = log.segment_base_offsets()[1];
-    log.advance_log_start_offset(second).expect("delete records");
+    log.advance_log_start_offset(second)
+        .expect("delete records");
     let kept: Vec<_> = expected
         .iter()
         .copied()
@@ -178,7 +185,10 @@ fn open_transactions_survive_clean_and_unclean_restarts() {
         assert!(log.producer_state().last_load().snapshot_offset.is_some());
         let e = &log.producer_state().producers()[&1];
         assert_eq!(e.current_txn_first_offset, Some(first), "clean={clean}");
-        assert_eq!(log.producer_state().producers()[&9].coordinator_epoch, Some(7));
+        assert_eq!(
+            log.producer_state().producers()[&9].coordinator_epoch,
+            Some(7)
+        );
         assert_eq!(log.last_stable_offset(log.log_end_offset()), first);
     }
 }
@@ -231,6 +241,9 @@ fn a_follower_copy_has_the_same_transactions_and_index() {
         follower.producer_state().ongoing_transactions(),
         leader.producer_state().ongoing_transactions()
     );
-    assert_eq!(follower.aborted_transactions(), leader.aborted_transactions());
+    assert_eq!(
+        follower.aborted_transactions(),
+        leader.aborted_transactions()
+    );
     assert_eq!(follower.aborted_transactions().len(), 1);
 }
