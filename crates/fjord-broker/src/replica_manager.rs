@@ -11,6 +11,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use fjord_log::IsolationLevel;
+use fjord_log::control::TxnResult;
 use fjord_types::{BrokerId, LeaderEpoch, Offset, TopicPartition};
 use futures::future::select_all;
 use tokio::time::Instant;
@@ -122,6 +123,37 @@ impl ReplicaManager {
             .map(|()| appended.info);
         }
         results
+    }
+
+    /// WriteTxnMarkers on one partition (for the transaction coordinator):
+    /// write the marker as leader ([`Partition::append_txn_marker`]) and wait,
+    /// as acks=all, until the high watermark passes it or `timeout` runs out.
+    pub async fn append_txn_marker(
+        &self,
+        tp: &TopicPartition,
+        producer_id: i64,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+        result: TxnResult,
+        timeout: std::time::Duration,
+    ) -> Result<(), PartitionError> {
+        let deadline = Instant::now() + timeout;
+        let partition = self.partition(tp)?;
+        let appended = partition.append_txn_marker(
+            producer_id,
+            producer_epoch,
+            coordinator_epoch,
+            result,
+            now_ms(),
+        )?;
+        wait_committed(
+            &partition,
+            appended.last_offset,
+            appended.term,
+            deadline,
+            &self.failure,
+        )
+        .await
     }
 
     /// Serve a fetch: read now, and while fewer than `min_bytes` are there and

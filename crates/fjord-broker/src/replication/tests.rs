@@ -472,3 +472,47 @@ fn markers_replicate_and_the_follower_state_matches_the_leader() {
     let hw = leader_log.log_end_offset();
     assert_eq!(follower_log.last_stable_offset(hw), hw);
 }
+
+#[tokio::test]
+async fn write_txn_markers_waits_for_the_marker_to_be_committed() {
+    use fjord_log::control::TxnResult;
+    let d = tempfile::tempdir().unwrap();
+    let mut sole = assignment(1, 0, 0, &[1]);
+    sole.replicas = vec![1];
+    let partition = Arc::new(open(d.path(), 1, sole, None));
+    let replicas = ReplicaManager::new(
+        1,
+        crate::log_dir_failure::LogDirFailure::new("/nonexistent"),
+    );
+    replicas.insert(partition.clone());
+    let tp = tp();
+    let write = |coordinator_epoch| {
+        replicas.append_txn_marker(
+            &tp,
+            5,
+            0,
+            coordinator_epoch,
+            TxnResult::Commit,
+            Duration::from_secs(5),
+        )
+    };
+    write(2).await.expect("marker committed");
+    assert_eq!(partition.high_watermark(), 1);
+    assert!(matches!(
+        write(1).await,
+        Err(PartitionError::TransactionCoordinatorFenced(_))
+    ));
+    assert!(matches!(
+        replicas
+            .append_txn_marker(
+                &TopicPartition::new("other", 0),
+                5,
+                0,
+                2,
+                TxnResult::Abort,
+                Duration::from_secs(5),
+            )
+            .await,
+        Err(PartitionError::UnknownTopicOrPartition)
+    ));
+}

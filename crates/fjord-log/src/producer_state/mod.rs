@@ -178,10 +178,20 @@ impl ProducerStateManager {
                 last_offset: dup.last_offset(),
             }));
         }
-        // The later batches' transaction rule (their sequences follow below).
-        for h in &headers[1..] {
+        // The later batches' transaction rule (their sequences follow below),
+        // counting a transaction the request's own earlier batches open.
+        for (i, h) in headers.iter().enumerate().skip(1) {
             if let Some(entry) = self.producers.get(&h.producer_id) {
                 entry.check_txn(h)?;
+            }
+            let opened_here = headers[..i]
+                .iter()
+                .any(|p| p.producer_id == h.producer_id && p.is_transactional());
+            if opened_here && !h.is_transactional() && h.producer_id != NO_PRODUCER_ID {
+                return Err(SequenceError::InvalidTxnState {
+                    producer_id: h.producer_id,
+                    producer_epoch: h.producer_epoch,
+                });
             }
         }
         for pair in headers.windows(2) {

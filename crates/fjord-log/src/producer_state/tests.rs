@@ -194,6 +194,18 @@ fn a_transaction_opens_at_its_first_batch_and_a_marker_completes_it() {
     );
     assert_eq!(check(&s, txn_header(1, 0, 3, 1, 0)), Ok(None));
     assert_eq!(check(&s, header(3, 0, 0, 1, 0)), Ok(None));
+    // A transaction opened by the request's own first batch counts too.
+    assert_eq!(
+        s.check_batches(&[txn_header(3, 0, 0, 1, 0), header(3, 0, 1, 1, 0)]),
+        Err(SequenceError::InvalidTxnState {
+            producer_id: 3,
+            producer_epoch: 0
+        })
+    );
+    assert_eq!(
+        s.check_batches(&[header(3, 0, 0, 1, 0), txn_header(3, 0, 1, 1, 0)]),
+        Ok(None)
+    );
 
     // Producer 1 aborts: its transaction completes, producer 2's holds the LSO.
     let done = s.update(&marker_header(1, 0, 14), Some(&marker(false, 5)));
