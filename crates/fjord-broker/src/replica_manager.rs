@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use crate::error::PartitionError;
 use crate::log_dir_failure::LogDirFailure;
-use crate::partition::Partition;
+use crate::partition::{Appended, Partition};
 use crate::types::{
     Acks, FetchParams, FetchResult, ListedOffset, OffsetSpec, ProducePartition, ProduceResult,
 };
@@ -112,15 +112,9 @@ impl ReplicaManager {
             }
         }
         for (index, partition, appended) in waits {
-            results[index].1 = wait_committed(
-                &partition,
-                appended.last_offset,
-                appended.term,
-                deadline,
-                &self.failure,
-            )
-            .await
-            .map(|()| appended.info);
+            results[index].1 = wait_committed(&partition, &appended, deadline, &self.failure)
+                .await
+                .map(|()| appended.info);
         }
         results
     }
@@ -146,14 +140,7 @@ impl ReplicaManager {
             result,
             now_ms(),
         )?;
-        wait_committed(
-            &partition,
-            appended.last_offset,
-            appended.term,
-            deadline,
-            &self.failure,
-        )
-        .await
+        wait_committed(&partition, &appended, deadline, &self.failure).await
     }
 
     /// Serve a fetch: read now, and while fewer than `min_bytes` are there and
@@ -252,18 +239,18 @@ impl ReplicaManager {
     }
 }
 
-/// acks=all: wait until the high watermark passes `last_offset` while this
-/// broker still leads in the term it appended in. Losing leadership fails
+/// acks=all: wait until the high watermark passes the append's last offset
+/// while this broker still leads in the term it appended in. Losing leadership fails
 /// the wait with NOT_LEADER_OR_FOLLOWER, as Kafka does: the batch may be
 /// truncated by the new leader, and a high watermark seen as follower says
 /// nothing about it.
 async fn wait_committed(
     partition: &Partition,
-    last_offset: Offset,
-    term: u64,
+    appended: &Appended,
     deadline: Instant,
     failure: &LogDirFailure,
 ) -> Result<(), PartitionError> {
+    let (last_offset, term) = (appended.last_offset, appended.term);
     let halted = failure.halted();
     let mut hw = partition.subscribe_hw();
     let mut leading = partition.subscribe_leading();
