@@ -754,10 +754,9 @@ impl Log {
             .next_back()
             .map_or(i64::MIN, |(&b, _)| b);
         let mut aborted = Vec::new();
+        // Not bounded by `upper_bound`: a transaction starting in the range
+        // may end (and be indexed) in any later segment.
         for seg in self.segments.range(from..).map(|(_, s)| s) {
-            if seg.base_offset() >= upper_bound {
-                break;
-            }
             let search = seg.collect_aborted_txns(fetch_offset, upper_bound);
             aborted.extend(search.aborted);
             if search.complete {

@@ -247,3 +247,24 @@ fn a_follower_copy_has_the_same_transactions_and_index() {
     );
     assert_eq!(follower.aborted_transactions().len(), 1);
 }
+
+#[test]
+fn an_abort_indexed_in_a_later_segment_is_found_for_a_read_of_its_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = Log::open(dir.path(), config()).expect("open");
+    let first = txn(&mut log, 1, 0, 1);
+    for _ in 0..20 {
+        log.append_as_leader(&plain(3), 0, 0).expect("plain");
+    }
+    let abort = end(&mut log, 1, false);
+    let marker_segment = *log.segment_base_offsets().last().expect("segment");
+    assert!(marker_segment > first + 1, "the marker is in a later segment");
+    let hw = log.log_end_offset();
+    log.on_high_watermark_updated(hw);
+    // A small read covering only the transaction's first batch.
+    let (read, txns) = log
+        .read_isolated(first, 1, hw, true, IsolationLevel::ReadCommitted)
+        .expect("read");
+    assert_eq!(read.next_offset, first + 1);
+    assert_eq!(txns, Some(vec![aborted(1, first, abort, abort + 1)]));
+}
