@@ -258,7 +258,10 @@ fn an_abort_indexed_in_a_later_segment_is_found_for_a_read_of_its_start() {
     }
     let abort = end(&mut log, 1, false);
     let marker_segment = *log.segment_base_offsets().last().expect("segment");
-    assert!(marker_segment > first + 1, "the marker is in a later segment");
+    assert!(
+        marker_segment > first + 1,
+        "the marker is in a later segment"
+    );
     let hw = log.log_end_offset();
     log.on_high_watermark_updated(hw);
     // A small read covering only the transaction's first batch.
