@@ -51,14 +51,20 @@ pub enum PartitionError {
     OutOfOrderSequenceNumber(#[source] fjord_log::SequenceError),
     #[error("idempotent producer's epoch is fenced")]
     InvalidProducerEpoch(#[source] fjord_log::SequenceError),
+    /// A transaction marker from a coordinator older than the last one that
+    /// wrote for this producer.
+    #[error("transaction coordinator is fenced")]
+    TransactionCoordinatorFenced(#[source] fjord_log::SequenceError),
     /// A client sent a control batch (a COMMIT/ABORT marker): only the
     /// transaction coordinator writes those (Kafka's `LogValidator`).
     #[error("clients may not write control batches (producer {producer_id})")]
     ControlBatchFromClient { producer_id: i64 },
-    /// A transactional batch from a producer with no ongoing transaction;
-    /// with no transactions in Fjord yet, every transactional batch.
+    /// A transactional batch from a producer with no ongoing transaction
+    /// (with no transaction coordinator in Fjord yet, every transactional
+    /// batch from a client), or a non-transactional batch from a producer
+    /// whose transaction is open (Kafka's `ProducerAppendInfo`).
     #[error(
-        "transactional batch of producer {producer_id} (epoch {producer_epoch}) is not part of an ongoing transaction"
+        "batch of producer {producer_id} (epoch {producer_epoch}) does not match its transaction state"
     )]
     InvalidTxnState {
         producer_id: i64,
@@ -85,6 +91,16 @@ impl PartitionError {
             }
             fjord_log::SequenceError::OutOfOrderSequence { .. } => {
                 PartitionError::OutOfOrderSequenceNumber(err)
+            }
+            fjord_log::SequenceError::InvalidTxnState {
+                producer_id,
+                producer_epoch,
+            } => PartitionError::InvalidTxnState {
+                producer_id,
+                producer_epoch,
+            },
+            fjord_log::SequenceError::TransactionCoordinatorFenced { .. } => {
+                PartitionError::TransactionCoordinatorFenced(err)
             }
         }
     }

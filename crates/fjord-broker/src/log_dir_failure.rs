@@ -185,6 +185,7 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fjord_log::IsolationLevel;
 
     fn io(msg: &str) -> std::io::Error {
         std::io::Error::other(msg.to_string())
@@ -286,7 +287,11 @@ mod tests {
         partition
             .append(&batch(3), Acks::Leader, TIMESTAMP)
             .expect("append before the failure");
-        assert!(partition.read(0, 1 << 20, true, -1).is_ok());
+        assert!(
+            partition
+                .read(0, 1 << 20, true, -1, IsolationLevel::ReadUncommitted)
+                .is_ok()
+        );
 
         failure.fail(LogOperation::Flush, Some(&tp), &io("Input/output error"));
 
@@ -298,8 +303,16 @@ mod tests {
                 .append(&batch(1), Acks::Leader, TIMESTAMP)
                 .map(|_| ()),
         );
-        storage_error(partition.read(0, 1 << 20, true, -1).map(|_| ()));
-        storage_error(partition.list_offset(OffsetSpec::Latest, -1).map(|_| ()));
+        storage_error(
+            partition
+                .read(0, 1 << 20, true, -1, IsolationLevel::ReadUncommitted)
+                .map(|_| ()),
+        );
+        storage_error(
+            partition
+                .list_offset(OffsetSpec::Latest, -1, IsolationLevel::ReadUncommitted)
+                .map(|_| ()),
+        );
         storage_error(partition.end_offset_for_epoch(-1, 0).map(|_| ()));
         assert_eq!(
             partition.log_end_offset(),

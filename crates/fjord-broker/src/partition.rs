@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
-use fjord_log::{BatchHeader, CleanupPolicy, Log, LogConfig};
+use fjord_log::control::{EndTxnMarker, TxnResult, end_txn_marker_batch};
+use fjord_log::{AppendInfo, BatchHeader, CleanupPolicy, IsolationLevel, Log, LogConfig};
 use fjord_types::{BrokerId, LeaderEpoch, Offset, TopicId, TopicPartition};
 use tokio::sync::watch;
 
@@ -20,7 +21,9 @@ use crate::leader_state::{Committed, IsrProposal, LeaderState};
 use crate::log_dir_failure::{LogDirFailure, LogOperation};
 use crate::produce_validation::{validate_client_batches, validate_keys};
 use crate::truncation::{self, EpochEndOffset};
-use crate::types::{Acks, FetchPartitionData, ListedOffset, OffsetSpec, ProduceInfo};
+use crate::types::{
+    AbortedTransaction, Acks, FetchPartitionData, ListedOffset, OffsetSpec, ProduceInfo,
+};
 
 /// Leadership as the committed metadata assigns it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -251,6 +254,7 @@ impl Partition {
                 .fail(LogOperation::AssignLeaderEpoch, Some(&self.tp), &err);
             return;
         }
+        log.on_high_watermark_updated(*self.hw.borrow());
         let leo = log.log_end_offset();
         inner.leader = Some(LeaderState::new(
             self.node_id,
@@ -363,15 +367,19 @@ impl Partition {
             .ok_or(PartitionError::UnknownTopicOrPartition)
     }
 
-    /// Raise the leader's high watermark if the ISR allows, and publish it.
+    /// Raise the leader's high watermark if the ISR allows, and publish it
+    /// (the log learns it too: transactions whose marker it passed stop
+    /// holding the last stable offset back).
     fn advance_hw(&self, inner: &mut Inner) {
         let min_isr = inner.min_insync_replicas;
-        let Some(leo) = inner.log.as_ref().map(Log::log_end_offset) else {
+        let Some(log) = inner.log.as_mut() else {
             return;
         };
+        let leo = log.log_end_offset();
         if let Some(state) = inner.leader.as_mut()
             && let Some(hw) = state.maybe_advance_hw(leo, min_isr)
         {
+            log.on_high_watermark_updated(hw);
             self.hw.send_replace(hw);
         }
     }
@@ -438,12 +446,57 @@ impl Partition {
                 term,
             });
         }
-        let epoch = inner.assignment.leader_epoch;
-        let inner = &mut *inner;
+        self.append_to_leader_log(&mut inner, records, now_ms)
+    }
+
+    /// Write a transaction marker for `producer_id` as leader (Kafka's
+    /// `appendRecordsToLeader` with origin Coordinator): the WriteTxnMarkers
+    /// path. Refused, as in Kafka, from an older producer epoch
+    /// (INVALID_PRODUCER_EPOCH) or an older coordinator epoch than the last
+    /// marker's (TRANSACTION_COORDINATOR_FENCED), and below
+    /// `min.insync.replicas` (markers are written with acks=all). The marker
+    /// replicates like any batch; waiting for the high watermark to pass
+    /// `last_offset` is the caller's.
+    pub fn append_txn_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+        result: TxnResult,
+        now_ms: i64,
+    ) -> Result<Appended, PartitionError> {
+        let marker = EndTxnMarker {
+            result,
+            coordinator_epoch,
+        };
+        let records = end_txn_marker_batch(producer_id, producer_epoch, marker, now_ms);
+        let mut inner = self.lock();
+        self.check_leader(&inner)?;
+        let (isr, min_isr) = (inner.assignment.isr.len(), inner.min_insync_replicas);
+        if isr < min_isr {
+            return Err(PartitionError::NotEnoughReplicas { isr, min_isr });
+        }
+        let Some(log) = inner.log.as_ref() else {
+            return Err(PartitionError::UnknownTopicOrPartition);
+        };
+        log.check_txn_marker(producer_id, producer_epoch, &marker)
+            .map_err(PartitionError::from_sequence)?;
+        self.append_to_leader_log(&mut inner, &records, now_ms)
+    }
+
+    /// The checked batches of `records` go into the log at the leader's
+    /// epoch; then flush if due and publish the new log end and HW.
+    fn append_to_leader_log(
+        &self,
+        inner: &mut Inner,
+        records: &Bytes,
+        now_ms: i64,
+    ) -> Result<Appended, PartitionError> {
+        let (epoch, term) = (inner.assignment.leader_epoch, inner.terms);
         let Some(log) = inner.log.as_mut() else {
             return Err(PartitionError::UnknownTopicOrPartition);
         };
-        let appended = self.failure.on_storage_error(
+        let appended: AppendInfo = self.failure.on_storage_error(
             LogOperation::Append,
             &self.tp,
             log.append_as_leader(records, epoch, now_ms)
@@ -471,30 +524,40 @@ impl Partition {
         })
     }
 
-    /// Read stored batches for a consumer, never past the high watermark.
-    /// `current_leader_epoch` (-1: unchecked) fences clients with stale or
-    /// too new metadata.
+    /// Read stored batches for a consumer, never past the high watermark,
+    /// and with READ_COMMITTED never past the last stable offset, with the
+    /// aborted transactions of what was read. `current_leader_epoch` (-1:
+    /// unchecked) fences clients with stale or too new metadata.
     pub fn read(
         &self,
         fetch_offset: Offset,
         max_bytes: usize,
         min_one_batch: bool,
         current_leader_epoch: LeaderEpoch,
+        isolation: IsolationLevel,
     ) -> Result<FetchPartitionData, PartitionError> {
         let inner = self.lock();
         let log = self.leader_log_at(&inner, current_leader_epoch)?;
         let hw = *self.hw.borrow();
-        let read = self.failure.on_storage_error(
+        let (read, aborted) = self.failure.on_storage_error(
             LogOperation::Read,
             &self.tp,
-            log.read(fetch_offset, max_bytes, hw, min_one_batch)
+            log.read_isolated(fetch_offset, max_bytes, hw, min_one_batch, isolation)
                 .map_err(PartitionError::from_log),
         )?;
         Ok(FetchPartitionData {
             high_watermark: hw,
-            last_stable_offset: hw,
+            last_stable_offset: log.last_stable_offset(hw),
             log_start_offset: read.log_start_offset,
             records: read.records,
+            aborted_transactions: aborted.map(|txns| {
+                txns.into_iter()
+                    .map(|t| AbortedTransaction {
+                        producer_id: t.producer_id,
+                        first_offset: t.first_offset,
+                    })
+                    .collect()
+            }),
         })
     }
 
@@ -521,9 +584,10 @@ impl Partition {
         )?;
         Ok(FetchPartitionData {
             high_watermark: hw,
-            last_stable_offset: hw,
+            last_stable_offset: log.last_stable_offset(hw),
             log_start_offset: read.log_start_offset,
             records: read.records,
+            aborted_transactions: None,
         })
     }
 
@@ -692,6 +756,7 @@ impl Partition {
         let leo = log.log_end_offset();
         self.publish_leo(leo);
         let hw = leader_hw.min(leo);
+        log.on_high_watermark_updated(hw);
         self.hw.send_if_modified(|current| {
             let changed = *current != hw;
             *current = hw;
@@ -813,15 +878,22 @@ impl Partition {
         Ok(log.end_offset_for_epoch(epoch))
     }
 
+    /// ListOffsets: offsets a consumer at `isolation` can fetch, i.e. below
+    /// the high watermark, or below the last stable offset with
+    /// READ_COMMITTED (Kafka's `lastFetchableOffset`); LATEST is that bound.
     pub fn list_offset(
         &self,
         spec: OffsetSpec,
         current_leader_epoch: LeaderEpoch,
+        isolation: IsolationLevel,
     ) -> Result<ListedOffset, PartitionError> {
         let inner = self.lock();
         let log = self.leader_log_at(&inner, current_leader_epoch)?;
         let leader_epoch = inner.assignment.leader_epoch;
-        let hw = *self.hw.borrow();
+        let fetchable = match isolation {
+            IsolationLevel::ReadUncommitted => *self.hw.borrow(),
+            IsolationLevel::ReadCommitted => log.last_stable_offset(*self.hw.borrow()),
+        };
         let found = |offset, timestamp| ListedOffset {
             offset,
             timestamp,
@@ -834,9 +906,9 @@ impl Partition {
         };
         Ok(match spec {
             OffsetSpec::Earliest => found(log.log_start_offset(), -1),
-            OffsetSpec::Latest => found(hw, -1),
+            OffsetSpec::Latest => found(fetchable, -1),
             OffsetSpec::MaxTimestamp => match log.max_timestamp() {
-                Some((timestamp, offset)) if offset < hw => found(offset, timestamp),
+                Some((timestamp, offset)) if offset < fetchable => found(offset, timestamp),
                 _ => not_found,
             },
             OffsetSpec::Timestamp(ts) => match self.failure.on_storage_error(
@@ -845,7 +917,7 @@ impl Partition {
                 log.offset_for_timestamp(ts)
                     .map_err(PartitionError::from_log),
             )? {
-                Some((offset, timestamp)) if offset < hw => found(offset, timestamp),
+                Some((offset, timestamp)) if offset < fetchable => found(offset, timestamp),
                 _ => not_found,
             },
         })

@@ -10,13 +10,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use fjord_log::IsolationLevel;
+use fjord_log::control::TxnResult;
 use fjord_types::{BrokerId, LeaderEpoch, Offset, TopicPartition};
 use futures::future::select_all;
 use tokio::time::Instant;
 
 use crate::error::PartitionError;
 use crate::log_dir_failure::LogDirFailure;
-use crate::partition::Partition;
+use crate::partition::{Appended, Partition};
 use crate::types::{
     Acks, FetchParams, FetchResult, ListedOffset, OffsetSpec, ProducePartition, ProduceResult,
 };
@@ -110,17 +112,35 @@ impl ReplicaManager {
             }
         }
         for (index, partition, appended) in waits {
-            results[index].1 = wait_committed(
-                &partition,
-                appended.last_offset,
-                appended.term,
-                deadline,
-                &self.failure,
-            )
-            .await
-            .map(|()| appended.info);
+            results[index].1 = wait_committed(&partition, &appended, deadline, &self.failure)
+                .await
+                .map(|()| appended.info);
         }
         results
+    }
+
+    /// WriteTxnMarkers on one partition (for the transaction coordinator):
+    /// write the marker as leader ([`Partition::append_txn_marker`]) and wait,
+    /// as acks=all, until the high watermark passes it or `timeout` runs out.
+    pub async fn append_txn_marker(
+        &self,
+        tp: &TopicPartition,
+        producer_id: i64,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+        result: TxnResult,
+        timeout: std::time::Duration,
+    ) -> Result<(), PartitionError> {
+        let deadline = Instant::now() + timeout;
+        let partition = self.partition(tp)?;
+        let appended = partition.append_txn_marker(
+            producer_id,
+            producer_epoch,
+            coordinator_epoch,
+            result,
+            now_ms(),
+        )?;
+        wait_committed(&partition, &appended, deadline, &self.failure).await
     }
 
     /// Serve a fetch: read now, and while fewer than `min_bytes` are there and
@@ -172,7 +192,13 @@ impl ReplicaManager {
                         // one whole batch even past the limits, so a consumer
                         // never stalls on a batch larger than its max bytes.
                         let max = req.partition_max_bytes.min(remaining);
-                        p.read(req.fetch_offset, max, first_data, req.current_leader_epoch)
+                        p.read(
+                            req.fetch_offset,
+                            max,
+                            first_data,
+                            req.current_leader_epoch,
+                            params.isolation,
+                        )
                     }
                 };
                 if let Ok(data) = &result
@@ -191,8 +217,10 @@ impl ReplicaManager {
         tp: &TopicPartition,
         spec: OffsetSpec,
         current_leader_epoch: LeaderEpoch,
+        isolation: IsolationLevel,
     ) -> Result<ListedOffset, PartitionError> {
-        self.partition(tp)?.list_offset(spec, current_leader_epoch)
+        self.partition(tp)?
+            .list_offset(spec, current_leader_epoch, isolation)
     }
 
     /// OffsetForLeaderEpoch on one partition this broker leads.
@@ -211,18 +239,18 @@ impl ReplicaManager {
     }
 }
 
-/// acks=all: wait until the high watermark passes `last_offset` while this
-/// broker still leads in the term it appended in. Losing leadership fails
+/// acks=all: wait until the high watermark passes the append's last offset
+/// while this broker still leads in the term it appended in. Losing leadership fails
 /// the wait with NOT_LEADER_OR_FOLLOWER, as Kafka does: the batch may be
 /// truncated by the new leader, and a high watermark seen as follower says
 /// nothing about it.
 async fn wait_committed(
     partition: &Partition,
-    last_offset: Offset,
-    term: u64,
+    appended: &Appended,
     deadline: Instant,
     failure: &LogDirFailure,
 ) -> Result<(), PartitionError> {
+    let (last_offset, term) = (appended.last_offset, appended.term);
     let halted = failure.halted();
     let mut hw = partition.subscribe_hw();
     let mut leading = partition.subscribe_leading();

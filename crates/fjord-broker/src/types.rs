@@ -66,18 +66,32 @@ pub struct FetchParams {
     pub max_wait: Duration,
     pub min_bytes: usize,
     pub max_bytes: usize,
-    /// Only committed (below the high watermark) data is served to consumers.
-    pub isolation_committed: bool,
+    /// Consumers never see data past the high watermark; with
+    /// READ_COMMITTED, not past the last stable offset either.
+    pub isolation: fjord_log::IsolationLevel,
 }
 
 /// What one partition returns in a fetch.
 #[derive(Clone, Debug)]
 pub struct FetchPartitionData {
     pub high_watermark: Offset,
+    /// Below it every transaction is decided (equal to the high watermark
+    /// while no transaction is open).
     pub last_stable_offset: Offset,
     pub log_start_offset: Offset,
     /// Whole stored record batches, exactly as on disk.
     pub records: Bytes,
+    /// READ_COMMITTED only (`None` otherwise, as Kafka): the aborted
+    /// transactions overlapping `records`, whose batches the consumer drops.
+    pub aborted_transactions: Option<Vec<AbortedTransaction>>,
+}
+
+/// A transaction aborted in a fetched range: the consumer drops the
+/// producer's transactional batches from `first_offset` to its ABORT marker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AbortedTransaction {
+    pub producer_id: i64,
+    pub first_offset: Offset,
 }
 
 pub type FetchResult = (TopicPartition, Result<FetchPartitionData, PartitionError>);

@@ -273,7 +273,7 @@ async fn replicated_writes_survive_the_leaders_controlled_shutdown() {
                 max_wait: Duration::ZERO,
                 min_bytes: 0,
                 max_bytes: 1 << 20,
-                isolation_committed: false,
+                isolation: fjord_log::IsolationLevel::ReadUncommitted,
             })
             .await;
         let data = fetched[0].1.as_ref().expect("fetch");

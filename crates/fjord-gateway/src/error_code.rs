@@ -37,6 +37,9 @@ pub fn partition_error(err: &PartitionError) -> ResponseError {
         PartitionError::ShuttingDown => ResponseError::NotLeaderOrFollower,
         PartitionError::OutOfOrderSequenceNumber(_) => ResponseError::OutOfOrderSequenceNumber,
         PartitionError::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
+        PartitionError::TransactionCoordinatorFenced(_) => {
+            ResponseError::TransactionCoordinatorFenced
+        }
         PartitionError::ControlBatchFromClient { .. } => ResponseError::InvalidRecord,
         PartitionError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
         PartitionError::RecordWithoutKey { .. } => ResponseError::InvalidRecord,

@@ -18,7 +18,7 @@ const LENGTH_AT: usize = 8;
 const EPOCH_AT: usize = 12;
 const MAGIC_AT: usize = 16;
 const CRC_AT: usize = 17;
-const ATTRIBUTES_AT: usize = 21;
+pub(crate) const ATTRIBUTES_AT: usize = 21;
 const LAST_OFFSET_DELTA_AT: usize = 23;
 const BASE_TIMESTAMP_AT: usize = 27;
 const MAX_TIMESTAMP_AT: usize = 35;
@@ -29,8 +29,8 @@ const RECORDS_COUNT_AT: usize = 57;
 
 const COMPRESSION_MASK: i16 = 0x07;
 const TIMESTAMP_TYPE_BIT: i16 = 1 << 3;
-const TRANSACTIONAL_BIT: i16 = 1 << 4;
-const CONTROL_BIT: i16 = 1 << 5;
+pub(crate) const TRANSACTIONAL_BIT: i16 = 1 << 4;
+pub(crate) const CONTROL_BIT: i16 = 1 << 5;
 
 fn be<const N: usize>(buf: &[u8], at: usize) -> [u8; N] {
     let mut a = [0u8; N];

@@ -19,6 +19,9 @@
 //! <dir>/leader-epoch-checkpoint         "0\n<n>\n<epoch> <start offset>\n"...
 //! <dir>/00000000000000000000.snapshot   producer state as of that offset (binary, CRC32C;
 //!                                       format in `producer_state/snapshot.rs`)
+//! <dir>/00000000000000000000.txnindex   aborted transactions whose ABORT marker is in the
+//!                                       segment (Kafka's 34-byte entries, `txn_index.rs`);
+//!                                       absent while there are none
 //! <dir>/clean-shutdown                  "0\n<log end>\n<active base>\n<active size>\n",
 //!                                       left by `close`, consumed by `open`
 //! ```
@@ -95,10 +98,15 @@
 //!   rolls write index files, epoch / log-start changes write checkpoints):
 //!   run them off the async threads.
 //! - `append_as_leader` accepts control and transactional batches as they
-//!   are and does not check sequences: the broker calls
-//!   `check_producer_batches` first (under the same lock) and appends only
-//!   what it allows. Every append, leader or follower, updates the producer
-//!   state from the batch headers.
+//!   are and does not check sequences or transactions: the broker calls
+//!   `check_producer_batches` (or `check_txn_marker` for a marker it writes)
+//!   first, under the same lock, and appends only what it allows. Every
+//!   append, leader or follower, updates the producer state from the batch
+//!   headers (and a control batch's one record).
+//! - The broker reports high watermark changes (`on_high_watermark_updated`):
+//!   a completed transaction holds the last stable offset back until its
+//!   marker is below the HW. `last_stable_offset(hw)` is right even without
+//!   the report, only slower.
 //! - Any `LogError::Io` or `CorruptSegment` is fatal for the log directory.
 //!
 //! # Modules
@@ -106,21 +114,23 @@
 //! (`LogSegment`), `offset_index` / `time_index` (`OffsetIndex`, `TimeIndex`),
 //! `leader_epoch` (`LeaderEpochCache`, pure logic), `checkpoint` (atomic text
 //! files), `recovery` (directory scan and recovery on open), `producer_state`
-//! (`ProducerStateManager`: the sequence rules in `entry`, snapshot files in
-//! `snapshot`, load and replay), `config` (`LogConfig`), `error`, and `log`
-//! (`Log`, the API the broker calls).
+//! (`ProducerStateManager`: the sequence and transaction rules in `entry`,
+//! snapshot files in `snapshot`, load and replay), `control` (transaction
+//! markers: parse, build), `txn_index` (`TransactionIndex`, `AbortedTxn`),
+//! `config` (`LogConfig`), `error`, and `log` (`Log`, the API the broker
+//! calls).
 //!
 //! # Not implemented yet
 //! Compaction (`cleanup.policy=compact` is parsed and disables retention
-//! deletes), transactions in the producer state (ongoing transactions, the
-//! first unstable offset), the aborted-transaction index and the last stable
-//! offset, asynchronous segment deletion (`.deleted` renames; files
+//! deletes; a cleaner would also have to stop at the last stable offset),
+//! KIP-890's verification guard, asynchronous segment deletion (`.deleted` renames; files
 //! are removed synchronously), memory-mapped indexes (indexes are `Vec`s: about
 //! 20 bytes per `index.interval.bytes` of log, i.e. ~5 MiB per full 1 GiB segment).
 
 mod batch;
 mod checkpoint;
 mod config;
+pub mod control;
 mod error;
 mod leader_epoch;
 mod log;
@@ -129,6 +139,7 @@ mod producer_state;
 mod recovery;
 mod segment;
 mod time_index;
+mod txn_index;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -137,11 +148,12 @@ pub use batch::{BatchHeader, HEADER_LEN, LOG_OVERHEAD, MAGIC_V2};
 pub use config::{CleanupPolicy, LogConfig, TimestampType};
 pub use error::{ConfigError, LogError};
 pub use leader_epoch::LeaderEpochCache;
-pub use log::{AppendInfo, Log, ReadInfo};
+pub use log::{AppendInfo, IsolationLevel, Log, ReadInfo};
 pub use producer_state::{
-    BatchMetadata, DuplicateBatch, ProducerStateEntry, ProducerStateLoad, ProducerStateManager,
-    RETAINED_SNAPSHOTS, SequenceCheck, SequenceError,
+    BatchMetadata, CompletedTxn, DuplicateBatch, ProducerStateEntry, ProducerStateLoad,
+    ProducerStateManager, RETAINED_SNAPSHOTS, SequenceCheck, SequenceError,
 };
+pub use txn_index::AbortedTxn;
 
 #[cfg(test)]
 mod tests;

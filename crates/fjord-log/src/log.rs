@@ -12,11 +12,13 @@ use kafka_protocol::records::RecordBatchDecoder;
 use crate::batch::{self, BatchHeader, Origin, Rewritten, split_batches};
 use crate::checkpoint::{self, CleanShutdown, LEADER_EPOCH, LOG_START_OFFSET, RECOVERY_POINT};
 use crate::config::{LogConfig, TimestampType};
+use crate::control::{EndTxnMarker, parse_end_txn_marker};
 use crate::error::LogError;
 use crate::leader_epoch::LeaderEpochCache;
 use crate::producer_state::{DuplicateBatch, ProducerStateManager, SequenceError};
 use crate::recovery;
 use crate::segment::{LogSegment, PlacedBatch};
+use crate::txn_index::AbortedTxn;
 
 /// Result of an append.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,6 +43,20 @@ pub struct ReadInfo {
     pub records: Bytes,
     pub log_start_offset: i64,
     pub log_end_offset: i64,
+    /// The offset after the last batch in `records` (the start offset when
+    /// empty): the upper bound for the aborted transactions of the read.
+    pub next_offset: i64,
+}
+
+/// Which records a fetch may see (Kafka's `IsolationLevel`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum IsolationLevel {
+    /// Up to the high watermark, transactions' data whatever their outcome.
+    #[default]
+    ReadUncommitted,
+    /// Up to the last stable offset, with the aborted transactions of the
+    /// range so that the consumer drops their batches.
+    ReadCommitted,
 }
 
 fn wall_clock_ms() -> i64 {
@@ -137,6 +153,7 @@ impl Log {
             now,
             log.config.producer_id_expiration_ms,
         )?;
+        log.apply_replayed_aborts()?;
         let load = log.producer_state.last_load();
         tracing::info!(dir = %dir.display(), snapshot_offset = ?load.snapshot_offset,
             replayed_from = load.replayed_from, batches_replayed = load.batches_replayed,
@@ -234,12 +251,13 @@ impl Log {
         let interval = self.config.index_interval_bytes;
         self.active_mut()
             .append(&mut slices, &placed, next, interval, now_ms)?;
-        for (&(_, h), p) in batches.iter().zip(&placed) {
-            self.producer_state.update(&BatchHeader {
+        for (&(start, h), p) in batches.iter().zip(&placed) {
+            let header = BatchHeader {
                 base_offset: p.base_offset,
                 max_timestamp: p.max_timestamp,
                 ..h
-            });
+            };
+            self.update_producer_state(&header, &records[start..start + h.size()])?;
         }
         self.unflushed_messages = self
             .unflushed_messages
@@ -301,8 +319,8 @@ impl Log {
         let interval = self.config.index_interval_bytes;
         self.active_mut()
             .append(&mut slices, &placed, expected, interval, now)?;
-        for (_, h) in &batches {
-            self.producer_state.update(h);
+        for &(start, h) in &batches {
+            self.update_producer_state(&h, &records[start..start + h.size()])?;
         }
         self.unflushed_messages = self
             .unflushed_messages
@@ -341,6 +359,7 @@ impl Log {
             records: Bytes::new(),
             log_start_offset: log_start,
             log_end_offset: log_end,
+            next_offset: start_offset,
         };
         if start_offset == log_end {
             return Ok(info);
@@ -366,6 +385,7 @@ impl Log {
                 break;
             }
             cut += h.size();
+            info.next_offset = h.next_offset();
         }
         buf.truncate(cut);
         info.records = Bytes::from(buf);
@@ -597,6 +617,7 @@ impl Log {
             now,
             expiration,
         )?;
+        self.apply_replayed_aborts()?;
         if self.producer_state.last_load().snapshot_offset.is_none() {
             // No snapshot left at or below the new end: keep the exact state
             // for a restart (see the producer_state module docs).
@@ -690,6 +711,99 @@ impl Log {
         self.producer_state.check_batches(headers)
     }
 
+    /// Check a transaction marker before the leader appends it (see
+    /// [`ProducerStateManager::check_marker`]); the broker calls it under the
+    /// same lock as `append_as_leader`.
+    pub fn check_txn_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: &EndTxnMarker,
+    ) -> Result<(), SequenceError> {
+        self.producer_state
+            .check_marker(producer_id, producer_epoch, marker)
+    }
+
+    /// The last stable offset for a high watermark `hw`: the first offset
+    /// not yet decided (the oldest unstable transaction's first offset), at
+    /// most `hw` (Kafka's `UnifiedLog.lastStableOffset`).
+    pub fn last_stable_offset(&self, hw: i64) -> i64 {
+        self.producer_state
+            .first_unstable_offset_at(hw)
+            .map_or(hw, |fuo| fuo.min(hw))
+    }
+
+    /// The high watermark moved: transactions whose marker is now below it
+    /// stop holding the last stable offset back.
+    pub fn on_high_watermark_updated(&mut self, hw: i64) {
+        self.producer_state.on_high_watermark_updated(hw);
+    }
+
+    /// The aborted transactions overlapping `[fetch_offset, upper_bound)`,
+    /// by marker offset, from the segment holding `fetch_offset` on, until a
+    /// segment's index says no later one can overlap (Kafka's
+    /// `UnifiedLog.collectAbortedTransactions`).
+    pub fn collect_aborted_transactions(
+        &self,
+        fetch_offset: i64,
+        upper_bound: i64,
+    ) -> Vec<AbortedTxn> {
+        let from = self
+            .segments
+            .range(..=fetch_offset)
+            .next_back()
+            .map_or(i64::MIN, |(&b, _)| b);
+        let mut aborted = Vec::new();
+        // Not bounded by `upper_bound`: a transaction starting in the range
+        // may end (and be indexed) in any later segment.
+        for seg in self.segments.range(from..).map(|(_, s)| s) {
+            let search = seg.collect_aborted_txns(fetch_offset, upper_bound);
+            aborted.extend(search.aborted);
+            if search.complete {
+                break;
+            }
+        }
+        aborted
+    }
+
+    /// A fetch's read at `isolation`: up to the high watermark `hw`
+    /// (READ_UNCOMMITTED) or to the last stable offset with the aborted
+    /// transactions overlapping what was read (READ_COMMITTED; `Some`, maybe
+    /// empty). See [`Self::read`] for the rest.
+    pub fn read_isolated(
+        &self,
+        start_offset: i64,
+        max_bytes: usize,
+        hw: i64,
+        min_one_batch: bool,
+        isolation: IsolationLevel,
+    ) -> Result<(ReadInfo, Option<Vec<AbortedTxn>>), LogError> {
+        match isolation {
+            IsolationLevel::ReadUncommitted => {
+                Ok((self.read(start_offset, max_bytes, hw, min_one_batch)?, None))
+            }
+            IsolationLevel::ReadCommitted => {
+                let lso = self.last_stable_offset(hw);
+                let info = self.read(start_offset, max_bytes, lso, min_one_batch)?;
+                let aborted = if info.records.is_empty() {
+                    Vec::new()
+                } else {
+                    self.collect_aborted_transactions(start_offset, info.next_offset)
+                };
+                Ok((info, Some(aborted)))
+            }
+        }
+    }
+
+    /// The aborted transactions in the segments' indexes, by marker offset
+    /// (for tests and tools).
+    pub fn aborted_transactions(&self) -> Vec<AbortedTxn> {
+        self.segments
+            .values()
+            .flat_map(|s| s.aborted_txns().iter().copied())
+            .collect()
+    }
+
     /// The idempotent producers' state (see [`ProducerStateManager`]).
     pub fn producer_state(&self) -> &ProducerStateManager {
         &self.producer_state
@@ -752,6 +866,40 @@ impl Log {
     }
 
     // ---- internals ----
+
+    /// Apply a batch just appended to the active segment (`batch`: its bytes,
+    /// whose record is read only for a control batch) to the producer state;
+    /// an aborted transaction it completed goes to the segment's index.
+    fn update_producer_state(
+        &mut self,
+        header: &BatchHeader,
+        batch: &[u8],
+    ) -> Result<(), LogError> {
+        let marker = if header.is_control() {
+            parse_end_txn_marker(batch)
+        } else {
+            None
+        };
+        if let Some(txn) = self.producer_state.update(header, marker.as_ref())
+            && txn.aborted
+        {
+            let entry = self.producer_state.aborted_txn(&txn);
+            self.active_mut().append_aborted_txn(entry)?;
+        }
+        Ok(())
+    }
+
+    /// Put the aborts a producer-state replay completed into the index of the
+    /// segment holding their marker, where a crash or a truncation lost them
+    /// (Kafka's recovery rebuilds the index of the segments it recovers).
+    fn apply_replayed_aborts(&mut self) -> Result<(), LogError> {
+        for txn in self.producer_state.take_replayed_aborts() {
+            if let Some(e) = self.segments.range_mut(..=txn.last_offset).next_back() {
+                e.1.append_aborted_txn(txn)?;
+            }
+        }
+        Ok(())
+    }
 
     fn first_segment(&self) -> &LogSegment {
         match self.segments.first_key_value() {
@@ -830,6 +978,7 @@ impl Log {
             let active = self.active_mut();
             active.seal();
             active.write_indexes()?;
+            active.sync_txn_index()?;
         }
         tracing::debug!(dir = %self.dir.display(), base_offset, "rolling a new segment");
         self.segments

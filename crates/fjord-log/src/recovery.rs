@@ -8,6 +8,7 @@ use std::path::Path;
 use crate::checkpoint::{CleanShutdown, TMP_SUFFIX};
 use crate::error::LogError;
 use crate::segment::{self, INDEX_SUFFIX, LOG_SUFFIX, LogSegment, TIME_INDEX_SUFFIX};
+use crate::txn_index::TXN_INDEX_SUFFIX;
 
 /// Open the segments with these base offsets (sorted). Segments wholly below
 /// `recovery_checkpoint` are trusted: index files loaded if sane, else
@@ -108,6 +109,7 @@ pub(crate) fn scan_directory(dir: &Path) -> Result<Vec<i64>, LogError> {
             bases.push(base);
         } else if let Some(base) = parse_segment_name(name, INDEX_SUFFIX)
             .or_else(|| parse_segment_name(name, TIME_INDEX_SUFFIX))
+            .or_else(|| parse_segment_name(name, TXN_INDEX_SUFFIX))
         {
             index_files.push((base, path));
         }

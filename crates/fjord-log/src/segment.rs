@@ -1,5 +1,6 @@
 //! `LogSegment`: one `.log` file of whole batches plus its in-memory
-//! `OffsetIndex` and `TimeIndex` (persisted as `.index` / `.timeindex`).
+//! `OffsetIndex` and `TimeIndex` (persisted as `.index` / `.timeindex`) and
+//! its `TransactionIndex` of aborted transactions (`.txnindex`).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, IoSlice, Write};
@@ -11,6 +12,7 @@ use crate::batch::{self, BatchHeader, HEADER_LEN, LOG_OVERHEAD, Origin};
 use crate::error::LogError;
 use crate::offset_index::OffsetIndex;
 use crate::time_index::TimeIndex;
+use crate::txn_index::{AbortedTxn, TransactionIndex, TxnIndexSearch};
 
 /// Read size when validating whole batches (recovery).
 const SCAN_CHUNK: usize = 1 << 20;
@@ -119,6 +121,11 @@ pub(crate) struct LogSegment {
     /// index files (which leave `next_offset` at the next segment's base and
     /// only know the indexed batches).
     exact: bool,
+    /// Aborted transactions whose marker is in this segment. Unlike the
+    /// other indexes it cannot be rebuilt from the segment alone (it needs
+    /// the producer state): a rebuild only drops entries past the data, and
+    /// the log's producer-state replay adds missing ones back.
+    txn_index: TransactionIndex,
 }
 
 impl LogSegment {
@@ -133,7 +140,9 @@ impl LogSegment {
             .map_err(LogError::io("creating segment", &log_path))?;
         file.set_len(0)
             .map_err(LogError::io("truncating segment", &log_path))?;
-        let mut seg = Self::with_file(dir, base_offset, log_path, file, 0);
+        let txn_index = TransactionIndex::open(dir, base_offset)?;
+        let mut seg = Self::with_file(dir, base_offset, log_path, file, 0, txn_index);
+        seg.txn_index.truncate_to(i64::MIN)?;
         seg.indexes_dirty = true;
         Ok(seg)
     }
@@ -150,10 +159,25 @@ impl LogSegment {
             .metadata()
             .map_err(LogError::io("reading metadata of", &log_path))?
             .len();
-        Ok(Self::with_file(dir, base_offset, log_path, file, size))
+        let txn_index = TransactionIndex::open(dir, base_offset)?;
+        Ok(Self::with_file(
+            dir,
+            base_offset,
+            log_path,
+            file,
+            size,
+            txn_index,
+        ))
     }
 
-    fn with_file(dir: &Path, base_offset: i64, log_path: PathBuf, file: File, size: u64) -> Self {
+    fn with_file(
+        dir: &Path,
+        base_offset: i64,
+        log_path: PathBuf,
+        file: File,
+        size: u64,
+        txn_index: TransactionIndex,
+    ) -> Self {
         LogSegment {
             base_offset,
             index_path: dir.join(file_name(base_offset, INDEX_SUFFIX)),
@@ -168,7 +192,42 @@ impl LogSegment {
             indexes_dirty: false,
             indexes_unsynced: false,
             exact: true,
+            txn_index,
         }
+    }
+
+    /// Record an aborted transaction whose marker is in this segment, unless
+    /// the index has it already (a replay after recovery adds only what a
+    /// crash lost: entries are ordered by marker offset).
+    pub(crate) fn append_aborted_txn(&mut self, txn: AbortedTxn) -> Result<(), LogError> {
+        if self
+            .txn_index
+            .last_offset()
+            .is_some_and(|last| last >= txn.last_offset)
+        {
+            return Ok(());
+        }
+        self.txn_index.append(txn)
+    }
+
+    /// Aborted transactions of this segment overlapping `[fetch_offset, upper_bound)`.
+    pub(crate) fn collect_aborted_txns(
+        &self,
+        fetch_offset: i64,
+        upper_bound: i64,
+    ) -> TxnIndexSearch {
+        self.txn_index.collect(fetch_offset, upper_bound)
+    }
+
+    /// fsync the transaction index if it has new entries (at a roll: the
+    /// producer-state replay after a crash starts at the newest snapshot,
+    /// so the index of every segment below it must be durable).
+    pub(crate) fn sync_txn_index(&mut self) -> Result<(), LogError> {
+        self.txn_index.sync()
+    }
+
+    pub(crate) fn aborted_txns(&self) -> &[AbortedTxn] {
+        self.txn_index.entries()
     }
 
     pub(crate) fn base_offset(&self) -> i64 {
@@ -404,6 +463,8 @@ impl LogSegment {
         self.next_offset = next;
         self.indexes_dirty = true;
         self.exact = true;
+        // Markers past the data are gone (torn tail, truncation).
+        self.txn_index.truncate_to(next)?;
         // A rebuilt segment may be sealed (non-active) and its index files
         // written: its time index must end with its largest timestamp. For
         // the active segment the extra entry is harmless (still "largest so far").
@@ -527,7 +588,7 @@ impl LogSegment {
             }
             self.indexes_unsynced = false;
         }
-        Ok(())
+        self.txn_index.sync()
     }
 
     /// Load the index files of a trusted (flushed, sealed) segment whose
@@ -608,9 +669,11 @@ impl LogSegment {
             index_path,
             time_index_path,
             file,
+            txn_index,
             ..
         } = self;
         drop(file);
+        txn_index.delete()?;
         for path in [log_path, index_path, time_index_path] {
             match fs::remove_file(&path) {
                 Ok(()) => {}

@@ -72,3 +72,44 @@ pub fn idempotent_batch(pid: i64, epoch: i16, first_seq: i32, count: i32, timest
         .collect();
     encode(&records, Compression::None)
 }
+
+/// Like [`idempotent_batch`], with the transactional attribute bit (0x10):
+/// a batch of producer `pid`'s ongoing transaction.
+pub fn transactional_batch(
+    pid: i64,
+    epoch: i16,
+    first_seq: i32,
+    count: i32,
+    timestamp: i64,
+) -> Bytes {
+    let records: Vec<Record> = (0..count)
+        .map(|i| Record {
+            transactional: true,
+            producer_id: pid,
+            producer_epoch: epoch,
+            sequence: first_seq.wrapping_add(i),
+            ..record(i64::from(i), timestamp, None, Bytes::from_static(b"value"))
+        })
+        .collect();
+    encode(&records, Compression::None)
+}
+
+/// A COMMIT (`commit`) or ABORT marker of producer `pid` at `epoch` from a
+/// coordinator at `coordinator_epoch`.
+pub fn marker_batch(pid: i64, epoch: i16, commit: bool, coordinator_epoch: i32) -> Bytes {
+    use crate::control::{EndTxnMarker, TxnResult, end_txn_marker_batch};
+    let result = if commit {
+        TxnResult::Commit
+    } else {
+        TxnResult::Abort
+    };
+    end_txn_marker_batch(
+        pid,
+        epoch,
+        EndTxnMarker {
+            result,
+            coordinator_epoch,
+        },
+        TIMESTAMP,
+    )
+}

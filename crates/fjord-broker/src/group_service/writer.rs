@@ -66,7 +66,13 @@ impl PartitionWriter for OffsetsPartitionWriter {
             };
             // Segment reads are file I/O: off the async workers.
             let read = tokio::task::spawn_blocking(move || {
-                let log_start = replica.list_offset(OffsetSpec::Earliest, -1)?.offset;
+                let log_start = replica
+                    .list_offset(
+                        OffsetSpec::Earliest,
+                        -1,
+                        fjord_log::IsolationLevel::ReadUncommitted,
+                    )?
+                    .offset;
                 let data = replica.read_to_log_end(from.max(log_start), LOAD_CHUNK_BYTES)?;
                 Ok::<_, PartitionError>(ReadChunk {
                     records: data.records,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fjord_log::testing::batch;
-use fjord_log::{Log, LogConfig};
+use fjord_log::{IsolationLevel, Log, LogConfig};
 use fjord_types::{BrokerId, TopicId, TopicPartition};
 
 use crate::error::PartitionError;
@@ -224,17 +224,27 @@ fn the_leader_refuses_a_clients_marker_and_a_follower_stores_the_leaders() {
 fn fencing_by_leader_epoch() {
     let d = tempfile::tempdir().unwrap();
     let p = open(d.path(), 1, assignment(1, 4, 0, &[1]), None);
-    assert!(p.read(0, 100, true, -1).is_ok());
-    assert!(p.read(0, 100, true, 4).is_ok());
+    assert!(
+        p.read(0, 100, true, -1, IsolationLevel::ReadUncommitted)
+            .is_ok()
+    );
+    assert!(
+        p.read(0, 100, true, 4, IsolationLevel::ReadUncommitted)
+            .is_ok()
+    );
     assert!(matches!(
-        p.read(0, 100, true, 3),
+        p.read(0, 100, true, 3, IsolationLevel::ReadUncommitted),
         Err(PartitionError::FencedLeaderEpoch {
             given: 3,
             current: 4
         })
     ));
     assert!(matches!(
-        p.list_offset(crate::OffsetSpec::Latest, 5),
+        p.list_offset(
+            crate::OffsetSpec::Latest,
+            5,
+            IsolationLevel::ReadUncommitted
+        ),
         Err(PartitionError::UnknownLeaderEpoch {
             given: 5,
             current: 4
@@ -312,4 +322,197 @@ async fn acks_all_fails_with_not_leader_when_leadership_moves() {
         "{:?}",
         results[0].1
     );
+}
+
+/// A leader whose log already holds transactional data (clients cannot
+/// write it yet: produce refuses transactional batches until the
+/// coordinator exists), and a follower with an empty log.
+fn leader_with_transactions(d1: &std::path::Path, d2: &std::path::Path) -> (Partition, Partition) {
+    use fjord_log::testing::transactional_batch;
+    let mut log = Log::open(d1, LogConfig::default()).expect("open");
+    log.assign_leader_epoch(0).expect("epoch");
+    // Producer 7: offsets 0..=1; producer 8: offset 2; plain data: 3.
+    for b in [
+        transactional_batch(7, 0, 0, 2, 0),
+        transactional_batch(8, 0, 0, 1, 0),
+        batch(1),
+    ] {
+        log.append_as_leader(&b, 0, 0).expect("append");
+    }
+    let leader = Partition::new(
+        tp(),
+        TopicId(uuid::Uuid::nil()),
+        1,
+        log,
+        assignment(1, 0, 0, &[1, 2]),
+        1,
+        None,
+    );
+    let follower = open(d2, 2, assignment(1, 0, 0, &[1, 2]), None);
+    (leader, follower)
+}
+
+#[test]
+fn read_committed_fetches_stop_at_the_lso_and_carry_the_aborted_transactions() {
+    use fjord_log::control::TxnResult;
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (leader, follower) = leader_with_transactions(d1.path(), d2.path());
+    for now in 1..3 {
+        round(&leader, &follower, 2, now);
+    }
+    assert_eq!(leader.high_watermark(), 4);
+    let committed = |p: &Partition, from| {
+        p.read(from, 1 << 20, true, -1, IsolationLevel::ReadCommitted)
+            .expect("read")
+    };
+
+    // Both transactions open: nothing past offset 0 is stable.
+    let data = committed(&leader, 0);
+    assert_eq!((data.high_watermark, data.last_stable_offset), (4, 0));
+    assert!(data.records.is_empty());
+    assert_eq!(data.aborted_transactions, Some(vec![]));
+    let uncommitted = leader
+        .read(0, 1 << 20, true, -1, IsolationLevel::ReadUncommitted)
+        .expect("read");
+    assert_eq!(uncommitted.last_stable_offset, 0);
+    assert_eq!(uncommitted.aborted_transactions, None);
+    assert!(!uncommitted.records.is_empty());
+    let latest = |isolation| {
+        leader
+            .list_offset(crate::OffsetSpec::Latest, -1, isolation)
+            .expect("list")
+            .offset
+    };
+    assert_eq!(latest(IsolationLevel::ReadCommitted), 0);
+    assert_eq!(latest(IsolationLevel::ReadUncommitted), 4);
+
+    // Producer 7 aborts (marker at 4): until the marker is replicated the
+    // LSO stays at 0; then producer 8's open transaction (at 2) holds it.
+    let abort = leader
+        .append_txn_marker(7, 0, 3, TxnResult::Abort, 10)
+        .expect("marker");
+    assert_eq!(abort.last_offset, 4);
+    assert_eq!(committed(&leader, 0).last_stable_offset, 0);
+    for now in 11..13 {
+        round(&leader, &follower, 2, now);
+    }
+    assert_eq!(leader.high_watermark(), 5);
+    let data = committed(&leader, 0);
+    assert_eq!(data.last_stable_offset, 2);
+    assert_eq!(
+        data.aborted_transactions,
+        Some(vec![crate::AbortedTransaction {
+            producer_id: 7,
+            first_offset: 0
+        }])
+    );
+    assert_eq!(latest(IsolationLevel::ReadCommitted), 2);
+
+    // Producer 8 commits: everything up to the HW is stable, and a fetch
+    // past the aborted transaction does not report it.
+    leader
+        .append_txn_marker(8, 0, 3, TxnResult::Commit, 20)
+        .expect("marker");
+    for now in 21..23 {
+        round(&leader, &follower, 2, now);
+    }
+    let data = committed(&leader, 5);
+    assert_eq!((data.high_watermark, data.last_stable_offset), (6, 6));
+    assert_eq!(data.aborted_transactions, Some(vec![]));
+    assert!(!data.records.is_empty());
+    assert_eq!(latest(IsolationLevel::ReadCommitted), 6);
+
+    // Fencing: an older coordinator, an older producer epoch.
+    assert!(matches!(
+        leader.append_txn_marker(8, 0, 2, TxnResult::Commit, 30),
+        Err(PartitionError::TransactionCoordinatorFenced(_))
+    ));
+    assert!(matches!(
+        leader.append_txn_marker(8, -1, 3, TxnResult::Commit, 30),
+        Err(PartitionError::InvalidProducerEpoch(_))
+    ));
+    // Only the leader writes markers.
+    assert!(matches!(
+        follower.append_txn_marker(8, 0, 3, TxnResult::Commit, 30),
+        Err(PartitionError::NotLeaderOrFollower { .. })
+    ));
+}
+
+#[test]
+fn markers_replicate_and_the_follower_state_matches_the_leader() {
+    use fjord_log::control::TxnResult;
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (leader, follower) = leader_with_transactions(d1.path(), d2.path());
+    leader
+        .append_txn_marker(7, 0, 1, TxnResult::Abort, 10)
+        .expect("marker");
+    leader
+        .append_txn_marker(8, 1, 1, TxnResult::Commit, 10)
+        .expect("marker with a bumped epoch");
+    for now in 11..14 {
+        round(&leader, &follower, 2, now);
+    }
+    assert_eq!(follower.log_end_offset(), leader.log_end_offset());
+    assert_eq!(follower.high_watermark(), leader.high_watermark());
+    let (leader_log, follower_log) = (
+        leader.take_log().expect("leader log"),
+        follower.take_log().expect("follower log"),
+    );
+    let (l, f) = (leader_log.producer_state(), follower_log.producer_state());
+    assert_eq!(f.producers(), l.producers());
+    assert_eq!(f.producers()[&8].epoch, 1);
+    assert_eq!(f.producers()[&7].coordinator_epoch, Some(1));
+    assert_eq!(f.ongoing_transactions(), l.ongoing_transactions());
+    assert!(f.ongoing_transactions().is_empty());
+    assert_eq!(
+        follower_log.aborted_transactions(),
+        leader_log.aborted_transactions()
+    );
+    assert_eq!(follower_log.aborted_transactions().len(), 1);
+    let hw = leader_log.log_end_offset();
+    assert_eq!(follower_log.last_stable_offset(hw), hw);
+}
+
+#[tokio::test]
+async fn write_txn_markers_waits_for_the_marker_to_be_committed() {
+    use fjord_log::control::TxnResult;
+    let d = tempfile::tempdir().unwrap();
+    let mut sole = assignment(1, 0, 0, &[1]);
+    sole.replicas = vec![1];
+    let partition = Arc::new(open(d.path(), 1, sole, None));
+    let replicas = ReplicaManager::new(
+        1,
+        crate::log_dir_failure::LogDirFailure::new("/nonexistent"),
+    );
+    replicas.insert(partition.clone());
+    let tp = tp();
+    let write = |coordinator_epoch| {
+        replicas.append_txn_marker(
+            &tp,
+            5,
+            0,
+            coordinator_epoch,
+            TxnResult::Commit,
+            Duration::from_secs(5),
+        )
+    };
+    write(2).await.expect("marker committed");
+    assert_eq!(partition.high_watermark(), 1);
+    assert!(matches!(
+        write(1).await,
+        Err(PartitionError::TransactionCoordinatorFenced(_))
+    ));
+    assert!(matches!(
+        replicas
+            .append_txn_marker(
+                &TopicPartition::new("other", 0),
+                5,
+                0,
+                2,
+                TxnResult::Abort,
+                Duration::from_secs(5),
+            )
+            .await,
+        Err(PartitionError::UnknownTopicOrPartition)
+    ));
 }

@@ -16,25 +16,25 @@
 
 use std::time::Duration;
 
-use fjord_broker::{FetchParams, FetchPartition, MetadataImage, PartitionError};
+use fjord_broker::{
+    FetchParams, FetchPartition, FetchPartitionData, MetadataImage, PartitionError,
+};
 use fjord_types::{NO_BROKER, TopicPartition};
 use kafka_protocol::ResponseError;
+use kafka_protocol::messages::ProducerId;
 use kafka_protocol::messages::fetch_response::{
-    FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
+    AbortedTransaction, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
 };
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::{
-    Reply, broker_endpoint, check_leader_epoch, partition_registration, topic_id_from_wire,
-    wire_name,
+    Reply, broker_endpoint, check_leader_epoch, isolation_level, partition_registration,
+    topic_id_from_wire, wire_name,
 };
 use crate::context::RequestContext;
 use crate::error_code::partition_error;
 use crate::services::Services;
-
-/// Kafka's `isolation_level` value for READ_COMMITTED.
-const READ_COMMITTED: i8 = 1;
 
 enum Slot {
     /// Sent to the broker as `params.partitions[i]`.
@@ -105,7 +105,7 @@ async fn fetch(ctx: &RequestContext, svc: &Services, request: FetchRequest) -> F
                 max_wait,
                 min_bytes: usize::try_from(request.min_bytes).unwrap_or(0),
                 max_bytes: usize::try_from(request.max_bytes).unwrap_or(0),
-                isolation_committed: request.isolation_level == READ_COMMITTED,
+                isolation: isolation_level(request.isolation_level),
             })
             .await
     } else {
@@ -138,6 +138,7 @@ async fn fetch(ctx: &RequestContext, svc: &Services, request: FetchRequest) -> F
                             .with_high_watermark(data.high_watermark)
                             .with_last_stable_offset(data.last_stable_offset)
                             .with_log_start_offset(data.log_start_offset)
+                            .with_aborted_transactions(aborted_transactions(data))
                             .with_records(Some(data.records.clone())),
                         Some((tp, Err(err))) => {
                             let leader = match err {
@@ -215,6 +216,20 @@ fn session_error(session_id: i32, session_epoch: i32) -> Option<ResponseError> {
     }
 }
 
+/// The response's `AbortedTransactions`: null unless READ_COMMITTED (as
+/// Kafka), else the aborted transactions overlapping the records.
+fn aborted_transactions(data: &FetchPartitionData) -> Option<Vec<AbortedTransaction>> {
+    data.aborted_transactions.as_ref().map(|txns| {
+        txns.iter()
+            .map(|t| {
+                AbortedTransaction::default()
+                    .with_producer_id(ProducerId(t.producer_id))
+                    .with_first_offset(t.first_offset)
+            })
+            .collect()
+    })
+}
+
 fn failed(index: i32, error: ResponseError, leader: Option<LeaderIdAndEpoch>) -> PartitionData {
     PartitionData::default()
         .with_partition_index(index)
@@ -243,6 +258,39 @@ mod tests {
     use uuid::Uuid;
 
     use crate::frame::encode_response;
+
+    #[test]
+    fn aborted_transactions_are_null_unless_read_committed() {
+        let data = |aborted| FetchPartitionData {
+            high_watermark: 9,
+            last_stable_offset: 4,
+            log_start_offset: 0,
+            records: Bytes::new(),
+            aborted_transactions: aborted,
+        };
+        assert_eq!(aborted_transactions(&data(None)), None);
+        assert_eq!(aborted_transactions(&data(Some(vec![]))), Some(vec![]));
+        let txn = fjord_broker::AbortedTransaction {
+            producer_id: 7,
+            first_offset: 3,
+        };
+        assert_eq!(
+            aborted_transactions(&data(Some(vec![txn]))),
+            Some(vec![
+                AbortedTransaction::default()
+                    .with_producer_id(ProducerId(7))
+                    .with_first_offset(3)
+            ])
+        );
+        assert_eq!(
+            super::isolation_level(1),
+            fjord_log::IsolationLevel::ReadCommitted
+        );
+        assert_eq!(
+            super::isolation_level(0),
+            fjord_log::IsolationLevel::ReadUncommitted
+        );
+    }
 
     #[test]
     fn sessions_are_refused_the_way_kafka_refuses_unknown_ones() {

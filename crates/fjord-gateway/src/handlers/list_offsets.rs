@@ -9,7 +9,7 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
-use super::{check_leader_epoch, partition_registration};
+use super::{check_leader_epoch, isolation_level, partition_registration};
 use crate::context::RequestContext;
 use crate::error_code::partition_error;
 use crate::services::Services;
@@ -33,6 +33,7 @@ pub(crate) async fn handle(
 ) -> ListOffsetsResponse {
     let version = ctx.api_version;
     let image = svc.metadata.image();
+    let isolation = isolation_level(request.isolation_level);
     let topics = request
         .topics
         .into_iter()
@@ -53,7 +54,7 @@ pub(crate) async fn handle(
                             }),
                             Some(spec) => svc
                                 .replicas
-                                .list_offset(&TopicPartition::new(name.clone(), p.partition_index), spec, p.current_leader_epoch)
+                                .list_offset(&TopicPartition::new(name.clone(), p.partition_index), spec, p.current_leader_epoch, isolation)
                                 .map_err(|err| {
                                     tracing::debug!(topic = %name, partition = p.partition_index, %err, "list offsets failed");
                                     partition_error(&err)

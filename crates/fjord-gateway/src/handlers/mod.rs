@@ -276,6 +276,17 @@ pub(crate) fn is_internal_topic(name: &str) -> bool {
     matches!(name, "__consumer_offsets" | "__transaction_state")
 }
 
+/// A Fetch (v4+) or ListOffsets (v2+) `isolation_level`: 1 is
+/// READ_COMMITTED, anything else (0, or absent in older versions)
+/// READ_UNCOMMITTED, as Kafka reads it.
+pub(crate) fn isolation_level(wire: i8) -> fjord_log::IsolationLevel {
+    if wire == 1 {
+        fjord_log::IsolationLevel::ReadCommitted
+    } else {
+        fjord_log::IsolationLevel::ReadUncommitted
+    }
+}
+
 /// Check the leader epoch a client believes current (-1: it does not say)
 /// against the partition's, as Kafka does for fetch and list offsets.
 pub(crate) fn check_leader_epoch(

@@ -1,10 +1,12 @@
 //! One producer's state on one partition (Kafka's `ProducerStateEntry` and
-//! the sequence rules of `ProducerAppendInfo`): its epoch, the last few
-//! batches it wrote and when it last wrote. Plain data and rules, no I/O.
+//! the rules of `ProducerAppendInfo`): its epoch, the last few batches it
+//! wrote, when it last wrote, and its ongoing transaction. Plain data and
+//! rules, no I/O.
 
 use std::collections::VecDeque;
 
 use crate::batch::BatchHeader;
+use crate::control::{EndTxnMarker, TxnResult};
 
 /// Kafka keeps the last five batches per producer: an idempotent producer has
 /// at most five requests in flight per partition, so a retry is always one of
@@ -43,20 +45,44 @@ pub struct ProducerStateEntry {
     /// counts from here (as Kafka, the producer's clock with CreateTime).
     pub last_timestamp: i64,
     /// Epoch of the transaction coordinator that wrote this producer's last
-    /// marker. Room for transactions: always `None` until they exist.
+    /// marker: a marker from an older coordinator is fenced.
     pub coordinator_epoch: Option<i32>,
     /// First offset of the producer's ongoing transaction (what bounds the
-    /// first unstable offset). Room for transactions: always `None` for now.
+    /// first unstable offset): set by its first transactional batch, cleared
+    /// by the marker that ends it.
     pub current_txn_first_offset: Option<i64>,
 }
 
-/// Why a client batch is refused.
+/// Why a client batch or a leader's marker is refused (Kafka's
+/// `ProducerAppendInfo` errors).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SequenceError {
     #[error("producer epoch {got} is older than the current {current}")]
     InvalidProducerEpoch { current: i16, got: i16 },
     #[error("sequence {got} does not follow {last}")]
     OutOfOrderSequence { last: i32, got: i32 },
+    /// A non-transactional batch from a producer with an ongoing transaction
+    /// (Kafka `INVALID_TXN_STATE`).
+    #[error("non-transactional batch from producer {producer_id} during its transaction")]
+    InvalidTxnState {
+        producer_id: i64,
+        producer_epoch: i16,
+    },
+    /// A marker from a coordinator older than the last one seen for this
+    /// producer (Kafka `TRANSACTION_COORDINATOR_FENCED`).
+    #[error("coordinator epoch {got} is older than the last seen {current}")]
+    TransactionCoordinatorFenced { current: i32, got: i32 },
+}
+
+/// A transaction ended by a marker (Kafka's `CompletedTxn`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CompletedTxn {
+    pub producer_id: i64,
+    /// The transaction's first offset (its first transactional batch).
+    pub first_offset: i64,
+    /// The marker's offset.
+    pub last_offset: i64,
+    pub aborted: bool,
 }
 
 /// What to do with an incoming batch.
@@ -89,8 +115,55 @@ impl ProducerStateEntry {
         }
     }
 
-    /// Decide about a client batch of this producer, before it is appended.
+    /// Decide about a client batch of this producer, before it is appended:
+    /// the sequence rules, then the transaction rule (a retry is answered
+    /// before either, as in Kafka).
     pub(crate) fn check(&self, header: &BatchHeader) -> Result<SequenceCheck, SequenceError> {
+        let check = self.check_sequence(header)?;
+        if check == SequenceCheck::Append {
+            self.check_txn(header)?;
+        }
+        Ok(check)
+    }
+
+    /// The transaction rule alone: no non-transactional batch while this
+    /// producer's transaction is open.
+    pub(crate) fn check_txn(&self, header: &BatchHeader) -> Result<(), SequenceError> {
+        if !header.is_transactional() && self.current_txn_first_offset.is_some() {
+            return Err(SequenceError::InvalidTxnState {
+                producer_id: header.producer_id,
+                producer_epoch: header.producer_epoch,
+            });
+        }
+        Ok(())
+    }
+
+    /// Decide about a marker the leader is about to write for this producer
+    /// (Kafka's `appendEndTxnMarker` checks): not from an older producer
+    /// epoch, nor from an older coordinator.
+    pub(crate) fn check_marker(
+        &self,
+        producer_epoch: i16,
+        marker: &EndTxnMarker,
+    ) -> Result<(), SequenceError> {
+        if producer_epoch < self.epoch {
+            return Err(SequenceError::InvalidProducerEpoch {
+                current: self.epoch,
+                got: producer_epoch,
+            });
+        }
+        match self.coordinator_epoch {
+            Some(current) if current > marker.coordinator_epoch => {
+                Err(SequenceError::TransactionCoordinatorFenced {
+                    current,
+                    got: marker.coordinator_epoch,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn check_sequence(&self, header: &BatchHeader) -> Result<SequenceCheck, SequenceError> {
         let (epoch, first_seq) = (header.producer_epoch, header.base_sequence);
         if epoch < self.epoch {
             return Err(SequenceError::InvalidProducerEpoch {
@@ -129,16 +202,34 @@ impl ProducerStateEntry {
     }
 
     /// Remember a batch now in the log (`header.base_offset` is its offset in
-    /// the log). A control batch (a transaction marker) moves the epoch and
-    /// the clock but carries no sequence (Kafka's `appendEndTxnMarker`).
-    pub(crate) fn update(&mut self, header: &BatchHeader) {
+    /// the log; `marker` is its transaction marker, for a control batch).
+    /// A transactional data batch opens the producer's transaction if none
+    /// is open. A control batch moves the epoch and the clock but carries no
+    /// sequence; a marker ends the open transaction (Kafka's
+    /// `appendEndTxnMarker`), returned as (first offset, aborted). Infallible: the batch is in the
+    /// log already (leader checks run before, in [`Self::check`]); a follower
+    /// or a replay applies what the leader wrote, as Kafka's replication
+    /// origin does.
+    pub(crate) fn update(
+        &mut self,
+        header: &BatchHeader,
+        marker: Option<&EndTxnMarker>,
+    ) -> Option<(i64, bool)> {
         if header.producer_epoch != self.epoch {
             self.epoch = header.producer_epoch;
             self.batches.clear();
         }
         self.last_timestamp = header.max_timestamp;
         if header.is_control() {
-            return;
+            let marker = marker?;
+            self.coordinator_epoch = Some(marker.coordinator_epoch);
+            // Like Kafka, only a transaction with data here completes: a
+            // marker alone moves neither the LSO nor the aborted index.
+            let first = self.current_txn_first_offset.take()?;
+            return Some((first, marker.result == TxnResult::Abort));
+        }
+        if header.is_transactional() && self.current_txn_first_offset.is_none() {
+            self.current_txn_first_offset = Some(header.base_offset);
         }
         if self.batches.len() == CACHED_BATCHES {
             self.batches.pop_front();
@@ -149,6 +240,7 @@ impl ProducerStateEntry {
             first_offset: header.base_offset,
             offset_delta: header.last_offset_delta,
         });
+        None
     }
 
     /// Kafka's `isProducerExpired`: no ongoing transaction and no write for

@@ -32,10 +32,23 @@
 //! removed by the broker's periodic check, and left out of snapshots and
 //! of what a snapshot load keeps.
 //!
-//! # Transactions
-//! Entries carry the coordinator epoch and current transaction first offset
-//! slots; both stay `None` until transactions exist, and
-//! [`ProducerStateManager::first_unstable_offset`] is then always `None`.
+//! # Transactions (Kafka's `ProducerAppendInfo` rules)
+//! A transactional data batch opens its producer's transaction at its first
+//! offset (if none is open); a marker (a control batch with an ABORT or
+//! COMMIT record, see [`crate::control`]) closes it and returns a
+//! [`CompletedTxn`]. The leader checks before appending: a non-transactional
+//! batch from a producer with an open transaction is `InvalidTxnState`, a
+//! marker from an older producer epoch `InvalidProducerEpoch` and from an
+//! older coordinator epoch than the last seen `TransactionCoordinatorFenced`.
+//! Followers and replays apply what is in the log without checks.
+//!
+//! The first unstable offset is the first offset of the oldest transaction
+//! that is open, or completed but whose marker is not yet below the high
+//! watermark (Kafka's `ongoingTxns` and `unreplicatedTxns`: until the marker
+//! is replicated, a new leader without it could still abort a committed
+//! transaction). Open transactions are in snapshots (an entry's
+//! `current_txn_first_offset` and `coordinator_epoch`), so the LSO survives
+//! restarts; completed-but-unreplicated ones are not (as in Kafka).
 
 mod entry;
 pub(crate) mod snapshot;
@@ -46,12 +59,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use entry::NO_PRODUCER_ID;
-pub use entry::{BatchMetadata, ProducerStateEntry, SequenceCheck, SequenceError};
+pub use entry::{BatchMetadata, CompletedTxn, ProducerStateEntry, SequenceCheck, SequenceError};
 
 use crate::batch::BatchHeader;
 use crate::checkpoint;
+use crate::control::{EndTxnMarker, parse_end_txn_marker};
 use crate::error::LogError;
 use crate::segment::{HEADER_WALK_CHUNK, LogSegment, Scan, Visit};
+use crate::txn_index::AbortedTxn;
 
 /// Snapshots kept at most (the newest). A follower truncates only the
 /// unreplicated tail, well within the last few segments; a truncation below
@@ -91,6 +106,14 @@ pub struct ProducerStateManager {
     /// Offsets of the snapshot files in `dir`.
     snapshots: BTreeSet<i64>,
     last_load: ProducerStateLoad,
+    /// Open transactions: first offset -> producer id (Kafka's `ongoingTxns`).
+    ongoing: BTreeMap<i64, i64>,
+    /// Completed transactions whose marker is not below the high watermark
+    /// yet: first offset -> marker offset (Kafka's `unreplicatedTxns`).
+    unreplicated: BTreeMap<i64, i64>,
+    /// Aborted transactions completed by the last replay, for the log to put
+    /// in its transaction indexes (where missing).
+    replayed_aborts: Vec<AbortedTxn>,
 }
 
 impl ProducerStateManager {
@@ -102,6 +125,9 @@ impl ProducerStateManager {
             map_end_offset: 0,
             snapshots: BTreeSet::new(),
             last_load: ProducerStateLoad::default(),
+            ongoing: BTreeMap::new(),
+            unreplicated: BTreeMap::new(),
+            replayed_aborts: Vec::new(),
         }
     }
 
@@ -152,6 +178,22 @@ impl ProducerStateManager {
                 last_offset: dup.last_offset(),
             }));
         }
+        // The later batches' transaction rule (their sequences follow below),
+        // counting a transaction the request's own earlier batches open.
+        for (i, h) in headers.iter().enumerate().skip(1) {
+            if let Some(entry) = self.producers.get(&h.producer_id) {
+                entry.check_txn(h)?;
+            }
+            let opened_here = headers[..i]
+                .iter()
+                .any(|p| p.producer_id == h.producer_id && p.is_transactional());
+            if opened_here && !h.is_transactional() && h.producer_id != NO_PRODUCER_ID {
+                return Err(SequenceError::InvalidTxnState {
+                    producer_id: h.producer_id,
+                    producer_epoch: h.producer_epoch,
+                });
+            }
+        }
         for pair in headers.windows(2) {
             let (prev, next) = (&pair[0], &pair[1]);
             let follows = next.producer_id == NO_PRODUCER_ID
@@ -184,16 +226,81 @@ impl ProducerStateManager {
         }
     }
 
-    /// Apply a batch now in the log (`header.base_offset` is its offset there).
-    pub(crate) fn update(&mut self, header: &BatchHeader) {
+    /// Decide about a marker the leader is about to write (an unknown
+    /// producer's is accepted, as in Kafka).
+    pub fn check_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: &EndTxnMarker,
+    ) -> Result<(), SequenceError> {
+        match self.producers.get(&producer_id) {
+            Some(entry) => entry.check_marker(producer_epoch, marker),
+            None => Ok(()),
+        }
+    }
+
+    /// Apply a batch now in the log (`header.base_offset` is its offset
+    /// there; `marker` is its transaction marker, for a control batch); the
+    /// transaction it completed, if any.
+    pub(crate) fn update(
+        &mut self,
+        header: &BatchHeader,
+        marker: Option<&EndTxnMarker>,
+    ) -> Option<CompletedTxn> {
         self.map_end_offset = self.map_end_offset.max(header.next_offset());
         if header.producer_id == NO_PRODUCER_ID {
-            return;
+            return None;
         }
-        self.producers
+        let entry = self
+            .producers
             .entry(header.producer_id)
-            .or_insert_with(|| ProducerStateEntry::new(header.producer_epoch))
-            .update(header);
+            .or_insert_with(|| ProducerStateEntry::new(header.producer_epoch));
+        let opened_before = entry.current_txn_first_offset;
+        let ended = entry.update(header, marker);
+        if opened_before.is_none()
+            && let Some(first) = entry.current_txn_first_offset
+        {
+            self.ongoing.insert(first, header.producer_id);
+        }
+        let (first_offset, aborted) = ended?;
+        self.ongoing.remove(&first_offset);
+        self.unreplicated.insert(first_offset, header.base_offset);
+        Some(CompletedTxn {
+            producer_id: header.producer_id,
+            first_offset,
+            last_offset: header.base_offset,
+            aborted,
+        })
+    }
+
+    /// The index entry of an aborted transaction just completed: its last
+    /// stable offset is the first offset of the oldest transaction still
+    /// open, else the marker's offset + 1 (Kafka's `lastStableOffset(CompletedTxn)`).
+    pub(crate) fn aborted_txn(&self, txn: &CompletedTxn) -> AbortedTxn {
+        AbortedTxn {
+            producer_id: txn.producer_id,
+            first_offset: txn.first_offset,
+            last_offset: txn.last_offset,
+            last_stable_offset: self
+                .ongoing
+                .keys()
+                .next()
+                .copied()
+                .unwrap_or(txn.last_offset.saturating_add(1)),
+        }
+    }
+
+    /// The high watermark moved to `hw`: transactions whose marker is below
+    /// it are decided for good (Kafka's `onHighWatermarkUpdated`).
+    pub(crate) fn on_high_watermark_updated(&mut self, hw: i64) {
+        self.unreplicated.retain(|_, &mut marker| marker >= hw);
+    }
+
+    /// Aborted transactions completed by the last load or truncation's
+    /// replay, in marker order (taken once).
+    pub(crate) fn take_replayed_aborts(&mut self) -> Vec<AbortedTxn> {
+        std::mem::take(&mut self.replayed_aborts)
     }
 
     /// The log has nothing more below `offset` (a follower's gap, a roll).
@@ -209,13 +316,31 @@ impl ProducerStateManager {
         self.map_end_offset
     }
 
-    /// The first offset of the oldest ongoing transaction; `None` while
-    /// there is none (always, until transactions exist).
+    /// The first offset of the oldest transaction that is open, or
+    /// completed with its marker not yet below the high watermark (see the
+    /// module docs); `None` while there is none.
     pub fn first_unstable_offset(&self) -> Option<i64> {
-        self.producers
-            .values()
-            .filter_map(|e| e.current_txn_first_offset)
-            .min()
+        let ongoing = self.ongoing.keys().next();
+        let unreplicated = self.unreplicated.keys().next();
+        ongoing.into_iter().chain(unreplicated).min().copied()
+    }
+
+    /// [`Self::first_unstable_offset`] with the high watermark at `hw`, even
+    /// if the log was not told yet (after a load, the replayed transactions
+    /// are all "unreplicated" until the next [`Self::on_high_watermark_updated`]).
+    pub fn first_unstable_offset_at(&self, hw: i64) -> Option<i64> {
+        let ongoing = self.ongoing.keys().next().copied();
+        let unreplicated = self
+            .unreplicated
+            .iter()
+            .find(|&(_, &marker)| marker >= hw)
+            .map(|(&first, _)| first);
+        ongoing.into_iter().chain(unreplicated).min()
+    }
+
+    /// Open transactions: first offset -> producer id, oldest first.
+    pub fn ongoing_transactions(&self) -> &BTreeMap<i64, i64> {
+        &self.ongoing
     }
 
     pub fn last_load(&self) -> ProducerStateLoad {
@@ -280,6 +405,9 @@ impl ProducerStateManager {
         }
         self.snapshots.clear();
         self.producers.clear();
+        self.ongoing.clear();
+        self.unreplicated.clear();
+        self.replayed_aborts.clear();
         self.map_end_offset = offset;
         self.last_load = ProducerStateLoad {
             replayed_from: offset,
@@ -316,6 +444,9 @@ impl ProducerStateManager {
         }
         let started = Instant::now();
         self.producers.clear();
+        self.ongoing.clear();
+        self.unreplicated.clear();
+        self.replayed_aborts.clear();
         let mut load = ProducerStateLoad::default();
         while let Some(&offset) = self.snapshots.last() {
             match snapshot::read(&self.dir, offset) {
@@ -338,6 +469,11 @@ impl ProducerStateManager {
                 }
             }
         }
+        self.ongoing = self
+            .producers
+            .iter()
+            .filter_map(|(&pid, e)| Some((e.current_txn_first_offset?, pid)))
+            .collect();
         let from = load.snapshot_offset.unwrap_or(fallback_from).max(log_start);
         self.map_end_offset = from;
         load.replayed_from = from;
@@ -367,12 +503,23 @@ impl ProducerStateManager {
             let Some((position, _)) = seg.find_batch(from)? else {
                 continue;
             };
-            let scan = seg.scan(position, false, HEADER_WALK_CHUNK, |_, h, _| {
+            let scan = seg.scan(position, false, HEADER_WALK_CHUNK, |pos, h, _| {
                 if h.base_offset >= to {
                     return Ok(Visit::Stop(()));
                 }
                 if h.last_offset() >= from {
-                    self.update(h);
+                    // Only a control batch's record is read (one per transaction).
+                    let marker = if h.is_control() {
+                        parse_end_txn_marker(&seg.read(pos, h.size())?)
+                    } else {
+                        None
+                    };
+                    if let Some(txn) = self.update(h, marker.as_ref())
+                        && txn.aborted
+                    {
+                        let aborted = self.aborted_txn(&txn);
+                        self.replayed_aborts.push(aborted);
+                    }
                     replayed += 1;
                 }
                 Ok(Visit::Next)

@@ -17,6 +17,13 @@
 //!   u8  batch count                0..=5, oldest first
 //!   per batch: i32 first seq, i32 last seq, i64 first offset, i32 last offset delta
 //! ```
+//! Version 1 already had the coordinator epoch and the open transaction's
+//! first offset, written as -1 before transactions existed: with them a v1
+//! file means the same, so the format did not change (and files written
+//! before transactions load as they are). Completed transactions whose
+//! marker was not yet below the high watermark are not in snapshots (as
+//! in Kafka's); those the load replays after the snapshot are tracked again.
+//!
 //! Kafka's snapshot keeps only the last batch per producer, so after a
 //! restart it recognises a retry of that batch only; this one keeps all five,
 //! so any retry still in flight is answered as before the restart.

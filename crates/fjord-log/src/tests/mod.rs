@@ -122,6 +122,7 @@ fn append_raw(path: &Path, bytes: &[u8]) {
 mod producer_state;
 mod props;
 mod recovery;
+mod transactions;
 
 #[test]
 fn log_is_send_and_sync() {

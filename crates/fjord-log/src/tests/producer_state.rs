@@ -8,9 +8,13 @@ use std::collections::HashMap;
 use proptest::prelude::*;
 
 use super::*;
+use crate::control::parse_end_txn_marker;
 use crate::producer_state::snapshot;
-use crate::testing::{TIMESTAMP, idempotent_batch};
-use crate::{DuplicateBatch, ProducerStateEntry, ProducerStateManager, RETAINED_SNAPSHOTS};
+use crate::testing::{TIMESTAMP, idempotent_batch, marker_batch, transactional_batch};
+use crate::{
+    AbortedTxn, DuplicateBatch, ProducerStateEntry, ProducerStateManager, RETAINED_SNAPSHOTS,
+    SequenceError,
+};
 
 /// Small segments, producers never expire (test timestamps are old).
 fn config() -> LogConfig {
@@ -41,21 +45,45 @@ fn written(batches: i64) -> (tempfile::TempDir, Log) {
     (dir, log)
 }
 
-/// The state a replay of every batch header in the log gives.
-fn rebuilt(log: &Log) -> HashMap<i64, ProducerStateEntry> {
+/// What a replay of every batch in the log gives: the producers, the open
+/// transactions (first offset -> producer) and the aborted transactions.
+struct Rebuilt {
+    producers: HashMap<i64, ProducerStateEntry>,
+    ongoing: std::collections::BTreeMap<i64, i64>,
+    aborted: Vec<AbortedTxn>,
+}
+
+fn rebuild(log: &Log) -> Rebuilt {
     let mut state = ProducerStateManager::empty(log.dir());
+    let mut aborted = Vec::new();
     let (mut offset, end) = (log.log_start_offset(), log.log_end_offset());
     while offset < end {
         let read = log.read(offset, 1 << 20, end, true).expect("read");
         if read.records.is_empty() {
             break;
         }
+        let mut pos = 0;
         for h in headers(&read.records) {
-            state.update(&h);
+            let marker = parse_end_txn_marker(&read.records[pos..pos + h.size()]);
+            pos += h.size();
+            if let Some(txn) = state.update(&h, marker.as_ref())
+                && txn.aborted
+            {
+                aborted.push(state.aborted_txn(&txn));
+            }
             offset = h.next_offset();
         }
     }
-    state.producers().clone()
+    Rebuilt {
+        producers: state.producers().clone(),
+        ongoing: state.ongoing_transactions().clone(),
+        aborted,
+    }
+}
+
+/// The producers a replay of every batch in the log gives.
+fn rebuilt(log: &Log) -> HashMap<i64, ProducerStateEntry> {
+    rebuild(log).producers
 }
 
 #[test]
@@ -288,6 +316,18 @@ enum Op {
     Retry {
         pid: i64,
     },
+    /// A transactional batch (opens the producer's transaction).
+    TxnSend {
+        pid: i64,
+        count: i32,
+    },
+    /// A marker ending the producer's transaction, checked as the leader
+    /// checks it (refused when fenced).
+    Marker {
+        pid: i64,
+        commit: bool,
+        coordinator_epoch: i32,
+    },
 }
 
 /// The model's view of a producer: its next sequence and its last batch in
@@ -300,14 +340,20 @@ fn arb_op() -> impl Strategy<Value = Op> {
         1 => (0.0f64..1.0).prop_map(Op::Truncate),
         1 => any::<bool>().prop_map(|clean| Op::Reopen { clean }),
         2 => (1i64..6).prop_map(|pid| Op::Retry { pid }),
+        4 => (1i64..6, 1i32..4).prop_map(|(pid, count)| Op::TxnSend { pid, count }),
+        3 => (1i64..6, any::<bool>(), 0i32..3).prop_map(|(pid, commit, coordinator_epoch)| {
+            Op::Marker { pid, commit, coordinator_epoch }
+        }),
     ]
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
 
-    /// Random appends, truncations, crashes and clean reopens: the state is
-    /// always the one a replay of the whole log gives.
+    /// Random appends (plain and transactional), markers, truncations,
+    /// crashes and clean reopens: the state, the open transactions and the
+    /// aborted-transaction index are always what a replay of the whole log
+    /// gives, and the leader's checks refuse exactly what Kafka's do.
     #[test]
     fn prop_state_always_equals_a_rebuild_from_the_whole_log(
         ops in prop::collection::vec(arb_op(), 1..80),
@@ -318,12 +364,62 @@ proptest! {
         for op in ops {
             let l = log.as_mut().expect("open log");
             match op {
-                Op::Send { pid, count } => {
+                Op::Send { pid, count } | Op::TxnSend { pid, count } => {
+                    let transactional = matches!(op, Op::TxnSend { .. });
                     let (seq, last) = producers.entry(pid).or_insert((0, None));
-                    let b = idempotent_batch(pid, 0, *seq, count, TIMESTAMP);
+                    let b = if transactional {
+                        transactional_batch(pid, 0, *seq, count, TIMESTAMP)
+                    } else {
+                        idempotent_batch(pid, 0, *seq, count, TIMESTAMP)
+                    };
+                    let h = BatchHeader::parse(&b).expect("header");
+                    let open = l.producer_state().producers().get(&pid)
+                        .and_then(|e| e.current_txn_first_offset);
+                    match l.check_producer_batches(&[h]) {
+                        Err(SequenceError::InvalidTxnState { producer_id, .. }) => {
+                            prop_assert!(!transactional && open.is_some() && producer_id == pid);
+                            continue;
+                        }
+                        other => {
+                            prop_assert_eq!(other, Ok(None));
+                            prop_assert!(transactional || open.is_none());
+                        }
+                    }
                     let info = l.append_as_leader(&b, 0, 0).expect("append");
                     *last = Some((*seq, count, info.first_offset));
                     *seq += count;
+                    let now_open = l.producer_state().producers()[&pid].current_txn_first_offset;
+                    prop_assert_eq!(now_open, if transactional { open.or(Some(info.first_offset)) } else { None });
+                }
+                Op::Marker { pid, commit, coordinator_epoch } => {
+                    let m = marker_batch(pid, 0, commit, coordinator_epoch);
+                    let marker = parse_end_txn_marker(&m).expect("marker");
+                    let last_seen = l.producer_state().producers().get(&pid)
+                        .and_then(|e| e.coordinator_epoch);
+                    match l.check_txn_marker(pid, 0, &marker) {
+                        Err(SequenceError::TransactionCoordinatorFenced { current, got }) => {
+                            prop_assert_eq!((Some(current), got), (last_seen, coordinator_epoch));
+                            prop_assert!(current > got);
+                            continue;
+                        }
+                        other => prop_assert_eq!(other, Ok(())),
+                    }
+                    let aborted_before = l.aborted_transactions().len();
+                    let open = l.producer_state().producers().get(&pid)
+                        .and_then(|e| e.current_txn_first_offset);
+                    let info = l.append_as_leader(&m, 0, 0).expect("append marker");
+                    let e = &l.producer_state().producers()[&pid];
+                    prop_assert_eq!(e.current_txn_first_offset, None);
+                    prop_assert_eq!(e.coordinator_epoch, Some(coordinator_epoch));
+                    let aborted = l.aborted_transactions();
+                    if let (Some(first), false) = (open, commit) {
+                        prop_assert_eq!(aborted.len(), aborted_before + 1);
+                        let last = aborted[aborted.len() - 1];
+                        prop_assert_eq!((last.producer_id, last.first_offset, last.last_offset),
+                            (pid, first, info.first_offset));
+                    } else {
+                        prop_assert_eq!(aborted.len(), aborted_before);
+                    }
                 }
                 Op::Truncate(at) => {
                     // At a batch boundary, as replica truncation always is.
@@ -361,7 +457,17 @@ proptest! {
                 }
             }
             let l = log.as_ref().expect("open log");
-            prop_assert_eq!(l.producer_state().producers(), &rebuilt(l));
+            let r = rebuild(l);
+            prop_assert_eq!(l.producer_state().producers(), &r.producers);
+            prop_assert_eq!(l.producer_state().ongoing_transactions(), &r.ongoing);
+            prop_assert_eq!(l.aborted_transactions(), r.aborted);
+            // Markers are all below the high watermark here (hw = log end).
+            let mut l = log.take().expect("open log");
+            let leo = l.log_end_offset();
+            l.on_high_watermark_updated(leo);
+            prop_assert_eq!(l.producer_state().first_unstable_offset(), r.ongoing.keys().next().copied());
+            prop_assert_eq!(l.last_stable_offset(leo), r.ongoing.keys().next().copied().unwrap_or(leo));
+            log = Some(l);
         }
     }
 }
