@@ -19,6 +19,7 @@ mod writer;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use fjord_controller::MetadataImage;
 use fjord_coordinator::group::{
@@ -40,6 +41,14 @@ use crate::metadata_cache::MetadataCache;
 use crate::replica_manager::ReplicaManager;
 use crate::types::NewTopic;
 use writer::OffsetsPartitionWriter;
+
+/// How long a group call waits for its `__consumer_offsets` partition to
+/// finish loading before it is answered COORDINATOR_LOAD_IN_PROGRESS. Kafka
+/// answers at once; but a load right after a leadership move or the topic's
+/// creation usually takes milliseconds, and some clients do not retry that
+/// error (sarama's admin AlterConsumerGroupOffsets failed on it right after
+/// `__consumer_offsets` was created). Long loads still get the error.
+const LOAD_WAIT: Duration = Duration::from_secs(2);
 
 /// The group APIs as the gateway calls them (Kafka's
 /// `GroupCoordinatorAdapter`): the coordinator runtime over this broker's
@@ -142,12 +151,14 @@ impl GroupCoordinatorAdapter {
             .ok_or(GroupError::CoordinatorNotAvailable)
     }
 
-    /// The checks before any group call: a group id, and the topic.
+    /// The checks before any group call: a group id, and the topic. Then a
+    /// short wait if the group's partition is loading (see [`LOAD_WAIT`]).
     async fn group_call(&self, group_id: &str) -> Result<&GroupService, GroupError> {
         if group_id.is_empty() {
             return Err(GroupError::InvalidGroupId);
         }
         self.ensure_offsets_topic().await?;
+        self.groups().wait_loaded(Some(group_id), LOAD_WAIT).await;
         Ok(self.groups())
     }
 
@@ -229,6 +240,7 @@ impl GroupCoordinatorAdapter {
         if !self.metadata().topic_ids.contains_key(CONSUMER_OFFSETS) {
             return Ok(Vec::new());
         }
+        self.groups().wait_loaded(None, LOAD_WAIT).await;
         self.groups().list_groups(states).await
     }
 

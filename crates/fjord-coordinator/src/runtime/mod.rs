@@ -57,6 +57,7 @@ mod tests_simulation;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex, MutexGuard as StdMutexGuard};
+use std::time::Duration;
 
 use fjord_types::TopicPartition;
 use tokio::sync::{Notify, oneshot};
@@ -206,6 +207,34 @@ impl GroupService {
         match self.shard_map().get(&partition) {
             Some(Slot::Active { cell, .. }) => Some(cell.clone()),
             _ => None,
+        }
+    }
+
+    /// Whether `group_id`'s partition is being loaded here.
+    fn is_loading(&self, group_id: &str) -> bool {
+        let partition = partition_for(group_id, self.config.offsets_topic_num_partitions);
+        matches!(self.shard_map().get(&partition), Some(Slot::Loading { .. }))
+    }
+
+    /// Wait until `group_id`'s partition (`None`: every led partition) is
+    /// no longer loading, at most `timeout`; whether it finished. Loads are
+    /// rare (leadership moves only), so this looks every few milliseconds
+    /// instead of keeping a notification per load.
+    pub async fn wait_loaded(&self, group_id: Option<&str>, timeout: Duration) -> bool {
+        const POLL: Duration = Duration::from_millis(5);
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let loading = match group_id {
+                Some(group_id) => self.is_loading(group_id),
+                None => self.any_loading(),
+            };
+            if !loading {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(POLL).await;
         }
     }
 

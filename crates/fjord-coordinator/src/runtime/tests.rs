@@ -303,10 +303,30 @@ async fn a_loading_shard_answers_load_in_progress() {
         vec![(tp(), Ok(()))]
     );
 
-    // Phase: the replay finishes; the group is served.
-    writer.hold_reads(partition, false);
-    writer.release_reads.notify_one();
+    // Phase: a caller may wait for the load, bounded.
+    assert!(
+        !service
+            .wait_loaded(Some(group), Duration::from_millis(50))
+            .await
+    );
+    assert!(!service.wait_loaded(None, Duration::from_millis(50)).await);
+    assert!(
+        service
+            .wait_loaded(Some(other), Duration::from_millis(50))
+            .await
+    );
+
+    // Phase: the replay finishes while a caller waits; the group is served.
+    let waiting = service.wait_loaded(Some(group), Duration::from_secs(10));
+    let release = async {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        writer.hold_reads(partition, false);
+        writer.release_reads.notify_one();
+    };
+    let (finished, ()) = tokio::join!(waiting, release);
+    assert!(finished, "the wait ends with the load");
     loaded(&service, [partition]).await;
+    assert!(service.wait_loaded(None, Duration::ZERO).await);
     assert_eq!(committed(&service, group).await, Ok(None));
     assert_eq!(service.list_groups(&[]).await.map(|l| l.len()), Ok(1));
 }
