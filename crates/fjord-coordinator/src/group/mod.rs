@@ -99,6 +99,7 @@ mod offsets;
 mod rebalance;
 mod records;
 mod state;
+mod txn_offsets;
 
 #[cfg(test)]
 pub(crate) mod test_support;
@@ -110,6 +111,8 @@ mod tests_offsets;
 mod tests_simulation;
 #[cfg(test)]
 mod tests_timeouts;
+#[cfg(test)]
+mod tests_txn_offsets;
 
 pub use api::*;
 pub use classic_group::ClassicGroup;

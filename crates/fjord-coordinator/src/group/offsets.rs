@@ -91,6 +91,7 @@ impl GroupCoordinator {
                 metadata: p.metadata.clone(),
                 commit_timestamp_ms: now_ms,
             };
+            group.pending_txn.on_committed(&p.tp);
             group.offsets.insert(p.tp.clone(), committed.clone());
             fx.records.push(GroupRecord::Offset {
                 group_id: req.group_id.clone(),
@@ -103,7 +104,10 @@ impl GroupCoordinator {
     }
 
     /// OffsetFetch: committed offsets of the asked partitions (`None` for
-    /// partitions without one), or of every partition.
+    /// partitions without one), or of every partition with one. With
+    /// `require_stable`, a partition with pending transactional offsets
+    /// answers UNSTABLE_OFFSET_COMMIT (Kafka answers per partition, at
+    /// every version).
     pub fn offset_fetch(&self, req: &OffsetFetchRequest) -> OffsetFetchResponse {
         offset_fetch(&self.groups, req)
     }
@@ -155,7 +159,10 @@ impl GroupCoordinator {
             _ => return Err(GroupError::NonEmptyGroup),
         };
         for tp in eligible {
-            if group.offsets.remove(&tp).is_some() {
+            // Kafka writes the tombstone for pending transactional offsets too.
+            let had_pending = group.pending_txn.has_partition(&tp);
+            group.pending_txn.remove_partition(&tp);
+            if group.offsets.remove(&tp).is_some() || had_pending {
                 group.cleanup_grace_from_ms = Some(now_ms);
                 fx.records.push(GroupRecord::OffsetTombstone {
                     group_id: group_id.to_string(),
@@ -234,7 +241,15 @@ impl GroupCoordinator {
         let Some(group) = self.groups.remove(group_id) else {
             return;
         };
-        for tp in group.offsets.into_keys() {
+        // Partitions with only pending transactional offsets get one too
+        // (Kafka's `deleteAllOffsets`).
+        let pending_only: Vec<TopicPartition> = group
+            .pending_txn
+            .partitions()
+            .into_iter()
+            .filter(|tp| !group.offsets.contains_key(tp))
+            .collect();
+        for tp in group.offsets.into_keys().chain(pending_only) {
             fx.records.push(GroupRecord::OffsetTombstone {
                 group_id: group_id.to_string(),
                 tp,
@@ -279,16 +294,30 @@ pub(crate) fn offset_fetch(
     if group.is_some_and(|g| g.state == GroupState::Dead) {
         return Err(GroupError::CoordinatorNotAvailable);
     }
+    let answer = |tp: &TopicPartition, committed: Option<&CommittedOffset>| {
+        if req.require_stable && group.is_some_and(|g| g.pending_txn.has_partition(tp)) {
+            Err(GroupError::UnstableOffsetCommit)
+        } else {
+            Ok(committed.cloned())
+        }
+    };
     Ok(match &req.partitions {
         Some(partitions) => partitions
             .iter()
-            .map(|tp| (tp.clone(), group.and_then(|g| g.offsets.get(tp)).cloned()))
+            .map(|tp| {
+                (
+                    tp.clone(),
+                    answer(tp, group.and_then(|g| g.offsets.get(tp))),
+                )
+            })
             .collect(),
+        // Partitions with only pending offsets are not listed (Kafka's
+        // `fetchAllOffsets` walks the committed ones).
         None => group
             .map(|g| {
                 g.offsets
                     .iter()
-                    .map(|(tp, c)| (tp.clone(), Some(c.clone())))
+                    .map(|(tp, c)| (tp.clone(), answer(tp, Some(c))))
                     .collect()
             })
             .unwrap_or_default(),

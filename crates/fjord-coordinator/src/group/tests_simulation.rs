@@ -235,6 +235,7 @@ fn check_replay(w: &World, ctx: &str) -> bool {
     let all = OffsetFetchRequest {
         group_id: G.into(),
         partitions: None,
+        require_stable: false,
     };
     assert_eq!(loaded.offset_fetch(&all), w.c.offset_fetch(&all), "{ctx}");
     let (Some(original), Some(replayed)) = (w.c.group(G), loaded.group(G)) else {
