@@ -264,6 +264,47 @@ mod tests {
     }
 
     #[test]
+    fn unstable_offsets_answer_88_on_their_partition_only() {
+        let mut fetched = fetched();
+        fetched[2].1 = Err(GroupError::UnstableOffsetCommit);
+        // v7: the partition carries 88, the response's code stays 0.
+        let v7 = response_v1(Ok(fetched.clone()), None, 7);
+        assert_eq!(v7.error_code, 0);
+        let a = &v7.topics[0].partitions;
+        assert_eq!(
+            a.iter()
+                .map(|p| (p.partition_index, p.error_code, p.committed_offset))
+                .collect::<Vec<_>>(),
+            vec![(0, 0, 42), (1, 88, -1)]
+        );
+        // v8+: the same per partition; the group's code stays 0.
+        let v8 = group_v8(GroupId(wire_str("g")), Ok(fetched));
+        assert_eq!(v8.error_code, 0);
+        let a = &v8.topics[0].partitions;
+        assert_eq!(
+            a.iter()
+                .map(|p| (p.partition_index, p.error_code, p.committed_offset))
+                .collect::<Vec<_>>(),
+            vec![(0, 0, 42), (1, 88, -1)]
+        );
+    }
+
+    #[test]
+    fn require_stable_is_one_top_level_flag_from_v7() {
+        use kafka_protocol::protocol::{Decodable, Encodable};
+        for version in [6, 7, 8, 9] {
+            let mut request = OffsetFetchRequest::default();
+            if version >= 7 {
+                request.require_stable = true;
+            }
+            let mut buf = bytes::BytesMut::new();
+            request.encode(&mut buf, version).expect("encode");
+            let decoded = OffsetFetchRequest::decode(&mut buf.freeze(), version).expect("decode");
+            assert_eq!(decoded.require_stable, version >= 7, "v{version}");
+        }
+    }
+
+    #[test]
     fn responses_encode_at_every_version() {
         for version in 1..=9 {
             let responses = if version >= 8 {
