@@ -434,6 +434,32 @@ fn a_group_with_only_pending_offsets_is_kept_and_deleted_whole() {
     assert!(c.group(G).is_none());
 }
 
+/// A record as a batch of these flags and producer holds it.
+fn batch_record(
+    transactional: bool,
+    control: bool,
+    producer_id: i64,
+    producer_epoch: i16,
+    key: Bytes,
+    value: Option<Bytes>,
+) -> Record {
+    Record {
+        transactional,
+        control,
+        delete_horizon: false,
+        partition_leader_epoch: 0,
+        producer_id,
+        producer_epoch,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: if producer_id < 0 { -1 } else { 0 },
+        timestamp: 0,
+        key: Some(key),
+        value,
+        headers: Default::default(),
+    }
+}
+
 /// The batches a writer would append for `records`: one per record,
 /// transactional for a `TxnOffset`, a control batch for a marker.
 fn log_of(records: &[GroupRecord]) -> Bytes {
@@ -453,21 +479,14 @@ fn log_of(records: &[GroupRecord]) -> Bytes {
             } => (true, true, *producer_id, *producer_epoch),
             _ => (false, false, -1, -1),
         };
-        let batch = Record {
+        let batch = batch_record(
             transactional,
             control,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
             producer_id,
             producer_epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: 0,
-            sequence: if producer_id < 0 { -1 } else { 0 },
-            timestamp: 0,
-            key: Some(key),
+            key,
             value,
-            headers: Default::default(),
-        };
+        );
         let options = RecordEncodeOptions {
             version: 2,
             compression: Compression::None,
@@ -556,22 +575,16 @@ fn replay_of_transactional_batches_and_markers_equals_live_state() {
 
 #[test]
 fn control_records_other_than_markers_are_skipped() {
-    let mut record = Record {
-        transactional: false,
-        control: true,
-        delete_horizon: false,
-        partition_leader_epoch: 0,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: 0,
-        // A LEADER_CHANGE (type 2) control record.
-        key: Some(Bytes::from_static(&[0, 0, 0, 2])),
-        value: Some(Bytes::from_static(&[0, 0])),
-        headers: Default::default(),
-    };
+    // A LEADER_CHANGE (type 2) control record.
+    let leader_change = Bytes::from_static(&[0, 0, 0, 2]);
+    let mut record = batch_record(
+        false,
+        true,
+        -1,
+        -1,
+        leader_change,
+        Some(Bytes::from_static(&[0, 0])),
+    );
     assert_eq!(codec::decode_batch_record(&record), Ok(None));
     // A COMMIT marker round-trips through encode.
     let (key, value) = codec::encode(&marker(P1, Commit));

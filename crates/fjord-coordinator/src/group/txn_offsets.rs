@@ -17,8 +17,8 @@ use std::collections::BTreeMap;
 use fjord_types::TopicPartition;
 
 use super::api::{CommittedOffset, CoordinatorOutput, PartitionResults, TxnOffsetCommitRequest};
-use super::coordinator::{output, validate_current_member, validate_generation};
-use super::rebalance::Effects;
+use super::coordinator::{validate_current_member, validate_generation};
+use super::offsets::Commit;
 use super::records::GroupRecord;
 use super::{ClassicGroup, GroupCoordinator, GroupError, GroupState};
 use crate::txn::TransactionResult;
@@ -153,75 +153,28 @@ impl GroupCoordinator {
         req: TxnOffsetCommitRequest,
         now_ms: i64,
     ) -> CoordinatorOutput<PartitionResults> {
-        let mut fx = Effects::default();
-        let existed = self.groups.contains_key(&req.group_id);
-        let reply = match self.do_txn_offset_commit(&req, now_ms, &mut fx) {
-            Ok(results) => results,
-            Err(e) => req
-                .partitions
-                .iter()
-                .map(|p| (p.tp.clone(), Err(e.clone())))
-                .collect(),
+        let commit = Commit {
+            group_id: &req.group_id,
+            generation_id: req.generation_id,
+            partitions: &req.partitions,
+            now_ms,
         };
-        self.forget_failed_creation(&req.group_id, existed);
-        output(reply, fx)
-    }
-
-    fn do_txn_offset_commit(
-        &mut self,
-        req: &TxnOffsetCommitRequest,
-        now_ms: i64,
-        fx: &mut Effects,
-    ) -> Result<PartitionResults, GroupError> {
-        if req.group_id.is_empty() {
-            return Err(GroupError::InvalidGroupId);
-        }
-        if !self.groups.contains_key(&req.group_id) {
-            if req.generation_id >= 0 {
-                return Err(GroupError::IllegalGeneration {
-                    generation_id: req.generation_id,
-                    current: -1,
-                });
-            }
-            self.groups.insert(
-                req.group_id.clone(),
-                ClassicGroup::new(req.group_id.clone(), Some(now_ms)),
-            );
-        }
-        let max_metadata = self.config.offset_metadata_max_bytes;
-        let Some(group) = self.groups.get_mut(&req.group_id) else {
-            return Err(GroupError::CoordinatorNotAvailable);
-        };
-        validate_txn_offset_commit(group, req)?;
-        let mut results = Vec::with_capacity(req.partitions.len());
-        for p in &req.partitions {
-            if p.metadata.len() > max_metadata {
-                let e = GroupError::OffsetMetadataTooLarge {
-                    size: p.metadata.len(),
-                    max: max_metadata,
-                };
-                results.push((p.tp.clone(), Err(e)));
-                continue;
-            }
-            let committed = CommittedOffset {
-                offset: p.offset,
-                leader_epoch: p.leader_epoch,
-                metadata: p.metadata.clone(),
-                commit_timestamp_ms: now_ms,
-            };
-            group
-                .pending_txn
-                .add(req.producer_id, p.tp.clone(), committed.clone());
-            fx.records.push(GroupRecord::TxnOffset {
-                producer_id: req.producer_id,
-                producer_epoch: req.producer_epoch,
-                group_id: req.group_id.clone(),
-                tp: p.tp.clone(),
-                committed,
-            });
-            results.push((p.tp.clone(), Ok(())));
-        }
-        Ok(results)
+        self.commit_offsets(
+            commit,
+            |group| validate_txn_offset_commit(group, &req),
+            |group, tp, committed| {
+                group
+                    .pending_txn
+                    .add(req.producer_id, tp.clone(), committed.clone());
+                GroupRecord::TxnOffset {
+                    producer_id: req.producer_id,
+                    producer_epoch: req.producer_epoch,
+                    group_id: req.group_id.clone(),
+                    tp: tp.clone(),
+                    committed,
+                }
+            },
+        )
     }
 
     /// A COMMIT or ABORT marker of `producer_id` was appended to (or

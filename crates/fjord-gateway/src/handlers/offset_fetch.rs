@@ -270,22 +270,25 @@ mod tests {
         // v7: the partition carries 88, the response's code stays 0.
         let v7 = response_v1(Ok(fetched.clone()), None, 7);
         assert_eq!(v7.error_code, 0);
-        let a = &v7.topics[0].partitions;
-        assert_eq!(
-            a.iter()
+        let codes = |partitions: Vec<(i32, i16, i64)>| {
+            assert_eq!(partitions, vec![(0, 0, 42), (1, 88, -1)]);
+        };
+        codes(
+            v7.topics[0]
+                .partitions
+                .iter()
                 .map(|p| (p.partition_index, p.error_code, p.committed_offset))
-                .collect::<Vec<_>>(),
-            vec![(0, 0, 42), (1, 88, -1)]
+                .collect(),
         );
         // v8+: the same per partition; the group's code stays 0.
         let v8 = group_v8(GroupId(wire_str("g")), Ok(fetched));
         assert_eq!(v8.error_code, 0);
-        let a = &v8.topics[0].partitions;
-        assert_eq!(
-            a.iter()
+        codes(
+            v8.topics[0]
+                .partitions
+                .iter()
                 .map(|p| (p.partition_index, p.error_code, p.committed_offset))
-                .collect::<Vec<_>>(),
-            vec![(0, 0, 42), (1, 88, -1)]
+                .collect(),
         );
     }
 
