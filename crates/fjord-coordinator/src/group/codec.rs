@@ -31,6 +31,13 @@
 //!   `None` otherwise. So a record round-trips exactly when its
 //!   `subscribed_topics` agrees with its subscription bytes.
 //!
+//! Transactions: a [`GroupRecord::TxnOffset`] encodes as an offset commit
+//! (its batch, not its bytes, makes it transactional) and a
+//! [`GroupRecord::EndTxnMarker`] as the key and value of a control record
+//! (`version i16 = 0, type i16` ABORT 0 / COMMIT 1; `version i16 = 0,
+//! coordinator_epoch i32`). [`decode_batch_record`] reads a record with its
+//! batch's flags and producer, as the loader needs.
+//!
 //! Key versions 3 and up are record types of newer coordinators (KIP-848
 //! consumer groups, share groups, ...): [`decode`] returns `Ok(None)` for
 //! them, as Kafka's classic loader skips what it does not know. Negative key
