@@ -91,6 +91,7 @@ pub fn group_error(err: &GroupError) -> ResponseError {
         GroupError::NonEmptyGroup => ResponseError::NonEmptyGroup,
         GroupError::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
         GroupError::OffsetMetadataTooLarge { .. } => ResponseError::OffsetMetadataTooLarge,
+        GroupError::UnstableOffsetCommit => ResponseError::UnstableOffsetCommit,
     }
 }
 
@@ -293,6 +294,7 @@ mod tests {
             (GroupError::NonEmptyGroup, 68),
             (GroupError::GroupSubscribedToTopic, 86),
             (GroupError::OffsetMetadataTooLarge { size: 5, max: 4 }, 12),
+            (GroupError::UnstableOffsetCommit, 88),
         ];
         for (err, code) in table {
             assert_eq!(group_error(&err).code(), code, "{err:?}");

@@ -161,15 +161,34 @@ pub struct OffsetCommitRequest {
 
 pub type PartitionResults = Vec<(TopicPartition, Result<(), GroupError>)>;
 
+/// TxnOffsetCommit: offsets a transactional producer commits in its
+/// transaction. v0–v2 carry no member: generation -1, empty member id, no
+/// instance id; v3+ (KIP-447) carry the consumer's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxnOffsetCommitRequest {
+    pub group_id: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub generation_id: i32,
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub partitions: Vec<OffsetCommitPartition>,
+}
+
 /// OffsetFetch; `partitions: None` asks for every committed offset.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OffsetFetchRequest {
     pub group_id: String,
     pub partitions: Option<Vec<TopicPartition>>,
+    /// v7+ (KIP-447): a partition with pending transactional offsets of the
+    /// group answers UNSTABLE_OFFSET_COMMIT instead of its committed offset.
+    pub require_stable: bool,
 }
 
-/// Committed offsets (`None`: nothing committed, Kafka's offset -1).
-pub type OffsetFetchResponse = Result<Vec<(TopicPartition, Option<CommittedOffset>)>, GroupError>;
+/// Per partition, the committed offset (`None`: nothing committed, Kafka's
+/// offset -1) or UNSTABLE_OFFSET_COMMIT.
+pub type OffsetFetchResponse =
+    Result<Vec<(TopicPartition, Result<Option<CommittedOffset>, GroupError>)>, GroupError>;
 
 /// A member as DescribeGroups shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]

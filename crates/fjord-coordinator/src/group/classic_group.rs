@@ -10,6 +10,7 @@ use super::api::{
     CommittedOffset, GroupDescription, JoinedMember, MemberDescription, union_topics,
 };
 use super::records::{GroupMetadataValue, MemberMetadataValue};
+use super::txn_offsets::PendingTxnOffsets;
 use super::{CONSUMER_PROTOCOL_TYPE, GroupState, Member};
 
 /// The join phase of a PreparingRebalance group.
@@ -54,6 +55,9 @@ pub struct ClassicGroup {
     pub(crate) next_join_seq: u64,
     pub(crate) subscribed_topics: Option<BTreeSet<String>>,
     pub(crate) offsets: BTreeMap<TopicPartition, CommittedOffset>,
+    /// Transactional offsets waiting for their producer's marker; not in
+    /// `offsets` (OffsetFetch does not see them) until committed.
+    pub(crate) pending_txn: PendingTxnOffsets,
     /// When the group was loaded or last lost offsets to OffsetDelete: an
     /// Empty group without offsets is kept at least one cleanup interval
     /// from then (and from becoming Empty), as Kafka's periodic cleanup
@@ -81,6 +85,7 @@ impl ClassicGroup {
             next_join_seq: 0,
             subscribed_topics: None,
             offsets: BTreeMap::new(),
+            pending_txn: PendingTxnOffsets::default(),
             cleanup_grace_from_ms: None,
         }
     }
@@ -122,6 +127,19 @@ impl ClassicGroup {
     }
     pub fn offsets(&self) -> &BTreeMap<TopicPartition, CommittedOffset> {
         &self.offsets
+    }
+    /// The transactional offset of `producer_id` for `tp` that waits for
+    /// its transaction's marker.
+    pub fn pending_txn_offset(
+        &self,
+        producer_id: i64,
+        tp: &TopicPartition,
+    ) -> Option<&CommittedOffset> {
+        self.pending_txn.get(producer_id, tp)
+    }
+    /// Whether `tp` has transactional offsets waiting for their marker.
+    pub fn has_pending_txn_offsets(&self, tp: &TopicPartition) -> bool {
+        self.pending_txn.has_partition(tp)
     }
     pub fn subscribed_topics(&self) -> Option<&BTreeSet<String>> {
         self.subscribed_topics.as_ref()
@@ -302,8 +320,18 @@ impl ClassicGroup {
     /// Empty group counted from when it became empty; in a Stable consumer
     /// group with known subscriptions, unsubscribed topics counted from
     /// their commit; in a standalone group (no protocol type) counted from
-    /// their commit. Other offsets do not expire.
+    /// their commit. Other offsets do not expire, nor do offsets of a
+    /// partition with pending transactional offsets (Kafka waits for the
+    /// transaction).
     pub(crate) fn offset_expiries(&self, retention_ms: i64) -> Vec<(&TopicPartition, i64)> {
+        let mut expiries = self.offset_expiries_ignoring_txns(retention_ms);
+        if !self.pending_txn.is_empty() {
+            expiries.retain(|(tp, _)| !self.pending_txn.has_partition(tp));
+        }
+        expiries
+    }
+
+    fn offset_expiries_ignoring_txns(&self, retention_ms: i64) -> Vec<(&TopicPartition, i64)> {
         let from = |base: i64| base.saturating_add(retention_ms);
         match (&self.protocol_type, self.state) {
             (Some(_), GroupState::Empty) => self
@@ -336,11 +364,13 @@ impl ClassicGroup {
         }
     }
 
-    /// An Empty group with no offsets and nobody about to join is deleted
-    /// by the cleanup (Kafka's `cleanupGroupMetadata`).
+    /// An Empty group with no offsets (committed or pending) and nobody
+    /// about to join is deleted by the cleanup (Kafka's
+    /// `cleanupGroupMetadata`).
     pub(crate) fn is_dead_after_cleanup(&self) -> bool {
         self.state == GroupState::Empty
             && self.offsets.is_empty()
+            && self.pending_txn.is_empty()
             && self.pending_members.is_empty()
     }
 
@@ -362,6 +392,7 @@ impl ClassicGroup {
             && self.members.is_empty()
             && self.pending_members.is_empty()
             && self.offsets.is_empty()
+            && self.pending_txn.is_empty()
     }
 
     /// When offsets retention or the cleanup next has work for this group.

@@ -31,6 +31,13 @@
 //!   `None` otherwise. So a record round-trips exactly when its
 //!   `subscribed_topics` agrees with its subscription bytes.
 //!
+//! Transactions: a [`GroupRecord::TxnOffset`] encodes as an offset commit
+//! (its batch, not its bytes, makes it transactional) and a
+//! [`GroupRecord::EndTxnMarker`] as the key and value of a control record
+//! (`version i16 = 0, type i16` ABORT 0 / COMMIT 1; `version i16 = 0,
+//! coordinator_epoch i32`). [`decode_batch_record`] reads a record with its
+//! batch's flags and producer, as the loader needs.
+//!
 //! Key versions 3 and up are record types of newer coordinators (KIP-848
 //! consumer groups, share groups, ...): [`decode`] returns `Ok(None)` for
 //! them, as Kafka's classic loader skips what it does not know. Negative key
@@ -42,7 +49,9 @@ use std::collections::BTreeSet;
 
 use bytes::Bytes;
 use fjord_types::TopicPartition;
+use kafka_protocol::records::Record;
 
+use crate::txn::TransactionResult;
 pub use crate::wire::CodecError;
 use crate::wire::{Reader, Writer};
 
@@ -59,6 +68,13 @@ pub const GROUP_METADATA_KEY_VERSION: i16 = 2;
 pub const OFFSET_COMMIT_VALUE_VERSION: i16 = 3;
 /// `GroupMetadataValue` version [`encode`] writes.
 pub const GROUP_METADATA_VALUE_VERSION: i16 = 3;
+
+/// Version of a control record's key and of an end transaction marker's
+/// value (Kafka's `ControlRecordType` / `EndTransactionMarker`).
+const CONTROL_RECORD_VERSION: i16 = 0;
+/// Control record types of transaction markers.
+const CONTROL_TYPE_ABORT: i16 = 0;
+const CONTROL_TYPE_COMMIT: i16 = 1;
 
 /// Highest value version [`decode`] reads (the first flexible one).
 const MAX_VALUE_VERSION: i16 = 4;
@@ -123,6 +139,57 @@ pub fn decode(key: &[u8], value: Option<&[u8]>) -> Result<Option<GroupRecord>, C
     }
 }
 
+/// The record of one record of a `__consumer_offsets` batch as the loader
+/// reads it, batch flags included (Kafka's `CoordinatorLoaderImpl`):
+/// - a control record is a [`GroupRecord::EndTxnMarker`] when its key is
+///   an ABORT or COMMIT marker (`version i16 = 0, type i16`; value
+///   `version i16, coordinator_epoch i32`); other control types are
+///   skipped (`Ok(None)`);
+/// - an offset commit in a transactional batch is a
+///   [`GroupRecord::TxnOffset`] of the batch's producer; other records of
+///   such a batch replay as plain ones (Kafka ignores the producer there);
+/// - anything else is [`decode`] of its key and value (no key: skipped).
+///
+/// [`encode`] of a `TxnOffset` or an `EndTxnMarker` gives the key and value
+/// back; the writer sets the batch's flags and producer.
+pub fn decode_batch_record(record: &Record) -> Result<Option<GroupRecord>, CodecError> {
+    let Some(key) = record.key.as_deref() else {
+        return Ok(None);
+    };
+    if record.control {
+        let mut k = Reader::classic(key);
+        let _version = k.i16("ControlRecordKey version")?;
+        let result = match k.i16("ControlRecordKey type")? {
+            CONTROL_TYPE_ABORT => TransactionResult::Abort,
+            CONTROL_TYPE_COMMIT => TransactionResult::Commit,
+            _ => return Ok(None),
+        };
+        let mut v = Reader::classic(record.value.as_deref().unwrap_or_default());
+        let _version = v.i16("EndTransactionMarker version")?;
+        let coordinator_epoch = v.i32("EndTransactionMarker coordinator epoch")?;
+        return Ok(Some(GroupRecord::EndTxnMarker {
+            producer_id: record.producer_id,
+            producer_epoch: record.producer_epoch,
+            result,
+            coordinator_epoch,
+        }));
+    }
+    Ok(match decode(key, record.value.as_deref())? {
+        Some(GroupRecord::Offset {
+            group_id,
+            tp,
+            committed,
+        }) if record.transactional => Some(GroupRecord::TxnOffset {
+            producer_id: record.producer_id,
+            producer_epoch: record.producer_epoch,
+            group_id,
+            tp,
+            committed,
+        }),
+        other => other,
+    })
+}
+
 fn encode_inner(record: &GroupRecord) -> (Bytes, Option<Bytes>, Option<CodecError>) {
     let mut key = Writer::default();
     let mut value = None;
@@ -131,6 +198,12 @@ fn encode_inner(record: &GroupRecord) -> (Bytes, Option<Bytes>, Option<CodecErro
             group_id,
             tp,
             committed,
+        }
+        | GroupRecord::TxnOffset {
+            group_id,
+            tp,
+            committed,
+            ..
         } => {
             offset_key(&mut key, group_id, tp);
             let mut v = Writer::default();
@@ -147,6 +220,21 @@ fn encode_inner(record: &GroupRecord) -> (Bytes, Option<Bytes>, Option<CodecErro
             value = Some(group_value(group));
         }
         GroupRecord::GroupTombstone { group_id } => group_key(&mut key, group_id),
+        GroupRecord::EndTxnMarker {
+            result,
+            coordinator_epoch,
+            ..
+        } => {
+            key.i16(CONTROL_RECORD_VERSION);
+            key.i16(match result {
+                TransactionResult::Abort => CONTROL_TYPE_ABORT,
+                TransactionResult::Commit => CONTROL_TYPE_COMMIT,
+            });
+            let mut v = Writer::default();
+            v.i16(CONTROL_RECORD_VERSION);
+            v.i32(*coordinator_epoch);
+            value = Some(v);
+        }
     }
     let mut error = key.error.take();
     let value = value.map(|mut v| {

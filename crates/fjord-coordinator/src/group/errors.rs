@@ -64,6 +64,11 @@ pub enum GroupError {
     /// GROUP_SUBSCRIBED_TO_TOPIC
     #[error("the group is subscribed to the topic")]
     GroupSubscribedToTopic,
+    /// UNSTABLE_OFFSET_COMMIT (retriable, KIP-447): OffsetFetch with
+    /// `require_stable` of a partition whose transactional offsets wait for
+    /// their transaction's end.
+    #[error("the partition has pending transactional offsets")]
+    UnstableOffsetCommit,
     /// OFFSET_METADATA_TOO_LARGE
     #[error("offset metadata of {size} bytes exceeds offset.metadata.max.bytes {max}")]
     OffsetMetadataTooLarge { size: usize, max: usize },

@@ -14,6 +14,11 @@
 //!   members, static members, pending (KIP-394) members, committed offsets.
 //! - [`GroupRecord`] and [`GroupCoordinator::replay`]: what Kafka writes to
 //!   `__consumer_offsets`, and how a coordinator rebuilds state from it.
+//! - Transactions (KIP-98/447): [`GroupCoordinator::txn_offset_commit`]
+//!   stores offsets as pending for their producer (OffsetFetch does not see
+//!   them; with `require_stable` their partitions answer
+//!   UNSTABLE_OFFSET_COMMIT); [`GroupCoordinator::complete_txn`], for the
+//!   producer's COMMIT/ABORT marker in the partition, commits or drops them.
 //!
 //! - [`GroupCoordinator::unload`]: leadership of a `__consumer_offsets`
 //!   partition moved away; its groups go and parked requests get
@@ -85,9 +90,11 @@
 //! creates a group writes nothing until the group has a generation (Kafka 4
 //! writes an empty group metadata record at once); a
 //! parked JoinGroup/SyncGroup replaced by a newer one from the same member
-//! is answered REBALANCE_IN_PROGRESS (Kafka drops it); transactional offset
-//! commits, OffsetCommit v1 retention times and KIP-848 groups are not
-//! modelled.
+//! is answered REBALANCE_IN_PROGRESS (Kafka drops it); pending
+//! transactional offsets are kept per group (Kafka 4: per producer across
+//! groups; a marker here visits every group of the partition) and settled
+//! by write order rather than record offset (see `txn_offsets.rs`);
+//! OffsetCommit v1 retention times and KIP-848 groups are not modelled.
 
 mod api;
 mod classic_group;
@@ -99,6 +106,7 @@ mod offsets;
 mod rebalance;
 mod records;
 mod state;
+mod txn_offsets;
 
 #[cfg(test)]
 pub(crate) mod test_support;
@@ -110,6 +118,8 @@ mod tests_offsets;
 mod tests_simulation;
 #[cfg(test)]
 mod tests_timeouts;
+#[cfg(test)]
+mod tests_txn_offsets;
 
 pub use api::*;
 pub use classic_group::ClassicGroup;

@@ -12,7 +12,15 @@ use super::api::{
 use super::coordinator::{output, validate_current_member, validate_generation};
 use super::rebalance::Effects;
 use super::records::GroupRecord;
-use super::{ClassicGroup, GroupCoordinator, GroupError, GroupState};
+use super::{ClassicGroup, GroupCoordinator, GroupError, GroupState, OffsetCommitPartition};
+
+/// The parts of an OffsetCommit or TxnOffsetCommit the shared path reads.
+pub(crate) struct Commit<'a> {
+    pub(crate) group_id: &'a str,
+    pub(crate) generation_id: i32,
+    pub(crate) partitions: &'a [OffsetCommitPartition],
+    pub(crate) now_ms: i64,
+}
 
 impl GroupCoordinator {
     /// OffsetCommit (Kafka's `handleCommitOffsets`). Members commit with
@@ -23,60 +31,98 @@ impl GroupCoordinator {
         req: OffsetCommitRequest,
         now_ms: i64,
     ) -> CoordinatorOutput<PartitionResults> {
+        let commit = Commit {
+            group_id: &req.group_id,
+            generation_id: req.generation_id,
+            partitions: &req.partitions,
+            now_ms,
+        };
+        self.commit_offsets(
+            commit,
+            |group| {
+                validate_offset_commit(group, &req)?;
+                match group.state {
+                    GroupState::Empty => {}
+                    GroupState::Stable | GroupState::PreparingRebalance => {
+                        // Members learn of a rebalance from their heartbeats;
+                        // the commit itself still counts as a sign of life.
+                        if let Some(member) = group.members.get_mut(&req.member_id) {
+                            member.touch(now_ms);
+                        }
+                    }
+                    GroupState::CompletingRebalance => {
+                        return Err(GroupError::RebalanceInProgress);
+                    }
+                    GroupState::Dead => return Err(GroupError::CoordinatorNotAvailable),
+                }
+                Ok(())
+            },
+            |group, tp, committed| {
+                group.pending_txn.on_committed(tp);
+                group.offsets.insert(tp.clone(), committed.clone());
+                GroupRecord::Offset {
+                    group_id: req.group_id.clone(),
+                    tp: tp.clone(),
+                    committed,
+                }
+            },
+        )
+    }
+
+    /// What OffsetCommit and TxnOffsetCommit share: the group (created by a
+    /// commit without generation, forgotten again if the call fails),
+    /// `validate`, then per partition the metadata size check and `store`,
+    /// which keeps the offset and gives its record.
+    pub(crate) fn commit_offsets(
+        &mut self,
+        commit: Commit<'_>,
+        validate: impl FnOnce(&mut ClassicGroup) -> Result<(), GroupError>,
+        store: impl FnMut(&mut ClassicGroup, &TopicPartition, CommittedOffset) -> GroupRecord,
+    ) -> CoordinatorOutput<PartitionResults> {
         let mut fx = Effects::default();
-        let existed = self.groups.contains_key(&req.group_id);
-        let reply = match self.do_offset_commit(&req, now_ms, &mut fx) {
+        let existed = self.groups.contains_key(commit.group_id);
+        let reply = match self.do_commit_offsets(&commit, validate, store, &mut fx) {
             Ok(results) => results,
-            Err(e) => req
+            Err(e) => commit
                 .partitions
                 .iter()
                 .map(|p| (p.tp.clone(), Err(e.clone())))
                 .collect(),
         };
-        self.forget_failed_creation(&req.group_id, existed);
+        self.forget_failed_creation(commit.group_id, existed);
         output(reply, fx)
     }
 
-    fn do_offset_commit(
+    fn do_commit_offsets(
         &mut self,
-        req: &OffsetCommitRequest,
-        now_ms: i64,
+        commit: &Commit<'_>,
+        validate: impl FnOnce(&mut ClassicGroup) -> Result<(), GroupError>,
+        mut store: impl FnMut(&mut ClassicGroup, &TopicPartition, CommittedOffset) -> GroupRecord,
         fx: &mut Effects,
     ) -> Result<PartitionResults, GroupError> {
-        if req.group_id.is_empty() {
+        let group_id = commit.group_id;
+        if group_id.is_empty() {
             return Err(GroupError::InvalidGroupId);
         }
-        if !self.groups.contains_key(&req.group_id) {
-            if req.generation_id >= 0 {
+        if !self.groups.contains_key(group_id) {
+            if commit.generation_id >= 0 {
                 return Err(GroupError::IllegalGeneration {
-                    generation_id: req.generation_id,
+                    generation_id: commit.generation_id,
                     current: -1,
                 });
             }
             self.groups.insert(
-                req.group_id.clone(),
-                ClassicGroup::new(req.group_id.clone(), Some(now_ms)),
+                group_id.to_string(),
+                ClassicGroup::new(group_id.to_string(), Some(commit.now_ms)),
             );
         }
         let max_metadata = self.config.offset_metadata_max_bytes;
-        let Some(group) = self.groups.get_mut(&req.group_id) else {
+        let Some(group) = self.groups.get_mut(group_id) else {
             return Err(GroupError::CoordinatorNotAvailable);
         };
-        validate_offset_commit(group, req)?;
-        match group.state {
-            GroupState::Empty => {}
-            GroupState::Stable | GroupState::PreparingRebalance => {
-                // Members learn of a rebalance from their heartbeats; the
-                // commit itself still counts as a sign of life.
-                if let Some(member) = group.members.get_mut(&req.member_id) {
-                    member.touch(now_ms);
-                }
-            }
-            GroupState::CompletingRebalance => return Err(GroupError::RebalanceInProgress),
-            GroupState::Dead => return Err(GroupError::CoordinatorNotAvailable),
-        }
-        let mut results = Vec::with_capacity(req.partitions.len());
-        for p in &req.partitions {
+        validate(group)?;
+        let mut results = Vec::with_capacity(commit.partitions.len());
+        for p in commit.partitions {
             if p.metadata.len() > max_metadata {
                 let e = GroupError::OffsetMetadataTooLarge {
                     size: p.metadata.len(),
@@ -89,21 +135,19 @@ impl GroupCoordinator {
                 offset: p.offset,
                 leader_epoch: p.leader_epoch,
                 metadata: p.metadata.clone(),
-                commit_timestamp_ms: now_ms,
+                commit_timestamp_ms: commit.now_ms,
             };
-            group.offsets.insert(p.tp.clone(), committed.clone());
-            fx.records.push(GroupRecord::Offset {
-                group_id: req.group_id.clone(),
-                tp: p.tp.clone(),
-                committed,
-            });
+            fx.records.push(store(group, &p.tp, committed));
             results.push((p.tp.clone(), Ok(())));
         }
         Ok(results)
     }
 
     /// OffsetFetch: committed offsets of the asked partitions (`None` for
-    /// partitions without one), or of every partition.
+    /// partitions without one), or of every partition with one. With
+    /// `require_stable`, a partition with pending transactional offsets
+    /// answers UNSTABLE_OFFSET_COMMIT (Kafka answers per partition, at
+    /// every version).
     pub fn offset_fetch(&self, req: &OffsetFetchRequest) -> OffsetFetchResponse {
         offset_fetch(&self.groups, req)
     }
@@ -155,7 +199,10 @@ impl GroupCoordinator {
             _ => return Err(GroupError::NonEmptyGroup),
         };
         for tp in eligible {
-            if group.offsets.remove(&tp).is_some() {
+            // Kafka writes the tombstone for pending transactional offsets too.
+            let had_pending = group.pending_txn.has_partition(&tp);
+            group.pending_txn.remove_partition(&tp);
+            if group.offsets.remove(&tp).is_some() || had_pending {
                 group.cleanup_grace_from_ms = Some(now_ms);
                 fx.records.push(GroupRecord::OffsetTombstone {
                     group_id: group_id.to_string(),
@@ -234,7 +281,15 @@ impl GroupCoordinator {
         let Some(group) = self.groups.remove(group_id) else {
             return;
         };
-        for tp in group.offsets.into_keys() {
+        // Partitions with only pending transactional offsets get one too
+        // (Kafka's `deleteAllOffsets`).
+        let pending_only: Vec<TopicPartition> = group
+            .pending_txn
+            .partitions()
+            .into_iter()
+            .filter(|tp| !group.offsets.contains_key(tp))
+            .collect();
+        for tp in group.offsets.into_keys().chain(pending_only) {
             fx.records.push(GroupRecord::OffsetTombstone {
                 group_id: group_id.to_string(),
                 tp,
@@ -279,16 +334,30 @@ pub(crate) fn offset_fetch(
     if group.is_some_and(|g| g.state == GroupState::Dead) {
         return Err(GroupError::CoordinatorNotAvailable);
     }
+    let answer = |tp: &TopicPartition, committed: Option<&CommittedOffset>| {
+        if req.require_stable && group.is_some_and(|g| g.pending_txn.has_partition(tp)) {
+            Err(GroupError::UnstableOffsetCommit)
+        } else {
+            Ok(committed.cloned())
+        }
+    };
     Ok(match &req.partitions {
         Some(partitions) => partitions
             .iter()
-            .map(|tp| (tp.clone(), group.and_then(|g| g.offsets.get(tp)).cloned()))
+            .map(|tp| {
+                (
+                    tp.clone(),
+                    answer(tp, group.and_then(|g| g.offsets.get(tp))),
+                )
+            })
             .collect(),
+        // Partitions with only pending offsets are not listed (Kafka's
+        // `fetchAllOffsets` walks the committed ones).
         None => group
             .map(|g| {
                 g.offsets
                     .iter()
-                    .map(|(tp, c)| (tp.clone(), Some(c.clone())))
+                    .map(|(tp, c)| (tp.clone(), answer(tp, Some(c))))
                     .collect()
             })
             .unwrap_or_default(),

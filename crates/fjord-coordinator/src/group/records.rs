@@ -12,6 +12,7 @@ use fjord_types::TopicPartition;
 
 use super::api::CommittedOffset;
 use super::{ClassicGroup, GroupState, Member, MemberProtocol};
+use crate::txn::TransactionResult;
 
 /// One `__consumer_offsets` record.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,23 +26,47 @@ pub enum GroupRecord {
         tp: TopicPartition,
         committed: CommittedOffset,
     },
-    /// A deleted or expired offset.
+    /// A transactional offset commit (TxnOffsetCommit): the same key and
+    /// value as [`GroupRecord::Offset`], in a transactional batch of the
+    /// producer; pending until the producer's [`GroupRecord::EndTxnMarker`].
+    TxnOffset {
+        producer_id: i64,
+        producer_epoch: i16,
+        group_id: String,
+        tp: TopicPartition,
+        committed: CommittedOffset,
+    },
+    /// A deleted or expired offset; pending transactional offsets of the
+    /// partition go too.
     OffsetTombstone {
         group_id: String,
         tp: TopicPartition,
     },
     /// A deleted group (after its offset tombstones).
     GroupTombstone { group_id: String },
+    /// The COMMIT or ABORT marker of a producer's transaction (the record
+    /// of a control batch, which the transaction coordinator's
+    /// WriteTxnMarkers writes, never the group coordinator): settles the
+    /// producer's pending offsets in every group of the partition.
+    EndTxnMarker {
+        producer_id: i64,
+        producer_epoch: i16,
+        result: TransactionResult,
+        coordinator_epoch: i32,
+    },
 }
 
 impl GroupRecord {
-    /// The group the record belongs to (which picks its partition).
+    /// The group the record belongs to (which picks its partition); empty
+    /// for a marker, which belongs to the partition.
     pub fn group_id(&self) -> &str {
         match self {
             GroupRecord::Metadata(value) => &value.group_id,
             GroupRecord::Offset { group_id, .. }
+            | GroupRecord::TxnOffset { group_id, .. }
             | GroupRecord::OffsetTombstone { group_id, .. }
             | GroupRecord::GroupTombstone { group_id } => group_id,
+            GroupRecord::EndTxnMarker { .. } => "",
         }
     }
 }
@@ -85,9 +110,11 @@ pub(crate) fn replay(groups: &mut BTreeMap<String, ClassicGroup>, record: GroupR
                 .entry(value.group_id.clone())
                 .or_insert_with(|| ClassicGroup::new(value.group_id.clone(), None));
             let offsets = std::mem::take(&mut group.offsets);
+            let pending_txn = std::mem::take(&mut group.pending_txn);
             let mut fresh =
                 ClassicGroup::new(value.group_id.clone(), value.current_state_timestamp_ms);
             fresh.offsets = offsets;
+            fresh.pending_txn = pending_txn;
             fresh.generation_id = value.generation_id;
             let protocol_type_of_record = value.protocol_type;
             fresh.protocol_type = protocol_type_of_record.clone();
@@ -132,19 +159,52 @@ pub(crate) fn replay(groups: &mut BTreeMap<String, ClassicGroup>, record: GroupR
             tp,
             committed,
         } => {
+            let group = groups
+                .entry(group_id.clone())
+                .or_insert_with(|| ClassicGroup::new(group_id, None));
+            group.pending_txn.on_committed(&tp);
+            group.offsets.insert(tp, committed);
+        }
+        GroupRecord::TxnOffset {
+            producer_id,
+            group_id,
+            tp,
+            committed,
+            ..
+        } => {
             groups
                 .entry(group_id.clone())
                 .or_insert_with(|| ClassicGroup::new(group_id, None))
-                .offsets
-                .insert(tp, committed);
+                .pending_txn
+                .add(producer_id, tp, committed);
         }
         GroupRecord::OffsetTombstone { group_id, tp } => {
             if let Some(group) = groups.get_mut(&group_id) {
                 group.offsets.remove(&tp);
+                group.pending_txn.remove_partition(&tp);
             }
         }
         GroupRecord::GroupTombstone { group_id } => {
             groups.remove(&group_id);
         }
+        GroupRecord::EndTxnMarker {
+            producer_id,
+            result,
+            ..
+        } => complete_txn(groups, producer_id, result),
+    }
+}
+
+/// Settles `producer_id`'s pending offsets in every group (see
+/// [`GroupCoordinator::complete_txn`](super::GroupCoordinator::complete_txn)).
+pub(crate) fn complete_txn(
+    groups: &mut BTreeMap<String, ClassicGroup>,
+    producer_id: i64,
+    result: TransactionResult,
+) {
+    for group in groups.values_mut() {
+        group
+            .pending_txn
+            .complete(producer_id, result, &mut group.offsets);
     }
 }

@@ -13,8 +13,12 @@ fn fetch_all(
     c.offset_fetch(&OffsetFetchRequest {
         group_id: group_id.into(),
         partitions: None,
+        require_stable: false,
     })
     .expect("fetch")
+    .into_iter()
+    .map(|(tp, committed)| (tp, committed.expect("stable")))
+    .collect()
 }
 
 #[test]
@@ -118,17 +122,22 @@ fn standalone_commits_and_fetch() {
         .offset_fetch(&OffsetFetchRequest {
             group_id: G.into(),
             partitions: Some(vec![tp("t", 1), tp("t", 9)]),
+            require_stable: false,
         })
         .expect("fetch");
-    assert_eq!(fetched[0].1.as_ref().map(|o| o.offset), Some(2));
-    assert_eq!(fetched[1].1, None);
+    assert_eq!(
+        fetched[0].1.as_ref().map(|o| o.as_ref().map(|o| o.offset)),
+        Ok(Some(2))
+    );
+    assert_eq!(fetched[1].1, Ok(None));
     let unknown = c
         .offset_fetch(&OffsetFetchRequest {
             group_id: "other".into(),
             partitions: Some(vec![tp("t", 0)]),
+            require_stable: false,
         })
         .expect("fetch");
-    assert_eq!(unknown, vec![(tp("t", 0), None)]);
+    assert_eq!(unknown, vec![(tp("t", 0), Ok(None))]);
     // Standalone offsets expire by commit time.
     let retention = c.config().offsets_retention_ms;
     assert_eq!(c.next_deadline(), Some(retention));

@@ -176,11 +176,43 @@ fn run(seed: u64, steps: usize) -> usize {
             }
             13..=15 => {
                 let member = pick(&mut rng, &w.known);
-                let out = w.c.offset_commit(
-                    commit_req(&member, generation, &[(tp("t", 0), step as i64)]),
-                    w.now,
-                );
-                w.absorb(&out, &ctx);
+                let offsets = [(tp("t", rng.below(2) as i32), step as i64)];
+                let producer_id = 1 + rng.below(2) as i64;
+                match rng.below(4) {
+                    // A transactional commit, and later its producer's marker.
+                    0 => {
+                        let req = TxnOffsetCommitRequest {
+                            group_id: G.into(),
+                            producer_id,
+                            producer_epoch: 0,
+                            generation_id: generation,
+                            member_id: member.clone(),
+                            group_instance_id: None,
+                            partitions: commit_req(&member, generation, &offsets).partitions,
+                        };
+                        let out = w.c.txn_offset_commit(req, w.now);
+                        w.absorb(&out, &ctx);
+                    }
+                    1 => {
+                        let result = if rng.below(2) == 0 {
+                            crate::txn::TransactionResult::Commit
+                        } else {
+                            crate::txn::TransactionResult::Abort
+                        };
+                        w.c.complete_txn(producer_id, result);
+                        w.log.push(GroupRecord::EndTxnMarker {
+                            producer_id,
+                            producer_epoch: 0,
+                            result,
+                            coordinator_epoch: 0,
+                        });
+                    }
+                    _ => {
+                        let out =
+                            w.c.offset_commit(commit_req(&member, generation, &offsets), w.now);
+                        w.absorb(&out, &ctx);
+                    }
+                }
             }
             _ => {
                 w.now += if rng.below(10) == 0 {
@@ -232,11 +264,16 @@ fn check_replay(w: &World, ctx: &str) -> bool {
     for record in &w.log {
         loaded.replay(record.clone());
     }
-    let all = OffsetFetchRequest {
-        group_id: G.into(),
-        partitions: None,
-    };
-    assert_eq!(loaded.offset_fetch(&all), w.c.offset_fetch(&all), "{ctx}");
+    for require_stable in [false, true] {
+        for partitions in [None, Some(vec![tp("t", 0), tp("t", 1)])] {
+            let req = OffsetFetchRequest {
+                group_id: G.into(),
+                partitions,
+                require_stable,
+            };
+            assert_eq!(loaded.offset_fetch(&req), w.c.offset_fetch(&req), "{ctx}");
+        }
+    }
     let (Some(original), Some(replayed)) = (w.c.group(G), loaded.group(G)) else {
         // A group that only exists in memory holds nothing persisted.
         assert!(

@@ -214,14 +214,8 @@ async fn replay(
     loop {
         let chunk = writer.read(tp, offset).await?;
         let next = visit_batches(chunk.records, &mut |record| {
-            // Transaction markers hold no group record.
-            if record.control {
-                return;
-            }
-            let Some(key) = record.key.as_deref() else {
-                return;
-            };
-            match codec::decode(key, record.value.as_deref()) {
+            // With the batch's flags: transactional offsets and markers.
+            match codec::decode_batch_record(record) {
                 Ok(Some(group_record)) => {
                     coordinator.replay(group_record);
                     records += 1;

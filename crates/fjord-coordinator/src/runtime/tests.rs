@@ -101,12 +101,13 @@ pub(super) async fn committed(
         .offset_fetch(OffsetFetchRequest {
             group_id: group.to_string(),
             partitions: Some(vec![tp()]),
+            require_stable: false,
         })
         .await?;
-    Ok(fetched
-        .into_iter()
-        .find(|(t, _)| *t == tp())
-        .and_then(|(_, c)| c.map(|c| c.offset)))
+    match fetched.into_iter().find(|(t, _)| *t == tp()) {
+        Some((_, committed)) => Ok(committed?.map(|c| c.offset)),
+        None => Ok(None),
+    }
 }
 
 /// A commit of `offset` for `group` whose append stalls, once it stalls.

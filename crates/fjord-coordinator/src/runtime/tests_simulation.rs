@@ -611,6 +611,7 @@ impl Sim {
                 let all = OffsetFetchRequest {
                     group_id: group.to_string(),
                     partitions: None,
+                    require_stable: false,
                 };
                 assert_eq!(
                     shard.coordinator.offset_fetch(&all),

@@ -4,8 +4,10 @@
 //! every committed offset. Partitions without a commit answer offset -1.
 //! A group error goes to the top-level code from v2, to the group's code
 //! from v8, and onto every partition at v1 (which has no top-level code).
-//! `require_stable` (v7+) is accepted and ignored: without transactions
-//! there are no pending offsets to wait for. The v9 member id and epoch
+//! `require_stable` (v7+, one flag for every group of a v8+ request, as
+//! Kafka's schema has it): a partition with pending transactional offsets
+//! of the group answers UNSTABLE_OFFSET_COMMIT (88), per partition at every
+//! version as Kafka does; the client retries. The v9 member id and epoch
 //! belong to KIP-848 groups, which do not exist here.
 
 use std::collections::BTreeMap;
@@ -33,6 +35,8 @@ pub(crate) async fn handle(
     request: OffsetFetchRequest,
 ) -> OffsetFetchResponse {
     let version = ctx.api_version;
+    // Zero below v7, where the field does not exist.
+    let require_stable = request.require_stable;
     if version >= 8 {
         let mut groups = Vec::with_capacity(request.groups.len());
         for g in request.groups {
@@ -50,7 +54,7 @@ pub(crate) async fn handle(
                     })
                     .collect()
             });
-            let fetched = fetch(svc, g.group_id.0.to_string(), partitions).await;
+            let fetched = fetch(svc, g.group_id.0.to_string(), partitions, require_stable).await;
             groups.push(group_v8(g.group_id, fetched));
         }
         return OffsetFetchResponse::default().with_groups(groups);
@@ -70,7 +74,13 @@ pub(crate) async fn handle(
             .collect::<Vec<_>>()
     });
     let requested = partitions.clone();
-    let fetched = fetch(svc, request.group_id.0.to_string(), partitions).await;
+    let fetched = fetch(
+        svc,
+        request.group_id.0.to_string(),
+        partitions,
+        require_stable,
+    )
+    .await;
     response_v1(fetched, requested, version)
 }
 
@@ -78,15 +88,15 @@ async fn fetch(
     svc: &Services,
     group_id: String,
     partitions: Option<Vec<TopicPartition>>,
+    require_stable: bool,
 ) -> Result<Fetched, GroupError> {
-    let fetched = svc
-        .groups
+    svc.groups
         .offset_fetch(group::OffsetFetchRequest {
             group_id,
             partitions,
+            require_stable,
         })
-        .await;
-    fetched.map(|offsets| offsets.into_iter().map(|(tp, o)| (tp, Ok(o))).collect())
+        .await
 }
 
 /// The partitions grouped by topic, topics in first-seen order.
@@ -251,6 +261,50 @@ mod tests {
 
         let v8 = group_v8(GroupId(wire_str("g")), Err(GroupError::NotCoordinator));
         assert_eq!(v8.error_code, 16);
+    }
+
+    #[test]
+    fn unstable_offsets_answer_88_on_their_partition_only() {
+        let mut fetched = fetched();
+        fetched[2].1 = Err(GroupError::UnstableOffsetCommit);
+        // v7: the partition carries 88, the response's code stays 0.
+        let v7 = response_v1(Ok(fetched.clone()), None, 7);
+        assert_eq!(v7.error_code, 0);
+        let codes = |partitions: Vec<(i32, i16, i64)>| {
+            assert_eq!(partitions, vec![(0, 0, 42), (1, 88, -1)]);
+        };
+        codes(
+            v7.topics[0]
+                .partitions
+                .iter()
+                .map(|p| (p.partition_index, p.error_code, p.committed_offset))
+                .collect(),
+        );
+        // v8+: the same per partition; the group's code stays 0.
+        let v8 = group_v8(GroupId(wire_str("g")), Ok(fetched));
+        assert_eq!(v8.error_code, 0);
+        codes(
+            v8.topics[0]
+                .partitions
+                .iter()
+                .map(|p| (p.partition_index, p.error_code, p.committed_offset))
+                .collect(),
+        );
+    }
+
+    #[test]
+    fn require_stable_is_one_top_level_flag_from_v7() {
+        use kafka_protocol::protocol::{Decodable, Encodable};
+        for version in [6, 7, 8, 9] {
+            let mut request = OffsetFetchRequest::default();
+            if version >= 7 {
+                request.require_stable = true;
+            }
+            let mut buf = bytes::BytesMut::new();
+            request.encode(&mut buf, version).expect("encode");
+            let decoded = OffsetFetchRequest::decode(&mut buf.freeze(), version).expect("decode");
+            assert_eq!(decoded.require_stable, version >= 7, "v{version}");
+        }
     }
 
     #[test]
