@@ -1,0 +1,98 @@
+//! The transaction coordinator as a shard type: [`TransactionCoordinator`]
+//! over `__transaction_state`; its effects are the marker requests of a
+//! write, to send once its records (Prepare*) are committed.
+
+use bytes::Bytes;
+
+use super::coordinator_shard::{CoordinatorShard, IntoShardOutput, ShardOutput};
+use super::writer::WriteError;
+use crate::txn::{
+    MarkerRequest, TRANSACTION_STATE, TransactionCoordinator, TxnError, TxnOutput, TxnRecord, codec,
+};
+use crate::wire::CodecError;
+
+impl CoordinatorShard for TransactionCoordinator {
+    type Record = TxnRecord;
+    /// The whole coordinator: its pending markers are reverted too.
+    type Snapshot = TransactionCoordinator;
+    type Effects = Vec<MarkerRequest>;
+    type Error = TxnError;
+
+    const TOPIC: &'static str = TRANSACTION_STATE;
+    const NAME: &'static str = "transaction coordinator";
+
+    fn encode(record: &TxnRecord) -> Result<(Bytes, Option<Bytes>), CodecError> {
+        codec::encode(record)
+    }
+
+    fn decode(key: &[u8], value: Option<&[u8]>) -> Result<Option<TxnRecord>, CodecError> {
+        codec::decode(key, value)
+    }
+
+    fn replay(&mut self, record: TxnRecord) {
+        TransactionCoordinator::replay(self, record);
+    }
+
+    fn complete_load(&mut self, now_ms: i64) -> ShardOutput<Self, ()> {
+        TransactionCoordinator::complete_load(self, now_ms).into_shard_output()
+    }
+
+    fn snapshot(&self) -> TransactionCoordinator {
+        self.clone()
+    }
+
+    fn restore(&mut self, snapshot: TransactionCoordinator) {
+        *self = snapshot;
+    }
+
+    fn next_deadline(&self) -> Option<i64> {
+        TransactionCoordinator::next_deadline(self)
+    }
+
+    fn on_tick(&mut self, now_ms: i64) -> ShardOutput<Self, ()> {
+        TransactionCoordinator::on_tick(self, now_ms).into_shard_output()
+    }
+
+    /// Markers in flight are dropped: the next coordinator resends them
+    /// after its load.
+    fn unload(&mut self) -> Vec<MarkerRequest> {
+        TransactionCoordinator::unload(self);
+        Vec::new()
+    }
+
+    /// Kafka's transaction coordinator answers as the group coordinator
+    /// does (`TransactionStateManager.appendTransactionToLog`): not leader
+    /// and storage failures NOT_COORDINATOR, an unknown partition, too few
+    /// replicas and the timeout COORDINATOR_NOT_AVAILABLE, the rest
+    /// UNKNOWN_SERVER_ERROR.
+    fn append_error(err: &WriteError) -> TxnError {
+        match err {
+            WriteError::NotLeader { .. } | WriteError::Storage { .. } => TxnError::NotCoordinator,
+            WriteError::UnknownPartition { .. }
+            | WriteError::NotEnoughReplicas { .. }
+            | WriteError::Timeout { .. } => TxnError::CoordinatorNotAvailable,
+            WriteError::RecordTooLarge { .. } | WriteError::Other { .. } => {
+                TxnError::UnknownServerError
+            }
+        }
+    }
+
+    fn not_coordinator() -> TxnError {
+        TxnError::NotCoordinator
+    }
+
+    fn load_in_progress() -> TxnError {
+        TxnError::CoordinatorLoadInProgress
+    }
+}
+
+impl<T> IntoShardOutput<TransactionCoordinator> for TxnOutput<T> {
+    type Reply = T;
+    fn into_shard_output(self) -> ShardOutput<TransactionCoordinator, T> {
+        ShardOutput {
+            reply: self.reply,
+            records: self.records,
+            effects: self.markers,
+        }
+    }
+}
