@@ -65,7 +65,7 @@ mod metadata;
 mod state;
 
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 #[cfg(test)]
 mod tests_coordinator;
 #[cfg(test)]
