@@ -53,6 +53,7 @@ pub mod error;
 pub mod group_service;
 mod heartbeat;
 mod hw_checkpoint;
+mod internal_topics;
 pub mod leader_state;
 pub mod log_dir_failure;
 mod log_dirs;
@@ -65,6 +66,7 @@ pub mod replica_manager;
 pub mod replication;
 mod stored_topic_configs;
 pub mod truncation;
+pub mod txn_service;
 pub mod types;
 
 pub use admin::{AdminService, ElectionOutcome, OngoingReassignment, ReassignmentOutcome};

@@ -165,6 +165,11 @@ impl GroupService {
         &self.config
     }
 
+    /// The runtime: leadership changes, timers, shard status.
+    pub fn runtime(&self) -> &CoordinatorRuntime<GroupCoordinator> {
+        &self.runtime
+    }
+
     /// The `__consumer_offsets` partition of `group_id`.
     pub fn offsets_partition(&self, group_id: &str) -> TopicPartition {
         TopicPartition::new(CONSUMER_OFFSETS, self.partition_of(group_id))
