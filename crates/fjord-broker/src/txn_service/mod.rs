@@ -77,6 +77,7 @@ impl TransactionCoordinatorAdapter {
             node_id: parts.node_id,
             replicas: parts.replicas,
             metadata: parts.metadata.clone(),
+            clients: Default::default(),
         });
         TransactionCoordinatorAdapter {
             service: TransactionService::new(
