@@ -159,6 +159,18 @@ async fn start_cluster(n: BrokerId) -> (Vec<Node>, BTreeMap<BrokerId, String>) {
     (nodes, voters)
 }
 
+/// Shut every node down: broker, controller, gRPC server.
+async fn stop_all(nodes: Vec<Node>) {
+    for node in nodes {
+        node.broker.shutdown().await;
+        node.controller
+            .shutdown()
+            .await
+            .expect("controller shutdown");
+        node.stop.cancel();
+    }
+}
+
 fn leader_of(node: &Node, topic: &str) -> (BrokerId, Vec<BrokerId>) {
     let image = node.broker.metadata();
     let p = &image.topic_by_name(topic).expect("topic").partitions[0];
@@ -318,14 +330,7 @@ async fn replicated_writes_survive_the_leaders_controlled_shutdown() {
         eprintln!("cluster test: old leader rejoined");
         nodes.push(back);
 
-        for node in nodes {
-            node.broker.shutdown().await;
-            node.controller
-                .shutdown()
-                .await
-                .expect("controller shutdown");
-            node.stop.cancel();
-        }
+        stop_all(nodes).await;
     })
     .await
     .expect("test timed out");
@@ -380,14 +385,7 @@ async fn a_commit_marks_a_partition_another_node_leads() {
             vec![(pid.producer_id, txn_support::COMMIT_KEY.to_vec())]
         );
 
-        for node in nodes {
-            node.broker.shutdown().await;
-            node.controller
-                .shutdown()
-                .await
-                .expect("controller shutdown");
-            node.stop.cancel();
-        }
+        stop_all(nodes).await;
     })
     .await
     .expect("test timed out");

@@ -47,17 +47,23 @@ pub fn replica_service(
     ReplicaServiceServer::new(ReplicaFetchService { broker })
 }
 
+impl ReplicaFetchService {
+    /// The broker, or UNAVAILABLE while it is not started yet.
+    fn started(&self) -> Result<Arc<Broker>, Status> {
+        self.broker
+            .borrow()
+            .clone()
+            .ok_or_else(|| Status::unavailable("the broker is not started yet"))
+    }
+}
+
 #[tonic::async_trait]
 impl ReplicaService for ReplicaFetchService {
     async fn fetch(
         &self,
         request: Request<ReplicaFetchRequest>,
     ) -> Result<Response<ReplicaFetchResponse>, Status> {
-        let broker = self
-            .broker
-            .borrow()
-            .clone()
-            .ok_or_else(|| Status::unavailable("the broker is not started yet"))?;
+        let broker = self.started()?;
         Ok(Response::new(
             broker.serve_replica_fetch(request.into_inner()).await,
         ))
@@ -67,11 +73,7 @@ impl ReplicaService for ReplicaFetchService {
         &self,
         request: Request<WriteTxnMarkersRequest>,
     ) -> Result<Response<WriteTxnMarkersResponse>, Status> {
-        let broker = self
-            .broker
-            .borrow()
-            .clone()
-            .ok_or_else(|| Status::unavailable("the broker is not started yet"))?;
+        let broker = self.started()?;
         Ok(Response::new(
             broker.serve_write_txn_markers(request.into_inner()).await,
         ))

@@ -138,19 +138,18 @@ impl GroupService {
     /// The same runtime reading the time from `clock` (before any load).
     pub fn with_clock(self, clock: Clock) -> Self {
         let member_ids = self.member_ids.clone();
-        Self::build(
-            self.config,
-            self.writer,
-            self.tasks,
-            self.cancel,
-            clock,
-            member_ids,
-        )
+        self.rebuilt(clock, member_ids)
     }
 
     /// The same runtime naming new members with `member_ids` (before any load).
     pub fn with_member_ids(self, member_ids: MemberIdSource) -> Self {
         let clock = self.clock.clone();
+        self.rebuilt(clock, member_ids)
+    }
+
+    /// A new runtime from the same parts (the shards' factory and the
+    /// runtime's clock are fixed at build).
+    fn rebuilt(self, clock: Clock, member_ids: MemberIdSource) -> Self {
         Self::build(
             self.config,
             self.writer,

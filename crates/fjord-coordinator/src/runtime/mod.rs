@@ -88,7 +88,9 @@ use shard::{LockedShard, ShardCell, Slot};
 pub use txn_service::{
     MarkerError, MarkerSender, MarkerWrite, TransactionService, TransactionServiceConfig,
 };
-pub use writer::{Cause, PartitionWriter, ReadChunk, ReadError, WriteError, append_error};
+pub use writer::{
+    AppendFailure, Cause, PartitionWriter, ReadChunk, ReadError, WriteError, append_error,
+};
 
 /// Where the runtime reads the time, in milliseconds since the epoch: the
 /// system clock, or a test's.

@@ -128,6 +128,24 @@ fn states(writer: &FakeWriter, partition: i32) -> Vec<TransactionState> {
         .collect()
 }
 
+/// Wait until the id's partition holds exactly one committed transaction:
+/// Empty, Ongoing, PrepareCommit, CompleteCommit.
+async fn committed_once(s: &Setup) {
+    eventually("CompleteCommit written", || {
+        states(&s.writer, s.p).last() == Some(&TransactionState::CompleteCommit)
+    })
+    .await;
+    assert_eq!(
+        states(&s.writer, s.p),
+        [
+            TransactionState::Empty,
+            TransactionState::Ongoing,
+            TransactionState::PrepareCommit,
+            TransactionState::CompleteCommit,
+        ]
+    );
+}
+
 fn init_req() -> InitProducerIdRequest {
     InitProducerIdRequest {
         transactional_id: Some(ID.to_string()),
@@ -174,19 +192,7 @@ async fn commit_writes_prepare_then_markers_then_complete() {
     let pid = ongoing(&s.service).await;
     s.service.end_txn(commit(pid)).await.expect("end txn");
 
-    eventually("CompleteCommit written", || {
-        states(&s.writer, s.p).last() == Some(&TransactionState::CompleteCommit)
-    })
-    .await;
-    assert_eq!(
-        states(&s.writer, s.p),
-        [
-            TransactionState::Empty,
-            TransactionState::Ongoing,
-            TransactionState::PrepareCommit,
-            TransactionState::CompleteCommit,
-        ]
-    );
+    committed_once(&s).await;
     let mut marked: Vec<_> = s.sender.written().into_iter().map(|m| m.tp).collect();
     marked.sort();
     assert_eq!(marked, data_partitions().into_iter().collect::<Vec<_>>());
@@ -259,19 +265,7 @@ async fn a_failed_append_reverts_and_answers_kafkas_error() {
     }
     s.writer.set_fault(s.p, None);
     s.service.end_txn(commit(pid)).await.expect("end txn");
-    eventually("CompleteCommit written", || {
-        states(&s.writer, s.p).last() == Some(&TransactionState::CompleteCommit)
-    })
-    .await;
-    assert_eq!(
-        states(&s.writer, s.p),
-        [
-            TransactionState::Empty,
-            TransactionState::Ongoing,
-            TransactionState::PrepareCommit,
-            TransactionState::CompleteCommit,
-        ]
-    );
+    committed_once(&s).await;
 }
 
 #[tokio::test]

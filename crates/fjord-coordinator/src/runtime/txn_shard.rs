@@ -5,7 +5,7 @@
 use bytes::Bytes;
 
 use super::coordinator_shard::{CoordinatorShard, IntoShardOutput, ShardOutput};
-use super::writer::WriteError;
+use super::writer::{AppendFailure, WriteError};
 use crate::txn::{
     MarkerRequest, TRANSACTION_STATE, TransactionCoordinator, TxnError, TxnOutput, TxnRecord, codec,
 };
@@ -61,19 +61,12 @@ impl CoordinatorShard for TransactionCoordinator {
     }
 
     /// Kafka's transaction coordinator answers as the group coordinator
-    /// does (`TransactionStateManager.appendTransactionToLog`): not leader
-    /// and storage failures NOT_COORDINATOR, an unknown partition, too few
-    /// replicas and the timeout COORDINATOR_NOT_AVAILABLE, the rest
-    /// UNKNOWN_SERVER_ERROR.
+    /// does (`TransactionStateManager.appendTransactionToLog`).
     fn append_error(err: &WriteError) -> TxnError {
-        match err {
-            WriteError::NotLeader { .. } | WriteError::Storage { .. } => TxnError::NotCoordinator,
-            WriteError::UnknownPartition { .. }
-            | WriteError::NotEnoughReplicas { .. }
-            | WriteError::Timeout { .. } => TxnError::CoordinatorNotAvailable,
-            WriteError::RecordTooLarge { .. } | WriteError::Other { .. } => {
-                TxnError::UnknownServerError
-            }
+        match err.failure() {
+            AppendFailure::NotCoordinator => TxnError::NotCoordinator,
+            AppendFailure::CoordinatorNotAvailable => TxnError::CoordinatorNotAvailable,
+            AppendFailure::UnknownServerError => TxnError::UnknownServerError,
         }
     }
 
