@@ -32,6 +32,14 @@ pub trait CoordinatorShard: Send + Sized + 'static {
     const TOPIC: &'static str;
     /// For logs: "group coordinator", "transaction coordinator".
     const NAME: &'static str;
+    /// Whether a write whose records reached the local log but were not
+    /// replicated in time keeps its state in memory (the group
+    /// coordinator, as Kafka's runtime) or is reverted like a refused one
+    /// (the transaction coordinator, as Kafka's `TransactionStateManager`,
+    /// which moves to the new state only once the append succeeded: its
+    /// effects — markers — must never follow a decision not known durable,
+    /// and the log's record, if it commits, is acted on by the next load).
+    const KEEP_UNREPLICATED_WRITES: bool;
 
     fn encode(record: &Self::Record) -> Result<(Bytes, Option<Bytes>), CodecError>;
     fn decode(key: &[u8], value: Option<&[u8]>) -> Result<Option<Self::Record>, CodecError>;

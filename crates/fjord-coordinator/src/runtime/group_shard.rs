@@ -21,6 +21,7 @@ impl CoordinatorShard for GroupCoordinator {
 
     const TOPIC: &'static str = CONSUMER_OFFSETS;
     const NAME: &'static str = "group coordinator";
+    const KEEP_UNREPLICATED_WRITES: bool = true;
 
     fn encode(record: &GroupRecord) -> Result<(Bytes, Option<Bytes>), CodecError> {
         codec::try_encode(record)

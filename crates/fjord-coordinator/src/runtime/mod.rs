@@ -33,7 +33,10 @@
 //!   COORDINATOR_NOT_AVAILABLE (the outcome is unknown to it, as on Kafka,
 //!   whose runtime fails the deferred answer on its write timeout but keeps
 //!   the uncommitted state). Departure: Fjord's reads see that state before
-//!   it is committed. Reads do not wait behind an append in flight: they
+//!   it is committed. The transaction coordinator opts out
+//!   ([`CoordinatorShard::KEEP_UNREPLICATED_WRITES`]): like Kafka's
+//!   `TransactionStateManager` it reverts such a write too, so markers
+//!   never follow a decision not known to be durable. Reads do not wait behind an append in flight: they
 //!   answer from the snapshot taken before that write (its last committed
 //!   state, as Kafka reads at the last committed offset). A snapshot
 //!   rather than a replay of the partition: it costs one clone of one
@@ -298,7 +301,7 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
             }
             Err(err) => {
                 let error = S::append_error(&err);
-                if err.written() {
+                if err.written() && S::KEEP_UNREPLICATED_WRITES {
                     tracing::warn!(
                         partition = shard.partition,
                         %err,

@@ -343,3 +343,39 @@ async fn a_reload_resumes_the_markers_of_a_prepared_transaction() {
     assert_eq!(written.len(), 2);
     assert!(written.iter().all(|m| m.coordinator_epoch == 3));
 }
+
+#[tokio::test]
+async fn an_unreplicated_prepare_is_reverted_until_a_reload_acts_on_it() {
+    let s = started().await;
+    let pid = ongoing(&s.service).await;
+
+    // PrepareCommit reaches the log but is not replicated in time: the
+    // client hears COORDINATOR_NOT_AVAILABLE, memory stays Ongoing (as
+    // Kafka's TransactionStateManager), and no marker goes out.
+    s.writer.set_fault(s.p, Some(Fault::TimeOut));
+    assert_eq!(
+        s.service.end_txn(commit(pid)).await,
+        Err(TxnError::CoordinatorNotAvailable)
+    );
+    s.writer.set_fault(s.p, None);
+    assert_eq!(
+        states(&s.writer, s.p).last(),
+        Some(&TransactionState::PrepareCommit)
+    );
+    let after = s.service.describe(ID).await.expect("describe");
+    assert_eq!(after.state, TransactionState::Ongoing);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert!(s.sender.written().is_empty());
+
+    // The log's PrepareCommit (committed after all) is acted on by the
+    // next load: markers, then CompleteCommit.
+    s.writer.resign(s.p);
+    s.service.runtime().on_resignation(s.p, Some(2));
+    s.writer.lead(s.p, 3);
+    s.service.runtime().on_election(s.p, 3);
+    eventually("CompleteCommit after the reload", || {
+        states(&s.writer, s.p).last() == Some(&TransactionState::CompleteCommit)
+    })
+    .await;
+    assert_eq!(s.sender.written().len(), 2);
+}

@@ -20,6 +20,10 @@ impl CoordinatorShard for TransactionCoordinator {
 
     const TOPIC: &'static str = TRANSACTION_STATE;
     const NAME: &'static str = "transaction coordinator";
+    /// A PrepareX written but not replicated in time is reverted: the
+    /// client hears COORDINATOR_NOT_AVAILABLE and retries EndTxn from
+    /// Ongoing; no marker goes out for it.
+    const KEEP_UNREPLICATED_WRITES: bool = false;
 
     fn encode(record: &TxnRecord) -> Result<(Bytes, Option<Bytes>), CodecError> {
         codec::encode(record)
