@@ -31,7 +31,8 @@ pub struct ClusterOptions {
     pub raft_heartbeat_interval_ms: u64,
     /// `[broker] replica_lag_time_max_ms`.
     pub replica_lag_time_max_ms: u64,
-    /// `[broker] default_replication_factor` and `offsets_topic_replication_factor`.
+    /// `[broker] default_replication_factor`, `offsets_topic_replication_factor`
+    /// and `transaction_state_log_replication_factor`.
     pub replication_factor: i16,
     /// `[broker] min_insync_replicas` (the broker default; topics can override it).
     pub min_insync_replicas: i32,
@@ -208,6 +209,11 @@ impl FjordCluster {
                     let _ = writeln!(
                         t,
                         "offsets_topic_replication_factor = {}",
+                        o.replication_factor
+                    );
+                    let _ = writeln!(
+                        t,
+                        "transaction_state_log_replication_factor = {}",
                         o.replication_factor
                     );
                     let _ = writeln!(t, "offsets_topic_num_partitions = 4");

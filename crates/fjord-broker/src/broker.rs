@@ -22,6 +22,7 @@ use crate::metadata_applier::{LocalReplicaChange, apply_delta, apply_image, remo
 use crate::metadata_cache::MetadataCache;
 use crate::producer_ids::ProducerIdService;
 use crate::replica_manager::{ReplicaManager, now_ms};
+use crate::txn_service::{TransactionCoordinatorAdapter, TxnAdapterParts};
 
 pub struct Broker {
     pub(crate) config: BrokerConfig,
@@ -40,6 +41,8 @@ pub struct Broker {
     pub(crate) admin: Arc<AdminService>,
     pub(crate) producer_ids: Arc<ProducerIdService>,
     pub(crate) groups: Arc<GroupCoordinatorAdapter>,
+    /// Not reachable by clients yet (no gateway route).
+    pub(crate) txns: Arc<TransactionCoordinatorAdapter>,
 }
 
 /// The local replica changes of one applied image, shared by every subscriber.
@@ -125,6 +128,16 @@ impl Broker {
             admin.clone(),
             metadata_cache.clone(),
         ));
+        let txns = Arc::new(TransactionCoordinatorAdapter::new(TxnAdapterParts {
+            config: config.transactions.clone(),
+            node_id: config.node_id,
+            replicas: replicas.clone(),
+            producer_ids: producer_ids.clone(),
+            admin: admin.clone(),
+            metadata: metadata_cache.clone(),
+            tasks: tasks.clone(),
+            cancel: cancel.clone(),
+        }));
         let broker = Arc::new(Broker {
             config,
             replication,
@@ -138,10 +151,12 @@ impl Broker {
             cancel,
             tasks,
             groups,
+            txns,
         });
         broker.spawn_metadata_follower(committed, applied_tx);
         broker.spawn_housekeeping();
         broker.spawn_group_coordinator();
+        broker.spawn_transaction_coordinator();
         broker.spawn_fetcher_manager();
         broker.spawn_isr_shrinker();
         broker.spawn_heartbeats();
@@ -308,6 +323,11 @@ impl Broker {
     /// The group APIs (the group coordinator's front).
     pub fn groups(&self) -> &Arc<GroupCoordinatorAdapter> {
         &self.groups
+    }
+
+    /// The transaction coordinator (not reachable by clients yet).
+    pub fn txns(&self) -> &Arc<TransactionCoordinatorAdapter> {
+        &self.txns
     }
 
     /// Producer ids for InitProducerId.

@@ -54,6 +54,9 @@ pub struct BrokerConfig {
     pub producer_id_expiration_check_interval: Duration,
     /// The group coordinator and `__consumer_offsets`.
     pub groups: fjord_coordinator::GroupServiceConfig,
+    /// The transaction coordinator and `__transaction_state`
+    /// (`transaction.state.log.*`; not exposed to clients yet).
+    pub transactions: fjord_coordinator::runtime::TransactionServiceConfig,
 }
 
 impl BrokerConfig {
@@ -79,6 +82,7 @@ impl BrokerConfig {
             flush_check_interval: Duration::from_millis(1_000),
             producer_id_expiration_check_interval: Duration::from_millis(600_000),
             groups: Default::default(),
+            transactions: Default::default(),
         }
     }
 }

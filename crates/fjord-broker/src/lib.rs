@@ -33,9 +33,17 @@
 //!   (`fjord-coordinator`): it owns the coordinator's runtime, supplies the
 //!   `__consumer_offsets` partitions to it through the coordinator's
 //!   `PartitionWriter`, forwards leadership changes of those partitions, and
-//!   offers the group APIs on [`Broker`].
+//!   offers the group APIs on [`Broker`]. Its `spawn_coordinator_runtime`
+//!   runs any coordinator runtime's timer and leadership forwarding.
+//! - [`txn_service`]: the broker's side of the transaction coordinator
+//!   (not reachable by clients yet): `__transaction_state` through the same
+//!   writer, producer ids from this broker's blocks, markers written on
+//!   partition leaders (locally, or over the `WriteTxnMarkers` RPC).
+//! - `internal_topics`: creating the coordinators' topics on first use,
+//!   never with fewer replicas than configured.
 //!
-//! - [`replication`]: the leader side of replica fetch (a gRPC service) and
+//! - [`replication`]: the leader side of replica fetch (a gRPC service,
+//!   which also serves WriteTxnMarkers) and
 //!   the follower side (one fetcher per leader node), with ISR changes
 //!   proposed to the controller (AlterPartition); divergence rules in
 //!   [`truncation`].
@@ -44,7 +52,8 @@
 //!   first one takes the (single) log directory offline — its partitions
 //!   answer KAFKA_STORAGE_ERROR — and stops the node.
 //!
-//! Not yet here (next issues): the transaction coordinator.
+//! Not yet here (next issues): the transaction APIs for clients
+//! (transactional produce, TxnOffsetCommit, the gateway handlers).
 
 pub mod admin;
 mod broker;
@@ -53,6 +62,7 @@ pub mod error;
 pub mod group_service;
 mod heartbeat;
 mod hw_checkpoint;
+mod internal_topics;
 pub mod leader_state;
 pub mod log_dir_failure;
 mod log_dirs;
@@ -65,6 +75,7 @@ pub mod replica_manager;
 pub mod replication;
 mod stored_topic_configs;
 pub mod truncation;
+pub mod txn_service;
 pub mod types;
 
 pub use admin::{AdminService, ElectionOutcome, OngoingReassignment, ReassignmentOutcome};

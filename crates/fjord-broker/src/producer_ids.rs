@@ -48,28 +48,55 @@ impl ProducerIdService {
         // concurrent callers wait for one new block instead of each fetching one.
         let mut block = self.block.lock().await;
         if block.next >= block.end {
-            let command = MetadataCommand::AllocateProducerIds {
-                broker_id: self.node_id,
-                count: BLOCK_SIZE,
-            };
-            match self.controller.write(command).await {
-                Ok(MetadataResponse::ProducerIdsAllocated {
-                    first_producer_id,
-                    count,
-                }) => {
-                    block.next = first_producer_id;
-                    block.end = first_producer_id + i64::from(count);
-                }
-                Ok(other) => {
-                    return Err(AdminError::UnexpectedControllerResponse {
-                        response: format!("{other:?}"),
-                    });
-                }
-                Err(err) => return Err(AdminError::from_controller(err)),
-            }
+            self.fetch_block(&mut block).await?;
         }
         let id = block.next;
         block.next += 1;
         Ok((id, 0))
+    }
+
+    /// A producer id now, without waiting: `None` when the block is used up
+    /// or being fetched (then call [`refill`](Self::refill)). The
+    /// transaction coordinator allocates under its shard's lock, so it
+    /// cannot wait for the controller there; Kafka's coordinator answers
+    /// COORDINATOR_LOAD_IN_PROGRESS meanwhile too.
+    pub fn try_allocate(&self) -> Option<i64> {
+        let mut block = self.block.try_lock().ok()?;
+        if block.next >= block.end {
+            return None;
+        }
+        let id = block.next;
+        block.next += 1;
+        Some(id)
+    }
+
+    /// Fetch a new block if the current one is used up.
+    pub async fn refill(&self) -> Result<(), AdminError> {
+        let mut block = self.block.lock().await;
+        if block.next >= block.end {
+            self.fetch_block(&mut block).await?;
+        }
+        Ok(())
+    }
+
+    async fn fetch_block(&self, block: &mut ProducerIdBlock) -> Result<(), AdminError> {
+        let command = MetadataCommand::AllocateProducerIds {
+            broker_id: self.node_id,
+            count: BLOCK_SIZE,
+        };
+        match self.controller.write(command).await {
+            Ok(MetadataResponse::ProducerIdsAllocated {
+                first_producer_id,
+                count,
+            }) => {
+                block.next = first_producer_id;
+                block.end = first_producer_id + i64::from(count);
+                Ok(())
+            }
+            Ok(other) => Err(AdminError::UnexpectedControllerResponse {
+                response: format!("{other:?}"),
+            }),
+            Err(err) => Err(AdminError::from_controller(err)),
+        }
     }
 }

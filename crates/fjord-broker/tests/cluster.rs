@@ -2,7 +2,10 @@
 //! tonic server (ControllerService + ReplicaService) on 127.0.0.1, as a node
 //! wires them: followers fetch from the leader over gRPC, acks=all commits
 //! across the ISR, and after the leader's controlled shutdown a follower
-//! takes over with every acknowledged record.
+//! takes over with every acknowledged record. A transaction coordinator
+//! marks a partition another node leads over the same gRPC server.
+
+mod txn_support;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -15,6 +18,7 @@ use fjord_broker::{
     ProducePartition, ReplicationConfig,
 };
 use fjord_controller::{Controller, ControllerConfig};
+use fjord_coordinator::runtime::TransactionServiceConfig;
 use fjord_log::testing::batch;
 use fjord_types::{BrokerId, TopicPartition};
 use tokio::net::TcpListener;
@@ -92,7 +96,15 @@ async fn open_node(
 }
 
 async fn start_broker(o: Opened) -> Node {
-    let config = BrokerConfig::new(o.id, o.dir.path().join("logs"), "127.0.0.1".into(), 9092);
+    let mut config = BrokerConfig::new(o.id, o.dir.path().join("logs"), "127.0.0.1".into(), 9092);
+    // One `__transaction_state` partition on one node: the coordinator is
+    // one known node, and the data partitions can be led by another.
+    config.transactions = TransactionServiceConfig {
+        num_partitions: 1,
+        replication_factor: 1,
+        min_isr: 1,
+        ..TransactionServiceConfig::default()
+    };
     let replication = ReplicationConfig {
         replication_listener: Some(AdvertisedListener {
             name: "REPLICATION".into(),
@@ -145,6 +157,18 @@ async fn start_cluster(n: BrokerId) -> (Vec<Node>, BTreeMap<BrokerId, String>) {
         nodes.push(start_broker(o).await);
     }
     (nodes, voters)
+}
+
+/// Shut every node down: broker, controller, gRPC server.
+async fn stop_all(nodes: Vec<Node>) {
+    for node in nodes {
+        node.broker.shutdown().await;
+        node.controller
+            .shutdown()
+            .await
+            .expect("controller shutdown");
+        node.stop.cancel();
+    }
 }
 
 fn leader_of(node: &Node, topic: &str) -> (BrokerId, Vec<BrokerId>) {
@@ -306,14 +330,62 @@ async fn replicated_writes_survive_the_leaders_controlled_shutdown() {
         eprintln!("cluster test: old leader rejoined");
         nodes.push(back);
 
-        for node in nodes {
-            node.broker.shutdown().await;
-            node.controller
-                .shutdown()
-                .await
-                .expect("controller shutdown");
-            node.stop.cancel();
-        }
+        stop_all(nodes).await;
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_marks_a_partition_another_node_leads() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let (nodes, _) = start_cluster(2).await;
+        let coordinator_id = txn_support::retried("FindCoordinator", || {
+            nodes[0].broker.txns().find_coordinator(txn_support::ID)
+        })
+        .await;
+        let coordinator = nodes
+            .iter()
+            .find(|n| n.id == coordinator_id)
+            .expect("coordinator node");
+        let other = nodes
+            .iter()
+            .find(|n| n.id != coordinator_id)
+            .expect("another node");
+
+        // `orders-0` lives on the other node only.
+        let created = coordinator
+            .broker
+            .admin()
+            .create_topics(
+                vec![NewTopic {
+                    name: "orders".into(),
+                    num_partitions: 1,
+                    replication_factor: -1,
+                    assignments: vec![vec![other.id]],
+                    configs: Default::default(),
+                }],
+                false,
+            )
+            .await;
+        assert!(created.iter().all(|(_, r)| r.is_ok()), "{created:?}");
+        let tp = TopicPartition::new("orders", 0);
+        eventually("orders-0 led by the other node", || {
+            other
+                .broker
+                .local_replica(&tp)
+                .is_some_and(|p| p.is_leader())
+                && leader_of(coordinator, "orders").0 == other.id
+        })
+        .await;
+
+        let pid = txn_support::commit_one(&coordinator.broker, &tp).await;
+        assert_eq!(
+            txn_support::markers(&other.broker, &tp),
+            vec![(pid.producer_id, txn_support::COMMIT_KEY.to_vec())]
+        );
+
+        stop_all(nodes).await;
     })
     .await
     .expect("test timed out");

@@ -1,25 +1,30 @@
-//! `fjord-coordinator`: Kafka's group coordinator, without the broker.
+//! `fjord-coordinator`: Kafka's group and transaction coordinators, without
+//! the broker.
 //!
 //! What it owns:
 //! - [`group`]: the classic consumer-group state machine as plain code
 //!   (events in, decisions and records out) and the codec of Kafka's
 //!   `__consumer_offsets` records.
-//! - [`runtime`]: the coordinator runtime around it (Kafka's
-//!   `coordinator-common` shape): one shard per led `__consumer_offsets`
-//!   partition with its own lock; apply → append (acks=all) → wait → reply;
-//!   revert on a failed append; shards loaded in the background as
-//!   leadership moves; the timers.
+//! - [`runtime`]: the coordinator runtime around them (Kafka's
+//!   `coordinator-common` shape), generic over the shard's state machine
+//!   ([`runtime::CoordinatorShard`]): one shard per led partition of the
+//!   shard type's topic with its own lock; apply → append (acks=all) →
+//!   wait → reply; revert on a failed append; shards loaded in the
+//!   background as leadership moves; the timers. Two instances:
+//!   [`GroupService`] over `__consumer_offsets` and
+//!   [`runtime::TransactionService`] over `__transaction_state` (with the
+//!   [`runtime::MarkerSender`] seam for markers).
 //! - [`offsets_topic`]: the topic's name and which partition holds a group.
 //! - [`txn`]: Kafka's transaction coordinator for one `__transaction_state`
 //!   partition as plain code (InitProducerId, AddPartitionsToTxn and the
 //!   KIP-890 verification, AddOffsetsToTxn, EndTxn with its markers,
 //!   timeouts, expiry, Describe/ListTransactions data, replay) and the
-//!   codec of Kafka's `__transaction_state` records. Not wired to the
-//!   runtime or to clients yet.
+//!   codec of Kafka's `__transaction_state` records. Runs on the runtime;
+//!   not reachable by clients yet.
 //! - `wire` (private): Kafka's primitive encodings both codecs share.
 //!
-//! The node that hosts `__consumer_offsets` supplies its partitions through
-//! [`runtime::PartitionWriter`] (append with acks=all, read from the log
+//! The node that hosts `__consumer_offsets` and `__transaction_state`
+//! supplies their partitions through [`runtime::PartitionWriter`] (append with acks=all, read from the log
 //! start, the leader epoch) and tells the runtime which partitions it
 //! became leader or follower of; this crate never sees the broker, as
 //! Kafka's `group-coordinator` never sees `core`.

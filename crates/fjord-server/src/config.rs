@@ -27,6 +27,7 @@ use fjord_broker::{AdvertisedListener, BrokerConfig, REPLICATION_LISTENER, Repli
 use fjord_controller::ControllerConfig;
 use fjord_coordinator::GroupServiceConfig;
 use fjord_coordinator::group::GroupConfig;
+use fjord_coordinator::runtime::TransactionServiceConfig;
 use fjord_gateway::GatewayConfig;
 use fjord_log::LogConfig;
 use fjord_types::BrokerId;
@@ -202,6 +203,17 @@ pub struct BrokerSection {
     pub producer_id_expiration_ms: i64,
     /// `producer.id.expiration.check.interval.ms`.
     pub producer_id_expiration_check_interval_ms: u64,
+    /// `transaction.state.log.num.partitions`.
+    pub transaction_state_log_num_partitions: i32,
+    /// `transaction.state.log.replication.factor`: `__transaction_state`
+    /// is created with exactly this many replicas, never fewer.
+    pub transaction_state_log_replication_factor: i16,
+    /// `transaction.state.log.min.isr`: the topic's `min.insync.replicas`,
+    /// capped at its replication factor (so `fjord dev` on fewer nodes
+    /// than Kafka's 3 can still write it).
+    pub transaction_state_log_min_isr: i32,
+    /// `transaction.state.log.segment.bytes`.
+    pub transaction_state_log_segment_bytes: u64,
 }
 
 impl Default for FileConfig {
@@ -254,6 +266,10 @@ impl Default for BrokerSection {
             replica_lag_time_max_ms: 30_000,
             producer_id_expiration_ms: 86_400_000,
             producer_id_expiration_check_interval_ms: 600_000,
+            transaction_state_log_num_partitions: 50,
+            transaction_state_log_replication_factor: 3,
+            transaction_state_log_min_isr: 2,
+            transaction_state_log_segment_bytes: 100 * 1024 * 1024,
         }
     }
 }
@@ -507,6 +523,16 @@ impl FileConfig {
                     ..GroupConfig::default()
                 },
                 ..GroupServiceConfig::default()
+            },
+            transactions: {
+                let rf = b.transaction_state_log_replication_factor.max(1);
+                TransactionServiceConfig {
+                    num_partitions: b.transaction_state_log_num_partitions.max(1),
+                    replication_factor: rf,
+                    min_isr: b.transaction_state_log_min_isr.clamp(1, i32::from(rf)),
+                    segment_bytes: b.transaction_state_log_segment_bytes.max(1),
+                    ..TransactionServiceConfig::default()
+                }
             },
         };
         let controller = ControllerConfig {

@@ -167,6 +167,7 @@ pub fn plan(spec: &DevClusterSpec) -> Result<Vec<DevNode>> {
             file.controller.voters = voters.clone();
             file.broker.default_replication_factor = replication_factor;
             file.broker.offsets_topic_replication_factor = replication_factor;
+            file.broker.transaction_state_log_replication_factor = replication_factor;
             DevNode {
                 node_id,
                 dir,
@@ -438,6 +439,7 @@ mod tests {
             assert_eq!(node.file.controller.voters, voters);
             assert_eq!(node.file.broker.default_replication_factor, 3);
             assert_eq!(node.file.broker.offsets_topic_replication_factor, 3);
+            assert_eq!(node.file.broker.transaction_state_log_replication_factor, 3);
             // What the child reads back is a valid voter of this cluster.
             let text = node.file.to_toml().unwrap();
             let config = FileConfig::parse(&text, &node.config_path())

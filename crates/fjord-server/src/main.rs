@@ -185,8 +185,9 @@ async fn run(command: Command, log_format: LogFormat) -> anyhow::Result<()> {
                     ..FileConfig::default()
                 };
                 // min(3, nodes) as `fjord dev --nodes N`: Kafka's default of 3 would
-                // leave one node without a group coordinator.
+                // leave one node without a group (or transaction) coordinator.
                 file.broker.offsets_topic_replication_factor = 1;
+                file.broker.transaction_state_log_replication_factor = 1;
                 return serve(file).await;
             }
             let spec = DevClusterSpec {

@@ -15,7 +15,7 @@
 //!   `LeadershipChange` (became leader → elected, became follower or
 //!   deleted → resigned); when it lagged behind the changes, it scans again.
 
-mod writer;
+pub(crate) mod writer;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,7 +27,7 @@ use fjord_coordinator::group::{
     JoinGroupResult, LeaveGroupRequest, LeaveGroupResponse, OffsetCommitRequest,
     OffsetFetchRequest, OffsetFetchResponse, PartitionResults, SyncGroupRequest, SyncGroupResult,
 };
-use fjord_coordinator::runtime::LeadershipChange;
+use fjord_coordinator::runtime::{CoordinatorRuntime, CoordinatorShard, LeadershipChange};
 use fjord_coordinator::{CONSUMER_OFFSETS, GroupOffset, GroupService, GroupServiceConfig};
 use fjord_types::{BrokerId, TopicPartition};
 use tokio::sync::broadcast::error::RecvError;
@@ -36,11 +36,12 @@ use tokio_util::task::TaskTracker;
 
 use crate::admin::AdminService;
 use crate::broker::Broker;
+use crate::internal_topics::{ensure_internal_topic, partition_leader};
 use crate::metadata_applier::LocalReplicaChange;
 use crate::metadata_cache::MetadataCache;
 use crate::replica_manager::ReplicaManager;
 use crate::types::NewTopic;
-use writer::OffsetsPartitionWriter;
+use writer::CoordinatorPartitionWriter;
 
 /// How long a group call waits for its `__consumer_offsets` partition to
 /// finish loading before it is answered COORDINATOR_LOAD_IN_PROGRESS. Kafka
@@ -70,7 +71,7 @@ impl GroupCoordinatorAdapter {
         admin: Arc<AdminService>,
         metadata: MetadataCache,
     ) -> Self {
-        let writer = Arc::new(OffsetsPartitionWriter { replicas });
+        let writer = Arc::new(CoordinatorPartitionWriter { replicas });
         GroupCoordinatorAdapter {
             runtime: GroupService::new(config, writer, tasks, cancel),
             admin,
@@ -91,29 +92,11 @@ impl GroupCoordinatorAdapter {
     /// unfenced, nothing is created and the caller gets COORDINATOR_NOT_AVAILABLE
     /// (retriable), as Kafka: the topic is never created with a lower factor.
     async fn ensure_offsets_topic(&self) -> Result<(), GroupError> {
-        if self.metadata().topic_ids.contains_key(CONSUMER_OFFSETS) {
-            return Ok(());
-        }
         let config = self.groups().config();
-        let rf = config.offsets_topic_replication_factor;
-        let live_brokers = self
-            .metadata()
-            .brokers
-            .values()
-            .filter(|b| !b.fenced)
-            .count();
-        if live_brokers < usize::try_from(rf).unwrap_or(0) {
-            tracing::debug!(
-                live_brokers,
-                offsets_topic_replication_factor = rf,
-                "not creating {CONSUMER_OFFSETS}: fewer live brokers than its replication factor"
-            );
-            return Err(GroupError::CoordinatorNotAvailable);
-        }
         let topic = NewTopic {
             name: CONSUMER_OFFSETS.to_string(),
             num_partitions: config.offsets_topic_num_partitions,
-            replication_factor: rf,
+            replication_factor: config.offsets_topic_replication_factor,
             assignments: Vec::new(),
             configs: BTreeMap::from([
                 ("cleanup.policy".to_string(), "compact".to_string()),
@@ -123,14 +106,12 @@ impl GroupCoordinatorAdapter {
                 ),
             ]),
         };
-        match self.admin.create_topics(vec![topic], false).await.pop() {
-            Some((_, Ok(_))) | Some((_, Err(crate::AdminError::TopicAlreadyExists))) => Ok(()),
-            Some((_, Err(err))) => {
-                tracing::warn!(%err, "cannot create {CONSUMER_OFFSETS}");
-                Err(GroupError::CoordinatorNotAvailable)
-            }
-            None => Err(GroupError::CoordinatorNotAvailable),
-        }
+        ensure_internal_topic(&self.admin, &self.metadata(), topic)
+            .await
+            .map_err(|err| {
+                tracing::debug!(%err, "{CONSUMER_OFFSETS} not available");
+                GroupError::CoordinatorNotAvailable
+            })
     }
 
     /// FindCoordinator for a group: the leader of its `__consumer_offsets` partition.
@@ -139,15 +120,8 @@ impl GroupCoordinatorAdapter {
             return Err(GroupError::InvalidGroupId);
         }
         self.ensure_offsets_topic().await?;
-        let image = self.metadata();
         let tp = self.groups().offsets_partition(group_id);
-        image
-            .topic_ids
-            .get(CONSUMER_OFFSETS)
-            .and_then(|id| image.topics.get(id))
-            .and_then(|t| t.partitions.get(tp.partition as usize))
-            .map(|p| p.leader)
-            .filter(|leader| *leader >= 0)
+        partition_leader(&self.metadata(), CONSUMER_OFFSETS, tp.partition)
             .ok_or(GroupError::CoordinatorNotAvailable)
     }
 
@@ -249,31 +223,33 @@ impl GroupCoordinatorAdapter {
     pub async fn coordinated_offsets(&self) -> Vec<GroupOffset> {
         self.groups().coordinated_offsets().await
     }
-
-    /// Tell the coordinator of leadership moves of `__consumer_offsets`
-    /// partitions.
-    fn forward_leadership(&self, changes: &[LocalReplicaChange]) {
-        for change in changes.iter().filter_map(leadership_change) {
-            self.groups().on_leadership_change(change);
-        }
-    }
 }
 
 impl Broker {
     /// The group coordinator's background work: its timers, and its shard
     /// loads following this broker's leadership of `__consumer_offsets`.
     pub(crate) fn spawn_group_coordinator(&self) {
+        self.spawn_coordinator_runtime(self.groups.groups().runtime().clone());
+    }
+
+    /// A coordinator runtime's background work: its timers, and its shard
+    /// loads following this broker's leadership of the partitions of its
+    /// topic (`S::TOPIC`).
+    pub(crate) fn spawn_coordinator_runtime<S: CoordinatorShard>(
+        &self,
+        runtime: CoordinatorRuntime<S>,
+    ) {
         // Subscribed before the scan, so no change after it is missed.
         let mut changes = self.subscribe_local_changes();
-        self.groups.groups().rescan();
-        let (groups, cancel) = (self.groups.clone(), self.cancel.clone());
+        runtime.rescan();
+        let (timer, cancel) = (runtime.clone(), self.cancel.clone());
         self.tasks.spawn(async move {
             tokio::select! {
                 _ = cancel.cancelled() => {}
-                _ = groups.groups().run_timer() => {}
+                _ = timer.run_timer() => {}
             }
         });
-        let (groups, cancel) = (self.groups.clone(), self.cancel.clone());
+        let cancel = self.cancel.clone();
         self.tasks.spawn(async move {
             loop {
                 let received = tokio::select! {
@@ -281,13 +257,21 @@ impl Broker {
                     received = changes.recv() => received,
                 };
                 match received {
-                    Ok(changes) => groups.forward_leadership(&changes),
+                    Ok(changes) => {
+                        for change in changes
+                            .iter()
+                            .filter_map(|c| leadership_change(c, S::TOPIC))
+                        {
+                            runtime.on_leadership_change(change);
+                        }
+                    }
                     Err(RecvError::Lagged(missed)) => {
                         tracing::info!(
                             missed,
-                            "group coordinator missed local replica changes; rescanning"
+                            "{} missed local replica changes; rescanning",
+                            S::NAME
                         );
-                        groups.groups().rescan();
+                        runtime.rescan();
                     }
                     Err(RecvError::Closed) => return,
                 }
@@ -296,24 +280,24 @@ impl Broker {
     }
 }
 
-/// What a local replica change means to the group coordinator: only
-/// leadership moves of `__consumer_offsets` partitions concern it (not other
+/// What a local replica change means to a coordinator over `topic`: only
+/// leadership moves of that topic's partitions concern it (not other
 /// topics, nor registration updates at the same leader epoch).
-fn leadership_change(change: &LocalReplicaChange) -> Option<LeadershipChange> {
+fn leadership_change(change: &LocalReplicaChange, topic: &str) -> Option<LeadershipChange> {
     match change {
         LocalReplicaChange::BecameLeader {
             tp, leader_epoch, ..
-        } if tp.topic == CONSUMER_OFFSETS => Some(LeadershipChange::Elected {
+        } if tp.topic == topic => Some(LeadershipChange::Elected {
             partition: tp.partition,
             leader_epoch: *leader_epoch,
         }),
         LocalReplicaChange::BecameFollower {
             tp, leader_epoch, ..
-        } if tp.topic == CONSUMER_OFFSETS => Some(LeadershipChange::Resigned {
+        } if tp.topic == topic => Some(LeadershipChange::Resigned {
             partition: tp.partition,
             leader_epoch: Some(*leader_epoch),
         }),
-        LocalReplicaChange::Deleted { tp, .. } if tp.topic == CONSUMER_OFFSETS => {
+        LocalReplicaChange::Deleted { tp, .. } if tp.topic == topic => {
             Some(LeadershipChange::Resigned {
                 partition: tp.partition,
                 leader_epoch: None,
@@ -386,7 +370,11 @@ mod tests {
             ),
         ];
         for (change, expected) in table {
-            assert_eq!(leadership_change(&change), expected, "{change:?}");
+            assert_eq!(
+                leadership_change(&change, CONSUMER_OFFSETS),
+                expected,
+                "{change:?}"
+            );
         }
     }
 }

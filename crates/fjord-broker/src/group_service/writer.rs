@@ -1,6 +1,7 @@
-//! The broker's side of the coordinator's seam: `__consumer_offsets`
-//! partitions through the replica manager, as Kafka's `core` supplies
-//! `CoordinatorPartitionWriter` to its group coordinator.
+//! The broker's side of the coordinator runtime's seam: the partitions of
+//! `__consumer_offsets` and `__transaction_state` through the replica
+//! manager, as Kafka's `core` supplies `CoordinatorPartitionWriter` to its
+//! group and transaction coordinators.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,11 +23,11 @@ const LOAD_CHUNK_BYTES: usize = 5 * 1024 * 1024;
 /// The coordinator's writer over this broker's replicas. It holds the
 /// replica manager, not the broker, so the broker can own the coordinator
 /// without a reference cycle.
-pub(crate) struct OffsetsPartitionWriter {
+pub(crate) struct CoordinatorPartitionWriter {
     pub(crate) replicas: Arc<ReplicaManager>,
 }
 
-impl PartitionWriter for OffsetsPartitionWriter {
+impl PartitionWriter for CoordinatorPartitionWriter {
     fn append(
         &self,
         tp: &TopicPartition,

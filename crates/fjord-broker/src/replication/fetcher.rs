@@ -32,7 +32,7 @@ const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_MESSAGE_SLACK: usize = 1 << 20;
 
 /// The gRPC address of `broker`'s replication listener.
-fn replication_address(image: &MetadataImage, broker: BrokerId) -> Option<String> {
+pub(crate) fn replication_address(image: &MetadataImage, broker: BrokerId) -> Option<String> {
     image
         .brokers
         .get(&broker)?

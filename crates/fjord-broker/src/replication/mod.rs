@@ -15,13 +15,16 @@
 //! registration's listener named [`REPLICATION_LISTENER`](crate::REPLICATION_LISTENER).
 
 mod fetcher;
+pub(crate) use fetcher::replication_address;
 mod isr;
 mod leader;
 
 use std::sync::Arc;
 
 use fjord_rpc::replica_service_server::{ReplicaService, ReplicaServiceServer};
-use fjord_rpc::{ReplicaFetchRequest, ReplicaFetchResponse};
+use fjord_rpc::{
+    ReplicaFetchRequest, ReplicaFetchResponse, WriteTxnMarkersRequest, WriteTxnMarkersResponse,
+};
 use kafka_protocol::ResponseError;
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
@@ -29,7 +32,8 @@ use tonic::{Request, Response, Status};
 use crate::broker::Broker;
 use crate::error::PartitionError;
 
-/// The gRPC service followers fetch from. The node's gRPC server starts
+/// The gRPC service followers fetch from, and transaction coordinators
+/// write markers through. The node's gRPC server starts
 /// before its broker (the controller needs it first), so requests are
 /// answered UNAVAILABLE until `broker` holds one.
 pub struct ReplicaFetchService {
@@ -43,19 +47,35 @@ pub fn replica_service(
     ReplicaServiceServer::new(ReplicaFetchService { broker })
 }
 
+impl ReplicaFetchService {
+    /// The broker, or UNAVAILABLE while it is not started yet.
+    fn started(&self) -> Result<Arc<Broker>, Status> {
+        self.broker
+            .borrow()
+            .clone()
+            .ok_or_else(|| Status::unavailable("the broker is not started yet"))
+    }
+}
+
 #[tonic::async_trait]
 impl ReplicaService for ReplicaFetchService {
     async fn fetch(
         &self,
         request: Request<ReplicaFetchRequest>,
     ) -> Result<Response<ReplicaFetchResponse>, Status> {
-        let broker = self
-            .broker
-            .borrow()
-            .clone()
-            .ok_or_else(|| Status::unavailable("the broker is not started yet"))?;
+        let broker = self.started()?;
         Ok(Response::new(
             broker.serve_replica_fetch(request.into_inner()).await,
+        ))
+    }
+
+    async fn write_txn_markers(
+        &self,
+        request: Request<WriteTxnMarkersRequest>,
+    ) -> Result<Response<WriteTxnMarkersResponse>, Status> {
+        let broker = self.started()?;
+        Ok(Response::new(
+            broker.serve_write_txn_markers(request.into_inner()).await,
         ))
     }
 }

@@ -8,7 +8,7 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
-use crate::group::{GroupRecord, codec};
+use super::coordinator_shard::CoordinatorShard;
 
 /// Bytes of a v2 batch header up to and including `lastOffsetDelta`.
 const HEADER_THROUGH_LAST_OFFSET_DELTA: usize = 27;
@@ -44,13 +44,13 @@ pub fn visit_batches(mut buf: Bytes, visit: &mut dyn FnMut(&Record)) -> Option<O
 /// Records Kafka's schema cannot hold (strings past 32767 bytes) are left out
 /// and logged: the state machine validated the call, so this is a bug, and
 /// writing the rest keeps the partition replayable.
-pub fn encode_batch(records: &[GroupRecord], now_ms: i64) -> Option<Bytes> {
+pub fn encode_batch<S: CoordinatorShard>(records: &[S::Record], now_ms: i64) -> Option<Bytes> {
     let mut batch = Vec::with_capacity(records.len());
     for record in records {
-        let (key, value) = match codec::try_encode(record) {
+        let (key, value) = match S::encode(record) {
             Ok(encoded) => encoded,
             Err(err) => {
-                tracing::warn!(group = record.group_id(), %err, "group record not persisted");
+                tracing::warn!(%err, "{} record not persisted", S::NAME);
                 continue;
             }
         };
@@ -83,7 +83,7 @@ pub fn encode_batch(records: &[GroupRecord], now_ms: i64) -> Option<Bytes> {
     match RecordBatchEncoder::encode(&mut buf, &batch, &options) {
         Ok(()) => Some(buf.freeze()),
         Err(err) => {
-            tracing::error!(%err, "cannot encode group records");
+            tracing::error!(%err, "cannot encode {} records", S::NAME);
             None
         }
     }
@@ -94,7 +94,7 @@ mod tests {
     use fjord_types::TopicPartition;
 
     use super::*;
-    use crate::group::{CommittedOffset, GroupRecord};
+    use crate::group::{CommittedOffset, GroupCoordinator, GroupRecord};
 
     fn offset_record(group: &str, offset: i64) -> GroupRecord {
         GroupRecord::Offset {
@@ -111,7 +111,9 @@ mod tests {
 
     #[test]
     fn batches_round_trip_and_report_the_next_offset() {
-        let one = encode_batch(&[offset_record("g", 1), offset_record("g", 2)], 0).expect("batch");
+        let one =
+            encode_batch::<GroupCoordinator>(&[offset_record("g", 1), offset_record("g", 2)], 0)
+                .expect("batch");
         let mut both = BytesMut::from(&one[..]);
         both.extend_from_slice(&one);
         let mut seen = 0;
@@ -126,7 +128,7 @@ mod tests {
 
     #[test]
     fn a_truncated_batch_is_refused_not_read_past() {
-        let one = encode_batch(&[offset_record("g", 1)], 0).expect("batch");
+        let one = encode_batch::<GroupCoordinator>(&[offset_record("g", 1)], 0).expect("batch");
         for cut in [1, 20, one.len() - 1] {
             assert_eq!(
                 visit_batches(one.slice(..cut), &mut |_| {}),

@@ -1,16 +1,19 @@
-//! Loading and unloading shards as leadership of `__consumer_offsets`
-//! partitions moves (Kafka's `onElection` / `onResignation` and its
+//! Loading and unloading shards as leadership of the partitions of a
+//! shard type's topic moves (Kafka's `onElection` / `onResignation` and its
 //! `CoordinatorLoader`).
 //!
 //! - The node tells the runtime which partitions it became leader or
-//!   follower of ([`GroupService::on_election`],
-//!   [`GroupService::on_resignation`]), from its local replica changes; only
-//!   those partitions are touched. [`GroupService::rescan`] compares every
+//!   follower of ([`CoordinatorRuntime::on_election`],
+//!   [`CoordinatorRuntime::on_resignation`]), from its local replica changes; only
+//!   those partitions are touched. [`CoordinatorRuntime::rescan`] compares every
 //!   partition with [`PartitionWriter::leader_epoch`], at start and when
 //!   the node lost track of its changes.
 //! - A load replays the partition from its log start to its log end in a
 //!   background task, off the request path: until it is done, requests for
-//!   its groups get COORDINATOR_LOAD_IN_PROGRESS (retriable), as on Kafka.
+//!   it get COORDINATOR_LOAD_IN_PROGRESS (retriable), as on Kafka. The
+//!   shard's `complete_load` then runs as its first write, before any
+//!   request reaches it (the transaction coordinator completes or resumes
+//!   prepared transactions there).
 //! - An election at a leader epoch the runtime already holds (or a newer
 //!   one) is ignored, so repeated changes do not replay twice; a
 //!   resignation at an epoch not newer than the shard's is stale and
@@ -22,14 +25,13 @@ use std::time::Instant;
 
 use fjord_types::{LeaderEpoch, Offset, TopicPartition};
 
-use super::GroupService;
+use super::CoordinatorRuntime;
 use super::batch::visit_batches;
+use super::coordinator_shard::CoordinatorShard;
 use super::shard::{ShardCell, Slot};
 use super::writer::{PartitionWriter, ReadError};
-use crate::CONSUMER_OFFSETS;
-use crate::group::{GroupConfig, GroupCoordinator, codec};
 
-/// A leadership move of one `__consumer_offsets` partition on this node,
+/// A leadership move of one partition of a shard type's topic on this node,
 /// as the node learns it from its local replica changes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LeadershipChange {
@@ -47,7 +49,7 @@ pub enum LeadershipChange {
     },
 }
 
-impl GroupService {
+impl<S: CoordinatorShard> CoordinatorRuntime<S> {
     /// Load or unload the shard a leadership move concerns.
     pub fn on_leadership_change(&self, change: LeadershipChange) {
         match change {
@@ -65,11 +67,11 @@ impl GroupService {
     /// This node leads `partition` at `leader_epoch`: load its shard in the
     /// background unless it is loaded or loading at that epoch (or a newer one).
     pub fn on_election(&self, partition: i32, leader_epoch: LeaderEpoch) {
-        if !(0..self.config.offsets_topic_num_partitions).contains(&partition) {
+        if !(0..self.partitions()).contains(&partition) {
             return;
         }
-        let cancel = self.cancel.child_token();
-        let load = self.next_load.fetch_add(1, Ordering::Relaxed);
+        let cancel = self.cancel().child_token();
+        let load = self.inner.next_load.fetch_add(1, Ordering::Relaxed);
         let previous = {
             let mut shards = self.shard_map();
             if let Some(slot) = shards.get(&partition)
@@ -89,21 +91,56 @@ impl GroupService {
         if let Some(previous) = previous {
             previous.retire(self);
         }
-        tracing::info!(partition, leader_epoch, "loading group coordinator shard");
-        let task = LoadTask {
-            writer: self.writer.clone(),
-            group: self.config.group.clone(),
-            clock: self.clock.clone(),
-            member_ids: self.member_ids.clone(),
-            partition,
-        };
-        let (shards, timer) = (self.shards.clone(), self.timer.clone());
-        self.tasks.spawn(async move {
+        tracing::info!(partition, leader_epoch, "loading {} shard", S::NAME);
+        let runtime = self.clone();
+        self.tasks().spawn(async move {
             let loaded = tokio::select! {
                 _ = cancel.cancelled() => return,
-                loaded = task.run() => loaded,
+                loaded = runtime.load(partition) => loaded,
             };
-            let mut shards = shards.lock().unwrap_or_else(|p| p.into_inner());
+            runtime
+                .activate(partition, leader_epoch, load, loaded)
+                .await;
+        });
+    }
+
+    /// Serve the loaded shard if `load` is still the partition's current
+    /// one, after running its `complete_load` as its first write.
+    async fn activate(
+        &self,
+        partition: i32,
+        leader_epoch: LeaderEpoch,
+        load: u64,
+        loaded: Result<S, ReadError>,
+    ) {
+        let cell = match loaded {
+            Ok(coordinator) => Arc::new(ShardCell::new(partition, leader_epoch, coordinator)),
+            Err(err) => {
+                let mut shards = self.shard_map();
+                if matches!(shards.get(&partition), Some(Slot::Loading { load: current, .. }) if *current == load)
+                {
+                    // Kafka's runtime fails the shard too: until the next
+                    // election here, requests get NOT_COORDINATOR. A read
+                    // that lost a race with a leadership move is expected;
+                    // any other failure leaves a led partition unserved.
+                    if err.moved() {
+                        tracing::info!(partition, leader_epoch, %err, "{} shard load overtaken by a leadership move", S::NAME);
+                    } else {
+                        tracing::error!(partition, leader_epoch, %err, "cannot load {} shard", S::NAME);
+                    }
+                    shards.remove(&partition);
+                }
+                drop(shards);
+                self.inner.timer.notify_one();
+                return;
+            }
+        };
+        // Locked before anyone can see it, so `complete_load` comes first.
+        let Some(mut locked) = cell.lock_new(self) else {
+            return;
+        };
+        {
+            let mut shards = self.shard_map();
             let ours = matches!(
                 shards.get(&partition),
                 Some(Slot::Loading { load: current, .. }) if *current == load
@@ -111,27 +148,29 @@ impl GroupService {
             if !ours {
                 return;
             }
-            match loaded {
-                Ok(coordinator) => {
-                    let cell = Arc::new(ShardCell::new(partition, coordinator));
-                    shards.insert(partition, Slot::Active { leader_epoch, cell });
-                }
-                Err(err) => {
-                    // Kafka's runtime fails the shard too: until the next
-                    // election here, requests get NOT_COORDINATOR. A read
-                    // that lost a race with a leadership move is expected;
-                    // any other failure leaves a led partition unserved.
-                    if err.moved() {
-                        tracing::info!(partition, leader_epoch, %err, "group coordinator shard load overtaken by a leadership move");
-                    } else {
-                        tracing::error!(partition, leader_epoch, %err, "cannot load group coordinator shard");
-                    }
-                    shards.remove(&partition);
-                }
-            }
-            drop(shards);
-            timer.notify_one();
-        });
+            shards.insert(
+                partition,
+                Slot::Active {
+                    leader_epoch,
+                    cell: cell.clone(),
+                },
+            );
+        }
+        // A failure is reverted like any write; the records are written
+        // again by the next load.
+        if self
+            .write(&mut locked, |c, now| c.complete_load(now))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                partition,
+                "{}: the load's own records were not written",
+                S::NAME
+            );
+        }
+        drop(locked);
+        self.inner.timer.notify_one();
     }
 
     /// This node no longer leads `partition` (`leader_epoch`: the new
@@ -148,13 +187,9 @@ impl GroupService {
             }
         };
         if let Some(slot) = removed {
-            tracing::info!(
-                partition,
-                ?leader_epoch,
-                "unloading group coordinator shard"
-            );
+            tracing::info!(partition, ?leader_epoch, "unloading {} shard", S::NAME);
             slot.retire(self);
-            self.timer.notify_one();
+            self.inner.timer.notify_one();
         }
     }
 
@@ -162,9 +197,9 @@ impl GroupService {
     /// load or unload the ones that differ (at start, and after missing
     /// local replica changes).
     pub fn rescan(&self) {
-        for partition in 0..self.config.offsets_topic_num_partitions {
-            let tp = TopicPartition::new(CONSUMER_OFFSETS, partition);
-            match self.writer.leader_epoch(&tp) {
+        for partition in 0..self.partitions() {
+            let tp = TopicPartition::new(S::TOPIC, partition);
+            match self.inner.parts.writer.leader_epoch(&tp) {
                 Some(leader_epoch) => self.on_election(partition, leader_epoch),
                 None => self.on_resignation(partition, None),
             }
@@ -172,56 +207,46 @@ impl GroupService {
     }
 }
 
-/// What a background load needs, owned (the task outlives the call).
-struct LoadTask {
-    writer: Arc<dyn PartitionWriter>,
-    group: GroupConfig,
-    clock: super::Clock,
-    member_ids: super::MemberIdSource,
-    partition: i32,
-}
-
-impl LoadTask {
-    /// Replay the partition into a new coordinator. Cancellation-safe: a
+impl<S: CoordinatorShard> CoordinatorRuntime<S> {
+    /// Replay the partition into a new state machine. Cancellation-safe: a
     /// dropped load leaves nothing behind.
-    async fn run(self) -> Result<GroupCoordinator, ReadError> {
+    async fn load(&self, partition: i32) -> Result<S, ReadError> {
         let started = Instant::now();
-        let tp = TopicPartition::new(CONSUMER_OFFSETS, self.partition);
-        let member_ids = self.member_ids;
-        let mut coordinator =
-            GroupCoordinator::with_member_id_suffix(self.group, Box::new(move || member_ids()));
-        let records = replay(&*self.writer, &tp, &mut coordinator).await?;
-        coordinator.complete_load((self.clock)());
+        let tp = TopicPartition::new(S::TOPIC, partition);
+        let mut coordinator = (self.inner.parts.new_shard)();
+        let records = replay(&*self.inner.parts.writer, &tp, &mut coordinator).await?;
         tracing::info!(
-            partition = self.partition,
+            partition,
             records,
             elapsed_ms = started.elapsed().as_millis() as u64,
-            "group coordinator shard loaded"
+            "{} shard loaded",
+            S::NAME
         );
         Ok(coordinator)
     }
 }
 
 /// Replay `tp` from its log start to its log end into `coordinator`; the
-/// number of group records replayed.
-async fn replay(
+/// number of records replayed.
+async fn replay<S: CoordinatorShard>(
     writer: &dyn PartitionWriter,
     tp: &TopicPartition,
-    coordinator: &mut GroupCoordinator,
+    coordinator: &mut S,
 ) -> Result<usize, ReadError> {
     let mut offset: Offset = 0;
     let mut records = 0usize;
     loop {
         let chunk = writer.read(tp, offset).await?;
         let next = visit_batches(chunk.records, &mut |record| {
-            // With the batch's flags: transactional offsets and markers.
-            match codec::decode_batch_record(record) {
-                Ok(Some(group_record)) => {
-                    coordinator.replay(group_record);
+            // With the batch's flags: each shard type decides what its
+            // transactional records and markers mean.
+            match S::decode(record) {
+                Ok(Some(decoded)) => {
+                    coordinator.replay(decoded);
                     records += 1;
                 }
                 Ok(None) => {}
-                Err(err) => tracing::warn!(%tp, %err, "skipping undecodable group record"),
+                Err(err) => tracing::warn!(%tp, %err, "skipping undecodable {} record", S::NAME),
             }
         })
         .ok_or_else(|| ReadError::Corrupt {
@@ -253,7 +278,7 @@ pub enum ShardStatus {
     Active,
 }
 
-impl GroupService {
+impl<S: CoordinatorShard> CoordinatorRuntime<S> {
     /// Where `partition`'s shard is (`None`: not led here, or its load failed).
     pub fn shard_status(&self, partition: i32) -> Option<ShardStatus> {
         self.shard_map().get(&partition).map(|slot| match slot {

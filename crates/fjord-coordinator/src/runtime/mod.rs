@@ -1,12 +1,19 @@
-//! The coordinator runtime (Kafka's `CoordinatorRuntime` shape): one shard
-//! per led `__consumer_offsets` partition, each a [`GroupCoordinator`]
-//! holding only that partition's groups behind its own lock.
+//! The coordinator runtime (Kafka's `CoordinatorRuntime` shape), generic
+//! over the shard's state machine ([`CoordinatorShard`]): one shard per led
+//! partition of the shard type's topic, each behind its own lock. Two
+//! shard types: the group coordinator over `__consumer_offsets`
+//! ([`GroupService`]) and the transaction coordinator over
+//! `__transaction_state` ([`TransactionService`]).
 //!
-//! Layout: `shard` (a shard, its lock, a partition's slot: loading or
+//! Layout: `coordinator_shard` (the trait, the output of a call, the
+//! effect sink), [`CoordinatorRuntime`] (here: the slots and the write
+//! path), `shard` (a shard, its lock, a partition's slot: loading or
 //! active), `loader` (elections and resignations, background loads),
-//! `operations` (one method per group API), `timer` (the shards' ticks),
-//! `writer` (the [`PartitionWriter`] seam and its errors), `batch` (one
-//! record batch per write; decoding on load), `config`.
+//! `timer` (the shards' ticks), `writer` (the [`PartitionWriter`] seam and
+//! its errors), `batch` (one record batch per write; decoding on load).
+//! Each coordinator's adapter beside it: `group_shard` + `group_service` +
+//! `operations` + `config` (groups), `txn_shard` + `txn_service`
+//! (transactions, with the [`MarkerSender`] seam).
 //!
 //! - A write runs apply → append (acks=all) → wait → reply with the shard
 //!   locked, so an append stalled on one partition holds only that shard.
@@ -14,7 +21,7 @@
 //!   defers their answers, a shard takes one write at a time: then reverting
 //!   a failed append concerns only that write.
 //! - Revert rule (Kafka's `CoordinatorRuntime`): before applying, the shard
-//!   keeps a snapshot of its groups; if the append fails before anything was
+//!   keeps a snapshot of its state; if the append fails before anything was
 //!   written (not leader, too few in-sync replicas, a storage error, records
 //!   too large), the snapshot is put back and the caller, and every parked
 //!   request the write answered, get the error of [`append_error`]. A write
@@ -26,11 +33,14 @@
 //!   COORDINATOR_NOT_AVAILABLE (the outcome is unknown to it, as on Kafka,
 //!   whose runtime fails the deferred answer on its write timeout but keeps
 //!   the uncommitted state). Departure: Fjord's reads see that state before
-//!   it is committed. Reads do not wait behind an append in flight: they
+//!   it is committed. The transaction coordinator opts out
+//!   ([`CoordinatorShard::KEEP_UNREPLICATED_WRITES`]): like Kafka's
+//!   `TransactionStateManager` it reverts such a write too, so markers
+//!   never follow a decision not known to be durable. Reads do not wait behind an append in flight: they
 //!   answer from the snapshot taken before that write (its last committed
 //!   state, as Kafka reads at the last committed offset). A snapshot
 //!   rather than a replay of the partition: it costs one clone of one
-//!   partition's groups per write, and needs no read of the log on the
+//!   partition's state per write, and needs no read of the log on the
 //!   failure path (the log may be what failed).
 //! - Loading (see `loader`): shards load in the background when this node
 //!   becomes leader of a partition, and unload when it stops; a request
@@ -41,10 +51,15 @@
 
 mod batch;
 mod config;
+mod coordinator_shard;
+mod group_service;
+mod group_shard;
 mod loader;
 mod operations;
 mod shard;
 mod timer;
+mod txn_service;
+mod txn_shard;
 mod writer;
 
 #[cfg(test)]
@@ -53,27 +68,32 @@ mod fake_writer;
 mod tests;
 #[cfg(test)]
 mod tests_simulation;
+#[cfg(test)]
+mod tests_txn;
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex as StdMutex, MutexGuard as StdMutexGuard};
 use std::time::Duration;
 
 use fjord_types::TopicPartition;
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::group::{
-    CoordinatorOutput, DelayedResponse, GroupCoordinator, GroupError, RequestToken,
-};
-use crate::{CONSUMER_OFFSETS, partition_for};
 pub use batch::{encode_batch, visit_batches};
 pub use config::GroupServiceConfig;
+pub use coordinator_shard::{CoordinatorShard, EffectSink, IntoShardOutput, ShardId, ShardOutput};
+pub use group_service::{GroupService, MemberIdSource};
 pub use loader::{LeadershipChange, ShardStatus};
 pub use operations::GroupOffset;
 use shard::{LockedShard, ShardCell, Slot};
-pub use writer::{Cause, PartitionWriter, ReadChunk, ReadError, WriteError, append_error};
+pub use txn_service::{
+    MarkerError, MarkerSender, MarkerWrite, TransactionService, TransactionServiceConfig,
+};
+pub use writer::{
+    AppendFailure, Cause, PartitionWriter, ReadChunk, ReadError, WriteError, append_error,
+};
 
 /// Where the runtime reads the time, in milliseconds since the epoch: the
 /// system clock, or a test's.
@@ -88,109 +108,87 @@ pub fn system_clock() -> Clock {
     })
 }
 
-/// Makes the unique part of new member ids (`{client_id}-{suffix}`):
-/// random UUIDs as Kafka's, or a simulation's sequence.
-pub type MemberIdSource = Arc<dyn Fn() -> String + Send + Sync>;
+/// Makes the empty state machine of a shard about to load.
+pub type NewShard<S> = Arc<dyn Fn() -> S + Send + Sync>;
 
-/// The group coordinator of one node: its shards, parked requests and timers.
-pub struct GroupService {
-    config: GroupServiceConfig,
-    writer: Arc<dyn PartitionWriter>,
-    clock: Clock,
-    member_ids: MemberIdSource,
+/// What a runtime is built from.
+pub struct RuntimeParts<S: CoordinatorShard> {
+    /// The partition count of `S::TOPIC`.
+    pub partitions: i32,
+    /// How long a write waits for its records to be replicated.
+    pub write_timeout: Duration,
+    pub writer: Arc<dyn PartitionWriter>,
+    pub clock: Clock,
+    pub new_shard: NewShard<S>,
+    pub effects: Arc<dyn EffectSink<S>>,
     /// Owns the background loads; they stop with `cancel`.
-    tasks: TaskTracker,
-    cancel: CancellationToken,
-    /// Each led partition's slot (shared with the load tasks).
-    shards: Arc<StdMutex<BTreeMap<i32, Slot>>>,
-    next_load: AtomicU64,
-    /// Parked JoinGroup/SyncGroup requests, by token.
-    waiters: StdMutex<HashMap<RequestToken, oneshot::Sender<DelayedResponse>>>,
-    next_token: AtomicU64,
-    /// Woken after every call and load, so the timer re-reads the deadlines.
-    timer: Arc<Notify>,
+    pub tasks: TaskTracker,
+    pub cancel: CancellationToken,
 }
 
-impl GroupService {
+/// The shards of one shard type on one node (cheap to clone: shared).
+pub struct CoordinatorRuntime<S: CoordinatorShard> {
+    inner: Arc<Inner<S>>,
+}
+
+impl<S: CoordinatorShard> Clone for CoordinatorRuntime<S> {
+    fn clone(&self) -> Self {
+        CoordinatorRuntime {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+struct Inner<S: CoordinatorShard> {
+    parts: RuntimeParts<S>,
+    /// Each led partition's slot (shared with the load tasks).
+    shards: StdMutex<BTreeMap<i32, Slot<S>>>,
+    next_load: AtomicU64,
+    /// Woken after every call and load, so the timer re-reads the deadlines.
+    timer: Notify,
+}
+
+impl<S: CoordinatorShard> CoordinatorRuntime<S> {
     /// A runtime with no shard yet: the node calls [`rescan`](Self::rescan)
-    /// once it follows its local replica changes. Loads run on `tasks` and
-    /// stop with `cancel`.
-    pub fn new(
-        config: GroupServiceConfig,
-        writer: Arc<dyn PartitionWriter>,
-        tasks: TaskTracker,
-        cancel: CancellationToken,
-    ) -> Self {
-        GroupService {
-            config,
-            writer,
-            clock: system_clock(),
-            member_ids: Arc::new(|| uuid::Uuid::new_v4().to_string()),
-            tasks,
-            cancel,
-            shards: Arc::default(),
-            next_load: AtomicU64::new(1),
-            waiters: StdMutex::new(HashMap::new()),
-            next_token: AtomicU64::new(1),
-            timer: Arc::new(Notify::new()),
+    /// once it follows its local replica changes.
+    pub fn new(parts: RuntimeParts<S>) -> Self {
+        CoordinatorRuntime {
+            inner: Arc::new(Inner {
+                parts,
+                shards: StdMutex::default(),
+                next_load: AtomicU64::new(1),
+                timer: Notify::new(),
+            }),
         }
     }
 
-    /// The same runtime reading the time from `clock`.
-    pub fn with_clock(mut self, clock: Clock) -> Self {
-        self.clock = clock;
-        self
+    /// The number of partitions of the shard type's topic.
+    pub fn partitions(&self) -> i32 {
+        self.inner.parts.partitions
     }
 
-    /// The same runtime naming new members with `member_ids`.
-    pub fn with_member_ids(mut self, member_ids: MemberIdSource) -> Self {
-        self.member_ids = member_ids;
-        self
+    pub(crate) fn now_ms(&self) -> i64 {
+        (self.inner.parts.clock)()
     }
 
-    pub fn config(&self) -> &GroupServiceConfig {
-        &self.config
+    pub(crate) fn effects(&self) -> &dyn EffectSink<S> {
+        &*self.inner.parts.effects
     }
 
-    /// The `__consumer_offsets` partition of `group_id`.
-    pub fn offsets_partition(&self, group_id: &str) -> TopicPartition {
-        let partition = partition_for(group_id, self.config.offsets_topic_num_partitions);
-        TopicPartition::new(CONSUMER_OFFSETS, partition)
+    pub(crate) fn tasks(&self) -> &TaskTracker {
+        &self.inner.parts.tasks
     }
 
-    fn now_ms(&self) -> i64 {
-        (self.clock)()
+    pub(crate) fn cancel(&self) -> &CancellationToken {
+        &self.inner.parts.cancel
     }
 
-    fn token(&self) -> RequestToken {
-        RequestToken(self.next_token.fetch_add(1, Ordering::Relaxed))
-    }
-
-    fn waiters(
-        &self,
-    ) -> StdMutexGuard<'_, HashMap<RequestToken, oneshot::Sender<DelayedResponse>>> {
-        self.waiters.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn shard_map(&self) -> StdMutexGuard<'_, BTreeMap<i32, Slot>> {
-        self.shards.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn deliver(&self, delayed: Vec<DelayedResponse>) {
-        let mut waiters = self.waiters();
-        for response in delayed {
-            let token = match &response {
-                DelayedResponse::Join { token, .. } | DelayedResponse::Sync { token, .. } => *token,
-            };
-            if let Some(tx) = waiters.remove(&token) {
-                // The client may have gone away; nothing to do then.
-                let _ = tx.send(response);
-            }
-        }
+    fn shard_map(&self) -> StdMutexGuard<'_, BTreeMap<i32, Slot<S>>> {
+        self.inner.shards.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The loaded shards, by partition.
-    fn loaded_cells(&self) -> Vec<(i32, Arc<ShardCell>)> {
+    pub(crate) fn loaded_cells(&self) -> Vec<(i32, Arc<ShardCell<S>>)> {
         self.shard_map()
             .iter()
             .filter_map(|(p, slot)| match slot {
@@ -200,32 +198,28 @@ impl GroupService {
             .collect()
     }
 
-    /// The loaded shard of `partition`, if any (the simulation compares it
+    /// The loaded shard of `partition`, if any (the simulations compare it
     /// with its log).
     #[cfg(test)]
-    fn active_cell(&self, partition: i32) -> Option<Arc<ShardCell>> {
+    pub(crate) fn active_cell(&self, partition: i32) -> Option<Arc<ShardCell<S>>> {
         match self.shard_map().get(&partition) {
             Some(Slot::Active { cell, .. }) => Some(cell.clone()),
             _ => None,
         }
     }
 
-    /// Whether `group_id`'s partition is being loaded here.
-    fn is_loading(&self, group_id: &str) -> bool {
-        let partition = partition_for(group_id, self.config.offsets_topic_num_partitions);
-        matches!(self.shard_map().get(&partition), Some(Slot::Loading { .. }))
-    }
-
-    /// Wait until `group_id`'s partition (`None`: every led partition) is
-    /// no longer loading, at most `timeout`; whether it finished. Loads are
-    /// rare (leadership moves only), so this looks every few milliseconds
+    /// Wait until `partition` (`None`: every led partition) is no longer
+    /// loading, at most `timeout`; whether it finished. Loads are rare
+    /// (leadership moves only), so this looks every few milliseconds
     /// instead of keeping a notification per load.
-    pub async fn wait_loaded(&self, group_id: Option<&str>, timeout: Duration) -> bool {
+    pub(crate) async fn wait_loaded(&self, partition: Option<i32>, timeout: Duration) -> bool {
         const POLL: Duration = Duration::from_millis(5);
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let loading = match group_id {
-                Some(group_id) => self.is_loading(group_id),
+            let loading = match partition {
+                Some(partition) => {
+                    matches!(self.shard_map().get(&partition), Some(Slot::Loading { .. }))
+                }
                 None => self.any_loading(),
             };
             if !loading {
@@ -239,109 +233,117 @@ impl GroupService {
     }
 
     /// Whether some led partition is still being loaded.
-    fn any_loading(&self) -> bool {
+    pub(crate) fn any_loading(&self) -> bool {
         self.shard_map()
             .values()
             .any(|slot| matches!(slot, Slot::Loading { .. }))
     }
 
-    /// The shard of `group_id`'s partition: NOT_COORDINATOR when this node
-    /// does not lead it, COORDINATOR_LOAD_IN_PROGRESS while it loads.
-    fn shard_for(&self, group_id: &str) -> Result<Arc<ShardCell>, GroupError> {
-        let partition = partition_for(group_id, self.config.offsets_topic_num_partitions);
+    /// The shard of `partition`: NOT_COORDINATOR when this node does not
+    /// lead it, COORDINATOR_LOAD_IN_PROGRESS while it loads.
+    pub(crate) fn shard_for(&self, partition: i32) -> Result<Arc<ShardCell<S>>, S::Error> {
         match self.shard_map().get(&partition) {
-            None => Err(GroupError::NotCoordinator),
-            Some(Slot::Loading { .. }) => Err(GroupError::CoordinatorLoadInProgress),
+            None => Err(S::not_coordinator()),
+            Some(Slot::Loading { .. }) => Err(S::load_in_progress()),
             Some(Slot::Active { cell, .. }) => Ok(cell.clone()),
         }
     }
 
-    /// Run a write on `shard`: apply `op`, append its records (acks=all),
-    /// and on success answer the parked requests it completed. On failure
-    /// the shard's groups go back to the snapshot taken before `op` (unless
-    /// the records were written), the parked requests `op` answered get the
-    /// error instead, and so does the caller.
-    async fn write<T>(
+    /// Lock `partition`'s shard and run a write on it.
+    pub(crate) async fn write_to<O: IntoShardOutput<S>>(
         &self,
-        shard: &mut LockedShard<'_>,
-        op: impl FnOnce(&mut GroupCoordinator, i64) -> CoordinatorOutput<T>,
-    ) -> Result<T, GroupError> {
+        partition: i32,
+        op: impl FnOnce(&mut S, i64) -> O,
+    ) -> Result<O::Reply, S::Error> {
+        let cell = self.shard_for(partition)?;
+        let mut locked = cell.lock(self).await?;
+        self.write(&mut locked, op).await
+    }
+
+    /// Whether the shard `id` names still serves (loaded at that leader epoch).
+    pub(crate) fn serves(&self, id: ShardId) -> bool {
+        matches!(
+            self.shard_map().get(&id.partition),
+            Some(Slot::Active { leader_epoch, .. }) if *leader_epoch == id.leader_epoch
+        )
+    }
+
+    /// A write on the shard `id` names, NOT_COORDINATOR when that shard
+    /// (partition at that leader epoch) no longer serves: for effects that
+    /// call back into the shard that produced them.
+    pub(crate) async fn write_at<O: IntoShardOutput<S>>(
+        &self,
+        id: ShardId,
+        op: impl FnOnce(&mut S, i64) -> O,
+    ) -> Result<O::Reply, S::Error> {
+        let cell = self.shard_for(id.partition)?;
+        let mut locked = cell.lock(self).await?;
+        if locked.leader_epoch != id.leader_epoch {
+            return Err(S::not_coordinator());
+        }
+        self.write(&mut locked, op).await
+    }
+
+    /// Run a write on `shard`: apply `op`, append its records (acks=all),
+    /// and on success hand its effects to the sink. On failure the shard
+    /// goes back to the snapshot taken before `op` (unless the records
+    /// were written), and the effects and the caller get the error.
+    pub(crate) async fn write<O: IntoShardOutput<S>>(
+        &self,
+        shard: &mut LockedShard<'_, S>,
+        op: impl FnOnce(&mut S, i64) -> O,
+    ) -> Result<O::Reply, S::Error> {
         let snapshot = Arc::new(shard.coordinator.snapshot());
         // Reads meanwhile answer from the state before this write, not
         // waiting behind its append; they come back to the shard before
         // anyone is answered, so a client reads its own write.
         let reads = shard.reads_from(snapshot.clone());
         let now = self.now_ms();
-        let CoordinatorOutput {
+        let ShardOutput {
             reply,
             records,
-            delayed,
-        } = op(&mut shard.coordinator, now);
-        let appended = match encode_batch(&records, now) {
+            effects,
+        } = op(&mut shard.coordinator, now).into_shard_output();
+        let appended = match encode_batch::<S>(&records, now) {
             Some(batch) => {
-                let tp = TopicPartition::new(CONSUMER_OFFSETS, shard.partition);
-                let timeout = self.config.offsets_commit_timeout;
-                self.writer.append(&tp, batch, timeout).await
+                let tp = TopicPartition::new(S::TOPIC, shard.partition);
+                let timeout = self.inner.parts.write_timeout;
+                self.inner.parts.writer.append(&tp, batch, timeout).await
             }
             None => Ok(()),
         };
-        self.timer.notify_one();
+        self.inner.timer.notify_one();
         drop(reads);
+        let id = ShardId {
+            partition: shard.partition,
+            leader_epoch: shard.leader_epoch,
+        };
         match appended {
             Ok(()) => {
-                self.deliver(delayed);
+                self.effects().committed(id, effects);
                 Ok(reply)
             }
             Err(err) => {
-                let error = append_error(&err);
-                if err.written() {
+                let error = S::append_error(&err);
+                if err.written() && S::KEEP_UNREPLICATED_WRITES {
                     tracing::warn!(
                         partition = shard.partition,
                         %err,
-                        "group coordinator append not replicated in time; its records stay in the log"
+                        "{} append not replicated in time; its records stay in the log",
+                        S::NAME
                     );
                 } else {
                     tracing::warn!(
                         partition = shard.partition,
                         %err,
-                        "group coordinator append failed; reverting the shard to its last committed state"
+                        "{} append failed; reverting the shard to its last committed state",
+                        S::NAME
                     );
                     shard.coordinator.restore(Arc::unwrap_or_clone(snapshot));
                 }
-                self.deliver(
-                    delayed
-                        .into_iter()
-                        .map(|response| fail(response, &error))
-                        .collect(),
-                );
+                self.effects().failed(id, effects, &error);
                 Err(error)
             }
         }
-    }
-
-    /// Register `token` before a Join/Sync call, so an answer delivered by
-    /// a later call is not missed.
-    fn park(&self, token: RequestToken) -> oneshot::Receiver<DelayedResponse> {
-        let (tx, rx) = oneshot::channel();
-        self.waiters().insert(token, tx);
-        rx
-    }
-
-    fn unpark(&self, token: RequestToken) {
-        self.waiters().remove(&token);
-    }
-}
-
-/// A parked request's answer replaced by `error`.
-fn fail(response: DelayedResponse, error: &GroupError) -> DelayedResponse {
-    match response {
-        DelayedResponse::Join { token, .. } => DelayedResponse::Join {
-            token,
-            result: Err(error.clone()),
-        },
-        DelayedResponse::Sync { token, .. } => DelayedResponse::Sync {
-            token,
-            result: Err(error.clone()),
-        },
     }
 }

@@ -33,8 +33,8 @@ impl GroupService {
     ) -> Result<R, GroupError> {
         let shard = self.shard_for(group_id)?;
         let rx = self.park(token);
-        let reply = match shard.lock(self).await {
-            Ok(mut locked) => self.write(&mut locked, op).await,
+        let reply = match shard.lock(&self.runtime).await {
+            Ok(mut locked) => self.runtime.write(&mut locked, op).await,
             Err(err) => Err(err),
         };
         match reply {
@@ -94,15 +94,17 @@ impl GroupService {
 
     pub async fn heartbeat(&self, req: HeartbeatRequest) -> Result<(), GroupError> {
         let shard = self.shard_for(&req.group_id)?;
-        let mut locked = shard.lock(self).await?;
-        self.write(&mut locked, |c, now| c.heartbeat(req, now))
+        let mut locked = shard.lock(&self.runtime).await?;
+        self.runtime
+            .write(&mut locked, |c, now| c.heartbeat(req, now))
             .await?
     }
 
     pub async fn leave_group(&self, req: LeaveGroupRequest) -> LeaveGroupResponse {
         let shard = self.shard_for(&req.group_id)?;
-        let mut locked = shard.lock(self).await?;
-        self.write(&mut locked, |c, now| c.leave_group(req, now))
+        let mut locked = shard.lock(&self.runtime).await?;
+        self.runtime
+            .write(&mut locked, |c, now| c.leave_group(req, now))
             .await?
     }
 
@@ -110,8 +112,9 @@ impl GroupService {
         let partitions: Vec<TopicPartition> = req.partitions.iter().map(|p| p.tp.clone()).collect();
         let result = async {
             let shard = self.shard_for(&req.group_id)?;
-            let mut locked = shard.lock(self).await?;
-            self.write(&mut locked, |c, now| c.offset_commit(req, now))
+            let mut locked = shard.lock(&self.runtime).await?;
+            self.runtime
+                .write(&mut locked, |c, now| c.offset_commit(req, now))
                 .await
         }
         .await;
@@ -131,7 +134,7 @@ impl GroupService {
         if let Some(before) = shard.during_write()? {
             return before.offset_fetch(&req);
         }
-        let locked = shard.lock(self).await?;
+        let locked = shard.lock(&self.runtime).await?;
         locked.coordinator.offset_fetch(&req)
     }
 
@@ -141,22 +144,24 @@ impl GroupService {
         partitions: Vec<TopicPartition>,
     ) -> Result<PartitionResults, GroupError> {
         let shard = self.shard_for(group_id)?;
-        let mut locked = shard.lock(self).await?;
-        self.write(&mut locked, |c, now| {
-            c.offset_delete(group_id, partitions, now)
-        })
-        .await?
+        let mut locked = shard.lock(&self.runtime).await?;
+        self.runtime
+            .write(&mut locked, |c, now| {
+                c.offset_delete(group_id, partitions, now)
+            })
+            .await?
     }
 
     pub async fn delete_group(&self, group_id: &str) -> Result<(), GroupError> {
         let shard = self.shard_for(group_id)?;
-        let mut locked = shard.lock(self).await?;
-        self.write(&mut locked, |c, _| {
-            c.delete_groups(vec![group_id.to_string()])
-        })
-        .await?
-        .pop()
-        .map_or(Ok(()), |(_, r)| r)
+        let mut locked = shard.lock(&self.runtime).await?;
+        self.runtime
+            .write(&mut locked, |c, _| {
+                c.delete_groups(vec![group_id.to_string()])
+            })
+            .await?
+            .pop()
+            .map_or(Ok(()), |(_, r)| r)
     }
 
     pub async fn describe_group(&self, group_id: &str) -> Result<GroupDescription, GroupError> {
@@ -164,7 +169,7 @@ impl GroupService {
         if let Some(before) = shard.during_write()? {
             return Ok(before.describe_group(group_id));
         }
-        let locked = shard.lock(self).await?;
+        let locked = shard.lock(&self.runtime).await?;
         Ok(locked.coordinator.describe_group(group_id))
     }
 
@@ -177,15 +182,15 @@ impl GroupService {
         &self,
         states: &[GroupState],
     ) -> Result<Vec<GroupListing>, GroupError> {
-        if self.any_loading() {
+        if self.runtime.any_loading() {
             return Err(GroupError::CoordinatorLoadInProgress);
         }
         let mut listed = Vec::new();
-        for (_, cell) in self.loaded_cells() {
+        for (_, cell) in self.runtime.loaded_cells() {
             match cell.during_write() {
                 Ok(Some(before)) => listed.extend(before.list_groups(states)),
                 Ok(None) => {
-                    if let Ok(shard) = cell.lock(self).await {
+                    if let Ok(shard) = cell.lock(&self.runtime).await {
                         listed.extend(shard.coordinator.list_groups(states));
                     }
                 }
@@ -199,8 +204,8 @@ impl GroupService {
     /// The committed offsets of the groups of every loaded shard.
     pub async fn coordinated_offsets(&self) -> Vec<GroupOffset> {
         let mut offsets = Vec::new();
-        for (_, cell) in self.loaded_cells() {
-            let Ok(shard) = cell.lock(self).await else {
+        for (_, cell) in self.runtime.loaded_cells() {
+            let Ok(shard) = cell.lock(&self.runtime).await else {
                 continue;
             };
             for group in shard.coordinator.groups() {

@@ -1,6 +1,6 @@
-//! One shard: the groups of one `__consumer_offsets` partition, behind
-//! their own lock, and the place of each partition in the runtime (being
-//! loaded, or serving).
+//! One shard: the state of one coordinator partition, behind its own
+//! lock, and the place of each partition in the runtime (being loaded, or
+//! serving).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
@@ -9,12 +9,12 @@ use fjord_types::LeaderEpoch;
 use tokio::sync::{Mutex, MutexGuard};
 use tokio_util::sync::CancellationToken;
 
-use super::GroupService;
-use crate::group::{GroupCoordinator, GroupError, GroupsSnapshot};
+use super::CoordinatorRuntime;
+use super::coordinator_shard::{CoordinatorShard, ShardId};
 
 /// A led partition as the runtime sees it.
-pub(crate) enum Slot {
-    /// A background task replays the partition; requests for its groups get
+pub(crate) enum Slot<S: CoordinatorShard> {
+    /// A background task replays the partition; requests for it get
     /// COORDINATOR_LOAD_IN_PROGRESS until it is done.
     Loading {
         leader_epoch: LeaderEpoch,
@@ -25,11 +25,11 @@ pub(crate) enum Slot {
     /// Loaded: serves requests.
     Active {
         leader_epoch: LeaderEpoch,
-        cell: Arc<ShardCell>,
+        cell: Arc<ShardCell<S>>,
     },
 }
 
-impl Slot {
+impl<S: CoordinatorShard> Slot<S> {
     pub(crate) fn leader_epoch(&self) -> LeaderEpoch {
         match self {
             Slot::Loading { leader_epoch, .. } | Slot::Active { leader_epoch, .. } => *leader_epoch,
@@ -39,54 +39,57 @@ impl Slot {
     /// Stop serving or loading: a load is cancelled; a loaded shard is
     /// marked inactive and unloaded now, or by whoever holds its lock when
     /// they release it (an append may be in flight).
-    pub(crate) fn retire(self, service: &GroupService) {
+    pub(crate) fn retire(self, runtime: &CoordinatorRuntime<S>) {
         match self {
             Slot::Loading { cancel, .. } => cancel.cancel(),
             Slot::Active { cell, .. } => {
                 cell.active.store(false, Ordering::SeqCst);
-                cell.unload_if_inactive(service);
+                cell.unload_if_inactive(runtime);
             }
         }
     }
 }
 
-/// The groups of one `__consumer_offsets` partition.
-pub(crate) struct Shard {
+/// The state machine of one coordinator partition.
+pub(crate) struct Shard<S> {
     pub(crate) partition: i32,
-    pub(crate) coordinator: GroupCoordinator,
-    /// Set once the shard's groups were unloaded (NOT_COORDINATOR sent).
+    /// The leader epoch it was loaded at.
+    pub(crate) leader_epoch: LeaderEpoch,
+    pub(crate) coordinator: S,
+    /// Set once the shard was unloaded (NOT_COORDINATOR sent).
     unloaded: bool,
 }
 
 /// A loaded shard and whether it still serves.
-pub(crate) struct ShardCell {
+pub(crate) struct ShardCell<S: CoordinatorShard> {
     /// Cleared (before locking) when leadership of the partition moved.
     active: AtomicBool,
-    state: Mutex<Shard>,
-    /// While a write is in flight: the groups as they were before it, for
+    state: Mutex<Shard<S>>,
+    /// While a write is in flight: the state as it was before it, for
     /// reads that must not wait behind its append (Kafka reads at the last
     /// committed offset). A std mutex: held only to clone the `Arc`.
-    before_write: StdMutex<Option<Arc<GroupsSnapshot>>>,
+    before_write: StdMutex<Option<Arc<S::Snapshot>>>,
 }
 
 /// Serves reads of a shard from the state before a write while the write
 /// runs; dropping it (the write is done) sends reads back to the shard.
-pub(crate) struct ReadsBeforeWrite<'a> {
-    cell: &'a ShardCell,
+pub(crate) struct ReadsBeforeWrite<'a, S: CoordinatorShard> {
+    cell: &'a ShardCell<S>,
 }
 
-impl Drop for ReadsBeforeWrite<'_> {
+impl<S: CoordinatorShard> Drop for ReadsBeforeWrite<'_, S> {
     fn drop(&mut self) {
         *self.cell.before_write_slot() = None;
     }
 }
 
-impl ShardCell {
-    pub(crate) fn new(partition: i32, coordinator: GroupCoordinator) -> Self {
+impl<S: CoordinatorShard> ShardCell<S> {
+    pub(crate) fn new(partition: i32, leader_epoch: LeaderEpoch, coordinator: S) -> Self {
         ShardCell {
             active: AtomicBool::new(true),
             state: Mutex::new(Shard {
                 partition,
+                leader_epoch,
                 coordinator,
                 unloaded: false,
             }),
@@ -94,15 +97,15 @@ impl ShardCell {
         }
     }
 
-    fn before_write_slot(&self) -> std::sync::MutexGuard<'_, Option<Arc<GroupsSnapshot>>> {
+    fn before_write_slot(&self) -> std::sync::MutexGuard<'_, Option<Arc<S::Snapshot>>> {
         self.before_write.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The state reads see while a write is in flight; `None` when no write
     /// is: then reads lock the shard. NOT_COORDINATOR once unloaded.
-    pub(crate) fn during_write(&self) -> Result<Option<Arc<GroupsSnapshot>>, GroupError> {
+    pub(crate) fn during_write(&self) -> Result<Option<Arc<S::Snapshot>>, S::Error> {
         if !self.active.load(Ordering::SeqCst) {
-            return Err(GroupError::NotCoordinator);
+            return Err(S::not_coordinator());
         }
         Ok(self.before_write_slot().clone())
     }
@@ -110,28 +113,40 @@ impl ShardCell {
     /// Lock the shard; NOT_COORDINATOR when it was unloaded meanwhile.
     pub(crate) async fn lock<'a>(
         &'a self,
-        service: &'a GroupService,
-    ) -> Result<LockedShard<'a>, GroupError> {
+        runtime: &'a CoordinatorRuntime<S>,
+    ) -> Result<LockedShard<'a, S>, S::Error> {
         let shard = LockedShard {
-            service,
+            runtime,
             cell: self,
             guard: Some(self.state.lock().await),
         };
         if !self.active.load(Ordering::SeqCst) {
-            return Err(GroupError::NotCoordinator);
+            return Err(S::not_coordinator());
         }
         Ok(shard)
     }
 
+    /// Lock a shard nobody else has seen yet (a load's, before it serves).
+    pub(crate) fn lock_new<'a>(
+        &'a self,
+        runtime: &'a CoordinatorRuntime<S>,
+    ) -> Option<LockedShard<'a, S>> {
+        Some(LockedShard {
+            runtime,
+            cell: self,
+            guard: Some(self.state.try_lock().ok()?),
+        })
+    }
+
     /// The shard if nobody holds it (the timer skips busy shards: their
     /// call wakes it when done).
-    pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, Shard>> {
+    pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, Shard<S>>> {
         self.state.try_lock().ok()
     }
 
     /// Unload an inactive shard unless someone holds it (they unload it on
     /// release); parked requests get NOT_COORDINATOR.
-    fn unload_if_inactive(&self, service: &GroupService) {
+    fn unload_if_inactive(&self, runtime: &CoordinatorRuntime<S>) {
         if self.active.load(Ordering::SeqCst) {
             return;
         }
@@ -142,45 +157,49 @@ impl ShardCell {
             return;
         }
         shard.unloaded = true;
-        let output = shard.coordinator.unload(|_| true);
+        let effects = shard.coordinator.unload();
+        let id = ShardId {
+            partition: shard.partition,
+            leader_epoch: shard.leader_epoch,
+        };
         drop(shard);
-        service.deliver(output.delayed);
+        runtime.effects().committed(id, effects);
     }
 }
 
 /// A locked shard; on drop, a shard that became inactive meanwhile is unloaded.
-pub(crate) struct LockedShard<'a> {
-    service: &'a GroupService,
-    cell: &'a ShardCell,
+pub(crate) struct LockedShard<'a, S: CoordinatorShard> {
+    runtime: &'a CoordinatorRuntime<S>,
+    cell: &'a ShardCell<S>,
     /// `Some` until drop.
-    guard: Option<MutexGuard<'a, Shard>>,
+    guard: Option<MutexGuard<'a, Shard<S>>>,
 }
 
-impl<'a> LockedShard<'a> {
+impl<'a, S: CoordinatorShard> LockedShard<'a, S> {
     /// Serve reads from `before` until the returned guard drops (it borrows
     /// the cell, not the lock, so the write can go on mutating the shard).
-    pub(crate) fn reads_from(&self, before: Arc<GroupsSnapshot>) -> ReadsBeforeWrite<'a> {
+    pub(crate) fn reads_from(&self, before: Arc<S::Snapshot>) -> ReadsBeforeWrite<'a, S> {
         *self.cell.before_write_slot() = Some(before);
         ReadsBeforeWrite { cell: self.cell }
     }
 }
 
-impl std::ops::Deref for LockedShard<'_> {
-    type Target = Shard;
-    fn deref(&self) -> &Shard {
+impl<S: CoordinatorShard> std::ops::Deref for LockedShard<'_, S> {
+    type Target = Shard<S>;
+    fn deref(&self) -> &Shard<S> {
         self.guard.as_deref().expect("guard held until drop")
     }
 }
 
-impl std::ops::DerefMut for LockedShard<'_> {
-    fn deref_mut(&mut self) -> &mut Shard {
+impl<S: CoordinatorShard> std::ops::DerefMut for LockedShard<'_, S> {
+    fn deref_mut(&mut self) -> &mut Shard<S> {
         self.guard.as_deref_mut().expect("guard held until drop")
     }
 }
 
-impl Drop for LockedShard<'_> {
+impl<S: CoordinatorShard> Drop for LockedShard<'_, S> {
     fn drop(&mut self) {
         self.guard.take();
-        self.cell.unload_if_inactive(self.service);
+        self.cell.unload_if_inactive(self.runtime);
     }
 }

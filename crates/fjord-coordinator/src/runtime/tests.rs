@@ -13,9 +13,11 @@ use tokio_util::task::TaskTracker;
 
 use super::fake_writer::{FakeWriter, Fault};
 use super::*;
+use crate::group::GroupError;
 use crate::group::{
     GroupConfig, OffsetCommitPartition, OffsetCommitRequest, OffsetFetchRequest, PartitionResults,
 };
+use crate::partition_for;
 
 const PARTITIONS: i32 = 4;
 

@@ -42,11 +42,13 @@ use tokio_util::task::TaskTracker;
 use super::fake_writer::{FakeWriter, Fault};
 use super::tests::{commit_req, committed};
 use super::*;
+use crate::group::GroupError;
 use crate::group::test_support::{Rng, join_req, sync_req};
 use crate::group::{
     GroupConfig, GroupState, HeartbeatRequest, JoinGroupResult, LeaveGroupRequest, LeavingMember,
     OffsetCommitRequest, OffsetFetchRequest, SyncGroupResult,
 };
+use crate::partition_for;
 
 const PARTITIONS: i32 = 2;
 const GROUPS: [&str; 4] = ["ga", "gb", "gc", "gd"];
@@ -606,7 +608,10 @@ impl Sim {
                     replayed.replay(group_record);
                 }
             }
-            let shard = cell.lock(&self.service).await.expect("active shard");
+            let shard = cell
+                .lock(&self.service.runtime)
+                .await
+                .expect("active shard");
             for group in GROUPS.iter().filter(|g| partition(g) == p) {
                 let all = OffsetFetchRequest {
                     group_id: group.to_string(),

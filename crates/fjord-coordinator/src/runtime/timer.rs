@@ -1,5 +1,6 @@
-//! The timers of every loaded shard (session and rebalance timeouts, the
-//! initial rebalance delay, offset expiry): one task walks the shards and
+//! The timers of every loaded shard (for groups: session and rebalance
+//! timeouts, the initial rebalance delay, offset expiry; for transactions:
+//! timeouts and id expiry): one task walks the shards and
 //! runs the due ones' ticks concurrently, so a tick stalled in an append
 //! delays only its own shard.
 
@@ -8,13 +9,14 @@ use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 
-use super::GroupService;
+use super::CoordinatorRuntime;
+use super::coordinator_shard::CoordinatorShard;
 use super::shard::ShardCell;
 
 /// The longest the timer sleeps without looking again.
 const MAX_TICK: Duration = Duration::from_secs(1);
 
-impl GroupService {
+impl<S: CoordinatorShard> CoordinatorRuntime<S> {
     /// Run the shards' timers until the future is dropped, which only the
     /// node's shutdown does: a tick dropped mid-append leaves its shard ahead
     /// of the log, and nothing serves from it afterwards.
@@ -48,7 +50,7 @@ impl GroupService {
             let wait = Duration::from_millis((next - now).clamp(0, i64::MAX) as u64);
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                _ = self.timer.notified() => {}
+                _ = self.inner.timer.notified() => {}
                 Some(partition) = ticking.next(), if !ticking.is_empty() => {
                     busy.remove(&partition);
                 }
@@ -71,7 +73,7 @@ impl GroupService {
         }
     }
 
-    async fn tick(&self, cell: &ShardCell) {
+    async fn tick(&self, cell: &ShardCell<S>) {
         let Ok(mut shard) = cell.lock(self).await else {
             return;
         };

@@ -140,21 +140,44 @@ pub trait PartitionWriter: Send + Sync + 'static {
     fn leader_epoch(&self, tp: &TopicPartition) -> Option<LeaderEpoch>;
 }
 
-/// The group error a caller gets when its records could not be appended
-/// (Kafka's `CoordinatorOperationExceptionHelper.handleOperationException`):
-/// not leader and storage failures send the client to find the coordinator
-/// again; an unknown partition, too few replicas and the write timeout are
-/// retriable where it is; records too large and anything unexpected are
+/// What a failed append means to the caller, for every coordinator
+/// (Kafka's `CoordinatorOperationExceptionHelper.handleOperationException`,
+/// which its transaction coordinator follows too): not leader and storage
+/// failures send the client to find the coordinator again; an unknown
+/// partition, too few replicas and the write timeout are retriable where
+/// it is; records too large and anything unexpected are
 /// UNKNOWN_SERVER_ERROR, which a retry does not fix.
-pub fn append_error(err: &WriteError) -> GroupError {
-    match err {
-        WriteError::NotLeader { .. } | WriteError::Storage { .. } => GroupError::NotCoordinator,
-        WriteError::UnknownPartition { .. }
-        | WriteError::NotEnoughReplicas { .. }
-        | WriteError::Timeout { .. } => GroupError::CoordinatorNotAvailable,
-        WriteError::RecordTooLarge { .. } | WriteError::Other { .. } => {
-            GroupError::UnknownServerError
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppendFailure {
+    NotCoordinator,
+    CoordinatorNotAvailable,
+    UnknownServerError,
+}
+
+impl WriteError {
+    /// How a caller hears of this failure.
+    pub fn failure(&self) -> AppendFailure {
+        match self {
+            WriteError::NotLeader { .. } | WriteError::Storage { .. } => {
+                AppendFailure::NotCoordinator
+            }
+            WriteError::UnknownPartition { .. }
+            | WriteError::NotEnoughReplicas { .. }
+            | WriteError::Timeout { .. } => AppendFailure::CoordinatorNotAvailable,
+            WriteError::RecordTooLarge { .. } | WriteError::Other { .. } => {
+                AppendFailure::UnknownServerError
+            }
         }
+    }
+}
+
+/// The group error a caller gets when its records could not be appended
+/// (see [`AppendFailure`]).
+pub fn append_error(err: &WriteError) -> GroupError {
+    match err.failure() {
+        AppendFailure::NotCoordinator => GroupError::NotCoordinator,
+        AppendFailure::CoordinatorNotAvailable => GroupError::CoordinatorNotAvailable,
+        AppendFailure::UnknownServerError => GroupError::UnknownServerError,
     }
 }
 

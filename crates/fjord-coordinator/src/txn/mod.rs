@@ -1,6 +1,8 @@
 //! Kafka's transaction coordinator as plain code: events in, decisions
-//! out. No sockets, no timers, no log I/O. Not wired to clients yet: the
-//! gateway does not advertise or route any transaction API.
+//! out. No sockets, no timers, no log I/O. It runs as a shard type on the
+//! coordinator runtime ([`crate::runtime::TransactionService`]). Not wired
+//! to clients yet: the gateway does not advertise or route any transaction
+//! API.
 //!
 //! What it owns:
 //! - [`TransactionCoordinator`]: the transactional ids of one
@@ -65,7 +67,7 @@ mod metadata;
 mod state;
 
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 #[cfg(test)]
 mod tests_coordinator;
 #[cfg(test)]

@@ -1,0 +1,238 @@
+//! Writing the markers the transaction coordinator decided (Kafka's
+//! WriteTxnMarkers, one partition at a time): for partitions this broker
+//! leads, through [`ReplicaManager::append_txn_marker`]; for partitions
+//! another broker leads, over the inter-node gRPC (`ReplicaService`'s
+//! `WriteTxnMarkers`, at the leader's replication listener), whose leader
+//! calls the same `append_txn_marker`
+//! ([`Broker::serve_write_txn_markers`]).
+//!
+//! Outcomes as Kafka's `TransactionMarkerRequestCompletionHandler`: a
+//! refused producer or coordinator epoch ends the sending (a newer
+//! producer or coordinator owns the transaction); a partition whose topic
+//! is gone counts as marked; anything else (no leader, leader moved,
+//! unreachable, too few replicas, timeout) is retried by the coordinator.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fjord_coordinator::runtime::{MarkerError, MarkerSender, MarkerWrite};
+use fjord_coordinator::txn::TransactionResult;
+use fjord_log::control::TxnResult;
+use fjord_rpc::replica_service_client::ReplicaServiceClient;
+use fjord_rpc::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
+use fjord_types::{BrokerId, TopicPartition};
+use futures::future::BoxFuture;
+use kafka_protocol::ResponseError;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::broker::Broker;
+use crate::error::PartitionError;
+use crate::internal_topics::partition_leader;
+use crate::metadata_cache::MetadataCache;
+use crate::replica_manager::ReplicaManager;
+use crate::replication::replication_address;
+
+/// Why a marker for a partition another broker leads was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteMarkerError {
+    /// The partition has no leader right now.
+    #[error("no leader")]
+    NoLeader,
+    /// The leader registered no replication listener.
+    #[error("broker {leader} has no replication listener")]
+    NoAddress { leader: BrokerId },
+    #[error("broker {leader}: bad replication address {address}")]
+    BadAddress {
+        leader: BrokerId,
+        address: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error("broker {leader}: WriteTxnMarkers failed")]
+    Rpc {
+        leader: BrokerId,
+        #[source]
+        source: tonic::Status,
+    },
+    /// The leader refused the marker with this Kafka error code.
+    #[error("broker {leader} answered error code {code}")]
+    Refused { leader: BrokerId, code: i16 },
+}
+
+/// Writes markers on partition leaders: this broker's own partitions
+/// directly, others' over gRPC.
+pub struct ReplicaMarkerSender {
+    pub(crate) node_id: BrokerId,
+    pub(crate) replicas: Arc<ReplicaManager>,
+    pub(crate) metadata: MetadataCache,
+    /// gRPC clients by address (cheap clones of one lazy channel each).
+    pub(crate) clients: Mutex<HashMap<String, ReplicaServiceClient<Channel>>>,
+}
+
+impl MarkerSender for ReplicaMarkerSender {
+    fn write_marker(&self, marker: MarkerWrite) -> BoxFuture<'_, Result<(), MarkerError>> {
+        Box::pin(async move {
+            let image = self.metadata.image();
+            let tp = marker.tp.clone();
+            let Some(topic) = image
+                .topic_ids
+                .get(&tp.topic)
+                .and_then(|id| image.topics.get(id))
+            else {
+                return Err(MarkerError::PartitionGone { tp });
+            };
+            if usize::try_from(tp.partition).map_or(true, |p| p >= topic.partitions.len()) {
+                return Err(MarkerError::PartitionGone { tp });
+            }
+            let Some(leader) = partition_leader(&image, &tp.topic, tp.partition) else {
+                return Err(MarkerError::Retriable {
+                    tp,
+                    source: Arc::new(RemoteMarkerError::NoLeader),
+                });
+            };
+            if leader != self.node_id {
+                return self.write_remote(leader, marker).await;
+            }
+            let result = if marker.result == TransactionResult::Commit {
+                TxnResult::Commit
+            } else {
+                TxnResult::Abort
+            };
+            self.replicas
+                .append_txn_marker(
+                    &tp,
+                    marker.producer_id,
+                    marker.producer_epoch,
+                    marker.coordinator_epoch,
+                    result,
+                    marker.timeout,
+                )
+                .await
+                .map_err(|err| marker_error(tp, err))
+        })
+    }
+}
+
+impl ReplicaMarkerSender {
+    /// WriteTxnMarkers to `leader` over gRPC.
+    async fn write_remote(&self, leader: BrokerId, marker: MarkerWrite) -> Result<(), MarkerError> {
+        let tp = marker.tp.clone();
+        let retriable = |source: RemoteMarkerError| MarkerError::Retriable {
+            tp: tp.clone(),
+            source: Arc::new(source),
+        };
+        let mut client = self.client(leader).map_err(retriable)?;
+        let request = WriteTxnMarkersRequest {
+            topic: tp.topic.clone(),
+            partition: tp.partition,
+            producer_id: marker.producer_id,
+            producer_epoch: i32::from(marker.producer_epoch),
+            coordinator_epoch: marker.coordinator_epoch,
+            commit: marker.result == TransactionResult::Commit,
+            timeout_ms: u32::try_from(marker.timeout.as_millis()).unwrap_or(u32::MAX),
+        };
+        let code = match client.write_txn_markers(request).await {
+            Ok(reply) => i16::try_from(reply.into_inner().error_code).unwrap_or(-1),
+            Err(source) => return Err(retriable(RemoteMarkerError::Rpc { leader, source })),
+        };
+        if code == 0 {
+            return Ok(());
+        }
+        let fenced = [
+            ResponseError::InvalidProducerEpoch.code(),
+            ResponseError::TransactionCoordinatorFenced.code(),
+        ];
+        if fenced.contains(&code) {
+            return Err(MarkerError::Fenced { tp });
+        }
+        Err(retriable(RemoteMarkerError::Refused { leader, code }))
+    }
+
+    fn client(&self, leader: BrokerId) -> Result<ReplicaServiceClient<Channel>, RemoteMarkerError> {
+        let address = replication_address(&self.metadata.image(), leader)
+            .ok_or(RemoteMarkerError::NoAddress { leader })?;
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(client) = clients.get(&address) {
+            return Ok(client.clone());
+        }
+        let channel = Endpoint::from_shared(address.clone())
+            .map_err(|source| RemoteMarkerError::BadAddress {
+                leader,
+                address: address.clone(),
+                source,
+            })?
+            .connect_timeout(Duration::from_secs(2))
+            .tcp_nodelay(true)
+            .connect_lazy();
+        let client = ReplicaServiceClient::new(channel);
+        clients.insert(address, client.clone());
+        Ok(client)
+    }
+}
+
+impl Broker {
+    /// WriteTxnMarkers from another broker's transaction coordinator: write
+    /// the marker as leader and answer once it is committed.
+    pub(crate) async fn serve_write_txn_markers(
+        &self,
+        req: WriteTxnMarkersRequest,
+    ) -> WriteTxnMarkersResponse {
+        let tp = TopicPartition::new(req.topic, req.partition);
+        let result = if req.commit {
+            TxnResult::Commit
+        } else {
+            TxnResult::Abort
+        };
+        let written = match i16::try_from(req.producer_epoch) {
+            Ok(epoch) => self
+                .replicas
+                .append_txn_marker(
+                    &tp,
+                    req.producer_id,
+                    epoch,
+                    req.coordinator_epoch,
+                    result,
+                    Duration::from_millis(u64::from(req.timeout_ms)),
+                )
+                .await
+                .map_err(|err| marker_error_code(&err)),
+            Err(_) => Err(ResponseError::InvalidRequest.code()),
+        };
+        WriteTxnMarkersResponse {
+            error_code: i32::from(written.err().unwrap_or(0)),
+        }
+    }
+}
+
+/// The Kafka error code of a marker the leader refused (Kafka's
+/// WriteTxnMarkers answers per partition).
+fn marker_error_code(err: &PartitionError) -> i16 {
+    let error = match err {
+        PartitionError::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
+        PartitionError::TransactionCoordinatorFenced(_) => {
+            ResponseError::TransactionCoordinatorFenced
+        }
+        PartitionError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+        PartitionError::NotLeaderOrFollower { .. }
+        | PartitionError::FencedLeaderEpoch { .. }
+        | PartitionError::ShuttingDown => ResponseError::NotLeaderOrFollower,
+        PartitionError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
+        PartitionError::RequestTimedOut => ResponseError::RequestTimedOut,
+        _ => ResponseError::KafkaStorageError,
+    };
+    error.code()
+}
+
+/// Kafka's `TransactionMarkerRequestCompletionHandler`: a newer producer
+/// or coordinator epoch ends the sending; anything else is retried.
+fn marker_error(tp: TopicPartition, err: PartitionError) -> MarkerError {
+    match err {
+        PartitionError::InvalidProducerEpoch(_)
+        | PartitionError::TransactionCoordinatorFenced(_) => MarkerError::Fenced { tp },
+        other => MarkerError::Retriable {
+            tp,
+            source: Arc::new(other),
+        },
+    }
+}
