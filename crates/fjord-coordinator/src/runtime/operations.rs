@@ -22,19 +22,28 @@ pub struct GroupOffset {
 }
 
 impl GroupService {
-    /// Run a Join/Sync write and answer now or once the phase completes
-    /// (the token is parked before the write, so no answer is missed).
+    /// Run a Join/Sync write under a fresh request token and answer now or
+    /// once the phase completes (the token is parked before the write, so
+    /// no answer is missed).
     async fn parked<R>(
         &self,
         group_id: &str,
-        token: RequestToken,
-        op: impl FnOnce(&mut GroupCoordinator, i64) -> CoordinatorOutput<Reply<Result<R, GroupError>>>,
+        op: impl FnOnce(
+            &mut GroupCoordinator,
+            RequestToken,
+            i64,
+        ) -> CoordinatorOutput<Reply<Result<R, GroupError>>>,
         unpack: fn(DelayedResponse) -> Option<Result<R, GroupError>>,
     ) -> Result<R, GroupError> {
         let shard = self.shard_for(group_id)?;
+        let token = self.token();
         let rx = self.park(token);
         let reply = match shard.lock(&self.runtime).await {
-            Ok(mut locked) => self.runtime.write(&mut locked, op).await,
+            Ok(mut locked) => {
+                self.runtime
+                    .write(&mut locked, |c, now| op(c, token, now))
+                    .await
+            }
             Err(err) => Err(err),
         };
         match reply {
@@ -54,17 +63,11 @@ impl GroupService {
         }
     }
 
-    pub async fn join_group(
-        &self,
-        mut req: JoinGroupRequest,
-    ) -> Result<JoinGroupResult, GroupError> {
-        let token = self.token();
-        req.token = token;
+    pub async fn join_group(&self, req: JoinGroupRequest) -> Result<JoinGroupResult, GroupError> {
         let group_id = req.group_id.clone();
         self.parked(
             &group_id,
-            token,
-            |c, now| c.join_group(req, now),
+            |c, token, now| c.join_group(JoinGroupRequest { token, ..req }, now),
             |delayed| match delayed {
                 DelayedResponse::Join { result, .. } => Some(result),
                 DelayedResponse::Sync { .. } => None,
@@ -73,17 +76,11 @@ impl GroupService {
         .await
     }
 
-    pub async fn sync_group(
-        &self,
-        mut req: SyncGroupRequest,
-    ) -> Result<SyncGroupResult, GroupError> {
-        let token = self.token();
-        req.token = token;
+    pub async fn sync_group(&self, req: SyncGroupRequest) -> Result<SyncGroupResult, GroupError> {
         let group_id = req.group_id.clone();
         self.parked(
             &group_id,
-            token,
-            |c, now| c.sync_group(req, now),
+            |c, token, now| c.sync_group(SyncGroupRequest { token, ..req }, now),
             |delayed| match delayed {
                 DelayedResponse::Sync { result, .. } => Some(result),
                 DelayedResponse::Join { .. } => None,
