@@ -22,7 +22,7 @@ use crate::metadata_applier::{LocalReplicaChange, apply_delta, apply_image, remo
 use crate::metadata_cache::MetadataCache;
 use crate::producer_ids::ProducerIdService;
 use crate::replica_manager::{ReplicaManager, now_ms};
-use crate::txn_service::{TransactionCoordinatorAdapter, TxnAdapterParts};
+use crate::txn_service::{LocalMarkerWriter, TransactionCoordinatorAdapter, TxnAdapterParts};
 
 pub struct Broker {
     pub(crate) config: BrokerConfig,
@@ -43,6 +43,8 @@ pub struct Broker {
     pub(crate) groups: Arc<GroupCoordinatorAdapter>,
     /// Not reachable by clients yet (no gateway route).
     pub(crate) txns: Arc<TransactionCoordinatorAdapter>,
+    /// Writes transaction markers on partitions led here.
+    pub(crate) markers: Arc<LocalMarkerWriter>,
 }
 
 /// The local replica changes of one applied image, shared by every subscriber.
@@ -128,10 +130,15 @@ impl Broker {
             admin.clone(),
             metadata_cache.clone(),
         ));
+        let markers = Arc::new(LocalMarkerWriter {
+            replicas: replicas.clone(),
+            groups: groups.clone(),
+        });
         let txns = Arc::new(TransactionCoordinatorAdapter::new(TxnAdapterParts {
             config: config.transactions.clone(),
             node_id: config.node_id,
             replicas: replicas.clone(),
+            markers: markers.clone(),
             producer_ids: producer_ids.clone(),
             admin: admin.clone(),
             metadata: metadata_cache.clone(),
@@ -152,6 +159,7 @@ impl Broker {
             tasks,
             groups,
             txns,
+            markers,
         });
         broker.spawn_metadata_follower(committed, applied_tx);
         broker.spawn_housekeeping();
@@ -328,6 +336,11 @@ impl Broker {
     /// The transaction coordinator (not reachable by clients yet).
     pub fn txns(&self) -> &Arc<TransactionCoordinatorAdapter> {
         &self.txns
+    }
+
+    /// Writes transaction markers on partitions led here (WriteTxnMarkers).
+    pub fn markers(&self) -> &Arc<LocalMarkerWriter> {
+        &self.markers
     }
 
     /// Producer ids for InitProducerId.

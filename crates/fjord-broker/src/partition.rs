@@ -22,6 +22,7 @@ use crate::log_dir_failure::{LogDirFailure, LogOperation};
 use crate::produce_validation::{validate_client_batches, validate_keys};
 use crate::truncation::{self, EpochEndOffset};
 use crate::types::{
+    AppendOrigin,
     AbortedTransaction, Acks, FetchPartitionData, ListedOffset, OffsetSpec, ProduceInfo,
 };
 
@@ -399,6 +400,20 @@ impl Partition {
         acks: Acks,
         now_ms: i64,
     ) -> Result<Appended, PartitionError> {
+        self.append_from(AppendOrigin::Client, records, acks, now_ms)
+    }
+
+    /// Append batches as leader for `origin`: a client's are checked as
+    /// Kafka checks `AppendOrigin.CLIENT` (no control batch, keys on
+    /// compacted topics, sequences and retries); a coordinator's only for
+    /// producer epochs and open transactions.
+    pub fn append_from(
+        &self,
+        origin: AppendOrigin,
+        records: &Bytes,
+        acks: Acks,
+        now_ms: i64,
+    ) -> Result<Appended, PartitionError> {
         // The request's own checks read only its bytes (and, for the key check,
         // decode and maybe decompress its records): done before the partition
         // lock, so they never hold up other appends and reads of the partition.
@@ -409,7 +424,11 @@ impl Partition {
             .log
             .as_ref()
             .is_some_and(|log| log.config().cleanup_policy != CleanupPolicy::Delete);
-        let validated = validate_client_batches(&headers).and_then(|()| {
+        let validated = match origin {
+            AppendOrigin::Client => validate_client_batches(&headers),
+            AppendOrigin::Coordinator => Ok(()),
+        }
+        .and_then(|()| {
             if compacted {
                 validate_keys(&self.tp, records, &headers)
             } else {
@@ -431,6 +450,11 @@ impl Partition {
         let Some(log) = inner.log.as_ref() else {
             return Err(PartitionError::UnknownTopicOrPartition);
         };
+        if origin == AppendOrigin::Coordinator {
+            log.check_coordinator_batches(&headers)
+                .map_err(PartitionError::from_sequence)?;
+            return self.append_to_leader_log(&mut inner, records, now_ms);
+        }
         if let Some(duplicate) = log
             .check_producer_batches(&headers)
             .map_err(PartitionError::from_sequence)?

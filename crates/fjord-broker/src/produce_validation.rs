@@ -5,16 +5,11 @@
 //! - control batches (COMMIT/ABORT markers): `LogValidator.validateBatch`
 //!   throws `InvalidRecordException` (INVALID_RECORD) — only the
 //!   transaction coordinator writes markers, through WriteTxnMarkers;
-//! - transactional batches of a producer with no ongoing transaction whose
-//!   append was not verified with the transaction coordinator (KIP-890):
-//!   `UnifiedLog.analyzeAndValidateProducerState` throws
-//!   `InvalidTxnStateException` (INVALID_TXN_STATE, "Record was not part of an
-//!   ongoing transaction"). Fjord has no transaction coordinator, so no
-//!   producer ever has an ongoing transaction and every transactional batch
-//!   is refused this way, per partition. Kafka refuses a request with
-//!   transactional batches but no `transactional_id` earlier and whole, with
-//!   TRANSACTIONAL_ID_AUTHORIZATION_FAILED (`KafkaApis.handleProduceRequest`);
-//!   Fjord does not tell the two apart: INVALID_TXN_STATE for both;
+//! - transactional batches are appended (they open the producer's
+//!   transaction on the partition; the log refuses an older epoch and a
+//!   plain batch while one is open). A request carrying them without a
+//!   `transactional_id` is refused whole by the gateway with
+//!   TRANSACTIONAL_ID_AUTHORIZATION_FAILED, as `KafkaApis.handleProduceRequest`.
 //! - on a topic whose `cleanup.policy` contains `compact`, records without a
 //!   key: `LogValidator.validateKey` fails the batch with INVALID_RECORD and
 //!   names each keyless record's index in the batch (the Produce response's
@@ -25,10 +20,8 @@
 //!   request's bytes (an uncompressed batch is not copied).
 //!
 //! Followers never come here: `Partition::append_from_leader` stores what
-//! the leader wrote, control batches included. The group coordinator's
-//! `__consumer_offsets` writes share the client path (they are neither
-//! kind); the transaction coordinator's markers will need their own origin,
-//! as Kafka's `AppendOrigin.COORDINATOR`.
+//! the leader wrote, control batches included; nor do the coordinators'
+//! own writes (`AppendOrigin::Coordinator`) or markers (WriteTxnMarkers).
 
 use bytes::Bytes;
 use fjord_log::{BatchHeader, MAGIC_V2};
@@ -37,7 +30,7 @@ use kafka_protocol::records::RecordBatchDecoder;
 
 use crate::error::PartitionError;
 
-/// Refuse the request's batches if any is a control batch or transactional.
+/// Refuse the request's batches if any is a control batch.
 /// Only v2 headers are judged; any other magic is left to the log's
 /// validation (UNSUPPORTED_FOR_MESSAGE_FORMAT), as are framing and CRC.
 pub(crate) fn validate_client_batches(headers: &[BatchHeader]) -> Result<(), PartitionError> {
@@ -45,12 +38,6 @@ pub(crate) fn validate_client_batches(headers: &[BatchHeader]) -> Result<(), Par
         if header.is_control() {
             return Err(PartitionError::ControlBatchFromClient {
                 producer_id: header.producer_id,
-            });
-        }
-        if header.is_transactional() {
-            return Err(PartitionError::InvalidTxnState {
-                producer_id: header.producer_id,
-                producer_epoch: header.producer_epoch,
             });
         }
     }
@@ -126,18 +113,9 @@ mod tests {
 
     /// Each case: the request's batches' (magic, attributes) → what is answered.
     #[test]
-    fn refuses_control_and_transactional_batches_from_clients() {
+    fn refuses_control_batches_from_clients() {
         let control = |e: &PartitionError| {
             matches!(e, PartitionError::ControlBatchFromClient { producer_id: 7 })
-        };
-        let txn = |e: &PartitionError| {
-            matches!(
-                e,
-                PartitionError::InvalidTxnState {
-                    producer_id: 7,
-                    producer_epoch: 2
-                }
-            )
         };
         type Check = fn(&PartitionError) -> bool;
         /// (name, each batch's (magic, attributes), expected refusal).
@@ -151,7 +129,7 @@ mod tests {
                 Some(control),
             ),
             ("control bit alone", vec![(2, CONTROL)], Some(control)),
-            ("transactional batch", vec![(2, TRANSACTIONAL)], Some(txn)),
+            ("transactional batch", vec![(2, TRANSACTIONAL)], None),
             (
                 "marker after a plain batch",
                 vec![(2, 0), (2, CONTROL)],
@@ -160,7 +138,7 @@ mod tests {
             (
                 "transactional after plain",
                 vec![(2, 0), (2, TRANSACTIONAL | 1)],
-                Some(txn),
+                None,
             ),
             // Old formats: the log answers UNSUPPORTED_FOR_MESSAGE_FORMAT.
             ("magic 1 is not judged here", vec![(1, CONTROL)], None),

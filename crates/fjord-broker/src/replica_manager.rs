@@ -20,6 +20,7 @@ use crate::error::PartitionError;
 use crate::log_dir_failure::LogDirFailure;
 use crate::partition::{Appended, Partition};
 use crate::types::{
+    AppendOrigin,
     Acks, FetchParams, FetchResult, ListedOffset, OffsetSpec, ProducePartition, ProduceResult,
 };
 
@@ -93,6 +94,18 @@ impl ReplicaManager {
         acks: Acks,
         timeout: std::time::Duration,
     ) -> Vec<ProduceResult> {
+        self.produce_from(AppendOrigin::Client, requests, acks, timeout)
+            .await
+    }
+
+    /// [`produce`](Self::produce) for `origin` (see [`Partition::append_from`]).
+    pub async fn produce_from(
+        &self,
+        origin: AppendOrigin,
+        requests: Vec<ProducePartition>,
+        acks: Acks,
+        timeout: std::time::Duration,
+    ) -> Vec<ProduceResult> {
         let now = now_ms();
         let deadline = Instant::now() + timeout;
         let mut waits = Vec::new();
@@ -100,7 +113,7 @@ impl ReplicaManager {
         for req in requests {
             let appended = self
                 .partition(&req.tp)
-                .and_then(|p| p.append(&req.records, acks, now).map(|a| (p, a)));
+                .and_then(|p| p.append_from(origin, &req.records, acks, now).map(|a| (p, a)));
             match appended {
                 Ok((partition, appended)) => {
                     results.push((req.tp, Ok(appended.info)));

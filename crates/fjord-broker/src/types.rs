@@ -9,6 +9,16 @@ use fjord_types::{BrokerId, LeaderEpoch, Offset, TopicId, TopicPartition};
 
 use crate::error::{AdminError, PartitionError};
 
+/// Who appends (Kafka's `AppendOrigin`): what the leader checks depends on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppendOrigin {
+    /// A producer through Produce.
+    Client,
+    /// A coordinator writing its own topic (`__consumer_offsets`,
+    /// `__transaction_state`): its batches carry no sequence.
+    Coordinator,
+}
+
 /// How many replicas must have a batch before the producer hears back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Acks {

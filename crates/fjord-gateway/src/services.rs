@@ -10,6 +10,7 @@ use fjord_broker::group_service::GroupCoordinatorAdapter;
 use fjord_broker::metadata_cache::MetadataCache;
 use fjord_broker::producer_ids::ProducerIdService;
 use fjord_broker::replica_manager::ReplicaManager;
+use fjord_broker::txn_service::{LocalMarkerWriter, TransactionCoordinatorAdapter};
 use fjord_broker::{Broker, BrokerConfig, Controller};
 use fjord_types::BrokerId;
 
@@ -25,6 +26,10 @@ pub struct Services {
     pub producer_ids: Arc<ProducerIdService>,
     /// The group APIs (the group coordinator's front).
     pub groups: Arc<GroupCoordinatorAdapter>,
+    /// The transaction APIs (the transaction coordinator's front).
+    pub txns: Arc<TransactionCoordinatorAdapter>,
+    /// Writes transaction markers on partitions led here (WriteTxnMarkers).
+    pub markers: Arc<LocalMarkerWriter>,
     /// For the active controller's id (Metadata, DescribeCluster).
     controller: Controller,
 }
@@ -39,6 +44,8 @@ impl Services {
             admin: broker.admin().clone(),
             producer_ids: broker.producer_ids().clone(),
             groups: broker.groups().clone(),
+            txns: broker.txns().clone(),
+            markers: broker.markers().clone(),
             controller: broker.controller().clone(),
         }
     }

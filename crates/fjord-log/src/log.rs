@@ -711,6 +711,13 @@ impl Log {
         self.producer_state.check_batches(headers)
     }
 
+    /// Check a coordinator's batches before the leader appends them: epochs
+    /// and open transactions, not sequences (see
+    /// [`ProducerStateManager::check_coordinator_batches`]).
+    pub fn check_coordinator_batches(&self, headers: &[BatchHeader]) -> Result<(), SequenceError> {
+        self.producer_state.check_coordinator_batches(headers)
+    }
+
     /// Check a transaction marker before the leader appends it (see
     /// [`ProducerStateManager::check_marker`]); the broker calls it under the
     /// same lock as `append_as_leader`.

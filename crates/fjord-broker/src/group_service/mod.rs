@@ -26,7 +26,9 @@ use fjord_coordinator::group::{
     GroupDescription, GroupError, GroupListing, GroupState, HeartbeatRequest, JoinGroupRequest,
     JoinGroupResult, LeaveGroupRequest, LeaveGroupResponse, OffsetCommitRequest,
     OffsetFetchRequest, OffsetFetchResponse, PartitionResults, SyncGroupRequest, SyncGroupResult,
+    TxnOffsetCommitRequest,
 };
+use fjord_coordinator::txn::TransactionResult;
 use fjord_coordinator::runtime::{CoordinatorRuntime, CoordinatorShard, LeadershipChange};
 use fjord_coordinator::{CONSUMER_OFFSETS, GroupOffset, GroupService, GroupServiceConfig};
 use fjord_types::{BrokerId, TopicPartition};
@@ -161,6 +163,32 @@ impl GroupCoordinatorAdapter {
                 .map(|p| (p.tp.clone(), Err(err.clone())))
                 .collect(),
         }
+    }
+
+    /// TxnOffsetCommit: the offsets stay pending until the producer's
+    /// transaction ends (its marker in the group's partition).
+    pub async fn txn_offset_commit(&self, req: TxnOffsetCommitRequest) -> PartitionResults {
+        match self.group_call(&req.group_id).await {
+            Ok(groups) => groups.txn_offset_commit(req).await,
+            Err(err) => req
+                .partitions
+                .iter()
+                .map(|p| (p.tp.clone(), Err(err.clone())))
+                .collect(),
+        }
+    }
+
+    /// A transaction marker is committed in `__consumer_offsets`
+    /// partition `partition`: settle the producer's pending offsets there.
+    pub(crate) async fn complete_txn(
+        &self,
+        partition: i32,
+        producer_id: i64,
+        result: TransactionResult,
+    ) {
+        self.runtime
+            .complete_txn(partition, producer_id, result)
+            .await;
     }
 
     pub async fn offset_fetch(&self, req: OffsetFetchRequest) -> OffsetFetchResponse {

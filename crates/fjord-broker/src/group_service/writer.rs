@@ -14,7 +14,7 @@ use futures::future::BoxFuture;
 use crate::OffsetSpec;
 use crate::error::PartitionError;
 use crate::replica_manager::ReplicaManager;
-use crate::types::{Acks, ProducePartition};
+use crate::types::{Acks, AppendOrigin, ProducePartition};
 
 /// How much of a partition one load read returns at most (whole batches,
 /// at least one): Kafka's `offsets.load.buffer.size` default.
@@ -43,7 +43,7 @@ impl PartitionWriter for CoordinatorPartitionWriter {
             };
             match self
                 .replicas
-                .produce(vec![request], Acks::All, timeout)
+                .produce_from(AppendOrigin::Coordinator, vec![request], Acks::All, timeout)
                 .await
                 .pop()
             {

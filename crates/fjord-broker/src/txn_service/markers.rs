@@ -26,8 +26,11 @@ use futures::future::BoxFuture;
 use kafka_protocol::ResponseError;
 use tonic::transport::{Channel, Endpoint};
 
+use fjord_coordinator::CONSUMER_OFFSETS;
+
 use crate::broker::Broker;
 use crate::error::PartitionError;
+use crate::group_service::GroupCoordinatorAdapter;
 use crate::internal_topics::partition_leader;
 use crate::metadata_cache::MetadataCache;
 use crate::replica_manager::ReplicaManager;
@@ -60,11 +63,59 @@ pub enum RemoteMarkerError {
     Refused { leader: BrokerId, code: i16 },
 }
 
+/// Writes markers on the partitions this broker leads, for its own
+/// transaction coordinator, for another broker's (gRPC) and for
+/// WriteTxnMarkers from a client (Admin `abortTransaction`): the marker
+/// is appended as leader and committed, then, in `__consumer_offsets`,
+/// the group coordinator settles the producer's pending offsets (Kafka's
+/// `onTransactionCompleted` after the marker's append).
+pub struct LocalMarkerWriter {
+    pub(crate) replicas: Arc<ReplicaManager>,
+    pub(crate) groups: Arc<GroupCoordinatorAdapter>,
+}
+
+/// One marker to write on a partition led here.
+#[derive(Clone, Debug)]
+pub struct MarkerAppend {
+    pub tp: TopicPartition,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub coordinator_epoch: i32,
+    pub result: TxnResult,
+    /// How long to wait for the marker to be committed.
+    pub timeout: Duration,
+}
+
+impl LocalMarkerWriter {
+    pub async fn write(&self, marker: MarkerAppend) -> Result<(), PartitionError> {
+        self.replicas
+            .append_txn_marker(
+                &marker.tp,
+                marker.producer_id,
+                marker.producer_epoch,
+                marker.coordinator_epoch,
+                marker.result,
+                marker.timeout,
+            )
+            .await?;
+        if marker.tp.topic == CONSUMER_OFFSETS {
+            let result = match marker.result {
+                TxnResult::Commit => TransactionResult::Commit,
+                TxnResult::Abort => TransactionResult::Abort,
+            };
+            self.groups
+                .complete_txn(marker.tp.partition, marker.producer_id, result)
+                .await;
+        }
+        Ok(())
+    }
+}
+
 /// Writes markers on partition leaders: this broker's own partitions
 /// directly, others' over gRPC.
 pub struct ReplicaMarkerSender {
     pub(crate) node_id: BrokerId,
-    pub(crate) replicas: Arc<ReplicaManager>,
+    pub(crate) local: Arc<LocalMarkerWriter>,
     pub(crate) metadata: MetadataCache,
     /// gRPC clients by address (cheap clones of one lazy channel each).
     pub(crate) clients: Mutex<HashMap<String, ReplicaServiceClient<Channel>>>,
@@ -99,15 +150,15 @@ impl MarkerSender for ReplicaMarkerSender {
             } else {
                 TxnResult::Abort
             };
-            self.replicas
-                .append_txn_marker(
-                    &tp,
-                    marker.producer_id,
-                    marker.producer_epoch,
-                    marker.coordinator_epoch,
+            self.local
+                .write(MarkerAppend {
+                    tp: tp.clone(),
+                    producer_id: marker.producer_id,
+                    producer_epoch: marker.producer_epoch,
+                    coordinator_epoch: marker.coordinator_epoch,
                     result,
-                    marker.timeout,
-                )
+                    timeout: marker.timeout,
+                })
                 .await
                 .map_err(|err| marker_error(tp, err))
         })
@@ -185,16 +236,16 @@ impl Broker {
             TxnResult::Abort
         };
         let written = match i16::try_from(req.producer_epoch) {
-            Ok(epoch) => self
-                .replicas
-                .append_txn_marker(
-                    &tp,
-                    req.producer_id,
-                    epoch,
-                    req.coordinator_epoch,
+            Ok(producer_epoch) => self
+                .markers
+                .write(MarkerAppend {
+                    tp,
+                    producer_id: req.producer_id,
+                    producer_epoch,
+                    coordinator_epoch: req.coordinator_epoch,
                     result,
-                    Duration::from_millis(u64::from(req.timeout_ms)),
-                )
+                    timeout: Duration::from_millis(u64::from(req.timeout_ms)),
+                })
                 .await
                 .map_err(|err| marker_error_code(&err)),
             Err(_) => Err(ResponseError::InvalidRequest.code()),
@@ -207,7 +258,7 @@ impl Broker {
 
 /// The Kafka error code of a marker the leader refused (Kafka's
 /// WriteTxnMarkers answers per partition).
-fn marker_error_code(err: &PartitionError) -> i16 {
+pub fn marker_error_code(err: &PartitionError) -> i16 {
     let error = match err {
         PartitionError::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
         PartitionError::TransactionCoordinatorFenced(_) => {

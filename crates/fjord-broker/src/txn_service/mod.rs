@@ -35,7 +35,7 @@ use crate::metadata_cache::MetadataCache;
 use crate::producer_ids::ProducerIdService;
 use crate::replica_manager::ReplicaManager;
 use crate::types::NewTopic;
-pub use markers::ReplicaMarkerSender;
+pub use markers::{LocalMarkerWriter, MarkerAppend, ReplicaMarkerSender, marker_error_code};
 pub use producer_ids::BrokerProducerIds;
 
 /// The transaction APIs as the gateway will call them (Kafka's
@@ -53,6 +53,7 @@ pub(crate) struct TxnAdapterParts {
     pub(crate) config: TransactionServiceConfig,
     pub(crate) node_id: BrokerId,
     pub(crate) replicas: Arc<ReplicaManager>,
+    pub(crate) markers: Arc<LocalMarkerWriter>,
     pub(crate) producer_ids: Arc<ProducerIdService>,
     pub(crate) admin: Arc<AdminService>,
     pub(crate) metadata: MetadataCache,
@@ -75,7 +76,7 @@ impl TransactionCoordinatorAdapter {
             )));
         let sender = Arc::new(ReplicaMarkerSender {
             node_id: parts.node_id,
-            replicas: parts.replicas,
+            local: parts.markers,
             metadata: parts.metadata.clone(),
             clients: Default::default(),
         });

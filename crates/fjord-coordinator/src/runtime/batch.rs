@@ -14,6 +14,8 @@ use super::coordinator_shard::CoordinatorShard;
 const HEADER_THROUGH_LAST_OFFSET_DELTA: usize = 27;
 /// `baseOffset` (8 bytes) and `batchLength` (4) precede the counted bytes.
 const LOG_OVERHEAD: usize = 12;
+/// A batch's base sequence when it carries none.
+const NO_SEQUENCE: i32 = -1;
 
 /// Decode the whole record batches in `buf`, visiting each record in order;
 /// the offset after the last batch, from its header (so a batch that
@@ -41,10 +43,19 @@ pub fn visit_batches(mut buf: Bytes, visit: &mut dyn FnMut(&Record)) -> Option<O
 }
 
 /// One batch of a write's records, or `None` when there is nothing to write.
+/// Records of a transactional producer ([`CoordinatorShard::batch_producer`]
+/// of the first) go in a transactional batch of that producer with no
+/// sequence (-1, as Kafka's coordinators write them): the log checks its
+/// epoch and the COMMIT/ABORT marker closes it like a client's.
 /// Records Kafka's schema cannot hold (strings past 32767 bytes) are left out
 /// and logged: the state machine validated the call, so this is a bug, and
 /// writing the rest keeps the partition replayable.
 pub fn encode_batch<S: CoordinatorShard>(records: &[S::Record], now_ms: i64) -> Option<Bytes> {
+    let producer = records.first().and_then(S::batch_producer);
+    let (producer_id, producer_epoch, first_sequence) = match producer {
+        Some((id, epoch)) => (id, epoch, NO_SEQUENCE),
+        None => (-1, -1, 0),
+    };
     let mut batch = Vec::with_capacity(records.len());
     for record in records {
         let (key, value) = match S::encode(record) {
@@ -56,16 +67,16 @@ pub fn encode_batch<S: CoordinatorShard>(records: &[S::Record], now_ms: i64) -> 
         };
         let delta = i32::try_from(batch.len()).ok()?;
         batch.push(Record {
-            transactional: false,
+            transactional: producer.is_some(),
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id,
+            producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: i64::from(delta),
             // offset - sequence constant: one batch per write.
-            sequence: delta,
+            sequence: first_sequence.wrapping_add(delta),
             timestamp: now_ms,
             key: Some(key),
             value,

@@ -43,6 +43,14 @@ pub trait CoordinatorShard: Send + Sized + 'static {
     const KEEP_UNREPLICATED_WRITES: bool;
 
     fn encode(record: &Self::Record) -> Result<(Bytes, Option<Bytes>), CodecError>;
+    /// The producer whose transactional batch carries `record` (the
+    /// group coordinator's TxnOffsetCommit records), `None` for the plain
+    /// batches every other record goes in. A write's records share one
+    /// batch, so they all answer alike.
+    fn batch_producer(record: &Self::Record) -> Option<(i64, i16)> {
+        let _ = record;
+        None
+    }
     /// One record read from the log, with its batch's flags (`Ok(None)`:
     /// nothing for this shard, e.g. a record without a key).
     fn decode(record: &Record) -> Result<Option<Self::Record>, CodecError>;

@@ -28,6 +28,17 @@ impl CoordinatorShard for GroupCoordinator {
         codec::try_encode(record)
     }
 
+    fn batch_producer(record: &GroupRecord) -> Option<(i64, i16)> {
+        match record {
+            GroupRecord::TxnOffset {
+                producer_id,
+                producer_epoch,
+                ..
+            } => Some((*producer_id, *producer_epoch)),
+            _ => None,
+        }
+    }
+
     /// Transactional offset commits and transaction markers included.
     fn decode(record: &Record) -> Result<Option<GroupRecord>, CodecError> {
         codec::decode_batch_record(record)

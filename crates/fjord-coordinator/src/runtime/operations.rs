@@ -11,7 +11,9 @@ use crate::group::{
     GroupListing, GroupState, HeartbeatRequest, JoinGroupRequest, JoinGroupResult,
     LeaveGroupRequest, LeaveGroupResponse, OffsetCommitRequest, OffsetFetchRequest,
     OffsetFetchResponse, PartitionResults, Reply, RequestToken, SyncGroupRequest, SyncGroupResult,
+    TxnOffsetCommitRequest,
 };
+use crate::txn::TransactionResult;
 
 /// One committed offset of a group (see [`GroupService::coordinated_offsets`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -107,22 +109,63 @@ impl GroupService {
 
     pub async fn offset_commit(&self, req: OffsetCommitRequest) -> PartitionResults {
         let partitions: Vec<TopicPartition> = req.partitions.iter().map(|p| p.tp.clone()).collect();
+        let group_id = req.group_id.clone();
+        self.commit(&group_id, partitions, |c, now| c.offset_commit(req, now))
+            .await
+    }
+
+    /// TxnOffsetCommit: the offsets stay pending for the producer (in a
+    /// transactional batch of it) until its marker lands in the partition.
+    pub async fn txn_offset_commit(&self, req: TxnOffsetCommitRequest) -> PartitionResults {
+        let partitions: Vec<TopicPartition> = req.partitions.iter().map(|p| p.tp.clone()).collect();
+        let group_id = req.group_id.clone();
+        self.commit(&group_id, partitions, |c, now| c.txn_offset_commit(req, now))
+            .await
+    }
+
+    /// What OffsetCommit and TxnOffsetCommit share: a write on the group's
+    /// shard whose failed append gives every partition the error (Kafka's
+    /// `OffsetCommitRequest.getErrorResponse`).
+    async fn commit(
+        &self,
+        group_id: &str,
+        partitions: Vec<TopicPartition>,
+        op: impl FnOnce(&mut GroupCoordinator, i64) -> CoordinatorOutput<PartitionResults>,
+    ) -> PartitionResults {
         let result = async {
-            let shard = self.shard_for(&req.group_id)?;
+            let shard = self.shard_for(group_id)?;
             let mut locked = shard.lock(&self.runtime).await?;
-            self.runtime
-                .write(&mut locked, |c, now| c.offset_commit(req, now))
-                .await
+            self.runtime.write(&mut locked, op).await
         }
         .await;
         match result {
             Ok(results) => results,
-            // The append failed: every partition gets the error (Kafka's
-            // `OffsetCommitRequest.getErrorResponse`).
             Err(err) => partitions
                 .into_iter()
                 .map(|tp| (tp, Err(err.clone())))
                 .collect(),
+        }
+    }
+
+    /// A COMMIT or ABORT marker of `producer_id` is committed in
+    /// `__consumer_offsets` partition `partition` (Kafka's
+    /// `onTransactionCompleted`): its pending offsets there become
+    /// committed or are dropped. Nothing to do where the partition's shard
+    /// is not loaded here: its next load replays the marker.
+    pub async fn complete_txn(&self, partition: i32, producer_id: i64, result: TransactionResult) {
+        let done = self
+            .runtime
+            .write_to(partition, |c, _| {
+                c.complete_txn(producer_id, result);
+                CoordinatorOutput {
+                    reply: (),
+                    records: Vec::new(),
+                    delayed: Vec::new(),
+                }
+            })
+            .await;
+        if let Err(err) = done {
+            tracing::debug!(%err, partition, producer_id, "transaction marker not applied to the group shard");
         }
     }
 

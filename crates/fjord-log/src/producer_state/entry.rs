@@ -126,6 +126,20 @@ impl ProducerStateEntry {
         Ok(check)
     }
 
+    /// A coordinator's batch of this producer (the group coordinator's
+    /// transactional offsets, which carry no sequence): the epoch and the
+    /// transaction rules, no sequence rule (Kafka checks sequences only for
+    /// `AppendOrigin.CLIENT`).
+    pub(crate) fn check_coordinator(&self, header: &BatchHeader) -> Result<(), SequenceError> {
+        if header.producer_epoch < self.epoch {
+            return Err(SequenceError::InvalidProducerEpoch {
+                current: self.epoch,
+                got: header.producer_epoch,
+            });
+        }
+        self.check_txn(header)
+    }
+
     /// The transaction rule alone: no non-transactional batch while this
     /// producer's transaction is open.
     pub(crate) fn check_txn(&self, header: &BatchHeader) -> Result<(), SequenceError> {

@@ -214,6 +214,17 @@ impl ProducerStateManager {
         Ok(None)
     }
 
+    /// Decide about a coordinator's batches (see
+    /// [`ProducerStateEntry::check_coordinator`]); never a duplicate.
+    pub fn check_coordinator_batches(&self, headers: &[BatchHeader]) -> Result<(), SequenceError> {
+        for header in headers.iter().filter(|h| h.producer_id != NO_PRODUCER_ID) {
+            if let Some(entry) = self.producers.get(&header.producer_id) {
+                entry.check_coordinator(header)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Decide about one client batch.
     pub fn check(&self, header: &BatchHeader) -> Result<SequenceCheck, SequenceError> {
         if header.producer_id == NO_PRODUCER_ID {
