@@ -1007,6 +1007,13 @@ impl Partition {
         self.leading.send_replace(None);
         inner.log.take()
     }
+
+    /// DescribeProducers: the producers of the leader's log (Kafka's
+    /// `activeProducerState`, leader only).
+    pub fn active_producers(&self) -> Result<Vec<fjord_log::ActiveProducer>, PartitionError> {
+        let inner = self.lock();
+        Ok(self.leader_log_at(&inner, -1)?.active_producers())
+    }
 }
 
 /// The headers of a produce request's batches (per batch, never per record).

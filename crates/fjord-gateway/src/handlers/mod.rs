@@ -27,6 +27,8 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
+mod describe_producers;
+mod describe_transactions;
 mod elect_leaders;
 mod fetch;
 mod find_coordinator;
@@ -37,6 +39,7 @@ mod leave_group;
 mod list_groups;
 mod list_offsets;
 mod list_partition_reassignments;
+mod list_transactions;
 mod metadata;
 mod offset_commit;
 mod offset_delete;
@@ -44,6 +47,7 @@ mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
+mod write_txn_markers;
 
 use std::net::SocketAddr;
 
@@ -129,6 +133,10 @@ apis! {
     ElectLeaders => elect_leaders, 0..=2;
     AlterPartitionReassignments => alter_partition_reassignments, 0..=1;
     ListPartitionReassignments => list_partition_reassignments, 0..=0;
+    WriteTxnMarkers => write_txn_markers, 1..=1;
+    DescribeProducers => describe_producers, 0..=0;
+    DescribeTransactions => describe_transactions, 0..=0;
+    ListTransactions => list_transactions, 0..=1;
 }
 
 /// The versions of `api_key` this gateway serves, if it serves it at all.
