@@ -1008,11 +1008,20 @@ impl Partition {
         inner.log.take()
     }
 
-    /// DescribeProducers: the producers of the leader's log (Kafka's
-    /// `activeProducerState`, leader only).
+    /// DescribeProducers: the producers of this replica's log, leader or
+    /// follower (Kafka's `activeProducerState`: Admin may ask a follower,
+    /// to compare replicas); NOT_LEADER_OR_FOLLOWER once the log is gone.
     pub fn active_producers(&self) -> Result<Vec<fjord_log::ActiveProducer>, PartitionError> {
+        self.failure.check()?;
         let inner = self.lock();
-        Ok(self.leader_log_at(&inner, -1)?.active_producers())
+        let leader = inner.assignment.leader;
+        inner
+            .log
+            .as_ref()
+            .map(Log::active_producers)
+            .ok_or(PartitionError::NotLeaderOrFollower {
+                leader: (leader >= 0).then_some(leader),
+            })
     }
 }
 

@@ -251,7 +251,7 @@ impl ReplicaManager {
         self.get(tp).map(|p| p.high_watermark())
     }
 
-    /// DescribeProducers on one partition this broker leads.
+    /// DescribeProducers on one partition hosted here.
     pub fn active_producers(
         &self,
         tp: &TopicPartition,

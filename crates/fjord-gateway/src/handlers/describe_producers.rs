@@ -1,10 +1,12 @@
-//! DescribeProducers (key 61, v0): per requested partition this broker
-//! leads, the producers its log's producer state knows (Kafka's
+//! DescribeProducers (key 61, v0): per requested partition hosted here,
+//! the producers its log's producer state knows (Kafka's
 //! `activeProducerState`): producer id and epoch, last sequence, last
 //! timestamp, the coordinator epoch of its last marker and the start
 //! offset of its open transaction (-1 for none). Admin tools use it to
-//! find hanging transactions. A partition that exists but is not led here
-//! is NOT_LEADER_OR_FOLLOWER; one that does not exist
+//! find hanging transactions. Admin sends it to the leader unless told a
+//! broker id; like Kafka, a follower answers from its own replica (to
+//! compare replicas). A partition that exists but has no replica here is
+//! NOT_LEADER_OR_FOLLOWER; one that does not exist
 //! UNKNOWN_TOPIC_OR_PARTITION (Kafka's `getPartitionOrError`).
 
 use fjord_broker::PartitionError;
