@@ -1,0 +1,377 @@
+//! The administrative transaction APIs against a live node, with raw
+//! kafka-protocol requests and the `fjord txn` CLI: DescribeProducers shows
+//! an idempotent producer and a transaction left open on a partition (a
+//! hanging transaction: its producer wrote a transactional batch and went
+//! away), `fjord txn find-hanging` finds it, and WriteTxnMarkers(ABORT), as
+//! Admin `abortTransaction` / `fjord txn abort` send it to the leader, ends
+//! it and releases the partition's last stable offset; ListTransactions and
+//! DescribeTransactions answer on a node that coordinates nothing.
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use fjord_e2e::{FjordNode, KafkaConn, bounded, cli_ok, create_topic, topic_name};
+use kafka_protocol::messages::describe_producers_request::TopicRequest;
+use kafka_protocol::messages::describe_producers_response::PartitionResponse;
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::write_txn_markers_request::{
+    WritableTxnMarker, WritableTxnMarkerTopic,
+};
+use kafka_protocol::messages::{
+    ApiKey, DescribeProducersRequest, DescribeTransactionsRequest, ListOffsetsRequest,
+    ListTransactionsRequest, ProduceRequest, ProducerId, TopicName, TransactionalId,
+    WriteTxnMarkersRequest, WriteTxnMarkersResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use tokio::task::block_in_place;
+
+use super::idempotence::{batch, init_producer_id, produce};
+
+const LIMIT: Duration = Duration::from_secs(120);
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const NOT_COORDINATOR: i16 = 16;
+const INVALID_PRODUCER_EPOCH: i16 = 47;
+const TRANSACTION_COORDINATOR_FENCED: i16 = 52;
+
+fn wire(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
+
+/// A transactional batch of `count` records of producer `pid`, sequences from 0.
+fn txn_batch(pid: i64, epoch: i16, count: i32) -> bytes::Bytes {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as i64;
+    let records: Vec<Record> = (0..count)
+        .map(|i| Record {
+            transactional: true,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: pid,
+            producer_epoch: epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: i64::from(i),
+            sequence: i,
+            timestamp: now,
+            key: None,
+            value: Some(format!("txn {i}").into()),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buf, &records, &options).expect("encode batch");
+    buf.freeze()
+}
+
+/// Produce a transactional batch to partition 0 (acks=all), as a
+/// transactional producer does; the base offset.
+fn produce_transactional(
+    conn: &mut KafkaConn,
+    topic: &str,
+    txn_id: &str,
+    records: bytes::Bytes,
+) -> i64 {
+    let request = ProduceRequest::default()
+        .with_transactional_id(Some(TransactionalId(wire(txn_id))))
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(TopicName(wire(topic)))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(records)),
+                ]),
+        ]);
+    let response = conn.request(9, &request).expect("produce");
+    let p = &response.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, 0, "transactional produce");
+    p.base_offset
+}
+
+/// DescribeProducers v0 for `partitions` of `topic`, by partition.
+fn describe_producers(
+    conn: &mut KafkaConn,
+    topic: &str,
+    partitions: &[i32],
+) -> Vec<PartitionResponse> {
+    let request = DescribeProducersRequest::default().with_topics(vec![
+        TopicRequest::default()
+            .with_name(TopicName(wire(topic)))
+            .with_partition_indexes(partitions.to_vec()),
+    ]);
+    let response = conn.request(0, &request).expect("DescribeProducers");
+    assert_eq!(response.topics.len(), 1);
+    response
+        .topics
+        .into_iter()
+        .next()
+        .expect("topic")
+        .partitions
+}
+
+/// ListOffsets LATEST of partition 0 at READ_COMMITTED: the last stable offset.
+fn last_stable_offset(conn: &mut KafkaConn, topic: &str) -> i64 {
+    let request = ListOffsetsRequest::default()
+        .with_replica_id((-1).into())
+        .with_isolation_level(1)
+        .with_topics(vec![
+            ListOffsetsTopic::default()
+                .with_name(TopicName(wire(topic)))
+                .with_partitions(vec![
+                    ListOffsetsPartition::default()
+                        .with_partition_index(0)
+                        .with_current_leader_epoch(-1)
+                        .with_timestamp(-1),
+                ]),
+        ]);
+    let response = conn.request(7, &request).expect("ListOffsets");
+    let p = &response.topics[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    p.offset
+}
+
+/// WriteTxnMarkers v1, ABORT, one marker per (producer epoch, coordinator
+/// epoch, partitions).
+fn abort_markers(
+    conn: &mut KafkaConn,
+    pid: i64,
+    markers: &[(i16, i32, &str, &[i32])],
+) -> WriteTxnMarkersResponse {
+    let request = WriteTxnMarkersRequest::default().with_markers(
+        markers
+            .iter()
+            .map(|&(epoch, coordinator_epoch, topic, partitions)| {
+                WritableTxnMarker::default()
+                    .with_producer_id(ProducerId(pid))
+                    .with_producer_epoch(epoch)
+                    .with_transaction_result(false)
+                    .with_coordinator_epoch(coordinator_epoch)
+                    .with_topics(vec![
+                        WritableTxnMarkerTopic::default()
+                            .with_name(TopicName(wire(topic)))
+                            .with_partition_indexes(partitions.to_vec()),
+                    ])
+            })
+            .collect(),
+    );
+    conn.request(1, &request).expect("WriteTxnMarkers")
+}
+
+/// The codes of a WriteTxnMarkers response, in request order.
+fn marker_codes(response: &WriteTxnMarkersResponse) -> Vec<i16> {
+    response
+        .markers
+        .iter()
+        .flat_map(|m| &m.topics)
+        .flat_map(|t| &t.partitions)
+        .map(|p| p.error_code)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_transaction_is_described_found_and_aborted() {
+    bounded(LIMIT, async {
+        // Phase 1: one node, one partition.
+        let node = FjordNode::start();
+        let topic = topic_name("txn-admin-hanging");
+        create_topic(&node.bootstrap(), &topic, 1).await;
+        block_in_place(|| {
+            let mut conn = KafkaConn::connect(&node.bootstrap(), IO_TIMEOUT).expect("connect");
+            let node_id = conn.metadata().expect("metadata").brokers[0].node_id.0;
+
+            // Phase 2: an idempotent producer writes 3 records.
+            let idem = init_producer_id(&mut conn);
+            assert_eq!(idem.error_code, 0);
+            let idem_pid = idem.producer_id.0;
+            assert_eq!(produce(&mut conn, &topic, batch(idem_pid, 0, 0, 3)), (0, 0));
+
+            // Phase 3: another producer writes a transactional batch and
+            // never ends the transaction.
+            let txn = init_producer_id(&mut conn);
+            let txn_pid = txn.producer_id.0;
+            let start =
+                produce_transactional(&mut conn, &topic, "gone-away", txn_batch(txn_pid, 0, 2));
+            assert_eq!(start, 3);
+            assert_eq!(
+                last_stable_offset(&mut conn, &topic),
+                start,
+                "the open transaction holds the LSO"
+            );
+
+            // Phase 4: DescribeProducers shows both, and per-partition errors.
+            let partitions = describe_producers(&mut conn, &topic, &[0, 7]);
+            assert_eq!(partitions[0].error_code, 0);
+            let mut producers: Vec<_> = partitions[0]
+                .active_producers
+                .iter()
+                .map(|p| {
+                    (
+                        p.producer_id.0,
+                        p.producer_epoch,
+                        p.last_sequence,
+                        p.coordinator_epoch,
+                        p.current_txn_start_offset,
+                    )
+                })
+                .collect();
+            producers.sort();
+            assert_eq!(
+                producers,
+                vec![(idem_pid, 0, 2, -1, -1), (txn_pid, 0, 1, -1, start)]
+            );
+            assert!(
+                partitions[0]
+                    .active_producers
+                    .iter()
+                    .all(|p| p.last_timestamp > 0)
+            );
+            assert_eq!(partitions[1].error_code, UNKNOWN_TOPIC_OR_PARTITION);
+            let unknown = describe_producers(&mut conn, "no-such-topic", &[0]);
+            assert_eq!(unknown[0].error_code, UNKNOWN_TOPIC_OR_PARTITION);
+
+            // Phase 5: `fjord txn find-hanging` lists the open transaction
+            // (no coordinator knows it), not the idempotent producer.
+            let args = [
+                "txn",
+                "find-hanging",
+                "--broker-id",
+                &node_id.to_string(),
+                "--max-transaction-timeout",
+                "0",
+            ];
+            let out = cli_ok(&args, &node.cli(&args, None));
+            let row = out
+                .lines()
+                .find(|l| l.starts_with(&topic))
+                .unwrap_or_else(|| panic!("no hanging row:\n{out}"));
+            let cells: Vec<&str> = row.split_whitespace().collect();
+            assert_eq!(
+                cells[..6],
+                [topic.as_str(), "0", &txn_pid.to_string(), "0", "-1", "3"],
+                "{out}"
+            );
+            assert_eq!(out.lines().count(), 2, "header and one row: {out}");
+
+            // Phase 6: refused markers: an older producer epoch; an
+            // unknown partition; written together in one request.
+            let refused = abort_markers(
+                &mut conn,
+                txn_pid,
+                &[(-1, 0, topic.as_str(), &[0]), (0, 0, topic.as_str(), &[9])],
+            );
+            assert_eq!(
+                marker_codes(&refused),
+                vec![INVALID_PRODUCER_EPOCH, UNKNOWN_TOPIC_OR_PARTITION]
+            );
+            assert_eq!(last_stable_offset(&mut conn, &topic), start);
+
+            // Phase 7: `fjord txn abort` ends it: the LSO moves past the marker.
+            let args = [
+                "txn",
+                "abort",
+                "--topic",
+                &topic,
+                "--partition",
+                "0",
+                "--producer-id",
+                &txn_pid.to_string(),
+                "--producer-epoch",
+                "0",
+                "--coordinator-epoch",
+                "3",
+            ];
+            cli_ok(&args, &node.cli(&args, None));
+            // 3 records, 2 transactional, 1 marker.
+            assert_eq!(last_stable_offset(&mut conn, &topic), 6);
+            let after = describe_producers(&mut conn, &topic, &[0]);
+            let p = after[0]
+                .active_producers
+                .iter()
+                .find(|p| p.producer_id.0 == txn_pid)
+                .expect("producer still known");
+            assert_eq!((p.coordinator_epoch, p.current_txn_start_offset), (3, -1));
+
+            // Phase 8: a marker from an older coordinator epoch is fenced;
+            // nothing hangs any more.
+            let fenced = abort_markers(&mut conn, txn_pid, &[(0, 2, topic.as_str(), &[0])]);
+            assert_eq!(marker_codes(&fenced), vec![TRANSACTION_COORDINATOR_FENCED]);
+            let args = [
+                "txn",
+                "find-hanging",
+                "--broker-id",
+                &node_id.to_string(),
+                "--max-transaction-timeout",
+                "0",
+            ];
+            let out = cli_ok(&args, &node.cli(&args, None));
+            assert!(out.contains("No hanging transactions"), "{out}");
+        });
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_and_describe_transactions_on_a_node_that_coordinates_none() {
+    bounded(LIMIT, async {
+        let node = FjordNode::start();
+        block_in_place(|| {
+            let mut conn = KafkaConn::connect(&node.bootstrap(), IO_TIMEOUT).expect("connect");
+            // Phase 1: the four apis are advertised at the versions served.
+            let versions = conn.api_versions().expect("ApiVersions");
+            for (key, range) in [
+                (ApiKey::WriteTxnMarkers, (1, 1)),
+                (ApiKey::DescribeProducers, (0, 0)),
+                (ApiKey::DescribeTransactions, (0, 0)),
+                (ApiKey::ListTransactions, (0, 1)),
+            ] {
+                assert_eq!(versions.get(&(key as i16)), Some(&range), "{key:?}");
+            }
+
+            // Phase 2: ListTransactions (v0 and v1) lists nothing; unknown
+            // state names come back.
+            for version in 0..=1 {
+                let request = ListTransactionsRequest::default()
+                    .with_state_filters(vec![wire("Ongoing"), wire("Bogus")])
+                    .with_duration_filter(if version >= 1 { 1000 } else { -1 });
+                let response = conn.request(version, &request).expect("ListTransactions");
+                assert_eq!(response.error_code, 0, "v{version}");
+                assert!(response.transaction_states.is_empty(), "v{version}");
+                let unknown: Vec<&str> = response
+                    .unknown_state_filters
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect();
+                assert_eq!(unknown, vec!["Bogus"], "v{version}");
+            }
+
+            // Phase 3: DescribeTransactions of an id: not coordinated here
+            // (no `__transaction_state` partition is led here).
+            let request = DescribeTransactionsRequest::default()
+                .with_transactional_ids(vec![TransactionalId(wire("nobody"))]);
+            let response = conn.request(0, &request).expect("DescribeTransactions");
+            assert_eq!(response.transaction_states.len(), 1);
+            let state = &response.transaction_states[0];
+            assert_eq!(state.transactional_id.0.as_str(), "nobody");
+            assert_eq!(state.error_code, NOT_COORDINATOR);
+
+            // Phase 4: the CLI's list says so.
+            let args = ["txn", "list"];
+            let out = cli_ok(&args, &node.cli(&args, None));
+            assert!(out.contains("No transactions."), "{out}");
+        });
+    })
+    .await;
+}
