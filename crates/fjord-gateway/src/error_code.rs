@@ -9,6 +9,7 @@
 
 use fjord_broker::{AdminError, PartitionError};
 use fjord_coordinator::group::GroupError;
+use fjord_coordinator::txn::TxnError;
 use kafka_protocol::ResponseError;
 
 /// The Kafka error for a failed produce, fetch or offset lookup on one partition.
@@ -66,7 +67,6 @@ pub fn admin_error(err: &AdminError) -> ResponseError {
         }
         // No transaction coordinator yet: tell the client plainly that this
         // broker does not do what it asked.
-        AdminError::TransactionsUnsupported => ResponseError::UnsupportedVersion,
     }
 }
 
@@ -92,6 +92,25 @@ pub fn group_error(err: &GroupError) -> ResponseError {
         GroupError::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
         GroupError::OffsetMetadataTooLarge { .. } => ResponseError::OffsetMetadataTooLarge,
         GroupError::UnstableOffsetCommit => ResponseError::UnstableOffsetCommit,
+    }
+}
+
+/// The Kafka error for a failed transaction coordinator call.
+pub fn txn_error(err: &TxnError) -> ResponseError {
+    match err {
+        TxnError::EmptyTransactionalId => ResponseError::InvalidRequest,
+        TxnError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+        TxnError::NotCoordinator => ResponseError::NotCoordinator,
+        TxnError::CoordinatorLoadInProgress => ResponseError::CoordinatorLoadInProgress,
+        TxnError::UnknownServerError => ResponseError::UnknownServerError,
+        TxnError::InvalidTransactionTimeout { .. } => ResponseError::InvalidTransactionTimeout,
+        TxnError::InvalidProducerIdMapping { .. } => ResponseError::InvalidProducerIdMapping,
+        TxnError::ProducerFenced { .. } => ResponseError::ProducerFenced,
+        TxnError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        TxnError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
+        TxnError::ConcurrentTransactions { .. } => ResponseError::ConcurrentTransactions,
+        TxnError::TransactionalIdNotFound => ResponseError::TransactionalIdNotFound,
+        TxnError::TransactionAbortable => ResponseError::TransactionAbortable,
     }
 }
 
@@ -242,6 +261,36 @@ mod tests {
         ];
         for (err, code) in table {
             assert_eq!(admin_error(&err).code(), code, "{err:?}");
+        }
+    }
+
+    #[test]
+    fn txn_errors_map_to_kafka_codes() {
+        use fjord_coordinator::txn::TransactionState;
+        let state = TransactionState::Ongoing;
+        let table: Vec<(TxnError, i16)> = vec![
+            (TxnError::EmptyTransactionalId, 42),
+            (TxnError::CoordinatorNotAvailable, 15),
+            (TxnError::NotCoordinator, 16),
+            (TxnError::CoordinatorLoadInProgress, 14),
+            (TxnError::UnknownServerError, -1),
+            (
+                TxnError::InvalidTransactionTimeout {
+                    timeout_ms: 0,
+                    max_ms: 1,
+                },
+                50,
+            ),
+            (TxnError::InvalidProducerIdMapping { producer_id: 1 }, 49),
+            (TxnError::ProducerFenced { epoch: 1, current: 2 }, 90),
+            (TxnError::InvalidProducerEpoch { epoch: 1, current: 2 }, 47),
+            (TxnError::InvalidTxnState { state }, 48),
+            (TxnError::ConcurrentTransactions { state }, 51),
+            (TxnError::TransactionalIdNotFound, 105),
+            (TxnError::TransactionAbortable, 120),
+        ];
+        for (err, code) in table {
+            assert_eq!(txn_error(&err).code(), code, "{err:?}");
         }
     }
 
