@@ -161,8 +161,6 @@ pub enum AdminError {
     RequestTimedOut,
     #[error("the controller failed")]
     Controller(#[source] fjord_controller::ControllerError),
-    #[error("transactions are not supported yet")]
-    TransactionsUnsupported,
     #[error("the controller answered {response}")]
     UnexpectedControllerResponse { response: String },
 }

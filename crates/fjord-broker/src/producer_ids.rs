@@ -35,15 +35,10 @@ impl ProducerIdService {
         }
     }
 
-    /// InitProducerId. Without a transactional id (an idempotent producer)
+    /// InitProducerId of an idempotent producer (no transactional id):
     /// every call gets a fresh producer id at epoch 0, as Kafka does.
-    pub async fn init_producer_id(
-        &self,
-        transactional_id: Option<&str>,
-    ) -> Result<(i64, i16), AdminError> {
-        if transactional_id.is_some() {
-            return Err(AdminError::TransactionsUnsupported);
-        }
+    /// Transactional ids go to the transaction coordinator.
+    pub async fn init_producer_id(&self) -> Result<(i64, i16), AdminError> {
         // A tokio mutex: held across the controller round trip so that
         // concurrent callers wait for one new block instead of each fetching one.
         let mut block = self.block.lock().await;

@@ -67,7 +67,6 @@ pub fn admin_error(err: &AdminError) -> ResponseError {
         }
         // No transaction coordinator yet: tell the client plainly that this
         // broker does not do what it asked.
-        AdminError::TransactionsUnsupported => ResponseError::UnsupportedVersion,
     }
 }
 
@@ -283,20 +282,8 @@ mod tests {
                 50,
             ),
             (TxnError::InvalidProducerIdMapping { producer_id: 1 }, 49),
-            (
-                TxnError::ProducerFenced {
-                    epoch: 1,
-                    current: 2,
-                },
-                90,
-            ),
-            (
-                TxnError::InvalidProducerEpoch {
-                    epoch: 1,
-                    current: 2,
-                },
-                47,
-            ),
+            (TxnError::ProducerFenced { epoch: 1, current: 2 }, 90),
+            (TxnError::InvalidProducerEpoch { epoch: 1, current: 2 }, 47),
             (TxnError::InvalidTxnState { state }, 48),
             (TxnError::ConcurrentTransactions { state }, 51),
             (TxnError::TransactionalIdNotFound, 105),

@@ -237,9 +237,9 @@ mod tests {
             decode_request(Bytes::from_static(b"\x7f\x00\x00\x00\x00\x00\x00\x01")),
             Err(GatewayError::UnknownApiKey { api_key: 0x7f00 })
         ));
-        // TxnOffsetCommit is a Kafka api, but not one served here.
+        // ConsumerGroupHeartbeat is a Kafka api, but not one served here.
         assert!(matches!(
-            decode_request(frame_of(ApiKey::TxnOffsetCommit, 3, |_| {})),
+            decode_request(frame_of(ApiKey::ConsumerGroupHeartbeat, 0, |_| {})),
             Err(GatewayError::UnsupportedApi { .. })
         ));
     }

@@ -113,10 +113,13 @@ mod tests {
             (ApiKey::ListGroups, 0),
             (ApiKey::DeleteGroups, 0),
             (ApiKey::OffsetDelete, 0),
+            (ApiKey::AddPartitionsToTxn, 0),
+            (ApiKey::AddOffsetsToTxn, 0),
+            (ApiKey::EndTxn, 0),
+            (ApiKey::TxnOffsetCommit, 0),
         ] {
             assert_eq!(supported_versions(key).map(|r| r.min), Some(min), "{key:?}");
         }
-        assert!(supported_versions(ApiKey::TxnOffsetCommit).is_none());
         assert!(supported_versions(ApiKey::ConsumerGroupHeartbeat).is_none());
     }
 

@@ -1,14 +1,10 @@
-//! FindCoordinator (key 10): which node coordinates a group (key type 0).
+//! FindCoordinator (key 10): which node coordinates a group (key type 0)
+//! or a transactional id (key type 1): the leader of the key's partition
+//! of `__consumer_offsets` or `__transaction_state`, created on first use.
 //!
 //! v0–v3 ask for one key and answer at the top level; v4+ batch
-//! `coordinator_keys` and answer one entry per key. Transaction
-//! coordinators (key type 1) do not exist yet: UNSUPPORTED_VERSION, a
-//! non-retriable error, so the Java producer's `initTransactions` and the
-//! AdminClient's transaction calls fail at once with an
-//! `UnsupportedVersionException`-like error instead of retrying until their
-//! timeout (they retry COORDINATOR_NOT_AVAILABLE, the AdminClient about
-//! 10,000 times a second). Other key types (share groups) get
-//! INVALID_REQUEST.
+//! `coordinator_keys` and answer one entry per key. Other key types (share
+//! groups) get INVALID_REQUEST.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -17,7 +13,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::{broker_endpoint, wire_str};
 use crate::context::RequestContext;
-use crate::error_code::group_error;
+use crate::error_code::{group_error, txn_error};
 use crate::services::Services;
 
 const GROUP: i8 = 0;
@@ -72,29 +68,22 @@ pub(crate) async fn handle(
 }
 
 async fn find(svc: &Services, key_type: i8, key: &str, listener: &str) -> Found {
-    match key_type {
-        GROUP => {}
-        TRANSACTION => {
-            return Err((
-                ResponseError::UnsupportedVersion,
-                "transactions are not supported yet".into(),
-            ));
-        }
+    let node_id = match key_type {
+        GROUP => svc.groups.find_group_coordinator(key).await.map_err(|err| {
+            tracing::debug!(%err, group = key, "FindCoordinator failed");
+            (group_error(&err), err.to_string())
+        })?,
+        TRANSACTION => svc.txns.find_coordinator(key).await.map_err(|err| {
+            tracing::debug!(%err, transactional_id = key, "FindCoordinator failed");
+            (txn_error(&err), err.to_string())
+        })?,
         other => {
             return Err((
                 ResponseError::InvalidRequest,
                 format!("unsupported coordinator key type {other}"),
             ));
         }
-    }
-    let node_id = svc
-        .groups
-        .find_group_coordinator(key)
-        .await
-        .map_err(|err| {
-            tracing::debug!(%err, group = key, "FindCoordinator failed");
-            (group_error(&err), err.to_string())
-        })?;
+    };
     let image = svc.metadata.image();
     match broker_endpoint(&image, node_id, listener) {
         Some((host, port)) => Ok((node_id, host, port)),

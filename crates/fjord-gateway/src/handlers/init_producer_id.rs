@@ -1,11 +1,15 @@
-//! InitProducerId (key 22): a producer id and epoch for an idempotent
-//! producer. Transactional ids are refused until the transaction
-//! coordinator exists.
+//! InitProducerId (key 22): a producer id and epoch. Without a
+//! transactional id, for an idempotent producer, from this broker's block
+//! of ids. With one, from the id's transaction coordinator, which fences
+//! older epochs of the same id, aborts its open transaction, and (v3+,
+//! KIP-360) bumps the epoch of the producer id and epoch the producer says
+//! it has.
 
+use fjord_coordinator::txn::{self, ProducerIdAndEpoch};
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
 use crate::context::RequestContext;
-use crate::error_code::admin_error;
+use crate::error_code::{admin_error, txn_error};
 use crate::services::Services;
 
 pub(crate) async fn handle(
@@ -13,17 +17,41 @@ pub(crate) async fn handle(
     svc: &Services,
     request: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
-    let transactional_id = request.transactional_id.as_ref().map(|id| id.0.as_str());
-    match svc.producer_ids.init_producer_id(transactional_id).await {
+    let answer = match request.transactional_id.as_ref() {
+        None => svc
+            .producer_ids
+            .init_producer_id()
+            .await
+            .map_err(|err| {
+                tracing::debug!(%err, "InitProducerId refused");
+                admin_error(&err).code()
+            }),
+        Some(id) => {
+            let expected = (request.producer_id.0 >= 0).then_some(ProducerIdAndEpoch {
+                producer_id: request.producer_id.0,
+                epoch: request.producer_epoch,
+            });
+            svc.txns
+                .init_producer_id(txn::InitProducerIdRequest {
+                    transactional_id: Some(id.0.to_string()),
+                    transaction_timeout_ms: request.transaction_timeout_ms,
+                    expected,
+                })
+                .await
+                .map(|p| (p.producer_id, p.epoch))
+                .map_err(|err| {
+                    tracing::debug!(%err, transactional_id = %id.0, "InitProducerId refused");
+                    txn_error(&err).code()
+                })
+        }
+    };
+    match answer {
         Ok((producer_id, producer_epoch)) => InitProducerIdResponse::default()
             .with_producer_id(ProducerId(producer_id))
             .with_producer_epoch(producer_epoch),
-        Err(err) => {
-            tracing::debug!(%err, "InitProducerId refused");
-            InitProducerIdResponse::default()
-                .with_error_code(admin_error(&err).code())
-                .with_producer_id(ProducerId(-1))
-                .with_producer_epoch(-1)
-        }
+        Err(code) => InitProducerIdResponse::default()
+            .with_error_code(code)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1),
     }
 }

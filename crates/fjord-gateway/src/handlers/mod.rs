@@ -17,6 +17,8 @@
 //! service their api belongs to ([`Services`]) in domain terms, and build
 //! the response message; [`handle`] encodes.
 
+mod add_offsets_to_txn;
+mod add_partitions_to_txn;
 mod alter_partition_reassignments;
 pub(crate) mod api_versions;
 mod authorized_operations;
@@ -30,6 +32,7 @@ mod describe_groups;
 mod describe_producers;
 mod describe_transactions;
 mod elect_leaders;
+mod end_txn;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
@@ -47,6 +50,7 @@ mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
+mod txn_offset_commit;
 mod write_txn_markers;
 
 use std::net::SocketAddr;
@@ -133,6 +137,10 @@ apis! {
     ElectLeaders => elect_leaders, 0..=2;
     AlterPartitionReassignments => alter_partition_reassignments, 0..=1;
     ListPartitionReassignments => list_partition_reassignments, 0..=0;
+    AddPartitionsToTxn => add_partitions_to_txn, 0..=3;
+    AddOffsetsToTxn => add_offsets_to_txn, 0..=4;
+    EndTxn => end_txn, 0..=4;
+    TxnOffsetCommit => txn_offset_commit, 0..=4;
     WriteTxnMarkers => write_txn_markers, 1..=1;
     DescribeProducers => describe_producers, 0..=0;
     DescribeTransactions => describe_transactions, 0..=0;

@@ -15,6 +15,9 @@ use kafka_protocol::messages::offset_commit_response::{
 };
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
+use fjord_broker::MetadataImage;
+use kafka_protocol::protocol::StrBytes;
+
 use super::partition_registration;
 use crate::context::RequestContext;
 use crate::error_code::partition_group_result;
@@ -30,24 +33,14 @@ pub(crate) async fn handle(
     let mut partitions = Vec::new();
     for topic in &request.topics {
         for p in &topic.partitions {
-            let tp = TopicPartition {
-                topic: topic.name.0.to_string(),
-                partition: p.partition_index,
-            };
-            if partition_registration(&image, &tp.topic, tp.partition).is_none() {
-                continue;
-            }
-            partitions.push(OffsetCommitPartition {
-                tp,
-                offset: p.committed_offset,
-                leader_epoch: (version >= 6 && p.committed_leader_epoch >= 0)
-                    .then_some(p.committed_leader_epoch),
-                metadata: p
-                    .committed_metadata
-                    .as_ref()
-                    .map(|m| m.to_string())
-                    .unwrap_or_default(),
-            });
+            partitions.extend(known_partition(
+                &image,
+                &topic.name.0,
+                p.partition_index,
+                p.committed_offset,
+                (version >= 6).then_some(p.committed_leader_epoch),
+                p.committed_metadata.as_ref(),
+            ));
         }
     }
     let results: HashMap<TopicPartition, Result<(), GroupError>> = if partitions.is_empty() {
@@ -67,6 +60,26 @@ pub(crate) async fn handle(
         svc.groups.offset_commit(req).await.into_iter().collect()
     };
     response(&request, &results)
+}
+
+/// One partition of an OffsetCommit or TxnOffsetCommit, `None` when its
+/// topic or partition does not exist (answered UNKNOWN_TOPIC_OR_PARTITION
+/// without reaching the coordinator). A negative leader epoch is none.
+pub(super) fn known_partition(
+    image: &MetadataImage,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    leader_epoch: Option<i32>,
+    metadata: Option<&StrBytes>,
+) -> Option<OffsetCommitPartition> {
+    partition_registration(image, topic, partition)?;
+    Some(OffsetCommitPartition {
+        tp: TopicPartition::new(topic, partition),
+        offset,
+        leader_epoch: leader_epoch.filter(|&epoch| epoch >= 0),
+        metadata: metadata.map(|m| m.to_string()).unwrap_or_default(),
+    })
 }
 
 /// One entry per requested partition, in request order; partitions the

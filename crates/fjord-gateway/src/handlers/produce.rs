@@ -32,6 +32,42 @@ use crate::error::GatewayError;
 use crate::error_code::partition_error;
 use crate::services::Services;
 
+/// Whether any partition's first batch is transactional (Kafka's
+/// `ProduceRequest.hasTransactionalRecords` looks at the first batch too:
+/// a producer's batches of one request are all or none transactional).
+fn has_transactional_batches(request: &ProduceRequest) -> bool {
+    request
+        .topic_data
+        .iter()
+        .flat_map(|t| &t.partition_data)
+        .filter_map(|p| p.records.as_ref())
+        .any(|records| {
+            fjord_log::BatchHeader::parse(records)
+                .is_some_and(|header| header.is_transactional())
+        })
+}
+
+/// The same error on every partition of the request.
+fn refuse_all(request: &ProduceRequest, error: ResponseError) -> ProduceResponse {
+    let responses = request
+        .topic_data
+        .iter()
+        .map(|topic| {
+            TopicProduceResponse::default()
+                .with_name(topic.name.clone())
+                .with_topic_id(topic.topic_id)
+                .with_partition_responses(
+                    topic
+                        .partition_data
+                        .iter()
+                        .map(|p| failed(p.index, error, None))
+                        .collect(),
+                )
+        })
+        .collect();
+    ProduceResponse::default().with_responses(responses)
+}
+
 /// What became of one partition of the request.
 enum Slot {
     /// Sent to the broker as `requests[i]`.
@@ -50,6 +86,15 @@ pub(crate) async fn handle(ctx: &RequestContext, svc: &Services, request: Produc
     let version = ctx.api_version;
     let listener = ctx.listener();
     let acks = Acks::from_wire(request.acks);
+    // Transactional batches come with the producer's transactional id
+    // (Kafka's `handleProduceRequest`, which checks the id's WRITE ACL
+    // there; without an id the whole request is refused).
+    if request.transactional_id.is_none() && has_transactional_batches(&request) {
+        if acks == Some(Acks::None) {
+            return Reply::Close(GatewayError::AcksZeroProduceFailed);
+        }
+        return refuse_all(&request, ResponseError::TransactionalIdAuthorizationFailed).into_reply();
+    }
     let image = svc.metadata.image();
     let mut requests = Vec::new();
     let mut topics = Vec::with_capacity(request.topic_data.len());

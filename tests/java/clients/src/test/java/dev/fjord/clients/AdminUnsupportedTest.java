@@ -142,11 +142,7 @@ class AdminUnsupportedTest {
     static Stream<Case> needTransactionCoordinator() {
         return Stream.of(
                 new Case("describeTransactions", "FindCoordinator(10, transaction key) + DescribeTransactions(65)",
-                        a -> a.describeTransactions(List.of("txn-1")).all()),
-                new Case("fenceProducers", "FindCoordinator(10, transaction key) + InitProducerId(22) with a transactional id",
-                        a -> a.fenceProducers(List.of("txn-1")).all()),
-                new Case("forceTerminateTransaction", "FindCoordinator(10, transaction key) + InitProducerId(22) with a transactional id",
-                        a -> a.forceTerminateTransaction("txn-1").result()));
+                        a -> a.describeTransactions(List.of("txn-1")).all()));
     }
 
     @ParameterizedTest(name = "{0}")

@@ -250,20 +250,6 @@ class ProducerTest {
     }
 
     @Test
-    void transactionalProducerFailsFastWithoutTransactionSupport() {
-        Properties props = Clients.producerProps(node.bootstrap());
-        props.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, Clients.unique("txn"));
-        props.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, 60000);
-        try (KafkaProducer<String, String> p = new KafkaProducer<>(props)) {
-            long start = System.nanoTime();
-            KafkaException e = assertThrows(KafkaException.class, p::initTransactions);
-            long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
-            assertFalse(e instanceof org.apache.kafka.common.errors.TimeoutException, "initTransactions timed out: " + e);
-            assertTrue(ms < 15_000, "initTransactions took " + ms + " ms to fail");
-        }
-    }
-
-    @Test
     void recordLargerThanMaxMessageBytesFailsInTheCallback() throws Exception {
         String topic = Clients.unique("toolarge");
         try (Admin admin = Clients.admin(node.bootstrap())) {

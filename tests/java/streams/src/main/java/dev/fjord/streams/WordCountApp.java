@@ -45,12 +45,12 @@ public final class WordCountApp {
         return builder.build();
     }
 
-    static Properties config(String bootstrap, String applicationId, String stateDir) {
+    static Properties config(String bootstrap, String applicationId, String stateDir, String guarantee) {
         Properties p = new Properties();
         p.put(StreamsConfig.APPLICATION_ID_CONFIG, applicationId);
         p.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         p.put(StreamsConfig.STATE_DIR_CONFIG, stateDir);
-        p.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, StreamsConfig.AT_LEAST_ONCE);
+        p.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, guarantee);
         // Quick commits: the test waits for the counts and the committed offsets.
         p.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, 100);
         // Purge the repartition topic often (DeleteRecords), so the test sees how that goes.
@@ -62,13 +62,14 @@ public final class WordCountApp {
     }
 
     public static void main(String[] args) throws InterruptedException {
-        if (args.length != 3) {
-            System.err.println("usage: WordCountApp BOOTSTRAP APPLICATION_ID STATE_DIR");
+        if (args.length != 3 && args.length != 4) {
+            System.err.println("usage: WordCountApp BOOTSTRAP APPLICATION_ID STATE_DIR [PROCESSING_GUARANTEE]");
             System.exit(2);
         }
         // Streams reports a failed repartition-topic purge (DeleteRecords) only at DEBUG.
         System.setProperty("org.slf4j.simpleLogger.log.org.apache.kafka.streams.processor.internals.TaskManager", "debug");
-        KafkaStreams streams = new KafkaStreams(topology(), config(args[0], args[1], args[2]));
+        KafkaStreams streams = new KafkaStreams(topology(), config(args[0], args[1], args[2],
+                args.length == 4 ? args[3] : StreamsConfig.AT_LEAST_ONCE));
         streams.setStateListener((now, before) -> System.out.println("wordcount state: " + before + " -> " + now));
         streams.setGlobalStateRestoreListener(new PrintingRestoreListener());
         streams.setUncaughtExceptionHandler(e -> {

@@ -18,7 +18,6 @@ import org.apache.kafka.streams.KafkaStreams;
 import org.apache.kafka.streams.StreamsConfig;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
-import org.junit.jupiter.api.Disabled;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -54,11 +53,8 @@ class StreamsFilterTest {
         runFilter(StreamsConfig.AT_LEAST_ONCE, stateDir);
     }
 
-    /** The same with transactions: what Kafka answers, once fjord has a transaction coordinator. */
+    /** The same with transactions (a transactional producer, offsets committed in the transaction). */
     @Test
-    @Disabled("Fjord has no transaction coordinator yet (the transactions issue): FindCoordinator(key_type=1 "
-            + "TRANSACTION) answers UNSUPPORTED_VERSION, so the Streams producer's initTransactions() fails at once "
-            + "and the app goes to ERROR")
     void exactlyOnceV2KeepsLongValuesUpperCasedInOrder(@TempDir Path stateDir) throws Exception {
         runFilter(StreamsConfig.EXACTLY_ONCE_V2, stateDir);
     }

@@ -110,6 +110,42 @@ class WordCountProcessTest {
                 + failedPurges(app.log()) + "; " + REPARTITION + " log start offsets: " + earliestOffsets(REPARTITION));
     }
 
+    /**
+     * exactly_once_v2: SIGKILL the app while it is still counting (transactions open), restart
+     * it with its state dir, count more. A read_committed reader never sees a count above the
+     * true one (nothing counted twice), and the final counts are exact.
+     */
+    @Test
+    void exactlyOnceCountsSurviveSigkillMidStream() throws Exception {
+        Kafka.createTopics(node.bootstrap(), Map.of(WordCountApp.LINES_TOPIC, 2, WordCountApp.COUNTS_TOPIC, 2));
+        Path stateDir = tmp.resolve("state");
+        app = ChildJvm.start("wordcount-eos", WordCountApp.class.getName(),
+                List.of(node.bootstrap(), APP_ID, stateDir.toString(), "exactly_once_v2"));
+        app.awaitLog("wordcount state: REBALANCING -> RUNNING", 0, TIMEOUT);
+
+        Map<String, Long> expected = new TreeMap<>();
+        try (KafkaConsumer<String, Long> reader = Kafka.readerFromStart(node.bootstrap(), WordCountApp.COUNTS_TOPIC,
+                new LongDeserializer(), "read_committed")) {
+            Map<String, Long> latest = new HashMap<>();
+            produceLines(0, 100, expected);
+            awaitCounts(reader, latest, expected);
+            // Mid-stream: the kill lands while the next lines are being counted.
+            produceLines(100, 400, expected);
+            Wait.until(TIMEOUT, "some counts of the second lines", () -> {
+                for (ConsumerRecord<String, Long> r : reader.poll(Duration.ofMillis(100))) {
+                    latest.put(r.key(), r.value());
+                }
+                return latest.values().stream().mapToLong(Long::longValue).sum() > 0
+                        && !new TreeMap<>(latest).equals(expected);
+            }, () -> "; latest counts " + new TreeMap<>(latest));
+            app.kill();
+            produceLines(500, 100, expected);
+            app.startAgain();
+            awaitCounts(reader, latest, expected);
+        }
+        assertFalse(app.log().contains("-> ERROR"), "the app never went to ERROR" + app.tail(80));
+    }
+
     /** Lines n..n+count-1, each of 1-4 words picked by its number; adds them to expected. */
     void produceLines(int from, int count, Map<String, Long> expected) throws Exception {
         try (KafkaProducer<String, String> producer = Kafka.producer(node.bootstrap())) {
