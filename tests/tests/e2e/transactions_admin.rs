@@ -5,12 +5,16 @@
 //! away), `fjord txn find-hanging` finds it, and WriteTxnMarkers(ABORT), as
 //! Admin `abortTransaction` / `fjord txn abort` send it to the leader, ends
 //! it and releases the partition's last stable offset; ListTransactions and
-//! DescribeTransactions answer on a node that coordinates nothing.
+//! DescribeTransactions answer on a node that coordinates nothing, and list
+//! and describe a transactional producer through Empty, Ongoing (with its
+//! partition) and, after a hand-written ABORT marker and the producer's own
+//! abort, CompleteAbort.
 
 use std::time::Duration;
 
 use bytes::BytesMut;
-use fjord_e2e::{FjordNode, KafkaConn, bounded, cli_ok, create_topic, topic_name};
+use fjord_e2e::{FjordNode, KafkaConn, bounded, cli_ok, create_topic, topic_name, wait_for};
+use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::describe_producers_request::TopicRequest;
 use kafka_protocol::messages::describe_producers_response::PartitionResponse;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
@@ -19,9 +23,10 @@ use kafka_protocol::messages::write_txn_markers_request::{
     WritableTxnMarker, WritableTxnMarkerTopic,
 };
 use kafka_protocol::messages::{
-    ApiKey, DescribeProducersRequest, DescribeTransactionsRequest, ListOffsetsRequest,
-    ListTransactionsRequest, ProduceRequest, ProducerId, TopicName, TransactionalId,
-    WriteTxnMarkersRequest, WriteTxnMarkersResponse,
+    AddPartitionsToTxnRequest, ApiKey, DescribeProducersRequest, DescribeTransactionsRequest,
+    EndTxnRequest, InitProducerIdRequest, ListOffsetsRequest, ListTransactionsRequest,
+    ProduceRequest, ProducerId, TopicName, TransactionalId, WriteTxnMarkersRequest,
+    WriteTxnMarkersResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
@@ -34,7 +39,11 @@ use super::idempotence::{batch, init_producer_id, produce};
 const LIMIT: Duration = Duration::from_secs(120);
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+const COORDINATOR_NOT_AVAILABLE: i16 = 15;
 const NOT_COORDINATOR: i16 = 16;
+const CONCURRENT_TRANSACTIONS: i16 = 51;
+const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
 const INVALID_PRODUCER_EPOCH: i16 = 47;
 const TRANSACTION_COORDINATOR_FENCED: i16 = 52;
 
@@ -371,6 +380,196 @@ async fn list_and_describe_transactions_on_a_node_that_coordinates_none() {
             let args = ["txn", "list"];
             let out = cli_ok(&args, &node.cli(&args, None));
             assert!(out.contains("No transactions."), "{out}");
+        });
+    })
+    .await;
+}
+
+/// InitProducerId v4 for `txn_id`, retried (as a client, which looks the
+/// coordinator up again) while the coordinator is being created or loads;
+/// (producer id, epoch).
+fn init_transactional(conn: &mut KafkaConn, txn_id: &str) -> (i64, i16) {
+    let request = InitProducerIdRequest::default()
+        .with_transactional_id(Some(TransactionalId(wire(txn_id))))
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id((-1).into())
+        .with_producer_epoch(-1);
+    wait_for(
+        Duration::from_secs(30),
+        "InitProducerId with a transactional id",
+        || {
+            let response = conn.request(4, &request).expect("InitProducerId");
+            match response.error_code {
+                0 => Some((response.producer_id.0, response.producer_epoch)),
+                // `__transaction_state` is created by this call and its
+                // partitions are led and loaded moments later.
+                NOT_COORDINATOR
+                | COORDINATOR_LOAD_IN_PROGRESS
+                | COORDINATOR_NOT_AVAILABLE
+                | CONCURRENT_TRANSACTIONS => None,
+                code => panic!("InitProducerId answered {code}"),
+            }
+        },
+    )
+    .expect("a producer id")
+}
+
+/// ListTransactions v1 at the node: (id, producer id, state), sorted.
+fn list_transactions(
+    conn: &mut KafkaConn,
+    states: &[&str],
+    pids: &[i64],
+) -> Vec<(String, i64, String)> {
+    let request = ListTransactionsRequest::default()
+        .with_state_filters(states.iter().map(|s| wire(s)).collect())
+        .with_producer_id_filters(pids.iter().copied().map(ProducerId).collect());
+    let response = conn.request(1, &request).expect("ListTransactions");
+    assert_eq!(response.error_code, 0);
+    let mut listed: Vec<_> = response
+        .transaction_states
+        .iter()
+        .map(|t| {
+            (
+                t.transactional_id.0.to_string(),
+                t.producer_id.0,
+                t.transaction_state.to_string(),
+            )
+        })
+        .collect();
+    listed.sort();
+    listed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transactional_producer_is_listed_described_and_its_partition_aborted() {
+    bounded(LIMIT, async {
+        // Phase 1: one node, one partition; a transactional producer.
+        let node = FjordNode::start();
+        let topic = topic_name("txn-admin-described");
+        create_topic(&node.bootstrap(), &topic, 1).await;
+        block_in_place(|| {
+            let mut conn = KafkaConn::connect(&node.bootstrap(), IO_TIMEOUT).expect("connect");
+            let txn_id = "admin-described";
+            let (pid, epoch) = init_transactional(&mut conn, txn_id);
+
+            // Phase 2: Empty: listed and described.
+            assert_eq!(
+                list_transactions(&mut conn, &[], &[]),
+                vec![(txn_id.to_string(), pid, "Empty".to_string())]
+            );
+            let describe = |conn: &mut KafkaConn| {
+                let request = DescribeTransactionsRequest::default().with_transactional_ids(vec![
+                    TransactionalId(wire(txn_id)),
+                    TransactionalId(wire("unknown-id")),
+                ]);
+                conn.request(0, &request).expect("DescribeTransactions")
+            };
+            let described = describe(&mut conn);
+            let t = &described.transaction_states[0];
+            assert_eq!((t.error_code, t.transaction_state.as_str()), (0, "Empty"));
+            assert_eq!(
+                (t.producer_id.0, t.producer_epoch, t.transaction_timeout_ms),
+                (pid, epoch, 60_000)
+            );
+            assert!(t.topics.is_empty());
+            // Not known: TRANSACTIONAL_ID_NOT_FOUND when its partition is
+            // led here (one node leads every partition), else NOT_COORDINATOR.
+            let unknown = &described.transaction_states[1];
+            assert_eq!(unknown.transactional_id.0.as_str(), "unknown-id");
+            assert_eq!(unknown.error_code, TRANSACTIONAL_ID_NOT_FOUND);
+
+            // Phase 3: the producer adds the partition and writes to it: Ongoing.
+            let add = AddPartitionsToTxnRequest::default()
+                .with_v3_and_below_transactional_id(TransactionalId(wire(txn_id)))
+                .with_v3_and_below_producer_id(ProducerId(pid))
+                .with_v3_and_below_producer_epoch(epoch)
+                .with_v3_and_below_topics(vec![
+                    AddPartitionsToTxnTopic::default()
+                        .with_name(TopicName(wire(&topic)))
+                        .with_partitions(vec![0]),
+                ]);
+            let added = conn.request(3, &add).expect("AddPartitionsToTxn");
+            let codes: Vec<i16> = added
+                .results_by_topic_v3_and_below
+                .iter()
+                .flat_map(|t| {
+                    t.results_by_partition
+                        .iter()
+                        .map(|p| p.partition_error_code)
+                })
+                .collect();
+            assert_eq!(codes, vec![0]);
+            let start = produce_transactional(&mut conn, &topic, txn_id, txn_batch(pid, epoch, 2));
+            assert_eq!(start, 0);
+
+            assert_eq!(
+                list_transactions(&mut conn, &["Ongoing", "NoSuchState"], &[pid]),
+                vec![(txn_id.to_string(), pid, "Ongoing".to_string())]
+            );
+            assert!(list_transactions(&mut conn, &["Empty"], &[]).is_empty());
+            assert!(list_transactions(&mut conn, &[], &[pid + 1]).is_empty());
+            let described = describe(&mut conn);
+            let t = &described.transaction_states[0];
+            assert_eq!(t.transaction_state.as_str(), "Ongoing");
+            assert!(t.transaction_start_time_ms > 0);
+            let topics: Vec<(&str, &[i32])> = t
+                .topics
+                .iter()
+                .map(|d| (d.topic.0.as_str(), &d.partitions[..]))
+                .collect();
+            assert_eq!(topics, vec![(topic.as_str(), &[0][..])]);
+
+            // Phase 4: the CLI shows the same.
+            let args = ["txn", "list"];
+            let out = cli_ok(&args, &node.cli(&args, None));
+            let row: Vec<&str> = out
+                .lines()
+                .find(|l| l.starts_with(txn_id))
+                .unwrap_or_else(|| panic!("{out}"))
+                .split_whitespace()
+                .collect();
+            assert_eq!(row[2..], [pid.to_string().as_str(), "Ongoing"], "{out}");
+            let args = ["txn", "describe", txn_id];
+            let out = cli_ok(&args, &node.cli(&args, None));
+            assert!(
+                out.contains("Ongoing") && out.contains(&format!("{topic}-0")),
+                "{out}"
+            );
+            let args = ["txn", "describe", "unknown-id"];
+            let failed = node.cli(&args, None);
+            assert!(!failed.status.success());
+            let stderr = String::from_utf8_lossy(&failed.stderr);
+            assert!(stderr.contains("TRANSACTIONAL_ID_NOT_FOUND"), "{stderr}");
+
+            // Phase 5: DescribeProducers shows the open transaction; an
+            // ABORT marker written by hand (Admin `abortTransaction`) ends
+            // it on the partition and releases the LSO.
+            let producers = describe_producers(&mut conn, &topic, &[0]);
+            let p = producers[0]
+                .active_producers
+                .iter()
+                .find(|p| p.producer_id.0 == pid)
+                .expect("the transactional producer");
+            assert_eq!(p.current_txn_start_offset, 0);
+            assert_eq!(last_stable_offset(&mut conn, &topic), 0);
+            let aborted = abort_markers(&mut conn, pid, &[(epoch, 0, topic.as_str(), &[0])]);
+            assert_eq!(marker_codes(&aborted), vec![0]);
+            assert_eq!(last_stable_offset(&mut conn, &topic), 3);
+
+            // Phase 6: the producer aborts too; the coordinator's own
+            // markers (coordinator epoch not below 0) are accepted and the
+            // transaction completes.
+            let end = EndTxnRequest::default()
+                .with_transactional_id(TransactionalId(wire(txn_id)))
+                .with_producer_id(ProducerId(pid))
+                .with_producer_epoch(epoch)
+                .with_committed(false);
+            assert_eq!(conn.request(3, &end).expect("EndTxn").error_code, 0);
+            wait_for(Duration::from_secs(20), "CompleteAbort", || {
+                let listed = list_transactions(&mut conn, &["CompleteAbort"], &[]);
+                (listed.len() == 1).then_some(())
+            })
+            .expect("the transaction completes");
         });
     })
     .await;
