@@ -7,10 +7,9 @@
 //! transaction APIs as a service ([`TransactionCoordinatorAdapter`]),
 //! which creates `__transaction_state` (compacted) on first use.
 //!
-//! Not exposed to clients: the gateway neither advertises nor routes the
-//! transaction APIs, and FindCoordinator(TRANSACTION) answers
-//! UNSUPPORTED_VERSION, until transactional produce, remote markers and
-//! TxnOffsetCommit work.
+//! The gateway's transaction handlers call the adapter (the client APIs,
+//! DescribeTransactions, ListTransactions) and, for WriteTxnMarkers from
+//! a client (Admin `abortTransaction`), the [`LocalMarkerWriter`].
 
 mod markers;
 mod producer_ids;

@@ -17,8 +17,9 @@
 //! - A shard unloaded meanwhile drops its markers: the next coordinator's
 //!   load requests them again (partitions dedupe by coordinator epoch).
 //!
-//! Not wired to clients: the gateway neither advertises nor routes any
-//! transaction API, and FindCoordinator(TRANSACTION) stays unsupported.
+//! Reads: [`TransactionService::describe`] (one id's shard) and
+//! [`TransactionService::list`] (every loaded shard), from the state
+//! before a write in flight, as the group reads.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex as StdMutex, OnceLock, Weak};
@@ -261,7 +262,7 @@ impl TransactionService {
     /// ListTransactions: the transactions of every loaded shard, i.e. of
     /// every `__transaction_state` partition this node leads (clients ask
     /// every broker and merge); COORDINATOR_LOAD_IN_PROGRESS while a led
-    /// partition loads (see [`CoordinatorRuntime::read_loaded`]).
+    /// partition loads (the runtime's `read_loaded`, which ListGroups uses).
     pub async fn list(
         &self,
         filter: &ListTransactionsFilter,
