@@ -8,12 +8,18 @@
 //! DescribeTransactions answer on a node that coordinates nothing, and list
 //! and describe a transactional producer through Empty, Ongoing (with its
 //! partition) and, after a hand-written ABORT marker and the producer's own
-//! abort, CompleteAbort.
+//! abort, CompleteAbort; on three nodes, each broker lists the ids it
+//! coordinates, `fjord txn list` merges them, and followers describe
+//! producers too.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use fjord_e2e::{FjordNode, KafkaConn, bounded, cli_ok, create_topic, topic_name, wait_for};
+use fjord_e2e::{
+    ClusterOptions, FjordCluster, FjordNode, KafkaConn, bounded, cli_ok, create_topic, topic_name,
+    wait_for,
+};
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::describe_producers_request::TopicRequest;
 use kafka_protocol::messages::describe_producers_response::PartitionResponse;
@@ -24,9 +30,9 @@ use kafka_protocol::messages::write_txn_markers_request::{
 };
 use kafka_protocol::messages::{
     AddPartitionsToTxnRequest, ApiKey, DescribeProducersRequest, DescribeTransactionsRequest,
-    EndTxnRequest, InitProducerIdRequest, ListOffsetsRequest, ListTransactionsRequest,
-    ProduceRequest, ProducerId, TopicName, TransactionalId, WriteTxnMarkersRequest,
-    WriteTxnMarkersResponse,
+    EndTxnRequest, FindCoordinatorRequest, InitProducerIdRequest, ListOffsetsRequest,
+    ListTransactionsRequest, ProduceRequest, ProducerId, TopicName, TransactionalId,
+    WriteTxnMarkersRequest, WriteTxnMarkersResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
@@ -570,6 +576,113 @@ async fn a_transactional_producer_is_listed_described_and_its_partition_aborted(
                 (listed.len() == 1).then_some(())
             })
             .expect("the transaction completes");
+        });
+    })
+    .await;
+}
+
+/// FindCoordinator(TRANSACTION) v3 for `txn_id` through `conn`, retried
+/// while `__transaction_state` is created and its leaders elected.
+fn transaction_coordinator(conn: &mut KafkaConn, txn_id: &str) -> i32 {
+    let request = FindCoordinatorRequest::default()
+        .with_key_type(1)
+        .with_key(wire(txn_id));
+    wait_for(Duration::from_secs(30), "a transaction coordinator", || {
+        let response = conn.request(3, &request).expect("FindCoordinator");
+        (response.error_code == 0).then_some(response.node_id.0)
+    })
+    .expect("coordinator")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_each_broker_lists_the_ids_it_coordinates_and_followers_describe_producers() {
+    bounded(LIMIT, async {
+        // Phase 1: three nodes; a topic with every node a replica.
+        let mut cluster = block_in_place(|| FjordCluster::start_with(ClusterOptions::fast(3)));
+        let topic = topic_name("txn-admin-cluster");
+        cluster.create_topic(&topic, 1, 3, &[]).await;
+        block_in_place(|| {
+            // Phase 2: transactional ids until two coordinators have some.
+            let mut bootstrap =
+                KafkaConn::connect(&cluster.node(1).bootstrap(), IO_TIMEOUT).expect("connect");
+            let mut coordinators: BTreeMap<String, i32> = BTreeMap::new();
+            for i in 0.. {
+                let txn_id = format!("{topic}-id-{i}");
+                let coordinator = transaction_coordinator(&mut bootstrap, &txn_id);
+                let mut conn =
+                    KafkaConn::connect(&cluster.node(coordinator).bootstrap(), IO_TIMEOUT)
+                        .expect("connect to the coordinator");
+                init_transactional(&mut conn, &txn_id);
+                coordinators.insert(txn_id, coordinator);
+                let distinct: BTreeSet<i32> = coordinators.values().copied().collect();
+                if coordinators.len() >= 6 && distinct.len() >= 2 {
+                    break;
+                }
+            }
+
+            // Phase 3: each broker lists exactly the ids it coordinates.
+            for id in cluster.ids() {
+                let mut conn =
+                    KafkaConn::connect(&cluster.node(id).bootstrap(), IO_TIMEOUT).expect("connect");
+                let listed: BTreeSet<String> = list_transactions(&mut conn, &[], &[])
+                    .into_iter()
+                    .map(|(txn_id, _, state)| {
+                        assert_eq!(state, "Empty");
+                        txn_id
+                    })
+                    .collect();
+                let expected: BTreeSet<String> = coordinators
+                    .iter()
+                    .filter(|&(_, &c)| c == id)
+                    .map(|(txn_id, _)| txn_id.clone())
+                    .collect();
+                assert_eq!(listed, expected, "node {id}");
+            }
+
+            // Phase 4: `fjord txn list` merges them, with their coordinators.
+            let args = ["txn", "list"];
+            let out = cli_ok(&args, &cluster.node(1).cli(&args, None));
+            let rows: BTreeMap<String, i32> = out
+                .lines()
+                .skip(1)
+                .filter_map(|l| {
+                    let cells: Vec<&str> = l.split_whitespace().collect();
+                    Some((cells.first()?.to_string(), cells.get(1)?.parse().ok()?))
+                })
+                .collect();
+            assert_eq!(rows, coordinators, "{out}");
+
+            // Phase 5: an idempotent produce; every replica, leader or
+            // follower, describes the producer once it has the batch.
+            let leader = cluster
+                .partition_from(1, &topic, 0)
+                .expect("partition")
+                .leader;
+            let mut conn =
+                KafkaConn::connect(&cluster.node(leader).bootstrap(), IO_TIMEOUT).expect("connect");
+            let idem = init_producer_id(&mut conn);
+            assert_eq!(
+                produce(&mut conn, &topic, batch(idem.producer_id.0, 0, 0, 2)),
+                (0, 0)
+            );
+            for id in cluster.ids() {
+                let mut conn =
+                    KafkaConn::connect(&cluster.node(id).bootstrap(), IO_TIMEOUT).expect("connect");
+                wait_for(
+                    Duration::from_secs(20),
+                    "the producer on every replica",
+                    || {
+                        let partition = describe_producers(&mut conn, &topic, &[0]).remove(0);
+                        assert_eq!(partition.error_code, 0, "node {id}");
+                        partition
+                            .active_producers
+                            .iter()
+                            .find(|p| p.producer_id.0 == idem.producer_id.0)
+                            .map(|p| assert_eq!(p.last_sequence, 1, "node {id}"))
+                    },
+                )
+                .expect("replicated producer state");
+            }
         });
     })
     .await;
