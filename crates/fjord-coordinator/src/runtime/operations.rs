@@ -119,8 +119,10 @@ impl GroupService {
     pub async fn txn_offset_commit(&self, req: TxnOffsetCommitRequest) -> PartitionResults {
         let partitions: Vec<TopicPartition> = req.partitions.iter().map(|p| p.tp.clone()).collect();
         let group_id = req.group_id.clone();
-        self.commit(&group_id, partitions, |c, now| c.txn_offset_commit(req, now))
-            .await
+        self.commit(&group_id, partitions, |c, now| {
+            c.txn_offset_commit(req, now)
+        })
+        .await
     }
 
     /// What OffsetCommit and TxnOffsetCommit share: a write on the group's
