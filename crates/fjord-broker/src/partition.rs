@@ -22,8 +22,8 @@ use crate::log_dir_failure::{LogDirFailure, LogOperation};
 use crate::produce_validation::{validate_client_batches, validate_keys};
 use crate::truncation::{self, EpochEndOffset};
 use crate::types::{
-    AppendOrigin,
-    AbortedTransaction, Acks, FetchPartitionData, ListedOffset, OffsetSpec, ProduceInfo,
+    AbortedTransaction, Acks, AppendOrigin, FetchPartitionData, ListedOffset, OffsetSpec,
+    ProduceInfo,
 };
 
 /// Leadership as the committed metadata assigns it.
@@ -329,6 +329,16 @@ impl Partition {
 
     pub fn log_end_offset(&self) -> Offset {
         *self.leo.borrow()
+    }
+
+    /// The last stable offset at the current high watermark (the HW while
+    /// no transaction is open); `None` without a log.
+    pub fn last_stable_offset(&self) -> Option<Offset> {
+        let hw = *self.hw.borrow();
+        self.lock()
+            .log
+            .as_ref()
+            .map(|log| log.last_stable_offset(hw))
     }
 
     pub fn assignment(&self) -> Assignment {

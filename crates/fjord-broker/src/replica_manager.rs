@@ -20,8 +20,8 @@ use crate::error::PartitionError;
 use crate::log_dir_failure::LogDirFailure;
 use crate::partition::{Appended, Partition};
 use crate::types::{
-    AppendOrigin,
-    Acks, FetchParams, FetchResult, ListedOffset, OffsetSpec, ProducePartition, ProduceResult,
+    Acks, AppendOrigin, FetchParams, FetchResult, ListedOffset, OffsetSpec, ProducePartition,
+    ProduceResult,
 };
 
 pub fn now_ms() -> i64 {
@@ -111,9 +111,10 @@ impl ReplicaManager {
         let mut waits = Vec::new();
         let mut results = Vec::with_capacity(requests.len());
         for req in requests {
-            let appended = self
-                .partition(&req.tp)
-                .and_then(|p| p.append_from(origin, &req.records, acks, now).map(|a| (p, a)));
+            let appended = self.partition(&req.tp).and_then(|p| {
+                p.append_from(origin, &req.records, acks, now)
+                    .map(|a| (p, a))
+            });
             match appended {
                 Ok((partition, appended)) => {
                     results.push((req.tp, Ok(appended.info)));

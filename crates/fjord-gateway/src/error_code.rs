@@ -64,9 +64,8 @@ pub fn admin_error(err: &AdminError) -> ResponseError {
         // The controller failed in a way the broker did not classify.
         AdminError::Controller(_) | AdminError::UnexpectedControllerResponse { .. } => {
             ResponseError::UnknownServerError
-        }
-        // No transaction coordinator yet: tell the client plainly that this
-        // broker does not do what it asked.
+        } // No transaction coordinator yet: tell the client plainly that this
+          // broker does not do what it asked.
     }
 }
 
@@ -282,8 +281,20 @@ mod tests {
                 50,
             ),
             (TxnError::InvalidProducerIdMapping { producer_id: 1 }, 49),
-            (TxnError::ProducerFenced { epoch: 1, current: 2 }, 90),
-            (TxnError::InvalidProducerEpoch { epoch: 1, current: 2 }, 47),
+            (
+                TxnError::ProducerFenced {
+                    epoch: 1,
+                    current: 2,
+                },
+                90,
+            ),
+            (
+                TxnError::InvalidProducerEpoch {
+                    epoch: 1,
+                    current: 2,
+                },
+                47,
+            ),
             (TxnError::InvalidTxnState { state }, 48),
             (TxnError::ConcurrentTransactions { state }, 51),
             (TxnError::TransactionalIdNotFound, 105),

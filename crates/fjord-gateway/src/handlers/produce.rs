@@ -42,8 +42,7 @@ fn has_transactional_batches(request: &ProduceRequest) -> bool {
         .flat_map(|t| &t.partition_data)
         .filter_map(|p| p.records.as_ref())
         .any(|records| {
-            fjord_log::BatchHeader::parse(records)
-                .is_some_and(|header| header.is_transactional())
+            fjord_log::BatchHeader::parse(records).is_some_and(|header| header.is_transactional())
         })
 }
 
@@ -93,7 +92,8 @@ pub(crate) async fn handle(ctx: &RequestContext, svc: &Services, request: Produc
         if acks == Some(Acks::None) {
             return Reply::Close(GatewayError::AcksZeroProduceFailed);
         }
-        return refuse_all(&request, ResponseError::TransactionalIdAuthorizationFailed).into_reply();
+        return refuse_all(&request, ResponseError::TransactionalIdAuthorizationFailed)
+            .into_reply();
     }
     let image = svc.metadata.image();
     let mut requests = Vec::new();
