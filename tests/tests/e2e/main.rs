@@ -28,3 +28,4 @@ mod producer_state;
 mod protocol_errors;
 mod reassignment;
 mod shutdown_order;
+mod txn_verification;

@@ -34,7 +34,7 @@ use super::{Cause, Clock, CoordinatorRuntime, Inner, PartitionWriter, RuntimePar
 use crate::txn::{
     EndTxnRequest, InitProducerIdRequest, MarkerRequest, ProducerIdAllocator, ProducerIdAndEpoch,
     TRANSACTION_STATE, TransactionCoordinator, TransactionDescription, TransactionResult,
-    TxnConfig, TxnError, TxnProducer, partition_for,
+    TxnConfig, TxnError, TxnProducer, VerifyResult, partition_for,
 };
 
 /// Settings of the transaction coordinator runtime, with Kafka's names.
@@ -247,14 +247,39 @@ impl TransactionService {
         &self,
         transactional_id: &str,
     ) -> Result<TransactionDescription, TxnError> {
+        self.read(transactional_id, |c| c.describe(transactional_id))
+            .await
+    }
+
+    /// KIP-890 part 1: whether `partitions` are in the producer's ongoing
+    /// transaction, per partition (a read of the last committed state: a
+    /// partition is verified only once its AddPartitionsToTxn committed).
+    pub async fn verify(
+        &self,
+        producer: TxnProducer,
+        partitions: BTreeSet<TopicPartition>,
+    ) -> Result<VerifyResult, TxnError> {
+        self.read(&producer.transactional_id, |c| {
+            Ok(c.verify_partitions(&producer, &partitions))
+        })
+        .await
+    }
+
+    /// A read on the id's shard: from the state before a write in flight,
+    /// without waiting behind it.
+    async fn read<T>(
+        &self,
+        transactional_id: &str,
+        read: impl Fn(&TransactionCoordinator) -> Result<T, TxnError>,
+    ) -> Result<T, TxnError> {
         let cell = self
             .runtime
             .shard_for(self.partition_of(transactional_id))?;
         if let Some(before) = cell.during_write()? {
-            return before.describe(transactional_id);
+            return read(&before);
         }
         let locked = cell.lock(&self.runtime).await?;
-        locked.coordinator.describe(transactional_id)
+        read(&locked.coordinator)
     }
 
     /// Load or unload the shard a leadership move of a
