@@ -21,8 +21,9 @@ use crate::log_dir_failure::LogDirFailure;
 use crate::partition::{Appended, Partition};
 use crate::types::{
     Acks, AppendOrigin, FetchParams, FetchResult, ListedOffset, OffsetSpec, ProducePartition,
-    ProduceResult,
+    ProduceResult, TxnVerification,
 };
+use bytes::Bytes;
 
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -112,7 +113,7 @@ impl ReplicaManager {
         let mut results = Vec::with_capacity(requests.len());
         for req in requests {
             let appended = self.partition(&req.tp).and_then(|p| {
-                p.append_from(origin, &req.records, acks, now)
+                p.append_from(origin, &req.records, req.verification, acks, now)
                     .map(|a| (p, a))
             });
             match appended {
@@ -131,6 +132,15 @@ impl ReplicaManager {
                 .map(|()| appended.info);
         }
         results
+    }
+
+    /// See [`Partition::start_txn_verification`].
+    pub fn start_txn_verification(
+        &self,
+        tp: &TopicPartition,
+        records: &Bytes,
+    ) -> Result<Option<TxnVerification>, PartitionError> {
+        self.partition(tp)?.start_txn_verification(records)
     }
 
     /// WriteTxnMarkers on one partition (for the transaction coordinator):

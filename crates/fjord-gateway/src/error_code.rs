@@ -94,23 +94,11 @@ pub fn group_error(err: &GroupError) -> ResponseError {
     }
 }
 
-/// The Kafka error for a failed transaction coordinator call.
+/// The Kafka error for a failed transaction coordinator call (the
+/// coordinator crate's table: partition leaders need it too, for
+/// verifications).
 pub fn txn_error(err: &TxnError) -> ResponseError {
-    match err {
-        TxnError::EmptyTransactionalId => ResponseError::InvalidRequest,
-        TxnError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
-        TxnError::NotCoordinator => ResponseError::NotCoordinator,
-        TxnError::CoordinatorLoadInProgress => ResponseError::CoordinatorLoadInProgress,
-        TxnError::UnknownServerError => ResponseError::UnknownServerError,
-        TxnError::InvalidTransactionTimeout { .. } => ResponseError::InvalidTransactionTimeout,
-        TxnError::InvalidProducerIdMapping { .. } => ResponseError::InvalidProducerIdMapping,
-        TxnError::ProducerFenced { .. } => ResponseError::ProducerFenced,
-        TxnError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
-        TxnError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
-        TxnError::ConcurrentTransactions { .. } => ResponseError::ConcurrentTransactions,
-        TxnError::TransactionalIdNotFound => ResponseError::TransactionalIdNotFound,
-        TxnError::TransactionAbortable => ResponseError::TransactionAbortable,
-    }
+    err.kafka_error()
 }
 
 /// The code of one partition in a group call's per-partition results; a

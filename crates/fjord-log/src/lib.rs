@@ -152,6 +152,7 @@ pub use log::{AppendInfo, IsolationLevel, Log, ReadInfo};
 pub use producer_state::{
     ActiveProducer, BatchMetadata, CompletedTxn, DuplicateBatch, ProducerStateEntry,
     ProducerStateLoad, ProducerStateManager, RETAINED_SNAPSHOTS, SequenceCheck, SequenceError,
+    VerificationGuard,
 };
 pub use txn_index::AbortedTxn;
 

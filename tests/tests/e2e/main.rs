@@ -29,3 +29,4 @@ mod protocol_errors;
 mod reassignment;
 mod shutdown_order;
 mod transactions_admin;
+mod txn_verification;

@@ -12,7 +12,9 @@
 //! a client (Admin `abortTransaction`), the [`LocalMarkerWriter`].
 
 mod markers;
+mod peers;
 mod producer_ids;
+mod verify;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -36,16 +38,22 @@ use crate::producer_ids::ProducerIdService;
 use crate::replica_manager::ReplicaManager;
 use crate::types::NewTopic;
 pub use markers::{LocalMarkerWriter, MarkerAppend, ReplicaMarkerSender, marker_error_code};
+pub use peers::PeerError;
+use peers::Peers;
 pub use producer_ids::BrokerProducerIds;
+pub use verify::VerifyError;
 
 /// The transaction APIs as the gateway will call them (Kafka's
 /// `TransactionCoordinator` entry points in `KafkaApis`): the transaction
 /// runtime over this broker's replicas, plus the metadata cache to find
 /// coordinators and the admin service to create `__transaction_state`.
 pub struct TransactionCoordinatorAdapter {
+    node_id: BrokerId,
     service: TransactionService,
     admin: Arc<AdminService>,
     metadata: MetadataCache,
+    /// The other brokers' `ReplicaService` (markers, verifications).
+    peers: Arc<Peers>,
 }
 
 /// What the adapter is built from.
@@ -74,13 +82,15 @@ impl TransactionCoordinatorAdapter {
                 parts.tasks.clone(),
                 parts.cancel.clone(),
             )));
+        let peers = Arc::new(Peers::new(parts.metadata.clone()));
         let sender = Arc::new(ReplicaMarkerSender {
             node_id: parts.node_id,
             local: parts.markers,
-            metadata: parts.metadata.clone(),
-            clients: Default::default(),
+            peers: peers.clone(),
         });
         TransactionCoordinatorAdapter {
+            node_id: parts.node_id,
+            peers,
             service: TransactionService::new(
                 parts.config,
                 writer,

@@ -36,7 +36,7 @@ use crate::txn::{
     EndTxnRequest, InitProducerIdRequest, ListTransactionsData, ListTransactionsFilter,
     MarkerRequest, ProducerIdAllocator, ProducerIdAndEpoch, TRANSACTION_STATE,
     TransactionCoordinator, TransactionDescription, TransactionResult, TransactionState, TxnConfig,
-    TxnError, TxnProducer, partition_for,
+    TxnError, TxnProducer, VerifyResult, partition_for,
 };
 
 /// Settings of the transaction coordinator runtime, with Kafka's names.
@@ -249,14 +249,39 @@ impl TransactionService {
         &self,
         transactional_id: &str,
     ) -> Result<TransactionDescription, TxnError> {
+        self.read(transactional_id, |c| c.describe(transactional_id))
+            .await
+    }
+
+    /// KIP-890 part 1: whether `partitions` are in the producer's ongoing
+    /// transaction, per partition (a read of the last committed state: a
+    /// partition is verified only once its AddPartitionsToTxn committed).
+    pub async fn verify(
+        &self,
+        producer: TxnProducer,
+        partitions: BTreeSet<TopicPartition>,
+    ) -> Result<VerifyResult, TxnError> {
+        self.read(&producer.transactional_id, |c| {
+            Ok(c.verify_partitions(&producer, &partitions))
+        })
+        .await
+    }
+
+    /// A read on the id's shard: from the state before a write in flight,
+    /// without waiting behind it.
+    async fn read<T>(
+        &self,
+        transactional_id: &str,
+        read: impl Fn(&TransactionCoordinator) -> Result<T, TxnError>,
+    ) -> Result<T, TxnError> {
         let cell = self
             .runtime
             .shard_for(self.partition_of(transactional_id))?;
         if let Some(before) = cell.during_write()? {
-            return before.describe(transactional_id);
+            return read(&before);
         }
         let locked = cell.lock(&self.runtime).await?;
-        locked.coordinator.describe(transactional_id)
+        read(&locked.coordinator)
     }
 
     /// ListTransactions: the transactions of every loaded shard, i.e. of

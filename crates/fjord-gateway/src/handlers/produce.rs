@@ -23,6 +23,7 @@ use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
+use super::produce_verification;
 use super::{
     IntoReply, Reply, broker_endpoint, is_valid_topic_name, partition_registration,
     topic_id_from_wire, wire_name,
@@ -65,6 +66,35 @@ fn refuse_all(request: &ProduceRequest, error: ResponseError) -> ProduceResponse
         })
         .collect();
     ProduceResponse::default().with_responses(responses)
+}
+
+/// Take the `refused` requests (by index) out, their slots now answering
+/// with their error, and renumber the others' slots.
+fn drop_refused(
+    requests: Vec<ProducePartition>,
+    topics: &mut [TopicSlots],
+    refused: &[(usize, ResponseError)],
+) -> Vec<ProducePartition> {
+    let mut renumbered = Vec::with_capacity(requests.len());
+    let mut kept = Vec::with_capacity(requests.len());
+    for (index, req) in requests.into_iter().enumerate() {
+        match refused.iter().find(|(i, _)| *i == index) {
+            Some(&(_, error)) => renumbered.push(Err(error)),
+            None => {
+                renumbered.push(Ok(kept.len()));
+                kept.push(req);
+            }
+        }
+    }
+    for (_, slot) in topics.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
+        if let Slot::Sent(i) = *slot {
+            *slot = match renumbered[i] {
+                Ok(new) => Slot::Sent(new),
+                Err(error) => Slot::Refused(error),
+            };
+        }
+    }
+    kept
 }
 
 /// What became of one partition of the request.
@@ -124,6 +154,7 @@ pub(crate) async fn handle(ctx: &RequestContext, svc: &Services, request: Produc
                     requests.push(ProducePartition {
                         tp: TopicPartition::new(name.clone(), partition.index),
                         records,
+                        verification: None,
                     });
                     Slot::Sent(requests.len() - 1)
                 }
@@ -135,6 +166,14 @@ pub(crate) async fn handle(ctx: &RequestContext, svc: &Services, request: Produc
             topic_id: topic.topic_id,
             partitions,
         });
+    }
+
+    if let Some(transactional_id) = &request.transactional_id {
+        let refused =
+            produce_verification::verify(svc, version, transactional_id, &mut requests).await;
+        if !refused.is_empty() {
+            requests = drop_refused(requests, &mut topics, &refused);
+        }
     }
 
     let acks = acks.unwrap_or(Acks::Leader);

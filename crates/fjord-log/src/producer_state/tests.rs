@@ -283,6 +283,52 @@ fn an_open_transaction_keeps_its_producer_from_expiring() {
 }
 
 #[test]
+fn opening_a_transaction_needs_a_guard_a_marker_or_the_start_spends_it() {
+    let mut s = state();
+    let first = txn_header(7, 0, 0, 2, 0);
+    assert!(s.needs_verification(&first));
+    assert!(!s.needs_verification(&header(7, 0, 0, 2, 0)), "plain batch");
+    // No verification, or another one's guard: refused.
+    assert!(matches!(
+        s.check_verified(&[first], None),
+        Err(SequenceError::InvalidTxnState { producer_id: 7, .. })
+    ));
+    let guard = s.start_verification(7);
+    assert_eq!(
+        s.start_verification(7),
+        guard,
+        "concurrent requests share it"
+    );
+    let other = s.start_verification(8);
+    assert_ne!(other, guard);
+    assert!(s.check_verified(&[first], Some(other)).is_err());
+    assert_eq!(s.check_verified(&[first], Some(guard)), Ok(()));
+
+    // The verified batch opens the transaction: later batches need nothing.
+    s.update(&first, None);
+    let next = txn_header(7, 0, 2, 1, 2);
+    assert!(!s.needs_verification(&next));
+    assert_eq!(s.check_verified(&[next], None), Ok(()));
+    s.update(&next, None);
+
+    // The marker ends it; an answer obtained before the marker is stale.
+    let late = s.start_verification(8);
+    let stale = Some(late);
+    s.update(&marker_header(8, 0, 3), Some(&marker(false, 0)));
+    let late_batch = txn_header(8, 0, 0, 1, 4);
+    assert!(
+        s.check_verified(&[late_batch], stale).is_err(),
+        "marker spent the guard"
+    );
+    s.update(&marker_header(7, 0, 4), Some(&marker(true, 0)));
+    let again = txn_header(7, 0, 3, 1, 5);
+    assert!(
+        s.needs_verification(&again),
+        "a new transaction verifies again"
+    );
+}
+
+#[test]
 fn active_producers_list_sequence_coordinator_epoch_and_open_transaction() {
     let mut s = state();
     assert!(s.active_producers().is_empty());
