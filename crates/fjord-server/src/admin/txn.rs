@@ -133,9 +133,12 @@ pub async fn run_txn(connect: &ConnectArgs, cmd: TxnCommand) -> Result<()> {
             let max_ms = max_transaction_timeout
                 .checked_mul(60_000)
                 .unwrap_or(DEFAULT_MAX_TRANSACTION_TIMEOUT_MS);
-            let hanging = find_hanging(&mut cluster, broker_id, max_ms, timeout).await?;
+            let (open, hanging) = find_hanging(&mut cluster, broker_id, max_ms, timeout).await?;
             if hanging.is_empty() {
-                println!("No hanging transactions on broker {broker_id}.");
+                println!(
+                    "No hanging transactions on broker {broker_id} ({open} open for longer \
+                     than {max_transaction_timeout} min, all open at their coordinator)."
+                );
             } else {
                 print!("{}", format_hanging(&hanging, now_ms()));
             }
@@ -464,15 +467,19 @@ fn still_open(txn: &OpenTxn, described: &TxnDescription) -> bool {
             .contains(&(txn.topic.clone(), txn.partition))
 }
 
+/// The transactions open on `broker_id`'s partitions for longer than
+/// `max_ms` (how many), and those of them their coordinator does not have
+/// open on that partition.
 async fn find_hanging(
     cluster: &mut Cluster,
     broker_id: i32,
     max_ms: i64,
     timeout: Duration,
-) -> Result<Vec<OpenTxn>> {
+) -> Result<(usize, Vec<OpenTxn>)> {
     let candidates = long_open_transactions(cluster, broker_id, max_ms, now_ms()).await?;
+    let open = candidates.len();
     if candidates.is_empty() {
-        return Ok(candidates);
+        return Ok((open, candidates));
     }
     let producer_ids: Vec<i64> = candidates
         .iter()
@@ -501,7 +508,7 @@ async fn find_hanging(
             Err(e) => return Err(e),
         }
     }
-    Ok(candidates
+    let hanging = candidates
         .into_iter()
         .filter(|c| {
             !ids_by_producer
@@ -511,7 +518,8 @@ async fn find_hanging(
                 .filter_map(|id| descriptions.get(id))
                 .any(|d| still_open(c, d))
         })
-        .collect())
+        .collect();
+    Ok((open, hanging))
 }
 
 const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
