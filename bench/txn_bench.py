@@ -8,7 +8,7 @@ Prints, from one run against one node, so the ratios compare like with like:
     consumer's first sight of the transaction's last record (p50, p99, max), for small
     transactions (10 records) sent one after another.
 
-  python bench/txn_bench.py BOOTSTRAP [--seconds S] [--latency-txns N]
+  python bench/txn_bench.py BOOTSTRAP [--seconds S] [--rounds R] [--latency-txns N]
 
 `bench/transactions` builds a release fjord, starts it and runs this.
 """
@@ -126,17 +126,26 @@ def main():
     ap.add_argument("bootstrap")
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--latency-txns", type=int, default=300)
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    rows, base = [], None
-    for name, per_txn in (("no transaction", None), ("100 records/transaction", 100), ("10,000 records/transaction", 10_000)):
-        topic = "bench-txn-" + uuid.uuid4().hex[:6]
-        create_topic(args.bootstrap, topic)
-        rate, sent = throughput(args.bootstrap, topic, args.seconds, per_txn)
-        base = base or rate
-        rows.append((name, rate, rate * len(VALUE) / 1e6, rate / base, sent))
-    print("%-30s %12s %9s %9s %10s" % ("1 KiB, acks=all, idempotent", "msgs/s", "MB/s", "vs none", "records"))
-    for name, rate, mb, frac, sent in rows:
-        print("%-30s %12.0f %9.1f %9.2f %10d" % (name, rate, mb, frac, sent))
+    # Rounds alternate the three runs, so drift on a noisy machine (other load, page cache
+    # growth) hits each alike; each row is the median of its rounds.
+    configs = (("no transaction", None), ("100 records/transaction", 100), ("10,000 records/transaction", 10_000))
+    rates = {name: [] for name, _ in configs}
+    sent = {name: 0 for name, _ in configs}
+    for _ in range(args.rounds):
+        for name, per_txn in configs:
+            topic = "bench-txn-" + uuid.uuid4().hex[:6]
+            create_topic(args.bootstrap, topic)
+            rate, n = throughput(args.bootstrap, topic, args.seconds, per_txn)
+            rates[name].append(rate)
+            sent[name] += n
+    base = statistics.median(rates["no transaction"])
+    print("%-30s %12s %9s %9s %10s  (median of %d rounds of %gs)" % (
+        "1 KiB, acks=all, idempotent", "msgs/s", "MB/s", "vs none", "records", args.rounds, args.seconds))
+    for name, _ in configs:
+        rate = statistics.median(rates[name])
+        print("%-30s %12.0f %9.1f %9.2f %10d" % (name, rate, rate * len(VALUE) / 1e6, rate / base, sent[name]))
     topic = "bench-lat-" + uuid.uuid4().hex[:6]
     create_topic(args.bootstrap, topic)
     lat = visibility_latency(args.bootstrap, topic, args.latency_txns)
