@@ -1050,6 +1050,22 @@ impl Partition {
         self.leading.send_replace(None);
         inner.log.take()
     }
+
+    /// DescribeProducers: the producers of this replica's log, leader or
+    /// follower (Kafka's `activeProducerState`: Admin may ask a follower,
+    /// to compare replicas); NOT_LEADER_OR_FOLLOWER once the log is gone.
+    pub fn active_producers(&self) -> Result<Vec<fjord_log::ActiveProducer>, PartitionError> {
+        self.failure.check()?;
+        let inner = self.lock();
+        let leader = inner.assignment.leader;
+        inner
+            .log
+            .as_ref()
+            .map(Log::active_producers)
+            .ok_or(PartitionError::NotLeaderOrFollower {
+                leader: (leader >= 0).then_some(leader),
+            })
+    }
 }
 
 /// The headers of a produce request's batches (per batch, never per record).

@@ -261,6 +261,14 @@ impl ReplicaManager {
     pub fn high_watermark(&self, tp: &TopicPartition) -> Option<Offset> {
         self.get(tp).map(|p| p.high_watermark())
     }
+
+    /// DescribeProducers on one partition hosted here.
+    pub fn active_producers(
+        &self,
+        tp: &TopicPartition,
+    ) -> Result<Vec<fjord_log::ActiveProducer>, PartitionError> {
+        self.partition(tp)?.active_producers()
+    }
 }
 
 /// acks=all: wait until the high watermark passes the append's last offset

@@ -842,6 +842,11 @@ impl Log {
         &self.producer_state
     }
 
+    /// The producers this log knows, by producer id (DescribeProducers).
+    pub fn active_producers(&self) -> Vec<crate::ActiveProducer> {
+        self.producer_state.active_producers()
+    }
+
     /// Rebuild the producer state from the log start (what a truncation
     /// below every snapshot does), leaving this log's state and snapshot
     /// files alone; how it went. For the load benchmark.

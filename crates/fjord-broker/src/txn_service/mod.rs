@@ -7,10 +7,9 @@
 //! transaction APIs as a service ([`TransactionCoordinatorAdapter`]),
 //! which creates `__transaction_state` (compacted) on first use.
 //!
-//! Not exposed to clients: the gateway neither advertises nor routes the
-//! transaction APIs, and FindCoordinator(TRANSACTION) answers
-//! UNSUPPORTED_VERSION, until transactional produce, remote markers and
-//! TxnOffsetCommit work.
+//! The gateway's transaction handlers call the adapter (the client APIs,
+//! DescribeTransactions, ListTransactions) and, for WriteTxnMarkers from
+//! a client (Admin `abortTransaction`), the [`LocalMarkerWriter`].
 
 mod markers;
 mod peers;
@@ -22,8 +21,9 @@ use std::sync::{Arc, Mutex};
 
 use fjord_coordinator::runtime::{TransactionService, TransactionServiceConfig, system_clock};
 use fjord_coordinator::txn::{
-    EndTxnRequest, InitProducerIdRequest, ProducerIdAllocator, ProducerIdAndEpoch,
-    TRANSACTION_STATE, TxnError, TxnProducer,
+    EndTxnRequest, InitProducerIdRequest, ListTransactionsData, ListTransactionsFilter,
+    ProducerIdAllocator, ProducerIdAndEpoch, TRANSACTION_STATE, TransactionDescription, TxnError,
+    TxnProducer,
 };
 use fjord_types::{BrokerId, TopicPartition};
 use tokio_util::sync::CancellationToken;
@@ -182,6 +182,25 @@ impl TransactionCoordinatorAdapter {
     pub async fn end_txn(&self, req: EndTxnRequest) -> Result<ProducerIdAndEpoch, TxnError> {
         self.ensure_transaction_state_topic().await?;
         self.service.end_txn(req).await
+    }
+
+    /// DescribeTransactions of one id: NOT_COORDINATOR where this broker
+    /// does not lead the id's partition (`__transaction_state` is not
+    /// created for a read).
+    pub async fn describe(
+        &self,
+        transactional_id: &str,
+    ) -> Result<TransactionDescription, TxnError> {
+        self.service.describe(transactional_id).await
+    }
+
+    /// ListTransactions over the `__transaction_state` partitions this
+    /// broker leads.
+    pub async fn list(
+        &self,
+        filter: &ListTransactionsFilter,
+    ) -> Result<ListTransactionsData, TxnError> {
+        self.service.list(filter).await
     }
 }
 

@@ -60,7 +60,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use entry::NO_PRODUCER_ID;
-pub use entry::{BatchMetadata, CompletedTxn, ProducerStateEntry, SequenceCheck, SequenceError};
+pub use entry::{
+    ActiveProducer, BatchMetadata, CompletedTxn, ProducerStateEntry, SequenceCheck, SequenceError,
+};
 pub use verification::VerificationGuard;
 use verification::Verifications;
 
@@ -370,6 +372,17 @@ impl ProducerStateManager {
 
     pub fn producers(&self) -> &HashMap<i64, ProducerStateEntry> {
         &self.producers
+    }
+
+    /// Every producer known here, by producer id (DescribeProducers).
+    pub fn active_producers(&self) -> Vec<ActiveProducer> {
+        let mut active: Vec<ActiveProducer> = self
+            .producers
+            .iter()
+            .map(|(&producer_id, entry)| entry.active(producer_id))
+            .collect();
+        active.sort_unstable_by_key(|p| p.producer_id);
+        active
     }
 
     pub fn map_end_offset(&self) -> i64 {

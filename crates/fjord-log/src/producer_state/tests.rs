@@ -327,3 +327,41 @@ fn opening_a_transaction_needs_a_guard_a_marker_or_the_start_spends_it() {
         "a new transaction verifies again"
     );
 }
+
+#[test]
+fn active_producers_list_sequence_coordinator_epoch_and_open_transaction() {
+    let mut s = state();
+    assert!(s.active_producers().is_empty());
+    let mut idempotent = header(9, 2, 0, 3, 0);
+    idempotent.max_timestamp = 7_000;
+    s.update(&idempotent, None);
+    let mut txn = txn_header(4, 1, 0, 2, 3);
+    txn.max_timestamp = 8_000;
+    s.update(&txn, None);
+    // Producer 5 committed: its marker leaves no cached batch at a new epoch.
+    s.update(&txn_header(5, 0, 0, 1, 5), None);
+    s.update(&marker_header(5, 1, 6), Some(&marker(true, 3)));
+    // Not idempotent: not a producer.
+    s.update(&header(-1, -1, -1, 1, 7), None);
+
+    let active = s.active_producers();
+    let row =
+        |producer_id, producer_epoch, last_sequence, last_timestamp, coordinator_epoch, start| {
+            ActiveProducer {
+                producer_id,
+                producer_epoch,
+                last_sequence,
+                last_timestamp,
+                coordinator_epoch,
+                current_txn_start_offset: start,
+            }
+        };
+    assert_eq!(
+        active,
+        vec![
+            row(4, 1, 1, 8_000, -1, 3),
+            row(5, 1, -1, 0, 3, -1),
+            row(9, 2, 2, 7_000, -1, -1),
+        ]
+    );
+}
