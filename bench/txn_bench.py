@@ -38,6 +38,7 @@ def producer(bootstrap, transactional_id=None):
         "linger.ms": 5,
         "batch.size": 1 << 20,
         "queue.buffering.max.kbytes": 1 << 20,
+        "queue.buffering.max.messages": 1_000_000,
     }
     if transactional_id:
         config["transactional.id"] = transactional_id
@@ -53,7 +54,7 @@ def send(p, topic, value, **kw):
             p.produce(topic, value, **kw)
             return
         except BufferError:
-            p.poll(0.01)
+            p.poll(0.001)  # the queue is full: let deliveries drain it
 
 
 def throughput(bootstrap, topic, seconds, per_txn):

@@ -24,8 +24,9 @@ use crate::produce_validation::{Kind, batch, log_end_offset};
 const LIMIT: Duration = Duration::from_secs(90);
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 const INVALID_TXN_STATE: i16 = 48;
-/// Errors the transaction coordinator answers while it gets ready.
-const RETRIABLE: [i16; 3] = [14, 15, 51];
+/// Errors the transaction coordinator answers while it gets ready (16:
+/// `__transaction_state` was just created and its leaders are not known yet).
+const RETRIABLE: [i16; 4] = [14, 15, 16, 51];
 
 fn tid(id: &str) -> TransactionalId {
     TransactionalId(StrBytes::from_string(id.to_string()))
