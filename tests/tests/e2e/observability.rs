@@ -173,10 +173,16 @@ fn probes_request_metrics_bytes_and_consumer_group_lag() {
     producer.flush(LIMIT).expect("flush");
     let text = scrape(&node);
     assert_eq!(lso_lag(&text), Some(3.0), "{text}");
+    let txns = |text: &str, state: &str| sample(text, "fjord_transactions", &[("state", state)]);
+    assert_eq!(txns(&text, "Ongoing"), Some(1.0), "{text}");
     producer.commit_transaction(LIMIT).expect("commit");
     // The commit marker is written after EndTxn is answered.
     wait_for(Duration::from_secs(10), "the LSO lag back at 0", || {
-        (lso_lag(&scrape(&node)) == Some(0.0)).then_some(())
+        let text = scrape(&node);
+        let done = lso_lag(&text) == Some(0.0)
+            && txns(&text, "Ongoing") == Some(0.0)
+            && txns(&text, "CompleteCommit") == Some(1.0);
+        done.then_some(())
     })
     .unwrap_or_else(|e| panic!("{e:#}\n{}", scrape(&node)));
 }

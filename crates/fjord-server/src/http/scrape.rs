@@ -45,6 +45,7 @@ pub(crate) async fn render(status: &NodeStatus) -> String {
     if let Some(broker) = status.broker() {
         partitions(&mut e, broker);
         last_stable_offset_lag(&mut e, broker);
+        transactions(&mut e, broker).await;
         consumer_group_lag(&mut e, broker).await;
     }
     controller(&mut e, status);
@@ -152,6 +153,42 @@ fn last_stable_offset_lag(e: &mut TextEncoder, broker: &Broker) {
                 ("partition", partition.as_str()),
             ],
             lag,
+        );
+    }
+}
+
+/// `fjord_transactions`: the transactional ids this broker coordinates, by
+/// state (Ongoing and Prepare* are transactions in flight). Left out while
+/// a coordinator partition loads, or when its shard does not answer within
+/// a second.
+async fn transactions(e: &mut TextEncoder, broker: &Broker) {
+    use fjord_coordinator::txn::{ListTransactionsFilter, TransactionState};
+    let filter = ListTransactionsFilter {
+        duration_ms: -1,
+        ..ListTransactionsFilter::default()
+    };
+    let Ok(Ok(listed)) = tokio::time::timeout(LAG_LOCK_WAIT, broker.txns().list(&filter)).await
+    else {
+        return;
+    };
+    e.family(
+        "fjord_transactions",
+        "Transactional ids this broker coordinates, by transaction state.",
+        MetricKind::Gauge,
+    );
+    for state in TransactionState::ALL {
+        if state == TransactionState::Dead {
+            continue;
+        }
+        let count = listed
+            .transactions
+            .iter()
+            .filter(|t| t.state == state)
+            .count();
+        e.sample(
+            "fjord_transactions",
+            &[("state", state.as_str())],
+            count as u64,
         );
     }
 }
