@@ -219,6 +219,21 @@ impl ProducerStateEntry {
             .iter()
             .find(|b| b.first_seq == first_seq && b.last_seq == last)
         {
+            // A transactional batch is a retry only of a batch of the
+            // transaction open here now. One that matches a batch of an
+            // ended transaction is new data reusing that batch's sequences
+            // (a client that believed the batch unsent when its transaction
+            // aborted): acknowledging it with the old, aborted offsets would
+            // lose it. Refused instead, so the client aborts and retries.
+            let in_open_txn = self
+                .current_txn_first_offset
+                .is_some_and(|first| dup.first_offset >= first);
+            if header.is_transactional() && !in_open_txn {
+                return Err(SequenceError::OutOfOrderSequence {
+                    last: self.batches.back().map_or(-1, |b| b.last_seq),
+                    got: first_seq,
+                });
+            }
             return Ok(SequenceCheck::Duplicate(*dup));
         }
         match self.batches.back() {

@@ -365,3 +365,25 @@ fn active_producers_list_sequence_coordinator_epoch_and_open_transaction() {
         ]
     );
 }
+
+#[test]
+fn a_transactional_batch_is_no_retry_of_a_batch_of_an_ended_transaction() {
+    let mut s = state();
+    // Transaction 1: producer 7 writes sequences 0..=3 at offsets 0..=3.
+    let first = txn_header(7, 0, 0, 4, 0);
+    s.update(&first, None);
+    // Retried while its transaction is open: a duplicate, answered with offset 0.
+    assert_eq!(check(&s, txn_header(7, 0, 0, 4, 9)), Ok(Some(0)));
+    // The transaction aborts.
+    s.update(&marker_header(7, 0, 4), Some(&marker(false, 0)));
+    // New data of a next transaction reusing sequences 0..=3 (a client that
+    // believed them unsent): refused, not acknowledged at the aborted offsets.
+    assert!(matches!(
+        check(&s, txn_header(7, 0, 0, 4, 9)),
+        Err(SequenceError::OutOfOrderSequence { got: 0, .. })
+    ));
+    // An idempotent (non-transactional) retry keeps Kafka's answer.
+    let mut plain = state();
+    plain.update(&header(8, 0, 0, 2, 0), None);
+    assert_eq!(check(&plain, header(8, 0, 0, 2, 5)), Ok(Some(0)));
+}
