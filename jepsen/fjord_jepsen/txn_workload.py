@@ -278,7 +278,8 @@ def _ctp(spec: WorkerSpec, log: HistoryLog) -> None:
     counter = 0
     while time.monotonic() < spec.stop_at:
         try:
-            records = _poll(consumer, log, proc)
+            # A short poll: many small transactions rather than a few big ones.
+            records = _poll(consumer, log, proc, timeout=0.2)
             if not records:
                 continue
             sends, offsets = [], {}
@@ -342,7 +343,7 @@ def _reader(spec: WorkerSpec, log: HistoryLog) -> None:
     consumer, _ = _new_reader(spec, log, proc)
     while time.monotonic() < spec.stop_at:
         try:
-            _poll(consumer, log, proc)
+            _poll(consumer, log, proc, timeout=0.5)
         except Exception as err:  # noqa: BLE001
             log.write("info", "txn-poll", {"isolation": "read_committed"}, proc.id,
                       error=f"{type(err).__name__}: {err}")
