@@ -191,3 +191,43 @@ def test_kafka_python_transactional_producer(fjord, topic):
     c.close()
     assert got == sorted("c-%d" % i for i in range(6))
     assert len(read_all(fjord.bootstrap, topic, "read_uncommitted", expect=12)) == 12
+
+
+def test_aiokafka_transactional_producer(fjord, topic):
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka.structs import TopicPartition as AioTopicPartition
+
+    create_topics(fjord.bootstrap, topic)
+
+    async def run():
+        p = AIOKafkaProducer(bootstrap_servers=fjord.bootstrap, transactional_id="aio-" + topic)
+        await p.start()
+        try:
+            async with p.transaction():
+                for i in range(6):
+                    await p.send_and_wait(topic, b"c-%d" % i, partition=i % 2)
+            await p.begin_transaction()
+            for i in range(6):
+                await p.send_and_wait(topic, b"a-%d" % i, partition=i % 2)
+            await p.abort_transaction()
+        finally:
+            await p.stop()
+        c = AIOKafkaConsumer(bootstrap_servers=fjord.bootstrap, isolation_level="read_committed")
+        await c.start()
+        try:
+            c.assign([AioTopicPartition(topic, p) for p in range(2)])
+            await c.seek_to_beginning()
+            got = []
+            deadline = time.monotonic() + 10
+            while len(got) < 6 and time.monotonic() < deadline:
+                for records in (await c.getmany(timeout_ms=500)).values():
+                    got += [r.value.decode() for r in records]
+            return got
+        finally:
+            await c.stop()
+
+    got = asyncio.run(run())
+    assert sorted(got) == sorted("c-%d" % i for i in range(6))
+    assert len(read_all(fjord.bootstrap, topic, "read_uncommitted", expect=12)) == 12

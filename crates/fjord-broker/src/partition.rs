@@ -21,9 +21,11 @@ use crate::leader_state::{Committed, IsrProposal, LeaderState};
 use crate::log_dir_failure::{LogDirFailure, LogOperation};
 use crate::produce_validation::{validate_client_batches, validate_keys};
 use crate::truncation::{self, EpochEndOffset};
+use fjord_log::VerificationGuard;
+
 use crate::types::{
-    AppendOrigin,
-    AbortedTransaction, Acks, FetchPartitionData, ListedOffset, OffsetSpec, ProduceInfo,
+    AbortedTransaction, Acks, AppendOrigin, FetchPartitionData, ListedOffset, OffsetSpec,
+    ProduceInfo, TxnVerification,
 };
 
 /// Leadership as the committed metadata assigns it.
@@ -331,6 +333,16 @@ impl Partition {
         *self.leo.borrow()
     }
 
+    /// The last stable offset at the current high watermark (the HW while
+    /// no transaction is open); `None` without a log.
+    pub fn last_stable_offset(&self) -> Option<Offset> {
+        let hw = *self.hw.borrow();
+        self.lock()
+            .log
+            .as_ref()
+            .map(|log| log.last_stable_offset(hw))
+    }
+
     pub fn assignment(&self) -> Assignment {
         self.lock().assignment.clone()
     }
@@ -400,17 +412,44 @@ impl Partition {
         acks: Acks,
         now_ms: i64,
     ) -> Result<Appended, PartitionError> {
-        self.append_from(AppendOrigin::Client, records, acks, now_ms)
+        self.append_from(AppendOrigin::Client, records, None, acks, now_ms)
+    }
+
+    /// Before a client's transactional batches are appended: the producer
+    /// and guard to verify with the transaction coordinator when they
+    /// would open the producer's transaction here, `None` when nothing is
+    /// to verify (no transactional batch, or a transaction already open).
+    pub fn start_txn_verification(
+        &self,
+        records: &Bytes,
+    ) -> Result<Option<TxnVerification>, PartitionError> {
+        let headers = batch_headers(records);
+        let mut inner = self.lock();
+        self.check_leader(&inner)?;
+        let Some(log) = inner.log.as_mut() else {
+            return Err(PartitionError::UnknownTopicOrPartition);
+        };
+        Ok(log
+            .start_txn_verification(&headers)
+            .map(|(producer_id, producer_epoch, guard)| TxnVerification {
+                producer_id,
+                producer_epoch,
+                guard,
+            }))
     }
 
     /// Append batches as leader for `origin`: a client's are checked as
     /// Kafka checks `AppendOrigin.CLIENT` (no control batch, keys on
     /// compacted topics, sequences and retries); a coordinator's only for
     /// producer epochs and open transactions.
+    /// `verification`: the guard of the coordinator's answer, when the
+    /// batches open the producer's transaction here (a client's
+    /// transactional batches are refused without one: KIP-890 part 1).
     pub fn append_from(
         &self,
         origin: AppendOrigin,
         records: &Bytes,
+        verification: Option<VerificationGuard>,
         acks: Acks,
         now_ms: i64,
     ) -> Result<Appended, PartitionError> {
@@ -455,10 +494,14 @@ impl Partition {
                 .map_err(PartitionError::from_sequence)?;
             return self.append_to_leader_log(&mut inner, records, now_ms);
         }
-        if let Some(duplicate) = log
+        let duplicate = log
             .check_producer_batches(&headers)
-            .map_err(PartitionError::from_sequence)?
-        {
+            .map_err(PartitionError::from_sequence)?;
+        if duplicate.is_none() {
+            log.check_txn_verified(&headers, verification)
+                .map_err(PartitionError::from_sequence)?;
+        }
+        if let Some(duplicate) = duplicate {
             // A retry of a batch already written: answer with where it landed.
             return Ok(Appended {
                 info: ProduceInfo {
@@ -1006,6 +1049,22 @@ impl Partition {
         inner.leader = None;
         self.leading.send_replace(None);
         inner.log.take()
+    }
+
+    /// DescribeProducers: the producers of this replica's log, leader or
+    /// follower (Kafka's `activeProducerState`: Admin may ask a follower,
+    /// to compare replicas); NOT_LEADER_OR_FOLLOWER once the log is gone.
+    pub fn active_producers(&self) -> Result<Vec<fjord_log::ActiveProducer>, PartitionError> {
+        self.failure.check()?;
+        let inner = self.lock();
+        let leader = inner.assignment.leader;
+        inner
+            .log
+            .as_ref()
+            .map(Log::active_producers)
+            .ok_or(PartitionError::NotLeaderOrFollower {
+                leader: (leader >= 0).then_some(leader),
+            })
     }
 }
 

@@ -20,9 +20,10 @@ use crate::error::PartitionError;
 use crate::log_dir_failure::LogDirFailure;
 use crate::partition::{Appended, Partition};
 use crate::types::{
-    AppendOrigin,
-    Acks, FetchParams, FetchResult, ListedOffset, OffsetSpec, ProducePartition, ProduceResult,
+    Acks, AppendOrigin, FetchParams, FetchResult, ListedOffset, OffsetSpec, ProducePartition,
+    ProduceResult, TxnVerification,
 };
+use bytes::Bytes;
 
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -111,9 +112,10 @@ impl ReplicaManager {
         let mut waits = Vec::new();
         let mut results = Vec::with_capacity(requests.len());
         for req in requests {
-            let appended = self
-                .partition(&req.tp)
-                .and_then(|p| p.append_from(origin, &req.records, acks, now).map(|a| (p, a)));
+            let appended = self.partition(&req.tp).and_then(|p| {
+                p.append_from(origin, &req.records, req.verification, acks, now)
+                    .map(|a| (p, a))
+            });
             match appended {
                 Ok((partition, appended)) => {
                     results.push((req.tp, Ok(appended.info)));
@@ -130,6 +132,15 @@ impl ReplicaManager {
                 .map(|()| appended.info);
         }
         results
+    }
+
+    /// See [`Partition::start_txn_verification`].
+    pub fn start_txn_verification(
+        &self,
+        tp: &TopicPartition,
+        records: &Bytes,
+    ) -> Result<Option<TxnVerification>, PartitionError> {
+        self.partition(tp)?.start_txn_verification(records)
     }
 
     /// WriteTxnMarkers on one partition (for the transaction coordinator):
@@ -249,6 +260,14 @@ impl ReplicaManager {
 
     pub fn high_watermark(&self, tp: &TopicPartition) -> Option<Offset> {
         self.get(tp).map(|p| p.high_watermark())
+    }
+
+    /// DescribeProducers on one partition hosted here.
+    pub fn active_producers(
+        &self,
+        tp: &TopicPartition,
+    ) -> Result<Vec<fjord_log::ActiveProducer>, PartitionError> {
+        self.partition(tp)?.active_producers()
     }
 }
 

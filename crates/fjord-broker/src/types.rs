@@ -46,6 +46,18 @@ impl Acks {
 pub struct ProducePartition {
     pub tp: TopicPartition,
     pub records: Bytes,
+    /// The coordinator's verification of the producer's first
+    /// transactional batch here ([`Partition::start_txn_verification`]).
+    pub verification: Option<fjord_log::VerificationGuard>,
+}
+
+/// What the leader asks the transaction coordinator before a producer's
+/// first transactional batch opens a transaction on the partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TxnVerification {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub guard: fjord_log::VerificationGuard,
 }
 
 /// Where a produced batch landed.

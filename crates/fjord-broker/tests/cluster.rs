@@ -227,6 +227,7 @@ async fn replicated_writes_survive_the_leaders_controlled_shutdown() {
                     vec![ProducePartition {
                         tp: tp.clone(),
                         records: batch(5),
+                        verification: None,
                     }],
                     Acks::All,
                     Duration::from_secs(10),
@@ -276,6 +277,7 @@ async fn replicated_writes_survive_the_leaders_controlled_shutdown() {
                 vec![ProducePartition {
                     tp: tp.clone(),
                     records: batch(5),
+                    verification: None,
                 }],
                 Acks::All,
                 Duration::from_secs(10),

@@ -184,6 +184,7 @@ async fn a_follower_over_grpc_commits_records_and_moves_through_the_isr() {
                     vec![ProducePartition {
                         tp: TopicPartition::new("r", 0),
                         records: batch(3),
+                        verification: None,
                     }],
                     Acks::All,
                     Duration::from_secs(10),
@@ -242,6 +243,7 @@ async fn a_follower_over_grpc_commits_records_and_moves_through_the_isr() {
             vec![ProducePartition {
                 tp: TopicPartition::new("r", 0),
                 records: batch(2),
+                verification: None,
             }],
             Acks::Leader,
             Duration::from_secs(5),

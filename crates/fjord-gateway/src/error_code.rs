@@ -64,9 +64,8 @@ pub fn admin_error(err: &AdminError) -> ResponseError {
         // The controller failed in a way the broker did not classify.
         AdminError::Controller(_) | AdminError::UnexpectedControllerResponse { .. } => {
             ResponseError::UnknownServerError
-        }
-        // No transaction coordinator yet: tell the client plainly that this
-        // broker does not do what it asked.
+        } // No transaction coordinator yet: tell the client plainly that this
+          // broker does not do what it asked.
     }
 }
 
@@ -95,23 +94,11 @@ pub fn group_error(err: &GroupError) -> ResponseError {
     }
 }
 
-/// The Kafka error for a failed transaction coordinator call.
+/// The Kafka error for a failed transaction coordinator call (the
+/// coordinator crate's table: partition leaders need it too, for
+/// verifications).
 pub fn txn_error(err: &TxnError) -> ResponseError {
-    match err {
-        TxnError::EmptyTransactionalId => ResponseError::InvalidRequest,
-        TxnError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
-        TxnError::NotCoordinator => ResponseError::NotCoordinator,
-        TxnError::CoordinatorLoadInProgress => ResponseError::CoordinatorLoadInProgress,
-        TxnError::UnknownServerError => ResponseError::UnknownServerError,
-        TxnError::InvalidTransactionTimeout { .. } => ResponseError::InvalidTransactionTimeout,
-        TxnError::InvalidProducerIdMapping { .. } => ResponseError::InvalidProducerIdMapping,
-        TxnError::ProducerFenced { .. } => ResponseError::ProducerFenced,
-        TxnError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
-        TxnError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
-        TxnError::ConcurrentTransactions { .. } => ResponseError::ConcurrentTransactions,
-        TxnError::TransactionalIdNotFound => ResponseError::TransactionalIdNotFound,
-        TxnError::TransactionAbortable => ResponseError::TransactionAbortable,
-    }
+    err.kafka_error()
 }
 
 /// The code of one partition in a group call's per-partition results; a
@@ -282,8 +269,20 @@ mod tests {
                 50,
             ),
             (TxnError::InvalidProducerIdMapping { producer_id: 1 }, 49),
-            (TxnError::ProducerFenced { epoch: 1, current: 2 }, 90),
-            (TxnError::InvalidProducerEpoch { epoch: 1, current: 2 }, 47),
+            (
+                TxnError::ProducerFenced {
+                    epoch: 1,
+                    current: 2,
+                },
+                90,
+            ),
+            (
+                TxnError::InvalidProducerEpoch {
+                    epoch: 1,
+                    current: 2,
+                },
+                47,
+            ),
             (TxnError::InvalidTxnState { state }, 48),
             (TxnError::ConcurrentTransactions { state }, 51),
             (TxnError::TransactionalIdNotFound, 105),

@@ -150,8 +150,9 @@ pub use error::{ConfigError, LogError};
 pub use leader_epoch::LeaderEpochCache;
 pub use log::{AppendInfo, IsolationLevel, Log, ReadInfo};
 pub use producer_state::{
-    BatchMetadata, CompletedTxn, DuplicateBatch, ProducerStateEntry, ProducerStateLoad,
-    ProducerStateManager, RETAINED_SNAPSHOTS, SequenceCheck, SequenceError,
+    ActiveProducer, BatchMetadata, CompletedTxn, DuplicateBatch, ProducerStateEntry,
+    ProducerStateLoad, ProducerStateManager, RETAINED_SNAPSHOTS, SequenceCheck, SequenceError,
+    VerificationGuard,
 };
 pub use txn_index::AbortedTxn;
 

@@ -15,7 +15,9 @@ use crate::config::{LogConfig, TimestampType};
 use crate::control::{EndTxnMarker, parse_end_txn_marker};
 use crate::error::LogError;
 use crate::leader_epoch::LeaderEpochCache;
-use crate::producer_state::{DuplicateBatch, ProducerStateManager, SequenceError};
+use crate::producer_state::{
+    DuplicateBatch, ProducerStateManager, SequenceError, VerificationGuard,
+};
 use crate::recovery;
 use crate::segment::{LogSegment, PlacedBatch};
 use crate::txn_index::AbortedTxn;
@@ -711,6 +713,30 @@ impl Log {
         self.producer_state.check_batches(headers)
     }
 
+    /// The producer of a client's first transactional batch in `headers`
+    /// that would open a transaction here, with its guard, taken now: the
+    /// leader asks the coordinator before appending (KIP-890 part 1).
+    pub fn start_txn_verification(
+        &mut self,
+        headers: &[BatchHeader],
+    ) -> Option<(i64, i16, VerificationGuard)> {
+        let header = headers
+            .iter()
+            .find(|h| self.producer_state.needs_verification(h))?;
+        let guard = self.producer_state.start_verification(header.producer_id);
+        Some((header.producer_id, header.producer_epoch, guard))
+    }
+
+    /// Refuse a client's batches that would open a transaction without a
+    /// verification still valid (see [`ProducerStateManager::check_verified`]).
+    pub fn check_txn_verified(
+        &self,
+        headers: &[BatchHeader],
+        guard: Option<VerificationGuard>,
+    ) -> Result<(), SequenceError> {
+        self.producer_state.check_verified(headers, guard)
+    }
+
     /// Check a coordinator's batches before the leader appends them: epochs
     /// and open transactions, not sequences (see
     /// [`ProducerStateManager::check_coordinator_batches`]).
@@ -814,6 +840,11 @@ impl Log {
     /// The idempotent producers' state (see [`ProducerStateManager`]).
     pub fn producer_state(&self) -> &ProducerStateManager {
         &self.producer_state
+    }
+
+    /// The producers this log knows, by producer id (DescribeProducers).
+    pub fn active_producers(&self) -> Vec<crate::ActiveProducer> {
+        self.producer_state.active_producers()
     }
 
     /// Rebuild the producer state from the log start (what a truncation

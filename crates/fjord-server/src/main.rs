@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use fjord_server::admin::{
     self, ClusterCommand, ConnectArgs, ConsumeArgs, GroupCommand, ProduceArgs, TopicCommand,
+    TxnCommand,
 };
 use fjord_server::config::FileConfig;
 use fjord_server::dev_cluster::{self, DevClusterSpec};
@@ -95,6 +96,13 @@ enum Command {
         connect: ConnectArgs,
         #[command(subcommand)]
         command: GroupCommand,
+    },
+    /// List and describe transactions; find and abort hanging ones.
+    Txn {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        #[command(subcommand)]
+        command: TxnCommand,
     },
     /// Probe a node's HTTP port: exit 0 when GET /healthz (or /readyz with
     /// --ready) answers 200, else 1. For container HEALTHCHECKs.
@@ -226,6 +234,7 @@ async fn run(command: Command, log_format: LogFormat) -> anyhow::Result<()> {
         Command::Produce { connect, args } => admin::run_produce(&connect, args).await,
         Command::Consume { connect, args } => admin::run_consume(&connect, args).await,
         Command::Group { connect, command } => admin::run_group(&connect, command).await,
+        Command::Txn { connect, command } => admin::run_txn(&connect, command).await,
         Command::Cluster { connect, command } => admin::run_cluster(&connect, command).await,
         Command::Health {
             url,

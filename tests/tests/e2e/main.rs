@@ -28,3 +28,5 @@ mod producer_state;
 mod protocol_errors;
 mod reassignment;
 mod shutdown_order;
+mod transactions_admin;
+mod txn_verification;

@@ -11,6 +11,7 @@ use fjord_e2e::{
     free_port, http, reserve_port, wait_for, wait_for_topic,
 };
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use tokio::task::block_in_place;
 
 const LIMIT: Duration = Duration::from_secs(120);
@@ -140,6 +141,50 @@ fn probes_request_metrics_bytes_and_consumer_group_lag() {
     let text = scrape(&node);
     assert_eq!(lag(&text, "0"), Some(6.0), "{text}");
     assert_eq!(lag(&text, "1"), Some(0.0), "{text}");
+
+    // Phase 4: an open transaction holds the last stable offset of p1 back by its 3 records
+    // (offsets 6..=8 below the high watermark 9); its commit releases them.
+    let lso_lag = |text: &str| {
+        sample(
+            text,
+            "fjord_partition_last_stable_offset_lag",
+            &[("topic", topic), ("partition", "1")],
+        )
+    };
+    assert_eq!(lso_lag(&text), Some(0.0), "{text}");
+    let producer: BaseProducer = client_config(&b)
+        .set("transactional.id", "obs-lag-txn")
+        .create()
+        .expect("create transactional producer");
+    producer
+        .init_transactions(LIMIT)
+        .expect("init_transactions");
+    producer.begin_transaction().expect("begin");
+    for i in 0..3 {
+        producer
+            .send(
+                BaseRecord::<(), str>::to(topic)
+                    .partition(1)
+                    .payload(&format!("txn-{i}")),
+            )
+            .map_err(|(e, _)| e)
+            .expect("send");
+    }
+    producer.flush(LIMIT).expect("flush");
+    let text = scrape(&node);
+    assert_eq!(lso_lag(&text), Some(3.0), "{text}");
+    let txns = |text: &str, state: &str| sample(text, "fjord_transactions", &[("state", state)]);
+    assert_eq!(txns(&text, "Ongoing"), Some(1.0), "{text}");
+    producer.commit_transaction(LIMIT).expect("commit");
+    // The commit marker is written after EndTxn is answered.
+    wait_for(Duration::from_secs(10), "the LSO lag back at 0", || {
+        let text = scrape(&node);
+        let done = lso_lag(&text) == Some(0.0)
+            && txns(&text, "Ongoing") == Some(0.0)
+            && txns(&text, "CompleteCommit") == Some(1.0);
+        done.then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", scrape(&node)));
 }
 
 /// A node run with `--log-format json` (through the env) writes only JSON lines, and

@@ -1,7 +1,8 @@
 //! What a client may not write: a forged COMMIT marker (a control batch) is
-//! refused with INVALID_RECORD and a transactional batch with
-//! INVALID_TXN_STATE (no transactions in Fjord yet), nothing of either is
-//! appended, and a normal batch afterwards lands right after the last one.
+//! refused with INVALID_RECORD, a transactional batch without a
+//! transactional id with TRANSACTIONAL_ID_AUTHORIZATION_FAILED, nothing of
+//! either is appended, and a normal batch afterwards lands right after the
+//! last one (transactional batches with an id: `txn_verification.rs`).
 //! On a compacted topic a record without a key is refused with
 //! INVALID_RECORD and named in `record_errors`.
 
@@ -12,22 +13,24 @@ use fjord_e2e::{
     FjordNode, KafkaConn, bounded, client_config, create_topic, topic_name, wait_for_topic,
 };
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, TopicName};
+use kafka_protocol::messages::{
+    ListOffsetsRequest, ListOffsetsResponse, ProduceResponse, TopicName, TransactionalId,
+};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
-use crate::idempotence::{init_producer_id, produce, produce_at};
+use crate::idempotence::{init_producer_id, produce, produce_at, produce_request};
 
 const LIMIT: Duration = Duration::from_secs(60);
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
-const INVALID_TXN_STATE: i16 = 48;
+const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
 const INVALID_RECORD: i16 = 87;
 
 /// What kind of batch to forge.
 #[derive(Clone, Copy)]
-enum Kind {
+pub(crate) enum Kind {
     Normal,
     Transactional,
     /// A COMMIT marker, as the transaction coordinator would write it.
@@ -35,7 +38,7 @@ enum Kind {
 }
 
 /// One single-record batch of `kind` from producer `pid`/`epoch` at sequence `seq`.
-fn batch(kind: Kind, pid: i64, epoch: i16, seq: i32) -> Bytes {
+pub(crate) fn batch(kind: Kind, pid: i64, epoch: i16, seq: i32) -> Bytes {
     let (key, value) = match kind {
         // Control record: key = version 0, type 1 (COMMIT); value = version 0,
         // coordinator epoch 0.
@@ -73,7 +76,7 @@ fn batch(kind: Kind, pid: i64, epoch: i16, seq: i32) -> Bytes {
 }
 
 /// Partition 0's log end offset (ListOffsets LATEST).
-fn log_end_offset(conn: &mut KafkaConn, topic: &str) -> i64 {
+pub(crate) fn log_end_offset(conn: &mut KafkaConn, topic: &str) -> i64 {
     let request = ListOffsetsRequest::default()
         .with_replica_id((-1).into())
         .with_topics(vec![
@@ -111,20 +114,26 @@ async fn control_and_transactional_batches_from_clients_are_refused() {
 
         // A forged COMMIT marker, once with the next sequence and once as a
         // "retry" of the stored batch: refused, never answered as a duplicate.
+        // (Sent with a transactional id: without one, the request is
+        // refused whole first, as below.)
         for seq in [1, 0] {
-            let (code, _) = produce(
-                &mut conn,
-                &topic,
-                batch(Kind::CommitMarker, pid, epoch, seq),
-            );
+            let request = produce_request(&topic, batch(Kind::CommitMarker, pid, epoch, seq))
+                .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("forger"))));
+            let response: ProduceResponse = conn.request(9, &request).expect("produce");
+            let code = response.responses[0].partition_responses[0].error_code;
             assert_eq!(code, INVALID_RECORD, "COMMIT marker at sequence {seq}");
         }
-        // A transactional batch: no producer has an ongoing transaction.
+        let (code, _) = produce(&mut conn, &topic, batch(Kind::CommitMarker, pid, epoch, 1));
+        assert_eq!(
+            code, TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+            "COMMIT marker without an id"
+        );
+        // A transactional batch in a request without a transactional id.
         let (code, _) = produce(&mut conn, &topic, batch(Kind::Transactional, pid, epoch, 1));
-        assert_eq!(code, INVALID_TXN_STATE);
+        assert_eq!(code, TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
         // The same without an idempotent producer id.
         let (code, _) = produce(&mut conn, &topic, batch(Kind::Transactional, -1, -1, -1));
-        assert_eq!(code, INVALID_TXN_STATE);
+        assert_eq!(code, TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
         assert_eq!(log_end_offset(&mut conn, &topic), 1, "nothing was appended");
 
         // The producer's next batch still follows its last stored one.

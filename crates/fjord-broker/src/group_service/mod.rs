@@ -28,8 +28,8 @@ use fjord_coordinator::group::{
     OffsetFetchRequest, OffsetFetchResponse, PartitionResults, SyncGroupRequest, SyncGroupResult,
     TxnOffsetCommitRequest,
 };
-use fjord_coordinator::txn::TransactionResult;
 use fjord_coordinator::runtime::{CoordinatorRuntime, CoordinatorShard, LeadershipChange};
+use fjord_coordinator::txn::TransactionResult;
 use fjord_coordinator::{CONSUMER_OFFSETS, GroupOffset, GroupService, GroupServiceConfig};
 use fjord_types::{BrokerId, TopicPartition};
 use tokio::sync::broadcast::error::RecvError;

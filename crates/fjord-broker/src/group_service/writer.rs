@@ -40,6 +40,7 @@ impl PartitionWriter for CoordinatorPartitionWriter {
             let request = ProducePartition {
                 tp: tp.clone(),
                 records,
+                verification: None,
             };
             match self
                 .replicas

@@ -23,7 +23,8 @@ use std::sync::Arc;
 
 use fjord_rpc::replica_service_server::{ReplicaService, ReplicaServiceServer};
 use fjord_rpc::{
-    ReplicaFetchRequest, ReplicaFetchResponse, WriteTxnMarkersRequest, WriteTxnMarkersResponse,
+    ReplicaFetchRequest, ReplicaFetchResponse, VerifyTxnPartitionsRequest,
+    VerifyTxnPartitionsResponse, WriteTxnMarkersRequest, WriteTxnMarkersResponse,
 };
 use kafka_protocol::ResponseError;
 use tokio::sync::watch;
@@ -76,6 +77,18 @@ impl ReplicaService for ReplicaFetchService {
         let broker = self.started()?;
         Ok(Response::new(
             broker.serve_write_txn_markers(request.into_inner()).await,
+        ))
+    }
+
+    async fn verify_txn_partitions(
+        &self,
+        request: Request<VerifyTxnPartitionsRequest>,
+    ) -> Result<Response<VerifyTxnPartitionsResponse>, Status> {
+        let broker = self.started()?;
+        Ok(Response::new(
+            broker
+                .serve_verify_txn_partitions(request.into_inner())
+                .await,
         ))
     }
 }

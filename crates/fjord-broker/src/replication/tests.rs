@@ -294,6 +294,7 @@ async fn acks_all_fails_with_not_leader_when_leadership_moves() {
                     vec![ProducePartition {
                         tp: tp(),
                         records: batch(1),
+                        verification: None,
                     }],
                     Acks::All,
                     Duration::from_secs(30),

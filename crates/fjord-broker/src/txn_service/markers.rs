@@ -12,29 +12,24 @@
 //! is gone counts as marked; anything else (no leader, leader moved,
 //! unreachable, too few replicas, timeout) is retried by the coordinator.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use fjord_coordinator::CONSUMER_OFFSETS;
 use fjord_coordinator::runtime::{MarkerError, MarkerSender, MarkerWrite};
 use fjord_coordinator::txn::TransactionResult;
 use fjord_log::control::TxnResult;
-use fjord_rpc::replica_service_client::ReplicaServiceClient;
 use fjord_rpc::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
 use fjord_types::{BrokerId, TopicPartition};
 use futures::future::BoxFuture;
 use kafka_protocol::ResponseError;
-use tonic::transport::{Channel, Endpoint};
 
-use fjord_coordinator::CONSUMER_OFFSETS;
-
+use super::peers::{PeerError, Peers};
 use crate::broker::Broker;
 use crate::error::PartitionError;
 use crate::group_service::GroupCoordinatorAdapter;
 use crate::internal_topics::partition_leader;
-use crate::metadata_cache::MetadataCache;
 use crate::replica_manager::ReplicaManager;
-use crate::replication::replication_address;
 
 /// Why a marker for a partition another broker leads was not written.
 #[derive(Debug, thiserror::Error)]
@@ -42,16 +37,8 @@ pub enum RemoteMarkerError {
     /// The partition has no leader right now.
     #[error("no leader")]
     NoLeader,
-    /// The leader registered no replication listener.
-    #[error("broker {leader} has no replication listener")]
-    NoAddress { leader: BrokerId },
-    #[error("broker {leader}: bad replication address {address}")]
-    BadAddress {
-        leader: BrokerId,
-        address: String,
-        #[source]
-        source: tonic::transport::Error,
-    },
+    #[error(transparent)]
+    Peer(#[from] PeerError),
     #[error("broker {leader}: WriteTxnMarkers failed")]
     Rpc {
         leader: BrokerId,
@@ -116,15 +103,13 @@ impl LocalMarkerWriter {
 pub struct ReplicaMarkerSender {
     pub(crate) node_id: BrokerId,
     pub(crate) local: Arc<LocalMarkerWriter>,
-    pub(crate) metadata: MetadataCache,
-    /// gRPC clients by address (cheap clones of one lazy channel each).
-    pub(crate) clients: Mutex<HashMap<String, ReplicaServiceClient<Channel>>>,
+    pub(crate) peers: Arc<Peers>,
 }
 
 impl MarkerSender for ReplicaMarkerSender {
     fn write_marker(&self, marker: MarkerWrite) -> BoxFuture<'_, Result<(), MarkerError>> {
         Box::pin(async move {
-            let image = self.metadata.image();
+            let image = self.peers.metadata.image();
             let tp = marker.tp.clone();
             let Some(topic) = image
                 .topic_ids
@@ -173,7 +158,7 @@ impl ReplicaMarkerSender {
             tp: tp.clone(),
             source: Arc::new(source),
         };
-        let mut client = self.client(leader).map_err(retriable)?;
+        let mut client = self.peers.client(leader).map_err(|e| retriable(e.into()))?;
         let request = WriteTxnMarkersRequest {
             topic: tp.topic.clone(),
             partition: tp.partition,
@@ -198,27 +183,6 @@ impl ReplicaMarkerSender {
             return Err(MarkerError::Fenced { tp });
         }
         Err(retriable(RemoteMarkerError::Refused { leader, code }))
-    }
-
-    fn client(&self, leader: BrokerId) -> Result<ReplicaServiceClient<Channel>, RemoteMarkerError> {
-        let address = replication_address(&self.metadata.image(), leader)
-            .ok_or(RemoteMarkerError::NoAddress { leader })?;
-        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(client) = clients.get(&address) {
-            return Ok(client.clone());
-        }
-        let channel = Endpoint::from_shared(address.clone())
-            .map_err(|source| RemoteMarkerError::BadAddress {
-                leader,
-                address: address.clone(),
-                source,
-            })?
-            .connect_timeout(Duration::from_secs(2))
-            .tcp_nodelay(true)
-            .connect_lazy();
-        let client = ReplicaServiceClient::new(channel);
-        clients.insert(address, client.clone());
-        Ok(client)
     }
 }
 

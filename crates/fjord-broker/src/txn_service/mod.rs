@@ -7,21 +7,23 @@
 //! transaction APIs as a service ([`TransactionCoordinatorAdapter`]),
 //! which creates `__transaction_state` (compacted) on first use.
 //!
-//! Not exposed to clients: the gateway neither advertises nor routes the
-//! transaction APIs, and FindCoordinator(TRANSACTION) answers
-//! UNSUPPORTED_VERSION, until transactional produce, remote markers and
-//! TxnOffsetCommit work.
+//! The gateway's transaction handlers call the adapter (the client APIs,
+//! DescribeTransactions, ListTransactions) and, for WriteTxnMarkers from
+//! a client (Admin `abortTransaction`), the [`LocalMarkerWriter`].
 
 mod markers;
+mod peers;
 mod producer_ids;
+mod verify;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use fjord_coordinator::runtime::{TransactionService, TransactionServiceConfig, system_clock};
 use fjord_coordinator::txn::{
-    EndTxnRequest, InitProducerIdRequest, ProducerIdAllocator, ProducerIdAndEpoch,
-    TRANSACTION_STATE, TxnError, TxnProducer,
+    EndTxnRequest, InitProducerIdRequest, ListTransactionsData, ListTransactionsFilter,
+    ProducerIdAllocator, ProducerIdAndEpoch, TRANSACTION_STATE, TransactionDescription, TxnError,
+    TxnProducer,
 };
 use fjord_types::{BrokerId, TopicPartition};
 use tokio_util::sync::CancellationToken;
@@ -36,16 +38,22 @@ use crate::producer_ids::ProducerIdService;
 use crate::replica_manager::ReplicaManager;
 use crate::types::NewTopic;
 pub use markers::{LocalMarkerWriter, MarkerAppend, ReplicaMarkerSender, marker_error_code};
+pub use peers::PeerError;
+use peers::Peers;
 pub use producer_ids::BrokerProducerIds;
+pub use verify::VerifyError;
 
 /// The transaction APIs as the gateway will call them (Kafka's
 /// `TransactionCoordinator` entry points in `KafkaApis`): the transaction
 /// runtime over this broker's replicas, plus the metadata cache to find
 /// coordinators and the admin service to create `__transaction_state`.
 pub struct TransactionCoordinatorAdapter {
+    node_id: BrokerId,
     service: TransactionService,
     admin: Arc<AdminService>,
     metadata: MetadataCache,
+    /// The other brokers' `ReplicaService` (markers, verifications).
+    peers: Arc<Peers>,
 }
 
 /// What the adapter is built from.
@@ -74,13 +82,15 @@ impl TransactionCoordinatorAdapter {
                 parts.tasks.clone(),
                 parts.cancel.clone(),
             )));
+        let peers = Arc::new(Peers::new(parts.metadata.clone()));
         let sender = Arc::new(ReplicaMarkerSender {
             node_id: parts.node_id,
             local: parts.markers,
-            metadata: parts.metadata.clone(),
-            clients: Default::default(),
+            peers: peers.clone(),
         });
         TransactionCoordinatorAdapter {
+            node_id: parts.node_id,
+            peers,
             service: TransactionService::new(
                 parts.config,
                 writer,
@@ -172,6 +182,25 @@ impl TransactionCoordinatorAdapter {
     pub async fn end_txn(&self, req: EndTxnRequest) -> Result<ProducerIdAndEpoch, TxnError> {
         self.ensure_transaction_state_topic().await?;
         self.service.end_txn(req).await
+    }
+
+    /// DescribeTransactions of one id: NOT_COORDINATOR where this broker
+    /// does not lead the id's partition (`__transaction_state` is not
+    /// created for a read).
+    pub async fn describe(
+        &self,
+        transactional_id: &str,
+    ) -> Result<TransactionDescription, TxnError> {
+        self.service.describe(transactional_id).await
+    }
+
+    /// ListTransactions over the `__transaction_state` partitions this
+    /// broker leads.
+    pub async fn list(
+        &self,
+        filter: &ListTransactionsFilter,
+    ) -> Result<ListTransactionsData, TxnError> {
+        self.service.list(filter).await
     }
 }
 

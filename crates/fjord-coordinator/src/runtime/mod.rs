@@ -198,6 +198,35 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
             .collect()
     }
 
+    /// A read of every loaded shard (ListGroups, ListTransactions): of a
+    /// shard with a write in flight, from the state before that write
+    /// (`before`), else from the shard (`current`). While a led partition
+    /// loads, COORDINATOR_LOAD_IN_PROGRESS, as Kafka answers: a partial
+    /// answer would look complete to the client. A shard unloaded
+    /// meanwhile is left out (its partition is no longer led here).
+    pub(crate) async fn read_loaded<R>(
+        &self,
+        before: impl Fn(&S::Snapshot) -> R,
+        current: impl Fn(&S) -> R,
+    ) -> Result<Vec<R>, S::Error> {
+        if self.any_loading() {
+            return Err(S::load_in_progress());
+        }
+        let mut read = Vec::new();
+        for (_, cell) in self.loaded_cells() {
+            match cell.during_write() {
+                Ok(Some(snapshot)) => read.push(before(&snapshot)),
+                Ok(None) => {
+                    if let Ok(shard) = cell.lock(self).await {
+                        read.push(current(&shard.coordinator));
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+        Ok(read)
+    }
+
     /// The loaded shard of `partition`, if any (the simulations compare it
     /// with its log).
     #[cfg(test)]

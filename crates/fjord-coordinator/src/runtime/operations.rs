@@ -119,8 +119,10 @@ impl GroupService {
     pub async fn txn_offset_commit(&self, req: TxnOffsetCommitRequest) -> PartitionResults {
         let partitions: Vec<TopicPartition> = req.partitions.iter().map(|p| p.tp.clone()).collect();
         let group_id = req.group_id.clone();
-        self.commit(&group_id, partitions, |c, now| c.txn_offset_commit(req, now))
-            .await
+        self.commit(&group_id, partitions, |c, now| {
+            c.txn_offset_commit(req, now)
+        })
+        .await
     }
 
     /// What OffsetCommit and TxnOffsetCommit share: a write on the group's
@@ -222,23 +224,14 @@ impl GroupService {
         &self,
         states: &[GroupState],
     ) -> Result<Vec<GroupListing>, GroupError> {
-        if self.runtime.any_loading() {
-            return Err(GroupError::CoordinatorLoadInProgress);
-        }
-        let mut listed = Vec::new();
-        for (_, cell) in self.runtime.loaded_cells() {
-            match cell.during_write() {
-                Ok(Some(before)) => listed.extend(before.list_groups(states)),
-                Ok(None) => {
-                    if let Ok(shard) = cell.lock(&self.runtime).await {
-                        listed.extend(shard.coordinator.list_groups(states));
-                    }
-                }
-                // Unloaded meanwhile: its groups are no longer ours.
-                Err(_) => {}
-            }
-        }
-        Ok(listed)
+        let listed = self
+            .runtime
+            .read_loaded(
+                |before| before.list_groups(states),
+                |c| c.list_groups(states),
+            )
+            .await?;
+        Ok(listed.into_iter().flatten().collect())
     }
 
     /// The committed offsets of the groups of every loaded shard.

@@ -18,8 +18,8 @@ use super::fake_writer::{FakeWriter, Fault};
 use super::*;
 use crate::txn::test_support::{CountingAllocator, tps};
 use crate::txn::{
-    EndTxnRequest, InitProducerIdRequest, ProducerIdAndEpoch, TransactionResult, TransactionState,
-    TxnConfig, TxnError, TxnProducer, TxnRecord, codec,
+    EndTxnRequest, InitProducerIdRequest, ListTransactionsFilter, ProducerIdAndEpoch,
+    TransactionResult, TransactionState, TxnConfig, TxnError, TxnProducer, TxnRecord, codec,
 };
 
 const PARTITIONS: i32 = 4;
@@ -269,6 +269,81 @@ async fn a_failed_append_reverts_and_answers_kafkas_error() {
 }
 
 #[tokio::test]
+async fn list_reads_every_loaded_shard_with_filters_and_during_a_write() {
+    let s = started().await;
+    let pid = ongoing(&s.service).await;
+    let other = "txn-other";
+    assert_ne!(s.service.partition_of(other), s.p, "two shards");
+    let other_pid = s
+        .service
+        .init_producer_id(InitProducerIdRequest {
+            transactional_id: Some(other.into()),
+            ..init_req()
+        })
+        .await
+        .expect("init");
+    let list = |states: &[&str], producer_ids: &[i64], duration_ms| {
+        let filter = ListTransactionsFilter {
+            states: states.iter().map(|s| s.to_string()).collect(),
+            producer_ids: producer_ids.iter().copied().collect(),
+            duration_ms,
+        };
+        let service = s.service.clone();
+        async move {
+            let mut listed = service.list(&filter).await.expect("list");
+            listed
+                .transactions
+                .sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
+            let rows: Vec<(String, i64, TransactionState)> = listed
+                .transactions
+                .into_iter()
+                .map(|t| (t.transactional_id, t.producer_id, t.state))
+                .collect();
+            (rows, listed.unknown_state_filters)
+        }
+    };
+    let a = (ID.to_string(), pid.producer_id, TransactionState::Ongoing);
+    let b = (
+        other.to_string(),
+        other_pid.producer_id,
+        TransactionState::Empty,
+    );
+
+    // Phase: filters.
+    assert_eq!(
+        list(&[], &[], -1).await,
+        (vec![a.clone(), b.clone()], vec![])
+    );
+    assert_eq!(
+        list(&["Ongoing", "Bogus"], &[], -1).await,
+        (vec![a.clone()], vec!["Bogus".to_string()])
+    );
+    assert_eq!(
+        list(&[], &[other_pid.producer_id], -1).await.0,
+        vec![b.clone()]
+    );
+    // Running for longer than an hour (v1 DurationFilter): not the open
+    // transaction; the Empty id has no start time (-1) and passes, as in
+    // Kafka's `listTransactionStates`.
+    assert_eq!(list(&[], &[], 3_600_000).await.0, vec![b.clone()]);
+
+    // Phase: a write in flight on the id's shard; the list does not wait
+    // behind it and shows the state before it.
+    s.writer.set_fault(s.p, Some(Fault::Stall));
+    let stalled = s.writer.stalled.notified();
+    let service = s.service.clone();
+    let end = tokio::spawn(async move { service.end_txn(commit(pid)).await });
+    stalled.await;
+    let during = tokio::time::timeout(Duration::from_secs(1), list(&[], &[], -1))
+        .await
+        .expect("list does not wait behind a write");
+    assert_eq!(during.0, vec![a, b]);
+    s.writer.set_fault(s.p, None);
+    s.writer.release.notify_one();
+    end.await.expect("task").expect("end txn");
+}
+
+#[tokio::test]
 async fn requests_during_a_load_get_load_in_progress() {
     let s = setup();
     s.writer.hold_reads(s.p, true);
@@ -277,6 +352,15 @@ async fn requests_during_a_load_get_load_in_progress() {
     eventually("load started", || s.writer.reads(s.p) > 0).await;
     assert_eq!(
         s.service.init_producer_id(init_req()).await,
+        Err(TxnError::CoordinatorLoadInProgress)
+    );
+    assert_eq!(
+        s.service.describe(ID).await,
+        Err(TxnError::CoordinatorLoadInProgress)
+    );
+    // A list while any led partition loads would look complete but is not.
+    assert_eq!(
+        s.service.list(&ListTransactionsFilter::default()).await,
         Err(TxnError::CoordinatorLoadInProgress)
     );
     s.writer.hold_reads(s.p, false);

@@ -17,8 +17,9 @@
 //! - A shard unloaded meanwhile drops its markers: the next coordinator's
 //!   load requests them again (partitions dedupe by coordinator epoch).
 //!
-//! Not wired to clients: the gateway neither advertises nor routes any
-//! transaction API, and FindCoordinator(TRANSACTION) stays unsupported.
+//! Reads: [`TransactionService::describe`] (one id's shard) and
+//! [`TransactionService::list`] (every loaded shard), from the state
+//! before a write in flight, as the group reads.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex as StdMutex, OnceLock, Weak};
@@ -32,9 +33,10 @@ use tokio_util::task::TaskTracker;
 use super::coordinator_shard::{EffectSink, ShardId};
 use super::{Cause, Clock, CoordinatorRuntime, Inner, PartitionWriter, RuntimeParts};
 use crate::txn::{
-    EndTxnRequest, InitProducerIdRequest, MarkerRequest, ProducerIdAllocator, ProducerIdAndEpoch,
-    TRANSACTION_STATE, TransactionCoordinator, TransactionDescription, TransactionResult,
-    TxnConfig, TxnError, TxnProducer, partition_for,
+    EndTxnRequest, InitProducerIdRequest, ListTransactionsData, ListTransactionsFilter,
+    MarkerRequest, ProducerIdAllocator, ProducerIdAndEpoch, TRANSACTION_STATE,
+    TransactionCoordinator, TransactionDescription, TransactionResult, TransactionState, TxnConfig,
+    TxnError, TxnProducer, VerifyResult, partition_for,
 };
 
 /// Settings of the transaction coordinator runtime, with Kafka's names.
@@ -247,14 +249,65 @@ impl TransactionService {
         &self,
         transactional_id: &str,
     ) -> Result<TransactionDescription, TxnError> {
+        self.read(transactional_id, |c| c.describe(transactional_id))
+            .await
+    }
+
+    /// KIP-890 part 1: whether `partitions` are in the producer's ongoing
+    /// transaction, per partition (a read of the last committed state: a
+    /// partition is verified only once its AddPartitionsToTxn committed).
+    pub async fn verify(
+        &self,
+        producer: TxnProducer,
+        partitions: BTreeSet<TopicPartition>,
+    ) -> Result<VerifyResult, TxnError> {
+        self.read(&producer.transactional_id, |c| {
+            Ok(c.verify_partitions(&producer, &partitions))
+        })
+        .await
+    }
+
+    /// A read on the id's shard: from the state before a write in flight,
+    /// without waiting behind it.
+    async fn read<T>(
+        &self,
+        transactional_id: &str,
+        read: impl Fn(&TransactionCoordinator) -> Result<T, TxnError>,
+    ) -> Result<T, TxnError> {
         let cell = self
             .runtime
             .shard_for(self.partition_of(transactional_id))?;
         if let Some(before) = cell.during_write()? {
-            return before.describe(transactional_id);
+            return read(&before);
         }
         let locked = cell.lock(&self.runtime).await?;
-        locked.coordinator.describe(transactional_id)
+        read(&locked.coordinator)
+    }
+
+    /// ListTransactions: the transactions of every loaded shard, i.e. of
+    /// every `__transaction_state` partition this node leads (clients ask
+    /// every broker and merge); COORDINATOR_LOAD_IN_PROGRESS while a led
+    /// partition loads (the runtime's `read_loaded`, which ListGroups uses).
+    pub async fn list(
+        &self,
+        filter: &ListTransactionsFilter,
+    ) -> Result<ListTransactionsData, TxnError> {
+        let now = self.runtime.now_ms();
+        let read = |c: &TransactionCoordinator| c.list(filter, now);
+        let shards = self.runtime.read_loaded(read, read).await?;
+        let mut listed = ListTransactionsData {
+            unknown_state_filters: filter
+                .states
+                .iter()
+                .filter(|name| TransactionState::from_name(name).is_none())
+                .cloned()
+                .collect(),
+            transactions: Vec::new(),
+        };
+        for shard in shards {
+            listed.transactions.extend(shard.transactions);
+        }
+        Ok(listed)
     }
 
     /// Load or unload the shard a leadership move of a

@@ -57,3 +57,26 @@ pub enum TxnError {
     #[error("the partition is not part of the transaction")]
     TransactionAbortable,
 }
+
+impl TxnError {
+    /// Kafka's error code for it (the gateway's answers, and what a
+    /// partition leader hears back from a verification).
+    pub fn kafka_error(&self) -> kafka_protocol::ResponseError {
+        use kafka_protocol::ResponseError as E;
+        match self {
+            TxnError::EmptyTransactionalId => E::InvalidRequest,
+            TxnError::CoordinatorNotAvailable => E::CoordinatorNotAvailable,
+            TxnError::NotCoordinator => E::NotCoordinator,
+            TxnError::CoordinatorLoadInProgress => E::CoordinatorLoadInProgress,
+            TxnError::UnknownServerError => E::UnknownServerError,
+            TxnError::InvalidTransactionTimeout { .. } => E::InvalidTransactionTimeout,
+            TxnError::InvalidProducerIdMapping { .. } => E::InvalidProducerIdMapping,
+            TxnError::ProducerFenced { .. } => E::ProducerFenced,
+            TxnError::InvalidProducerEpoch { .. } => E::InvalidProducerEpoch,
+            TxnError::InvalidTxnState { .. } => E::InvalidTxnState,
+            TxnError::ConcurrentTransactions { .. } => E::ConcurrentTransactions,
+            TxnError::TransactionalIdNotFound => E::TransactionalIdNotFound,
+            TxnError::TransactionAbortable => E::TransactionAbortable,
+        }
+    }
+}

@@ -1,8 +1,7 @@
 //! Kafka's transaction coordinator as plain code: events in, decisions
 //! out. No sockets, no timers, no log I/O. It runs as a shard type on the
-//! coordinator runtime ([`crate::runtime::TransactionService`]). Not wired
-//! to clients yet: the gateway does not advertise or route any transaction
-//! API.
+//! coordinator runtime ([`crate::runtime::TransactionService`]), which the
+//! gateway's transaction handlers reach through the broker's adapter.
 //!
 //! What it owns:
 //! - [`TransactionCoordinator`]: the transactional ids of one

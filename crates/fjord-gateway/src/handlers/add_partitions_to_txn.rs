@@ -103,8 +103,8 @@ mod tests {
 
     #[test]
     fn responses_encode_at_every_served_version() {
-        let response = AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(
-            vec![
+        let response =
+            AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(vec![
                 AddPartitionsToTxnTopicResult::default()
                     .with_name(wire_name("t"))
                     .with_results_by_partition(vec![
@@ -112,8 +112,7 @@ mod tests {
                             .with_partition_index(0)
                             .with_partition_error_code(51),
                     ]),
-            ],
-        );
+            ]);
         for version in 0..=3 {
             encode_response(
                 ApiKey::AddPartitionsToTxn,

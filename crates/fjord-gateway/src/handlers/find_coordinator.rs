@@ -69,10 +69,14 @@ pub(crate) async fn handle(
 
 async fn find(svc: &Services, key_type: i8, key: &str, listener: &str) -> Found {
     let node_id = match key_type {
-        GROUP => svc.groups.find_group_coordinator(key).await.map_err(|err| {
-            tracing::debug!(%err, group = key, "FindCoordinator failed");
-            (group_error(&err), err.to_string())
-        })?,
+        GROUP => svc
+            .groups
+            .find_group_coordinator(key)
+            .await
+            .map_err(|err| {
+                tracing::debug!(%err, group = key, "FindCoordinator failed");
+                (group_error(&err), err.to_string())
+            })?,
         TRANSACTION => svc.txns.find_coordinator(key).await.map_err(|err| {
             tracing::debug!(%err, transactional_id = key, "FindCoordinator failed");
             (txn_error(&err), err.to_string())

@@ -18,14 +18,10 @@ pub(crate) async fn handle(
     request: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
     let answer = match request.transactional_id.as_ref() {
-        None => svc
-            .producer_ids
-            .init_producer_id()
-            .await
-            .map_err(|err| {
-                tracing::debug!(%err, "InitProducerId refused");
-                admin_error(&err).code()
-            }),
+        None => svc.producer_ids.init_producer_id().await.map_err(|err| {
+            tracing::debug!(%err, "InitProducerId refused");
+            admin_error(&err).code()
+        }),
         Some(id) => {
             let expected = (request.producer_id.0 >= 0).then_some(ProducerIdAndEpoch {
                 producer_id: request.producer_id.0,

@@ -29,6 +29,8 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
+mod describe_producers;
+mod describe_transactions;
 mod elect_leaders;
 mod end_txn;
 mod fetch;
@@ -40,14 +42,17 @@ mod leave_group;
 mod list_groups;
 mod list_offsets;
 mod list_partition_reassignments;
+mod list_transactions;
 mod metadata;
 mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod produce_verification;
 mod sync_group;
 mod txn_offset_commit;
+mod write_txn_markers;
 
 use std::net::SocketAddr;
 
@@ -137,6 +142,10 @@ apis! {
     AddOffsetsToTxn => add_offsets_to_txn, 0..=4;
     EndTxn => end_txn, 0..=4;
     TxnOffsetCommit => txn_offset_commit, 0..=4;
+    WriteTxnMarkers => write_txn_markers, 1..=1;
+    DescribeProducers => describe_producers, 0..=0;
+    DescribeTransactions => describe_transactions, 0..=0;
+    ListTransactions => list_transactions, 0..=1;
 }
 
 /// The versions of `api_key` this gateway serves, if it serves it at all.

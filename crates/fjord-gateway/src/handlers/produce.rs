@@ -23,6 +23,7 @@ use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
+use super::produce_verification;
 use super::{
     IntoReply, Reply, broker_endpoint, is_valid_topic_name, partition_registration,
     topic_id_from_wire, wire_name,
@@ -42,8 +43,7 @@ fn has_transactional_batches(request: &ProduceRequest) -> bool {
         .flat_map(|t| &t.partition_data)
         .filter_map(|p| p.records.as_ref())
         .any(|records| {
-            fjord_log::BatchHeader::parse(records)
-                .is_some_and(|header| header.is_transactional())
+            fjord_log::BatchHeader::parse(records).is_some_and(|header| header.is_transactional())
         })
 }
 
@@ -66,6 +66,35 @@ fn refuse_all(request: &ProduceRequest, error: ResponseError) -> ProduceResponse
         })
         .collect();
     ProduceResponse::default().with_responses(responses)
+}
+
+/// Take the `refused` requests (by index) out, their slots now answering
+/// with their error, and renumber the others' slots.
+fn drop_refused(
+    requests: Vec<ProducePartition>,
+    topics: &mut [TopicSlots],
+    refused: &[(usize, ResponseError)],
+) -> Vec<ProducePartition> {
+    let mut renumbered = Vec::with_capacity(requests.len());
+    let mut kept = Vec::with_capacity(requests.len());
+    for (index, req) in requests.into_iter().enumerate() {
+        match refused.iter().find(|(i, _)| *i == index) {
+            Some(&(_, error)) => renumbered.push(Err(error)),
+            None => {
+                renumbered.push(Ok(kept.len()));
+                kept.push(req);
+            }
+        }
+    }
+    for (_, slot) in topics.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
+        if let Slot::Sent(i) = *slot {
+            *slot = match renumbered[i] {
+                Ok(new) => Slot::Sent(new),
+                Err(error) => Slot::Refused(error),
+            };
+        }
+    }
+    kept
 }
 
 /// What became of one partition of the request.
@@ -93,7 +122,8 @@ pub(crate) async fn handle(ctx: &RequestContext, svc: &Services, request: Produc
         if acks == Some(Acks::None) {
             return Reply::Close(GatewayError::AcksZeroProduceFailed);
         }
-        return refuse_all(&request, ResponseError::TransactionalIdAuthorizationFailed).into_reply();
+        return refuse_all(&request, ResponseError::TransactionalIdAuthorizationFailed)
+            .into_reply();
     }
     let image = svc.metadata.image();
     let mut requests = Vec::new();
@@ -124,6 +154,7 @@ pub(crate) async fn handle(ctx: &RequestContext, svc: &Services, request: Produc
                     requests.push(ProducePartition {
                         tp: TopicPartition::new(name.clone(), partition.index),
                         records,
+                        verification: None,
                     });
                     Slot::Sent(requests.len() - 1)
                 }
@@ -135,6 +166,14 @@ pub(crate) async fn handle(ctx: &RequestContext, svc: &Services, request: Produc
             topic_id: topic.topic_id,
             partitions,
         });
+    }
+
+    if let Some(transactional_id) = &request.transactional_id {
+        let refused =
+            produce_verification::verify(svc, version, transactional_id, &mut requests).await;
+        if !refused.is_empty() {
+            requests = drop_refused(requests, &mut topics, &refused);
+        }
     }
 
     let acks = acks.unwrap_or(Acks::Leader);

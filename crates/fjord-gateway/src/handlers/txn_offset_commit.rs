@@ -64,7 +64,11 @@ pub(crate) async fn handle(
                 .map(|i| i.to_string()),
             partitions,
         };
-        svc.groups.txn_offset_commit(req).await.into_iter().collect()
+        svc.groups
+            .txn_offset_commit(req)
+            .await
+            .into_iter()
+            .collect()
     };
     response(&request, &results)
 }

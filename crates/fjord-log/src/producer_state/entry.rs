@@ -53,6 +53,23 @@ pub struct ProducerStateEntry {
     pub current_txn_first_offset: Option<i64>,
 }
 
+/// One producer as DescribeProducers shows it (Kafka's
+/// `ProducerStateEntry` fields in `DescribeProducersResponse`): a
+/// read-only copy, taken under the log's lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ActiveProducer {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// The last sequence of its newest cached batch, -1 when none is
+    /// cached (no batch yet, or a marker bumped the epoch).
+    pub last_sequence: i32,
+    pub last_timestamp: i64,
+    /// The epoch of the coordinator that wrote its last marker, -1 if none.
+    pub coordinator_epoch: i32,
+    /// The first offset of its open transaction, -1 if none.
+    pub current_txn_start_offset: i64,
+}
+
 /// Why a client batch or a leader's marker is refused (Kafka's
 /// `ProducerAppendInfo` errors).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -255,6 +272,18 @@ impl ProducerStateEntry {
             offset_delta: header.last_offset_delta,
         });
         None
+    }
+
+    /// This entry as DescribeProducers shows it.
+    pub fn active(&self, producer_id: i64) -> ActiveProducer {
+        ActiveProducer {
+            producer_id,
+            producer_epoch: self.epoch,
+            last_sequence: self.batches.back().map_or(-1, |b| b.last_seq),
+            last_timestamp: self.last_timestamp,
+            coordinator_epoch: self.coordinator_epoch.unwrap_or(-1),
+            current_txn_start_offset: self.current_txn_first_offset.unwrap_or(-1),
+        }
     }
 
     /// Kafka's `isProducerExpired`: no ongoing transaction and no write for

@@ -52,6 +52,7 @@
 
 mod entry;
 pub(crate) mod snapshot;
+mod verification;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
@@ -59,7 +60,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use entry::NO_PRODUCER_ID;
-pub use entry::{BatchMetadata, CompletedTxn, ProducerStateEntry, SequenceCheck, SequenceError};
+pub use entry::{
+    ActiveProducer, BatchMetadata, CompletedTxn, ProducerStateEntry, SequenceCheck, SequenceError,
+};
+pub use verification::VerificationGuard;
+use verification::Verifications;
 
 use crate::batch::BatchHeader;
 use crate::checkpoint;
@@ -114,6 +119,9 @@ pub struct ProducerStateManager {
     /// Aborted transactions completed by the last replay, for the log to put
     /// in its transaction indexes (where missing).
     replayed_aborts: Vec<AbortedTxn>,
+    /// Verifications under way (leader only, in memory: a new leader
+    /// verifies again).
+    verifications: Verifications,
 }
 
 impl ProducerStateManager {
@@ -128,6 +136,7 @@ impl ProducerStateManager {
             ongoing: BTreeMap::new(),
             unreplicated: BTreeMap::new(),
             replayed_aborts: Vec::new(),
+            verifications: Verifications::default(),
         }
     }
 
@@ -214,6 +223,44 @@ impl ProducerStateManager {
         Ok(None)
     }
 
+    /// Whether appending `header` needs the coordinator's verification
+    /// first: a transactional data batch (a client's control batch is
+    /// refused anyway) of a producer with no transaction open here.
+    pub fn needs_verification(&self, header: &BatchHeader) -> bool {
+        header.is_transactional()
+            && !header.is_control()
+            && header.producer_id != NO_PRODUCER_ID
+            && self
+                .producers
+                .get(&header.producer_id)
+                .is_none_or(|entry| entry.current_txn_first_offset.is_none())
+    }
+
+    /// Take (or share) the producer's guard before asking the coordinator.
+    pub fn start_verification(&mut self, producer_id: i64) -> VerificationGuard {
+        self.verifications.start(producer_id)
+    }
+
+    /// Refuse a client's batches that would open a transaction without a
+    /// verification still valid for it (INVALID_TXN_STATE, Kafka's "Record
+    /// was not part of an ongoing transaction").
+    pub fn check_verified(
+        &self,
+        headers: &[BatchHeader],
+        guard: Option<VerificationGuard>,
+    ) -> Result<(), SequenceError> {
+        for header in headers.iter().filter(|h| self.needs_verification(h)) {
+            let current = self.verifications.get(header.producer_id);
+            if current.is_none() || current != guard {
+                return Err(SequenceError::InvalidTxnState {
+                    producer_id: header.producer_id,
+                    producer_epoch: header.producer_epoch,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Decide about a coordinator's batches (see
     /// [`ProducerStateEntry::check_coordinator`]); never a duplicate.
     pub fn check_coordinator_batches(&self, headers: &[BatchHeader]) -> Result<(), SequenceError> {
@@ -268,6 +315,10 @@ impl ProducerStateManager {
             .entry(header.producer_id)
             .or_insert_with(|| ProducerStateEntry::new(header.producer_epoch));
         let opened_before = entry.current_txn_first_offset;
+        if header.is_transactional() {
+            // Its transaction starts, goes on or ends: any guard is spent.
+            self.verifications.clear(header.producer_id);
+        }
         let ended = entry.update(header, marker);
         if opened_before.is_none()
             && let Some(first) = entry.current_txn_first_offset
@@ -321,6 +372,17 @@ impl ProducerStateManager {
 
     pub fn producers(&self) -> &HashMap<i64, ProducerStateEntry> {
         &self.producers
+    }
+
+    /// Every producer known here, by producer id (DescribeProducers).
+    pub fn active_producers(&self) -> Vec<ActiveProducer> {
+        let mut active: Vec<ActiveProducer> = self
+            .producers
+            .iter()
+            .map(|(&producer_id, entry)| entry.active(producer_id))
+            .collect();
+        active.sort_unstable_by_key(|p| p.producer_id);
+        active
     }
 
     pub fn map_end_offset(&self) -> i64 {

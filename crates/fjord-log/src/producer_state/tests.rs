@@ -281,3 +281,87 @@ fn an_open_transaction_keeps_its_producer_from_expiring() {
     s.update(&marker_header(1, 0, 1), Some(&marker(true, 0)));
     assert_eq!(s.remove_expired(1_000_000, 10), 1);
 }
+
+#[test]
+fn opening_a_transaction_needs_a_guard_a_marker_or_the_start_spends_it() {
+    let mut s = state();
+    let first = txn_header(7, 0, 0, 2, 0);
+    assert!(s.needs_verification(&first));
+    assert!(!s.needs_verification(&header(7, 0, 0, 2, 0)), "plain batch");
+    // No verification, or another one's guard: refused.
+    assert!(matches!(
+        s.check_verified(&[first], None),
+        Err(SequenceError::InvalidTxnState { producer_id: 7, .. })
+    ));
+    let guard = s.start_verification(7);
+    assert_eq!(
+        s.start_verification(7),
+        guard,
+        "concurrent requests share it"
+    );
+    let other = s.start_verification(8);
+    assert_ne!(other, guard);
+    assert!(s.check_verified(&[first], Some(other)).is_err());
+    assert_eq!(s.check_verified(&[first], Some(guard)), Ok(()));
+
+    // The verified batch opens the transaction: later batches need nothing.
+    s.update(&first, None);
+    let next = txn_header(7, 0, 2, 1, 2);
+    assert!(!s.needs_verification(&next));
+    assert_eq!(s.check_verified(&[next], None), Ok(()));
+    s.update(&next, None);
+
+    // The marker ends it; an answer obtained before the marker is stale.
+    let late = s.start_verification(8);
+    let stale = Some(late);
+    s.update(&marker_header(8, 0, 3), Some(&marker(false, 0)));
+    let late_batch = txn_header(8, 0, 0, 1, 4);
+    assert!(
+        s.check_verified(&[late_batch], stale).is_err(),
+        "marker spent the guard"
+    );
+    s.update(&marker_header(7, 0, 4), Some(&marker(true, 0)));
+    let again = txn_header(7, 0, 3, 1, 5);
+    assert!(
+        s.needs_verification(&again),
+        "a new transaction verifies again"
+    );
+}
+
+#[test]
+fn active_producers_list_sequence_coordinator_epoch_and_open_transaction() {
+    let mut s = state();
+    assert!(s.active_producers().is_empty());
+    let mut idempotent = header(9, 2, 0, 3, 0);
+    idempotent.max_timestamp = 7_000;
+    s.update(&idempotent, None);
+    let mut txn = txn_header(4, 1, 0, 2, 3);
+    txn.max_timestamp = 8_000;
+    s.update(&txn, None);
+    // Producer 5 committed: its marker leaves no cached batch at a new epoch.
+    s.update(&txn_header(5, 0, 0, 1, 5), None);
+    s.update(&marker_header(5, 1, 6), Some(&marker(true, 3)));
+    // Not idempotent: not a producer.
+    s.update(&header(-1, -1, -1, 1, 7), None);
+
+    let active = s.active_producers();
+    let row =
+        |producer_id, producer_epoch, last_sequence, last_timestamp, coordinator_epoch, start| {
+            ActiveProducer {
+                producer_id,
+                producer_epoch,
+                last_sequence,
+                last_timestamp,
+                coordinator_epoch,
+                current_txn_start_offset: start,
+            }
+        };
+    assert_eq!(
+        active,
+        vec![
+            row(4, 1, 1, 8_000, -1, 3),
+            row(5, 1, -1, 0, 3, -1),
+            row(9, 2, 2, 7_000, -1, -1),
+        ]
+    );
+}

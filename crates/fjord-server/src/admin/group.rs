@@ -20,14 +20,17 @@ use kafka_protocol::messages::offset_fetch_request::{
     OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
 };
 use kafka_protocol::messages::{
-    BrokerId, DeleteGroupsRequest, DescribeGroupsRequest, FindCoordinatorRequest, GroupId,
-    ListGroupsRequest, ListOffsetsRequest, OffsetCommitRequest, OffsetFetchRequest, TopicName,
+    BrokerId, DeleteGroupsRequest, DescribeGroupsRequest, GroupId, ListGroupsRequest,
+    ListOffsetsRequest, OffsetCommitRequest, OffsetFetchRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
 use super::ConnectArgs;
-use super::client::KafkaClient;
 use super::cluster::{Cluster, TopicLayout};
+use super::coordinator::{
+    COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, Coordinator, CoordinatorKey,
+    NOT_COORDINATOR, with_coordinator,
+};
 use super::error::{KafkaError, error_name};
 use super::group_describe::{
     GroupDescription, MemberInfo, PlannedReset, clamp_offset, decode_assignment,
@@ -36,23 +39,14 @@ use super::group_describe::{
 use super::table::render_table;
 
 /// Error codes the group commands react to.
-const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
-const COORDINATOR_NOT_AVAILABLE: i16 = 15;
-const NOT_COORDINATOR: i16 = 16;
 const UNKNOWN_MEMBER_ID: i16 = 25;
 const REBALANCE_IN_PROGRESS: i16 = 27;
 const NON_EMPTY_GROUP: i16 = 68;
 const GROUP_ID_NOT_FOUND: i16 = 69;
 const ILLEGAL_GENERATION: i16 = 22;
-/// FindCoordinator `key_type` of a consumer group.
-const KEY_TYPE_GROUP: i8 = 0;
 /// ListOffsets timestamps with special meaning.
 const LATEST_TIMESTAMP: i64 = -1;
 const EARLIEST_TIMESTAMP: i64 = -2;
-/// How long to keep looking for a coordinator that is loading or moving.
-const COORDINATOR_RETRY_FOR: Duration = Duration::from_secs(15);
-const RETRY_BACKOFF_MIN: Duration = Duration::from_millis(100);
-const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// Consumer group administration.
 #[derive(clap::Subcommand, Debug, Clone)]
@@ -186,108 +180,6 @@ fn group_id(group: &str) -> GroupId {
 
 fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_owned()))
-}
-
-/// A connection to a group's coordinator.
-struct Coordinator {
-    node_id: i32,
-    client: KafkaClient,
-}
-
-impl Coordinator {
-    fn describe(&self) -> String {
-        format!("{} ({})", self.node_id, self.client.addr())
-    }
-}
-
-/// Whether `e` (from a request to the coordinator) says to look the
-/// coordinator up again: a coordinator error code, or a transport failure.
-fn coordinator_retriable(e: &anyhow::Error) -> bool {
-    match e.chain().find_map(|c| c.downcast_ref::<KafkaError>()) {
-        Some(k) => matches!(
-            k.code,
-            COORDINATOR_LOAD_IN_PROGRESS | COORDINATOR_NOT_AVAILABLE | NOT_COORDINATOR
-        ),
-        None => e
-            .chain()
-            .any(|c| c.downcast_ref::<std::io::Error>().is_some()),
-    }
-}
-
-/// FindCoordinator for `group` through the bootstrap connection, then a
-/// connection to it.
-async fn find_coordinator(
-    cluster: &mut Cluster,
-    group: &str,
-    timeout: Duration,
-) -> Result<Coordinator> {
-    let op = format!("find coordinator of group {group}");
-    let client = cluster.any_broker().await?;
-    let version = client.version::<FindCoordinatorRequest>()?;
-    let mut request = FindCoordinatorRequest::default().with_key_type(KEY_TYPE_GROUP);
-    if version >= 4 {
-        request.coordinator_keys = vec![StrBytes::from_string(group.to_owned())];
-    } else {
-        request.key = StrBytes::from_string(group.to_owned());
-    }
-    let response = match client.send_version(&request, version).await {
-        Ok(r) => r,
-        Err(e) => {
-            client.mark_broken();
-            return Err(e.context(op));
-        }
-    };
-    let (node_id, host, port) = if version >= 4 {
-        let c = response
-            .coordinators
-            .into_iter()
-            .find(|c| c.key.as_str() == group)
-            .ok_or_else(|| anyhow!("{op}: group missing from the response"))?;
-        KafkaError::check_with_message(c.error_code, c.error_message.as_ref(), &op)?;
-        (c.node_id.0, c.host, c.port)
-    } else {
-        KafkaError::check_with_message(response.error_code, response.error_message.as_ref(), &op)?;
-        (response.node_id.0, response.host, response.port)
-    };
-    let host = host.as_str();
-    let addr = if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    };
-    let client = KafkaClient::connect(&addr, timeout)
-        .await
-        .with_context(|| format!("connect to the coordinator of group {group} (node {node_id})"))?;
-    Ok(Coordinator { node_id, client })
-}
-
-/// Runs `f` against the group's coordinator, looking it up again (bounded)
-/// while it is loading, unavailable or moved.
-async fn with_coordinator<T>(
-    cluster: &mut Cluster,
-    group: &str,
-    timeout: Duration,
-    mut f: impl AsyncFnMut(&mut Coordinator) -> Result<T>,
-) -> Result<T> {
-    let deadline = tokio::time::Instant::now() + COORDINATOR_RETRY_FOR;
-    let mut backoff = RETRY_BACKOFF_MIN;
-    loop {
-        let result = match find_coordinator(cluster, group, timeout).await {
-            Ok(mut coordinator) => f(&mut coordinator).await,
-            Err(e) => Err(e),
-        };
-        match result {
-            Err(e)
-                if coordinator_retriable(&e)
-                    && tokio::time::Instant::now() + backoff < deadline =>
-            {
-                tracing::debug!(error = %format!("{e:#}"), "coordinator not ready, retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
-            }
-            other => return other,
-        }
-    }
 }
 
 /// One group as ListGroups reports it.
@@ -540,13 +432,17 @@ async fn describe(
     group: &str,
     timeout: Duration,
 ) -> Result<GroupDescription> {
-    let (described, committed, coordinator) =
-        with_coordinator(cluster, group, timeout, async |c: &mut Coordinator| {
+    let (described, committed, coordinator) = with_coordinator(
+        cluster,
+        CoordinatorKey::Group(group),
+        timeout,
+        async |c: &mut Coordinator| {
             let described = describe_group(c, group).await?;
             let committed = fetch_offsets(c, group, None).await?;
             Ok((described, committed, c.describe()))
-        })
-        .await?;
+        },
+    )
+    .await?;
 
     // Topics to look up: assigned or committed.
     let mut topics: BTreeMap<String, BTreeSet<i32>> = BTreeMap::new();
@@ -600,24 +496,29 @@ async fn describe(
 
 async fn delete(cluster: &mut Cluster, group: &str, timeout: Duration) -> Result<()> {
     let op = format!("delete group {group}");
-    let code = with_coordinator(cluster, group, timeout, async |c: &mut Coordinator| {
-        let request = DeleteGroupsRequest::default().with_groups_names(vec![group_id(group)]);
-        let response = c.client.send(&request).await.with_context(|| op.clone())?;
-        let result = response
-            .results
-            .into_iter()
-            .find(|r| r.group_id.0.as_str() == group)
-            .ok_or_else(|| anyhow!("{op}: group missing from the response"))?;
-        // Coordinator errors are retried by with_coordinator.
-        match result.error_code {
-            COORDINATOR_LOAD_IN_PROGRESS | COORDINATOR_NOT_AVAILABLE | NOT_COORDINATOR => {
-                Err(KafkaError::check(result.error_code, &op)
-                    .expect_err("non-zero code")
-                    .into())
+    let code = with_coordinator(
+        cluster,
+        CoordinatorKey::Group(group),
+        timeout,
+        async |c: &mut Coordinator| {
+            let request = DeleteGroupsRequest::default().with_groups_names(vec![group_id(group)]);
+            let response = c.client.send(&request).await.with_context(|| op.clone())?;
+            let result = response
+                .results
+                .into_iter()
+                .find(|r| r.group_id.0.as_str() == group)
+                .ok_or_else(|| anyhow!("{op}: group missing from the response"))?;
+            // Coordinator errors are retried by with_coordinator.
+            match result.error_code {
+                COORDINATOR_LOAD_IN_PROGRESS | COORDINATOR_NOT_AVAILABLE | NOT_COORDINATOR => {
+                    Err(KafkaError::check(result.error_code, &op)
+                        .expect_err("non-zero code")
+                        .into())
+                }
+                code => Ok(code),
             }
-            code => Ok(code),
-        }
-    })
+        },
+    )
     .await?;
     let hint = match code {
         0 => return Ok(()),
@@ -680,13 +581,17 @@ async fn reset_offsets(
     let op = format!("reset offsets of group {group} on topic {}", args.topic);
     let layout = cluster.topic(&args.topic, &op).await?;
     let partitions = layout.select_partitions(args.partition, &op)?;
-    let (state, current) =
-        with_coordinator(cluster, group, timeout, async |c: &mut Coordinator| {
+    let (state, current) = with_coordinator(
+        cluster,
+        CoordinatorKey::Group(group),
+        timeout,
+        async |c: &mut Coordinator| {
             let described = describe_group(c, group).await?;
             let current = fetch_offsets(c, group, Some((&args.topic, &partitions))).await?;
             Ok((described.state, current))
-        })
-        .await?;
+        },
+    )
+    .await?;
 
     let needs_bounds = matches!(target, Target::Offset(_) | Target::Earliest);
     let earliest = if needs_bounds {
@@ -722,9 +627,12 @@ async fn reset_offsets(
         return Ok(());
     }
 
-    let errors = with_coordinator(cluster, group, timeout, async |c: &mut Coordinator| {
-        commit(c, group, &args.topic, &new_offsets).await
-    })
+    let errors = with_coordinator(
+        cluster,
+        CoordinatorKey::Group(group),
+        timeout,
+        async |c: &mut Coordinator| commit(c, group, &args.topic, &new_offsets).await,
+    )
     .await
     .with_context(|| op.clone())?;
     if errors.is_empty() {
@@ -958,23 +866,5 @@ mod tests {
         // No record at or after the time in partition 1: its log end.
         assert_eq!(plan(Target::Datetime(1)), BTreeMap::from([(0, 7), (1, 5)]));
         assert!(plan_offsets(Target::Latest, &[3], &earliest, &latest, &by_time).is_err());
-    }
-
-    #[test]
-    fn coordinator_errors_are_retried_others_not() {
-        let k = |code| {
-            anyhow::Error::new(KafkaError {
-                op: "x".into(),
-                code,
-                message: None,
-            })
-        };
-        assert!(coordinator_retriable(&k(NOT_COORDINATOR)));
-        assert!(coordinator_retriable(&k(COORDINATOR_LOAD_IN_PROGRESS)));
-        assert!(coordinator_retriable(&k(COORDINATOR_NOT_AVAILABLE)));
-        assert!(!coordinator_retriable(&k(NON_EMPTY_GROUP)));
-        assert!(!coordinator_retriable(&anyhow!("decode")));
-        let io = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
-        assert!(coordinator_retriable(&io));
     }
 }

@@ -16,6 +16,9 @@
 //!   under-replicated and offline partitions).
 //! - `group`: consumer group commands; `group_describe`: their assignment
 //!   decoding, lag arithmetic and tables.
+//! - `txn`: transaction commands (list, describe, abort, find-hanging).
+//! - `coordinator`: finding a group's or transactional id's coordinator,
+//!   with a bounded retry while it loads or moves.
 //! - `error`: [`KafkaError`], a response error code with the operation that
 //!   got it, displayed with Kafka's `SCREAMING_SNAKE` error names.
 //!
@@ -28,6 +31,7 @@ pub mod client;
 mod cluster;
 mod cluster_status;
 mod consume;
+mod coordinator;
 mod error;
 mod group;
 mod group_describe;
@@ -35,6 +39,7 @@ mod partitioner;
 mod produce;
 mod table;
 mod topic;
+mod txn;
 
 use std::time::Duration;
 
@@ -45,6 +50,7 @@ pub use error::{KafkaError, error_name};
 pub use group::{GroupCommand, ResetOffsetsArgs, ResetTarget, run_group};
 pub use produce::{Acks, CompressionArg, ProduceArgs, run_produce};
 pub use topic::{TopicCommand, run_topic};
+pub use txn::{AbortArgs, TxnCommand, run_txn};
 
 /// How to reach the cluster; shared by every admin command.
 #[derive(clap::Args, Debug, Clone)]

@@ -44,6 +44,8 @@ pub(crate) async fn render(status: &NodeStatus) -> String {
     );
     if let Some(broker) = status.broker() {
         partitions(&mut e, broker);
+        last_stable_offset_lag(&mut e, broker);
+        transactions(&mut e, broker).await;
         consumer_group_lag(&mut e, broker).await;
     }
     controller(&mut e, status);
@@ -120,6 +122,75 @@ fn partitions(e: &mut TextEncoder, broker: &Broker) {
         MetricKind::Gauge,
         offline,
     );
+}
+
+/// `fjord_partition_last_stable_offset_lag`: per partition led here, how
+/// far open transactions hold read_committed consumers back (Kafka's
+/// `LastStableOffsetLag`).
+fn last_stable_offset_lag(e: &mut TextEncoder, broker: &Broker) {
+    e.family(
+        "fjord_partition_last_stable_offset_lag",
+        "High watermark minus last stable offset of a partition this broker leads.",
+        MetricKind::Gauge,
+    );
+    let mut led: Vec<_> = broker
+        .replicas()
+        .all()
+        .into_iter()
+        .filter(|p| p.is_leader())
+        .collect();
+    led.sort_by(|a, b| a.tp.cmp(&b.tp));
+    for replica in led {
+        let Some(lso) = replica.last_stable_offset() else {
+            continue;
+        };
+        let lag = (replica.high_watermark() - lso).max(0);
+        let partition = replica.tp.partition.to_string();
+        e.sample(
+            "fjord_partition_last_stable_offset_lag",
+            &[
+                ("topic", replica.tp.topic.as_str()),
+                ("partition", partition.as_str()),
+            ],
+            lag,
+        );
+    }
+}
+
+/// `fjord_transactions`: the transactional ids this broker coordinates, by
+/// state (Ongoing and Prepare* are transactions in flight). Left out while
+/// a coordinator partition loads, or when its shard does not answer within
+/// a second.
+async fn transactions(e: &mut TextEncoder, broker: &Broker) {
+    use fjord_coordinator::txn::{ListTransactionsFilter, TransactionState};
+    let filter = ListTransactionsFilter {
+        duration_ms: -1,
+        ..ListTransactionsFilter::default()
+    };
+    let Ok(Ok(listed)) = tokio::time::timeout(LAG_LOCK_WAIT, broker.txns().list(&filter)).await
+    else {
+        return;
+    };
+    e.family(
+        "fjord_transactions",
+        "Transactional ids this broker coordinates, by transaction state.",
+        MetricKind::Gauge,
+    );
+    for state in TransactionState::ALL {
+        if state == TransactionState::Dead {
+            continue;
+        }
+        let count = listed
+            .transactions
+            .iter()
+            .filter(|t| t.state == state)
+            .count();
+        e.sample(
+            "fjord_transactions",
+            &[("state", state.as_str())],
+            count as u64,
+        );
+    }
 }
 
 /// `fjord_consumergroup_lag`: high watermark minus committed offset, for

@@ -14,7 +14,6 @@ import java.util.concurrent.TimeoutException;
 import java.util.function.Function;
 import java.util.stream.Stream;
 
-import org.apache.kafka.clients.admin.AbortTransactionSpec;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AlterConfigOp;
 import org.apache.kafka.clients.admin.ConfigEntry;
@@ -119,10 +118,6 @@ class AdminUnsupportedTest {
                 new Case("updateFeatures", "UpdateFeatures(57)", a -> a.updateFeatures(Map.of("metadata.version",
                         new FeatureUpdate((short) 1, FeatureUpdate.UpgradeType.UPGRADE)), new UpdateFeaturesOptions()).all()),
                 new Case("unregisterBroker", "UnregisterBroker(64)", a -> a.unregisterBroker(99).all()),
-                new Case("describeProducers", "DescribeProducers(61)", a -> a.describeProducers(List.of(TP)).all()),
-                new Case("listTransactions", "ListTransactions(66)", a -> a.listTransactions().all()),
-                new Case("abortTransaction", "DescribeProducers(61) + WriteTxnMarkers(27)",
-                        a -> a.abortTransaction(new AbortTransactionSpec(TP, 1L, (short) 0, 0)).all()),
                 new Case("listClientMetricsResources", "ListConfigResources(74)", a -> a.listClientMetricsResources().all()),
                 new Case("listConfigResources", "ListConfigResources(74)", a -> a.listConfigResources().all()),
                 new Case("describeShareGroups", "ShareGroupDescribe(77)", a -> a.describeShareGroups(List.of("share-1")).all()),
@@ -138,22 +133,9 @@ class AdminUnsupportedTest {
                 new Case("removeRaftVoter", "RemoveRaftVoter(81)", a -> a.removeRaftVoter(9, Uuid.randomUuid()).all()));
     }
 
-    /** Methods that first look up a transaction coordinator (FindCoordinator, key type 1). */
-    static Stream<Case> needTransactionCoordinator() {
-        return Stream.of(
-                new Case("describeTransactions", "FindCoordinator(10, transaction key) + DescribeTransactions(65)",
-                        a -> a.describeTransactions(List.of("txn-1")).all()));
-    }
-
     @ParameterizedTest(name = "{0}")
     @MethodSource("unsupported")
     void failsWithUnsupportedVersion(Case c) throws Exception {
-        assertFailsCleanly(c);
-    }
-
-    @ParameterizedTest(name = "{0}")
-    @MethodSource("needTransactionCoordinator")
-    void transactionCoordinatorLookupFailsCleanly(Case c) throws Exception {
         assertFailsCleanly(c);
     }
 
