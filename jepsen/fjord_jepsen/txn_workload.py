@@ -27,8 +27,9 @@ answered with abort_transaction; a fatal one (the producer was fenced or lost it
 new producer under the same transactional.id, whose init_transactions fences the old one and
 aborts what it left open; a retriable error of commit_transaction is retried. A transaction
 whose commit was never requested cannot commit, so it is `fail` whatever else went wrong; one
-whose commit was requested and not confirmed is `info`, and the process continues under a new
-process id, as Jepsen does.
+whose commit was requested and not confirmed is `info` (also when commit_transaction asked for
+an abort and the abort was not confirmed), and the process continues under a new process id, as
+Jepsen does.
 """
 
 from __future__ import annotations
@@ -100,19 +101,21 @@ class _Txn:
         self.producer.produce(topic, value=str(value).encode(), partition=partition,
                               on_delivery=delivered)
 
-    def abort(self) -> None:
-        """Aborts the open transaction; a producer that cannot abort is replaced (its
-        successor's init_transactions aborts the transaction)."""
+    def abort(self) -> bool:
+        """Aborts the open transaction; true when the coordinator confirmed the abort. A
+        producer that cannot abort is replaced (its successor's init_transactions aborts the
+        transaction, unless the coordinator had already taken a commit)."""
         from confluent_kafka import KafkaException
 
         for _ in range(3):
             try:
                 self.producer.abort_transaction(15)
-                return
+                return True
             except KafkaException as err:
                 if err.args[0].fatal() or not err.args[0].retriable():
                     break
         self.recreate()
+        return False
 
     def commit(self) -> None:
         """Commits; raises _CommitUnknown when the outcome is not known, KafkaException with
@@ -179,11 +182,19 @@ def _run_txn(txn: _Txn, log: HistoryLog, proc: _Process, invoke: dict, body,
                 proc.bump()
             txn.recreate()
             return result
-        txn.abort()
-        return complete("fail", str(e))
+        # Abortable. Before the commit was requested nothing can commit; after it (the commit
+        # failed its flush, say), only a confirmed abort says the coordinator took no commit.
+        confirmed = txn.abort()
+        if commit_requested is None or confirmed:
+            return complete("fail", str(e))
+        complete("info", f"{e}; and the abort was not confirmed")
+        proc.bump()
+        return "info"
     except Exception as err:  # noqa: BLE001 - BufferError and the like: before any commit
         result = complete("fail" if commit_requested is None else "info",
                           f"{type(err).__name__}: {err}")
+        if result == "info":
+            proc.bump()
         txn.recreate()
         return result
 
