@@ -103,6 +103,7 @@ http_addr = "127.0.0.1:0"
 auto_create_topics_enable = $autocreate
 num_partitions = 4
 offsets_topic_replication_factor = 1
+transaction_state_log_replication_factor = 1
 offsets_topic_num_partitions = 4
 group_initial_rebalance_delay_ms = ${LRK_REBALANCE_DELAY_MS:-3000}
 TOML

@@ -289,6 +289,7 @@ FAST_BROKER_CONFIG = {
     "group_initial_rebalance_delay_ms": 0,
     "offsets_topic_num_partitions": 4,
     "offsets_topic_replication_factor": 1,  # one node (Kafka's default of 3 needs three)
+    "transaction_state_log_replication_factor": 1,
 }
 
 

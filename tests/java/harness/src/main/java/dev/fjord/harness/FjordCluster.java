@@ -122,6 +122,7 @@ public final class FjordCluster implements AutoCloseable {
                     "replica_lag_time_max_ms = 3000",
                     "default_replication_factor = " + rf,
                     "offsets_topic_replication_factor = " + rf,
+                    "transaction_state_log_replication_factor = " + rf,
                     "offsets_topic_num_partitions = 4",
                     "group_initial_rebalance_delay_ms = 0",
                     "min_insync_replicas = 1",
