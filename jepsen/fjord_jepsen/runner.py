@@ -175,7 +175,7 @@ def workload(args, cluster: Cluster, kinds: list[str], seed: int, out: Path,
     roles.append("final")  # started after the run; its number is `workers`
     if args.txn_producers:
         roles += ["txn-producer"] * args.txn_producers + ["txn-ctp"] * args.txn_ctp
-        roles += ["txn-reader", "txn-final"]
+        roles += ["txn-reader", "txn-reader-uncommitted", "txn-final"]
     total = len(roles)
     specs = []
     for w, role in enumerate(roles):

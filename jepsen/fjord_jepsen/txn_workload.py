@@ -14,7 +14,10 @@ Topics: `jepsen-txn` (the input) and `jepsen-txn-out`; keys name their partition
   abort the consumer seeks back to the group's committed offsets, so every input record is
   processed again by a later transaction.
 - `txn-reader`: a read_committed consumer with a manual assignment of every partition of both
-  topics, polling all the time (it catches reads of aborted or not yet committed data).
+  topics, polling all the time (it catches reads of aborted or not yet committed data);
+  `txn-reader-uncommitted` the same with read_uncommitted: it sees aborted records too, so the
+  offsets they hold are known (a committed send acknowledged at an offset that holds another
+  value shows as txn-inconsistent-offsets).
 - `txn-final`: after the run, reads both topics with read_committed from offset 0 up to the
   high watermarks, and records the group `jepsen-ctp`'s committed offsets.
 
@@ -57,7 +60,7 @@ def key_of(topic: str, partition: int) -> str:
 
 def run(spec: WorkerSpec, log: HistoryLog) -> None:
     {"txn-producer": _produce, "txn-ctp": _ctp, "txn-reader": _reader,
-     "txn-final": _final_read}[spec.role](spec, log)
+     "txn-reader-uncommitted": _reader, "txn-final": _final_read}[spec.role](spec, log)
 
 
 class _CommitUnknown(Exception):
@@ -224,9 +227,10 @@ def _produce(spec: WorkerSpec, log: HistoryLog) -> None:
 
 # ---------------------------------------------------------------------------- consumers
 
-def _poll(consumer, log: HistoryLog, proc: _Process, timeout: float = 1.0):
-    """One read_committed poll op; returns its records per key, [[offset, value], ...]."""
-    log.write("invoke", "txn-poll", {"isolation": "read_committed"}, proc.id)
+def _poll(consumer, log: HistoryLog, proc: _Process, timeout: float = 1.0,
+          isolation: str = "read_committed"):
+    """One poll op; returns its records per key, [[offset, value], ...]."""
+    log.write("invoke", "txn-poll", {"isolation": isolation}, proc.id)
     messages = consumer.consume(num_messages=POLL_MAX, timeout=timeout)
     records: dict[str, list] = {}
     errors = []
@@ -236,14 +240,14 @@ def _poll(consumer, log: HistoryLog, proc: _Process, timeout: float = 1.0):
             continue
         records.setdefault(key_of(msg.topic(), msg.partition()), []).append(
             [msg.offset(), int(msg.value())])
-    log.write("ok", "txn-poll", {"isolation": "read_committed", "records": records,
+    log.write("ok", "txn-poll", {"isolation": isolation, "records": records,
                                  "max": POLL_MAX}, proc.id, error="; ".join(errors) or None)
     return records
 
 
-def _consumer_conf(spec: WorkerSpec, group: str) -> dict:
+def _consumer_conf(spec: WorkerSpec, group: str, isolation: str = "read_committed") -> dict:
     return {**_common(spec), "group.id": group, "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed", "enable.auto.commit": False,
+            "isolation.level": isolation, "enable.auto.commit": False,
             "session.timeout.ms": 10000, "heartbeat.interval.ms": 1000,
             "max.poll.interval.ms": 60000, "enable.partition.eof": False}
 
@@ -337,10 +341,15 @@ def _all_partitions(spec: WorkerSpec):
             for p in range(spec.partitions)]
 
 
+def _isolation(spec: WorkerSpec) -> str:
+    return "read_uncommitted" if spec.role == "txn-reader-uncommitted" else "read_committed"
+
+
 def _new_reader(spec: WorkerSpec, log: HistoryLog, proc: _Process):
     from confluent_kafka import Consumer
 
-    consumer = Consumer(_consumer_conf(spec, f"jepsen-txn-reader-{spec.worker}"))
+    consumer = Consumer(_consumer_conf(spec, f"jepsen-txn-reader-{spec.worker}",
+                                       _isolation(spec)))
     tps = _all_partitions(spec)
     keys = [key_of(tp.topic, tp.partition) for tp in tps]
     log.write("invoke", "assign", keys, proc.id)
@@ -354,9 +363,9 @@ def _reader(spec: WorkerSpec, log: HistoryLog) -> None:
     consumer, _ = _new_reader(spec, log, proc)
     while time.monotonic() < spec.stop_at:
         try:
-            _poll(consumer, log, proc, timeout=0.5)
+            _poll(consumer, log, proc, timeout=0.5, isolation=_isolation(spec))
         except Exception as err:  # noqa: BLE001
-            log.write("info", "txn-poll", {"isolation": "read_committed"}, proc.id,
+            log.write("info", "txn-poll", {"isolation": _isolation(spec)}, proc.id,
                       error=f"{type(err).__name__}: {err}")
             proc.bump()
             log.write("info", "crash", None, proc.id, error="consumer recreated")

@@ -337,3 +337,16 @@ def test_report_has_the_transactional_section(tmp_path):
     assert "| producer | 2 | 2 | 1 | 0 |" in md
     data = json.load(open(json_path))
     assert data["counts"]["aborted-read"] == 1 and data["stats"]["txn"]["txns"]["ctp"]["ok"] == 1
+
+
+def test_a_commit_acknowledged_at_the_offsets_of_an_aborted_transaction():
+    # The second transaction's sends were acknowledged at offsets that hold the first one's
+    # (aborted) records: a read_uncommitted reader shows it, read_committed readers skip them.
+    h = T().txn(0, "fail", [(OUT0, 1, None)], error="purged")
+    h.txn(0, "ok", [(OUT0, 2, 0)]).txn(0, "ok", [(OUT0, 3, 2)])
+    h.poll(1, {OUT0: [[0, 1], [2, 3]]}, isolation="read_uncommitted")
+    h.final(9, {OUT0: 3}, {OUT0: [[2, 3]]})
+    result = check(h.ops)
+    assert flagged(result) == {"txn-lost-write": 1, "txn-inconsistent-offsets": 1}
+    [bad] = result.anomalies["txn-inconsistent-offsets"]
+    assert sorted(v["value"] for v in bad["values"]) == [1, 2]
