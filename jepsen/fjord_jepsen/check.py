@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from .checker import ANOMALIES, check
+from .checker import ALL_ANOMALIES, check
 from .history import HistoryError, load_history
 from .report import write_report
 
@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
         "--allow",
         action="append",
         default=[],
-        choices=ANOMALIES,
+        choices=ALL_ANOMALIES,
         metavar="ANOMALY",
         help="report this anomaly but do not fail on it (repeatable), e.g. "
         "'unseen' for a run without final reads",

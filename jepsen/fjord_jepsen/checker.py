@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
 from .history import HistoryError, Op
+from .txn_checker import TXN_ALLOWED_BY_KAFKA, TXN_ANOMALIES, check_txn, has_txn_ops
 
 ANOMALIES = (
     "duplicate",
@@ -61,7 +62,11 @@ ANOMALIES = (
 )
 
 # Reported but never forbidden: what Kafka's contract permits.
-ALLOWED_BY_KAFKA = ("retry-duplicate",)
+ALLOWED_BY_KAFKA = ("retry-duplicate",) + TXN_ALLOWED_BY_KAFKA
+
+# Every anomaly a check may report: the queue workload's, then the transactional workload's
+# (txn_checker), checked only when the history has transactional ops.
+ALL_ANOMALIES = ANOMALIES + TXN_ANOMALIES
 
 # Ops after which a process's consumer may legitimately read from anywhere.
 POSITION_RESET_FS = frozenset({"assign", "subscribe", "rebalance", "crash"})
@@ -85,7 +90,7 @@ class Result:
     @property
     def forbidden(self) -> list[str]:
         """Names of the anomalies that make the history invalid."""
-        return [n for n in ANOMALIES if self.counts.get(n) and n not in self.allowed]
+        return [n for n in ALL_ANOMALIES if self.counts.get(n) and n not in self.allowed]
 
     def to_dict(self, max_examples: Optional[int] = None) -> dict:
         return {
@@ -425,16 +430,18 @@ def _stats(history: list[Op], b: _Builder) -> dict:
 
 
 def check(history: list[Op], allowed: Iterable[str] = ()) -> Result:
-    """Checks a history (ops in real-time order). Anomalies named in
+    """Checks a history (ops in real-time order): the queue anomalies, and the
+    transactional ones (txn_checker) when it has `txn` or `txn-poll` ops,
+    whose names then appear in `anomalies`/`counts`. Anomalies named in
     `allowed` are still reported but do not make the result invalid, e.g.
     `unseen` for a run that ended without final reads.
 
     Raises HistoryError if a value was sent twice, which the analysis
     cannot interpret."""
     allowed = sorted(set(allowed) | set(ALLOWED_BY_KAFKA))
-    unknown = [a for a in allowed if a not in ANOMALIES]
+    unknown = [a for a in allowed if a not in ALL_ANOMALIES]
     if unknown:
-        raise ValueError(f"unknown anomaly names {unknown}; known: {list(ANOMALIES)}")
+        raise ValueError(f"unknown anomaly names {unknown}; known: {list(ALL_ANOMALIES)}")
 
     b = _Builder()
     for op in history:
@@ -454,9 +461,15 @@ def check(history: list[Op], allowed: Iterable[str] = ()) -> Result:
         "nonmonotonic-poll": nonmonotonic_polls,
         "unexpected": _unexpected(b),
     }
+    txn_stats = None
+    if has_txn_ops(history):
+        txn_anomalies, txn_stats = check_txn(history)
+        anomalies.update(txn_anomalies)
     counts = {name: len(examples) for name, examples in anomalies.items()}
-    valid = not any(counts[n] for n in ANOMALIES if n not in allowed)
+    valid = not any(counts[n] for n in anomalies if n not in allowed)
     stats = _stats(history, b)
+    if txn_stats is not None:
+        stats["txn"] = txn_stats
     stats["faults"] = [
         {"index": op.index, "time": op.time, "f": op.f, "value": op.value} for op in b.faults
     ]

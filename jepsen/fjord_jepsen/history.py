@@ -128,12 +128,63 @@ def _check_rebalance_value(op: Op) -> None:
             raise ValueError(f"rebalance '{field}' must be a list of strings")
 
 
+def _check_records(records: Any, what: str) -> None:
+    if not isinstance(records, dict):
+        raise ValueError(f"{what} must be an object {{key: [[offset, value], ...]}}")
+    for key, recs in records.items():
+        if not isinstance(recs, list):
+            raise ValueError(f"{what} of key {key!r} must be a list")
+        for rec in recs:
+            if (not isinstance(rec, list) or len(rec) != 2 or not _is_int(rec[0])
+                    or not (_is_int(rec[1]) or isinstance(rec[1], str))):
+                raise ValueError(f"record {rec!r} of key {key!r} must be [offset, value]")
+
+
+def _check_txn_value(op: Op) -> None:
+    """`txn`: {txn_id, sends: [{key, value, offset?, source?}], reads?, offsets?,
+    commit_requested?} (the transactional workload)."""
+    v = op.value
+    if not isinstance(v, dict) or not isinstance(v.get("txn_id"), str):
+        raise ValueError("txn value must be an object with a string 'txn_id'")
+    sends = v.get("sends")
+    if not isinstance(sends, list):
+        raise ValueError("txn value needs a list 'sends'")
+    for send in sends:
+        if (not isinstance(send, dict) or not isinstance(send.get("key"), str)
+                or not _is_int(send.get("value"))):
+            raise ValueError(f"txn send {send!r} needs a string 'key' and an integer 'value'")
+        if send.get("offset") is not None and not _is_int(send["offset"]):
+            raise ValueError(f"txn send {send!r}: 'offset' must be an integer")
+    if v.get("reads") is not None:
+        _check_records(v["reads"], "txn reads")
+    requested = v.get("commit_requested")
+    if requested is not None and not _is_number(requested):
+        raise ValueError("txn 'commit_requested' must be a time in seconds")
+
+
+def _check_txn_poll_value(op: Op) -> None:
+    """`txn-poll`: {isolation, records (ok only), max?}."""
+    v = op.value
+    if op.type == "invoke" and v is None:
+        return
+    if not isinstance(v, dict):
+        raise ValueError("txn-poll value must be an object {isolation, records}")
+    if v.get("isolation") not in ("read_committed", "read_uncommitted"):
+        raise ValueError("txn-poll 'isolation' must be read_committed or read_uncommitted")
+    if op.type == "ok":
+        _check_records(v.get("records"), "txn-poll records")
+    if v.get("max") is not None and not _is_int(v["max"]):
+        raise ValueError("txn-poll 'max' must be an integer")
+
+
 _VALUE_CHECKS = {
     "send": _check_send_value,
     "poll": _check_poll_value,
     "assign": _check_key_list,
     "subscribe": _check_key_list,
     "rebalance": _check_rebalance_value,
+    "txn": _check_txn_value,
+    "txn-poll": _check_txn_poll_value,
 }
 
 

@@ -12,7 +12,8 @@ import json
 import os
 from typing import Any, Optional
 
-from .checker import ANOMALIES, Result
+from .checker import ALL_ANOMALIES, ANOMALIES, Result
+from .txn_checker import TXN_ANOMALIES
 from .history import Op
 
 # One line per anomaly for the report; jepsen/README.md has the long form.
@@ -28,6 +29,32 @@ DESCRIPTIONS = {
     "poll-skip": "a process's successive reads of a key jumped over a known offset",
     "nonmonotonic-poll": "a process's successive reads of a key did not move forward",
     "unexpected": "a poll read a value that no send carried to that key",
+    # The transactional workload (txn_checker).
+    "aborted-read": "G1a: a read_committed poll read a value of an aborted transaction",
+    "intermediate-read": "G1b: a read_committed poll ended inside a committed transaction's "
+    "adjacent writes to a key (read a non-final state of it)",
+    "precommitted-read": "a read_committed poll returned a value before its transaction's "
+    "commit was requested",
+    "txn-lost-write": "a committed transaction's value not read by the final read_committed "
+    "reader, which read its key completely",
+    "txn-unseen": "a committed transaction's value read by nobody, in a key the final reader "
+    "did not complete",
+    "txn-duplicate": "one value at two offsets of a key in committed data",
+    "reprocessed": "one input record read by two committed consume-transform-produce "
+    "transactions (exactly-once processing broken)",
+    "unprocessed": "a committed input record below the group's committed offset that no "
+    "consume-transform-produce transaction read",
+    "txn-inconsistent-offsets": "one offset of a key observed holding two different values",
+    "txn-unexpected": "a poll read a value that no transaction sent to that key",
+    "txn-nonmonotonic-send": "a transactional.id's successive sends to a key got "
+    "non-increasing offsets",
+    "int-send-skip": "a transaction's successive sends to a key were not adjacent (writes of "
+    "concurrent transactions interleave: allowed)",
+    "txn-poll-skip": "a process's successive reads of a key jumped over committed data",
+    "txn-nonmonotonic-poll": "a process's successive reads of a key did not move forward",
+    "G0": "a write cycle (ww edges only) among committed transactions (Kafka's model "
+    "interleaves transactions' writes: allowed)",
+    "G1c": "a cycle of ww and wr edges, at least one wr, among committed transactions",
 }
 
 REPORT_EXAMPLES = 10
@@ -78,7 +105,7 @@ def render_markdown(result: Result, history: list[Op]) -> str:
         verdict = "**Verdict: VALID**"
         if any(result.counts.values()):
             verdict += " (allowed anomalies occurred: " + ", ".join(
-                n for n in ANOMALIES if result.counts.get(n)
+                n for n in ALL_ANOMALIES if result.counts.get(n)
             ) + ")"
     else:
         verdict = "**Verdict: INVALID** — " + ", ".join(
@@ -97,12 +124,23 @@ def render_markdown(result: Result, history: list[Op]) -> str:
         "| anomaly | count | forbidden | meaning |",
         "|---|---:|---|---|",
     ]
-    for name in ANOMALIES:
-        forbidden = "no (allowed)" if name in result.allowed else "yes"
-        count = result.counts.get(name, 0)
-        lines.append(f"| {name} | {count} | {forbidden} | {DESCRIPTIONS[name]} |")
-    lines.append("")
-    for name in ANOMALIES:
+    def table(names):
+        for name in names:
+            forbidden = "no (allowed)" if name in result.allowed else "yes"
+            count = result.counts.get(name, 0)
+            lines.append(f"| {name} | {count} | {forbidden} | {DESCRIPTIONS[name]} |")
+        lines.append("")
+
+    table(ANOMALIES)
+    if "txn" in stats:
+        lines += [
+            "Transactional workload:",
+            "",
+            "| anomaly | count | forbidden | meaning |",
+            "|---|---:|---|---|",
+        ]
+        table(TXN_ANOMALIES)
+    for name in ALL_ANOMALIES:
         examples = result.anomalies.get(name, [])
         if not examples:
             continue
@@ -148,6 +186,8 @@ def render_markdown(result: Result, history: list[Op]) -> str:
                 f"{_fmt_value(k['max_acked_offset'])} | {_fmt_value(k['max_read_offset'])} | "
                 f"{k['known_offsets']} |"
             )
+    if "txn" in stats:
+        lines += _txn_stats_lines(stats["txn"])
     lines += ["", "## Fault timeline", ""]
     if faults:
         lines += ["| time (s) | nemesis op | value |", "|---:|---|---|"]
@@ -157,6 +197,29 @@ def render_markdown(result: Result, history: list[Op]) -> str:
         lines.append("No nemesis ops in this history.")
     lines.append("")
     return "\n".join(lines)
+
+
+def _txn_stats_lines(txn: dict) -> list[str]:
+    lines = ["", "Transactional workload:", "",
+             "| transactions | ok (committed) | fail (aborted) | info | incomplete |",
+             "|---|---:|---:|---:|---:|"]
+    for role, row in sorted(txn.get("txns", {}).items()):
+        lines.append(f"| {role} | {row['ok']} | {row['fail']} | {row['info']} | "
+                     f"{row['incomplete']} |")
+    lines.append("")
+    for isolation, row in sorted(txn.get("polls", {}).items()):
+        lines.append(f"- {isolation} polls: {row['polls']}, {row['records']} records")
+    final = txn.get("final_read", {})
+    graph = txn.get("graph", {})
+    lines += [
+        f"- values of committed transactions: {txn.get('committed_sends', 0)}; info "
+        f"transactions proven committed by a read: {txn.get('info_proven_committed', 0)}",
+        f"- final read: {len(final.get('complete', []))} of {len(final.get('targets', {}))} "
+        f"keys read completely; group offsets {_fmt_value(txn.get('group_offsets'))}",
+        f"- dependency graph: {graph.get('nodes', 0)} committed transactions, "
+        f"{graph.get('ww_edges', 0)} ww and {graph.get('wr_edges', 0)} wr edges",
+    ]
+    return lines
 
 
 def write_report(

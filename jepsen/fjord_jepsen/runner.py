@@ -13,6 +13,7 @@ import json
 import multiprocessing
 import os
 import random
+import signal
 import subprocess
 import sys
 import threading
@@ -26,6 +27,8 @@ from .cluster import REPO, Cluster, ClusterError
 from .cluster import run as run_cmd
 from .history import dump_history, op_from_dict
 from .nemesis import KINDS, MIXES, Nemesis, Schedule, kinds_for
+from .txn_workload import TOPIC_IN as TXN_TOPIC_IN
+from .txn_workload import TOPIC_OUT as TXN_TOPIC_OUT
 from .workload import TOPIC, HistoryLog, WorkerSpec, run_worker
 
 RESULTS = REPO / "jepsen" / "results"
@@ -54,6 +57,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--consumers", type=int, default=2,
                    help="consumer processes, alternately assign and subscribe")
     p.add_argument("--partitions", type=int, default=6)
+    p.add_argument("--txn-producers", type=int, default=2,
+                   help="transactional producer processes (topic jepsen-txn); 0 turns the "
+                        "transactional workload off")
+    p.add_argument("--txn-ctp", type=int, default=2,
+                   help="consume-transform-produce processes (jepsen-txn -> jepsen-txn-out)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--image", default="fjord:dev")
     p.add_argument("--no-build", action="store_true", help="use the existing image")
@@ -68,22 +76,23 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def create_topic(bootstrap: str, partitions: int, timeout: float = 60) -> None:
+def create_topic(bootstrap: str, partitions: int, name: str = TOPIC,
+                 timeout: float = 60) -> None:
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    topic = NewTopic(TOPIC, num_partitions=partitions, replication_factor=3,
+    topic = NewTopic(name, num_partitions=partitions, replication_factor=3,
                      config={"min.insync.replicas": "2"})
     deadline = time.monotonic() + timeout
     while True:
         try:
-            admin.create_topics([topic], operation_timeout=20)[TOPIC].result(timeout=30)
+            admin.create_topics([topic], operation_timeout=20)[name].result(timeout=30)
             return
         except Exception as err:  # noqa: BLE001 - retried until the deadline
             if "TOPIC_ALREADY_EXISTS" in str(err):
                 return
             if time.monotonic() > deadline:
-                raise ClusterError(f"cannot create topic {TOPIC}: {err}") from err
+                raise ClusterError(f"cannot create topic {name}: {err}") from err
             time.sleep(1)
 
 
@@ -127,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
         cluster.up()
         phases["ready_s"] = cluster.wait_ready()
         create_topic(cluster.bootstrap, args.partitions)
+        if args.txn_producers:
+            create_topic(cluster.bootstrap, args.partitions, TXN_TOPIC_IN)
+            create_topic(cluster.bootstrap, args.partitions, TXN_TOPIC_OUT)
         phases["setup_s"] = time.monotonic() - t0
         verdict = workload(args, cluster, kinds, seed, out, phases)
     except Exception:
@@ -154,16 +166,24 @@ def workload(args, cluster: Cluster, kinds: list[str], seed: int, out: Path,
     nemesis_log = HistoryLog(nemesis_file, start)
     nemesis = Nemesis(cluster, nemesis_log, kinds, Schedule(args.quiet, args.fault), seed)
 
+    # Worker numbers: the queue workers, the queue's final reader, then the transactional
+    # workers (producers, consume-transform-produce, one read_committed reader) and their
+    # final reader. Process ids are worker + k * (all workers), so they never collide.
     workers = args.producers + args.consumers
+    roles = ["producer"] * args.producers + [
+        "assign" if c % 2 == 0 else "subscribe" for c in range(args.consumers)]
+    roles.append("final")  # started after the run; its number is `workers`
+    if args.txn_producers:
+        roles += ["txn-producer"] * args.txn_producers + ["txn-ctp"] * args.txn_ctp
+        roles += ["txn-reader", "txn-reader-uncommitted", "txn-final"]
+    total = len(roles)
     specs = []
-    for w in range(workers):
-        if w < args.producers:
-            role = "producer"
-        else:
-            role = "assign" if (w - args.producers) % 2 == 0 else "subscribe"
+    for w, role in enumerate(roles):
+        if role in ("final", "txn-final"):
+            continue
         path = out / f"history-{w}.jsonl"
         histories.append(path)
-        specs.append(WorkerSpec(worker=w, workers=workers + 1, role=role,
+        specs.append(WorkerSpec(worker=w, workers=total, role=role,
                                 bootstrap=cluster.bootstrap, partitions=args.partitions,
                                 start=start, stop_at=start + args.time_limit, history=str(path),
                                 idempotent=(w % 2 == 0), seed=seed + w))
@@ -176,9 +196,13 @@ def workload(args, cluster: Cluster, kinds: list[str], seed: int, out: Path,
     nemesis.stop.set()
     nemesis_thread.join()
     for proc in procs:
-        proc.join(60)
+        proc.join(max(1.0, start + args.time_limit + 60 - time.monotonic()))
         if proc.is_alive():
+            # Stacks to the worker's client log first (see run_worker), then the kill.
+            os.kill(proc.pid, signal.SIGUSR1)
+            time.sleep(1)
             proc.kill()
+            nemesis_log.write("info", "worker-killed", {"worker": proc.name})
     phases["workload_s"] = time.monotonic() - start
 
     # Healed, so every node should run: one that does not exited on its own (the nemesis
@@ -199,17 +223,24 @@ def workload(args, cluster: Cluster, kinds: list[str], seed: int, out: Path,
         nemesis_log.write("info", "not-ready", str(err))
     phases["recover_s"] = time.monotonic() - t_heal
     nemesis_log.close()
-    final_path = out / "history-final.jsonl"
-    histories.append(final_path)
-    final = WorkerSpec(worker=workers, workers=workers + 1, role="final",
-                       bootstrap=cluster.bootstrap, partitions=args.partitions, start=start,
-                       stop_at=time.monotonic() + 90, history=str(final_path))
+    # The final readers (queue and transactional) run side by side.
+    finals = []
+    for w, role in enumerate(roles):
+        if role not in ("final", "txn-final"):
+            continue
+        path = out / ("history-final.jsonl" if role == "final" else "history-txn-final.jsonl")
+        histories.append(path)
+        finals.append(WorkerSpec(worker=w, workers=total, role=role,
+                                 bootstrap=cluster.bootstrap, partitions=args.partitions,
+                                 start=start, stop_at=time.monotonic() + 90, history=str(path)))
     t_final = time.monotonic()
-    reader = ctx.Process(target=run_worker, args=(final,), name="jepsen-final")
-    reader.start()
-    reader.join(120)
-    if reader.is_alive():
-        reader.kill()
+    readers = [ctx.Process(target=run_worker, args=(f,), name=f"jepsen-{f.role}") for f in finals]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join(max(1.0, t_final + 120 - time.monotonic()))
+        if reader.is_alive():
+            reader.kill()
     phases["final_read_s"] = time.monotonic() - t_final
 
     merge_histories(histories, out / "history.jsonl")

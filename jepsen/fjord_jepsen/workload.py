@@ -15,9 +15,11 @@ Like Jepsen, a process that saw an indeterminate outcome continues under a new p
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import random
+import signal
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -52,7 +54,9 @@ class HistoryLog:
 class WorkerSpec:
     worker: int              # 0-based worker number
     workers: int             # how many workers there are (for fresh process ids)
-    role: str                # "producer" | "assign" | "subscribe" | "final"
+    role: str                # "producer" | "assign" | "subscribe" | "final", or a
+                             # txn_workload role: "txn-producer" | "txn-ctp" | "txn-reader" |
+                             # "txn-final"
     bootstrap: str
     partitions: int
     start: float             # shared time.monotonic() origin
@@ -70,10 +74,18 @@ def run_worker(spec: WorkerSpec) -> None:
     client_log = os.open(Path(spec.history).with_suffix(".client.log"),
                          os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(client_log, 2)
+    # The runner sends SIGUSR1 to a worker that overstays the run before killing it: the
+    # stacks of its threads land in the client log.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     log = HistoryLog(Path(spec.history), spec.start)
     try:
-        {"producer": _produce, "assign": _consume, "subscribe": _consume,
-         "final": _final_read}[spec.role](spec, log)
+        if spec.role.startswith("txn-"):
+            from . import txn_workload
+
+            txn_workload.run(spec, log)
+        else:
+            {"producer": _produce, "assign": _consume, "subscribe": _consume,
+             "final": _final_read}[spec.role](spec, log)
     finally:
         log.close()
 
