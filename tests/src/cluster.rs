@@ -216,11 +216,6 @@ impl FjordCluster {
                         "transaction_state_log_replication_factor = {}",
                         o.replication_factor
                     );
-                    let _ = writeln!(
-                        t,
-                        "transaction_state_log_replication_factor = {}",
-                        o.replication_factor
-                    );
                     let _ = writeln!(t, "offsets_topic_num_partitions = 4");
                     let _ = writeln!(t, "group_initial_rebalance_delay_ms = 0");
                     let _ = writeln!(t, "min_insync_replicas = {}", o.min_insync_replicas);

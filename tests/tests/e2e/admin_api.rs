@@ -157,17 +157,18 @@ fn describe_cluster_lists_this_broker() {
 }
 
 /// Answers the Java client relies on, over the wire: FindCoordinator for a
-/// transactional id fails with the non-retriable UNSUPPORTED_VERSION (no
-/// transaction coordinator yet; clients retry COORDINATOR_NOT_AVAILABLE until
-/// they time out), and Metadata v12+ looks a topic up by its id whenever the
-/// id is non-zero, also beside the name "" the Java client sends.
+/// transactional id names this node once `__transaction_state` exists
+/// (created by the first lookup, which may answer the retriable
+/// COORDINATOR_NOT_AVAILABLE meanwhile), unbatched and batched, and
+/// Metadata v12+ looks a topic up by its id whenever the id is non-zero,
+/// also beside the name "" the Java client sends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transaction_coordinator_lookup_and_metadata_by_topic_id() {
     use fjord_e2e::{KafkaConn, create_topic};
     use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
     use kafka_protocol::messages::{FindCoordinatorRequest, MetadataRequest, TopicName};
     use kafka_protocol::protocol::StrBytes;
-    const UNSUPPORTED_VERSION: i16 = 35;
+    const COORDINATOR_NOT_AVAILABLE: i16 = 15;
     const UNKNOWN_TOPIC_ID: i16 = 100;
 
     bounded(Duration::from_secs(90), async {
@@ -182,8 +183,17 @@ async fn transaction_coordinator_lookup_and_metadata_by_topic_id() {
         let req = FindCoordinatorRequest::default()
             .with_key(txn.clone())
             .with_key_type(1);
-        let resp = conn.request(3, &req).expect("FindCoordinator v3");
-        assert_eq!((resp.error_code, resp.node_id.0), (UNSUPPORTED_VERSION, -1));
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let resp = loop {
+            let resp = conn.request(3, &req).expect("FindCoordinator v3");
+            if resp.error_code != COORDINATOR_NOT_AVAILABLE || std::time::Instant::now() > deadline
+            {
+                break resp;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!((resp.error_code, resp.node_id.0), (0, 1));
+        assert_eq!(resp.port, i32::from(node.port()));
         let v = conn
             .best_version::<FindCoordinatorRequest>()
             .expect("versions");
@@ -192,8 +202,12 @@ async fn transaction_coordinator_lookup_and_metadata_by_topic_id() {
             .with_coordinator_keys(vec![txn])
             .with_key_type(1);
         let resp = conn.request(v, &req).expect("FindCoordinator batched");
-        let codes: Vec<i16> = resp.coordinators.iter().map(|c| c.error_code).collect();
-        assert_eq!(codes, vec![UNSUPPORTED_VERSION]);
+        let found: Vec<(i16, i32)> = resp
+            .coordinators
+            .iter()
+            .map(|c| (c.error_code, c.node_id.0))
+            .collect();
+        assert_eq!(found, vec![(0, 1)]);
 
         // Phase 2: Metadata by id, with the name "" as the Java client sends it.
         let md = probe_metadata(&b).expect("Metadata");
