@@ -77,8 +77,15 @@ pub(crate) fn batch(kind: Kind, pid: i64, epoch: i16, seq: i32) -> Bytes {
 
 /// Partition 0's log end offset (ListOffsets LATEST).
 pub(crate) fn log_end_offset(conn: &mut KafkaConn, topic: &str) -> i64 {
+    latest_offset(conn, topic, 0)
+}
+
+/// Partition 0's ListOffsets LATEST at `isolation_level` (1: READ_COMMITTED,
+/// the last stable offset).
+pub(crate) fn latest_offset(conn: &mut KafkaConn, topic: &str, isolation_level: i8) -> i64 {
     let request = ListOffsetsRequest::default()
         .with_replica_id((-1).into())
+        .with_isolation_level(isolation_level)
         .with_topics(vec![
             ListOffsetsTopic::default()
                 .with_name(TopicName(StrBytes::from_string(topic.to_string())))

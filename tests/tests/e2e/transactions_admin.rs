@@ -24,16 +24,15 @@ use fjord_e2e::{
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::describe_producers_request::TopicRequest;
 use kafka_protocol::messages::describe_producers_response::PartitionResponse;
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::write_txn_markers_request::{
     WritableTxnMarker, WritableTxnMarkerTopic,
 };
 use kafka_protocol::messages::{
     AddPartitionsToTxnRequest, ApiKey, DescribeProducersRequest, DescribeTransactionsRequest,
-    EndTxnRequest, FindCoordinatorRequest, InitProducerIdRequest, ListOffsetsRequest,
-    ListTransactionsRequest, ProduceRequest, ProducerId, TopicName, TransactionalId,
-    WriteTxnMarkersRequest, WriteTxnMarkersResponse,
+    EndTxnRequest, FindCoordinatorRequest, InitProducerIdRequest, ListTransactionsRequest,
+    ProduceRequest, ProducerId, TopicName, TransactionalId, WriteTxnMarkersRequest,
+    WriteTxnMarkersResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
@@ -42,6 +41,7 @@ use kafka_protocol::records::{
 use tokio::task::block_in_place;
 
 use super::idempotence::{batch, init_producer_id, produce};
+use crate::produce_validation::latest_offset;
 
 const LIMIT: Duration = Duration::from_secs(120);
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -139,24 +139,8 @@ fn describe_producers(
 }
 
 /// ListOffsets LATEST of partition 0 at READ_COMMITTED: the last stable offset.
-fn last_stable_offset(conn: &mut KafkaConn, topic: &str) -> i64 {
-    let request = ListOffsetsRequest::default()
-        .with_replica_id((-1).into())
-        .with_isolation_level(1)
-        .with_topics(vec![
-            ListOffsetsTopic::default()
-                .with_name(TopicName(wire(topic)))
-                .with_partitions(vec![
-                    ListOffsetsPartition::default()
-                        .with_partition_index(0)
-                        .with_current_leader_epoch(-1)
-                        .with_timestamp(-1),
-                ]),
-        ]);
-    let response = conn.request(7, &request).expect("ListOffsets");
-    let p = &response.topics[0].partitions[0];
-    assert_eq!(p.error_code, 0);
-    p.offset
+pub(crate) fn last_stable_offset(conn: &mut KafkaConn, topic: &str) -> i64 {
+    latest_offset(conn, topic, 1)
 }
 
 /// WriteTxnMarkers v1, ABORT, one marker per (producer epoch, coordinator
@@ -387,7 +371,7 @@ async fn list_and_describe_transactions_on_a_node_that_coordinates_none() {
 /// InitProducerId v4 for `txn_id`, retried (as a client, which looks the
 /// coordinator up again) while the coordinator is being created or loads;
 /// (producer id, epoch).
-fn init_transactional(conn: &mut KafkaConn, txn_id: &str) -> (i64, i16) {
+pub(crate) fn init_transactional(conn: &mut KafkaConn, txn_id: &str) -> (i64, i16) {
     let request = InitProducerIdRequest::default()
         .with_transactional_id(Some(TransactionalId(wire(txn_id))))
         .with_transaction_timeout_ms(60_000)
@@ -414,7 +398,7 @@ fn init_transactional(conn: &mut KafkaConn, txn_id: &str) -> (i64, i16) {
 }
 
 /// AddPartitionsToTxn v3: partition 0 of `topic` joins the transaction.
-fn add_partition(conn: &mut KafkaConn, txn_id: &str, pid: i64, epoch: i16, topic: &str) {
+pub(crate) fn add_partition(conn: &mut KafkaConn, txn_id: &str, pid: i64, epoch: i16, topic: &str) {
     let add = AddPartitionsToTxnRequest::default()
         .with_v3_and_below_transactional_id(TransactionalId(wire(txn_id)))
         .with_v3_and_below_producer_id(ProducerId(pid))
@@ -581,7 +565,7 @@ async fn a_transactional_producer_is_listed_described_and_its_partition_aborted(
 
 /// FindCoordinator(TRANSACTION) v3 for `txn_id` through `conn`, retried
 /// while `__transaction_state` is created and its leaders elected.
-fn transaction_coordinator(conn: &mut KafkaConn, txn_id: &str) -> i32 {
+pub(crate) fn transaction_coordinator(conn: &mut KafkaConn, txn_id: &str) -> i32 {
     let request = FindCoordinatorRequest::default()
         .with_key_type(1)
         .with_key(wire(txn_id));
