@@ -65,6 +65,15 @@ final class Clients {
         return new KafkaProducer<>(producerProps(bootstrap));
     }
 
+    /** A transactional producer of {@code transactionalId}, its transactions initialized. */
+    static KafkaProducer<String, String> transactionalProducer(String bootstrap, String transactionalId) {
+        Properties p = producerProps(bootstrap);
+        p.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, transactionalId);
+        KafkaProducer<String, String> producer = new KafkaProducer<>(p);
+        producer.initTransactions();
+        return producer;
+    }
+
     /** Consumer settings: no group unless given, read from the beginning, no auto commit. */
     static Properties consumerProps(String bootstrap, String group) {
         Properties p = new Properties();

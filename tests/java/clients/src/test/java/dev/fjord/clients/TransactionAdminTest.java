@@ -25,7 +25,6 @@ import org.apache.kafka.clients.admin.TransactionState;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
-import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.errors.TransactionalIdNotFoundException;
@@ -57,14 +56,6 @@ class TransactionAdminTest {
         }
     }
 
-    static KafkaProducer<String, String> transactional(String transactionalId) {
-        Properties props = Clients.producerProps(node.bootstrap());
-        props.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, transactionalId);
-        KafkaProducer<String, String> p = new KafkaProducer<>(props);
-        p.initTransactions();
-        return p;
-    }
-
     /** What a read_committed consumer reads of partition 0 within a second. */
     static List<String> readCommitted(String topic) {
         Properties props = Clients.consumerProps(node.bootstrap(), null);
@@ -94,7 +85,7 @@ class TransactionAdminTest {
         TopicPartition tp = new TopicPartition(topic, 0);
         String tid = Clients.unique("tid-admin");
         try (Admin admin = Clients.admin(node.bootstrap());
-                KafkaProducer<String, String> p = transactional(tid)) {
+                KafkaProducer<String, String> p = Clients.transactionalProducer(node.bootstrap(), tid)) {
             p.beginTransaction();
             p.send(new ProducerRecord<>(topic, "k", "open")).get(20, TimeUnit.SECONDS);
 

@@ -17,7 +17,6 @@ import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.clients.producer.KafkaProducer;
-import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.errors.ProducerFencedException;
@@ -45,14 +44,6 @@ class TransactionsTest {
         }
     }
 
-    static KafkaProducer<String, String> transactional(String transactionalId) {
-        Properties props = Clients.producerProps(node.bootstrap());
-        props.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, transactionalId);
-        KafkaProducer<String, String> p = new KafkaProducer<>(props);
-        p.initTransactions();
-        return p;
-    }
-
     static List<String> readValues(String topic, int partitions, String isolation, int count) {
         Properties props = Clients.consumerProps(node.bootstrap(), null);
         props.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, isolation);
@@ -76,7 +67,7 @@ class TransactionsTest {
     void committedRecordsAreReadAbortedOnesOnlyUncommitted() throws Exception {
         String topic = Clients.unique("txn");
         Clients.createTopic(node.bootstrap(), topic, 2);
-        try (KafkaProducer<String, String> p = transactional(Clients.unique("tid"))) {
+        try (KafkaProducer<String, String> p = Clients.transactionalProducer(node.bootstrap(), Clients.unique("tid"))) {
             p.beginTransaction();
             for (int i = 0; i < 10; i++) {
                 p.send(new ProducerRecord<>(topic, i % 2, null, "commit-" + i));
@@ -112,7 +103,7 @@ class TransactionsTest {
         props.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
         TopicPartition tp = new TopicPartition(src, 0);
         try (KafkaConsumer<String, String> consumer = new KafkaConsumer<>(props);
-                KafkaProducer<String, String> producer = transactional(Clients.unique("ctp"))) {
+                KafkaProducer<String, String> producer = Clients.transactionalProducer(node.bootstrap(), Clients.unique("ctp"))) {
             // subscribe: the group metadata carries a generation and member id (KIP-447 fencing).
             consumer.subscribe(List.of(src));
             List<ConsumerRecord<String, String>> batch = new ArrayList<>();
@@ -145,10 +136,10 @@ class TransactionsTest {
         String topic = Clients.unique("fence");
         Clients.createTopic(node.bootstrap(), topic, 1);
         String tid = Clients.unique("tid");
-        KafkaProducer<String, String> old = transactional(tid);
+        KafkaProducer<String, String> old = Clients.transactionalProducer(node.bootstrap(), tid);
         old.beginTransaction();
         old.send(new ProducerRecord<>(topic, "zombie")).get(20, TimeUnit.SECONDS);
-        try (KafkaProducer<String, String> newer = transactional(tid)) {
+        try (KafkaProducer<String, String> newer = Clients.transactionalProducer(node.bootstrap(), tid)) {
             assertThrows(ProducerFencedException.class, old::commitTransaction);
             old.close(Duration.ZERO);
             newer.beginTransaction();
