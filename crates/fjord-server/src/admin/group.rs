@@ -724,32 +724,11 @@ async fn commit(
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
-
     use super::*;
-
-    #[derive(Parser, Debug)]
-    struct Cli {
-        #[command(flatten)]
-        connect: ConnectArgs,
-        #[command(subcommand)]
-        command: Command,
-    }
-
-    #[derive(clap::Subcommand, Debug)]
-    enum Command {
-        Group {
-            #[command(subcommand)]
-            command: GroupCommand,
-        },
-    }
+    use crate::admin::parse_for_tests;
 
     fn parse(args: &[&str]) -> Result<GroupCommand, clap::Error> {
-        Cli::try_parse_from(["fjord", "group"].into_iter().chain(args.iter().copied())).map(|cli| {
-            match cli.command {
-                Command::Group { command } => command,
-            }
-        })
+        parse_for_tests::parse(args)
     }
 
     fn reset(args: &[&str]) -> ResetOffsetsArgs {
@@ -761,8 +740,7 @@ mod tests {
 
     #[test]
     fn clap_definitions_are_consistent() {
-        use clap::CommandFactory;
-        Cli::command().debug_assert();
+        parse_for_tests::assert_consistent::<GroupCommand>();
     }
 
     #[test]

@@ -92,6 +92,34 @@ impl ConnectArgs {
     }
 }
 
+/// Parsing one admin subcommand tree in tests, as `main` nests it under
+/// the shared connection flags (`fjord group …`, `fjord txn …`).
+#[cfg(test)]
+pub(crate) mod parse_for_tests {
+    use clap::{CommandFactory, Parser, Subcommand};
+
+    use super::ConnectArgs;
+
+    #[derive(Parser, Debug)]
+    struct Cli<T: Subcommand> {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        #[command(subcommand)]
+        command: T,
+    }
+
+    /// `args` after the command's own name (`["list"]` for `fjord txn list`).
+    pub(crate) fn parse<T: Subcommand>(args: &[&str]) -> Result<T, clap::Error> {
+        Cli::<T>::try_parse_from(std::iter::once("fjord").chain(args.iter().copied()))
+            .map(|cli| cli.command)
+    }
+
+    /// clap's own consistency checks of the tree.
+    pub(crate) fn assert_consistent<T: Subcommand>() {
+        Cli::<T>::command().debug_assert();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;

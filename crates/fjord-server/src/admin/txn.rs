@@ -557,38 +557,16 @@ fn format_hanging(hanging: &[OpenTxn], now_ms: i64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
-
     use super::*;
-
-    #[derive(Parser, Debug)]
-    struct Cli {
-        #[command(flatten)]
-        connect: ConnectArgs,
-        #[command(subcommand)]
-        command: Command,
-    }
-
-    #[derive(clap::Subcommand, Debug)]
-    enum Command {
-        Txn {
-            #[command(subcommand)]
-            command: TxnCommand,
-        },
-    }
+    use crate::admin::parse_for_tests;
 
     fn parse(args: &[&str]) -> Result<TxnCommand, clap::Error> {
-        Cli::try_parse_from(["fjord", "txn"].into_iter().chain(args.iter().copied())).map(|cli| {
-            match cli.command {
-                Command::Txn { command } => command,
-            }
-        })
+        parse_for_tests::parse(args)
     }
 
     #[test]
     fn clap_definitions_are_consistent() {
-        use clap::CommandFactory;
-        Cli::command().debug_assert();
+        parse_for_tests::assert_consistent::<TxnCommand>();
     }
 
     #[test]
