@@ -423,14 +423,19 @@ impl Partition {
         &self,
         records: &Bytes,
     ) -> Result<Option<TxnVerification>, PartitionError> {
-        let headers = batch_headers(records);
+        // The first batch's header alone, without the lock for anything
+        // else: a producer's batches of one request are all transactional
+        // or none (a mix is refused at the append, which checks them all).
+        let Some(first) = BatchHeader::parse(records).filter(|h| h.is_transactional()) else {
+            return Ok(None);
+        };
         let mut inner = self.lock();
         self.check_leader(&inner)?;
         let Some(log) = inner.log.as_mut() else {
             return Err(PartitionError::UnknownTopicOrPartition);
         };
         Ok(log
-            .start_txn_verification(&headers)
+            .start_txn_verification(&first)
             .map(|(producer_id, producer_epoch, guard)| TxnVerification {
                 producer_id,
                 producer_epoch,

@@ -713,16 +713,16 @@ impl Log {
         self.producer_state.check_batches(headers)
     }
 
-    /// The producer of a client's first transactional batch in `headers`
-    /// that would open a transaction here, with its guard, taken now: the
-    /// leader asks the coordinator before appending (KIP-890 part 1).
+    /// The producer of a client's transactional batch `header` when it
+    /// would open a transaction here, with its guard, taken now: the leader
+    /// asks the coordinator before appending (KIP-890 part 1).
     pub fn start_txn_verification(
         &mut self,
-        headers: &[BatchHeader],
+        header: &BatchHeader,
     ) -> Option<(i64, i16, VerificationGuard)> {
-        let header = headers
-            .iter()
-            .find(|h| self.producer_state.needs_verification(h))?;
+        if !self.producer_state.needs_verification(header) {
+            return None;
+        }
         let guard = self.producer_state.start_verification(header.producer_id);
         Some((header.producer_id, header.producer_epoch, guard))
     }
