@@ -152,7 +152,7 @@ def test_a_newer_producer_fences_the_older_one(fjord, topic):
 
 def test_the_coordinator_aborts_a_transaction_whose_producer_went_away(fjord, topic):
     create_topics(fjord.bootstrap, topic, partitions=1)
-    p = txn_producer(fjord.bootstrap, "gone-" + topic, **{"transaction.timeout.ms": 2000})
+    p = txn_producer(fjord.bootstrap, "gone-" + topic, **{"transaction.timeout.ms": 5000})
     p.begin_transaction()
     p.produce(topic, value=b"never", partition=0)
     p.flush()
@@ -160,6 +160,9 @@ def test_the_coordinator_aborts_a_transaction_whose_producer_went_away(fjord, to
     plain = Producer({"bootstrap.servers": fjord.bootstrap})
     plain.produce(topic, value=b"later", partition=0)
     plain.flush()
+    # Still open: the producer's handle went away without ending it, so the
+    # last stable offset holds "later" back until the coordinator's timeout.
+    assert read_all(fjord.bootstrap, topic, "read_committed", partitions=1, wait=0.5) == []
     got = read_all(fjord.bootstrap, topic, "read_committed", partitions=1, expect=1, wait=20)
     assert got == ["later"]
 
