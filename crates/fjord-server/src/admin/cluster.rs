@@ -9,7 +9,7 @@ use anyhow::{Context, Result, anyhow};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::metadata_response::MetadataResponseBroker;
 use kafka_protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Request, StrBytes};
 use uuid::Uuid;
 
 use super::ConnectArgs;
@@ -244,6 +244,35 @@ impl Cluster {
     /// or failed; the next [`Cluster::broker`] reconnects.
     pub(crate) fn forget_broker(&mut self, id: i32) {
         self.leaders.remove(&id);
+    }
+
+    /// `request` at every broker in the metadata, in broker id order, with
+    /// each answer (for the APIs each broker answers for its own share:
+    /// ListGroups, ListTransactions). A broker that cannot be asked fails
+    /// the call as `what at broker N` and is connected afresh next time.
+    pub(crate) async fn ask_every_broker<Req: Request>(
+        &mut self,
+        what: &str,
+        request: &Req,
+    ) -> Result<Vec<(i32, Req::Response)>> {
+        let metadata = self
+            .metadata(Some(&[][..]))
+            .await
+            .context(what.to_string())?;
+        let mut broker_ids: Vec<i32> = metadata.brokers.iter().map(|b| b.node_id.0).collect();
+        broker_ids.sort_unstable();
+        let mut answers = Vec::with_capacity(broker_ids.len());
+        for id in broker_ids {
+            let response = match self.broker(id).await {
+                Ok(client) => client.send(request).await,
+                Err(e) => Err(e),
+            };
+            let response = response
+                .inspect_err(|_| self.forget_broker(id))
+                .with_context(|| format!("{what} at broker {id}"))?;
+            answers.push((id, response));
+        }
+        Ok(answers)
     }
 }
 

@@ -192,23 +192,15 @@ struct ListedGroup {
 
 /// ListGroups at every broker in the metadata, merged and sorted.
 async fn list(cluster: &mut Cluster) -> Result<Vec<ListedGroup>> {
-    let metadata = cluster
-        .metadata(Some(&[][..]))
-        .await
-        .context("list groups")?;
-    let mut broker_ids: Vec<i32> = metadata.brokers.iter().map(|b| b.node_id.0).collect();
-    broker_ids.sort_unstable();
+    let answers = cluster
+        .ask_every_broker("list groups", &ListGroupsRequest::default())
+        .await?;
     let mut groups = BTreeMap::new();
-    for id in broker_ids {
-        let op = format!("list groups at broker {id}");
-        let response = match cluster.broker(id).await {
-            Ok(client) => client.send(&ListGroupsRequest::default()).await,
-            Err(e) => Err(e),
-        };
-        let response = response
-            .inspect_err(|_| cluster.forget_broker(id))
-            .with_context(|| op.clone())?;
-        KafkaError::check(response.error_code, &op)?;
+    for (broker, response) in answers {
+        KafkaError::check(
+            response.error_code,
+            format!("list groups at broker {broker}"),
+        )?;
         for g in response.groups {
             let id = g.group_id.0.to_string();
             groups.insert(

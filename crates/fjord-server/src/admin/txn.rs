@@ -170,25 +170,17 @@ struct ListedTxn {
 /// ListTransactions at every broker in the metadata (with `producer_ids`
 /// as filter, if any), merged and sorted by id.
 async fn list_filtered(cluster: &mut Cluster, producer_ids: &[i64]) -> Result<Vec<ListedTxn>> {
-    let metadata = cluster
-        .metadata(Some(&[][..]))
-        .await
-        .context("list transactions")?;
-    let mut broker_ids: Vec<i32> = metadata.brokers.iter().map(|b| b.node_id.0).collect();
-    broker_ids.sort_unstable();
     let request = ListTransactionsRequest::default()
         .with_producer_id_filters(producer_ids.iter().copied().map(ProducerId).collect());
+    let answers = cluster
+        .ask_every_broker("list transactions", &request)
+        .await?;
     let mut listed = BTreeMap::new();
-    for id in broker_ids {
-        let op = format!("list transactions at broker {id}");
-        let response = match cluster.broker(id).await {
-            Ok(client) => client.send(&request).await,
-            Err(e) => Err(e),
-        };
-        let response = response
-            .inspect_err(|_| cluster.forget_broker(id))
-            .with_context(|| op.clone())?;
-        KafkaError::check(response.error_code, &op)?;
+    for (id, response) in answers {
+        KafkaError::check(
+            response.error_code,
+            format!("list transactions at broker {id}"),
+        )?;
         for t in response.transaction_states {
             let txn_id = t.transactional_id.0.to_string();
             listed.insert(
