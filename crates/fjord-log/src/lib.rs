@@ -136,6 +136,7 @@ mod leader_epoch;
 mod log;
 mod offset_index;
 mod producer_state;
+mod recompress;
 mod recovery;
 mod segment;
 mod time_index;
@@ -145,7 +146,7 @@ mod txn_index;
 pub mod testing;
 
 pub use batch::{BatchHeader, HEADER_LEN, LOG_OVERHEAD, MAGIC_V2};
-pub use config::{CleanupPolicy, LogConfig, TimestampType};
+pub use config::{CleanupPolicy, CompressionType, LogConfig, TimestampType};
 pub use error::{ConfigError, LogError};
 pub use leader_epoch::LeaderEpochCache;
 pub use log::{AppendInfo, IsolationLevel, Log, ReadInfo};
@@ -154,6 +155,7 @@ pub use producer_state::{
     ProducerStateLoad, ProducerStateManager, RETAINED_SNAPSHOTS, SequenceCheck, SequenceError,
     VerificationGuard,
 };
+pub use recompress::recompress;
 pub use txn_index::AbortedTxn;
 
 #[cfg(test)]
