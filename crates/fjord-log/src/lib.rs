@@ -117,6 +117,8 @@
 //! (`ProducerStateManager`: the sequence and transaction rules in `entry`,
 //! snapshot files in `snapshot`, load and replay), `control` (transaction
 //! markers: parse, build), `txn_index` (`TransactionIndex`, `AbortedTxn`),
+//! `recompress` (`compression.type`: a client's batches in the topic's codec,
+//! called by the broker before it takes the partition lock),
 //! `config` (`LogConfig`), `error`, and `log` (`Log`, the API the broker
 //! calls).
 //!
