@@ -33,6 +33,9 @@ pub enum LogOperation {
     Truncate,
     AssignLeaderEpoch,
     Retention,
+    /// DeleteRecords on the leader, or a follower adopting the leader's
+    /// log start offset.
+    AdvanceLogStart,
     HwCheckpoint,
     /// Opening, creating, scanning or deleting partition logs while
     /// applying committed metadata.
@@ -49,6 +52,7 @@ impl fmt::Display for LogOperation {
             LogOperation::Truncate => "truncation",
             LogOperation::AssignLeaderEpoch => "leader-epoch assignment",
             LogOperation::Retention => "retention",
+            LogOperation::AdvanceLogStart => "log start offset advance",
             LogOperation::HwCheckpoint => "high watermark checkpoint",
             LogOperation::MetadataApply => "metadata apply",
             LogOperation::Close => "close",

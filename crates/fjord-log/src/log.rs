@@ -498,42 +498,39 @@ impl Log {
         }
     }
 
-    /// Delete whole segments by `retention.ms` (segment's largest timestamp;
-    /// file mtime if no batch has one) and `retention.bytes`, when the cleanup
-    /// policy includes delete; always delete segments wholly below the log
-    /// start. The active segment is rolled first when it is entirely expired.
-    /// Returns the number of deleted segments.
-    pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize, LogError> {
+    /// Delete whole segments past retention, oldest first (Kafka's
+    /// `deleteOldSegments`), when the cleanup policy includes delete: by
+    /// `retention.ms` (a segment whose largest timestamp, or file mtime if no
+    /// batch has one, is older than that), then by `retention.bytes` (the
+    /// oldest segment goes while the log without it still holds at least
+    /// that many bytes); -1 disables either. Segments wholly below the log
+    /// start always go. Only segments wholly below `high_watermark` are
+    /// eligible, so retention never moves the log start past what is
+    /// committed; when every segment is eligible, the active one included
+    /// (unless it is empty), a new active segment is rolled first (a log
+    /// always has one). Returns the number of deleted segments.
+    pub fn apply_retention(&mut self, now_ms: i64, high_watermark: i64) -> Result<usize, LogError> {
         let mut deleted = self.delete_segments_below_log_start()?;
         if self.config.cleanup_policy.deletes() {
-            if self.config.retention_ms >= 0 {
-                loop {
-                    let first = self.first_segment();
-                    if first.is_empty() {
-                        break;
-                    }
-                    let age = now_ms.saturating_sub(first.retention_timestamp()?);
-                    if age <= self.config.retention_ms {
-                        break;
-                    }
-                    if self.segments.len() == 1 {
-                        let leo = self.log_end_offset();
-                        self.roll(leo, now_ms)?;
-                    }
-                    self.delete_oldest_segment()?;
-                    deleted += 1;
-                }
+            let retention_ms = self.config.retention_ms;
+            if retention_ms >= 0 {
+                let n = self.deletable_prefix(high_watermark, |seg| {
+                    Ok(now_ms.saturating_sub(seg.retention_timestamp()?) > retention_ms)
+                })?;
+                deleted += self.delete_oldest_segments(n, now_ms)?;
             }
-            if self.config.retention_bytes >= 0 {
-                let limit = self.config.retention_bytes as u64;
-                while self.segments.len() > 1 {
-                    let first_size = self.first_segment().size();
-                    if self.size_bytes() - first_size < limit {
-                        break;
+            if let Ok(limit) = u64::try_from(self.config.retention_bytes)
+                && self.size_bytes() >= limit
+            {
+                let mut excess = self.size_bytes() - limit;
+                let n = self.deletable_prefix(high_watermark, |seg| {
+                    let breached = excess >= seg.size();
+                    if breached {
+                        excess -= seg.size();
                     }
-                    self.delete_oldest_segment()?;
-                    deleted += 1;
-                }
+                    Ok(breached)
+                })?;
+                deleted += self.delete_oldest_segments(n, now_ms)?;
             }
         }
         if deleted > 0 {
@@ -543,6 +540,45 @@ impl Log {
             }
         }
         Ok(deleted)
+    }
+
+    /// How many of the oldest segments `breached` says to delete, stopping
+    /// at the first it refuses, at one not wholly below `high_watermark`, or
+    /// at an empty active segment (Kafka's `deletableSegments`).
+    fn deletable_prefix(
+        &self,
+        high_watermark: i64,
+        mut breached: impl FnMut(&LogSegment) -> Result<bool, LogError>,
+    ) -> Result<usize, LogError> {
+        let log_end = self.log_end_offset();
+        let mut segments = self.segments.values().peekable();
+        let mut n = 0;
+        while let Some(seg) = segments.next() {
+            let next = segments.peek();
+            let upper = next.map_or(log_end, |s| s.base_offset());
+            let last_and_empty = next.is_none() && seg.is_empty();
+            if last_and_empty || high_watermark < upper || !breached(seg)? {
+                break;
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Delete the `n` oldest segments, rolling a new active segment first
+    /// when that is all of them.
+    fn delete_oldest_segments(&mut self, n: usize, now_ms: i64) -> Result<usize, LogError> {
+        if n == 0 {
+            return Ok(0);
+        }
+        if n >= self.segments.len() {
+            let leo = self.log_end_offset();
+            self.roll(leo, now_ms)?;
+        }
+        for _ in 0..n {
+            self.delete_oldest_segment()?;
+        }
+        Ok(n)
     }
 
     /// DeleteRecords: raise the log start offset (persisted) and delete

@@ -382,7 +382,13 @@ fn apply(
         }
         state.skip_epoch_check.remove(tp);
         return partition
-            .append_from_leader(epoch, &fetched.records, fetched.high_watermark, now_ms())
+            .append_from_leader(
+                epoch,
+                &fetched.records,
+                fetched.high_watermark,
+                fetched.log_start_offset,
+                now_ms(),
+            )
             .map(|_| ())
             .map_err(|err| not_applied(tp, "append replicated batches to", &err));
     }

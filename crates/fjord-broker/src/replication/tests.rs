@@ -16,7 +16,12 @@ use crate::partition::{Assignment, Partition, ReplicaFetch};
 use crate::replica_manager::ReplicaManager;
 use crate::types::{Acks, ProducePartition};
 
-fn assignment(leader: BrokerId, epoch: i32, partition_epoch: i32, isr: &[BrokerId]) -> Assignment {
+pub(super) fn assignment(
+    leader: BrokerId,
+    epoch: i32,
+    partition_epoch: i32,
+    isr: &[BrokerId],
+) -> Assignment {
     Assignment {
         leader,
         leader_epoch: epoch,
@@ -26,11 +31,11 @@ fn assignment(leader: BrokerId, epoch: i32, partition_epoch: i32, isr: &[BrokerI
     }
 }
 
-fn tp() -> TopicPartition {
+pub(super) fn tp() -> TopicPartition {
     TopicPartition::new("t", 0)
 }
 
-fn open(
+pub(super) fn open(
     dir: &std::path::Path,
     node: BrokerId,
     a: Assignment,
@@ -49,7 +54,12 @@ fn open(
 }
 
 /// One fetch by `follower` (broker `id`) from `leader`, applied as the fetcher does.
-fn round(leader: &Partition, follower: &Partition, id: BrokerId, now: i64) -> Option<IsrProposal> {
+pub(super) fn round(
+    leader: &Partition,
+    follower: &Partition,
+    id: BrokerId,
+    now: i64,
+) -> Option<IsrProposal> {
     let pos = follower.follower_position().expect("follows");
     let fetched = leader
         .read_for_follower(
@@ -60,6 +70,7 @@ fn round(leader: &Partition, follower: &Partition, id: BrokerId, now: i64) -> Op
                 last_fetched_epoch: pos.last_fetched_epoch,
                 max_bytes: 1 << 20,
                 min_one_batch: true,
+                log_start_offset: pos.log_start_offset,
             },
             now,
         )
@@ -76,6 +87,7 @@ fn round(leader: &Partition, follower: &Partition, id: BrokerId, now: i64) -> Op
                     pos.leader_epoch,
                     &fetched.records,
                     fetched.high_watermark,
+                    fetched.log_start_offset,
                     now,
                 )
                 .expect("append");
@@ -109,6 +121,7 @@ fn followers_copy_the_leader_and_the_high_watermark_waits_for_them() {
             last_fetched_epoch: -1,
             max_bytes: 100,
             min_one_batch: true,
+            log_start_offset: 0,
         },
         4,
     );
@@ -215,7 +228,7 @@ fn the_leader_refuses_a_clients_marker_and_a_follower_stores_the_leaders() {
     );
     assert_eq!(leader.log_end_offset(), 0);
     // Markers reach followers from the leader: stored as given.
-    let applied = follower.append_from_leader(0, &commit_marker(), 0, 1);
+    let applied = follower.append_from_leader(0, &commit_marker(), 0, 0, 1);
     assert!(applied.expect("follower append"));
     assert_eq!(follower.log_end_offset(), 1);
 }

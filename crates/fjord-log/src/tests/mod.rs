@@ -235,10 +235,10 @@ fn retention_by_size_deletes_whole_oldest_segments() {
     let mut model = Vec::new();
     fill(&mut log, &mut model, 60, 2, 0, 0);
     let before = log.num_segments();
-    assert_eq!(log.apply_retention(0).expect("noop"), 0);
+    assert_eq!(log.apply_retention(0, i64::MAX).expect("noop"), 0);
     config.retention_bytes = 3000;
     log.set_config(config);
-    let deleted = log.apply_retention(0).expect("retention");
+    let deleted = log.apply_retention(0, i64::MAX).expect("retention");
     assert!(deleted > 0);
     assert_eq!(log.num_segments(), before - deleted);
     assert!(log.size_bytes() <= 3000 + 1024);
@@ -249,7 +249,7 @@ fn retention_by_size_deletes_whole_oldest_segments() {
         Err(LogError::OffsetOutOfRange { .. })
     ));
     check_all_offsets(&log, &model);
-    assert_eq!(log.apply_retention(0).expect("stable"), 0);
+    assert_eq!(log.apply_retention(0, i64::MAX).expect("stable"), 0);
 }
 
 #[test]
@@ -263,13 +263,19 @@ fn retention_by_time_rolls_and_deletes_an_expired_active_segment() {
     let mut model = Vec::new();
     fill(&mut log, &mut model, 30, 2, 10_000, 0); // timestamps 10_000 .. 10_291
     let n = log.num_segments();
-    assert_eq!(log.apply_retention(10_500).expect("nothing old"), 0);
+    assert_eq!(
+        log.apply_retention(10_500, i64::MAX).expect("nothing old"),
+        0
+    );
     // Segments whose largest timestamp is older than 1s at 11_150 go.
-    let deleted = log.apply_retention(11_150).expect("some");
+    let deleted = log.apply_retention(11_150, i64::MAX).expect("some");
     assert!(deleted > 0 && deleted < n, "{deleted} of {n}");
     check_all_offsets(&log, &model);
     let leo = log.log_end_offset();
-    assert_eq!(log.apply_retention(1_000_000).expect("all"), n - deleted);
+    assert_eq!(
+        log.apply_retention(1_000_000, i64::MAX).expect("all"),
+        n - deleted
+    );
     assert_eq!(
         (
             log.log_start_offset(),
@@ -305,7 +311,10 @@ fn compact_only_topics_are_not_retention_deleted() {
     };
     let mut log = Log::open(dir.path(), config).expect("open");
     fill(&mut log, &mut Vec::new(), 30, 2, 0, 0);
-    assert_eq!(log.apply_retention(i64::MAX).expect("retention"), 0);
+    assert_eq!(
+        log.apply_retention(i64::MAX, i64::MAX).expect("retention"),
+        0
+    );
 }
 
 #[test]
@@ -762,7 +771,7 @@ fn segment_max_timestamps_survive_index_rebuilds_and_reopens() {
         },
     )
     .expect("reopen");
-    log.apply_retention(1200).expect("retention");
+    log.apply_retention(1200, i64::MAX).expect("retention");
     check_all_offsets(&log, &model);
     // Batch i holds offsets 2i, 2i+1 with max timestamp 1000+10i+1; a
     // segment goes when its largest timestamp is below 1200-100.
