@@ -12,6 +12,7 @@ mod bench_cluster;
 mod cluster;
 mod coordinator_loads;
 mod coordinator_shards;
+mod delete_records;
 mod dev_cluster;
 mod durability;
 mod elect_leaders;
