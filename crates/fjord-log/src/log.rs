@@ -19,7 +19,7 @@ use crate::producer_state::{
     DuplicateBatch, ProducerStateManager, SequenceError, VerificationGuard,
 };
 use crate::recovery;
-use crate::segment::{LogSegment, PlacedBatch};
+use crate::segment::{LogSegment, PlacedBatch, RollingBase};
 use crate::txn_index::AbortedTxn;
 
 /// Result of an append.
@@ -165,7 +165,7 @@ impl Log {
         // batch's timestamp when plausible, else now.
         let first_ts = log.active().first_batch_timestamp()?;
         log.active_mut()
-            .set_rolling_base_ms(first_ts.map(|ts| if (0..=now).contains(&ts) { ts } else { now }));
+            .set_rolling_base(first_ts.map(|ts| RollingBase::of_first_batch(ts, now)));
         // Everything scanned is valid: make it durable and move the recovery point.
         log.flush()?;
         Ok(log)
@@ -243,7 +243,12 @@ impl Log {
             });
         }
         info.last_offset = next - 1;
-        self.maybe_roll(total, first_offset, info.last_offset, now_ms)?;
+        self.maybe_roll(
+            total,
+            (first_offset, info.last_offset),
+            info.max_timestamp,
+            now_ms,
+        )?;
         let mut slices = Vec::with_capacity(2 * batches.len());
         for (&(start, h), header) in batches.iter().zip(&rewritten) {
             let head = header.bytes();
@@ -315,7 +320,12 @@ impl Log {
         info.last_offset = expected - 1;
         let total = self.check_set_size(&batches)?;
         let now = wall_clock_ms();
-        self.maybe_roll(total, first.base_offset, info.last_offset, now)?;
+        self.maybe_roll(
+            total,
+            (first.base_offset, info.last_offset),
+            info.max_timestamp,
+            now,
+        )?;
         let end = batches.last().map_or(0, |&(s, h)| s + h.size());
         let mut slices = [IoSlice::new(&records[..end])];
         let interval = self.config.index_interval_bytes;
@@ -634,8 +644,10 @@ impl Log {
         let interval = self.config.index_interval_bytes;
         self.active_mut().truncate_to_offset(offset, interval)?;
         self.active_mut().advance_next_offset(offset);
-        if self.active().rolling_base_ms().is_none() && !self.active().is_empty() {
-            self.active_mut().set_rolling_base_ms(Some(wall_clock_ms()));
+        if self.active().rolling_base().is_none() && !self.active().is_empty() {
+            let first_ts = self.active().first_batch_timestamp()?;
+            let base = RollingBase::of_first_batch(first_ts.unwrap_or(-1), wall_clock_ms());
+            self.active_mut().set_rolling_base(Some(base));
         }
         let leo = self.log_end_offset();
         if self.leader_epoch_cache.truncate_from_end(leo) {
@@ -1007,14 +1019,15 @@ impl Log {
         Ok(total)
     }
 
-    /// Roll before appending `size` bytes holding offsets `first..=last` if the
-    /// active segment is non-empty and full (segment.bytes, either index) or
-    /// old (segment.ms), or cannot address the offsets.
+    /// Roll before appending `size` bytes holding offsets `first..=last`
+    /// (largest timestamp `max_timestamp`) if the active segment is
+    /// non-empty and full (segment.bytes, either index) or old (segment.ms,
+    /// see [`RollingBase`]), or cannot address the offsets.
     fn maybe_roll(
         &mut self,
         size: u64,
-        first: i64,
-        last: i64,
+        (first, last): (i64, i64),
+        max_timestamp: i64,
         now_ms: i64,
     ) -> Result<(), LogError> {
         let config = &self.config;
@@ -1027,8 +1040,8 @@ impl Log {
                     || active.offset_index_entries() >= config.max_offset_index_entries()
                     || active.time_index_entries() >= config.max_time_index_entries()
                     || active
-                        .rolling_base_ms()
-                        .is_some_and(|t| now_ms.saturating_sub(t) > config.segment_ms)));
+                        .rolling_base()
+                        .is_some_and(|b| b.waited(now_ms, max_timestamp) > config.segment_ms)));
         if should_roll {
             self.roll(first, now_ms)?;
         }
