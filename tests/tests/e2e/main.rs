@@ -28,6 +28,7 @@ mod produce_validation;
 mod producer_state;
 mod protocol_errors;
 mod reassignment;
+mod retention;
 mod shutdown_order;
 mod transactions_admin;
 mod txn_verification;
