@@ -22,6 +22,9 @@ use crate::services::Services;
 /// Kafka's `DeleteRecordsResponse.INVALID_LOW_WATERMARK`, sent with an error.
 const INVALID_LOW_WATERMARK: Offset = -1;
 
+/// One partition's answer: its low watermark or its error.
+type Answer = Result<Offset, ResponseError>;
+
 pub(crate) async fn handle(
     _ctx: &RequestContext,
     svc: &Services,
@@ -30,7 +33,7 @@ pub(crate) async fn handle(
     let image = svc.metadata.image();
     // Per partition in request order: an answer decided here, or `None`
     // for the replica manager's.
-    let mut decided: Vec<(String, i32, Option<Result<Offset, ResponseError>>)> = Vec::new();
+    let mut decided: Vec<(String, i32, Option<Answer>)> = Vec::new();
     let mut to_delete = Vec::new();
     for topic in request.topics {
         let name = topic.name.0.to_string();
@@ -72,9 +75,7 @@ fn refused(topic: &str, partition: i32, err: &PartitionError) -> ResponseError {
 }
 
 /// The response, topics in the order they first appear.
-fn response(
-    answers: impl IntoIterator<Item = (String, i32, Result<Offset, ResponseError>)>,
-) -> DeleteRecordsResponse {
+fn response(answers: impl IntoIterator<Item = (String, i32, Answer)>) -> DeleteRecordsResponse {
     let mut topics: Vec<DeleteRecordsTopicResult> = Vec::new();
     for (name, partition, result) in answers {
         let (low_watermark, error_code) = match result {
