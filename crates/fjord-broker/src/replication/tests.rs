@@ -342,13 +342,15 @@ async fn acks_all_fails_with_not_leader_when_leadership_moves() {
 /// write it yet: produce refuses transactional batches until the
 /// coordinator exists), and a follower with an empty log.
 fn leader_with_transactions(d1: &std::path::Path, d2: &std::path::Path) -> (Partition, Partition) {
-    use fjord_log::testing::transactional_batch;
+    use fjord_log::testing::{TIMESTAMP, transactional_batch};
     let mut log = Log::open(d1, LogConfig::default()).expect("open");
     log.assign_leader_epoch(0).expect("epoch");
-    // Producer 7: offsets 0..=1; producer 8: offset 2; plain data: 3.
+    // Producer 7: offsets 0..=1; producer 8: offset 2; plain data: 3. One
+    // time for all (segment.ms rolls by record time: years apart would
+    // roll a segment).
     for b in [
-        transactional_batch(7, 0, 0, 2, 0),
-        transactional_batch(8, 0, 0, 1, 0),
+        transactional_batch(7, 0, 0, 2, TIMESTAMP),
+        transactional_batch(8, 0, 0, 1, TIMESTAMP),
         batch(1),
     ] {
         log.append_as_leader(&b, 0, 0).expect("append");
