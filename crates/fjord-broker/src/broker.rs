@@ -442,9 +442,11 @@ fn checkpoint_high_watermarks(replicas: &ReplicaManager) {
             match crate::hw_checkpoint::write(&dir, hw) {
                 Ok(()) => p.hw_checkpointed(hw),
                 Err(err) => {
-                    replicas
-                        .log_dir_failure()
-                        .fail(LogOperation::HwCheckpoint, Some(&p.tp), &err);
+                    replicas.log_dir_failure().report_io(
+                        LogOperation::HwCheckpoint,
+                        Some(&p.tp),
+                        &err,
+                    );
                 }
             }
         }

@@ -586,6 +586,7 @@ impl Partition {
             log.append_as_leader(records, epoch, now_ms)
                 .map_err(PartitionError::from_log),
         )?;
+        self.failure.on_write_succeeded();
         if log.flush_due(now_ms) {
             self.failure.on_storage_error(
                 LogOperation::Flush,
@@ -835,6 +836,7 @@ impl Partition {
                 log.append_as_follower(records)
                     .map_err(PartitionError::from_log),
             )?;
+            self.failure.on_write_succeeded();
             if log.flush_due(now_ms) {
                 self.failure.on_storage_error(
                     LogOperation::Flush,
@@ -1034,7 +1036,8 @@ impl Partition {
             && log.flush_due(now_ms)
             && let Err(err) = log.flush()
         {
-            self.failure.fail(LogOperation::Flush, Some(&self.tp), &err);
+            self.failure
+                .report(LogOperation::Flush, Some(&self.tp), &err);
         }
     }
 
@@ -1056,7 +1059,7 @@ impl Partition {
             Some(Ok(deleted)) => deleted,
             Some(Err(err)) => {
                 self.failure
-                    .fail(LogOperation::Retention, Some(&self.tp), &err);
+                    .report(LogOperation::Retention, Some(&self.tp), &err);
                 0
             }
             None => 0,

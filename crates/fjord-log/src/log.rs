@@ -605,9 +605,13 @@ impl Log {
         if offset <= self.log_start_offset {
             return Ok(());
         }
-        self.set_log_start_offset(offset)?;
+        // Segments first, checkpoint second: on a full disk the deletion is
+        // what frees the room the checkpoint needs, and a restart before the
+        // checkpoint starts the log at its first remaining segment, still
+        // at or below `offset`.
+        self.log_start_offset = offset;
         self.delete_segments_below_log_start()?;
-        Ok(())
+        self.set_log_start_offset(offset)
     }
 
     /// Remove every batch from the one containing `offset` on; the log end

@@ -425,12 +425,13 @@ async fn wait(
 
 /// A fetched partition's data could not be applied: back off it. Storage
 /// failures were already reported to the log directory's fault handler
-/// (which stops the node); anything else (corrupt batches from the leader)
-/// is logged here.
+/// (which stops the node, or for a full disk marks it full: the fetch is
+/// retried after the back-off); anything else (corrupt batches from the
+/// leader) is logged here.
 fn not_applied(tp: &TopicPartition, what: &str, err: &PartitionError) -> Option<Duration> {
     match err {
         PartitionError::KafkaStorage(_) | PartitionError::LogDirOffline => {
-            tracing::debug!(%tp, %err, "cannot {what} the follower log: log directory failed");
+            tracing::debug!(%tp, %err, "cannot {what} the follower log: log directory full or failed");
         }
         _ => tracing::error!(%tp, %err, "cannot {what} the follower log"),
     }
