@@ -19,11 +19,16 @@
 //! operation answers KAFKA_STORAGE_ERROR (retriable for clients), followers
 //! back off and retry, and the first write that succeeds again (after
 //! retention, DeleteRecords or an operator freed space) ends the episode,
-//! with no restart. Kafka stops the broker instead; users expect a full disk
-//! to heal when space comes back. An fsync failing with ENOSPC, and ENOSPC
-//! while assigning a leader epoch, truncating, applying metadata or closing,
-//! stay fatal: those may have lost acknowledged data or left state
-//! half-written.
+//! with no restart. A partition log that cannot be created or opened for
+//! lack of space (a new topic, `__consumer_offsets` on first use, a
+//! restart on a full disk) is left unhosted and retried every second
+//! ([`crate::metadata_applier::open_pending`]); closing on a full disk
+//! only skips the clean-shutdown marker (the next start recovers the
+//! tail). Kafka stops the broker instead; users expect a full disk to heal
+//! when space comes back. A new leader that cannot write its leader epoch
+//! does not lead until it can (retried the same way). An fsync failing
+//! with ENOSPC, and ENOSPC while truncating or deleting partitions, stay
+//! fatal: those may have lost acknowledged data or left state half-written.
 //!
 //! The hot path only loads an `AtomicBool`; the record of the first failure
 //! and the stop signal are touched only when something fails.
@@ -47,6 +52,8 @@ pub enum LogOperation {
     Truncate,
     AssignLeaderEpoch,
     Retention,
+    /// Creating or opening a partition's log for committed metadata.
+    OpenLog,
     /// DeleteRecords on the leader, or a follower adopting the leader's
     /// log start offset.
     AdvanceLogStart,
@@ -66,8 +73,13 @@ impl LogOperation {
             LogOperation::Append
                 | LogOperation::Flush
                 | LogOperation::Retention
+                | LogOperation::OpenLog
                 | LogOperation::AdvanceLogStart
                 | LogOperation::HwCheckpoint
+                | LogOperation::Close
+                // The cache is left as it was and the partition does not
+                // lead until the epoch is written (retried).
+                | LogOperation::AssignLeaderEpoch
         )
     }
 }
@@ -81,6 +93,7 @@ impl fmt::Display for LogOperation {
             LogOperation::Truncate => "truncation",
             LogOperation::AssignLeaderEpoch => "leader-epoch assignment",
             LogOperation::Retention => "retention",
+            LogOperation::OpenLog => "partition log open",
             LogOperation::AdvanceLogStart => "log start offset advance",
             LogOperation::HwCheckpoint => "high watermark checkpoint",
             LogOperation::MetadataApply => "metadata apply",
@@ -379,6 +392,9 @@ mod tests {
             LogOperation::Retention,
             LogOperation::AdvanceLogStart,
             LogOperation::HwCheckpoint,
+            LogOperation::OpenLog,
+            LogOperation::Close,
+            LogOperation::AssignLeaderEpoch,
         ] {
             let failure = LogDirFailure::new("/data");
             assert!(!failure.report(op, Some(&tp), &log_io("appending to", enospc())));
@@ -391,12 +407,12 @@ mod tests {
             // fsync failing with ENOSPC may have lost acknowledged pages.
             (LogOperation::Flush, log_io("syncing", enospc())),
             // Half-written state: stays fatal.
-            (LogOperation::AssignLeaderEpoch, log_io("writing", enospc())),
             (LogOperation::Truncate, log_io("writing", enospc())),
             (
                 LogOperation::MetadataApply,
                 log_io("creating segment", enospc()),
             ),
+            (LogOperation::Close, log_io("syncing", enospc())),
             // Any other I/O error, as before.
             (
                 LogOperation::Append,

@@ -262,11 +262,13 @@ impl Partition {
         };
         if let Err(err) = log.assign_leader_epoch(inner.assignment.leader_epoch) {
             // Without the epoch in its cache, followers could not find where
-            // they diverge: never lead on it.
+            // they diverge: never lead on it. A full disk is retried (see
+            // `update`); any other failure takes the log dir offline.
             self.failure
-                .fail(LogOperation::AssignLeaderEpoch, Some(&self.tp), &err);
+                .report(LogOperation::AssignLeaderEpoch, Some(&self.tp), &err);
             return;
         }
+        self.failure.on_write_succeeded();
         log.on_high_watermark_updated(*self.hw.borrow());
         let leo = log.log_end_offset();
         inner.leader = Some(LeaderState::new(
@@ -306,8 +308,12 @@ impl Partition {
                         && let Some(log) = inner.log.as_mut()
                         && let Err(err) = log.assign_leader_epoch(inner.assignment.leader_epoch)
                     {
+                        // Not leading on an epoch missing from the cache:
+                        // step down until it can be written (full disk).
                         self.failure
-                            .fail(LogOperation::AssignLeaderEpoch, Some(&self.tp), &err);
+                            .report(LogOperation::AssignLeaderEpoch, Some(&self.tp), &err);
+                        inner.leader = None;
+                        self.leading.send_replace(None);
                     }
                 }
                 (None, true) => self.become_leader(inner, now_ms),
@@ -318,6 +324,11 @@ impl Partition {
                 }
                 (None, false) => {}
             }
+        } else if inner.leader.is_none() && inner.assignment.leader == self.node_id {
+            // Leading failed before: a full disk kept the epoch from being
+            // written. The metadata apply task calls back while the disk is
+            // full (`metadata_applier::open_pending`).
+            self.become_leader(&mut inner, now_ms);
         }
         self.advance_hw(&mut inner);
         // The ISR may have lost a member that held the low watermark back.

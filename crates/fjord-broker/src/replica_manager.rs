@@ -37,6 +37,9 @@ pub struct ReplicaManager {
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     /// The log directory's fault handler, shared by every partition here.
     failure: LogDirFailure,
+    /// A hosted partition's log could not be opened for lack of space: the
+    /// metadata apply task retries ([`crate::metadata_applier::open_pending`]).
+    opens_pending: std::sync::atomic::AtomicBool,
 }
 
 impl ReplicaManager {
@@ -45,7 +48,20 @@ impl ReplicaManager {
             node_id,
             partitions: RwLock::new(HashMap::new()),
             failure,
+            opens_pending: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Whether some hosted partition's log is still to be opened (the disk
+    /// was full when the metadata asked for it).
+    pub fn opens_pending(&self) -> bool {
+        self.opens_pending
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub(crate) fn set_opens_pending(&self, pending: bool) {
+        self.opens_pending
+            .store(pending, std::sync::atomic::Ordering::Release);
     }
 
     /// The log directory's fault handler.

@@ -122,8 +122,10 @@ impl Log {
             config,
             segments,
             log_start_offset: 0,
-            // Not a valid offset: the first flush below writes the checkpoint.
-            recovery_point: -1,
+            // As checkpointed: the flush below rewrites it only if recovery
+            // moved the log end (no write on a clean restart, so that a node
+            // restarted on a full disk can still open its logs).
+            recovery_point: recovery_checkpoint,
             leader_epoch_cache: LeaderEpochCache::default(),
             unflushed_messages: 0,
             last_flush_ms: wall_clock_ms(),
@@ -132,7 +134,7 @@ impl Log {
             producer_state: ProducerStateManager::empty(dir),
         };
         log.active_mut().ensure_exact(interval)?;
-        leader_epoch_cache.truncate_from_end(log.log_end_offset());
+        let mut epochs_changed = leader_epoch_cache.truncate_from_end(log.log_end_offset());
         log.leader_epoch_cache = leader_epoch_cache;
         let first = log.first_segment().base_offset();
         log.log_start_offset = log_start_checkpoint.unwrap_or(first).max(first);
@@ -143,9 +145,14 @@ impl Log {
         }
         log.delete_segments_below_log_start()?;
         let start = log.log_start_offset;
-        log.leader_epoch_cache.truncate_from_start(start);
-        log.persist_leader_epochs()?;
-        checkpoint::write_offset(&log.dir, LOG_START_OFFSET, start)?;
+        epochs_changed |= log.leader_epoch_cache.truncate_from_start(start);
+        // Checkpoints are rewritten only when opening changed them.
+        if epochs_changed {
+            log.persist_leader_epochs()?;
+        }
+        if log_start_checkpoint != Some(start) {
+            checkpoint::write_offset(&log.dir, LOG_START_OFFSET, start)?;
+        }
         let now = wall_clock_ms();
         log.producer_state = ProducerStateManager::load(
             dir,
@@ -166,8 +173,16 @@ impl Log {
         let first_ts = log.active().first_batch_timestamp()?;
         log.active_mut()
             .set_rolling_base(first_ts.map(|ts| RollingBase::of_first_batch(ts, now)));
-        // Everything scanned is valid: make it durable and move the recovery point.
-        log.flush()?;
+        // Everything scanned is valid: make it durable and move the recovery
+        // point. On a full disk the checkpoint (or an index file) may not be
+        // writable: the log is whole all the same, and keeps its older
+        // recovery point (the next open re-validates a little more).
+        match log.flush() {
+            Err(err) if err.is_out_of_space() => {
+                tracing::warn!(dir = %dir.display(), %err, "log opened without moving its recovery point: the disk is full");
+            }
+            other => other?,
+        }
         Ok(log)
     }
 
@@ -742,10 +757,16 @@ impl Log {
     /// A new leader records that `epoch` starts at its current log end, before
     /// appending anything, so that followers can find where they diverge
     /// (KIP-101). A no-op unless `epoch` is newer than the latest known.
+    /// If the checkpoint cannot be written (a full disk), the cache is left
+    /// as it was, so that memory never runs ahead of the checkpoint.
     pub fn assign_leader_epoch(&mut self, epoch: i32) -> Result<(), LogError> {
         let leo = self.log_end_offset();
-        if self.leader_epoch_cache.assign(epoch, leo) {
-            self.persist_leader_epochs()?;
+        let before = self.leader_epoch_cache.clone();
+        if self.leader_epoch_cache.assign(epoch, leo)
+            && let Err(err) = self.persist_leader_epochs()
+        {
+            self.leader_epoch_cache = before;
+            return Err(err);
         }
         Ok(())
     }
