@@ -427,6 +427,101 @@ async fn a_full_log_dir_refuses_writes_until_space_is_freed() {
     .await;
 }
 
+/// A 3-node cluster, RF=3, where one follower's log dir is a 4 MiB tmpfs that fills up: the
+/// leader keeps accepting writes, the full follower stays up and drops out of the ISR, and once a
+/// filler file is deleted it catches up and rejoins, with every acknowledged record on the leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_follower_leaves_the_isr_and_rejoins_once_space_is_freed() {
+    use fjord_e2e::FjordCluster;
+    bounded(Duration::from_secs(120), async {
+        let settle = Duration::from_secs(30);
+        let mut cluster = tokio::task::block_in_place(|| FjordCluster::start(3));
+        let topic = topic_name("full-follower");
+        cluster
+            .create_topic(&topic, 1, 3, &[("segment.bytes", "262144")])
+            .await;
+        let start = tokio::task::block_in_place(|| {
+            cluster.wait_for_partition(&topic, 0, settle, "3 replicas in sync", |p| {
+                p.leader >= 0 && p.isr.len() == 3
+            })
+        });
+        let follower = *start
+            .replicas
+            .iter()
+            .find(|&&r| r != start.leader)
+            .expect("rf 3");
+
+        // Phase 1: the follower's log dir moves onto a 4 MiB tmpfs (stopped, copied, restarted),
+        // 3 MiB of it a filler file.
+        let logs = cluster.node(follower).data_dir().join("logs");
+        let aside = cluster.node(follower).data_dir().join("logs-aside");
+        tokio::task::block_in_place(|| cluster.stop(follower));
+        std::fs::rename(&logs, &aside).expect("move the log dir aside");
+        let _tmpfs = Tmpfs::mount(&logs, "4m");
+        let copied = Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", aside.display()))
+            .arg(&logs)
+            .status()
+            .expect("run cp");
+        assert!(copied.success(), "cp -a into the tmpfs");
+        let filler = logs.join("filler");
+        std::fs::write(&filler, vec![0u8; 3 << 20]).expect("write the filler file");
+        tokio::task::block_in_place(|| cluster.restart(follower));
+        tokio::task::block_in_place(|| {
+            cluster.wait_for_partition(&topic, 0, settle, "the follower back in sync", |p| {
+                p.isr.len() == 3
+            })
+        });
+
+        // Phase 2: 2.3 MiB of acks=1 records: the leader takes them all; the follower's
+        // disk fills, it stays up and leaves the ISR.
+        let producer = strict_producer(&cluster.bootstrap());
+        let (acked, errors) = produce_batch(&producer, &topic, 0, 150).await;
+        assert!(
+            errors.is_empty(),
+            "the leader refused records: {:?}",
+            &errors[..errors.len().min(3)]
+        );
+        tokio::task::block_in_place(|| {
+            cluster.wait_for_partition(&topic, 0, settle, "the full follower out of the ISR", |p| {
+                !p.isr.contains(&follower)
+            })
+        });
+        let node_log = cluster.node(follower).log();
+        assert!(
+            node_log.contains("log directory is full"),
+            "no full-disk warning on the follower"
+        );
+        assert!(
+            !node_log.contains("log directory failed"),
+            "the follower's log dir went offline"
+        );
+        assert!(
+            cluster.node_mut(follower).is_running(),
+            "the full follower exited"
+        );
+
+        // Phase 3: room again: it catches up and rejoins, no restart.
+        std::fs::remove_file(&filler).expect("remove the filler file");
+        tokio::task::block_in_place(|| {
+            cluster.wait_for_partition(&topic, 0, settle, "the follower back in the ISR", |p| {
+                p.isr.contains(&follower)
+            })
+        });
+        tokio::task::block_in_place(|| {
+            check_readable(&cluster.bootstrap(), &topic, &acked, Offset::Beginning);
+        });
+        assert!(
+            cluster
+                .node(follower)
+                .log()
+                .contains("log directory accepts writes again")
+        );
+    })
+    .await;
+}
+
 /// Where the node's output goes (kept beside the other e2e logs when FJORD_E2E_LOG_DIR is set).
 fn fjord_e2e_log(root: &Path) -> PathBuf {
     match std::env::var_os("FJORD_E2E_LOG_DIR") {
