@@ -144,7 +144,8 @@ async fn delete_records_moves_every_replicas_log_start() {
         let first = block_in_place(|| consume_n(&c, 1, Duration::from_secs(20))).expect("consume");
         assert_eq!(first[0].offset(), 40);
 
-        // Phase 5: the CLI, with -1 (the high watermark).
+        // Phase 5: the CLI, by flags, then with Kafka's offsets file and -1 (the high
+        // watermark).
         let args = [
             "topic",
             "delete-records",
@@ -153,8 +154,23 @@ async fn delete_records_moves_every_replicas_log_start() {
             "--partition",
             "0",
             "--offset",
-            "-1",
+            "60",
         ];
+        let out = block_in_place(|| cli_ok(&args, &cluster.node(followers[0]).cli(&args, None)));
+        assert!(
+            out.contains(&format!("partition: {topic}-0\tlow_watermark: 60")),
+            "{out}"
+        );
+        let file = tempfile::NamedTempFile::new().expect("offsets file");
+        std::fs::write(
+            file.path(),
+            format!(
+                r#"{{"partitions":[{{"topic":"{topic}","partition":0,"offset":-1}}],"version":1}}"#
+            ),
+        )
+        .expect("write the offsets file");
+        let path = file.path().to_string_lossy().to_string();
+        let args = ["topic", "delete-records", "--offset-json-file", &path];
         let out = block_in_place(|| cli_ok(&args, &cluster.node(followers[0]).cli(&args, None)));
         assert!(
             out.contains(&format!("partition: {topic}-0\tlow_watermark: {RECORDS}")),
