@@ -39,6 +39,9 @@ pub enum PartitionError {
     NotEnoughReplicas { isr: usize, min_isr: usize },
     #[error("timed out waiting for replication")]
     RequestTimedOut,
+    /// DeleteRecords on a topic whose `cleanup.policy` lacks `delete`.
+    #[error("records of partition {tp} cannot be deleted: cleanup.policy does not include delete")]
+    PolicyViolation { tp: TopicPartition },
     #[error("partition storage failed")]
     KafkaStorage(#[source] fjord_log::LogError),
     /// The log directory failed earlier ([`crate::log_dir_failure`]): the

@@ -30,6 +30,7 @@ pub fn partition_error(err: &PartitionError) -> ResponseError {
         }
         PartitionError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
         PartitionError::RequestTimedOut => ResponseError::RequestTimedOut,
+        PartitionError::PolicyViolation { .. } => ResponseError::PolicyViolation,
         PartitionError::KafkaStorage(_) | PartitionError::LogDirOffline => {
             ResponseError::KafkaStorageError
         }

@@ -149,7 +149,7 @@ pub mod testing;
 
 pub use batch::{BatchHeader, HEADER_LEN, LOG_OVERHEAD, MAGIC_V2};
 pub use config::{CleanupPolicy, CompressionType, LogConfig, TimestampType};
-pub use error::{ConfigError, LogError};
+pub use error::{ConfigError, LogError, io_is_out_of_space};
 pub use leader_epoch::LeaderEpochCache;
 pub use log::{AppendInfo, IsolationLevel, Log, ReadInfo};
 pub use producer_state::{

@@ -26,7 +26,12 @@ fn logical_clock_config() -> LogConfig {
     }
 }
 
-fn assignment(leader: BrokerId, epoch: i32, partition_epoch: i32, isr: &[BrokerId]) -> Assignment {
+pub(super) fn assignment(
+    leader: BrokerId,
+    epoch: i32,
+    partition_epoch: i32,
+    isr: &[BrokerId],
+) -> Assignment {
     Assignment {
         leader,
         leader_epoch: epoch,
@@ -36,11 +41,11 @@ fn assignment(leader: BrokerId, epoch: i32, partition_epoch: i32, isr: &[BrokerI
     }
 }
 
-fn tp() -> TopicPartition {
+pub(super) fn tp() -> TopicPartition {
     TopicPartition::new("t", 0)
 }
 
-fn open(
+pub(super) fn open(
     dir: &std::path::Path,
     node: BrokerId,
     a: Assignment,
@@ -59,7 +64,12 @@ fn open(
 }
 
 /// One fetch by `follower` (broker `id`) from `leader`, applied as the fetcher does.
-fn round(leader: &Partition, follower: &Partition, id: BrokerId, now: i64) -> Option<IsrProposal> {
+pub(super) fn round(
+    leader: &Partition,
+    follower: &Partition,
+    id: BrokerId,
+    now: i64,
+) -> Option<IsrProposal> {
     let pos = follower.follower_position().expect("follows");
     let fetched = leader
         .read_for_follower(
@@ -70,6 +80,7 @@ fn round(leader: &Partition, follower: &Partition, id: BrokerId, now: i64) -> Op
                 last_fetched_epoch: pos.last_fetched_epoch,
                 max_bytes: 1 << 20,
                 min_one_batch: true,
+                log_start_offset: pos.log_start_offset,
             },
             now,
         )
@@ -86,6 +97,7 @@ fn round(leader: &Partition, follower: &Partition, id: BrokerId, now: i64) -> Op
                     pos.leader_epoch,
                     &fetched.records,
                     fetched.high_watermark,
+                    fetched.log_start_offset,
                     now,
                 )
                 .expect("append");
@@ -119,6 +131,7 @@ fn followers_copy_the_leader_and_the_high_watermark_waits_for_them() {
             last_fetched_epoch: -1,
             max_bytes: 100,
             min_one_batch: true,
+            log_start_offset: 0,
         },
         4,
     );
@@ -225,7 +238,7 @@ fn the_leader_refuses_a_clients_marker_and_a_follower_stores_the_leaders() {
     );
     assert_eq!(leader.log_end_offset(), 0);
     // Markers reach followers from the leader: stored as given.
-    let applied = follower.append_from_leader(0, &commit_marker(), 0, 1);
+    let applied = follower.append_from_leader(0, &commit_marker(), 0, 0, 1);
     assert!(applied.expect("follower append"));
     assert_eq!(follower.log_end_offset(), 1);
 }
@@ -339,13 +352,15 @@ async fn acks_all_fails_with_not_leader_when_leadership_moves() {
 /// write it yet: produce refuses transactional batches until the
 /// coordinator exists), and a follower with an empty log.
 fn leader_with_transactions(d1: &std::path::Path, d2: &std::path::Path) -> (Partition, Partition) {
-    use fjord_log::testing::transactional_batch;
+    use fjord_log::testing::{TIMESTAMP, transactional_batch};
     let mut log = Log::open(d1, logical_clock_config()).expect("open");
     log.assign_leader_epoch(0).expect("epoch");
-    // Producer 7: offsets 0..=1; producer 8: offset 2; plain data: 3.
+    // Producer 7: offsets 0..=1; producer 8: offset 2; plain data: 3. One
+    // time for all (segment.ms rolls by record time: years apart would
+    // roll a segment).
     for b in [
-        transactional_batch(7, 0, 0, 2, 0),
-        transactional_batch(8, 0, 0, 1, 0),
+        transactional_batch(7, 0, 0, 2, TIMESTAMP),
+        transactional_batch(8, 0, 0, 1, TIMESTAMP),
         batch(1),
     ] {
         log.append_as_leader(&b, 0, 0).expect("append");

@@ -25,6 +25,7 @@ mod authorized_operations;
 mod create_partitions;
 mod create_topics;
 mod delete_groups;
+mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
@@ -119,6 +120,7 @@ apis! {
     ApiVersions => api_versions, 0..=4;
     CreateTopics => create_topics, 2..=7;
     DeleteTopics => delete_topics, 1..=6;
+    DeleteRecords => delete_records, 0..=2;
     DescribeConfigs => describe_configs, 1..=4;
     CreatePartitions => create_partitions, 0..=3;
     DescribeCluster => describe_cluster, 0..=2;

@@ -20,7 +20,6 @@ import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.admin.FeatureUpdate;
 import org.apache.kafka.clients.admin.ListShareGroupOffsetsSpec;
 import org.apache.kafka.clients.admin.RaftVoterEndpoint;
-import org.apache.kafka.clients.admin.RecordsToDelete;
 import org.apache.kafka.clients.admin.UpdateFeaturesOptions;
 import org.apache.kafka.clients.admin.UserScramCredentialDeletion;
 import org.apache.kafka.clients.admin.ScramMechanism;
@@ -92,7 +91,6 @@ class AdminUnsupportedTest {
                 new Case("incrementalAlterConfigs", "IncrementalAlterConfigs(44)", a -> a.incrementalAlterConfigs(Map.of(
                         new ConfigResource(ConfigResource.Type.TOPIC, TOPIC),
                         List.of(new AlterConfigOp(new ConfigEntry("retention.ms", "1000"), AlterConfigOp.OpType.SET)))).all()),
-                new Case("deleteRecords", "DeleteRecords(21)", a -> a.deleteRecords(Map.of(TP, RecordsToDelete.beforeOffset(0))).all()),
                 new Case("createAcls", "CreateAcls(30)", a -> a.createAcls(List.of(new AclBinding(
                         new ResourcePattern(ResourceType.TOPIC, TOPIC, PatternType.LITERAL),
                         new AccessControlEntry("User:alice", "*", AclOperation.READ, AclPermissionType.ALLOW)))).all()),
