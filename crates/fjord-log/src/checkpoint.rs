@@ -13,6 +13,9 @@ use crate::error::LogError;
 pub(crate) const RECOVERY_POINT: &str = "recovery-point-checkpoint";
 pub(crate) const LOG_START_OFFSET: &str = "log-start-offset-checkpoint";
 pub(crate) const LEADER_EPOCH: &str = "leader-epoch-checkpoint";
+/// The cleaner's first dirty offset (Kafka keeps one such file per log
+/// directory; one per partition directory travels with the partition).
+pub(crate) const CLEANER_OFFSET: &str = "cleaner-offset-checkpoint";
 pub(crate) const CLEAN_SHUTDOWN: &str = "clean-shutdown";
 pub(crate) const TMP_SUFFIX: &str = ".tmp";
 

@@ -129,6 +129,7 @@
 
 mod batch;
 mod checkpoint;
+pub mod cleaner;
 mod config;
 pub mod control;
 mod error;
@@ -145,7 +146,8 @@ mod txn_index;
 pub mod testing;
 
 pub use batch::{BatchHeader, HEADER_LEN, LOG_OVERHEAD, MAGIC_V2};
-pub use config::{CleanupPolicy, LogConfig, TimestampType};
+pub use cleaner::{CleanableRange, CleanedLog, CleanerStats, CleaningPlan, SwapOutcome};
+pub use config::{CleanupPolicy, DirtyRatio, LogConfig, TimestampType};
 pub use error::{ConfigError, LogError};
 pub use leader_epoch::LeaderEpochCache;
 pub use log::{AppendInfo, IsolationLevel, Log, ReadInfo};

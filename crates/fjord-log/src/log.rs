@@ -10,7 +10,9 @@ use bytes::Bytes;
 use kafka_protocol::records::RecordBatchDecoder;
 
 use crate::batch::{self, BatchHeader, Origin, Rewritten, split_batches};
-use crate::checkpoint::{self, CleanShutdown, LEADER_EPOCH, LOG_START_OFFSET, RECOVERY_POINT};
+use crate::checkpoint::{
+    self, CLEANER_OFFSET, CleanShutdown, LEADER_EPOCH, LOG_START_OFFSET, RECOVERY_POINT,
+};
 use crate::config::{LogConfig, TimestampType};
 use crate::control::{EndTxnMarker, parse_end_txn_marker};
 use crate::error::LogError;
@@ -69,11 +71,11 @@ fn wall_clock_ms() -> i64 {
 
 /// One partition's log. See the crate docs for layout and invariants.
 pub struct Log {
-    dir: PathBuf,
-    config: LogConfig,
+    pub(crate) dir: PathBuf,
+    pub(crate) config: LogConfig,
     /// By base offset; never empty; the last one is the active segment.
-    segments: BTreeMap<i64, LogSegment>,
-    log_start_offset: i64,
+    pub(crate) segments: BTreeMap<i64, LogSegment>,
+    pub(crate) log_start_offset: i64,
     /// Offsets below this are fsynced (persisted in `recovery-point-checkpoint`).
     recovery_point: i64,
     leader_epoch_cache: LeaderEpochCache,
@@ -82,9 +84,14 @@ pub struct Log {
     /// Wall-clock ms of the last flush (or open).
     last_flush_ms: i64,
     /// Segment files were created or deleted since the directory was last fsynced.
-    dir_dirty: bool,
+    pub(crate) dir_dirty: bool,
     /// Idempotent producers, updated by every append (leader and follower).
-    producer_state: ProducerStateManager,
+    pub(crate) producer_state: ProducerStateManager,
+    /// The cleaner's first dirty offset (`cleaner-offset-checkpoint`).
+    pub(crate) cleaner_checkpoint: Option<i64>,
+    /// Truncations since open: a cleaning pass planned before one is not
+    /// swapped in (its segments may have changed under it).
+    pub(crate) truncations: u64,
 }
 
 impl Log {
@@ -130,6 +137,8 @@ impl Log {
             dir_dirty,
             // Loaded below, once recovery settled the log's bounds.
             producer_state: ProducerStateManager::empty(dir),
+            cleaner_checkpoint: checkpoint::read_offset(dir, CLEANER_OFFSET)?,
+            truncations: 0,
         };
         log.active_mut().ensure_exact(interval)?;
         leader_epoch_cache.truncate_from_end(log.log_end_offset());
@@ -585,6 +594,8 @@ impl Log {
         if offset < self.log_start_offset {
             return self.truncate_fully_and_start_at(offset);
         }
+        self.truncations += 1;
+        self.truncate_cleaner_checkpoint(offset)?;
         let later: Vec<i64> = self.segments.range(offset + 1..).map(|(&b, _)| b).collect();
         for base in later {
             if self.segments.len() == 1 {
@@ -631,6 +642,11 @@ impl Log {
     /// Delete all segments and restart the log, empty, at `offset` (e.g. a
     /// follower whose leader's log starts past this log's end).
     pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), LogError> {
+        self.truncations += 1;
+        if self.cleaner_checkpoint.is_some() {
+            checkpoint::write_offset(&self.dir, CLEANER_OFFSET, offset)?;
+            self.cleaner_checkpoint = Some(offset);
+        }
         while let Some((_, seg)) = self.segments.pop_first() {
             seg.delete()?;
         }
@@ -944,6 +960,10 @@ impl Log {
             Some((_, s)) => s,
             None => unreachable!("a log always has an active segment"),
         }
+    }
+
+    pub(crate) fn active_base_offset(&self) -> i64 {
+        self.active().base_offset()
     }
 
     fn active(&self) -> &LogSegment {
