@@ -10,9 +10,7 @@ use bytes::Bytes;
 use kafka_protocol::records::RecordBatchDecoder;
 
 use crate::batch::{self, BatchHeader, Origin, Rewritten, split_batches};
-use crate::checkpoint::{
-    self, CLEANER_OFFSET, CleanShutdown, LEADER_EPOCH, LOG_START_OFFSET, RECOVERY_POINT,
-};
+use crate::checkpoint::{self, CleanShutdown, LEADER_EPOCH, LOG_START_OFFSET, RECOVERY_POINT};
 use crate::config::{LogConfig, TimestampType};
 use crate::control::{EndTxnMarker, parse_end_txn_marker};
 use crate::error::LogError;
@@ -87,8 +85,9 @@ pub struct Log {
     pub(crate) dir_dirty: bool,
     /// Idempotent producers, updated by every append (leader and follower).
     pub(crate) producer_state: ProducerStateManager,
-    /// The cleaner's first dirty offset (`cleaner-offset-checkpoint`).
-    pub(crate) cleaner_checkpoint: Option<i64>,
+    /// The cleaner's first dirty offset and clean times
+    /// (`cleaner-offset-checkpoint`).
+    pub(crate) cleaner_checkpoint: crate::cleaner::CleanerCheckpoint,
     /// Truncations since open: a cleaning pass planned before one is not
     /// swapped in (its segments may have changed under it).
     pub(crate) truncations: u64,
@@ -137,7 +136,7 @@ impl Log {
             dir_dirty,
             // Loaded below, once recovery settled the log's bounds.
             producer_state: ProducerStateManager::empty(dir),
-            cleaner_checkpoint: checkpoint::read_offset(dir, CLEANER_OFFSET)?,
+            cleaner_checkpoint: crate::cleaner::CleanerCheckpoint::read(dir)?,
             truncations: 0,
         };
         log.active_mut().ensure_exact(interval)?;
@@ -643,10 +642,7 @@ impl Log {
     /// follower whose leader's log starts past this log's end).
     pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), LogError> {
         self.truncations += 1;
-        if self.cleaner_checkpoint.is_some() {
-            checkpoint::write_offset(&self.dir, CLEANER_OFFSET, offset)?;
-            self.cleaner_checkpoint = Some(offset);
-        }
+        self.reset_cleaner_checkpoint(offset)?;
         while let Some((_, seg)) = self.segments.pop_first() {
             seg.delete()?;
         }

@@ -256,18 +256,6 @@ impl LogSegment {
             .map_err(LogError::io("duplicating the handle of", &self.log_path))
     }
 
-    /// The file's modification time in ms (the cleaner's clean time).
-    pub(crate) fn last_modified_ms(&self) -> Result<i64, LogError> {
-        let modified = self
-            .file
-            .metadata()
-            .and_then(|m| m.modified())
-            .map_err(LogError::io("reading metadata of", &self.log_path))?;
-        Ok(modified
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64))
-    }
-
     fn with_file(
         dir: &Path,
         base_offset: i64,

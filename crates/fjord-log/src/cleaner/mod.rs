@@ -37,20 +37,22 @@
 //! - Batches of aborted transactions are removed (and never enter the map);
 //!   committed transactional records are compacted like others.
 //! - Tombstones (null values) that are the latest for their key stay until
-//!   their segment has been clean for `delete.retention.ms`: a segment's
-//!   mtime is set to the time of the pass that first cleaned it (kept
-//!   through later passes; a group of merged segments takes the latest), and
-//!   a pass drops a latest tombstone from a segment below the checkpoint
-//!   whose mtime is `delete.retention.ms` old. Kafka measures from the same
-//!   mtime; its KIP-534 per-batch delete horizon is not used.
+//!   `delete.retention.ms` after the pass that first cleaned them: the
+//!   checkpoint file records, per pass, the offset range it newly cleaned
+//!   and when ([`checkpoint`]). Kafka measures from segment mtimes (which
+//!   merging segments moves) or, since KIP-534, a delete horizon written
+//!   into each batch's baseTimestamp; Fjord's record of clean times leaves
+//!   batches' timestamps alone and does not depend on file mtimes.
 //!
 //! # Files
-//! `<dir>/cleaner-offset-checkpoint` ("0\n<first dirty offset>\n");
+//! `<dir>/cleaner-offset-checkpoint` (first dirty offset and clean times,
+//! see [`checkpoint`]);
 //! `<base>.log.cleaned`, `<base>.txnindex.cleaned` during a pass; `.swap`
 //! during a swap. Cleaned segments' offset and time indexes are built while
 //! writing; their txn index is the union of the replaced segments' (markers
 //! are kept, so every entry still points into the segment).
 
+mod checkpoint;
 pub mod offset_map;
 mod pass;
 mod plan;
@@ -62,6 +64,7 @@ pub use pass::{CleanedLog, CleanerStats, CleaningPlan};
 pub use plan::CleanableRange;
 pub use swap::SwapOutcome;
 
+pub(crate) use checkpoint::CleanerCheckpoint;
 pub(crate) use swap::complete_interrupted_swaps;
 
 #[cfg(test)]

@@ -9,9 +9,10 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::batch::{BatchHeader, HEADER_LEN, LOG_OVERHEAD};
+use crate::cleaner::checkpoint::CleanerCheckpoint;
 use crate::cleaner::offset_map::OffsetMap;
 use crate::cleaner::plan::CleanableRange;
 use crate::cleaner::records::{parse_records, rebuild_batch, records_body};
@@ -33,9 +34,6 @@ pub(crate) struct SourceSegment {
     pub path: PathBuf,
     pub file: File,
     pub aborted_txns: Vec<AbortedTxn>,
-    /// The file's mtime: when a pass last wrote it (see the module docs of
-    /// `cleaner` for tombstones).
-    pub modified_ms: i64,
 }
 
 /// What a pass cleans, taken under the log's lock (see `Log::plan_cleaning`).
@@ -55,6 +53,8 @@ pub struct CleaningPlan {
     pub(crate) index_interval_bytes: u32,
     /// The log's truncation count when planned: a swap after a truncation is refused.
     pub(crate) truncations: u64,
+    /// When the offsets below the first dirty one were first cleaned.
+    pub(crate) clean_times: CleanerCheckpoint,
 }
 
 /// What a pass did.
@@ -100,6 +100,8 @@ pub struct CleanedLog {
     /// The next pass's first dirty offset.
     pub(crate) map_end: i64,
     pub(crate) truncations: u64,
+    /// The pass's clock: the newly cleaned range's first clean time.
+    pub(crate) now_ms: i64,
     pub stats: CleanerStats,
 }
 
@@ -220,6 +222,14 @@ impl CleaningPlan {
         self.range
     }
 
+    /// Whether the tombstone at `offset` was first cleaned at least
+    /// `delete.retention.ms` ago.
+    fn tombstone_expired(&self, offset: i64, now_ms: i64) -> bool {
+        self.clean_times
+            .first_cleaned_at(offset)
+            .is_some_and(|t| t.saturating_add(self.delete_retention_ms) <= now_ms)
+    }
+
     fn is_aborted(&self, h: &BatchHeader) -> bool {
         h.is_transactional()
             && self.aborted.get(&h.producer_id).is_some_and(|txns| {
@@ -255,6 +265,7 @@ impl CleaningPlan {
                     groups,
                     map_end,
                     truncations: self.truncations,
+                    now_ms,
                     stats,
                 }
                 .discard();
@@ -267,6 +278,7 @@ impl CleaningPlan {
             groups,
             map_end,
             truncations: self.truncations,
+            now_ms,
             stats,
         })
     }
@@ -372,21 +384,12 @@ impl CleaningPlan {
         let mut out = BufWriter::with_capacity(io_buffer.max(4096), file);
         let mut indexes = DetachedIndexes::new(base, self.index_interval_bytes);
         let mut aborted_txns = Vec::new();
-        // The group's clean time: a segment cleaned for the first time now
-        // starts its tombstones' delete.retention.ms clock; merged with
-        // older cleaned segments it keeps the latest time (tombstones then
-        // live longer, never shorter, than delete.retention.ms).
-        let mut modified_ms = 0i64;
         for src in sources {
-            let was_clean = src.next_offset <= self.range.first_dirty;
-            modified_ms = modified_ms.max(if was_clean { src.modified_ms } else { now_ms });
-            let drop_tombstones =
-                was_clean && src.modified_ms.saturating_add(self.delete_retention_ms) <= now_ms;
             stats.bytes_read += src.size;
             aborted_txns.extend_from_slice(&src.aborted_txns);
             let mut reader = BatchReader::new(&src.file, &src.path, src.size);
             while let Some((h, bytes)) = reader.next_batch()? {
-                let written: &[u8] = match self.filter_batch(&h, bytes, map, map_end, drop_tombstones, stats)? {
+                let written: &[u8] = match self.filter_batch(&h, bytes, map, map_end, now_ms, stats)? {
                     Decision::Keep => bytes,
                     Decision::Drop { aborted } => {
                         stats.batches_removed += 1;
@@ -434,9 +437,6 @@ impl CleaningPlan {
                 source: e.into_error(),
             })?;
         file.sync_all().map_err(LogError::io("syncing", &path))?;
-        let mtime = UNIX_EPOCH + Duration::from_millis(u64::try_from(modified_ms).unwrap_or(0));
-        file.set_modified(mtime)
-            .map_err(LogError::io("setting the mtime of", &path))?;
         stats.bytes_written += indexes.size();
         txn_index::write_entries(&cleaned_path(&self.dir, base, TXN_INDEX_SUFFIX), &aborted_txns)?;
         Ok(CleanedGroup {
@@ -460,14 +460,14 @@ impl CleaningPlan {
     /// - otherwise a record stays if it is past the map's range, keyless
     ///   (cannot exist on a compacted topic: the leader refuses them; kept
     ///   if found), or the latest for its key; a latest tombstone goes
-    ///   once its segment has been clean for `delete.retention.ms`.
+    ///   `delete.retention.ms` after the pass that first cleaned it.
     fn filter_batch(
         &self,
         h: &BatchHeader,
         bytes: &[u8],
         map: &OffsetMap,
         map_end: i64,
-        drop_tombstones: bool,
+        now_ms: i64,
         stats: &mut CleanerStats,
     ) -> Result<Decision, LogError> {
         if h.is_control() {
@@ -495,7 +495,7 @@ impl CleaningPlan {
                 }
                 let Some(key) = r.key else { return true };
                 let latest = map.get(key).is_none_or(|o| r.offset >= o);
-                if latest && r.tombstone && drop_tombstones {
+                if latest && r.tombstone && self.tombstone_expired(r.offset, now_ms) {
                     tombstones += 1;
                     return false;
                 }

@@ -22,7 +22,7 @@ use std::fs;
 use std::io::ErrorKind;
 use std::path::Path;
 
-use crate::checkpoint::{self, CLEANER_OFFSET};
+use crate::checkpoint;
 use crate::cleaner::pass::{
     BatchReader, CleanedLog, CleaningPlan, SWAP_SUFFIX, SourceSegment, cleaned_path, swap_path,
 };
@@ -63,7 +63,7 @@ impl Log {
     /// The cleaner's checkpoint: where the next pass's dirty range starts
     /// (`None` before the first pass).
     pub fn cleaner_checkpoint(&self) -> Option<i64> {
-        self.cleaner_checkpoint
+        self.cleaner_checkpoint.first_dirty
     }
 
     /// The cleanable range at last stable offset `last_stable_offset`:
@@ -95,7 +95,7 @@ impl Log {
         let range = cleanable_range(
             &summaries,
             self.log_start_offset,
-            self.cleaner_checkpoint,
+            self.cleaner_checkpoint.first_dirty,
             last_stable_offset,
             first_ts,
             &self.config,
@@ -141,7 +141,6 @@ impl Log {
                 path: seg.log_path().to_owned(),
                 file: seg.file_handle()?,
                 aborted_txns: seg.aborted_txns().to_vec(),
-                modified_ms: seg.last_modified_ms()?,
             });
         }
         let mut aborted: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
@@ -167,6 +166,7 @@ impl Log {
             segment_bytes: self.config.segment_bytes,
             index_interval_bytes: self.config.index_interval_bytes,
             truncations: self.truncations,
+            clean_times: self.cleaner_checkpoint.clone(),
         })
     }
 
@@ -212,10 +212,10 @@ impl Log {
             swapped += 1;
         }
         self.dir_dirty = true;
-        if self.cleaner_checkpoint != Some(map_end) {
-            checkpoint::write_offset(&dir, CLEANER_OFFSET, map_end)?;
-            self.cleaner_checkpoint = Some(map_end);
-        }
+        let retention = self.config.delete_retention_ms;
+        self.cleaner_checkpoint
+            .record_pass(map_end, cleaned.now_ms, retention);
+        self.cleaner_checkpoint.write(&dir)?;
         Ok(SwapOutcome::Swapped {
             replaced,
             cleaned: swapped,
@@ -242,9 +242,21 @@ impl Log {
 
     /// The cleaner checkpoint must not stay above a truncation point.
     pub(crate) fn truncate_cleaner_checkpoint(&mut self, offset: i64) -> Result<(), LogError> {
-        if self.cleaner_checkpoint.is_some_and(|c| c > offset) {
-            checkpoint::write_offset(&self.dir, CLEANER_OFFSET, offset)?;
-            self.cleaner_checkpoint = Some(offset);
+        if self.cleaner_checkpoint.first_dirty.is_some_and(|c| c > offset) {
+            self.cleaner_checkpoint.truncate_to(offset);
+            self.cleaner_checkpoint.write(&self.dir)?;
+        }
+        Ok(())
+    }
+
+    /// The log restarts empty at `offset`: nothing is clean below it.
+    pub(crate) fn reset_cleaner_checkpoint(&mut self, offset: i64) -> Result<(), LogError> {
+        if self.cleaner_checkpoint.first_dirty.is_some() {
+            self.cleaner_checkpoint = crate::cleaner::CleanerCheckpoint {
+                first_dirty: Some(offset),
+                clean_times: Vec::new(),
+            };
+            self.cleaner_checkpoint.write(&self.dir)?;
         }
         Ok(())
     }
