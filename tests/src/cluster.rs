@@ -41,6 +41,8 @@ pub struct ClusterOptions {
     /// every wait use) and EXTERNAL on a second port advertised as `localhost:PORT2`
     /// ([`FjordCluster::external_bootstrap`]).
     pub external_listener: bool,
+    /// More `[broker]` lines, as TOML (`"log_cleaner_backoff_ms = 200"`).
+    pub extra_broker_config: Vec<String>,
 }
 
 impl ClusterOptions {
@@ -58,6 +60,7 @@ impl ClusterOptions {
             replication_factor: i16::try_from(nodes.min(3)).unwrap_or(3),
             min_insync_replicas: 1,
             external_listener: false,
+            extra_broker_config: Vec::new(),
         }
     }
 
@@ -219,6 +222,9 @@ impl FjordCluster {
                     let _ = writeln!(t, "offsets_topic_num_partitions = 4");
                     let _ = writeln!(t, "group_initial_rebalance_delay_ms = 0");
                     let _ = writeln!(t, "min_insync_replicas = {}", o.min_insync_replicas);
+                    for line in &o.extra_broker_config {
+                        let _ = writeln!(t, "{line}");
+                    }
                     t
                 })
             })

@@ -64,6 +64,7 @@ mod heartbeat;
 mod hw_checkpoint;
 mod internal_topics;
 pub mod leader_state;
+pub mod log_cleaner;
 pub mod log_dir_failure;
 mod log_dirs;
 mod metadata_applier;

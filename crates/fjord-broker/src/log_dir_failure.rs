@@ -38,6 +38,8 @@ pub enum LogOperation {
     /// applying committed metadata.
     MetadataApply,
     Close,
+    /// Planning or swapping in a log cleaning pass.
+    Clean,
 }
 
 impl fmt::Display for LogOperation {
@@ -52,6 +54,7 @@ impl fmt::Display for LogOperation {
             LogOperation::HwCheckpoint => "high watermark checkpoint",
             LogOperation::MetadataApply => "metadata apply",
             LogOperation::Close => "close",
+            LogOperation::Clean => "log cleaning",
         })
     }
 }
