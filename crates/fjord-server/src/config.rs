@@ -215,6 +215,8 @@ pub struct BrokerSection {
     pub transaction_state_log_min_isr: i32,
     /// `transaction.state.log.segment.bytes`.
     pub transaction_state_log_segment_bytes: u64,
+    /// `offsets.topic.segment.bytes`: `__consumer_offsets`' `segment.bytes`.
+    pub offsets_topic_segment_bytes: u64,
     /// `log.cleaner.enable`: compact `cleanup.policy=compact` logs.
     pub log_cleaner_enable: bool,
     /// `log.cleaner.dedupe.buffer.size`: the cleaner's offset map memory.
@@ -279,6 +281,7 @@ impl Default for BrokerSection {
             transaction_state_log_replication_factor: 3,
             transaction_state_log_min_isr: 2,
             transaction_state_log_segment_bytes: 100 * 1024 * 1024,
+            offsets_topic_segment_bytes: 100 * 1024 * 1024,
             log_cleaner_enable: true,
             log_cleaner_dedupe_buffer_size: 128 * 1024 * 1024,
             log_cleaner_io_buffer_size: 512 * 1024,
@@ -538,6 +541,8 @@ impl FileConfig {
             groups: GroupServiceConfig {
                 offsets_topic_num_partitions: b.offsets_topic_num_partitions.max(1),
                 offsets_topic_replication_factor: b.offsets_topic_replication_factor.max(1),
+                // segment.bytes' lower bound (LogConfig).
+                offsets_topic_segment_bytes: b.offsets_topic_segment_bytes.max(14),
                 group: GroupConfig {
                     initial_rebalance_delay_ms: b.group_initial_rebalance_delay_ms.max(0),
                     ..GroupConfig::default()
