@@ -29,7 +29,7 @@ use tokio::task::block_in_place;
 
 const LIMIT: Duration = Duration::from_secs(600);
 const KEYS: usize = 10_000;
-const RECORDS: usize = 100_000;
+const RECORDS: usize = 1_000_000;
 /// The topic's `delete.retention.ms`.
 const DELETE_RETENTION_MS: u64 = 3000;
 
