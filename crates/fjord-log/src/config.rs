@@ -306,8 +306,14 @@ impl LogConfig {
                 MIN_CLEANABLE_DIRTY_RATIO,
                 self.min_cleanable_dirty_ratio.to_string(),
             ),
-            (MIN_COMPACTION_LAG_MS, self.min_compaction_lag_ms.to_string()),
-            (MAX_COMPACTION_LAG_MS, self.max_compaction_lag_ms.to_string()),
+            (
+                MIN_COMPACTION_LAG_MS,
+                self.min_compaction_lag_ms.to_string(),
+            ),
+            (
+                MAX_COMPACTION_LAG_MS,
+                self.max_compaction_lag_ms.to_string(),
+            ),
         ]
     }
 

@@ -61,7 +61,11 @@ async fn create_compacted(bootstrap: &str, topic: &str) {
         .set("min.cleanable.dirty.ratio", "0")
         .set("delete.retention.ms", &retention);
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    for r in admin.create_topics([&new], &opts).await.expect("CreateTopics") {
+    for r in admin
+        .create_topics([&new], &opts)
+        .await
+        .expect("CreateTopics")
+    {
         r.unwrap_or_else(|(t, e)| panic!("CreateTopics {t}: {e}"));
     }
     wait_for_topic(bootstrap, topic, 1);
@@ -155,8 +159,15 @@ fn read_all(bootstrap: &str, topic: &str) -> Written {
     assign_from(&c, topic, &[0], Offset::Beginning);
     let mut out = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(120);
-    while out.last().is_none_or(|r: &(i64, String, Option<String>)| r.0 + 1 < high) {
-        assert!(Instant::now() < deadline, "read {} records below {high}", out.len());
+    while out
+        .last()
+        .is_none_or(|r: &(i64, String, Option<String>)| r.0 + 1 < high)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "read {} records below {high}",
+            out.len()
+        );
         match c.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
                 let s = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
@@ -175,7 +186,10 @@ fn dir_size(dir: &Path, prefix: &str) -> u64 {
         if !entry.file_name().to_string_lossy().starts_with(prefix) {
             continue;
         }
-        for f in std::fs::read_dir(entry.path()).expect("ls partition").flatten() {
+        for f in std::fs::read_dir(entry.path())
+            .expect("ls partition")
+            .flatten()
+        {
             if f.file_name().to_string_lossy().ends_with(".log") {
                 total += f.metadata().map_or(0, |m| m.len());
             }
@@ -212,13 +226,23 @@ async fn a_compacted_topic_keeps_the_last_value_per_key_and_drops_tombstones() {
         let during = block_in_place(|| read_all(&bootstrap, &topic));
         let seen = last_per_key(&during);
         assert_eq!(seen.len(), KEYS);
-        assert_eq!(seen, expected, "a consumer during cleaning sees every last value");
+        assert_eq!(
+            seen, expected,
+            "a consumer during cleaning sees every last value"
+        );
 
         // Phase 3: roll the data into sealed segments (segment.ms = 2 s) with
         // a filler record, and wait until reading from 0 returns exactly one
         // record per key, at its last offset.
         tokio::time::sleep(Duration::from_millis(2100)).await;
-        written.extend(produce(&producer, &topic, [("filler".to_string(), Some("f".into()))]).await);
+        written.extend(
+            produce(
+                &producer,
+                &topic,
+                [("filler".to_string(), Some("f".into()))],
+            )
+            .await,
+        );
         let compacted = block_in_place(|| {
             wait_for(Duration::from_secs(120), "the topic compacted", || {
                 let all = read_all(&bootstrap, &topic);
@@ -241,7 +265,12 @@ async fn a_compacted_topic_keeps_the_last_value_per_key_and_drops_tombstones() {
         let mut gone = false;
         while tombstoned_at.elapsed() < Duration::from_secs(60) {
             tokio::time::sleep(Duration::from_millis(2100)).await;
-            produce(&producer, &topic, [("filler".to_string(), Some("f".into()))]).await;
+            produce(
+                &producer,
+                &topic,
+                [("filler".to_string(), Some("f".into()))],
+            )
+            .await;
             let all = block_in_place(|| read_all(&bootstrap, &topic));
             let deleted = all.iter().filter(|r| is_deleted_key(&r.1)).count();
             if deleted == 0 {
@@ -258,7 +287,10 @@ async fn a_compacted_topic_keeps_the_last_value_per_key_and_drops_tombstones() {
         }
         assert!(gone, "tombstones removed after delete.retention.ms");
         let all = block_in_place(|| read_all(&bootstrap, &topic));
-        assert_eq!(all.iter().filter(|r| r.1.starts_with("key-")).count(), KEYS - 100);
+        assert_eq!(
+            all.iter().filter(|r| r.1.starts_with("key-")).count(),
+            KEYS - 100
+        );
     })
     .await;
 }

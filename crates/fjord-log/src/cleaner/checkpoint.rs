@@ -144,7 +144,10 @@ mod tests {
     #[test]
     fn file_round_trip_and_kafka_version_0() {
         let dir = tempfile::tempdir().expect("tempdir");
-        assert_eq!(CleanerCheckpoint::read(dir.path()).expect("read"), CleanerCheckpoint::default());
+        assert_eq!(
+            CleanerCheckpoint::read(dir.path()).expect("read"),
+            CleanerCheckpoint::default()
+        );
         let mut c = CleanerCheckpoint::default();
         c.record_pass(10, 5, 100);
         c.record_pass(20, 6, 100);

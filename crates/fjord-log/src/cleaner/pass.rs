@@ -206,14 +206,19 @@ impl<'a> BatchReader<'a> {
 /// What happens to one batch.
 enum Decision {
     Keep,
-    Drop { aborted: bool },
+    Drop {
+        aborted: bool,
+    },
     Rebuilt {
         bytes: Vec<u8>,
         removed: u64,
         tombstones: u64,
     },
     /// Every record goes.
-    Empty { removed: u64, tombstones: u64 },
+    Empty {
+        removed: u64,
+        tombstones: u64,
+    },
 }
 
 impl CleaningPlan {
@@ -258,7 +263,14 @@ impl CleaningPlan {
         stats.map_memory_bytes = map.memory_bytes();
         let mut groups = Vec::new();
         if map_end > self.range.first_dirty {
-            let result = self.write_groups(&map, map_end, io_buffer_bytes, now_ms, &mut stats, &mut groups);
+            let result = self.write_groups(
+                &map,
+                map_end,
+                io_buffer_bytes,
+                now_ms,
+                &mut stats,
+                &mut groups,
+            );
             if let Err(err) = result {
                 CleanedLog {
                     dir: self.dir.clone(),
@@ -389,56 +401,59 @@ impl CleaningPlan {
             aborted_txns.extend_from_slice(&src.aborted_txns);
             let mut reader = BatchReader::new(&src.file, &src.path, src.size);
             while let Some((h, bytes)) = reader.next_batch()? {
-                let written: &[u8] = match self.filter_batch(&h, bytes, map, map_end, now_ms, stats)? {
-                    Decision::Keep => bytes,
-                    Decision::Drop { aborted } => {
-                        stats.batches_removed += 1;
-                        stats.aborted_batches_removed += u64::from(aborted);
-                        stats.records_removed += h.records_count.max(0) as u64;
-                        continue;
-                    }
-                    Decision::Empty {
-                        removed,
-                        tombstones,
-                    } => {
-                        stats.batches_removed += 1;
-                        stats.records_removed += removed;
-                        stats.tombstones_removed += tombstones;
-                        continue;
-                    }
-                    Decision::Rebuilt {
-                        bytes: rebuilt,
-                        removed,
-                        tombstones,
-                    } => {
-                        stats.records_removed += removed;
-                        stats.tombstones_removed += tombstones;
-                        let nh = BatchHeader::parse(&rebuilt).ok_or(LogError::MalformedRecords {
-                            base_offset: h.base_offset,
-                            reason: "rebuilt batch has no header",
-                        })?;
-                        out.write_all(&rebuilt)
-                            .map_err(LogError::io("writing", &path))?;
-                        indexes.on_batch(&nh);
-                        continue;
-                    }
-                };
+                let written: &[u8] =
+                    match self.filter_batch(&h, bytes, map, map_end, now_ms, stats)? {
+                        Decision::Keep => bytes,
+                        Decision::Drop { aborted } => {
+                            stats.batches_removed += 1;
+                            stats.aborted_batches_removed += u64::from(aborted);
+                            stats.records_removed += h.records_count.max(0) as u64;
+                            continue;
+                        }
+                        Decision::Empty {
+                            removed,
+                            tombstones,
+                        } => {
+                            stats.batches_removed += 1;
+                            stats.records_removed += removed;
+                            stats.tombstones_removed += tombstones;
+                            continue;
+                        }
+                        Decision::Rebuilt {
+                            bytes: rebuilt,
+                            removed,
+                            tombstones,
+                        } => {
+                            stats.records_removed += removed;
+                            stats.tombstones_removed += tombstones;
+                            let nh =
+                                BatchHeader::parse(&rebuilt).ok_or(LogError::MalformedRecords {
+                                    base_offset: h.base_offset,
+                                    reason: "rebuilt batch has no header",
+                                })?;
+                            out.write_all(&rebuilt)
+                                .map_err(LogError::io("writing", &path))?;
+                            indexes.on_batch(&nh);
+                            continue;
+                        }
+                    };
                 out.write_all(written)
                     .map_err(LogError::io("writing", &path))?;
                 indexes.on_batch(&h);
             }
             indexes.extend_to(src.next_offset);
         }
-        let file = out
-            .into_inner()
-            .map_err(|e| LogError::Io {
-                context: "writing",
-                path: path.clone(),
-                source: e.into_error(),
-            })?;
+        let file = out.into_inner().map_err(|e| LogError::Io {
+            context: "writing",
+            path: path.clone(),
+            source: e.into_error(),
+        })?;
         file.sync_all().map_err(LogError::io("syncing", &path))?;
         stats.bytes_written += indexes.size();
-        txn_index::write_entries(&cleaned_path(&self.dir, base, TXN_INDEX_SUFFIX), &aborted_txns)?;
+        txn_index::write_entries(
+            &cleaned_path(&self.dir, base, TXN_INDEX_SUFFIX),
+            &aborted_txns,
+        )?;
         Ok(CleanedGroup {
             sources: sources
                 .iter()
@@ -473,7 +488,9 @@ impl CleaningPlan {
         if h.is_control() {
             return Ok(Decision::Keep);
         }
-        if h.producer_id >= 0 && self.producer_last_batch.get(&h.producer_id) == Some(&h.last_offset()) {
+        if h.producer_id >= 0
+            && self.producer_last_batch.get(&h.producer_id) == Some(&h.last_offset())
+        {
             return Ok(Decision::Keep);
         }
         if self.is_aborted(h) {

@@ -11,7 +11,9 @@
 //! decoder folds duplicate header keys. Its codecs are used as they are.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::compression::{Compressor, Decompressor, Gzip, Lz4, None as Uncompressed, Snappy, Zstd};
+use kafka_protocol::compression::{
+    Compressor, Decompressor, Gzip, Lz4, None as Uncompressed, Snappy, Zstd,
+};
 
 use crate::batch::{ATTRIBUTES_AT, BatchHeader, HEADER_LEN, LOG_OVERHEAD};
 use crate::error::LogError;
@@ -45,10 +47,13 @@ fn rest<B: Buf>(b: &mut B) -> Bytes {
     b.copy_to_bytes(b.remaining())
 }
 
-fn put_all<B: BufMut>(buf: &mut B, kept: &[RecordView<'_>]) {
+/// Write the kept records (generic in the error: the codecs' closures return
+/// kafka-protocol's error type).
+fn put_all<B: BufMut, E>(buf: &mut B, kept: &[RecordView<'_>]) -> Result<(), E> {
     for r in kept {
         buf.put_slice(r.bytes);
     }
+    Ok(())
 }
 
 /// The records section of `batch` (the whole batch's bytes), decompressed.
@@ -143,11 +148,11 @@ pub(crate) fn rebuild_batch(
     let plain_len: usize = kept.iter().map(|r| r.bytes.len()).sum();
     let mut body = BytesMut::with_capacity(plain_len);
     let done = match header.compression() {
-        0 => Uncompressed::compress(&mut body, |t| Ok(put_all(t, kept))),
-        1 => Gzip::compress(&mut body, |t| Ok(put_all(t, kept))),
-        2 => Snappy::compress(&mut body, |t| Ok(put_all(t, kept))),
-        3 => Lz4::compress(&mut body, |t| Ok(put_all(t, kept))),
-        4 => Zstd::compress(&mut body, |t| Ok(put_all(t, kept))),
+        0 => Uncompressed::compress(&mut body, |t| put_all(t, kept)),
+        1 => Gzip::compress(&mut body, |t| put_all(t, kept)),
+        2 => Snappy::compress(&mut body, |t| put_all(t, kept)),
+        3 => Lz4::compress(&mut body, |t| put_all(t, kept)),
+        4 => Zstd::compress(&mut body, |t| put_all(t, kept)),
         _ => return Err(malformed(header, "unknown compression codec")),
     };
     done.map_err(|e| LogError::RecordDecode {

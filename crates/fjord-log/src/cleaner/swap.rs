@@ -177,13 +177,17 @@ impl Log {
     pub fn swap_cleaned(&mut self, cleaned: CleanedLog) -> Result<SwapOutcome, LogError> {
         let active_base = self.active_base_offset();
         let unchanged = cleaned.truncations == self.truncations
-            && cleaned.groups.iter().flat_map(|g| &g.sources).all(|&(base, size, next)| {
-                base < active_base
-                    && self
-                        .segments
-                        .get(&base)
-                        .is_some_and(|s| s.size() == size && s.next_offset() == next)
-            });
+            && cleaned
+                .groups
+                .iter()
+                .flat_map(|g| &g.sources)
+                .all(|&(base, size, next)| {
+                    base < active_base
+                        && self
+                            .segments
+                            .get(&base)
+                            .is_some_and(|s| s.size() == size && s.next_offset() == next)
+                });
         if !unchanged {
             cleaned.discard();
             return Ok(SwapOutcome::Discarded);
@@ -242,7 +246,11 @@ impl Log {
 
     /// The cleaner checkpoint must not stay above a truncation point.
     pub(crate) fn truncate_cleaner_checkpoint(&mut self, offset: i64) -> Result<(), LogError> {
-        if self.cleaner_checkpoint.first_dirty.is_some_and(|c| c > offset) {
+        if self
+            .cleaner_checkpoint
+            .first_dirty
+            .is_some_and(|c| c > offset)
+        {
             self.cleaner_checkpoint.truncate_to(offset);
             self.cleaner_checkpoint.write(&self.dir)?;
         }
@@ -271,7 +279,10 @@ fn finish_swap(dir: &Path, base: i64) -> Result<(), LogError> {
     if txn_swap.exists() {
         rename(&txn_swap, &txn)?;
     }
-    rename(&swap_path(dir, base, LOG_SUFFIX), &dir.join(segment::file_name(base, LOG_SUFFIX)))?;
+    rename(
+        &swap_path(dir, base, LOG_SUFFIX),
+        &dir.join(segment::file_name(base, LOG_SUFFIX)),
+    )?;
     checkpoint::sync_dir(dir)?;
     // An index without entries has no file (see `txn_index`).
     if fs::metadata(&txn).is_ok_and(|m| m.len() == 0) {

@@ -89,10 +89,8 @@ fn contents(log: &Log) -> Contents {
         let mut bytes = info.records.clone();
         for set in RecordBatchDecoder::decode_all(&mut bytes).expect("decode") {
             for r in set.records.iter().filter(|r| !r.control) {
-                let s = |b: &Option<Bytes>| {
-                    b.as_ref()
-                        .map(|b| String::from_utf8_lossy(b).into_owned())
-                };
+                let s =
+                    |b: &Option<Bytes>| b.as_ref().map(|b| String::from_utf8_lossy(b).into_owned());
                 out.push((r.offset, s(&r.key), s(&r.value)));
             }
         }
@@ -116,13 +114,19 @@ fn fill(log: &mut Log, rounds: usize, keys: usize, per_batch: usize) -> Contents
         for chunk in (0..keys).collect::<Vec<_>>().chunks(per_batch) {
             let names: Vec<String> = chunk.iter().map(|k| format!("k{k}")).collect();
             let value = format!("v{round}");
-            let kvs: Vec<(&str, Option<&str>)> =
-                names.iter().map(|n| (n.as_str(), Some(value.as_str()))).collect();
+            let kvs: Vec<(&str, Option<&str>)> = names
+                .iter()
+                .map(|n| (n.as_str(), Some(value.as_str())))
+                .collect();
             let info = log
                 .append_as_leader(&kv_batch(&kvs, Compression::None), 0, TIMESTAMP)
                 .expect("append");
             for (i, n) in names.iter().enumerate() {
-                appended.push((info.first_offset + i as i64, Some(n.clone()), Some(value.clone())));
+                appended.push((
+                    info.first_offset + i as i64,
+                    Some(n.clone()),
+                    Some(value.clone()),
+                ));
             }
         }
     }
@@ -141,7 +145,10 @@ fn assert_compacted_from(before: &Contents, after: &Contents) {
     for r in after {
         assert_eq!(by_offset.get(&r.0), Some(&r), "record at {} changed", r.0);
     }
-    assert!(after.windows(2).all(|w| w[0].0 < w[1].0), "offsets increase");
+    assert!(
+        after.windows(2).all(|w| w[0].0 < w[1].0),
+        "offsets increase"
+    );
     assert_eq!(last_values(before), last_values(after));
 }
 
@@ -166,9 +173,18 @@ fn a_pass_keeps_the_last_value_per_key_at_its_offset() {
     let active_base = *log.segment_base_offsets().last().expect("segments");
     let below: Vec<_> = after.iter().filter(|r| r.0 < active_base).collect();
     let keys: std::collections::BTreeSet<_> = below.iter().map(|r| &r.1).collect();
-    assert_eq!(keys.len(), below.len(), "one record per key below the active segment");
+    assert_eq!(
+        keys.len(),
+        below.len(),
+        "one record per key below the active segment"
+    );
     assert_eq!(log.cleaner_checkpoint(), Some(active_base));
-    assert!(log.size_bytes() < size_before / 5, "{} -> {}", size_before, log.size_bytes());
+    assert!(
+        log.size_bytes() < size_before / 5,
+        "{} -> {}",
+        size_before,
+        log.size_bytes()
+    );
     assert!(stats.records_removed > 0 && stats.bytes_written < stats.bytes_read);
     // Nothing dirty is left: no second pass.
     assert!(clean(&mut log, now()).is_none());
@@ -186,12 +202,18 @@ fn cleaned_segments_read_back_after_restart_and_crash() {
     log.close().expect("close");
     let log = Log::open(dir.path(), config(2048)).expect("reopen");
     assert_eq!(contents(&log), after);
-    assert_eq!((log.log_end_offset(), log.cleaner_checkpoint()), (leo, checkpoint));
+    assert_eq!(
+        (log.log_end_offset(), log.cleaner_checkpoint()),
+        (leo, checkpoint)
+    );
     // A crash (no close) makes open re-validate the tail; indexes rebuilt.
     drop(log);
     for entry in fs::read_dir(dir.path()).expect("ls") {
         let path = entry.expect("entry").path();
-        if path.extension().is_some_and(|e| e == "index" || e == "timeindex") {
+        if path
+            .extension()
+            .is_some_and(|e| e == "index" || e == "timeindex")
+        {
             fs::remove_file(path).expect("rm index");
         }
     }
@@ -215,8 +237,12 @@ fn followers_and_recovery_accept_cleaned_batches() {
     let mut follower = Log::open(follower_dir.path(), config(2048)).expect("open follower");
     let mut at = 0;
     while at < log.log_end_offset() {
-        let info = log.read(at, 4096, log.log_end_offset(), true).expect("read");
-        follower.append_as_follower(&info.records).expect("follower append");
+        let info = log
+            .read(at, 4096, log.log_end_offset(), true)
+            .expect("read");
+        follower
+            .append_as_follower(&info.records)
+            .expect("follower append");
         at = info.next_offset;
     }
     assert_eq!(contents(&follower), contents(&log));
@@ -242,7 +268,11 @@ fn tombstones_go_delete_retention_ms_after_their_first_clean() {
     let mut log = Log::open(dir.path(), config).expect("open");
     fill(&mut log, 3, 10, 5);
     let t = log
-        .append_as_leader(&kv_batch(&[("k3", None), ("k4", None)], Compression::None), 0, 0)
+        .append_as_leader(
+            &kv_batch(&[("k3", None), ("k4", None)], Compression::None),
+            0,
+            0,
+        )
         .expect("tombstones");
     fill(&mut log, 1, 4, 2); // k0..k3 again: k3's tombstone is superseded
     filler(&mut log, 20);
@@ -251,7 +281,10 @@ fn tombstones_go_delete_retention_ms_after_their_first_clean() {
     clean(&mut log, t0).expect("first pass");
     let c = contents(&log);
     assert!(c.contains(&k4), "kept on its first clean");
-    assert!(!c.iter().any(|r| r.0 == t.first_offset), "superseded tombstone gone");
+    assert!(
+        !c.iter().any(|r| r.0 == t.first_offset),
+        "superseded tombstone gone"
+    );
     // More dirty data, but the tombstone was first cleaned < 1 s ago.
     filler(&mut log, 20);
     clean(&mut log, t0 + 999).expect("second pass");
@@ -272,23 +305,44 @@ fn aborted_transactions_go_committed_ones_compact_and_markers_stay() {
     let mut log = Log::open(dir.path(), config(1024)).expect("open");
     fill(&mut log, 1, 4, 4); // k0..k3 = v0
     let aborted = log
-        .append_as_leader(&producer_batch(9, 0, true, &[("k0", Some("aborted"))]), 0, 0)
+        .append_as_leader(
+            &producer_batch(9, 0, true, &[("k0", Some("aborted"))]),
+            0,
+            0,
+        )
         .expect("txn data");
-    log.append_as_leader(&marker_batch(9, 0, false, 1), 0, 0).expect("abort");
+    log.append_as_leader(&marker_batch(9, 0, false, 1), 0, 0)
+        .expect("abort");
     let committed = log
-        .append_as_leader(&producer_batch(9, 1, true, &[("k1", Some("committed")), ("k2", Some("old"))]), 0, 0)
+        .append_as_leader(
+            &producer_batch(
+                9,
+                1,
+                true,
+                &[("k1", Some("committed")), ("k2", Some("old"))],
+            ),
+            0,
+            0,
+        )
         .expect("txn data");
-    log.append_as_leader(&marker_batch(9, 0, true, 1), 0, 0).expect("commit");
+    log.append_as_leader(&marker_batch(9, 0, true, 1), 0, 0)
+        .expect("commit");
     fill(&mut log, 1, 4, 4); // k0..k3 = v0 again, after the transactions
     log.append_as_leader(&kv_batch(&[("k1", Some("last"))], Compression::None), 0, 0)
         .expect("append");
     // Producer 9's last batch (the committed one) is kept whole, so use
     // another producer's batch to check that committed data compacts.
     let other = log
-        .append_as_leader(&producer_batch(10, 0, true, &[("t5", Some("a")), ("t5", Some("b"))]), 0, 0)
+        .append_as_leader(
+            &producer_batch(10, 0, true, &[("t5", Some("a")), ("t5", Some("b"))]),
+            0,
+            0,
+        )
         .expect("txn");
-    log.append_as_leader(&producer_batch(10, 2, true, &[("t6", Some("c"))]), 0, 0).expect("txn");
-    log.append_as_leader(&marker_batch(10, 0, true, 1), 0, 0).expect("commit");
+    log.append_as_leader(&producer_batch(10, 2, true, &[("t6", Some("c"))]), 0, 0)
+        .expect("txn");
+    log.append_as_leader(&marker_batch(10, 0, true, 1), 0, 0)
+        .expect("commit");
     // Roll, and let the high watermark pass the markers.
     fill(&mut log, 6, 20, 10);
     log.on_high_watermark_updated(log.log_end_offset());
@@ -296,16 +350,27 @@ fn aborted_transactions_go_committed_ones_compact_and_markers_stay() {
     let stats = clean(&mut log, now()).expect("pass");
     assert!(stats.aborted_batches_removed >= 1);
     let after = contents(&log);
-    assert!(!after.iter().any(|r| r.0 == aborted.first_offset), "aborted data removed");
-    assert!(after.iter().any(|r| r.0 == committed.first_offset), "producer 9's last batch kept whole");
+    assert!(
+        !after.iter().any(|r| r.0 == aborted.first_offset),
+        "aborted data removed"
+    );
+    assert!(
+        after.iter().any(|r| r.0 == committed.first_offset),
+        "producer 9's last batch kept whole"
+    );
     assert!(after.iter().any(|r| r.0 == committed.first_offset + 1));
-    assert!(!after.iter().any(|r| r.0 == other.first_offset), "committed record compacted");
+    assert!(
+        !after.iter().any(|r| r.0 == other.first_offset),
+        "committed record compacted"
+    );
     assert!(after.iter().any(|r| r.0 == other.first_offset + 1));
     // The markers are still there (control batches), and the aborted index too.
     let mut markers = 0;
     let mut at = 0;
     while at < log.log_end_offset() {
-        let info = log.read(at, 1 << 20, log.log_end_offset(), true).expect("read");
+        let info = log
+            .read(at, 1 << 20, log.log_end_offset(), true)
+            .expect("read");
         let mut pos = 0;
         while let Some(h) = crate::BatchHeader::parse(&info.records[pos..]) {
             markers += usize::from(h.is_control());
@@ -328,11 +393,19 @@ fn a_producers_last_batch_is_kept_and_its_state_rebuilds_without_snapshots() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut log = Log::open(dir.path(), config(1024)).expect("open");
     let last = log
-        .append_as_leader(&producer_batch(7, 0, false, &[("x", Some("1")), ("y", Some("1"))]), 0, 0)
+        .append_as_leader(
+            &producer_batch(7, 0, false, &[("x", Some("1")), ("y", Some("1"))]),
+            0,
+            0,
+        )
         .expect("idempotent batch");
     fill(&mut log, 10, 10, 5);
-    log.append_as_leader(&kv_batch(&[("x", Some("2")), ("y", Some("2"))], Compression::None), 0, 0)
-        .expect("append");
+    log.append_as_leader(
+        &kv_batch(&[("x", Some("2")), ("y", Some("2"))], Compression::None),
+        0,
+        0,
+    )
+    .expect("append");
     fill(&mut log, 2, 10, 5);
     clean(&mut log, now()).expect("pass");
     let c = contents(&log);
@@ -351,7 +424,8 @@ fn a_producers_last_batch_is_kept_and_its_state_rebuilds_without_snapshots() {
     let mut log = Log::open(dir.path(), config(1024)).expect("reopen");
     assert_eq!(contents(&log), c);
     let leo = log.log_end_offset();
-    log.truncate_to(leo - 1).expect("truncate below every snapshot");
+    log.truncate_to(leo - 1)
+        .expect("truncate below every snapshot");
     let p = log.active_producers();
     assert_eq!(p.len(), 1, "{p:?}");
     assert_eq!((p[0].producer_id, p[0].last_sequence), (7, seq));
@@ -359,20 +433,31 @@ fn a_producers_last_batch_is_kept_and_its_state_rebuilds_without_snapshots() {
 
 #[test]
 fn compressed_batches_are_rewritten_with_their_codec() {
-    for codec in [Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
+    for codec in [
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ] {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut log = Log::open(dir.path(), config(1024)).expect("open");
         let first = log
             .append_as_leader(
-                &kv_batch(&[("a", Some("1")), ("b", Some("1")), ("c", Some("1"))], codec),
+                &kv_batch(
+                    &[("a", Some("1")), ("b", Some("1")), ("c", Some("1"))],
+                    codec,
+                ),
                 0,
                 0,
             )
             .expect("append");
-        log.append_as_leader(&kv_batch(&[("b", Some("2"))], codec), 0, 0).expect("append");
+        log.append_as_leader(&kv_batch(&[("b", Some("2"))], codec), 0, 0)
+            .expect("append");
         fill(&mut log, 5, 10, 10);
         clean(&mut log, now()).expect("pass");
-        let info = log.read(0, 1 << 20, log.log_end_offset(), true).expect("read");
+        let info = log
+            .read(0, 1 << 20, log.log_end_offset(), true)
+            .expect("read");
         let h = batch::validate(&info.records, 0, None, Origin::Replica).expect("valid");
         assert_eq!(h.base_offset, first.first_offset);
         assert_eq!(h.last_offset_delta, 2, "{codec:?}");
@@ -396,11 +481,19 @@ fn the_last_stable_offset_bounds_the_pass() {
     fill(&mut log, 5, 10, 5);
     let lso = log.last_stable_offset(log.log_end_offset());
     assert_eq!(lso, open.first_offset);
-    log.clean_now(lso, MAP_MEMORY, now()).expect("clean").expect("pass");
-    assert!(log.cleaner_checkpoint().is_some_and(|c| c <= open.first_offset));
+    log.clean_now(lso, MAP_MEMORY, now())
+        .expect("clean")
+        .expect("pass");
+    assert!(
+        log.cleaner_checkpoint()
+            .is_some_and(|c| c <= open.first_offset)
+    );
     let c = contents(&log);
     // Everything from the open transaction on is untouched.
-    assert_eq!(c.iter().filter(|r| r.0 >= open.first_offset).count() as i64, log.log_end_offset() - open.first_offset);
+    assert_eq!(
+        c.iter().filter(|r| r.0 >= open.first_offset).count() as i64,
+        log.log_end_offset() - open.first_offset
+    );
 }
 
 #[test]
@@ -411,10 +504,16 @@ fn a_full_map_cleans_up_to_the_last_offset_that_fit() {
     fill(&mut log, 1, 1, 1);
     let tiny = super::offset_map::ENTRY_BYTES * 20; // 18 keys
     let lso = log.log_end_offset();
-    let stats = log.clean_now(lso, tiny, now()).expect("clean").expect("pass");
+    let stats = log
+        .clean_now(lso, tiny, now())
+        .expect("clean")
+        .expect("pass");
     assert_eq!(stats.map_keys, 18);
     let checkpoint = log.cleaner_checkpoint().expect("checkpoint");
-    assert_eq!(checkpoint, 18, "stopped at the first record that did not fit");
+    assert_eq!(
+        checkpoint, 18,
+        "stopped at the first record that did not fit"
+    );
     for _ in 0..20 {
         if log.clean_now(lso, tiny, now()).expect("clean").is_none() {
             break;
@@ -446,7 +545,10 @@ fn appends_during_a_pass_survive_its_swap() {
     all.extend(fill(&mut log, 3, 20, 5));
     let cleaned = plan.clean(MAP_MEMORY, 4096, now()).expect("pass");
     all.extend(fill(&mut log, 1, 20, 5));
-    assert!(matches!(log.swap_cleaned(cleaned).expect("swap"), SwapOutcome::Swapped { .. }));
+    assert!(matches!(
+        log.swap_cleaned(cleaned).expect("swap"),
+        SwapOutcome::Swapped { .. }
+    ));
     assert_compacted_from(&all, &contents(&log));
     // And the next pass takes the rest.
     clean(&mut log, now()).expect("second pass");
@@ -467,10 +569,16 @@ fn a_truncation_or_deletion_during_a_pass_discards_it() {
         let bases = log.segment_base_offsets();
         match case {
             "truncate" => log.truncate_to(bases[2] + 1).expect("truncate"),
-            _ => log.advance_log_start_offset(bases[1]).expect("delete records"),
+            _ => log
+                .advance_log_start_offset(bases[1])
+                .expect("delete records"),
         }
         let before = contents(&log);
-        assert_eq!(log.swap_cleaned(cleaned).expect("swap"), SwapOutcome::Discarded, "{case}");
+        assert_eq!(
+            log.swap_cleaned(cleaned).expect("swap"),
+            SwapOutcome::Discarded,
+            "{case}"
+        );
         assert_eq!(contents(&log), before);
         let leftovers: Vec<_> = fs::read_dir(dir.path())
             .expect("ls")
@@ -491,7 +599,10 @@ fn an_uncommitted_pass_is_rolled_back_on_open() {
     let mut log = Log::open(dir.path(), config(1024)).expect("open");
     fill(&mut log, 5, 20, 5);
     let before = contents(&log);
-    let plan = log.plan_cleaning(log.log_end_offset(), now()).expect("plan").expect("due");
+    let plan = log
+        .plan_cleaning(log.log_end_offset(), now())
+        .expect("plan")
+        .expect("due");
     let cleaned = plan.clean(MAP_MEMORY, 4096, now()).expect("pass");
     let base = cleaned.groups[0].base_offset();
     // Crash after the txn index's rename, before the log's (the commit point).
@@ -508,7 +619,12 @@ fn an_uncommitted_pass_is_rolled_back_on_open() {
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    assert!(!names.iter().any(|n| n.ends_with(".cleaned") || n.ends_with(".swap")), "{names:?}");
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.ends_with(".cleaned") || n.ends_with(".swap")),
+        "{names:?}"
+    );
 }
 
 #[test]
@@ -522,15 +638,21 @@ fn a_committed_swap_is_completed_on_open() {
         // Cleaned groups up to 4 KiB: several small segments merge.
         log.set_config(config(4096));
         let before = contents(&log);
-        let plan = log.plan_cleaning(log.log_end_offset(), now()).expect("plan").expect("due");
+        let plan = log
+            .plan_cleaning(log.log_end_offset(), now())
+            .expect("plan")
+            .expect("due");
         let cleaned = plan.clean(MAP_MEMORY, 4096, now()).expect("pass");
         let group = &cleaned.groups[0];
         assert!(group.sources.len() > 1, "a group merges segments");
         let base = group.base_offset();
         let sources: Vec<i64> = group.sources.iter().map(|s| s.0).collect();
         for suffix in [TXN_INDEX_SUFFIX, LOG_SUFFIX] {
-            fs::rename(cleaned_path(dir.path(), base, suffix), swap_path(dir.path(), base, suffix))
-                .expect("commit");
+            fs::rename(
+                cleaned_path(dir.path(), base, suffix),
+                swap_path(dir.path(), base, suffix),
+            )
+            .expect("commit");
         }
         if crash_after >= 1 {
             for &s in &sources[1..] {
@@ -549,7 +671,10 @@ fn a_committed_swap_is_completed_on_open() {
         let log = Log::open(dir.path(), config(4096)).expect("reopen");
         let after = contents(&log);
         assert_compacted_from(&before, &after);
-        assert!(after.len() < before.len(), "crash point {crash_after}: the swap took effect");
+        assert!(
+            after.len() < before.len(),
+            "crash point {crash_after}: the swap took effect"
+        );
         assert!(!segment_file(dir.path(), sources[1]).exists());
         assert!(!swap_path(dir.path(), base, LOG_SUFFIX).exists());
     }
