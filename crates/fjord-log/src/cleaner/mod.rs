@@ -68,4 +68,6 @@ pub(crate) use checkpoint::CleanerCheckpoint;
 pub(crate) use swap::complete_interrupted_swaps;
 
 #[cfg(test)]
+mod bench;
+#[cfg(test)]
 mod tests;

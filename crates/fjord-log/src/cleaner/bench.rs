@@ -1,0 +1,185 @@
+//! Benchmark (ignored by default; prints figures, asserts no timing):
+//! 1. cleaner throughput: one pass over a log of 1,000,000 records of
+//!    100-byte values over 10,000 keys (batches of 100 records, 16 MiB
+//!    segments), uncompressed and lz4: MB/s read and rewritten, and the
+//!    offset map's memory;
+//! 2. produce throughput on that compacted log with the cleaner idle, then
+//!    with a cleaner thread cleaning in a loop, same run: appends go through
+//!    a `Mutex<Log>` as the broker's, the cleaner takes it only to plan and
+//!    swap (the broker's lock protocol). Each phase appends for 5 s or 600 MB.
+//!
+//! Run: `cargo test -p fjord-log --release cleaner_bench -- --ignored --nocapture`
+//! (writes about 150 MB per log under `$FJORD_BENCH_DIR`, default the temp
+//! dir). Figures are with the page cache warm from the writes.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::records::{Compression, Record};
+
+use crate::testing::{TIMESTAMP, encode, record};
+use crate::{CleanupPolicy, DirtyRatio, Log, LogConfig};
+
+const KEYS: usize = 10_000;
+const RECORDS: usize = 1_000_000;
+const PER_BATCH: usize = 100;
+const VALUE_BYTES: usize = 100;
+const MAP_MEMORY: usize = 128 << 20;
+const MB: f64 = 1e6;
+/// Cap of each produce phase (disk space on shared machines).
+const MAX_PRODUCE_BYTES: u64 = 600_000_000;
+
+fn config() -> LogConfig {
+    LogConfig {
+        segment_bytes: 16 << 20,
+        cleanup_policy: CleanupPolicy::Compact,
+        min_cleanable_dirty_ratio: DirtyRatio::new(0.0).expect("ratio"),
+        ..LogConfig::default()
+    }
+}
+
+/// The KEYS / PER_BATCH batches covering every key once.
+fn batches(compression: Compression) -> Vec<Bytes> {
+    (0..KEYS / PER_BATCH)
+        .map(|b| {
+            let records: Vec<Record> = (0..PER_BATCH)
+                .map(|i| {
+                    let key = format!("key-{:05}", b * PER_BATCH + i);
+                    record(
+                        i as i64,
+                        TIMESTAMP,
+                        Some(Bytes::from(key)),
+                        Bytes::from(vec![b'v'; VALUE_BYTES]),
+                    )
+                })
+                .collect();
+            encode(&records, compression)
+        })
+        .collect()
+}
+
+fn bench_dir() -> tempfile::TempDir {
+    match std::env::var_os("FJORD_BENCH_DIR") {
+        Some(d) => tempfile::tempdir_in(d).expect("tempdir"),
+        None => tempfile::tempdir().expect("tempdir"),
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn clean_once(log: &mut Log) -> Option<crate::CleanerStats> {
+    let lso = log.log_end_offset();
+    let plan = log.plan_cleaning(lso, now_ms()).expect("plan")?;
+    let cleaned = plan.clean(MAP_MEMORY, 1 << 20, now_ms()).expect("clean");
+    let stats = cleaned.stats;
+    log.swap_cleaned(cleaned).expect("swap");
+    Some(stats)
+}
+
+fn pass_throughput(compression: Compression) {
+    let dir = bench_dir();
+    let mut log = Log::open(dir.path(), config()).expect("open");
+    let set = batches(compression);
+    for i in 0..RECORDS / PER_BATCH {
+        log.append_as_leader(&set[i % set.len()], 0, TIMESTAMP)
+            .expect("append");
+    }
+    log.flush().expect("flush");
+    let before = log.size_bytes();
+    let started = Instant::now();
+    let stats = clean_once(&mut log).expect("a pass");
+    let took = started.elapsed();
+    println!(
+        "cleaner pass ({compression:?}): {} segments, {:.1} MB -> {:.1} MB on disk; read {:.1} MB \
+         (+{:.1} MB for the map), wrote {:.1} MB, {} records removed in {took:?}: {:.0} MB/s \
+         cleaned; offset map {} keys in {:.2} MiB ({} bytes/key)",
+        log.num_segments(),
+        before as f64 / MB,
+        log.size_bytes() as f64 / MB,
+        stats.bytes_read as f64 / MB,
+        stats.map_bytes_read as f64 / MB,
+        stats.bytes_written as f64 / MB,
+        stats.records_removed,
+        stats.bytes_read as f64 / MB / took.as_secs_f64(),
+        stats.map_keys,
+        stats.map_memory_bytes as f64 / (1 << 20) as f64,
+        stats.map_memory_bytes / stats.map_keys.max(1),
+    );
+}
+
+/// Append for `run` (or `MAX_PRODUCE_BYTES`), return MB/s appended; with `cleaner`, a thread cleans
+/// the log in a loop meanwhile (lock held only to plan and swap).
+fn produce_throughput(
+    log: &Arc<Mutex<Log>>,
+    set: &[Bytes],
+    run: Duration,
+    cleaner: bool,
+) -> (f64, u64) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let passes = Arc::new(AtomicU64::new(0));
+    let cleaner_thread = cleaner.then(|| {
+        let (log, stop, passes) = (log.clone(), stop.clone(), passes.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let plan = {
+                    let log = log.lock().expect("lock");
+                    let lso = log.log_end_offset();
+                    log.plan_cleaning(lso, now_ms()).expect("plan")
+                };
+                let Some(plan) = plan else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                let cleaned = plan.clean(MAP_MEMORY, 1 << 20, now_ms()).expect("clean");
+                log.lock()
+                    .expect("lock")
+                    .swap_cleaned(cleaned)
+                    .expect("swap");
+                passes.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    });
+    let started = Instant::now();
+    let mut bytes = 0u64;
+    let mut i = 0;
+    while started.elapsed() < run && bytes < MAX_PRODUCE_BYTES {
+        let b = &set[i % set.len()];
+        log.lock()
+            .expect("lock")
+            .append_as_leader(b, 0, TIMESTAMP)
+            .expect("append");
+        bytes += b.len() as u64;
+        i += 1;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    if let Some(t) = cleaner_thread {
+        t.join().expect("cleaner thread");
+    }
+    (bytes as f64 / MB / secs, passes.load(Ordering::Relaxed))
+}
+
+#[test]
+#[ignore = "benchmark: run by hand in release"]
+fn cleaner_bench() {
+    pass_throughput(Compression::None);
+    pass_throughput(Compression::Lz4);
+
+    let dir = bench_dir();
+    let log = Arc::new(Mutex::new(Log::open(dir.path(), config()).expect("open")));
+    let set = batches(Compression::None);
+    let run = Duration::from_secs(5);
+    let (idle, _) = produce_throughput(&log, &set, run, false);
+    let (busy, passes) = produce_throughput(&log, &set, run, true);
+    println!(
+        "produce on a compacted log: {idle:.0} MB/s with the cleaner idle, {busy:.0} MB/s while \
+         it cleans ({passes} passes in {run:?}): ratio {:.2}",
+        busy / idle
+    );
+}
