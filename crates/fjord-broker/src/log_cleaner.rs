@@ -126,6 +126,11 @@ impl LogCleaner {
             now,
         ) {
             Ok(cleaned) => cleaned,
+            Err(err) if p.cleanable_range(now_ms()).is_none() => {
+                // The partition was deleted (or went offline) under the pass.
+                tracing::debug!(tp = %p.tp, error = %err, "log cleaning abandoned");
+                return false;
+            }
             Err(err) => {
                 tracing::error!(tp = %p.tp, error = %err, "log cleaning failed; the partition is left uncleaned until restart");
                 self.uncleanable

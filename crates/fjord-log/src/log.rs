@@ -518,7 +518,14 @@ impl Log {
                 loop {
                     let first = self.first_segment();
                     if first.is_empty() {
-                        break;
+                        // A sealed segment the cleaner emptied holds nothing
+                        // to keep; an empty active segment is left alone.
+                        if self.segments.len() == 1 {
+                            break;
+                        }
+                        self.delete_oldest_segment()?;
+                        deleted += 1;
+                        continue;
                     }
                     let age = now_ms.saturating_sub(first.retention_timestamp()?);
                     if age <= self.config.retention_ms {

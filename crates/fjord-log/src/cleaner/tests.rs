@@ -679,3 +679,24 @@ fn a_committed_swap_is_completed_on_open() {
         assert!(!swap_path(dir.path(), base, LOG_SUFFIX).exists());
     }
 }
+
+#[test]
+fn compact_delete_logs_still_apply_retention_after_cleaning() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        cleanup_policy: CleanupPolicy::CompactDelete,
+        retention_ms: 1000,
+        ..config(1024)
+    };
+    let mut log = Log::open(dir.path(), config).expect("open");
+    fill(&mut log, 10, 20, 5);
+    filler(&mut log, 10);
+    clean(&mut log, now()).expect("pass");
+    let sealed = log.num_segments() - 1;
+    assert!(sealed > 0);
+    // Every batch carries TIMESTAMP (2023): all expired, emptied segments too.
+    let deleted = log.apply_retention(now()).expect("retention");
+    assert!(deleted >= sealed, "{deleted} of {sealed}");
+    assert_eq!(log.num_segments(), 1);
+    assert_eq!(log.log_start_offset(), log.log_end_offset());
+}
