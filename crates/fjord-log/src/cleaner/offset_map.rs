@@ -7,8 +7,11 @@
 //! one (the older record of either is then dropped); at 2^-128 per pair that
 //! is the same bet Kafka makes with MD5. The table is filled to at most
 //! [`LOAD_FACTOR`] of its slots (Kafka's `log.cleaner.io.buffer.load.factor`
-//! default); past that `put` refuses new keys and the cleaner stops its dirty
-//! range there.
+//! default); past that the table doubles, up to the memory it was given,
+//! and then `put` refuses new keys and the cleaner stops its dirty range
+//! there. Starting small and doubling keeps a log with few keys from
+//! allocating the whole `log.cleaner.dedupe.buffer.size` (Kafka allocates
+//! it once per cleaner thread).
 
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher, Hasher};
 
@@ -19,6 +22,13 @@ pub const LOAD_FACTOR: f64 = 0.9;
 
 /// Offsets are never negative: an empty slot.
 const EMPTY: i64 = -1;
+/// Slots of a new map (24 KiB).
+pub const INITIAL_SLOTS: usize = 1024;
+
+/// Keys a table of `slots` holds.
+fn entries_for(slots: usize) -> usize {
+    ((slots as f64 * LOAD_FACTOR) as usize).clamp(1, slots - 1)
+}
 
 #[derive(Clone, Copy)]
 struct Slot {
@@ -34,9 +44,11 @@ const EMPTY_SLOT: Slot = Slot {
 /// See the module docs.
 pub struct OffsetMap {
     slots: Vec<Slot>,
+    /// The most slots the memory allows.
+    max_slots: usize,
     /// Keys present.
     len: usize,
-    /// Keys that fit: `LOAD_FACTOR` of the slots.
+    /// Keys that fit in the current table: `LOAD_FACTOR` of the slots.
     max_entries: usize,
     /// Largest offset put (-1 when empty).
     latest_offset: i64,
@@ -55,19 +67,32 @@ fn hash_key(key: &[u8]) -> [u64; 2] {
 }
 
 impl OffsetMap {
-    /// A map of at most `memory_bytes`, and no bigger than `expected_keys`
-    /// need (an upper bound on the records to be put, e.g. the dirty range's
-    /// offset span), so that a small log does not allocate the whole buffer.
+    /// A map of at most `memory_bytes`, and never more than `expected_keys`
+    /// need (an upper bound on the keys to be put, e.g. the dirty range's
+    /// offset span). It starts at [`INITIAL_SLOTS`] and doubles as it fills.
     pub fn new(memory_bytes: usize, expected_keys: u64) -> OffsetMap {
         let by_memory = (memory_bytes / ENTRY_BYTES).max(2);
         let by_need = ((expected_keys as f64 / LOAD_FACTOR).ceil() as u64).saturating_add(1);
-        let slots = by_memory.min(usize::try_from(by_need).unwrap_or(usize::MAX));
+        let max_slots = by_memory.min(usize::try_from(by_need).unwrap_or(usize::MAX));
+        let slots = max_slots.min(INITIAL_SLOTS);
         OffsetMap {
             slots: vec![EMPTY_SLOT; slots],
+            max_slots,
             len: 0,
-            max_entries: ((slots as f64 * LOAD_FACTOR) as usize).clamp(1, slots - 1),
+            max_entries: entries_for(slots),
             latest_offset: EMPTY,
         }
+    }
+
+    /// Double the table (up to `max_slots`), re-placing every key.
+    fn grow(&mut self) {
+        let slots = (self.slots.len() * 2).min(self.max_slots);
+        let old = std::mem::replace(&mut self.slots, vec![EMPTY_SLOT; slots]);
+        for slot in old.into_iter().filter(|s| s.offset != EMPTY) {
+            let i = self.probe(&slot.hash);
+            self.slots[i] = slot;
+        }
+        self.max_entries = entries_for(slots);
     }
 
     fn probe(&self, hash: &[u64; 2]) -> usize {
@@ -89,10 +114,14 @@ impl OffsetMap {
     /// changes nothing, when `key` is new and the map is full.
     pub fn put(&mut self, key: &[u8], offset: i64) -> bool {
         let hash = hash_key(key);
-        let i = self.probe(&hash);
+        let mut i = self.probe(&hash);
         if self.slots[i].offset == EMPTY {
             if self.len >= self.max_entries {
-                return false;
+                if self.slots.len() >= self.max_slots {
+                    return false;
+                }
+                self.grow();
+                i = self.probe(&hash);
             }
             self.len += 1;
         }
@@ -118,15 +147,15 @@ impl OffsetMap {
 
     /// Whether a new key would be refused.
     pub fn is_full(&self) -> bool {
-        self.len >= self.max_entries
+        self.len >= self.max_entries && self.slots.len() >= self.max_slots
     }
 
-    /// Keys the map can hold.
+    /// Keys the map can hold once grown to its memory.
     pub fn max_entries(&self) -> usize {
-        self.max_entries
+        entries_for(self.max_slots)
     }
 
-    /// Bytes of the table.
+    /// Bytes of the table as it is now.
     pub fn memory_bytes(&self) -> usize {
         self.slots.len() * ENTRY_BYTES
     }
@@ -156,13 +185,21 @@ mod tests {
     }
 
     #[test]
-    fn sized_by_need_then_by_memory() {
+    fn sized_by_need_then_by_memory_and_grown_by_keys() {
         let small = OffsetMap::new(128 << 20, 1000);
         assert!(small.memory_bytes() < 64 * 1024, "{}", small.memory_bytes());
         assert!(small.max_entries() >= 1000);
         let capped = OffsetMap::new(24 * 100, 1_000_000);
         assert_eq!(capped.memory_bytes(), 2400);
         assert_eq!(capped.max_entries(), 90);
+        // A wide offset range with few keys stays small.
+        let mut few = OffsetMap::new(128 << 20, 1_000_000);
+        assert_eq!(few.memory_bytes(), INITIAL_SLOTS * ENTRY_BYTES);
+        for i in 0..10_000i64 {
+            assert!(few.put(&i.to_be_bytes(), i));
+        }
+        assert_eq!(few.memory_bytes(), 16_384 * ENTRY_BYTES);
+        assert!((0..10_000i64).all(|i| few.get(&i.to_be_bytes()) == Some(i)));
     }
 
     #[test]
