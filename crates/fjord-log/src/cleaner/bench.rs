@@ -6,13 +6,14 @@
 //! 2. produce throughput on that compacted log with the cleaner idle, then
 //!    with a cleaner thread cleaning in a loop, same run: appends go through
 //!    a `Mutex<Log>` as the broker's, the cleaner takes it only to plan and
-//!    swap (the broker's lock protocol). Each phase appends for 5 s or 600 MB.
+//!    swap (the broker's lock protocol). Each phase appends to a fresh log
+//!    for 5 s or 600 MB.
 //!
 //! Run: `cargo test -p fjord-log --release cleaner_bench -- --ignored --nocapture`
 //! (writes about 150 MB per log under `$FJORD_BENCH_DIR`, default the temp
 //! dir). Figures are with the page cache warm from the writes.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -126,37 +127,67 @@ fn pass_throughput(compression: Compression) {
     );
 }
 
-/// Append for `run` (or `MAX_PRODUCE_BYTES`), return MB/s appended; with `cleaner`, a thread cleans
-/// the log in a loop meanwhile (lock held only to plan and swap).
+/// What the cleaner thread of a produce phase did.
+#[derive(Default)]
+struct CleanerRun {
+    passes: u64,
+    cleaned_bytes: u64,
+    /// Time the cleaner held the log's lock (plan + swap), total and longest.
+    locked: Duration,
+    longest_lock: Duration,
+}
+
+impl CleanerRun {
+    fn held(&mut self, since: Instant) {
+        let d = since.elapsed();
+        self.locked += d;
+        self.longest_lock = self.longest_lock.max(d);
+    }
+}
+
+/// A cleaner looping on `log` until `stop`, holding the lock only to plan
+/// and to swap (the broker's protocol).
+fn cleaner_loop(log: &Mutex<Log>, stop: &AtomicBool) -> CleanerRun {
+    let mut run = CleanerRun::default();
+    while !stop.load(Ordering::Relaxed) {
+        let plan = {
+            let log = log.lock().expect("lock");
+            let since = Instant::now();
+            let lso = log.log_end_offset();
+            let plan = log.plan_cleaning(lso, now_ms()).expect("plan");
+            run.held(since);
+            plan
+        };
+        let Some(plan) = plan else {
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        };
+        let cleaned = plan.clean(MAP_MEMORY, 1 << 20, now_ms()).expect("clean");
+        let bytes = cleaned.stats.bytes_read;
+        {
+            let mut log = log.lock().expect("lock");
+            let since = Instant::now();
+            log.swap_cleaned(cleaned).expect("swap");
+            run.held(since);
+        }
+        run.passes += 1;
+        run.cleaned_bytes += bytes;
+    }
+    run
+}
+
+/// Append for `run` (or `MAX_PRODUCE_BYTES`), return MB/s appended; with
+/// `cleaner`, a thread cleans the log in a loop meanwhile.
 fn produce_throughput(
     log: &Arc<Mutex<Log>>,
     set: &[Bytes],
     run: Duration,
     cleaner: bool,
-) -> (f64, u64) {
+) -> (f64, CleanerRun) {
     let stop = Arc::new(AtomicBool::new(false));
-    let passes = Arc::new(AtomicU64::new(0));
     let cleaner_thread = cleaner.then(|| {
-        let (log, stop, passes) = (log.clone(), stop.clone(), passes.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                let plan = {
-                    let log = log.lock().expect("lock");
-                    let lso = log.log_end_offset();
-                    log.plan_cleaning(lso, now_ms()).expect("plan")
-                };
-                let Some(plan) = plan else {
-                    std::thread::sleep(Duration::from_millis(10));
-                    continue;
-                };
-                let cleaned = plan.clean(MAP_MEMORY, 1 << 20, now_ms()).expect("clean");
-                log.lock()
-                    .expect("lock")
-                    .swap_cleaned(cleaned)
-                    .expect("swap");
-                passes.fetch_add(1, Ordering::Relaxed);
-            }
-        })
+        let (log, stop) = (log.clone(), stop.clone());
+        std::thread::spawn(move || cleaner_loop(&log, &stop))
     });
     let started = Instant::now();
     let mut bytes = 0u64;
@@ -172,10 +203,10 @@ fn produce_throughput(
     }
     let secs = started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
-    if let Some(t) = cleaner_thread {
-        t.join().expect("cleaner thread");
-    }
-    (bytes as f64 / MB / secs, passes.load(Ordering::Relaxed))
+    let run = cleaner_thread
+        .map(|t| t.join().expect("cleaner thread"))
+        .unwrap_or_default();
+    (bytes as f64 / MB / secs, run)
 }
 
 #[test]
@@ -184,15 +215,24 @@ fn cleaner_bench() {
     pass_throughput(Compression::None);
     pass_throughput(Compression::Lz4);
 
-    let dir = bench_dir();
-    let log = Arc::new(Mutex::new(Log::open(dir.path(), config()).expect("open")));
+    // Each phase on a fresh log, so that the cleaner's work is what the
+    // phase itself appends.
     let set = batches(Compression::None);
     let run = Duration::from_secs(5);
-    let (idle, _) = produce_throughput(&log, &set, run, false);
-    let (busy, passes) = produce_throughput(&log, &set, run, true);
+    let fresh = |dir: &tempfile::TempDir| {
+        Arc::new(Mutex::new(Log::open(dir.path(), config()).expect("open")))
+    };
+    let (idle_dir, busy_dir) = (bench_dir(), bench_dir());
+    let (idle, _) = produce_throughput(&fresh(&idle_dir), &set, run, false);
+    drop(idle_dir);
+    let (busy, c) = produce_throughput(&fresh(&busy_dir), &set, run, true);
     println!(
         "produce on a compacted log: {idle:.0} MB/s with the cleaner idle, {busy:.0} MB/s while \
-         it cleans ({passes} passes in {run:?}): ratio {:.2}",
+         it cleans ({} passes, {:.0} MB cleaned; lock held {:?} in all, {:?} at most): ratio {:.2}",
+        c.passes,
+        c.cleaned_bytes as f64 / MB,
+        c.locked,
+        c.longest_lock,
         busy / idle
     );
 }

@@ -284,6 +284,22 @@ impl CleaningPlan {
                 return Err(err);
             }
         }
+        if !groups.is_empty() {
+            // The new files' directory entries, durable now, outside the
+            // log's lock: the swap's fsyncs under it then have little to do.
+            if let Err(err) = crate::checkpoint::sync_dir(&self.dir) {
+                CleanedLog {
+                    dir: self.dir.clone(),
+                    groups,
+                    map_end,
+                    truncations: self.truncations,
+                    now_ms,
+                    stats,
+                }
+                .discard();
+                return Err(err);
+            }
+        }
         stats.duration = started.elapsed();
         Ok(CleanedLog {
             dir: self.dir,

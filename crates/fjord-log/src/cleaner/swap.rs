@@ -2,14 +2,18 @@
 //! swapping the cleaned segments in — and the completion of a swap a crash
 //! interrupted (on open).
 //!
-//! # Swap protocol (per cleaned segment, Kafka's `.cleaned` / `.swap`)
+//! # Swap protocol (Kafka's `.cleaned` / `.swap`)
 //! 1. The pass wrote and fsynced `<base>.log.cleaned` and
-//!    `<base>.txnindex.cleaned` (always written, maybe empty).
-//! 2. Rename the txn index, then the log, to `.swap`; fsync the directory.
-//!    The `.log.swap` file is the commit point.
-//! 3. Delete the replaced segments (their `.log`, indexes, `.txnindex`).
-//! 4. Rename `.txnindex.swap`, then `.log.swap`, over the final names;
-//!    fsync the directory; load the segment with the indexes the pass built.
+//!    `<base>.txnindex.cleaned` (always written, maybe empty) for each
+//!    cleaned segment, and fsynced the directory (outside the lock).
+//! 2. Under the lock, for every cleaned segment rename the txn index, then
+//!    the log, to `.swap`; fsync the directory. A `.log.swap` file is the
+//!    commit point of its segment.
+//! 3. Delete the replaced segments (their `.log`, indexes, `.txnindex`);
+//!    fsync the directory.
+//! 4. Rename `.txnindex.swap`, then `.log.swap`, over the final names (made
+//!    durable by the next flush); load the segments with the indexes the
+//!    pass built.
 //!
 //! On open, a `<base>.log.swap` is completed: the segments whose base is in
 //! `(base, the swap file's end)` are deleted (a replaced segment whose
@@ -195,26 +199,41 @@ impl Log {
         let dir = self.dir.clone();
         let (mut replaced, mut swapped) = (0, 0);
         let map_end = cleaned.map_end;
-        for group in cleaned.groups {
+        let groups = cleaned.groups;
+        // Few fsyncs under the lock, whatever the number of groups (each
+        // one also flushes what appends wrote since the pass's own sync).
+        for group in &groups {
             let base = group.base_offset();
-            let (log_swap, txn_swap) = (
-                swap_path(&dir, base, LOG_SUFFIX),
-                swap_path(&dir, base, TXN_INDEX_SUFFIX),
-            );
-            rename(&cleaned_path(&dir, base, TXN_INDEX_SUFFIX), &txn_swap)?;
-            rename(&cleaned_path(&dir, base, LOG_SUFFIX), &log_swap)?;
-            checkpoint::sync_dir(&dir)?;
+            rename(
+                &cleaned_path(&dir, base, TXN_INDEX_SUFFIX),
+                &swap_path(&dir, base, TXN_INDEX_SUFFIX),
+            )?;
+            rename(
+                &cleaned_path(&dir, base, LOG_SUFFIX),
+                &swap_path(&dir, base, LOG_SUFFIX),
+            )?;
+        }
+        // Commit point of every group.
+        checkpoint::sync_dir(&dir)?;
+        for group in &groups {
             for &(source, _, _) in &group.sources {
                 if let Some(seg) = self.segments.remove(&source) {
                     seg.delete()?;
                     replaced += 1;
                 }
             }
-            finish_swap(&dir, base)?;
+        }
+        // The replaced segments are gone for good before a cleaned one
+        // takes its final name (else a crash could show both, overlapping).
+        checkpoint::sync_dir(&dir)?;
+        for group in groups {
+            finish_renames(&dir, group.base_offset())?;
             let seg = LogSegment::open_cleaned(&dir, group.indexes)?;
-            self.segments.insert(base, seg);
+            self.segments.insert(seg.base_offset(), seg);
             swapped += 1;
         }
+        // The final names are made durable by the next flush; a crash before
+        // leaves `.swap` files, which open completes.
         self.dir_dirty = true;
         let retention = self.config.delete_retention_ms;
         self.cleaner_checkpoint
@@ -270,9 +289,9 @@ impl Log {
     }
 }
 
-/// Steps 3-4's renames for the committed `<base>.log.swap` (the replaced
-/// segments are already deleted). Idempotent.
-fn finish_swap(dir: &Path, base: i64) -> Result<(), LogError> {
+/// Step 4's renames for the committed `<base>.log.swap` (the replaced
+/// segments are already deleted), not fsynced. Idempotent.
+fn finish_renames(dir: &Path, base: i64) -> Result<(), LogError> {
     let txn_swap = swap_path(dir, base, TXN_INDEX_SUFFIX);
     let txn = dir.join(segment::file_name(base, TXN_INDEX_SUFFIX));
     // Without `.txnindex.swap` the rename below already happened.
@@ -283,7 +302,6 @@ fn finish_swap(dir: &Path, base: i64) -> Result<(), LogError> {
         &swap_path(dir, base, LOG_SUFFIX),
         &dir.join(segment::file_name(base, LOG_SUFFIX)),
     )?;
-    checkpoint::sync_dir(dir)?;
     // An index without entries has no file (see `txn_index`).
     if fs::metadata(&txn).is_ok_and(|m| m.len() == 0) {
         remove_if_exists(&txn)?;
@@ -341,7 +359,14 @@ pub(crate) fn complete_interrupted_swaps(dir: &Path) -> Result<usize, LogError> 
                 remove_if_exists(&dir.join(segment::file_name(old, TXN_INDEX_SUFFIX)))?;
             }
         }
-        finish_swap(dir, base)?;
+    }
+    if !swaps.is_empty() {
+        // Every replaced segment is gone before the final names appear.
+        checkpoint::sync_dir(dir)?;
+        for &base in &swaps {
+            finish_renames(dir, base)?;
+        }
+        checkpoint::sync_dir(dir)?;
     }
     Ok(swaps.len())
 }
