@@ -13,7 +13,7 @@ use std::sync::{Mutex, MutexGuard};
 use bytes::Bytes;
 use fjord_log::control::{EndTxnMarker, TxnResult, end_txn_marker_batch};
 use fjord_log::{
-    AppendInfo, BatchHeader, CleanableRange, CleanedLog, CleaningPlan, CleanupPolicy,
+    AppendInfo, BatchHeader, CleanableRange, CleanedLog, CleaningPlan, CompressionType,
     IsolationLevel, Log, LogConfig, SwapOutcome,
 };
 use fjord_types::{BrokerId, LeaderEpoch, Offset, TopicId, TopicPartition};
@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use crate::error::PartitionError;
 use crate::leader_state::{Committed, IsrProposal, LeaderState};
 use crate::log_dir_failure::{LogDirFailure, LogOperation};
-use crate::produce_validation::{validate_client_batches, validate_keys};
+use crate::produce_validation::{RecordChecks, validate_client_batches, validate_records};
 use crate::truncation::{self, EpochEndOffset};
 use fjord_log::VerificationGuard;
 
@@ -461,26 +461,38 @@ impl Partition {
         acks: Acks,
         now_ms: i64,
     ) -> Result<Appended, PartitionError> {
-        // The request's own checks read only its bytes (and, for the key check,
-        // decode and maybe decompress its records): done before the partition
-        // lock, so they never hold up other appends and reads of the partition.
+        // The request's own checks read only its bytes (and, for the record
+        // checks, decode and maybe decompress its records), as does
+        // `compression.type`'s recompression: done before the partition lock,
+        // so they never hold up other appends and reads of the partition.
         // Their error is answered after the leadership checks, as before.
         let headers = batch_headers(records);
-        let compacted = self
-            .lock()
-            .log
-            .as_ref()
-            .is_some_and(|log| log.config().cleanup_policy != CleanupPolicy::Delete);
+        let (checks, recompression) = match self.lock().log.as_ref() {
+            Some(log) => {
+                let config = log.config();
+                let recompression = (origin == AppendOrigin::Client
+                    && config.compression_type != CompressionType::Producer)
+                    .then(|| config.clone());
+                (
+                    Some(RecordChecks::for_config(config, now_ms)),
+                    recompression,
+                )
+            }
+            None => (None, None),
+        };
         let validated = match origin {
             AppendOrigin::Client => validate_client_batches(&headers),
             AppendOrigin::Coordinator => Ok(()),
         }
-        .and_then(|()| {
-            if compacted {
-                validate_keys(&self.tp, records, &headers)
-            } else {
-                Ok(())
+        .and_then(|()| match checks {
+            Some(checks) => validate_records(&self.tp, records, &headers, checks),
+            None => Ok(()),
+        })
+        .and_then(|()| match &recompression {
+            Some(config) => {
+                fjord_log::recompress(records, config).map_err(PartitionError::CorruptMessage)
             }
+            None => Ok(None),
         });
         let mut inner = self.lock();
         self.check_leader(&inner)?;
@@ -493,7 +505,12 @@ impl Partition {
         }
         let term = inner.terms;
         // Before the duplicate check: a forged batch is never answered as a retry.
-        validated?;
+        let recompressed = validated?;
+        let (records, headers) = match &recompressed {
+            // Same producer fields and offsets; sizes and CRCs are new.
+            Some(recompressed) => (recompressed, batch_headers(recompressed)),
+            None => (records, headers),
+        };
         let Some(log) = inner.log.as_ref() else {
             return Err(PartitionError::UnknownTopicOrPartition);
         };

@@ -14,19 +14,12 @@ enum Kind {
         min: i64,
         max: i64,
     },
-    /// An int within `[min, max]`.
-    Int {
-        min: i32,
-        max: i32,
-    },
     /// A double within `[min, max]`.
     Double {
         min: f64,
         max: f64,
     },
     Bool,
-    /// One of the listed strings.
-    OneOf(&'static [&'static str]),
     /// A list of `partition:broker` pairs, or `*` (replication throttles).
     Replicas,
 }
@@ -44,29 +37,6 @@ const fn long(min: i64) -> Kind {
 
 /// By name; Kafka 4.1's `TopicConfig` names the log and the broker do not apply.
 pub(crate) const STORED_CONFIGS: &[StoredConfig] = &[
-    StoredConfig {
-        name: "compression.type",
-        default: "producer",
-        kind: Kind::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]),
-    },
-    StoredConfig {
-        name: "compression.gzip.level",
-        default: "-1",
-        kind: Kind::Int { min: -1, max: 9 },
-    },
-    StoredConfig {
-        name: "compression.lz4.level",
-        default: "9",
-        kind: Kind::Int { min: 1, max: 17 },
-    },
-    StoredConfig {
-        name: "compression.zstd.level",
-        default: "3",
-        kind: Kind::Int {
-            min: -131_072,
-            max: 22,
-        },
-    },
     StoredConfig {
         name: "delete.retention.ms",
         default: "86400000",
@@ -91,16 +61,6 @@ pub(crate) const STORED_CONFIGS: &[StoredConfig] = &[
         name: "max.compaction.lag.ms",
         default: "9223372036854775807",
         kind: long(1),
-    },
-    StoredConfig {
-        name: "message.timestamp.after.max.ms",
-        default: "3600000",
-        kind: long(0),
-    },
-    StoredConfig {
-        name: "message.timestamp.before.max.ms",
-        default: "9223372036854775807",
-        kind: long(0),
     },
     StoredConfig {
         name: "min.cleanable.dirty.ratio",
@@ -135,10 +95,8 @@ impl StoredConfig {
         let v = value.trim();
         let ok = match self.kind {
             Kind::Long { min, max } => v.parse::<i64>().is_ok_and(|n| (min..=max).contains(&n)),
-            Kind::Int { min, max } => v.parse::<i32>().is_ok_and(|n| (min..=max).contains(&n)),
             Kind::Double { min, max } => v.parse::<f64>().is_ok_and(|n| (min..=max).contains(&n)),
             Kind::Bool => v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false"),
-            Kind::OneOf(allowed) => allowed.contains(&v.to_ascii_lowercase().as_str()),
             Kind::Replicas => v.is_empty() || v == "*" || v.split(',').all(is_replica_pair),
         };
         if ok {
@@ -156,10 +114,8 @@ impl StoredConfig {
         match self.kind {
             Kind::Long { min, max } if max == i64::MAX => format!("a long of at least {min}"),
             Kind::Long { min, max } => format!("a long in [{min}, {max}]"),
-            Kind::Int { min, max } => format!("an int in [{min}, {max}]"),
             Kind::Double { min, max } => format!("a double in [{min}, {max}]"),
             Kind::Bool => "true or false".into(),
-            Kind::OneOf(allowed) => format!("one of {}", allowed.join(", ")),
             Kind::Replicas => "a list of partition:broker pairs, or *".into(),
         }
     }
@@ -183,12 +139,9 @@ mod tests {
     #[test]
     fn values_are_checked_as_kafka_does() {
         for (name, good, bad) in [
-            ("compression.type", "lz4", "brotli"),
-            ("compression.type", "Producer", ""),
             ("delete.retention.ms", "900", "-1"),
             ("max.compaction.lag.ms", "1", "0"),
             ("min.cleanable.dirty.ratio", "0.1", "1.5"),
-            ("compression.gzip.level", "-1", "10"),
             ("preallocate", "TRUE", "yes"),
             ("leader.replication.throttled.replicas", "0:1, 1:2", "0-1"),
             ("leader.replication.throttled.replicas", "*", "a:b"),

@@ -141,9 +141,11 @@
 //! (`ProducerStateManager`: the sequence and transaction rules in `entry`,
 //! snapshot files in `snapshot`, load and replay), `control` (transaction
 //! markers: parse, build), `txn_index` (`TransactionIndex`, `AbortedTxn`),
-//! `cleaner` (compaction: `offset_map`, `plan`, `pass`, `records`,
-//! `checkpoint`, `swap`), `config` (`LogConfig`), `error`, and `log` (`Log`,
-//! the API the broker calls).
+//! `recompress` (`compression.type`: a client's batches in the topic's codec,
+//! called by the broker before it takes the partition lock), `cleaner`
+//! (compaction: `offset_map`, `plan`, `pass`, `records`, `checkpoint`,
+//! `swap`), `config` (`LogConfig`), `error`, and `log` (`Log`, the API the
+//! broker calls).
 //!
 //! # Not implemented yet
 //! KIP-890's verification guard, asynchronous segment deletion (`.deleted` renames; files
@@ -160,6 +162,7 @@ mod leader_epoch;
 mod log;
 mod offset_index;
 mod producer_state;
+mod recompress;
 mod recovery;
 mod segment;
 mod time_index;
@@ -170,7 +173,7 @@ pub mod testing;
 
 pub use batch::{BatchHeader, HEADER_LEN, LOG_OVERHEAD, MAGIC_V2};
 pub use cleaner::{CleanableRange, CleanedLog, CleanerStats, CleaningPlan, SwapOutcome};
-pub use config::{CleanupPolicy, DirtyRatio, LogConfig, TimestampType};
+pub use config::{CleanupPolicy, CompressionType, DirtyRatio, LogConfig, TimestampType};
 pub use error::{ConfigError, LogError};
 pub use leader_epoch::LeaderEpochCache;
 pub use log::{AppendInfo, IsolationLevel, Log, ReadInfo};
@@ -179,6 +182,7 @@ pub use producer_state::{
     ProducerStateLoad, ProducerStateManager, RETAINED_SNAPSHOTS, SequenceCheck, SequenceError,
     VerificationGuard,
 };
+pub use recompress::recompress;
 pub use txn_index::AbortedTxn;
 
 #[cfg(test)]

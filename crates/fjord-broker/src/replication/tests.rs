@@ -16,6 +16,16 @@ use crate::partition::{Assignment, Partition, ReplicaFetch};
 use crate::replica_manager::ReplicaManager;
 use crate::types::{Acks, ProducePartition};
 
+/// These tests drive time with a small logical clock (0, 1, 2...), far
+/// behind the records' timestamps: no timestamp bound, so
+/// `message.timestamp.after.max.ms` does not refuse them.
+fn logical_clock_config() -> LogConfig {
+    LogConfig {
+        message_timestamp_after_max_ms: i64::MAX,
+        ..LogConfig::default()
+    }
+}
+
 fn assignment(leader: BrokerId, epoch: i32, partition_epoch: i32, isr: &[BrokerId]) -> Assignment {
     Assignment {
         leader,
@@ -36,7 +46,7 @@ fn open(
     a: Assignment,
     checkpoint: Option<i64>,
 ) -> Partition {
-    let log = Log::open(dir, LogConfig::default()).expect("open");
+    let log = Log::open(dir, logical_clock_config()).expect("open");
     Partition::new(
         tp(),
         TopicId(uuid::Uuid::nil()),
@@ -134,7 +144,7 @@ fn a_new_leader_makes_the_old_leader_drop_its_unreplicated_tail() {
     assert_eq!(one.log_end_offset(), 7);
 
     // Broker 1 fails; broker 2 leads at epoch 1 and takes a new write at 5.
-    let config = LogConfig::default();
+    let config = logical_clock_config();
     two.update(assignment(2, 1, 1, &[2]), config.clone(), 1, 10);
     assert!(two.is_leader());
     two.append(&batch(1), Acks::Leader, 11).expect("append");
@@ -173,7 +183,7 @@ fn a_promoted_follower_answers_a_retry_with_the_original_offsets() {
 
     // Broker 1 fails after the write was replicated; the producer retries
     // on broker 2, which learnt the producer's sequence as a follower.
-    two.update(assignment(2, 1, 1, &[2]), LogConfig::default(), 1, 10);
+    two.update(assignment(2, 1, 1, &[2]), logical_clock_config(), 1, 10);
     assert!(two.is_leader());
     let retried = two.append(&first, Acks::Leader, 11).expect("retry");
     assert_eq!((retried.info.base_offset, retried.last_offset), (2, 4));
@@ -310,7 +320,7 @@ async fn acks_all_fails_with_not_leader_when_leadership_moves() {
     .await
     .expect("appended")
     .expect("open");
-    partition.update(assignment(2, 1, 1, &[2]), LogConfig::default(), 1, 1);
+    partition.update(assignment(2, 1, 1, &[2]), logical_clock_config(), 1, 1);
     let results = tokio::time::timeout(Duration::from_secs(5), produce)
         .await
         .expect("answered before the timeout")
@@ -330,7 +340,7 @@ async fn acks_all_fails_with_not_leader_when_leadership_moves() {
 /// coordinator exists), and a follower with an empty log.
 fn leader_with_transactions(d1: &std::path::Path, d2: &std::path::Path) -> (Partition, Partition) {
     use fjord_log::testing::transactional_batch;
-    let mut log = Log::open(d1, LogConfig::default()).expect("open");
+    let mut log = Log::open(d1, logical_clock_config()).expect("open");
     log.assign_leader_epoch(0).expect("epoch");
     // Producer 7: offsets 0..=1; producer 8: offset 2; plain data: 3.
     for b in [
