@@ -17,7 +17,8 @@ use kafka_protocol::messages::offset_commit_request::{
 };
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::{
-    ApiKey, GroupId, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, TopicName,
+    ApiKey, DeleteGroupsRequest, GroupId, OffsetCommitRequest, OffsetCommitResponse,
+    OffsetFetchRequest, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use rdkafka::Offset;
@@ -325,17 +326,72 @@ fn committed(conn: &mut KafkaConn, group: &str, topic: &str) -> i64 {
     resp.topics[0].partitions[0].committed_offset
 }
 
+/// Commit offset `j` for group `group_of(j)`, for every `j` in `offsets`,
+/// `PIPELINE` requests in flight on `conn`; after each round `each_round`.
+fn commit_pipelined(
+    conn: &mut KafkaConn,
+    topic: &str,
+    offsets: std::ops::Range<usize>,
+    group_of: impl Fn(usize) -> String,
+    mut each_round: impl FnMut(),
+) {
+    const PIPELINE: usize = 500;
+    let mut i = offsets.start;
+    while i < offsets.end {
+        let n = PIPELINE.min(offsets.end - i);
+        let mut sent = HashMap::new();
+        for j in i..i + n {
+            let req = commit_request(&group_of(j), topic, j as i64);
+            let (id, buf) = conn.encode_request(8, &req).expect("encode");
+            conn.send_frame(&buf).expect("send");
+            sent.insert(id, j);
+        }
+        for _ in 0..n {
+            let mut frame = conn.read_frame().expect("read").expect("a response");
+            let version = ApiKey::OffsetCommit.response_header_version(8);
+            let header = kafka_protocol::messages::ResponseHeader::decode(&mut frame, version)
+                .expect("header");
+            assert!(sent.remove(&header.correlation_id).is_some());
+            let resp = OffsetCommitResponse::decode(&mut frame, 8).expect("response");
+            assert_eq!(resp.topics[0].partitions[0].error_code, 0);
+        }
+        i += n;
+        each_round();
+    }
+}
+
+/// Group `g`'s committed offset on partition 0 of `topic`, once its
+/// coordinator answers (-1: none).
+fn committed_when_loaded(conn: &mut KafkaConn, group: &str, topic: &str) -> i64 {
+    wait_for(Duration::from_secs(30), "the group loaded", || {
+        let req = OffsetFetchRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+            .with_topics(Some(vec![
+                OffsetFetchRequestTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                    .with_partition_indexes(vec![0]),
+            ]));
+        let resp = conn.request(7, &req).ok()?;
+        (resp.error_code == 0).then(|| resp.topics[0].partitions[0].committed_offset)
+    })
+    .unwrap_or_else(|e| panic!("{e:#}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumer_offsets_stays_bounded_under_many_commits() {
     const GROUPS: usize = 100;
     const COMMITS: usize = 100_000;
-    const PIPELINE: usize = 500;
+    /// Groups g-0..g-9 are deleted after phase 1.
+    const DELETED: usize = 10;
+    const MORE: usize = 10_000;
     bounded(LIMIT, async {
         let mut cluster = block_in_place(cleaner_cluster);
         let bootstrap = cluster.bootstrap();
         let topic = topic_name("committed");
         fjord_e2e::create_topic(&bootstrap, &topic, 1).await;
         let logs = cluster.node(1).data_dir().join("logs");
+        // Each group's last committed offset (-1: deleted).
+        let mut expected: BTreeMap<String, i64> = BTreeMap::new();
         block_in_place(|| {
             let mut conn = KafkaConn::connect(&bootstrap, Duration::from_secs(10)).expect("connect");
             // The first commit creates __consumer_offsets (retry until its coordinator is up).
@@ -344,35 +400,19 @@ async fn consumer_offsets_stays_bounded_under_many_commits() {
                 (resp.topics[0].partitions[0].error_code == 0).then_some(())
             })
             .unwrap_or_else(|e| panic!("{e:#}"));
-
             // One commit's batch, to size what the commits append.
             let one_commit = dir_size(&logs, "__consumer_offsets-");
 
-            // Phase 1: COMMITS commits round-robin over GROUPS groups, PIPELINE
-            // requests in flight on one connection; the cleaner runs meanwhile.
+            // Phase 1: COMMITS commits round-robin over GROUPS groups; the
+            // cleaner runs meanwhile.
             let started = Instant::now();
             let mut peak = 0;
-            let mut i = 0;
-            while i < COMMITS {
-                let n = PIPELINE.min(COMMITS - i);
-                let mut sent = HashMap::new();
-                for j in i..i + n {
-                    let req = commit_request(&format!("g-{}", j % GROUPS), &topic, j as i64);
-                    let (id, buf) = conn.encode_request(8, &req).expect("encode");
-                    conn.send_frame(&buf).expect("send");
-                    sent.insert(id, j);
-                }
-                for _ in 0..n {
-                    let mut frame = conn.read_frame().expect("read").expect("a response");
-                    let version = ApiKey::OffsetCommit.response_header_version(8);
-                    let header = kafka_protocol::messages::ResponseHeader::decode(&mut frame, version)
-                        .expect("header");
-                    assert!(sent.remove(&header.correlation_id).is_some());
-                    let resp = OffsetCommitResponse::decode(&mut frame, 8).expect("response");
-                    assert_eq!(resp.topics[0].partitions[0].error_code, 0);
-                }
-                i += n;
+            let group_of = |j: usize| format!("g-{}", j % GROUPS);
+            commit_pipelined(&mut conn, &topic, 0..COMMITS, group_of, || {
                 peak = peak.max(dir_size(&logs, "__consumer_offsets-"));
+            });
+            for j in 0..COMMITS {
+                expected.insert(format!("g-{}", j % GROUPS), j as i64);
             }
             let appended = one_commit * COMMITS as u64;
             eprintln!(
@@ -380,7 +420,26 @@ async fn consumer_offsets_stays_bounded_under_many_commits() {
                 started.elapsed()
             );
 
-            // Phase 2: the cleaner brings it down to about one segment per partition.
+            // Phase 2: DeleteGroups for ten groups (tombstones), then more
+            // commits for the others, so that segments roll and get cleaned.
+            let names: Vec<GroupId> = (0..DELETED)
+                .map(|g| GroupId(StrBytes::from_string(format!("g-{g}"))))
+                .collect();
+            let resp = conn
+                .request(2, &DeleteGroupsRequest::default().with_groups_names(names))
+                .expect("DeleteGroups");
+            assert!(resp.results.iter().all(|r| r.error_code == 0), "{resp:?}");
+            for g in 0..DELETED {
+                expected.insert(format!("g-{g}"), -1);
+            }
+            let live = GROUPS - DELETED;
+            let group_of = |j: usize| format!("g-{}", DELETED + j % live);
+            commit_pipelined(&mut conn, &topic, COMMITS..COMMITS + MORE, group_of, || {});
+            for j in COMMITS..COMMITS + MORE {
+                expected.insert(format!("g-{}", DELETED + j % live), j as i64);
+            }
+
+            // Phase 3: the cleaner brings it down to about one segment per partition.
             let bounded_size = wait_for(Duration::from_secs(120), "__consumer_offsets compacted", || {
                 let size = dir_size(&logs, "__consumer_offsets-");
                 (size < 4 * 65536 + 65536).then_some(size)
@@ -388,29 +447,20 @@ async fn consumer_offsets_stays_bounded_under_many_commits() {
             .unwrap_or_else(|e| panic!("{e:#}"));
             eprintln!("__consumer_offsets after cleaning: {bounded_size} bytes (peak {peak}, appended ~{appended})");
             assert!(appended > 20 * peak, "{appended} appended, {peak} at most on disk");
-            for g in 0..GROUPS {
-                let last = (COMMITS - GROUPS + g) as i64;
-                assert_eq!(committed(&mut conn, &format!("g-{g}"), &topic), last);
+            for (group, &last) in &expected {
+                assert_eq!(committed(&mut conn, group, &topic), last, "{group}");
             }
         });
 
-        // Phase 3: the coordinator reloads every group from the cleaned log.
+        // Phase 4: the coordinator reloads every group from the cleaned log;
+        // the deleted ones stay deleted.
         block_in_place(|| {
             cluster.restart(1);
             let mut conn = KafkaConn::connect(&cluster.bootstrap(), Duration::from_secs(10))
                 .expect("connect");
-            for g in 0..GROUPS {
-                let last = (COMMITS - GROUPS + g) as i64;
-                let got = wait_for(Duration::from_secs(30), "the group loaded", || {
-                    let resp = conn.request(7, &OffsetFetchRequest::default()
-                        .with_group_id(GroupId(StrBytes::from_string(format!("g-{g}"))))
-                        .with_topics(Some(vec![OffsetFetchRequestTopic::default()
-                            .with_name(TopicName(StrBytes::from_string(topic.clone())))
-                            .with_partition_indexes(vec![0])]))).ok()?;
-                    (resp.error_code == 0).then(|| resp.topics[0].partitions[0].committed_offset)
-                })
-                .unwrap_or_else(|e| panic!("{e:#}"));
-                assert_eq!(got, last, "g-{g} after reload");
+            for (group, &last) in &expected {
+                let got = committed_when_loaded(&mut conn, group, &topic);
+                assert_eq!(got, last, "{group} after reload");
             }
         });
     })
