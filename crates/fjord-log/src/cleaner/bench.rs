@@ -135,13 +135,17 @@ struct CleanerRun {
     /// Time the cleaner held the log's lock (plan + swap), total and longest.
     locked: Duration,
     longest_lock: Duration,
+    /// The longest plan and swap.
+    longest_plan: Duration,
+    longest_swap: Duration,
 }
 
 impl CleanerRun {
-    fn held(&mut self, since: Instant) {
+    fn held(&mut self, since: Instant) -> Duration {
         let d = since.elapsed();
         self.locked += d;
         self.longest_lock = self.longest_lock.max(d);
+        d
     }
 }
 
@@ -155,7 +159,8 @@ fn cleaner_loop(log: &Mutex<Log>, stop: &AtomicBool) -> CleanerRun {
             let since = Instant::now();
             let lso = log.log_end_offset();
             let plan = log.plan_cleaning(lso, now_ms()).expect("plan");
-            run.held(since);
+            let d = run.held(since);
+            run.longest_plan = run.longest_plan.max(d);
             plan
         };
         let Some(plan) = plan else {
@@ -168,7 +173,8 @@ fn cleaner_loop(log: &Mutex<Log>, stop: &AtomicBool) -> CleanerRun {
             let mut log = log.lock().expect("lock");
             let since = Instant::now();
             log.swap_cleaned(cleaned).expect("swap");
-            run.held(since);
+            let d = run.held(since);
+            run.longest_swap = run.longest_swap.max(d);
         }
         run.passes += 1;
         run.cleaned_bytes += bytes;
@@ -228,11 +234,14 @@ fn cleaner_bench() {
     let (busy, c) = produce_throughput(&fresh(&busy_dir), &set, run, true);
     println!(
         "produce on a compacted log: {idle:.0} MB/s with the cleaner idle, {busy:.0} MB/s while \
-         it cleans ({} passes, {:.0} MB cleaned; lock held {:?} in all, {:?} at most): ratio {:.2}",
+         it cleans ({} passes, {:.0} MB cleaned; lock held {:?} in all, {:?} at most, longest \
+         plan {:?}, longest swap {:?}): ratio {:.2}",
         c.passes,
         c.cleaned_bytes as f64 / MB,
         c.locked,
         c.longest_lock,
+        c.longest_plan,
+        c.longest_swap,
         busy / idle
     );
 }
