@@ -28,7 +28,22 @@ pub(crate) struct CleanerCheckpoint {
 }
 
 impl CleanerCheckpoint {
+    /// The checkpoint of the log in `dir`; none if absent. A malformed file
+    /// is not fatal (unlike the log's other checkpoints): it is logged and
+    /// ignored, which costs a full re-clean and restarts tombstones'
+    /// `delete.retention.ms` clocks, never data.
     pub(crate) fn read(dir: &Path) -> Result<CleanerCheckpoint, LogError> {
+        match Self::parse(dir) {
+            Err(LogError::CorruptCheckpoint { path, reason }) => {
+                tracing::warn!(path = %path.display(), reason,
+                    "ignoring a malformed cleaner checkpoint");
+                Ok(CleanerCheckpoint::default())
+            }
+            other => other,
+        }
+    }
+
+    fn parse(dir: &Path) -> Result<CleanerCheckpoint, LogError> {
         let Some((path, text)) = checkpoint::read(dir, CLEANER_OFFSET)? else {
             return Ok(CleanerCheckpoint::default());
         };
@@ -157,6 +172,10 @@ mod tests {
         let v0 = CleanerCheckpoint::read(dir.path()).expect("read");
         assert_eq!((v0.first_dirty, v0.clean_times.len()), (Some(42), 0));
         std::fs::write(dir.path().join(CLEANER_OFFSET), "1\n42\n2\n1 2\n").expect("write");
-        assert!(CleanerCheckpoint::read(dir.path()).is_err());
+        assert!(CleanerCheckpoint::parse(dir.path()).is_err());
+        assert_eq!(
+            CleanerCheckpoint::read(dir.path()).expect("a bad file is ignored"),
+            CleanerCheckpoint::default()
+        );
     }
 }
