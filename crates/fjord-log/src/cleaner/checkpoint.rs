@@ -83,6 +83,21 @@ impl CleanerCheckpoint {
     }
 
     pub(crate) fn write(&self, dir: &Path) -> Result<(), LogError> {
+        self.write_then(dir, checkpoint::sync_dir)
+    }
+
+    /// Write the file, its rename made durable by the caller's next fsync
+    /// of `dir` (a crash before leaves the older checkpoint: more to clean
+    /// again, tombstones kept longer, nothing lost).
+    pub(crate) fn write_unsynced(&self, dir: &Path) -> Result<(), LogError> {
+        self.write_then(dir, |_| Ok(()))
+    }
+
+    fn write_then(
+        &self,
+        dir: &Path,
+        then: impl FnOnce(&Path) -> Result<(), LogError>,
+    ) -> Result<(), LogError> {
         let Some(first_dirty) = self.first_dirty else {
             return Ok(());
         };
@@ -90,7 +105,8 @@ impl CleanerCheckpoint {
         for (end, ms) in &self.clean_times {
             text.push_str(&format!("{end} {ms}\n"));
         }
-        checkpoint::write_atomic(dir, CLEANER_OFFSET, text.as_bytes())
+        checkpoint::write_atomic_unsynced(dir, CLEANER_OFFSET, text.as_bytes())?;
+        then(dir)
     }
 
     /// When the record at `offset` was first cleaned; `None` if never.

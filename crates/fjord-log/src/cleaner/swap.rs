@@ -9,8 +9,8 @@
 //! 2. Under the lock, for every cleaned segment rename the txn index, then
 //!    the log, to `.swap`; fsync the directory. A `.log.swap` file is the
 //!    commit point of its segment.
-//! 3. Delete the replaced segments (their `.log`, indexes, `.txnindex`);
-//!    fsync the directory.
+//! 3. Delete the replaced segments (their `.log`, indexes, `.txnindex`),
+//!    write `cleaner-offset-checkpoint`; fsync the directory.
 //! 4. Rename `.txnindex.swap`, then `.log.swap`, over the final names (made
 //!    durable by the next flush); load the segments with the indexes the
 //!    pass built.
@@ -223,6 +223,12 @@ impl Log {
                 }
             }
         }
+        // The checkpoint's rename rides on the next directory fsync: once it
+        // is durable, so are the commits above (`.swap` files open completes).
+        let retention = self.config.delete_retention_ms;
+        self.cleaner_checkpoint
+            .record_pass(map_end, cleaned.now_ms, retention);
+        self.cleaner_checkpoint.write_unsynced(&dir)?;
         // The replaced segments are gone for good before a cleaned one
         // takes its final name (else a crash could show both, overlapping).
         checkpoint::sync_dir(&dir)?;
@@ -235,10 +241,6 @@ impl Log {
         // The final names are made durable by the next flush; a crash before
         // leaves `.swap` files, which open completes.
         self.dir_dirty = true;
-        let retention = self.config.delete_retention_ms;
-        self.cleaner_checkpoint
-            .record_pass(map_end, cleaned.now_ms, retention);
-        self.cleaner_checkpoint.write(&dir)?;
         Ok(SwapOutcome::Swapped {
             replaced,
             cleaned: swapped,
