@@ -43,6 +43,8 @@ pub struct ClusterOptions {
     pub external_listener: bool,
     /// `[broker] log_retention_check_interval_ms` (Kafka's default: 5 minutes).
     pub log_retention_check_interval_ms: u64,
+    /// More `[broker]` lines, as TOML (`"log_cleaner_backoff_ms = 200"`).
+    pub extra_broker_config: Vec<String>,
 }
 
 impl ClusterOptions {
@@ -61,6 +63,7 @@ impl ClusterOptions {
             min_insync_replicas: 1,
             external_listener: false,
             log_retention_check_interval_ms: 300_000,
+            extra_broker_config: Vec::new(),
         }
     }
 
@@ -227,6 +230,9 @@ impl FjordCluster {
                         "log_retention_check_interval_ms = {}",
                         o.log_retention_check_interval_ms
                     );
+                    for line in &o.extra_broker_config {
+                        let _ = writeln!(t, "{line}");
+                    }
                     t
                 })
             })

@@ -9,6 +9,8 @@ use fjord_controller::{Controller, Listener, MetadataCommand, MetadataImage, Met
 use fjord_types::{BrokerId, TopicPartition};
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
+
+use crate::log_cleaner::LogCleaner;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
@@ -167,6 +169,7 @@ impl Broker {
         });
         broker.spawn_metadata_follower(committed, applied_tx);
         broker.spawn_housekeeping();
+        broker.spawn_log_cleaner();
         broker.spawn_group_coordinator();
         broker.spawn_transaction_coordinator();
         broker.spawn_fetcher_manager();
@@ -246,6 +249,18 @@ impl Broker {
                 applied_tx.send_replace(image);
             }
         });
+    }
+
+    /// The log cleaner manager (`log.cleaner.enable`), see [`LogCleaner`].
+    fn spawn_log_cleaner(&self) {
+        if !self.config.log_cleaner.enable {
+            return;
+        }
+        let cleaner = Arc::new(LogCleaner::new(
+            self.replicas.clone(),
+            self.config.log_cleaner.clone(),
+        ));
+        self.tasks.spawn(cleaner.run(self.cancel.clone()));
     }
 
     /// Retention, flush policy, producer id expiry and high watermark

@@ -6,6 +6,8 @@ use std::time::Duration;
 use fjord_log::LogConfig;
 use fjord_types::BrokerId;
 
+pub use crate::log_cleaner::LogCleanerConfig;
+
 /// A listener as advertised to clients in Metadata (one entry of Kafka's
 /// `advertised.listeners`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,6 +48,8 @@ pub struct BrokerConfig {
     pub log_defaults: LogConfig,
     /// `log.retention.check.interval.ms`.
     pub retention_check_interval: Duration,
+    /// `log.cleaner.*`: compaction of `cleanup.policy=compact` logs.
+    pub log_cleaner: LogCleanerConfig,
     /// How often the flusher looks at `flush.ms` / `flush.messages`.
     pub flush_check_interval: Duration,
     /// `producer.id.expiration.check.interval.ms`: how often producers idle
@@ -79,6 +83,7 @@ impl BrokerConfig {
             min_insync_replicas: 1,
             log_defaults: LogConfig::default(),
             retention_check_interval: Duration::from_millis(300_000),
+            log_cleaner: LogCleanerConfig::default(),
             flush_check_interval: Duration::from_millis(1_000),
             producer_id_expiration_check_interval: Duration::from_millis(600_000),
             groups: Default::default(),

@@ -48,6 +48,9 @@
 //!   proposed to the controller (AlterPartition); divergence rules in
 //!   [`truncation`].
 //!
+//! - [`log_cleaner`]: the log cleaner manager: every replica's compacted
+//!   log, dirtiest first, one pass at a time on a blocking thread; the
+//!   partition lock is held only to plan and to swap (`log.cleaner.*`).
 //! - [`log_dir_failure`]: the one fault handler for log I/O failures: the
 //!   first one takes the (single) log directory offline — its partitions
 //!   answer KAFKA_STORAGE_ERROR — and stops the node.
@@ -64,6 +67,7 @@ mod heartbeat;
 mod hw_checkpoint;
 mod internal_topics;
 pub mod leader_state;
+pub mod log_cleaner;
 pub mod log_dir_failure;
 mod log_dirs;
 mod metadata_applier;

@@ -62,6 +62,8 @@ pub enum LogOperation {
     /// applying committed metadata.
     MetadataApply,
     Close,
+    /// Planning or swapping in a log cleaning pass.
+    Clean,
 }
 
 impl LogOperation {
@@ -98,6 +100,7 @@ impl fmt::Display for LogOperation {
             LogOperation::HwCheckpoint => "high watermark checkpoint",
             LogOperation::MetadataApply => "metadata apply",
             LogOperation::Close => "close",
+            LogOperation::Clean => "log cleaning",
         })
     }
 }

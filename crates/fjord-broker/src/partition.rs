@@ -12,7 +12,10 @@ use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
 use fjord_log::control::{EndTxnMarker, TxnResult, end_txn_marker_batch};
-use fjord_log::{AppendInfo, BatchHeader, CompressionType, IsolationLevel, Log, LogConfig};
+use fjord_log::{
+    AppendInfo, BatchHeader, CleanableRange, CleanedLog, CleaningPlan, CompressionType,
+    IsolationLevel, Log, LogConfig, SwapOutcome,
+};
 use fjord_types::{BrokerId, LeaderEpoch, Offset, TopicId, TopicPartition};
 use tokio::sync::watch;
 
@@ -1091,6 +1094,70 @@ impl Partition {
                 0
             }
             None => 0,
+        }
+    }
+
+    /// Log cleaner, under the lock: the cleanable range of this replica's
+    /// log (leader or follower: every replica cleans its own copy) up to its
+    /// last stable offset, and whether a pass is due; `None` unless the log
+    /// is compacted and online.
+    pub fn cleanable_range(&self, now_ms: i64) -> Option<(CleanableRange, bool)> {
+        if self.failure.is_offline() {
+            return None;
+        }
+        let hw = *self.hw.borrow();
+        let inner = self.lock();
+        let log = inner.log.as_ref()?;
+        if !log.config().cleanup_policy.compacts() {
+            return None;
+        }
+        match log.cleanable_range(log.last_stable_offset(hw), now_ms) {
+            Ok(range) => Some((range, range.is_due(log.config()))),
+            Err(err) => {
+                self.failure.fail(LogOperation::Clean, Some(&self.tp), &err);
+                None
+            }
+        }
+    }
+
+    /// Log cleaner step 1, under the lock: a plan when a pass is due (see
+    /// [`Log::plan_cleaning`]). The pass itself runs without the lock.
+    pub fn plan_cleaning(&self, now_ms: i64) -> Option<CleaningPlan> {
+        if self.failure.is_offline() {
+            return None;
+        }
+        let hw = *self.hw.borrow();
+        let inner = self.lock();
+        let log = inner.log.as_ref()?;
+        match log.plan_cleaning(log.last_stable_offset(hw), now_ms) {
+            Ok(plan) => plan,
+            Err(err) => {
+                self.failure.fail(LogOperation::Clean, Some(&self.tp), &err);
+                None
+            }
+        }
+    }
+
+    /// Log cleaner step 3, under the lock: swap a pass's segments in (or
+    /// discard them if the log changed meanwhile, or is gone). A failure
+    /// goes to the log directory's fault handler (a half-done swap is
+    /// completed by the next open).
+    pub fn swap_cleaned(&self, cleaned: CleanedLog) -> Option<SwapOutcome> {
+        if self.failure.is_offline() {
+            cleaned.discard();
+            return None;
+        }
+        let mut inner = self.lock();
+        let Some(log) = inner.log.as_mut() else {
+            cleaned.discard();
+            return Some(SwapOutcome::Discarded);
+        };
+        match log.swap_cleaned(cleaned) {
+            Ok(outcome) => Some(outcome),
+            Err(err) => {
+                self.failure.fail(LogOperation::Clean, Some(&self.tp), &err);
+                None
+            }
         }
     }
 

@@ -14,11 +14,6 @@ enum Kind {
         min: i64,
         max: i64,
     },
-    /// A double within `[min, max]`.
-    Double {
-        min: f64,
-        max: f64,
-    },
     Bool,
     /// A list of `partition:broker` pairs, or `*` (replication throttles).
     Replicas,
@@ -38,11 +33,6 @@ const fn long(min: i64) -> Kind {
 /// By name; Kafka 4.1's `TopicConfig` names the log and the broker do not apply.
 pub(crate) const STORED_CONFIGS: &[StoredConfig] = &[
     StoredConfig {
-        name: "delete.retention.ms",
-        default: "86400000",
-        kind: long(0),
-    },
-    StoredConfig {
         name: "file.delete.delay.ms",
         default: "60000",
         kind: long(0),
@@ -56,21 +46,6 @@ pub(crate) const STORED_CONFIGS: &[StoredConfig] = &[
         name: "leader.replication.throttled.replicas",
         default: "",
         kind: Kind::Replicas,
-    },
-    StoredConfig {
-        name: "max.compaction.lag.ms",
-        default: "9223372036854775807",
-        kind: long(1),
-    },
-    StoredConfig {
-        name: "min.cleanable.dirty.ratio",
-        default: "0.5",
-        kind: Kind::Double { min: 0.0, max: 1.0 },
-    },
-    StoredConfig {
-        name: "min.compaction.lag.ms",
-        default: "0",
-        kind: long(0),
     },
     StoredConfig {
         name: "preallocate",
@@ -95,7 +70,6 @@ impl StoredConfig {
         let v = value.trim();
         let ok = match self.kind {
             Kind::Long { min, max } => v.parse::<i64>().is_ok_and(|n| (min..=max).contains(&n)),
-            Kind::Double { min, max } => v.parse::<f64>().is_ok_and(|n| (min..=max).contains(&n)),
             Kind::Bool => v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false"),
             Kind::Replicas => v.is_empty() || v == "*" || v.split(',').all(is_replica_pair),
         };
@@ -114,7 +88,6 @@ impl StoredConfig {
         match self.kind {
             Kind::Long { min, max } if max == i64::MAX => format!("a long of at least {min}"),
             Kind::Long { min, max } => format!("a long in [{min}, {max}]"),
-            Kind::Double { min, max } => format!("a double in [{min}, {max}]"),
             Kind::Bool => "true or false".into(),
             Kind::Replicas => "a list of partition:broker pairs, or *".into(),
         }
@@ -139,9 +112,6 @@ mod tests {
     #[test]
     fn values_are_checked_as_kafka_does() {
         for (name, good, bad) in [
-            ("delete.retention.ms", "900", "-1"),
-            ("max.compaction.lag.ms", "1", "0"),
-            ("min.cleanable.dirty.ratio", "0.1", "1.5"),
             ("preallocate", "TRUE", "yes"),
             ("leader.replication.throttled.replicas", "0:1, 1:2", "0-1"),
             ("leader.replication.throttled.replicas", "*", "a:b"),

@@ -13,6 +13,9 @@ use crate::error::LogError;
 pub(crate) const RECOVERY_POINT: &str = "recovery-point-checkpoint";
 pub(crate) const LOG_START_OFFSET: &str = "log-start-offset-checkpoint";
 pub(crate) const LEADER_EPOCH: &str = "leader-epoch-checkpoint";
+/// The cleaner's first dirty offset (Kafka keeps one such file per log
+/// directory; one per partition directory travels with the partition).
+pub(crate) const CLEANER_OFFSET: &str = "cleaner-offset-checkpoint";
 pub(crate) const CLEAN_SHUTDOWN: &str = "clean-shutdown";
 pub(crate) const TMP_SUFFIX: &str = ".tmp";
 
@@ -63,6 +66,18 @@ impl CleanShutdown {
 
 /// Replace `dir/name` with `contents` atomically and durably.
 pub(crate) fn write_atomic(dir: &Path, name: &str, contents: &[u8]) -> Result<(), LogError> {
+    write_atomic_unsynced(dir, name, contents)?;
+    sync_dir(dir)
+}
+
+/// Replace `dir/name` with `contents` atomically: the new contents are
+/// durable, the rename only once the caller fsyncs `dir` (until then a
+/// crash leaves the old file).
+pub(crate) fn write_atomic_unsynced(
+    dir: &Path,
+    name: &str,
+    contents: &[u8],
+) -> Result<(), LogError> {
     let path = dir.join(name);
     let tmp = dir.join(format!("{name}{TMP_SUFFIX}"));
     let mut f = OpenOptions::new()
@@ -75,8 +90,7 @@ pub(crate) fn write_atomic(dir: &Path, name: &str, contents: &[u8]) -> Result<()
         .map_err(LogError::io("writing", &tmp))?;
     f.sync_all().map_err(LogError::io("syncing", &tmp))?;
     drop(f);
-    fs::rename(&tmp, &path).map_err(LogError::io("renaming to", &path))?;
-    sync_dir(dir)
+    fs::rename(&tmp, &path).map_err(LogError::io("renaming to", &path))
 }
 
 /// fsync a directory so that creations, renames and deletions in it are durable.

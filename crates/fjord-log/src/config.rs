@@ -72,8 +72,9 @@ impl fmt::Display for CompressionType {
     }
 }
 
-/// `cleanup.policy`. Compaction is not implemented yet: the value is held and
-/// reported; retention (time and size) only runs when the policy includes `delete`.
+/// `cleanup.policy`. With `compact` the broker's cleaner compacts the log
+/// (see the `cleaner` module); retention (time and size) only runs when the
+/// policy includes `delete`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum CleanupPolicy {
     #[default]
@@ -88,6 +89,11 @@ impl CleanupPolicy {
     pub fn deletes(self) -> bool {
         matches!(self, CleanupPolicy::Delete | CleanupPolicy::CompactDelete)
     }
+
+    /// Whether the cleaner compacts the log.
+    pub fn compacts(self) -> bool {
+        matches!(self, CleanupPolicy::Compact | CleanupPolicy::CompactDelete)
+    }
 }
 
 impl fmt::Display for CleanupPolicy {
@@ -97,6 +103,29 @@ impl fmt::Display for CleanupPolicy {
             CleanupPolicy::Compact => "compact",
             CleanupPolicy::CompactDelete => "compact,delete",
         })
+    }
+}
+
+/// `min.cleanable.dirty.ratio`: a fraction in [0, 1] (never NaN, hence `Eq`).
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
+pub struct DirtyRatio(f64);
+
+impl Eq for DirtyRatio {}
+
+impl DirtyRatio {
+    /// `None` outside [0, 1] (NaN included).
+    pub fn new(ratio: f64) -> Option<DirtyRatio> {
+        (0.0..=1.0).contains(&ratio).then_some(DirtyRatio(ratio))
+    }
+
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+impl fmt::Display for DirtyRatio {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
     }
 }
 
@@ -125,6 +154,17 @@ pub struct LogConfig {
     pub message_timestamp_type: TimestampType,
     /// `cleanup.policy`. Default delete.
     pub cleanup_policy: CleanupPolicy,
+    /// `delete.retention.ms`: how long a tombstone (and, in Kafka, a
+    /// transaction marker) stays after its segment was first cleaned. Default 1 day.
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio`: clean when dirty bytes / cleanable bytes
+    /// reach this. Default 0.5.
+    pub min_cleanable_dirty_ratio: DirtyRatio,
+    /// `min.compaction.lag.ms`: records younger than this are not compacted. Default 0.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a dirty record older than this forces a
+    /// clean whatever the dirty ratio. Default `i64::MAX`.
+    pub max_compaction_lag_ms: i64,
     /// `producer.id.expiration.ms`: a producer that has not written for this
     /// long is forgotten (removed by the broker's periodic check, left out of
     /// producer state snapshots). Default 1 day. A broker config in Kafka, not
@@ -162,6 +202,10 @@ impl Default for LogConfig {
             max_message_bytes: 1_048_588,
             message_timestamp_type: TimestampType::CreateTime,
             cleanup_policy: CleanupPolicy::Delete,
+            delete_retention_ms: 86_400_000,
+            min_cleanable_dirty_ratio: DirtyRatio(0.5),
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
             producer_id_expiration_ms: 86_400_000,
             compression_type: CompressionType::Producer,
             compression_gzip_level: -1,
@@ -184,6 +228,10 @@ pub const SEGMENT_INDEX_BYTES: &str = "segment.index.bytes";
 pub const MAX_MESSAGE_BYTES: &str = "max.message.bytes";
 pub const MESSAGE_TIMESTAMP_TYPE: &str = "message.timestamp.type";
 pub const CLEANUP_POLICY: &str = "cleanup.policy";
+pub const DELETE_RETENTION_MS: &str = "delete.retention.ms";
+pub const MIN_CLEANABLE_DIRTY_RATIO: &str = "min.cleanable.dirty.ratio";
+pub const MIN_COMPACTION_LAG_MS: &str = "min.compaction.lag.ms";
+pub const MAX_COMPACTION_LAG_MS: &str = "max.compaction.lag.ms";
 pub const COMPRESSION_TYPE: &str = "compression.type";
 pub const COMPRESSION_GZIP_LEVEL: &str = "compression.gzip.level";
 pub const COMPRESSION_LZ4_LEVEL: &str = "compression.lz4.level";
@@ -191,7 +239,7 @@ pub const COMPRESSION_ZSTD_LEVEL: &str = "compression.zstd.level";
 pub const MESSAGE_TIMESTAMP_BEFORE_MAX_MS: &str = "message.timestamp.before.max.ms";
 pub const MESSAGE_TIMESTAMP_AFTER_MAX_MS: &str = "message.timestamp.after.max.ms";
 
-const KNOWN: [&str; 17] = [
+const KNOWN: [&str; 21] = [
     SEGMENT_BYTES,
     SEGMENT_MS,
     RETENTION_MS,
@@ -203,6 +251,10 @@ const KNOWN: [&str; 17] = [
     MAX_MESSAGE_BYTES,
     MESSAGE_TIMESTAMP_TYPE,
     CLEANUP_POLICY,
+    DELETE_RETENTION_MS,
+    MIN_CLEANABLE_DIRTY_RATIO,
+    MIN_COMPACTION_LAG_MS,
+    MAX_COMPACTION_LAG_MS,
     COMPRESSION_TYPE,
     COMPRESSION_GZIP_LEVEL,
     COMPRESSION_LZ4_LEVEL,
@@ -284,6 +336,27 @@ impl LogConfig {
                     }
                 }
                 CLEANUP_POLICY => c.cleanup_policy = parse_cleanup_policy(value)?,
+                DELETE_RETENTION_MS => {
+                    c.delete_retention_ms = parse_int(DELETE_RETENTION_MS, value, 0, i64::MAX)?
+                }
+                MIN_CLEANABLE_DIRTY_RATIO => {
+                    c.min_cleanable_dirty_ratio = value
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                        .and_then(DirtyRatio::new)
+                        .ok_or_else(|| ConfigError::InvalidValue {
+                            name: MIN_CLEANABLE_DIRTY_RATIO,
+                            value: value.clone(),
+                            reason: "expected a number in [0, 1]",
+                        })?
+                }
+                MIN_COMPACTION_LAG_MS => {
+                    c.min_compaction_lag_ms = parse_int(MIN_COMPACTION_LAG_MS, value, 0, i64::MAX)?
+                }
+                MAX_COMPACTION_LAG_MS => {
+                    c.max_compaction_lag_ms = parse_int(MAX_COMPACTION_LAG_MS, value, 1, i64::MAX)?
+                }
                 COMPRESSION_TYPE => c.compression_type = parse_compression_type(value)?,
                 COMPRESSION_GZIP_LEVEL => {
                     c.compression_gzip_level = parse_int(COMPRESSION_GZIP_LEVEL, value, -1, 9)?;
@@ -333,6 +406,19 @@ impl LogConfig {
                 self.message_timestamp_type.to_string(),
             ),
             (CLEANUP_POLICY, self.cleanup_policy.to_string()),
+            (DELETE_RETENTION_MS, self.delete_retention_ms.to_string()),
+            (
+                MIN_CLEANABLE_DIRTY_RATIO,
+                self.min_cleanable_dirty_ratio.to_string(),
+            ),
+            (
+                MIN_COMPACTION_LAG_MS,
+                self.min_compaction_lag_ms.to_string(),
+            ),
+            (
+                MAX_COMPACTION_LAG_MS,
+                self.max_compaction_lag_ms.to_string(),
+            ),
             (COMPRESSION_TYPE, self.compression_type.to_string()),
             (
                 COMPRESSION_GZIP_LEVEL,
@@ -430,6 +516,10 @@ mod tests {
         assert_eq!(c.segment_bytes, 1_073_741_824);
         assert_eq!(c.retention_ms, 604_800_000);
         assert_eq!(c.max_message_bytes, 1_048_588);
+        assert_eq!(c.delete_retention_ms, 86_400_000);
+        assert_eq!(c.min_cleanable_dirty_ratio.get(), 0.5);
+        assert_eq!(c.min_compaction_lag_ms, 0);
+        assert_eq!(c.max_compaction_lag_ms, i64::MAX);
         assert_eq!(c.entries().len(), KNOWN.len());
         for (name, _) in c.entries() {
             assert!(LogConfig::is_known(name));
@@ -445,6 +535,10 @@ mod tests {
                 ("retention.ms", "-1"),
                 ("message.timestamp.type", "LogAppendTime"),
                 ("cleanup.policy", "delete,compact"),
+                ("delete.retention.ms", "1000"),
+                ("min.cleanable.dirty.ratio", "0.01"),
+                ("min.compaction.lag.ms", "5"),
+                ("max.compaction.lag.ms", "60000"),
                 ("min.insync.replicas", "2"),
                 ("compression.type", "LZ4"),
                 ("compression.zstd.level", "-5"),
@@ -455,6 +549,10 @@ mod tests {
         assert_eq!(c.retention_ms, -1);
         assert_eq!(c.message_timestamp_type, TimestampType::LogAppendTime);
         assert_eq!(c.cleanup_policy, CleanupPolicy::CompactDelete);
+        assert_eq!(c.delete_retention_ms, 1000);
+        assert_eq!(c.min_cleanable_dirty_ratio.get(), 0.01);
+        assert_eq!(c.min_compaction_lag_ms, 5);
+        assert_eq!(c.max_compaction_lag_ms, 60_000);
         assert_eq!(c.compression_type, CompressionType::Lz4);
         assert_eq!(c.compression_zstd_level, -5);
         assert_eq!(c.message_timestamp_after_max_ms, 60_000);
@@ -475,6 +573,11 @@ mod tests {
             ("flush.messages", "0"),
             ("message.timestamp.type", "Now"),
             ("cleanup.policy", "shred"),
+            ("delete.retention.ms", "-1"),
+            ("min.cleanable.dirty.ratio", "1.5"),
+            ("min.cleanable.dirty.ratio", "NaN"),
+            ("min.compaction.lag.ms", "-1"),
+            ("max.compaction.lag.ms", "0"),
             ("compression.type", "brotli"),
             ("compression.gzip.level", "0"),
             ("compression.lz4.level", "18"),

@@ -60,6 +60,13 @@ pub enum LogError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The records inside a stored batch do not parse (the cleaner walks
+    /// them; the batch's CRC held, so the writer encoded them wrongly).
+    #[error("malformed records in the batch at offset {base_offset}: {reason}")]
+    MalformedRecords {
+        base_offset: i64,
+        reason: &'static str,
+    },
     /// An I/O error on a log file: fatal for the log directory, unless it
     /// only says the filesystem is full ([`LogError::is_out_of_space`]).
     #[error("I/O error while {context} {path}")]

@@ -24,6 +24,11 @@
 //!                                       absent while there are none
 //! <dir>/clean-shutdown                  "0\n<log end>\n<active base>\n<active size>\n",
 //!                                       left by `close`, consumed by `open`
+//! <dir>/cleaner-offset-checkpoint       "1\n<first dirty offset>\n<n>\n<end> <ms>\n"...: where the
+//!                                       next cleaning pass starts, and when each cleaned
+//!                                       range was first cleaned (`cleaner/checkpoint.rs`)
+//! <dir>/<base>.log.cleaned, .txnindex.cleaned   a cleaning pass's output (deleted on open)
+//! <dir>/<base>.log.swap, .txnindex.swap         a committed swap (completed on open)
 //! ```
 //! Segments are named by their base offset in 20 digits. Checkpoints are
 //! written to a temp file, fsynced, renamed and the directory fsynced.
@@ -76,7 +81,23 @@
 //! segment; the marker is deleted (durably) before anything else happens, so
 //! a crash after the open falls back to full validation.
 //! Last, the producer state is loaded: the newest readable snapshot at or
-//! below the recovered log end, plus the batch headers after it.
+//! below the recovered log end, plus the batch headers after it. Before any
+//! of this, a cleaner swap interrupted after its commit point (a
+//! `.log.swap` file) is completed and uncommitted `.cleaned` files are
+//! deleted (`cleaner/swap.rs`). Stored batches are validated as replica
+//! data: the cleaner leaves `lastOffsetDelta` greater than `recordsCount - 1`.
+//!
+//! # Compaction ([`cleaner`])
+//! With `cleanup.policy` `compact` (or `compact,delete`) the broker's cleaner
+//! keeps only the latest record per key below the active segment and the
+//! last stable offset. A pass takes the log's lock twice, briefly:
+//! `plan_cleaning` (copies segment handles, aborted transactions, producers'
+//! last batches), then `CleaningPlan::clean` runs unlocked (offset map over
+//! the dirty range, sealed segments rewritten into `.cleaned` files), then
+//! `swap_cleaned` swaps the files in if the cleaned segments are unchanged.
+//! Control batches and each producer's last batch are always kept; aborted
+//! transactions' batches go; tombstones go `delete.retention.ms` after the
+//! pass that first cleaned them. See the `cleaner` module docs.
 //!
 //! # Invariants
 //! - There is always at least one segment; the last one is the active one and
@@ -89,6 +110,9 @@
 //!   containing the requested offset.
 //! - Retention deletes whole segments only, oldest first, never the active
 //!   one (an entirely expired active segment is rolled first).
+//! - The cleaner never changes an offset, the log start offset or the log
+//!   end: it removes records (and whole batches) below the active segment
+//!   and the last stable offset; every kept record stays at its offset.
 //! - `size_bytes` counts `.log` files only.
 //!
 //! # Caller contract
@@ -118,19 +142,19 @@
 //! snapshot files in `snapshot`, load and replay), `control` (transaction
 //! markers: parse, build), `txn_index` (`TransactionIndex`, `AbortedTxn`),
 //! `recompress` (`compression.type`: a client's batches in the topic's codec,
-//! called by the broker before it takes the partition lock),
-//! `config` (`LogConfig`), `error`, and `log` (`Log`, the API the broker
-//! calls).
+//! called by the broker before it takes the partition lock), `cleaner`
+//! (compaction: `offset_map`, `plan`, `pass`, `records`, `checkpoint`,
+//! `swap`), `config` (`LogConfig`), `error`, and `log` (`Log`, the API the
+//! broker calls).
 //!
 //! # Not implemented yet
-//! Compaction (`cleanup.policy=compact` is parsed and disables retention
-//! deletes; a cleaner would also have to stop at the last stable offset),
 //! KIP-890's verification guard, asynchronous segment deletion (`.deleted` renames; files
 //! are removed synchronously), memory-mapped indexes (indexes are `Vec`s: about
 //! 20 bytes per `index.interval.bytes` of log, i.e. ~5 MiB per full 1 GiB segment).
 
 mod batch;
 mod checkpoint;
+pub mod cleaner;
 mod config;
 pub mod control;
 mod error;
@@ -148,7 +172,8 @@ mod txn_index;
 pub mod testing;
 
 pub use batch::{BatchHeader, HEADER_LEN, LOG_OVERHEAD, MAGIC_V2};
-pub use config::{CleanupPolicy, CompressionType, LogConfig, TimestampType};
+pub use cleaner::{CleanableRange, CleanedLog, CleanerStats, CleaningPlan, SwapOutcome};
+pub use config::{CleanupPolicy, CompressionType, DirtyRatio, LogConfig, TimestampType};
 pub use error::{ConfigError, LogError, io_is_out_of_space};
 pub use leader_epoch::LeaderEpochCache;
 pub use log::{AppendInfo, IsolationLevel, Log, ReadInfo};

@@ -69,11 +69,11 @@ fn wall_clock_ms() -> i64 {
 
 /// One partition's log. See the crate docs for layout and invariants.
 pub struct Log {
-    dir: PathBuf,
-    config: LogConfig,
+    pub(crate) dir: PathBuf,
+    pub(crate) config: LogConfig,
     /// By base offset; never empty; the last one is the active segment.
-    segments: BTreeMap<i64, LogSegment>,
-    log_start_offset: i64,
+    pub(crate) segments: BTreeMap<i64, LogSegment>,
+    pub(crate) log_start_offset: i64,
     /// Offsets below this are fsynced (persisted in `recovery-point-checkpoint`).
     recovery_point: i64,
     leader_epoch_cache: LeaderEpochCache,
@@ -82,9 +82,15 @@ pub struct Log {
     /// Wall-clock ms of the last flush (or open).
     last_flush_ms: i64,
     /// Segment files were created or deleted since the directory was last fsynced.
-    dir_dirty: bool,
+    pub(crate) dir_dirty: bool,
     /// Idempotent producers, updated by every append (leader and follower).
-    producer_state: ProducerStateManager,
+    pub(crate) producer_state: ProducerStateManager,
+    /// The cleaner's first dirty offset and clean times
+    /// (`cleaner-offset-checkpoint`).
+    pub(crate) cleaner_checkpoint: crate::cleaner::CleanerCheckpoint,
+    /// Truncations since open: a cleaning pass planned before one is not
+    /// swapped in (its segments may have changed under it).
+    pub(crate) truncations: u64,
 }
 
 impl Log {
@@ -132,6 +138,8 @@ impl Log {
             dir_dirty,
             // Loaded below, once recovery settled the log's bounds.
             producer_state: ProducerStateManager::empty(dir),
+            cleaner_checkpoint: crate::cleaner::CleanerCheckpoint::read(dir)?,
+            truncations: 0,
         };
         log.active_mut().ensure_exact(interval)?;
         let mut epochs_changed = leader_epoch_cache.truncate_from_end(log.log_end_offset());
@@ -539,8 +547,11 @@ impl Log {
         if self.config.cleanup_policy.deletes() {
             let retention_ms = self.config.retention_ms;
             if retention_ms >= 0 {
+                // A sealed segment the cleaner emptied holds nothing to keep
+                // (its file time is the pass's, which would stall retention).
                 let n = self.deletable_prefix(high_watermark, |seg| {
-                    Ok(now_ms.saturating_sub(seg.retention_timestamp()?) > retention_ms)
+                    Ok(seg.is_empty()
+                        || now_ms.saturating_sub(seg.retention_timestamp()?) > retention_ms)
                 })?;
                 deleted += self.delete_oldest_segments(n, now_ms)?;
             }
@@ -650,6 +661,8 @@ impl Log {
         if offset < self.log_start_offset {
             return self.truncate_fully_and_start_at(offset);
         }
+        self.truncations += 1;
+        self.truncate_cleaner_checkpoint(offset)?;
         let later: Vec<i64> = self.segments.range(offset + 1..).map(|(&b, _)| b).collect();
         for base in later {
             if self.segments.len() == 1 {
@@ -698,6 +711,8 @@ impl Log {
     /// Delete all segments and restart the log, empty, at `offset` (e.g. a
     /// follower whose leader's log starts past this log's end).
     pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), LogError> {
+        self.truncations += 1;
+        self.reset_cleaner_checkpoint(offset)?;
         while let Some((_, seg)) = self.segments.pop_first() {
             seg.delete()?;
         }
@@ -1017,6 +1032,10 @@ impl Log {
             Some((_, s)) => s,
             None => unreachable!("a log always has an active segment"),
         }
+    }
+
+    pub(crate) fn active_base_offset(&self) -> i64 {
+        self.active().base_offset()
     }
 
     fn active(&self) -> &LogSegment {

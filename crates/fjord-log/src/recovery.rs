@@ -89,9 +89,11 @@ pub(crate) fn load_segments(
     Ok((segments, dir_dirty))
 }
 
-/// Base offsets of the `.log` files in `dir`, sorted; removes leftovers
-/// (temp files, orphan indexes, Kafka's `.deleted`/`.cleaned`/`.swap`).
+/// Base offsets of the `.log` files in `dir`, sorted, after completing the
+/// cleaner swaps a crash interrupted; removes leftovers (temp files, orphan
+/// indexes, `.deleted`, uncommitted `.cleaned` / `.swap` files).
 pub(crate) fn scan_directory(dir: &Path) -> Result<Vec<i64>, LogError> {
+    crate::cleaner::complete_interrupted_swaps(dir)?;
     let mut bases = Vec::new();
     let mut index_files = Vec::new();
     let entries = fs::read_dir(dir).map_err(LogError::io("listing", dir))?;

@@ -125,6 +125,54 @@ impl RollingBase {
     }
 }
 
+/// The indexes of a segment file written outside the log (the cleaner's
+/// output), built batch by batch as it is written, so that installing the
+/// segment under the log's lock needs no rescan.
+#[derive(Debug)]
+pub(crate) struct DetachedIndexes {
+    base_offset: i64,
+    interval: u32,
+    position: u64,
+    next_offset: i64,
+    derived: Derived,
+}
+
+impl DetachedIndexes {
+    pub(crate) fn new(base_offset: i64, index_interval_bytes: u32) -> Self {
+        DetachedIndexes {
+            base_offset,
+            interval: index_interval_bytes,
+            position: 0,
+            next_offset: base_offset,
+            derived: Derived::new(),
+        }
+    }
+
+    /// A batch (already validated) was written at the end of the file.
+    pub(crate) fn on_batch(&mut self, header: &BatchHeader) {
+        let placed = PlacedBatch {
+            base_offset: header.base_offset,
+            max_timestamp: header.max_timestamp,
+            size: header.size() as u64,
+        };
+        self.derived
+            .on_batch(self.base_offset, self.position, &placed, self.interval);
+        self.position += placed.size;
+        self.next_offset = header.next_offset();
+    }
+
+    /// Bytes written so far.
+    pub(crate) fn size(&self) -> u64 {
+        self.position
+    }
+
+    /// The segment's offsets end at `offset` at least (the batches of the
+    /// sources' tail may all have been removed).
+    pub(crate) fn extend_to(&mut self, offset: i64) {
+        self.next_offset = self.next_offset.max(offset);
+    }
+}
+
 pub(crate) struct LogSegment {
     base_offset: i64,
     log_path: PathBuf,
@@ -197,6 +245,44 @@ impl LogSegment {
             size,
             txn_index,
         ))
+    }
+
+    /// Open the segment file at `base_offset` that the cleaner wrote (and
+    /// swapped in), with the indexes built while writing it; sealed, its
+    /// index files written (fsynced by the next `sync`).
+    pub(crate) fn open_cleaned(
+        dir: &Path,
+        indexes: DetachedIndexes,
+    ) -> Result<LogSegment, LogError> {
+        let mut seg = Self::open(dir, indexes.base_offset)?;
+        if seg.size != indexes.position {
+            return Err(LogError::CorruptSegment {
+                path: seg.log_path.clone(),
+                position: seg.size.min(indexes.position),
+            });
+        }
+        seg.derived = indexes.derived;
+        seg.next_offset = indexes.next_offset;
+        seg.exact = true;
+        seg.indexes_dirty = true;
+        seg.unsynced = true;
+        seg.seal();
+        seg.write_indexes()?;
+        Ok(seg)
+    }
+
+    /// The path of the `.log` file.
+    pub(crate) fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// A second handle on the `.log` file, for reads outside the log's lock
+    /// (the cleaner; a sealed segment's file only ever shrinks by a
+    /// truncation, which the cleaner detects before swapping).
+    pub(crate) fn file_handle(&self) -> Result<File, LogError> {
+        self.file
+            .try_clone()
+            .map_err(LogError::io("duplicating the handle of", &self.log_path))
     }
 
     fn with_file(

@@ -68,6 +68,19 @@ impl AbortedTxn {
     }
 }
 
+/// Write a new index file at `path` holding `entries` (ordered by marker
+/// offset), fsynced: the cleaner's output for a cleaned segment, written
+/// even when empty so that its swap can tell a completed rename apart.
+pub(crate) fn write_entries(path: &Path, entries: &[AbortedTxn]) -> Result<(), LogError> {
+    let mut bytes = Vec::with_capacity(entries.len() * ENTRY_LEN);
+    for e in entries {
+        bytes.extend_from_slice(&e.encode());
+    }
+    let mut f = File::create(path).map_err(LogError::io("creating", path))?;
+    f.write_all(&bytes).map_err(LogError::io("writing", path))?;
+    f.sync_all().map_err(LogError::io("syncing", path))
+}
+
 /// The aborted transactions overlapping a fetched range, and whether the
 /// search can stop (no later segment can hold more).
 #[derive(Debug, Default)]

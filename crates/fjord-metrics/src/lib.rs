@@ -42,3 +42,19 @@ pub static ISR_SHRINKS: Counter = Counter::new();
 /// ISR expansions this node proposed as partition leader and the controller
 /// committed (Kafka's `IsrExpandsPerSec`).
 pub static ISR_EXPANDS: Counter = Counter::new();
+
+/// Bytes of log segments the log cleaner rewrote (read and filtered).
+pub static CLEANER_BYTES_CLEANED: Counter = Counter::new();
+
+/// Bytes the log cleaner wrote (the cleaned segments).
+pub static CLEANER_BYTES_WRITTEN: Counter = Counter::new();
+
+/// Cleaning passes swapped in.
+pub static CLEANER_PASSES: Counter = Counter::new();
+
+/// Wall time of the last cleaning pass, in milliseconds.
+pub static CLEANER_LAST_PASS_MS: Gauge = Gauge::new();
+
+/// The largest dirty ratio among this node's compacted logs at the last
+/// cleaner check, in parts per million (the scrape divides).
+pub static CLEANER_MAX_DIRTY_RATIO_PPM: Gauge = Gauge::new();

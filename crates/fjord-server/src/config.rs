@@ -23,6 +23,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use fjord_broker::config::LogCleanerConfig;
 use fjord_broker::{AdvertisedListener, BrokerConfig, REPLICATION_LISTENER, ReplicationConfig};
 use fjord_controller::ControllerConfig;
 use fjord_coordinator::GroupServiceConfig;
@@ -214,6 +215,16 @@ pub struct BrokerSection {
     pub transaction_state_log_min_isr: i32,
     /// `transaction.state.log.segment.bytes`.
     pub transaction_state_log_segment_bytes: u64,
+    /// `offsets.topic.segment.bytes`: `__consumer_offsets`' `segment.bytes`.
+    pub offsets_topic_segment_bytes: u64,
+    /// `log.cleaner.enable`: compact `cleanup.policy=compact` logs.
+    pub log_cleaner_enable: bool,
+    /// `log.cleaner.dedupe.buffer.size`: the cleaner's offset map memory.
+    pub log_cleaner_dedupe_buffer_size: usize,
+    /// `log.cleaner.io.buffer.size`: the cleaner's write buffer.
+    pub log_cleaner_io_buffer_size: usize,
+    /// `log.cleaner.backoff.ms`: the cleaner's pause when no log is due.
+    pub log_cleaner_backoff_ms: u64,
 }
 
 impl Default for FileConfig {
@@ -270,6 +281,11 @@ impl Default for BrokerSection {
             transaction_state_log_replication_factor: 3,
             transaction_state_log_min_isr: 2,
             transaction_state_log_segment_bytes: 100 * 1024 * 1024,
+            offsets_topic_segment_bytes: 100 * 1024 * 1024,
+            log_cleaner_enable: true,
+            log_cleaner_dedupe_buffer_size: 128 * 1024 * 1024,
+            log_cleaner_io_buffer_size: 512 * 1024,
+            log_cleaner_backoff_ms: 15_000,
         }
     }
 }
@@ -511,6 +527,13 @@ impl FileConfig {
             retention_check_interval: Duration::from_millis(
                 b.log_retention_check_interval_ms.max(1),
             ),
+            log_cleaner: LogCleanerConfig {
+                enable: b.log_cleaner_enable,
+                // Kafka's minimum: room for a few keys at least.
+                dedupe_buffer_size: b.log_cleaner_dedupe_buffer_size.max(1024 * 1024),
+                io_buffer_size: b.log_cleaner_io_buffer_size.max(4096),
+                backoff: Duration::from_millis(b.log_cleaner_backoff_ms.max(1)),
+            },
             flush_check_interval: Duration::from_millis(1000),
             producer_id_expiration_check_interval: Duration::from_millis(
                 b.producer_id_expiration_check_interval_ms.max(1),
@@ -518,6 +541,8 @@ impl FileConfig {
             groups: GroupServiceConfig {
                 offsets_topic_num_partitions: b.offsets_topic_num_partitions.max(1),
                 offsets_topic_replication_factor: b.offsets_topic_replication_factor.max(1),
+                // segment.bytes' lower bound (LogConfig).
+                offsets_topic_segment_bytes: b.offsets_topic_segment_bytes.max(14),
                 group: GroupConfig {
                     initial_rebalance_delay_ms: b.group_initial_rebalance_delay_ms.max(0),
                     ..GroupConfig::default()

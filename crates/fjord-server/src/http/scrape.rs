@@ -42,6 +42,7 @@ pub(crate) async fn render(status: &NodeStatus) -> String {
         MetricKind::Counter,
         fjord_metrics::ISR_EXPANDS.get(),
     );
+    log_cleaner(&mut e);
     if let Some(broker) = status.broker() {
         partitions(&mut e, broker);
         last_stable_offset_lag(&mut e, broker);
@@ -51,6 +52,40 @@ pub(crate) async fn render(status: &NodeStatus) -> String {
     controller(&mut e, status);
     process(&mut e);
     e.finish()
+}
+
+/// The log cleaner's counters (docs/metrics.md, "Log cleaner").
+fn log_cleaner(e: &mut TextEncoder) {
+    e.single(
+        "fjord_log_cleaner_bytes_cleaned_total",
+        "Bytes of log segments the log cleaner rewrote.",
+        MetricKind::Counter,
+        fjord_metrics::CLEANER_BYTES_CLEANED.get(),
+    );
+    e.single(
+        "fjord_log_cleaner_bytes_written_total",
+        "Bytes of cleaned segments the log cleaner wrote.",
+        MetricKind::Counter,
+        fjord_metrics::CLEANER_BYTES_WRITTEN.get(),
+    );
+    e.single(
+        "fjord_log_cleaner_passes_total",
+        "Log cleaning passes swapped in.",
+        MetricKind::Counter,
+        fjord_metrics::CLEANER_PASSES.get(),
+    );
+    e.single(
+        "fjord_log_cleaner_last_pass_seconds",
+        "Wall time of the last log cleaning pass.",
+        MetricKind::Gauge,
+        fjord_metrics::CLEANER_LAST_PASS_MS.get() as f64 / 1000.0,
+    );
+    e.single(
+        "fjord_log_cleaner_max_dirty_ratio",
+        "Largest dirty ratio among this node's compacted logs at the last cleaner check.",
+        MetricKind::Gauge,
+        fjord_metrics::CLEANER_MAX_DIRTY_RATIO_PPM.get() as f64 / 1e6,
+    );
 }
 
 /// `fjord_requests_total` and `fjord_request_duration_seconds` per API.
