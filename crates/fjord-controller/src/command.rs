@@ -53,6 +53,14 @@ pub enum MetadataCommand {
         set: BTreeMap<String, String>,
         delete: Vec<String>,
     },
+    /// Set and delete dynamic broker configs (Kafka's names, e.g.
+    /// `log.retention.ms`): for one broker, or (`broker_id` `None`) the
+    /// cluster-wide default every broker without its own value uses.
+    AlterBrokerConfigs {
+        broker_id: Option<BrokerId>,
+        set: BTreeMap<String, String>,
+        delete: Vec<String>,
+    },
     /// Hand a broker the next block of `count` producer ids (Kafka's
     /// AllocateProducerIds), so ids stay unique across brokers and restarts.
     AllocateProducerIds { broker_id: BrokerId, count: i32 },
@@ -148,6 +156,17 @@ impl fmt::Display for MetadataCommand {
                 set.len(),
                 delete.len()
             ),
+            MetadataCommand::AlterBrokerConfigs {
+                broker_id,
+                set,
+                delete,
+            } => write!(
+                f,
+                "AlterBrokerConfigs({}, set {}, delete {})",
+                broker_id.map_or("cluster default".to_string(), |b| b.to_string()),
+                set.len(),
+                delete.len()
+            ),
             MetadataCommand::AllocateProducerIds { broker_id, count } => {
                 write!(f, "AllocateProducerIds({broker_id}, {count})")
             }
@@ -220,6 +239,10 @@ pub enum MetadataResponse {
     },
     TopicConfigsAltered {
         topic_id: TopicId,
+    },
+    /// AlterBrokerConfigs applied.
+    BrokerConfigsAltered {
+        broker_id: Option<BrokerId>,
     },
     /// Producer ids `first_producer_id .. first_producer_id + count` now belong to the broker.
     ProducerIdsAllocated {
@@ -351,6 +374,8 @@ pub enum MetadataError {
     },
     #[error("config {key:?} is both set and deleted in one request")]
     ConflictingConfigChange { key: String },
+    #[error("invalid broker id {broker_id} for a broker config change")]
+    InvalidConfigBrokerId { broker_id: BrokerId },
     #[error(
         "producer id block of {count} ids requested by broker {broker_id}: must be positive, from a registered broker"
     )]

@@ -44,6 +44,42 @@ pub struct MetadataImage {
     /// The first producer id not yet handed to a broker.
     #[serde(default)]
     pub next_producer_id: i64,
+    /// Dynamic broker configs (AlterBrokerConfigs). Absent from snapshots
+    /// written before they existed: empty then.
+    #[serde(default, skip_serializing_if = "DynamicBrokerConfigs::is_empty")]
+    pub broker_configs: DynamicBrokerConfigs,
+}
+
+/// Dynamic broker configs by Kafka's broker config names, as the alter APIs
+/// set them. Precedence (per broker over cluster default over the node's
+/// static config) is the reader's business: see `fjord_config::resolve`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DynamicBrokerConfigs {
+    /// The cluster-wide defaults (Kafka's broker resource "").
+    #[serde(default)]
+    pub cluster_default: BTreeMap<String, String>,
+    /// Per broker (Kafka's broker resource "N"); a broker without values has no entry.
+    #[serde(default)]
+    pub brokers: BTreeMap<BrokerId, BTreeMap<String, String>>,
+}
+
+impl DynamicBrokerConfigs {
+    pub fn is_empty(&self) -> bool {
+        self.cluster_default.is_empty() && self.brokers.is_empty()
+    }
+
+    /// The dynamic configs of `broker_id`, if it has any.
+    pub fn broker(&self, broker_id: BrokerId) -> Option<&BTreeMap<String, String>> {
+        self.brokers.get(&broker_id)
+    }
+
+    /// The configs of one resource: a broker's, or (`None`) the cluster default.
+    pub fn resource(&self, broker_id: Option<BrokerId>) -> Option<&BTreeMap<String, String>> {
+        match broker_id {
+            Some(id) => self.broker(id),
+            None => Some(&self.cluster_default),
+        }
+    }
 }
 
 /// A broker as registered with the controller.
@@ -190,6 +226,11 @@ impl MetadataImage {
                 set,
                 delete,
             } => self.alter_topic_configs(*topic_id, set, delete),
+            MetadataCommand::AlterBrokerConfigs {
+                broker_id,
+                set,
+                delete,
+            } => self.alter_broker_configs(*broker_id, set, delete),
             MetadataCommand::AllocateProducerIds { broker_id, count } => {
                 self.allocate_producer_ids(*broker_id, *count)
             }
@@ -465,6 +506,44 @@ impl MetadataImage {
             topic.configs.remove(k);
         }
         Ok(MetadataResponse::TopicConfigsAltered { topic_id })
+    }
+
+    /// Names and values were validated by the broker that proposed the
+    /// change (against the config registry); the image only stores them.
+    fn alter_broker_configs(
+        &mut self,
+        broker_id: Option<BrokerId>,
+        set: &BTreeMap<String, String>,
+        delete: &[String],
+    ) -> Result<MetadataResponse, MetadataError> {
+        if let Some(id) = broker_id
+            && id < 0
+        {
+            return Err(MetadataError::InvalidConfigBrokerId { broker_id: id });
+        }
+        if let Some(key) = delete.iter().find(|k| set.contains_key(*k)) {
+            return Err(MetadataError::ConflictingConfigChange { key: key.clone() });
+        }
+        let configs = match broker_id {
+            Some(id) => self.broker_configs.brokers.entry(id).or_default(),
+            None => &mut self.broker_configs.cluster_default,
+        };
+        for (k, v) in set {
+            configs.insert(k.clone(), v.clone());
+        }
+        for k in delete {
+            configs.remove(k);
+        }
+        if let Some(id) = broker_id
+            && self
+                .broker_configs
+                .brokers
+                .get(&id)
+                .is_some_and(BTreeMap::is_empty)
+        {
+            self.broker_configs.brokers.remove(&id);
+        }
+        Ok(MetadataResponse::BrokerConfigsAltered { broker_id })
     }
 
     /// Every replica list non-empty, without duplicates, of registered brokers, and of
@@ -1176,6 +1255,58 @@ mod tests {
         for (id, topic) in &image.topics {
             assert!(Arc::ptr_eq(&before.topics[id], topic));
         }
+    }
+
+    /// Dynamic broker configs: set and delete per broker and cluster-wide;
+    /// they survive a snapshot round trip, and a snapshot without them (older
+    /// format) loads with none and serializes as before.
+    #[test]
+    fn broker_configs_alter_and_round_trip() {
+        let mut image = MetadataImage::default();
+        let set = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let alter = |broker_id, set, delete: &[&str]| MetadataCommand::AlterBrokerConfigs {
+            broker_id,
+            set,
+            delete: delete.iter().map(|s| s.to_string()).collect(),
+        };
+        assert_eq!(
+            image.apply(1, &alter(None, set(&[("log.retention.ms", "1000")]), &[])),
+            MetadataResponse::BrokerConfigsAltered { broker_id: None }
+        );
+        image.apply(
+            2,
+            &alter(Some(2), set(&[("min.insync.replicas", "2")]), &[]),
+        );
+        assert!(matches!(
+            image.apply(3, &alter(Some(-1), set(&[]), &[])),
+            MetadataResponse::Error(MetadataError::InvalidConfigBrokerId { broker_id: -1 })
+        ));
+        assert!(matches!(
+            image.apply(4, &alter(None, set(&[("a", "1")]), &["a"])),
+            MetadataResponse::Error(MetadataError::ConflictingConfigChange { .. })
+        ));
+        assert_eq!(
+            image.broker_configs.cluster_default,
+            set(&[("log.retention.ms", "1000")])
+        );
+        assert_eq!(
+            image.broker_configs.broker(2),
+            Some(&set(&[("min.insync.replicas", "2")]))
+        );
+        let bytes = serde_json::to_vec(&image).unwrap();
+        let back: MetadataImage = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(back, image);
+        // Deleting a broker's last value forgets the broker.
+        image.apply(5, &alter(Some(2), set(&[]), &["min.insync.replicas"]));
+        assert!(image.broker_configs.brokers.is_empty());
+        image.apply(6, &alter(None, set(&[]), &["log.retention.ms"]));
+        let json = serde_json::to_string(&image).unwrap();
+        assert!(!json.contains("broker_configs"), "{json}");
     }
 
     /// Snapshots serialize a shared topic as the topic itself: a snapshot
