@@ -153,6 +153,10 @@ pub enum AdminError {
     InvalidReplicaAssignment { reason: String },
     #[error("invalid config: {reason}")]
     InvalidConfig { reason: String },
+    /// Kafka's INVALID_REQUEST: e.g. a read-only broker config, a key given
+    /// twice, a broker resource that is not a broker id.
+    #[error("invalid request: {reason}")]
+    InvalidRequest { reason: String },
     #[error("topic operations on internal topics are not allowed")]
     TopicAuthorizationFailed,
     #[error("this node is not the active controller")]

@@ -58,6 +58,7 @@ pub fn admin_error(err: &AdminError) -> ResponseError {
         AdminError::InvalidReplicationFactor { .. } => ResponseError::InvalidReplicationFactor,
         AdminError::InvalidReplicaAssignment { .. } => ResponseError::InvalidReplicaAssignment,
         AdminError::InvalidConfig { .. } => ResponseError::InvalidConfig,
+        AdminError::InvalidRequest { .. } => ResponseError::InvalidRequest,
         AdminError::TopicAuthorizationFailed => ResponseError::TopicAuthorizationFailed,
         AdminError::NotController => ResponseError::NotController,
         AdminError::RequestTimedOut => ResponseError::RequestTimedOut,
