@@ -151,8 +151,9 @@ def test_broker_dynamic_configs_reach_topics_and_read_only_is_refused(fjord, top
     incremental(admin, per_broker)
     entry = wait_topic_config(admin, topic, "retention.ms", "3600000")
     assert entry.source == ConfigSource.DYNAMIC_BROKER_CONFIG.value
-    sources = [s.source for s in entry.synonyms.values()]
-    assert sources[0] == ConfigSource.DYNAMIC_BROKER_CONFIG.value, sources
+    # confluent-kafka keys synonyms by name, so the broker synonym's levels
+    # collapse into one entry; the Java test checks their order.
+    assert "log.retention.ms" in entry.synonyms, entry.synonyms
 
     broker = describe(admin, ConfigResource(ConfigResource.Type.BROKER, "1"))
     assert broker["log.retention.ms"].value == "3600000"
