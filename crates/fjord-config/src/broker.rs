@@ -31,6 +31,22 @@ const fn broker(
     }
 }
 
+/// A Kafka broker config Fjord accepts and stores but does not act on
+/// (thread pools, throttles, SASL): tools that set them keep working.
+const fn stored(
+    name: &'static str,
+    config_type: ConfigType,
+    default: &'static str,
+    validator: Validator,
+    update_mode: UpdateMode,
+    doc: &'static str,
+) -> ConfigDef {
+    ConfigDef {
+        applied: false,
+        ..broker(name, config_type, default, validator, update_mode, doc)
+    }
+}
+
 const fn positive() -> Validator {
     Validator::Range {
         min: 1,
@@ -38,8 +54,12 @@ const fn positive() -> Validator {
     }
 }
 
+use ConfigType::Double;
 use ConfigType::{Boolean, Int, List, Long, Short, String as Str};
-use UpdateMode::{ClusterWide, ReadOnly};
+use UpdateMode::{ClusterWide, PerBroker, ReadOnly};
+
+const LONG_MAX: &str = "9223372036854775807";
+const INT_MAX: &str = "2147483647";
 
 /// Broker configs that are not a topic config's synonym, sorted by name.
 /// `min.insync.replicas` and `unclean.leader.election.enable` are both a
@@ -60,6 +80,14 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         Validator::Any,
         ClusterWide,
         "Create a topic on first use by Metadata or Produce (dynamic in Fjord, read-only in Kafka).",
+    ),
+    stored(
+        "background.threads",
+        Int,
+        "10",
+        positive(),
+        ClusterWide,
+        "Threads for background work (stored, not applied: Fjord sizes its tokio runtime itself).",
     ),
     broker(
         "broker.heartbeat.interval.ms",
@@ -96,6 +124,66 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         ClusterWide,
         "Replication factor of auto-created topics and of CreateTopics without one (dynamic in Fjord, read-only in Kafka).",
     ),
+    stored(
+        "follower.replication.throttled.rate",
+        Long,
+        LONG_MAX,
+        Validator::Range {
+            min: 0,
+            max: i64::MAX,
+        },
+        PerBroker,
+        "Bytes per second for throttled follower replication (stored, not applied).",
+    ),
+    stored(
+        "leader.replication.throttled.rate",
+        Long,
+        LONG_MAX,
+        Validator::Range {
+            min: 0,
+            max: i64::MAX,
+        },
+        PerBroker,
+        "Bytes per second for throttled leader replication (stored, not applied).",
+    ),
+    stored(
+        "log.cleaner.backoff.ms",
+        Long,
+        "15000",
+        Validator::Range {
+            min: 0,
+            max: i64::MAX,
+        },
+        ClusterWide,
+        "How long the log cleaner sleeps when no log needs cleaning.",
+    ),
+    stored(
+        "log.cleaner.dedupe.buffer.size",
+        Long,
+        "134217728",
+        Validator::Any,
+        ClusterWide,
+        "Memory for the log cleaner's key deduplication, across its threads.",
+    ),
+    stored(
+        "log.cleaner.io.max.bytes.per.second",
+        Double,
+        "1.7976931348623157E308",
+        Validator::Any,
+        ClusterWide,
+        "I/O throttle of the log cleaner (read plus write).",
+    ),
+    stored(
+        "log.cleaner.threads",
+        Int,
+        "1",
+        Validator::Range {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+        ClusterWide,
+        "Threads cleaning compacted logs.",
+    ),
     broker(
         "log.dirs",
         List,
@@ -115,6 +203,28 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         ReadOnly,
         "How often logs are checked for segments to delete by retention.",
     ),
+    stored(
+        "max.connections",
+        Int,
+        INT_MAX,
+        Validator::Range {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+        ClusterWide,
+        "Most client connections a broker accepts (stored, not applied: Fjord's limit is its static max_connections).",
+    ),
+    stored(
+        "max.connections.per.ip",
+        Int,
+        INT_MAX,
+        Validator::Range {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+        ClusterWide,
+        "Most connections from one IP address (stored, not applied).",
+    ),
     broker(
         "node.id",
         Int,
@@ -123,6 +233,22 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         ReadOnly,
         "The node's id, naming it as broker and controller voter.",
     ),
+    stored(
+        "num.io.threads",
+        Int,
+        "8",
+        positive(),
+        ClusterWide,
+        "Request handler threads (stored, not applied: Fjord sizes its tokio runtime itself).",
+    ),
+    stored(
+        "num.network.threads",
+        Int,
+        "3",
+        positive(),
+        ClusterWide,
+        "Network threads (stored, not applied).",
+    ),
     broker(
         "num.partitions",
         Int,
@@ -130,6 +256,14 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         positive(),
         ClusterWide,
         "Partitions of auto-created topics and of CreateTopics without a count (dynamic in Fjord, read-only in Kafka).",
+    ),
+    stored(
+        "num.replica.fetchers",
+        Int,
+        "1",
+        positive(),
+        ClusterWide,
+        "Fetcher threads per source broker (stored, not applied).",
     ),
     broker(
         "offsets.topic.num.partitions",
@@ -165,6 +299,14 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         positive(),
         ReadOnly,
         "A producer id idle this long is forgotten (cluster-wide in Kafka, read-only in Fjord).",
+    ),
+    stored(
+        "sasl.kerberos.min.time.before.relogin",
+        Long,
+        "60000",
+        Validator::Any,
+        PerBroker,
+        "Kerberos login thread sleep between refresh attempts (stored, not applied: Fjord has no SASL).",
     ),
     broker(
         "transaction.state.log.min.isr",
