@@ -41,6 +41,8 @@ pub struct ClusterOptions {
     /// every wait use) and EXTERNAL on a second port advertised as `localhost:PORT2`
     /// ([`FjordCluster::external_bootstrap`]).
     pub external_listener: bool,
+    /// `[broker] log_retention_check_interval_ms` (Kafka's 300000 by default).
+    pub log_retention_check_interval_ms: u64,
 }
 
 impl ClusterOptions {
@@ -58,6 +60,7 @@ impl ClusterOptions {
             replication_factor: i16::try_from(nodes.min(3)).unwrap_or(3),
             min_insync_replicas: 1,
             external_listener: false,
+            log_retention_check_interval_ms: 300_000,
         }
     }
 
@@ -219,6 +222,11 @@ impl FjordCluster {
                     let _ = writeln!(t, "offsets_topic_num_partitions = 4");
                     let _ = writeln!(t, "group_initial_rebalance_delay_ms = 0");
                     let _ = writeln!(t, "min_insync_replicas = {}", o.min_insync_replicas);
+                    let _ = writeln!(
+                        t,
+                        "log_retention_check_interval_ms = {}",
+                        o.log_retention_check_interval_ms
+                    );
                     t
                 })
             })

@@ -10,6 +10,7 @@ mod admin_cli;
 mod admin_group_cli;
 mod bench_cluster;
 mod cluster;
+mod configs;
 mod coordinator_loads;
 mod coordinator_shards;
 mod dev_cluster;
