@@ -189,19 +189,19 @@ mod tests {
         }
     }
 
+    /// (configs set, configs deleted).
+    type Want = (
+        &'static [(&'static str, &'static str)],
+        &'static [&'static str],
+    );
+
     #[test]
     fn incremental_operations() {
         struct Case {
             name: &'static str,
             current: &'static [(&'static str, &'static str)],
             ops: Vec<AlterOp>,
-            want: Result<
-                (
-                    &'static [(&'static str, &'static str)],
-                    &'static [&'static str],
-                ),
-                AlterError,
-            >,
+            want: Result<Want, AlterError>,
         }
         let cases = [
             Case {
