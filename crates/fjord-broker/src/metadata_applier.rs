@@ -100,6 +100,13 @@ fn topics_delta<'a>(prev: Option<&'a MetadataImage>, image: &'a MetadataImage) -
         };
     };
     let broker_configs_changed = prev.broker_configs != image.broker_configs;
+    if broker_configs_changed {
+        tracing::info!(
+            cluster_default = ?image.broker_configs.cluster_default,
+            brokers = ?image.broker_configs.brokers,
+            "dynamic broker configs changed: every topic's effective config is recomputed"
+        );
+    }
     let changed = image
         .topics
         .iter()

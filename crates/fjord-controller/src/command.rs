@@ -52,6 +52,13 @@ pub enum MetadataCommand {
         topic_id: TopicId,
         set: BTreeMap<String, String>,
         delete: Vec<String>,
+        /// Compare-and-set: the topic's configs the change was computed
+        /// from (APPEND, SUBTRACT and AlterConfigs' replace-all depend on
+        /// them); refused with [`MetadataError::ConfigsChanged`] when they
+        /// are no longer the current ones. `None` (and entries written
+        /// before the field existed): unconditional.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expected: Option<BTreeMap<String, String>>,
     },
     /// Set and delete dynamic broker configs (Kafka's names, e.g.
     /// `log.retention.ms`): for one broker, or (`broker_id` `None`) the
@@ -60,6 +67,9 @@ pub enum MetadataCommand {
         broker_id: Option<BrokerId>,
         set: BTreeMap<String, String>,
         delete: Vec<String>,
+        /// Compare-and-set, as [`MetadataCommand::AlterTopicConfigs`]'s.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expected: Option<BTreeMap<String, String>>,
     },
     /// Hand a broker the next block of `count` producer ids (Kafka's
     /// AllocateProducerIds), so ids stay unique across brokers and restarts.
@@ -150,6 +160,7 @@ impl fmt::Display for MetadataCommand {
                 topic_id,
                 set,
                 delete,
+                ..
             } => write!(
                 f,
                 "AlterTopicConfigs({topic_id}, set {}, delete {})",
@@ -160,6 +171,7 @@ impl fmt::Display for MetadataCommand {
                 broker_id,
                 set,
                 delete,
+                ..
             } => write!(
                 f,
                 "AlterBrokerConfigs({}, set {}, delete {})",
@@ -376,6 +388,10 @@ pub enum MetadataError {
     ConflictingConfigChange { key: String },
     #[error("invalid broker id {broker_id} for a broker config change")]
     InvalidConfigBrokerId { broker_id: BrokerId },
+    /// A config change's compare-and-set failed: the resource's configs
+    /// changed since the proposer read them (it reads again and retries).
+    #[error("the configs changed since the change was computed")]
+    ConfigsChanged,
     #[error(
         "producer id block of {count} ids requested by broker {broker_id}: must be positive, from a registered broker"
     )]

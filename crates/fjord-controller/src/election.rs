@@ -928,6 +928,7 @@ mod tests {
                     broker_id: None,
                     set,
                     delete: vec![],
+                    expected: None,
                 };
                 assert!(!matches!(img.apply(50, &alter), MetadataResponse::Error(_)));
             }

@@ -225,12 +225,14 @@ impl MetadataImage {
                 topic_id,
                 set,
                 delete,
-            } => self.alter_topic_configs(*topic_id, set, delete),
+                expected,
+            } => self.alter_topic_configs(*topic_id, set, delete, expected.as_ref()),
             MetadataCommand::AlterBrokerConfigs {
                 broker_id,
                 set,
                 delete,
-            } => self.alter_broker_configs(*broker_id, set, delete),
+                expected,
+            } => self.alter_broker_configs(*broker_id, set, delete, expected.as_ref()),
             MetadataCommand::AllocateProducerIds { broker_id, count } => {
                 self.allocate_producer_ids(*broker_id, *count)
             }
@@ -489,9 +491,13 @@ impl MetadataImage {
         topic_id: TopicId,
         set: &BTreeMap<String, String>,
         delete: &[String],
+        expected: Option<&BTreeMap<String, String>>,
     ) -> Result<MetadataResponse, MetadataError> {
-        if !self.topics.contains_key(&topic_id) {
+        let Some(current) = self.topics.get(&topic_id) else {
             return Err(MetadataError::UnknownTopicId { topic_id });
+        };
+        if expected.is_some_and(|e| *e != current.configs) {
+            return Err(MetadataError::ConfigsChanged);
         }
         if let Some(key) = delete.iter().find(|k| set.contains_key(*k)) {
             return Err(MetadataError::ConflictingConfigChange { key: key.clone() });
@@ -515,11 +521,17 @@ impl MetadataImage {
         broker_id: Option<BrokerId>,
         set: &BTreeMap<String, String>,
         delete: &[String],
+        expected: Option<&BTreeMap<String, String>>,
     ) -> Result<MetadataResponse, MetadataError> {
         if let Some(id) = broker_id
             && id < 0
         {
             return Err(MetadataError::InvalidConfigBrokerId { broker_id: id });
+        }
+        let empty = BTreeMap::new();
+        let current = self.broker_configs.resource(broker_id).unwrap_or(&empty);
+        if expected.is_some_and(|e| e != current) {
+            return Err(MetadataError::ConfigsChanged);
         }
         if let Some(key) = delete.iter().find(|k| set.contains_key(*k)) {
             return Err(MetadataError::ConflictingConfigChange { key: key.clone() });
@@ -1036,6 +1048,7 @@ mod tests {
                     topic_id: tid(100),
                     set: BTreeMap::from([("retention.ms".into(), "1000".into())]),
                     delete: vec!["cleanup.policy".into()],
+                    expected: None,
                 },
                 MetadataResponse::TopicConfigsAltered { topic_id: tid(100) },
                 |i| {
@@ -1051,6 +1064,7 @@ mod tests {
                     topic_id: tid(100),
                     set: BTreeMap::from([("retention.ms".into(), "1000".into())]),
                     delete: vec!["retention.ms".into()],
+                    expected: None,
                 },
                 err(MetadataError::ConflictingConfigChange {
                     key: "retention.ms".into(),
@@ -1063,6 +1077,7 @@ mod tests {
                     topic_id: tid(7),
                     set: BTreeMap::new(),
                     delete: vec![],
+                    expected: None,
                 },
                 err(MetadataError::UnknownTopicId { topic_id: tid(7) }),
                 unchanged,
@@ -1273,6 +1288,7 @@ mod tests {
             broker_id,
             set,
             delete: delete.iter().map(|s| s.to_string()).collect(),
+            expected: None,
         };
         assert_eq!(
             image.apply(1, &alter(None, set(&[("log.retention.ms", "1000")]), &[])),
@@ -1301,6 +1317,28 @@ mod tests {
         let bytes = serde_json::to_vec(&image).unwrap();
         let back: MetadataImage = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(back, image);
+        // Compare-and-set: computed from configs that are no longer current.
+        let stale = MetadataCommand::AlterBrokerConfigs {
+            broker_id: None,
+            set: set(&[("log.retention.ms", "5")]),
+            delete: vec![],
+            expected: Some(BTreeMap::new()),
+        };
+        assert_eq!(
+            image.apply(7, &stale),
+            MetadataResponse::Error(MetadataError::ConfigsChanged)
+        );
+        let fresh = MetadataCommand::AlterBrokerConfigs {
+            broker_id: None,
+            set: set(&[("log.retention.ms", "5")]),
+            delete: vec![],
+            expected: Some(set(&[("log.retention.ms", "1000")])),
+        };
+        assert!(!matches!(
+            image.apply(8, &fresh),
+            MetadataResponse::Error(_)
+        ));
+        image.apply(9, &alter(None, set(&[("log.retention.ms", "1000")]), &[]));
         // Deleting a broker's last value forgets the broker.
         image.apply(5, &alter(Some(2), set(&[]), &["min.insync.replicas"]));
         assert!(image.broker_configs.brokers.is_empty());

@@ -62,6 +62,9 @@ pub fn admin_error(err: &AdminError) -> ResponseError {
         AdminError::TopicAuthorizationFailed => ResponseError::TopicAuthorizationFailed,
         AdminError::NotController => ResponseError::NotController,
         AdminError::RequestTimedOut => ResponseError::RequestTimedOut,
+        // Retried by the admin service until its timeout; should it ever
+        // escape, the client may retry too.
+        AdminError::ConfigsChanged => ResponseError::RequestTimedOut,
         // The controller failed in a way the broker did not classify.
         AdminError::Controller(_) | AdminError::UnexpectedControllerResponse { .. } => {
             ResponseError::UnknownServerError

@@ -144,17 +144,14 @@ impl AdminService {
         ops: &[AlterOp],
         validate_only: bool,
     ) -> Result<(), AdminError> {
-        let image = self.metadata();
-        let current = current_configs(&image, resource)?;
-        let change = match resource {
-            ConfigResource::Topic(_) => fjord_config::apply_incremental(&current, ops, topic_def)?,
-            ConfigResource::Broker(id) => {
-                let default = id.is_none();
-                fjord_config::apply_incremental(&current, ops, |n| dynamic_broker_def(n, default))?
+        let default = matches!(resource, ConfigResource::Broker(None));
+        self.alter_resource(resource, validate_only, |current| match resource {
+            ConfigResource::Topic(_) => fjord_config::apply_incremental(current, ops, topic_def),
+            ConfigResource::Broker(_) => {
+                fjord_config::apply_incremental(current, ops, |n| dynamic_broker_def(n, default))
             }
-        };
-        self.commit_change(&image, resource, current, change, validate_only)
-            .await
+        })
+        .await
     }
 
     /// AlterConfigs of one resource: `configs` replaces every dynamic config
@@ -165,17 +162,52 @@ impl AdminService {
         configs: &[(String, Option<String>)],
         validate_only: bool,
     ) -> Result<(), AdminError> {
-        let image = self.metadata();
-        let current = current_configs(&image, resource)?;
-        let change = match resource {
-            ConfigResource::Topic(_) => fjord_config::replace_all(&current, configs, topic_def)?,
-            ConfigResource::Broker(id) => {
-                let default = id.is_none();
-                fjord_config::replace_all(&current, configs, |n| dynamic_broker_def(n, default))?
+        let default = matches!(resource, ConfigResource::Broker(None));
+        self.alter_resource(resource, validate_only, |current| match resource {
+            ConfigResource::Topic(_) => fjord_config::replace_all(current, configs, topic_def),
+            ConfigResource::Broker(_) => {
+                fjord_config::replace_all(current, configs, |n| dynamic_broker_def(n, default))
             }
-        };
-        self.commit_change(&image, resource, current, change, validate_only)
-            .await
+        })
+        .await
+    }
+
+    /// Compute a change from the resource's current configs in this node's
+    /// image and commit it as a compare-and-set on those configs: this
+    /// node's image may lag the controller's (a change made through another
+    /// node a moment ago), and the change is only right against the configs
+    /// it was computed from. A lost race (CONFIGS_CHANGED) waits for the
+    /// local image to move and computes again, as often as needed within
+    /// the apply timeout.
+    async fn alter_resource(
+        &self,
+        resource: &ConfigResource,
+        validate_only: bool,
+        compute: impl Fn(&BTreeMap<String, String>) -> Result<ConfigChange, AlterError>,
+    ) -> Result<(), AdminError> {
+        let deadline = tokio::time::Instant::now() + APPLY_TIMEOUT;
+        loop {
+            let image = self.metadata();
+            let current = current_configs(&image, resource)?;
+            let change = compute(&current)?;
+            match self
+                .commit_change(&image, resource, current.clone(), change, validate_only)
+                .await
+            {
+                Err(AdminError::ConfigsChanged) => {
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    let moved = self
+                        .wait_applied(left, |img| {
+                            current_configs(img, resource).map_or(true, |now| now != current)
+                        })
+                        .await;
+                    if !moved {
+                        return Err(AdminError::RequestTimedOut);
+                    }
+                }
+                other => return other,
+            }
+        }
     }
 
     async fn commit_change(
@@ -186,7 +218,8 @@ impl AdminService {
         change: ConfigChange,
         validate_only: bool,
     ) -> Result<(), AdminError> {
-        let mut wanted = current;
+        let previous = current.clone();
+        let mut wanted = current.clone();
         wanted.extend(change.set.clone());
         for k in &change.delete {
             wanted.remove(k);
@@ -203,28 +236,30 @@ impl AdminService {
                     topic_id,
                     set: change.set.clone(),
                     delete: change.delete.clone(),
+                    expected: Some(current),
                 }
             }
             ConfigResource::Broker(broker_id) => MetadataCommand::AlterBrokerConfigs {
                 broker_id: *broker_id,
                 set: change.set.clone(),
                 delete: change.delete.clone(),
+                expected: Some(current),
             },
         };
-        if validate_only || change.is_empty() {
+        if validate_only {
             return Ok(());
         }
+        // Committed even when it changes nothing here: it checks, through
+        // the compare-and-set, that this node's image was not stale.
         self.commit(command).await?;
-        let applied = |img: &std::sync::Arc<MetadataImage>| {
-            current_configs(img, resource).is_ok_and(|now| {
-                change.set.iter().all(|(k, v)| now.get(k) == Some(v))
-                    && change.delete.iter().all(|k| !now.contains_key(k))
-            })
-        };
-        self.wait_applied(APPLY_TIMEOUT, applied)
-            .await
-            .then_some(())
-            .ok_or(AdminError::RequestTimedOut)
+        // Applied here once the configs are ours, or moved past the ones we
+        // changed (a later change through another node).
+        self.wait_applied(APPLY_TIMEOUT, |img| {
+            current_configs(img, resource).is_ok_and(|now| now == wanted || now != previous)
+        })
+        .await
+        .then_some(())
+        .ok_or(AdminError::RequestTimedOut)
     }
 }
 

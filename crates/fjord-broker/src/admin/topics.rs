@@ -24,6 +24,7 @@ fn map_metadata_error(err: MetadataError) -> AdminError {
         MetadataError::ConflictingConfigChange { key } => AdminError::InvalidConfig {
             reason: format!("{key} is both set and deleted"),
         },
+        MetadataError::ConfigsChanged => AdminError::ConfigsChanged,
         other => AdminError::InvalidReplicaAssignment {
             reason: other.to_string(),
         },
