@@ -200,4 +200,6 @@ pub enum ConfigResource {
     /// A broker (Kafka's resource name "N"), or (`None`, name "") the
     /// cluster-wide default.
     Broker(Option<fjord_types::BrokerId>),
+    /// A group's configs (KIP-848 group configs; stored, not applied).
+    Group(String),
 }

@@ -95,6 +95,8 @@ pub enum ConfigError {
     UnknownTopicConfig { name: String },
     #[error("Unknown broker config name: {name}")]
     UnknownBrokerConfig { name: String },
+    #[error("Unknown group config name: {name}")]
+    UnknownGroupConfig { name: String },
     #[error("Invalid value {value} for configuration {name}: {expected}")]
     InvalidValue {
         name: &'static str,

@@ -14,6 +14,7 @@
 //! - [`topic`]: the topic config table.
 //! - [`broker`]: the broker config table; a topic config's broker synonym
 //!   (`log.retention.ms`) is a broker config derived from the topic entry.
+//! - [`group`]: the group config table (GROUP resources; stored, not applied).
 //! - [`alter`]: IncrementalAlterConfigs' SET / DELETE / APPEND / SUBTRACT and
 //!   AlterConfigs' replace-all, as pure functions on config maps.
 //! - [`resolve`]: Kafka's precedence (topic override > dynamic per-broker >
@@ -27,14 +28,16 @@
 pub mod alter;
 pub mod broker;
 pub mod def;
+pub mod group;
 pub mod resolve;
 pub mod topic;
 
 pub use alter::{AlterError, AlterOp, ConfigChange, OpType, apply_incremental, replace_all};
 pub use broker::{BROKER_CONFIGS, all_broker_configs, broker_config, topic_config_of};
 pub use def::{ConfigDef, ConfigError, ConfigType, UpdateMode};
+pub use group::{GROUP_CONFIGS, group_config};
 pub use resolve::{
     ConfigLayers, ConfigSource, ConfigSynonym, broker_synonyms, dynamic_topic_defaults,
-    dynamic_value, topic_synonyms,
+    dynamic_value, group_synonyms, topic_synonyms,
 };
 pub use topic::{TOPIC_CONFIGS, topic_config};

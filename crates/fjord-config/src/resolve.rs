@@ -16,6 +16,8 @@ pub enum ConfigSource {
     DynamicDefaultBroker,
     StaticBroker,
     Default,
+    /// A group's own value (Kafka's GROUP_CONFIG).
+    Group,
 }
 
 impl ConfigSource {
@@ -27,6 +29,7 @@ impl ConfigSource {
             ConfigSource::DynamicDefaultBroker => 3,
             ConfigSource::StaticBroker => 4,
             ConfigSource::Default => 5,
+            ConfigSource::Group => 8,
         }
     }
 }
@@ -74,6 +77,29 @@ pub fn topic_synonyms(def: &ConfigDef, layers: &ConfigLayers<'_>) -> Vec<ConfigS
             source: ConfigSource::Default,
         }),
     }
+    out
+}
+
+/// A group config's candidate values: the group's own value, then the
+/// default of its broker synonym (`group.consumer.session.timeout.ms`;
+/// Fjord has no way to set those). Never empty.
+pub fn group_synonyms(
+    def: &ConfigDef,
+    group: Option<&BTreeMap<String, String>>,
+) -> Vec<ConfigSynonym> {
+    let mut out = Vec::new();
+    if let Some(v) = group.and_then(|g| g.get(def.name)) {
+        out.push(ConfigSynonym {
+            name: def.name.to_owned(),
+            value: v.clone(),
+            source: ConfigSource::Group,
+        });
+    }
+    out.push(ConfigSynonym {
+        name: def.synonym.unwrap_or(def.name).to_owned(),
+        value: def.default.to_owned(),
+        source: ConfigSource::Default,
+    });
     out
 }
 

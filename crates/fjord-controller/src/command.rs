@@ -71,6 +71,16 @@ pub enum MetadataCommand {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         expected: Option<BTreeMap<String, String>>,
     },
+    /// Set and delete a group's configs (Kafka's GROUP resource, KIP-848
+    /// group configs), validated by the proposing broker.
+    AlterGroupConfigs {
+        group_id: String,
+        set: BTreeMap<String, String>,
+        delete: Vec<String>,
+        /// Compare-and-set, as [`MetadataCommand::AlterTopicConfigs`]'s.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expected: Option<BTreeMap<String, String>>,
+    },
     /// Hand a broker the next block of `count` producer ids (Kafka's
     /// AllocateProducerIds), so ids stay unique across brokers and restarts.
     AllocateProducerIds { broker_id: BrokerId, count: i32 },
@@ -179,6 +189,17 @@ impl fmt::Display for MetadataCommand {
                 set.len(),
                 delete.len()
             ),
+            MetadataCommand::AlterGroupConfigs {
+                group_id,
+                set,
+                delete,
+                ..
+            } => write!(
+                f,
+                "AlterGroupConfigs({group_id}, set {}, delete {})",
+                set.len(),
+                delete.len()
+            ),
             MetadataCommand::AllocateProducerIds { broker_id, count } => {
                 write!(f, "AllocateProducerIds({broker_id}, {count})")
             }
@@ -255,6 +276,10 @@ pub enum MetadataResponse {
     /// AlterBrokerConfigs applied.
     BrokerConfigsAltered {
         broker_id: Option<BrokerId>,
+    },
+    /// AlterGroupConfigs applied.
+    GroupConfigsAltered {
+        group_id: String,
     },
     /// Producer ids `first_producer_id .. first_producer_id + count` now belong to the broker.
     ProducerIdsAllocated {

@@ -48,6 +48,10 @@ pub struct MetadataImage {
     /// written before they existed: empty then.
     #[serde(default, skip_serializing_if = "DynamicBrokerConfigs::is_empty")]
     pub broker_configs: DynamicBrokerConfigs,
+    /// Group configs by group id (AlterGroupConfigs); a group without any
+    /// has no entry. Absent from older snapshots: empty then.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub group_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// Dynamic broker configs by Kafka's broker config names, as the alter APIs
@@ -233,6 +237,12 @@ impl MetadataImage {
                 delete,
                 expected,
             } => self.alter_broker_configs(*broker_id, set, delete, expected.as_ref()),
+            MetadataCommand::AlterGroupConfigs {
+                group_id,
+                set,
+                delete,
+                expected,
+            } => self.alter_group_configs(group_id, set, delete, expected.as_ref()),
             MetadataCommand::AllocateProducerIds { broker_id, count } => {
                 self.allocate_producer_ids(*broker_id, *count)
             }
@@ -512,6 +522,37 @@ impl MetadataImage {
             topic.configs.remove(k);
         }
         Ok(MetadataResponse::TopicConfigsAltered { topic_id })
+    }
+
+    /// As [`MetadataImage::alter_broker_configs`], for one group.
+    fn alter_group_configs(
+        &mut self,
+        group_id: &str,
+        set: &BTreeMap<String, String>,
+        delete: &[String],
+        expected: Option<&BTreeMap<String, String>>,
+    ) -> Result<MetadataResponse, MetadataError> {
+        let empty = BTreeMap::new();
+        let current = self.group_configs.get(group_id).unwrap_or(&empty);
+        if expected.is_some_and(|e| e != current) {
+            return Err(MetadataError::ConfigsChanged);
+        }
+        if let Some(key) = delete.iter().find(|k| set.contains_key(*k)) {
+            return Err(MetadataError::ConflictingConfigChange { key: key.clone() });
+        }
+        let configs = self.group_configs.entry(group_id.to_owned()).or_default();
+        for (k, v) in set {
+            configs.insert(k.clone(), v.clone());
+        }
+        for k in delete {
+            configs.remove(k);
+        }
+        if configs.is_empty() {
+            self.group_configs.remove(group_id);
+        }
+        Ok(MetadataResponse::GroupConfigsAltered {
+            group_id: group_id.to_owned(),
+        })
     }
 
     /// Names and values were validated by the broker that proposed the
@@ -1339,12 +1380,33 @@ mod tests {
             MetadataResponse::Error(_)
         ));
         image.apply(9, &alter(None, set(&[("log.retention.ms", "1000")]), &[]));
+        // Group configs: stored per group, compare-and-set, gone with the last value.
+        let group = |set, delete: &[&str]| MetadataCommand::AlterGroupConfigs {
+            group_id: "g".into(),
+            set,
+            delete: delete.iter().map(|s| s.to_string()).collect(),
+            expected: None,
+        };
+        image.apply(
+            10,
+            &group(set(&[("consumer.session.timeout.ms", "50000")]), &[]),
+        );
+        assert_eq!(
+            image.group_configs["g"],
+            set(&[("consumer.session.timeout.ms", "50000")])
+        );
+        let back: MetadataImage =
+            serde_json::from_slice(&serde_json::to_vec(&image).unwrap()).unwrap();
+        assert_eq!(back, image);
+        image.apply(11, &group(set(&[]), &["consumer.session.timeout.ms"]));
+        assert!(image.group_configs.is_empty());
         // Deleting a broker's last value forgets the broker.
         image.apply(5, &alter(Some(2), set(&[]), &["min.insync.replicas"]));
         assert!(image.broker_configs.brokers.is_empty());
         image.apply(6, &alter(None, set(&[]), &["log.retention.ms"]));
         let json = serde_json::to_string(&image).unwrap();
         assert!(!json.contains("broker_configs"), "{json}");
+        assert!(!json.contains("group_configs"), "{json}");
     }
 
     /// Snapshots serialize a shared topic as the topic itself: a snapshot

@@ -41,6 +41,13 @@ fn topic_def(name: &str) -> Result<ConfigDef, ConfigError> {
         .ok_or_else(|| ConfigError::UnknownTopicConfig { name: name.into() })
 }
 
+/// A group config's definition, or INVALID_CONFIG for an unknown name.
+fn group_def(name: &str) -> Result<ConfigDef, ConfigError> {
+    fjord_config::group_config(name)
+        .copied()
+        .ok_or_else(|| ConfigError::UnknownGroupConfig { name: name.into() })
+}
+
 /// A broker config that may change dynamically at this level.
 fn dynamic_broker_def(name: &str, cluster_default: bool) -> Result<ConfigDef, ConfigError> {
     let def = fjord_config::broker_config(name)
@@ -116,6 +123,13 @@ impl AdminService {
                     self.config.node_id
                 ),
             }),
+            ConfigResource::Group(group_id) => {
+                let group = image.group_configs.get(group_id);
+                Ok(fjord_config::GROUP_CONFIGS
+                    .iter()
+                    .map(|def| entry(def, fjord_config::group_synonyms(def, group), false))
+                    .collect())
+            }
             ConfigResource::Broker(None) => Ok(fjord_config::all_broker_configs()
                 .iter()
                 .filter_map(|def| {
@@ -147,6 +161,7 @@ impl AdminService {
         let default = matches!(resource, ConfigResource::Broker(None));
         self.alter_resource(resource, validate_only, |current| match resource {
             ConfigResource::Topic(_) => fjord_config::apply_incremental(current, ops, topic_def),
+            ConfigResource::Group(_) => fjord_config::apply_incremental(current, ops, group_def),
             ConfigResource::Broker(_) => {
                 fjord_config::apply_incremental(current, ops, |n| dynamic_broker_def(n, default))
             }
@@ -165,6 +180,7 @@ impl AdminService {
         let default = matches!(resource, ConfigResource::Broker(None));
         self.alter_resource(resource, validate_only, |current| match resource {
             ConfigResource::Topic(_) => fjord_config::replace_all(current, configs, topic_def),
+            ConfigResource::Group(_) => fjord_config::replace_all(current, configs, group_def),
             ConfigResource::Broker(_) => {
                 fjord_config::replace_all(current, configs, |n| dynamic_broker_def(n, default))
             }
@@ -245,6 +261,12 @@ impl AdminService {
                 delete: change.delete.clone(),
                 expected: Some(current),
             },
+            ConfigResource::Group(group_id) => MetadataCommand::AlterGroupConfigs {
+                group_id: group_id.clone(),
+                set: change.set.clone(),
+                delete: change.delete.clone(),
+                expected: Some(current),
+            },
         };
         if validate_only {
             return Ok(());
@@ -276,6 +298,11 @@ fn current_configs(
         ConfigResource::Broker(id) => Ok(image
             .broker_configs
             .resource(*id)
+            .cloned()
+            .unwrap_or_default()),
+        ConfigResource::Group(group_id) => Ok(image
+            .group_configs
+            .get(group_id)
             .cloned()
             .unwrap_or_default()),
     }

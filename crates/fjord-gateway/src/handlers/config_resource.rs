@@ -9,6 +9,7 @@ use kafka_protocol::ResponseError;
 pub(crate) const RESOURCE_TOPIC: i8 = 2;
 pub(crate) const RESOURCE_BROKER: i8 = 4;
 pub(crate) const RESOURCE_BROKER_LOGGER: i8 = 8;
+pub(crate) const RESOURCE_GROUP: i8 = 32;
 
 /// What a request names.
 #[derive(Debug, PartialEq, Eq)]
@@ -19,8 +20,8 @@ pub(crate) enum Resource {
 }
 
 /// The resource, or the error its whole entry gets: a broker name that is
-/// neither "" nor a broker id, or a type Fjord does not serve (GROUP,
-/// CLIENT_METRICS) is INVALID_REQUEST, as Kafka answers types it lacks.
+/// neither "" nor a broker id, or a type Fjord does not serve
+/// (CLIENT_METRICS) is INVALID_REQUEST, as Kafka answers types it lacks.
 pub(crate) fn parse(resource_type: i8, name: &str) -> Result<Resource, (ResponseError, String)> {
     match resource_type {
         RESOURCE_TOPIC => Ok(Resource::Config(ConfigResource::Topic(name.to_owned()))),
@@ -33,6 +34,11 @@ pub(crate) fn parse(resource_type: i8, name: &str) -> Result<Resource, (Response
             )),
         },
         RESOURCE_BROKER_LOGGER => Ok(Resource::BrokerLogger),
+        RESOURCE_GROUP if name.is_empty() => Err((
+            ResponseError::InvalidRequest,
+            "a group resource needs a group id".to_string(),
+        )),
+        RESOURCE_GROUP => Ok(Resource::Config(ConfigResource::Group(name.to_owned()))),
         other => Err((
             ResponseError::InvalidRequest,
             format!("unsupported resource type {other}"),
@@ -59,7 +65,11 @@ mod tests {
             Ok(Resource::Config(ConfigResource::Broker(Some(3))))
         );
         assert_eq!(parse(8, "1"), Ok(Resource::BrokerLogger));
-        for (t, name) in [(4, "x"), (4, "-1"), (32, "g")] {
+        assert_eq!(
+            parse(32, "g"),
+            Ok(Resource::Config(ConfigResource::Group("g".into())))
+        );
+        for (t, name) in [(4, "x"), (4, "-1"), (32, ""), (16, "m")] {
             assert_eq!(parse(t, name).unwrap_err().0, ResponseError::InvalidRequest);
         }
     }

@@ -1,7 +1,7 @@
 //! `fjord config ...`: describe and change topic and broker configs, like
 //! `kafka-configs.sh --describe` / `--alter --add-config` / `--delete-config`
-//! for `--topic T`, `--broker N` and `--broker-defaults` (the cluster-wide
-//! dynamic defaults). Changes go through IncrementalAlterConfigs.
+//! for `--topic T`, `--broker N`, `--broker-defaults` (the cluster-wide
+//! dynamic defaults) and `--group G`. Changes go through IncrementalAlterConfigs.
 
 use anyhow::{Context, Result, anyhow, bail};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
@@ -20,11 +20,13 @@ use super::topic::config_source_name;
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
+const RESOURCE_GROUP: i8 = 32;
 /// IncrementalAlterConfigs operations.
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
-/// DescribeConfigs sources of dynamic values (topic, per broker, cluster default).
-const DYNAMIC_SOURCES: [i8; 3] = [1, 2, 3];
+/// DescribeConfigs sources of dynamic values (topic, per broker, cluster
+/// default, group).
+const DYNAMIC_SOURCES: [i8; 4] = [1, 2, 3, 8];
 
 /// Which resource a config command is about: exactly one of the three.
 #[derive(clap::Args, Debug, Clone)]
@@ -39,23 +41,28 @@ pub struct Target {
     /// The cluster-wide dynamic broker defaults.
     #[arg(long = "broker-defaults")]
     broker_defaults: bool,
+    /// A consumer group's configs (KIP-848 group configs; stored, not applied).
+    #[arg(long)]
+    group: Option<String>,
 }
 
 impl Target {
     /// (resource type, resource name, the broker that must answer a describe).
     fn resource(&self) -> (i8, String, Option<i32>) {
-        match (&self.topic, self.broker) {
-            (Some(t), _) => (RESOURCE_TOPIC, t.clone(), None),
-            (None, Some(b)) => (RESOURCE_BROKER, b.to_string(), Some(b)),
-            (None, None) => (RESOURCE_BROKER, String::new(), None),
+        match (&self.topic, self.broker, &self.group) {
+            (Some(t), _, _) => (RESOURCE_TOPIC, t.clone(), None),
+            (None, Some(b), _) => (RESOURCE_BROKER, b.to_string(), Some(b)),
+            (None, None, Some(g)) => (RESOURCE_GROUP, g.clone(), None),
+            (None, None, None) => (RESOURCE_BROKER, String::new(), None),
         }
     }
 
     fn describe(&self) -> String {
-        match (&self.topic, self.broker) {
-            (Some(t), _) => format!("topic {t}"),
-            (None, Some(b)) => format!("broker {b}"),
-            (None, None) => "the broker defaults".into(),
+        match (&self.topic, self.broker, &self.group) {
+            (Some(t), _, _) => format!("topic {t}"),
+            (None, Some(b), _) => format!("broker {b}"),
+            (None, None, Some(g)) => format!("group {g}"),
+            (None, None, None) => "the broker defaults".into(),
         }
     }
 }
@@ -313,6 +320,11 @@ mod tests {
             panic!("{cmd:?}")
         };
         assert_eq!(target.resource(), (RESOURCE_BROKER, String::new(), None));
+        let cmd: ConfigCommand = parse(&["describe", "--group", "g"]).unwrap();
+        let ConfigCommand::Describe { target, .. } = cmd else {
+            panic!("{cmd:?}")
+        };
+        assert_eq!(target.resource(), (RESOURCE_GROUP, "g".into(), None));
         assert!(parse::<ConfigCommand>(&["describe"]).is_err());
         assert!(parse::<ConfigCommand>(&["describe", "--topic", "t", "--broker", "1"]).is_err());
         assert!(parse::<ConfigCommand>(&["delete", "--broker", "1"]).is_err());
