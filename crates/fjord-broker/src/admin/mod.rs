@@ -46,15 +46,15 @@ impl AdminService {
         self.cache.image()
     }
 
-    /// The broker's config with the image's dynamic broker configs applied
-    /// (`num.partitions`, `auto.create.topics.enable`, `log.*`...).
-    fn effective_config(&self) -> BrokerConfig {
-        self.config.with_dynamic(&self.metadata().broker_configs)
-    }
-
-    /// `auto.create.topics.enable`, dynamic value included.
+    /// `auto.create.topics.enable`, dynamic value included. Asked on every
+    /// Metadata request that allows auto-creation, so it reads the one
+    /// value rather than building the whole effective config.
     pub fn auto_create_topics_enable(&self) -> bool {
-        self.effective_config().auto_create_topics_enable
+        let image = self.metadata();
+        let layers = self.config.dynamic_layers(&image.broker_configs);
+        fjord_config::dynamic_value(&layers, "auto.create.topics.enable")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(self.config.auto_create_topics_enable)
     }
 
     async fn wait_applied(
