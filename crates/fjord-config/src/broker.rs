@@ -90,14 +90,6 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         "Threads for background work (stored, not applied: Fjord sizes its tokio runtime itself).",
     ),
     broker(
-        "broker.heartbeat.interval.ms",
-        Int,
-        "2000",
-        positive(),
-        ReadOnly,
-        "How often a broker heartbeats to the controller.",
-    ),
-    broker(
         "broker.id",
         Int,
         "-1",

@@ -185,7 +185,11 @@ async fn describe(
         ]);
     // A broker describes its own configs (its static ones are its own).
     let client = match broker {
-        Some(id) => cluster.broker(id).await?,
+        Some(id) => {
+            // Learn the brokers' addresses first.
+            cluster.metadata(Some(&[][..])).await?;
+            cluster.broker(id).await?
+        }
         None => cluster.any_broker().await?,
     };
     let response = client.send(&request).await.with_context(|| op.clone())?;
