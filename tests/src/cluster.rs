@@ -41,7 +41,7 @@ pub struct ClusterOptions {
     /// every wait use) and EXTERNAL on a second port advertised as `localhost:PORT2`
     /// ([`FjordCluster::external_bootstrap`]).
     pub external_listener: bool,
-    /// `[broker] log_retention_check_interval_ms` (Kafka's 300000 by default).
+    /// `[broker] log_retention_check_interval_ms` (Kafka's default: 5 minutes).
     pub log_retention_check_interval_ms: u64,
 }
 

@@ -18,7 +18,9 @@ use crate::error::BrokerError;
 use crate::group_service::GroupCoordinatorAdapter;
 use crate::log_dir_failure::{LogDirFailure, LogOperation};
 use crate::log_dirs::LogDirs;
-use crate::metadata_applier::{LocalReplicaChange, apply_delta, apply_image, remove_stray_logs};
+use crate::metadata_applier::{
+    LocalReplicaChange, apply_delta, apply_image, open_pending, remove_stray_logs,
+};
 use crate::metadata_cache::MetadataCache;
 use crate::producer_ids::ProducerIdService;
 use crate::replica_manager::{ReplicaManager, now_ms};
@@ -53,6 +55,8 @@ pub type LocalReplicaChanges = Arc<[LocalReplicaChange]>;
 /// Images a slow subscriber may fall behind before it is told it lagged
 /// (then it rescans the hosted replicas, as at start).
 const LOCAL_CHANGES_BACKLOG: usize = 1024;
+/// How often partition logs a full disk kept from opening are retried.
+const OPEN_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Broker {
     /// A broker without replication settings (a single node): see
@@ -187,9 +191,27 @@ impl Broker {
         let mut prev = Some(applied_tx.borrow().clone());
         self.tasks.spawn(async move {
             loop {
+                // A full disk kept some hosted partition's log from opening:
+                // retry every second until it opens (see `open_pending`).
+                let retry_opens = replicas.opens_pending() || replicas.log_dir_failure().is_full();
                 tokio::select! {
                     _ = cancel.cancelled() => return,
                     changed = committed.changed() => if changed.is_err() { return },
+                    _ = tokio::time::sleep(OPEN_RETRY_INTERVAL), if retry_opens => {
+                        let (replicas, config) = (replicas.clone(), config.clone());
+                        let image = applied_tx.borrow().clone();
+                        let _ = tokio::task::spawn_blocking(move || {
+                            match LogDirs::open(&config.log_dir) {
+                                Ok(log_dirs) => open_pending(&replicas, &log_dirs, &config, &image),
+                                Err(err) => {
+                                    let failure = replicas.log_dir_failure();
+                                    failure.fail(LogOperation::MetadataApply, None, &err);
+                                }
+                            }
+                        })
+                        .await;
+                        continue;
+                    }
                 }
                 let image = committed.borrow_and_update().clone();
                 let (replicas, config, for_apply, prev_applied) =
@@ -427,7 +449,7 @@ impl Broker {
                     && !failure.is_offline()
                     && let Err(err) = log.close()
                 {
-                    failure.fail(LogOperation::Close, Some(&p.tp), &err);
+                    failure.report(LogOperation::Close, Some(&p.tp), &err);
                 }
             }
         })
@@ -442,9 +464,11 @@ fn checkpoint_high_watermarks(replicas: &ReplicaManager) {
             match crate::hw_checkpoint::write(&dir, hw) {
                 Ok(()) => p.hw_checkpointed(hw),
                 Err(err) => {
-                    replicas
-                        .log_dir_failure()
-                        .fail(LogOperation::HwCheckpoint, Some(&p.tp), &err);
+                    replicas.log_dir_failure().report_io(
+                        LogOperation::HwCheckpoint,
+                        Some(&p.tp),
+                        &err,
+                    );
                 }
             }
         }

@@ -39,6 +39,9 @@ pub enum PartitionError {
     NotEnoughReplicas { isr: usize, min_isr: usize },
     #[error("timed out waiting for replication")]
     RequestTimedOut,
+    /// DeleteRecords on a topic whose `cleanup.policy` lacks `delete`.
+    #[error("records of partition {tp} cannot be deleted: cleanup.policy does not include delete")]
+    PolicyViolation { tp: TopicPartition },
     #[error("partition storage failed")]
     KafkaStorage(#[source] fjord_log::LogError),
     /// The log directory failed earlier ([`crate::log_dir_failure`]): the
@@ -70,16 +73,64 @@ pub enum PartitionError {
         producer_id: i64,
         producer_epoch: i16,
     },
-    /// Records without a key on a topic whose `cleanup.policy` contains
-    /// `compact` (Kafka's `LogValidator.validateKey`); `batch_indexes` are
-    /// their positions in the first batch that has any.
-    #[error(
-        "compacted topic cannot accept message without key in topic partition {tp} (records {batch_indexes:?} of the batch)"
-    )]
-    RecordWithoutKey {
+    /// Records a topic's configs refuse (Kafka's `LogValidator.validateRecord`:
+    /// no key on a compacted topic, a CreateTime timestamp out of range);
+    /// `errors` name them by their index in the first batch that has any.
+    #[error("{} records of a batch to {tp} rejected, the first: {}", errors.len(), errors[0].message(tp))]
+    RecordsRejected {
         tp: TopicPartition,
-        batch_indexes: Vec<i32>,
+        errors: Vec<RecordError>,
     },
+}
+
+/// One record refused by a topic's record-level checks (KIP-467's RecordError).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordError {
+    /// The record's position in its batch.
+    pub batch_index: i32,
+    pub kind: RecordErrorKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RecordErrorKind {
+    /// No key on a topic whose `cleanup.policy` contains `compact` (INVALID_RECORD).
+    MissingKey,
+    /// A CreateTime timestamp outside `[earliest, latest]` (INVALID_TIMESTAMP).
+    TimestampOutOfRange {
+        timestamp: i64,
+        /// The record's offset as the client numbered it.
+        offset: i64,
+        earliest: i64,
+        latest: i64,
+    },
+}
+
+impl RecordError {
+    /// Kafka's message for this record (`LogValidator.validateKey`,
+    /// `validateTimestamp`): the KIP-467 `batch_index_error_message`.
+    pub fn message(&self, tp: &TopicPartition) -> String {
+        match self.kind {
+            RecordErrorKind::MissingKey => {
+                format!(
+                    "Compacted topic cannot accept message without key in topic partition {tp}."
+                )
+            }
+            RecordErrorKind::TimestampOutOfRange {
+                timestamp,
+                offset,
+                earliest,
+                latest,
+            } => format!(
+                "Timestamp {timestamp} of message with offset {offset} is out of range. The timestamp should be within [{earliest}, {latest}]"
+            ),
+        }
+    }
+
+    /// Whether this is a timestamp error (the partition's error is then
+    /// INVALID_TIMESTAMP, else INVALID_RECORD, as Kafka's `processRecordErrors`).
+    pub fn is_timestamp(&self) -> bool {
+        matches!(self.kind, RecordErrorKind::TimestampOutOfRange { .. })
+    }
 }
 
 impl PartitionError {

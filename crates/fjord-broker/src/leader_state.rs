@@ -28,6 +28,9 @@ pub struct FollowerState {
     /// Time and leader log end of its previous fetch.
     pub last_fetch_ms: i64,
     pub last_fetch_leader_leo: Offset,
+    /// Its log start offset as its latest fetch reported; `None` until it
+    /// fetched from this leader. DeleteRecords' low watermark waits on it.
+    pub log_start_offset: Option<Offset>,
 }
 
 impl FollowerState {
@@ -39,6 +42,7 @@ impl FollowerState {
             last_caught_up_ms: if in_sync { now_ms } else { 0 },
             last_fetch_ms: 0,
             last_fetch_leader_leo: -1,
+            log_start_offset: None,
         }
     }
 
@@ -237,6 +241,34 @@ impl LeaderState {
             }
             None => false,
         }
+    }
+
+    /// Record the log start offset a follower's fetch reported.
+    pub fn on_follower_log_start(&mut self, replica: BrokerId, log_start_offset: Offset) {
+        if let Some(f) = self.followers.get_mut(&replica) {
+            f.log_start_offset = Some(log_start_offset);
+        }
+    }
+
+    /// DeleteRecords' low watermark: the smallest log start offset over the
+    /// committed ISR, the leader's (`leader_log_start`) included. A member
+    /// that has not reported yet counts as -1, so a deletion waits for it.
+    ///
+    /// Kafka's `lowWatermarkIfLeader` takes every replica on a live broker;
+    /// the ISR is what this leader knows to be alive and fetching (a replica
+    /// outside it catches up through an out-of-range reset to the leader's
+    /// log start anyway).
+    pub fn low_watermark(&self, leader_log_start: Offset) -> Offset {
+        self.isr
+            .iter()
+            .filter(|id| **id != self.leader)
+            .map(|id| {
+                self.followers
+                    .get(id)
+                    .and_then(|f| f.log_start_offset)
+                    .unwrap_or(-1)
+            })
+            .fold(leader_log_start, Offset::min)
     }
 
     /// Kafka's `isFollowerInSync` for expansion: a follower outside the ISR
@@ -569,5 +601,26 @@ mod tests {
         assert!(s.update_committed(bumped, 25, 8));
         assert_eq!(s.epoch_start_offset, 25);
         assert_eq!(s.followers[&3].leo, None);
+    }
+
+    #[test]
+    fn low_watermark_is_the_min_log_start_over_the_isr() {
+        // ISR {1, 2}; 3 is a replica outside it.
+        let mut s = state(&[1, 2], &[1, 2, 3], 0);
+        // Follower 2 has not reported: the deletion must wait for it.
+        assert_eq!(s.low_watermark(50), -1);
+        s.on_follower_log_start(2, 20);
+        assert_eq!(s.low_watermark(50), 20);
+        s.on_follower_log_start(2, 50);
+        assert_eq!(s.low_watermark(50), 50);
+        // A replica outside the ISR does not hold it back.
+        s.on_follower_log_start(3, 0);
+        assert_eq!(s.low_watermark(50), 50);
+        // The leader's own log start bounds it.
+        s.on_follower_log_start(2, 70);
+        assert_eq!(s.low_watermark(60), 60);
+        // Unknown replicas are ignored.
+        s.on_follower_log_start(9, 0);
+        assert_eq!(s.low_watermark(60), 60);
     }
 }

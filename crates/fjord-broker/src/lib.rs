@@ -84,7 +84,7 @@ pub use broker::LocalReplicaChanges;
 pub use config::{
     AdvertisedListener, BrokerConfig, DEFAULT_LISTENER, REPLICATION_LISTENER, ReplicationConfig,
 };
-pub use error::{AdminError, BrokerError, PartitionError};
+pub use error::{AdminError, BrokerError, PartitionError, RecordError, RecordErrorKind};
 pub use fjord_controller::{
     BrokerRegistration, Controller, ElectionError, ElectionType, Listener, MetadataImage,
     PartitionRegistration, ReassignmentError, ReplicaAssignmentError, TopicImage,

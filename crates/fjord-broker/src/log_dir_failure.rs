@@ -11,6 +11,25 @@
 //! the leaderships to the other in-sync replicas, which is how the controller
 //! learns. Never "log and keep leading".
 //!
+//! One exception: a full disk. A write that fails only because the
+//! filesystem is out of space (ENOSPC/EDQUOT, see
+//! [`fjord_log::LogError::is_out_of_space`]) during an append, flush,
+//! retention, DeleteRecords or high watermark checkpoint leaves the log whole
+//! (a partial append is cut back), so the directory stays online: that
+//! operation answers KAFKA_STORAGE_ERROR (retriable for clients), followers
+//! back off and retry, and the first write that succeeds again (after
+//! retention, DeleteRecords or an operator freed space) ends the episode,
+//! with no restart. A partition log that cannot be created or opened for
+//! lack of space (a new topic, `__consumer_offsets` on first use, a
+//! restart on a full disk) is left unhosted and retried every second
+//! ([`crate::metadata_applier::open_pending`]); closing on a full disk
+//! only skips the clean-shutdown marker (the next start recovers the
+//! tail). Kafka stops the broker instead; users expect a full disk to heal
+//! when space comes back. A new leader that cannot write its leader epoch
+//! does not lead until it can (retried the same way). An fsync failing
+//! with ENOSPC, and ENOSPC while truncating or deleting partitions, stay
+//! fatal: those may have lost acknowledged data or left state half-written.
+//!
 //! The hot path only loads an `AtomicBool`; the record of the first failure
 //! and the stop signal are touched only when something fails.
 
@@ -33,11 +52,36 @@ pub enum LogOperation {
     Truncate,
     AssignLeaderEpoch,
     Retention,
+    /// Creating or opening a partition's log for committed metadata.
+    OpenLog,
+    /// DeleteRecords on the leader, or a follower adopting the leader's
+    /// log start offset.
+    AdvanceLogStart,
     HwCheckpoint,
     /// Opening, creating, scanning or deleting partition logs while
     /// applying committed metadata.
     MetadataApply,
     Close,
+}
+
+impl LogOperation {
+    /// Whether running out of space in this operation leaves the log whole,
+    /// so that the directory may stay online (see the module docs).
+    pub fn survives_full_disk(self) -> bool {
+        matches!(
+            self,
+            LogOperation::Append
+                | LogOperation::Flush
+                | LogOperation::Retention
+                | LogOperation::OpenLog
+                | LogOperation::AdvanceLogStart
+                | LogOperation::HwCheckpoint
+                | LogOperation::Close
+                // The cache is left as it was and the partition does not
+                // lead until the epoch is written (retried).
+                | LogOperation::AssignLeaderEpoch
+        )
+    }
 }
 
 impl fmt::Display for LogOperation {
@@ -49,6 +93,8 @@ impl fmt::Display for LogOperation {
             LogOperation::Truncate => "truncation",
             LogOperation::AssignLeaderEpoch => "leader-epoch assignment",
             LogOperation::Retention => "retention",
+            LogOperation::OpenLog => "partition log open",
+            LogOperation::AdvanceLogStart => "log start offset advance",
             LogOperation::HwCheckpoint => "high watermark checkpoint",
             LogOperation::MetadataApply => "metadata apply",
             LogOperation::Close => "close",
@@ -74,6 +120,8 @@ pub struct LogDirFailure {
 struct Inner {
     log_dir: PathBuf,
     offline: AtomicBool,
+    /// A write failed for lack of space and none has succeeded since.
+    full: AtomicBool,
     first: OnceLock<Failure>,
     /// Cancelled on the first failure: the node stops on it.
     halt: CancellationToken,
@@ -85,6 +133,7 @@ impl LogDirFailure {
             inner: Arc::new(Inner {
                 log_dir: log_dir.into(),
                 offline: AtomicBool::new(false),
+                full: AtomicBool::new(false),
                 first: OnceLock::new(),
                 halt: CancellationToken::new(),
             }),
@@ -146,6 +195,76 @@ impl LogDirFailure {
         first
     }
 
+    /// Report a log error of `operation`: out of space in an operation that
+    /// survives it only marks the directory full (see the module docs);
+    /// anything else takes it offline ([`fail`](Self::fail)). Returns
+    /// whether the directory went offline.
+    pub fn report(
+        &self,
+        operation: LogOperation,
+        tp: Option<&TopicPartition>,
+        err: &fjord_log::LogError,
+    ) -> bool {
+        if operation.survives_full_disk() && err.is_out_of_space() {
+            self.note_full(operation, tp, err);
+            false
+        } else {
+            self.fail(operation, tp, err)
+        }
+    }
+
+    /// [`report`](Self::report) for a plain I/O error (the high watermark
+    /// checkpoint, written outside the log).
+    pub fn report_io(
+        &self,
+        operation: LogOperation,
+        tp: Option<&TopicPartition>,
+        err: &std::io::Error,
+    ) -> bool {
+        if operation.survives_full_disk() && fjord_log::io_is_out_of_space(err) {
+            self.note_full(operation, tp, err);
+            false
+        } else {
+            self.fail(operation, tp, err)
+        }
+    }
+
+    fn note_full(
+        &self,
+        operation: LogOperation,
+        tp: Option<&TopicPartition>,
+        err: &(dyn std::error::Error + 'static),
+    ) {
+        let tp = tp.map_or_else(|| "-".to_string(), ToString::to_string);
+        if !self.inner.full.swap(true, Ordering::AcqRel) {
+            tracing::warn!(
+                log_dir = %self.inner.log_dir.display(),
+                %operation,
+                %tp,
+                error = %error_chain(err),
+                "log directory is full: writes answer KAFKA_STORAGE_ERROR until space is freed \
+                 (retention, DeleteRecords or an operator); the node stays up"
+            );
+        } else {
+            tracing::debug!(%operation, %tp, error = %error_chain(err), "log directory still full");
+        }
+    }
+
+    /// A log write succeeded: ends a full-disk episode. One atomic load
+    /// while the disk is not full.
+    #[inline]
+    pub fn on_write_succeeded(&self) {
+        if self.inner.full.load(Ordering::Acquire) && self.inner.full.swap(false, Ordering::AcqRel)
+        {
+            tracing::info!(log_dir = %self.inner.log_dir.display(), "log directory accepts writes again");
+        }
+    }
+
+    /// Whether the last log write failed for lack of space.
+    pub fn is_full(&self) -> bool {
+        self.inner.full.load(Ordering::Acquire)
+    }
+
     /// The failure that took the directory offline, if any.
     pub fn first_failure(&self) -> Option<&Failure> {
         self.inner.first.get()
@@ -156,7 +275,7 @@ impl LogDirFailure {
         self.inner.halt.clone()
     }
 
-    /// Route `result`'s storage error (if any) to [`fail`](Self::fail):
+    /// Route `result`'s storage error (if any) to [`report`](Self::report):
     /// for the partition paths, which see errors as [`PartitionError`].
     pub(crate) fn on_storage_error<T>(
         &self,
@@ -165,7 +284,7 @@ impl LogDirFailure {
         result: Result<T, PartitionError>,
     ) -> Result<T, PartitionError> {
         if let Err(PartitionError::KafkaStorage(err)) = &result {
-            self.fail(operation, Some(tp), err);
+            self.report(operation, Some(tp), err);
         }
         result
     }
@@ -236,7 +355,7 @@ mod tests {
         let io_failed: Result<(), _> = Err(PartitionError::KafkaStorage(fjord_log::LogError::Io {
             context: "appending to",
             path: "/data/t-0/0.log".into(),
-            source: io("No space left on device"),
+            source: io("Input/output error"),
         }));
         assert!(
             failure
@@ -247,10 +366,67 @@ mod tests {
         let first = failure.first_failure().expect("recorded");
         assert_eq!(first.operation, LogOperation::Append);
         assert!(
-            first.error.ends_with("No space left on device"),
+            first.error.ends_with("Input/output error"),
             "{}",
             first.error
         );
+    }
+
+    fn log_io(context: &'static str, source: std::io::Error) -> fjord_log::LogError {
+        fjord_log::LogError::Io {
+            context,
+            path: "/data/t-0/00000000000000000000.log".into(),
+            source,
+        }
+    }
+
+    #[test]
+    fn a_full_disk_keeps_the_dir_online_other_io_errors_do_not() {
+        use std::io::{Error, ErrorKind};
+        let tp = TopicPartition::new("t", 0);
+        let enospc = || Error::from(ErrorKind::StorageFull);
+        // Out of space on a write: refused, the directory stays online.
+        for op in [
+            LogOperation::Append,
+            LogOperation::Flush,
+            LogOperation::Retention,
+            LogOperation::AdvanceLogStart,
+            LogOperation::HwCheckpoint,
+            LogOperation::OpenLog,
+            LogOperation::Close,
+            LogOperation::AssignLeaderEpoch,
+        ] {
+            let failure = LogDirFailure::new("/data");
+            assert!(!failure.report(op, Some(&tp), &log_io("appending to", enospc())));
+            assert!(!failure.is_offline() && failure.is_full(), "{op}");
+            assert!(!failure.halted().is_cancelled());
+            failure.on_write_succeeded();
+            assert!(!failure.is_full());
+        }
+        let cases = [
+            // fsync failing with ENOSPC may have lost acknowledged pages.
+            (LogOperation::Flush, log_io("syncing", enospc())),
+            // Half-written state: stays fatal.
+            (LogOperation::Truncate, log_io("writing", enospc())),
+            (
+                LogOperation::MetadataApply,
+                log_io("creating segment", enospc()),
+            ),
+            (LogOperation::Close, log_io("syncing", enospc())),
+            // Any other I/O error, as before.
+            (
+                LogOperation::Append,
+                log_io("appending to", io("Input/output error")),
+            ),
+        ];
+        for (op, err) in cases {
+            let failure = LogDirFailure::new("/data");
+            assert!(failure.report(op, Some(&tp), &err), "{op}: {err}");
+            assert!(failure.is_offline() && failure.halted().is_cancelled());
+        }
+        let failure = LogDirFailure::new("/data");
+        assert!(!failure.report_io(LogOperation::HwCheckpoint, None, &enospc()));
+        assert!(failure.report_io(LogOperation::HwCheckpoint, None, &io("EIO")));
     }
 
     /// A partition of a failed directory answers KAFKA_STORAGE_ERROR to

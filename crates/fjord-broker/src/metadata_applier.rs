@@ -326,6 +326,11 @@ fn apply_topic(
                 }
                 let dir = match log_dirs.prepare(&tp, topic.id) {
                     Ok(dir) => dir,
+                    Err(err) if fjord_log::io_is_out_of_space(&err) => {
+                        failure.report_io(LogOperation::OpenLog, Some(&tp), &err);
+                        replicas.set_opens_pending(true);
+                        continue;
+                    }
                     Err(err) => {
                         failure.fail(LogOperation::MetadataApply, Some(&tp), &err);
                         return false;
@@ -355,6 +360,13 @@ fn apply_topic(
                         replicas.insert(Arc::new(partition));
                         tracing::info!(%tp, topic_id = %topic.id, "partition log opened");
                     }
+                    Err(err) if err.is_out_of_space() => {
+                        // A full disk: leave it unhosted and retry (see
+                        // `open_pending`) rather than stop the node, which
+                        // would fail the same way at every restart.
+                        failure.report(LogOperation::OpenLog, Some(&tp), &err);
+                        replicas.set_opens_pending(true);
+                    }
                     Err(err) => {
                         // Kafka takes the log dir offline when a log cannot be
                         // loaded or created; with one dir, the node stops.
@@ -366,6 +378,40 @@ fn apply_topic(
         }
     }
     true
+}
+
+/// Open the logs of hosted partitions that a full disk kept from opening
+/// when `image` (the image applied last) was applied, and take up the
+/// leaderships a full disk kept from starting ([`Partition::update`]
+/// retries). The local replica changes were reported then; nothing is
+/// reported again. Blocking.
+pub fn open_pending(
+    replicas: &ReplicaManager,
+    log_dirs: &LogDirs,
+    config: &BrokerConfig,
+    image: &MetadataImage,
+) {
+    if replicas.log_dir_failure().is_offline() {
+        return;
+    }
+    replicas.set_opens_pending(false);
+    let config = &config.with_dynamic(&image.broker_configs);
+    let now = now_ms();
+    let mut wanted = HashSet::new();
+    for topic in image.topics.values() {
+        let node_id = replicas.node_id();
+        let hosted = topic.partitions.iter().enumerate().any(|(index, reg)| {
+            reg.replicas.contains(&node_id)
+                && replicas
+                    .get(&TopicPartition::new(topic.name.clone(), index as i32))
+                    .is_none_or(|p| {
+                        p.topic_id != topic.id || (reg.leader == node_id && !p.is_leader())
+                    })
+        });
+        if hosted && !apply_topic(replicas, log_dirs, config, topic, now, &mut wanted) {
+            return;
+        }
+    }
 }
 
 fn delete_partition(replicas: &ReplicaManager, log_dirs: &LogDirs, partition: &Partition) {

@@ -12,16 +12,19 @@ use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
 use fjord_log::control::{EndTxnMarker, TxnResult, end_txn_marker_batch};
-use fjord_log::{AppendInfo, BatchHeader, CleanupPolicy, IsolationLevel, Log, LogConfig};
+use fjord_log::{AppendInfo, BatchHeader, CompressionType, IsolationLevel, Log, LogConfig};
 use fjord_types::{BrokerId, LeaderEpoch, Offset, TopicId, TopicPartition};
 use tokio::sync::watch;
 
 use crate::error::PartitionError;
 use crate::leader_state::{Committed, IsrProposal, LeaderState};
 use crate::log_dir_failure::{LogDirFailure, LogOperation};
-use crate::produce_validation::{validate_client_batches, validate_keys};
+use crate::produce_validation::{RecordChecks, validate_client_batches, validate_records};
 use crate::truncation::{self, EpochEndOffset};
 use fjord_log::VerificationGuard;
+
+mod delete_records;
+pub use delete_records::RecordsDeleted;
 
 use crate::types::{
     AbortedTransaction, Acks, AppendOrigin, FetchPartitionData, ListedOffset, OffsetSpec,
@@ -82,6 +85,10 @@ pub struct Partition {
     /// (even if regained since) and fail instead of waiting for a high
     /// watermark over a log that may have been truncated.
     leading: watch::Sender<Option<u64>>,
+    /// DeleteRecords' low watermark while leading (see
+    /// [`LeaderState::low_watermark`]), published so that a DeleteRecords
+    /// request waiting for the followers wakes when they report.
+    low_watermark: watch::Sender<Offset>,
     /// The log directory's fault handler: once it failed, every operation
     /// answers KAFKA_STORAGE_ERROR without touching the log, and every
     /// storage error here is reported to it.
@@ -116,6 +123,8 @@ pub struct ReplicaFetch {
     pub last_fetched_epoch: LeaderEpoch,
     pub max_bytes: usize,
     pub min_one_batch: bool,
+    /// The follower's log start offset (DeleteRecords' low watermark).
+    pub log_start_offset: Offset,
 }
 
 /// The leader's answer to a follower's fetch.
@@ -219,6 +228,7 @@ impl Partition {
             hw: watch::channel(hw).0,
             leo: watch::channel(leo).0,
             leading: watch::channel(None).0,
+            low_watermark: watch::channel(-1).0,
             failure,
         };
         {
@@ -252,11 +262,13 @@ impl Partition {
         };
         if let Err(err) = log.assign_leader_epoch(inner.assignment.leader_epoch) {
             // Without the epoch in its cache, followers could not find where
-            // they diverge: never lead on it.
+            // they diverge: never lead on it. A full disk is retried (see
+            // `update`); any other failure takes the log dir offline.
             self.failure
-                .fail(LogOperation::AssignLeaderEpoch, Some(&self.tp), &err);
+                .report(LogOperation::AssignLeaderEpoch, Some(&self.tp), &err);
             return;
         }
+        self.failure.on_write_succeeded();
         log.on_high_watermark_updated(*self.hw.borrow());
         let leo = log.log_end_offset();
         inner.leader = Some(LeaderState::new(
@@ -296,8 +308,12 @@ impl Partition {
                         && let Some(log) = inner.log.as_mut()
                         && let Err(err) = log.assign_leader_epoch(inner.assignment.leader_epoch)
                     {
+                        // Not leading on an epoch missing from the cache:
+                        // step down until it can be written (full disk).
                         self.failure
-                            .fail(LogOperation::AssignLeaderEpoch, Some(&self.tp), &err);
+                            .report(LogOperation::AssignLeaderEpoch, Some(&self.tp), &err);
+                        inner.leader = None;
+                        self.leading.send_replace(None);
                     }
                 }
                 (None, true) => self.become_leader(inner, now_ms),
@@ -308,8 +324,15 @@ impl Partition {
                 }
                 (None, false) => {}
             }
+        } else if inner.leader.is_none() && inner.assignment.leader == self.node_id {
+            // Leading failed before: a full disk kept the epoch from being
+            // written. The metadata apply task calls back while the disk is
+            // full (`metadata_applier::open_pending`).
+            self.become_leader(&mut inner, now_ms);
         }
         self.advance_hw(&mut inner);
+        // The ISR may have lost a member that held the low watermark back.
+        self.publish_low_watermark(&inner);
     }
 
     pub fn subscribe_hw(&self) -> watch::Receiver<Offset> {
@@ -458,26 +481,38 @@ impl Partition {
         acks: Acks,
         now_ms: i64,
     ) -> Result<Appended, PartitionError> {
-        // The request's own checks read only its bytes (and, for the key check,
-        // decode and maybe decompress its records): done before the partition
-        // lock, so they never hold up other appends and reads of the partition.
+        // The request's own checks read only its bytes (and, for the record
+        // checks, decode and maybe decompress its records), as does
+        // `compression.type`'s recompression: done before the partition lock,
+        // so they never hold up other appends and reads of the partition.
         // Their error is answered after the leadership checks, as before.
         let headers = batch_headers(records);
-        let compacted = self
-            .lock()
-            .log
-            .as_ref()
-            .is_some_and(|log| log.config().cleanup_policy != CleanupPolicy::Delete);
+        let (checks, recompression) = match self.lock().log.as_ref() {
+            Some(log) => {
+                let config = log.config();
+                let recompression = (origin == AppendOrigin::Client
+                    && config.compression_type != CompressionType::Producer)
+                    .then(|| config.clone());
+                (
+                    Some(RecordChecks::for_config(config, now_ms)),
+                    recompression,
+                )
+            }
+            None => (None, None),
+        };
         let validated = match origin {
             AppendOrigin::Client => validate_client_batches(&headers),
             AppendOrigin::Coordinator => Ok(()),
         }
-        .and_then(|()| {
-            if compacted {
-                validate_keys(&self.tp, records, &headers)
-            } else {
-                Ok(())
+        .and_then(|()| match checks {
+            Some(checks) => validate_records(&self.tp, records, &headers, checks),
+            None => Ok(()),
+        })
+        .and_then(|()| match &recompression {
+            Some(config) => {
+                fjord_log::recompress(records, config).map_err(PartitionError::CorruptMessage)
             }
+            None => Ok(None),
         });
         let mut inner = self.lock();
         self.check_leader(&inner)?;
@@ -490,7 +525,12 @@ impl Partition {
         }
         let term = inner.terms;
         // Before the duplicate check: a forged batch is never answered as a retry.
-        validated?;
+        let recompressed = validated?;
+        let (records, headers) = match &recompressed {
+            // Same producer fields and offsets; sizes and CRCs are new.
+            Some(recompressed) => (recompressed, batch_headers(recompressed)),
+            None => (records, headers),
+        };
         let Some(log) = inner.log.as_ref() else {
             return Err(PartitionError::UnknownTopicOrPartition);
         };
@@ -574,6 +614,7 @@ impl Partition {
             log.append_as_leader(records, epoch, now_ms)
                 .map_err(PartitionError::from_log),
         )?;
+        self.failure.on_write_succeeded();
         if log.flush_due(now_ms) {
             self.failure.on_storage_error(
                 LogOperation::Flush,
@@ -721,11 +762,13 @@ impl Partition {
                 leader: Some(self.node_id),
             });
         }
+        state.on_follower_log_start(fetch.replica, fetch.log_start_offset);
         let isr_change = state.expansion(fetch.replica);
         if let Some(proposal) = &isr_change {
             state.pending = Some(proposal.clone());
         }
         self.advance_hw(inner);
+        self.publish_low_watermark(inner);
         Ok(ReplicaFetched {
             high_watermark: *self.hw.borrow(),
             log_start_offset: log_start,
@@ -798,12 +841,16 @@ impl Partition {
 
     /// Follower side: append batches fetched from the leader at
     /// `leader_epoch`, then take the leader's high watermark (bounded by
-    /// what this log has). Returns whether anything was applied.
+    /// what this log has) and its log start offset (DeleteRecords or
+    /// retention moved it; Kafka's follower does the same with every fetch
+    /// response), never past the new high watermark. Returns whether
+    /// anything was applied.
     pub fn append_from_leader(
         &self,
         leader_epoch: LeaderEpoch,
         records: &Bytes,
         leader_hw: Offset,
+        leader_log_start: Offset,
         now_ms: i64,
     ) -> Result<bool, PartitionError> {
         let mut inner = self.lock();
@@ -817,6 +864,7 @@ impl Partition {
                 log.append_as_follower(records)
                     .map_err(PartitionError::from_log),
             )?;
+            self.failure.on_write_succeeded();
             if log.flush_due(now_ms) {
                 self.failure.on_storage_error(
                     LogOperation::Flush,
@@ -834,6 +882,16 @@ impl Partition {
             *current = hw;
             changed
         });
+        let log_start = leader_log_start.min(hw);
+        if log_start > log.log_start_offset() {
+            self.failure.on_storage_error(
+                LogOperation::AdvanceLogStart,
+                &self.tp,
+                log.advance_log_start_offset(log_start)
+                    .map_err(PartitionError::from_log),
+            )?;
+            tracing::debug!(tp = %self.tp, log_start, "follower adopted the leader's log start offset");
+        }
         Ok(true)
     }
 
@@ -1006,7 +1064,8 @@ impl Partition {
             && log.flush_due(now_ms)
             && let Err(err) = log.flush()
         {
-            self.failure.fail(LogOperation::Flush, Some(&self.tp), &err);
+            self.failure
+                .report(LogOperation::Flush, Some(&self.tp), &err);
         }
     }
 
@@ -1017,11 +1076,18 @@ impl Partition {
             return 0;
         }
         let mut inner = self.lock();
-        match inner.log.as_mut().map(|log| log.apply_retention(now_ms)) {
+        // Never past the high watermark (Kafka's rule): the log start offset
+        // must not pass what consumers may read.
+        let hw = *self.hw.borrow();
+        match inner
+            .log
+            .as_mut()
+            .map(|log| log.apply_retention(now_ms, hw))
+        {
             Some(Ok(deleted)) => deleted,
             Some(Err(err)) => {
                 self.failure
-                    .fail(LogOperation::Retention, Some(&self.tp), &err);
+                    .report(LogOperation::Retention, Some(&self.tp), &err);
                 0
             }
             None => 0,

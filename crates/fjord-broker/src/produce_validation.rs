@@ -17,18 +17,23 @@
 //!   the one that looks at records, not just batch headers, so it decodes
 //!   (and decompresses) each batch with the decoder the log uses for
 //!   timestamps, `kafka_protocol`'s `RecordBatchDecoder`, over slices of the
-//!   request's bytes (an uncompressed batch is not copied).
+//!   request's bytes (an uncompressed batch is not copied);
+//! - on a CreateTime topic, records whose timestamp is more than
+//!   `message.timestamp.before.max.ms` behind or `message.timestamp.after.max.ms`
+//!   ahead of the broker's clock: INVALID_TIMESTAMP with each such record's
+//!   index (KIP-937). Records are decoded for this only when the batch header
+//!   shows a `maxTimestamp` past the upper bound or a lower bound is set.
 //!
 //! Followers never come here: `Partition::append_from_leader` stores what
 //! the leader wrote, control batches included; nor do the coordinators'
 //! own writes (`AppendOrigin::Coordinator`) or markers (WriteTxnMarkers).
 
 use bytes::Bytes;
-use fjord_log::{BatchHeader, MAGIC_V2};
+use fjord_log::{BatchHeader, CleanupPolicy, LogConfig, MAGIC_V2, TimestampType};
 use fjord_types::TopicPartition;
 use kafka_protocol::records::RecordBatchDecoder;
 
-use crate::error::PartitionError;
+use crate::error::{PartitionError, RecordError, RecordErrorKind};
 
 /// Refuse the request's batches if any is a control batch.
 /// Only v2 headers are judged; any other magic is left to the log's
@@ -44,25 +49,77 @@ pub(crate) fn validate_client_batches(headers: &[BatchHeader]) -> Result<(), Par
     Ok(())
 }
 
-/// On a compacted topic, refuse a request with a record that has no key
-/// (Kafka's `LogValidator.validateKey`). `headers` are `records`' batches in
-/// order, as `validate_client_batches` got them. As in Kafka, the first
-/// batch with keyless records fails the request with every such record's
-/// index within that batch (clients send one batch per partition).
+/// The record-level checks a topic's configs ask for (Kafka's
+/// `LogValidator.validateRecord`): keys on compacted topics, and CreateTime
+/// timestamps within `message.timestamp.before.max.ms` /
+/// `message.timestamp.after.max.ms` of the broker's clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RecordChecks {
+    /// `cleanup.policy` contains `compact`: every record needs a key.
+    pub(crate) require_keys: bool,
+    /// CreateTime topics: the accepted timestamp range; `None` on
+    /// LogAppendTime topics (the leader stamps the batch).
+    pub(crate) timestamps: Option<TimestampBounds>,
+}
+
+/// `[earliest, latest]`: the timestamps a CreateTime record may carry now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TimestampBounds {
+    pub(crate) earliest: i64,
+    pub(crate) latest: i64,
+}
+
+impl RecordChecks {
+    /// The checks `config` asks for at `now_ms`.
+    pub(crate) fn for_config(config: &LogConfig, now_ms: i64) -> RecordChecks {
+        let timestamps =
+            (config.message_timestamp_type == TimestampType::CreateTime).then(|| TimestampBounds {
+                earliest: now_ms.saturating_sub(config.message_timestamp_before_max_ms),
+                latest: now_ms.saturating_add(config.message_timestamp_after_max_ms),
+            });
+        RecordChecks {
+            require_keys: config.cleanup_policy != CleanupPolicy::Delete,
+            timestamps,
+        }
+    }
+
+    /// Whether `header`'s records must be decoded: always for keys, and for
+    /// timestamps only when the lower bound is set (the header does not carry
+    /// the smallest timestamp) or the batch's `maxTimestamp` is past the
+    /// upper one. With Kafka's defaults (no lower bound, one hour ahead) a
+    /// well-formed batch is judged from its header alone; a header that
+    /// understates its records' timestamps is not caught (Kafka, which
+    /// iterates every record anyway, would).
+    fn must_decode(&self, header: &BatchHeader) -> bool {
+        self.require_keys
+            || self
+                .timestamps
+                .is_some_and(|b| b.earliest > i64::MIN || header.max_timestamp > b.latest)
+    }
+}
+
+/// Refuse a request whose records break `checks`. `headers` are `records`'
+/// batches in order, as `validate_client_batches` got them. As in Kafka, the
+/// first batch with a bad record fails the request, naming each bad record's
+/// index within that batch (clients send one batch per partition); a record
+/// without a key is reported for its key before its timestamp is looked at.
 ///
-/// Batches that are not v2 or that do not decode (bad CRC, malformed
-/// records, unknown codec) are left to the log's validation, which answers
-/// for them as on any topic.
-pub(crate) fn validate_keys(
+/// The records are decoded (and decompressed) with the decoder the log uses
+/// for timestamps, `kafka_protocol`'s `RecordBatchDecoder`, over slices of the
+/// request's bytes (an uncompressed batch is not copied). Batches that are not
+/// v2 or that do not decode (bad CRC, malformed records, unknown codec) are
+/// left to the log's validation, which answers for them as on any topic.
+pub(crate) fn validate_records(
     tp: &TopicPartition,
     records: &Bytes,
     headers: &[BatchHeader],
+    checks: RecordChecks,
 ) -> Result<(), PartitionError> {
     let mut position = 0;
     for header in headers {
         let start = position;
         position += header.size();
-        if header.magic != MAGIC_V2 || position > records.len() {
+        if header.magic != MAGIC_V2 || position > records.len() || !checks.must_decode(header) {
             continue;
         }
         // A `Bytes` slice shares the request's buffer; so do the decoded
@@ -71,15 +128,32 @@ pub(crate) fn validate_keys(
         let Ok(set) = RecordBatchDecoder::decode(&mut batch) else {
             continue;
         };
-        let batch_indexes: Vec<i32> = (0..)
+        let errors: Vec<RecordError> = (0..)
             .zip(&set.records)
-            .filter(|(_, record)| record.key.is_none())
-            .map(|(index, _)| index)
+            .filter_map(|(batch_index, record)| {
+                let kind = if checks.require_keys && record.key.is_none() {
+                    RecordErrorKind::MissingKey
+                } else {
+                    let bounds = checks.timestamps?;
+                    let t = record.timestamp;
+                    // -1 is "no timestamp", never judged (Kafka's NO_TIMESTAMP).
+                    if t == -1 || (bounds.earliest..=bounds.latest).contains(&t) {
+                        return None;
+                    }
+                    RecordErrorKind::TimestampOutOfRange {
+                        timestamp: t,
+                        offset: record.offset,
+                        earliest: bounds.earliest,
+                        latest: bounds.latest,
+                    }
+                };
+                Some(RecordError { batch_index, kind })
+            })
             .collect();
-        if !batch_indexes.is_empty() {
-            return Err(PartitionError::RecordWithoutKey {
+        if !errors.is_empty() {
+            return Err(PartitionError::RecordsRejected {
                 tp: tp.clone(),
-                batch_indexes,
+                errors,
             });
         }
     }
@@ -188,18 +262,133 @@ mod key_tests {
         headers
     }
 
+    const KEYS: RecordChecks = RecordChecks {
+        require_keys: true,
+        timestamps: None,
+    };
+
+    fn check_with(records: &Bytes, checks: RecordChecks) -> Result<(), PartitionError> {
+        validate_records(
+            &TopicPartition::new("t", 0),
+            records,
+            &headers(records),
+            checks,
+        )
+    }
+
     fn check(records: &Bytes) -> Result<(), PartitionError> {
-        validate_keys(&TopicPartition::new("t", 0), records, &headers(records))
+        check_with(records, KEYS)
+    }
+
+    fn refusals(result: Result<(), PartitionError>) -> Vec<RecordError> {
+        match result {
+            Err(PartitionError::RecordsRejected { tp, errors }) => {
+                assert_eq!(tp, TopicPartition::new("t", 0));
+                errors
+            }
+            other => panic!("expected RecordsRejected, got {other:?}"),
+        }
     }
 
     fn refused_at(result: Result<(), PartitionError>) -> Vec<i32> {
-        match result {
-            Err(PartitionError::RecordWithoutKey { tp, batch_indexes }) => {
-                assert_eq!(tp, TopicPartition::new("t", 0));
-                batch_indexes
-            }
-            other => panic!("expected RecordWithoutKey, got {other:?}"),
-        }
+        refusals(result)
+            .into_iter()
+            .map(|e| {
+                assert_eq!(e.kind, RecordErrorKind::MissingKey);
+                e.batch_index
+            })
+            .collect()
+    }
+
+    /// Records at these timestamps, all keyed.
+    fn timed(timestamps: &[i64]) -> Bytes {
+        let records: Vec<_> = (0..)
+            .zip(timestamps)
+            .map(|(i, &t)| {
+                record(
+                    i,
+                    t,
+                    Some(Bytes::from_static(b"k")),
+                    Bytes::from_static(b"v"),
+                )
+            })
+            .collect();
+        encode(&records, Compression::Lz4)
+    }
+
+    #[test]
+    fn timestamps_outside_the_bounds_are_refused_with_their_indexes() {
+        let now = TIMESTAMP;
+        let config = LogConfig {
+            message_timestamp_before_max_ms: 1_000,
+            message_timestamp_after_max_ms: 500,
+            ..LogConfig::default()
+        };
+        let checks = RecordChecks::for_config(&config, now);
+        assert!(!checks.require_keys);
+        let records = timed(&[now, now - 1_001, now + 500, now + 501, -1, now - 1_000]);
+        let errors = refusals(check_with(&records, checks));
+        let indexes: Vec<i32> = errors.iter().map(|e| e.batch_index).collect();
+        assert_eq!(indexes, vec![1, 3]);
+        assert!(errors.iter().all(RecordError::is_timestamp));
+        assert_eq!(
+            errors[0].message(&TopicPartition::new("t", 0)),
+            format!(
+                "Timestamp {} of message with offset 1 is out of range. The timestamp should be within [{}, {}]",
+                now - 1_001,
+                now - 1_000,
+                now + 500
+            )
+        );
+        check_with(&timed(&[now - 1_000, now + 500]), checks).expect("on the bounds");
+    }
+
+    /// Kafka 4's defaults: no lower bound, one hour ahead.
+    #[test]
+    fn defaults_refuse_only_the_future() {
+        let now = TIMESTAMP;
+        let checks = RecordChecks::for_config(&LogConfig::default(), now);
+        check_with(&timed(&[0, now, now + 3_600_000]), checks).expect("accepted");
+        let errors = refusals(check_with(&timed(&[now, now + 3_600_001]), checks));
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].batch_index, 1);
+    }
+
+    /// LogAppendTime topics are stamped by the leader: no timestamp check.
+    #[test]
+    fn log_append_time_topics_take_any_timestamp() {
+        let config = LogConfig {
+            message_timestamp_type: fjord_log::TimestampType::LogAppendTime,
+            message_timestamp_before_max_ms: 0,
+            ..LogConfig::default()
+        };
+        let checks = RecordChecks::for_config(&config, TIMESTAMP);
+        check_with(&timed(&[0, i64::MAX]), checks).expect("accepted");
+    }
+
+    /// A record with no key on a compacted topic is reported for its key only.
+    #[test]
+    fn key_errors_come_before_timestamp_errors() {
+        let now = TIMESTAMP;
+        let config = LogConfig {
+            cleanup_policy: fjord_log::CleanupPolicy::Compact,
+            ..LogConfig::default()
+        };
+        let records = encode(
+            &[
+                record(0, now + 7_200_000, None, Bytes::from_static(b"v")),
+                record(
+                    1,
+                    now + 7_200_000,
+                    Some(Bytes::from_static(b"k")),
+                    Bytes::from_static(b"v"),
+                ),
+            ],
+            Compression::None,
+        );
+        let errors = refusals(check_with(&records, RecordChecks::for_config(&config, now)));
+        assert_eq!(errors[0].kind, RecordErrorKind::MissingKey);
+        assert!(errors[1].is_timestamp());
     }
 
     #[test]

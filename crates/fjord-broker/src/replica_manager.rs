@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use crate::error::PartitionError;
 use crate::log_dir_failure::LogDirFailure;
-use crate::partition::{Appended, Partition};
+use crate::partition::{Appended, Partition, RecordsDeleted};
 use crate::types::{
     Acks, AppendOrigin, FetchParams, FetchResult, ListedOffset, OffsetSpec, ProducePartition,
     ProduceResult, TxnVerification,
@@ -37,6 +37,9 @@ pub struct ReplicaManager {
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     /// The log directory's fault handler, shared by every partition here.
     failure: LogDirFailure,
+    /// A hosted partition's log could not be opened for lack of space: the
+    /// metadata apply task retries ([`crate::metadata_applier::open_pending`]).
+    opens_pending: std::sync::atomic::AtomicBool,
 }
 
 impl ReplicaManager {
@@ -45,7 +48,20 @@ impl ReplicaManager {
             node_id,
             partitions: RwLock::new(HashMap::new()),
             failure,
+            opens_pending: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Whether some hosted partition's log is still to be opened (the disk
+    /// was full when the metadata asked for it).
+    pub fn opens_pending(&self) -> bool {
+        self.opens_pending
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub(crate) fn set_opens_pending(&self, pending: bool) {
+        self.opens_pending
+            .store(pending, std::sync::atomic::Ordering::Release);
     }
 
     /// The log directory's fault handler.
@@ -262,6 +278,45 @@ impl ReplicaManager {
         self.get(tp).map(|p| p.high_watermark())
     }
 
+    /// DeleteRecords: on each partition this broker leads, move the log
+    /// start offset to the requested offset (-1: the high watermark), then
+    /// wait, up to `timeout` for all of them together, until the low
+    /// watermark (the smallest log start over the ISR) reaches it (Kafka's
+    /// `DelayedDeleteRecords`). Each answer is the low watermark reached, or
+    /// the partition's error: REQUEST_TIMED_OUT when followers did not
+    /// report in time (the leader's log start has moved regardless),
+    /// NOT_LEADER_OR_FOLLOWER when leadership moved meanwhile.
+    pub async fn delete_records(
+        &self,
+        requests: Vec<(TopicPartition, Offset)>,
+        timeout: std::time::Duration,
+    ) -> Vec<(TopicPartition, Result<Offset, PartitionError>)> {
+        let deadline = Instant::now() + timeout;
+        let started: Vec<_> = requests
+            .into_iter()
+            .map(|(tp, offset)| {
+                let done = self
+                    .partition(&tp)
+                    .and_then(|p| p.delete_records_on_leader(offset).map(|d| (p, d)));
+                (tp, done)
+            })
+            .collect();
+        let mut results = Vec::with_capacity(started.len());
+        for (tp, done) in started {
+            let result = match done {
+                Err(err) => Err(err),
+                Ok((_, deleted)) if deleted.low_watermark >= deleted.requested_offset => {
+                    Ok(deleted.low_watermark)
+                }
+                Ok((partition, deleted)) => {
+                    wait_low_watermark(&partition, &deleted, deadline, &self.failure).await
+                }
+            };
+            results.push((tp, result));
+        }
+        results
+    }
+
     /// DescribeProducers on one partition hosted here.
     pub fn active_producers(
         &self,
@@ -309,5 +364,40 @@ async fn wait_committed(
         // broker just became a follower.
         Ok(true) if *partition.subscribe_leading().borrow() == Some(term) => Ok(()),
         Ok(_) => Err(not_leader()),
+    }
+}
+
+/// DeleteRecords: wait until the low watermark reaches the requested offset
+/// while this broker still leads in the term the deletion happened in.
+async fn wait_low_watermark(
+    partition: &Partition,
+    deleted: &RecordsDeleted,
+    deadline: Instant,
+    failure: &LogDirFailure,
+) -> Result<Offset, PartitionError> {
+    let halted = failure.halted();
+    let mut low_watermark = partition.subscribe_low_watermark();
+    let mut leading = partition.subscribe_leading();
+    let waited = tokio::time::timeout_at(deadline, async {
+        tokio::select! {
+            biased;
+            _ = halted.cancelled() => None,
+            _ = leading.wait_for(|t| *t != Some(deleted.term)) => None,
+            reached = low_watermark.wait_for(|lw| *lw >= deleted.requested_offset) => {
+                reached.ok().map(|lw| *lw)
+            }
+        }
+    })
+    .await;
+    match waited {
+        _ if failure.is_offline() => Err(PartitionError::LogDirOffline),
+        Err(_) => Err(PartitionError::RequestTimedOut),
+        Ok(Some(lw)) if *partition.subscribe_leading().borrow() == Some(deleted.term) => Ok(lw),
+        Ok(_) => {
+            let leader = partition.assignment().leader;
+            Err(PartitionError::NotLeaderOrFollower {
+                leader: (leader >= 0).then_some(leader),
+            })
+        }
     }
 }

@@ -61,7 +61,7 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         "-1",
         Validator::Range { min: -1, max: 9 },
         Some("compression.gzip.level"),
-        false,
+        true,
         "The gzip level used when compression.type is gzip.",
     ),
     topic(
@@ -70,7 +70,7 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         "9",
         Validator::Range { min: 1, max: 17 },
         Some("compression.lz4.level"),
-        false,
+        true,
         "The lz4 level used when compression.type is lz4.",
     ),
     topic(
@@ -79,7 +79,7 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         "producer",
         Validator::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]),
         Some("compression.type"),
-        false,
+        true,
         "The compression of stored batches: a codec, uncompressed, or producer to keep what the producer sent.",
     ),
     topic(
@@ -91,7 +91,7 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
             max: 22,
         },
         Some("compression.zstd.level"),
-        false,
+        true,
         "The zstd level used when compression.type is zstd.",
     ),
     topic(
@@ -199,7 +199,7 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         "3600000",
         at_least(0),
         Some("log.message.timestamp.after.max.ms"),
-        false,
+        true,
         "With CreateTime: how far (ms) a batch timestamp may lie ahead of the broker's clock.",
     ),
     topic(
@@ -208,7 +208,7 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         LONG_MAX,
         at_least(0),
         Some("log.message.timestamp.before.max.ms"),
-        false,
+        true,
         "With CreateTime: how far (ms) a batch timestamp may lie behind the broker's clock.",
     ),
     topic(

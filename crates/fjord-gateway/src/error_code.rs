@@ -30,6 +30,7 @@ pub fn partition_error(err: &PartitionError) -> ResponseError {
         }
         PartitionError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
         PartitionError::RequestTimedOut => ResponseError::RequestTimedOut,
+        PartitionError::PolicyViolation { .. } => ResponseError::PolicyViolation,
         PartitionError::KafkaStorage(_) | PartitionError::LogDirOffline => {
             ResponseError::KafkaStorageError
         }
@@ -43,7 +44,13 @@ pub fn partition_error(err: &PartitionError) -> ResponseError {
         }
         PartitionError::ControlBatchFromClient { .. } => ResponseError::InvalidRecord,
         PartitionError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
-        PartitionError::RecordWithoutKey { .. } => ResponseError::InvalidRecord,
+        PartitionError::RecordsRejected { errors, .. } => {
+            if errors.iter().any(fjord_broker::RecordError::is_timestamp) {
+                ResponseError::InvalidTimestamp
+            } else {
+                ResponseError::InvalidRecord
+            }
+        }
     }
 }
 
@@ -217,11 +224,29 @@ mod tests {
                 48,
             ),
             (
-                PartitionError::RecordWithoutKey {
+                PartitionError::RecordsRejected {
                     tp: fjord_types::TopicPartition::new("t", 0),
-                    batch_indexes: vec![0],
+                    errors: vec![fjord_broker::RecordError {
+                        batch_index: 0,
+                        kind: fjord_broker::RecordErrorKind::MissingKey,
+                    }],
                 },
                 87,
+            ),
+            (
+                PartitionError::RecordsRejected {
+                    tp: fjord_types::TopicPartition::new("t", 0),
+                    errors: vec![fjord_broker::RecordError {
+                        batch_index: 1,
+                        kind: fjord_broker::RecordErrorKind::TimestampOutOfRange {
+                            timestamp: 5,
+                            offset: 1,
+                            earliest: 10,
+                            latest: 20,
+                        },
+                    }],
+                },
+                32,
             ),
         ];
         for (err, code) in table {

@@ -25,6 +25,53 @@ impl fmt::Display for TimestampType {
     }
 }
 
+/// `compression.type`: the codec batches are stored with. `Producer` keeps
+/// each batch as the client sent it; any other value recompresses batches
+/// whose codec differs on the leader's append (`crate::recompress`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum CompressionType {
+    #[default]
+    Producer,
+    Uncompressed,
+    Gzip,
+    Snappy,
+    Lz4,
+    Zstd,
+}
+
+impl CompressionType {
+    const NAMES: [(&'static str, CompressionType); 6] = [
+        ("producer", CompressionType::Producer),
+        ("uncompressed", CompressionType::Uncompressed),
+        ("gzip", CompressionType::Gzip),
+        ("snappy", CompressionType::Snappy),
+        ("lz4", CompressionType::Lz4),
+        ("zstd", CompressionType::Zstd),
+    ];
+
+    /// The v2 attributes codec id (bits 0-2), `None` for `producer`.
+    pub fn codec(self) -> Option<i16> {
+        match self {
+            CompressionType::Producer => None,
+            CompressionType::Uncompressed => Some(0),
+            CompressionType::Gzip => Some(1),
+            CompressionType::Snappy => Some(2),
+            CompressionType::Lz4 => Some(3),
+            CompressionType::Zstd => Some(4),
+        }
+    }
+}
+
+impl fmt::Display for CompressionType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = Self::NAMES
+            .iter()
+            .find(|(_, c)| c == self)
+            .map_or("producer", |(n, _)| n);
+        f.write_str(name)
+    }
+}
+
 /// `cleanup.policy`. Compaction is not implemented yet: the value is held and
 /// reported; retention (time and size) only runs when the policy includes `delete`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -85,6 +132,20 @@ pub struct LogConfig {
     /// neither parsed by [`LogConfig::with_overrides`] nor listed by
     /// [`LogConfig::entries`].
     pub producer_id_expiration_ms: i64,
+    /// `compression.type`. Default producer.
+    pub compression_type: CompressionType,
+    /// `compression.gzip.level`: -1 (the codec's default) or 1-9. Default -1.
+    pub compression_gzip_level: i32,
+    /// `compression.lz4.level`: 1-17. Default 9.
+    pub compression_lz4_level: i32,
+    /// `compression.zstd.level`: -131072 to 22. Default 3.
+    pub compression_zstd_level: i32,
+    /// `message.timestamp.before.max.ms`: a CreateTime record may be at most
+    /// this much older than the broker's clock. Default unlimited.
+    pub message_timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms`: a CreateTime record may be at most
+    /// this much ahead of the broker's clock. Default 1 hour (Kafka 4.x).
+    pub message_timestamp_after_max_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -102,6 +163,12 @@ impl Default for LogConfig {
             message_timestamp_type: TimestampType::CreateTime,
             cleanup_policy: CleanupPolicy::Delete,
             producer_id_expiration_ms: 86_400_000,
+            compression_type: CompressionType::Producer,
+            compression_gzip_level: -1,
+            compression_lz4_level: 9,
+            compression_zstd_level: 3,
+            message_timestamp_before_max_ms: i64::MAX,
+            message_timestamp_after_max_ms: 3_600_000,
         }
     }
 }
@@ -117,8 +184,14 @@ pub const SEGMENT_INDEX_BYTES: &str = "segment.index.bytes";
 pub const MAX_MESSAGE_BYTES: &str = "max.message.bytes";
 pub const MESSAGE_TIMESTAMP_TYPE: &str = "message.timestamp.type";
 pub const CLEANUP_POLICY: &str = "cleanup.policy";
+pub const COMPRESSION_TYPE: &str = "compression.type";
+pub const COMPRESSION_GZIP_LEVEL: &str = "compression.gzip.level";
+pub const COMPRESSION_LZ4_LEVEL: &str = "compression.lz4.level";
+pub const COMPRESSION_ZSTD_LEVEL: &str = "compression.zstd.level";
+pub const MESSAGE_TIMESTAMP_BEFORE_MAX_MS: &str = "message.timestamp.before.max.ms";
+pub const MESSAGE_TIMESTAMP_AFTER_MAX_MS: &str = "message.timestamp.after.max.ms";
 
-const KNOWN: [&str; 11] = [
+const KNOWN: [&str; 17] = [
     SEGMENT_BYTES,
     SEGMENT_MS,
     RETENTION_MS,
@@ -130,6 +203,12 @@ const KNOWN: [&str; 11] = [
     MAX_MESSAGE_BYTES,
     MESSAGE_TIMESTAMP_TYPE,
     CLEANUP_POLICY,
+    COMPRESSION_TYPE,
+    COMPRESSION_GZIP_LEVEL,
+    COMPRESSION_LZ4_LEVEL,
+    COMPRESSION_ZSTD_LEVEL,
+    MESSAGE_TIMESTAMP_BEFORE_MAX_MS,
+    MESSAGE_TIMESTAMP_AFTER_MAX_MS,
 ];
 
 fn parse_int<T: FromStr + PartialOrd + Copy>(
@@ -205,6 +284,32 @@ impl LogConfig {
                     }
                 }
                 CLEANUP_POLICY => c.cleanup_policy = parse_cleanup_policy(value)?,
+                COMPRESSION_TYPE => c.compression_type = parse_compression_type(value)?,
+                COMPRESSION_GZIP_LEVEL => {
+                    c.compression_gzip_level = parse_int(COMPRESSION_GZIP_LEVEL, value, -1, 9)?;
+                    if c.compression_gzip_level == 0 {
+                        return Err(ConfigError::InvalidValue {
+                            name: COMPRESSION_GZIP_LEVEL,
+                            value: value.clone(),
+                            reason: "expected -1 or 1 to 9",
+                        });
+                    }
+                }
+                COMPRESSION_LZ4_LEVEL => {
+                    c.compression_lz4_level = parse_int(COMPRESSION_LZ4_LEVEL, value, 1, 17)?
+                }
+                COMPRESSION_ZSTD_LEVEL => {
+                    c.compression_zstd_level =
+                        parse_int(COMPRESSION_ZSTD_LEVEL, value, -131_072, 22)?
+                }
+                MESSAGE_TIMESTAMP_BEFORE_MAX_MS => {
+                    c.message_timestamp_before_max_ms =
+                        parse_int(MESSAGE_TIMESTAMP_BEFORE_MAX_MS, value, 0, i64::MAX)?
+                }
+                MESSAGE_TIMESTAMP_AFTER_MAX_MS => {
+                    c.message_timestamp_after_max_ms =
+                        parse_int(MESSAGE_TIMESTAMP_AFTER_MAX_MS, value, 0, i64::MAX)?
+                }
                 _ => {}
             }
         }
@@ -228,6 +333,27 @@ impl LogConfig {
                 self.message_timestamp_type.to_string(),
             ),
             (CLEANUP_POLICY, self.cleanup_policy.to_string()),
+            (COMPRESSION_TYPE, self.compression_type.to_string()),
+            (
+                COMPRESSION_GZIP_LEVEL,
+                self.compression_gzip_level.to_string(),
+            ),
+            (
+                COMPRESSION_LZ4_LEVEL,
+                self.compression_lz4_level.to_string(),
+            ),
+            (
+                COMPRESSION_ZSTD_LEVEL,
+                self.compression_zstd_level.to_string(),
+            ),
+            (
+                MESSAGE_TIMESTAMP_BEFORE_MAX_MS,
+                self.message_timestamp_before_max_ms.to_string(),
+            ),
+            (
+                MESSAGE_TIMESTAMP_AFTER_MAX_MS,
+                self.message_timestamp_after_max_ms.to_string(),
+            ),
         ]
     }
 
@@ -245,6 +371,19 @@ impl LogConfig {
     pub(crate) fn max_time_index_entries(&self) -> usize {
         (self.segment_index_bytes / 12).max(1) as usize
     }
+}
+
+fn parse_compression_type(value: &str) -> Result<CompressionType, ConfigError> {
+    let wanted = value.trim().to_ascii_lowercase();
+    CompressionType::NAMES
+        .iter()
+        .find(|(name, _)| *name == wanted)
+        .map(|&(_, c)| c)
+        .ok_or_else(|| ConfigError::InvalidValue {
+            name: COMPRESSION_TYPE,
+            value: value.to_owned(),
+            reason: "expected one of uncompressed, zstd, lz4, snappy, gzip, producer",
+        })
 }
 
 fn parse_cleanup_policy(value: &str) -> Result<CleanupPolicy, ConfigError> {
@@ -307,12 +446,18 @@ mod tests {
                 ("message.timestamp.type", "LogAppendTime"),
                 ("cleanup.policy", "delete,compact"),
                 ("min.insync.replicas", "2"),
+                ("compression.type", "LZ4"),
+                ("compression.zstd.level", "-5"),
+                ("message.timestamp.after.max.ms", "60000"),
             ]))
             .expect("valid");
         assert_eq!(c.segment_bytes, 1_048_576);
         assert_eq!(c.retention_ms, -1);
         assert_eq!(c.message_timestamp_type, TimestampType::LogAppendTime);
         assert_eq!(c.cleanup_policy, CleanupPolicy::CompactDelete);
+        assert_eq!(c.compression_type, CompressionType::Lz4);
+        assert_eq!(c.compression_zstd_level, -5);
+        assert_eq!(c.message_timestamp_after_max_ms, 60_000);
         let again: BTreeMap<String, String> = c
             .entries()
             .into_iter()
@@ -330,6 +475,10 @@ mod tests {
             ("flush.messages", "0"),
             ("message.timestamp.type", "Now"),
             ("cleanup.policy", "shred"),
+            ("compression.type", "brotli"),
+            ("compression.gzip.level", "0"),
+            ("compression.lz4.level", "18"),
+            ("message.timestamp.before.max.ms", "-1"),
         ] {
             assert!(
                 LogConfig::default()

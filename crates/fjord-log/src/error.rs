@@ -60,7 +60,8 @@ pub enum LogError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-    /// An I/O error on a log file: fatal for the log directory.
+    /// An I/O error on a log file: fatal for the log directory, unless it
+    /// only says the filesystem is full ([`LogError::is_out_of_space`]).
     #[error("I/O error while {context} {path}")]
     Io {
         context: &'static str,
@@ -70,7 +71,35 @@ pub enum LogError {
     },
 }
 
+/// Whether an I/O error says the filesystem is out of space (ENOSPC) or the
+/// writer's quota is used up (EDQUOT).
+pub fn io_is_out_of_space(err: &std::io::Error) -> bool {
+    matches!(
+        err.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
+}
+
 impl LogError {
+    /// A write, create or rename that failed only because the filesystem
+    /// is full. Such a failure leaves the log whole and usable: a failed
+    /// segment append is cut back to the last whole batch, index files stay
+    /// marked dirty and are rewritten later, and checkpoints are written to
+    /// a temporary file and renamed, so the old one stays (a log start
+    /// offset moved before its checkpoint failed is still bounded after a
+    /// restart by the first segment left); the operation can be retried
+    /// once space is freed. An fsync
+    /// failing with ENOSPC is not one: the kernel may already have dropped
+    /// dirty pages of acknowledged data, so it stays fatal.
+    pub fn is_out_of_space(&self) -> bool {
+        match self {
+            LogError::Io {
+                context, source, ..
+            } => !context.starts_with("syncing") && io_is_out_of_space(source),
+            _ => false,
+        }
+    }
+
     pub(crate) fn io(
         context: &'static str,
         path: impl Into<PathBuf>,

@@ -117,6 +117,8 @@
 //! (`ProducerStateManager`: the sequence and transaction rules in `entry`,
 //! snapshot files in `snapshot`, load and replay), `control` (transaction
 //! markers: parse, build), `txn_index` (`TransactionIndex`, `AbortedTxn`),
+//! `recompress` (`compression.type`: a client's batches in the topic's codec,
+//! called by the broker before it takes the partition lock),
 //! `config` (`LogConfig`), `error`, and `log` (`Log`, the API the broker
 //! calls).
 //!
@@ -136,6 +138,7 @@ mod leader_epoch;
 mod log;
 mod offset_index;
 mod producer_state;
+mod recompress;
 mod recovery;
 mod segment;
 mod time_index;
@@ -145,8 +148,8 @@ mod txn_index;
 pub mod testing;
 
 pub use batch::{BatchHeader, HEADER_LEN, LOG_OVERHEAD, MAGIC_V2};
-pub use config::{CleanupPolicy, LogConfig, TimestampType};
-pub use error::{ConfigError, LogError};
+pub use config::{CleanupPolicy, CompressionType, LogConfig, TimestampType};
+pub use error::{ConfigError, LogError, io_is_out_of_space};
 pub use leader_epoch::LeaderEpochCache;
 pub use log::{AppendInfo, IsolationLevel, Log, ReadInfo};
 pub use producer_state::{
@@ -154,6 +157,7 @@ pub use producer_state::{
     ProducerStateLoad, ProducerStateManager, RETAINED_SNAPSHOTS, SequenceCheck, SequenceError,
     VerificationGuard,
 };
+pub use recompress::recompress;
 pub use txn_index::AbortedTxn;
 
 #[cfg(test)]

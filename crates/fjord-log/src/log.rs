@@ -19,7 +19,7 @@ use crate::producer_state::{
     DuplicateBatch, ProducerStateManager, SequenceError, VerificationGuard,
 };
 use crate::recovery;
-use crate::segment::{LogSegment, PlacedBatch};
+use crate::segment::{LogSegment, PlacedBatch, RollingBase};
 use crate::txn_index::AbortedTxn;
 
 /// Result of an append.
@@ -122,8 +122,10 @@ impl Log {
             config,
             segments,
             log_start_offset: 0,
-            // Not a valid offset: the first flush below writes the checkpoint.
-            recovery_point: -1,
+            // As checkpointed: the flush below rewrites it only if recovery
+            // moved the log end (no write on a clean restart, so that a node
+            // restarted on a full disk can still open its logs).
+            recovery_point: recovery_checkpoint,
             leader_epoch_cache: LeaderEpochCache::default(),
             unflushed_messages: 0,
             last_flush_ms: wall_clock_ms(),
@@ -132,7 +134,7 @@ impl Log {
             producer_state: ProducerStateManager::empty(dir),
         };
         log.active_mut().ensure_exact(interval)?;
-        leader_epoch_cache.truncate_from_end(log.log_end_offset());
+        let mut epochs_changed = leader_epoch_cache.truncate_from_end(log.log_end_offset());
         log.leader_epoch_cache = leader_epoch_cache;
         let first = log.first_segment().base_offset();
         log.log_start_offset = log_start_checkpoint.unwrap_or(first).max(first);
@@ -143,9 +145,14 @@ impl Log {
         }
         log.delete_segments_below_log_start()?;
         let start = log.log_start_offset;
-        log.leader_epoch_cache.truncate_from_start(start);
-        log.persist_leader_epochs()?;
-        checkpoint::write_offset(&log.dir, LOG_START_OFFSET, start)?;
+        epochs_changed |= log.leader_epoch_cache.truncate_from_start(start);
+        // Checkpoints are rewritten only when opening changed them.
+        if epochs_changed {
+            log.persist_leader_epochs()?;
+        }
+        if log_start_checkpoint != Some(start) {
+            checkpoint::write_offset(&log.dir, LOG_START_OFFSET, start)?;
+        }
         let now = wall_clock_ms();
         log.producer_state = ProducerStateManager::load(
             dir,
@@ -165,9 +172,17 @@ impl Log {
         // batch's timestamp when plausible, else now.
         let first_ts = log.active().first_batch_timestamp()?;
         log.active_mut()
-            .set_rolling_base_ms(first_ts.map(|ts| if (0..=now).contains(&ts) { ts } else { now }));
-        // Everything scanned is valid: make it durable and move the recovery point.
-        log.flush()?;
+            .set_rolling_base(first_ts.map(|ts| RollingBase::of_first_batch(ts, now)));
+        // Everything scanned is valid: make it durable and move the recovery
+        // point. On a full disk the checkpoint (or an index file) may not be
+        // writable: the log is whole all the same, and keeps its older
+        // recovery point (the next open re-validates a little more).
+        match log.flush() {
+            Err(err) if err.is_out_of_space() => {
+                tracing::warn!(dir = %dir.display(), %err, "log opened without moving its recovery point: the disk is full");
+            }
+            other => other?,
+        }
         Ok(log)
     }
 
@@ -243,7 +258,12 @@ impl Log {
             });
         }
         info.last_offset = next - 1;
-        self.maybe_roll(total, first_offset, info.last_offset, now_ms)?;
+        self.maybe_roll(
+            total,
+            (first_offset, info.last_offset),
+            info.max_timestamp,
+            now_ms,
+        )?;
         let mut slices = Vec::with_capacity(2 * batches.len());
         for (&(start, h), header) in batches.iter().zip(&rewritten) {
             let head = header.bytes();
@@ -315,7 +335,12 @@ impl Log {
         info.last_offset = expected - 1;
         let total = self.check_set_size(&batches)?;
         let now = wall_clock_ms();
-        self.maybe_roll(total, first.base_offset, info.last_offset, now)?;
+        self.maybe_roll(
+            total,
+            (first.base_offset, info.last_offset),
+            info.max_timestamp,
+            now,
+        )?;
         let end = batches.last().map_or(0, |&(s, h)| s + h.size());
         let mut slices = [IoSlice::new(&records[..end])];
         let interval = self.config.index_interval_bytes;
@@ -498,42 +523,39 @@ impl Log {
         }
     }
 
-    /// Delete whole segments by `retention.ms` (segment's largest timestamp;
-    /// file mtime if no batch has one) and `retention.bytes`, when the cleanup
-    /// policy includes delete; always delete segments wholly below the log
-    /// start. The active segment is rolled first when it is entirely expired.
-    /// Returns the number of deleted segments.
-    pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize, LogError> {
+    /// Delete whole segments past retention, oldest first (Kafka's
+    /// `deleteOldSegments`), when the cleanup policy includes delete: by
+    /// `retention.ms` (a segment whose largest timestamp, or file mtime if no
+    /// batch has one, is older than that), then by `retention.bytes` (the
+    /// oldest segment goes while the log without it still holds at least
+    /// that many bytes); -1 disables either. Segments wholly below the log
+    /// start always go. Only segments wholly below `high_watermark` are
+    /// eligible, so retention never moves the log start past what is
+    /// committed; when every segment is eligible, the active one included
+    /// (unless it is empty), a new active segment is rolled first (a log
+    /// always has one). Returns the number of deleted segments.
+    pub fn apply_retention(&mut self, now_ms: i64, high_watermark: i64) -> Result<usize, LogError> {
         let mut deleted = self.delete_segments_below_log_start()?;
         if self.config.cleanup_policy.deletes() {
-            if self.config.retention_ms >= 0 {
-                loop {
-                    let first = self.first_segment();
-                    if first.is_empty() {
-                        break;
-                    }
-                    let age = now_ms.saturating_sub(first.retention_timestamp()?);
-                    if age <= self.config.retention_ms {
-                        break;
-                    }
-                    if self.segments.len() == 1 {
-                        let leo = self.log_end_offset();
-                        self.roll(leo, now_ms)?;
-                    }
-                    self.delete_oldest_segment()?;
-                    deleted += 1;
-                }
+            let retention_ms = self.config.retention_ms;
+            if retention_ms >= 0 {
+                let n = self.deletable_prefix(high_watermark, |seg| {
+                    Ok(now_ms.saturating_sub(seg.retention_timestamp()?) > retention_ms)
+                })?;
+                deleted += self.delete_oldest_segments(n, now_ms)?;
             }
-            if self.config.retention_bytes >= 0 {
-                let limit = self.config.retention_bytes as u64;
-                while self.segments.len() > 1 {
-                    let first_size = self.first_segment().size();
-                    if self.size_bytes() - first_size < limit {
-                        break;
+            if let Ok(limit) = u64::try_from(self.config.retention_bytes)
+                && self.size_bytes() >= limit
+            {
+                let mut excess = self.size_bytes() - limit;
+                let n = self.deletable_prefix(high_watermark, |seg| {
+                    let breached = excess >= seg.size();
+                    if breached {
+                        excess -= seg.size();
                     }
-                    self.delete_oldest_segment()?;
-                    deleted += 1;
-                }
+                    Ok(breached)
+                })?;
+                deleted += self.delete_oldest_segments(n, now_ms)?;
             }
         }
         if deleted > 0 {
@@ -543,6 +565,45 @@ impl Log {
             }
         }
         Ok(deleted)
+    }
+
+    /// How many of the oldest segments `breached` says to delete, stopping
+    /// at the first it refuses, at one not wholly below `high_watermark`, or
+    /// at an empty active segment (Kafka's `deletableSegments`).
+    fn deletable_prefix(
+        &self,
+        high_watermark: i64,
+        mut breached: impl FnMut(&LogSegment) -> Result<bool, LogError>,
+    ) -> Result<usize, LogError> {
+        let log_end = self.log_end_offset();
+        let mut segments = self.segments.values().peekable();
+        let mut n = 0;
+        while let Some(seg) = segments.next() {
+            let next = segments.peek();
+            let upper = next.map_or(log_end, |s| s.base_offset());
+            let last_and_empty = next.is_none() && seg.is_empty();
+            if last_and_empty || high_watermark < upper || !breached(seg)? {
+                break;
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Delete the `n` oldest segments, rolling a new active segment first
+    /// when that is all of them.
+    fn delete_oldest_segments(&mut self, n: usize, now_ms: i64) -> Result<usize, LogError> {
+        if n == 0 {
+            return Ok(0);
+        }
+        if n >= self.segments.len() {
+            let leo = self.log_end_offset();
+            self.roll(leo, now_ms)?;
+        }
+        for _ in 0..n {
+            self.delete_oldest_segment()?;
+        }
+        Ok(n)
     }
 
     /// DeleteRecords: raise the log start offset (persisted) and delete
@@ -559,9 +620,13 @@ impl Log {
         if offset <= self.log_start_offset {
             return Ok(());
         }
-        self.set_log_start_offset(offset)?;
+        // Segments first, checkpoint second: on a full disk the deletion is
+        // what frees the room the checkpoint needs, and a restart before the
+        // checkpoint starts the log at its first remaining segment, still
+        // at or below `offset`.
+        self.log_start_offset = offset;
         self.delete_segments_below_log_start()?;
-        Ok(())
+        self.set_log_start_offset(offset)
     }
 
     /// Remove every batch from the one containing `offset` on; the log end
@@ -598,8 +663,10 @@ impl Log {
         let interval = self.config.index_interval_bytes;
         self.active_mut().truncate_to_offset(offset, interval)?;
         self.active_mut().advance_next_offset(offset);
-        if self.active().rolling_base_ms().is_none() && !self.active().is_empty() {
-            self.active_mut().set_rolling_base_ms(Some(wall_clock_ms()));
+        if self.active().rolling_base().is_none() && !self.active().is_empty() {
+            let first_ts = self.active().first_batch_timestamp()?;
+            let base = RollingBase::of_first_batch(first_ts.unwrap_or(-1), wall_clock_ms());
+            self.active_mut().set_rolling_base(Some(base));
         }
         let leo = self.log_end_offset();
         if self.leader_epoch_cache.truncate_from_end(leo) {
@@ -690,10 +757,16 @@ impl Log {
     /// A new leader records that `epoch` starts at its current log end, before
     /// appending anything, so that followers can find where they diverge
     /// (KIP-101). A no-op unless `epoch` is newer than the latest known.
+    /// If the checkpoint cannot be written (a full disk), the cache is left
+    /// as it was, so that memory never runs ahead of the checkpoint.
     pub fn assign_leader_epoch(&mut self, epoch: i32) -> Result<(), LogError> {
         let leo = self.log_end_offset();
-        if self.leader_epoch_cache.assign(epoch, leo) {
-            self.persist_leader_epochs()?;
+        let before = self.leader_epoch_cache.clone();
+        if self.leader_epoch_cache.assign(epoch, leo)
+            && let Err(err) = self.persist_leader_epochs()
+        {
+            self.leader_epoch_cache = before;
+            return Err(err);
         }
         Ok(())
     }
@@ -971,14 +1044,15 @@ impl Log {
         Ok(total)
     }
 
-    /// Roll before appending `size` bytes holding offsets `first..=last` if the
-    /// active segment is non-empty and full (segment.bytes, either index) or
-    /// old (segment.ms), or cannot address the offsets.
+    /// Roll before appending `size` bytes holding offsets `first..=last`
+    /// (largest timestamp `max_timestamp`) if the active segment is
+    /// non-empty and full (segment.bytes, either index) or old (segment.ms,
+    /// see [`RollingBase`]), or cannot address the offsets.
     fn maybe_roll(
         &mut self,
         size: u64,
-        first: i64,
-        last: i64,
+        (first, last): (i64, i64),
+        max_timestamp: i64,
         now_ms: i64,
     ) -> Result<(), LogError> {
         let config = &self.config;
@@ -991,8 +1065,8 @@ impl Log {
                     || active.offset_index_entries() >= config.max_offset_index_entries()
                     || active.time_index_entries() >= config.max_time_index_entries()
                     || active
-                        .rolling_base_ms()
-                        .is_some_and(|t| now_ms.saturating_sub(t) > config.segment_ms)));
+                        .rolling_base()
+                        .is_some_and(|b| b.waited(now_ms, max_timestamp) > config.segment_ms)));
         if should_roll {
             self.roll(first, now_ms)?;
         }

@@ -96,6 +96,35 @@ impl Derived {
     }
 }
 
+/// What `segment.ms` counts from (Kafka's `rollingBasedTimestamp`): the
+/// first batch's max timestamp, compared with the max timestamp of the
+/// batches being appended, so that a roll follows the records' time, not
+/// the broker's; only a first batch without a timestamp (-1) falls back to
+/// the wall clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RollingBase {
+    Timestamp(i64),
+    WallClock(i64),
+}
+
+impl RollingBase {
+    pub(crate) fn of_first_batch(max_timestamp: i64, now_ms: i64) -> Self {
+        if max_timestamp >= 0 {
+            RollingBase::Timestamp(max_timestamp)
+        } else {
+            RollingBase::WallClock(now_ms)
+        }
+    }
+
+    /// Kafka's `timeWaitedForRoll`.
+    pub(crate) fn waited(self, now_ms: i64, incoming_max_timestamp: i64) -> i64 {
+        match self {
+            RollingBase::Timestamp(ts) => incoming_max_timestamp.saturating_sub(ts),
+            RollingBase::WallClock(at) => now_ms.saturating_sub(at),
+        }
+    }
+}
+
 pub(crate) struct LogSegment {
     base_offset: i64,
     log_path: PathBuf,
@@ -109,8 +138,8 @@ pub(crate) struct LogSegment {
     /// Offset after the last batch; `base_offset` when empty.
     next_offset: i64,
     derived: Derived,
-    /// Wall-clock ms of the first append (for `segment.ms`); `None` when empty.
-    rolling_base_ms: Option<i64>,
+    /// What `segment.ms` counts from; `None` when empty.
+    rolling_base: Option<RollingBase>,
     /// Log data written since the last fsync.
     unsynced: bool,
     /// The index files do not reflect `derived` yet.
@@ -187,7 +216,7 @@ impl LogSegment {
             size,
             next_offset: base_offset,
             derived: Derived::new(),
-            rolling_base_ms: None,
+            rolling_base: None,
             unsynced: false,
             indexes_dirty: false,
             indexes_unsynced: false,
@@ -254,12 +283,12 @@ impl LogSegment {
         self.derived.offset_of_max_timestamp
     }
 
-    pub(crate) fn rolling_base_ms(&self) -> Option<i64> {
-        self.rolling_base_ms
+    pub(crate) fn rolling_base(&self) -> Option<RollingBase> {
+        self.rolling_base
     }
 
-    pub(crate) fn set_rolling_base_ms(&mut self, ms: Option<i64>) {
-        self.rolling_base_ms = ms;
+    pub(crate) fn set_rolling_base(&mut self, base: Option<RollingBase>) {
+        self.rolling_base = base;
     }
 
     /// Whether offsets up to `last_offset` are addressable relative to this
@@ -306,7 +335,12 @@ impl LogSegment {
         }
         self.size = position;
         self.next_offset = next_offset;
-        self.rolling_base_ms.get_or_insert(now_ms);
+        if self.rolling_base.is_none() {
+            self.rolling_base = Some(RollingBase::of_first_batch(
+                batches.first().map_or(-1, |b| b.max_timestamp),
+                now_ms,
+            ));
+        }
         self.unsynced = true;
         self.indexes_dirty = true;
         Ok(())
@@ -496,7 +530,7 @@ impl LogSegment {
             });
         }
         if self.size == 0 {
-            self.rolling_base_ms = None;
+            self.rolling_base = None;
         }
         Ok(())
     }

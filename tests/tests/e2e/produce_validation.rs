@@ -4,7 +4,10 @@
 //! either is appended, and a normal batch afterwards lands right after the
 //! last one (transactional batches with an id: `txn_verification.rs`).
 //! On a compacted topic a record without a key is refused with
-//! INVALID_RECORD and named in `record_errors`.
+//! INVALID_RECORD and named in `record_errors`; records outside
+//! `message.timestamp.before.max.ms` / `after.max.ms` with INVALID_TIMESTAMP,
+//! named the same way. `compression.type` changes the codec batches are
+//! stored with, and nothing else about them.
 
 use std::time::Duration;
 
@@ -184,11 +187,18 @@ fn records(keys: &[Option<&'static str>], compression: Compression) -> Bytes {
 }
 
 async fn create_topic_with_policy(bootstrap: &str, name: &str, policy: &str) {
+    create_topic_with_configs(bootstrap, name, &[("cleanup.policy", policy)]).await;
+}
+
+async fn create_topic_with_configs(bootstrap: &str, name: &str, configs: &[(&str, &str)]) {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     use rdkafka::client::DefaultClientContext;
     let admin: AdminClient<DefaultClientContext> =
         client_config(bootstrap).create().expect("admin client");
-    let topic = NewTopic::new(name, 1, TopicReplication::Fixed(1)).set("cleanup.policy", policy);
+    let topic = configs.iter().fold(
+        NewTopic::new(name, 1, TopicReplication::Fixed(1)),
+        |topic, (key, value)| topic.set(key, value),
+    );
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     for r in admin
         .create_topics([&topic], &opts)
@@ -252,6 +262,176 @@ async fn compacted_topics_refuse_records_without_a_key() {
             let code = response.responses[0].partition_responses[0].error_code;
             assert_eq!(code, INVALID_RECORD, "{policy}: v7, uncompressed");
             assert_eq!(log_end_offset(&mut conn, &topic), 2, "{policy}");
+        }
+    })
+    .await;
+}
+
+const INVALID_TIMESTAMP: i16 = 32;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as i64
+}
+
+/// One uncompressed batch of keyed records at these timestamps.
+fn records_at(timestamps: &[i64]) -> Bytes {
+    let records: Vec<Record> = (0..)
+        .zip(timestamps)
+        .map(|(i, &timestamp)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i,
+            sequence: i as i32,
+            timestamp,
+            key: Some(Bytes::from_static(b"k")),
+            value: Some(Bytes::from_static(b"value")),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buf, &records, &options).expect("encode batch");
+    buf.freeze()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timestamps_out_of_range_are_refused_per_record() {
+    bounded(LIMIT, async {
+        let node = FjordNode::start();
+        let mut conn = KafkaConn::connect(&node.bootstrap(), IO_TIMEOUT).expect("connect");
+
+        // Kafka 4's default: at most one hour ahead, any age.
+        let topic = topic_name("timestamps-default");
+        create_topic(&node.bootstrap(), &topic, 1).await;
+        let now = now_ms();
+        let (code, _) = produce(&mut conn, &topic, records_at(&[1_000, now + 60_000]));
+        assert_eq!(code, 0, "old and slightly ahead: accepted");
+        let far = records_at(&[now, now + 7_200_000]);
+        let partition =
+            produce_at(&mut conn, &topic, far, 9).responses[0].partition_responses[0].clone();
+        assert_eq!(partition.error_code, INVALID_TIMESTAMP);
+        let indexes: Vec<i32> = partition
+            .record_errors
+            .iter()
+            .map(|e| e.batch_index)
+            .collect();
+        assert_eq!(indexes, vec![1]);
+        let message = partition.record_errors[0]
+            .batch_index_error_message
+            .as_deref()
+            .unwrap_or_default();
+        assert!(message.contains("is out of range"), "{message}");
+        assert_eq!(log_end_offset(&mut conn, &topic), 2, "nothing appended");
+
+        // Both bounds set on the topic.
+        let topic = topic_name("timestamps-bounded");
+        create_topic_with_configs(
+            &node.bootstrap(),
+            &topic,
+            &[
+                ("message.timestamp.before.max.ms", "60000"),
+                ("message.timestamp.after.max.ms", "60000"),
+            ],
+        )
+        .await;
+        let now = now_ms();
+        let batch = records_at(&[now, now - 3_600_000, now + 1_000, now + 3_600_000]);
+        let partition =
+            produce_at(&mut conn, &topic, batch, 9).responses[0].partition_responses[0].clone();
+        assert_eq!(partition.error_code, INVALID_TIMESTAMP);
+        let indexes: Vec<i32> = partition
+            .record_errors
+            .iter()
+            .map(|e| e.batch_index)
+            .collect();
+        assert_eq!(indexes, vec![1, 3]);
+        let (code, _) = produce(&mut conn, &topic, records_at(&[now, now + 1_000]));
+        assert_eq!(code, 0);
+
+        // LogAppendTime topics take any timestamp: the leader stamps the batch.
+        let topic = topic_name("timestamps-append-time");
+        create_topic_with_configs(
+            &node.bootstrap(),
+            &topic,
+            &[
+                ("message.timestamp.type", "LogAppendTime"),
+                ("message.timestamp.after.max.ms", "0"),
+            ],
+        )
+        .await;
+        let (code, _) = produce(&mut conn, &topic, records_at(&[now + 7_200_000]));
+        assert_eq!(code, 0);
+    })
+    .await;
+}
+
+/// Partition 0's batches from offset 0 (one Fetch, v12).
+fn fetch_batches(conn: &mut KafkaConn, topic: &str) -> Bytes {
+    use kafka_protocol::messages::FetchRequest;
+    use kafka_protocol::messages::FetchResponse;
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    let request = FetchRequest::default()
+        .with_replica_id((-1).into())
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partitions(vec![
+                    FetchPartition::default()
+                        .with_partition(0)
+                        .with_fetch_offset(0)
+                        .with_partition_max_bytes(1 << 20),
+                ]),
+        ]);
+    let response: FetchResponse = conn.request(12, &request).expect("fetch");
+    let partition = &response.responses[0].partitions[0];
+    assert_eq!(partition.error_code, 0, "Fetch error");
+    partition.records.clone().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compression_type_sets_the_stored_codec() {
+    use kafka_protocol::records::RecordBatchDecoder;
+    bounded(LIMIT, async {
+        let node = FjordNode::start();
+        let mut conn = KafkaConn::connect(&node.bootstrap(), IO_TIMEOUT).expect("connect");
+        for (config, sent, stored) in [
+            ("zstd", Compression::Gzip, Compression::Zstd),
+            ("lz4", Compression::None, Compression::Lz4),
+            ("uncompressed", Compression::Snappy, Compression::None),
+            ("producer", Compression::Gzip, Compression::Gzip),
+        ] {
+            let topic = topic_name("compression-type");
+            create_topic_with_configs(&node.bootstrap(), &topic, &[("compression.type", config)])
+                .await;
+            let batch = records(&[Some("a"), Some("b"), Some("c")], sent);
+            let original = RecordBatchDecoder::decode(&mut batch.clone()).expect("decode");
+            let (code, base) = produce(&mut conn, &topic, batch);
+            assert_eq!((code, base), (0, 0), "{config}");
+            let mut fetched = fetch_batches(&mut conn, &topic);
+            let attributes = i16::from_be_bytes([fetched[21], fetched[22]]);
+            assert_eq!(attributes & 0x07, stored as i16, "{config}: stored codec");
+            let set = RecordBatchDecoder::decode(&mut fetched).expect("decode fetched");
+            assert_eq!(set.records.len(), 3, "{config}");
+            for (got, sent) in set.records.iter().zip(&original.records) {
+                assert_eq!(
+                    (got.offset, &got.key, &got.value),
+                    (sent.offset, &sent.key, &sent.value)
+                );
+                assert_eq!(got.timestamp, sent.timestamp, "{config}");
+            }
         }
     })
     .await;

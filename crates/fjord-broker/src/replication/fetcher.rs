@@ -382,7 +382,13 @@ fn apply(
         }
         state.skip_epoch_check.remove(tp);
         return partition
-            .append_from_leader(epoch, &fetched.records, fetched.high_watermark, now_ms())
+            .append_from_leader(
+                epoch,
+                &fetched.records,
+                fetched.high_watermark,
+                fetched.log_start_offset,
+                now_ms(),
+            )
             .map(|_| ())
             .map_err(|err| not_applied(tp, "append replicated batches to", &err));
     }
@@ -419,12 +425,13 @@ async fn wait(
 
 /// A fetched partition's data could not be applied: back off it. Storage
 /// failures were already reported to the log directory's fault handler
-/// (which stops the node); anything else (corrupt batches from the leader)
-/// is logged here.
+/// (which stops the node, or for a full disk marks it full: the fetch is
+/// retried after the back-off); anything else (corrupt batches from the
+/// leader) is logged here.
 fn not_applied(tp: &TopicPartition, what: &str, err: &PartitionError) -> Option<Duration> {
     match err {
         PartitionError::KafkaStorage(_) | PartitionError::LogDirOffline => {
-            tracing::debug!(%tp, %err, "cannot {what} the follower log: log directory failed");
+            tracing::debug!(%tp, %err, "cannot {what} the follower log: log directory full or failed");
         }
         _ => tracing::error!(%tp, %err, "cannot {what} the follower log"),
     }

@@ -130,6 +130,7 @@ impl Broker {
                 // KIP-74: the first partition with data returns at least one
                 // whole batch, so a follower never stalls on a large batch.
                 min_one_batch: total == 0,
+                log_start_offset: p.log_start_offset,
             };
             match partition.read_for_follower(fetch, now) {
                 Ok(fetched) => {

@@ -110,4 +110,6 @@ fn error_code(err: &PartitionError) -> i32 {
 }
 
 #[cfg(test)]
+mod delete_records_tests;
+#[cfg(test)]
 mod tests;

@@ -16,7 +16,22 @@ use crate::partition::{Assignment, Partition, ReplicaFetch};
 use crate::replica_manager::ReplicaManager;
 use crate::types::{Acks, ProducePartition};
 
-fn assignment(leader: BrokerId, epoch: i32, partition_epoch: i32, isr: &[BrokerId]) -> Assignment {
+/// These tests drive time with a small logical clock (0, 1, 2...), far
+/// behind the records' timestamps: no timestamp bound, so
+/// `message.timestamp.after.max.ms` does not refuse them.
+fn logical_clock_config() -> LogConfig {
+    LogConfig {
+        message_timestamp_after_max_ms: i64::MAX,
+        ..LogConfig::default()
+    }
+}
+
+pub(super) fn assignment(
+    leader: BrokerId,
+    epoch: i32,
+    partition_epoch: i32,
+    isr: &[BrokerId],
+) -> Assignment {
     Assignment {
         leader,
         leader_epoch: epoch,
@@ -26,17 +41,17 @@ fn assignment(leader: BrokerId, epoch: i32, partition_epoch: i32, isr: &[BrokerI
     }
 }
 
-fn tp() -> TopicPartition {
+pub(super) fn tp() -> TopicPartition {
     TopicPartition::new("t", 0)
 }
 
-fn open(
+pub(super) fn open(
     dir: &std::path::Path,
     node: BrokerId,
     a: Assignment,
     checkpoint: Option<i64>,
 ) -> Partition {
-    let log = Log::open(dir, LogConfig::default()).expect("open");
+    let log = Log::open(dir, logical_clock_config()).expect("open");
     Partition::new(
         tp(),
         TopicId(uuid::Uuid::nil()),
@@ -49,7 +64,12 @@ fn open(
 }
 
 /// One fetch by `follower` (broker `id`) from `leader`, applied as the fetcher does.
-fn round(leader: &Partition, follower: &Partition, id: BrokerId, now: i64) -> Option<IsrProposal> {
+pub(super) fn round(
+    leader: &Partition,
+    follower: &Partition,
+    id: BrokerId,
+    now: i64,
+) -> Option<IsrProposal> {
     let pos = follower.follower_position().expect("follows");
     let fetched = leader
         .read_for_follower(
@@ -60,6 +80,7 @@ fn round(leader: &Partition, follower: &Partition, id: BrokerId, now: i64) -> Op
                 last_fetched_epoch: pos.last_fetched_epoch,
                 max_bytes: 1 << 20,
                 min_one_batch: true,
+                log_start_offset: pos.log_start_offset,
             },
             now,
         )
@@ -76,6 +97,7 @@ fn round(leader: &Partition, follower: &Partition, id: BrokerId, now: i64) -> Op
                     pos.leader_epoch,
                     &fetched.records,
                     fetched.high_watermark,
+                    fetched.log_start_offset,
                     now,
                 )
                 .expect("append");
@@ -109,6 +131,7 @@ fn followers_copy_the_leader_and_the_high_watermark_waits_for_them() {
             last_fetched_epoch: -1,
             max_bytes: 100,
             min_one_batch: true,
+            log_start_offset: 0,
         },
         4,
     );
@@ -134,7 +157,7 @@ fn a_new_leader_makes_the_old_leader_drop_its_unreplicated_tail() {
     assert_eq!(one.log_end_offset(), 7);
 
     // Broker 1 fails; broker 2 leads at epoch 1 and takes a new write at 5.
-    let config = LogConfig::default();
+    let config = logical_clock_config();
     two.update(assignment(2, 1, 1, &[2]), config.clone(), 1, 10);
     assert!(two.is_leader());
     two.append(&batch(1), Acks::Leader, 11).expect("append");
@@ -173,7 +196,7 @@ fn a_promoted_follower_answers_a_retry_with_the_original_offsets() {
 
     // Broker 1 fails after the write was replicated; the producer retries
     // on broker 2, which learnt the producer's sequence as a follower.
-    two.update(assignment(2, 1, 1, &[2]), LogConfig::default(), 1, 10);
+    two.update(assignment(2, 1, 1, &[2]), logical_clock_config(), 1, 10);
     assert!(two.is_leader());
     let retried = two.append(&first, Acks::Leader, 11).expect("retry");
     assert_eq!((retried.info.base_offset, retried.last_offset), (2, 4));
@@ -215,7 +238,7 @@ fn the_leader_refuses_a_clients_marker_and_a_follower_stores_the_leaders() {
     );
     assert_eq!(leader.log_end_offset(), 0);
     // Markers reach followers from the leader: stored as given.
-    let applied = follower.append_from_leader(0, &commit_marker(), 0, 1);
+    let applied = follower.append_from_leader(0, &commit_marker(), 0, 0, 1);
     assert!(applied.expect("follower append"));
     assert_eq!(follower.log_end_offset(), 1);
 }
@@ -310,7 +333,7 @@ async fn acks_all_fails_with_not_leader_when_leadership_moves() {
     .await
     .expect("appended")
     .expect("open");
-    partition.update(assignment(2, 1, 1, &[2]), LogConfig::default(), 1, 1);
+    partition.update(assignment(2, 1, 1, &[2]), logical_clock_config(), 1, 1);
     let results = tokio::time::timeout(Duration::from_secs(5), produce)
         .await
         .expect("answered before the timeout")
@@ -329,13 +352,15 @@ async fn acks_all_fails_with_not_leader_when_leadership_moves() {
 /// write it yet: produce refuses transactional batches until the
 /// coordinator exists), and a follower with an empty log.
 fn leader_with_transactions(d1: &std::path::Path, d2: &std::path::Path) -> (Partition, Partition) {
-    use fjord_log::testing::transactional_batch;
-    let mut log = Log::open(d1, LogConfig::default()).expect("open");
+    use fjord_log::testing::{TIMESTAMP, transactional_batch};
+    let mut log = Log::open(d1, logical_clock_config()).expect("open");
     log.assign_leader_epoch(0).expect("epoch");
-    // Producer 7: offsets 0..=1; producer 8: offset 2; plain data: 3.
+    // Producer 7: offsets 0..=1; producer 8: offset 2; plain data: 3. One
+    // time for all (segment.ms rolls by record time: years apart would
+    // roll a segment).
     for b in [
-        transactional_batch(7, 0, 0, 2, 0),
-        transactional_batch(8, 0, 0, 1, 0),
+        transactional_batch(7, 0, 0, 2, TIMESTAMP),
+        transactional_batch(8, 0, 0, 1, TIMESTAMP),
         batch(1),
     ] {
         log.append_as_leader(&b, 0, 0).expect("append");

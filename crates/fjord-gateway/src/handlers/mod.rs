@@ -27,6 +27,7 @@ mod config_resource;
 mod create_partitions;
 mod create_topics;
 mod delete_groups;
+mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
@@ -122,6 +123,7 @@ apis! {
     ApiVersions => api_versions, 0..=4;
     CreateTopics => create_topics, 2..=7;
     DeleteTopics => delete_topics, 1..=6;
+    DeleteRecords => delete_records, 0..=2;
     DescribeConfigs => describe_configs, 1..=4;
     AlterConfigs => alter_configs, 0..=2;
     CreatePartitions => create_partitions, 0..=3;

@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use fjord_broker::{Acks, MetadataImage, PartitionError, ProducePartition};
+use fjord_broker::{Acks, MetadataImage, PartitionError, ProducePartition, RecordError};
 use fjord_types::{NO_BROKER, TopicPartition};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::produce_response::{
@@ -226,10 +226,8 @@ pub(crate) async fn handle(ctx: &RequestContext, svc: &Services, request: Produc
                             tracing::debug!(%tp, %err, "produce failed");
                             let response = failed(index, partition_error(err), leader);
                             match err {
-                                PartitionError::RecordWithoutKey { tp, batch_indexes }
-                                    if version >= 8 =>
-                                {
-                                    with_record_errors(response, tp, batch_indexes)
+                                PartitionError::RecordsRejected { tp, errors } if version >= 8 => {
+                                    with_record_errors(response, tp, errors)
                                 }
                                 _ => response,
                             }
@@ -293,32 +291,39 @@ fn failed(
         .with_current_leader(leader.unwrap_or_default())
 }
 
-/// KIP-467 (v8+): name each keyless record of a compacted topic's batch,
-/// with Kafka's messages (`LogValidator.validateKey`,
-/// `LogValidator.processRecordErrors`).
+/// KIP-467 (v8+): name each refused record of the batch, with Kafka's
+/// messages (`LogValidator.validateRecord`, `LogValidator.processRecordErrors`).
 fn with_record_errors(
     response: PartitionProduceResponse,
     tp: &TopicPartition,
-    batch_indexes: &[i32],
+    errors: &[RecordError],
 ) -> PartitionProduceResponse {
-    let message =
-        format!("Compacted topic cannot accept message without key in topic partition {tp}.");
-    let shown: Vec<String> = batch_indexes
+    let summary = if errors.iter().any(RecordError::is_timestamp) {
+        "One or more records have been rejected due to invalid timestamp".to_string()
+    } else {
+        let shown: Vec<String> = errors
+            .iter()
+            .take(3)
+            .map(|e| {
+                format!(
+                    "RecordError(batchIndex={}, message='{}')",
+                    e.batch_index,
+                    e.message(tp)
+                )
+            })
+            .collect();
+        format!(
+            "One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: [{}]",
+            errors.len(),
+            shown.join(", ")
+        )
+    };
+    let record_errors = errors
         .iter()
-        .take(3)
-        .map(|i| format!("RecordError(batchIndex={i}, message='{message}')"))
-        .collect();
-    let summary = format!(
-        "One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: [{}]",
-        batch_indexes.len(),
-        shown.join(", ")
-    );
-    let record_errors = batch_indexes
-        .iter()
-        .map(|&i| {
+        .map(|e| {
             BatchIndexAndErrorMessage::default()
-                .with_batch_index(i)
-                .with_batch_index_error_message(Some(StrBytes::from_string(message.clone())))
+                .with_batch_index(e.batch_index)
+                .with_batch_index_error_message(Some(StrBytes::from_string(e.message(tp))))
         })
         .collect();
     response
@@ -350,7 +355,11 @@ mod tests {
                 (version >= 10).then(|| LeaderIdAndEpoch::default().with_leader_id(BrokerId(2)));
             let mut keyless = failed(2, ResponseError::InvalidRecord, None);
             if version >= 8 {
-                keyless = with_record_errors(keyless, &TopicPartition::new("t", 2), &[0, 3]);
+                let errors = [0, 3].map(|batch_index| RecordError {
+                    batch_index,
+                    kind: fjord_broker::RecordErrorKind::MissingKey,
+                });
+                keyless = with_record_errors(keyless, &TopicPartition::new("t", 2), &errors);
             }
             let mut response = ProduceResponse::default().with_responses(vec![
                 TopicProduceResponse::default()

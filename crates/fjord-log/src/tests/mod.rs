@@ -119,6 +119,7 @@ fn append_raw(path: &Path, bytes: &[u8]) {
     f.write_all(bytes).expect("write");
 }
 
+mod full_disk;
 mod producer_state;
 mod props;
 mod recovery;
@@ -235,10 +236,10 @@ fn retention_by_size_deletes_whole_oldest_segments() {
     let mut model = Vec::new();
     fill(&mut log, &mut model, 60, 2, 0, 0);
     let before = log.num_segments();
-    assert_eq!(log.apply_retention(0).expect("noop"), 0);
+    assert_eq!(log.apply_retention(0, i64::MAX).expect("noop"), 0);
     config.retention_bytes = 3000;
     log.set_config(config);
-    let deleted = log.apply_retention(0).expect("retention");
+    let deleted = log.apply_retention(0, i64::MAX).expect("retention");
     assert!(deleted > 0);
     assert_eq!(log.num_segments(), before - deleted);
     assert!(log.size_bytes() <= 3000 + 1024);
@@ -249,7 +250,7 @@ fn retention_by_size_deletes_whole_oldest_segments() {
         Err(LogError::OffsetOutOfRange { .. })
     ));
     check_all_offsets(&log, &model);
-    assert_eq!(log.apply_retention(0).expect("stable"), 0);
+    assert_eq!(log.apply_retention(0, i64::MAX).expect("stable"), 0);
 }
 
 #[test]
@@ -263,13 +264,19 @@ fn retention_by_time_rolls_and_deletes_an_expired_active_segment() {
     let mut model = Vec::new();
     fill(&mut log, &mut model, 30, 2, 10_000, 0); // timestamps 10_000 .. 10_291
     let n = log.num_segments();
-    assert_eq!(log.apply_retention(10_500).expect("nothing old"), 0);
+    assert_eq!(
+        log.apply_retention(10_500, i64::MAX).expect("nothing old"),
+        0
+    );
     // Segments whose largest timestamp is older than 1s at 11_150 go.
-    let deleted = log.apply_retention(11_150).expect("some");
+    let deleted = log.apply_retention(11_150, i64::MAX).expect("some");
     assert!(deleted > 0 && deleted < n, "{deleted} of {n}");
     check_all_offsets(&log, &model);
     let leo = log.log_end_offset();
-    assert_eq!(log.apply_retention(1_000_000).expect("all"), n - deleted);
+    assert_eq!(
+        log.apply_retention(1_000_000, i64::MAX).expect("all"),
+        n - deleted
+    );
     assert_eq!(
         (
             log.log_start_offset(),
@@ -295,6 +302,78 @@ fn retention_by_time_rolls_and_deletes_an_expired_active_segment() {
 }
 
 #[test]
+fn retention_ms_minus_one_keeps_everything() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        retention_ms: -1,
+        ..small_config(1024)
+    };
+    let mut log = Log::open(dir.path(), config).expect("open");
+    let mut model = Vec::new();
+    fill(&mut log, &mut model, 30, 2, 0, 0); // timestamps from 1970
+    let n = log.num_segments();
+    assert!(n > 3);
+    assert_eq!(
+        log.apply_retention(i64::MAX, i64::MAX).expect("retention"),
+        0
+    );
+    assert_eq!((log.num_segments(), log.log_start_offset()), (n, 0));
+    check_all_offsets(&log, &model);
+}
+
+#[test]
+fn retention_never_deletes_past_the_high_watermark() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        retention_ms: 1000,
+        ..small_config(1024)
+    };
+    let mut log = Log::open(dir.path(), config).expect("open");
+    fill(&mut log, &mut Vec::new(), 30, 2, 0, 0);
+    let bases = log.segment_base_offsets();
+    // Only segments whose every offset is below the HW may go: with the HW
+    // inside the third segment, the first two.
+    let hw = bases[2] + 1;
+    assert_eq!(log.apply_retention(1_000_000, hw).expect("retention"), 2);
+    assert_eq!(log.log_start_offset(), bases[2]);
+    // With the HW at the log end, everything, the active segment rolled.
+    let leo = log.log_end_offset();
+    assert_eq!(
+        log.apply_retention(1_000_000, leo).expect("retention"),
+        bases.len() - 2
+    );
+    assert_eq!((log.log_start_offset(), log.num_segments()), (leo, 1));
+}
+
+#[test]
+fn retention_bytes_keeps_the_newest_segments_within_the_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = small_config(1024);
+    let mut log = Log::open(dir.path(), config.clone()).expect("open");
+    fill(&mut log, &mut Vec::new(), 60, 2, 0, 0);
+    // -1 (and any negative value) is no limit.
+    config.retention_bytes = -1;
+    log.set_config(config.clone());
+    assert_eq!(log.apply_retention(0, i64::MAX).expect("retention"), 0);
+    // Kafka's rule: the oldest segment goes while the rest still hold at
+    // least retention.bytes; what stays is over the limit by less than the
+    // oldest remaining segment.
+    config.retention_bytes = 2500;
+    log.set_config(config.clone());
+    assert!(log.apply_retention(0, i64::MAX).expect("retention") > 0);
+    let first = log.segment_base_offsets()[0];
+    let sizes: u64 = log.size_bytes();
+    assert!(sizes >= 2500, "{sizes}");
+    assert_eq!(log.log_start_offset(), first);
+    // 0 deletes every segment, the active one too (rolled first).
+    config.retention_bytes = 0;
+    log.set_config(config);
+    log.apply_retention(0, i64::MAX).expect("retention");
+    let leo = log.log_end_offset();
+    assert_eq!((log.log_start_offset(), log.size_bytes()), (leo, 0));
+}
+
+#[test]
 fn compact_only_topics_are_not_retention_deleted() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = LogConfig {
@@ -305,7 +384,10 @@ fn compact_only_topics_are_not_retention_deleted() {
     };
     let mut log = Log::open(dir.path(), config).expect("open");
     fill(&mut log, &mut Vec::new(), 30, 2, 0, 0);
-    assert_eq!(log.apply_retention(i64::MAX).expect("retention"), 0);
+    assert_eq!(
+        log.apply_retention(i64::MAX, i64::MAX).expect("retention"),
+        0
+    );
 }
 
 #[test]
@@ -645,14 +727,44 @@ fn flush_due_follows_flush_messages_and_flush_ms() {
 }
 
 #[test]
-fn segment_ms_rolls_by_time() {
+fn segment_ms_rolls_by_the_records_timestamps_as_kafka() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = LogConfig {
         segment_ms: 1000,
         ..LogConfig::default()
     };
     let mut log = Log::open(dir.path(), config).expect("open");
-    let b = batch(1, 0, 1, Compression::None);
+    let at = |ts| batch(1, ts, 1, Compression::None);
+    // The segment's clock starts at its first batch's timestamp (10_000);
+    // batches up to 1000 ms later stay in it, whatever the wall clock says.
+    log.append_as_leader(&at(10_000), 0, 50_000)
+        .expect("append");
+    log.append_as_leader(&at(10_900), 0, 90_000)
+        .expect("append");
+    log.append_as_leader(&at(11_000), 0, 99_000)
+        .expect("append");
+    assert_eq!(log.num_segments(), 1);
+    // A batch more than segment.ms after the first one rolls.
+    log.append_as_leader(&at(11_001), 0, 99_001)
+        .expect("append");
+    assert_eq!(log.segment_base_offsets(), vec![0, 3]);
+    // The new segment counts from 11_001.
+    log.append_as_leader(&at(12_001), 0, 0).expect("append");
+    assert_eq!(log.num_segments(), 2);
+    log.append_as_leader(&at(12_002), 0, 0).expect("append");
+    assert_eq!(log.segment_base_offsets(), vec![0, 3, 5]);
+}
+
+#[test]
+fn segment_ms_without_timestamps_follows_the_wall_clock() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        segment_ms: 1000,
+        ..LogConfig::default()
+    };
+    let mut log = Log::open(dir.path(), config).expect("open");
+    // Timestamps of -1 (NO_TIMESTAMP): the roll falls back to append time.
+    let b = batch(1, -1, 1, Compression::None);
     log.append_as_leader(&b, 0, 10_000).expect("append");
     log.append_as_leader(&b, 0, 10_900).expect("append");
     assert_eq!(log.num_segments(), 1);
@@ -762,7 +874,7 @@ fn segment_max_timestamps_survive_index_rebuilds_and_reopens() {
         },
     )
     .expect("reopen");
-    log.apply_retention(1200).expect("retention");
+    log.apply_retention(1200, i64::MAX).expect("retention");
     check_all_offsets(&log, &model);
     // Batch i holds offsets 2i, 2i+1 with max timestamp 1000+10i+1; a
     // segment goes when its largest timestamp is below 1200-100.

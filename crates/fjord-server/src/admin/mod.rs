@@ -34,6 +34,7 @@ mod cluster_status;
 mod configs;
 mod consume;
 mod coordinator;
+mod delete_records;
 mod error;
 mod group;
 mod group_describe;
@@ -225,6 +226,59 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn topic_delete_records_takes_flags_or_a_json_file() {
+        match parse(&[
+            "topic",
+            "delete-records",
+            "--topic",
+            "t1",
+            "--partition",
+            "2",
+            "--offset",
+            "-1",
+        ])
+        .command
+        {
+            Command::Topic(TopicCommand::DeleteRecords {
+                topic,
+                partition,
+                offset,
+                offset_json_file,
+            }) => {
+                assert_eq!(
+                    (topic.as_deref(), partition, offset),
+                    (Some("t1"), Some(2), Some(-1))
+                );
+                assert!(offset_json_file.is_none());
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        match parse(&["topic", "delete-records", "--offset-json-file", "o.json"]).command {
+            Command::Topic(TopicCommand::DeleteRecords {
+                offset_json_file, ..
+            }) => assert_eq!(offset_json_file, Some("o.json".into())),
+            other => panic!("unexpected {other:?}"),
+        }
+        let cli = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("fjord").chain(args.iter().copied()))
+        };
+        // Flags are all or nothing, and exclusive with the file.
+        assert!(cli(&["topic", "delete-records", "--topic", "t1", "--offset", "3"]).is_err());
+        assert!(cli(&["topic", "delete-records"]).is_err());
+        assert!(
+            cli(&[
+                "topic",
+                "delete-records",
+                "--offset-json-file",
+                "o.json",
+                "--topic",
+                "t1"
+            ])
+            .is_err()
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::ConnectArgs;
 use super::cluster::{Cluster, TopicLayout};
+use super::delete_records;
 use super::error::KafkaError;
 use super::table::render_table;
 
@@ -59,6 +60,24 @@ pub enum TopicCommand {
         /// The new total number of partitions.
         #[arg(long)]
         count: i32,
+    },
+    /// Delete the records below an offset (move the log start offset), like
+    /// `kafka-delete-records.sh`: one partition by flags, or many from
+    /// Kafka's JSON offsets file.
+    DeleteRecords {
+        /// Topic name (with `--partition` and `--offset`).
+        #[arg(long, required_unless_present = "offset_json_file", requires_all = ["partition", "offset"])]
+        topic: Option<String>,
+        #[arg(long)]
+        partition: Option<i32>,
+        /// Delete every record below this offset; -1: below the high
+        /// watermark (everything committed).
+        #[arg(long, allow_negative_numbers = true)]
+        offset: Option<i64>,
+        /// Kafka's offsets file:
+        /// `{"partitions":[{"topic":"t","partition":0,"offset":5}],"version":1}`.
+        #[arg(long = "offset-json-file", conflicts_with_all = ["topic", "partition", "offset"])]
+        offset_json_file: Option<std::path::PathBuf>,
     },
 }
 
@@ -106,6 +125,31 @@ pub async fn run_topic(connect: &ConnectArgs, cmd: TopicCommand) -> Result<()> {
             add_partitions(&mut cluster, &name, count, server_timeout_ms).await?;
             println!("Topic {name} now has {count} partitions.");
         }
+        TopicCommand::DeleteRecords {
+            topic,
+            partition,
+            offset,
+            offset_json_file,
+        } => {
+            let targets = match (offset_json_file, topic, partition, offset) {
+                (Some(path), ..) => delete_records::read_offsets_file(&path)?,
+                (None, Some(topic), Some(partition), Some(offset)) => {
+                    vec![delete_records::DeletionTarget {
+                        topic,
+                        partition,
+                        offset,
+                    }]
+                }
+                _ => bail!("give --topic, --partition and --offset, or --offset-json-file"),
+            };
+            let outcomes =
+                delete_records::delete_records(&mut cluster, targets, server_timeout_ms).await?;
+            print!("{}", delete_records::format_outcomes(&outcomes));
+            let failed = outcomes.iter().filter(|(_, r)| r.is_err()).count();
+            if failed > 0 {
+                bail!("records of {failed} partition(s) could not be deleted");
+            }
+        }
     }
     Ok(())
 }
@@ -128,7 +172,7 @@ fn parse_configs(configs: &[String]) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
-fn topic_name(name: &str) -> TopicName {
+pub(crate) fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_owned()))
 }
 

@@ -26,6 +26,7 @@ import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.admin.ConsumerGroupDescription;
 import org.apache.kafka.clients.admin.ConsumerGroupListing;
 import org.apache.kafka.clients.admin.CreateTopicsOptions;
+import org.apache.kafka.clients.admin.DeleteRecordsResult;
 import org.apache.kafka.clients.admin.GroupListing;
 import org.apache.kafka.clients.admin.ListOffsetsResult.ListOffsetsResultInfo;
 import org.apache.kafka.clients.admin.MemberDescription;
@@ -34,6 +35,7 @@ import org.apache.kafka.clients.admin.NewPartitionReassignment;
 import org.apache.kafka.clients.admin.NewPartitions;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.OffsetSpec;
+import org.apache.kafka.clients.admin.RecordsToDelete;
 import org.apache.kafka.clients.admin.RemoveMembersFromConsumerGroupOptions;
 import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.clients.admin.TopicListing;
@@ -58,6 +60,7 @@ import org.apache.kafka.common.errors.GroupNotEmptyException;
 import org.apache.kafka.common.errors.InvalidConfigurationException;
 import org.apache.kafka.common.errors.InvalidPartitionsException;
 import org.apache.kafka.common.errors.NoReassignmentInProgressException;
+import org.apache.kafka.common.errors.OffsetOutOfRangeException;
 import org.apache.kafka.common.errors.TopicExistsException;
 import org.apache.kafka.common.errors.UnknownMemberIdException;
 import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
@@ -238,6 +241,35 @@ class AdminTest {
         assertEquals(base + 9000, max.timestamp());
         // No record at or after that time: offset -1.
         assertEquals(-1, get(admin.listOffsets(Map.of(tp, OffsetSpec.forTimestamp(base + 100_000))).partitionResult(tp)).offset());
+    }
+
+    @Test
+    void deleteRecordsMovesTheLogStart() throws Exception {
+        String topic = Clients.unique("admin-delete-records");
+        Clients.createTopic(node.bootstrap(), topic, 2);
+        produce(topic, 0, 10, System.currentTimeMillis());
+        produce(topic, 1, 10, System.currentTimeMillis());
+        TopicPartition p0 = new TopicPartition(topic, 0);
+        TopicPartition p1 = new TopicPartition(topic, 1);
+        // Partition 0 below 4; partition 1 below its high watermark (-1).
+        DeleteRecordsResult result = admin.deleteRecords(Map.of(
+                p0, RecordsToDelete.beforeOffset(4), p1, RecordsToDelete.beforeOffset(-1)));
+        assertEquals(4, get(result.lowWatermarks().get(p0)).lowWatermark());
+        assertEquals(10, get(result.lowWatermarks().get(p1)).lowWatermark());
+        assertEquals(4, get(admin.listOffsets(Map.of(p0, OffsetSpec.earliest())).partitionResult(p0)).offset());
+        assertEquals(10, get(admin.listOffsets(Map.of(p1, OffsetSpec.earliest())).partitionResult(p1)).offset());
+        // A consumer starting below the log start is reset to it (auto.offset.reset=earliest).
+        try (KafkaConsumer<String, String> c = Clients.consumer(node.bootstrap(), Clients.unique("g"))) {
+            c.assign(List.of(p0));
+            c.seek(p0, 1);
+            var records = Clients.pollUntil(c, 6, Duration.ofSeconds(30));
+            assertEquals(4, records.get(0).offset());
+            assertEquals("v4", records.get(0).value());
+        }
+        // Past the high watermark: OFFSET_OUT_OF_RANGE, nothing moves.
+        assertInstanceOf(OffsetOutOfRangeException.class,
+                failure(admin.deleteRecords(Map.of(p0, RecordsToDelete.beforeOffset(11))).all()));
+        assertEquals(4, get(admin.listOffsets(Map.of(p0, OffsetSpec.earliest())).partitionResult(p0)).offset());
     }
 
     @Test

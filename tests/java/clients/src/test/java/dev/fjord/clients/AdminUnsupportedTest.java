@@ -18,7 +18,6 @@ import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.FeatureUpdate;
 import org.apache.kafka.clients.admin.ListShareGroupOffsetsSpec;
 import org.apache.kafka.clients.admin.RaftVoterEndpoint;
-import org.apache.kafka.clients.admin.RecordsToDelete;
 import org.apache.kafka.clients.admin.UpdateFeaturesOptions;
 import org.apache.kafka.clients.admin.UserScramCredentialDeletion;
 import org.apache.kafka.clients.admin.ScramMechanism;
@@ -86,7 +85,6 @@ class AdminUnsupportedTest {
 
     static Stream<Case> unsupported() {
         return Stream.of(
-                new Case("deleteRecords", "DeleteRecords(21)", a -> a.deleteRecords(Map.of(TP, RecordsToDelete.beforeOffset(0))).all()),
                 new Case("createAcls", "CreateAcls(30)", a -> a.createAcls(List.of(new AclBinding(
                         new ResourcePattern(ResourceType.TOPIC, TOPIC, PatternType.LITERAL),
                         new AccessControlEntry("User:alice", "*", AclOperation.READ, AclPermissionType.ALLOW)))).all()),

@@ -43,6 +43,7 @@ class ApiVersionsTest {
             Map.entry("ApiVersions", "0-4"),
             Map.entry("CreateTopics", "2-7"),
             Map.entry("DeleteTopics", "1-6"),
+            Map.entry("DeleteRecords", "0-2"),
             Map.entry("InitProducerId", "0-5"),
             Map.entry("AddPartitionsToTxn", "0-3"),
             Map.entry("AddOffsetsToTxn", "0-4"),
