@@ -1,5 +1,6 @@
 //! The broker's settings, validated by the server crate before they get here.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -46,6 +47,11 @@ pub struct BrokerConfig {
     pub min_insync_replicas: i32,
     /// Broker-level defaults for topic configs (`log.retention.ms` and friends).
     pub log_defaults: LogConfig,
+    /// The static topic-config defaults as the node's config file gives
+    /// them (topic config names), including those the log does not hold
+    /// (`compression.type`...): what DescribeConfigs reports as
+    /// STATIC_BROKER_CONFIG for their broker synonyms.
+    pub topic_defaults: BTreeMap<String, String>,
     /// `log.retention.check.interval.ms`.
     pub retention_check_interval: Duration,
     /// `log.cleaner.*`: compaction of `cleanup.policy=compact` logs.
@@ -82,6 +88,7 @@ impl BrokerConfig {
             default_replication_factor: 1,
             min_insync_replicas: 1,
             log_defaults: LogConfig::default(),
+            topic_defaults: BTreeMap::new(),
             retention_check_interval: Duration::from_millis(300_000),
             log_cleaner: LogCleanerConfig::default(),
             flush_check_interval: Duration::from_millis(1_000),

@@ -204,6 +204,14 @@ pub enum AdminError {
     InvalidReplicaAssignment { reason: String },
     #[error("invalid config: {reason}")]
     InvalidConfig { reason: String },
+    /// A config change lost a compare-and-set: computed again (never
+    /// reaches a client).
+    #[error("the configs changed while the change was being made")]
+    ConfigsChanged,
+    /// Kafka's INVALID_REQUEST: e.g. a read-only broker config, a key given
+    /// twice, a broker resource that is not a broker id.
+    #[error("invalid request: {reason}")]
+    InvalidRequest { reason: String },
     #[error("topic operations on internal topics are not allowed")]
     TopicAuthorizationFailed,
     #[error("this node is not the active controller")]

@@ -61,6 +61,7 @@
 pub mod admin;
 mod broker;
 pub mod config;
+mod dynamic_config;
 pub mod error;
 pub mod group_service;
 mod heartbeat;
@@ -77,7 +78,6 @@ mod produce_validation;
 pub mod producer_ids;
 pub mod replica_manager;
 pub mod replication;
-mod stored_topic_configs;
 pub mod truncation;
 pub mod txn_service;
 pub mod types;

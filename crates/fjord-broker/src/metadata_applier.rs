@@ -89,8 +89,9 @@ struct TopicsDelta<'a> {
     deleted: Vec<&'a TopicImage>,
 }
 
-/// Topics whose `Arc` differs from `prev`'s (all of them without `prev`), and
-/// topics gone since `prev`.
+/// Topics whose `Arc` differs from `prev`'s (all of them without `prev`, or
+/// when the dynamic broker configs changed: every topic's effective config
+/// may have), and topics gone since `prev`.
 fn topics_delta<'a>(prev: Option<&'a MetadataImage>, image: &'a MetadataImage) -> TopicsDelta<'a> {
     let Some(prev) = prev else {
         return TopicsDelta {
@@ -98,11 +99,19 @@ fn topics_delta<'a>(prev: Option<&'a MetadataImage>, image: &'a MetadataImage) -
             deleted: Vec::new(),
         };
     };
+    let broker_configs_changed = prev.broker_configs != image.broker_configs;
+    if broker_configs_changed {
+        tracing::info!(
+            cluster_default = ?image.broker_configs.cluster_default,
+            brokers = ?image.broker_configs.brokers,
+            "dynamic broker configs changed: every topic's effective config is recomputed"
+        );
+    }
     let changed = image
         .topics
         .iter()
         .filter_map(|(id, topic)| match prev.topics.get(id) {
-            Some(old) if Arc::ptr_eq(old, topic) => None,
+            Some(old) if Arc::ptr_eq(old, topic) && !broker_configs_changed => None,
             old => Some((old.map(|t| &**t), &**topic)),
         })
         .collect();
@@ -233,6 +242,8 @@ pub fn apply_delta(
         return Vec::new();
     }
     let now = now_ms();
+    // Dynamic broker configs (log.retention.ms...) over the static ones.
+    let config = &config.with_dynamic(&image.broker_configs);
     let delta = topics_delta(prev, image);
     let mut changes = Vec::new();
     // Deleted topics first: a topic re-created under the same name reuses
@@ -384,6 +395,7 @@ pub fn open_pending(
         return;
     }
     replicas.set_opens_pending(false);
+    let config = &config.with_dynamic(&image.broker_configs);
     let now = now_ms();
     let mut wanted = HashSet::new();
     for topic in image.topics.values() {

@@ -181,15 +181,25 @@ pub struct ConfigEntry {
     pub value: String,
     pub source: ConfigSource,
     pub read_only: bool,
+    /// A secret: DescribeConfigs answers a null value.
+    pub sensitive: bool,
+    pub config_type: ConfigType,
+    pub documentation: &'static str,
+    /// Every value that could apply, in precedence order (the first is
+    /// `value`); DescribeConfigs lists them when asked `include_synonyms`.
+    pub synonyms: Vec<ConfigSynonym>,
 }
 
-/// Where a config value comes from (Kafka's ConfigSource numbering lives in the gateway).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ConfigSource {
-    /// Set on the topic.
-    DynamicTopic,
-    /// The broker's configured default (`log.*` in the server config).
-    StaticBroker,
-    /// Kafka's built-in default.
-    Default,
+pub use fjord_config::{ConfigSource, ConfigSynonym, ConfigType};
+
+/// The resource of a DescribeConfigs, AlterConfigs or
+/// IncrementalAlterConfigs entry (BROKER_LOGGER is the gateway's).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigResource {
+    Topic(String),
+    /// A broker (Kafka's resource name "N"), or (`None`, name "") the
+    /// cluster-wide default.
+    Broker(Option<fjord_types::BrokerId>),
+    /// A group's configs (KIP-848 group configs; stored, not applied).
+    Group(String),
 }

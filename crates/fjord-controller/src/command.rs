@@ -52,6 +52,34 @@ pub enum MetadataCommand {
         topic_id: TopicId,
         set: BTreeMap<String, String>,
         delete: Vec<String>,
+        /// Compare-and-set: the topic's configs the change was computed
+        /// from (APPEND, SUBTRACT and AlterConfigs' replace-all depend on
+        /// them); refused with [`MetadataError::ConfigsChanged`] when they
+        /// are no longer the current ones. `None` (and entries written
+        /// before the field existed): unconditional.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expected: Option<BTreeMap<String, String>>,
+    },
+    /// Set and delete dynamic broker configs (Kafka's names, e.g.
+    /// `log.retention.ms`): for one broker, or (`broker_id` `None`) the
+    /// cluster-wide default every broker without its own value uses.
+    AlterBrokerConfigs {
+        broker_id: Option<BrokerId>,
+        set: BTreeMap<String, String>,
+        delete: Vec<String>,
+        /// Compare-and-set, as [`MetadataCommand::AlterTopicConfigs`]'s.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expected: Option<BTreeMap<String, String>>,
+    },
+    /// Set and delete a group's configs (Kafka's GROUP resource, KIP-848
+    /// group configs), validated by the proposing broker.
+    AlterGroupConfigs {
+        group_id: String,
+        set: BTreeMap<String, String>,
+        delete: Vec<String>,
+        /// Compare-and-set, as [`MetadataCommand::AlterTopicConfigs`]'s.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expected: Option<BTreeMap<String, String>>,
     },
     /// Hand a broker the next block of `count` producer ids (Kafka's
     /// AllocateProducerIds), so ids stay unique across brokers and restarts.
@@ -142,9 +170,33 @@ impl fmt::Display for MetadataCommand {
                 topic_id,
                 set,
                 delete,
+                ..
             } => write!(
                 f,
                 "AlterTopicConfigs({topic_id}, set {}, delete {})",
+                set.len(),
+                delete.len()
+            ),
+            MetadataCommand::AlterBrokerConfigs {
+                broker_id,
+                set,
+                delete,
+                ..
+            } => write!(
+                f,
+                "AlterBrokerConfigs({}, set {}, delete {})",
+                broker_id.map_or("cluster default".to_string(), |b| b.to_string()),
+                set.len(),
+                delete.len()
+            ),
+            MetadataCommand::AlterGroupConfigs {
+                group_id,
+                set,
+                delete,
+                ..
+            } => write!(
+                f,
+                "AlterGroupConfigs({group_id}, set {}, delete {})",
                 set.len(),
                 delete.len()
             ),
@@ -220,6 +272,14 @@ pub enum MetadataResponse {
     },
     TopicConfigsAltered {
         topic_id: TopicId,
+    },
+    /// AlterBrokerConfigs applied.
+    BrokerConfigsAltered {
+        broker_id: Option<BrokerId>,
+    },
+    /// AlterGroupConfigs applied.
+    GroupConfigsAltered {
+        group_id: String,
     },
     /// Producer ids `first_producer_id .. first_producer_id + count` now belong to the broker.
     ProducerIdsAllocated {
@@ -351,6 +411,12 @@ pub enum MetadataError {
     },
     #[error("config {key:?} is both set and deleted in one request")]
     ConflictingConfigChange { key: String },
+    #[error("invalid broker id {broker_id} for a broker config change")]
+    InvalidConfigBrokerId { broker_id: BrokerId },
+    /// A config change's compare-and-set failed: the resource's configs
+    /// changed since the proposer read them (it reads again and retries).
+    #[error("the configs changed since the change was computed")]
+    ConfigsChanged,
     #[error(
         "producer id block of {count} ids requested by broker {broker_id}: must be positive, from a registered broker"
     )]

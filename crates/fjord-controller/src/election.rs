@@ -84,12 +84,13 @@ impl MetadataImage {
             p.replicas.contains(&broker_id)
                 && ((p.isr.len() > 1 && p.isr.contains(&broker_id)) || p.leader == broker_id)
         };
+        let cluster_default = self.broker_configs.cluster_default.clone();
         for topic in self.topics.values_mut() {
             if !topic.partitions.iter().any(affected) {
                 continue;
             }
             let topic = std::sync::Arc::make_mut(topic);
-            let unclean = unclean_enabled(&topic.configs);
+            let unclean = unclean_enabled(&topic.configs, &cluster_default);
             for p in &mut topic.partitions {
                 if !p.replicas.contains(&broker_id) {
                     continue;
@@ -125,8 +126,9 @@ impl MetadataImage {
         }
         let live = self.live_set();
         let mut leaders_moved = 0;
+        let cluster_default = self.broker_configs.cluster_default.clone();
         for topic in self.topics.values_mut() {
-            let unclean = unclean_enabled(&topic.configs);
+            let unclean = unclean_enabled(&topic.configs, &cluster_default);
             let electable = |p: &PartitionRegistration| {
                 p.leader == NO_BROKER
                     && p.replicas.contains(&broker_id)
@@ -271,7 +273,10 @@ impl MetadataImage {
         let elect_one = |image: &mut Self, topic_id: TopicId, partition: i32| {
             let found = image.topics.get(&topic_id).and_then(|t| {
                 let p = t.partitions.get(usize::try_from(partition).ok()?)?;
-                Some((p.clone(), unclean_enabled(&t.configs)))
+                Some((
+                    p.clone(),
+                    unclean_enabled(&t.configs, &image.broker_configs.cluster_default),
+                ))
             });
             let outcome = match found {
                 Some((mut p, unclean)) => {
@@ -370,10 +375,27 @@ fn is_unfenced(b: &BrokerRegistration) -> bool {
     !b.fenced
 }
 
-fn unclean_enabled(configs: &std::collections::BTreeMap<String, String>) -> bool {
-    configs
-        .get(UNCLEAN_LEADER_ELECTION)
-        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+/// `unclean.leader.election.enable` for a topic, by Kafka's precedence as
+/// far as the controller sees it: the topic's override, else the dynamic
+/// cluster default, else the registry's default (false). Per-broker dynamic
+/// and static broker values are the brokers' and play no part in elections
+/// (Kafka's KRaft controller reads its own node's config there, which a
+/// Fjord controller does not have for this config).
+fn unclean_enabled(
+    topic: &std::collections::BTreeMap<String, String>,
+    cluster_default: &std::collections::BTreeMap<String, String>,
+) -> bool {
+    let Some(def) = fjord_config::topic_config(UNCLEAN_LEADER_ELECTION) else {
+        return false;
+    };
+    let layers = fjord_config::ConfigLayers {
+        topic: Some(topic),
+        cluster_default: Some(cluster_default),
+        ..Default::default()
+    };
+    fjord_config::topic_synonyms(def, &layers)
+        .first()
+        .is_some_and(|s| s.value.trim().eq_ignore_ascii_case("true"))
 }
 
 fn same_members(a: &[BrokerId], b: &[BrokerId]) -> bool {
@@ -886,6 +908,46 @@ mod tests {
         assert_eq!(outcomes(unclean), vec![(3, Ok(2))]);
         assert_eq!(state(&img, 3), (2, vec![2], 6, 9));
         assert_eq!(part(&img, 4).leader, NO_BROKER);
+    }
+
+    /// `unclean.leader.election.enable`: the topic override wins over the
+    /// dynamic cluster default, which wins over the default (false).
+    #[test]
+    fn unclean_election_follows_topic_then_cluster_default() {
+        for (topic, cluster, want_leader) in [
+            (None, None, NO_BROKER),
+            (None, Some("true"), 2),
+            (Some("false"), Some("true"), NO_BROKER),
+            (Some("true"), None, 2),
+        ] {
+            // Leader 1 alone in the ISR; 2 is a live replica out of it.
+            let mut img = image(&[], &[(&[1, 2], &[1], 1)]);
+            if let Some(v) = cluster {
+                let set = [(UNCLEAN_LEADER_ELECTION.to_string(), v.to_string())].into();
+                let alter = MetadataCommand::AlterBrokerConfigs {
+                    broker_id: None,
+                    set,
+                    delete: vec![],
+                    expected: None,
+                };
+                assert!(!matches!(img.apply(50, &alter), MetadataResponse::Error(_)));
+            }
+            if let Some(v) = topic {
+                std::sync::Arc::make_mut(img.topics.get_mut(&T).unwrap())
+                    .configs
+                    .insert(UNCLEAN_LEADER_ELECTION.into(), v.into());
+            }
+            let fence = MetadataCommand::FenceBroker {
+                broker_id: 1,
+                broker_epoch: 10,
+            };
+            assert!(!matches!(img.apply(51, &fence), MetadataResponse::Error(_)));
+            assert_eq!(
+                part(&img, 0).leader,
+                want_leader,
+                "topic {topic:?} cluster {cluster:?}"
+            );
+        }
     }
 
     #[test]

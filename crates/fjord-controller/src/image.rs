@@ -44,6 +44,46 @@ pub struct MetadataImage {
     /// The first producer id not yet handed to a broker.
     #[serde(default)]
     pub next_producer_id: i64,
+    /// Dynamic broker configs (AlterBrokerConfigs). Absent from snapshots
+    /// written before they existed: empty then.
+    #[serde(default, skip_serializing_if = "DynamicBrokerConfigs::is_empty")]
+    pub broker_configs: DynamicBrokerConfigs,
+    /// Group configs by group id (AlterGroupConfigs); a group without any
+    /// has no entry. Absent from older snapshots: empty then.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub group_configs: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// Dynamic broker configs by Kafka's broker config names, as the alter APIs
+/// set them. Precedence (per broker over cluster default over the node's
+/// static config) is the reader's business: see `fjord_config::resolve`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DynamicBrokerConfigs {
+    /// The cluster-wide defaults (Kafka's broker resource "").
+    #[serde(default)]
+    pub cluster_default: BTreeMap<String, String>,
+    /// Per broker (Kafka's broker resource "N"); a broker without values has no entry.
+    #[serde(default)]
+    pub brokers: BTreeMap<BrokerId, BTreeMap<String, String>>,
+}
+
+impl DynamicBrokerConfigs {
+    pub fn is_empty(&self) -> bool {
+        self.cluster_default.is_empty() && self.brokers.is_empty()
+    }
+
+    /// The dynamic configs of `broker_id`, if it has any.
+    pub fn broker(&self, broker_id: BrokerId) -> Option<&BTreeMap<String, String>> {
+        self.brokers.get(&broker_id)
+    }
+
+    /// The configs of one resource: a broker's, or (`None`) the cluster default.
+    pub fn resource(&self, broker_id: Option<BrokerId>) -> Option<&BTreeMap<String, String>> {
+        match broker_id {
+            Some(id) => self.broker(id),
+            None => Some(&self.cluster_default),
+        }
+    }
 }
 
 /// A broker as registered with the controller.
@@ -189,7 +229,20 @@ impl MetadataImage {
                 topic_id,
                 set,
                 delete,
-            } => self.alter_topic_configs(*topic_id, set, delete),
+                expected,
+            } => self.alter_topic_configs(*topic_id, set, delete, expected.as_ref()),
+            MetadataCommand::AlterBrokerConfigs {
+                broker_id,
+                set,
+                delete,
+                expected,
+            } => self.alter_broker_configs(*broker_id, set, delete, expected.as_ref()),
+            MetadataCommand::AlterGroupConfigs {
+                group_id,
+                set,
+                delete,
+                expected,
+            } => self.alter_group_configs(group_id, set, delete, expected.as_ref()),
             MetadataCommand::AllocateProducerIds { broker_id, count } => {
                 self.allocate_producer_ids(*broker_id, *count)
             }
@@ -448,9 +501,13 @@ impl MetadataImage {
         topic_id: TopicId,
         set: &BTreeMap<String, String>,
         delete: &[String],
+        expected: Option<&BTreeMap<String, String>>,
     ) -> Result<MetadataResponse, MetadataError> {
-        if !self.topics.contains_key(&topic_id) {
+        let Some(current) = self.topics.get(&topic_id) else {
             return Err(MetadataError::UnknownTopicId { topic_id });
+        };
+        if expected.is_some_and(|e| *e != current.configs) {
+            return Err(MetadataError::ConfigsChanged);
         }
         if let Some(key) = delete.iter().find(|k| set.contains_key(*k)) {
             return Err(MetadataError::ConflictingConfigChange { key: key.clone() });
@@ -465,6 +522,81 @@ impl MetadataImage {
             topic.configs.remove(k);
         }
         Ok(MetadataResponse::TopicConfigsAltered { topic_id })
+    }
+
+    /// As [`MetadataImage::alter_broker_configs`], for one group.
+    fn alter_group_configs(
+        &mut self,
+        group_id: &str,
+        set: &BTreeMap<String, String>,
+        delete: &[String],
+        expected: Option<&BTreeMap<String, String>>,
+    ) -> Result<MetadataResponse, MetadataError> {
+        let empty = BTreeMap::new();
+        let current = self.group_configs.get(group_id).unwrap_or(&empty);
+        if expected.is_some_and(|e| e != current) {
+            return Err(MetadataError::ConfigsChanged);
+        }
+        if let Some(key) = delete.iter().find(|k| set.contains_key(*k)) {
+            return Err(MetadataError::ConflictingConfigChange { key: key.clone() });
+        }
+        let configs = self.group_configs.entry(group_id.to_owned()).or_default();
+        for (k, v) in set {
+            configs.insert(k.clone(), v.clone());
+        }
+        for k in delete {
+            configs.remove(k);
+        }
+        if configs.is_empty() {
+            self.group_configs.remove(group_id);
+        }
+        Ok(MetadataResponse::GroupConfigsAltered {
+            group_id: group_id.to_owned(),
+        })
+    }
+
+    /// Names and values were validated by the broker that proposed the
+    /// change (against the config registry); the image only stores them.
+    fn alter_broker_configs(
+        &mut self,
+        broker_id: Option<BrokerId>,
+        set: &BTreeMap<String, String>,
+        delete: &[String],
+        expected: Option<&BTreeMap<String, String>>,
+    ) -> Result<MetadataResponse, MetadataError> {
+        if let Some(id) = broker_id
+            && id < 0
+        {
+            return Err(MetadataError::InvalidConfigBrokerId { broker_id: id });
+        }
+        let empty = BTreeMap::new();
+        let current = self.broker_configs.resource(broker_id).unwrap_or(&empty);
+        if expected.is_some_and(|e| e != current) {
+            return Err(MetadataError::ConfigsChanged);
+        }
+        if let Some(key) = delete.iter().find(|k| set.contains_key(*k)) {
+            return Err(MetadataError::ConflictingConfigChange { key: key.clone() });
+        }
+        let configs = match broker_id {
+            Some(id) => self.broker_configs.brokers.entry(id).or_default(),
+            None => &mut self.broker_configs.cluster_default,
+        };
+        for (k, v) in set {
+            configs.insert(k.clone(), v.clone());
+        }
+        for k in delete {
+            configs.remove(k);
+        }
+        if let Some(id) = broker_id
+            && self
+                .broker_configs
+                .brokers
+                .get(&id)
+                .is_some_and(BTreeMap::is_empty)
+        {
+            self.broker_configs.brokers.remove(&id);
+        }
+        Ok(MetadataResponse::BrokerConfigsAltered { broker_id })
     }
 
     /// Every replica list non-empty, without duplicates, of registered brokers, and of
@@ -957,6 +1089,7 @@ mod tests {
                     topic_id: tid(100),
                     set: BTreeMap::from([("retention.ms".into(), "1000".into())]),
                     delete: vec!["cleanup.policy".into()],
+                    expected: None,
                 },
                 MetadataResponse::TopicConfigsAltered { topic_id: tid(100) },
                 |i| {
@@ -972,6 +1105,7 @@ mod tests {
                     topic_id: tid(100),
                     set: BTreeMap::from([("retention.ms".into(), "1000".into())]),
                     delete: vec!["retention.ms".into()],
+                    expected: None,
                 },
                 err(MetadataError::ConflictingConfigChange {
                     key: "retention.ms".into(),
@@ -984,6 +1118,7 @@ mod tests {
                     topic_id: tid(7),
                     set: BTreeMap::new(),
                     delete: vec![],
+                    expected: None,
                 },
                 err(MetadataError::UnknownTopicId { topic_id: tid(7) }),
                 unchanged,
@@ -1176,6 +1311,102 @@ mod tests {
         for (id, topic) in &image.topics {
             assert!(Arc::ptr_eq(&before.topics[id], topic));
         }
+    }
+
+    /// Dynamic broker configs: set and delete per broker and cluster-wide;
+    /// they survive a snapshot round trip, and a snapshot without them (older
+    /// format) loads with none and serializes as before.
+    #[test]
+    fn broker_configs_alter_and_round_trip() {
+        let mut image = MetadataImage::default();
+        let set = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let alter = |broker_id, set, delete: &[&str]| MetadataCommand::AlterBrokerConfigs {
+            broker_id,
+            set,
+            delete: delete.iter().map(|s| s.to_string()).collect(),
+            expected: None,
+        };
+        assert_eq!(
+            image.apply(1, &alter(None, set(&[("log.retention.ms", "1000")]), &[])),
+            MetadataResponse::BrokerConfigsAltered { broker_id: None }
+        );
+        image.apply(
+            2,
+            &alter(Some(2), set(&[("min.insync.replicas", "2")]), &[]),
+        );
+        assert!(matches!(
+            image.apply(3, &alter(Some(-1), set(&[]), &[])),
+            MetadataResponse::Error(MetadataError::InvalidConfigBrokerId { broker_id: -1 })
+        ));
+        assert!(matches!(
+            image.apply(4, &alter(None, set(&[("a", "1")]), &["a"])),
+            MetadataResponse::Error(MetadataError::ConflictingConfigChange { .. })
+        ));
+        assert_eq!(
+            image.broker_configs.cluster_default,
+            set(&[("log.retention.ms", "1000")])
+        );
+        assert_eq!(
+            image.broker_configs.broker(2),
+            Some(&set(&[("min.insync.replicas", "2")]))
+        );
+        let bytes = serde_json::to_vec(&image).unwrap();
+        let back: MetadataImage = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(back, image);
+        // Compare-and-set: computed from configs that are no longer current.
+        let stale = MetadataCommand::AlterBrokerConfigs {
+            broker_id: None,
+            set: set(&[("log.retention.ms", "5")]),
+            delete: vec![],
+            expected: Some(BTreeMap::new()),
+        };
+        assert_eq!(
+            image.apply(7, &stale),
+            MetadataResponse::Error(MetadataError::ConfigsChanged)
+        );
+        let fresh = MetadataCommand::AlterBrokerConfigs {
+            broker_id: None,
+            set: set(&[("log.retention.ms", "5")]),
+            delete: vec![],
+            expected: Some(set(&[("log.retention.ms", "1000")])),
+        };
+        assert!(!matches!(
+            image.apply(8, &fresh),
+            MetadataResponse::Error(_)
+        ));
+        image.apply(9, &alter(None, set(&[("log.retention.ms", "1000")]), &[]));
+        // Group configs: stored per group, compare-and-set, gone with the last value.
+        let group = |set, delete: &[&str]| MetadataCommand::AlterGroupConfigs {
+            group_id: "g".into(),
+            set,
+            delete: delete.iter().map(|s| s.to_string()).collect(),
+            expected: None,
+        };
+        image.apply(
+            10,
+            &group(set(&[("consumer.session.timeout.ms", "50000")]), &[]),
+        );
+        assert_eq!(
+            image.group_configs["g"],
+            set(&[("consumer.session.timeout.ms", "50000")])
+        );
+        let back: MetadataImage =
+            serde_json::from_slice(&serde_json::to_vec(&image).unwrap()).unwrap();
+        assert_eq!(back, image);
+        image.apply(11, &group(set(&[]), &["consumer.session.timeout.ms"]));
+        assert!(image.group_configs.is_empty());
+        // Deleting a broker's last value forgets the broker.
+        image.apply(5, &alter(Some(2), set(&[]), &["min.insync.replicas"]));
+        assert!(image.broker_configs.brokers.is_empty());
+        image.apply(6, &alter(None, set(&[]), &["log.retention.ms"]));
+        let json = serde_json::to_string(&image).unwrap();
+        assert!(!json.contains("broker_configs"), "{json}");
+        assert!(!json.contains("group_configs"), "{json}");
     }
 
     /// Snapshots serialize a shared topic as the topic itself: a snapshot

@@ -160,6 +160,7 @@ pub use grpc_network::GrpcNetwork;
 pub use grpc_network::GrpcNetworkFactory;
 pub use grpc_network::PeerError;
 pub use image::BrokerRegistration;
+pub use image::DynamicBrokerConfigs;
 pub use image::Listener;
 pub use image::MAX_TOPIC_NAME_LEN;
 pub use image::MetadataImage;

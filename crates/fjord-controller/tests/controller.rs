@@ -176,6 +176,7 @@ async fn snapshots_purge_the_log_and_restore_on_restart() {
                     topic_id: *id,
                     set: BTreeMap::from([("cleanup.policy".into(), "compact".into())]),
                     delete: vec!["retention.ms".into()],
+                    expected: None,
                 })
                 .await
                 .expect("alter");

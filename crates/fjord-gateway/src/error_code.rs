@@ -65,9 +65,13 @@ pub fn admin_error(err: &AdminError) -> ResponseError {
         AdminError::InvalidReplicationFactor { .. } => ResponseError::InvalidReplicationFactor,
         AdminError::InvalidReplicaAssignment { .. } => ResponseError::InvalidReplicaAssignment,
         AdminError::InvalidConfig { .. } => ResponseError::InvalidConfig,
+        AdminError::InvalidRequest { .. } => ResponseError::InvalidRequest,
         AdminError::TopicAuthorizationFailed => ResponseError::TopicAuthorizationFailed,
         AdminError::NotController => ResponseError::NotController,
         AdminError::RequestTimedOut => ResponseError::RequestTimedOut,
+        // Retried by the admin service until its timeout; should it ever
+        // escape, the client may retry too.
+        AdminError::ConfigsChanged => ResponseError::RequestTimedOut,
         // The controller failed in a way the broker did not classify.
         AdminError::Controller(_) | AdminError::UnexpectedControllerResponse { .. } => {
             ResponseError::UnknownServerError

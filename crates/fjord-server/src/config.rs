@@ -62,6 +62,9 @@ pub enum ConfigError {
     DuplicateVoter { voter: BrokerId },
     #[error("topic_defaults")]
     TopicDefaults(#[source] fjord_log::ConfigError),
+    /// A name that is no Kafka topic config, or a value its validator refuses.
+    #[error("topic_defaults")]
+    TopicDefault(#[source] fjord_config::ConfigError),
     #[error("roles is empty: a node is a \"broker\", a \"controller\" or both")]
     NoRoles,
     #[error("node {node_id} is a controller but not in controller.voters")]
@@ -507,6 +510,12 @@ impl FileConfig {
                 expected: "milliseconds (>= 1)",
             });
         }
+        for (name, value) in &self.topic_defaults {
+            fjord_config::topic_config(name)
+                .ok_or_else(|| fjord_config::ConfigError::UnknownTopicConfig { name: name.clone() })
+                .and_then(|def| def.validate(value))
+                .map_err(ConfigError::TopicDefault)?;
+        }
         let log_defaults = LogConfig {
             // A broker config in Kafka; each log applies it.
             producer_id_expiration_ms: b.producer_id_expiration_ms,
@@ -524,6 +533,7 @@ impl FileConfig {
             default_replication_factor: b.default_replication_factor.max(1),
             min_insync_replicas: b.min_insync_replicas.max(1),
             log_defaults,
+            topic_defaults: self.topic_defaults.clone(),
             retention_check_interval: Duration::from_millis(
                 b.log_retention_check_interval_ms.max(1),
             ),

@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use fjord_server::admin::{
-    self, ClusterCommand, ConnectArgs, ConsumeArgs, GroupCommand, ProduceArgs, TopicCommand,
-    TxnCommand,
+    self, ClusterCommand, ConfigCommand, ConnectArgs, ConsumeArgs, GroupCommand, ProduceArgs,
+    TopicCommand, TxnCommand,
 };
 use fjord_server::config::FileConfig;
 use fjord_server::dev_cluster::{self, DevClusterSpec};
@@ -75,6 +75,13 @@ enum Command {
         connect: ConnectArgs,
         #[command(subcommand)]
         command: TopicCommand,
+    },
+    /// Describe and change topic and broker configs (kafka-configs.sh).
+    Config {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        #[command(subcommand)]
+        command: ConfigCommand,
     },
     /// Produce stdin lines as records.
     Produce {
@@ -231,6 +238,7 @@ async fn run(command: Command, log_format: LogFormat) -> anyhow::Result<()> {
             serve(file).await
         }
         Command::Topic { connect, command } => admin::run_topic(&connect, command).await,
+        Command::Config { connect, command } => admin::run_config(&connect, command).await,
         Command::Produce { connect, args } => admin::run_produce(&connect, args).await,
         Command::Consume { connect, args } => admin::run_consume(&connect, args).await,
         Command::Group { connect, command } => admin::run_group(&connect, command).await,

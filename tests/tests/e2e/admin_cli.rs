@@ -205,3 +205,98 @@ fn produce_consume_round_trip() {
     let out = cli_ok(&args, &node.cli(&args, None));
     assert_eq!(lines(&out), vec!["v1", "v2"], "consume prints values only");
 }
+
+/// Finds the row of `name` in a `fjord config describe` table: its VALUE and SOURCE.
+fn config_row(out: &str, name: &str) -> Option<(String, String)> {
+    out.lines().find_map(|l| {
+        let mut cols = l.split_whitespace();
+        (cols.next() == Some(name)).then(|| {
+            let value = cols.next().unwrap_or_default().to_owned();
+            (value, cols.next().unwrap_or_default().to_owned())
+        })
+    })
+}
+
+#[test]
+fn config_set_describe_delete_for_a_topic_and_the_broker_defaults() {
+    let node = FjordNode::start();
+    let b = node.bootstrap();
+    let args = ["topic", "create", "cli-configs"];
+    cli_ok(&args, &node.cli(&args, None));
+    wait_for_topic(&b, "cli-configs", 1);
+
+    // Phase 1: topic configs, a list value in brackets.
+    let args = [
+        "config",
+        "set",
+        "--topic",
+        "cli-configs",
+        "--add-config",
+        "retention.ms=600000,cleanup.policy=[compact,delete]",
+    ];
+    cli_ok(&args, &node.cli(&args, None));
+    let args = ["config", "describe", "--topic", "cli-configs"];
+    let out = cli_ok(&args, &node.cli(&args, None));
+    assert_eq!(
+        config_row(&out, "retention.ms"),
+        Some(("600000".into(), "DYNAMIC_TOPIC_CONFIG".into())),
+        "{out}"
+    );
+    assert_eq!(
+        config_row(&out, "cleanup.policy").map(|r| r.0),
+        Some("compact,delete".into()),
+        "{out}"
+    );
+    assert_eq!(
+        config_row(&out, "segment.ms"),
+        None,
+        "only dynamic configs without --all"
+    );
+
+    // Phase 2: a cluster default shows up under the topic once the override is deleted.
+    let args = [
+        "config",
+        "set",
+        "--broker-defaults",
+        "--add-config",
+        "log.retention.ms=86400000",
+    ];
+    cli_ok(&args, &node.cli(&args, None));
+    let args = [
+        "config",
+        "delete",
+        "--topic",
+        "cli-configs",
+        "--delete-config",
+        "retention.ms",
+    ];
+    cli_ok(&args, &node.cli(&args, None));
+    let args = ["config", "describe", "--topic", "cli-configs", "--all"];
+    let out = cli_ok(&args, &node.cli(&args, None));
+    assert_eq!(
+        config_row(&out, "retention.ms"),
+        Some(("86400000".into(), "DYNAMIC_DEFAULT_BROKER_CONFIG".into())),
+        "{out}"
+    );
+    let args = ["config", "describe", "--broker", "1", "--all"];
+    let out = cli_ok(&args, &node.cli(&args, None));
+    assert_eq!(
+        config_row(&out, "log.retention.ms"),
+        Some(("86400000".into(), "DYNAMIC_DEFAULT_BROKER_CONFIG".into())),
+        "{out}"
+    );
+
+    // Phase 3: a read-only broker config is refused, naming Kafka's error.
+    let args = [
+        "config",
+        "set",
+        "--broker",
+        "1",
+        "--add-config",
+        "node.id=7",
+    ];
+    let refused = node.cli(&args, None);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("INVALID_REQUEST"), "{stderr}");
+}

@@ -11,6 +11,7 @@ mod admin_group_cli;
 mod bench_cluster;
 mod cluster;
 mod compaction;
+mod configs;
 mod coordinator_loads;
 mod coordinator_shards;
 mod delete_records;

@@ -1,4 +1,5 @@
-//! The admin service: topic administration (`topics`), leader elections
+//! The admin service: topic administration (`topics`), topic and broker
+//! configs (`configs`: DescribeConfigs and the alter APIs), leader elections
 //! (`elect_leaders`) and partition reassignments (`reassignment`). Each call
 //! is validated here, committed through the controller, and answered once
 //! this broker has applied the result, so the caller can use it at once.
@@ -7,6 +8,7 @@
 //! metadata cache) and nothing of the replicas: a new admin API lands here,
 //! not on the `Broker`.
 
+mod configs;
 mod elect_leaders;
 mod reassignment;
 mod topics;
@@ -42,6 +44,17 @@ impl AdminService {
 
     fn metadata(&self) -> Arc<MetadataImage> {
         self.cache.image()
+    }
+
+    /// `auto.create.topics.enable`, dynamic value included. Asked on every
+    /// Metadata request that allows auto-creation, so it reads the one
+    /// value rather than building the whole effective config.
+    pub fn auto_create_topics_enable(&self) -> bool {
+        let image = self.metadata();
+        let layers = self.config.dynamic_layers(&image.broker_configs);
+        fjord_config::dynamic_value(&layers, "auto.create.topics.enable")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(self.config.auto_create_topics_enable)
     }
 
     async fn wait_applied(

@@ -1,6 +1,5 @@
 //! Topic administration: CreateTopics (placed by the controller's placement
-//! rules), DeleteTopics, CreatePartitions, auto-creation and the topic side
-//! of DescribeConfigs.
+//! rules), DeleteTopics, CreatePartitions and auto-creation.
 
 use std::collections::BTreeMap;
 
@@ -10,12 +9,7 @@ use fjord_types::TopicId;
 
 use super::{APPLY_TIMEOUT, AdminService};
 use crate::error::AdminError;
-use crate::metadata_applier::topic_log_config;
-use crate::stored_topic_configs::{STORED_CONFIGS, stored_config};
-use crate::types::{ConfigEntry, ConfigSource, CreateTopicResult, CreatedTopic, NewTopic};
-
-/// Topic configs the broker itself reads (the log crate knows the rest).
-const BROKER_TOPIC_CONFIGS: &[&str] = &["min.insync.replicas", "unclean.leader.election.enable"];
+use crate::types::{CreateTopicResult, CreatedTopic, NewTopic};
 
 fn map_metadata_error(err: MetadataError) -> AdminError {
     match err {
@@ -30,6 +24,7 @@ fn map_metadata_error(err: MetadataError) -> AdminError {
         MetadataError::ConflictingConfigChange { key } => AdminError::InvalidConfig {
             reason: format!("{key} is both set and deleted"),
         },
+        MetadataError::ConfigsChanged => AdminError::ConfigsChanged,
         other => AdminError::InvalidReplicaAssignment {
             reason: other.to_string(),
         },
@@ -37,29 +32,21 @@ fn map_metadata_error(err: MetadataError) -> AdminError {
 }
 
 impl AdminService {
-    fn validate_configs(
+    /// Every name a topic config of the registry, every value valid for it,
+    /// and the configs the log applies parsed by the log itself.
+    pub(super) fn validate_configs(
         &self,
         configs: &BTreeMap<String, String>,
     ) -> Result<LogConfig, AdminError> {
         for (name, value) in configs {
-            if LogConfig::is_known(name) || BROKER_TOPIC_CONFIGS.contains(&name.as_str()) {
-                continue;
-            }
-            let Some(stored) = stored_config(name) else {
-                return Err(AdminError::InvalidConfig {
-                    reason: format!("unknown topic config {name}"),
-                });
-            };
-            stored
-                .validate(value)
-                .map_err(|reason| AdminError::InvalidConfig { reason })?;
-        }
-        if let Some(v) = configs.get("min.insync.replicas")
-            && v.parse::<u16>().map_or(true, |n| n == 0)
-        {
-            return Err(AdminError::InvalidConfig {
-                reason: format!("min.insync.replicas must be a positive integer, not {v}"),
-            });
+            let def =
+                fjord_config::topic_config(name).ok_or_else(|| AdminError::InvalidConfig {
+                    reason: fjord_config::ConfigError::UnknownTopicConfig { name: name.clone() }
+                        .to_string(),
+                })?;
+            def.validate(value).map_err(|e| AdminError::InvalidConfig {
+                reason: e.to_string(),
+            })?;
         }
         self.config
             .log_defaults
@@ -92,10 +79,11 @@ impl AdminService {
         if image.topic_ids.contains_key(&topic.name) {
             return Err(AdminError::TopicAlreadyExists);
         }
+        let config = self.config.with_dynamic(&image.broker_configs);
         self.validate_configs(&topic.configs)?;
         let assignments = if topic.assignments.is_empty() {
             let partitions = match topic.num_partitions {
-                -1 => self.config.num_partitions,
+                -1 => config.num_partitions,
                 n if n > 0 => n,
                 n => {
                     return Err(AdminError::InvalidPartitions {
@@ -104,7 +92,7 @@ impl AdminService {
                 }
             };
             let rf = match topic.replication_factor {
-                -1 => self.config.default_replication_factor,
+                -1 => config.default_replication_factor,
                 n if n > 0 => n,
                 n => {
                     return Err(AdminError::InvalidReplicationFactor {
@@ -149,7 +137,7 @@ impl AdminService {
     }
 
     /// Propose a command; the state machine's verdict becomes an AdminError.
-    async fn commit(&self, command: MetadataCommand) -> Result<(), AdminError> {
+    pub(super) async fn commit(&self, command: MetadataCommand) -> Result<(), AdminError> {
         match self.controller.write(command).await {
             Ok(MetadataResponse::Error(err)) => Err(map_metadata_error(err)),
             Ok(_) => Ok(()),
@@ -160,7 +148,7 @@ impl AdminService {
     /// Auto-create topics named in Metadata or Produce, as Kafka does with
     /// `auto.create.topics.enable`. Returns whether each now exists.
     pub async fn auto_create_topic(&self, name: &str) -> Result<(), AdminError> {
-        if !self.config.auto_create_topics_enable {
+        if !self.auto_create_topics_enable() {
             return Err(AdminError::UnknownTopicOrPartition);
         }
         let new = NewTopic {
@@ -260,67 +248,5 @@ impl AdminService {
         .await
         .then_some(())
         .ok_or(AdminError::RequestTimedOut)
-    }
-
-    /// DescribeConfigs for a topic: every config with its value and source.
-    pub fn describe_topic_configs(&self, name: &str) -> Result<Vec<ConfigEntry>, AdminError> {
-        let image = self.metadata();
-        let topic = image
-            .topic_ids
-            .get(name)
-            .and_then(|id| image.topics.get(id))
-            .ok_or(AdminError::UnknownTopicOrPartition)?;
-        let effective = topic_log_config(&self.config, topic);
-        let builtin = LogConfig::default();
-        let builtin_entries: BTreeMap<_, _> = builtin.entries().into_iter().collect();
-        let broker_entries: BTreeMap<_, _> =
-            self.config.log_defaults.entries().into_iter().collect();
-        let mut entries: Vec<ConfigEntry> = effective
-            .entries()
-            .into_iter()
-            .map(|(name, value)| {
-                let source = if topic.configs.contains_key(name) {
-                    ConfigSource::DynamicTopic
-                } else if broker_entries.get(name) != builtin_entries.get(name) {
-                    ConfigSource::StaticBroker
-                } else {
-                    ConfigSource::Default
-                };
-                ConfigEntry {
-                    name: name.to_string(),
-                    value,
-                    source,
-                    read_only: false,
-                }
-            })
-            .collect();
-        let min_isr = topic.configs.get("min.insync.replicas");
-        entries.push(ConfigEntry {
-            name: "min.insync.replicas".into(),
-            value: min_isr
-                .cloned()
-                .unwrap_or_else(|| self.config.min_insync_replicas.to_string()),
-            source: if min_isr.is_some() {
-                ConfigSource::DynamicTopic
-            } else {
-                ConfigSource::Default
-            },
-            read_only: false,
-        });
-        entries.extend(STORED_CONFIGS.iter().map(|c| {
-            let set = topic.configs.get(c.name);
-            ConfigEntry {
-                name: c.name.to_string(),
-                value: set.map_or_else(|| c.default.to_string(), Clone::clone),
-                source: if set.is_some() {
-                    ConfigSource::DynamicTopic
-                } else {
-                    ConfigSource::Default
-                },
-                read_only: false,
-            }
-        }));
-        entries.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(entries)
     }
 }

@@ -16,7 +16,6 @@ use kafka_protocol::messages::create_topics_response::{
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use super::describe_configs::config_source;
 use super::{is_valid_topic_name, wire_topic_id};
 use crate::context::RequestContext;
 use crate::error_code::{admin_error, admin_error_message};
@@ -126,9 +125,10 @@ fn success(
         .map(|c| {
             CreatableTopicConfigs::default()
                 .with_name(StrBytes::from_string(c.name))
-                .with_value(Some(StrBytes::from_string(c.value)))
+                .with_value((!c.sensitive).then(|| StrBytes::from_string(c.value)))
                 .with_read_only(c.read_only)
-                .with_config_source(config_source(c.source))
+                .with_config_source(c.source.code())
+                .with_is_sensitive(c.sensitive)
         })
         .collect();
     base.with_num_partitions(created.num_partitions)
@@ -201,7 +201,7 @@ fn new_topic(topic: CreatableTopic) -> Result<NewTopic, Refusal> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fjord_broker::{ConfigEntry, ConfigSource};
+    use fjord_broker::{ConfigEntry, ConfigSource, ConfigType};
     use fjord_types::TopicId;
     use kafka_protocol::messages::create_topics_request::{
         CreatableReplicaAssignment, CreatableTopicConfig,
@@ -276,6 +276,10 @@ mod tests {
                     value: "1000".into(),
                     source: ConfigSource::DynamicTopic,
                     read_only: false,
+                    sensitive: false,
+                    config_type: ConfigType::Long,
+                    documentation: "",
+                    synonyms: Vec::new(),
                 }],
             };
             let base = CreatableTopicResult::default()

@@ -1,30 +1,25 @@
-//! DescribeConfigs (key 32): topic configs with their values and sources,
-//! and this broker's own settings.
+//! DescribeConfigs (key 32): topic and broker configs with their values,
+//! sources, synonyms, types and documentation, from the config registry
+//! (`fjord_config`) through the admin service.
 
-use fjord_broker::{ConfigEntry, ConfigSource};
-use kafka_protocol::ResponseError;
+use fjord_broker::ConfigEntry;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use super::config_resource::{self, Resource};
 use crate::context::RequestContext;
 use crate::error_code::{admin_error, admin_error_message};
 use crate::services::Services;
 
-/// Kafka's ConfigResource types.
-const RESOURCE_TOPIC: i8 = 2;
-const RESOURCE_BROKER: i8 = 4;
-const RESOURCE_BROKER_LOGGER: i8 = 8;
-
-/// Kafka's DescribeConfigs ConfigSource numbering.
-pub(crate) fn config_source(source: ConfigSource) -> i8 {
-    match source {
-        ConfigSource::DynamicTopic => 1,
-        ConfigSource::StaticBroker => 4,
-        ConfigSource::Default => 5,
-    }
+/// What the request asks to include per config.
+#[derive(Clone, Copy)]
+struct Include {
+    synonyms: bool,
+    documentation: bool,
+    version: i16,
 }
 
 pub(crate) async fn handle(
@@ -32,21 +27,23 @@ pub(crate) async fn handle(
     svc: &Services,
     request: DescribeConfigsRequest,
 ) -> DescribeConfigsResponse {
-    let version = ctx.api_version;
-    let include_synonyms = request.include_synonyms;
+    let include = Include {
+        synonyms: request.include_synonyms,
+        documentation: request.include_documentation,
+        version: ctx.api_version,
+    };
     let results = request
         .resources
         .into_iter()
         .map(|resource| {
-            let entries = match resource.resource_type {
-                RESOURCE_TOPIC => svc.admin.describe_topic_configs(&resource.resource_name).map_err(|err| {
-                    tracing::debug!(topic = %resource.resource_name, %err, "describe configs failed");
+            let entries = match config_resource::parse(resource.resource_type, &resource.resource_name) {
+                Ok(Resource::Config(r)) => svc.admin.describe_configs(&r).map_err(|err| {
+                    tracing::debug!(resource = %resource.resource_name, %err, "describe configs failed");
                     (admin_error(&err), admin_error_message(&err))
                 }),
-                RESOURCE_BROKER => broker_configs(svc, &resource.resource_name),
                 // Log levels are not configurable here: nothing to describe.
-                RESOURCE_BROKER_LOGGER => Ok(Vec::new()),
-                other => Err((ResponseError::InvalidRequest, format!("unsupported resource type {other}"))),
+                Ok(Resource::BrokerLogger) => Ok(Vec::new()),
+                Err(e) => Err(e),
             };
             let result = DescribeConfigsResult::default()
                 .with_resource_type(resource.resource_type)
@@ -58,7 +55,7 @@ pub(crate) async fn handle(
                     let configs = entries
                         .into_iter()
                         .filter(|e| wanted.as_ref().is_none_or(|keys| keys.iter().any(|k| k.as_str() == e.name)))
-                        .map(|e| resource_result(e, include_synonyms, version))
+                        .map(|e| resource_result(e, include))
                         .collect();
                     result.with_configs(configs)
                 }
@@ -71,113 +68,125 @@ pub(crate) async fn handle(
     DescribeConfigsResponse::default().with_results(results)
 }
 
-fn resource_result(
-    entry: ConfigEntry,
-    include_synonyms: bool,
-    version: i16,
-) -> DescribeConfigsResourceResult {
-    let source = config_source(entry.source);
-    let name = StrBytes::from_string(entry.name);
-    let value = Some(StrBytes::from_string(entry.value));
-    let synonyms = if include_synonyms {
-        vec![
-            DescribeConfigsSynonym::default()
-                .with_name(name.clone())
-                .with_value(value.clone())
-                .with_source(source),
-        ]
+fn resource_result(entry: ConfigEntry, include: Include) -> DescribeConfigsResourceResult {
+    // A secret's value never leaves the broker (Kafka answers null).
+    let shown = |value: String| (!entry.sensitive).then(|| StrBytes::from_string(value));
+    let synonyms = if include.synonyms {
+        entry
+            .synonyms
+            .iter()
+            .map(|s| {
+                DescribeConfigsSynonym::default()
+                    .with_name(StrBytes::from_string(s.name.clone()))
+                    .with_value(shown(s.value.clone()))
+                    .with_source(s.source.code())
+            })
+            .collect()
     } else {
         Vec::new()
     };
     let result = DescribeConfigsResourceResult::default()
-        .with_name(name)
-        .with_value(value)
+        .with_name(StrBytes::from_string(entry.name.clone()))
+        .with_value(shown(entry.value.clone()))
         .with_read_only(entry.read_only)
-        .with_config_source(source)
+        .with_config_source(entry.source.code())
+        .with_is_sensitive(entry.sensitive)
         .with_synonyms(synonyms);
-    if version >= 3 {
-        result.with_documentation(None)
+    if include.version >= 3 {
+        result
+            .with_config_type(entry.config_type.code())
+            .with_documentation(
+                include
+                    .documentation
+                    .then(|| StrBytes::from_static_str(entry.documentation)),
+            )
     } else {
         result
     }
 }
 
-/// The broker settings clients commonly ask about, as static broker configs.
-/// `name` is a broker id; "" means the cluster-wide default, which has no
-/// dynamic values here.
-fn broker_configs(svc: &Services, name: &str) -> Result<Vec<ConfigEntry>, (ResponseError, String)> {
-    if name.is_empty() {
-        return Ok(Vec::new());
-    }
-    if name.parse::<i32>().ok() != Some(svc.node_id()) {
-        return Err((
-            ResponseError::InvalidRequest,
-            format!("broker {name} is not this broker ({})", svc.node_id()),
-        ));
-    }
-    let config = &svc.config;
-    let entry = |name: &str, value: String| ConfigEntry {
-        name: name.to_string(),
-        value,
-        source: ConfigSource::StaticBroker,
-        read_only: true,
-    };
-    let mut entries = vec![
-        entry(
-            "auto.create.topics.enable",
-            config.auto_create_topics_enable.to_string(),
-        ),
-        entry("broker.id", config.node_id.to_string()),
-        entry(
-            "default.replication.factor",
-            config.default_replication_factor.to_string(),
-        ),
-        entry("log.dirs", config.log_dir.display().to_string()),
-        entry(
-            "min.insync.replicas",
-            config.min_insync_replicas.to_string(),
-        ),
-        entry("node.id", config.node_id.to_string()),
-        entry("num.partitions", config.num_partitions.to_string()),
-    ];
-    if let Some(rack) = &config.rack {
-        entries.push(entry("broker.rack", rack.clone()));
-    }
-    entries.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(entries)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fjord_broker::{ConfigSource, ConfigSynonym, ConfigType};
     use kafka_protocol::messages::{ApiKey, ResponseKind};
 
     use crate::frame::encode_response;
 
+    fn entry() -> ConfigEntry {
+        ConfigEntry {
+            name: "retention.ms".into(),
+            value: "1000".into(),
+            source: ConfigSource::DynamicTopic,
+            read_only: false,
+            sensitive: false,
+            config_type: ConfigType::Long,
+            documentation: "doc",
+            synonyms: vec![
+                ConfigSynonym {
+                    name: "retention.ms".into(),
+                    value: "1000".into(),
+                    source: ConfigSource::DynamicTopic,
+                },
+                ConfigSynonym {
+                    name: "log.retention.ms".into(),
+                    value: "604800000".into(),
+                    source: ConfigSource::Default,
+                },
+            ],
+        }
+    }
+
     #[test]
-    fn config_sources_use_kafka_numbers() {
-        assert_eq!(config_source(ConfigSource::DynamicTopic), 1);
-        assert_eq!(config_source(ConfigSource::StaticBroker), 4);
-        assert_eq!(config_source(ConfigSource::Default), 5);
+    fn synonyms_types_and_documentation_as_asked() {
+        let all = Include {
+            synonyms: true,
+            documentation: true,
+            version: 4,
+        };
+        let r = resource_result(entry(), all);
+        assert_eq!(r.config_source, 1);
+        assert_eq!(r.config_type, 5);
+        assert_eq!(r.documentation.as_deref(), Some("doc"));
+        let sources: Vec<_> = r.synonyms.iter().map(|s| s.source).collect();
+        assert_eq!(sources, vec![1, 5]);
+        let bare = resource_result(
+            entry(),
+            Include {
+                synonyms: false,
+                documentation: false,
+                version: 4,
+            },
+        );
+        assert!(bare.synonyms.is_empty());
+        assert_eq!(bare.documentation, None);
+        let secret = resource_result(
+            ConfigEntry {
+                sensitive: true,
+                ..entry()
+            },
+            all,
+        );
+        assert_eq!(secret.value, None);
+        assert!(secret.synonyms.iter().all(|s| s.value.is_none()));
     }
 
     #[test]
     fn responses_encode_at_every_version() {
         for version in 1..=4 {
-            let entry = ConfigEntry {
-                name: "retention.ms".into(),
-                value: "604800000".into(),
-                source: ConfigSource::Default,
-                read_only: false,
+            let include = Include {
+                synonyms: true,
+                documentation: true,
+                version,
             };
             let response = DescribeConfigsResponse::default().with_results(vec![
                 DescribeConfigsResult::default()
-                    .with_resource_type(RESOURCE_TOPIC)
+                    .with_resource_type(config_resource::RESOURCE_TOPIC)
                     .with_resource_name("t".into())
                     .with_error_message(None)
-                    .with_configs(vec![resource_result(entry, true, version)]),
+                    .with_configs(vec![resource_result(entry(), include)]),
                 DescribeConfigsResult::default()
-                    .with_resource_type(RESOURCE_TOPIC)
+                    .with_resource_type(config_resource::RESOURCE_TOPIC)
                     .with_resource_name("missing".into())
                     .with_error_code(3)
                     .with_error_message(Some("unknown".into())),

@@ -61,7 +61,7 @@ pub(crate) async fn handle(
             .collect(),
         Some(wanted) => {
             let allow_create =
-                request.allow_auto_topic_creation && svc.config.auto_create_topics_enable;
+                request.allow_auto_topic_creation && svc.admin.auto_create_topics_enable();
             let missing: Vec<&str> = wanted
                 .iter()
                 .filter_map(|w| match w {

@@ -19,9 +19,11 @@
 
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
+mod alter_configs;
 mod alter_partition_reassignments;
 pub(crate) mod api_versions;
 mod authorized_operations;
+mod config_resource;
 mod create_partitions;
 mod create_topics;
 mod delete_groups;
@@ -37,6 +39,7 @@ mod end_txn;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
+mod incremental_alter_configs;
 mod init_producer_id;
 mod join_group;
 mod leave_group;
@@ -122,6 +125,7 @@ apis! {
     DeleteTopics => delete_topics, 1..=6;
     DeleteRecords => delete_records, 0..=2;
     DescribeConfigs => describe_configs, 1..=4;
+    AlterConfigs => alter_configs, 0..=2;
     CreatePartitions => create_partitions, 0..=3;
     DescribeCluster => describe_cluster, 0..=2;
     InitProducerId => init_producer_id, 0..=5;
@@ -138,6 +142,7 @@ apis! {
     OffsetDelete => offset_delete, 0..=0;
     OffsetForLeaderEpoch => offset_for_leader_epoch, 2..=4;
     ElectLeaders => elect_leaders, 0..=2;
+    IncrementalAlterConfigs => incremental_alter_configs, 0..=1;
     AlterPartitionReassignments => alter_partition_reassignments, 0..=1;
     ListPartitionReassignments => list_partition_reassignments, 0..=0;
     AddPartitionsToTxn => add_partitions_to_txn, 0..=3;

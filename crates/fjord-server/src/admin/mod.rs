@@ -16,6 +16,7 @@
 //!   under-replicated and offline partitions).
 //! - `group`: consumer group commands; `group_describe`: their assignment
 //!   decoding, lag arithmetic and tables.
+//! - `configs`: `fjord config` (describe and change topic and broker configs).
 //! - `txn`: transaction commands (list, describe, abort, find-hanging).
 //! - `coordinator`: finding a group's or transactional id's coordinator,
 //!   with a bounded retry while it loads or moves.
@@ -30,6 +31,7 @@ mod batch;
 pub mod client;
 mod cluster;
 mod cluster_status;
+mod configs;
 mod consume;
 mod coordinator;
 mod delete_records;
@@ -46,6 +48,7 @@ use std::time::Duration;
 
 pub use client::KafkaClient;
 pub use cluster_status::{ClusterCommand, run_cluster};
+pub use configs::{ConfigCommand, run_config};
 pub use consume::{ConsumeArgs, run_consume};
 pub use error::{KafkaError, error_name};
 pub use group::{GroupCommand, ResetOffsetsArgs, ResetTarget, run_group};

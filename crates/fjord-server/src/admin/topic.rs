@@ -330,7 +330,7 @@ async fn describe_configs(cluster: &mut Cluster, name: &str) -> Result<Vec<Confi
 }
 
 /// Kafka's `ConfigSource` names (DescribeConfigs v1+).
-fn config_source_name(source: i8) -> &'static str {
+pub(super) fn config_source_name(source: i8) -> &'static str {
     match source {
         1 => "DYNAMIC_TOPIC_CONFIG",
         2 => "DYNAMIC_BROKER_CONFIG",

@@ -15,8 +15,6 @@ import java.util.function.Function;
 import java.util.stream.Stream;
 
 import org.apache.kafka.clients.admin.Admin;
-import org.apache.kafka.clients.admin.AlterConfigOp;
-import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.admin.FeatureUpdate;
 import org.apache.kafka.clients.admin.ListShareGroupOffsetsSpec;
 import org.apache.kafka.clients.admin.RaftVoterEndpoint;
@@ -32,7 +30,6 @@ import org.apache.kafka.common.acl.AclBinding;
 import org.apache.kafka.common.acl.AclBindingFilter;
 import org.apache.kafka.common.acl.AclOperation;
 import org.apache.kafka.common.acl.AclPermissionType;
-import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.errors.UnsupportedVersionException;
 import org.apache.kafka.common.quota.ClientQuotaAlteration;
 import org.apache.kafka.common.quota.ClientQuotaEntity;
@@ -88,9 +85,6 @@ class AdminUnsupportedTest {
 
     static Stream<Case> unsupported() {
         return Stream.of(
-                new Case("incrementalAlterConfigs", "IncrementalAlterConfigs(44)", a -> a.incrementalAlterConfigs(Map.of(
-                        new ConfigResource(ConfigResource.Type.TOPIC, TOPIC),
-                        List.of(new AlterConfigOp(new ConfigEntry("retention.ms", "1000"), AlterConfigOp.OpType.SET)))).all()),
                 new Case("createAcls", "CreateAcls(30)", a -> a.createAcls(List.of(new AclBinding(
                         new ResourcePattern(ResourceType.TOPIC, TOPIC, PatternType.LITERAL),
                         new AccessControlEntry("User:alice", "*", AclOperation.READ, AclPermissionType.ALLOW)))).all()),
