@@ -29,6 +29,7 @@ use fjord_controller::ControllerConfig;
 use fjord_coordinator::GroupServiceConfig;
 use fjord_coordinator::group::GroupConfig;
 use fjord_coordinator::runtime::TransactionServiceConfig;
+use fjord_coordinator::txn::TxnConfig;
 use fjord_gateway::GatewayConfig;
 use fjord_log::LogConfig;
 use fjord_types::BrokerId;
@@ -566,6 +567,13 @@ impl FileConfig {
                     replication_factor: rf,
                     min_isr: b.transaction_state_log_min_isr.clamp(1, i32::from(rf)),
                     segment_bytes: b.transaction_state_log_segment_bytes.max(1),
+                    // AddOffsetsToTxn must name the `__consumer_offsets`
+                    // partition the group coordinator uses, or the group's
+                    // markers go to a partition that does not exist.
+                    txn: TxnConfig {
+                        offsets_topic_partitions: b.offsets_topic_num_partitions.max(1),
+                        ..TxnConfig::default()
+                    },
                     ..TransactionServiceConfig::default()
                 }
             },

@@ -488,14 +488,13 @@ async fn consumer_offsets_stays_bounded_under_many_commits() {
     .await;
 }
 
-/// Ignored: today no COMMIT/ABORT marker reaches `__consumer_offsets` for a
-/// librdkafka `send_offsets_to_transaction` (its partition holds only the
-/// TxnOffsetCommit records; `fjord_partition_last_stable_offset_lag` stays at
-/// the number of transactions), so its last stable offset never moves and
-/// the cleaner, which stops there, never cleans it. A transaction
-/// coordinator issue, not the cleaner's; this test is the reproducer.
+/// Offsets committed in transactions (TxnOffsetCommit, then the COMMIT or
+/// ABORT marker in `__consumer_offsets`) compact and reload. Found by this
+/// test: with `offsets_topic_num_partitions` other than 50 the transaction
+/// coordinator sent the group's markers to a partition that did not exist,
+/// so the offsets partition's last stable offset never moved and the
+/// cleaner, which stops there, never cleaned it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known issue: no transaction markers on __consumer_offsets (its LSO never moves)"]
 async fn transactional_offset_commits_reload_from_a_cleaned_offsets_log() {
     use rdkafka::TopicPartitionList;
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
