@@ -259,6 +259,8 @@ impl Broker {
         let cleaner = Arc::new(LogCleaner::new(
             self.replicas.clone(),
             self.config.log_cleaner.clone(),
+            self.metadata_cache.clone(),
+            self.config.node_id,
         ));
         self.tasks.spawn(cleaner.run(self.cancel.clone()));
     }

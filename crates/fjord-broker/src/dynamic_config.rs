@@ -10,11 +10,48 @@ use fjord_config::{ConfigLayers, dynamic_topic_defaults, dynamic_value};
 use fjord_controller::DynamicBrokerConfigs;
 
 use crate::config::BrokerConfig;
+use crate::log_cleaner::LogCleanerConfig;
 
 const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
 const AUTO_CREATE_TOPICS_ENABLE: &str = "auto.create.topics.enable";
 const NUM_PARTITIONS: &str = "num.partitions";
 const DEFAULT_REPLICATION_FACTOR: &str = "default.replication.factor";
+const LOG_CLEANER_BACKOFF_MS: &str = "log.cleaner.backoff.ms";
+const LOG_CLEANER_DEDUPE_BUFFER_SIZE: &str = "log.cleaner.dedupe.buffer.size";
+const LOG_CLEANER_IO_BUFFER_SIZE: &str = "log.cleaner.io.buffer.size";
+
+/// The value of dynamic broker config `name` in `layers`, parsed; `None`
+/// when unset, or (logged) when it does not parse: validated before it was
+/// committed, so only if the rules tightened since.
+fn parsed<T: std::str::FromStr>(layers: &ConfigLayers<'_>, name: &str) -> Option<T> {
+    let value = dynamic_value(layers, name)?;
+    let parsed = value.trim().parse().ok();
+    if parsed.is_none() {
+        tracing::error!(%name, %value, "invalid dynamic broker config; keeping the static value");
+    }
+    parsed
+}
+
+impl LogCleanerConfig {
+    /// This (static) cleaner config with the dynamic `log.cleaner.*`
+    /// configs of `layers` laid over it, clamped as the static ones are
+    /// (`fjord-server`'s config): the cleaner reads it before each pass.
+    pub fn with_dynamic(&self, layers: &ConfigLayers<'_>) -> LogCleanerConfig {
+        let mut c = self.clone();
+        if let Some(ms) = parsed::<u64>(layers, LOG_CLEANER_BACKOFF_MS) {
+            c.backoff = std::time::Duration::from_millis(ms.max(1));
+        }
+        if let Some(bytes) = parsed::<u64>(layers, LOG_CLEANER_DEDUPE_BUFFER_SIZE) {
+            c.dedupe_buffer_size = usize::try_from(bytes)
+                .unwrap_or(usize::MAX)
+                .max(1024 * 1024);
+        }
+        if let Some(bytes) = parsed::<u32>(layers, LOG_CLEANER_IO_BUFFER_SIZE) {
+            c.io_buffer_size = (bytes as usize).max(4096);
+        }
+        c
+    }
+}
 
 impl BrokerConfig {
     /// The static configs by Kafka's broker config names (topic defaults
@@ -79,6 +116,19 @@ impl BrokerConfig {
                 "transaction.state.log.segment.bytes",
                 self.transactions.segment_bytes.to_string(),
             ),
+            ("log.cleaner.enable", self.log_cleaner.enable.to_string()),
+            (
+                LOG_CLEANER_BACKOFF_MS,
+                self.log_cleaner.backoff.as_millis().to_string(),
+            ),
+            (
+                LOG_CLEANER_DEDUPE_BUFFER_SIZE,
+                self.log_cleaner.dedupe_buffer_size.to_string(),
+            ),
+            (
+                LOG_CLEANER_IO_BUFFER_SIZE,
+                self.log_cleaner.io_buffer_size.to_string(),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -116,8 +166,8 @@ impl BrokerConfig {
 
     /// This config with the dynamic broker configs of `dynamic` applied:
     /// the log defaults (`log.retention.ms`...), `min.insync.replicas`,
-    /// `auto.create.topics.enable`, `num.partitions` and
-    /// `default.replication.factor`. A value that does not parse (validated
+    /// `auto.create.topics.enable`, `num.partitions`,
+    /// `default.replication.factor` and `log.cleaner.*`. A value that does not parse (validated
     /// before it was committed, so only if rules tightened since) is logged
     /// and skipped, keeping the static value.
     pub fn with_dynamic(&self, dynamic: &DynamicBrokerConfigs) -> BrokerConfig {
@@ -135,14 +185,6 @@ impl BrokerConfig {
                 }
             }
         }
-        fn parsed<T: std::str::FromStr>(layers: &ConfigLayers<'_>, name: &str) -> Option<T> {
-            let value = dynamic_value(layers, name)?;
-            let parsed = value.trim().parse().ok();
-            if parsed.is_none() {
-                tracing::error!(%name, %value, "invalid dynamic broker config; keeping the static value");
-            }
-            parsed
-        }
         if let Some(v) = parsed::<i32>(&layers, MIN_INSYNC_REPLICAS) {
             c.min_insync_replicas = v.max(1);
         }
@@ -155,12 +197,15 @@ impl BrokerConfig {
         if let Some(v) = parsed::<i16>(&layers, DEFAULT_REPLICATION_FACTOR) {
             c.default_replication_factor = v.max(1);
         }
+        c.log_cleaner = c.log_cleaner.with_dynamic(&layers);
         c
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -196,6 +241,49 @@ mod tests {
         // No dynamic configs: the static config as is.
         let unchanged = config.with_dynamic(&DynamicBrokerConfigs::default());
         assert_eq!(unchanged.log_defaults, config.log_defaults);
+    }
+
+    #[test]
+    fn cleaner_configs_are_described_static_and_applied_dynamic() {
+        let mut config = BrokerConfig::new(1, "/tmp/x".into(), "h".into(), 9092);
+        config.log_cleaner.backoff = Duration::from_millis(200);
+        config.log_cleaner.enable = false;
+        let statics = config.static_configs();
+        assert_eq!(statics["log.cleaner.backoff.ms"], "200");
+        assert_eq!(statics["log.cleaner.enable"], "false");
+        assert_eq!(statics["log.cleaner.dedupe.buffer.size"], "134217728");
+        // Every one described static is in the registry and applied.
+        for name in [
+            "log.cleaner.enable",
+            "log.cleaner.backoff.ms",
+            "log.cleaner.dedupe.buffer.size",
+            "log.cleaner.io.buffer.size",
+        ] {
+            assert!(fjord_config::broker_config(name).unwrap().applied, "{name}");
+        }
+        // The cluster default over static; this broker's own value over both;
+        // values below the floors are clamped as the static ones are.
+        let dynamic = DynamicBrokerConfigs {
+            cluster_default: map(&[
+                ("log.cleaner.backoff.ms", "0"),
+                ("log.cleaner.dedupe.buffer.size", "4194304"),
+                ("log.cleaner.io.buffer.size", "100"),
+            ]),
+            brokers: [(1, map(&[("log.cleaner.dedupe.buffer.size", "1")]))].into(),
+        };
+        let cleaner = config
+            .log_cleaner
+            .with_dynamic(&config.dynamic_layers(&dynamic));
+        assert_eq!(cleaner.backoff, Duration::from_millis(1));
+        assert_eq!(cleaner.dedupe_buffer_size, 1024 * 1024);
+        assert_eq!(cleaner.io_buffer_size, 4096);
+        assert!(!cleaner.enable, "read-only: never dynamic");
+        assert_eq!(config.with_dynamic(&dynamic).log_cleaner, cleaner);
+        let other_broker = BrokerConfig::new(2, "/tmp/x".into(), "h".into(), 9092);
+        let cleaner = other_broker
+            .log_cleaner
+            .with_dynamic(&other_broker.dynamic_layers(&dynamic));
+        assert_eq!(cleaner.dedupe_buffer_size, 4 * 1024 * 1024);
     }
 
     #[test]

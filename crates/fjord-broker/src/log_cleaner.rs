@@ -5,6 +5,12 @@
 //! ([`fjord_log::cleaner`]), then looks again at once; it backs off only
 //! when no log is due.
 //!
+//! `log.cleaner.backoff.ms`, `log.cleaner.dedupe.buffer.size` and
+//! `log.cleaner.io.buffer.size` are read before each pass: the static
+//! values with the dynamic broker configs of the applied metadata image
+//! laid over them (IncrementalAlterConfigs on the cluster default or this
+//! broker), so changing them needs no restart.
+//!
 //! Passes run on a blocking thread (`spawn_blocking`), never on a tokio
 //! worker. Each pass takes the partition's lock twice, briefly: to plan and
 //! to swap; the offset map and the rewrite run without it, so produce and
@@ -20,10 +26,12 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use fjord_config::ConfigLayers;
 use fjord_log::SwapOutcome;
-use fjord_types::TopicPartition;
+use fjord_types::{BrokerId, TopicPartition};
 use tokio_util::sync::CancellationToken;
 
+use crate::metadata_cache::MetadataCache;
 use crate::replica_manager::{ReplicaManager, now_ms};
 
 /// `log.cleaner.*` broker configs (Kafka's names and defaults).
@@ -55,18 +63,42 @@ impl Default for LogCleanerConfig {
 /// See the module docs.
 pub(crate) struct LogCleaner {
     replicas: Arc<ReplicaManager>,
+    /// The static config (the node's config file).
     config: LogCleanerConfig,
+    /// Where the dynamic `log.cleaner.*` configs come from.
+    metadata: MetadataCache,
+    node_id: BrokerId,
     /// Partitions whose pass failed: skipped until restart.
     uncleanable: Mutex<HashSet<TopicPartition>>,
 }
 
 impl LogCleaner {
-    pub(crate) fn new(replicas: Arc<ReplicaManager>, config: LogCleanerConfig) -> Self {
+    pub(crate) fn new(
+        replicas: Arc<ReplicaManager>,
+        config: LogCleanerConfig,
+        metadata: MetadataCache,
+        node_id: BrokerId,
+    ) -> Self {
         LogCleaner {
             replicas,
             config,
+            metadata,
+            node_id,
             uncleanable: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// The effective config now: the static one with the dynamic broker
+    /// configs of the applied image over it.
+    fn current_config(&self) -> LogCleanerConfig {
+        let image = self.metadata.image();
+        let dynamic = &image.broker_configs;
+        self.config.with_dynamic(&ConfigLayers {
+            topic: None,
+            per_broker: dynamic.broker(self.node_id),
+            cluster_default: Some(&dynamic.cluster_default),
+            static_configs: None,
+        })
     }
 
     /// The manager loop, until `cancel`.
@@ -81,7 +113,7 @@ impl LogCleaner {
             }
             tokio::select! {
                 _ = cancel.cancelled() => return,
-                _ = tokio::time::sleep(self.config.backoff) => {}
+                _ = tokio::time::sleep(self.current_config().backoff) => {}
             }
         }
     }
@@ -120,11 +152,8 @@ impl LogCleaner {
             return false;
         };
         let range = plan.range();
-        let cleaned = match plan.clean(
-            self.config.dedupe_buffer_size,
-            self.config.io_buffer_size,
-            now,
-        ) {
+        let config = self.current_config();
+        let cleaned = match plan.clean(config.dedupe_buffer_size, config.io_buffer_size, now) {
             Ok(cleaned) => cleaned,
             Err(err) if p.cleanable_range(now_ms()).is_none() => {
                 // The partition was deleted (or went offline) under the pass.

@@ -138,7 +138,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         PerBroker,
         "Bytes per second for throttled leader replication (stored, not applied).",
     ),
-    stored(
+    broker(
         "log.cleaner.backoff.ms",
         Long,
         "15000",
@@ -147,15 +147,34 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
             max: i64::MAX,
         },
         ClusterWide,
-        "How long the log cleaner sleeps when no log needs cleaning.",
+        "How long the log cleaner sleeps when no log needs cleaning (read before each pass; 0 counts as 1).",
     ),
-    stored(
+    broker(
         "log.cleaner.dedupe.buffer.size",
         Long,
         "134217728",
         Validator::Any,
         ClusterWide,
-        "Memory for the log cleaner's key deduplication, across its threads.",
+        "Memory for the log cleaner's key deduplication, across its threads (read before each pass; at least 1 MiB).",
+    ),
+    broker(
+        "log.cleaner.enable",
+        Boolean,
+        "true",
+        Validator::Any,
+        ReadOnly,
+        "Run the log cleaner, compacting logs with cleanup.policy=compact.",
+    ),
+    broker(
+        "log.cleaner.io.buffer.size",
+        Int,
+        "524288",
+        Validator::Range {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+        ClusterWide,
+        "Write buffer of a cleaned segment (read before each pass; at least 4 KiB).",
     ),
     stored(
         "log.cleaner.io.max.bytes.per.second",
@@ -163,7 +182,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         "1.7976931348623157E308",
         Validator::Any,
         ClusterWide,
-        "I/O throttle of the log cleaner (read plus write).",
+        "I/O throttle of the log cleaner (read plus write; stored, not applied: Fjord's cleaner is not throttled).",
     ),
     stored(
         "log.cleaner.threads",
@@ -174,7 +193,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
             max: i32::MAX as i64,
         },
         ClusterWide,
-        "Threads cleaning compacted logs.",
+        "Threads cleaning compacted logs (stored, not applied: Fjord's cleaner has one thread).",
     ),
     broker(
         "log.dirs",
