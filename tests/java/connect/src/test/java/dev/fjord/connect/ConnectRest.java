@@ -41,6 +41,11 @@ final class ConnectRest {
                 .PUT(HttpRequest.BodyPublishers.ofString(body)));
     }
 
+    /** PUT with an empty body (PUT /connectors/NAME/pause, /resume). */
+    HttpResponse<String> put(String path) throws IOException, InterruptedException {
+        return send(HttpRequest.newBuilder(URI.create(base + path)).PUT(HttpRequest.BodyPublishers.noBody()));
+    }
+
     /** GET /connectors/NAME/status as JSON, or null when it does not answer 200. */
     JsonNode status(String name) throws IOException, InterruptedException {
         HttpResponse<String> r = get("/connectors/" + name + "/status");

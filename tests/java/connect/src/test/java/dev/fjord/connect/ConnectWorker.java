@@ -35,6 +35,15 @@ final class ConnectWorker implements AutoCloseable {
 
     /** Starts a worker whose internal topics get {@code replicationFactor} replicas. */
     static ConnectWorker start(String name, String bootstrap, int replicationFactor, Path dir) throws IOException {
+        return start(name, bootstrap, replicationFactor, dir, List.of());
+    }
+
+    /**
+     * {@link #start(String, String, int, Path)} with {@code extraProperties} (key=value lines)
+     * after the worker's own: Java's Properties keeps the last value of a key.
+     */
+    static ConnectWorker start(String name, String bootstrap, int replicationFactor, Path dir,
+            List<String> extraProperties) throws IOException {
         Ports.Lease port = Ports.lease();
         Path props = dir.resolve(name + ".properties");
         Files.writeString(props, String.join("\n",
@@ -68,6 +77,7 @@ final class ConnectWorker implements AutoCloseable {
                 // Sink tasks' consumers: a dead one leaves its group quickly too.
                 "consumer.session.timeout.ms=6000",
                 "consumer.heartbeat.interval.ms=1000",
+                String.join("\n", extraProperties),
                 ""), StandardCharsets.UTF_8);
         ChildJvm jvm = ChildJvm.start(name, "org.apache.kafka.connect.cli.ConnectDistributed", List.of(props.toString()));
         return new ConnectWorker(port, jvm);
@@ -106,6 +116,11 @@ final class ConnectWorker implements AutoCloseable {
 
     void kill() {
         jvm.kill();
+    }
+
+    /** SIGTERM: the worker leaves its group and flushes its source offsets (up to 30 s). */
+    void stop() {
+        jvm.stop(Duration.ofSeconds(30));
     }
 
     @Override

@@ -66,11 +66,20 @@ public final class FjordCluster implements AutoCloseable {
      * the cluster start again on other ports, up to three times.
      */
     public static FjordCluster start(int nodes) {
+        return start(nodes, List.of());
+    }
+
+    /**
+     * {@link #start(int)} with {@code extraBrokerLines} appended to every node's {@code [broker]}
+     * section of its TOML config (e.g. {@code log_cleaner_backoff_ms = 200}); a line setting a
+     * key the harness sets too makes the node refuse its config (TOML has no overrides).
+     */
+    public static FjordCluster start(int nodes, List<String> extraBrokerLines) {
         if (nodes < 1) {
             throw new IllegalArgumentException("a cluster needs at least one node");
         }
         for (int attempt = 1; ; attempt++) {
-            FjordCluster cluster = launch(nodes);
+            FjordCluster cluster = launch(nodes, extraBrokerLines);
             try {
                 cluster.awaitAllReady();
                 return cluster;
@@ -88,7 +97,7 @@ public final class FjordCluster implements AutoCloseable {
         }
     }
 
-    private static FjordCluster launch(int nodes) {
+    private static FjordCluster launch(int nodes, List<String> extraBrokerLines) {
         Path root = TempDirs.create("fjord-java-cluster-");
         List<Ports.Lease[]> ports = new ArrayList<>();
         for (int i = 0; i < nodes; i++) {
@@ -126,6 +135,7 @@ public final class FjordCluster implements AutoCloseable {
                     "offsets_topic_num_partitions = 4",
                     "group_initial_rebalance_delay_ms = 0",
                     "min_insync_replicas = 1",
+                    String.join("\n", extraBrokerLines),
                     "");
             try {
                 Files.createDirectories(dataDir);
