@@ -95,8 +95,12 @@ class ConnectCompactedRestartTest {
         workers.add(first);
         first.awaitReady(TIMEOUT);
 
-        // Phase 2: small segments, eager cleaning, on the three internal topics.
+        // Phase 2: small segments, eager cleaning, on the three internal topics (the REST
+        // API may answer before the worker created the last of them).
         try (Admin admin = admin()) {
+            Wait.until(TIMEOUT, "Connect's internal topics " + INTERNAL + " created",
+                    () -> admin.listTopics().names().get(10, TimeUnit.SECONDS).containsAll(INTERNAL),
+                    this::workerTails);
             Map<ConfigResource, Collection<AlterConfigOp>> ops = new HashMap<>();
             for (String t : INTERNAL) {
                 ops.put(new ConfigResource(ConfigResource.Type.TOPIC, t), List.of(
