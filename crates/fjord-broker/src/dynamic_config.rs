@@ -41,8 +41,9 @@ impl LogCleanerConfig {
         if let Some(ms) = parsed::<u64>(layers, LOG_CLEANER_BACKOFF_MS) {
             c.backoff = std::time::Duration::from_millis(ms.max(1));
         }
-        if let Some(bytes) = parsed::<u64>(layers, LOG_CLEANER_DEDUPE_BUFFER_SIZE) {
-            c.dedupe_buffer_size = usize::try_from(bytes)
+        // Kafka validates no range here: a negative value takes the floor too.
+        if let Some(bytes) = parsed::<i64>(layers, LOG_CLEANER_DEDUPE_BUFFER_SIZE) {
+            c.dedupe_buffer_size = usize::try_from(bytes.max(0))
                 .unwrap_or(usize::MAX)
                 .max(1024 * 1024);
         }
@@ -167,9 +168,9 @@ impl BrokerConfig {
     /// This config with the dynamic broker configs of `dynamic` applied:
     /// the log defaults (`log.retention.ms`...), `min.insync.replicas`,
     /// `auto.create.topics.enable`, `num.partitions`,
-    /// `default.replication.factor` and `log.cleaner.*`. A value that does not parse (validated
-    /// before it was committed, so only if rules tightened since) is logged
-    /// and skipped, keeping the static value.
+    /// `default.replication.factor` and the cleaner's tunables. A value that
+    /// does not parse (validated before it was committed, so only if rules
+    /// tightened since) is logged and skipped, keeping the static value.
     pub fn with_dynamic(&self, dynamic: &DynamicBrokerConfigs) -> BrokerConfig {
         let mut c = self.clone();
         if dynamic.is_empty() {
@@ -269,7 +270,7 @@ mod tests {
                 ("log.cleaner.dedupe.buffer.size", "4194304"),
                 ("log.cleaner.io.buffer.size", "100"),
             ]),
-            brokers: [(1, map(&[("log.cleaner.dedupe.buffer.size", "1")]))].into(),
+            brokers: [(1, map(&[("log.cleaner.dedupe.buffer.size", "-1")]))].into(),
         };
         let cleaner = config
             .log_cleaner
