@@ -118,6 +118,7 @@
 mod command;
 mod controller;
 mod election;
+mod failure_detector;
 mod grpc_network;
 mod image;
 mod liveness;
@@ -131,6 +132,7 @@ mod status;
 #[cfg(test)]
 mod test_support;
 mod types;
+mod unreachable;
 
 pub use command::AlterPartitionError;
 pub use command::ElectionError;
@@ -168,6 +170,7 @@ pub use image::TopicImage;
 pub use image::validate_topic_name;
 pub use liveness::Heartbeat;
 pub use liveness::HeartbeatState;
+pub use liveness::UnreachableReport;
 pub use log_store::LogStoreError;
 pub use placement::PlacementError;
 pub use placement::assign_replicas;
