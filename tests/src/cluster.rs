@@ -43,6 +43,8 @@ pub struct ClusterOptions {
     pub external_listener: bool,
     /// `[broker] log_retention_check_interval_ms` (Kafka's default: 5 minutes).
     pub log_retention_check_interval_ms: u64,
+    /// `[controller] broker_fast_fencing_enable` (Fjord's default: on).
+    pub broker_fast_fencing_enable: bool,
 }
 
 impl ClusterOptions {
@@ -61,6 +63,7 @@ impl ClusterOptions {
             min_insync_replicas: 1,
             external_listener: false,
             log_retention_check_interval_ms: 300_000,
+            broker_fast_fencing_enable: true,
         }
     }
 
@@ -206,6 +209,11 @@ impl FjordCluster {
                         "broker_heartbeat_interval_ms = {}",
                         o.broker_heartbeat_interval_ms
                     );
+                    // Written only when off, so that binaries from before the knob (a
+                    // before/after benchmark) still accept the file.
+                    if !o.broker_fast_fencing_enable {
+                        let _ = writeln!(t, "broker_fast_fencing_enable = false");
+                    }
                     let _ = writeln!(t, "[broker]");
                     let _ = writeln!(t, "replica_lag_time_max_ms = {}", o.replica_lag_time_max_ms);
                     let _ = writeln!(t, "default_replication_factor = {}", o.replication_factor);

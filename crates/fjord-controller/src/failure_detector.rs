@@ -42,6 +42,14 @@ use crate::image::MetadataImage;
 const PEERS_FOR_UNREACHABLE: usize = 2;
 /// A probe result is reused this long; a newer report after it probes again.
 const PROBE_FRESH: Duration = Duration::from_millis(500);
+/// Probes per suspicion after the first one that was not decisive: a report often comes
+/// while the killed process is still being torn down (its connections are reset before
+/// its listening socket closes, so the first probe still connects). Re-probing every
+/// [`REPROBE_DELAY`] catches the refusal within ~100 ms instead of waiting for the next
+/// report.
+const REPROBES: u32 = 10;
+/// Between a probe that was not decisive and the next.
+pub(crate) const REPROBE_DELAY: Duration = Duration::from_millis(100);
 
 /// What one TCP connect to a suspect's gRPC port found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,6 +109,8 @@ struct Suspect {
     probing: Option<Instant>,
     /// The last probe's result and when it was started.
     probe: Option<(ProbeOutcome, Instant)>,
+    /// Re-probes left for this suspicion.
+    reprobes_left: u32,
 }
 
 /// Suspicions about brokers of the current leadership term.
@@ -167,6 +177,7 @@ impl FailureDetector {
             reporters: BTreeMap::new(),
             probing: None,
             probe: None,
+            reprobes_left: REPROBES,
         });
         if suspect.broker_epoch != broker_epoch {
             *suspect = Suspect {
@@ -174,6 +185,7 @@ impl FailureDetector {
                 reporters: BTreeMap::new(),
                 probing: None,
                 probe: None,
+                reprobes_left: REPROBES,
             };
         }
         suspect.reporters.insert(reporter, now);
@@ -193,20 +205,29 @@ impl FailureDetector {
 
     /// The probe started at `started` (the instant of the [`ReportAction::Probe`]) found
     /// `outcome`. Ignored when the suspicion was cleared meanwhile (a heartbeat came).
+    /// [`ReportAction::Probe`]: probe again after [`REPROBE_DELAY`], keyed by `now`.
     pub(crate) fn probe_done(
         &mut self,
         broker_id: BrokerId,
         broker_epoch: i64,
         started: Instant,
         outcome: ProbeOutcome,
-    ) {
-        if let Some(suspect) = self.suspects.get_mut(&broker_id)
-            && suspect.broker_epoch == broker_epoch
-            && suspect.probing == Some(started)
-        {
-            suspect.probing = None;
-            suspect.probe = Some((outcome, started));
+        now: Instant,
+    ) -> ReportAction {
+        let Some(suspect) = self.suspects.get_mut(&broker_id) else {
+            return ReportAction::None;
+        };
+        if suspect.broker_epoch != broker_epoch || suspect.probing != Some(started) {
+            return ReportAction::None;
         }
+        suspect.probing = None;
+        suspect.probe = Some((outcome, started));
+        if outcome == ProbeOutcome::Refused || suspect.reprobes_left == 0 {
+            return ReportAction::None;
+        }
+        suspect.reprobes_left -= 1;
+        suspect.probing = Some(now);
+        ReportAction::Probe
     }
 
     /// A heartbeat of `broker_id`'s current incarnation: it is alive now.
@@ -337,7 +358,7 @@ mod tests {
     ) {
         let epoch = img.brokers[&reporter].broker_epoch;
         if d.report(img, reporter, epoch, 3, 30, at) == ReportAction::Probe {
-            d.probe_done(3, 30, at, outcome);
+            d.probe_done(3, 30, at, outcome, at);
         }
     }
 
@@ -349,7 +370,7 @@ mod tests {
         assert_eq!(d.report(&img, 1, 10, 3, 30, t0), ReportAction::Probe);
         // Nothing is decided while the probe is out.
         assert!(d.decide(&img, |_| Some(t0), t0).is_empty());
-        d.probe_done(3, 30, t0, ProbeOutcome::Refused);
+        d.probe_done(3, 30, t0, ProbeOutcome::Refused, t0);
         let t1 = t0 + Duration::from_millis(5);
         assert_eq!(
             d.decide(&img, |_| Some(t0), t1),
@@ -430,13 +451,33 @@ mod tests {
     }
 
     #[test]
+    fn a_probe_that_still_connects_then_a_refusal_fences() {
+        // The report came while the killed process was still being torn down.
+        let t0 = Instant::now();
+        let img = three();
+        let mut d = FailureDetector::new(HB);
+        assert_eq!(d.report(&img, 1, 10, 3, 30, t0), ReportAction::Probe);
+        let t1 = t0 + REPROBE_DELAY;
+        assert_eq!(
+            d.probe_done(3, 30, t0, ProbeOutcome::Connected, t1),
+            ReportAction::Probe
+        );
+        assert!(d.decide(&img, |_| Some(t0), t1).is_empty());
+        assert_eq!(
+            d.probe_done(3, 30, t1, ProbeOutcome::Refused, t1),
+            ReportAction::None
+        );
+        assert_eq!(d.decide(&img, |_| Some(t0), t1).len(), 1);
+    }
+
+    #[test]
     fn heartbeat_clears_the_suspicion_and_a_late_probe_is_ignored() {
         let t0 = Instant::now();
         let img = three();
         let mut d = FailureDetector::new(HB);
         assert_eq!(d.report(&img, 1, 10, 3, 30, t0), ReportAction::Probe);
         d.heartbeat(3, 30);
-        d.probe_done(3, 30, t0, ProbeOutcome::Refused);
+        d.probe_done(3, 30, t0, ProbeOutcome::Refused, t0);
         assert!(d.decide(&img, |_| Some(t0), t0).is_empty());
     }
 
@@ -470,11 +511,27 @@ mod tests {
         let mut d = FailureDetector::new(HB);
         assert_eq!(d.report(&img, 1, 10, 3, 30, t0), ReportAction::Probe);
         assert_eq!(d.report(&img, 2, 20, 3, 30, t0), ReportAction::None);
-        d.probe_done(3, 30, t0, ProbeOutcome::Connected);
-        let t1 = t0 + Duration::from_millis(100);
-        assert_eq!(d.report(&img, 1, 10, 3, 30, t1), ReportAction::None);
-        let t2 = t0 + PROBE_FRESH;
-        assert_eq!(d.report(&img, 1, 10, 3, 30, t2), ReportAction::Probe);
+        // A probe that connects is repeated (the process may be on its way out) ...
+        let mut at = t0;
+        for _ in 0..REPROBES {
+            let next = at + REPROBE_DELAY;
+            assert_eq!(
+                d.probe_done(3, 30, at, ProbeOutcome::Connected, next),
+                ReportAction::Probe
+            );
+            // ... and reports meanwhile share it.
+            assert_eq!(d.report(&img, 1, 10, 3, 30, next), ReportAction::None);
+            at = next;
+        }
+        let last = at + REPROBE_DELAY;
+        assert_eq!(
+            d.probe_done(3, 30, at, ProbeOutcome::Connected, last),
+            ReportAction::None
+        );
+        assert_eq!(d.report(&img, 1, 10, 3, 30, last), ReportAction::None);
+        let later = at + PROBE_FRESH;
+        assert_eq!(d.report(&img, 1, 10, 3, 30, later), ReportAction::Probe);
+        assert!(d.decide(&img, |_| Some(later), later).is_empty());
     }
 
     #[test]

@@ -218,9 +218,10 @@ impl Liveness {
         broker_epoch: i64,
         started: Instant,
         outcome: ProbeOutcome,
-    ) {
+        now: Instant,
+    ) -> ReportAction {
         self.detector
-            .probe_done(broker_id, broker_epoch, started, outcome);
+            .probe_done(broker_id, broker_epoch, started, outcome, now)
     }
 
     /// Brokers to fence before their session expires (each incarnation once); their

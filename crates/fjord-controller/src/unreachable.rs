@@ -18,6 +18,7 @@ use crate::controller::Forward;
 use crate::controller::call_leader;
 use crate::controller::leader_hint;
 use crate::failure_detector::ProbeOutcome;
+use crate::failure_detector::REPROBE_DELAY;
 use crate::failure_detector::ReportAction;
 use crate::image::MetadataImage;
 use crate::liveness::UnreachableReport;
@@ -41,6 +42,8 @@ pub(crate) struct ProbeRequest {
     broker_epoch: i64,
     started: Instant,
     addr: String,
+    /// Wait this long before connecting (a re-probe).
+    delay: Duration,
 }
 
 /// What a probe found.
@@ -63,6 +66,9 @@ fn probe_address(image: &MetadataImage, broker_id: BrokerId) -> Option<String> {
 
 /// One TCP connect (no bytes sent): the answer of the suspect's kernel.
 pub(crate) async fn run_probe(request: ProbeRequest) -> ProbeDone {
+    if !request.delay.is_zero() {
+        tokio::time::sleep(request.delay).await;
+    }
     let outcome = match tokio::time::timeout(PROBE_TIMEOUT, connect(&request.addr)).await {
         Ok(Ok(_stream)) => ProbeOutcome::Connected,
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => ProbeOutcome::Refused,
@@ -112,7 +118,7 @@ impl Controller {
                 // Nothing to probe (no gRPC listener registered): treat as no answer, so
                 // only the several-peers rule can apply.
                 self.liveness()
-                    .probe_done(broker_id, broker_epoch, now, ProbeOutcome::NoAnswer);
+                    .probe_done(broker_id, broker_epoch, now, ProbeOutcome::NoAnswer, now);
                 return Ok(());
             };
             tracing::info!(
@@ -127,27 +133,46 @@ impl Controller {
                 broker_epoch,
                 started: now,
                 addr,
+                delay: Duration::ZERO,
             };
-            if self.probe_sender().try_send(request).is_err() {
-                tracing::warn!(broker_id, "probe queue full; the next report probes again");
-                self.liveness()
-                    .probe_done(broker_id, broker_epoch, now, ProbeOutcome::NoAnswer);
-            }
+            self.send_probe(request);
         }
         Ok(())
     }
 
-    /// A probe came back: record it and fence whoever the rule says.
+    fn send_probe(&self, request: ProbeRequest) {
+        let (broker_id, broker_epoch, started) =
+            (request.broker_id, request.broker_epoch, request.started);
+        if self.probe_sender().try_send(request).is_err() {
+            tracing::warn!(broker_id, "probe queue full; the next report probes again");
+            // Settle the suspicion's probe as inconclusive; no re-probe from here.
+            let _ = self.liveness().probe_done(
+                broker_id,
+                broker_epoch,
+                started,
+                ProbeOutcome::NoAnswer,
+                started,
+            );
+        }
+    }
+
+    /// A probe came back: record it, probe again if it was not decisive, and fence
+    /// whoever the rule says.
     pub(crate) async fn probe_done(&self, done: ProbeDone) {
-        let ProbeRequest {
-            broker_id,
-            broker_epoch,
-            started,
-            ..
-        } = done.request;
-        tracing::info!(broker_id, broker_epoch, outcome = ?done.outcome, took = ?started.elapsed(), "probe of a reported broker");
-        self.liveness()
-            .probe_done(broker_id, broker_epoch, started, done.outcome);
+        let ProbeDone { request, outcome } = done;
+        let (broker_id, broker_epoch) = (request.broker_id, request.broker_epoch);
+        tracing::debug!(broker_id, broker_epoch, ?outcome, "probe of a reported broker");
+        let now = Instant::now();
+        let again =
+            self.liveness()
+                .probe_done(broker_id, broker_epoch, request.started, outcome, now);
+        if again == ReportAction::Probe {
+            self.send_probe(ProbeRequest {
+                started: now,
+                delay: REPROBE_DELAY,
+                ..request
+            });
+        }
         if self.is_leader() {
             let image = self.committed_image();
             self.fence_early(&image, Instant::now()).await;
