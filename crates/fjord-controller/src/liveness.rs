@@ -414,4 +414,58 @@ mod tests {
             vec![(1, 42)]
         );
     }
+
+    fn report(reporter: BrokerId, reporter_epoch: i64) -> UnreachableReport {
+        UnreachableReport {
+            reporter_id: reporter,
+            reporter_epoch,
+            broker_id: 3,
+            broker_epoch: 30,
+        }
+    }
+
+    #[test]
+    fn one_peer_reports_but_the_broker_heartbeats_no_fence() {
+        let t0 = Instant::now();
+        let img = image(&[(1, 10, false), (2, 20, false), (3, 30, false)]);
+        let mut l = Liveness::new(TIMEOUT, HB);
+        l.on_leadership(&img, t0);
+        // Broker 1 lost its link to 3 and keeps reporting; the controller's probe gets no
+        // answer either (say it shares 1's side of a partition), but 3 keeps heartbeating.
+        let mut now = t0;
+        for _ in 0..20 {
+            if l.report_unreachable(&img, &report(1, 10), now) == ReportAction::Probe {
+                let _ = l.probe_done(3, 30, now, ProbeOutcome::NoAnswer, now);
+            }
+            if now.duration_since(t0).as_millis() % 2000 == 0 {
+                for (id, epoch) in [(1, 10), (2, 20), (3, 30)] {
+                    l.heartbeat(&img, &hb(id, epoch, 30), now);
+                }
+            }
+            assert!(l.fast_fences(&img, now).is_empty());
+            assert!(l.expired(&img, now).is_empty());
+            now += Duration::from_millis(500);
+        }
+    }
+
+    #[test]
+    fn an_early_fence_is_not_written_again_at_the_session_timeout() {
+        let t0 = Instant::now();
+        let img = image(&[(1, 10, false), (2, 20, false), (3, 30, false)]);
+        let mut l = Liveness::new(TIMEOUT, HB);
+        l.on_leadership(&img, t0);
+        assert_eq!(
+            l.report_unreachable(&img, &report(2, 20), t0),
+            ReportAction::Probe
+        );
+        let _ = l.probe_done(3, 30, t0, ProbeOutcome::Refused, t0);
+        let fences = l.fast_fences(&img, t0);
+        assert_eq!(fences.len(), 1);
+        assert_eq!((fences[0].broker_id, fences[0].broker_epoch), (3, 30));
+        // The image has not applied it yet when the session would expire: no second write.
+        let late = t0 + TIMEOUT + Duration::from_secs(1);
+        l.heartbeat(&img, &hb(1, 10, 10), late);
+        l.heartbeat(&img, &hb(2, 20, 20), late);
+        assert!(l.expired(&img, late).is_empty());
+    }
 }
