@@ -121,7 +121,9 @@ impl Controller {
                     .probe_done(broker_id, broker_epoch, now, ProbeOutcome::NoAnswer, now);
                 return Ok(());
             };
-            tracing::info!(
+            // Debug: a follower that stops fetching (its leader changed) also breaks a
+            // stream; only fences are news.
+            tracing::debug!(
                 broker_id,
                 broker_epoch,
                 reporter = report.reporter_id,

@@ -91,19 +91,32 @@ async fn sigkill_leader_fails_over_before_the_session_timeout() {
         let mut faults = Vec::new();
 
         // Phase 2: kill a leader that is not the controller leader, then (after it is back)
-        // the controller leader itself (its partitions wait for a Raft election first).
-        for round in ["a partition leader", "the controller leader"] {
+        // the controller leader itself (its partitions wait for a Raft election first),
+        // then a node that leads none of the topic's partitions (a restarted one): only its
+        // leaders see its fetch streams break, and its partitions' acks=all wait for it to
+        // leave the ISR.
+        for round in ["a partition leader", "the controller leader", "a follower only"] {
             let controller = block_in_place(|| cluster.wait_for_controller(Duration::from_secs(30)));
             let layout = cluster.topic_from(controller, &topic).expect("topic layout");
             let leaders: BTreeMap<i32, i32> =
                 layout.iter().map(|(&p, s)| (p, s.leader)).collect();
-            let victim = if round == "the controller leader" {
-                controller
-            } else {
-                *leaders
+            let victim = match round {
+                "the controller leader" => controller,
+                "a follower only" => {
+                    let Some(v) = cluster
+                        .ids()
+                        .into_iter()
+                        .find(|id| !leaders.values().any(|l| l == id))
+                    else {
+                        println!("FAILOVER no node leads nothing ({leaders:?}); round skipped");
+                        continue;
+                    };
+                    v
+                }
+                _ => *leaders
                     .values()
                     .find(|&&l| l != controller)
-                    .expect("a partition led by a node that is not the controller")
+                    .expect("a partition led by a node that is not the controller"),
             };
             let led: Vec<i32> = leaders
                 .iter()

@@ -1,8 +1,9 @@
-//! Telling the controller at once that a partition leader cannot be reached, so a
-//! killed leader is fenced (and its partitions get new leaders) without waiting for its
-//! broker session to expire. The controller decides what a report means
-//! (`fjord_controller`'s failure detector probes the leader's port itself); a report
-//! is only a hint, sent again while fetches keep failing.
+//! Telling the controller at once that a peer cannot be reached, so a killed broker is
+//! fenced (its partitions get new leaders, it leaves every ISR) without waiting for its
+//! broker session to expire. Two sources: a follower whose fetches from a leader fail at
+//! the transport level, and a leader whose ISR follower stopped fetching. The controller decides what a report
+//! means (`fjord_controller`'s failure detector probes the peer's port itself); a report
+//! is only a hint, sent again while the trouble lasts.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +22,7 @@ const MIN_REPORT_INTERVAL: Duration = Duration::from_millis(250);
 /// going on when the dead node was also the controller leader).
 const REPORT_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// One fetcher's reports about its leader: one in flight at a time.
+/// Reports about one peer: one in flight at a time.
 #[derive(Default)]
 pub(crate) struct UnreachableReporter {
     in_flight: Option<JoinHandle<()>>,
@@ -29,8 +30,11 @@ pub(crate) struct UnreachableReporter {
 }
 
 impl UnreachableReporter {
-    /// The fetch from `leader` failed at the transport level.
-    pub(crate) fn report(&mut self, broker: &Arc<Broker>, leader: BrokerId) {
+    /// `peer` could not be reached (a fetch from it failed, or its fetch stream broke).
+    pub(crate) fn report(&mut self, broker: &Arc<Broker>, peer: BrokerId) {
+        if broker.cancel.is_cancelled() {
+            return;
+        }
         if self.in_flight.as_ref().is_some_and(|t| !t.is_finished()) {
             return;
         }
@@ -42,7 +46,7 @@ impl UnreachableReporter {
             return;
         }
         let image = broker.metadata();
-        let Some(target) = image.brokers.get(&leader) else {
+        let Some(target) = image.brokers.get(&peer) else {
             return;
         };
         if target.fenced {
@@ -51,7 +55,7 @@ impl UnreachableReporter {
         let report = UnreachableReport {
             reporter_id: broker.node_id(),
             reporter_epoch: broker.broker_epoch(),
-            broker_id: leader,
+            broker_id: peer,
             broker_epoch: target.broker_epoch,
         };
         self.last_sent = Some(now);
@@ -62,11 +66,49 @@ impl UnreachableReporter {
             tokio::select! {
                 _ = cancel.cancelled() => {}
                 outcome = sent => match outcome {
-                    Ok(Ok(())) => tracing::debug!(leader, "reported unreachable leader"),
-                    Ok(Err(err)) => tracing::debug!(leader, %err, "unreachability report failed"),
-                    Err(_) => tracing::debug!(leader, "unreachability report timed out"),
+                    Ok(Ok(())) => tracing::debug!(peer, "reported unreachable peer"),
+                    Ok(Err(err)) => tracing::debug!(peer, %err, "unreachability report failed"),
+                    Err(_) => tracing::debug!(peer, "unreachability report timed out"),
                 },
             }
         }));
+    }
+}
+
+/// How often a leader looks for ISR followers that stopped fetching.
+const SILENT_CHECK_EVERY: Duration = Duration::from_millis(250);
+/// A follower long-polls for at most `replica.fetch.wait.max.ms` and sends its next fetch
+/// at once; silent for that plus this much, it is not fetching any more.
+const SILENT_SLACK: Duration = Duration::from_millis(500);
+
+impl Broker {
+    /// The leader side: every [`SILENT_CHECK_EVERY`], report ISR followers of partitions
+    /// led here that have not fetched for `replica.fetch.wait.max.ms` + 500 ms. This is
+    /// how a killed broker that leads nothing is noticed: the partitions it follows wait
+    /// for it (acks=all) until it is fenced or leaves the ISR.
+    pub(crate) fn spawn_silent_follower_check(self: &Arc<Self>) {
+        let silent = self.replication.replica_fetch_wait_max + SILENT_SLACK;
+        let silent_ms = i64::try_from(silent.as_millis()).unwrap_or(i64::MAX);
+        let (broker, cancel) = (self.clone(), self.cancel.clone());
+        self.tasks.spawn(async move {
+            let mut reporters: std::collections::HashMap<BrokerId, UnreachableReporter> =
+                std::collections::HashMap::new();
+            let mut ticks = tokio::time::interval(SILENT_CHECK_EVERY);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = ticks.tick() => {}
+                }
+                let now = crate::replica_manager::now_ms();
+                let mut silent_followers = std::collections::BTreeSet::new();
+                for partition in broker.replicas.all() {
+                    silent_followers.extend(partition.silent_isr_followers(now, silent_ms));
+                }
+                for follower in silent_followers {
+                    reporters.entry(follower).or_default().report(&broker, follower);
+                }
+            }
+        });
     }
 }
