@@ -46,9 +46,6 @@ use crate::grpc_network::PeerError;
 use crate::grpc_network::Peers;
 use crate::image::MetadataImage;
 use crate::liveness::Heartbeat;
-use crate::unreachable::PROBE_QUEUE;
-use crate::unreachable::ProbeRequest;
-use crate::unreachable::run_probe;
 use crate::liveness::HeartbeatAction;
 use crate::liveness::HeartbeatState;
 use crate::liveness::Liveness;
@@ -65,6 +62,9 @@ use crate::types::NodeId;
 use crate::types::TypeConfig;
 use crate::types::broker_id_of;
 use crate::types::node_id_of;
+use crate::unreachable::PROBE_QUEUE;
+use crate::unreachable::ProbeRequest;
+use crate::unreachable::run_probe;
 
 /// Default of [`ControllerConfig::startup_timeout_ms`]: peers may come up minutes apart.
 pub const DEFAULT_STARTUP_TIMEOUT_MS: u64 = 120_000;

@@ -233,7 +233,12 @@ impl Liveness {
             |id| {
                 sessions
                     .get(&id)
-                    .filter(|s| image.brokers.get(&id).is_some_and(|b| b.broker_epoch == s.broker_epoch))
+                    .filter(|s| {
+                        image
+                            .brokers
+                            .get(&id)
+                            .is_some_and(|b| b.broker_epoch == s.broker_epoch)
+                    })
                     .map(|s| s.last_seen)
             },
             now,
@@ -437,7 +442,7 @@ mod tests {
             if l.report_unreachable(&img, &report(1, 10), now) == ReportAction::Probe {
                 let _ = l.probe_done(3, 30, now, ProbeOutcome::NoAnswer, now);
             }
-            if now.duration_since(t0).as_millis() % 2000 == 0 {
+            if now.duration_since(t0).as_millis().is_multiple_of(2000) {
                 for (id, epoch) in [(1, 10), (2, 20), (3, 30)] {
                     l.heartbeat(&img, &hb(id, epoch, 30), now);
                 }

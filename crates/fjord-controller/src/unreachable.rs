@@ -89,7 +89,10 @@ impl Controller {
     /// A broker cannot reach another one; handled by the leader's failure detector
     /// (forwarded like [`Controller::heartbeat`]). Idempotent: brokers send it again while
     /// their fetches keep failing.
-    pub async fn report_unreachable(&self, report: UnreachableReport) -> Result<(), ControllerError> {
+    pub async fn report_unreachable(
+        &self,
+        report: UnreachableReport,
+    ) -> Result<(), ControllerError> {
         self.on_leader(
             || self.report_unreachable_local(report),
             |to| forward_report(to, report),
@@ -117,8 +120,13 @@ impl Controller {
             let Some(addr) = probe_address(&image, broker_id) else {
                 // Nothing to probe (no gRPC listener registered): treat as no answer, so
                 // only the several-peers rule can apply.
-                self.liveness()
-                    .probe_done(broker_id, broker_epoch, now, ProbeOutcome::NoAnswer, now);
+                self.liveness().probe_done(
+                    broker_id,
+                    broker_epoch,
+                    now,
+                    ProbeOutcome::NoAnswer,
+                    now,
+                );
                 return Ok(());
             };
             // Debug: a follower that stops fetching (its leader changed) also breaks a
@@ -163,7 +171,12 @@ impl Controller {
     pub(crate) async fn probe_done(&self, done: ProbeDone) {
         let ProbeDone { request, outcome } = done;
         let (broker_id, broker_epoch) = (request.broker_id, request.broker_epoch);
-        tracing::debug!(broker_id, broker_epoch, ?outcome, "probe of a reported broker");
+        tracing::debug!(
+            broker_id,
+            broker_epoch,
+            ?outcome,
+            "probe of a reported broker"
+        );
         let now = Instant::now();
         let again =
             self.liveness()

@@ -85,7 +85,9 @@ async fn failover_of(label: &str, options: ClusterOptions, rounds: usize, pick: 
     let mut worst = Vec::new();
     for round in 1..=rounds {
         let controller = block_in_place(|| cluster.wait_for_controller(Duration::from_secs(30)));
-        let layout = cluster.topic_from(controller, &topic).expect("topic layout");
+        let layout = cluster
+            .topic_from(controller, &topic)
+            .expect("topic layout");
         let victim = match pick {
             Victim::LeaderOfP0 => layout[&0].leader,
             Victim::Controller => controller,
@@ -136,7 +138,11 @@ async fn failover_of(label: &str, options: ClusterOptions, rounds: usize, pick: 
         options.broker_session_timeout_ms,
         options.broker_heartbeat_interval_ms,
         options.election_timeout_ms,
-        if options.broker_fast_fencing_enable { "on" } else { "off" },
+        if options.broker_fast_fencing_enable {
+            "on"
+        } else {
+            "off"
+        },
         worst,
         summary.acked.len(),
         summary.failed
@@ -179,8 +185,13 @@ async fn bench_failover_default_timeouts() {
 async fn bench_failover_default_timeouts_partition_leader() {
     bounded(LIMIT, async {
         let on = ClusterOptions::defaults(3);
-        failover_of("Kafka defaults, not the controller", on.clone(), 3, Victim::NotController)
-            .await;
+        failover_of(
+            "Kafka defaults, not the controller",
+            on.clone(),
+            3,
+            Victim::NotController,
+        )
+        .await;
         let off = ClusterOptions {
             broker_fast_fencing_enable: false,
             ..on
@@ -202,8 +213,13 @@ async fn bench_failover_default_timeouts_partition_leader() {
 async fn bench_failover_default_timeouts_controller_leader() {
     bounded(LIMIT, async {
         let on = ClusterOptions::defaults(3);
-        failover_of("Kafka defaults, the controller leader", on.clone(), 3, Victim::Controller)
-            .await;
+        failover_of(
+            "Kafka defaults, the controller leader",
+            on.clone(),
+            3,
+            Victim::Controller,
+        )
+        .await;
         let off = ClusterOptions {
             broker_fast_fencing_enable: false,
             ..on

@@ -12,9 +12,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use fjord_e2e::produce_loop::{
-    FaultWindow, ProduceLoop, check_partition, read_partition_seqs,
-};
+use fjord_e2e::produce_loop::{FaultWindow, ProduceLoop, check_partition, read_partition_seqs};
 use fjord_e2e::{ClusterOptions, FjordCluster, bounded, client_config, topic_name, wait_for};
 use rdkafka::producer::FutureProducer;
 use tokio::task::block_in_place;
@@ -71,7 +69,10 @@ async fn check_all(cluster: &FjordCluster, topic: &str, plo: ProduceLoop, faults
         summary.acked.len(),
         summary.failed
     );
-    assert_eq!(duplicates, 0, "an idempotent producer's retries were written twice");
+    assert_eq!(
+        duplicates, 0,
+        "an idempotent producer's retries were written twice"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -62,7 +62,8 @@ impl UnreachableReporter {
         let (b, cancel) = (broker.clone(), broker.cancel.clone());
         // Owned by the broker's task tracker: shutdown cancels and drains it.
         self.in_flight = Some(broker.tasks.spawn(async move {
-            let sent = tokio::time::timeout(REPORT_TIMEOUT, b.controller.report_unreachable(report));
+            let sent =
+                tokio::time::timeout(REPORT_TIMEOUT, b.controller.report_unreachable(report));
             tokio::select! {
                 _ = cancel.cancelled() => {}
                 outcome = sent => match outcome {
@@ -106,7 +107,10 @@ impl Broker {
                     silent_followers.extend(partition.silent_isr_followers(now, silent_ms));
                 }
                 for follower in silent_followers {
-                    reporters.entry(follower).or_default().report(&broker, follower);
+                    reporters
+                        .entry(follower)
+                        .or_default()
+                        .report(&broker, follower);
                 }
             }
         });
