@@ -457,18 +457,24 @@ pub(crate) struct Forward {
 /// Doubling retry delays, capped.
 struct Backoff {
     next: Duration,
+    cap: Duration,
 }
 
 impl Backoff {
     fn new() -> Self {
+        Self::capped(BACKOFF_CAP)
+    }
+
+    fn capped(cap: Duration) -> Self {
         Backoff {
-            next: BACKOFF_FIRST,
+            next: BACKOFF_FIRST.min(cap),
+            cap,
         }
     }
 
     fn next_delay(&mut self) -> Duration {
         let delay = self.next;
-        self.next = (self.next * 2).min(BACKOFF_CAP);
+        self.next = (self.next * 2).min(self.cap);
         delay
     }
 }
@@ -894,6 +900,22 @@ impl Controller {
     /// `write_timeout_ms`.
     pub(crate) async fn on_leader<T, LF, FF>(
         &self,
+        local: impl FnMut() -> LF,
+        forward: impl FnMut(Forward) -> FF,
+    ) -> Result<T, ControllerError>
+    where
+        LF: Future<Output = Result<T, ControllerError>>,
+        FF: Future<Output = Result<T, ControllerError>>,
+    {
+        self.on_leader_retrying_within(BACKOFF_CAP, local, forward)
+            .await
+    }
+
+    /// [`Controller::on_leader`] with retry delays capped at `cap`: for small,
+    /// idempotent requests that must reach a new leader as soon as it is elected.
+    pub(crate) async fn on_leader_retrying_within<T, LF, FF>(
+        &self,
+        cap: Duration,
         mut local: impl FnMut() -> LF,
         mut forward: impl FnMut(Forward) -> FF,
     ) -> Result<T, ControllerError>
@@ -902,7 +924,7 @@ impl Controller {
         FF: Future<Output = Result<T, ControllerError>>,
     {
         let deadline = Instant::now() + self.inner.write_timeout;
-        let mut backoff = Backoff::new();
+        let mut backoff = Backoff::capped(cap);
         loop {
             let result = match self.route() {
                 Route::Local => local().await,

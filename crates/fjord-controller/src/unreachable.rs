@@ -32,6 +32,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 /// The listener probed: the broker's gRPC port (the broker crate's `REPLICATION_LISTENER`,
 /// which followers fetch from).
 const PROBED_LISTENER: &str = "REPLICATION";
+/// The longest pause between attempts to reach the controller leader with a report.
+const REPORT_RETRY_CAP: Duration = Duration::from_millis(100);
 /// How long one forwarded report may wait for the leader.
 const FORWARDED_REPORT_ATTEMPT: Duration = Duration::from_millis(800);
 
@@ -93,7 +95,10 @@ impl Controller {
         &self,
         report: UnreachableReport,
     ) -> Result<(), ControllerError> {
-        self.on_leader(
+        // Retried every 100 ms at most: when the dead broker was also the controller
+        // leader, the report must reach the new one as soon as it is elected.
+        self.on_leader_retrying_within(
+            REPORT_RETRY_CAP,
             || self.report_unreachable_local(report),
             |to| forward_report(to, report),
         )
