@@ -45,6 +45,8 @@ pub struct ClusterOptions {
     pub log_retention_check_interval_ms: u64,
     /// More `[broker]` lines, as TOML (`"log_cleaner_backoff_ms = 200"`).
     pub extra_broker_config: Vec<String>,
+    /// `[controller] broker_fast_fencing_enable` (Fjord's default: on).
+    pub broker_fast_fencing_enable: bool,
 }
 
 impl ClusterOptions {
@@ -64,6 +66,7 @@ impl ClusterOptions {
             external_listener: false,
             log_retention_check_interval_ms: 300_000,
             extra_broker_config: Vec::new(),
+            broker_fast_fencing_enable: true,
         }
     }
 
@@ -209,6 +212,11 @@ impl FjordCluster {
                         "broker_heartbeat_interval_ms = {}",
                         o.broker_heartbeat_interval_ms
                     );
+                    // Written only when off, so that binaries from before the knob (a
+                    // before/after benchmark) still accept the file.
+                    if !o.broker_fast_fencing_enable {
+                        let _ = writeln!(t, "broker_fast_fencing_enable = false");
+                    }
                     let _ = writeln!(t, "[broker]");
                     let _ = writeln!(t, "replica_lag_time_max_ms = {}", o.replica_lag_time_max_ms);
                     let _ = writeln!(t, "default_replication_factor = {}", o.replication_factor);

@@ -174,6 +174,7 @@ impl Broker {
         broker.spawn_transaction_coordinator();
         broker.spawn_fetcher_manager();
         broker.spawn_isr_shrinker();
+        broker.spawn_silent_follower_check();
         broker.spawn_heartbeats();
         Ok(broker)
     }

@@ -171,6 +171,21 @@ impl LeaderState {
     }
 
     /// Whether acks=all may be accepted: the committed ISR is at least `min.insync.replicas`.
+    /// ISR followers whose last fetch is more than `silent_ms` old: they stopped
+    /// fetching (dead, paused or cut off). One that has not fetched from this leader yet
+    /// is not judged.
+    pub fn silent_isr_followers(&self, now_ms: i64, silent_ms: i64) -> Vec<BrokerId> {
+        self.followers
+            .iter()
+            .filter(|(id, f)| {
+                self.isr.contains(id)
+                    && f.last_fetch_ms > 0
+                    && now_ms.saturating_sub(f.last_fetch_ms) > silent_ms
+            })
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     pub fn has_min_isr(&self, min_insync_replicas: usize) -> bool {
         self.isr.len() >= min_insync_replicas
     }
@@ -334,6 +349,20 @@ mod tests {
             0,
             0,
         )
+    }
+
+    #[test]
+    fn silent_isr_followers_are_those_that_stopped_fetching() {
+        let mut s = state(&[1, 2, 3], &[1, 2, 3, 4], 0);
+        // Nobody fetched yet: nobody is judged.
+        assert!(s.silent_isr_followers(10_000, 1000).is_empty());
+        for id in [2, 3, 4] {
+            s.followers.get_mut(&id).expect("follower").last_fetch_ms = 5_000;
+        }
+        s.followers.get_mut(&3).expect("follower").last_fetch_ms = 9_500;
+        // 2 is silent for 5 s; 3 fetched 0.5 s ago; 4 is not in the ISR.
+        assert_eq!(s.silent_isr_followers(10_000, 1000), vec![2]);
+        assert!(s.silent_isr_followers(5_900, 1000).is_empty());
     }
 
     #[test]

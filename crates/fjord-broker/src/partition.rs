@@ -793,6 +793,15 @@ impl Partition {
         Some(proposal)
     }
 
+    /// Leader side: ISR followers that have not fetched for `silent_ms`.
+    pub fn silent_isr_followers(&self, now_ms: i64, silent_ms: i64) -> Vec<BrokerId> {
+        self.lock()
+            .leader
+            .as_ref()
+            .map(|state| state.silent_isr_followers(now_ms, silent_ms))
+            .unwrap_or_default()
+    }
+
     /// A proposal was rejected or failed: allow the next one. Only the
     /// proposal based on `partition_epoch` is cleared (a newer one stays).
     pub fn clear_pending_isr(&self, proposal: &IsrProposal) {

@@ -32,6 +32,7 @@ use openraft::errors::ClientWriteError;
 use openraft::errors::Fatal;
 use openraft::errors::InitializeError;
 use openraft::errors::RaftError;
+use tokio::sync::mpsc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
@@ -61,6 +62,9 @@ use crate::types::NodeId;
 use crate::types::TypeConfig;
 use crate::types::broker_id_of;
 use crate::types::node_id_of;
+use crate::unreachable::PROBE_QUEUE;
+use crate::unreachable::ProbeRequest;
+use crate::unreachable::run_probe;
 
 /// Default of [`ControllerConfig::startup_timeout_ms`]: peers may come up minutes apart.
 pub const DEFAULT_STARTUP_TIMEOUT_MS: u64 = 120_000;
@@ -126,9 +130,14 @@ pub struct ControllerConfig {
     /// Kafka's `broker.session.timeout.ms`: the leader fences a broker whose last
     /// heartbeat is older than this.
     pub broker_session_timeout_ms: u64,
-    /// Kafka's `broker.heartbeat.interval.ms`: not used by the controller, carried here
-    /// for the brokers that heartbeat.
+    /// Kafka's `broker.heartbeat.interval.ms`: carried here for the brokers that
+    /// heartbeat; the controller's early fencing waits for 1.5 intervals of silence
+    /// before it believes peers that cannot reach a broker.
     pub broker_heartbeat_interval_ms: u64,
+    /// Fjord-specific: fence a broker before its session expires when peers report it
+    /// unreachable and the controller's own probe confirms it
+    /// ([`crate::failure_detector`]). Off: only the session timeout fences.
+    pub broker_fast_fencing_enable: bool,
 }
 
 impl ControllerConfig {
@@ -146,6 +155,7 @@ impl ControllerConfig {
             startup_timeout_ms: DEFAULT_STARTUP_TIMEOUT_MS,
             broker_session_timeout_ms: DEFAULT_BROKER_SESSION_TIMEOUT_MS,
             broker_heartbeat_interval_ms: DEFAULT_BROKER_HEARTBEAT_INTERVAL_MS,
+            broker_fast_fencing_enable: true,
         }
     }
 
@@ -324,6 +334,10 @@ struct Inner {
     /// await.
     liveness: Mutex<Liveness>,
     liveness_task: Mutex<Option<JoinHandle<()>>>,
+    /// `broker_fast_fencing_enable`.
+    fast_fencing: bool,
+    /// Probes of suspected brokers, run by the liveness task (which owns them).
+    probe_tx: mpsc::Sender<ProbeRequest>,
 }
 
 impl std::fmt::Debug for Controller {
@@ -433,34 +447,40 @@ enum Route {
 }
 
 /// A request on its way to the leader at `addr`, with the time left for it.
-struct Forward {
-    client: ControllerServiceClient<Channel>,
-    leader: Option<BrokerId>,
-    addr: String,
-    remaining: Duration,
+pub(crate) struct Forward {
+    pub(crate) client: ControllerServiceClient<Channel>,
+    pub(crate) leader: Option<BrokerId>,
+    pub(crate) addr: String,
+    pub(crate) remaining: Duration,
 }
 
 /// Doubling retry delays, capped.
 struct Backoff {
     next: Duration,
+    cap: Duration,
 }
 
 impl Backoff {
     fn new() -> Self {
+        Self::capped(BACKOFF_CAP)
+    }
+
+    fn capped(cap: Duration) -> Self {
         Backoff {
-            next: BACKOFF_FIRST,
+            next: BACKOFF_FIRST.min(cap),
+            cap,
         }
     }
 
     fn next_delay(&mut self) -> Duration {
         let delay = self.next;
-        self.next = (self.next * 2).min(BACKOFF_CAP);
+        self.next = (self.next * 2).min(self.cap);
         delay
     }
 }
 
 /// A reply's `int32 not_leader` / `outcome_unknown` leader hint (-1: unknown).
-fn leader_hint(id: i32) -> Option<BrokerId> {
+pub(crate) fn leader_hint(id: i32) -> Option<BrokerId> {
     (id >= 0).then_some(id)
 }
 
@@ -519,6 +539,7 @@ impl Controller {
         let state_machine = MetadataStateMachine::new(snapshots, image_tx);
 
         let peers = Peers::default();
+        let (probe_tx, probe_rx) = mpsc::channel(PROBE_QUEUE);
         let network = GrpcNetworkFactory::new(validated.raft_id, peers.clone());
         let raft = ControllerRaft::new(
             validated.raft_id,
@@ -542,13 +563,16 @@ impl Controller {
                 image_rx,
                 db_closed,
                 peers,
-                liveness: Mutex::new(Liveness::new(Duration::from_millis(
-                    config.broker_session_timeout_ms,
-                ))),
+                liveness: Mutex::new(Liveness::new(
+                    Duration::from_millis(config.broker_session_timeout_ms),
+                    Duration::from_millis(config.broker_heartbeat_interval_ms),
+                )),
                 liveness_task: Mutex::new(None),
+                fast_fencing: config.broker_fast_fencing_enable,
+                probe_tx,
             }),
         };
-        let task = tokio::spawn(liveness_loop(Arc::downgrade(&controller.inner)));
+        let task = tokio::spawn(liveness_loop(Arc::downgrade(&controller.inner), probe_rx));
         *lock(&controller.inner.liveness_task) = Some(task);
         Ok(controller)
     }
@@ -865,7 +889,7 @@ impl Controller {
         }
     }
 
-    fn is_leader(&self) -> bool {
+    pub(crate) fn is_leader(&self) -> bool {
         let metrics = self.inner.raft.metrics();
         let m = metrics.borrow_watched();
         m.state == ServerState::Leader && m.current_leader == Some(self.inner.raft_id)
@@ -874,8 +898,24 @@ impl Controller {
     /// Run a request on the leader: locally if this node leads, else over gRPC;
     /// retried with backoff while no leader is known or reachable, until
     /// `write_timeout_ms`.
-    async fn on_leader<T, LF, FF>(
+    pub(crate) async fn on_leader<T, LF, FF>(
         &self,
+        local: impl FnMut() -> LF,
+        forward: impl FnMut(Forward) -> FF,
+    ) -> Result<T, ControllerError>
+    where
+        LF: Future<Output = Result<T, ControllerError>>,
+        FF: Future<Output = Result<T, ControllerError>>,
+    {
+        self.on_leader_retrying_within(BACKOFF_CAP, local, forward)
+            .await
+    }
+
+    /// [`Controller::on_leader`] with retry delays capped at `cap`: for small,
+    /// idempotent requests that must reach a new leader as soon as it is elected.
+    pub(crate) async fn on_leader_retrying_within<T, LF, FF>(
+        &self,
+        cap: Duration,
         mut local: impl FnMut() -> LF,
         mut forward: impl FnMut(Forward) -> FF,
     ) -> Result<T, ControllerError>
@@ -884,7 +924,7 @@ impl Controller {
         FF: Future<Output = Result<T, ControllerError>>,
     {
         let deadline = Instant::now() + self.inner.write_timeout;
-        let mut backoff = Backoff::new();
+        let mut backoff = Backoff::capped(cap);
         loop {
             let result = match self.route() {
                 Route::Local => local().await,
@@ -1098,6 +1138,22 @@ impl Controller {
             .and_then(broker_id_of)
     }
 
+    pub(crate) fn liveness(&self) -> MutexGuard<'_, Liveness> {
+        lock(&self.inner.liveness)
+    }
+
+    pub(crate) fn committed_image(&self) -> Arc<MetadataImage> {
+        self.inner.image_rx.borrow().clone()
+    }
+
+    pub(crate) fn fast_fencing(&self) -> bool {
+        self.inner.fast_fencing
+    }
+
+    pub(crate) fn probe_sender(&self) -> &mpsc::Sender<ProbeRequest> {
+        &self.inner.probe_tx
+    }
+
     /// The Raft handle: for the RPC service and for metrics.
     pub fn raft(&self) -> &ControllerRaft {
         &self.inner.raft
@@ -1157,6 +1213,7 @@ impl Controller {
             led.next_rebalance = now + LEADER_IMBALANCE_CHECK_INTERVAL;
             self.rebalance_preferred_leaders(&image).await;
         }
+        self.fence_early(&image, now).await;
         let expired = lock(&self.inner.liveness).expired(&image, now);
         for (broker_id, broker_epoch) in expired {
             match self
@@ -1212,25 +1269,42 @@ struct LeaderTicks {
     next_rebalance: Instant,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Every [`LIVENESS_TICK`] while the controller exists; acts only while it leads.
-async fn liveness_loop(inner: Weak<Inner>) {
+/// Every [`LIVENESS_TICK`] while the controller exists; acts only while it leads. It
+/// also runs the probes of suspected brokers (each bounded by its own timeout), so they
+/// end with it.
+async fn liveness_loop(inner: Weak<Inner>, mut probes: mpsc::Receiver<ProbeRequest>) {
     let mut ticker = tokio::time::interval(LIVENESS_TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut led = LeaderTicks {
         term: None,
         next_rebalance: Instant::now(),
     };
+    let mut running = tokio::task::JoinSet::new();
     loop {
-        ticker.tick().await;
-        let Some(inner) = inner.upgrade() else {
-            return;
-        };
-        if !(Controller { inner }).liveness_tick(&mut led).await {
-            return;
+        tokio::select! {
+            _ = ticker.tick() => {
+                let Some(inner) = inner.upgrade() else {
+                    return;
+                };
+                if !(Controller { inner }).liveness_tick(&mut led).await {
+                    return;
+                }
+            }
+            Some(request) = probes.recv() => {
+                running.spawn(run_probe(request));
+            }
+            Some(done) = running.join_next(), if !running.is_empty() => {
+                let Some(inner) = inner.upgrade() else {
+                    return;
+                };
+                if let Ok(done) = done {
+                    (Controller { inner }).probe_done(done).await;
+                }
+            }
         }
     }
 }
@@ -1276,7 +1350,7 @@ async fn forward_write(
 
 /// One forwarded call to the leader at `addr`: its reply, `timed_out` when it takes
 /// longer than `timeout`, or `Unreachable` when the RPC itself failed.
-async fn call_leader<T>(
+pub(crate) async fn call_leader<T>(
     leader: Option<BrokerId>,
     addr: String,
     timeout: Duration,

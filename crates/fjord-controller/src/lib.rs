@@ -72,6 +72,12 @@
 //!   fenced broker heartbeating with its current epoch and caught up to it is
 //!   unfenced; `want_shut_down` writes `ControlledShutdown` once and then answers
 //!   `shutdown_ready`; a wrong epoch answers `stale_broker_epoch`.
+//! - Early fencing (`failure_detector`, `unreachable`; `broker_fast_fencing_enable`):
+//!   [`Controller::report_unreachable`] (forwarded like heartbeats) tells the leader a
+//!   broker cannot reach a peer; the leader connects to the peer's gRPC port itself and
+//!   writes `FenceBroker` at once when the connection is refused, or when several
+//!   peers report it, its own connect gets no answer and the peer's heartbeats
+//!   stopped. Anything less waits for the session timeout.
 //!
 //! # Invariants
 //!
@@ -118,6 +124,7 @@
 mod command;
 mod controller;
 mod election;
+mod failure_detector;
 mod grpc_network;
 mod image;
 mod liveness;
@@ -131,6 +138,7 @@ mod status;
 #[cfg(test)]
 mod test_support;
 mod types;
+mod unreachable;
 
 pub use command::AlterPartitionError;
 pub use command::ElectionError;
@@ -169,6 +177,7 @@ pub use image::TopicImage;
 pub use image::validate_topic_name;
 pub use liveness::Heartbeat;
 pub use liveness::HeartbeatState;
+pub use liveness::UnreachableReport;
 pub use log_store::LogStoreError;
 pub use placement::PlacementError;
 pub use placement::assign_replicas;

@@ -14,6 +14,10 @@ use std::time::Instant;
 
 use fjord_types::BrokerId;
 
+use crate::failure_detector::FailureDetector;
+use crate::failure_detector::FastFence;
+use crate::failure_detector::ProbeOutcome;
+use crate::failure_detector::ReportAction;
 use crate::image::MetadataImage;
 
 /// A broker's periodic heartbeat (Kafka's BrokerHeartbeatRequest).
@@ -75,14 +79,18 @@ pub(crate) struct Liveness {
     /// Brokers (by id and epoch) whose controlled shutdown has been applied; they stay
     /// fenced even if they keep heartbeating, until they register again.
     shut_down: BTreeSet<(BrokerId, i64)>,
+    /// Peers' unreachability reports and the controller's probes: fencing a dead broker
+    /// before its session expires.
+    detector: FailureDetector,
 }
 
 impl Liveness {
-    pub(crate) fn new(session_timeout: Duration) -> Self {
+    pub(crate) fn new(session_timeout: Duration, heartbeat_interval: Duration) -> Self {
         Liveness {
             session_timeout,
             sessions: BTreeMap::new(),
             shut_down: BTreeSet::new(),
+            detector: FailureDetector::new(heartbeat_interval),
         }
     }
 
@@ -105,6 +113,7 @@ impl Liveness {
             })
             .collect();
         self.shut_down.clear();
+        self.detector.reset();
     }
 
     /// Classify a heartbeat against the committed image, and record it as a sign of
@@ -129,6 +138,7 @@ impl Liveness {
                 fence_written: false,
             },
         );
+        self.detector.heartbeat(hb.broker_id, hb.broker_epoch);
         let shut_down = self.shut_down.contains(&(hb.broker_id, hb.broker_epoch));
         if hb.want_shut_down {
             return if shut_down {
@@ -183,6 +193,79 @@ impl Liveness {
     }
 }
 
+impl Liveness {
+    /// `reporter` cannot reach `broker_id`; see [`FailureDetector::report`].
+    pub(crate) fn report_unreachable(
+        &mut self,
+        image: &MetadataImage,
+        report: &UnreachableReport,
+        now: Instant,
+    ) -> ReportAction {
+        self.detector.report(
+            image,
+            report.reporter_id,
+            report.reporter_epoch,
+            report.broker_id,
+            report.broker_epoch,
+            now,
+        )
+    }
+
+    /// The controller's own probe of a suspect came back.
+    pub(crate) fn probe_done(
+        &mut self,
+        broker_id: BrokerId,
+        broker_epoch: i64,
+        started: Instant,
+        outcome: ProbeOutcome,
+        now: Instant,
+    ) -> ReportAction {
+        self.detector
+            .probe_done(broker_id, broker_epoch, started, outcome, now)
+    }
+
+    /// Brokers to fence before their session expires (each incarnation once); their
+    /// sessions count as fenced, so the session timeout does not write it again.
+    pub(crate) fn fast_fences(&mut self, image: &MetadataImage, now: Instant) -> Vec<FastFence> {
+        let sessions = &self.sessions;
+        let out = self.detector.decide(
+            image,
+            |id| {
+                sessions
+                    .get(&id)
+                    .filter(|s| {
+                        image
+                            .brokers
+                            .get(&id)
+                            .is_some_and(|b| b.broker_epoch == s.broker_epoch)
+                    })
+                    .map(|s| s.last_seen)
+            },
+            now,
+        );
+        for f in &out {
+            if let Some(s) = self.sessions.get_mut(&f.broker_id)
+                && s.broker_epoch == f.broker_epoch
+            {
+                s.fence_written = true;
+            }
+        }
+        out
+    }
+}
+
+/// A broker's report that it cannot reach another broker (its replica fetches from that
+/// partition leader fail at the transport level).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnreachableReport {
+    pub reporter_id: BrokerId,
+    /// The reporter's registered epoch (reports of a stale or fenced reporter are ignored).
+    pub reporter_epoch: i64,
+    /// The broker it cannot reach, and that broker's epoch as the reporter knows it.
+    pub broker_id: BrokerId,
+    pub broker_epoch: i64,
+}
+
 #[cfg(test)]
 mod tests {
     use uuid::Uuid;
@@ -191,6 +274,7 @@ mod tests {
     use crate::image::BrokerRegistration;
 
     const TIMEOUT: Duration = Duration::from_millis(9000);
+    const HB: Duration = Duration::from_millis(2000);
 
     fn image(brokers: &[(BrokerId, i64, bool)]) -> MetadataImage {
         let mut image = MetadataImage::default();
@@ -223,7 +307,7 @@ mod tests {
     fn new_leader_gives_every_broker_a_full_grace_period() {
         let t0 = Instant::now();
         let img = image(&[(1, 10, false), (2, 20, false)]);
-        let mut l = Liveness::new(TIMEOUT);
+        let mut l = Liveness::new(TIMEOUT, HB);
         l.on_leadership(&img, t0);
         assert!(l.expired(&img, t0 + TIMEOUT).is_empty());
         assert_eq!(
@@ -236,7 +320,7 @@ mod tests {
     fn heartbeats_keep_a_session_alive_and_fencing_is_written_once() {
         let t0 = Instant::now();
         let img = image(&[(1, 10, false), (2, 20, false)]);
-        let mut l = Liveness::new(TIMEOUT);
+        let mut l = Liveness::new(TIMEOUT, HB);
         l.on_leadership(&img, t0);
         let t1 = t0 + Duration::from_secs(5);
         assert_eq!(
@@ -257,7 +341,7 @@ mod tests {
     fn fenced_broker_is_unfenced_only_when_caught_up() {
         let t0 = Instant::now();
         let img = image(&[(1, 10, true)]);
-        let mut l = Liveness::new(TIMEOUT);
+        let mut l = Liveness::new(TIMEOUT, HB);
         l.on_leadership(&img, t0);
         assert_eq!(
             l.heartbeat(&img, &hb(1, 10, 9), t0),
@@ -275,7 +359,7 @@ mod tests {
     fn stale_epoch_and_unknown_broker() {
         let t0 = Instant::now();
         let img = image(&[(1, 10, false)]);
-        let mut l = Liveness::new(TIMEOUT);
+        let mut l = Liveness::new(TIMEOUT, HB);
         l.on_leadership(&img, t0);
         assert_eq!(
             l.heartbeat(&img, &hb(1, 9, 100), t0),
@@ -296,7 +380,7 @@ mod tests {
     fn controlled_shutdown_once_then_done_and_stays_fenced() {
         let t0 = Instant::now();
         let mut img = image(&[(1, 10, false)]);
-        let mut l = Liveness::new(TIMEOUT);
+        let mut l = Liveness::new(TIMEOUT, HB);
         l.on_leadership(&img, t0);
         let shutdown = Heartbeat {
             want_shut_down: true,
@@ -323,7 +407,7 @@ mod tests {
     fn re_registration_starts_a_new_session() {
         let t0 = Instant::now();
         let img = image(&[(1, 10, false)]);
-        let mut l = Liveness::new(TIMEOUT);
+        let mut l = Liveness::new(TIMEOUT, HB);
         l.on_leadership(&img, t0);
         let later = t0 + Duration::from_secs(8);
         let img2 = image(&[(1, 42, false)]);
@@ -334,5 +418,59 @@ mod tests {
             l.expired(&img2, later + TIMEOUT + Duration::from_millis(1)),
             vec![(1, 42)]
         );
+    }
+
+    fn report(reporter: BrokerId, reporter_epoch: i64) -> UnreachableReport {
+        UnreachableReport {
+            reporter_id: reporter,
+            reporter_epoch,
+            broker_id: 3,
+            broker_epoch: 30,
+        }
+    }
+
+    #[test]
+    fn one_peer_reports_but_the_broker_heartbeats_no_fence() {
+        let t0 = Instant::now();
+        let img = image(&[(1, 10, false), (2, 20, false), (3, 30, false)]);
+        let mut l = Liveness::new(TIMEOUT, HB);
+        l.on_leadership(&img, t0);
+        // Broker 1 lost its link to 3 and keeps reporting; the controller's probe gets no
+        // answer either (say it shares 1's side of a partition), but 3 keeps heartbeating.
+        let mut now = t0;
+        for _ in 0..20 {
+            if l.report_unreachable(&img, &report(1, 10), now) == ReportAction::Probe {
+                let _ = l.probe_done(3, 30, now, ProbeOutcome::NoAnswer, now);
+            }
+            if now.duration_since(t0).as_millis().is_multiple_of(2000) {
+                for (id, epoch) in [(1, 10), (2, 20), (3, 30)] {
+                    l.heartbeat(&img, &hb(id, epoch, 30), now);
+                }
+            }
+            assert!(l.fast_fences(&img, now).is_empty());
+            assert!(l.expired(&img, now).is_empty());
+            now += Duration::from_millis(500);
+        }
+    }
+
+    #[test]
+    fn an_early_fence_is_not_written_again_at_the_session_timeout() {
+        let t0 = Instant::now();
+        let img = image(&[(1, 10, false), (2, 20, false), (3, 30, false)]);
+        let mut l = Liveness::new(TIMEOUT, HB);
+        l.on_leadership(&img, t0);
+        assert_eq!(
+            l.report_unreachable(&img, &report(2, 20), t0),
+            ReportAction::Probe
+        );
+        let _ = l.probe_done(3, 30, t0, ProbeOutcome::Refused, t0);
+        let fences = l.fast_fences(&img, t0);
+        assert_eq!(fences.len(), 1);
+        assert_eq!((fences[0].broker_id, fences[0].broker_epoch), (3, 30));
+        // The image has not applied it yet when the session would expire: no second write.
+        let late = t0 + TIMEOUT + Duration::from_secs(1);
+        l.heartbeat(&img, &hb(1, 10, 10), late);
+        l.heartbeat(&img, &hb(2, 20, 20), late);
+        assert!(l.expired(&img, late).is_empty());
     }
 }

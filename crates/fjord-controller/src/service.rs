@@ -11,11 +11,14 @@ use fjord_rpc::HeartbeatReply;
 use fjord_rpc::HeartbeatRequest;
 use fjord_rpc::Json;
 use fjord_rpc::Snapshot;
+use fjord_rpc::UnreachableReply;
+use fjord_rpc::UnreachableReport;
 use fjord_rpc::WriteReply;
 use fjord_rpc::WriteRequest;
 use fjord_rpc::add_learner_reply;
 use fjord_rpc::controller_service_server::ControllerService;
 use fjord_rpc::heartbeat_reply;
+use fjord_rpc::unreachable_reply;
 use fjord_rpc::write_reply;
 use openraft::alias::SnapshotMetaOf;
 use openraft::alias::VoteOf;
@@ -32,6 +35,7 @@ use crate::controller::Controller;
 use crate::controller::ControllerError;
 use crate::controller::error_chain;
 use crate::liveness::Heartbeat;
+use crate::liveness::UnreachableReport as Report;
 use crate::types::TypeConfig;
 
 /// `ControllerService` over one [`Controller`]; get it (wrapped in its tonic server)
@@ -184,6 +188,29 @@ impl ControllerService for ControllerRpc {
             Err(e) => add_learner_reply::Outcome::Failed(error_chain(&e)),
         };
         Ok(Response::new(AddLearnerReply {
+            outcome: Some(outcome),
+        }))
+    }
+
+    async fn report_unreachable(
+        &self,
+        request: Request<UnreachableReport>,
+    ) -> Result<Response<UnreachableReply>, Status> {
+        let req = request.into_inner();
+        let report = Report {
+            reporter_id: req.reporter_id,
+            reporter_epoch: req.reporter_epoch,
+            broker_id: req.broker_id,
+            broker_epoch: req.broker_epoch,
+        };
+        let outcome = match self.controller.report_unreachable_local(report).await {
+            Ok(()) => unreachable_reply::Outcome::Accepted(true),
+            Err(ControllerError::NotLeader { leader }) => {
+                unreachable_reply::Outcome::NotLeader(not_leader_hint(leader))
+            }
+            Err(e) => unreachable_reply::Outcome::Failed(error_chain(&e)),
+        };
+        Ok(Response::new(UnreachableReply {
             outcome: Some(outcome),
         }))
     }

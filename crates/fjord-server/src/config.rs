@@ -185,6 +185,11 @@ pub struct ControllerSection {
     pub broker_session_timeout_ms: u64,
     /// `broker.heartbeat.interval.ms`.
     pub broker_heartbeat_interval_ms: u64,
+    /// Fjord-specific: fence a broker before its session expires when a peer
+    /// reports it unreachable and the controller's own probe finds its port
+    /// refusing connections (or several peers report it, the probe gets no
+    /// answer and its heartbeats stopped). See docs/architecture.md.
+    pub broker_fast_fencing_enable: bool,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -261,6 +266,7 @@ impl Default for ControllerSection {
             snapshot_every_logs: 1000,
             broker_session_timeout_ms: 9000,
             broker_heartbeat_interval_ms: 2000,
+            broker_fast_fencing_enable: true,
         }
     }
 }
@@ -469,6 +475,9 @@ impl FileConfig {
         if let Some(v) = env_parse(&env, "FJORD_BROKER_HEARTBEAT_INTERVAL_MS", "milliseconds")? {
             self.controller.broker_heartbeat_interval_ms = v;
         }
+        if let Some(v) = env_parse(&env, "FJORD_BROKER_FAST_FENCING_ENABLE", "true or false")? {
+            self.controller.broker_fast_fencing_enable = v;
+        }
         if let Some(v) = env_parse(&env, "FJORD_REPLICA_LAG_TIME_MAX_MS", "milliseconds")? {
             self.broker.replica_lag_time_max_ms = v;
         }
@@ -590,6 +599,7 @@ impl FileConfig {
             startup_timeout_ms: fjord_controller::DEFAULT_STARTUP_TIMEOUT_MS,
             broker_session_timeout_ms: millis(timings.broker_session_timeout),
             broker_heartbeat_interval_ms: millis(timings.broker_heartbeat_interval),
+            broker_fast_fencing_enable: self.controller.broker_fast_fencing_enable,
         };
         let replication = ReplicationConfig {
             replication_listener: Some(AdvertisedListener {

@@ -5,6 +5,11 @@
 //!   produce (sent after the kill) on each partition it led; with the e2e tests' timeouts
 //!   (session 2.5 s), tuned for failover (session 1.2 s, heartbeat 0.3 s) and Kafka's
 //!   defaults (session 9 s): a SIGKILLed broker is detected by its missing heartbeats.
+//!   `bench_failover_default_timeouts_{partition_leader,controller_leader}` kill a leader
+//!   that is not / is the controller leader, with early fencing (Fjord's default) and with
+//!   the session timeout only (`broker_fast_fencing_enable = false`);
+//!   `bench_failover_controller_leader_short_election` the controller leader with a Raft
+//!   election timeout of 500-1000 ms.
 //! - `bench_throughput_three_nodes_vs_one`: acks=all produce throughput of a 3-node RF=3
 //!   cluster versus a single node, 100-byte records, 8 partitions.
 //! - `bench_create_partitions`: CreateTopics of 1,000 partitions (RF=3) and 10,000 (RF=1:
@@ -43,9 +48,24 @@ fn bench_secs() -> u64 {
         .unwrap_or(10)
 }
 
-/// SIGKILLs the leader of partition 0 `rounds` times and prints, per partition it led, the
+/// Which node a failover round kills.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Victim {
+    /// The leader of partition 0, whatever else it is.
+    LeaderOfP0,
+    /// A partition leader that is not the controller leader.
+    NotController,
+    /// The controller leader (a Raft election comes first).
+    Controller,
+}
+
+/// SIGKILLs a partition leader `rounds` times and prints, per partition it led, the
 /// time until an acks=all produce sent after the kill was acknowledged.
 async fn failover(label: &str, options: ClusterOptions, rounds: usize) {
+    failover_of(label, options, rounds, Victim::LeaderOfP0).await;
+}
+
+async fn failover_of(label: &str, options: ClusterOptions, rounds: usize, pick: Victim) {
     let partitions = 6;
     let mut cluster = block_in_place(|| FjordCluster::start_with(options.clone()));
     let topic = topic_name("bench-failover");
@@ -66,9 +86,19 @@ async fn failover(label: &str, options: ClusterOptions, rounds: usize) {
     );
     let mut worst = Vec::new();
     for round in 1..=rounds {
-        let any_live = cluster.live_ids()[0];
-        let layout = cluster.topic_from(any_live, &topic).expect("topic layout");
-        let victim = layout[&0].leader;
+        let controller = block_in_place(|| cluster.wait_for_controller(Duration::from_secs(30)));
+        let layout = cluster
+            .topic_from(controller, &topic)
+            .expect("topic layout");
+        let victim = match pick {
+            Victim::LeaderOfP0 => layout[&0].leader,
+            Victim::Controller => controller,
+            Victim::NotController => layout
+                .values()
+                .map(|p| p.leader)
+                .find(|&l| l != controller)
+                .expect("a partition led by a node that is not the controller"),
+        };
         let led: Vec<i32> = layout
             .iter()
             .filter(|(_, p)| p.leader == victim)
@@ -91,7 +121,7 @@ async fn failover(label: &str, options: ClusterOptions, rounds: usize) {
         let max = times.iter().map(|(_, d)| *d).max().unwrap_or_default();
         worst.push(max);
         println!(
-            "BENCH failover [{label}] round {round}: SIGKILL node {victim} (led partitions {led:?}) -> first acks=all produce per partition: {}; max {max:?}",
+            "BENCH failover [{label}] round {round}: SIGKILL node {victim} (controller {controller}; led partitions {led:?}) -> first acks=all produce per partition: {}; max {max:?}",
             times
                 .iter()
                 .map(|(p, d)| format!("p{p} {d:?}"))
@@ -106,10 +136,15 @@ async fn failover(label: &str, options: ClusterOptions, rounds: usize) {
     let summary = plo.finish().await;
     worst.sort();
     println!(
-        "BENCH failover [{label}] session {} ms, heartbeat {} ms, election {:?} ms: worst per round {:?}; {} records acknowledged, {} failed",
+        "BENCH failover [{label}] session {} ms, heartbeat {} ms, election {:?} ms, fast fencing {}: worst per round {:?}; {} records acknowledged, {} failed",
         options.broker_session_timeout_ms,
         options.broker_heartbeat_interval_ms,
         options.election_timeout_ms,
+        if options.broker_fast_fencing_enable {
+            "on"
+        } else {
+            "off"
+        },
         worst,
         summary.acked.len(),
         summary.failed
@@ -141,6 +176,85 @@ async fn bench_failover_default_timeouts() {
     bounded(
         LIMIT,
         failover("Kafka defaults", ClusterOptions::defaults(3), 2),
+    )
+    .await;
+}
+
+/// Kafka's defaults, the victim never the controller leader: early fencing (Fjord's
+/// default) against the session timeout alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run by bench/failover"]
+async fn bench_failover_default_timeouts_partition_leader() {
+    bounded(LIMIT, async {
+        let on = ClusterOptions::defaults(3);
+        failover_of(
+            "Kafka defaults, not the controller",
+            on.clone(),
+            3,
+            Victim::NotController,
+        )
+        .await;
+        let off = ClusterOptions {
+            broker_fast_fencing_enable: false,
+            ..on
+        };
+        failover_of(
+            "Kafka defaults, not the controller, session timeout only",
+            off,
+            2,
+            Victim::NotController,
+        )
+        .await;
+    })
+    .await;
+}
+
+/// Kafka's defaults, the victim is the controller leader (a Raft election first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run by bench/failover"]
+async fn bench_failover_default_timeouts_controller_leader() {
+    bounded(LIMIT, async {
+        let on = ClusterOptions::defaults(3);
+        failover_of(
+            "Kafka defaults, the controller leader",
+            on.clone(),
+            3,
+            Victim::Controller,
+        )
+        .await;
+        let off = ClusterOptions {
+            broker_fast_fencing_enable: false,
+            ..on
+        };
+        failover_of(
+            "Kafka defaults, the controller leader, session timeout only",
+            off,
+            2,
+            Victim::Controller,
+        )
+        .await;
+    })
+    .await;
+}
+
+/// The controller leader as the victim with a shorter Raft election timeout (500-1000 ms,
+/// Raft heartbeat 100 ms) and otherwise Kafka's defaults: what the election costs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run by bench/failover"]
+async fn bench_failover_controller_leader_short_election() {
+    let options = ClusterOptions {
+        election_timeout_ms: (500, 1000),
+        raft_heartbeat_interval_ms: 100,
+        ..ClusterOptions::defaults(3)
+    };
+    bounded(
+        LIMIT,
+        failover_of(
+            "Kafka defaults but Raft election 500-1000 ms, the controller leader",
+            options,
+            3,
+            Victim::Controller,
+        ),
     )
     .await;
 }

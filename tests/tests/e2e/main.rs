@@ -18,6 +18,7 @@ mod delete_records;
 mod dev_cluster;
 mod durability;
 mod elect_leaders;
+mod failover;
 mod groups;
 mod idempotence;
 mod list_groups;

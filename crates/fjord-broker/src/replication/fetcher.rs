@@ -23,6 +23,7 @@ use crate::error::PartitionError;
 use crate::metadata_applier::LocalReplicaChange;
 use crate::partition::{FollowerPosition, Partition};
 use crate::replica_manager::{ReplicaManager, now_ms};
+use crate::replication::reporter::UnreachableReporter;
 use crate::truncation::{EpochEndOffset, UNDEFINED_OFFSET};
 
 /// The first back-off after a failed fetch; it doubles up to
@@ -216,6 +217,7 @@ async fn run_fetcher(
     let mut backoff = MIN_BACKOFF;
     let mut client: Option<(String, ReplicaServiceClient<Channel>)> = None;
     let mut state = FetcherState::default();
+    let mut reporter = UnreachableReporter::default();
     loop {
         if cancel.is_cancelled() {
             return;
@@ -314,12 +316,16 @@ async fn run_fetcher(
                 } else {
                     tracing::warn!(leader, %status, "replica fetch failed");
                 }
+                if transport_failure(&status) {
+                    reporter.report(&broker, leader);
+                }
                 wait(&cancel, &mut partitions, backoff).await;
                 backoff = (backoff * 2).min(max_backoff);
                 continue;
             }
             Err(_) => {
                 tracing::warn!(leader, "replica fetch timed out");
+                reporter.report(&broker, leader);
                 client = None;
                 continue;
             }
@@ -354,6 +360,16 @@ async fn run_fetcher(
             }
         }
     }
+}
+
+/// The fetch did not get an answer from the leader's process (connection refused, reset
+/// or closed, stream broken): worth telling the controller. Answers the leader gave
+/// (any other status) are not.
+fn transport_failure(status: &tonic::Status) -> bool {
+    matches!(
+        status.code(),
+        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+    )
 }
 
 /// Apply one partition's answer. `Err(None)`: back off this partition.

@@ -7,6 +7,10 @@
 //! - Follower side ([`fetcher`]): one fetcher task per leader node, batching
 //!   every partition this broker follows from it; appends what it gets (as
 //!   the leader wrote it), truncates where the leader says the logs diverge.
+//! - Unreachable peers ([`reporter`]): a fetch that fails at the transport
+//!   level (follower side) and an ISR follower that stopped fetching (leader
+//!   side) are reported to the controller at once, which may fence a dead
+//!   broker long before its broker session expires.
 //! - ISR changes ([`isr`]): expansions found by follower fetches and shrinks
 //!   found by a periodic check go to the controller as AlterPartition, at
 //!   most one in flight per partition; they take effect when committed.
@@ -18,6 +22,7 @@ mod fetcher;
 pub(crate) use fetcher::replication_address;
 mod isr;
 mod leader;
+mod reporter;
 
 use std::sync::Arc;
 
