@@ -61,10 +61,7 @@ pub(crate) fn batch(kind: Kind, pid: i64, epoch: i16, seq: i32) -> Bytes {
         timestamp_type: TimestampType::Creation,
         offset: 0,
         sequence: seq,
-        timestamp: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock after 1970")
-            .as_millis() as i64,
+        timestamp: now_ms(),
         key,
         value,
         headers: Default::default(),
@@ -158,9 +155,21 @@ async fn control_and_transactional_batches_from_clients_are_refused() {
 
 /// One batch of plain records, keyed or not, compressed with `compression`.
 fn records(keys: &[Option<&'static str>], compression: Compression) -> Bytes {
+    let records: Vec<_> = keys.iter().map(|&key| (key, 1_700_000_000_000)).collect();
+    plain_batch(&records, compression)
+}
+
+/// One uncompressed batch of keyed records at these timestamps.
+fn records_at(timestamps: &[i64]) -> Bytes {
+    let records: Vec<_> = timestamps.iter().map(|&t| (Some("k"), t)).collect();
+    plain_batch(&records, Compression::None)
+}
+
+/// One batch of plain records (no producer id), each `(key, timestamp)`.
+fn plain_batch(records: &[(Option<&'static str>, i64)], compression: Compression) -> Bytes {
     let records: Vec<Record> = (0..)
-        .zip(keys)
-        .map(|(i, key)| Record {
+        .zip(records)
+        .map(|(i, &(key, timestamp))| Record {
             transactional: false,
             control: false,
             delete_horizon: false,
@@ -171,7 +180,7 @@ fn records(keys: &[Option<&'static str>], compression: Compression) -> Bytes {
             offset: i,
             // offset - sequence constant, or the encoder splits the batch.
             sequence: i as i32,
-            timestamp: 1_700_000_000_000,
+            timestamp,
             key: key.map(|k| Bytes::from_static(k.as_bytes())),
             value: Some(Bytes::from_static(b"value")),
             headers: Default::default(),
@@ -274,35 +283,6 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock after 1970")
         .as_millis() as i64
-}
-
-/// One uncompressed batch of keyed records at these timestamps.
-fn records_at(timestamps: &[i64]) -> Bytes {
-    let records: Vec<Record> = (0..)
-        .zip(timestamps)
-        .map(|(i, &timestamp)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i,
-            sequence: i as i32,
-            timestamp,
-            key: Some(Bytes::from_static(b"k")),
-            value: Some(Bytes::from_static(b"value")),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::None,
-    };
-    RecordBatchEncoder::encode(&mut buf, &records, &options).expect("encode batch");
-    buf.freeze()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
