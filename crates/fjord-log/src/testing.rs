@@ -113,3 +113,37 @@ pub fn marker_batch(pid: i64, epoch: i16, commit: bool, coordinator_epoch: i32) 
         TIMESTAMP,
     )
 }
+
+/// A size-limited tmpfs mounted on a directory, unmounted on drop: a
+/// filesystem that fills up, for full-disk tests (this crate's and the e2e
+/// suite's). Needs root, as the test command runs; a failed mount fails the
+/// test with the reason rather than skipping it.
+pub struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    pub fn mount(dir: &std::path::Path, size: &str) -> Self {
+        std::fs::create_dir_all(dir).expect("create the mount point");
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "this test needs root to mount a tmpfs: mount -t tmpfs -o size={size} tmpfs {} failed ({}): {}",
+            dir.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}

@@ -17,6 +17,7 @@ use fjord_e2e::{
     assign_from, bounded, cli_ok, client_config, consumer, fjord_bin, probe_metadata, reserve_port,
     run_cli, tail, topic_name, wait_for,
 };
+use fjord_log::testing::Tmpfs;
 use rdkafka::Offset;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -27,35 +28,6 @@ const LIMIT: Duration = Duration::from_secs(60);
 const PAYLOAD_BYTES: usize = 16 * 1024;
 /// 9.4 MiB of records for an 8 MiB log dir with 3 MiB of filler files: more than fits.
 const RECORDS: usize = 600;
-
-/// A size-limited tmpfs mounted on a directory (unmounted on drop). The tests run as root; a
-/// failed mount fails the test with the reason.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Self {
-        std::fs::create_dir_all(dir).expect("create the mount point");
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .output()
-            .expect("run mount");
-        assert!(
-            out.status.success(),
-            "mount -t tmpfs -o size={size} tmpfs {} failed ({}): {}",
-            dir.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Tmpfs(dir.to_path_buf())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
 
 /// `fjord dev` on `data_dir`, killed on drop.
 struct Node {

@@ -5,42 +5,13 @@
 //! a reopen without a clean close (recovery) finds exactly what was
 //! appended.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use bytes::Bytes;
 use kafka_protocol::records::RecordBatchDecoder;
 
-use crate::testing::batch_of_values;
+use crate::testing::{Tmpfs, batch_of_values};
 use crate::{Log, LogConfig};
-
-/// A size-limited tmpfs mounted on a directory, unmounted on drop.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Self {
-        std::fs::create_dir_all(dir).expect("create the mount point");
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .output()
-            .expect("run mount");
-        assert!(
-            out.status.success(),
-            "this test needs root to mount a tmpfs: mount -t tmpfs -o size={size} tmpfs {} failed ({}): {}",
-            dir.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Tmpfs(dir.to_path_buf())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
 
 /// Bytes of the `.log` files in `dir`.
 fn segment_file_bytes(dir: &Path) -> u64 {
