@@ -319,30 +319,10 @@ impl FailureDetector {
 
 #[cfg(test)]
 mod tests {
-    use uuid::Uuid;
-
     use super::*;
-    use crate::image::BrokerRegistration;
+    use crate::test_support::brokers_image as image;
 
     const HB: Duration = Duration::from_millis(2000);
-
-    fn image(brokers: &[(BrokerId, i64, bool)]) -> MetadataImage {
-        let mut image = MetadataImage::default();
-        for &(broker_id, broker_epoch, fenced) in brokers {
-            image.brokers.insert(
-                broker_id,
-                BrokerRegistration {
-                    broker_id,
-                    incarnation_id: Uuid::nil(),
-                    broker_epoch,
-                    listeners: Vec::new(),
-                    rack: None,
-                    fenced,
-                },
-            );
-        }
-        image
-    }
 
     fn three() -> MetadataImage {
         image(&[(1, 10, false), (2, 20, false), (3, 30, false)])

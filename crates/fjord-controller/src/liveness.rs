@@ -268,31 +268,11 @@ pub struct UnreachableReport {
 
 #[cfg(test)]
 mod tests {
-    use uuid::Uuid;
-
     use super::*;
-    use crate::image::BrokerRegistration;
+    use crate::test_support::brokers_image as image;
 
     const TIMEOUT: Duration = Duration::from_millis(9000);
     const HB: Duration = Duration::from_millis(2000);
-
-    fn image(brokers: &[(BrokerId, i64, bool)]) -> MetadataImage {
-        let mut image = MetadataImage::default();
-        for &(broker_id, broker_epoch, fenced) in brokers {
-            image.brokers.insert(
-                broker_id,
-                BrokerRegistration {
-                    broker_id,
-                    incarnation_id: Uuid::nil(),
-                    broker_epoch,
-                    listeners: Vec::new(),
-                    rack: None,
-                    fenced,
-                },
-            );
-        }
-        image
-    }
 
     fn hb(broker_id: BrokerId, broker_epoch: i64, metadata_offset: u64) -> Heartbeat {
         Heartbeat {

@@ -65,3 +65,23 @@ pub(crate) fn image_with(
     image.topic_ids.insert("t".into(), T);
     image
 }
+
+/// An image holding only brokers, each `(id, broker epoch, fenced)`: the
+/// liveness and failure-detector tests' fixture.
+pub(crate) fn brokers_image(brokers: &[(BrokerId, i64, bool)]) -> MetadataImage {
+    let mut image = MetadataImage::default();
+    for &(broker_id, broker_epoch, fenced) in brokers {
+        image.brokers.insert(
+            broker_id,
+            BrokerRegistration {
+                broker_id,
+                incarnation_id: Uuid::nil(),
+                broker_epoch,
+                listeners: Vec::new(),
+                rack: None,
+                fenced,
+            },
+        );
+    }
+    image
+}
