@@ -47,6 +47,16 @@ pub struct Target {
 }
 
 impl Target {
+    /// A topic's configs (what `fjord topic describe` shows).
+    pub(super) fn topic(name: &str) -> Self {
+        Target {
+            topic: Some(name.to_owned()),
+            broker: None,
+            broker_defaults: false,
+            group: None,
+        }
+    }
+
     /// (resource type, resource name, the broker that must answer a describe).
     fn resource(&self) -> (i8, String, Option<i32>) {
         match (&self.topic, self.broker, &self.group) {
@@ -168,7 +178,8 @@ fn parse_add_config(arg: &str) -> Result<Vec<(String, String)>> {
     Ok(out)
 }
 
-async fn describe(
+/// DescribeConfigs of `target`, sorted by name.
+pub(super) async fn describe(
     cluster: &mut Cluster,
     target: &Target,
     synonyms: bool,

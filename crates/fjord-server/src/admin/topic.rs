@@ -7,10 +7,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
-use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::{
-    CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
-    TopicName,
+    CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -19,9 +17,6 @@ use super::cluster::{Cluster, TopicLayout};
 use super::delete_records;
 use super::error::KafkaError;
 use super::table::render_table;
-
-/// `resource_type` of a topic in DescribeConfigs.
-const RESOURCE_TYPE_TOPIC: i8 = 2;
 
 /// Topic administration.
 #[derive(clap::Subcommand, Debug, Clone)]
@@ -296,27 +291,9 @@ struct ConfigEntry {
 }
 
 async fn describe_configs(cluster: &mut Cluster, name: &str) -> Result<Vec<ConfigEntry>> {
-    let op = format!("describe configs of topic {name}");
-    let request = DescribeConfigsRequest::default().with_resources(vec![
-        DescribeConfigsResource::default()
-            .with_resource_type(RESOURCE_TYPE_TOPIC)
-            .with_resource_name(StrBytes::from_string(name.to_owned()))
-            .with_configuration_keys(None),
-    ]);
-    let response = cluster
-        .any_broker()
-        .await?
-        .send(&request)
-        .await
-        .with_context(|| op.clone())?;
-    let result = response
-        .results
-        .into_iter()
-        .find(|r| r.resource_name.as_str() == name)
-        .ok_or_else(|| anyhow!("{op}: topic missing from the response"))?;
-    KafkaError::check_with_message(result.error_code, result.error_message.as_ref(), &op)?;
-    let mut entries: Vec<ConfigEntry> = result
-        .configs
+    let configs =
+        super::configs::describe(cluster, &super::configs::Target::topic(name), false).await?;
+    Ok(configs
         .into_iter()
         .map(|c| ConfigEntry {
             name: c.name.to_string(),
@@ -324,9 +301,7 @@ async fn describe_configs(cluster: &mut Cluster, name: &str) -> Result<Vec<Confi
             is_sensitive: c.is_sensitive,
             source: c.config_source,
         })
-        .collect();
-    entries.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(entries)
+        .collect())
 }
 
 /// Kafka's `ConfigSource` names (DescribeConfigs v1+).
