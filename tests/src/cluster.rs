@@ -70,14 +70,12 @@ impl ClusterOptions {
         }
     }
 
-    /// Kafka's default timings (session 9 s, heartbeat 2 s, replica lag 30 s) and the
-    /// default Raft timings.
+    /// Kafka's default timings (session 9 s, heartbeat 2 s, replica lag 30 s) and Fjord's
+    /// default Raft timings (election 500-1000 ms, heartbeat 100 ms, the same as `fast`).
     pub fn defaults(nodes: usize) -> Self {
         ClusterOptions {
             broker_session_timeout_ms: 9000,
             broker_heartbeat_interval_ms: 2000,
-            election_timeout_ms: (1000, 2000),
-            raft_heartbeat_interval_ms: 200,
             replica_lag_time_max_ms: 30_000,
             ..ClusterOptions::fast(nodes)
         }

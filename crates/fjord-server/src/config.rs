@@ -261,8 +261,13 @@ impl Default for ControllerSection {
     fn default() -> Self {
         ControllerSection {
             voters: Vec::new(),
-            election_timeout_ms: (1000, 2000),
-            heartbeat_interval_ms: 200,
+            // Kafka's controller.quorum.election.timeout.ms is 1000 ms. openraft's leader
+            // lease is the maximum, and voters refuse votes until it expires: a dead
+            // controller leader is replaced within ~1-1.5 s with 500-1000 ms, ~2-4 s with
+            // 1000-2000 ms, which kept a SIGKILLed controller leader's partitions
+            // unavailable past the 2 s failover target (docs/config.md).
+            election_timeout_ms: (500, 1000),
+            heartbeat_interval_ms: 100,
             snapshot_every_logs: 1000,
             broker_session_timeout_ms: 9000,
             broker_heartbeat_interval_ms: 2000,

@@ -8,8 +8,8 @@
 //!   `bench_failover_default_timeouts_{partition_leader,controller_leader}` kill a leader
 //!   that is not / is the controller leader, with early fencing (Fjord's default) and with
 //!   the session timeout only (`broker_fast_fencing_enable = false`);
-//!   `bench_failover_controller_leader_short_election` the controller leader with a Raft
-//!   election timeout of 500-1000 ms.
+//!   `bench_failover_controller_leader_long_election` the controller leader with a Raft
+//!   election timeout of 1000-2000 ms (Fjord's default before).
 //! - `bench_throughput_three_nodes_vs_one`: acks=all produce throughput of a 3-node RF=3
 //!   cluster versus a single node, 100-byte records, 8 partitions.
 //! - `bench_create_partitions`: CreateTopics of 1,000 partitions (RF=3) and 10,000 (RF=1:
@@ -237,20 +237,21 @@ async fn bench_failover_default_timeouts_controller_leader() {
     .await;
 }
 
-/// The controller leader as the victim with a shorter Raft election timeout (500-1000 ms,
-/// Raft heartbeat 100 ms) and otherwise Kafka's defaults: what the election costs.
+/// The controller leader as the victim with the longer Raft election timeout Fjord had
+/// before (1000-2000 ms, Raft heartbeat 200 ms) and otherwise Kafka's defaults: what the
+/// election costs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: run by bench/failover"]
-async fn bench_failover_controller_leader_short_election() {
+async fn bench_failover_controller_leader_long_election() {
     let options = ClusterOptions {
-        election_timeout_ms: (500, 1000),
-        raft_heartbeat_interval_ms: 100,
+        election_timeout_ms: (1000, 2000),
+        raft_heartbeat_interval_ms: 200,
         ..ClusterOptions::defaults(3)
     };
     bounded(
         LIMIT,
         failover_of(
-            "Kafka defaults but Raft election 500-1000 ms, the controller leader",
+            "Kafka defaults but Raft election 1000-2000 ms, the controller leader",
             options,
             3,
             Victim::Controller,
