@@ -20,34 +20,84 @@ build_fjord() {
     cargo build --release -p fjord-server --bin fjord
 }
 
-# Stop the node start_fjord started (SIGTERM, then SIGKILL after 10 s) and remove its data.
+# Stop the nodes start_fjord started (SIGTERM, then SIGKILL after 10 s) and remove their data.
 stop_fjord() {
-    if kill -0 "$FJORD_PID" 2>/dev/null; then
-        kill -TERM "$FJORD_PID" 2>/dev/null || true
-        for _ in $(seq 100); do kill -0 "$FJORD_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$FJORD_PID" 2>/dev/null || true
-    fi
+    local pid
+    for pid in "${FJORD_PIDS[@]:-$FJORD_PID}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${FJORD_PIDS[@]:-$FJORD_PID}"; do
+        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    FJORD_PIDS=()
     rm -rf "$DATA"
 }
 
-# Start `fjord dev` from $FJORD on a free port with its data in a temporary dir, stopped and
-# removed on exit; sets FJORD_PID, B (its bootstrap address) and exports FJORD_BOOTSTRAP.
+free_ports() { # N: N distinct free ports on 127.0.0.1, one a line (all held open until printed)
+    python3 -c 'import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks: s.bind(("127.0.0.1", 0))
+print("\n".join(str(s.getsockname()[1]) for s in socks))' "$1"
+}
+
+# Start N (default 1) `fjord server` nodes from $FJORD, each a combined controller + broker
+# (voters 1..N), on free ports, data in a temporary dir, stopped and removed on exit. The
+# configs are written here rather than taken from `fjord dev` so that the settings match
+# scripts/kafka's: group.initial.rebalance.delay.ms=0 (a consumer group forms at once, as in
+# Kafka's shipped server.properties), replication min(3, N) for new and internal topics.
+# Sets FJORD_PIDS (node i at index i-1), FJORD_PID (node 1), FJORD_HTTP (node 1's /metrics
+# address), B (every node's Kafka address, comma-separated) and exports FJORD_BOOTSTRAP; node
+# i logs to $OUT/fjord.log (node 1) or $OUT/fjord-node-i.log.
 start_fjord() {
+    local nodes="${1:-1}" i rf voters="" kports=() rports=() hports=() logf
     DATA="$(mktemp -d /tmp/fjord-bench.XXXXXX)"
-    PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-    B="127.0.0.1:$PORT"
-    NO_COLOR=1 "$FJORD" dev --data-dir "$DATA/data" --kafka-addr "$B" \
-        </dev/null >"$OUT/fjord.log" 2>&1 &
-    FJORD_PID=$!
+    rf=$((nodes < 3 ? nodes : 3))
+    local ports
+    mapfile -t ports < <(free_ports $((3 * nodes)))
+    kports=("${ports[@]:0:nodes}") rports=("${ports[@]:nodes:nodes}") hports=("${ports[@]:2*nodes:nodes}")
+    if ((nodes > 1)); then
+        for i in $(seq "$nodes"); do voters+="${voters:+, }\"$i@127.0.0.1:${rports[i-1]}\""; done
+    fi
+    B="" FJORD_PIDS=()
+    for i in $(seq "$nodes"); do
+        mkdir -p "$DATA/node-$i"
+        cat >"$DATA/node-$i/fjord.toml" <<EOT
+node_id = $i
+data_dir = "$DATA/node-$i/data"
+kafka_addr = "127.0.0.1:${kports[i-1]}"
+rpc_addr = "127.0.0.1:${rports[i-1]}"
+http_addr = "127.0.0.1:${hports[i-1]}"
+
+[controller]
+voters = [$voters]
+
+[broker]
+default_replication_factor = $rf
+offsets_topic_replication_factor = $rf
+transaction_state_log_replication_factor = $rf
+group_initial_rebalance_delay_ms = 0
+EOT
+        logf="$OUT/fjord.log"
+        ((i == 1)) || logf="$OUT/fjord-node-$i.log"
+        NO_COLOR=1 "$FJORD" server --config "$DATA/node-$i/fjord.toml" </dev/null >"$logf" 2>&1 &
+        FJORD_PIDS+=($!)
+        B+="${B:+,}127.0.0.1:${kports[i-1]}"
+    done
+    FJORD_PID=${FJORD_PIDS[0]}
+    FJORD_HTTP="127.0.0.1:${hports[0]}"
     trap stop_fjord EXIT
     export FJORD_BOOTSTRAP="$B"
-    deadline=$((SECONDS + 30))
-    until "$FJORD" topic list >/dev/null 2>&1; do
-        kill -0 "$FJORD_PID" 2>/dev/null || { tail -30 "$OUT/fjord.log" >&2; die "fjord exited during startup"; }
-        ((SECONDS < deadline)) || { tail -30 "$OUT/fjord.log" >&2; die "fjord not ready within 30 s"; }
-        sleep 0.1
+    local deadline=$((SECONDS + 60)) ready
+    while :; do
+        ready=1
+        for i in $(seq "$nodes"); do
+            kill -0 "${FJORD_PIDS[i-1]}" 2>/dev/null || { tail -30 "$OUT/fjord.log" >&2; die "fjord node $i exited during startup"; }
+            curl -fs "http://127.0.0.1:${hports[i-1]}/readyz" >/dev/null 2>&1 || ready=0
+        done
+        ((ready)) && "$FJORD" topic list >/dev/null 2>&1 && break
+        ((SECONDS < deadline)) || { tail -30 "$OUT/fjord.log" >&2; die "fjord not ready within 60 s"; }
+        sleep 0.2
     done
-    log "fjord pid $FJORD_PID on $B, data $DATA, results $OUT"
+    log "fjord ($nodes node(s)) pids ${FJORD_PIDS[*]} on $B, data $DATA, results $OUT"
 }
 
 # librdkafka's load tool, built once from the librdkafka source vendored by rdkafka-sys into
