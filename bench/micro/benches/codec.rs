@@ -54,15 +54,17 @@ fn decode(c: &mut Criterion) {
             .with_acks(-1)
             .with_timeout_ms(30_000)
             .with_topic_data(vec![
-                TopicProduceData::default().with_name(topic()).with_partition_data(
-                    (0..partitions)
-                        .map(|i| {
-                            PartitionProduceData::default()
-                                .with_index(i)
-                                .with_records(Some(records()))
-                        })
-                        .collect(),
-                ),
+                TopicProduceData::default()
+                    .with_name(topic())
+                    .with_partition_data(
+                        (0..partitions)
+                            .map(|i| {
+                                PartitionProduceData::default()
+                                    .with_index(i)
+                                    .with_records(Some(records()))
+                            })
+                            .collect(),
+                    ),
             ]);
         let produce = frame(
             ApiKey::Produce,
@@ -114,23 +116,28 @@ fn encode(c: &mut Criterion) {
         }
         let stored = stored.freeze();
         let response = FetchResponse::default().with_responses(vec![
-            FetchableTopicResponse::default().with_topic(topic()).with_partitions(
-                (0..partitions)
-                    .map(|i| {
-                        PartitionData::default()
-                            .with_partition_index(i)
-                            .with_high_watermark(2_000_000)
-                            .with_last_stable_offset(2_000_000)
-                            .with_records(Some(stored.clone()))
-                    })
-                    .collect(),
-            ),
+            FetchableTopicResponse::default()
+                .with_topic(topic())
+                .with_partitions(
+                    (0..partitions)
+                        .map(|i| {
+                            PartitionData::default()
+                                .with_partition_index(i)
+                                .with_high_watermark(2_000_000)
+                                .with_last_stable_offset(2_000_000)
+                                .with_records(Some(stored.clone()))
+                        })
+                        .collect(),
+                ),
         ]);
         let body = ResponseKind::Fetch(response);
         let size_hint = stored.len() * partitions as usize;
         group.throughput(Throughput::Bytes(size_hint as u64));
         group.bench_function(
-            format!("fetch_v{FETCH_VERSION}_{partitions}p_{}KiB", size_hint / 1024),
+            format!(
+                "fetch_v{FETCH_VERSION}_{partitions}p_{}KiB",
+                size_hint / 1024
+            ),
             |b| {
                 b.iter(|| {
                     black_box(

@@ -288,11 +288,15 @@ impl Broker {
             let mut flush = tokio::time::interval(flush_every);
             let mut expiry = tokio::time::interval(expiry_every);
             let mut checkpoint = tokio::time::interval(checkpoint_every);
+            // Appends that make a flush due wake this (group commit: the
+            // fsync covers every append before it, off the request path).
+            let flush_wanted = Arc::clone(replicas.flush_wanted());
             loop {
                 let chore = tokio::select! {
                     _ = cancel.cancelled() => return,
                     _ = retention.tick() => Chore::Retention,
                     _ = flush.tick() => Chore::Flush,
+                    _ = flush_wanted.notified() => Chore::Flush,
                     _ = expiry.tick() => Chore::ExpireProducers,
                     _ = checkpoint.tick() => {
                         let replicas = replicas.clone();

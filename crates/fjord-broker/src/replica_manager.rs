@@ -40,6 +40,9 @@ pub struct ReplicaManager {
     /// A hosted partition's log could not be opened for lack of space: the
     /// metadata apply task retries ([`crate::metadata_applier::open_pending`]).
     opens_pending: std::sync::atomic::AtomicBool,
+    /// Woken by an append that makes a partition's flush due; the broker's
+    /// housekeeping task then runs the flush chore on a blocking thread.
+    flush_wanted: Arc<tokio::sync::Notify>,
 }
 
 impl ReplicaManager {
@@ -49,6 +52,7 @@ impl ReplicaManager {
             partitions: RwLock::new(HashMap::new()),
             failure,
             opens_pending: std::sync::atomic::AtomicBool::new(false),
+            flush_wanted: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -81,7 +85,13 @@ impl ReplicaManager {
         self.read_map().values().cloned().collect()
     }
 
+    /// What an append that makes a flush due wakes (see [`Partition::set_flusher`]).
+    pub fn flush_wanted(&self) -> &Arc<tokio::sync::Notify> {
+        &self.flush_wanted
+    }
+
     pub fn insert(&self, partition: Arc<Partition>) {
+        partition.set_flusher(Arc::clone(&self.flush_wanted));
         self.write_map().insert(partition.tp.clone(), partition);
     }
 

@@ -78,10 +78,7 @@ pub mod bench_api {
     use crate::GatewayError;
 
     /// Split one frame off `buf` and decode it into a request (dropped).
-    pub fn decode_frame(
-        buf: &mut BytesMut,
-        max_frame_bytes: usize,
-    ) -> Result<bool, GatewayError> {
+    pub fn decode_frame(buf: &mut BytesMut, max_frame_bytes: usize) -> Result<bool, GatewayError> {
         let Some(frame) = crate::frame::FrameCodec::new(max_frame_bytes).decode(buf)? else {
             return Ok(false);
         };

@@ -176,7 +176,7 @@ pub use cleaner::{CleanableRange, CleanedLog, CleanerStats, CleaningPlan, SwapOu
 pub use config::{CleanupPolicy, CompressionType, DirtyRatio, LogConfig, TimestampType};
 pub use error::{ConfigError, LogError, io_is_out_of_space};
 pub use leader_epoch::LeaderEpochCache;
-pub use log::{AppendInfo, IsolationLevel, Log, ReadInfo};
+pub use log::{AppendInfo, IsolationLevel, Log, ReadInfo, ReadPlan};
 pub use producer_state::{
     ActiveProducer, BatchMetadata, CompletedTxn, DuplicateBatch, ProducerStateEntry,
     ProducerStateLoad, ProducerStateManager, RETAINED_SNAPSHOTS, SequenceCheck, SequenceError,

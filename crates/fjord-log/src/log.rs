@@ -19,7 +19,7 @@ use crate::producer_state::{
     DuplicateBatch, ProducerStateManager, SequenceError, VerificationGuard,
 };
 use crate::recovery;
-use crate::segment::{LogSegment, PlacedBatch, RollingBase};
+use crate::segment::{LogSegment, PlacedBatch, RollingBase, SegmentReader};
 use crate::txn_index::AbortedTxn;
 
 /// Result of an append.
@@ -48,6 +48,63 @@ pub struct ReadInfo {
     /// The offset after the last batch in `records` (the start offset when
     /// empty): the upper bound for the aborted transactions of the read.
     pub next_offset: i64,
+}
+
+/// A read located under the log's lock ([`Log::plan_read`]), done by
+/// [`ReadPlan::execute`] without it: the `read_at` of the batches does not
+/// hold up appends (or other reads) of the partition.
+#[derive(Debug)]
+pub struct ReadPlan {
+    /// The answer without its records.
+    info: ReadInfo,
+    bytes: Option<PlannedBytes>,
+}
+
+struct PlannedBytes {
+    reader: SegmentReader,
+    /// Start of the batch holding the requested offset.
+    position: u64,
+    /// Bytes to read: at most to the segment's size when planned, so only
+    /// whole batches written before the plan (at least the first batch).
+    len: usize,
+    max_offset: i64,
+}
+
+impl std::fmt::Debug for PlannedBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlannedBytes")
+            .field("position", &self.position)
+            .field("len", &self.len)
+            .field("max_offset", &self.max_offset)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReadPlan {
+    /// Read the planned batches (one `read_at` into a buffer that becomes
+    /// `records` without another copy) and cut them to whole batches below
+    /// `max_offset`. `None` when the segment was truncated since the plan:
+    /// read again under the lock.
+    pub fn execute(self) -> Result<Option<ReadInfo>, LogError> {
+        let ReadPlan { mut info, bytes } = self;
+        let Some(p) = bytes else {
+            return Ok(Some(info));
+        };
+        let Some(mut buf) = p.reader.read(p.position, p.len)? else {
+            return Ok(None);
+        };
+        let mut cut = 0;
+        while let Some(h) = BatchHeader::parse(&buf[cut..]) {
+            if cut + h.size() > p.len || h.last_offset() >= p.max_offset || h.batch_length < 0 {
+                break;
+            }
+            cut += h.size();
+            info.next_offset = h.next_offset();
+        }
+        buf.truncate(cut);
+        info.records = Bytes::from(buf);
+        Ok(Some(info))
+    }
 }
 
 /// Which records a fetch may see (Kafka's `IsolationLevel`).
@@ -382,6 +439,25 @@ impl Log {
         max_offset: i64,
         min_one_batch: bool,
     ) -> Result<ReadInfo, LogError> {
+        let plan = self.plan_read(start_offset, max_bytes, max_offset, min_one_batch)?;
+        // Under `&self` no truncation can run, so the plan cannot go stale.
+        plan.execute()?.ok_or(LogError::InvalidRecord {
+            reason: "segment truncated under a locked read",
+        })
+    }
+
+    /// Locate a [`Self::read`] without reading the batches: cheap (an index
+    /// lookup and a short header walk, from the page cache), to be called
+    /// under the caller's lock, with [`ReadPlan::execute`] after it is
+    /// released. The plan covers only bytes that were whole batches when it
+    /// was made.
+    pub fn plan_read(
+        &self,
+        start_offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+        min_one_batch: bool,
+    ) -> Result<ReadPlan, LogError> {
         let (log_start, log_end) = (self.log_start_offset, self.log_end_offset());
         if start_offset < log_start || start_offset > log_end {
             return Err(LogError::OffsetOutOfRange {
@@ -390,41 +466,39 @@ impl Log {
                 log_end,
             });
         }
-        let mut info = ReadInfo {
+        let info = ReadInfo {
             records: Bytes::new(),
             log_start_offset: log_start,
             log_end_offset: log_end,
             next_offset: start_offset,
         };
+        let nothing = |info| ReadPlan { info, bytes: None };
         if start_offset == log_end {
-            return Ok(info);
+            return Ok(nothing(info));
         }
         let Some((seg, position, first)) = self.locate(start_offset)? else {
-            return Ok(info);
+            return Ok(nothing(info));
         };
         if first.last_offset() >= max_offset {
-            return Ok(info);
+            return Ok(nothing(info));
         }
         let available = (seg.size() - position) as usize;
         let mut len = max_bytes.min(available);
         if len < first.size() {
             if !min_one_batch {
-                return Ok(info);
+                return Ok(nothing(info));
             }
             len = first.size();
         }
-        let mut buf = seg.read(position, len)?;
-        let mut cut = 0;
-        while let Some(h) = BatchHeader::parse(&buf[cut..]) {
-            if cut + h.size() > len || h.last_offset() >= max_offset || h.batch_length < 0 {
-                break;
-            }
-            cut += h.size();
-            info.next_offset = h.next_offset();
-        }
-        buf.truncate(cut);
-        info.records = Bytes::from(buf);
-        Ok(info)
+        Ok(ReadPlan {
+            info,
+            bytes: Some(PlannedBytes {
+                reader: seg.reader(),
+                position,
+                len,
+                max_offset,
+            }),
+        })
     }
 
     /// The segment, position and header of the first batch whose last offset

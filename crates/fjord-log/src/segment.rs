@@ -6,6 +6,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, IoSlice, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::UNIX_EPOCH;
 
 use crate::batch::{self, BatchHeader, HEADER_LEN, LOG_OVERHEAD, Origin};
@@ -179,7 +181,12 @@ pub(crate) struct LogSegment {
     index_path: PathBuf,
     time_index_path: PathBuf,
     /// Opened read + append: writes go to the end, reads use `read_at`.
-    file: File,
+    /// Shared with [`SegmentReader`]s, which read outside the log's lock.
+    file: Arc<File>,
+    /// Bumped before the file is cut (`truncate_to_position`), the only
+    /// operation that can change bytes below `size` in place: a
+    /// [`SegmentReader`] that sees it move discards what it read.
+    truncations: Arc<AtomicU64>,
     /// Bytes of whole, accepted batches (the file is never longer after a
     /// successful operation).
     size: u64,
@@ -298,7 +305,8 @@ impl LogSegment {
             index_path: dir.join(file_name(base_offset, INDEX_SUFFIX)),
             time_index_path: dir.join(file_name(base_offset, TIME_INDEX_SUFFIX)),
             log_path,
-            file,
+            file: Arc::new(file),
+            truncations: Arc::new(AtomicU64::new(0)),
             size,
             next_offset: base_offset,
             derived: Derived::new(),
@@ -402,7 +410,7 @@ impl LogSegment {
         index_interval_bytes: u32,
         now_ms: i64,
     ) -> Result<(), LogError> {
-        if let Err(e) = write_all_vectored(&self.file, slices) {
+        if let Err(e) = write_all_vectored(&*self.file, slices) {
             if let Err(cut) = self.file.set_len(self.size) {
                 tracing::error!(path = %self.log_path.display(), error = %cut,
                     "cannot cut a failed append back; the log dir needs attention");
@@ -444,6 +452,17 @@ impl LogSegment {
             .read_exact_at(&mut buf, position)
             .map_err(LogError::io("reading", &self.log_path))?;
         Ok(buf)
+    }
+
+    /// A handle for reading this segment's bytes below its current size
+    /// outside the log's lock (see [`SegmentReader`]).
+    pub(crate) fn reader(&self) -> SegmentReader {
+        SegmentReader {
+            file: Arc::clone(&self.file),
+            log_path: self.log_path.clone(),
+            truncations: Arc::clone(&self.truncations),
+            seen: self.truncations.load(Ordering::SeqCst),
+        }
     }
 
     /// Walk the batches from `position` (which must be a batch start). With
@@ -604,6 +623,9 @@ impl LogSegment {
         position: u64,
         index_interval_bytes: u32,
     ) -> Result<(), LogError> {
+        // Before the cut (SeqCst, as the readers' checks): a reader whose
+        // check after its `read_at` still sees the old count read before it.
+        self.truncations.fetch_add(1, Ordering::SeqCst);
         self.file
             .set_len(position)
             .map_err(LogError::io("truncating", &self.log_path))?;
@@ -820,6 +842,35 @@ fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, LogError> {
             path: path.to_owned(),
             source: e,
         }),
+    }
+}
+
+/// Reads a segment's bytes outside the log's lock. Bytes below the size the
+/// segment had when the reader was made are whole batches, and they never
+/// change in place: appends only go after them, a sealed segment is never
+/// written again, retention and the cleaner's swap unlink or rename the
+/// file (this handle still reads the old inode), and a truncation that cuts
+/// the file (after which appends could overwrite those positions) bumps
+/// `truncations` first, which [`SegmentReader::read`] checks after reading.
+pub(crate) struct SegmentReader {
+    file: Arc<File>,
+    log_path: PathBuf,
+    truncations: Arc<AtomicU64>,
+    seen: u64,
+}
+
+impl SegmentReader {
+    /// Read `len` bytes at `position`, or `None` when the segment was
+    /// truncated since the reader was made (what was read may mix old and
+    /// new bytes; the caller reads again under the log's lock).
+    pub(crate) fn read(&self, position: u64, len: usize) -> Result<Option<Vec<u8>>, LogError> {
+        let mut buf = vec![0u8; len];
+        let read = self.file.read_exact_at(&mut buf, position);
+        if self.truncations.load(Ordering::SeqCst) != self.seen {
+            return Ok(None);
+        }
+        read.map_err(LogError::io("reading", &self.log_path))?;
+        Ok(Some(buf))
     }
 }
 

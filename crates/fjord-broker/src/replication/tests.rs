@@ -542,3 +542,49 @@ async fn write_txn_markers_waits_for_the_marker_to_be_committed() {
         Err(PartitionError::UnknownTopicOrPartition)
     ));
 }
+
+/// `flush.messages=1`: with the broker's flusher set, the append does not
+/// fsync (the recovery point stays) but wakes the flusher, whose
+/// `maybe_flush` then fsyncs everything appended; without one (a partition
+/// outside a replica manager) the append still flushes inline.
+#[test]
+fn a_due_flush_wakes_the_flusher_instead_of_fsyncing_in_the_append() {
+    use futures::FutureExt;
+    let flush_every_message = || LogConfig {
+        flush_messages: 1,
+        ..logical_clock_config()
+    };
+    let sole = || Assignment {
+        leader: 1,
+        leader_epoch: 0,
+        partition_epoch: 0,
+        replicas: vec![1],
+        isr: vec![1],
+    };
+    let open = |dir: &std::path::Path| {
+        let log = Log::open(dir, flush_every_message()).expect("open");
+        Partition::new(tp(), TopicId(uuid::Uuid::nil()), 1, log, sole(), 1, None)
+    };
+    let tempdir = || tempfile::tempdir().expect("tempdir");
+    let (d1, d2, d3) = (tempdir(), tempdir(), tempdir());
+
+    // Appended, not fsynced, the flusher woken.
+    let flusher = Arc::new(tokio::sync::Notify::new());
+    let p = open(d1.path());
+    p.set_flusher(Arc::clone(&flusher));
+    p.append(&batch(2), Acks::All, 1).expect("append");
+    assert!(flusher.notified().now_or_never().is_some());
+    assert_eq!(p.take_log().expect("log").recovery_point(), 0);
+
+    // The flusher's chore fsyncs it.
+    let p = open(d2.path());
+    p.set_flusher(Arc::clone(&flusher));
+    p.append(&batch(2), Acks::All, 1).expect("append");
+    p.maybe_flush(2);
+    assert_eq!(p.take_log().expect("log").recovery_point(), 2);
+
+    // No flusher: inline, as before.
+    let p = open(d3.path());
+    p.append(&batch(2), Acks::All, 1).expect("append");
+    assert_eq!(p.take_log().expect("log").recovery_point(), 2);
+}

@@ -122,6 +122,7 @@ fn append_raw(path: &Path, bytes: &[u8]) {
 mod full_disk;
 mod producer_state;
 mod props;
+mod read_plan;
 mod recovery;
 mod transactions;
 
