@@ -410,7 +410,7 @@ impl LogSegment {
         index_interval_bytes: u32,
         now_ms: i64,
     ) -> Result<(), LogError> {
-        if let Err(e) = write_all_vectored(&*self.file, slices) {
+        if let Err(e) = write_all_vectored(&self.file, slices) {
             if let Err(cut) = self.file.set_len(self.size) {
                 tracing::error!(path = %self.log_path.display(), error = %cut,
                     "cannot cut a failed append back; the log dir needs attention");
