@@ -4,6 +4,8 @@
 //! wholly under the lock (`Log::read`, the old fetch path) or planned under
 //! it and read after it is released (`Log::plan_read` + `ReadPlan::execute`,
 //! the fetch path now). Both variants run in one process: compare ratios.
+//! Also `spawn_blocking_round_trip`: what taking appends off the async
+//! worker would cost.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -91,5 +93,29 @@ fn append_while_reading(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, append_while_reading);
+/// What moving a small append off the async worker would add: a round trip
+/// from a runtime worker to a blocking thread and back (`spawn_blocking`,
+/// awaiting its result), with no work in it. Compare with
+/// `log_append_as_leader/1x100B`.
+fn spawn_blocking_round_trip(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .expect("runtime");
+    c.bench_function("spawn_blocking_round_trip", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(rt.spawn(async move {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let one = tokio::task::spawn_blocking(|| black_box(1u8)).await;
+                    black_box(one.expect("join"));
+                }
+                start.elapsed()
+            }))
+            .expect("task")
+        })
+    });
+}
+
+criterion_group!(benches, append_while_reading, spawn_blocking_round_trip);
 criterion_main!(benches);

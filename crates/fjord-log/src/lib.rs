@@ -129,10 +129,12 @@
 //!     (group commit). Acks never wait for it (acks=all is replication).
 //!   - `append_as_leader` / `append_as_follower` stay inline on the
 //!     request's (async) thread under the partition lock: a page-cache
-//!     write of a few microseconds (`bench/micro`: ~2 µs for a 100-byte
-//!     batch, ~50 µs for 16 KiB), less than a hop to a blocking thread and
-//!     back. A roll (index files written, no fsync) or a full disk makes one
-//!     slower; that is the accepted cost.
+//!     write costs less than a hop to a blocking thread and back
+//!     (`bench/micro`, on a loaded 2-core machine: an append of a 100-byte
+//!     batch ~1.3-1.7 µs, of 100 x 100 bytes ~10 µs, of 16 x 1 KiB 12-50 µs;
+//!     `spawn_blocking` and back with no work ~12 µs). A roll (index files
+//!     written, no fsync) or a full disk makes one slower; that is the
+//!     accepted cost.
 //! - Reads: `read` takes `&self` and does its `read_at` under whatever lock
 //!   the caller holds. The broker's fetch paths instead call `plan_read`
 //!   under the lock (index lookup and a header walk of at most a few index
