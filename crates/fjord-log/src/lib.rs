@@ -127,6 +127,10 @@
 //!     blocking thread: an append that makes it due (`flush_due`) wakes the
 //!     broker's flusher, whose one fsync covers every append before it
 //!     (group commit). Acks never wait for it (acks=all is replication).
+//!     Not yet: the flusher still fsyncs under the partition lock (`flush`
+//!     takes `&mut self`), so while it runs, appends and reads of that
+//!     partition wait for it; only with `flush.messages` / `flush.ms` set
+//!     (both unlimited by default).
 //!   - `append_as_leader` / `append_as_follower` stay inline on the
 //!     request's (async) thread under the partition lock: a page-cache
 //!     write costs less than a hop to a blocking thread and back
