@@ -169,6 +169,7 @@ impl Broker {
         });
         broker.spawn_metadata_follower(committed, applied_tx);
         broker.spawn_housekeeping();
+        broker.spawn_flusher();
         broker.spawn_log_cleaner();
         broker.spawn_group_coordinator();
         broker.spawn_transaction_coordinator();
@@ -288,15 +289,11 @@ impl Broker {
             let mut flush = tokio::time::interval(flush_every);
             let mut expiry = tokio::time::interval(expiry_every);
             let mut checkpoint = tokio::time::interval(checkpoint_every);
-            // Appends that make a flush due wake this (group commit: the
-            // fsync covers every append before it, off the request path).
-            let flush_wanted = Arc::clone(replicas.flush_wanted());
             loop {
                 let chore = tokio::select! {
                     _ = cancel.cancelled() => return,
                     _ = retention.tick() => Chore::Retention,
                     _ = flush.tick() => Chore::Flush,
-                    _ = flush_wanted.notified() => Chore::Flush,
                     _ = expiry.tick() => Chore::ExpireProducers,
                     _ = checkpoint.tick() => {
                         let replicas = replicas.clone();
@@ -322,6 +319,33 @@ impl Broker {
                                     tracing::debug!(tp = %p.tp, expired, "expired idle producer ids");
                                 }
                             }
+                        }
+                    }
+                })
+                .await;
+            }
+        });
+    }
+
+    /// The flusher: partitions an append made a flush due on
+    /// (`flush.messages` / `flush.ms`) are fsynced here, on a blocking
+    /// thread, while their produces wait ([`crate::partition::FlushWait`]).
+    /// Partitions queued during a pass are flushed in the next one, so one
+    /// fsync covers every append that came before it (group commit).
+    fn spawn_flusher(&self) {
+        let (replicas, cancel) = (self.replicas.clone(), self.cancel.clone());
+        self.tasks.spawn(async move {
+            let queue = Arc::clone(replicas.flush_queue());
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    () = queue.wanted() => {}
+                }
+                let (replicas, queue) = (replicas.clone(), Arc::clone(&queue));
+                let _ = tokio::task::spawn_blocking(move || {
+                    for tp in queue.take() {
+                        if let Some(p) = replicas.get(&tp) {
+                            p.flush();
                         }
                     }
                 })

@@ -8,6 +8,7 @@
 //! its log diverged ([`crate::truncation`]).
 
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::Bytes;
@@ -17,7 +18,7 @@ use fjord_log::{
     IsolationLevel, Log, LogConfig, ReadPlan, SwapOutcome,
 };
 use fjord_types::{BrokerId, LeaderEpoch, Offset, TopicId, TopicPartition};
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 use crate::error::PartitionError;
 use crate::leader_state::{Committed, IsrProposal, LeaderState};
@@ -27,7 +28,9 @@ use crate::truncation::{self, EpochEndOffset};
 use fjord_log::VerificationGuard;
 
 mod delete_records;
+mod flush;
 pub use delete_records::RecordsDeleted;
+pub use flush::{FlushOutcome, FlushQueue, FlushWait, Flushed};
 
 use crate::types::{
     AbortedTransaction, Acks, AppendOrigin, FetchPartitionData, ListedOffset, OffsetSpec,
@@ -98,9 +101,16 @@ pub struct Partition {
     failure: LogDirFailure,
     /// The broker's flusher ([`crate::replica_manager::ReplicaManager::insert`]
     /// sets it): an append that makes `flush.messages` / `flush.ms` due
-    /// wakes it instead of fsyncing on the request path. Unset (a partition
-    /// outside a replica manager, in tests) the append flushes inline.
-    flusher: OnceLock<Arc<Notify>>,
+    /// queues the partition there instead of fsyncing on the request path
+    /// (see [`flush`]). Unset (a partition outside a replica manager, in
+    /// tests) the append flushes inline.
+    flusher: OnceLock<Arc<FlushQueue>>,
+    /// Queued on the flusher and not yet being flushed.
+    flush_queued: AtomicBool,
+    /// Held by a flush from plan to completion: one at a time.
+    flush_serial: Mutex<()>,
+    /// What flushes made durable, for produces waiting on a [`FlushWait`].
+    flushed: watch::Sender<Flushed>,
 }
 
 /// Where an append landed, before any wait for replication.
@@ -109,6 +119,9 @@ pub struct Appended {
     pub last_offset: Offset,
     /// The leadership term the append happened in.
     pub term: u64,
+    /// The append made a flush due: its answer waits for the flusher's
+    /// fsync (`flush.messages=1` acks mean fsynced, as in Kafka).
+    pub flush: Option<FlushWait>,
 }
 
 /// What a follower's fetcher sends for this partition.
@@ -206,6 +219,11 @@ impl Partition {
         failure: LogDirFailure,
     ) -> Self {
         let leo = log.log_end_offset();
+        let flushed = Flushed {
+            truncations: log.truncations(),
+            durable: log.recovery_point(),
+            failed_below: -1,
+        };
         // A sole replica's log end is committed by definition. With other
         // replicas, the tail past the checkpointed high watermark may never
         // have reached the ISR: it stays invisible until replication says so.
@@ -239,6 +257,9 @@ impl Partition {
             low_watermark: watch::channel(-1).0,
             failure,
             flusher: OnceLock::new(),
+            flush_queued: AtomicBool::new(false),
+            flush_serial: Mutex::new(()),
+            flushed: watch::channel(flushed).0,
         };
         {
             let mut inner = partition.lock();
@@ -248,29 +269,6 @@ impl Partition {
             partition.advance_hw(&mut inner);
         }
         partition
-    }
-
-    /// Hand flushes due after appends to `flusher` (once; later calls are
-    /// ignored).
-    pub fn set_flusher(&self, flusher: Arc<Notify>) {
-        let _ = self.flusher.set(flusher);
-    }
-
-    /// An append made a flush due: wake the flusher, which fsyncs on a
-    /// blocking thread ([`Self::maybe_flush`]); one fsync then covers every
-    /// append before it (group commit). Acks do not wait for it: as in
-    /// Kafka, acks=all means replicated to the ISR, not fsynced. Without a
-    /// flusher, flush now.
-    fn flush_due(&self, log: &mut Log) -> Result<(), PartitionError> {
-        if let Some(flusher) = self.flusher.get() {
-            flusher.notify_one();
-            return Ok(());
-        }
-        self.failure.on_storage_error(
-            LogOperation::Flush,
-            &self.tp,
-            log.flush().map_err(PartitionError::KafkaStorage),
-        )
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -588,6 +586,7 @@ impl Partition {
                 },
                 last_offset: duplicate.last_offset,
                 term,
+                flush: None,
             });
         }
         self.append_to_leader_log(&mut inner, records, now_ms)
@@ -647,9 +646,10 @@ impl Partition {
                 .map_err(PartitionError::from_log),
         )?;
         self.failure.on_write_succeeded();
-        if log.flush_due(now_ms) {
-            self.flush_due(log)?;
-        }
+        let flush = match log.flush_due(now_ms) {
+            true => self.flush_due(log)?,
+            false => None,
+        };
         let leo = log.log_end_offset();
         let log_start_offset = log.log_start_offset();
         self.publish_leo(leo);
@@ -662,6 +662,7 @@ impl Partition {
             },
             last_offset: appended.last_offset,
             term,
+            flush,
         })
     }
 
@@ -1011,6 +1012,7 @@ impl Partition {
                     .map_err(PartitionError::from_log),
             )?;
             self.failure.on_write_succeeded();
+            // A follower does not wait for its flush (nothing is answered).
             if log.flush_due(now_ms) {
                 self.flush_due(log)?;
             }
@@ -1193,22 +1195,6 @@ impl Partition {
                 _ => not_found,
             },
         })
-    }
-
-    /// Flush if `flush.ms` / `flush.messages` say so. A failure goes to the
-    /// log directory's fault handler.
-    pub fn maybe_flush(&self, now_ms: i64) {
-        if self.failure.is_offline() {
-            return;
-        }
-        let mut inner = self.lock();
-        if let Some(log) = inner.log.as_mut()
-            && log.flush_due(now_ms)
-            && let Err(err) = log.flush()
-        {
-            self.failure
-                .report(LogOperation::Flush, Some(&self.tp), &err);
-        }
     }
 
     /// Delete segments past retention; returns how many. A failure goes

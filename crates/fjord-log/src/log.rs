@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::IoSlice;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -14,6 +15,7 @@ use crate::checkpoint::{self, CleanShutdown, LEADER_EPOCH, LOG_START_OFFSET, REC
 use crate::config::{LogConfig, TimestampType};
 use crate::control::{EndTxnMarker, parse_end_txn_marker};
 use crate::error::LogError;
+use crate::flush::{FlushPlan, RecoveryPointCheckpoint, RecoveryPointWrite, SyncedFlush};
 use crate::leader_epoch::LeaderEpochCache;
 use crate::producer_state::{
     DuplicateBatch, ProducerStateManager, SequenceError, VerificationGuard,
@@ -133,6 +135,9 @@ pub struct Log {
     pub(crate) log_start_offset: i64,
     /// Offsets below this are fsynced (persisted in `recovery-point-checkpoint`).
     recovery_point: i64,
+    /// The `recovery-point-checkpoint` file, shared with flushes completed
+    /// outside the caller's lock ([`RecoveryPointWrite`]).
+    recovery_checkpoint: Arc<RecoveryPointCheckpoint>,
     leader_epoch_cache: LeaderEpochCache,
     /// Records appended since the last flush.
     unflushed_messages: i64,
@@ -189,6 +194,7 @@ impl Log {
             // moved the log end (no write on a clean restart, so that a node
             // restarted on a full disk can still open its logs).
             recovery_point: recovery_checkpoint,
+            recovery_checkpoint: Arc::new(RecoveryPointCheckpoint::new(dir)),
             leader_epoch_cache: LeaderEpochCache::default(),
             unflushed_messages: 0,
             last_flush_ms: wall_clock_ms(),
@@ -736,6 +742,7 @@ impl Log {
             return self.truncate_fully_and_start_at(offset);
         }
         self.truncations += 1;
+        self.recovery_checkpoint.bump();
         self.truncate_cleaner_checkpoint(offset)?;
         let later: Vec<i64> = self.segments.range(offset + 1..).map(|(&b, _)| b).collect();
         for base in later {
@@ -761,7 +768,7 @@ impl Log {
         }
         if self.recovery_point > leo {
             self.recovery_point = leo;
-            checkpoint::write_offset(&self.dir, RECOVERY_POINT, leo)?;
+            self.recovery_checkpoint.write(leo)?;
         }
         let (now, expiration) = (wall_clock_ms(), self.config.producer_id_expiration_ms);
         let start = self.log_start_offset;
@@ -786,6 +793,7 @@ impl Log {
     /// follower whose leader's log starts past this log's end).
     pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), LogError> {
         self.truncations += 1;
+        self.recovery_checkpoint.bump();
         self.reset_cleaner_checkpoint(offset)?;
         while let Some((_, seg)) = self.segments.pop_first() {
             seg.delete()?;
@@ -799,31 +807,92 @@ impl Log {
         self.persist_leader_epochs()?;
         self.producer_state.truncate_fully_and_start_at(offset)?;
         self.recovery_point = offset;
-        checkpoint::write_offset(&self.dir, RECOVERY_POINT, offset)
+        self.recovery_checkpoint.write(offset)
     }
 
     /// fsync every segment with unsynced data (writing sealed segments'
     /// index files first), then persist the recovery point (= log end).
+    /// All of it under `&mut self`; the broker's flusher instead runs
+    /// [`Self::plan_flush`], [`FlushPlan::sync`] and [`Self::complete_flush`]
+    /// so that the fsyncs do not hold the partition lock.
     pub fn flush(&mut self) -> Result<(), LogError> {
+        let plan = self.plan_flush()?;
+        let synced = match plan.sync() {
+            Ok(synced) => synced,
+            Err(e) => {
+                self.flush_failed();
+                return Err(e);
+            }
+        };
+        match self.complete_flush(synced) {
+            Some(write) => write.write(),
+            None => Ok(()),
+        }
+    }
+
+    /// The part of a flush under the caller's lock: what is unsynced (the
+    /// files' handles and paths, taken as synced from now on) and the offset
+    /// it covers (the log end). Writes stale index files of sealed segments
+    /// (rolls already write them, so normally nothing) but fsyncs nothing.
+    /// Resets `flush.messages` / `flush.ms` counting: appends from now on
+    /// are not covered and count towards the next flush.
+    pub fn plan_flush(&mut self) -> Result<FlushPlan, LogError> {
         let active = self.active().base_offset();
+        let mut targets = Vec::new();
         for (&base, seg) in self.segments.iter_mut() {
             if base != active {
                 seg.write_indexes()?;
             }
-            seg.sync()?;
+            seg.take_sync(&mut targets);
         }
         if self.dir_dirty {
-            checkpoint::sync_dir(&self.dir)?;
+            targets.push(crate::flush::SyncTarget::Dir(self.dir.clone()));
             self.dir_dirty = false;
-        }
-        let leo = self.log_end_offset();
-        if leo != self.recovery_point {
-            checkpoint::write_offset(&self.dir, RECOVERY_POINT, leo)?;
-            self.recovery_point = leo;
         }
         self.unflushed_messages = 0;
         self.last_flush_ms = wall_clock_ms();
-        Ok(())
+        Ok(FlushPlan {
+            targets,
+            covers: self.log_end_offset(),
+            truncations: self.truncations,
+            checkpoint: Arc::clone(&self.recovery_checkpoint),
+        })
+    }
+
+    /// The part of a flush after its fsyncs, under the caller's lock again:
+    /// the recovery point moves up to what the flush covered, unless a
+    /// truncation came since the plan (it may have cut and rewritten those
+    /// offsets; the recovery point it set stays, and the appends after it
+    /// are unsynced and counted for the next flush). A roll meanwhile is
+    /// harmless: the covered bytes are all in files the plan synced.
+    /// Returns the checkpoint write to run without the lock.
+    pub fn complete_flush(&mut self, synced: SyncedFlush) -> Option<RecoveryPointWrite> {
+        if synced.truncations != self.truncations || synced.covers <= self.recovery_point {
+            return None;
+        }
+        self.recovery_point = synced.covers;
+        Some(RecoveryPointWrite {
+            offset: synced.covers,
+            generation: self.recovery_checkpoint.generation(),
+            checkpoint: synced.checkpoint,
+        })
+    }
+
+    /// A planned flush's fsync failed: count every segment and the directory
+    /// as unsynced again, so that a later flush (if the directory is still
+    /// used) does not skip them.
+    pub fn flush_failed(&mut self) {
+        for seg in self.segments.values_mut() {
+            seg.mark_unsynced();
+        }
+        self.dir_dirty = true;
+        self.unflushed_messages = self.unflushed_messages.max(1);
+    }
+
+    /// Truncations since open: a flush (or cleaning pass) planned before a
+    /// different count may cover offsets that were cut since.
+    pub fn truncations(&self) -> u64 {
+        self.truncations
     }
 
     /// Whether `flush.messages` or `flush.ms` call for a flush now.

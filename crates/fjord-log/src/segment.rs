@@ -12,6 +12,7 @@ use std::time::UNIX_EPOCH;
 
 use crate::batch::{self, BatchHeader, HEADER_LEN, LOG_OVERHEAD, Origin};
 use crate::error::LogError;
+use crate::flush::SyncTarget;
 use crate::offset_index::OffsetIndex;
 use crate::time_index::TimeIndex;
 use crate::txn_index::{AbortedTxn, TransactionIndex, TxnIndexSearch};
@@ -256,7 +257,7 @@ impl LogSegment {
 
     /// Open the segment file at `base_offset` that the cleaner wrote (and
     /// swapped in), with the indexes built while writing it; sealed, its
-    /// index files written (fsynced by the next `sync`).
+    /// index files written (fsynced by the next flush (`take_sync`)).
     pub(crate) fn open_cleaned(
         dir: &Path,
         indexes: DetachedIndexes,
@@ -440,7 +441,7 @@ impl LogSegment {
         Ok(())
     }
 
-    /// Make the next `sync` fsync the log file.
+    /// Make the next flush (`take_sync`) fsync the log file.
     pub(crate) fn mark_unsynced(&mut self) {
         self.unsynced = true;
     }
@@ -700,7 +701,7 @@ impl LogSegment {
         }
     }
 
-    /// Write the index files if they are stale (not fsynced; see `sync`).
+    /// Write the index files if they are stale (not fsynced; see `take_sync`).
     pub(crate) fn write_indexes(&mut self) -> Result<(), LogError> {
         if !self.indexes_dirty {
             return Ok(());
@@ -714,23 +715,28 @@ impl LogSegment {
         Ok(())
     }
 
-    /// fsync the log file, and the index files if they were written.
-    pub(crate) fn sync(&mut self) -> Result<(), LogError> {
+    /// What a flush must fsync (the log file, and the index files if they
+    /// were written), pushed onto `out` to be synced outside the log's lock,
+    /// and counted as synced from now on (a failed fsync is fatal
+    /// for the log directory; `Log::flush_failed` marks it unsynced again).
+    pub(crate) fn take_sync(&mut self, out: &mut Vec<SyncTarget>) {
         if self.unsynced {
-            self.file
-                .sync_data()
-                .map_err(LogError::io("syncing", &self.log_path))?;
+            out.push(SyncTarget::Data {
+                file: Arc::clone(&self.file),
+                path: self.log_path.clone(),
+            });
             self.unsynced = false;
         }
         if self.indexes_unsynced {
             for path in [&self.index_path, &self.time_index_path] {
-                File::open(path)
-                    .and_then(|f| f.sync_all())
-                    .map_err(LogError::io("syncing", path))?;
+                out.push(SyncTarget::Path {
+                    path: path.clone(),
+                    optional: false,
+                });
             }
             self.indexes_unsynced = false;
         }
-        self.txn_index.sync()
+        self.txn_index.take_sync(out);
     }
 
     /// Load the index files of a trusted (flushed, sealed) segment whose
