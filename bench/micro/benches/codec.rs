@@ -133,26 +133,35 @@ fn encode(c: &mut Criterion) {
         let body = ResponseKind::Fetch(response);
         let size_hint = stored.len() * partitions as usize;
         group.throughput(Throughput::Bytes(size_hint as u64));
-        group.bench_function(
-            format!(
-                "fetch_v{FETCH_VERSION}_{partitions}p_{}KiB",
-                size_hint / 1024
-            ),
-            |b| {
-                b.iter(|| {
-                    black_box(
-                        bench_api::encode_response(
-                            ApiKey::Fetch,
-                            FETCH_VERSION,
-                            7,
-                            &body,
-                            size_hint,
-                        )
-                        .expect("encode"),
-                    )
-                })
-            },
+        let name = format!(
+            "fetch_v{FETCH_VERSION}_{partitions}p_{}KiB",
+            size_hint / 1024
         );
+        // What the connection writes: fields in one buffer, record sets as
+        // chunks of their own (not copied).
+        group.bench_function(format!("{name}_chunked"), |b| {
+            b.iter(|| {
+                black_box(
+                    bench_api::encode_response(ApiKey::Fetch, FETCH_VERSION, 7, &body, size_hint)
+                        .expect("encode"),
+                )
+            })
+        });
+        // The baseline: one buffer with the record bytes copied in.
+        group.bench_function(format!("{name}_copied"), |b| {
+            b.iter(|| {
+                black_box(
+                    bench_api::encode_response_copied(
+                        ApiKey::Fetch,
+                        FETCH_VERSION,
+                        7,
+                        &body,
+                        size_hint,
+                    )
+                    .expect("encode"),
+                )
+            })
+        });
     }
     group.finish();
 }

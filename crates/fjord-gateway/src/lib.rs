@@ -56,6 +56,7 @@ mod error;
 pub mod error_code;
 mod frame;
 mod handlers;
+mod response_frame;
 mod server;
 mod services;
 
@@ -87,8 +88,22 @@ pub mod bench_api {
         Ok(true)
     }
 
-    /// Encode a response frame as the connection does.
+    /// Encode a response frame as the connection does: the chunks it
+    /// writes (a Fetch response's record sets are chunks of their own).
     pub fn encode_response(
+        api_key: ApiKey,
+        version: i16,
+        correlation_id: i32,
+        body: &ResponseKind,
+        size_hint: usize,
+    ) -> Result<Vec<Bytes>, GatewayError> {
+        crate::frame::encode_response_frame(api_key, version, correlation_id, body, size_hint)
+            .map(|frame| frame.chunks().to_vec())
+    }
+
+    /// The frame as one buffer, record bytes copied in (the encoding every
+    /// response had before Fetch went out in chunks): the baseline.
+    pub fn encode_response_copied(
         api_key: ApiKey,
         version: i16,
         correlation_id: i32,
