@@ -123,14 +123,23 @@
 //! - Calls that take `&mut self` do file I/O and may fsync (`flush`, `close`,
 //!   rolls write index files, epoch / log-start changes write checkpoints):
 //!   run them off the async threads. As implemented by the broker:
-//!   - `flush` (the fsyncs of `flush.messages` / `flush.ms`) runs only on a
-//!     blocking thread: an append that makes it due (`flush_due`) wakes the
-//!     broker's flusher, whose one fsync covers every append before it
-//!     (group commit). Acks never wait for it (acks=all is replication).
-//!     Not yet: the flusher still fsyncs under the partition lock (`flush`
-//!     takes `&mut self`), so while it runs, appends and reads of that
-//!     partition wait for it; only with `flush.messages` / `flush.ms` set
-//!     (both unlimited by default).
+//!   - Flushes (the fsyncs of `flush.messages` / `flush.ms`) run only on
+//!     the broker's flusher, a blocking thread, and not under the partition
+//!     lock: `plan_flush` under it (the unsynced files' handles and paths,
+//!     the offset covered = the log end), `FlushPlan::sync` without it,
+//!     `complete_flush` under it again (the recovery point moves to what was
+//!     covered unless `truncations()` changed meanwhile), and the returned
+//!     `RecoveryPointWrite` without it (dropped if a truncation wrote the
+//!     checkpoint since: a shared generation and mutex order those writes).
+//!     One flush of a partition at a time (the broker's `flush_serial`).
+//!     An append that makes a flush due queues the partition and its produce
+//!     waits, off the lock and asynchronously, for the fsync covering it
+//!     (group commit: one fsync answers every append before its plan), so a
+//!     `flush.messages=1` ack means fsynced, as in Kafka. A failed fsync is
+//!     reported to the log dir's fault handler, `flush_failed` marks every
+//!     segment unsynced again, and the waiting produces get
+//!     KAFKA_STORAGE_ERROR. `flush` (all under `&mut self`) stays for
+//!     `open`, `close` and callers without a flusher.
 //!   - `append_as_leader` / `append_as_follower` stay inline on the
 //!     request's (async) thread under the partition lock: a page-cache
 //!     write costs less than a hop to a blocking thread and back
