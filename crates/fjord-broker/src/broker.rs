@@ -169,6 +169,7 @@ impl Broker {
         });
         broker.spawn_metadata_follower(committed, applied_tx);
         broker.spawn_housekeeping();
+        broker.spawn_flusher();
         broker.spawn_log_cleaner();
         broker.spawn_group_coordinator();
         broker.spawn_transaction_coordinator();
@@ -318,6 +319,33 @@ impl Broker {
                                     tracing::debug!(tp = %p.tp, expired, "expired idle producer ids");
                                 }
                             }
+                        }
+                    }
+                })
+                .await;
+            }
+        });
+    }
+
+    /// The flusher: partitions an append made a flush due on
+    /// (`flush.messages` / `flush.ms`) are fsynced here, on a blocking
+    /// thread, while their produces wait ([`crate::partition::FlushWait`]).
+    /// Partitions queued during a pass are flushed in the next one, so one
+    /// fsync covers every append that came before it (group commit).
+    fn spawn_flusher(&self) {
+        let (replicas, cancel) = (self.replicas.clone(), self.cancel.clone());
+        self.tasks.spawn(async move {
+            let queue = Arc::clone(replicas.flush_queue());
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    () = queue.wanted() => {}
+                }
+                let (replicas, queue) = (replicas.clone(), Arc::clone(&queue));
+                let _ = tokio::task::spawn_blocking(move || {
+                    for tp in queue.take() {
+                        if let Some(p) = replicas.get(&tp) {
+                            p.flush();
                         }
                     }
                 })

@@ -48,6 +48,10 @@ pub enum PartitionError {
     /// log is no longer touched.
     #[error("the log directory is offline after an I/O failure")]
     LogDirOffline,
+    /// The fsync of a flush an append waited for (`flush.messages` /
+    /// `flush.ms`) failed; the fault handler got the error itself.
+    #[error("the flush of the appended batches failed")]
+    FlushFailed,
     #[error("the broker is shutting down")]
     ShuttingDown,
     #[error("idempotent producer sent a batch out of sequence")]

@@ -8,13 +8,14 @@
 //! its log diverged ([`crate::truncation`]).
 
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::Bytes;
 use fjord_log::control::{EndTxnMarker, TxnResult, end_txn_marker_batch};
 use fjord_log::{
     AppendInfo, BatchHeader, CleanableRange, CleanedLog, CleaningPlan, CompressionType,
-    IsolationLevel, Log, LogConfig, SwapOutcome,
+    IsolationLevel, Log, LogConfig, ReadPlan, SwapOutcome,
 };
 use fjord_types::{BrokerId, LeaderEpoch, Offset, TopicId, TopicPartition};
 use tokio::sync::watch;
@@ -27,7 +28,9 @@ use crate::truncation::{self, EpochEndOffset};
 use fjord_log::VerificationGuard;
 
 mod delete_records;
+mod flush;
 pub use delete_records::RecordsDeleted;
+pub use flush::{FlushOutcome, FlushQueue, FlushWait, Flushed};
 
 use crate::types::{
     AbortedTransaction, Acks, AppendOrigin, FetchPartitionData, ListedOffset, OffsetSpec,
@@ -96,6 +99,18 @@ pub struct Partition {
     /// answers KAFKA_STORAGE_ERROR without touching the log, and every
     /// storage error here is reported to it.
     failure: LogDirFailure,
+    /// The broker's flusher ([`crate::replica_manager::ReplicaManager::insert`]
+    /// sets it): an append that makes `flush.messages` / `flush.ms` due
+    /// queues the partition there instead of fsyncing on the request path
+    /// (see [`flush`]). Unset (a partition outside a replica manager, in
+    /// tests) the append flushes inline.
+    flusher: OnceLock<Arc<FlushQueue>>,
+    /// Queued on the flusher and not yet being flushed.
+    flush_queued: AtomicBool,
+    /// Held by a flush from plan to completion: one at a time.
+    flush_serial: Mutex<()>,
+    /// What flushes made durable, for produces waiting on a [`FlushWait`].
+    flushed: watch::Sender<Flushed>,
 }
 
 /// Where an append landed, before any wait for replication.
@@ -104,6 +119,9 @@ pub struct Appended {
     pub last_offset: Offset,
     /// The leadership term the append happened in.
     pub term: u64,
+    /// The append made a flush due: its answer waits for the flusher's
+    /// fsync (`flush.messages=1` acks mean fsynced, as in Kafka).
+    pub flush: Option<FlushWait>,
 }
 
 /// What a follower's fetcher sends for this partition.
@@ -201,6 +219,11 @@ impl Partition {
         failure: LogDirFailure,
     ) -> Self {
         let leo = log.log_end_offset();
+        let flushed = Flushed {
+            truncations: log.truncations(),
+            durable: log.recovery_point(),
+            failed_below: -1,
+        };
         // A sole replica's log end is committed by definition. With other
         // replicas, the tail past the checkpointed high watermark may never
         // have reached the ISR: it stays invisible until replication says so.
@@ -233,6 +256,10 @@ impl Partition {
             leading: watch::channel(None).0,
             low_watermark: watch::channel(-1).0,
             failure,
+            flusher: OnceLock::new(),
+            flush_queued: AtomicBool::new(false),
+            flush_serial: Mutex::new(()),
+            flushed: watch::channel(flushed).0,
         };
         {
             let mut inner = partition.lock();
@@ -559,6 +586,7 @@ impl Partition {
                 },
                 last_offset: duplicate.last_offset,
                 term,
+                flush: None,
             });
         }
         self.append_to_leader_log(&mut inner, records, now_ms)
@@ -618,13 +646,10 @@ impl Partition {
                 .map_err(PartitionError::from_log),
         )?;
         self.failure.on_write_succeeded();
-        if log.flush_due(now_ms) {
-            self.failure.on_storage_error(
-                LogOperation::Flush,
-                &self.tp,
-                log.flush().map_err(PartitionError::KafkaStorage),
-            )?;
-        }
+        let flush = match log.flush_due(now_ms) {
+            true => self.flush_due(log)?,
+            false => None,
+        };
         let leo = log.log_end_offset();
         let log_start_offset = log.log_start_offset();
         self.publish_leo(leo);
@@ -637,6 +662,7 @@ impl Partition {
             },
             last_offset: appended.last_offset,
             term,
+            flush,
         })
     }
 
@@ -644,7 +670,82 @@ impl Partition {
     /// and with READ_COMMITTED never past the last stable offset, with the
     /// aborted transactions of what was read. `current_leader_epoch` (-1:
     /// unchecked) fences clients with stale or too new metadata.
+    ///
+    /// The partition lock is held only to check leadership and plan the read
+    /// ([`fjord_log::Log::plan_read`]: index lookup, a short header walk,
+    /// the segment's file handle); the `read_at` of the batches runs after it
+    /// is released, so a fetch does not hold up appends and never waits for
+    /// the whole of one. A read the plan finds truncated under it (a leader
+    /// that became follower and cut its log) is done again under the lock.
     pub fn read(
+        &self,
+        fetch_offset: Offset,
+        max_bytes: usize,
+        min_one_batch: bool,
+        current_leader_epoch: LeaderEpoch,
+        isolation: IsolationLevel,
+    ) -> Result<FetchPartitionData, PartitionError> {
+        let (plan, hw, last_stable_offset) = {
+            let inner = self.lock();
+            let log = self.leader_log_at(&inner, current_leader_epoch)?;
+            let hw = *self.hw.borrow();
+            let lso = log.last_stable_offset(hw);
+            let max_offset = match isolation {
+                IsolationLevel::ReadUncommitted => hw,
+                IsolationLevel::ReadCommitted => lso,
+            };
+            let plan = self.failure.on_storage_error(
+                LogOperation::Read,
+                &self.tp,
+                log.plan_read(fetch_offset, max_bytes, max_offset, min_one_batch)
+                    .map_err(PartitionError::from_log),
+            )?;
+            (plan, hw, lso)
+        };
+        let read = self.failure.on_storage_error(
+            LogOperation::Read,
+            &self.tp,
+            plan.execute().map_err(PartitionError::from_log),
+        )?;
+        let Some(read) = read else {
+            return self.read_locked(
+                fetch_offset,
+                max_bytes,
+                min_one_batch,
+                current_leader_epoch,
+                isolation,
+            );
+        };
+        let aborted = match isolation {
+            IsolationLevel::ReadUncommitted => None,
+            IsolationLevel::ReadCommitted if read.records.is_empty() => Some(Vec::new()),
+            // The transaction index is in memory: a short second lock.
+            IsolationLevel::ReadCommitted => Some(
+                self.lock()
+                    .log
+                    .as_ref()
+                    .ok_or(PartitionError::UnknownTopicOrPartition)?
+                    .collect_aborted_transactions(fetch_offset, read.next_offset),
+            ),
+        };
+        Ok(FetchPartitionData {
+            high_watermark: hw,
+            last_stable_offset,
+            log_start_offset: read.log_start_offset,
+            records: read.records,
+            aborted_transactions: aborted.map(|txns| {
+                txns.into_iter()
+                    .map(|t| AbortedTransaction {
+                        producer_id: t.producer_id,
+                        first_offset: t.first_offset,
+                    })
+                    .collect()
+            }),
+        })
+    }
+
+    /// [`Self::read`] wholly under the partition lock.
+    fn read_locked(
         &self,
         fetch_offset: Offset,
         max_bytes: usize,
@@ -717,6 +818,34 @@ impl Partition {
         fetch: ReplicaFetch,
         now_ms: i64,
     ) -> Result<ReplicaFetched, PartitionError> {
+        // As for a consumer's read: the batches are read after the lock is
+        // released (see `Self::read`).
+        let (plan, fetched) = self.follower_fetch_locked(fetch, now_ms)?;
+        let Some(plan) = plan else {
+            return Ok(fetched);
+        };
+        let read = self.failure.on_storage_error(
+            LogOperation::Read,
+            &self.tp,
+            plan.execute().map_err(PartitionError::from_log),
+        )?;
+        match read {
+            Some(read) => Ok(ReplicaFetched {
+                records: read.records,
+                ..fetched
+            }),
+            // Cut under the read: this broker no longer leads at that epoch.
+            None => Err(PartitionError::NotLeaderOrFollower { leader: None }),
+        }
+    }
+
+    /// The locked part of [`Self::read_for_follower`]: the answer without
+    /// its records, and the plan of the read that brings them.
+    fn follower_fetch_locked(
+        &self,
+        fetch: ReplicaFetch,
+        now_ms: i64,
+    ) -> Result<(Option<ReadPlan>, ReplicaFetched), PartitionError> {
         let mut inner = self.lock();
         self.leader_log_at(&inner, fetch.current_leader_epoch)?;
         let inner = &mut *inner;
@@ -730,14 +859,17 @@ impl Partition {
             fetch.fetch_offset,
         );
         if let Some(diverging) = diverging {
-            return Ok(ReplicaFetched {
-                high_watermark: *self.hw.borrow(),
-                log_start_offset: log_start,
-                log_end_offset: leo,
-                diverging: Some(diverging),
-                records: Bytes::new(),
-                isr_change: None,
-            });
+            return Ok((
+                None,
+                ReplicaFetched {
+                    high_watermark: *self.hw.borrow(),
+                    log_start_offset: log_start,
+                    log_end_offset: leo,
+                    diverging: Some(diverging),
+                    records: Bytes::new(),
+                    isr_change: None,
+                },
+            ));
         }
         if fetch.fetch_offset < log_start || fetch.fetch_offset > leo {
             return Err(PartitionError::OffsetOutOfRange {
@@ -746,10 +878,10 @@ impl Partition {
                 log_end: leo,
             });
         }
-        let read = self.failure.on_storage_error(
+        let plan = self.failure.on_storage_error(
             LogOperation::Read,
             &self.tp,
-            log.read(
+            log.plan_read(
                 fetch.fetch_offset,
                 fetch.max_bytes,
                 leo,
@@ -772,14 +904,17 @@ impl Partition {
         }
         self.advance_hw(inner);
         self.publish_low_watermark(inner);
-        Ok(ReplicaFetched {
-            high_watermark: *self.hw.borrow(),
-            log_start_offset: log_start,
-            log_end_offset: leo,
-            diverging: None,
-            records: read.records,
-            isr_change,
-        })
+        Ok((
+            Some(plan),
+            ReplicaFetched {
+                high_watermark: *self.hw.borrow(),
+                log_start_offset: log_start,
+                log_end_offset: leo,
+                diverging: None,
+                records: Bytes::new(),
+                isr_change,
+            },
+        ))
     }
 
     /// The ISR shrink due now (followers not caught up within `lag_max_ms`),
@@ -877,12 +1012,9 @@ impl Partition {
                     .map_err(PartitionError::from_log),
             )?;
             self.failure.on_write_succeeded();
+            // A follower does not wait for its flush (nothing is answered).
             if log.flush_due(now_ms) {
-                self.failure.on_storage_error(
-                    LogOperation::Flush,
-                    &self.tp,
-                    log.flush().map_err(PartitionError::KafkaStorage),
-                )?;
+                self.flush_due(log)?;
             }
         }
         let leo = log.log_end_offset();
@@ -1063,22 +1195,6 @@ impl Partition {
                 _ => not_found,
             },
         })
-    }
-
-    /// Flush if `flush.ms` / `flush.messages` say so. A failure goes to the
-    /// log directory's fault handler.
-    pub fn maybe_flush(&self, now_ms: i64) {
-        if self.failure.is_offline() {
-            return;
-        }
-        let mut inner = self.lock();
-        if let Some(log) = inner.log.as_mut()
-            && log.flush_due(now_ms)
-            && let Err(err) = log.flush()
-        {
-            self.failure
-                .report(LogOperation::Flush, Some(&self.tp), &err);
-        }
     }
 
     /// Delete segments past retention; returns how many. A failure goes

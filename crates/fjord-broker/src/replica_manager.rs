@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use crate::error::PartitionError;
 use crate::log_dir_failure::LogDirFailure;
-use crate::partition::{Appended, Partition, RecordsDeleted};
+use crate::partition::{Appended, FlushOutcome, FlushQueue, Partition, RecordsDeleted};
 use crate::types::{
     Acks, AppendOrigin, FetchParams, FetchResult, ListedOffset, OffsetSpec, ProducePartition,
     ProduceResult, TxnVerification,
@@ -40,6 +40,9 @@ pub struct ReplicaManager {
     /// A hosted partition's log could not be opened for lack of space: the
     /// metadata apply task retries ([`crate::metadata_applier::open_pending`]).
     opens_pending: std::sync::atomic::AtomicBool,
+    /// Partitions an append made a flush due on; the broker's flusher task
+    /// flushes them on a blocking thread.
+    flush_queue: Arc<FlushQueue>,
 }
 
 impl ReplicaManager {
@@ -49,6 +52,7 @@ impl ReplicaManager {
             partitions: RwLock::new(HashMap::new()),
             failure,
             opens_pending: std::sync::atomic::AtomicBool::new(false),
+            flush_queue: Arc::new(FlushQueue::default()),
         }
     }
 
@@ -81,7 +85,14 @@ impl ReplicaManager {
         self.read_map().values().cloned().collect()
     }
 
+    /// Where an append that makes a flush due queues its partition (see
+    /// [`Partition::set_flusher`]).
+    pub fn flush_queue(&self) -> &Arc<FlushQueue> {
+        &self.flush_queue
+    }
+
     pub fn insert(&self, partition: Arc<Partition>) {
+        partition.set_flusher(Arc::clone(&self.flush_queue));
         self.write_map().insert(partition.tp.clone(), partition);
     }
 
@@ -135,17 +146,26 @@ impl ReplicaManager {
             match appended {
                 Ok((partition, appended)) => {
                     results.push((req.tp, Ok(appended.info)));
-                    if acks == Acks::All {
+                    if acks == Acks::All || appended.flush.is_some() {
                         waits.push((results.len() - 1, partition, appended));
                     }
                 }
                 Err(e) => results.push((req.tp, Err(e))),
             }
         }
+        // All appends first, then the waits: the flusher's fsyncs and the
+        // followers' fetches run for every partition at once.
         for (index, partition, appended) in waits {
-            results[index].1 = wait_committed(&partition, &appended, deadline, &self.failure)
-                .await
-                .map(|()| appended.info);
+            let flushed = wait_flushed(&partition, &appended, deadline, &self.failure).await;
+            results[index].1 = match flushed {
+                Ok(()) if acks == Acks::All => {
+                    wait_committed(&partition, &appended, deadline, &self.failure)
+                        .await
+                        .map(|()| appended.info)
+                }
+                Ok(()) => Ok(appended.info),
+                Err(e) => Err(e),
+            };
         }
         results
     }
@@ -323,6 +343,48 @@ impl ReplicaManager {
         tp: &TopicPartition,
     ) -> Result<Vec<fjord_log::ActiveProducer>, PartitionError> {
         self.partition(tp)?.active_producers()
+    }
+}
+
+/// An append that made `flush.messages` / `flush.ms` due: wait until the
+/// flusher's fsync covers it (Kafka fsyncs inside such an append, so its
+/// ack means fsynced), without the partition lock and without blocking the
+/// thread. A failed fsync answers KAFKA_STORAGE_ERROR; a truncation or a
+/// lost leadership meanwhile NOT_LEADER_OR_FOLLOWER (the batch may be gone).
+async fn wait_flushed(
+    partition: &Partition,
+    appended: &Appended,
+    deadline: Instant,
+    failure: &LogDirFailure,
+) -> Result<(), PartitionError> {
+    let Some(wait) = appended.flush else {
+        return Ok(());
+    };
+    let halted = failure.halted();
+    let mut flushed = partition.subscribe_flushed();
+    let mut leading = partition.subscribe_leading();
+    let waited = tokio::time::timeout_at(deadline, async {
+        tokio::select! {
+            biased;
+            _ = halted.cancelled() => FlushOutcome::Failed,
+            _ = leading.wait_for(|t| *t != Some(appended.term)) => FlushOutcome::Truncated,
+            f = flushed.wait_for(|f| f.outcome(wait) != FlushOutcome::Pending) => {
+                f.map_or(FlushOutcome::Truncated, |f| f.outcome(wait))
+            }
+        }
+    })
+    .await;
+    match waited {
+        Ok(FlushOutcome::Durable) => Ok(()),
+        _ if failure.is_offline() => Err(PartitionError::LogDirOffline),
+        Err(_) => Err(PartitionError::RequestTimedOut),
+        Ok(FlushOutcome::Failed) => Err(PartitionError::FlushFailed),
+        Ok(FlushOutcome::Truncated | FlushOutcome::Pending) => {
+            let leader = partition.assignment().leader;
+            Err(PartitionError::NotLeaderOrFollower {
+                leader: (leader >= 0).then_some(leader),
+            })
+        }
     }
 }
 

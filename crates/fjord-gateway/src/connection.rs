@@ -16,7 +16,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures::StreamExt;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -29,6 +28,7 @@ use crate::context::{ClientSoftware, ConnectionInfo, RequestContext};
 use crate::error::GatewayError;
 use crate::frame::{Decoded, FrameCodec, Request, decode_request, encode_response};
 use crate::handlers::{self, api_versions};
+use crate::response_frame::ResponseFrame;
 use crate::services::Services;
 
 /// Requests decoded ahead of the one being handled.
@@ -47,7 +47,7 @@ pub(crate) trait Handler: Send + Sync + 'static {
         &self,
         ctx: &RequestContext,
         request: RequestKind,
-    ) -> impl Future<Output = Result<Option<Bytes>, GatewayError>> + Send;
+    ) -> impl Future<Output = Result<Option<ResponseFrame>, GatewayError>> + Send;
 }
 
 impl Handler for Services {
@@ -55,7 +55,7 @@ impl Handler for Services {
         &self,
         ctx: &RequestContext,
         request: RequestKind,
-    ) -> impl Future<Output = Result<Option<Bytes>, GatewayError>> + Send {
+    ) -> impl Future<Output = Result<Option<ResponseFrame>, GatewayError>> + Send {
         handlers::handle(ctx, self, request)
     }
 }
@@ -202,11 +202,12 @@ impl<S: Stream, H: Handler> Connection<S, H> {
                     } => {
                         tracing::debug!(%peer, version, "ApiVersions at an unsupported version");
                         let body = ResponseKind::ApiVersions(api_versions::unsupported_version());
-                        encode_response(ApiKey::ApiVersions, 0, correlation_id, &body, 0).map(Some)
+                        encode_response(ApiKey::ApiVersions, 0, correlation_id, &body, 0)
+                            .map(|frame| Some(frame.into()))
                     }
                 };
                 let written = match reply {
-                    Ok(Some(bytes)) => write(&mut write_half, &bytes).await,
+                    Ok(Some(frame)) => write(&mut write_half, frame).await,
                     Ok(None) => Ok(()),
                     Err(err) => Err(err),
                 };
@@ -224,11 +225,16 @@ impl<S: Stream, H: Handler> Connection<S, H> {
     }
 }
 
+/// Write a response frame: its chunks (a Fetch response's record sets are
+/// chunks of their own) with vectored writes, nothing copied.
 async fn write(
     write_half: &mut (impl AsyncWrite + Unpin),
-    bytes: &Bytes,
+    frame: ResponseFrame,
 ) -> Result<(), GatewayError> {
-    write_half.write_all(bytes).await?;
+    match frame.chunks() {
+        [one] => write_half.write_all(one).await?,
+        _ => write_half.write_all_buf(&mut frame.into_buf()).await?,
+    }
     Ok(())
 }
 

@@ -31,9 +31,9 @@ pub fn partition_error(err: &PartitionError) -> ResponseError {
         PartitionError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
         PartitionError::RequestTimedOut => ResponseError::RequestTimedOut,
         PartitionError::PolicyViolation { .. } => ResponseError::PolicyViolation,
-        PartitionError::KafkaStorage(_) | PartitionError::LogDirOffline => {
-            ResponseError::KafkaStorageError
-        }
+        PartitionError::KafkaStorage(_)
+        | PartitionError::LogDirOffline
+        | PartitionError::FlushFailed => ResponseError::KafkaStorageError,
         // Retriable and makes the client refresh metadata and find the new
         // leader, which is what Kafka's controlled shutdown achieves too.
         PartitionError::ShuttingDown => ResponseError::NotLeaderOrFollower,
@@ -201,6 +201,7 @@ mod tests {
             ),
             (PartitionError::KafkaStorage(corrupt()), 56),
             (PartitionError::LogDirOffline, 56),
+            (PartitionError::FlushFailed, 56),
             (
                 PartitionError::InvalidTimestamp(LogError::InvalidTimestamp { reason: "x" }),
                 32,

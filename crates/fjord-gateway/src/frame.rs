@@ -12,6 +12,7 @@ use tokio_util::codec::Decoder;
 
 use crate::error::{GatewayError, boxed};
 use crate::handlers;
+use crate::response_frame::{ChunkedFrame, ResponseFrame};
 
 /// Splits length-prefixed frames off a byte stream, refusing sizes that are
 /// negative or above `max_frame_bytes` before reading (or allocating) them.
@@ -159,6 +160,47 @@ pub(crate) fn encode_response(
     })?;
     buf[..4].copy_from_slice(&size.to_be_bytes());
     Ok(buf.freeze())
+}
+
+/// Encode a response frame as the connection writes it: a Fetch response
+/// as chunks whose record bytes are the log's `Bytes` (not copied; the size
+/// prefix is computed first, so nothing is patched afterwards), any other
+/// response as one buffer ([`encode_response`]).
+pub(crate) fn encode_response_frame(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &ResponseKind,
+    size_hint: usize,
+) -> Result<ResponseFrame, GatewayError> {
+    let ResponseKind::Fetch(fetch) = body else {
+        return encode_response(api_key, version, correlation_id, body, size_hint)
+            .map(ResponseFrame::from);
+    };
+    let encode_error = |e| GatewayError::Encode {
+        api_key,
+        version,
+        source: boxed(e),
+    };
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let header_version = api_key.response_header_version(version);
+    let size = header
+        .compute_size(header_version)
+        .and_then(|h| Ok(h + fetch.compute_size(version)?))
+        .map_err(encode_error)?;
+    let size = i32::try_from(size).map_err(|e| GatewayError::Encode {
+        api_key,
+        version,
+        source: boxed(e),
+    })?;
+    // Fields only: the records become chunks of their own.
+    let mut frame = ChunkedFrame::with_capacity(256);
+    frame.put_i32(size);
+    header
+        .encode(&mut frame, header_version)
+        .map_err(encode_error)?;
+    fetch.encode(&mut frame, version).map_err(encode_error)?;
+    Ok(frame.finish())
 }
 
 #[cfg(test)]
@@ -410,5 +452,54 @@ mod allocation_tests {
             decode_request(frame),
             Err(GatewayError::MalformedRequest { .. })
         ));
+    }
+
+    /// A Fetch response in chunks is byte for byte the one-buffer frame, and
+    /// a large record set is the log's own `Bytes` (same memory), not a copy.
+    #[test]
+    fn fetch_frames_carry_the_record_bytes_uncopied() {
+        use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+        use kafka_protocol::messages::{FetchResponse, TopicName};
+        use kafka_protocol::protocol::StrBytes;
+        let big = Bytes::from(vec![7u8; 4096]);
+        let small = Bytes::from(vec![9u8; 100]);
+        for version in [4, 11, 12, 16] {
+            let body = ResponseKind::Fetch(FetchResponse::default().with_responses(vec![
+                FetchableTopicResponse::default()
+                    .with_topic(TopicName(StrBytes::from_static_str("t")))
+                    .with_partitions(vec![
+                        PartitionData::default().with_records(Some(big.clone())),
+                        PartitionData::default()
+                            .with_partition_index(1)
+                            .with_records(Some(small.clone())),
+                        PartitionData::default()
+                            .with_partition_index(2)
+                            .with_records(Some(big.clone())),
+                    ]),
+            ]));
+            let whole = encode_response(ApiKey::Fetch, version, 5, &body, 0).expect("whole");
+            let frame = encode_response_frame(ApiKey::Fetch, version, 5, &body, 0).expect("chunks");
+            let joined: Vec<u8> = frame
+                .chunks()
+                .iter()
+                .flat_map(|c| c.iter().copied())
+                .collect();
+            assert_eq!(joined, whole.to_vec(), "v{version}");
+            let shared = frame
+                .chunks()
+                .iter()
+                .filter(|c| c.as_ptr() == big.as_ptr() && c.len() == big.len())
+                .count();
+            assert_eq!(shared, 2, "v{version}: both large record sets uncopied");
+            // And written through the vectored Buf, the same bytes again.
+            let mut buf = frame.into_buf();
+            let mut written = Vec::new();
+            while buf.has_remaining() {
+                let n = buf.chunk().len().min(1000);
+                written.extend_from_slice(&buf.chunk()[..n]);
+                buf.advance(n);
+            }
+            assert_eq!(written, whole.to_vec());
+        }
     }
 }

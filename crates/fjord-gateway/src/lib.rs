@@ -56,6 +56,7 @@ mod error;
 pub mod error_code;
 mod frame;
 mod handlers;
+mod response_frame;
 mod server;
 mod services;
 
@@ -65,3 +66,50 @@ pub use server::{
     serve, serve_listeners,
 };
 pub use services::Services;
+
+/// Entry points for the micro-benchmarks (`benches/codec.rs`, run by
+/// `bench/micro`): the frame codec as the connection uses it. Not an API.
+#[cfg(feature = "bench")]
+#[doc(hidden)]
+pub mod bench_api {
+    use bytes::{Bytes, BytesMut};
+    use kafka_protocol::messages::{ApiKey, ResponseKind};
+    use tokio_util::codec::Decoder;
+
+    use crate::GatewayError;
+
+    /// Split one frame off `buf` and decode it into a request (dropped).
+    pub fn decode_frame(buf: &mut BytesMut, max_frame_bytes: usize) -> Result<bool, GatewayError> {
+        let Some(frame) = crate::frame::FrameCodec::new(max_frame_bytes).decode(buf)? else {
+            return Ok(false);
+        };
+        let decoded = crate::frame::decode_request(frame)?;
+        std::hint::black_box(decoded);
+        Ok(true)
+    }
+
+    /// Encode a response frame as the connection does: the chunks it
+    /// writes (a Fetch response's record sets are chunks of their own).
+    pub fn encode_response(
+        api_key: ApiKey,
+        version: i16,
+        correlation_id: i32,
+        body: &ResponseKind,
+        size_hint: usize,
+    ) -> Result<Vec<Bytes>, GatewayError> {
+        crate::frame::encode_response_frame(api_key, version, correlation_id, body, size_hint)
+            .map(|frame| frame.chunks().to_vec())
+    }
+
+    /// The frame as one buffer, record bytes copied in (the encoding every
+    /// response had before Fetch went out in chunks): the baseline.
+    pub fn encode_response_copied(
+        api_key: ApiKey,
+        version: i16,
+        correlation_id: i32,
+        body: &ResponseKind,
+        size_hint: usize,
+    ) -> Result<Bytes, GatewayError> {
+        crate::frame::encode_response(api_key, version, correlation_id, body, size_hint)
+    }
+}

@@ -269,7 +269,9 @@ mod tests {
             &self,
             ctx: &RequestContext,
             request: RequestKind,
-        ) -> impl Future<Output = Result<Option<Bytes>, GatewayError>> + Send {
+        ) -> impl Future<
+            Output = Result<Option<crate::response_frame::ResponseFrame>, GatewayError>,
+        > + Send {
             let delay = Duration::from_millis((self.delay_ms)(ctx.correlation_id));
             if let Ok(mut seen) = self.seen.lock() {
                 seen.push((ctx.correlation_id, ctx.listener().to_string()));
@@ -286,7 +288,8 @@ mod tests {
                     return Ok(None);
                 }
                 let body = ResponseKind::ApiVersions(ApiVersionsResponse::default());
-                encode_response(ApiKey::ApiVersions, 0, correlation_id, &body, 0).map(Some)
+                encode_response(ApiKey::ApiVersions, 0, correlation_id, &body, 0)
+                    .map(|frame| Some(frame.into()))
             }
         }
     }

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::IoSlice;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -14,12 +15,13 @@ use crate::checkpoint::{self, CleanShutdown, LEADER_EPOCH, LOG_START_OFFSET, REC
 use crate::config::{LogConfig, TimestampType};
 use crate::control::{EndTxnMarker, parse_end_txn_marker};
 use crate::error::LogError;
+use crate::flush::{FlushPlan, RecoveryPointCheckpoint, RecoveryPointWrite, SyncedFlush};
 use crate::leader_epoch::LeaderEpochCache;
 use crate::producer_state::{
     DuplicateBatch, ProducerStateManager, SequenceError, VerificationGuard,
 };
 use crate::recovery;
-use crate::segment::{LogSegment, PlacedBatch, RollingBase};
+use crate::segment::{LogSegment, PlacedBatch, RollingBase, SegmentReader};
 use crate::txn_index::AbortedTxn;
 
 /// Result of an append.
@@ -50,6 +52,63 @@ pub struct ReadInfo {
     pub next_offset: i64,
 }
 
+/// A read located under the log's lock ([`Log::plan_read`]), done by
+/// [`ReadPlan::execute`] without it: the `read_at` of the batches does not
+/// hold up appends (or other reads) of the partition.
+#[derive(Debug)]
+pub struct ReadPlan {
+    /// The answer without its records.
+    info: ReadInfo,
+    bytes: Option<PlannedBytes>,
+}
+
+struct PlannedBytes {
+    reader: SegmentReader,
+    /// Start of the batch holding the requested offset.
+    position: u64,
+    /// Bytes to read: at most to the segment's size when planned, so only
+    /// whole batches written before the plan (at least the first batch).
+    len: usize,
+    max_offset: i64,
+}
+
+impl std::fmt::Debug for PlannedBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlannedBytes")
+            .field("position", &self.position)
+            .field("len", &self.len)
+            .field("max_offset", &self.max_offset)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReadPlan {
+    /// Read the planned batches (one `read_at` into a buffer that becomes
+    /// `records` without another copy) and cut them to whole batches below
+    /// `max_offset`. `None` when the segment was truncated since the plan:
+    /// read again under the lock.
+    pub fn execute(self) -> Result<Option<ReadInfo>, LogError> {
+        let ReadPlan { mut info, bytes } = self;
+        let Some(p) = bytes else {
+            return Ok(Some(info));
+        };
+        let Some(mut buf) = p.reader.read(p.position, p.len)? else {
+            return Ok(None);
+        };
+        let mut cut = 0;
+        while let Some(h) = BatchHeader::parse(&buf[cut..]) {
+            if cut + h.size() > p.len || h.last_offset() >= p.max_offset || h.batch_length < 0 {
+                break;
+            }
+            cut += h.size();
+            info.next_offset = h.next_offset();
+        }
+        buf.truncate(cut);
+        info.records = Bytes::from(buf);
+        Ok(Some(info))
+    }
+}
+
 /// Which records a fetch may see (Kafka's `IsolationLevel`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum IsolationLevel {
@@ -76,6 +135,9 @@ pub struct Log {
     pub(crate) log_start_offset: i64,
     /// Offsets below this are fsynced (persisted in `recovery-point-checkpoint`).
     recovery_point: i64,
+    /// The `recovery-point-checkpoint` file, shared with flushes completed
+    /// outside the caller's lock ([`RecoveryPointWrite`]).
+    recovery_checkpoint: Arc<RecoveryPointCheckpoint>,
     leader_epoch_cache: LeaderEpochCache,
     /// Records appended since the last flush.
     unflushed_messages: i64,
@@ -132,6 +194,7 @@ impl Log {
             // moved the log end (no write on a clean restart, so that a node
             // restarted on a full disk can still open its logs).
             recovery_point: recovery_checkpoint,
+            recovery_checkpoint: Arc::new(RecoveryPointCheckpoint::new(dir)),
             leader_epoch_cache: LeaderEpochCache::default(),
             unflushed_messages: 0,
             last_flush_ms: wall_clock_ms(),
@@ -382,6 +445,25 @@ impl Log {
         max_offset: i64,
         min_one_batch: bool,
     ) -> Result<ReadInfo, LogError> {
+        let plan = self.plan_read(start_offset, max_bytes, max_offset, min_one_batch)?;
+        // Under `&self` no truncation can run, so the plan cannot go stale.
+        plan.execute()?.ok_or(LogError::InvalidRecord {
+            reason: "segment truncated under a locked read",
+        })
+    }
+
+    /// Locate a [`Self::read`] without reading the batches: cheap (an index
+    /// lookup and a short header walk, from the page cache), to be called
+    /// under the caller's lock, with [`ReadPlan::execute`] after it is
+    /// released. The plan covers only bytes that were whole batches when it
+    /// was made.
+    pub fn plan_read(
+        &self,
+        start_offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+        min_one_batch: bool,
+    ) -> Result<ReadPlan, LogError> {
         let (log_start, log_end) = (self.log_start_offset, self.log_end_offset());
         if start_offset < log_start || start_offset > log_end {
             return Err(LogError::OffsetOutOfRange {
@@ -390,41 +472,39 @@ impl Log {
                 log_end,
             });
         }
-        let mut info = ReadInfo {
+        let info = ReadInfo {
             records: Bytes::new(),
             log_start_offset: log_start,
             log_end_offset: log_end,
             next_offset: start_offset,
         };
+        let nothing = |info| ReadPlan { info, bytes: None };
         if start_offset == log_end {
-            return Ok(info);
+            return Ok(nothing(info));
         }
         let Some((seg, position, first)) = self.locate(start_offset)? else {
-            return Ok(info);
+            return Ok(nothing(info));
         };
         if first.last_offset() >= max_offset {
-            return Ok(info);
+            return Ok(nothing(info));
         }
         let available = (seg.size() - position) as usize;
         let mut len = max_bytes.min(available);
         if len < first.size() {
             if !min_one_batch {
-                return Ok(info);
+                return Ok(nothing(info));
             }
             len = first.size();
         }
-        let mut buf = seg.read(position, len)?;
-        let mut cut = 0;
-        while let Some(h) = BatchHeader::parse(&buf[cut..]) {
-            if cut + h.size() > len || h.last_offset() >= max_offset || h.batch_length < 0 {
-                break;
-            }
-            cut += h.size();
-            info.next_offset = h.next_offset();
-        }
-        buf.truncate(cut);
-        info.records = Bytes::from(buf);
-        Ok(info)
+        Ok(ReadPlan {
+            info,
+            bytes: Some(PlannedBytes {
+                reader: seg.reader(),
+                position,
+                len,
+                max_offset,
+            }),
+        })
     }
 
     /// The segment, position and header of the first batch whose last offset
@@ -662,6 +742,7 @@ impl Log {
             return self.truncate_fully_and_start_at(offset);
         }
         self.truncations += 1;
+        self.recovery_checkpoint.bump();
         self.truncate_cleaner_checkpoint(offset)?;
         let later: Vec<i64> = self.segments.range(offset + 1..).map(|(&b, _)| b).collect();
         for base in later {
@@ -687,7 +768,7 @@ impl Log {
         }
         if self.recovery_point > leo {
             self.recovery_point = leo;
-            checkpoint::write_offset(&self.dir, RECOVERY_POINT, leo)?;
+            self.recovery_checkpoint.write(leo)?;
         }
         let (now, expiration) = (wall_clock_ms(), self.config.producer_id_expiration_ms);
         let start = self.log_start_offset;
@@ -712,6 +793,7 @@ impl Log {
     /// follower whose leader's log starts past this log's end).
     pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), LogError> {
         self.truncations += 1;
+        self.recovery_checkpoint.bump();
         self.reset_cleaner_checkpoint(offset)?;
         while let Some((_, seg)) = self.segments.pop_first() {
             seg.delete()?;
@@ -725,31 +807,92 @@ impl Log {
         self.persist_leader_epochs()?;
         self.producer_state.truncate_fully_and_start_at(offset)?;
         self.recovery_point = offset;
-        checkpoint::write_offset(&self.dir, RECOVERY_POINT, offset)
+        self.recovery_checkpoint.write(offset)
     }
 
     /// fsync every segment with unsynced data (writing sealed segments'
     /// index files first), then persist the recovery point (= log end).
+    /// All of it under `&mut self`; the broker's flusher instead runs
+    /// [`Self::plan_flush`], [`FlushPlan::sync`] and [`Self::complete_flush`]
+    /// so that the fsyncs do not hold the partition lock.
     pub fn flush(&mut self) -> Result<(), LogError> {
+        let plan = self.plan_flush()?;
+        let synced = match plan.sync() {
+            Ok(synced) => synced,
+            Err(e) => {
+                self.flush_failed();
+                return Err(e);
+            }
+        };
+        match self.complete_flush(synced) {
+            Some(write) => write.write(),
+            None => Ok(()),
+        }
+    }
+
+    /// The part of a flush under the caller's lock: what is unsynced (the
+    /// files' handles and paths, taken as synced from now on) and the offset
+    /// it covers (the log end). Writes stale index files of sealed segments
+    /// (rolls already write them, so normally nothing) but fsyncs nothing.
+    /// Resets `flush.messages` / `flush.ms` counting: appends from now on
+    /// are not covered and count towards the next flush.
+    pub fn plan_flush(&mut self) -> Result<FlushPlan, LogError> {
         let active = self.active().base_offset();
+        let mut targets = Vec::new();
         for (&base, seg) in self.segments.iter_mut() {
             if base != active {
                 seg.write_indexes()?;
             }
-            seg.sync()?;
+            seg.take_sync(&mut targets);
         }
         if self.dir_dirty {
-            checkpoint::sync_dir(&self.dir)?;
+            targets.push(crate::flush::SyncTarget::Dir(self.dir.clone()));
             self.dir_dirty = false;
-        }
-        let leo = self.log_end_offset();
-        if leo != self.recovery_point {
-            checkpoint::write_offset(&self.dir, RECOVERY_POINT, leo)?;
-            self.recovery_point = leo;
         }
         self.unflushed_messages = 0;
         self.last_flush_ms = wall_clock_ms();
-        Ok(())
+        Ok(FlushPlan {
+            targets,
+            covers: self.log_end_offset(),
+            truncations: self.truncations,
+            checkpoint: Arc::clone(&self.recovery_checkpoint),
+        })
+    }
+
+    /// The part of a flush after its fsyncs, under the caller's lock again:
+    /// the recovery point moves up to what the flush covered, unless a
+    /// truncation came since the plan (it may have cut and rewritten those
+    /// offsets; the recovery point it set stays, and the appends after it
+    /// are unsynced and counted for the next flush). A roll meanwhile is
+    /// harmless: the covered bytes are all in files the plan synced.
+    /// Returns the checkpoint write to run without the lock.
+    pub fn complete_flush(&mut self, synced: SyncedFlush) -> Option<RecoveryPointWrite> {
+        if synced.truncations != self.truncations || synced.covers <= self.recovery_point {
+            return None;
+        }
+        self.recovery_point = synced.covers;
+        Some(RecoveryPointWrite {
+            offset: synced.covers,
+            generation: self.recovery_checkpoint.generation(),
+            checkpoint: synced.checkpoint,
+        })
+    }
+
+    /// A planned flush's fsync failed: count every segment and the directory
+    /// as unsynced again, so that a later flush (if the directory is still
+    /// used) does not skip them.
+    pub fn flush_failed(&mut self) {
+        for seg in self.segments.values_mut() {
+            seg.mark_unsynced();
+        }
+        self.dir_dirty = true;
+        self.unflushed_messages = self.unflushed_messages.max(1);
+    }
+
+    /// Truncations since open: a flush (or cleaning pass) planned before a
+    /// different count may cover offsets that were cut since.
+    pub fn truncations(&self) -> u64 {
+        self.truncations
     }
 
     /// Whether `flush.messages` or `flush.ms` call for a flush now.

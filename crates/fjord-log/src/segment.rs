@@ -6,10 +6,13 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, IoSlice, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::UNIX_EPOCH;
 
 use crate::batch::{self, BatchHeader, HEADER_LEN, LOG_OVERHEAD, Origin};
 use crate::error::LogError;
+use crate::flush::SyncTarget;
 use crate::offset_index::OffsetIndex;
 use crate::time_index::TimeIndex;
 use crate::txn_index::{AbortedTxn, TransactionIndex, TxnIndexSearch};
@@ -179,7 +182,12 @@ pub(crate) struct LogSegment {
     index_path: PathBuf,
     time_index_path: PathBuf,
     /// Opened read + append: writes go to the end, reads use `read_at`.
-    file: File,
+    /// Shared with [`SegmentReader`]s, which read outside the log's lock.
+    file: Arc<File>,
+    /// Bumped before the file is cut (`truncate_to_position`), the only
+    /// operation that can change bytes below `size` in place: a
+    /// [`SegmentReader`] that sees it move discards what it read.
+    truncations: Arc<AtomicU64>,
     /// Bytes of whole, accepted batches (the file is never longer after a
     /// successful operation).
     size: u64,
@@ -249,7 +257,7 @@ impl LogSegment {
 
     /// Open the segment file at `base_offset` that the cleaner wrote (and
     /// swapped in), with the indexes built while writing it; sealed, its
-    /// index files written (fsynced by the next `sync`).
+    /// index files written (fsynced by the next flush (`take_sync`)).
     pub(crate) fn open_cleaned(
         dir: &Path,
         indexes: DetachedIndexes,
@@ -298,7 +306,8 @@ impl LogSegment {
             index_path: dir.join(file_name(base_offset, INDEX_SUFFIX)),
             time_index_path: dir.join(file_name(base_offset, TIME_INDEX_SUFFIX)),
             log_path,
-            file,
+            file: Arc::new(file),
+            truncations: Arc::new(AtomicU64::new(0)),
             size,
             next_offset: base_offset,
             derived: Derived::new(),
@@ -432,7 +441,7 @@ impl LogSegment {
         Ok(())
     }
 
-    /// Make the next `sync` fsync the log file.
+    /// Make the next flush (`take_sync`) fsync the log file.
     pub(crate) fn mark_unsynced(&mut self) {
         self.unsynced = true;
     }
@@ -444,6 +453,17 @@ impl LogSegment {
             .read_exact_at(&mut buf, position)
             .map_err(LogError::io("reading", &self.log_path))?;
         Ok(buf)
+    }
+
+    /// A handle for reading this segment's bytes below its current size
+    /// outside the log's lock (see [`SegmentReader`]).
+    pub(crate) fn reader(&self) -> SegmentReader {
+        SegmentReader {
+            file: Arc::clone(&self.file),
+            log_path: self.log_path.clone(),
+            truncations: Arc::clone(&self.truncations),
+            seen: self.truncations.load(Ordering::SeqCst),
+        }
     }
 
     /// Walk the batches from `position` (which must be a batch start). With
@@ -604,6 +624,9 @@ impl LogSegment {
         position: u64,
         index_interval_bytes: u32,
     ) -> Result<(), LogError> {
+        // Before the cut (SeqCst, as the readers' checks): a reader whose
+        // check after its `read_at` still sees the old count read before it.
+        self.truncations.fetch_add(1, Ordering::SeqCst);
         self.file
             .set_len(position)
             .map_err(LogError::io("truncating", &self.log_path))?;
@@ -678,7 +701,7 @@ impl LogSegment {
         }
     }
 
-    /// Write the index files if they are stale (not fsynced; see `sync`).
+    /// Write the index files if they are stale (not fsynced; see `take_sync`).
     pub(crate) fn write_indexes(&mut self) -> Result<(), LogError> {
         if !self.indexes_dirty {
             return Ok(());
@@ -692,23 +715,28 @@ impl LogSegment {
         Ok(())
     }
 
-    /// fsync the log file, and the index files if they were written.
-    pub(crate) fn sync(&mut self) -> Result<(), LogError> {
+    /// What a flush must fsync (the log file, and the index files if they
+    /// were written), pushed onto `out` to be synced outside the log's lock,
+    /// and counted as synced from now on (a failed fsync is fatal
+    /// for the log directory; `Log::flush_failed` marks it unsynced again).
+    pub(crate) fn take_sync(&mut self, out: &mut Vec<SyncTarget>) {
         if self.unsynced {
-            self.file
-                .sync_data()
-                .map_err(LogError::io("syncing", &self.log_path))?;
+            out.push(SyncTarget::Data {
+                file: Arc::clone(&self.file),
+                path: self.log_path.clone(),
+            });
             self.unsynced = false;
         }
         if self.indexes_unsynced {
             for path in [&self.index_path, &self.time_index_path] {
-                File::open(path)
-                    .and_then(|f| f.sync_all())
-                    .map_err(LogError::io("syncing", path))?;
+                out.push(SyncTarget::Path {
+                    path: path.clone(),
+                    optional: false,
+                });
             }
             self.indexes_unsynced = false;
         }
-        self.txn_index.sync()
+        self.txn_index.take_sync(out);
     }
 
     /// Load the index files of a trusted (flushed, sealed) segment whose
@@ -820,6 +848,35 @@ fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, LogError> {
             path: path.to_owned(),
             source: e,
         }),
+    }
+}
+
+/// Reads a segment's bytes outside the log's lock. Bytes below the size the
+/// segment had when the reader was made are whole batches, and they never
+/// change in place: appends only go after them, a sealed segment is never
+/// written again, retention and the cleaner's swap unlink or rename the
+/// file (this handle still reads the old inode), and a truncation that cuts
+/// the file (after which appends could overwrite those positions) bumps
+/// `truncations` first, which [`SegmentReader::read`] checks after reading.
+pub(crate) struct SegmentReader {
+    file: Arc<File>,
+    log_path: PathBuf,
+    truncations: Arc<AtomicU64>,
+    seen: u64,
+}
+
+impl SegmentReader {
+    /// Read `len` bytes at `position`, or `None` when the segment was
+    /// truncated since the reader was made (what was read may mix old and
+    /// new bytes; the caller reads again under the log's lock).
+    pub(crate) fn read(&self, position: u64, len: usize) -> Result<Option<Vec<u8>>, LogError> {
+        let mut buf = vec![0u8; len];
+        let read = self.file.read_exact_at(&mut buf, position);
+        if self.truncations.load(Ordering::SeqCst) != self.seen {
+            return Ok(None);
+        }
+        read.map_err(LogError::io("reading", &self.log_path))?;
+        Ok(Some(buf))
     }
 }
 

@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 
 use crate::checkpoint;
 use crate::error::LogError;
+use crate::flush::SyncTarget;
 use crate::segment;
 
 pub(crate) const TXN_INDEX_SUFFIX: &str = ".txnindex";
@@ -215,6 +216,22 @@ impl TransactionIndex {
         }
         self.unsynced = false;
         Ok(())
+    }
+
+    /// [`Self::sync`] split for a flush outside the log's lock.
+    pub(crate) fn take_sync(&mut self, out: &mut Vec<SyncTarget>) {
+        if !self.unsynced {
+            return;
+        }
+        out.push(SyncTarget::Path {
+            path: self.path.clone(),
+            optional: true,
+        });
+        // The file may be new (or removed): make its directory entry durable too.
+        if let Some(dir) = self.path.parent() {
+            out.push(SyncTarget::Dir(dir.to_owned()));
+        }
+        self.unsynced = false;
     }
 
     /// Remove the file (the segment is deleted).

@@ -358,3 +358,48 @@ async fn sigterm_with_active_clients_exits_cleanly_and_keeps_acked_records() {
     })
     .await;
 }
+
+/// `flush.messages=1` through a real client: every acks=1 produce is answered
+/// (after the flusher's fsync, group commit) and the recovery point, which
+/// only a completed flush moves, reaches the log end without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_messages_one_acks_after_the_flusher_fsyncs() {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    bounded(LIMIT, async {
+        let node = FjordNode::start();
+        let topic = topic_name("flush-one");
+        let admin: AdminClient<DefaultClientContext> = client_config(&node.bootstrap())
+            .create()
+            .expect("admin client");
+        let new = NewTopic::new(&topic, 1, TopicReplication::Fixed(1)).set("flush.messages", "1");
+        for r in admin
+            .create_topics([&new], &AdminOptions::new())
+            .await
+            .expect("CreateTopics")
+        {
+            r.unwrap_or_else(|(t, e)| panic!("CreateTopics {t}: {e}"));
+        }
+        wait_for_topic(&node.bootstrap(), &topic, 1);
+
+        // Many records in flight at once: each batch's ack waits for an fsync.
+        let p = producer(&node.bootstrap(), "1", "none");
+        let values: Vec<String> = (0..200).map(|i| format!("v{i}")).collect();
+        let offsets = produce_values(&p, &topic, 0, &values).await;
+        assert_eq!(offsets, (0..200).collect::<Vec<i64>>());
+
+        let checkpoint = node
+            .data_dir()
+            .join("logs")
+            .join(format!("{topic}-0"))
+            .join("recovery-point-checkpoint");
+        wait_for(Duration::from_secs(10), "the recovery point at 200", || {
+            let text = std::fs::read_to_string(&checkpoint).ok()?;
+            (text.lines().nth(1)?.trim().parse::<i64>().ok()? == 200).then_some(())
+        })
+        .expect("recovery point");
+        let c = consumer(&node.bootstrap());
+        assert_eq!(read_partition(&c, &topic, 0, 200), values);
+    })
+    .await;
+}

@@ -542,3 +542,124 @@ async fn write_txn_markers_waits_for_the_marker_to_be_committed() {
         Err(PartitionError::UnknownTopicOrPartition)
     ));
 }
+
+/// `flush.messages=1`, through the replica manager as a produce request
+/// goes: the appends do not fsync but queue the partition once for the
+/// flusher, every produce (acks=1) stays unanswered until the flusher's
+/// fsync, and that one fsync answers all of them (group commit).
+#[tokio::test]
+async fn flush_messages_produces_are_answered_after_one_shared_fsync() {
+    let d = tempfile::tempdir().unwrap();
+    let log = Log::open(
+        d.path(),
+        LogConfig {
+            flush_messages: 1,
+            ..logical_clock_config()
+        },
+    )
+    .expect("open");
+    let sole = Assignment {
+        leader: 1,
+        leader_epoch: 0,
+        partition_epoch: 0,
+        replicas: vec![1],
+        isr: vec![1],
+    };
+    let partition = Arc::new(Partition::new(
+        tp(),
+        TopicId(uuid::Uuid::nil()),
+        1,
+        log,
+        sole,
+        1,
+        None,
+    ));
+    let replicas = Arc::new(ReplicaManager::new(
+        1,
+        crate::log_dir_failure::LogDirFailure::new("/nonexistent"),
+    ));
+    replicas.insert(partition.clone());
+
+    // Four concurrent produces, all appended, none answered.
+    let produces: Vec<_> = (0..4)
+        .map(|_| {
+            let replicas = replicas.clone();
+            tokio::spawn(async move {
+                let produce = ProducePartition {
+                    tp: tp(),
+                    records: batch(1),
+                    verification: None,
+                };
+                replicas
+                    .produce(vec![produce], Acks::Leader, Duration::from_secs(30))
+                    .await
+            })
+        })
+        .collect();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        partition.subscribe_leo().wait_for(|leo| *leo == 4),
+    )
+    .await
+    .expect("appended")
+    .expect("open");
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        produces.iter().all(|p| !p.is_finished()),
+        "answered before the fsync"
+    );
+    assert_eq!(partition.subscribe_flushed().borrow().durable, 0);
+    assert_eq!(replicas.flush_queue().take(), vec![tp()], "queued once");
+
+    // One flush (as the flusher runs it) answers all four.
+    tokio::task::spawn_blocking({
+        let partition = partition.clone();
+        move || partition.flush()
+    })
+    .await
+    .expect("flush");
+    assert_eq!(partition.subscribe_flushed().borrow().durable, 4);
+    for produce in produces {
+        let results = tokio::time::timeout(Duration::from_secs(5), produce)
+            .await
+            .expect("answered after the fsync")
+            .expect("task");
+        assert!(results[0].1.is_ok(), "{:?}", results[0].1);
+    }
+    let log = partition.take_log().expect("log");
+    assert_eq!(log.recovery_point(), 4);
+    drop(log);
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("recovery-point-checkpoint")).expect("checkpoint"),
+        "0\n4\n"
+    );
+}
+
+/// A partition outside a replica manager (no flusher) flushes inline, and
+/// its appends have nothing to wait for.
+#[test]
+fn without_a_flusher_a_due_flush_runs_in_the_append() {
+    let d = tempfile::tempdir().unwrap();
+    let log = Log::open(
+        d.path(),
+        LogConfig {
+            flush_messages: 1,
+            ..logical_clock_config()
+        },
+    )
+    .expect("open");
+    let sole = Assignment {
+        leader: 1,
+        leader_epoch: 0,
+        partition_epoch: 0,
+        replicas: vec![1],
+        isr: vec![1],
+    };
+    let p = Partition::new(tp(), TopicId(uuid::Uuid::nil()), 1, log, sole, 1, None);
+    let appended = p.append(&batch(2), Acks::All, 1).expect("append");
+    assert!(appended.flush.is_none());
+    assert_eq!(p.subscribe_flushed().borrow().durable, 2);
+    assert_eq!(p.take_log().expect("log").recovery_point(), 2);
+}

@@ -60,7 +60,6 @@ mod write_txn_markers;
 
 use std::net::SocketAddr;
 
-use bytes::Bytes;
 use fjord_broker::{MetadataImage, PartitionRegistration};
 use fjord_types::{BrokerId, TopicId};
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind, TopicName};
@@ -69,7 +68,8 @@ use uuid::Uuid;
 
 use crate::context::RequestContext;
 use crate::error::GatewayError;
-use crate::frame::encode_response;
+use crate::frame::encode_response_frame;
+use crate::response_frame::ResponseFrame;
 use crate::services::Services;
 
 /// The registry: `Api => handler_module, min..=max;` per served api. `Api`
@@ -209,9 +209,9 @@ pub(crate) async fn handle(
     ctx: &RequestContext,
     svc: &Services,
     request: RequestKind,
-) -> Result<Option<Bytes>, GatewayError> {
+) -> Result<Option<ResponseFrame>, GatewayError> {
     match dispatch(ctx, svc, request).await {
-        Reply::Response { body, size_hint } => encode_response(
+        Reply::Response { body, size_hint } => encode_response_frame(
             ctx.api_key,
             ctx.api_version,
             ctx.correlation_id,

@@ -119,9 +119,11 @@ fn append_raw(path: &Path, bytes: &[u8]) {
     f.write_all(bytes).expect("write");
 }
 
+mod flush_plan;
 mod full_disk;
 mod producer_state;
 mod props;
+mod read_plan;
 mod recovery;
 mod transactions;
 

@@ -181,6 +181,13 @@ pub trait ByteBufMut: BufMut {
     /// Read a range from the buffer.
     fn range(&mut self, r: Range<usize>) -> &mut [u8];
 
+    /// Fjord patch: put a shared buffer's bytes. A buffer that writes in
+    /// chunks may keep `bytes` as a chunk of its own instead of copying it
+    /// (fetched record batches); the default copies.
+    fn put_shared_bytes(&mut self, bytes: &bytes::Bytes) {
+        self.put_slice(bytes);
+    }
+
     /// Put a gap of `len` at the current buffer offset.
     fn put_gap(&mut self, len: usize) -> Gap {
         let res = Gap {
@@ -243,5 +250,9 @@ impl<T: ByteBufMut> ByteBufMut for &mut T {
     }
     fn range(&mut self, r: Range<usize>) -> &mut [u8] {
         (**self).range(r)
+    }
+    // Fjord patch: pass shared buffers through to the inner buffer.
+    fn put_shared_bytes(&mut self, bytes: &bytes::Bytes) {
+        (**self).put_shared_bytes(bytes)
     }
 }
