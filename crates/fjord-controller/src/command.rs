@@ -16,6 +16,8 @@ use serde::Deserialize;
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::acl::AclBinding;
+use crate::acl::AclBindingFilter;
 use crate::image::Listener;
 
 /// One entry of the metadata log (the `D` of the Raft type config).
@@ -127,6 +129,13 @@ pub enum MetadataCommand {
     AlterPartitionReassignments {
         reassignments: Vec<(TopicId, i32, Option<Vec<BrokerId>>)>,
     },
+    /// Kafka's CreateAcls (`AccessControlEntryRecord`s): add bindings; one
+    /// already present is not added twice.
+    CreateAcls { acls: Vec<AclBinding> },
+    /// Kafka's DeleteAcls: remove every binding a filter selects in the image
+    /// as of this entry (so two concurrent deletes cannot both report one
+    /// binding), answering what each filter removed.
+    DeleteAcls { filters: Vec<AclBindingFilter> },
 }
 
 /// Which leader an [`MetadataCommand::ElectLeaders`] looks for.
@@ -240,6 +249,10 @@ impl fmt::Display for MetadataCommand {
                 "AlterPartitionReassignments({} partitions)",
                 reassignments.len()
             ),
+            MetadataCommand::CreateAcls { acls } => write!(f, "CreateAcls({} acls)", acls.len()),
+            MetadataCommand::DeleteAcls { filters } => {
+                write!(f, "DeleteAcls({} filters)", filters.len())
+            }
         }
     }
 }
@@ -309,6 +322,13 @@ pub enum MetadataResponse {
     /// AlterPartitionReassignments: per partition, accepted or why not.
     PartitionReassignmentsAltered {
         results: Vec<ReassignmentResult>,
+    },
+    /// CreateAcls applied.
+    AclsCreated,
+    /// DeleteAcls applied: per filter, in order, the bindings it removed (a
+    /// binding two filters select is reported under the first).
+    AclsDeleted {
+        removed: Vec<Vec<AclBinding>>,
     },
     /// The command was committed but rejected by validation; the image is unchanged
     /// except for `metadata_offset`.

@@ -14,6 +14,9 @@ use serde::Deserialize;
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::acl::AclBinding;
+use crate::acl::AclBindingFilter;
+use crate::acl::AclImage;
 use crate::command::MetadataCommand;
 use crate::command::MetadataError;
 use crate::command::MetadataResponse;
@@ -52,6 +55,16 @@ pub struct MetadataImage {
     /// has no entry. Absent from older snapshots: empty then.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub group_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// Every ACL (CreateAcls/DeleteAcls). Shared between images like
+    /// `topics`: an image whose command did not touch ACLs keeps the very
+    /// same `Arc`, so brokers rebuild their authorizer only when it changed.
+    /// Absent from older snapshots: empty then.
+    #[serde(default, skip_serializing_if = "acls_empty")]
+    pub acls: Arc<AclImage>,
+}
+
+fn acls_empty(acls: &Arc<AclImage>) -> bool {
+    acls.is_empty()
 }
 
 /// Dynamic broker configs by Kafka's broker config names, as the alter APIs
@@ -284,6 +297,8 @@ impl MetadataImage {
             MetadataCommand::AlterPartitionReassignments { reassignments } => {
                 Ok(self.alter_partition_reassignments(reassignments))
             }
+            MetadataCommand::CreateAcls { acls } => Ok(self.create_acls(acls)),
+            MetadataCommand::DeleteAcls { filters } => Ok(self.delete_acls(filters)),
         };
         result.unwrap_or_else(MetadataResponse::Error)
     }
@@ -522,6 +537,33 @@ impl MetadataImage {
             topic.configs.remove(k);
         }
         Ok(MetadataResponse::TopicConfigsAltered { topic_id })
+    }
+
+    /// Add ACL bindings. The gateway validated them (concrete types, a
+    /// `Type:name` principal), so nothing here can fail.
+    fn create_acls(&mut self, acls: &[AclBinding]) -> MetadataResponse {
+        if acls.iter().any(|b| !self.acls.bindings.contains(b)) {
+            Arc::make_mut(&mut self.acls)
+                .bindings
+                .extend(acls.iter().cloned());
+        }
+        MetadataResponse::AclsCreated
+    }
+
+    /// Remove the bindings each filter selects, reporting them per filter.
+    fn delete_acls(&mut self, filters: &[AclBindingFilter]) -> MetadataResponse {
+        let mut removed = Vec::with_capacity(filters.len());
+        for filter in filters {
+            let matched: Vec<AclBinding> = self.acls.matching(filter).cloned().collect();
+            if !matched.is_empty() {
+                let acls = Arc::make_mut(&mut self.acls);
+                for b in &matched {
+                    acls.bindings.remove(b);
+                }
+            }
+            removed.push(matched);
+        }
+        MetadataResponse::AclsDeleted { removed }
     }
 
     /// As [`MetadataImage::alter_broker_configs`], for one group.
@@ -1421,5 +1463,76 @@ mod tests {
         let again: MetadataImage =
             serde_json::from_slice(&serde_json::to_vec(&image).unwrap()).unwrap();
         assert_eq!(again, image);
+    }
+
+    /// ACLs: added once, removed per filter (each reported under the first
+    /// filter that selects it), kept in snapshots, and an image whose
+    /// command does not touch them shares them with the one before.
+    #[test]
+    fn acls_create_delete_and_snapshot() {
+        use crate::acl::{
+            AclOperation, AclPatternFilter, AclPatternType, AclPermission, AclResourceType,
+        };
+        let acl = |name: &str, pattern_type| AclBinding {
+            resource_type: AclResourceType::Topic,
+            resource_name: name.into(),
+            pattern_type,
+            principal: "User:alice".into(),
+            host: "*".into(),
+            operation: AclOperation::Write,
+            permission: AclPermission::Allow,
+        };
+        let mut image = base();
+        let before = image.acls.clone();
+        let acls = vec![
+            acl("orders", AclPatternType::Literal),
+            acl("ord", AclPatternType::Prefixed),
+            acl("orders", AclPatternType::Literal),
+        ];
+        assert_eq!(
+            image.apply(6, &MetadataCommand::CreateAcls { acls }),
+            MetadataResponse::AclsCreated
+        );
+        assert_eq!(image.acls.bindings.len(), 2);
+        assert!(
+            before.is_empty(),
+            "copy on write: the old image is unchanged"
+        );
+        let shared = image.acls.clone();
+        image.apply(7, &create(101, "u", vec![vec![1]]));
+        assert!(Arc::ptr_eq(&shared, &image.acls));
+        let back: MetadataImage =
+            serde_json::from_slice(&serde_json::to_vec(&image).unwrap()).unwrap();
+        assert_eq!(back, image);
+        let filter = |pattern_type| AclBindingFilter {
+            resource_type: Some(AclResourceType::Topic),
+            resource_name: Some("orders".into()),
+            pattern_type,
+            principal: None,
+            host: None,
+            operation: None,
+            permission: None,
+        };
+        let deleted = image.apply(
+            8,
+            &MetadataCommand::DeleteAcls {
+                filters: vec![
+                    filter(AclPatternFilter::Literal),
+                    filter(AclPatternFilter::Match),
+                ],
+            },
+        );
+        assert_eq!(
+            deleted,
+            MetadataResponse::AclsDeleted {
+                removed: vec![
+                    vec![acl("orders", AclPatternType::Literal)],
+                    vec![acl("ord", AclPatternType::Prefixed)],
+                ]
+            }
+        );
+        assert!(image.acls.is_empty());
+        let json = serde_json::to_string(&image).unwrap();
+        assert!(!json.contains("acls"), "{json}");
     }
 }

@@ -121,6 +121,7 @@
 //! - Producer-id blocks, ACLs, quotas.
 //! - Topic config values are stored as given; validating them is the gateway's job.
 
+mod acl;
 mod command;
 mod controller;
 mod election;
@@ -140,6 +141,16 @@ mod test_support;
 mod types;
 mod unreachable;
 
+pub use acl::AclBinding;
+pub use acl::AclBindingFilter;
+pub use acl::AclImage;
+pub use acl::AclOperation;
+pub use acl::AclPatternFilter;
+pub use acl::AclPatternType;
+pub use acl::AclPermission;
+pub use acl::AclResourceType;
+pub use acl::CLUSTER_RESOURCE_NAME;
+pub use acl::WILDCARD;
 pub use command::AlterPartitionError;
 pub use command::ElectionError;
 pub use command::ElectionResult;
