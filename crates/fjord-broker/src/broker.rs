@@ -15,6 +15,7 @@ use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 use crate::admin::AdminService;
+use crate::authorizer::Authorizer;
 use crate::config::{BrokerConfig, REPLICATION_LISTENER, ReplicationConfig};
 use crate::error::BrokerError;
 use crate::group_service::GroupCoordinatorAdapter;
@@ -49,6 +50,9 @@ pub struct Broker {
     pub(crate) txns: Arc<TransactionCoordinatorAdapter>,
     /// Writes transaction markers on partitions led here.
     pub(crate) markers: Arc<LocalMarkerWriter>,
+    /// ACL checks; takes up each applied image's ACLs before the image is
+    /// published as applied.
+    pub(crate) authorizer: Arc<Authorizer>,
 }
 
 /// The local replica changes of one applied image, shared by every subscriber.
@@ -118,6 +122,10 @@ impl Broker {
             });
         }
         let group_config = config.groups.clone();
+        let authorizer = Arc::new(Authorizer::new(
+            config.authorizer.clone(),
+            first.acls.clone(),
+        ));
         let (applied_tx, applied) = watch::channel(first);
         let metadata_cache = MetadataCache::new(applied);
         let admin = Arc::new(AdminService::new(
@@ -166,6 +174,7 @@ impl Broker {
             groups,
             txns,
             markers,
+            authorizer,
         });
         broker.spawn_metadata_follower(committed, applied_tx);
         broker.spawn_housekeeping();
@@ -192,6 +201,7 @@ impl Broker {
         let config = self.config.clone();
         let cancel = self.cancel.clone();
         let local_changes = self.local_changes.clone();
+        let authorizer = self.authorizer.clone();
         // The image applied at start; `None` after a failed apply: walk everything.
         let mut prev = Some(applied_tx.borrow().clone());
         self.tasks.spawn(async move {
@@ -248,6 +258,9 @@ impl Broker {
                     }
                     Err(err) => tracing::error!(%err, "metadata apply task failed"),
                 }
+                // Before the image: an admin call waiting for its ACLs to be
+                // applied here answers only once they are enforced.
+                authorizer.publish(&image.acls);
                 applied_tx.send_replace(image);
             }
         });
@@ -392,6 +405,10 @@ impl Broker {
     }
 
     /// Topic administration, leader elections and reassignments.
+    pub fn authorizer(&self) -> &Arc<Authorizer> {
+        &self.authorizer
+    }
+
     pub fn admin(&self) -> &Arc<AdminService> {
         &self.admin
     }

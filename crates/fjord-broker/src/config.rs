@@ -67,6 +67,8 @@ pub struct BrokerConfig {
     /// The transaction coordinator and `__transaction_state`
     /// (`transaction.state.log.*`; not exposed to clients yet).
     pub transactions: fjord_coordinator::runtime::TransactionServiceConfig,
+    /// The ACL authorizer (off by default).
+    pub authorizer: crate::authorizer::AuthorizerConfig,
 }
 
 impl BrokerConfig {
@@ -95,6 +97,7 @@ impl BrokerConfig {
             producer_id_expiration_check_interval: Duration::from_millis(600_000),
             groups: Default::default(),
             transactions: Default::default(),
+            authorizer: Default::default(),
         }
     }
 }

@@ -59,6 +59,7 @@
 //! (transactional produce, TxnOffsetCommit, the gateway handlers).
 
 pub mod admin;
+pub mod authorizer;
 mod broker;
 pub mod config;
 mod dynamic_config;
@@ -89,6 +90,10 @@ pub use config::{
     AdvertisedListener, BrokerConfig, DEFAULT_LISTENER, REPLICATION_LISTENER, ReplicationConfig,
 };
 pub use error::{AdminError, BrokerError, PartitionError, RecordError, RecordErrorKind};
+pub use fjord_controller::{
+    AclBinding, AclBindingFilter, AclOperation, AclPatternFilter, AclPatternType, AclPermission,
+    AclResourceType, CLUSTER_RESOURCE_NAME, WILDCARD,
+};
 pub use fjord_controller::{
     BrokerRegistration, Controller, ElectionError, ElectionType, Listener, MetadataImage,
     PartitionRegistration, ReassignmentError, ReplicaAssignmentError, TopicImage,

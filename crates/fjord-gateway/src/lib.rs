@@ -14,6 +14,8 @@
 //! - `connection`: one task per connection, generic over its stream; reads
 //!   frames ahead, handles requests one at a time, writes responses in
 //!   request order, and builds each request's context.
+//! - `authz`: ACL checks from a request's context (Kafka's `AuthHelper`),
+//!   answered by the broker's authorizer snapshot.
 //! - `context`: Kafka's `RequestContext` (api key and version, correlation
 //!   id, client id and software, listener, peer, security protocol,
 //!   principal) and the per-connection state it is built from.
@@ -50,6 +52,7 @@
 //! uses a patched copy (`vendor/README.md`), and `frame::allocation_tests`
 //! keeps it honest.
 
+mod authz;
 mod connection;
 mod context;
 mod error;

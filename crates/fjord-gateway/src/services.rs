@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use fjord_broker::admin::AdminService;
+use fjord_broker::authorizer::Authorizer;
 use fjord_broker::group_service::GroupCoordinatorAdapter;
 use fjord_broker::metadata_cache::MetadataCache;
 use fjord_broker::producer_ids::ProducerIdService;
@@ -30,6 +31,8 @@ pub struct Services {
     pub txns: Arc<TransactionCoordinatorAdapter>,
     /// Writes transaction markers on partitions led here (WriteTxnMarkers).
     pub markers: Arc<LocalMarkerWriter>,
+    /// ACL checks (everything allowed unless the authorizer is on).
+    pub authorizer: Arc<Authorizer>,
     /// For the active controller's id (Metadata, DescribeCluster).
     controller: Controller,
 }
@@ -46,6 +49,7 @@ impl Services {
             groups: broker.groups().clone(),
             txns: broker.txns().clone(),
             markers: broker.markers().clone(),
+            authorizer: broker.authorizer().clone(),
             controller: broker.controller().clone(),
         }
     }

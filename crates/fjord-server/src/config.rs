@@ -23,6 +23,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use fjord_broker::authorizer::AuthorizerConfig;
 use fjord_broker::config::LogCleanerConfig;
 use fjord_broker::{AdvertisedListener, BrokerConfig, REPLICATION_LISTENER, ReplicationConfig};
 use fjord_controller::ControllerConfig;
@@ -234,6 +235,14 @@ pub struct BrokerSection {
     pub log_cleaner_io_buffer_size: usize,
     /// `log.cleaner.backoff.ms`: the cleaner's pause when no log is due.
     pub log_cleaner_backoff_ms: u64,
+    /// Check ACLs (Kafka: `authorizer.class.name` set to the
+    /// `StandardAuthorizer`). Off: every client may do everything.
+    pub authorizer_enable: bool,
+    /// `super.users`: principals allowed everything, `;`-separated
+    /// (`User:admin;User:ops`).
+    pub super_users: String,
+    /// `allow.everyone.if.no.acl.found`: allow a resource without any ACL.
+    pub allow_everyone_if_no_acl_found: bool,
 }
 
 impl Default for FileConfig {
@@ -298,6 +307,9 @@ impl Default for BrokerSection {
             transaction_state_log_segment_bytes: 100 * 1024 * 1024,
             offsets_topic_segment_bytes: 100 * 1024 * 1024,
             log_cleaner_enable: true,
+            authorizer_enable: false,
+            super_users: String::new(),
+            allow_everyone_if_no_acl_found: false,
             log_cleaner_dedupe_buffer_size: 128 * 1024 * 1024,
             log_cleaner_io_buffer_size: 512 * 1024,
             log_cleaner_backoff_ms: 15_000,
@@ -590,6 +602,11 @@ impl FileConfig {
                     },
                     ..TransactionServiceConfig::default()
                 }
+            },
+            authorizer: AuthorizerConfig {
+                enable: b.authorizer_enable,
+                super_users: AuthorizerConfig::parse_super_users(&b.super_users),
+                allow_everyone_if_no_acl_found: b.allow_everyone_if_no_acl_found,
             },
         };
         let controller = ControllerConfig {

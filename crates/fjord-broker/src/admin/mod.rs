@@ -8,6 +8,7 @@
 //! metadata cache) and nothing of the replicas: a new admin API lands here,
 //! not on the `Broker`.
 
+mod acls;
 mod configs;
 mod elect_leaders;
 mod reassignment;

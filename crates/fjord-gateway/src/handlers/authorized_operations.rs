@@ -1,36 +1,84 @@
 //! The `authorized_operations` bit fields that Metadata (topics, cluster),
 //! DescribeCluster and DescribeGroups return when a client asks for them.
-//! Fjord has no authorizer yet, so every operation that applies to the
-//! resource is allowed, as Kafka answers without an authorizer; bits are
-//! Kafka's `AclOperation` codes.
+//! Without an authorizer every operation that applies to the resource is
+//! allowed, as Kafka answers; with one, the bits are the operations the
+//! authorizer allows the request's principal (Kafka's
+//! `AuthHelper.authorizedOperations`). Bits are Kafka's `AclOperation` codes.
+
+use fjord_broker::{AclOperation, AclResourceType, CLUSTER_RESOURCE_NAME};
+
+use super::acl_wire::operation_code;
+use crate::context::RequestContext;
+use crate::services::Services;
 
 /// Kafka's value when the client did not ask (`-2147483648`).
 pub(crate) const OMITTED: i32 = i32::MIN;
 
-/// READ (3), WRITE (4), CREATE (5), DELETE (6), ALTER (7), DESCRIBE (8),
-/// DESCRIBE_CONFIGS (10), ALTER_CONFIGS (11).
-pub(crate) const TOPIC: i32 = bits(&[3, 4, 5, 6, 7, 8, 10, 11]);
+const TOPIC_OPERATIONS: &[AclOperation] = &[
+    AclOperation::Read,
+    AclOperation::Write,
+    AclOperation::Create,
+    AclOperation::Delete,
+    AclOperation::Alter,
+    AclOperation::Describe,
+    AclOperation::DescribeConfigs,
+    AclOperation::AlterConfigs,
+];
 
-/// CREATE (5), ALTER (7), DESCRIBE (8), CLUSTER_ACTION (9), DESCRIBE_CONFIGS
-/// (10), ALTER_CONFIGS (11), IDEMPOTENT_WRITE (12).
-pub(crate) const CLUSTER: i32 = bits(&[5, 7, 8, 9, 10, 11, 12]);
+const CLUSTER_OPERATIONS: &[AclOperation] = &[
+    AclOperation::Create,
+    AclOperation::Alter,
+    AclOperation::Describe,
+    AclOperation::ClusterAction,
+    AclOperation::DescribeConfigs,
+    AclOperation::AlterConfigs,
+    AclOperation::IdempotentWrite,
+];
 
-/// READ (3), DELETE (6), DESCRIBE (8).
-pub(crate) const GROUP: i32 = bits(&[3, 6, 8]);
+const GROUP_OPERATIONS: &[AclOperation] = &[
+    AclOperation::Read,
+    AclOperation::Delete,
+    AclOperation::Describe,
+];
 
-const fn bits(operations: &[u32]) -> i32 {
-    let mut field = 0;
-    let mut i = 0;
-    while i < operations.len() {
-        field |= 1 << operations[i];
-        i += 1;
-    }
-    field
+fn bits(operations: &[AclOperation], allowed: impl Fn(AclOperation) -> bool) -> i32 {
+    operations
+        .iter()
+        .filter(|op| allowed(**op))
+        .fold(0, |field, op| field | 1 << operation_code(*op))
 }
 
-/// `operations` when the client asked for them, else [`OMITTED`].
-pub(crate) fn when_asked(asked: bool, operations: i32) -> i32 {
-    if asked { operations } else { OMITTED }
+fn of(
+    ctx: &RequestContext,
+    svc: &Services,
+    operations: &[AclOperation],
+    resource_type: AclResourceType,
+    name: &str,
+) -> i32 {
+    bits(operations, |op| {
+        ctx.authorized(svc, op, resource_type, name)
+    })
+}
+
+/// What the principal may do on a topic.
+pub(crate) fn topic(ctx: &RequestContext, svc: &Services, name: &str) -> i32 {
+    of(ctx, svc, TOPIC_OPERATIONS, AclResourceType::Topic, name)
+}
+
+/// What the principal may do on the cluster.
+pub(crate) fn cluster(ctx: &RequestContext, svc: &Services) -> i32 {
+    of(
+        ctx,
+        svc,
+        CLUSTER_OPERATIONS,
+        AclResourceType::Cluster,
+        CLUSTER_RESOURCE_NAME,
+    )
+}
+
+/// What the principal may do on a group.
+pub(crate) fn group(ctx: &RequestContext, svc: &Services, name: &str) -> i32 {
+    of(ctx, svc, GROUP_OPERATIONS, AclResourceType::Group, name)
 }
 
 #[cfg(test)]
@@ -41,10 +89,13 @@ mod tests {
     /// expects 8 topic and 7 cluster operations).
     #[test]
     fn every_operation_of_the_resource() {
-        assert_eq!(TOPIC.count_ones(), 8);
-        assert_eq!(CLUSTER.count_ones(), 7);
-        assert_eq!(GROUP, (1 << 3) | (1 << 6) | (1 << 8));
-        assert_eq!(when_asked(false, TOPIC), i32::MIN);
-        assert_eq!(when_asked(true, CLUSTER), CLUSTER);
+        let all = |ops| bits(ops, |_| true);
+        assert_eq!(all(TOPIC_OPERATIONS).count_ones(), 8);
+        assert_eq!(all(CLUSTER_OPERATIONS).count_ones(), 7);
+        assert_eq!(all(GROUP_OPERATIONS), (1 << 3) | (1 << 6) | (1 << 8));
+        assert_eq!(
+            bits(TOPIC_OPERATIONS, |op| op == AclOperation::Read),
+            1 << 3
+        );
     }
 }

@@ -5,6 +5,7 @@
 //! assignments mixed with counts or with gaps); the broker validates and
 //! places the rest.
 
+use fjord_broker::AclOperation;
 use std::collections::{BTreeMap, HashMap};
 
 use fjord_broker::{AdminError, CreatedTopic, NewTopic};
@@ -43,9 +44,16 @@ pub(crate) async fn handle(
     }
     let mut outcomes = Vec::with_capacity(request.topics.len());
     let mut to_create = Vec::new();
+    // CREATE on the cluster allows every topic; otherwise CREATE on each
+    // (Kafka's `handleCreateTopicsRequest`).
+    let cluster_create = ctx.authorized_cluster(svc, AclOperation::Create);
     for topic in request.topics {
         let name = topic.name.0.to_string();
-        let refusal = if counts.get(&name).copied().unwrap_or(0) > 1 {
+        let refusal = if !cluster_create && !ctx.authorized_topic(svc, AclOperation::Create, &name)
+        {
+            let error = ResponseError::TopicAuthorizationFailed;
+            Some((error, error.to_string()))
+        } else if counts.get(&name).copied().unwrap_or(0) > 1 {
             Some((
                 ResponseError::InvalidRequest,
                 format!("topic {name} appears more than once in the request"),

@@ -1,7 +1,9 @@
 //! DeleteGroups (key 42): delete empty groups and their offsets; one result
 //! per group.
 
+use fjord_broker::AclOperation;
 use fjord_coordinator::group::GroupError;
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse, GroupId};
 
@@ -11,16 +13,26 @@ use crate::error_code::group_error;
 use crate::services::Services;
 
 pub(crate) async fn handle(
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     svc: &Services,
     request: DeleteGroupsRequest,
 ) -> DeleteGroupsResponse {
-    let group_ids = request
+    // DELETE on each group; refused groups never reach the coordinator
+    // (Kafka's `handleDeleteGroupsRequest`).
+    let (allowed, refused): (Vec<String>, Vec<String>) = request
         .groups_names
         .into_iter()
         .map(|g| g.0.to_string())
-        .collect();
-    response(svc.groups.delete_groups(group_ids).await)
+        .partition(|g| ctx.authorized_group(svc, AclOperation::Delete, g));
+    let mut response = response(svc.groups.delete_groups(allowed).await);
+    for group_id in refused {
+        response.results.push(
+            DeletableGroupResult::default()
+                .with_group_id(GroupId(wire_str(group_id)))
+                .with_error_code(ResponseError::GroupAuthorizationFailed.code()),
+        );
+    }
+    response
 }
 
 fn response(results: Vec<(String, Result<(), GroupError>)>) -> DeleteGroupsResponse {

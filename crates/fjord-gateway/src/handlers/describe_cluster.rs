@@ -1,6 +1,7 @@
 //! DescribeCluster (key 60): cluster id, controller and brokers, as the
 //! admin client's `describeCluster` asks for them.
 
+use fjord_broker::AclOperation;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
@@ -29,6 +30,11 @@ pub(crate) async fn handle(
                 request.endpoint_type
             ))))
             .with_endpoint_type(request.endpoint_type);
+    }
+    // DESCRIBE on the cluster (Kafka's `handleDescribeCluster`).
+    if !ctx.authorized_cluster(svc, AclOperation::Describe) {
+        let error = ResponseError::ClusterAuthorizationFailed;
+        return DescribeClusterResponse::default().with_error_code(error.code());
     }
     let image = svc.metadata.image();
     let include_fenced = version >= 2 && request.include_fenced_brokers;
@@ -59,8 +65,9 @@ pub(crate) async fn handle(
         .with_cluster_id(StrBytes::from_string(image.cluster_id.clone()))
         .with_controller_id(BrokerId(controller_id))
         .with_brokers(brokers)
-        .with_cluster_authorized_operations(authorized_operations::when_asked(
-            request.include_cluster_authorized_operations,
-            authorized_operations::CLUSTER,
-        ))
+        .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
+            authorized_operations::cluster(ctx, svc)
+        } else {
+            authorized_operations::OMITTED
+        })
 }

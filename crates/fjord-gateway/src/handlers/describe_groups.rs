@@ -3,7 +3,9 @@
 //! v5). v3+ may ask for the authorized operations: without ACLs every group
 //! operation is allowed. v4+ show static instance ids.
 
+use fjord_broker::AclOperation;
 use fjord_coordinator::group::{GroupDescription, GroupError};
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, GroupId};
 use kafka_protocol::protocol::StrBytes;
@@ -19,12 +21,25 @@ pub(crate) async fn handle(
     request: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
     let version = ctx.api_version;
-    let operations = authorized_operations::when_asked(
-        version >= 3 && request.include_authorized_operations,
-        authorized_operations::GROUP,
-    );
+    let asked = version >= 3 && request.include_authorized_operations;
     let mut groups = Vec::with_capacity(request.groups.len());
     for group_id in request.groups {
+        // DESCRIBE on the group (Kafka's `handleDescribeGroupsRequest`).
+        if !ctx.authorized_group(svc, AclOperation::Describe, group_id.0.as_str()) {
+            let error = ResponseError::GroupAuthorizationFailed;
+            groups.push(
+                DescribedGroup::default()
+                    .with_group_id(group_id)
+                    .with_error_code(error.code())
+                    .with_authorized_operations(authorized_operations::OMITTED),
+            );
+            continue;
+        }
+        let operations = if asked {
+            authorized_operations::group(ctx, svc, group_id.0.as_str())
+        } else {
+            authorized_operations::OMITTED
+        };
         let result = svc.groups.describe_group(group_id.0.as_str()).await;
         groups.push(described(group_id, result, operations));
     }
@@ -97,8 +112,11 @@ mod tests {
     #[test]
     fn responses_encode_at_every_version() {
         for version in 0..=5 {
-            let operations =
-                authorized_operations::when_asked(version >= 3, authorized_operations::GROUP);
+            let operations = if version >= 3 {
+                (1 << 3) | (1 << 6) | (1 << 8)
+            } else {
+                authorized_operations::OMITTED
+            };
             let g = || GroupId(wire_str("g"));
             let response = DescribeGroupsResponse::default().with_groups(vec![
                 described(g(), Ok(description()), operations),

@@ -17,7 +17,7 @@
 use std::time::Duration;
 
 use fjord_broker::{
-    FetchParams, FetchPartition, FetchPartitionData, MetadataImage, PartitionError,
+    AclOperation, FetchParams, FetchPartition, FetchPartitionData, MetadataImage, PartitionError,
 };
 use fjord_types::{NO_BROKER, TopicPartition};
 use kafka_protocol::ResponseError;
@@ -74,6 +74,12 @@ async fn fetch(ctx: &RequestContext, svc: &Services, request: FetchRequest) -> F
         } else {
             (topic.topic.0.to_string(), None)
         };
+        // READ on the topic, checked per topic before the broker sees any
+        // of its partitions (Kafka's `handleFetchRequest`).
+        let topic_error = topic_error.or_else(|| {
+            (!ctx.authorized_topic(svc, AclOperation::Read, &name))
+                .then_some(ResponseError::TopicAuthorizationFailed)
+        });
         let mut slots = Vec::with_capacity(topic.partitions.len());
         for p in topic.partitions {
             requested_partitions += 1;

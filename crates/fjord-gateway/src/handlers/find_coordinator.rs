@@ -6,6 +6,7 @@
 //! `coordinator_keys` and answer one entry per key. Other key types (share
 //! groups) get INVALID_REQUEST.
 
+use fjord_broker::AclOperation;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -30,7 +31,7 @@ pub(crate) async fn handle(
     let version = ctx.api_version;
     let listener = ctx.listener();
     if version < 4 {
-        let found = find(svc, request.key_type, request.key.as_str(), listener).await;
+        let found = find(ctx, svc, request.key_type, request.key.as_str(), listener).await;
         let response = FindCoordinatorResponse::default();
         match found {
             Ok((node_id, host, port)) => response
@@ -49,7 +50,7 @@ pub(crate) async fn handle(
         let mut coordinators = Vec::with_capacity(request.coordinator_keys.len());
         for key in request.coordinator_keys {
             let entry = Coordinator::default().with_key(key.clone());
-            let entry = match find(svc, request.key_type, key.as_str(), listener).await {
+            let entry = match find(ctx, svc, request.key_type, key.as_str(), listener).await {
                 Ok((node_id, host, port)) => entry
                     .with_node_id(BrokerId(node_id))
                     .with_host(wire_str(host))
@@ -67,7 +68,24 @@ pub(crate) async fn handle(
     }
 }
 
-async fn find(svc: &Services, key_type: i8, key: &str, listener: &str) -> Found {
+async fn find(
+    ctx: &RequestContext,
+    svc: &Services,
+    key_type: i8,
+    key: &str,
+    listener: &str,
+) -> Found {
+    // DESCRIBE on the group, WRITE on the transactional id (Kafka's
+    // `handleFindCoordinatorRequest`).
+    if key_type == GROUP && !ctx.authorized_group(svc, AclOperation::Describe, key) {
+        let error = ResponseError::GroupAuthorizationFailed;
+        return Err((error, error.to_string()));
+    }
+    if key_type == TRANSACTION && !ctx.authorized_transactional_id(svc, AclOperation::Describe, key)
+    {
+        let error = ResponseError::TransactionalIdAuthorizationFailed;
+        return Err((error, error.to_string()));
+    }
     let node_id = match key_type {
         GROUP => svc
             .groups

@@ -1,7 +1,9 @@
 //! Heartbeat (key 12): a member is alive; the error tells it to rejoin.
 //! v3+ carry static instance ids.
 
+use fjord_broker::AclOperation;
 use fjord_coordinator::group;
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
 use crate::context::RequestContext;
@@ -9,10 +11,15 @@ use crate::error_code::group_error;
 use crate::services::Services;
 
 pub(crate) async fn handle(
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     svc: &Services,
     request: HeartbeatRequest,
 ) -> HeartbeatResponse {
+    // READ on the group (Kafka's `handleHeartbeatRequest`).
+    if !ctx.authorized_group(svc, AclOperation::Read, &request.group_id.0) {
+        let error = ResponseError::GroupAuthorizationFailed;
+        return HeartbeatResponse::default().with_error_code(error.code());
+    }
     let req = group::HeartbeatRequest {
         group_id: request.group_id.0.to_string(),
         member_id: request.member_id.to_string(),

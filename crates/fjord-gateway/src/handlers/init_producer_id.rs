@@ -5,7 +5,9 @@
 //! KIP-360) bumps the epoch of the producer id and epoch the producer says
 //! it has.
 
+use fjord_broker::{AclOperation, AclResourceType};
 use fjord_coordinator::txn::{self, ProducerIdAndEpoch};
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
 use crate::context::RequestContext;
@@ -13,11 +15,25 @@ use crate::error_code::{admin_error, txn_error};
 use crate::services::Services;
 
 pub(crate) async fn handle(
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     svc: &Services,
     request: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
+    // WRITE on the transactional id; without one, IDEMPOTENT_WRITE on the
+    // cluster or WRITE on some topic (Kafka's `handleInitProducerIdRequest`).
+    let refused = match request.transactional_id.as_ref() {
+        Some(id) if !ctx.authorized_transactional_id(svc, AclOperation::Write, &id.0) => {
+            Some(ResponseError::TransactionalIdAuthorizationFailed)
+        }
+        None if !ctx.authorized_cluster(svc, AclOperation::IdempotentWrite)
+            && !ctx.authorized_any(svc, AclOperation::Write, AclResourceType::Topic) =>
+        {
+            Some(ResponseError::ClusterAuthorizationFailed)
+        }
+        _ => None,
+    };
     let answer = match request.transactional_id.as_ref() {
+        _ if refused.is_some() => Err(refused.map_or(0, |e| e.code())),
         None => svc.producer_ids.init_producer_id().await.map_err(|err| {
             tracing::debug!(%err, "InitProducerId refused");
             admin_error(&err).code()

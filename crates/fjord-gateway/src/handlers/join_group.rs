@@ -10,9 +10,11 @@
 //! `group::codec`, the reader replay uses too) so the coordinator knows the
 //! subscribed topics.
 
+use fjord_broker::AclOperation;
 use fjord_coordinator::group::{
     self, CONSUMER_PROTOCOL_TYPE, GroupError, JoinGroupResult, MemberProtocol, RequestToken, codec,
 };
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -43,6 +45,14 @@ pub(crate) async fn handle(
     request: JoinGroupRequest,
 ) -> JoinGroupResponse {
     let version = ctx.api_version;
+    // READ on the group (Kafka's `handleJoinGroupRequest`).
+    if !ctx.authorized_group(svc, AclOperation::Read, &request.group_id.0) {
+        let error = ResponseError::GroupAuthorizationFailed;
+        return JoinGroupResponse::default()
+            .with_error_code(error.code())
+            .with_generation_id(-1)
+            .with_member_id(request.member_id);
+    }
     let client = Client::of(ctx);
     let member_id = request.member_id.to_string();
     let req = domain_request(request, version, client);

@@ -2,7 +2,9 @@
 //! top level (its error is the response's); v3+ batch members, by member id
 //! or by static instance id, with an error each.
 
+use fjord_broker::AclOperation;
 use fjord_coordinator::group::{self, LeaveGroupResponse as Left, LeavingMember};
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
@@ -17,6 +19,11 @@ pub(crate) async fn handle(
     request: LeaveGroupRequest,
 ) -> LeaveGroupResponse {
     let version = ctx.api_version;
+    // READ on the group (Kafka's `handleLeaveGroupRequest`).
+    if !ctx.authorized_group(svc, AclOperation::Read, &request.group_id.0) {
+        let error = ResponseError::GroupAuthorizationFailed;
+        return LeaveGroupResponse::default().with_error_code(error.code());
+    }
     let left = svc
         .groups
         .leave_group(domain_request(request, version))

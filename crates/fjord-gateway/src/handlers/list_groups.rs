@@ -2,6 +2,7 @@
 //! state (case-insensitive, as Kafka parses them; unknown names match
 //! nothing); v5 filters by group type, and every group here is "classic".
 
+use fjord_broker::AclOperation;
 use fjord_coordinator::group::{GroupError, GroupListing, GroupState};
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
@@ -28,10 +29,17 @@ pub(crate) async fn handle(
     request: ListGroupsRequest,
 ) -> ListGroupsResponse {
     let version = ctx.api_version;
-    let listings = match filter(&request, version) {
+    let mut listings = match filter(&request, version) {
         Some(states) => svc.groups.list_groups(&states).await,
         None => Ok(Vec::new()),
     };
+    // DESCRIBE on the cluster lists every group; otherwise only the groups
+    // the principal may describe (Kafka's `handleListGroupsRequest`).
+    if !ctx.authorized_cluster(svc, AclOperation::Describe)
+        && let Ok(listings) = &mut listings
+    {
+        listings.retain(|g| ctx.authorized_group(svc, AclOperation::Describe, &g.group_id));
+    }
     response(listings)
 }
 

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use fjord_broker::{MetadataImage, TopicImage};
+use fjord_broker::{AclOperation, MetadataImage, TopicImage};
 use fjord_types::NO_BROKER;
 use futures::future::join_all;
 use kafka_protocol::ResponseError;
@@ -41,22 +41,23 @@ pub(crate) async fn handle(
 ) -> MetadataResponse {
     let version = ctx.api_version;
     let listener = ctx.listener();
-    let topic_operations = authorized_operations::when_asked(
-        version >= 8 && request.include_topic_authorized_operations,
-        authorized_operations::TOPIC,
-    );
+    let topic_operations_asked = version >= 8 && request.include_topic_authorized_operations;
     // Asked here up to v10; DescribeCluster answers it from then on.
-    let cluster_operations = authorized_operations::when_asked(
-        (8..=10).contains(&version) && request.include_cluster_authorized_operations,
-        authorized_operations::CLUSTER,
-    );
+    let cluster_operations =
+        if (8..=10).contains(&version) && request.include_cluster_authorized_operations {
+            authorized_operations::cluster(ctx, svc)
+        } else {
+            authorized_operations::OMITTED
+        };
     let wanted = wanted_topics(request.topics, version);
 
     let mut image = svc.metadata.image();
     let topics: Vec<MetadataResponseTopic> = match wanted {
+        // Every topic: those the principal may not describe are left out.
         None => image
             .topics
             .values()
+            .filter(|t| ctx.authorized_topic(svc, AclOperation::Describe, &t.name))
             .map(|t| topic_entry(&image, t, listener, version))
             .collect(),
         Some(wanted) => {
@@ -70,7 +71,8 @@ pub(crate) async fn handle(
                     Wanted::Name(name)
                         if is_valid_topic_name(name)
                             && !is_internal_topic(name)
-                            && !image.topic_ids.contains_key(name) =>
+                            && !image.topic_ids.contains_key(name)
+                            && ctx.authorized_topic(svc, AclOperation::Describe, name) =>
                     {
                         Some(name.as_str())
                     }
@@ -78,6 +80,26 @@ pub(crate) async fn handle(
                 })
                 .collect();
             let mut create_errors = Vec::new();
+            // Creating needs CREATE on the cluster or on the topic (Kafka's
+            // `handleTopicMetadataRequest`); the others are answered
+            // TOPIC_AUTHORIZATION_FAILED.
+            let missing: Vec<&str> = if allow_create
+                && !ctx.authorized_cluster(svc, AclOperation::Create)
+            {
+                missing
+                    .into_iter()
+                    .filter(|name| {
+                        let ok = ctx.authorized_topic(svc, AclOperation::Create, name);
+                        if !ok {
+                            create_errors
+                                .push((name.to_string(), ResponseError::TopicAuthorizationFailed));
+                        }
+                        ok
+                    })
+                    .collect()
+            } else {
+                missing
+            };
             if allow_create && !missing.is_empty() {
                 let results =
                     join_all(missing.iter().map(|name| svc.admin.auto_create_topic(name))).await;
@@ -93,7 +115,14 @@ pub(crate) async fn handle(
                 .iter()
                 .map(|w| match w {
                     Wanted::Name(name) => {
-                        if !is_valid_topic_name(name) {
+                        if !ctx.authorized_topic(svc, AclOperation::Describe, name) {
+                            error_entry(
+                                Some(name),
+                                Uuid::nil(),
+                                ResponseError::TopicAuthorizationFailed,
+                                version,
+                            )
+                        } else if !is_valid_topic_name(name) {
                             error_entry(
                                 Some(name),
                                 Uuid::nil(),
@@ -111,6 +140,16 @@ pub(crate) async fn handle(
                         }
                     }
                     Wanted::Id(id) => match image.topics.get(&topic_id_from_wire(*id)) {
+                        Some(topic)
+                            if !id.is_nil()
+                                && !ctx.authorized_topic(
+                                    svc,
+                                    AclOperation::Describe,
+                                    &topic.name,
+                                ) =>
+                        {
+                            error_entry(None, *id, ResponseError::TopicAuthorizationFailed, version)
+                        }
                         Some(topic) if !id.is_nil() => {
                             topic_entry(&image, topic, listener, version)
                         }
@@ -129,8 +168,9 @@ pub(crate) async fn handle(
     let topics = topics
         .into_iter()
         .map(|t| {
-            let operations = if t.error_code == 0 {
-                topic_operations
+            let operations = if t.error_code == 0 && topic_operations_asked {
+                let name = t.name.as_deref().map_or("", |n| n.as_str());
+                authorized_operations::topic(ctx, svc, name)
             } else {
                 authorized_operations::OMITTED
             };

@@ -17,6 +17,7 @@
 //! service their api belongs to ([`Services`]) in domain terms, and build
 //! the response message; [`handle`] encodes.
 
+mod acl_wire;
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 mod alter_configs;
@@ -24,11 +25,14 @@ mod alter_partition_reassignments;
 pub(crate) mod api_versions;
 mod authorized_operations;
 mod config_resource;
+mod create_acls;
 mod create_partitions;
 mod create_topics;
+mod delete_acls;
 mod delete_groups;
 mod delete_records;
 mod delete_topics;
+mod describe_acls;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
@@ -153,6 +157,9 @@ apis! {
     DescribeProducers => describe_producers, 0..=0;
     DescribeTransactions => describe_transactions, 0..=0;
     ListTransactions => list_transactions, 0..=1;
+    DescribeAcls => describe_acls, 1..=3;
+    CreateAcls => create_acls, 1..=3;
+    DeleteAcls => delete_acls, 1..=3;
 }
 
 /// The versions of `api_key` this gateway serves, if it serves it at all.

@@ -6,6 +6,8 @@
 //! reaching the coordinator, as in Kafka; every other partition gets the
 //! coordinator's result (group errors repeat on each partition).
 
+use fjord_broker::AclOperation;
+use kafka_protocol::ResponseError;
 use std::collections::HashMap;
 
 use fjord_coordinator::group::{self, GroupError, OffsetCommitPartition};
@@ -29,9 +31,30 @@ pub(crate) async fn handle(
     request: OffsetCommitRequest,
 ) -> OffsetCommitResponse {
     let version = ctx.api_version;
+    // READ on the group, then READ on each topic (Kafka's
+    // `handleOffsetCommitRequest`); refused partitions never reach the
+    // coordinator.
+    if !ctx.authorized_group(svc, AclOperation::Read, &request.group_id.0) {
+        let mut response = response(&request, &HashMap::new());
+        set_codes(
+            &mut response,
+            |_| true,
+            ResponseError::GroupAuthorizationFailed,
+        );
+        return response;
+    }
+    let refused_topics: Vec<&str> = request
+        .topics
+        .iter()
+        .map(|t| t.name.0.as_str())
+        .filter(|name| !ctx.authorized_topic(svc, AclOperation::Read, name))
+        .collect();
     let image = svc.metadata.image();
     let mut partitions = Vec::new();
     for topic in &request.topics {
+        if refused_topics.contains(&topic.name.0.as_str()) {
+            continue;
+        }
         for p in &topic.partitions {
             partitions.extend(known_partition(
                 &image,
@@ -59,7 +82,32 @@ pub(crate) async fn handle(
         };
         svc.groups.offset_commit(req).await.into_iter().collect()
     };
-    response(&request, &results)
+    let mut response = response(&request, &results);
+    if !refused_topics.is_empty() {
+        set_codes(
+            &mut response,
+            |topic| refused_topics.contains(&topic),
+            ResponseError::TopicAuthorizationFailed,
+        );
+    }
+    response
+}
+
+/// Answer `error` for every partition of the topics `which` selects.
+fn set_codes(
+    response: &mut OffsetCommitResponse,
+    which: impl Fn(&str) -> bool,
+    error: ResponseError,
+) {
+    for topic in response
+        .topics
+        .iter_mut()
+        .filter(|t| which(t.name.0.as_str()))
+    {
+        for p in &mut topic.partitions {
+            p.error_code = error.code();
+        }
+    }
 }
 
 /// One partition of an OffsetCommit or TxnOffsetCommit, `None` when its

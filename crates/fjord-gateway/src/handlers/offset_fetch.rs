@@ -10,6 +10,8 @@
 //! version as Kafka does; the client retries. The v9 member id and epoch
 //! belong to KIP-848 groups, which do not exist here.
 
+use fjord_broker::AclOperation;
+use kafka_protocol::ResponseError;
 use std::collections::BTreeMap;
 
 use fjord_coordinator::group::{self, CommittedOffset, GroupError};
@@ -40,6 +42,16 @@ pub(crate) async fn handle(
     if version >= 8 {
         let mut groups = Vec::with_capacity(request.groups.len());
         for g in request.groups {
+            // DESCRIBE on the group (Kafka's `handleOffsetFetchRequest`).
+            if !ctx.authorized_group(svc, AclOperation::Describe, &g.group_id.0) {
+                let error = ResponseError::GroupAuthorizationFailed;
+                groups.push(
+                    OffsetFetchResponseGroup::default()
+                        .with_group_id(g.group_id)
+                        .with_error_code(error.code()),
+                );
+                continue;
+            }
             let partitions = g.topics.map(|topics| {
                 topics
                     .into_iter()
@@ -58,6 +70,10 @@ pub(crate) async fn handle(
             groups.push(group_v8(g.group_id, fetched));
         }
         return OffsetFetchResponse::default().with_groups(groups);
+    }
+    if !ctx.authorized_group(svc, AclOperation::Describe, &request.group_id.0) {
+        let error = ResponseError::GroupAuthorizationFailed;
+        return OffsetFetchResponse::default().with_error_code(error.code());
     }
     let partitions = request.topics.map(|topics| {
         topics

@@ -12,7 +12,9 @@
 
 use std::time::Duration;
 
-use fjord_broker::{Acks, MetadataImage, PartitionError, ProducePartition, RecordError};
+use fjord_broker::{
+    Acks, AclOperation, MetadataImage, PartitionError, ProducePartition, RecordError,
+};
 use fjord_types::{NO_BROKER, TopicPartition};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::produce_response::{
@@ -125,6 +127,16 @@ pub(crate) async fn handle(ctx: &RequestContext, svc: &Services, request: Produc
         return refuse_all(&request, ResponseError::TransactionalIdAuthorizationFailed)
             .into_reply();
     }
+    // WRITE on the transactional id, for every partition at once.
+    if let Some(transactional_id) = &request.transactional_id
+        && !ctx.authorized_transactional_id(svc, AclOperation::Write, transactional_id)
+    {
+        if acks == Some(Acks::None) {
+            return Reply::Close(GatewayError::AcksZeroProduceFailed);
+        }
+        return refuse_all(&request, ResponseError::TransactionalIdAuthorizationFailed)
+            .into_reply();
+    }
     let image = svc.metadata.image();
     let mut requests = Vec::new();
     let mut topics = Vec::with_capacity(request.topic_data.len());
@@ -140,6 +152,12 @@ pub(crate) async fn handle(ctx: &RequestContext, svc: &Services, request: Produc
                 (!is_valid_topic_name(&name)).then_some(ResponseError::InvalidTopicException);
             (name, error)
         };
+        // WRITE on the topic, before its partitions reach the broker
+        // (Kafka's `handleProduceRequest`).
+        let topic_error = topic_error.or_else(|| {
+            (!ctx.authorized_topic(svc, AclOperation::Write, &name))
+                .then_some(ResponseError::TopicAuthorizationFailed)
+        });
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for partition in topic.partition_data {
             let refused = if acks.is_none() {

@@ -4,7 +4,9 @@
 //! v3+ carry static instance ids; v5 carries and answers the protocol type
 //! and name.
 
+use fjord_broker::AclOperation;
 use fjord_coordinator::group::{self, GroupError, RequestToken, SyncGroupResult};
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 
 use super::wire_str;
@@ -18,6 +20,11 @@ pub(crate) async fn handle(
     request: SyncGroupRequest,
 ) -> SyncGroupResponse {
     let version = ctx.api_version;
+    // READ on the group (Kafka's `handleSyncGroupRequest`).
+    if !ctx.authorized_group(svc, AclOperation::Read, &request.group_id.0) {
+        let error = ResponseError::GroupAuthorizationFailed;
+        return SyncGroupResponse::default().with_error_code(error.code());
+    }
     let result = svc
         .groups
         .sync_group(domain_request(request, version))
