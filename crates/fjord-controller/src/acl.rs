@@ -113,12 +113,12 @@ impl AclBindingFilter {
         {
             return false;
         }
-        let same_type = match (self.pattern_type, binding.pattern_type) {
+        let same_type = matches!(
+            (self.pattern_type, binding.pattern_type),
             (AclPatternFilter::Any | AclPatternFilter::Match, _)
-            | (AclPatternFilter::Literal, AclPatternType::Literal)
-            | (AclPatternFilter::Prefixed, AclPatternType::Prefixed) => true,
-            _ => false,
-        };
+                | (AclPatternFilter::Literal, AclPatternType::Literal)
+                | (AclPatternFilter::Prefixed, AclPatternType::Prefixed)
+        );
         if !same_type {
             return false;
         }
