@@ -7,6 +7,7 @@
 //! the others OPERATION_NOT_ATTEMPTED, and the coordinator is not asked;
 //! otherwise every partition carries the coordinator's one answer.
 
+use fjord_broker::AclOperation;
 use std::collections::BTreeSet;
 
 use fjord_coordinator::txn::TxnProducer;
@@ -23,7 +24,7 @@ use crate::error_code::txn_error;
 use crate::services::Services;
 
 pub(crate) async fn handle(
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     svc: &Services,
     request: AddPartitionsToTxnRequest,
 ) -> AddPartitionsToTxnResponse {
@@ -38,12 +39,32 @@ pub(crate) async fn handle(
                 .map(|&p| TopicPartition::new(topic.name.0.to_string(), p))
         })
         .collect();
+    // WRITE on the transactional id, then on each topic (Kafka's
+    // `handleAddPartitionsToTxnRequest`): a refused id refuses every
+    // partition; a refused topic its partitions, the others not attempted.
+    let txn_refused = !ctx.authorized_transactional_id(
+        svc,
+        AclOperation::Write,
+        &request.v3_and_below_transactional_id.0,
+    );
+    let unauthorized: BTreeSet<&TopicPartition> = requested
+        .iter()
+        .filter(|tp| !ctx.authorized_topic(svc, AclOperation::Write, &tp.topic))
+        .collect();
     let unknown: BTreeSet<&TopicPartition> = requested
         .iter()
         .filter(|tp| partition_registration(&image, &tp.topic, tp.partition).is_none())
         .collect();
     let code_of = |tp: &TopicPartition, answer: i16| {
-        if unknown.is_empty() {
+        if txn_refused {
+            ResponseError::TransactionalIdAuthorizationFailed.code()
+        } else if !unauthorized.is_empty() {
+            if unauthorized.contains(tp) {
+                ResponseError::TopicAuthorizationFailed.code()
+            } else {
+                ResponseError::OperationNotAttempted.code()
+            }
+        } else if unknown.is_empty() {
             answer
         } else if unknown.contains(tp) {
             ResponseError::UnknownTopicOrPartition.code()
@@ -51,7 +72,7 @@ pub(crate) async fn handle(
             ResponseError::OperationNotAttempted.code()
         }
     };
-    let answer = if unknown.is_empty() {
+    let answer = if unknown.is_empty() && unauthorized.is_empty() && !txn_refused {
         let producer = TxnProducer {
             transactional_id: request.v3_and_below_transactional_id.0.to_string(),
             producer_id: request.v3_and_below_producer_id.0,

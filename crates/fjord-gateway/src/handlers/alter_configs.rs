@@ -1,6 +1,7 @@
 //! AlterConfigs (key 33): each resource's dynamic configs become exactly
 //! the request's (Kafka's replace-all semantics), through the controller.
 
+use fjord_broker::AclOperation;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
@@ -12,13 +13,19 @@ use crate::error_code::{admin_error, admin_error_message};
 use crate::services::Services;
 
 pub(crate) async fn handle(
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     svc: &Services,
     request: AlterConfigsRequest,
 ) -> AlterConfigsResponse {
     let mut responses = Vec::with_capacity(request.resources.len());
     for resource in request.resources {
-        let outcome = match config_resource::parse(resource.resource_type, &resource.resource_name) {
+        let outcome = match config_resource::parse_authorized(
+                ctx,
+                svc,
+                resource.resource_type,
+                &resource.resource_name,
+                AclOperation::AlterConfigs,
+            ) {
             Ok(Resource::Config(r)) => {
                 let configs: Vec<(String, Option<String>)> = resource
                     .configs

@@ -2,6 +2,7 @@
 //! partitions to new replicas, as `kafka-reassign-partitions.sh --execute`
 //! and the admin client's `alterPartitionReassignments` ask.
 
+use fjord_broker::AclOperation;
 use std::collections::BTreeMap;
 
 use fjord_broker::ReassignmentError;
@@ -25,6 +26,13 @@ pub(crate) async fn handle(
     request: AlterPartitionReassignmentsRequest,
 ) -> AlterPartitionReassignmentsResponse {
     let version = ctx.api_version;
+    // ALTER on the cluster (Kafka's `handleAlterPartitionReassignmentsRequest`).
+    if !ctx.authorized_cluster(svc, AclOperation::Alter) {
+        let error = ResponseError::ClusterAuthorizationFailed;
+        return AlterPartitionReassignmentsResponse::default()
+            .with_error_code(error.code())
+            .with_error_message(Some(StrBytes::from_string(error.to_string())));
+    }
     // v0 has no flag: the replication factor may change.
     let allow_rf_change = version < 1 || request.allow_replication_factor_change;
     let reassignments = request

@@ -2,8 +2,11 @@
 //! IncrementalAlterConfigs) from Kafka's resource type and name: the part
 //! those three handlers share.
 
-use fjord_broker::ConfigResource;
+use fjord_broker::{AclOperation, ConfigResource};
 use kafka_protocol::ResponseError;
+
+use crate::context::RequestContext;
+use crate::services::Services;
 
 /// Kafka's `ConfigResource.Type` codes.
 pub(crate) const RESOURCE_TOPIC: i8 = 2;
@@ -43,6 +46,35 @@ pub(crate) fn parse(resource_type: i8, name: &str) -> Result<Resource, (Response
             ResponseError::InvalidRequest,
             format!("unsupported resource type {other}"),
         )),
+    }
+}
+
+/// [`parse`], then the ACL the operation needs on the resource
+/// (`DESCRIBE_CONFIGS` or `ALTER_CONFIGS`): topics on the topic, groups on
+/// the group, brokers and broker loggers on the cluster, as Kafka's
+/// `ConfigHelper`/`handleAlterConfigsRequest` check them.
+pub(crate) fn parse_authorized(
+    ctx: &RequestContext,
+    svc: &Services,
+    resource_type: i8,
+    name: &str,
+    operation: AclOperation,
+) -> Result<Resource, (ResponseError, String)> {
+    let resource = parse(resource_type, name)?;
+    let refused = match &resource {
+        Resource::Config(ConfigResource::Topic(topic)) => (!ctx
+            .authorized_topic(svc, operation, topic))
+        .then_some(ResponseError::TopicAuthorizationFailed),
+        Resource::Config(ConfigResource::Group(group)) => (!ctx
+            .authorized_group(svc, operation, group))
+        .then_some(ResponseError::GroupAuthorizationFailed),
+        Resource::Config(ConfigResource::Broker(_)) | Resource::BrokerLogger => (!ctx
+            .authorized_cluster(svc, operation))
+        .then_some(ResponseError::ClusterAuthorizationFailed),
+    };
+    match refused {
+        Some(error) => Err((error, error.to_string())),
+        None => Ok(resource),
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use fjord_broker::AclOperation;
 use futures::future::join_all;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
@@ -13,7 +14,7 @@ use crate::error_code::{admin_error, admin_error_message};
 use crate::services::Services;
 
 pub(crate) async fn handle(
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     svc: &Services,
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
@@ -26,6 +27,13 @@ pub(crate) async fn handle(
         let duplicate = counts.get(topic.name.as_str()).copied().unwrap_or(0) > 1;
         async move {
             let entry = CreatePartitionsTopicResult::default().with_name(topic.name.clone());
+            // ALTER on the topic (Kafka's `handleCreatePartitionsRequest`).
+            if !ctx.authorized_topic(svc, AclOperation::Alter, topic.name.as_str()) {
+                let error = ResponseError::TopicAuthorizationFailed;
+                return entry
+                    .with_error_code(error.code())
+                    .with_error_message(Some(StrBytes::from_string(error.to_string())));
+            }
             if duplicate {
                 return entry
                     .with_error_code(ResponseError::InvalidRequest.code())

@@ -4,6 +4,7 @@
 //! in-sync replicas) once it reached the requested offset, or an error;
 //! REQUEST_TIMED_OUT when followers did not catch up within `timeout_ms`.
 
+use fjord_broker::AclOperation;
 use std::time::Duration;
 
 use fjord_broker::PartitionError;
@@ -26,7 +27,7 @@ const INVALID_LOW_WATERMARK: Offset = -1;
 type Answer = Result<Offset, ResponseError>;
 
 pub(crate) async fn handle(
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     svc: &Services,
     request: DeleteRecordsRequest,
 ) -> DeleteRecordsResponse {
@@ -37,8 +38,12 @@ pub(crate) async fn handle(
     let mut to_delete = Vec::new();
     for topic in request.topics {
         let name = topic.name.0.to_string();
+        // DELETE on the topic (Kafka's `handleDeleteRecordsRequest`).
+        let authorized = ctx.authorized_topic(svc, AclOperation::Delete, &name);
         for p in topic.partitions {
-            let early = if is_internal_topic(&name) {
+            let early = if !authorized {
+                Some(Err(ResponseError::TopicAuthorizationFailed))
+            } else if is_internal_topic(&name) {
                 // Kafka refuses clients' deletions on internal topics.
                 Some(Err(ResponseError::InvalidTopicException))
             } else if partition_registration(&image, &name, p.partition_index).is_none() {

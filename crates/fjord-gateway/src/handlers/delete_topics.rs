@@ -1,6 +1,8 @@
 //! DeleteTopics (key 20): delete topics by name (v1-6) or by id (v6).
 
+use fjord_broker::{AclOperation, AdminError};
 use futures::future::join_all;
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -39,16 +41,39 @@ pub(crate) async fn handle(
             .collect()
     };
 
-    let results = join_all(targets.into_iter().map(|target| async move {
-        match target {
-            Target::Name(name) => match svc.admin.delete_topic(&name).await {
-                Ok(id) => (Some(name), wire_topic_id(id), Ok(())),
-                Err(err) => (Some(name), Uuid::nil(), Err(err)),
-            },
-            Target::Id(id) => match svc.admin.delete_topic_id(topic_id_from_wire(id)).await {
-                Ok(name) => (Some(name), id, Ok(())),
-                Err(err) => (None, id, Err(err)),
-            },
+    // DELETE on each topic; a topic given by id is looked up first, so an
+    // unknown id stays UNKNOWN_TOPIC_ID (Kafka's `handleDeleteTopicsRequest`).
+    let image = svc.metadata.image();
+    let refused = |name: &str| !ctx.authorized_topic(svc, AclOperation::Delete, name);
+    let denied = || {
+        let error = ResponseError::TopicAuthorizationFailed;
+        Err((error, error.to_string()))
+    };
+    let failed = |err: AdminError| {
+        tracing::debug!(%err, "delete topic failed");
+        Err((admin_error(&err), admin_error_message(&err)))
+    };
+    let results = join_all(targets.into_iter().map(|target| {
+        let by_id = match &target {
+            Target::Id(id) => image
+                .topics
+                .get(&topic_id_from_wire(*id))
+                .map(|t| t.name.clone()),
+            Target::Name(_) => None,
+        };
+        async move {
+            match target {
+                Target::Name(name) if refused(&name) => (Some(name), Uuid::nil(), denied()),
+                Target::Name(name) => match svc.admin.delete_topic(&name).await {
+                    Ok(id) => (Some(name), wire_topic_id(id), Ok(())),
+                    Err(err) => (Some(name), Uuid::nil(), failed(err)),
+                },
+                Target::Id(id) if by_id.as_deref().is_some_and(refused) => (None, id, denied()),
+                Target::Id(id) => match svc.admin.delete_topic_id(topic_id_from_wire(id)).await {
+                    Ok(name) => (Some(name), id, Ok(())),
+                    Err(err) => (None, id, failed(err)),
+                },
+            }
         }
     }))
     .await;
@@ -67,12 +92,9 @@ pub(crate) async fn handle(
                 .with_topic_id(topic_id);
             match result {
                 Ok(()) => entry,
-                Err(err) => {
-                    tracing::debug!(%err, "delete topic failed");
-                    entry
-                        .with_error_code(admin_error(&err).code())
-                        .with_error_message(Some(StrBytes::from_string(admin_error_message(&err))))
-                }
+                Err((error, message)) => entry
+                    .with_error_code(error.code())
+                    .with_error_message(Some(StrBytes::from_string(message))),
             }
         })
         .collect();

@@ -2,6 +2,7 @@
 //! sources, synonyms, types and documentation, from the config registry
 //! (`fjord_config`) through the admin service.
 
+use fjord_broker::AclOperation;
 use fjord_broker::ConfigEntry;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
@@ -36,7 +37,13 @@ pub(crate) async fn handle(
         .resources
         .into_iter()
         .map(|resource| {
-            let entries = match config_resource::parse(resource.resource_type, &resource.resource_name) {
+            let entries = match config_resource::parse_authorized(
+                ctx,
+                svc,
+                resource.resource_type,
+                &resource.resource_name,
+                AclOperation::DescribeConfigs,
+            ) {
                 Ok(Resource::Config(r)) => svc.admin.describe_configs(&r).map_err(|err| {
                     tracing::debug!(resource = %resource.resource_name, %err, "describe configs failed");
                     (admin_error(&err), admin_error_message(&err))

@@ -9,6 +9,7 @@
 //! NOT_LEADER_OR_FOLLOWER; one that does not exist
 //! UNKNOWN_TOPIC_OR_PARTITION (Kafka's `getPartitionOrError`).
 
+use fjord_broker::AclOperation;
 use fjord_broker::PartitionError;
 use fjord_log::ActiveProducer;
 use fjord_types::TopicPartition;
@@ -24,7 +25,7 @@ use crate::error_code::partition_error;
 use crate::services::Services;
 
 pub(crate) async fn handle(
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     svc: &Services,
     request: DescribeProducersRequest,
 ) -> DescribeProducersResponse {
@@ -34,10 +35,15 @@ pub(crate) async fn handle(
         .into_iter()
         .map(|topic| {
             let name = topic.name.0.to_string();
+            // READ on the topic (Kafka's `handleDescribeProducersRequest`).
+            let authorized = ctx.authorized_topic(svc, AclOperation::Read, &name);
             let partitions = topic
                 .partition_indexes
                 .into_iter()
                 .map(|p| {
+                    if !authorized {
+                        return partition_response(p, Err(ResponseError::TopicAuthorizationFailed));
+                    }
                     let tp = TopicPartition::new(name.clone(), p);
                     let producers = match svc.replicas.active_producers(&tp) {
                         // Not hosted here, but the topic has it: another

@@ -6,6 +6,8 @@
 //! COORDINATOR_LOAD_IN_PROGRESS while its partition loads,
 //! TRANSACTIONAL_ID_NOT_FOUND for an id it does not know.
 
+use fjord_broker::AclOperation;
+use kafka_protocol::ResponseError;
 use std::collections::BTreeMap;
 
 use fjord_coordinator::txn::{TransactionDescription, TxnError};
@@ -20,12 +22,23 @@ use crate::error_code::txn_error;
 use crate::services::Services;
 
 pub(crate) async fn handle(
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     svc: &Services,
     request: DescribeTransactionsRequest,
 ) -> DescribeTransactionsResponse {
     let mut states = Vec::with_capacity(request.transactional_ids.len());
     for id in request.transactional_ids {
+        // DESCRIBE on the transactional id (Kafka's
+        // `handleDescribeTransactionsRequest`).
+        if !ctx.authorized_transactional_id(svc, AclOperation::Describe, &id.0) {
+            let error = ResponseError::TransactionalIdAuthorizationFailed;
+            states.push(
+                TransactionState::default()
+                    .with_transactional_id(id)
+                    .with_error_code(error.code()),
+            );
+            continue;
+        }
         let result = svc.txns.describe(id.0.as_str()).await;
         states.push(described(id, result));
     }

@@ -1,6 +1,7 @@
 //! ElectLeaders (key 43): preferred or unclean leader elections, as
 //! `kafka-leader-election.sh` and the admin client's `electLeaders` ask.
 
+use fjord_broker::AclOperation;
 use std::collections::BTreeMap;
 
 use fjord_broker::{ElectionError, ElectionType};
@@ -22,6 +23,11 @@ pub(crate) async fn handle(
     request: ElectLeadersRequest,
 ) -> ElectLeadersResponse {
     let version = ctx.api_version;
+    // ALTER on the cluster (Kafka's `handleElectLeaders`).
+    if !ctx.authorized_cluster(svc, AclOperation::Alter) {
+        let error = ResponseError::ClusterAuthorizationFailed;
+        return ElectLeadersResponse::default().with_error_code(error.code());
+    }
     // v0 has no election type: it is always a preferred election.
     let election = match (version, request.election_type) {
         (0, _) | (_, 0) => ElectionType::Preferred,

@@ -4,7 +4,9 @@
 //! background. v5 (the per-transaction epoch bump of KIP-890 part 2, only
 //! used when `transaction.version` 2 is finalized) is not served.
 
+use fjord_broker::AclOperation;
 use fjord_coordinator::txn::{EndTxnRequest as EndTxn, TransactionResult};
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse, ProducerId};
 
 use crate::context::RequestContext;
@@ -15,10 +17,18 @@ use crate::services::Services;
 const CLIENT_TRANSACTION_VERSION: i16 = 1;
 
 pub(crate) async fn handle(
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     svc: &Services,
     request: EndTxnRequest,
 ) -> EndTxnResponse {
+    // WRITE on the transactional id (Kafka's `handleEndTxnRequest`).
+    if !ctx.authorized_transactional_id(svc, AclOperation::Write, &request.transactional_id.0) {
+        let error = ResponseError::TransactionalIdAuthorizationFailed;
+        return EndTxnResponse::default()
+            .with_error_code(error.code())
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+    }
     let req = EndTxn {
         transactional_id: request.transactional_id.0.to_string(),
         producer_id: request.producer_id.0,

@@ -1,6 +1,7 @@
 //! IncrementalAlterConfigs (key 44): SET, DELETE, APPEND and SUBTRACT on
 //! each resource's dynamic configs, through the controller.
 
+use fjord_broker::AclOperation;
 use fjord_config::{AlterOp, OpType};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig;
@@ -39,13 +40,19 @@ fn ops(configs: &[AlterableConfig]) -> Result<Vec<AlterOp>, (ResponseError, Stri
 }
 
 pub(crate) async fn handle(
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     svc: &Services,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     let mut responses = Vec::with_capacity(request.resources.len());
     for resource in request.resources {
-        let outcome = match config_resource::parse(resource.resource_type, &resource.resource_name) {
+        let outcome = match config_resource::parse_authorized(
+                ctx,
+                svc,
+                resource.resource_type,
+                &resource.resource_name,
+                AclOperation::AlterConfigs,
+            ) {
             Ok(Resource::Config(r)) => match ops(&resource.configs) {
                 Ok(ops) => svc
                     .admin

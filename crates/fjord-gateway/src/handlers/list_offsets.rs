@@ -1,6 +1,7 @@
 //! ListOffsets (key 2): an offset by timestamp, or the earliest / latest /
 //! max-timestamp offset of a partition.
 
+use fjord_broker::AclOperation;
 use fjord_broker::{ListedOffset, OffsetSpec};
 use fjord_types::TopicPartition;
 use kafka_protocol::ResponseError;
@@ -39,12 +40,19 @@ pub(crate) async fn handle(
         .into_iter()
         .map(|topic| {
             let name = topic.name.0.to_string();
+            // DESCRIBE on the topic (Kafka's `handleListOffsetRequest`).
+            let authorized = ctx.authorized_topic(svc, AclOperation::Describe, &name);
             let partitions = topic
                 .partitions
                 .into_iter()
                 .map(|p| {
                     let registration = partition_registration(&image, &name, p.partition_index);
-                    let listed = match check_leader_epoch(registration, p.current_leader_epoch) {
+                    let refused = if authorized {
+                        check_leader_epoch(registration, p.current_leader_epoch)
+                    } else {
+                        Some(ResponseError::TopicAuthorizationFailed)
+                    };
+                    let listed = match refused {
                         Some(error) => Err(error),
                         None => match offset_spec(p.timestamp) {
                             None => Ok(ListedOffset {

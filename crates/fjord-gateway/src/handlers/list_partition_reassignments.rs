@@ -2,6 +2,8 @@
 //! progress, as `kafka-reassign-partitions.sh --verify` and the admin
 //! client's `listPartitionReassignments` ask.
 
+use fjord_broker::AclOperation;
+use kafka_protocol::ResponseError;
 use std::collections::BTreeMap;
 
 use fjord_types::TopicPartition;
@@ -17,10 +19,19 @@ use crate::context::RequestContext;
 use crate::services::Services;
 
 pub(crate) async fn handle(
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     svc: &Services,
     request: ListPartitionReassignmentsRequest,
 ) -> ListPartitionReassignmentsResponse {
+    // DESCRIBE on the cluster (Kafka's `handleListPartitionReassignmentsRequest`).
+    if !ctx.authorized_cluster(svc, AclOperation::Describe) {
+        let error = ResponseError::ClusterAuthorizationFailed;
+        return ListPartitionReassignmentsResponse::default()
+            .with_error_code(error.code())
+            .with_error_message(Some(kafka_protocol::protocol::StrBytes::from_string(
+                error.to_string(),
+            )));
+    }
     // Null topics: every partition being reassigned.
     let partitions = request.topics.map(|topics| {
         topics

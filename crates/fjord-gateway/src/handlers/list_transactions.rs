@@ -6,6 +6,7 @@
 //! loads the answer is COORDINATOR_LOAD_IN_PROGRESS, as ListGroups'.
 //! v2's TransactionalIdPattern (KIP-1152) is not served.
 
+use fjord_broker::AclOperation;
 use fjord_coordinator::txn::{ListTransactionsData, ListTransactionsFilter, TxnError};
 use kafka_protocol::messages::list_transactions_response::TransactionState;
 use kafka_protocol::messages::{
@@ -23,7 +24,15 @@ pub(crate) async fn handle(
     request: ListTransactionsRequest,
 ) -> ListTransactionsResponse {
     let filter = filter(&request, ctx.api_version);
-    response(svc.txns.list(&filter).await)
+    let mut listed = svc.txns.list(&filter).await;
+    // Only the transactional ids the principal may describe (Kafka's
+    // `handleListTransactionsRequest`).
+    if let Ok(listed) = &mut listed {
+        listed.transactions.retain(|t| {
+            ctx.authorized_transactional_id(svc, AclOperation::Describe, &t.transactional_id)
+        });
+    }
+    response(listed)
 }
 
 fn filter(request: &ListTransactionsRequest, version: i16) -> ListTransactionsFilter {

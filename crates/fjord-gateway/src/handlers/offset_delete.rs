@@ -3,6 +3,8 @@
 //! UNKNOWN_TOPIC_OR_PARTITION without reaching the coordinator, as in
 //! Kafka; a group error is the top-level code.
 
+use fjord_broker::AclOperation;
+use kafka_protocol::ResponseError;
 use std::collections::HashMap;
 
 use fjord_coordinator::group::{GroupError, PartitionResults};
@@ -18,10 +20,22 @@ use crate::error_code::{group_error, partition_group_result};
 use crate::services::Services;
 
 pub(crate) async fn handle(
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     svc: &Services,
     request: OffsetDeleteRequest,
 ) -> OffsetDeleteResponse {
+    // DELETE on the group, READ on each topic (Kafka's
+    // `handleOffsetDeleteRequest`).
+    if !ctx.authorized_group(svc, AclOperation::Delete, &request.group_id.0) {
+        let error = ResponseError::GroupAuthorizationFailed;
+        return OffsetDeleteResponse::default().with_error_code(error.code());
+    }
+    let refused: Vec<&str> = request
+        .topics
+        .iter()
+        .map(|t| t.name.0.as_str())
+        .filter(|name| !ctx.authorized_topic(svc, AclOperation::Read, name))
+        .collect();
     let image = svc.metadata.image();
     let partitions: Vec<TopicPartition> = request
         .topics
@@ -33,12 +47,26 @@ pub(crate) async fn handle(
             })
         })
         .filter(|tp| partition_registration(&image, &tp.topic, tp.partition).is_some())
+        .filter(|tp| !refused.contains(&tp.topic.as_str()))
         .collect();
     let result = svc
         .groups
         .offset_delete(request.group_id.0.as_str(), partitions)
         .await;
-    response(&request, result)
+    let mut response = response(&request, result);
+    if response.error_code == 0 {
+        let error = ResponseError::TopicAuthorizationFailed;
+        for topic in response
+            .topics
+            .iter_mut()
+            .filter(|t| refused.contains(&t.name.0.as_str()))
+        {
+            for p in &mut topic.partitions {
+                p.error_code = error.code();
+            }
+        }
+    }
+    response
 }
 
 fn response(

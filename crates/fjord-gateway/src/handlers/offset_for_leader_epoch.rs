@@ -8,6 +8,7 @@
 //! (NOT_LEADER_OR_FOLLOWER), and an epoch the log does not know gets
 //! Kafka's UNDEFINED answer (epoch -1, offset -1) without an error.
 
+use fjord_broker::AclOperation;
 use fjord_types::TopicPartition;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
@@ -20,7 +21,7 @@ use crate::error_code::partition_error;
 use crate::services::Services;
 
 pub(crate) async fn handle(
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     svc: &Services,
     request: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
@@ -29,10 +30,17 @@ pub(crate) async fn handle(
         .into_iter()
         .map(|topic| {
             let name = topic.topic.0.to_string();
+            // DESCRIBE on the topic for consumers (Kafka's
+            // `handleOffsetForLeaderEpochRequest`; followers use gRPC).
+            let authorized = ctx.authorized_topic(svc, AclOperation::Describe, &name);
             let partitions = topic
                 .partitions
                 .into_iter()
                 .map(|p| {
+                    if !authorized {
+                        let error = ResponseError::TopicAuthorizationFailed;
+                        return epoch_end_offset(p.partition, Err(error));
+                    }
                     let tp = TopicPartition::new(name.clone(), p.partition);
                     let answer = svc.replicas.end_offset_for_epoch(
                         &tp,

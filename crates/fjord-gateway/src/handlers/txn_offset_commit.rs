@@ -9,6 +9,8 @@
 //! UNKNOWN_TOPIC_OR_PARTITION without reaching the coordinator, as in
 //! OffsetCommit.
 
+use fjord_broker::AclOperation;
+use kafka_protocol::ResponseError;
 use std::collections::HashMap;
 
 use fjord_coordinator::group::{self, GroupError};
@@ -29,9 +31,36 @@ pub(crate) async fn handle(
     request: TxnOffsetCommitRequest,
 ) -> TxnOffsetCommitResponse {
     let version = ctx.api_version;
+    // WRITE on the transactional id, READ on the group, READ on each topic
+    // (Kafka's `handleTxnOffsetCommitRequest`).
+    let whole = if !ctx.authorized_transactional_id(
+        svc,
+        AclOperation::Write,
+        &request.transactional_id.0,
+    ) {
+        Some(ResponseError::TransactionalIdAuthorizationFailed)
+    } else if !ctx.authorized_group(svc, AclOperation::Read, &request.group_id.0) {
+        Some(ResponseError::GroupAuthorizationFailed)
+    } else {
+        None
+    };
+    if let Some(error) = whole {
+        let mut response = response(&request, &HashMap::new());
+        set_codes(&mut response, |_| true, error);
+        return response;
+    }
+    let refused: Vec<&str> = request
+        .topics
+        .iter()
+        .map(|t| t.name.0.as_str())
+        .filter(|name| !ctx.authorized_topic(svc, AclOperation::Read, name))
+        .collect();
     let image = svc.metadata.image();
     let mut partitions = Vec::new();
     for topic in &request.topics {
+        if refused.contains(&topic.name.0.as_str()) {
+            continue;
+        }
         for p in &topic.partitions {
             partitions.extend(known_partition(
                 &image,
@@ -70,7 +99,32 @@ pub(crate) async fn handle(
             .into_iter()
             .collect()
     };
-    response(&request, &results)
+    let mut response = response(&request, &results);
+    if !refused.is_empty() {
+        set_codes(
+            &mut response,
+            |topic| refused.contains(&topic),
+            ResponseError::TopicAuthorizationFailed,
+        );
+    }
+    response
+}
+
+/// Answer `error` for every partition of the topics `which` selects.
+fn set_codes(
+    response: &mut TxnOffsetCommitResponse,
+    which: impl Fn(&str) -> bool,
+    error: ResponseError,
+) {
+    for topic in response
+        .topics
+        .iter_mut()
+        .filter(|t| which(t.name.0.as_str()))
+    {
+        for p in &mut topic.partitions {
+            p.error_code = error.code();
+        }
+    }
 }
 
 /// One entry per requested partition, in request order.

@@ -10,6 +10,8 @@
 //! coordinator's marker timeout); each gets Kafka's code for its outcome
 //! ([`marker_error_code`]).
 
+use fjord_broker::AclOperation;
+use kafka_protocol::ResponseError;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -28,12 +30,18 @@ use crate::context::RequestContext;
 use crate::services::Services;
 
 pub(crate) async fn handle(
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     svc: &Services,
     request: WriteTxnMarkersRequest,
 ) -> WriteTxnMarkersResponse {
     let timeout = svc.txns.service().config().marker_timeout;
     let appends = marker_appends(&request, timeout);
+    // CLUSTER_ACTION on the cluster: only brokers write markers (Kafka's
+    // `handleWriteTxnMarkersRequest`).
+    if !ctx.authorized_cluster(svc, AclOperation::ClusterAction) {
+        let code = ResponseError::ClusterAuthorizationFailed.code();
+        return response(&request, appends.iter().map(|(at, _)| (*at, code)));
+    }
     let codes = join_all(appends.iter().map(|(_, append)| async {
         match svc.markers.write(append.clone()).await {
             Ok(()) => 0,
