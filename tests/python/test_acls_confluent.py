@@ -167,3 +167,37 @@ def test_acls_end_to_end(node, topic):
     assert msg.topic() == topic
     consumer.close()
     producer.flush(TIMEOUT)
+
+
+def test_fjord_acl_command(node, topic):
+    """`fjord acl add/list/remove` against a node whose authorizer allows
+    resources without ACLs (allow.everyone.if.no.acl.found)."""
+    reconfigure(node, authorizer_enable=True, allow_everyone_if_no_acl_found=True)
+    r = node.cli("topic", "create", topic, "--partitions", "1", "--replication-factor", "1")
+    assert r.returncode == 0, r.stderr
+    r = node.cli("produce", topic, input="a\n")
+    assert r.returncode == 0, r.stderr
+
+    # The cluster has no ACL, so ANONYMOUS may add the first one.
+    r = node.cli("acl", "add", "--allow-principal", ANON, "--operation", "Alter", "--cluster")
+    assert r.returncode == 0, r.stderr
+    r = node.cli("acl", "add", "--deny-principal", ANON, "--operation", "Write", "--topic", topic)
+    assert r.returncode == 0, r.stderr
+    r = node.cli("produce", topic, input="b\n")
+    assert r.returncode != 0 and "TOPIC_AUTHORIZATION_FAILED" in r.stderr, (r.stdout, r.stderr)
+
+    r = node.cli("acl", "list")
+    assert r.returncode == 0, r.stderr
+    rows = [line.split() for line in r.stdout.splitlines()[1:]]
+    assert ["CLUSTER", "kafka-cluster", "LITERAL", ANON, "*", "ALTER", "ALLOW"] in rows, r.stdout
+    assert ["TOPIC", topic, "LITERAL", ANON, "*", "WRITE", "DENY"] in rows, r.stdout
+    r = node.cli("acl", "list", "--topic", topic)
+    assert len(r.stdout.splitlines()) == 2, r.stdout
+
+    r = node.cli("acl", "remove", "--deny-principal", ANON, "--operation", "Write", "--topic", topic)
+    assert r.returncode == 0 and "Removed 1 ACL(s)" in r.stdout, (r.stdout, r.stderr)
+    r = node.cli("produce", topic, input="c\n")
+    assert r.returncode == 0, r.stderr
+    # Removing every ACL of the cluster (no principal, no operation: any).
+    r = node.cli("acl", "remove", "--cluster")
+    assert r.returncode == 0 and "Removed 1 ACL(s)" in r.stdout, (r.stdout, r.stderr)

@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use fjord_server::admin::{
-    self, ClusterCommand, ConfigCommand, ConnectArgs, ConsumeArgs, GroupCommand, ProduceArgs,
-    TopicCommand, TxnCommand,
+    self, AclCommand, ClusterCommand, ConfigCommand, ConnectArgs, ConsumeArgs, GroupCommand,
+    ProduceArgs, TopicCommand, TxnCommand,
 };
 use fjord_server::config::FileConfig;
 use fjord_server::dev_cluster::{self, DevClusterSpec};
@@ -103,6 +103,13 @@ enum Command {
         connect: ConnectArgs,
         #[command(subcommand)]
         command: GroupCommand,
+    },
+    /// Add, remove and list ACLs (kafka-acls.sh).
+    Acl {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        #[command(subcommand)]
+        command: AclCommand,
     },
     /// List and describe transactions; find and abort hanging ones.
     Txn {
@@ -243,6 +250,7 @@ async fn run(command: Command, log_format: LogFormat) -> anyhow::Result<()> {
         Command::Consume { connect, args } => admin::run_consume(&connect, args).await,
         Command::Group { connect, command } => admin::run_group(&connect, command).await,
         Command::Txn { connect, command } => admin::run_txn(&connect, command).await,
+        Command::Acl { connect, command } => admin::run_acl(&connect, command).await,
         Command::Cluster { connect, command } => admin::run_cluster(&connect, command).await,
         Command::Health {
             url,

@@ -17,6 +17,7 @@
 //! - `group`: consumer group commands; `group_describe`: their assignment
 //!   decoding, lag arithmetic and tables.
 //! - `configs`: `fjord config` (describe and change topic and broker configs).
+//! - `acl`: `fjord acl` (add, remove and list ACLs, like kafka-acls.sh).
 //! - `txn`: transaction commands (list, describe, abort, find-hanging).
 //! - `coordinator`: finding a group's or transactional id's coordinator,
 //!   with a bounded retry while it loads or moves.
@@ -27,6 +28,7 @@
 //! from a response names the Kafka error code
 //! (`create topic t1: TOPIC_ALREADY_EXISTS (...)`).
 
+mod acl;
 mod batch;
 pub mod client;
 mod cluster;
@@ -46,6 +48,7 @@ mod txn;
 
 use std::time::Duration;
 
+pub use acl::{AclCommand, run_acl};
 pub use client::KafkaClient;
 pub use cluster_status::{ClusterCommand, run_cluster};
 pub use configs::{ConfigCommand, run_config};
