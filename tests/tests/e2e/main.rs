@@ -5,6 +5,7 @@
 //! test if a node log shows a panic. `bench_cluster` holds ignored benchmarks (`bench/failover`). Time bounds:
 //! `fjord_e2e::bounded` per async test, plus nextest's slow-timeout in `.config/nextest.toml`.
 
+mod acls;
 mod admin_api;
 mod admin_cli;
 mod admin_group_cli;
