@@ -25,18 +25,10 @@ import org.apache.kafka.common.KafkaFuture;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.TopicPartitionReplica;
 import org.apache.kafka.common.Uuid;
-import org.apache.kafka.common.acl.AccessControlEntry;
-import org.apache.kafka.common.acl.AclBinding;
-import org.apache.kafka.common.acl.AclBindingFilter;
-import org.apache.kafka.common.acl.AclOperation;
-import org.apache.kafka.common.acl.AclPermissionType;
 import org.apache.kafka.common.errors.UnsupportedVersionException;
 import org.apache.kafka.common.quota.ClientQuotaAlteration;
 import org.apache.kafka.common.quota.ClientQuotaEntity;
 import org.apache.kafka.common.quota.ClientQuotaFilter;
-import org.apache.kafka.common.resource.PatternType;
-import org.apache.kafka.common.resource.ResourcePattern;
-import org.apache.kafka.common.resource.ResourceType;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -85,11 +77,6 @@ class AdminUnsupportedTest {
 
     static Stream<Case> unsupported() {
         return Stream.of(
-                new Case("createAcls", "CreateAcls(30)", a -> a.createAcls(List.of(new AclBinding(
-                        new ResourcePattern(ResourceType.TOPIC, TOPIC, PatternType.LITERAL),
-                        new AccessControlEntry("User:alice", "*", AclOperation.READ, AclPermissionType.ALLOW)))).all()),
-                new Case("describeAcls", "DescribeAcls(29)", a -> a.describeAcls(AclBindingFilter.ANY).values()),
-                new Case("deleteAcls", "DeleteAcls(31)", a -> a.deleteAcls(List.of(AclBindingFilter.ANY)).all()),
                 new Case("describeLogDirs", "DescribeLogDirs(35)", a -> a.describeLogDirs(List.of(1)).allDescriptions()),
                 new Case("describeReplicaLogDirs", "DescribeLogDirs(35)",
                         a -> a.describeReplicaLogDirs(List.of(new TopicPartitionReplica(TOPIC, 0, 1))).all()),
@@ -149,7 +136,7 @@ class AdminUnsupportedTest {
     @Test
     void connectionSurvivesUnsupportedCalls() throws Exception {
         // After every refused call above, the same AdminClient still works (no dropped connection).
-        admin.describeAcls(AclBindingFilter.ANY).values();
+        admin.describeLogDirs(List.of(1)).allDescriptions();
         Set<String> names = admin.listTopics().names().get(15, TimeUnit.SECONDS);
         assertTrue(names.contains(TOPIC), "listTopics after refused calls: " + names);
     }
