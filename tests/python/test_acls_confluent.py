@@ -10,7 +10,7 @@ patterns; DescribeAcls/DeleteAcls)."""
 
 import time
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import (
     AclBinding,
     AclBindingFilter,
@@ -165,6 +165,12 @@ def test_acls_end_to_end(node, topic):
         return msg
     msg = until(consumed, "consumer reads in its group", timeout=30)
     assert msg.topic() == topic
+    # OffsetFetch answers the topics the principal may not describe with
+    # TOPIC_AUTHORIZATION_FAILED, the others with their offsets.
+    consumer.commit(msg, asynchronous=False)
+    committed = consumer.committed([TopicPartition(topic, 0), TopicPartition(other, 0)], timeout=TIMEOUT)
+    assert committed[0].error is None and committed[0].offset == msg.offset() + 1, committed
+    assert committed[1].error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, committed
     consumer.close()
     producer.flush(TIMEOUT)
 

@@ -75,7 +75,7 @@ async fn find(
     key: &str,
     listener: &str,
 ) -> Found {
-    // DESCRIBE on the group, WRITE on the transactional id (Kafka's
+    // DESCRIBE on the group or the transactional id (Kafka's
     // `handleFindCoordinatorRequest`).
     if key_type == GROUP && !ctx.authorized_group(svc, AclOperation::Describe, key) {
         let error = ResponseError::GroupAuthorizationFailed;

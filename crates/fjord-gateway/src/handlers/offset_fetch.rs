@@ -66,8 +66,33 @@ pub(crate) async fn handle(
                     })
                     .collect()
             });
+            let (partitions, refused) = split_authorized(ctx, svc, partitions);
             let fetched = fetch(svc, g.group_id.0.to_string(), partitions, require_stable).await;
-            groups.push(group_v8(g.group_id, fetched));
+            let fetched = fetched.map(|f| keep_authorized(ctx, svc, f));
+            let mut group = group_v8(g.group_id, fetched);
+            if group.error_code == 0 {
+                group
+                    .topics
+                    .extend(by_topic(refused).into_iter().map(|(topic, partitions)| {
+                        let code = ResponseError::TopicAuthorizationFailed.code();
+                        OffsetFetchResponseTopics::default()
+                            .with_name(wire_name(&topic))
+                            .with_partitions(
+                                partitions
+                                    .into_iter()
+                                    .map(|(p, ())| {
+                                        OffsetFetchResponsePartitions::default()
+                                            .with_partition_index(p)
+                                            .with_committed_offset(-1)
+                                            .with_committed_leader_epoch(-1)
+                                            .with_metadata(Some(StrBytes::default()))
+                                            .with_error_code(code)
+                                    })
+                                    .collect(),
+                            )
+                    }));
+            }
+            groups.push(group);
         }
         return OffsetFetchResponse::default().with_groups(groups);
     }
@@ -89,6 +114,7 @@ pub(crate) async fn handle(
             })
             .collect::<Vec<_>>()
     });
+    let (partitions, refused) = split_authorized(ctx, svc, partitions);
     let requested = partitions.clone();
     let fetched = fetch(
         svc,
@@ -96,8 +122,58 @@ pub(crate) async fn handle(
         partitions,
         require_stable,
     )
-    .await;
-    response_v1(fetched, requested, version)
+    .await
+    .map(|f| keep_authorized(ctx, svc, f));
+    let mut response = response_v1(fetched, requested, version);
+    let code = ResponseError::TopicAuthorizationFailed.code();
+    response
+        .topics
+        .extend(by_topic(refused).into_iter().map(|(topic, partitions)| {
+            OffsetFetchResponseTopic::default()
+                .with_name(wire_name(&topic))
+                .with_partitions(
+                    partitions
+                        .into_iter()
+                        .map(|(p, ())| {
+                            OffsetFetchResponsePartition::default()
+                                .with_partition_index(p)
+                                .with_committed_offset(-1)
+                                .with_committed_leader_epoch(-1)
+                                .with_metadata(Some(StrBytes::default()))
+                                .with_error_code(code)
+                        })
+                        .collect(),
+                )
+        }));
+    response
+}
+
+/// The requested partitions whose topic the principal may describe, and
+/// the others (answered TOPIC_AUTHORIZATION_FAILED after the rest, as
+/// Kafka's `handleOffsetFetchRequest`). `None` (every partition) stays
+/// `None`: [`keep_authorized`] filters the answer instead.
+fn split_authorized(
+    ctx: &RequestContext,
+    svc: &Services,
+    partitions: Option<Vec<TopicPartition>>,
+) -> (Option<Vec<TopicPartition>>, Vec<(TopicPartition, ())>) {
+    let Some(partitions) = partitions else {
+        return (None, Vec::new());
+    };
+    let (allowed, refused): (Vec<_>, Vec<_>) = partitions
+        .into_iter()
+        .partition(|tp| ctx.authorized_topic(svc, AclOperation::Describe, &tp.topic));
+    (
+        Some(allowed),
+        refused.into_iter().map(|tp| (tp, ())).collect(),
+    )
+}
+
+/// The fetched offsets of topics the principal may describe: a group's
+/// other topics are left out, not reported.
+fn keep_authorized(ctx: &RequestContext, svc: &Services, mut fetched: Fetched) -> Fetched {
+    fetched.retain(|(tp, _)| ctx.authorized_topic(svc, AclOperation::Describe, &tp.topic));
+    fetched
 }
 
 async fn fetch(
