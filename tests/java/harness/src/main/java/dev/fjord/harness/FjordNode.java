@@ -55,6 +55,50 @@ public final class FjordNode implements AutoCloseable {
         }
     }
 
+    /**
+     * Starts {@code fjord server --config} on loopback (ports picked by the node) with one node's
+     * settings and the given extra {@code [broker]} lines (TOML, e.g. {@code "authorizer_enable = true"}),
+     * and waits until its Metadata lists itself.
+     */
+    public static FjordNode startServer(List<String> brokerLines) {
+        Path dataDir = TempDirs.create("fjord-java-server-");
+        StringBuilder toml = new StringBuilder()
+                .append("node_id = 1\n")
+                .append("data_dir = \"").append(dataDir.resolve("data").toString().replace("\\", "\\\\")).append("\"\n")
+                .append("kafka_addr = \"127.0.0.1:0\"\n")
+                .append("rpc_addr = \"127.0.0.1:0\"\n")
+                .append("http_addr = \"127.0.0.1:0\"\n\n[broker]\n")
+                .append("offsets_topic_replication_factor = 1\n")
+                .append("transaction_state_log_replication_factor = 1\n");
+        brokerLines.forEach(line -> toml.append(line).append('\n'));
+        Path config = dataDir.resolve("fjord.toml");
+        try {
+            java.nio.file.Files.writeString(config, toml);
+        } catch (java.io.IOException e) {
+            TempDirs.delete(dataDir);
+            throw new java.io.UncheckedIOException(e);
+        }
+        FjordProcess process = new FjordProcess("server", List.of("server", "--config", config.toString()));
+        try {
+            process.start();
+            Matcher ready = process.awaitLog(READY, START_TIMEOUT, "\"fjord node ready\" line with a PLAINTEXT listener");
+            String host = ready.group(1);
+            int port = Integer.parseInt(ready.group(2));
+            Matcher http = HTTP.matcher(process.currentLog());
+            String httpAddress = http.find() ? http.group(1) : null;
+            FjordNode node = new FjordNode(process, dataDir, host, port, httpAddress);
+            Wait.until(START_TIMEOUT, "fjord server ready (/readyz) with a broker in its Metadata",
+                    () -> (httpAddress == null || Http.ready(httpAddress))
+                            && !KafkaWire.metadataBrokers(host, port, Duration.ofSeconds(5)).isEmpty(),
+                    () -> ProcessLogs.tailBlock(process.name(), process.logPath(), 60));
+            return node;
+        } catch (RuntimeException | Error e) {
+            process.close(Duration.ofSeconds(5));
+            TempDirs.delete(dataDir);
+            throw e;
+        }
+    }
+
     /** host:port of the Kafka listener, for bootstrap.servers. */
     public String bootstrap() {
         return host + ":" + port;
