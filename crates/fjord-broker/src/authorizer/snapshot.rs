@@ -7,6 +7,7 @@
 //! the index happens once per metadata change that touches ACLs.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -102,13 +103,42 @@ pub(crate) fn implies(granted: AclOperation, wanted: AclOperation) -> bool {
     }
 }
 
+/// FNV-1a: resource names are short, and a check hashes the name once per
+/// list it probes (up to one per distinct prefix length), where SipHash's
+/// setup cost dominated. The tables hold only names an operator with ALTER
+/// on the cluster created, so flooding them with collisions is not a
+/// client's attack.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            hash ^= u64::from(*b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = hash;
+    }
+}
+
+type NameMap<V> = HashMap<Box<str>, V, BuildHasherDefault<Fnv>>;
+
 /// The bindings of one resource type.
 #[derive(Debug, Default)]
 struct ResourceAcls {
-    literal: HashMap<Box<str>, Vec<Entry>>,
+    literal: NameMap<Vec<Entry>>,
     /// LITERAL `*`: every resource of the type.
     wildcard: Vec<Entry>,
-    prefixed: HashMap<Box<str>, Vec<Entry>>,
+    prefixed: NameMap<Vec<Entry>>,
     /// The distinct lengths of the PREFIXED names, ascending: the only
     /// prefixes of a resource name worth looking up.
     prefix_lens: Vec<usize>,
