@@ -6,7 +6,10 @@
 //!   produce, fetch and offset lookups in domain terms; it owns the
 //!   services below and hands them out.
 //! - [`AdminService`](admin::AdminService): topic administration, leader
-//!   elections and reassignments, through the controller.
+//!   elections and reassignments, configs and ACLs, through the controller.
+//! - [`Authorizer`](authorizer::Authorizer): Kafka's StandardAuthorizer
+//!   over an immutable snapshot of the applied image's ACLs, swapped in
+//!   whole (no lock on the request path) by the metadata follower.
 //! - [`ProducerIdService`](producer_ids::ProducerIdService): producer id blocks.
 //! - [`MetadataCache`](metadata_cache::MetadataCache): the applied image.
 //! - [`ReplicaManager`](replica_manager::ReplicaManager): the partitions hosted here.
