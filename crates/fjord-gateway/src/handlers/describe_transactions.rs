@@ -39,7 +39,12 @@ pub(crate) async fn handle(
             );
             continue;
         }
-        let result = svc.txns.describe(id.0.as_str()).await;
+        let mut result = svc.txns.describe(id.0.as_str()).await;
+        // Only the partitions of topics the principal may describe.
+        if let Ok(d) = &mut result {
+            d.partitions
+                .retain(|tp| ctx.authorized_topic(svc, AclOperation::Describe, &tp.topic));
+        }
         states.push(described(id, result));
     }
     DescribeTransactionsResponse::default().with_transaction_states(states)
