@@ -190,6 +190,7 @@ pub mod cleaner;
 mod config;
 pub mod control;
 mod error;
+mod file_cache;
 mod leader_epoch;
 mod log;
 mod offset_index;
@@ -207,6 +208,7 @@ pub use batch::{BatchHeader, HEADER_LEN, LOG_OVERHEAD, MAGIC_V2};
 pub use cleaner::{CleanableRange, CleanedLog, CleanerStats, CleaningPlan, SwapOutcome};
 pub use config::{CleanupPolicy, CompressionType, DirtyRatio, LogConfig, TimestampType};
 pub use error::{ConfigError, LogError, io_is_out_of_space};
+pub use file_cache::{FileCache, FileCacheStats};
 pub use leader_epoch::LeaderEpochCache;
 pub use log::{AppendInfo, IsolationLevel, Log, ReadInfo, ReadPlan};
 pub use producer_state::{

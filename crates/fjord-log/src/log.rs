@@ -173,11 +173,18 @@ impl Log {
         };
         let interval = config.index_interval_bytes;
         let (mut segments, mut dir_dirty) =
-            recovery::load_segments(dir, &bases, recovery_checkpoint, clean, interval)?;
+            recovery::load_segments(
+            dir,
+            &bases,
+            recovery_checkpoint,
+            clean,
+            interval,
+            &config.open_files,
+        )?;
         let first_base = bases.first().copied();
         if segments.is_empty() {
             let base = log_start_checkpoint.or(first_base).unwrap_or(0);
-            segments.insert(base, LogSegment::create(dir, base)?);
+            segments.insert(base, LogSegment::create(dir, base, &config.open_files)?);
             dir_dirty = true;
         }
         let mut log = Log {
@@ -493,7 +500,7 @@ impl Log {
         Ok(ReadPlan {
             info,
             bytes: Some(PlannedBytes {
-                reader: seg.reader(),
+                reader: seg.reader()?,
                 position,
                 len,
                 max_offset,
@@ -791,7 +798,7 @@ impl Log {
             seg.delete()?;
         }
         self.segments
-            .insert(offset, LogSegment::create(&self.dir, offset)?);
+            .insert(offset, LogSegment::create(&self.dir, offset, &self.config.open_files)?);
         self.dir_dirty = true;
         self.log_start_offset = offset;
         checkpoint::write_offset(&self.dir, LOG_START_OFFSET, offset)?;
@@ -1187,7 +1194,7 @@ impl Log {
         }
         tracing::debug!(dir = %self.dir.display(), base_offset, "rolling a new segment");
         self.segments
-            .insert(base_offset, LogSegment::create(&self.dir, base_offset)?);
+            .insert(base_offset, LogSegment::create(&self.dir, base_offset, &self.config.open_files)?);
         self.dir_dirty = true;
         self.producer_state.take_snapshot(
             base_offset,
