@@ -219,7 +219,12 @@ impl CachedFile {
             self.slot.referenced.store(true, Ordering::Relaxed);
             return Ok(Arc::clone(file));
         }
-        let file = Arc::new(OpenOptions::new().read(true).append(true).open(&self.path)?);
+        let file = Arc::new(
+            OpenOptions::new()
+                .read(true)
+                .append(true)
+                .open(&self.path)?,
+        );
         *guard = Some(Arc::clone(&file));
         drop(guard);
         self.cache.admit(&self.slot);
@@ -279,11 +284,18 @@ mod tests {
         for round in 0..3 {
             for (i, e) in entries.iter().enumerate() {
                 assert_eq!(read_all(&e.get().expect("get")), format!("file {i}"));
-                assert!(cache.stats().open <= 4, "round {round}: {:?}", cache.stats());
+                assert!(
+                    cache.stats().open <= 4,
+                    "round {round}: {:?}",
+                    cache.stats()
+                );
             }
         }
         let stats = cache.stats();
-        assert_eq!(stats.opens, 60, "cycling 20 files through 4 slots misses every time");
+        assert_eq!(
+            stats.opens, 60,
+            "cycling 20 files through 4 slots misses every time"
+        );
         assert_eq!(stats.evictions, 56);
     }
 
@@ -321,10 +333,7 @@ mod tests {
         let cache = FileCache::new(8);
         let paths = files(dir.path(), 3);
         let a = cache.lazy(paths[0].clone());
-        let b = cache.insert(
-            paths[1].clone(),
-            File::open(&paths[1]).expect("open"),
-        );
+        let b = cache.insert(paths[1].clone(), File::open(&paths[1]).expect("open"));
         a.get().expect("a");
         assert_eq!(cache.stats().open, 2);
         a.close();

@@ -172,8 +172,7 @@ impl Log {
             }
         };
         let interval = config.index_interval_bytes;
-        let (mut segments, mut dir_dirty) =
-            recovery::load_segments(
+        let (mut segments, mut dir_dirty) = recovery::load_segments(
             dir,
             &bases,
             recovery_checkpoint,
@@ -797,8 +796,10 @@ impl Log {
         while let Some((_, seg)) = self.segments.pop_first() {
             seg.delete()?;
         }
-        self.segments
-            .insert(offset, LogSegment::create(&self.dir, offset, &self.config.open_files)?);
+        self.segments.insert(
+            offset,
+            LogSegment::create(&self.dir, offset, &self.config.open_files)?,
+        );
         self.dir_dirty = true;
         self.log_start_offset = offset;
         checkpoint::write_offset(&self.dir, LOG_START_OFFSET, offset)?;
@@ -1193,8 +1194,10 @@ impl Log {
             active.sync_txn_index()?;
         }
         tracing::debug!(dir = %self.dir.display(), base_offset, "rolling a new segment");
-        self.segments
-            .insert(base_offset, LogSegment::create(&self.dir, base_offset, &self.config.open_files)?);
+        self.segments.insert(
+            base_offset,
+            LogSegment::create(&self.dir, base_offset, &self.config.open_files)?,
+        );
         self.dir_dirty = true;
         self.producer_state.take_snapshot(
             base_offset,

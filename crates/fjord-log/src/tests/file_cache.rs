@@ -45,14 +45,15 @@ fn logs_work_through_a_cache_smaller_than_their_segments() {
         assert_within(&cache);
     }
     // A plan made before its file is evicted still reads it.
-    let plan = logs[0]
-        .plan_read(0, 1 << 20, i64::MAX, true)
-        .expect("plan");
+    let plan = logs[0].plan_read(0, 1 << 20, i64::MAX, true).expect("plan");
     for log in &logs[1..] {
         log.read(0, 100, i64::MAX, true).expect("read");
     }
     let got = plan.execute().expect("execute").expect("not truncated");
-    assert_eq!(&got.records[..models[0][0].bytes.len()], &models[0][0].bytes[..]);
+    assert_eq!(
+        &got.records[..models[0][0].bytes.len()],
+        &models[0][0].bytes[..]
+    );
     // Truncation, retention, flush and reopen.
     logs[1].truncate_to(11).expect("truncate");
     models[1].retain(|s| s.last < 11);
