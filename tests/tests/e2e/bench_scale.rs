@@ -68,12 +68,12 @@ async fn create(cluster: &mut FjordCluster, shape: &Shape, per_request: usize) {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     use rdkafka::client::DefaultClientContext;
     let admin: AdminClient<DefaultClientContext> = client_config(&cluster.bootstrap())
-        .set("socket.timeout.ms", "600000")
+        .set("socket.timeout.ms", "300000")
         .create()
         .expect("admin client");
     let opts = AdminOptions::new()
-        .operation_timeout(Some(Duration::from_secs(590)))
-        .request_timeout(Some(Duration::from_secs(600)));
+        .operation_timeout(Some(Duration::from_secs(280)))
+        .request_timeout(Some(Duration::from_secs(290)));
     for chunk in shape.topics.chunks(per_request.max(1)) {
         let new: Vec<NewTopic<'_>> = chunk
             .iter()
