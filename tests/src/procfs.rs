@@ -34,6 +34,9 @@ pub struct Fds {
     pub sockets: usize,
     /// Files under the directory asked about (a node's log directory).
     pub under_dir: usize,
+    /// Of those, segment files (`.log`): the others are short-lived (checkpoints being
+    /// written, a directory being fsynced).
+    pub segments: usize,
 }
 
 /// Counts the descriptors of `pid` (`ls /proc/PID/fd`); a descriptor closed while it is being
@@ -49,6 +52,9 @@ pub fn fds(pid: u32, dir: &Path) -> std::io::Result<Fds> {
             out.sockets += 1;
         } else if target.starts_with(dir) {
             out.under_dir += 1;
+            if target.extension().is_some_and(|e| e == "log") {
+                out.segments += 1;
+            }
         }
     }
     Ok(out)

@@ -53,11 +53,11 @@ fn report(cluster: &FjordCluster, what: &str) -> Vec<u64> {
         let kib = procfs::rss_kib(pid).unwrap_or(0);
         rss.push(kib);
         println!(
-            "BENCH scale {what}: node {id} RSS {:.1} MiB, fds {} (sockets {}, log files {}), open-file limit {:?}",
+            "BENCH scale {what}: node {id} RSS {:.1} MiB, fds {} (sockets {}, segment files {}), open-file limit {:?}",
             kib as f64 / 1024.0,
             fds.total,
             fds.sockets,
-            fds.under_dir,
+            fds.segments,
             procfs::open_file_limit(pid)
         );
     }

@@ -87,7 +87,7 @@ async fn segment_files_stay_within_log_open_files_max() {
         }
         let created = log_fds(&cluster);
         assert!(
-            created.under_dir <= BOUND,
+            created.segments <= BOUND,
             "after creating 500 logs: {created:?}"
         );
 
@@ -98,7 +98,7 @@ async fn segment_files_stay_within_log_open_files_max() {
         let served = log_fds(&cluster);
         println!("500 partitions, bound {BOUND}: {served:?}");
         assert!(
-            served.under_dir <= BOUND,
+            served.segments <= BOUND,
             "after produce and fetch: {served:?}"
         );
 
@@ -106,13 +106,13 @@ async fn segment_files_stay_within_log_open_files_max() {
         // records written before it are all there.
         block_in_place(|| cluster.restart(1));
         let restarted = log_fds(&cluster);
-        assert!(restarted.under_dir <= BOUND, "after restart: {restarted:?}");
+        assert!(restarted.segments <= BOUND, "after restart: {restarted:?}");
         produce_each(&bootstrap, &topics, 1).await;
         block_in_place(|| fetch_each(&bootstrap, &topics, 2));
         let after = log_fds(&cluster);
         println!("after restart, produce and fetch: {after:?}");
         assert!(
-            after.under_dir <= BOUND,
+            after.segments <= BOUND,
             "after restart, produce and fetch: {after:?}"
         );
         // Everything else the node holds is sockets and a fixed set (RocksDB, stdio, epoll).
