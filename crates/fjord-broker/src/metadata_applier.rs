@@ -305,6 +305,7 @@ fn apply_topic(
     let log_config = topic_log_config(config, topic);
     let min_isr = topic_min_isr(config, topic);
     let mut to_open = Vec::new();
+    let mut updates = Vec::new();
     for (index, reg) in topic.partitions.iter().enumerate() {
         if !reg.replicas.contains(&node_id) {
             continue;
@@ -319,9 +320,7 @@ fn apply_topic(
         };
         wanted.insert(tp.clone());
         match replicas.get(&tp) {
-            Some(p) if p.topic_id == topic.id => {
-                p.update(assignment, log_config.clone(), min_isr, now);
-            }
+            Some(p) if p.topic_id == topic.id => updates.push((p, assignment)),
             existing => {
                 if let Some(old) = existing {
                     delete_partition(replicas, log_dirs, &old);
@@ -330,19 +329,28 @@ fn apply_topic(
             }
         }
     }
-    for ((tp, assignment), opened) in open_logs(log_dirs, &log_config, topic.id, to_open) {
+    // A new leader epoch is a checkpoint write (two fsyncs): after a
+    // restart every partition of the node gets one.
+    map_parallel(&updates, LOG_PASS_THREADS, |(p, assignment)| {
+        p.update(assignment.clone(), log_config.clone(), min_isr, now);
+    });
+    // Opening is mostly waiting for fsyncs (see `parallel`).
+    let opened = map_parallel(&to_open, LOG_PASS_THREADS, |(tp, assignment)| {
+        let (log, checkpoint) = open_log(log_dirs, &log_config, topic.id, tp)?;
+        Ok(Partition::open(
+            tp.clone(),
+            topic.id,
+            node_id,
+            log,
+            assignment.clone(),
+            min_isr,
+            checkpoint,
+            failure.clone(),
+        ))
+    });
+    for ((tp, _), opened) in to_open.into_iter().zip(opened) {
         match opened {
-            Ok((log, checkpoint)) => {
-                let partition = Partition::open(
-                    tp.clone(),
-                    topic.id,
-                    node_id,
-                    log,
-                    assignment,
-                    min_isr,
-                    checkpoint,
-                    failure.clone(),
-                );
+            Ok(partition) => {
                 replicas.insert(Arc::new(partition));
                 tracing::info!(%tp, topic_id = %topic.id, "partition log opened");
             }
@@ -379,29 +387,23 @@ enum OpenError {
     Log(fjord_log::LogError),
 }
 
-type Opened = Result<(Log, Option<fjord_types::Offset>), OpenError>;
-
-/// Open (or create) the logs of `partitions` on a few threads (opening is
-/// mostly waiting for fsyncs, see [`crate::parallel`]); results in order.
-fn open_logs<T: Send + Sync>(
+/// Open (or create) the log of `tp`, with its high watermark checkpoint.
+fn open_log(
     log_dirs: &LogDirs,
     log_config: &LogConfig,
     topic_id: TopicId,
-    partitions: Vec<(TopicPartition, T)>,
-) -> Vec<((TopicPartition, T), Opened)> {
-    let opened = map_parallel(&partitions, LOG_PASS_THREADS, |(tp, _)| -> Opened {
-        let dir = log_dirs.prepare(tp, topic_id).map_err(OpenError::Prepare)?;
-        let log = Log::open(&dir, log_config.clone()).map_err(OpenError::Log)?;
-        let checkpoint = hw_checkpoint::read(&dir).map_err(|source| {
-            OpenError::Log(fjord_log::LogError::Io {
-                context: "reading the high watermark checkpoint in",
-                path: dir.clone(),
-                source,
-            })
-        })?;
-        Ok((log, checkpoint))
-    });
-    partitions.into_iter().zip(opened).collect()
+    tp: &TopicPartition,
+) -> Result<(Log, Option<fjord_types::Offset>), OpenError> {
+    let dir = log_dirs.prepare(tp, topic_id).map_err(OpenError::Prepare)?;
+    let log = Log::open(&dir, log_config.clone()).map_err(OpenError::Log)?;
+    let checkpoint = hw_checkpoint::read(&dir).map_err(|source| {
+        OpenError::Log(fjord_log::LogError::Io {
+            context: "reading the high watermark checkpoint in",
+            path: dir.clone(),
+            source,
+        })
+    })?;
+    Ok((log, checkpoint))
 }
 
 /// Open the logs of hosted partitions that a full disk kept from opening
