@@ -35,6 +35,7 @@ use rdkafka::{Offset, TopicPartitionList};
 mod cluster;
 pub mod http;
 pub mod ports;
+pub mod procfs;
 pub mod produce_loop;
 pub use cluster::{ClusterOptions, FjordCluster, PartitionState, partition_state};
 pub use ports::{PortLease, reserve_port, reserve_ports};
@@ -320,7 +321,12 @@ impl FjordNode {
     /// Polls until the node answers a Metadata request listing the brokers it waits for (itself,
     /// for a single node; the whole cluster for a cluster member).
     pub fn wait_ready(&mut self) -> anyhow::Result<()> {
-        let deadline = Instant::now() + START_TIMEOUT;
+        self.wait_ready_within(START_TIMEOUT)
+    }
+
+    /// [`FjordNode::wait_ready`] with another deadline (a node with many partitions).
+    pub fn wait_ready_within(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
         let addr = self.bootstrap();
         loop {
             if let Some(child) = self.child.as_mut()
@@ -338,7 +344,7 @@ impl FjordNode {
                 Err(e) => format!("{e:#}"),
             };
             if Instant::now() >= deadline {
-                bail!("no Metadata answer within {START_TIMEOUT:?}; last: {last_err}");
+                bail!("no Metadata answer within {timeout:?}; last: {last_err}");
             }
             std::thread::sleep(POLL);
         }
@@ -386,6 +392,11 @@ impl FjordNode {
 
     /// SIGTERM and wait for exit (panics if it takes longer than [`STOP_TIMEOUT`]).
     pub fn stop(&mut self) -> ExitStatus {
+        self.stop_within(STOP_TIMEOUT)
+    }
+
+    /// [`FjordNode::stop`] with another deadline (a node with many partitions to close).
+    pub fn stop_within(&mut self, timeout: Duration) -> ExitStatus {
         if self.stopped {
             self.sigcont();
         }
@@ -396,7 +407,7 @@ impl FjordNode {
             .status()
             .expect("run kill");
         assert!(st.success(), "kill -TERM {pid} failed");
-        let deadline = Instant::now() + STOP_TIMEOUT;
+        let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = child.try_wait().expect("try_wait") {
                 return status;
@@ -405,7 +416,7 @@ impl FjordNode {
                 let _ = child.kill();
                 let _ = child.wait();
                 panic!(
-                    "fjord did not exit within {STOP_TIMEOUT:?} after SIGTERM\n--- {} ---\n{}",
+                    "fjord did not exit within {timeout:?} after SIGTERM\n--- {} ---\n{}",
                     self.log_path.display(),
                     tail(&self.log_path, 60)
                 );

@@ -25,6 +25,7 @@ use crate::metadata_applier::{
     LocalReplicaChange, apply_delta, apply_image, open_pending, remove_stray_logs,
 };
 use crate::metadata_cache::MetadataCache;
+use crate::parallel::{LOG_PASS_THREADS, map_parallel};
 use crate::producer_ids::ProducerIdService;
 use crate::replica_manager::{ReplicaManager, now_ms};
 use crate::txn_service::{LocalMarkerWriter, TransactionCoordinatorAdapter, TxnAdapterParts};
@@ -505,7 +506,8 @@ impl Broker {
         let _ = tokio::task::spawn_blocking(move || {
             checkpoint_high_watermarks(&replicas);
             let failure = replicas.log_dir_failure();
-            for p in replicas.all() {
+            // Closing is mostly fsyncs: a few threads (see `parallel`).
+            map_parallel(&replicas.all(), LOG_PASS_THREADS, |p| {
                 // An offline directory is not touched again: its logs are
                 // dropped unflushed, and recovery runs at the next start.
                 if let Some(log) = p.take_log()
@@ -514,7 +516,7 @@ impl Broker {
                 {
                     failure.report(LogOperation::Close, Some(&p.tp), &err);
                 }
-            }
+            });
         })
         .await;
     }
@@ -522,7 +524,9 @@ impl Broker {
 
 /// Persist every partition's high watermark that moved since its last checkpoint.
 fn checkpoint_high_watermarks(replicas: &ReplicaManager) {
-    for p in replicas.all() {
+    let _pass = replicas.hw_checkpoint_pass();
+    // Three fsyncs a partition: a few threads (see `parallel`).
+    map_parallel(&replicas.all(), LOG_PASS_THREADS, |p| {
         if let Some((dir, hw)) = p.hw_checkpoint_due() {
             match crate::hw_checkpoint::write(&dir, hw) {
                 Ok(()) => p.hw_checkpointed(hw),
@@ -535,7 +539,7 @@ fn checkpoint_high_watermarks(replicas: &ReplicaManager) {
                 }
             }
         }
-    }
+    });
 }
 
 /// Waits until the committed image has applied the metadata log up to `offset`

@@ -77,6 +77,7 @@ pub mod log_dir_failure;
 mod log_dirs;
 mod metadata_applier;
 pub mod metadata_cache;
+mod parallel;
 pub mod partition;
 mod produce_validation;
 pub mod producer_ids;

@@ -19,6 +19,7 @@ use crate::config::BrokerConfig;
 use crate::hw_checkpoint;
 use crate::log_dir_failure::LogOperation;
 use crate::log_dirs::LogDirs;
+use crate::parallel::{LOG_PASS_THREADS, map_parallel};
 use crate::partition::{Assignment, Partition};
 use crate::replica_manager::{ReplicaManager, now_ms};
 
@@ -303,6 +304,8 @@ fn apply_topic(
     let failure = replicas.log_dir_failure();
     let log_config = topic_log_config(config, topic);
     let min_isr = topic_min_isr(config, topic);
+    let mut to_open = Vec::new();
+    let mut updates = Vec::new();
     for (index, reg) in topic.partitions.iter().enumerate() {
         if !reg.replicas.contains(&node_id) {
             continue;
@@ -317,67 +320,90 @@ fn apply_topic(
         };
         wanted.insert(tp.clone());
         match replicas.get(&tp) {
-            Some(p) if p.topic_id == topic.id => {
-                p.update(assignment, log_config.clone(), min_isr, now);
-            }
+            Some(p) if p.topic_id == topic.id => updates.push((p, assignment)),
             existing => {
                 if let Some(old) = existing {
                     delete_partition(replicas, log_dirs, &old);
                 }
-                let dir = match log_dirs.prepare(&tp, topic.id) {
-                    Ok(dir) => dir,
-                    Err(err) if fjord_log::io_is_out_of_space(&err) => {
-                        failure.report_io(LogOperation::OpenLog, Some(&tp), &err);
-                        replicas.set_opens_pending(true);
-                        continue;
-                    }
-                    Err(err) => {
-                        failure.fail(LogOperation::MetadataApply, Some(&tp), &err);
-                        return false;
-                    }
-                };
-                let opened = Log::open(&dir, log_config.clone()).and_then(|log| {
-                    let checkpoint =
-                        hw_checkpoint::read(&dir).map_err(|source| fjord_log::LogError::Io {
-                            context: "reading the high watermark checkpoint in",
-                            path: dir.clone(),
-                            source,
-                        })?;
-                    Ok((log, checkpoint))
-                });
-                match opened {
-                    Ok((log, checkpoint)) => {
-                        let partition = Partition::open(
-                            tp.clone(),
-                            topic.id,
-                            node_id,
-                            log,
-                            assignment,
-                            min_isr,
-                            checkpoint,
-                            failure.clone(),
-                        );
-                        replicas.insert(Arc::new(partition));
-                        tracing::info!(%tp, topic_id = %topic.id, "partition log opened");
-                    }
-                    Err(err) if err.is_out_of_space() => {
-                        // A full disk: leave it unhosted and retry (see
-                        // `open_pending`) rather than stop the node, which
-                        // would fail the same way at every restart.
-                        failure.report(LogOperation::OpenLog, Some(&tp), &err);
-                        replicas.set_opens_pending(true);
-                    }
-                    Err(err) => {
-                        // Kafka takes the log dir offline when a log cannot be
-                        // loaded or created; with one dir, the node stops.
-                        failure.fail(LogOperation::MetadataApply, Some(&tp), &err);
-                        return false;
-                    }
-                }
+                to_open.push((tp, assignment));
+            }
+        }
+    }
+    // A new leader epoch is a checkpoint write (two fsyncs): after a
+    // restart every partition of the node gets one.
+    map_parallel(&updates, LOG_PASS_THREADS, |(p, assignment)| {
+        p.update(assignment.clone(), log_config.clone(), min_isr, now);
+    });
+    // Opening is mostly waiting for fsyncs (see `parallel`).
+    let opened = map_parallel(&to_open, LOG_PASS_THREADS, |(tp, assignment)| {
+        let (log, checkpoint) = open_log(log_dirs, &log_config, topic.id, tp)?;
+        Ok(Partition::open(
+            tp.clone(),
+            topic.id,
+            node_id,
+            log,
+            assignment.clone(),
+            min_isr,
+            checkpoint,
+            failure.clone(),
+        ))
+    });
+    for ((tp, _), opened) in to_open.into_iter().zip(opened) {
+        match opened {
+            Ok(partition) => {
+                replicas.insert(Arc::new(partition));
+                tracing::info!(%tp, topic_id = %topic.id, "partition log opened");
+            }
+            Err(OpenError::Prepare(err)) if fjord_log::io_is_out_of_space(&err) => {
+                failure.report_io(LogOperation::OpenLog, Some(&tp), &err);
+                replicas.set_opens_pending(true);
+            }
+            Err(OpenError::Prepare(err)) => {
+                failure.fail(LogOperation::MetadataApply, Some(&tp), &err);
+                return false;
+            }
+            Err(OpenError::Log(err)) if err.is_out_of_space() => {
+                // A full disk: leave it unhosted and retry (see
+                // `open_pending`) rather than stop the node, which
+                // would fail the same way at every restart.
+                failure.report(LogOperation::OpenLog, Some(&tp), &err);
+                replicas.set_opens_pending(true);
+            }
+            Err(OpenError::Log(err)) => {
+                // Kafka takes the log dir offline when a log cannot be
+                // loaded or created; with one dir, the node stops.
+                failure.fail(LogOperation::MetadataApply, Some(&tp), &err);
+                return false;
             }
         }
     }
     true
+}
+
+/// Why a partition's log did not open.
+enum OpenError {
+    /// Its directory could not be made ready.
+    Prepare(std::io::Error),
+    Log(fjord_log::LogError),
+}
+
+/// Open (or create) the log of `tp`, with its high watermark checkpoint.
+fn open_log(
+    log_dirs: &LogDirs,
+    log_config: &LogConfig,
+    topic_id: TopicId,
+    tp: &TopicPartition,
+) -> Result<(Log, Option<fjord_types::Offset>), OpenError> {
+    let dir = log_dirs.prepare(tp, topic_id).map_err(OpenError::Prepare)?;
+    let log = Log::open(&dir, log_config.clone()).map_err(OpenError::Log)?;
+    let checkpoint = hw_checkpoint::read(&dir).map_err(|source| {
+        OpenError::Log(fjord_log::LogError::Io {
+            context: "reading the high watermark checkpoint in",
+            path: dir.clone(),
+            source,
+        })
+    })?;
+    Ok((log, checkpoint))
 }
 
 /// Open the logs of hosted partitions that a full disk kept from opening

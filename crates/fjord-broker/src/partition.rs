@@ -728,20 +728,7 @@ impl Partition {
                     .collect_aborted_transactions(fetch_offset, read.next_offset),
             ),
         };
-        Ok(FetchPartitionData {
-            high_watermark: hw,
-            last_stable_offset,
-            log_start_offset: read.log_start_offset,
-            records: read.records,
-            aborted_transactions: aborted.map(|txns| {
-                txns.into_iter()
-                    .map(|t| AbortedTransaction {
-                        producer_id: t.producer_id,
-                        first_offset: t.first_offset,
-                    })
-                    .collect()
-            }),
-        })
+        Ok(fetch_partition_data(hw, last_stable_offset, read, aborted))
     }
 
     /// [`Self::read`] wholly under the partition lock.
@@ -762,20 +749,12 @@ impl Partition {
             log.read_isolated(fetch_offset, max_bytes, hw, min_one_batch, isolation)
                 .map_err(PartitionError::from_log),
         )?;
-        Ok(FetchPartitionData {
-            high_watermark: hw,
-            last_stable_offset: log.last_stable_offset(hw),
-            log_start_offset: read.log_start_offset,
-            records: read.records,
-            aborted_transactions: aborted.map(|txns| {
-                txns.into_iter()
-                    .map(|t| AbortedTransaction {
-                        producer_id: t.producer_id,
-                        first_offset: t.first_offset,
-                    })
-                    .collect()
-            }),
-        })
+        Ok(fetch_partition_data(
+            hw,
+            log.last_stable_offset(hw),
+            read,
+            aborted,
+        ))
     }
 
     /// Read as leader up to the log end, not just the high watermark: the
@@ -1328,6 +1307,31 @@ impl Partition {
             .ok_or(PartitionError::NotLeaderOrFollower {
                 leader: (leader >= 0).then_some(leader),
             })
+    }
+}
+
+/// A fetch's answer for one partition from what the log read: the planned
+/// read outside the lock and the read under it (after a truncation) answer
+/// alike.
+fn fetch_partition_data(
+    high_watermark: Offset,
+    last_stable_offset: Offset,
+    read: fjord_log::ReadInfo,
+    aborted: Option<Vec<fjord_log::AbortedTxn>>,
+) -> FetchPartitionData {
+    FetchPartitionData {
+        high_watermark,
+        last_stable_offset,
+        log_start_offset: read.log_start_offset,
+        records: read.records,
+        aborted_transactions: aborted.map(|txns| {
+            txns.into_iter()
+                .map(|t| AbortedTransaction {
+                    producer_id: t.producer_id,
+                    first_offset: t.first_offset,
+                })
+                .collect()
+        }),
     }
 }
 

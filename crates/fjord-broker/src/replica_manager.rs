@@ -43,6 +43,11 @@ pub struct ReplicaManager {
     /// Partitions an append made a flush due on; the broker's flusher task
     /// flushes them on a blocking thread.
     flush_queue: Arc<FlushQueue>,
+    /// Held by a pass writing high watermark checkpoints: the periodic pass
+    /// and the one of `close` write the same temporary files, so a pass
+    /// that outlives the broker tasks' stop deadline (tens of thousands of
+    /// partitions, three fsyncs each) must not run beside the last one.
+    hw_checkpoint_pass: std::sync::Mutex<()>,
 }
 
 impl ReplicaManager {
@@ -53,11 +58,19 @@ impl ReplicaManager {
             failure,
             opens_pending: std::sync::atomic::AtomicBool::new(false),
             flush_queue: Arc::new(FlushQueue::default()),
+            hw_checkpoint_pass: std::sync::Mutex::new(()),
         }
     }
 
     /// Whether some hosted partition's log is still to be opened (the disk
     /// was full when the metadata asked for it).
+    /// Taken for the whole of a high watermark checkpoint pass.
+    pub(crate) fn hw_checkpoint_pass(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.hw_checkpoint_pass
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     pub fn opens_pending(&self) -> bool {
         self.opens_pending
             .load(std::sync::atomic::Ordering::Acquire)

@@ -5,6 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::error::ConfigError;
+use crate::file_cache::FileCache;
 
 /// `message.timestamp.type`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -186,6 +187,10 @@ pub struct LogConfig {
     /// `message.timestamp.after.max.ms`: a CreateTime record may be at most
     /// this much ahead of the broker's clock. Default 1 hour (Kafka 4.x).
     pub message_timestamp_after_max_ms: i64,
+    /// The node's bound on open segment files, shared by every log the
+    /// broker opens with configs derived from its defaults (not a Kafka
+    /// config: the broker's `log_open_files_max`). Default: no bound.
+    pub open_files: FileCache,
 }
 
 impl Default for LogConfig {
@@ -213,6 +218,7 @@ impl Default for LogConfig {
             compression_zstd_level: 3,
             message_timestamp_before_max_ms: i64::MAX,
             message_timestamp_after_max_ms: 3_600_000,
+            open_files: FileCache::unbounded(),
         }
     }
 }

@@ -65,6 +65,15 @@
 //! index reaches `segment.index.bytes`, or offsets no longer fit the u32
 //! relative offsets / positions.
 //!
+//! # Open files
+//! A segment's `.log` file is opened on first use (append, read, fsync,
+//! cut), not by [`Log::open`], which only `stat`s it, through the node's
+//! [`FileCache`] (in [`LogConfig::open_files`]; unbounded by default, the
+//! broker bounds it with `log_open_files_max`). Past its bound the cache
+//! closes the least recently used handle (second-chance queue, see
+//! `file_cache`); a reader holding an `Arc<File>` keeps its descriptor.
+//! Indexes and checkpoints hold no descriptor.
+//!
 //! # Recovery (in [`Log::open`])
 //! Segments wholly below the recovery point are trusted: their index files
 //! are loaded if they pass sanity checks (whole entries, strictly increasing,
@@ -177,7 +186,8 @@
 //! # Modules
 //! `batch` (v2 header parsing, validation, leader rewrites), `segment`
 //! (`LogSegment`), `offset_index` / `time_index` (`OffsetIndex`, `TimeIndex`),
-//! `leader_epoch` (`LeaderEpochCache`, pure logic), `checkpoint` (atomic text
+//! `leader_epoch` (`LeaderEpochCache`, pure logic), `file_cache` (`FileCache`:
+//! the node's bound on open segment files), `checkpoint` (atomic text
 //! files), `recovery` (directory scan and recovery on open), `producer_state`
 //! (`ProducerStateManager`: the sequence and transaction rules in `entry`,
 //! snapshot files in `snapshot`, load and replay), `control` (transaction
@@ -199,6 +209,7 @@ pub mod cleaner;
 mod config;
 pub mod control;
 mod error;
+mod file_cache;
 mod flush;
 mod leader_epoch;
 mod log;
@@ -217,6 +228,7 @@ pub use batch::{BatchHeader, HEADER_LEN, LOG_OVERHEAD, MAGIC_V2};
 pub use cleaner::{CleanableRange, CleanedLog, CleanerStats, CleaningPlan, SwapOutcome};
 pub use config::{CleanupPolicy, CompressionType, DirtyRatio, LogConfig, TimestampType};
 pub use error::{ConfigError, LogError, io_is_out_of_space};
+pub use file_cache::{FileCache, FileCacheStats};
 pub use flush::{FlushPlan, RecoveryPointWrite, SyncedFlush};
 pub use leader_epoch::LeaderEpochCache;
 pub use log::{AppendInfo, IsolationLevel, Log, ReadInfo, ReadPlan};

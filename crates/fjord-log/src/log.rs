@@ -177,12 +177,18 @@ impl Log {
             }
         };
         let interval = config.index_interval_bytes;
-        let (mut segments, mut dir_dirty) =
-            recovery::load_segments(dir, &bases, recovery_checkpoint, clean, interval)?;
+        let (mut segments, mut dir_dirty) = recovery::load_segments(
+            dir,
+            &bases,
+            recovery_checkpoint,
+            clean,
+            interval,
+            &config.open_files,
+        )?;
         let first_base = bases.first().copied();
         if segments.is_empty() {
             let base = log_start_checkpoint.or(first_base).unwrap_or(0);
-            segments.insert(base, LogSegment::create(dir, base)?);
+            segments.insert(base, LogSegment::create(dir, base, &config.open_files)?);
             dir_dirty = true;
         }
         let mut log = Log {
@@ -499,7 +505,7 @@ impl Log {
         Ok(ReadPlan {
             info,
             bytes: Some(PlannedBytes {
-                reader: seg.reader(),
+                reader: seg.reader()?,
                 position,
                 len,
                 max_offset,
@@ -798,8 +804,10 @@ impl Log {
         while let Some((_, seg)) = self.segments.pop_first() {
             seg.delete()?;
         }
-        self.segments
-            .insert(offset, LogSegment::create(&self.dir, offset)?);
+        self.segments.insert(
+            offset,
+            LogSegment::create(&self.dir, offset, &self.config.open_files)?,
+        );
         self.dir_dirty = true;
         self.log_start_offset = offset;
         checkpoint::write_offset(&self.dir, LOG_START_OFFSET, offset)?;
@@ -839,11 +847,16 @@ impl Log {
     pub fn plan_flush(&mut self) -> Result<FlushPlan, LogError> {
         let active = self.active().base_offset();
         let mut targets = Vec::new();
-        for (&base, seg) in self.segments.iter_mut() {
+        let taken = self.segments.iter_mut().try_for_each(|(&base, seg)| {
             if base != active {
                 seg.write_indexes()?;
             }
-            seg.take_sync(&mut targets);
+            seg.take_sync(&mut targets)
+        });
+        if let Err(e) = taken {
+            // Segments taken before the failure were counted as synced.
+            self.flush_failed();
+            return Err(e);
         }
         if self.dir_dirty {
             targets.push(crate::flush::SyncTarget::Dir(self.dir.clone()));
@@ -1255,8 +1268,10 @@ impl Log {
             active.sync_txn_index()?;
         }
         tracing::debug!(dir = %self.dir.display(), base_offset, "rolling a new segment");
-        self.segments
-            .insert(base_offset, LogSegment::create(&self.dir, base_offset)?);
+        self.segments.insert(
+            base_offset,
+            LogSegment::create(&self.dir, base_offset, &self.config.open_files)?,
+        );
         self.dir_dirty = true;
         self.producer_state.take_snapshot(
             base_offset,

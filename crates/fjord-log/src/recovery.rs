@@ -7,6 +7,7 @@ use std::path::Path;
 
 use crate::checkpoint::{CleanShutdown, TMP_SUFFIX};
 use crate::error::LogError;
+use crate::file_cache::FileCache;
 use crate::segment::{self, INDEX_SUFFIX, LOG_SUFFIX, LogSegment, TIME_INDEX_SUFFIX};
 use crate::txn_index::TXN_INDEX_SUFFIX;
 
@@ -25,11 +26,12 @@ pub(crate) fn load_segments(
     recovery_checkpoint: i64,
     clean: Option<CleanShutdown>,
     interval: u32,
+    files: &FileCache,
 ) -> Result<(BTreeMap<i64, LogSegment>, bool), LogError> {
     let mut segments = BTreeMap::new();
     let mut dir_dirty = false;
     for (i, &base) in bases.iter().enumerate() {
-        let mut seg = LogSegment::open(dir, base)?;
+        let mut seg = LogSegment::open(dir, base, files)?;
         let next_base = bases.get(i + 1).copied();
         if let Some(c) = clean
             && next_base.is_none()
@@ -79,7 +81,7 @@ pub(crate) fn load_segments(
                 seg.delete()?;
             }
             for &later in &bases[i + 1..] {
-                LogSegment::open(dir, later)?.delete()?;
+                LogSegment::open(dir, later, files)?.delete()?;
             }
             dir_dirty = true;
             break;

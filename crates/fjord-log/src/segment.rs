@@ -1,6 +1,8 @@
 //! `LogSegment`: one `.log` file of whole batches plus its in-memory
 //! `OffsetIndex` and `TimeIndex` (persisted as `.index` / `.timeindex`) and
-//! its `TransactionIndex` of aborted transactions (`.txnindex`).
+//! its `TransactionIndex` of aborted transactions (`.txnindex`). The `.log`
+//! file is opened through the node's [`FileCache`] when first used, not when
+//! the segment is loaded.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, IoSlice, Write};
@@ -12,6 +14,7 @@ use std::time::UNIX_EPOCH;
 
 use crate::batch::{self, BatchHeader, HEADER_LEN, LOG_OVERHEAD, Origin};
 use crate::error::LogError;
+use crate::file_cache::{CachedFile, FileCache};
 use crate::flush::SyncTarget;
 use crate::offset_index::OffsetIndex;
 use crate::time_index::TimeIndex;
@@ -178,12 +181,12 @@ impl DetachedIndexes {
 
 pub(crate) struct LogSegment {
     base_offset: i64,
-    log_path: PathBuf,
     index_path: PathBuf,
     time_index_path: PathBuf,
-    /// Opened read + append: writes go to the end, reads use `read_at`.
-    /// Shared with [`SegmentReader`]s, which read outside the log's lock.
-    file: Arc<File>,
+    /// The `.log` file, opened read + append while the cache keeps it:
+    /// writes go to the end, reads use `read_at`. Its handles are shared
+    /// with [`SegmentReader`]s, which read outside the log's lock.
+    file: CachedFile,
     /// Bumped before the file is cut (`truncate_to_position`), the only
     /// operation that can change bytes below `size` in place: a
     /// [`SegmentReader`] that sees it move discards what it read.
@@ -215,7 +218,11 @@ pub(crate) struct LogSegment {
 
 impl LogSegment {
     /// Create an empty segment (replacing any leftover file of that name).
-    pub(crate) fn create(dir: &Path, base_offset: i64) -> Result<LogSegment, LogError> {
+    pub(crate) fn create(
+        dir: &Path,
+        base_offset: i64,
+        files: &FileCache,
+    ) -> Result<LogSegment, LogError> {
         let log_path = dir.join(file_name(base_offset, LOG_SUFFIX));
         let file = OpenOptions::new()
             .read(true)
@@ -226,30 +233,29 @@ impl LogSegment {
         file.set_len(0)
             .map_err(LogError::io("truncating segment", &log_path))?;
         let txn_index = TransactionIndex::open(dir, base_offset)?;
-        let mut seg = Self::with_file(dir, base_offset, log_path, file, 0, txn_index);
+        let file = files.insert(log_path, file);
+        let mut seg = Self::with_file(dir, base_offset, file, 0, txn_index);
         seg.txn_index.truncate_to(i64::MIN)?;
         seg.indexes_dirty = true;
         Ok(seg)
     }
 
-    /// Open an existing segment file; call `recover` or `load_indexes` next.
-    pub(crate) fn open(dir: &Path, base_offset: i64) -> Result<LogSegment, LogError> {
+    /// An existing segment file, not opened (its size from a `stat`); call
+    /// `rebuild` or `load_indexes` next.
+    pub(crate) fn open(
+        dir: &Path,
+        base_offset: i64,
+        files: &FileCache,
+    ) -> Result<LogSegment, LogError> {
         let log_path = dir.join(file_name(base_offset, LOG_SUFFIX));
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(LogError::io("opening segment", &log_path))?;
-        let size = file
-            .metadata()
+        let size = fs::metadata(&log_path)
             .map_err(LogError::io("reading metadata of", &log_path))?
             .len();
         let txn_index = TransactionIndex::open(dir, base_offset)?;
         Ok(Self::with_file(
             dir,
             base_offset,
-            log_path,
-            file,
+            files.lazy(log_path),
             size,
             txn_index,
         ))
@@ -261,11 +267,12 @@ impl LogSegment {
     pub(crate) fn open_cleaned(
         dir: &Path,
         indexes: DetachedIndexes,
+        files: &FileCache,
     ) -> Result<LogSegment, LogError> {
-        let mut seg = Self::open(dir, indexes.base_offset)?;
+        let mut seg = Self::open(dir, indexes.base_offset, files)?;
         if seg.size != indexes.position {
             return Err(LogError::CorruptSegment {
-                path: seg.log_path.clone(),
+                path: seg.log_path().to_owned(),
                 position: seg.size.min(indexes.position),
             });
         }
@@ -281,23 +288,23 @@ impl LogSegment {
 
     /// The path of the `.log` file.
     pub(crate) fn log_path(&self) -> &Path {
-        &self.log_path
+        self.file.path()
     }
 
-    /// A second handle on the `.log` file, for reads outside the log's lock
-    /// (the cleaner; a sealed segment's file only ever shrinks by a
-    /// truncation, which the cleaner detects before swapping).
-    pub(crate) fn file_handle(&self) -> Result<File, LogError> {
+    /// The open `.log` file (opened now if the cache had closed it). Also
+    /// for reads outside the log's lock (the cleaner; a sealed segment's
+    /// file only ever shrinks by a truncation, which the cleaner detects
+    /// before swapping).
+    pub(crate) fn file_handle(&self) -> Result<Arc<File>, LogError> {
         self.file
-            .try_clone()
-            .map_err(LogError::io("duplicating the handle of", &self.log_path))
+            .get()
+            .map_err(LogError::io("opening segment", self.file.path()))
     }
 
     fn with_file(
         dir: &Path,
         base_offset: i64,
-        log_path: PathBuf,
-        file: File,
+        file: CachedFile,
         size: u64,
         txn_index: TransactionIndex,
     ) -> Self {
@@ -305,8 +312,7 @@ impl LogSegment {
             base_offset,
             index_path: dir.join(file_name(base_offset, INDEX_SUFFIX)),
             time_index_path: dir.join(file_name(base_offset, TIME_INDEX_SUFFIX)),
-            log_path,
-            file: Arc::new(file),
+            file,
             truncations: Arc::new(AtomicU64::new(0)),
             size,
             next_offset: base_offset,
@@ -411,14 +417,15 @@ impl LogSegment {
         index_interval_bytes: u32,
         now_ms: i64,
     ) -> Result<(), LogError> {
-        if let Err(e) = write_all_vectored(&self.file, slices) {
-            if let Err(cut) = self.file.set_len(self.size) {
-                tracing::error!(path = %self.log_path.display(), error = %cut,
+        let file = self.file_handle()?;
+        if let Err(e) = write_all_vectored(&file, slices) {
+            if let Err(cut) = file.set_len(self.size) {
+                tracing::error!(path = %self.log_path().display(), error = %cut,
                     "cannot cut a failed append back; the log dir needs attention");
             }
             return Err(LogError::Io {
                 context: "appending to",
-                path: self.log_path.clone(),
+                path: self.log_path().to_owned(),
                 source: e,
             });
         }
@@ -449,21 +456,22 @@ impl LogSegment {
     /// Read `len` bytes at `position` (both within the segment).
     pub(crate) fn read(&self, position: u64, len: usize) -> Result<Vec<u8>, LogError> {
         let mut buf = vec![0u8; len];
-        self.file
+        self.file_handle()?
             .read_exact_at(&mut buf, position)
-            .map_err(LogError::io("reading", &self.log_path))?;
+            .map_err(LogError::io("reading", self.log_path()))?;
         Ok(buf)
     }
 
     /// A handle for reading this segment's bytes below its current size
-    /// outside the log's lock (see [`SegmentReader`]).
-    pub(crate) fn reader(&self) -> SegmentReader {
-        SegmentReader {
-            file: Arc::clone(&self.file),
-            log_path: self.log_path.clone(),
+    /// outside the log's lock (see [`SegmentReader`]); it keeps the file
+    /// open even if the cache evicts it meanwhile.
+    pub(crate) fn reader(&self) -> Result<SegmentReader, LogError> {
+        Ok(SegmentReader {
+            file: self.file_handle()?,
+            log_path: self.log_path().to_owned(),
             truncations: Arc::clone(&self.truncations),
             seen: self.truncations.load(Ordering::SeqCst),
-        }
+        })
     }
 
     /// Walk the batches from `position` (which must be a batch start). With
@@ -524,9 +532,9 @@ impl LogSegment {
     fn fill(&self, buf: &mut Vec<u8>, pos: u64, want: usize) -> Result<(), LogError> {
         let len = (self.size - pos).min(want as u64) as usize;
         buf.resize(len, 0);
-        self.file
+        self.file_handle()?
             .read_exact_at(buf, pos)
-            .map_err(LogError::io("reading", &self.log_path))
+            .map_err(LogError::io("reading", self.log_path()))
     }
 
     /// Position and header of the first batch whose last offset is >= `offset`.
@@ -627,14 +635,14 @@ impl LogSegment {
         // Before the cut (SeqCst, as the readers' checks): a reader whose
         // check after its `read_at` still sees the old count read before it.
         self.truncations.fetch_add(1, Ordering::SeqCst);
-        self.file
+        self.file_handle()?
             .set_len(position)
-            .map_err(LogError::io("truncating", &self.log_path))?;
+            .map_err(LogError::io("truncating", self.log_path()))?;
         self.size = position;
         self.unsynced = true;
         if self.rebuild(false, index_interval_bytes)?.is_some() {
             return Err(LogError::CorruptSegment {
-                path: self.log_path.clone(),
+                path: self.log_path().to_owned(),
                 position,
             });
         }
@@ -680,7 +688,7 @@ impl LogSegment {
         match self.rebuild(false, index_interval_bytes)? {
             None => Ok(()),
             Some(position) => Err(LogError::CorruptSegment {
-                path: self.log_path.clone(),
+                path: self.log_path().to_owned(),
                 position,
             }),
         }
@@ -719,11 +727,14 @@ impl LogSegment {
     /// were written), pushed onto `out` to be synced outside the log's lock,
     /// and counted as synced from now on (a failed fsync is fatal
     /// for the log directory; `Log::flush_failed` marks it unsynced again).
-    pub(crate) fn take_sync(&mut self, out: &mut Vec<SyncTarget>) {
+    /// Fails only if the log file, evicted from the open-file cache, cannot
+    /// be opened again; nothing of this segment is taken then.
+    pub(crate) fn take_sync(&mut self, out: &mut Vec<SyncTarget>) -> Result<(), LogError> {
         if self.unsynced {
+            // A handle opened after an eviction flushes the same inode.
             out.push(SyncTarget::Data {
-                file: Arc::clone(&self.file),
-                path: self.log_path.clone(),
+                file: self.file_handle()?,
+                path: self.log_path().to_path_buf(),
             });
             self.unsynced = false;
         }
@@ -737,6 +748,7 @@ impl LogSegment {
             self.indexes_unsynced = false;
         }
         self.txn_index.take_sync(out);
+        Ok(())
     }
 
     /// Load the index files of a trusted (flushed, sealed) segment whose
@@ -792,11 +804,9 @@ impl LogSegment {
         if self.derived.max_timestamp >= 0 {
             return Ok(self.derived.max_timestamp);
         }
-        let modified = self
-            .file
-            .metadata()
+        let modified = fs::metadata(self.log_path())
             .and_then(|m| m.modified())
-            .map_err(LogError::io("reading metadata of", &self.log_path))?;
+            .map_err(LogError::io("reading metadata of", self.log_path()))?;
         Ok(modified
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64))
@@ -813,13 +823,13 @@ impl LogSegment {
     /// Remove the segment's files.
     pub(crate) fn delete(self) -> Result<(), LogError> {
         let LogSegment {
-            log_path,
             index_path,
             time_index_path,
             file,
             txn_index,
             ..
         } = self;
+        let log_path = file.path().to_owned();
         drop(file);
         txn_index.delete()?;
         for path in [log_path, index_path, time_index_path] {

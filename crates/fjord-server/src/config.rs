@@ -32,7 +32,7 @@ use fjord_coordinator::group::GroupConfig;
 use fjord_coordinator::runtime::TransactionServiceConfig;
 use fjord_coordinator::txn::TxnConfig;
 use fjord_gateway::GatewayConfig;
-use fjord_log::LogConfig;
+use fjord_log::{FileCache, LogConfig};
 use fjord_types::BrokerId;
 use serde::{Deserialize, Serialize};
 
@@ -243,6 +243,12 @@ pub struct BrokerSection {
     pub super_users: String,
     /// `allow.everyone.if.no.acl.found`: allow a resource without any ACL.
     pub allow_everyone_if_no_acl_found: bool,
+    /// Fjord-specific (Kafka keeps every segment file open): the most
+    /// segment files the node keeps open at once, across all its logs;
+    /// segments open on first use and the least recently used close.
+    /// Absent: half the process's soft open-file limit (`ulimit -n`) at
+    /// start, at least 64.
+    pub log_open_files_max: Option<usize>,
 }
 
 impl Default for FileConfig {
@@ -313,6 +319,7 @@ impl Default for BrokerSection {
             log_cleaner_dedupe_buffer_size: 128 * 1024 * 1024,
             log_cleaner_io_buffer_size: 512 * 1024,
             log_cleaner_backoff_ms: 15_000,
+            log_open_files_max: None,
         }
     }
 }
@@ -546,6 +553,11 @@ impl FileConfig {
         let log_defaults = LogConfig {
             // A broker config in Kafka; each log applies it.
             producer_id_expiration_ms: b.producer_id_expiration_ms,
+            open_files: FileCache::new(
+                b.log_open_files_max
+                    .unwrap_or_else(default_open_files_max)
+                    .max(MIN_OPEN_FILES),
+            ),
             ..LogConfig::default()
         }
         .with_overrides(&self.topic_defaults)
@@ -725,6 +737,18 @@ impl FileConfig {
             )?,
         })
     }
+}
+
+/// Below this a node thrashes on its own internal topics' segments.
+const MIN_OPEN_FILES: usize = 64;
+
+/// Half the soft `RLIMIT_NOFILE`: the other half is for sockets, RocksDB
+/// and handles held by reads in flight.
+fn default_open_files_max() -> usize {
+    let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX);
+    usize::try_from(soft / 2).unwrap_or(usize::MAX)
 }
 
 fn millis(d: Duration) -> u64 {

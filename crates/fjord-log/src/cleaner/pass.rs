@@ -9,6 +9,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::batch::{BatchHeader, HEADER_LEN, LOG_OVERHEAD};
@@ -32,7 +33,9 @@ pub(crate) struct SourceSegment {
     pub next_offset: i64,
     pub size: u64,
     pub path: PathBuf,
-    pub file: File,
+    /// Shared with the log's file cache: the pass keeps it open even if
+    /// the cache evicts it.
+    pub file: Arc<File>,
     pub aborted_txns: Vec<AbortedTxn>,
 }
 

@@ -234,7 +234,7 @@ impl Log {
         checkpoint::sync_dir(&dir)?;
         for group in groups {
             finish_renames(&dir, group.base_offset())?;
-            let seg = LogSegment::open_cleaned(&dir, group.indexes)?;
+            let seg = LogSegment::open_cleaned(&dir, group.indexes, &self.config.open_files)?;
             self.segments.insert(seg.base_offset(), seg);
             swapped += 1;
         }

@@ -119,6 +119,7 @@ fn append_raw(path: &Path, bytes: &[u8]) {
     f.write_all(bytes).expect("write");
 }
 
+mod file_cache;
 mod flush_plan;
 mod full_disk;
 mod producer_state;
