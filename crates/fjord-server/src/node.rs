@@ -58,6 +58,8 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot load the SSL listeners' certificates")]
+    Tls(#[source] fjord_gateway::tls::TlsError),
     #[error("Kafka listeners failed")]
     Gateway(#[source] fjord_gateway::GatewayError),
     #[error("node-to-node gRPC server failed")]
@@ -226,6 +228,19 @@ async fn start_kafka_side(
     broker_started: impl FnOnce(&Arc<Broker>),
 ) -> Result<KafkaSide, ServerError> {
     let mut broker_config = config.broker.clone();
+    // The PEM files load before anything binds: a bad certificate stops startup.
+    let tls = match &config.gateway.tls {
+        Some(tls)
+            if config
+                .gateway
+                .listeners
+                .iter()
+                .any(|l| l.security_protocol.uses_tls()) =>
+        {
+            Some(fjord_gateway::tls::TlsServer::load(tls.clone()).map_err(ServerError::Tls)?)
+        }
+        _ => None,
+    };
     let mut sockets = Vec::with_capacity(config.gateway.listeners.len());
     let mut listeners = Vec::with_capacity(config.gateway.listeners.len());
     for configured in &config.gateway.listeners {
@@ -241,10 +256,14 @@ async fn start_kafka_side(
         sockets.push(NamedListener {
             name: configured.name.clone(),
             listener,
+            tls: tls
+                .clone()
+                .filter(|_| configured.security_protocol.uses_tls()),
         });
         listeners.push(ListenerConfig {
             name: configured.name.clone(),
             listen: addr,
+            security_protocol: configured.security_protocol,
         });
     }
     let broker = Broker::start_with_replication(
