@@ -666,6 +666,8 @@ impl FileConfig {
             broker_session_timeout_ms: millis(timings.broker_session_timeout),
             broker_heartbeat_interval_ms: millis(timings.broker_heartbeat_interval),
             broker_fast_fencing_enable: self.controller.broker_fast_fencing_enable,
+            // Read from [rpc_ssl]'s files when the node starts.
+            peer_tls: fjord_rpc::PeerTls::plaintext(),
         };
         let replication = ReplicationConfig {
             replication_listener: Some(AdvertisedListener {
