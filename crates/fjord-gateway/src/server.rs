@@ -245,6 +245,8 @@ async fn accept_loop<H: Handler>(
         // The TLS handshake runs here, in the connection's task, never in
         // the accept loop: a slow or hostile client delays only itself.
         shared.tracker.spawn(async move {
+            // The connection slot is freed when this task ends, whichever way.
+            let _permit = permit;
             match tls {
                 None => {
                     let connection = Connection {
@@ -259,7 +261,7 @@ async fn accept_loop<H: Handler>(
                     let Some((stream, info)) =
                         ssl_handshake(&tls, stream, name, peer, &shutdown).await
                     else {
-                        return drop(permit);
+                        return;
                     };
                     let connection = Connection {
                         stream,
@@ -270,7 +272,6 @@ async fn accept_loop<H: Handler>(
                     connection.run(shutdown, abort).await;
                 }
             }
-            drop(permit);
         });
     }
     drop(listener);
