@@ -259,3 +259,27 @@ def test_a_certificate_replaced_on_disk_is_used_by_new_connections(request, tmp_
 
 def _der(dir_: Path) -> bytes:
     return ssl.PEM_cert_to_DER_cert((dir_ / "node-n1.pem").read_text())
+
+
+def test_requested_client_auth_anonymous_without_certificate_and_unmapped_subjects_refused(
+    request, tmp_path, certs, monkeypatch
+):
+    monkeypatch.setenv("RUST_LOG", "info,openraft=warn,fjord_gateway::connection=debug")
+    settings = dict(mtls_settings(certs), client_auth="requested", principal_mapping_rules="RULE:^CN=Alice,.*$/alice/")
+    n = SslNode(tmp_path, _node_name(request), settings)
+    n.start()
+    try:
+        # No certificate: served as User:ANONYMOUS.
+        md = AdminClient(rdkafka_ssl(n, certs, client=None)).list_topics(timeout=10)
+        assert md.brokers
+        wait_for("an anonymous SSL connection", lambda: 'security_protocol="SSL" principal=User:ANONYMOUS' in n.log())
+        # A certificate the rules map: its name.
+        assert AdminClient(rdkafka_ssl(n, certs, client="Alice")).list_topics(timeout=10).brokers
+        wait_for("alice", lambda: "principal=User:alice" in n.log())
+        # A valid certificate no rule applies to: refused, as Kafka fails its authentication.
+        with pytest.raises(KafkaException):
+            AdminClient(dict(rdkafka_ssl(n, certs, client="bob"), **{"socket.timeout.ms": 3000})).list_topics(timeout=5)
+        assert "no principal for the client certificate" in n.log()
+        assert "principal=User:CN=bob" not in n.log()
+    finally:
+        _finish(n)
