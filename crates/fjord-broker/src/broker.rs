@@ -157,6 +157,7 @@ impl Broker {
             producer_ids: producer_ids.clone(),
             admin: admin.clone(),
             metadata: metadata_cache.clone(),
+            peer_tls: replication.peer_tls.clone(),
             tasks: tasks.clone(),
             cancel: cancel.clone(),
         }));

@@ -128,6 +128,9 @@ pub struct ReplicationConfig {
     /// How long shutdown waits for the controller to move leadership away
     /// (controlled shutdown) before closing the logs anyway.
     pub controlled_shutdown_timeout: Duration,
+    /// How this broker dials its peers' gRPC (replica fetches, transaction
+    /// markers): plaintext (default) or mutual TLS.
+    pub peer_tls: fjord_rpc::PeerTls,
 }
 
 /// The listener name under which a broker registers its replication (gRPC) endpoint.
@@ -145,6 +148,7 @@ impl Default for ReplicationConfig {
             hw_checkpoint_interval: Duration::from_millis(5_000),
             broker_heartbeat_interval: Duration::from_millis(2_000),
             controlled_shutdown_timeout: Duration::from_secs(5),
+            peer_tls: fjord_rpc::PeerTls::plaintext(),
         }
     }
 }

@@ -138,6 +138,8 @@ pub struct ControllerConfig {
     /// unreachable and the controller's own probe confirms it
     /// ([`crate::failure_detector`]). Off: only the session timeout fences.
     pub broker_fast_fencing_enable: bool,
+    /// How peers are dialled: plaintext (default) or mutual TLS.
+    pub peer_tls: fjord_rpc::PeerTls,
 }
 
 impl ControllerConfig {
@@ -156,6 +158,7 @@ impl ControllerConfig {
             broker_session_timeout_ms: DEFAULT_BROKER_SESSION_TIMEOUT_MS,
             broker_heartbeat_interval_ms: DEFAULT_BROKER_HEARTBEAT_INTERVAL_MS,
             broker_fast_fencing_enable: true,
+            peer_tls: fjord_rpc::PeerTls::plaintext(),
         }
     }
 
@@ -538,7 +541,7 @@ impl Controller {
         let (image_tx, image_rx) = watch::channel(Arc::new(MetadataImage::default()));
         let state_machine = MetadataStateMachine::new(snapshots, image_tx);
 
-        let peers = Peers::default();
+        let peers = Peers::new(config.peer_tls.clone());
         let (probe_tx, probe_rx) = mpsc::channel(PROBE_QUEUE);
         let network = GrpcNetworkFactory::new(validated.raft_id, peers.clone());
         let raft = ControllerRaft::new(

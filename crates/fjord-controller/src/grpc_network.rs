@@ -39,7 +39,6 @@ use openraft::raft::VoteResponse;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tonic::transport::Channel;
-use tonic::transport::Endpoint;
 
 use crate::types::ControllerNode;
 use crate::types::NodeId;
@@ -86,9 +85,10 @@ pub enum PeerError {
 ///
 /// A tonic [`Channel`] reconnects by itself, so one per address lives for the whole
 /// process; the lock is held only to look one up, never across an await.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct Peers {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    tls: Arc<fjord_rpc::PeerTls>,
 }
 
 impl std::fmt::Debug for Peers {
@@ -98,6 +98,13 @@ impl std::fmt::Debug for Peers {
 }
 
 impl Peers {
+    pub(crate) fn new(tls: fjord_rpc::PeerTls) -> Self {
+        Peers {
+            channels: Arc::default(),
+            tls: Arc::new(tls),
+        }
+    }
+
     /// A client for the controller service at `addr` (`host:port`).
     pub(crate) fn client(&self, addr: &str) -> Result<ControllerServiceClient<Channel>, PeerError> {
         let channel = {
@@ -108,7 +115,9 @@ impl Peers {
             match channels.get(addr) {
                 Some(channel) => channel.clone(),
                 None => {
-                    let channel = Endpoint::from_shared(format!("http://{addr}"))
+                    let channel = self
+                        .tls
+                        .endpoint(addr)
                         .map_err(|source| PeerError::InvalidAddr {
                             addr: addr.to_owned(),
                             source,

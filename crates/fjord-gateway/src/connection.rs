@@ -61,8 +61,8 @@ impl Handler for Services {
 }
 
 /// A byte stream a connection can serve: split into halves the reader and
-/// the writer own. TCP splits without a lock; a TLS stream (later) can use
-/// `tokio::io::split`.
+/// the writer own. TCP splits without a lock; a TLS stream shares one
+/// session state between its halves, so it uses `tokio::io::split`.
 pub(crate) trait Stream: Send + 'static {
     type Read: AsyncRead + Unpin + Send;
     type Write: AsyncWrite + Unpin + Send;
@@ -74,6 +74,14 @@ impl Stream for TcpStream {
     type Write = tokio::net::tcp::OwnedWriteHalf;
     fn into_split(self) -> (Self::Read, Self::Write) {
         TcpStream::into_split(self)
+    }
+}
+
+impl Stream for tokio_rustls::server::TlsStream<TcpStream> {
+    type Read = tokio::io::ReadHalf<Self>;
+    type Write = tokio::io::WriteHalf<Self>;
+    fn into_split(self) -> (Self::Read, Self::Write) {
+        tokio::io::split(self)
     }
 }
 

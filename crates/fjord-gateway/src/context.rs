@@ -14,18 +14,46 @@ use std::sync::Arc;
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::StrBytes;
 
-/// Kafka's `security.protocol` of a listener. Only PLAINTEXT exists so far.
+/// Kafka's `security.protocol` of a listener (`listener.security.protocol.map`).
+/// The gateway serves PLAINTEXT and SSL; the SASL protocols are parsed so a
+/// config naming them gets a clear "not yet supported" error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum SecurityProtocol {
+pub enum SecurityProtocol {
     Plaintext,
+    Ssl,
+    SaslPlaintext,
+    SaslSsl,
 }
 
 impl SecurityProtocol {
+    pub const ALL: [SecurityProtocol; 4] = [
+        SecurityProtocol::Plaintext,
+        SecurityProtocol::Ssl,
+        SecurityProtocol::SaslPlaintext,
+        SecurityProtocol::SaslSsl,
+    ];
+
     /// The name Kafka uses (`listener.security.protocol.map`).
-    pub(crate) fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             SecurityProtocol::Plaintext => "PLAINTEXT",
+            SecurityProtocol::Ssl => "SSL",
+            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+            SecurityProtocol::SaslSsl => "SASL_SSL",
         }
+    }
+
+    /// The protocol of a Kafka name, case-insensitive as Kafka's
+    /// `SecurityProtocol.forName`.
+    pub fn from_name(name: &str) -> Option<SecurityProtocol> {
+        SecurityProtocol::ALL
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(name))
+    }
+
+    /// Whether the connection is wrapped in TLS.
+    pub fn uses_tls(self) -> bool {
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
     }
 }
 
@@ -63,6 +91,17 @@ pub(crate) struct ConnectionInfo {
 }
 
 impl ConnectionInfo {
+    /// An SSL connection: `principal` comes from the client certificate
+    /// (`User:ANONYMOUS` without one).
+    pub(crate) fn ssl(listener: Arc<str>, peer: SocketAddr, principal: KafkaPrincipal) -> Self {
+        ConnectionInfo {
+            listener,
+            peer,
+            security_protocol: SecurityProtocol::Ssl,
+            principal,
+        }
+    }
+
     /// A PLAINTEXT connection from `peer` on `listener`, as `User:ANONYMOUS`.
     pub(crate) fn plaintext(listener: Arc<str>, peer: SocketAddr) -> Self {
         ConnectionInfo {

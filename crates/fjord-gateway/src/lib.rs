@@ -25,6 +25,10 @@
 //!   request)`; `handlers/mod.rs` holds the registry (`apis!`), the one
 //!   table of served apis, version ranges and handlers that feeds both
 //!   ApiVersions/decoding and dispatch.
+//! - [`tls`]: SSL listeners (rustls): PEM keystore and truststore,
+//!   reloaded when the files change, `ssl.client.auth`, and the client
+//!   certificate's principal (`ssl.principal.mapping.rules`). The handshake
+//!   runs in the connection's task under a timeout, never in an accept loop.
 //! - [`error_code`]: the one place broker errors become Kafka error codes.
 //! - [`GatewayError`]: why a connection closed or the server stopped.
 //!
@@ -62,7 +66,9 @@ mod handlers;
 mod response_frame;
 mod server;
 mod services;
+pub mod tls;
 
+pub use context::SecurityProtocol;
 pub use error::{DecodeSource, GatewayError};
 pub use server::{
     DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME_BYTES, GatewayConfig, ListenerConfig, NamedListener,

@@ -13,9 +13,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::connection::{Connection, Handler};
-use crate::context::ConnectionInfo;
+use crate::context::{ConnectionInfo, SecurityProtocol};
 use crate::error::GatewayError;
 use crate::services::Services;
+use crate::tls::{TlsConfig, TlsServer};
 
 /// How long connections get at shutdown to finish the request in hand
 /// (a fetch long poll, an acks=all produce) before they are dropped.
@@ -24,6 +25,10 @@ const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
 /// Pause after an accept error that is not about one connection (out of
 /// file descriptors, say), so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// How long a client gets to complete the TLS handshake of an SSL listener
+/// before its connection is closed (it holds a connection slot meanwhile).
+const SSL_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Kafka's `socket.request.max.bytes` default: 100 MiB.
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 100 * 1024 * 1024;
@@ -38,6 +43,8 @@ pub struct ListenerConfig {
     /// every broker's endpoint advertised under this name.
     pub name: String,
     pub listen: SocketAddr,
+    /// From `listener.security.protocol.map`.
+    pub security_protocol: SecurityProtocol,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,6 +58,8 @@ pub struct GatewayConfig {
     /// `max.connections`: connections served at once over all listeners
     /// together; further clients wait in their listener's accept backlog.
     pub max_connections: usize,
+    /// The `ssl.*` settings every SSL listener uses; required when one is.
+    pub tls: Option<TlsConfig>,
 }
 
 impl GatewayConfig {
@@ -60,9 +69,11 @@ impl GatewayConfig {
             listeners: vec![ListenerConfig {
                 name: DEFAULT_LISTENER.to_string(),
                 listen,
+                security_protocol: SecurityProtocol::Plaintext,
             }],
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            tls: None,
         }
     }
 }
@@ -73,11 +84,13 @@ impl Default for GatewayConfig {
     }
 }
 
-/// A bound Kafka listener and its name.
+/// A bound Kafka listener, its name and, for an SSL listener, its TLS
+/// configuration ([`TlsServer::load`], shared by the SSL listeners).
 #[derive(Debug)]
 pub struct NamedListener {
     pub name: String,
     pub listener: TcpListener,
+    pub tls: Option<Arc<TlsServer>>,
 }
 
 /// Serve Kafka clients on one `listener` named [`DEFAULT_LISTENER`] until
@@ -91,6 +104,7 @@ pub async fn serve(
     let listener = NamedListener {
         name: DEFAULT_LISTENER.to_string(),
         listener,
+        tls: None,
     };
     serve_with(vec![listener], services, config, shutdown).await
 }
@@ -141,20 +155,40 @@ pub(crate) async fn serve_with<H: Handler>(
         max_frame_bytes: config.max_frame_bytes,
     };
     let mut bound = Vec::with_capacity(listeners.len());
-    for NamedListener { name, listener } in listeners {
+    let mut reloading: Vec<Arc<TlsServer>> = Vec::new();
+    for NamedListener {
+        name,
+        listener,
+        tls,
+    } in listeners
+    {
         let local = listener.local_addr().map_err(GatewayError::LocalAddr)?;
-        tracing::info!(listener = %name, addr = %local, max_connections = config.max_connections, "Kafka listener ready");
-        bound.push((Arc::<str>::from(name), listener, local));
+        let security_protocol = if tls.is_some() { "SSL" } else { "PLAINTEXT" };
+        tracing::info!(listener = %name, addr = %local, security_protocol, max_connections = config.max_connections, "Kafka listener ready");
+        if let Some(tls) = &tls
+            && !reloading.iter().any(|r| Arc::ptr_eq(r, tls))
+        {
+            reloading.push(tls.clone());
+        }
+        bound.push((Arc::<str>::from(name), listener, local, tls));
     }
+    // One certificate reload task per TLS configuration, ended by shutdown.
+    let reloaders: Vec<_> = reloading
+        .into_iter()
+        .map(|tls| tokio::spawn(tls.reload_loop(shared.shutdown.clone())))
+        .collect();
     // The loops run in this task (no spawn): each returns once `shutdown`
     // fires, dropping its socket, so the drain below starts with every
     // listener closed.
     futures::future::join_all(
         bound
             .into_iter()
-            .map(|(name, listener, local)| accept_loop(&shared, name, listener, local)),
+            .map(|(name, listener, local, tls)| accept_loop(&shared, name, listener, local, tls)),
     )
     .await;
+    for reloader in reloaders {
+        let _ = reloader.await;
+    }
 
     let Shared { tracker, abort, .. } = shared;
     tracker.close();
@@ -179,6 +213,7 @@ async fn accept_loop<H: Handler>(
     name: Arc<str>,
     listener: TcpListener,
     local: SocketAddr,
+    tls: Option<Arc<TlsServer>>,
 ) {
     loop {
         let Some(permit) = next_permit(shared).await else {
@@ -204,20 +239,82 @@ async fn accept_loop<H: Handler>(
             tracing::debug!(%peer, %err, "cannot set TCP_NODELAY");
         }
         tracing::debug!(%peer, listener = %name, "connection accepted");
-        let connection = Connection {
-            stream,
-            info: Arc::new(ConnectionInfo::plaintext(name.clone(), peer)),
-            handler: shared.handler.clone(),
-            max_frame_bytes: shared.max_frame_bytes,
-        };
         let (shutdown, abort) = (shared.shutdown.clone(), shared.abort.clone());
+        let (handler, max_frame_bytes) = (shared.handler.clone(), shared.max_frame_bytes);
+        let (name, tls) = (name.clone(), tls.clone());
+        // The TLS handshake runs here, in the connection's task, never in
+        // the accept loop: a slow or hostile client delays only itself.
         shared.tracker.spawn(async move {
-            connection.run(shutdown, abort).await;
-            drop(permit);
+            // The connection slot is freed when this task ends, whichever way.
+            let _permit = permit;
+            match tls {
+                None => {
+                    let connection = Connection {
+                        stream,
+                        info: Arc::new(ConnectionInfo::plaintext(name, peer)),
+                        handler,
+                        max_frame_bytes,
+                    };
+                    connection.run(shutdown, abort).await;
+                }
+                Some(tls) => {
+                    let Some((stream, info)) =
+                        ssl_handshake(&tls, stream, name, peer, &shutdown).await
+                    else {
+                        return;
+                    };
+                    let connection = Connection {
+                        stream,
+                        info: Arc::new(info),
+                        handler,
+                        max_frame_bytes,
+                    };
+                    connection.run(shutdown, abort).await;
+                }
+            }
         });
     }
     drop(listener);
     tracing::info!(listener = %name, addr = %local, "Kafka listener stopped");
+}
+
+/// The TLS handshake of a connection to an SSL listener, bounded by
+/// [`SSL_HANDSHAKE_TIMEOUT`], and the principal of its client certificate.
+/// `None`: the connection is dropped (Kafka logs failed authentications
+/// at INFO, and so does this).
+async fn ssl_handshake(
+    tls: &TlsServer,
+    stream: tokio::net::TcpStream,
+    listener: Arc<str>,
+    peer: SocketAddr,
+    shutdown: &CancellationToken,
+) -> Option<(
+    tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+    ConnectionInfo,
+)> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
+    let handshake = tokio::time::timeout(SSL_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+    let stream = tokio::select! {
+        _ = shutdown.cancelled() => return None,
+        handshake = handshake => match handshake {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(err)) => {
+                tracing::info!(%peer, %listener, %err, "failed authentication (SSL handshake failed)");
+                return None;
+            }
+            Err(_) => {
+                tracing::info!(%peer, %listener, timeout = ?SSL_HANDSHAKE_TIMEOUT, "failed authentication (SSL handshake timed out)");
+                return None;
+            }
+        },
+    };
+    match tls.principal(stream.get_ref().1.peer_certificates()) {
+        Ok(principal) => Some((stream, ConnectionInfo::ssl(listener, peer, principal))),
+        Err(err) => {
+            tracing::info!(%peer, %listener, %err, "failed authentication (no principal for the client certificate)");
+            None
+        }
+    }
 }
 
 /// A connection slot, or `None` once shutdown fires.
@@ -321,10 +418,12 @@ mod tests {
             configs.push(ListenerConfig {
                 name: name.to_string(),
                 listen,
+                security_protocol: SecurityProtocol::Plaintext,
             });
             listeners.push(NamedListener {
                 name: name.to_string(),
                 listener,
+                tls: None,
             });
         }
         let addrs: Vec<SocketAddr> = configs.iter().map(|c| c.listen).collect();
@@ -332,6 +431,7 @@ mod tests {
             listeners: configs,
             max_frame_bytes: 1024,
             max_connections,
+            tls: None,
         };
         let shutdown = CancellationToken::new();
         let fake = Arc::new(Fake {

@@ -17,6 +17,7 @@
 //! PLAINTEXT): see `config/listeners.rs`.
 
 mod listeners;
+mod ssl;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -37,6 +38,7 @@ use fjord_types::BrokerId;
 use serde::{Deserialize, Serialize};
 
 pub use listeners::DEFAULT_KAFKA_ADDR;
+pub use ssl::{RpcSslSection, RpcTls, SslSection};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -67,6 +69,29 @@ pub enum ConfigError {
     /// A name that is no Kafka topic config, or a value its validator refuses.
     #[error("topic_defaults")]
     TopicDefault(#[source] fjord_config::ConfigError),
+    #[error(
+        "listener_security_protocol_map: {entry:?} is not NAME:PROTOCOL (PROTOCOL one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL)"
+    )]
+    SecurityProtocolMapEntry { entry: String },
+    #[error("listener_security_protocol_map: listener {name} is mapped twice")]
+    DuplicateSecurityProtocolMapping { name: String },
+    #[error("listener {name} is not in listener_security_protocol_map")]
+    UnmappedListener { name: String },
+    #[error(
+        "listener {name} uses {protocol}, which Fjord does not support yet (PLAINTEXT and SSL are)"
+    )]
+    UnsupportedSecurityProtocol {
+        name: String,
+        protocol: &'static str,
+    },
+    #[error("listener {name} uses SSL but [ssl] keystore_location is not set")]
+    SslWithoutKeystore { name: String },
+    #[error("ssl.client_auth is {client_auth} but [ssl] truststore_location is not set")]
+    SslNoTruststore { client_auth: String },
+    #[error("ssl.principal_mapping_rules")]
+    SslPrincipalMappingRules(#[source] fjord_gateway::tls::MappingRulesError),
+    #[error("[rpc_ssl] needs both keystore_location and truststore_location (or neither)")]
+    RpcSslIncomplete,
     #[error("roles is empty: a node is a \"broker\", a \"controller\" or both")]
     NoRoles,
     #[error("node {node_id} is a controller but not in controller.voters")]
@@ -153,6 +178,11 @@ pub struct FileConfig {
     /// advertises its bind address.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub advertised_listeners: Vec<String>,
+    /// Kafka's `listener.security.protocol.map`: `NAME:PROTOCOL` per
+    /// listener. Unset: a listener named like a protocol uses it, any other
+    /// name is PLAINTEXT. Set: every listener must be in it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub listener_security_protocol_map: Vec<String>,
     /// Where the node-to-node gRPC server binds (Raft, heartbeats,
     /// replication). `controller_addr` is its older name.
     #[serde(alias = "controller_addr")]
@@ -168,6 +198,12 @@ pub struct FileConfig {
     pub http_addr: String,
     pub controller: ControllerSection,
     pub broker: BrokerSection,
+    /// Kafka's `ssl.*`, for the SSL listeners.
+    #[serde(skip_serializing_if = "is_default")]
+    pub ssl: SslSection,
+    /// Mutual TLS between nodes (gRPC); off by default.
+    #[serde(skip_serializing_if = "is_default")]
+    pub rpc_ssl: RpcSslSection,
     /// Kafka topic config names → values, the defaults for every topic.
     pub topic_defaults: BTreeMap<String, String>,
 }
@@ -261,12 +297,15 @@ impl Default for FileConfig {
             advertised_kafka_addr: None,
             listeners: Vec::new(),
             advertised_listeners: Vec::new(),
+            listener_security_protocol_map: Vec::new(),
             rpc_addr: "127.0.0.1:19092".into(),
             advertised_rpc_addr: None,
             rack: None,
             http_addr: DEFAULT_HTTP_ADDR.into(),
             controller: ControllerSection::default(),
             broker: BrokerSection::default(),
+            ssl: SslSection::default(),
+            rpc_ssl: RpcSslSection::default(),
             topic_defaults: BTreeMap::new(),
         }
     }
@@ -324,6 +363,10 @@ impl Default for BrokerSection {
     }
 }
 
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+
 /// A validated node configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -346,6 +389,8 @@ pub struct Config {
     pub gateway: GatewayConfig,
     /// Where the HTTP server (probes, metrics) binds; `None`: disabled.
     pub http_listen: Option<SocketAddr>,
+    /// Mutual TLS for the node-to-node gRPC; `None`: plaintext.
+    pub rpc_tls: Option<RpcTls>,
 }
 
 /// The HTTP port's default: clear of Kafka's 9092 and the rpc default 19092
@@ -457,6 +502,7 @@ impl FileConfig {
     /// either form), `FJORD_RPC_ADDR`
     /// (older name `FJORD_CONTROLLER_ADDR`), `FJORD_ADVERTISED_RPC_ADDR`,
     /// `FJORD_RACK`, `FJORD_VOTERS` (comma-separated `ID@HOST:PORT`),
+    /// `FJORD_LISTENER_SECURITY_PROTOCOL_MAP` (comma-separated `NAME:PROTOCOL`),
     /// `FJORD_BROKER_SESSION_TIMEOUT_MS`, `FJORD_BROKER_HEARTBEAT_INTERVAL_MS`,
     /// `FJORD_REPLICA_LAG_TIME_MAX_MS`, `FJORD_HTTP_ADDR`.
     pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
@@ -481,6 +527,9 @@ impl FileConfig {
             self.data_dir = v.into();
         }
         listeners::apply_env(self, &env)?;
+        if let Some(v) = env("FJORD_LISTENER_SECURITY_PROTOCOL_MAP") {
+            self.listener_security_protocol_map = env_list(&v);
+        }
         if let Some(v) = env("FJORD_RPC_ADDR").or_else(|| env("FJORD_CONTROLLER_ADDR")) {
             self.rpc_addr = v;
         }
@@ -525,6 +574,18 @@ impl FileConfig {
         let is_controller = self.roles.contains(&Role::Controller);
         let is_broker = self.roles.contains(&Role::Broker);
         let client_listeners = listeners::client_listeners(&self)?;
+        let tls = self.ssl.tls_config()?;
+        if tls.is_none()
+            && let Some(ssl) = client_listeners
+                .bind
+                .iter()
+                .find(|l| l.security_protocol.uses_tls())
+        {
+            return Err(ConfigError::SslWithoutKeystore {
+                name: ssl.name.clone(),
+            });
+        }
+        let rpc_tls = self.rpc_ssl.rpc_tls()?;
         let rpc_listen = parse_socket_addr("rpc_addr", &self.rpc_addr)?;
         let advertised_rpc_addr = self
             .advertised_rpc_addr
@@ -634,6 +695,8 @@ impl FileConfig {
             broker_session_timeout_ms: millis(timings.broker_session_timeout),
             broker_heartbeat_interval_ms: millis(timings.broker_heartbeat_interval),
             broker_fast_fencing_enable: self.controller.broker_fast_fencing_enable,
+            // Read from [rpc_ssl]'s files when the node starts.
+            peer_tls: fjord_rpc::PeerTls::plaintext(),
         };
         let replication = ReplicationConfig {
             replication_listener: Some(AdvertisedListener {
@@ -649,6 +712,7 @@ impl FileConfig {
             listeners: client_listeners.bind,
             max_frame_bytes: b.socket_request_max_bytes,
             max_connections: b.max_connections,
+            tls,
         };
         Ok(Config {
             node_id: self.node_id,
@@ -662,6 +726,7 @@ impl FileConfig {
             replication,
             gateway,
             http_listen,
+            rpc_tls,
         })
     }
 
@@ -1024,6 +1089,88 @@ mod tests {
         file.apply_env(|k| (k == "FJORD_ROLES").then(|| "broker".into()))
             .unwrap();
         assert!(file.validate().is_ok());
+    }
+
+    #[test]
+    fn ssl_listeners_take_the_ssl_section() {
+        let parse = |text: &str| toml::from_str::<FileConfig>(text).expect("toml").validate();
+        let config = parse(
+            r#"
+            listeners = ["PLAINTEXT://127.0.0.1:9092", "SSL://127.0.0.1:9093"]
+            [ssl]
+            keystore_location = "/certs/node.pem"
+            key_location = "/certs/node.key"
+            truststore_location = "/certs/ca.pem"
+            client_auth = "required"
+            enabled_protocols = ["TLSv1.3"]
+            principal_mapping_rules = "RULE:^CN=(.*?),OU=clients.*$/$1/,DEFAULT"
+            reload_interval_ms = 1000
+            [rpc_ssl]
+            keystore_location = "/certs/node.pem"
+            key_location = "/certs/node.key"
+            truststore_location = "/certs/ca.pem"
+            "#,
+        )
+        .expect("valid");
+        let tls = config.gateway.tls.expect("tls");
+        assert_eq!(tls.client_auth, fjord_gateway::tls::ClientAuth::Required);
+        assert_eq!(
+            tls.enabled_protocols,
+            [fjord_gateway::tls::TlsVersion::Tls13]
+        );
+        assert_eq!(
+            tls.principal_mapper
+                .name("CN=alice,OU=clients,O=Fjord")
+                .as_deref(),
+            Ok("alice")
+        );
+        assert_eq!(tls.reload_interval, Duration::from_secs(1));
+        assert_eq!(
+            config.rpc_tls.expect("rpc tls").key_location,
+            PathBuf::from("/certs/node.key")
+        );
+        // Defaults: no TLS anywhere.
+        let config = parse("").expect("valid");
+        assert!(config.gateway.tls.is_none() && config.rpc_tls.is_none());
+
+        let err = |text: &str| parse(text).expect_err(text);
+        assert!(matches!(
+            err(r#"listeners = ["SSL://127.0.0.1:9093"]"#),
+            ConfigError::SslWithoutKeystore { name } if name == "SSL"
+        ));
+        assert!(matches!(
+            err("[ssl]\nkeystore_location = \"k\"\nclient_auth = \"required\""),
+            ConfigError::SslNoTruststore { .. }
+        ));
+        assert!(matches!(
+            err("[ssl]\nclient_auth = \"maybe\""),
+            ConfigError::Invalid {
+                key: "ssl.client_auth",
+                ..
+            }
+        ));
+        assert!(matches!(
+            err("[ssl]\nenabled_protocols = [\"TLSv1.1\"]"),
+            ConfigError::Invalid {
+                key: "ssl.enabled_protocols",
+                ..
+            }
+        ));
+        assert!(matches!(
+            err("[ssl]\nkeystore_type = \"JKS\""),
+            ConfigError::Invalid {
+                key: "ssl.keystore_type",
+                ..
+            }
+        ));
+        assert!(matches!(
+            err("[ssl]\nprincipal_mapping_rules = \"RULE:x\""),
+            ConfigError::SslPrincipalMappingRules(_)
+        ));
+        assert!(matches!(
+            err("[rpc_ssl]\nkeystore_location = \"k\""),
+            ConfigError::RpcSslIncomplete
+        ));
     }
 
     #[test]

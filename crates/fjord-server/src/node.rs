@@ -58,6 +58,14 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot load the SSL listeners' certificates")]
+    Tls(#[source] fjord_gateway::tls::TlsError),
+    #[error("cannot read {path} ([rpc_ssl])")]
+    RpcTls {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("Kafka listeners failed")]
     Gateway(#[source] fjord_gateway::GatewayError),
     #[error("node-to-node gRPC server failed")]
@@ -108,18 +116,42 @@ async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServerError
     Ok((listener, local))
 }
 
-/// Serves `routes` on `listener` until `shutdown` fires.
+/// Serves `routes` on `listener` until `shutdown` fires; over mutual TLS
+/// when `tls` is enabled.
 fn spawn_rpc_server(
     listener: TcpListener,
     routes: tonic::service::Routes,
+    tls: &fjord_rpc::PeerTls,
     shutdown: CancellationToken,
-) -> JoinHandle<Result<(), tonic::transport::Error>> {
+) -> Result<JoinHandle<Result<(), tonic::transport::Error>>, ServerError> {
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    tokio::spawn(
-        tonic::transport::Server::builder()
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = tls.server_config() {
+        server = server.tls_config(tls).map_err(ServerError::Rpc)?;
+    }
+    Ok(tokio::spawn(
+        server
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned()),
-    )
+    ))
+}
+
+/// The node-to-node TLS settings with their PEM files read.
+fn peer_tls(config: &Config) -> Result<fjord_rpc::PeerTls, ServerError> {
+    let Some(tls) = &config.rpc_tls else {
+        return Ok(fjord_rpc::PeerTls::plaintext());
+    };
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|source| ServerError::RpcTls {
+            path: path.to_owned(),
+            source,
+        })
+    };
+    Ok(fjord_rpc::PeerTls::mutual(
+        read(&tls.keystore_location)?,
+        read(&tls.key_location)?,
+        read(&tls.truststore_location)?,
+    ))
 }
 
 /// Start a node and return once it serves (Kafka clients, for a broker).
@@ -130,6 +162,9 @@ pub async fn start(mut config: Config) -> Result<RunningNode, ServerError> {
     })?;
     let status = Arc::new(NodeStatus::new(config.node_id, config.is_broker));
     let http = start_http(&config, &status).await?;
+    let peer_tls = peer_tls(&config)?;
+    config.controller.peer_tls = peer_tls.clone();
+    config.replication.peer_tls = peer_tls.clone();
     let (rpc_listener, rpc_addr) = bind(config.rpc_listen).await?;
     config.resolve_rpc_port(rpc_addr);
     let rpc_shutdown = CancellationToken::new();
@@ -146,8 +181,16 @@ pub async fn start(mut config: Config) -> Result<RunningNode, ServerError> {
     if config.is_broker {
         routes = routes.add_service(fjord_broker::replication::replica_service(broker_rx));
     }
-    let rpc_server = spawn_rpc_server(rpc_listener, routes, rpc_shutdown.clone());
-    tracing::info!(node_id = config.node_id, %rpc_addr, advertised = %config.advertised_rpc_addr, "node-to-node gRPC server listening");
+    let rpc_server = match spawn_rpc_server(rpc_listener, routes, &peer_tls, rpc_shutdown.clone()) {
+        Ok(server) => server,
+        Err(err) => {
+            if let Err(err) = controller.shutdown().await {
+                tracing::warn!(%err, "controller shutdown");
+            }
+            return Err(err);
+        }
+    };
+    tracing::info!(node_id = config.node_id, %rpc_addr, advertised = %config.advertised_rpc_addr, mutual_tls = peer_tls.is_enabled(), "node-to-node gRPC server listening");
     if let Err(err) = controller.ready().await {
         stop_controller_and_rpc(&controller, rpc_server, &rpc_shutdown).await;
         return Err(ServerError::Controller(err));
@@ -226,6 +269,19 @@ async fn start_kafka_side(
     broker_started: impl FnOnce(&Arc<Broker>),
 ) -> Result<KafkaSide, ServerError> {
     let mut broker_config = config.broker.clone();
+    // The PEM files load before anything binds: a bad certificate stops startup.
+    let tls = match &config.gateway.tls {
+        Some(tls)
+            if config
+                .gateway
+                .listeners
+                .iter()
+                .any(|l| l.security_protocol.uses_tls()) =>
+        {
+            Some(fjord_gateway::tls::TlsServer::load(tls.clone()).map_err(ServerError::Tls)?)
+        }
+        _ => None,
+    };
     let mut sockets = Vec::with_capacity(config.gateway.listeners.len());
     let mut listeners = Vec::with_capacity(config.gateway.listeners.len());
     for configured in &config.gateway.listeners {
@@ -241,10 +297,14 @@ async fn start_kafka_side(
         sockets.push(NamedListener {
             name: configured.name.clone(),
             listener,
+            tls: tls
+                .clone()
+                .filter(|_| configured.security_protocol.uses_tls()),
         });
         listeners.push(ListenerConfig {
             name: configured.name.clone(),
             listen: addr,
+            security_protocol: configured.security_protocol,
         });
     }
     let broker = Broker::start_with_replication(

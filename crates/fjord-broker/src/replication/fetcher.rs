@@ -15,7 +15,7 @@ use kafka_protocol::ResponseError;
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::broker::Broker;
 use crate::config::REPLICATION_LISTENER;
@@ -32,7 +32,7 @@ const MIN_BACKOFF: Duration = Duration::from_millis(100);
 /// Responses may carry `replica.fetch.response.max.bytes` of records plus framing.
 const MAX_MESSAGE_SLACK: usize = 1 << 20;
 
-/// The gRPC address of `broker`'s replication listener.
+/// The gRPC address (`host:port`) of `broker`'s replication listener.
 pub(crate) fn replication_address(image: &MetadataImage, broker: BrokerId) -> Option<String> {
     image
         .brokers
@@ -40,7 +40,7 @@ pub(crate) fn replication_address(image: &MetadataImage, broker: BrokerId) -> Op
         .listeners
         .iter()
         .find(|l| l.name == REPLICATION_LISTENER)
-        .map(|l| format!("http://{}:{}", l.host, l.port))
+        .map(|l| format!("{}:{}", l.host, l.port))
 }
 
 struct FetcherHandle {
@@ -235,7 +235,7 @@ async fn run_fetcher(
             continue;
         };
         if !matches!(&client, Some((addr, _)) if *addr == address) {
-            match Endpoint::from_shared(address.clone()) {
+            match config.peer_tls.endpoint(&address) {
                 Ok(endpoint) => {
                     let channel = endpoint
                         .connect_timeout(Duration::from_secs(2))

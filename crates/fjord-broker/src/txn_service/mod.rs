@@ -65,6 +65,7 @@ pub(crate) struct TxnAdapterParts {
     pub(crate) producer_ids: Arc<ProducerIdService>,
     pub(crate) admin: Arc<AdminService>,
     pub(crate) metadata: MetadataCache,
+    pub(crate) peer_tls: fjord_rpc::PeerTls,
     pub(crate) tasks: TaskTracker,
     pub(crate) cancel: CancellationToken,
 }
@@ -82,7 +83,7 @@ impl TransactionCoordinatorAdapter {
                 parts.tasks.clone(),
                 parts.cancel.clone(),
             )));
-        let peers = Arc::new(Peers::new(parts.metadata.clone()));
+        let peers = Arc::new(Peers::new(parts.metadata.clone(), parts.peer_tls));
         let sender = Arc::new(ReplicaMarkerSender {
             node_id: parts.node_id,
             local: parts.markers,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use fjord_rpc::replica_service_client::ReplicaServiceClient;
 use fjord_types::BrokerId;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::metadata_cache::MetadataCache;
 use crate::replication::replication_address;
@@ -31,13 +31,15 @@ pub enum PeerError {
 pub(crate) struct Peers {
     pub(crate) metadata: MetadataCache,
     clients: Mutex<HashMap<String, ReplicaServiceClient<Channel>>>,
+    tls: fjord_rpc::PeerTls,
 }
 
 impl Peers {
-    pub(crate) fn new(metadata: MetadataCache) -> Self {
+    pub(crate) fn new(metadata: MetadataCache, tls: fjord_rpc::PeerTls) -> Self {
         Peers {
             metadata,
             clients: Mutex::default(),
+            tls,
         }
     }
 
@@ -53,7 +55,9 @@ impl Peers {
         if let Some(client) = clients.get(&address) {
             return Ok(client.clone());
         }
-        let channel = Endpoint::from_shared(address.clone())
+        let channel = self
+            .tls
+            .endpoint(&address)
             .map_err(|source| PeerError::BadAddress {
                 node,
                 address: address.clone(),

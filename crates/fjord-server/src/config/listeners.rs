@@ -8,14 +8,22 @@
 //! Kafka's rules: listener names are unique (and normalised to upper case),
 //! every advertised name is a listener, a listener without an advertised
 //! entry advertises its bind address, which must then not be a wildcard.
-//! Unlike Kafka, there is no `listener.security.protocol.map`: every
-//! listener speaks PLAINTEXT, whatever its name. REPLICATION is reserved for
-//! the node's gRPC address, which brokers register under that name.
+//! REPLICATION is reserved for the node's gRPC address, which brokers
+//! register under that name.
+//!
+//! `listener_security_protocol_map` (Kafka's
+//! `listener.security.protocol.map`, `NAME:PROTOCOL` each) gives each
+//! listener its security protocol. When it is set, every listener must be in
+//! it, as in Kafka. When it is not, a listener named like a protocol
+//! (`SSL://…`) uses that protocol, as with Kafka's default map, and any other
+//! name is PLAINTEXT (Kafka would refuse it; Fjord's configs from before the
+//! map keep working). SASL_PLAINTEXT and SASL_SSL are recognised and refused
+//! as not supported yet.
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 
 use fjord_broker::{AdvertisedListener, DEFAULT_LISTENER, REPLICATION_LISTENER};
-use fjord_gateway::ListenerConfig;
+use fjord_gateway::{ListenerConfig, SecurityProtocol};
 
 use super::{ConfigError, FileConfig, env_list, parse_socket_addr, split_host_port};
 
@@ -106,6 +114,7 @@ pub(super) fn client_listeners(file: &FileConfig) -> Result<ClientListeners, Con
                 .join(", "),
         });
     }
+    let protocols = protocol_map(&file.listener_security_protocol_map)?;
     let mut listeners = ClientListeners {
         bind: Vec::with_capacity(bind.len()),
         advertised: Vec::with_capacity(bind.len()),
@@ -123,9 +132,11 @@ pub(super) fn client_listeners(file: &FileConfig) -> Result<ClientListeners, Con
             // itself as configured (a host name stays a host name).
             None => entry.clone(),
         };
+        let security_protocol = security_protocol(&protocols, &entry.name)?;
         listeners.bind.push(ListenerConfig {
             name: entry.name.clone(),
             listen,
+            security_protocol,
         });
         listeners.advertised.push(AdvertisedListener {
             name: entry.name,
@@ -134,6 +145,53 @@ pub(super) fn client_listeners(file: &FileConfig) -> Result<ClientListeners, Con
         });
     }
     Ok(listeners)
+}
+
+/// `listener_security_protocol_map`, parsed: (upper-cased name, protocol).
+fn protocol_map(entries: &[String]) -> Result<Vec<(String, SecurityProtocol)>, ConfigError> {
+    let mut map: Vec<(String, SecurityProtocol)> = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let bad = || ConfigError::SecurityProtocolMapEntry {
+            entry: entry.clone(),
+        };
+        let (name, protocol) = entry.trim().split_once(':').ok_or_else(bad)?;
+        let name = name.trim().to_ascii_uppercase();
+        let protocol = SecurityProtocol::from_name(protocol.trim()).ok_or_else(bad)?;
+        if name.is_empty() {
+            return Err(bad());
+        }
+        if map.iter().any(|(n, _)| *n == name) {
+            return Err(ConfigError::DuplicateSecurityProtocolMapping { name });
+        }
+        map.push((name, protocol));
+    }
+    Ok(map)
+}
+
+/// A listener's protocol: see the module doc.
+fn security_protocol(
+    map: &[(String, SecurityProtocol)],
+    name: &str,
+) -> Result<SecurityProtocol, ConfigError> {
+    let protocol = if map.is_empty() {
+        SecurityProtocol::from_name(name).unwrap_or(SecurityProtocol::Plaintext)
+    } else {
+        map.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, p)| *p)
+            .ok_or_else(|| ConfigError::UnmappedListener {
+                name: name.to_owned(),
+            })?
+    };
+    match protocol {
+        SecurityProtocol::Plaintext | SecurityProtocol::Ssl => Ok(protocol),
+        SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl => {
+            Err(ConfigError::UnsupportedSecurityProtocol {
+                name: name.to_owned(),
+                protocol: protocol.name(),
+            })
+        }
+    }
 }
 
 /// `listeners` (or the `kafka_addr` shorthand, or the default), each with
@@ -467,6 +525,90 @@ mod tests {
         assert!(matches!(
             err(r#"listeners = ["A://no-such-host.invalid:1"]"#),
             ConfigError::ListenerHost { .. }
+        ));
+    }
+
+    fn protocols(file: &FileConfig) -> Vec<(String, &'static str)> {
+        client_listeners(file)
+            .expect("valid listeners")
+            .bind
+            .iter()
+            .map(|b| (b.name.clone(), b.security_protocol.name()))
+            .collect()
+    }
+
+    #[test]
+    fn security_protocols_from_the_map_or_the_name() {
+        // No map: named like a protocol uses it, other names are PLAINTEXT.
+        let f = file(
+            r#"listeners = ["PLAINTEXT://127.0.0.1:1", "ssl://127.0.0.1:2", "INTERNAL://127.0.0.1:3"]"#,
+        );
+        assert_eq!(
+            protocols(&f),
+            vec![
+                ("PLAINTEXT".into(), "PLAINTEXT"),
+                ("SSL".into(), "SSL"),
+                ("INTERNAL".into(), "PLAINTEXT")
+            ]
+        );
+        assert_eq!(
+            protocols(&FileConfig::default()),
+            vec![("PLAINTEXT".into(), "PLAINTEXT")]
+        );
+        // A map, as in Kafka (names and protocols case-insensitive).
+        let f = file(
+            r#"
+            listeners = ["INTERNAL://127.0.0.1:1", "EXTERNAL://127.0.0.1:2"]
+            listener_security_protocol_map = ["internal:PLAINTEXT", "EXTERNAL:ssl"]
+            "#,
+        );
+        assert_eq!(
+            protocols(&f),
+            vec![("INTERNAL".into(), "PLAINTEXT"), ("EXTERNAL".into(), "SSL")]
+        );
+        // The environment replaces the file's map.
+        let mut f = file(r#"listeners = ["A://127.0.0.1:1"]"#);
+        f.apply_env(|k| (k == "FJORD_LISTENER_SECURITY_PROTOCOL_MAP").then(|| "A:SSL".into()))
+            .expect("env");
+        assert_eq!(protocols(&f), vec![("A".into(), "SSL")]);
+    }
+
+    #[test]
+    fn bad_security_protocol_maps_are_refused() {
+        let err = |text: &str| client_listeners(&file(text)).expect_err(text);
+        for entry in ["A", "A:TLS", ":SSL", "A:"] {
+            assert!(
+                matches!(
+                    err(&format!(
+                        "listeners = [\"A://127.0.0.1:1\"]\nlistener_security_protocol_map = [{entry:?}]"
+                    )),
+                    ConfigError::SecurityProtocolMapEntry { .. }
+                ),
+                "{entry}"
+            );
+        }
+        assert!(matches!(
+            err(r#"listeners = ["A://127.0.0.1:1"]
+                listener_security_protocol_map = ["A:SSL", "a:PLAINTEXT"]"#),
+            ConfigError::DuplicateSecurityProtocolMapping { name } if name == "A"
+        ));
+        assert!(matches!(
+            err(r#"listeners = ["A://127.0.0.1:1", "B://127.0.0.1:2"]
+                listener_security_protocol_map = ["A:SSL"]"#),
+            ConfigError::UnmappedListener { name } if name == "B"
+        ));
+        // SASL is parsed, and refused as not supported yet.
+        assert!(matches!(
+            err(r#"listeners = ["A://127.0.0.1:1"]
+                listener_security_protocol_map = ["A:SASL_SSL"]"#),
+            ConfigError::UnsupportedSecurityProtocol { name, protocol: "SASL_SSL" } if name == "A"
+        ));
+        assert!(matches!(
+            err(r#"listeners = ["SASL_PLAINTEXT://127.0.0.1:1"]"#),
+            ConfigError::UnsupportedSecurityProtocol {
+                protocol: "SASL_PLAINTEXT",
+                ..
+            }
         ));
     }
 
