@@ -28,6 +28,7 @@ use crate::metadata_cache::MetadataCache;
 use crate::parallel::{LOG_PASS_THREADS, map_parallel};
 use crate::producer_ids::ProducerIdService;
 use crate::replica_manager::{ReplicaManager, now_ms};
+use crate::scram_credentials::ScramCredentialStore;
 use crate::txn_service::{LocalMarkerWriter, TransactionCoordinatorAdapter, TxnAdapterParts};
 
 pub struct Broker {
@@ -54,6 +55,8 @@ pub struct Broker {
     /// ACL checks; takes up each applied image's ACLs before the image is
     /// published as applied.
     pub(crate) authorizer: Arc<Authorizer>,
+    /// SCRAM credentials for SaslAuthenticate (published by the metadata follower).
+    pub(crate) scram_credentials: Arc<ScramCredentialStore>,
 }
 
 /// The local replica changes of one applied image, shared by every subscriber.
@@ -177,6 +180,7 @@ impl Broker {
             txns,
             markers,
             authorizer,
+            scram_credentials: Arc::new(ScramCredentialStore::default()),
         });
         broker.spawn_metadata_follower(committed, applied_tx);
         broker.spawn_housekeeping();
@@ -409,6 +413,11 @@ impl Broker {
     /// Topic administration, leader elections and reassignments.
     pub fn authorizer(&self) -> &Arc<Authorizer> {
         &self.authorizer
+    }
+
+    /// SCRAM credentials for SaslAuthenticate.
+    pub fn scram_credentials(&self) -> &Arc<ScramCredentialStore> {
+        &self.scram_credentials
     }
 
     pub fn admin(&self) -> &Arc<AdminService> {

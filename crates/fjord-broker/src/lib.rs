@@ -10,6 +10,8 @@
 //! - [`Authorizer`](authorizer::Authorizer): Kafka's StandardAuthorizer
 //!   over an immutable snapshot of the applied image's ACLs, swapped in
 //!   whole (no lock on the request path) by the metadata follower.
+//! - [`ScramCredentialStore`](scram_credentials::ScramCredentialStore): the
+//!   applied image's SCRAM credentials, swapped in whole like the ACLs.
 //! - [`ProducerIdService`](producer_ids::ProducerIdService): producer id blocks.
 //! - [`MetadataCache`](metadata_cache::MetadataCache): the applied image.
 //! - [`ReplicaManager`](replica_manager::ReplicaManager): the partitions hosted here.
@@ -83,6 +85,7 @@ mod produce_validation;
 pub mod producer_ids;
 pub mod replica_manager;
 pub mod replication;
+pub mod scram_credentials;
 pub mod truncation;
 pub mod txn_service;
 pub mod types;
