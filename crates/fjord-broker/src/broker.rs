@@ -29,6 +29,7 @@ use crate::parallel::{LOG_PASS_THREADS, map_parallel};
 use crate::producer_ids::ProducerIdService;
 use crate::replica_manager::{ReplicaManager, now_ms};
 use crate::scram_credentials::ScramCredentialStore;
+use crate::scram_credentials::scram_index;
 use crate::txn_service::{LocalMarkerWriter, TransactionCoordinatorAdapter, TxnAdapterParts};
 
 pub struct Broker {
@@ -130,6 +131,9 @@ impl Broker {
             config.authorizer.clone(),
             first.acls.clone(),
         ));
+        // The first image's credentials, before any connection can ask.
+        let scram_credentials = Arc::new(ScramCredentialStore::default());
+        scram_credentials.publish(scram_index(&first.scram));
         let (applied_tx, applied) = watch::channel(first);
         let metadata_cache = MetadataCache::new(applied);
         let admin = Arc::new(AdminService::new(
@@ -180,7 +184,7 @@ impl Broker {
             txns,
             markers,
             authorizer,
-            scram_credentials: Arc::new(ScramCredentialStore::default()),
+            scram_credentials,
         });
         broker.spawn_metadata_follower(committed, applied_tx);
         broker.spawn_housekeeping();
@@ -208,6 +212,9 @@ impl Broker {
         let cancel = self.cancel.clone();
         let local_changes = self.local_changes.clone();
         let authorizer = self.authorizer.clone();
+        let scram_credentials = self.scram_credentials.clone();
+        // The credentials last published into `scram_credentials`.
+        let mut published_scram = applied_tx.borrow().scram.clone();
         // The image applied at start; `None` after a failed apply: walk everything.
         let mut prev = Some(applied_tx.borrow().clone());
         self.tasks.spawn(async move {
@@ -267,6 +274,10 @@ impl Broker {
                 // Before the image: an admin call waiting for its ACLs to be
                 // applied here answers only once they are enforced.
                 authorizer.publish(&image.acls);
+                if !Arc::ptr_eq(&published_scram, &image.scram) {
+                    scram_credentials.publish(scram_index(&image.scram));
+                    published_scram = image.scram.clone();
+                }
                 applied_tx.send_replace(image);
             }
         });

@@ -105,5 +105,9 @@ pub use fjord_controller::{
     BrokerRegistration, Controller, ElectionError, ElectionType, Listener, MetadataImage,
     PartitionRegistration, ReassignmentError, ReplicaAssignmentError, TopicImage,
 };
+pub use fjord_controller::{
+    RequestedDeletion, RequestedUpsertion, ScramAlteration, ScramAlterationResult,
+    ScramCredentialError, ScramDescribeError, ScramUserDescription,
+};
 pub use metadata_applier::LocalReplicaChange;
 pub use types::*;

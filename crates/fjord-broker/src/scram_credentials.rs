@@ -7,10 +7,24 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use fjord_controller::ScramImage;
 use fjord_scram::{ScramCredential, ScramMechanism};
 
 /// Every (user, mechanism) credential of one image.
 pub type ScramIndex = HashMap<(String, ScramMechanism), ScramCredential>;
+
+/// The index of an image's credentials.
+pub fn scram_index(image: &ScramImage) -> ScramIndex {
+    image
+        .users
+        .iter()
+        .flat_map(|(user, creds)| {
+            creds
+                .iter()
+                .map(move |(m, c)| ((user.clone(), *m), c.clone()))
+        })
+        .collect()
+}
 
 #[derive(Default)]
 pub struct ScramCredentialStore {

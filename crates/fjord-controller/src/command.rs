@@ -19,6 +19,9 @@ use uuid::Uuid;
 use crate::acl::AclBinding;
 use crate::acl::AclBindingFilter;
 use crate::image::Listener;
+use crate::scram::ScramAlterationResult;
+use crate::scram::ScramDeletion;
+use crate::scram::ScramUpsertion;
 
 /// One entry of the metadata log (the `D` of the Raft type config).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,6 +139,14 @@ pub enum MetadataCommand {
     /// as of this entry (so two concurrent deletes cannot both report one
     /// binding), answering what each filter removed.
     DeleteAcls { filters: Vec<AclBindingFilter> },
+    /// Kafka's AlterUserScramCredentials (`UserScramCredentialRecord`,
+    /// `RemoveUserScramCredentialRecord`): the credentials are derived by
+    /// the proposing broker, so no (salted) password is in the log. Each
+    /// user succeeds or fails on its own; see `scram::ScramImage::alter`.
+    AlterUserScramCredentials {
+        deletions: Vec<ScramDeletion>,
+        upsertions: Vec<ScramUpsertion>,
+    },
 }
 
 /// Which leader an [`MetadataCommand::ElectLeaders`] looks for.
@@ -253,6 +264,15 @@ impl fmt::Display for MetadataCommand {
             MetadataCommand::DeleteAcls { filters } => {
                 write!(f, "DeleteAcls({} filters)", filters.len())
             }
+            MetadataCommand::AlterUserScramCredentials {
+                deletions,
+                upsertions,
+            } => write!(
+                f,
+                "AlterUserScramCredentials(delete {}, upsert {})",
+                deletions.len(),
+                upsertions.len()
+            ),
         }
     }
 }
@@ -329,6 +349,10 @@ pub enum MetadataResponse {
     /// binding two filters select is reported under the first).
     AclsDeleted {
         removed: Vec<Vec<AclBinding>>,
+    },
+    /// AlterUserScramCredentials applied: per user, accepted or why not.
+    UserScramCredentialsAltered {
+        results: Vec<ScramAlterationResult>,
     },
     /// The command was committed but rejected by validation; the image is unchanged
     /// except for `metadata_offset`.

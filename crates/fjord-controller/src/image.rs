@@ -24,6 +24,9 @@ use crate::command::PartitionsError;
 use crate::command::RegistrationError;
 use crate::command::ReplicaAssignmentError;
 use crate::command::TopicNameError;
+use crate::scram::ScramDeletion;
+use crate::scram::ScramImage;
+use crate::scram::ScramUpsertion;
 
 /// Kafka's maximum topic name length.
 pub const MAX_TOPIC_NAME_LEN: usize = 249;
@@ -61,10 +64,19 @@ pub struct MetadataImage {
     /// Absent from older snapshots: empty then.
     #[serde(default, skip_serializing_if = "acls_empty")]
     pub acls: Arc<AclImage>,
+    /// Every SCRAM credential (AlterUserScramCredentials), shared between
+    /// images like `acls`: brokers republish their credential store only
+    /// when the `Arc` changed. Absent from older snapshots: empty then.
+    #[serde(default, skip_serializing_if = "scram_empty")]
+    pub scram: Arc<ScramImage>,
 }
 
 fn acls_empty(acls: &Arc<AclImage>) -> bool {
     acls.is_empty()
+}
+
+fn scram_empty(scram: &Arc<ScramImage>) -> bool {
+    scram.is_empty()
 }
 
 /// Dynamic broker configs by Kafka's broker config names, as the alter APIs
@@ -299,6 +311,10 @@ impl MetadataImage {
             }
             MetadataCommand::CreateAcls { acls } => Ok(self.create_acls(acls)),
             MetadataCommand::DeleteAcls { filters } => Ok(self.delete_acls(filters)),
+            MetadataCommand::AlterUserScramCredentials {
+                deletions,
+                upsertions,
+            } => Ok(self.alter_user_scram_credentials(deletions, upsertions)),
         };
         result.unwrap_or_else(MetadataResponse::Error)
     }
@@ -564,6 +580,20 @@ impl MetadataImage {
             removed.push(matched);
         }
         MetadataResponse::AclsDeleted { removed }
+    }
+
+    /// Alter SCRAM credentials; the shared credentials are copied only when
+    /// some operation is accepted.
+    fn alter_user_scram_credentials(
+        &mut self,
+        deletions: &[ScramDeletion],
+        upsertions: &[ScramUpsertion],
+    ) -> MetadataResponse {
+        let results = self.scram.outcomes(deletions, upsertions);
+        if results.iter().any(|r| r.outcome.is_ok()) {
+            Arc::make_mut(&mut self.scram).alter(deletions, upsertions);
+        }
+        MetadataResponse::UserScramCredentialsAltered { results }
     }
 
     /// As [`MetadataImage::alter_broker_configs`], for one group.
@@ -1534,5 +1564,73 @@ mod tests {
         assert!(image.acls.is_empty());
         let json = serde_json::to_string(&image).unwrap();
         assert!(!json.contains("acls"), "{json}");
+    }
+
+    /// SCRAM credentials: applied per user, shared with the image before
+    /// when a command does not change them, kept in snapshots, left out of
+    /// them when empty, and a snapshot from before they existed loads.
+    #[test]
+    fn scram_credentials_alter_and_snapshot() {
+        use crate::scram::{ScramCredentialError, ScramDeletion, ScramUpsertion};
+        use fjord_scram::{ScramCredential, ScramMechanism};
+        let upsert = |user: &str| ScramUpsertion {
+            user: user.into(),
+            mechanism: ScramMechanism::Sha512,
+            credential: ScramCredential::from_salted_password(
+                ScramMechanism::Sha512,
+                b"salt".to_vec(),
+                b"salted",
+                4096,
+            ),
+        };
+        let delete = |user: &str| ScramDeletion {
+            user: user.into(),
+            mechanism: ScramMechanism::Sha512,
+        };
+        let mut image = base();
+        let before = image.scram.clone();
+        let altered = image.apply(
+            6,
+            &MetadataCommand::AlterUserScramCredentials {
+                deletions: vec![delete("ghost")],
+                upsertions: vec![upsert("alice")],
+            },
+        );
+        let MetadataResponse::UserScramCredentialsAltered { results } = altered else {
+            panic!("{altered:?}");
+        };
+        assert_eq!(results[0].outcome, Err(ScramCredentialError::NotFound));
+        assert_eq!(results[1].outcome, Ok(()));
+        assert!(before.is_empty(), "copy on write");
+        let json = serde_json::to_string(&image).unwrap();
+        assert!(!json.contains("salted"), "{json}");
+        let back: MetadataImage = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, image);
+        // A refused command, or one about something else, shares the credentials.
+        let shared = image.scram.clone();
+        image.apply(
+            7,
+            &MetadataCommand::AlterUserScramCredentials {
+                deletions: vec![delete("ghost")],
+                upsertions: vec![],
+            },
+        );
+        image.apply(8, &create(101, "u", vec![vec![1]]));
+        assert!(Arc::ptr_eq(&shared, &image.scram));
+        image.apply(
+            9,
+            &MetadataCommand::AlterUserScramCredentials {
+                deletions: vec![delete("alice")],
+                upsertions: vec![],
+            },
+        );
+        assert!(image.scram.is_empty());
+        let json = serde_json::to_string(&image).unwrap();
+        assert!(!json.contains("scram"), "{json}");
+        // The snapshot of `snapshot_format_unchanged_by_sharing`, written
+        // before credentials existed, loads with none.
+        let written_before = r#"{"cluster_id":"c","brokers":{},"topics":{},"topic_ids":{},"metadata_offset":3,"next_producer_id":0}"#;
+        let old: MetadataImage = serde_json::from_str(written_before).unwrap();
+        assert!(old.scram.is_empty());
     }
 }

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use fjord_server::admin::{
     self, AclCommand, ClusterCommand, ConfigCommand, ConnectArgs, ConsumeArgs, GroupCommand,
-    ProduceArgs, TopicCommand, TxnCommand,
+    ProduceArgs, TopicCommand, TxnCommand, UserCommand,
 };
 use fjord_server::config::FileConfig;
 use fjord_server::dev_cluster::{self, DevClusterSpec};
@@ -110,6 +110,13 @@ enum Command {
         connect: ConnectArgs,
         #[command(subcommand)]
         command: AclCommand,
+    },
+    /// Add, remove and list SCRAM users (kafka-configs.sh --entity-type users).
+    User {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        #[command(subcommand)]
+        command: UserCommand,
     },
     /// List and describe transactions; find and abort hanging ones.
     Txn {
@@ -251,6 +258,7 @@ async fn run(command: Command, log_format: LogFormat) -> anyhow::Result<()> {
         Command::Group { connect, command } => admin::run_group(&connect, command).await,
         Command::Txn { connect, command } => admin::run_txn(&connect, command).await,
         Command::Acl { connect, command } => admin::run_acl(&connect, command).await,
+        Command::User { connect, command } => admin::run_user(&connect, command).await,
         Command::Cluster { connect, command } => admin::run_cluster(&connect, command).await,
         Command::Health {
             url,

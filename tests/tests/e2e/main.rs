@@ -35,6 +35,7 @@ mod producer_state;
 mod protocol_errors;
 mod reassignment;
 mod retention;
+mod scram;
 mod shutdown_order;
 mod transactions_admin;
 mod txn_verification;

@@ -12,6 +12,7 @@ mod acls;
 mod configs;
 mod elect_leaders;
 mod reassignment;
+mod scram;
 mod topics;
 
 use std::sync::Arc;

@@ -22,6 +22,7 @@ mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 mod alter_configs;
 mod alter_partition_reassignments;
+mod alter_user_scram_credentials;
 pub(crate) mod api_versions;
 mod authorized_operations;
 mod config_resource;
@@ -38,6 +39,7 @@ mod describe_configs;
 mod describe_groups;
 mod describe_producers;
 mod describe_transactions;
+mod describe_user_scram_credentials;
 mod elect_leaders;
 mod end_txn;
 mod fetch;
@@ -160,6 +162,8 @@ apis! {
     DescribeAcls => describe_acls, 1..=3;
     CreateAcls => create_acls, 1..=3;
     DeleteAcls => delete_acls, 1..=3;
+    DescribeUserScramCredentials => describe_user_scram_credentials, 0..=0;
+    AlterUserScramCredentials => alter_user_scram_credentials, 0..=0;
 }
 
 /// The versions of `api_key` this gateway serves, if it serves it at all.

@@ -18,6 +18,7 @@
 //!   decoding, lag arithmetic and tables.
 //! - `configs`: `fjord config` (describe and change topic and broker configs).
 //! - `acl`: `fjord acl` (add, remove and list ACLs, like kafka-acls.sh).
+//! - `user`: `fjord user` (SCRAM credentials, like kafka-configs.sh --entity-type users).
 //! - `txn`: transaction commands (list, describe, abort, find-hanging).
 //! - `coordinator`: finding a group's or transactional id's coordinator,
 //!   with a bounded retry while it loads or moves.
@@ -45,6 +46,7 @@ mod produce;
 mod table;
 mod topic;
 mod txn;
+mod user;
 
 use std::time::Duration;
 
@@ -58,6 +60,7 @@ pub use group::{GroupCommand, ResetOffsetsArgs, ResetTarget, run_group};
 pub use produce::{Acks, CompressionArg, ProduceArgs, run_produce};
 pub use topic::{TopicCommand, run_topic};
 pub use txn::{AbortArgs, TxnCommand, run_txn};
+pub use user::{UserCommand, run_user};
 
 /// How to reach the cluster; shared by every admin command.
 #[derive(clap::Args, Debug, Clone)]

@@ -19,8 +19,6 @@ import org.apache.kafka.clients.admin.FeatureUpdate;
 import org.apache.kafka.clients.admin.ListShareGroupOffsetsSpec;
 import org.apache.kafka.clients.admin.RaftVoterEndpoint;
 import org.apache.kafka.clients.admin.UpdateFeaturesOptions;
-import org.apache.kafka.clients.admin.UserScramCredentialDeletion;
-import org.apache.kafka.clients.admin.ScramMechanism;
 import org.apache.kafka.common.KafkaFuture;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.TopicPartitionReplica;
@@ -90,9 +88,6 @@ class AdminUnsupportedTest {
                 new Case("alterClientQuotas", "AlterClientQuotas(49)", a -> a.alterClientQuotas(List.of(new ClientQuotaAlteration(
                         new ClientQuotaEntity(Map.of(ClientQuotaEntity.USER, "alice")),
                         List.of(new ClientQuotaAlteration.Op("producer_byte_rate", 1024.0))))).all()),
-                new Case("describeUserScramCredentials", "DescribeUserScramCredentials(50)", a -> a.describeUserScramCredentials().all()),
-                new Case("alterUserScramCredentials", "AlterUserScramCredentials(51)", a -> a.alterUserScramCredentials(
-                        List.of(new UserScramCredentialDeletion("alice", ScramMechanism.SCRAM_SHA_256))).all()),
                 new Case("describeMetadataQuorum", "DescribeQuorum(55)", a -> a.describeMetadataQuorum().quorumInfo()),
                 new Case("updateFeatures", "UpdateFeatures(57)", a -> a.updateFeatures(Map.of("metadata.version",
                         new FeatureUpdate((short) 1, FeatureUpdate.UpgradeType.UPGRADE)), new UpdateFeaturesOptions()).all()),
