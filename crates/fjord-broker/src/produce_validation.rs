@@ -31,7 +31,6 @@
 use bytes::Bytes;
 use fjord_log::{BatchHeader, CleanupPolicy, LogConfig, MAGIC_V2, TimestampType};
 use fjord_types::TopicPartition;
-use kafka_protocol::records::RecordBatchDecoder;
 
 use crate::error::{PartitionError, RecordError, RecordErrorKind};
 
@@ -125,7 +124,7 @@ pub(crate) fn validate_records(
         // A `Bytes` slice shares the request's buffer; so do the decoded
         // keys of an uncompressed batch.
         let mut batch = records.slice(start..position);
-        let Ok(set) = RecordBatchDecoder::decode(&mut batch) else {
+        let Ok(set) = fjord_log::decode_batch(&mut batch) else {
             continue;
         };
         let errors: Vec<RecordError> = (0..)

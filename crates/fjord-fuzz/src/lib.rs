@@ -17,7 +17,8 @@
 //! system's, `cap`): only test binaries of the crates that use it do.
 //!
 //! Environment: `FJORD_FUZZ_SECS` (time per target, default 5),
-//! `FJORD_FUZZ_SEED` (default: from the clock; printed).
+//! `FJORD_FUZZ_SEED` (default: from the clock; printed), `FJORD_FUZZ_TRACE`
+//! (print each input first, to find the one an abort happened in).
 
 use std::alloc::System;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -27,6 +28,9 @@ use cap::Cap;
 
 #[global_allocator]
 static ALLOCATOR: Cap<System> = Cap::new(System, usize::MAX);
+
+/// Where the last panic in a case happened (the silent hook's one record).
+static PANIC_LOCATION: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
 
 /// splitmix64: small, fast, and the same sequence for the same seed.
 pub struct Rng(u64);
@@ -155,6 +159,9 @@ pub struct Fuzz {
     seed: u64,
     budget: Duration,
     max_alloc_bytes: usize,
+    /// Print every input before running it (`FJORD_FUZZ_TRACE=1`): the
+    /// last one printed is the one an abort happened in.
+    trace: bool,
 }
 
 impl Fuzz {
@@ -177,6 +184,7 @@ impl Fuzz {
             seed,
             budget: Duration::from_secs_f64(secs),
             max_alloc_bytes: 256 << 20,
+            trace: std::env::var_os("FJORD_FUZZ_TRACE").is_some(),
         }
     }
 
@@ -203,7 +211,11 @@ impl Fuzz {
         // backtrace, megabytes of allocation) inside the case's limit; the
         // run reports a panic itself, with its input.
         let default_hook = std::panic::take_hook();
-        std::panic::set_hook(Box::new(|_| {}));
+        std::panic::set_hook(Box::new(|info| {
+            if let Some(at) = info.location() {
+                *PANIC_LOCATION.lock().unwrap_or_else(|e| e.into_inner()) = at.to_string();
+            }
+        }));
         let start = Instant::now();
         let mut cases = 0u64;
         let mut input = Vec::new();
@@ -218,6 +230,9 @@ impl Fuzz {
                     }
                 }
             }
+            if self.trace {
+                eprintln!("fuzz {} case {cases}: {}", self.name, hex(&input));
+            }
             let limit = ALLOCATOR.allocated().saturating_add(self.max_alloc_bytes);
             let _ = ALLOCATOR.set_limit(limit);
             let outcome = catch_unwind(AssertUnwindSafe(|| target(&input)));
@@ -229,8 +244,12 @@ impl Fuzz {
                     .map(String::as_str)
                     .or_else(|| panic.downcast_ref::<&str>().copied())
                     .unwrap_or("?");
+                let at = PANIC_LOCATION
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
                 panic!(
-                    "fuzz {}: case {cases} (seed {}) panicked: {message}\ninput ({} bytes): {}",
+                    "fuzz {}: case {cases} (seed {}) panicked at {at}: {message}\ninput ({} bytes): {}",
                     self.name,
                     self.seed,
                     input.len(),
@@ -284,6 +303,7 @@ mod tests {
                 seed: 1,
                 budget: Duration::from_millis(50),
                 max_alloc_bytes: 1 << 20,
+                trace: false,
             }
             .run(&[vec![1, 2, 3]], |input| assert_ne!(input, [1, 2, 3]))
         });

@@ -62,6 +62,8 @@ mod context;
 mod error;
 pub mod error_code;
 mod frame;
+#[cfg(test)]
+mod fuzz_tests;
 mod handlers;
 mod response_frame;
 mod server;

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use kafka_protocol::records::RecordBatchDecoder;
 
 use crate::batch::{self, BatchHeader, Origin, Rewritten, split_batches};
 use crate::checkpoint::{self, CleanShutdown, LEADER_EPOCH, LOG_START_OFFSET, RECOVERY_POINT};
@@ -577,11 +576,12 @@ impl Log {
                     return Ok(Some((h.base_offset.max(log_start), h.max_timestamp)));
                 }
                 let mut bytes = Bytes::from(seg.read(pos, h.size())?);
-                let set =
-                    RecordBatchDecoder::decode(&mut bytes).map_err(|e| LogError::RecordDecode {
+                let set = crate::decompress::decode_batch(&mut bytes).map_err(|e| {
+                    LogError::RecordDecode {
                         base_offset: h.base_offset,
                         source: e.into(),
-                    })?;
+                    }
+                })?;
                 if let Some(r) = set
                     .records
                     .iter()

@@ -14,9 +14,7 @@
 use std::io::Write;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-};
+use kafka_protocol::records::{Compression, RecordBatchEncoder, RecordEncodeOptions};
 
 use crate::batch::BatchHeader;
 use crate::config::{CompressionType, LogConfig};
@@ -68,7 +66,7 @@ pub fn recompress(records: &Bytes, config: &LogConfig) -> Result<Option<Bytes>, 
 
 /// Decode one batch and append it to `out` in the topic's codec.
 fn encode(out: &mut BytesMut, mut batch: Bytes, config: &LogConfig) -> anyhow::Result<()> {
-    let set = RecordBatchDecoder::decode(&mut batch)?;
+    let set = crate::decompress::decode_batch(&mut batch)?;
     let compression = match config.compression_type {
         CompressionType::Gzip => Compression::Gzip,
         CompressionType::Snappy => Compression::Snappy,
@@ -135,7 +133,7 @@ fn compress(
 
 #[cfg(test)]
 mod tests {
-    use kafka_protocol::records::Compression;
+    use kafka_protocol::records::{Compression, RecordBatchDecoder};
 
     use super::*;
     use crate::testing::{TIMESTAMP, encode as encode_records, record};

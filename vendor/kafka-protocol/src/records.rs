@@ -307,7 +307,7 @@ impl RecordBatchEncoder {
             .expect("Batch contains at least one element");
         let base_sequence = first_record
             .sequence
-            .wrapping_sub((first_record.offset - min_offset) as i32);
+            .wrapping_sub(first_record.offset.wrapping_sub(min_offset) as i32);
 
         // Base offset
         types::Int64.encode(buf, min_offset)?;
@@ -340,7 +340,7 @@ impl RecordBatchEncoder {
         types::Int16.encode(buf, attributes)?;
 
         // Last offset delta
-        types::Int32.encode(buf, (max_offset - min_offset) as i32)?;
+        types::Int32.encode(buf, max_offset.wrapping_sub(min_offset) as i32)?;
 
         // First timestamp
         types::Int64.encode(buf, min_timestamp)?;
@@ -514,7 +514,15 @@ impl RecordBatchDecoder {
         version: i8,
         records: &mut Vec<Record>,
     ) -> Result<()> {
-        records.reserve(batch_decode_info.record_count as usize);
+        // Fjord patch: recordsCount comes off the wire (2^31-1, or negative
+        // and cast to usize, asked for hundreds of GB and aborted the
+        // process); each record takes at least one byte.
+        records.reserve(
+            usize::try_from(batch_decode_info.record_count)
+                .unwrap_or(0)
+                .min(buf.remaining())
+                .min(crate::protocol::types::MAX_PREALLOCATED_ELEMENTS),
+        );
         for _ in 0..batch_decode_info.record_count {
             records.push(Record::decode_new(buf, batch_decode_info, version)?);
         }
@@ -686,11 +694,12 @@ impl Record {
         types::Int8.encode(buf, 0)?;
 
         // Timestamp delta
-        let timestamp_delta = self.timestamp - min_timestamp;
+        // Fjord patch: decoded timestamps may be any i64; wrap as Java does.
+        let timestamp_delta = self.timestamp.wrapping_sub(min_timestamp);
         types::VarLong.encode(buf, timestamp_delta)?;
 
         // Offset delta
-        let offset_delta = self.offset - min_offset;
+        let offset_delta = self.offset.wrapping_sub(min_offset);
         if offset_delta > i32::MAX as i64 || offset_delta < i32::MIN as i64 {
             bail!(
                 "Timestamps within batch are too far apart ({}, {})",
@@ -769,11 +778,12 @@ impl Record {
         total_size += types::Int8.compute_size(0)?;
 
         // Timestamp delta
-        let timestamp_delta = self.timestamp - min_timestamp;
+        // Fjord patch: decoded timestamps may be any i64; wrap as Java does.
+        let timestamp_delta = self.timestamp.wrapping_sub(min_timestamp);
         total_size += types::VarLong.compute_size(timestamp_delta)?;
 
         // Offset delta
-        let offset_delta = self.offset - min_offset;
+        let offset_delta = self.offset.wrapping_sub(min_offset);
         if offset_delta > i32::MAX as i64 || offset_delta < i32::MIN as i64 {
             bail!(
                 "Timestamps within batch are too far apart ({}, {})",
@@ -859,11 +869,13 @@ impl Record {
 
         // Timestamp delta
         let timestamp_delta: i64 = types::VarLong.decode(buf)?;
-        let timestamp = batch_decode_info.min_timestamp + timestamp_delta;
+        // Fjord patch: both come off the wire; wrap as Java's long
+        // arithmetic does instead of panicking on overflow.
+        let timestamp = batch_decode_info.min_timestamp.wrapping_add(timestamp_delta);
 
         // Offset delta
         let offset_delta: i32 = types::VarInt.decode(buf)?;
-        let offset = batch_decode_info.min_offset + offset_delta as i64;
+        let offset = batch_decode_info.min_offset.wrapping_add(offset_delta as i64);
         let sequence = batch_decode_info.base_sequence.wrapping_add(offset_delta);
 
         // Key
@@ -893,7 +905,13 @@ impl Record {
         }
         let num_headers = num_headers as usize;
 
-        let mut headers = IndexMap::with_capacity(num_headers);
+        // Fjord patch: the count comes off the wire; reserve no more than
+        // the bytes left could hold.
+        let mut headers = IndexMap::with_capacity(
+            num_headers
+                .min(bytes::Buf::remaining(buf))
+                .min(crate::protocol::types::MAX_PREALLOCATED_ELEMENTS),
+        );
         for _ in 0..num_headers {
             // Key len
             let key_len: i32 = types::VarInt.decode(buf)?;

@@ -56,7 +56,7 @@ mod checkpoint;
 pub mod offset_map;
 mod pass;
 mod plan;
-mod records;
+pub(crate) mod records;
 mod swap;
 
 pub use offset_map::OffsetMap;

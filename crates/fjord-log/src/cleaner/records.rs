@@ -10,10 +10,9 @@
 //! both (producer sequences are `baseSequence + offset delta`), and its
 //! decoder folds duplicate header keys. Its codecs are used as they are.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::compression::{
-    Compressor, Decompressor, Gzip, Lz4, None as Uncompressed, Snappy, Zstd,
-};
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::compression::{Compressor, Gzip, Lz4, None as Uncompressed, Snappy, Zstd};
+use kafka_protocol::records::Compression;
 
 use crate::batch::{ATTRIBUTES_AT, BatchHeader, HEADER_LEN, LOG_OVERHEAD};
 use crate::error::LogError;
@@ -42,11 +41,6 @@ fn malformed(header: &BatchHeader, reason: &'static str) -> LogError {
     }
 }
 
-/// The rest of a (decompressed) buffer.
-fn rest<B: Buf>(b: &mut B) -> Bytes {
-    b.copy_to_bytes(b.remaining())
-}
-
 /// Write the kept records (generic in the error: the codecs' closures return
 /// kafka-protocol's error type).
 fn put_all<B: BufMut, E>(buf: &mut B, kept: &[RecordView<'_>]) -> Result<(), E> {
@@ -59,14 +53,15 @@ fn put_all<B: BufMut, E>(buf: &mut B, kept: &[RecordView<'_>]) -> Result<(), E> 
 /// The records section of `batch` (the whole batch's bytes), decompressed.
 pub(crate) fn records_body(batch: &[u8], header: &BatchHeader) -> Result<Bytes, LogError> {
     let mut body = Bytes::copy_from_slice(&batch[HEADER_LEN..header.size()]);
-    let out = match header.compression() {
+    let compression = match header.compression() {
         0 => return Ok(body),
-        1 => Gzip::decompress(&mut body, |b| Ok(rest(b))),
-        2 => Snappy::decompress(&mut body, |b| Ok(rest(b))),
-        3 => Lz4::decompress(&mut body, |b| Ok(rest(b))),
-        4 => Zstd::decompress(&mut body, |b| Ok(rest(b))),
+        1 => Compression::Gzip,
+        2 => Compression::Snappy,
+        3 => Compression::Lz4,
+        4 => Compression::Zstd,
         _ => return Err(malformed(header, "unknown compression codec")),
     };
+    let out = crate::decompress::decompress(compression, &mut body);
     out.map_err(|e| LogError::RecordDecode {
         base_offset: header.base_offset,
         source: e.into(),

@@ -122,6 +122,7 @@ fn append_raw(path: &Path, bytes: &[u8]) {
 mod file_cache;
 mod flush_plan;
 mod full_disk;
+mod fuzz_batches;
 mod producer_state;
 mod props;
 mod read_plan;

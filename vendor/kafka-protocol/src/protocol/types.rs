@@ -9,7 +9,7 @@ use crate::protocol::buf::{ByteBuf, ByteBufMut, NotEnoughBytesError};
 
 /// Fjord patch: the most array elements a decoder reserves room for before
 /// it has decoded them; larger arrays grow as elements arrive.
-const MAX_PREALLOCATED_ELEMENTS: usize = 1024;
+pub(crate) const MAX_PREALLOCATED_ELEMENTS: usize = 1024;
 use anyhow::{bail, Result};
 use std::convert::TryFrom;
 use std::string::String as StdString;
