@@ -508,6 +508,37 @@ mod tests {
         }
     }
 
+    /// The server's share of a SCRAM-SHA-512 exchange (the client's PBKDF2
+    /// excluded): `cargo test -p fjord-gateway --release -- --ignored
+    /// server_exchanges_per_second --nocapture`.
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn server_exchanges_per_second() {
+        let mechanism = ScramMechanism::Sha512;
+        let server = server_with("alice", "pencil", mechanism);
+        let mut client = Client::new(mechanism, "alice", "pencil");
+        let rounds = 2000;
+        let mut server_time = std::time::Duration::ZERO;
+        for _ in 0..rounds {
+            let mut scram = ScramServer::new(mechanism);
+            let started = std::time::Instant::now();
+            let first = challenge(scram.evaluate(&server, &client.client_first()));
+            server_time += started.elapsed();
+            let client_final = client.client_final(&first);
+            let started = std::time::Instant::now();
+            assert!(matches!(
+                scram.evaluate(&server, &client_final),
+                Ok(Step::Complete { .. })
+            ));
+            server_time += started.elapsed();
+        }
+        println!(
+            "SCRAM-SHA-512 server side: {:.1} µs per exchange, {:.0} exchanges/s per core",
+            server_time.as_secs_f64() * 1e6 / rounds as f64,
+            rounds as f64 / server_time.as_secs_f64()
+        );
+    }
+
     #[test]
     fn names_unescape() {
         assert_eq!(unescape_name("a=2Cb=3Dc").unwrap(), "a,b=c");
