@@ -10,11 +10,18 @@
 //!
 //! Any framing or decoding error ends the reader: requests already read are
 //! still answered, then the connection closes.
+//!
+//! On a SASL listener the handler half owns the connection's
+//! [`Authentication`]: each request is first admitted by it (served, a SASL
+//! step, or the end of the connection), and a successful authentication
+//! swaps the connection's [`ConnectionInfo`] for one with the new principal.
+//! Requests are handled one at a time, so that state needs no lock.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
@@ -26,9 +33,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::context::{ClientSoftware, ConnectionInfo, RequestContext};
 use crate::error::GatewayError;
-use crate::frame::{Decoded, FrameCodec, Request, decode_request, encode_response};
+use crate::frame::{
+    Decoded, FrameCodec, Request, decode_request, encode_response, encode_response_frame,
+};
 use crate::handlers::{self, api_versions};
 use crate::response_frame::ResponseFrame;
+use crate::sasl::{Admission, Authentication, SaslOutcome, SaslServer};
 use crate::services::Services;
 
 /// Requests decoded ahead of the one being handled.
@@ -38,6 +48,10 @@ const PIPELINE_DEPTH: usize = 4;
 /// request for this long is closed, so idle clients do not hold connection
 /// slots forever (clients reconnect transparently).
 const CONNECTIONS_MAX_IDLE: Duration = Duration::from_secs(600);
+
+/// Kafka's `sasl.server.max.receive.size` default: the largest frame a SASL
+/// listener reads before the connection has authenticated.
+const SASL_MAX_RECEIVE_SIZE: usize = 512 * 1024;
 
 /// What answers decoded requests: the node's services in production, a fake in the
 /// connection and server tests.
@@ -90,6 +104,8 @@ pub(crate) struct Connection<S, H> {
     pub(crate) info: Arc<ConnectionInfo>,
     pub(crate) handler: Arc<H>,
     pub(crate) max_frame_bytes: usize,
+    /// Set on SASL listeners: the connection authenticates before it is served.
+    pub(crate) sasl: Option<Arc<SaslServer>>,
 }
 
 impl<S: Stream, H: Handler> Connection<S, H> {
@@ -110,6 +126,7 @@ impl<S: Stream, H: Handler> Connection<S, H> {
             info,
             handler,
             max_frame_bytes,
+            sasl,
         } = self;
         let peer = info.peer;
         tracing::debug!(
@@ -120,7 +137,13 @@ impl<S: Stream, H: Handler> Connection<S, H> {
             "serving connection"
         );
         let (read_half, mut write_half) = stream.into_split();
-        let mut frames = FramedRead::new(read_half, FrameCodec::new(max_frame_bytes));
+        let authenticated = Arc::new(AtomicBool::new(false));
+        let mut codec = FrameCodec::new(max_frame_bytes);
+        if sasl.is_some() {
+            codec = codec.with_pre_auth_limit(SASL_MAX_RECEIVE_SIZE, authenticated.clone());
+        }
+        let mut frames = FramedRead::new(read_half, codec);
+        let mut authentication = sasl.map(Authentication::new);
         let (tx, mut rx) = mpsc::channel::<Decoded>(PIPELINE_DEPTH);
         let writer_gone = CancellationToken::new();
 
@@ -163,6 +186,8 @@ impl<S: Stream, H: Handler> Connection<S, H> {
         let handler = async {
             // What the client said about itself in its last ApiVersions v3+.
             let mut client_software: Option<Arc<ClientSoftware>> = None;
+            // Replaced (not mutated) when SASL authenticates a new principal.
+            let mut info = info;
             while let Some(decoded) = rx.recv().await {
                 let reply = match decoded {
                     Decoded::Request(request) => {
@@ -171,6 +196,66 @@ impl<S: Stream, H: Handler> Connection<S, H> {
                             mut header,
                             body,
                         } = *request;
+                        if let Some(auth) = authentication.as_mut() {
+                            match auth.admit(api_key, Instant::now()) {
+                                Admission::Serve => {}
+                                Admission::Close(reason) => {
+                                    tracing::info!(%peer, ?api_key, reason, "closing SASL connection");
+                                    break;
+                                }
+                                Admission::Sasl => {
+                                    let version = header.request_api_version;
+                                    let outcome = auth.handle(version, body, Instant::now());
+                                    let (response, close) = match outcome {
+                                        SaslOutcome::Continue(response) => (response, false),
+                                        SaslOutcome::Authenticated {
+                                            response,
+                                            user,
+                                            reauthentication,
+                                        } => {
+                                            info = Arc::new(info.authenticated_as(user));
+                                            authenticated.store(true, Ordering::Release);
+                                            if reauthentication {
+                                                fjord_metrics::SASL_REAUTHENTICATIONS.inc();
+                                                tracing::debug!(%peer, principal = %info.principal, "re-authenticated");
+                                            } else {
+                                                fjord_metrics::SASL_AUTHENTICATIONS.inc();
+                                                tracing::debug!(%peer, principal = %info.principal, "authenticated");
+                                            }
+                                            (response, false)
+                                        }
+                                        SaslOutcome::Failed { response, reason } => {
+                                            fjord_metrics::SASL_FAILED_AUTHENTICATIONS.inc();
+                                            tracing::info!(%peer, listener = %info.listener, %reason, "failed authentication");
+                                            // In this connection's task only: other
+                                            // connections and the accept loop go on.
+                                            tokio::time::sleep(auth.failed_authentication_delay())
+                                                .await;
+                                            (response, true)
+                                        }
+                                    };
+                                    let frame = encode_response_frame(
+                                        api_key,
+                                        version,
+                                        header.correlation_id,
+                                        &response,
+                                        0,
+                                    );
+                                    let written = match frame {
+                                        Ok(frame) => write(&mut write_half, frame).await,
+                                        Err(err) => Err(err),
+                                    };
+                                    if let Err(err) = written {
+                                        log_closing(peer, &err);
+                                        break;
+                                    }
+                                    if close {
+                                        break;
+                                    }
+                                    continue;
+                                }
+                            }
+                        }
                         if let RequestKind::ApiVersions(r) = &body
                             && header.request_api_version >= 3
                         {

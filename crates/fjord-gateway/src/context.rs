@@ -15,8 +15,8 @@ use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::StrBytes;
 
 /// Kafka's `security.protocol` of a listener (`listener.security.protocol.map`).
-/// The gateway serves PLAINTEXT and SSL; the SASL protocols are parsed so a
-/// config naming them gets a clear "not yet supported" error.
+/// The gateway serves all four: SSL and SASL_SSL wrap the connection in
+/// TLS, SASL_PLAINTEXT and SASL_SSL authenticate with SASL first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SecurityProtocol {
     Plaintext,
@@ -49,6 +49,14 @@ impl SecurityProtocol {
         SecurityProtocol::ALL
             .into_iter()
             .find(|p| p.name().eq_ignore_ascii_case(name))
+    }
+
+    /// Whether the connection authenticates with SASL.
+    pub fn uses_sasl(self) -> bool {
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
     }
 
     /// Whether the connection is wrapped in TLS.
@@ -99,6 +107,38 @@ impl ConnectionInfo {
             peer,
             security_protocol: SecurityProtocol::Ssl,
             principal,
+        }
+    }
+
+    /// A connection to a SASL listener, `User:ANONYMOUS` until it
+    /// authenticates (it can call nothing but ApiVersions and the SASL apis
+    /// until then). On SASL_SSL a client certificate names no principal:
+    /// the SASL identity does, as in Kafka.
+    pub(crate) fn sasl(
+        listener: Arc<str>,
+        peer: SocketAddr,
+        security_protocol: SecurityProtocol,
+    ) -> Self {
+        ConnectionInfo {
+            listener,
+            peer,
+            security_protocol,
+            principal: KafkaPrincipal::ANONYMOUS,
+        }
+    }
+
+    /// The same connection as `User:<user>`, after a SASL authentication:
+    /// the connection swaps its `Arc` (one allocation per authentication,
+    /// none per request).
+    pub(crate) fn authenticated_as(&self, user: String) -> Self {
+        ConnectionInfo {
+            listener: self.listener.clone(),
+            peer: self.peer,
+            security_protocol: self.security_protocol,
+            principal: KafkaPrincipal {
+                principal_type: Cow::Borrowed("User"),
+                name: Cow::Owned(user),
+            },
         }
     }
 

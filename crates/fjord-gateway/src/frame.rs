@@ -5,6 +5,9 @@
 //! above all) out of that one `Bytes`. Every path that meets bad input returns
 //! a [`GatewayError`]; none panics.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
@@ -19,11 +22,38 @@ use crate::response_frame::{ChunkedFrame, ResponseFrame};
 #[derive(Debug, Clone)]
 pub(crate) struct FrameCodec {
     max_frame_bytes: usize,
+    /// On a SASL listener: the smaller bound of frames read before the
+    /// connection has authenticated (Kafka's `sasl.server.max.receive.size`),
+    /// lifted once the flag is set; an unauthenticated client cannot make the
+    /// broker buffer `socket.request.max.bytes`.
+    pre_auth: Option<(usize, Arc<AtomicBool>)>,
 }
 
 impl FrameCodec {
     pub(crate) fn new(max_frame_bytes: usize) -> Self {
-        FrameCodec { max_frame_bytes }
+        FrameCodec {
+            max_frame_bytes,
+            pre_auth: None,
+        }
+    }
+
+    /// Frames up to `max_pre_auth_bytes` until `authenticated` is set.
+    pub(crate) fn with_pre_auth_limit(
+        mut self,
+        max_pre_auth_bytes: usize,
+        authenticated: Arc<AtomicBool>,
+    ) -> Self {
+        self.pre_auth = Some((max_pre_auth_bytes, authenticated));
+        self
+    }
+
+    fn max(&self) -> usize {
+        match &self.pre_auth {
+            Some((limit, authenticated)) if !authenticated.load(Ordering::Acquire) => {
+                (*limit).min(self.max_frame_bytes)
+            }
+            _ => self.max_frame_bytes,
+        }
     }
 }
 
@@ -37,11 +67,9 @@ impl Decoder for FrameCodec {
         };
         let size = i32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
         let size = usize::try_from(size).map_err(|_| GatewayError::NegativeFrameSize { size })?;
-        if size > self.max_frame_bytes {
-            return Err(GatewayError::FrameTooLarge {
-                size,
-                max: self.max_frame_bytes,
-            });
+        let max = self.max();
+        if size > max {
+            return Err(GatewayError::FrameTooLarge { size, max });
         }
         let total = 4 + size;
         if src.len() < total {

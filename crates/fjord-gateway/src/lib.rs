@@ -29,6 +29,11 @@
 //!   reloaded when the files change, `ssl.client.auth`, and the client
 //!   certificate's principal (`ssl.principal.mapping.rules`). The handshake
 //!   runs in the connection's task under a timeout, never in an accept loop.
+//! - `sasl`: SASL_PLAINTEXT and SASL_SSL ([`SaslConfig`]): SaslHandshake
+//!   and SaslAuthenticate, PLAIN against a users file, the SCRAM-SHA-256/512
+//!   server exchange against the SCRAM credentials of the metadata image,
+//!   re-authentication (KIP-368), and the gate that lets an unauthenticated
+//!   connection call nothing but ApiVersions and the SASL apis.
 //! - [`error_code`]: the one place broker errors become Kafka error codes.
 //! - [`GatewayError`]: why a connection closed or the server stopped.
 //!
@@ -66,12 +71,14 @@ mod frame;
 mod fuzz_tests;
 mod handlers;
 mod response_frame;
+mod sasl;
 mod server;
 mod services;
 pub mod tls;
 
 pub use context::SecurityProtocol;
 pub use error::{DecodeSource, GatewayError};
+pub use sasl::{PlainUsers, SaslConfig, SaslMechanism};
 pub use server::{
     DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME_BYTES, GatewayConfig, ListenerConfig, NamedListener,
     serve, serve_listeners,

@@ -15,6 +15,7 @@ use tokio_util::task::TaskTracker;
 use crate::connection::{Connection, Handler};
 use crate::context::{ConnectionInfo, SecurityProtocol};
 use crate::error::GatewayError;
+use crate::sasl::{SaslConfig, SaslServer};
 use crate::services::Services;
 use crate::tls::{TlsConfig, TlsServer};
 
@@ -60,6 +61,8 @@ pub struct GatewayConfig {
     pub max_connections: usize,
     /// The `ssl.*` settings every SSL listener uses; required when one is.
     pub tls: Option<TlsConfig>,
+    /// The `sasl.*` settings every SASL_PLAINTEXT and SASL_SSL listener uses.
+    pub sasl: SaslConfig,
 }
 
 impl GatewayConfig {
@@ -74,6 +77,7 @@ impl GatewayConfig {
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             tls: None,
+            sasl: SaslConfig::default(),
         }
     }
 }
@@ -106,7 +110,7 @@ pub async fn serve(
         listener,
         tls: None,
     };
-    serve_with(vec![listener], services, config, shutdown).await
+    serve_listeners(vec![listener], services, config, shutdown).await
 }
 
 /// Serve Kafka clients on every listener until `shutdown` fires. Each
@@ -123,7 +127,11 @@ pub async fn serve_listeners(
     config: GatewayConfig,
     shutdown: CancellationToken,
 ) -> Result<(), GatewayError> {
-    serve_with(listeners, services, config, shutdown).await
+    let sasl = Arc::new(SaslServer::new(
+        config.sasl.clone(),
+        services.scram_credentials.clone(),
+    ));
+    serve_with(listeners, services, config, Some(sasl), shutdown).await
 }
 
 /// What every accept loop shares.
@@ -137,6 +145,8 @@ struct Shared<H> {
     abort: CancellationToken,
     shutdown: CancellationToken,
     max_frame_bytes: usize,
+    /// What SASL listeners authenticate with.
+    sasl: Option<Arc<SaslServer>>,
 }
 
 /// [`serve_listeners`] with any request handler (tests use a fake broker).
@@ -144,6 +154,7 @@ pub(crate) async fn serve_with<H: Handler>(
     listeners: Vec<NamedListener>,
     handler: Arc<H>,
     config: GatewayConfig,
+    sasl: Option<Arc<SaslServer>>,
     shutdown: CancellationToken,
 ) -> Result<(), GatewayError> {
     let shared = Shared {
@@ -153,6 +164,7 @@ pub(crate) async fn serve_with<H: Handler>(
         abort: CancellationToken::new(),
         shutdown,
         max_frame_bytes: config.max_frame_bytes,
+        sasl,
     };
     let mut bound = Vec::with_capacity(listeners.len());
     let mut reloading: Vec<Arc<TlsServer>> = Vec::new();
@@ -163,14 +175,32 @@ pub(crate) async fn serve_with<H: Handler>(
     } in listeners
     {
         let local = listener.local_addr().map_err(GatewayError::LocalAddr)?;
-        let security_protocol = if tls.is_some() { "SSL" } else { "PLAINTEXT" };
-        tracing::info!(listener = %name, addr = %local, security_protocol, max_connections = config.max_connections, "Kafka listener ready");
+        // The configured protocol; a listener the config does not name
+        // (tests) is SSL with a TLS configuration, else PLAINTEXT.
+        let security_protocol = config
+            .listeners
+            .iter()
+            .find(|l| l.name == name)
+            .map(|l| l.security_protocol)
+            .filter(|p| p.uses_tls() == tls.is_some())
+            .unwrap_or(if tls.is_some() {
+                SecurityProtocol::Ssl
+            } else {
+                SecurityProtocol::Plaintext
+            });
+        tracing::info!(listener = %name, addr = %local, security_protocol = security_protocol.name(), max_connections = config.max_connections, "Kafka listener ready");
         if let Some(tls) = &tls
             && !reloading.iter().any(|r| Arc::ptr_eq(r, tls))
         {
             reloading.push(tls.clone());
         }
-        bound.push((Arc::<str>::from(name), listener, local, tls));
+        bound.push((
+            Arc::<str>::from(name),
+            listener,
+            local,
+            tls,
+            security_protocol,
+        ));
     }
     // One certificate reload task per TLS configuration, ended by shutdown.
     let reloaders: Vec<_> = reloading
@@ -183,7 +213,9 @@ pub(crate) async fn serve_with<H: Handler>(
     futures::future::join_all(
         bound
             .into_iter()
-            .map(|(name, listener, local, tls)| accept_loop(&shared, name, listener, local, tls)),
+            .map(|(name, listener, local, tls, protocol)| {
+                accept_loop(&shared, name, listener, local, tls, protocol)
+            }),
     )
     .await;
     for reloader in reloaders {
@@ -214,6 +246,7 @@ async fn accept_loop<H: Handler>(
     listener: TcpListener,
     local: SocketAddr,
     tls: Option<Arc<TlsServer>>,
+    security_protocol: SecurityProtocol,
 ) {
     loop {
         let Some(permit) = next_permit(shared).await else {
@@ -242,6 +275,10 @@ async fn accept_loop<H: Handler>(
         let (shutdown, abort) = (shared.shutdown.clone(), shared.abort.clone());
         let (handler, max_frame_bytes) = (shared.handler.clone(), shared.max_frame_bytes);
         let (name, tls) = (name.clone(), tls.clone());
+        let sasl = shared
+            .sasl
+            .clone()
+            .filter(|_| security_protocol.uses_sasl());
         // The TLS handshake runs here, in the connection's task, never in
         // the accept loop: a slow or hostile client delays only itself.
         shared.tracker.spawn(async move {
@@ -249,25 +286,43 @@ async fn accept_loop<H: Handler>(
             let _permit = permit;
             match tls {
                 None => {
-                    let connection = Connection {
-                        stream,
-                        info: Arc::new(ConnectionInfo::plaintext(name, peer)),
-                        handler,
-                        max_frame_bytes,
-                    };
-                    connection.run(shutdown, abort).await;
-                }
-                Some(tls) => {
-                    let Some((stream, info)) =
-                        ssl_handshake(&tls, stream, name, peer, &shutdown).await
-                    else {
-                        return;
+                    let info = if sasl.is_some() {
+                        ConnectionInfo::sasl(name, peer, SecurityProtocol::SaslPlaintext)
+                    } else {
+                        ConnectionInfo::plaintext(name, peer)
                     };
                     let connection = Connection {
                         stream,
                         info: Arc::new(info),
                         handler,
                         max_frame_bytes,
+                        sasl,
+                    };
+                    connection.run(shutdown, abort).await;
+                }
+                Some(tls) => {
+                    let Some(stream) = ssl_handshake(&tls, stream, &name, peer, &shutdown).await
+                    else {
+                        return;
+                    };
+                    let info = if sasl.is_some() {
+                        // SASL_SSL: the SASL identity is the principal, not the certificate.
+                        ConnectionInfo::sasl(name, peer, SecurityProtocol::SaslSsl)
+                    } else {
+                        match tls.principal(stream.get_ref().1.peer_certificates()) {
+                            Ok(principal) => ConnectionInfo::ssl(name, peer, principal),
+                            Err(err) => {
+                                tracing::info!(%peer, listener = %name, %err, "failed authentication (no principal for the client certificate)");
+                                return;
+                            }
+                        }
+                    };
+                    let connection = Connection {
+                        stream,
+                        info: Arc::new(info),
+                        handler,
+                        max_frame_bytes,
+                        sasl,
                     };
                     connection.run(shutdown, abort).await;
                 }
@@ -278,20 +333,16 @@ async fn accept_loop<H: Handler>(
     tracing::info!(listener = %name, addr = %local, "Kafka listener stopped");
 }
 
-/// The TLS handshake of a connection to an SSL listener, bounded by
-/// [`SSL_HANDSHAKE_TIMEOUT`], and the principal of its client certificate.
-/// `None`: the connection is dropped (Kafka logs failed authentications
-/// at INFO, and so does this).
+/// The TLS handshake of a connection to an SSL or SASL_SSL listener,
+/// bounded by [`SSL_HANDSHAKE_TIMEOUT`]. `None`: the connection is dropped
+/// (Kafka logs failed authentications at INFO, and so does this).
 async fn ssl_handshake(
     tls: &TlsServer,
     stream: tokio::net::TcpStream,
-    listener: Arc<str>,
+    listener: &str,
     peer: SocketAddr,
     shutdown: &CancellationToken,
-) -> Option<(
-    tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
-    ConnectionInfo,
-)> {
+) -> Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
     let handshake = tokio::time::timeout(SSL_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
     let stream = tokio::select! {
@@ -308,13 +359,7 @@ async fn ssl_handshake(
             }
         },
     };
-    match tls.principal(stream.get_ref().1.peer_certificates()) {
-        Ok(principal) => Some((stream, ConnectionInfo::ssl(listener, peer, principal))),
-        Err(err) => {
-            tracing::info!(%peer, %listener, %err, "failed authentication (no principal for the client certificate)");
-            None
-        }
-    }
+    Some(stream)
 }
 
 /// A connection slot, or `None` once shutdown fires.
@@ -432,6 +477,7 @@ mod tests {
             max_frame_bytes: 1024,
             max_connections,
             tls: None,
+            sasl: SaslConfig::default(),
         };
         let shutdown = CancellationToken::new();
         let fake = Arc::new(Fake {
@@ -443,6 +489,7 @@ mod tests {
             listeners,
             fake.clone(),
             config,
+            None,
             shutdown.clone(),
         ));
         Running {

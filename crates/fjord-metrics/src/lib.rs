@@ -43,6 +43,18 @@ pub static ISR_SHRINKS: Counter = Counter::new();
 /// committed (Kafka's `IsrExpandsPerSec`).
 pub static ISR_EXPANDS: Counter = Counter::new();
 
+/// SASL authentications that succeeded on this node's listeners (Kafka's
+/// `successful-authentication-total`), re-authentications not counted.
+pub static SASL_AUTHENTICATIONS: Counter = Counter::new();
+
+/// SASL re-authentications that succeeded (KIP-368; Kafka's
+/// `successful-reauthentication-total`).
+pub static SASL_REAUTHENTICATIONS: Counter = Counter::new();
+
+/// SASL authentications and re-authentications that failed (Kafka's
+/// `failed-authentication-total`).
+pub static SASL_FAILED_AUTHENTICATIONS: Counter = Counter::new();
+
 /// Bytes of log segments the log cleaner rewrote (read and filtered).
 pub static CLEANER_BYTES_CLEANED: Counter = Counter::new();
 

@@ -17,6 +17,7 @@
 //! PLAINTEXT): see `config/listeners.rs`.
 
 mod listeners;
+mod sasl;
 mod ssl;
 
 use std::collections::BTreeMap;
@@ -38,6 +39,7 @@ use fjord_types::BrokerId;
 use serde::{Deserialize, Serialize};
 
 pub use listeners::DEFAULT_KAFKA_ADDR;
+pub use sasl::SaslSection;
 pub use ssl::{RpcSslSection, RpcTls, SslSection};
 
 #[derive(Debug, thiserror::Error)]
@@ -78,12 +80,9 @@ pub enum ConfigError {
     #[error("listener {name} is not in listener_security_protocol_map")]
     UnmappedListener { name: String },
     #[error(
-        "listener {name} uses {protocol}, which Fjord does not support yet (PLAINTEXT and SSL are)"
+        "sasl.enabled_mechanisms has PLAIN and a listener uses SASL, but [sasl] plain_users_file is not set"
     )]
-    UnsupportedSecurityProtocol {
-        name: String,
-        protocol: &'static str,
-    },
+    SaslPlainWithoutUsers,
     #[error("listener {name} uses SSL but [ssl] keystore_location is not set")]
     SslWithoutKeystore { name: String },
     #[error("ssl.client_auth is {client_auth} but [ssl] truststore_location is not set")]
@@ -204,6 +203,10 @@ pub struct FileConfig {
     /// Mutual TLS between nodes (gRPC); off by default.
     #[serde(skip_serializing_if = "is_default")]
     pub rpc_ssl: RpcSslSection,
+    /// Kafka's `sasl.*` (and the re-authentication and failure delay
+    /// settings), for the SASL listeners.
+    #[serde(skip_serializing_if = "is_default")]
+    pub sasl: SaslSection,
     /// Kafka topic config names → values, the defaults for every topic.
     pub topic_defaults: BTreeMap<String, String>,
 }
@@ -306,6 +309,7 @@ impl Default for FileConfig {
             broker: BrokerSection::default(),
             ssl: SslSection::default(),
             rpc_ssl: RpcSslSection::default(),
+            sasl: SaslSection::default(),
             topic_defaults: BTreeMap::new(),
         }
     }
@@ -504,7 +508,10 @@ impl FileConfig {
     /// `FJORD_RACK`, `FJORD_VOTERS` (comma-separated `ID@HOST:PORT`),
     /// `FJORD_LISTENER_SECURITY_PROTOCOL_MAP` (comma-separated `NAME:PROTOCOL`),
     /// `FJORD_BROKER_SESSION_TIMEOUT_MS`, `FJORD_BROKER_HEARTBEAT_INTERVAL_MS`,
-    /// `FJORD_REPLICA_LAG_TIME_MAX_MS`, `FJORD_HTTP_ADDR`.
+    /// `FJORD_REPLICA_LAG_TIME_MAX_MS`, `FJORD_HTTP_ADDR`, and the `[sasl]`
+    /// overrides (`FJORD_SASL_ENABLED_MECHANISMS`, `FJORD_SASL_PLAIN_USERS_FILE`,
+    /// `FJORD_CONNECTIONS_MAX_REAUTH_MS`,
+    /// `FJORD_CONNECTION_FAILED_AUTHENTICATION_DELAY_MS`).
     pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(v) = env_parse(&env, "FJORD_NODE_ID", "node id")? {
             self.node_id = v;
@@ -557,6 +564,7 @@ impl FileConfig {
         if let Some(v) = env("FJORD_HTTP_ADDR") {
             self.http_addr = v;
         }
+        self.sasl.apply_env(&env)?;
         Ok(())
     }
 
@@ -585,6 +593,11 @@ impl FileConfig {
                 name: ssl.name.clone(),
             });
         }
+        let any_sasl_listener = client_listeners
+            .bind
+            .iter()
+            .any(|l| l.security_protocol.uses_sasl());
+        let sasl = self.sasl.sasl_config(any_sasl_listener)?;
         let rpc_tls = self.rpc_ssl.rpc_tls()?;
         let rpc_listen = parse_socket_addr("rpc_addr", &self.rpc_addr)?;
         let advertised_rpc_addr = self
@@ -713,6 +726,7 @@ impl FileConfig {
             max_frame_bytes: b.socket_request_max_bytes,
             max_connections: b.max_connections,
             tls,
+            sasl,
         };
         Ok(Config {
             node_id: self.node_id,
@@ -1089,6 +1103,81 @@ mod tests {
         file.apply_env(|k| (k == "FJORD_ROLES").then(|| "broker".into()))
             .unwrap();
         assert!(file.validate().is_ok());
+    }
+
+    #[test]
+    fn sasl_listeners_take_the_sasl_section() {
+        use fjord_gateway::SaslMechanism;
+        let m = |name: &str| SaslMechanism::from_name(name).expect("mechanism");
+        let parse = |text: &str| toml::from_str::<FileConfig>(text).expect("toml").validate();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let users = dir.path().join("users.toml");
+        std::fs::write(&users, "alice = \"alice-secret\"\nbob = \"b\"\n").expect("write");
+        let config = parse(&format!(
+            r#"
+            listeners = ["SASL_PLAINTEXT://127.0.0.1:9092"]
+            [sasl]
+            enabled_mechanisms = ["PLAIN", "SCRAM-SHA-512"]
+            plain_users_file = {users:?}
+            connections_max_reauth_ms = 2000
+            connection_failed_authentication_delay_ms = 0
+            "#
+        ))
+        .expect("valid");
+        let sasl = config.gateway.sasl;
+        assert_eq!(
+            sasl.enabled_mechanisms,
+            [SaslMechanism::Plain, m("SCRAM-SHA-512")]
+        );
+        assert_eq!(sasl.plain_users.len(), 2);
+        assert_eq!(sasl.connections_max_reauth, Some(Duration::from_secs(2)));
+        assert_eq!(sasl.failed_authentication_delay, Duration::ZERO);
+        // Defaults: SCRAM only, sessions unbounded, Kafka's 100 ms delay.
+        let sasl = parse(
+            r#"listeners = ["SASL_SSL://127.0.0.1:9093"]
+            [ssl]
+            keystore_location = "k""#,
+        )
+        .expect("valid")
+        .gateway
+        .sasl;
+        assert_eq!(
+            sasl.enabled_mechanisms,
+            [m("SCRAM-SHA-256"), m("SCRAM-SHA-512")]
+        );
+        assert_eq!(sasl.connections_max_reauth, None);
+        assert_eq!(sasl.failed_authentication_delay, Duration::from_millis(100));
+        // PLAIN on a SASL listener needs its users; unknown mechanisms are refused.
+        let err = |text: &str| parse(text).expect_err(text);
+        assert!(matches!(
+            err(
+                "listeners = [\"SASL_PLAINTEXT://127.0.0.1:1\"]\n[sasl]\nenabled_mechanisms = [\"PLAIN\"]"
+            ),
+            ConfigError::SaslPlainWithoutUsers
+        ));
+        assert!(matches!(
+            err("[sasl]\nenabled_mechanisms = [\"GSSAPI\"]"),
+            ConfigError::Invalid {
+                key: "sasl.enabled_mechanisms",
+                ..
+            }
+        ));
+        assert!(matches!(
+            err("[sasl]\nplain_users_file = \"/nonexistent/users.toml\""),
+            ConfigError::Read { .. }
+        ));
+        // Environment overrides.
+        let mut file = FileConfig::default();
+        file.apply_env(|k| match k {
+            "FJORD_SASL_ENABLED_MECHANISMS" => Some("SCRAM-SHA-256, PLAIN".into()),
+            "FJORD_CONNECTIONS_MAX_REAUTH_MS" => Some("500".into()),
+            "FJORD_CONNECTION_FAILED_AUTHENTICATION_DELAY_MS" => Some("7".into()),
+            _ => None,
+        })
+        .expect("env");
+        assert_eq!(file.sasl.enabled_mechanisms, ["SCRAM-SHA-256", "PLAIN"]);
+        assert_eq!(file.sasl.connections_max_reauth_ms, 500);
+        assert_eq!(file.sasl.connection_failed_authentication_delay_ms, 7);
     }
 
     #[test]

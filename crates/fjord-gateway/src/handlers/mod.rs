@@ -60,6 +60,8 @@ mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
 mod produce_verification;
+mod sasl_authenticate;
+mod sasl_handshake;
 mod sync_group;
 mod txn_offset_commit;
 mod write_txn_markers;
@@ -142,6 +144,8 @@ apis! {
     Heartbeat => heartbeat, 0..=4;
     LeaveGroup => leave_group, 0..=5;
     SyncGroup => sync_group, 0..=5;
+    SaslHandshake => sasl_handshake, 1..=1;
+    SaslAuthenticate => sasl_authenticate, 0..=2;
     DescribeGroups => describe_groups, 0..=5;
     ListGroups => list_groups, 0..=5;
     DeleteGroups => delete_groups, 0..=2;

@@ -17,8 +17,8 @@
 //! it, as in Kafka. When it is not, a listener named like a protocol
 //! (`SSL://…`) uses that protocol, as with Kafka's default map, and any other
 //! name is PLAINTEXT (Kafka would refuse it; Fjord's configs from before the
-//! map keep working). SASL_PLAINTEXT and SASL_SSL are recognised and refused
-//! as not supported yet.
+//! map keep working). SASL_PLAINTEXT and SASL_SSL take their settings from
+//! `[sasl]`, SSL and SASL_SSL from `[ssl]`.
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 
@@ -183,15 +183,7 @@ fn security_protocol(
                 name: name.to_owned(),
             })?
     };
-    match protocol {
-        SecurityProtocol::Plaintext | SecurityProtocol::Ssl => Ok(protocol),
-        SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl => {
-            Err(ConfigError::UnsupportedSecurityProtocol {
-                name: name.to_owned(),
-                protocol: protocol.name(),
-            })
-        }
-    }
+    Ok(protocol)
 }
 
 /// `listeners` (or the `kafka_addr` shorthand, or the default), each with
@@ -566,6 +558,20 @@ mod tests {
             protocols(&f),
             vec![("INTERNAL".into(), "PLAINTEXT"), ("EXTERNAL".into(), "SSL")]
         );
+        // The SASL protocols, by map or by name.
+        let f = file(
+            r#"
+            listeners = ["A://127.0.0.1:1", "SASL_PLAINTEXT://127.0.0.1:2"]
+            listener_security_protocol_map = ["A:SASL_SSL", "SASL_PLAINTEXT:SASL_PLAINTEXT"]
+            "#,
+        );
+        assert_eq!(
+            protocols(&f),
+            vec![
+                ("A".into(), "SASL_SSL"),
+                ("SASL_PLAINTEXT".into(), "SASL_PLAINTEXT")
+            ]
+        );
         // The environment replaces the file's map.
         let mut f = file(r#"listeners = ["A://127.0.0.1:1"]"#);
         f.apply_env(|k| (k == "FJORD_LISTENER_SECURITY_PROTOCOL_MAP").then(|| "A:SSL".into()))
@@ -596,19 +602,6 @@ mod tests {
             err(r#"listeners = ["A://127.0.0.1:1", "B://127.0.0.1:2"]
                 listener_security_protocol_map = ["A:SSL"]"#),
             ConfigError::UnmappedListener { name } if name == "B"
-        ));
-        // SASL is parsed, and refused as not supported yet.
-        assert!(matches!(
-            err(r#"listeners = ["A://127.0.0.1:1"]
-                listener_security_protocol_map = ["A:SASL_SSL"]"#),
-            ConfigError::UnsupportedSecurityProtocol { name, protocol: "SASL_SSL" } if name == "A"
-        ));
-        assert!(matches!(
-            err(r#"listeners = ["SASL_PLAINTEXT://127.0.0.1:1"]"#),
-            ConfigError::UnsupportedSecurityProtocol {
-                protocol: "SASL_PLAINTEXT",
-                ..
-            }
         ));
     }
 

@@ -42,6 +42,7 @@ pub(crate) async fn render(status: &NodeStatus) -> String {
         MetricKind::Counter,
         fjord_metrics::ISR_EXPANDS.get(),
     );
+    sasl(&mut e);
     log_cleaner(&mut e);
     if let Some(broker) = status.broker() {
         partitions(&mut e, broker);
@@ -52,6 +53,28 @@ pub(crate) async fn render(status: &NodeStatus) -> String {
     controller(&mut e, status);
     process(&mut e);
     e.finish()
+}
+
+/// SASL authentication counters (docs/metrics.md, "SASL").
+fn sasl(e: &mut TextEncoder) {
+    e.single(
+        "fjord_sasl_authentications_total",
+        "SASL authentications that succeeded (re-authentications not counted).",
+        MetricKind::Counter,
+        fjord_metrics::SASL_AUTHENTICATIONS.get(),
+    );
+    e.single(
+        "fjord_sasl_reauthentications_total",
+        "SASL re-authentications (KIP-368) that succeeded.",
+        MetricKind::Counter,
+        fjord_metrics::SASL_REAUTHENTICATIONS.get(),
+    );
+    e.single(
+        "fjord_sasl_failed_authentications_total",
+        "SASL authentications and re-authentications that failed.",
+        MetricKind::Counter,
+        fjord_metrics::SASL_FAILED_AUTHENTICATIONS.get(),
+    );
 }
 
 /// The log cleaner's counters (docs/metrics.md, "Log cleaner").
