@@ -19,7 +19,7 @@
 //! connection's task moves the bytes and applies the failure delay.
 
 mod plain;
-mod scram;
+pub(crate) mod scram;
 mod session;
 
 use std::collections::HashMap;
