@@ -19,6 +19,7 @@ use uuid::Uuid;
 use crate::acl::AclBinding;
 use crate::acl::AclBindingFilter;
 use crate::image::Listener;
+use crate::quota::ClientQuotaAlteration;
 
 /// One entry of the metadata log (the `D` of the Raft type config).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,6 +137,11 @@ pub enum MetadataCommand {
     /// as of this entry (so two concurrent deletes cannot both report one
     /// binding), answering what each filter removed.
     DeleteAcls { filters: Vec<AclBindingFilter> },
+    /// Kafka's AlterClientQuotas (`ClientQuotaRecord`s): set or remove
+    /// quota values per entity, validated by the gateway.
+    AlterClientQuotas {
+        alterations: Vec<ClientQuotaAlteration>,
+    },
 }
 
 /// Which leader an [`MetadataCommand::ElectLeaders`] looks for.
@@ -253,6 +259,9 @@ impl fmt::Display for MetadataCommand {
             MetadataCommand::DeleteAcls { filters } => {
                 write!(f, "DeleteAcls({} filters)", filters.len())
             }
+            MetadataCommand::AlterClientQuotas { alterations } => {
+                write!(f, "AlterClientQuotas({} entities)", alterations.len())
+            }
         }
     }
 }
@@ -330,6 +339,8 @@ pub enum MetadataResponse {
     AclsDeleted {
         removed: Vec<Vec<AclBinding>>,
     },
+    /// AlterClientQuotas applied.
+    ClientQuotasAltered,
     /// The command was committed but rejected by validation; the image is unchanged
     /// except for `metadata_offset`.
     Error(MetadataError),
