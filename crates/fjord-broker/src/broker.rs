@@ -27,6 +27,7 @@ use crate::metadata_applier::{
 use crate::metadata_cache::MetadataCache;
 use crate::parallel::{LOG_PASS_THREADS, map_parallel};
 use crate::producer_ids::ProducerIdService;
+use crate::quota::QuotaManager;
 use crate::replica_manager::{ReplicaManager, now_ms};
 use crate::txn_service::{LocalMarkerWriter, TransactionCoordinatorAdapter, TxnAdapterParts};
 
@@ -54,6 +55,7 @@ pub struct Broker {
     /// ACL checks; takes up each applied image's ACLs before the image is
     /// published as applied.
     pub(crate) authorizer: Arc<Authorizer>,
+    pub(crate) quotas: Arc<QuotaManager>,
 }
 
 /// The local replica changes of one applied image, shared by every subscriber.
@@ -127,6 +129,10 @@ impl Broker {
             config.authorizer.clone(),
             first.acls.clone(),
         ));
+        let quotas = Arc::new(QuotaManager::new(
+            config.quotas.clone(),
+            first.client_quotas.clone(),
+        ));
         let (applied_tx, applied) = watch::channel(first);
         let metadata_cache = MetadataCache::new(applied);
         let admin = Arc::new(AdminService::new(
@@ -177,6 +183,7 @@ impl Broker {
             txns,
             markers,
             authorizer,
+            quotas,
         });
         broker.spawn_metadata_follower(committed, applied_tx);
         broker.spawn_housekeeping();
@@ -204,6 +211,7 @@ impl Broker {
         let cancel = self.cancel.clone();
         let local_changes = self.local_changes.clone();
         let authorizer = self.authorizer.clone();
+        let quotas = self.quotas.clone();
         // The image applied at start; `None` after a failed apply: walk everything.
         let mut prev = Some(applied_tx.borrow().clone());
         self.tasks.spawn(async move {
@@ -263,6 +271,7 @@ impl Broker {
                 // Before the image: an admin call waiting for its ACLs to be
                 // applied here answers only once they are enforced.
                 authorizer.publish(&image.acls);
+                quotas.publish(&image.client_quotas);
                 applied_tx.send_replace(image);
             }
         });
@@ -409,6 +418,10 @@ impl Broker {
     /// Topic administration, leader elections and reassignments.
     pub fn authorizer(&self) -> &Arc<Authorizer> {
         &self.authorizer
+    }
+
+    pub fn quotas(&self) -> &Arc<QuotaManager> {
+        &self.quotas
     }
 
     pub fn admin(&self) -> &Arc<AdminService> {

@@ -10,6 +10,9 @@
 //! - [`Authorizer`](authorizer::Authorizer): Kafka's StandardAuthorizer
 //!   over an immutable snapshot of the applied image's ACLs, swapped in
 //!   whole (no lock on the request path) by the metadata follower.
+//! - [`QuotaManager`](quota::QuotaManager): Kafka's client quotas (byte
+//!   rates and request time per user and client id) over a snapshot of the
+//!   applied image's quotas, swapped in like the authorizer's.
 //! - [`ProducerIdService`](producer_ids::ProducerIdService): producer id blocks.
 //! - [`MetadataCache`](metadata_cache::MetadataCache): the applied image.
 //! - [`ReplicaManager`](replica_manager::ReplicaManager): the partitions hosted here.
@@ -81,6 +84,7 @@ mod parallel;
 pub mod partition;
 mod produce_validation;
 pub mod producer_ids;
+pub mod quota;
 pub mod replica_manager;
 pub mod replication;
 pub mod truncation;
