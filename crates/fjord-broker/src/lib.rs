@@ -106,5 +106,8 @@ pub use fjord_controller::{
     BrokerRegistration, Controller, ElectionError, ElectionType, Listener, MetadataImage,
     PartitionRegistration, ReassignmentError, ReplicaAssignmentError, TopicImage,
 };
+pub use fjord_controller::{
+    ClientQuotaAlteration, ClientQuotaEntity, QuotaEntityName, QuotaKey, QuotaValue,
+};
 pub use metadata_applier::LocalReplicaChange;
 pub use types::*;

@@ -63,6 +63,7 @@ mod error;
 pub mod error_code;
 mod frame;
 mod handlers;
+mod quota;
 mod response_frame;
 mod server;
 mod services;

@@ -10,6 +10,7 @@ use fjord_broker::authorizer::Authorizer;
 use fjord_broker::group_service::GroupCoordinatorAdapter;
 use fjord_broker::metadata_cache::MetadataCache;
 use fjord_broker::producer_ids::ProducerIdService;
+use fjord_broker::quota::QuotaManager;
 use fjord_broker::replica_manager::ReplicaManager;
 use fjord_broker::txn_service::{LocalMarkerWriter, TransactionCoordinatorAdapter};
 use fjord_broker::{Broker, BrokerConfig, Controller};
@@ -33,6 +34,8 @@ pub struct Services {
     pub markers: Arc<LocalMarkerWriter>,
     /// ACL checks (everything allowed unless the authorizer is on).
     pub authorizer: Arc<Authorizer>,
+    /// Client quotas (nothing recorded unless some are set).
+    pub quotas: Arc<QuotaManager>,
     /// For the active controller's id (Metadata, DescribeCluster).
     controller: Controller,
 }
@@ -50,6 +53,7 @@ impl Services {
             txns: broker.txns().clone(),
             markers: broker.markers().clone(),
             authorizer: broker.authorizer().clone(),
+            quotas: broker.quotas().clone(),
             controller: broker.controller().clone(),
         }
     }

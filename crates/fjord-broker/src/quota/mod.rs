@@ -93,6 +93,12 @@ impl QuotaManager {
         }
     }
 
+    /// The current quotas: one `ArcSwap` load. A request that finds it
+    /// [`QuotaSnapshot::is_empty`] is done with quotas.
+    pub fn snapshot(&self) -> arc_swap::Guard<Arc<QuotaSnapshot>> {
+        self.snapshot.load()
+    }
+
     /// The quota of `kind` that applies, if any: the whole cost of a
     /// request when no quota of its kind is set.
     pub fn applied(&self, kind: QuotaKind, user: &str, client_id: &str) -> Option<Applied> {

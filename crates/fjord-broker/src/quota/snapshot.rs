@@ -179,6 +179,11 @@ impl QuotaSnapshot {
         }
     }
 
+    /// Whether no quota brokers enforce is set at all.
+    pub fn is_empty(&self) -> bool {
+        self.active == [false; 3]
+    }
+
     /// Whether any quota of `kind` is set.
     pub fn active(&self, kind: QuotaKind) -> bool {
         self.active[kind.index()]

@@ -20,6 +20,7 @@
 mod acl_wire;
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
+mod alter_client_quotas;
 mod alter_configs;
 mod alter_partition_reassignments;
 pub(crate) mod api_versions;
@@ -33,6 +34,7 @@ mod delete_groups;
 mod delete_records;
 mod delete_topics;
 mod describe_acls;
+mod describe_client_quotas;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
@@ -58,6 +60,7 @@ mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
 mod produce_verification;
+mod quota_wire;
 mod sync_group;
 mod txn_offset_commit;
 mod write_txn_markers;
@@ -160,6 +163,8 @@ apis! {
     DescribeAcls => describe_acls, 1..=3;
     CreateAcls => create_acls, 1..=3;
     DeleteAcls => delete_acls, 1..=3;
+    DescribeClientQuotas => describe_client_quotas, 0..=1;
+    AlterClientQuotas => alter_client_quotas, 0..=1;
 }
 
 /// The versions of `api_key` this gateway serves, if it serves it at all.
@@ -217,7 +222,14 @@ pub(crate) async fn handle(
     svc: &Services,
     request: RequestKind,
 ) -> Result<Option<ResponseFrame>, GatewayError> {
-    match dispatch(ctx, svc, request).await {
+    let started = std::time::Instant::now();
+    let mut request = request;
+    let pending = crate::quota::before(ctx, svc, &mut request);
+    let mut reply = dispatch(ctx, svc, request).await;
+    if let Some(pending) = pending {
+        crate::quota::after(ctx, svc, pending, &mut reply, started.elapsed());
+    }
+    match reply {
         Reply::Response { body, size_hint } => encode_response_frame(
             ctx.api_key,
             ctx.api_version,
