@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use fjord_server::admin::{
     self, AclCommand, ClusterCommand, ConfigCommand, ConnectArgs, ConsumeArgs, GroupCommand,
-    ProduceArgs, TopicCommand, TxnCommand,
+    ProduceArgs, QuotaCommand, TopicCommand, TxnCommand,
 };
 use fjord_server::config::FileConfig;
 use fjord_server::dev_cluster::{self, DevClusterSpec};
@@ -110,6 +110,13 @@ enum Command {
         connect: ConnectArgs,
         #[command(subcommand)]
         command: AclCommand,
+    },
+    /// Set, remove and list client quotas (kafka-configs.sh on users and clients).
+    Quota {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        #[command(subcommand)]
+        command: QuotaCommand,
     },
     /// List and describe transactions; find and abort hanging ones.
     Txn {
@@ -251,6 +258,7 @@ async fn run(command: Command, log_format: LogFormat) -> anyhow::Result<()> {
         Command::Group { connect, command } => admin::run_group(&connect, command).await,
         Command::Txn { connect, command } => admin::run_txn(&connect, command).await,
         Command::Acl { connect, command } => admin::run_acl(&connect, command).await,
+        Command::Quota { connect, command } => admin::run_quota(&connect, command).await,
         Command::Cluster { connect, command } => admin::run_cluster(&connect, command).await,
         Command::Health {
             url,

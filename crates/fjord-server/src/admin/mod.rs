@@ -18,6 +18,8 @@
 //!   decoding, lag arithmetic and tables.
 //! - `configs`: `fjord config` (describe and change topic and broker configs).
 //! - `acl`: `fjord acl` (add, remove and list ACLs, like kafka-acls.sh).
+//! - `quota`: `fjord quota` (set, remove and list client quotas, like
+//!   kafka-configs.sh on users and clients).
 //! - `txn`: transaction commands (list, describe, abort, find-hanging).
 //! - `coordinator`: finding a group's or transactional id's coordinator,
 //!   with a bounded retry while it loads or moves.
@@ -42,6 +44,7 @@ mod group;
 mod group_describe;
 mod partitioner;
 mod produce;
+mod quota;
 mod table;
 mod topic;
 mod txn;
@@ -56,6 +59,7 @@ pub use consume::{ConsumeArgs, run_consume};
 pub use error::{KafkaError, error_name};
 pub use group::{GroupCommand, ResetOffsetsArgs, ResetTarget, run_group};
 pub use produce::{Acks, CompressionArg, ProduceArgs, run_produce};
+pub use quota::{QuotaCommand, run_quota};
 pub use topic::{TopicCommand, run_topic};
 pub use txn::{AbortArgs, TxnCommand, run_txn};
 
