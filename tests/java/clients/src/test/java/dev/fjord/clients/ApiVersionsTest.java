@@ -57,6 +57,8 @@ class ApiVersionsTest {
             Map.entry("DescribeAcls", "1-3"),
             Map.entry("CreateAcls", "1-3"),
             Map.entry("DeleteAcls", "1-3"),
+            Map.entry("DescribeClientQuotas", "0-1"),
+            Map.entry("AlterClientQuotas", "0-1"),
             Map.entry("DescribeConfigs", "1-4"),
             Map.entry("AlterConfigs", "0-2"),
             Map.entry("CreatePartitions", "0-3"),
