@@ -1,9 +1,9 @@
 """Client quotas against one Fjord node, set with `fjord quota` and
 enforced on confluent-kafka (librdkafka) clients: a producer saturating
 against producer_byte_rate, and a consumer against consumer_byte_rate,
-are held within 10 % of the rate (measured by the client over the steady
-part, after the first window); quotas survive a restart; `fjord quota
-list/remove` show and drop them."""
+are held within 10 % of the rate (bytes counted when the client receives
+them, over the span after the first bursts); quotas survive a restart;
+`fjord quota list/remove` show and drop them."""
 
 import os
 import time
@@ -18,15 +18,22 @@ import pytest
 TIMEOUT = 30
 RATE = 1024 * 1024  # 1 MiB/s
 VALUE = b"x" * 10_000
-# Measured after the first quota window (10 s of samples fill first: a
-# burst up to rate * 10 s passes unthrottled), over this many seconds.
-WARMUP_S = float(os.environ.get("QUOTA_WARMUP_S", "12"))
+# Kafka's quota is a rate over quota.window.num samples of 1 s, and a
+# first burst of (num - 1) windows' worth passes unthrottled; a saturating
+# client then cycles between a burst and a throttled trickle about every
+# num seconds (Apache Kafka 4.1.1 does the same with this client). With
+# num = 3 the cycle is short against the measured span, so the average
+# over it converges; the default (11) is checked in bench/quota.
+WINDOW_NUM = int(os.environ.get("QUOTA_WINDOW_NUM", "3"))
+# Measured after the first bursts, over this many seconds.
+WARMUP_S = float(os.environ.get("QUOTA_WARMUP_S", "4"))
 MEASURE_S = float(os.environ.get("QUOTA_MEASURE_S", "10"))
 
 
 @pytest.fixture
 def node(request, tmp_path):
-    node = FjordNode(tmp_path, _node_name(request), broker_config=dict(FAST_BROKER_CONFIG))
+    config = dict(FAST_BROKER_CONFIG, quota_window_num=WINDOW_NUM)
+    node = FjordNode(tmp_path, _node_name(request), broker_config=config)
     node.start()
     yield node
     _finish(node)
@@ -44,30 +51,41 @@ def create_topic(node, topic):
         f.result(TIMEOUT)
 
 
-def saturate(producer, topic, seconds):
-    """Produce as fast as the client may for `seconds`; bytes acknowledged."""
-    acked = [0]
+class Timeline:
+    """Bytes as the client sees them arrive (acknowledged or consumed),
+    stamped when they arrive: a message produced before the measured span
+    but acknowledged inside it counts, as the quota saw it then."""
+
+    def __init__(self):
+        self.start = time.monotonic()
+        self.events = []
+
+    def add(self, nbytes):
+        self.events.append((time.monotonic() - self.start, nbytes))
+
+    def rate(self, begin, end):
+        return sum(n for t, n in self.events if begin <= t < end) / (end - begin)
+
+
+def saturated_rate(producer, topic):
+    """Produce as fast as the client may; the rate acknowledged over
+    [WARMUP_S, WARMUP_S + MEASURE_S)."""
+    timeline = Timeline()
 
     def on_delivery(err, msg):
         if err is None:
-            acked[0] += len(msg.value())
+            timeline.add(len(msg.value()))
 
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
+    end = WARMUP_S + MEASURE_S
+    while time.monotonic() - timeline.start < end:
         try:
             producer.produce(topic, VALUE, on_delivery=on_delivery)
         except BufferError:
             producer.poll(0.05)
         producer.poll(0)
-    producer.poll(0)
-    return acked[0]
-
-
-def steady_rate(producer, topic):
-    saturate(producer, topic, WARMUP_S)
-    before = time.monotonic()
-    acked = saturate(producer, topic, MEASURE_S)
-    return acked / (time.monotonic() - before)
+    producer.purge()
+    producer.flush(TIMEOUT)
+    return timeline.rate(WARMUP_S, end)
 
 
 def producer(node, client_id):
@@ -76,7 +94,11 @@ def producer(node, client_id):
             "bootstrap.servers": node.bootstrap,
             "client.id": client_id,
             "linger.ms": 5,
-            "queue.buffering.max.kbytes": 4096,
+            # The Java client's batch.size: a produce request is a small
+            # part of one second's quota (librdkafka's 1 MB default would
+            # be a whole second of it).
+            "batch.size": 16384,
+            "queue.buffering.max.kbytes": 1024,
         }
     )
 
@@ -88,7 +110,7 @@ def test_producer_held_at_byte_rate_and_quota_survives_restart(node):
     out = cli_ok(node, "quota", "list")
     assert "slow" in out and "producer_byte_rate" in out, out
 
-    rate = steady_rate(producer(node, "slow"), topic)
+    rate = saturated_rate(producer(node, "slow"), topic)
     print("quota-limited producer: %.0f B/s against %d B/s" % (rate, RATE))
     assert abs(rate - RATE) <= 0.1 * RATE, rate
 
@@ -97,7 +119,8 @@ def test_producer_held_at_byte_rate_and_quota_survives_restart(node):
     node.restart()
     out = cli_ok(node, "quota", "list", "--client-id", "slow")
     assert "producer_byte_rate" in out and "1048576" in out, out
-    again = steady_rate(producer(node, "slow"), topic)
+    again = saturated_rate(producer(node, "slow"), topic)
+    print("after restart: %.0f B/s" % again)
     assert abs(again - RATE) <= 0.1 * RATE, again
 
     cli_ok(node, "quota", "remove", "--client-id", "slow")
@@ -107,9 +130,9 @@ def test_producer_held_at_byte_rate_and_quota_survives_restart(node):
 def test_consumer_held_at_byte_rate(node):
     topic = "quota-fetch"
     create_topic(node, topic)
-    # 40 MiB to read, unthrottled.
+    # 30 MiB to read (more than the span can take), unthrottled.
     p = producer(node, "filler")
-    for _ in range(40 * 1024 * 1024 // len(VALUE)):
+    for _ in range(30 * 1024 * 1024 // len(VALUE)):
         while True:
             try:
                 p.produce(topic, VALUE)
@@ -126,23 +149,23 @@ def test_consumer_held_at_byte_rate(node):
             "client.id": "reader",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
+            # As the producer's batches: one fetch is a small part of a
+            # second's quota.
+            "max.partition.fetch.bytes": 65536,
+            "fetch.max.bytes": 65536,
+            "message.max.bytes": 65536,
         }
     )
     c.subscribe([topic])
-    received, start, counted_from, counted = 0, time.monotonic(), None, 0
+    timeline = Timeline()
     try:
-        while time.monotonic() - start < WARMUP_S + MEASURE_S:
+        while time.monotonic() - timeline.start < WARMUP_S + MEASURE_S:
             msg = c.poll(0.1)
-            if msg is None or msg.error():
-                continue
-            received += len(msg.value())
-            if time.monotonic() - start >= WARMUP_S:
-                if counted_from is None:
-                    counted_from = time.monotonic()
-                counted += len(msg.value())
+            if msg is not None and not msg.error():
+                timeline.add(len(msg.value()))
     finally:
         c.close()
-    rate = counted / (time.monotonic() - counted_from)
+    rate = timeline.rate(WARMUP_S, WARMUP_S + MEASURE_S)
     print("quota-limited consumer: %.0f B/s against %d B/s" % (rate, RATE))
     assert abs(rate - RATE) <= 0.1 * RATE, rate
 

@@ -176,6 +176,18 @@ impl QuotaManager {
         if kind == QuotaKind::Request {
             throttle = throttle.min(self.window_ms());
         }
+        tracing::trace!(
+            ?kind,
+            user,
+            client_id,
+            value,
+            measured,
+            bound = applied.bound,
+            window_ms,
+            throttle,
+            now_ms,
+            "quota recorded"
+        );
         u32::try_from(throttle).unwrap_or(u32::MAX)
     }
 

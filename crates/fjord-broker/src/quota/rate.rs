@@ -1,17 +1,34 @@
-//! Kafka's sampled rate (`SampledStat` + `Rate`) and its throttle formula,
-//! as plain maths over millisecond timestamps: no clock, no I/O.
+//! Kafka's sampled rate (`SampledStat` + `Rate`, as in Kafka 4.1) and its
+//! throttle formula, as plain maths over millisecond timestamps: no clock,
+//! no I/O.
 //!
-//! A rate keeps up to `num_samples` samples of `window_ms` each. A sample
-//! older than all of them together is reset before measuring. The rate is
-//! the samples' total over the time they span, counting at least
+//! A rate keeps up to `num_samples + 1` samples of `window_ms` each: the
+//! extra one so that the sample about to be recycled still counts while
+//! the window it belongs to is measured (with only `num_samples`, starting
+//! a new sample drops the oldest and the measured span shrinks by a whole
+//! window at once, which reads as a 10 % jump in rate with the default 11
+//! samples). A sample whose last recording is older than all the windows
+//! together is reset before measuring. The rate is the samples' total
+//! over the time since the oldest sample started, counting at least
 //! `num_samples - 1` full windows, so a burst after a quiet period is
 //! measured over the whole window (Kafka's `Rate.windowSize`).
 
-/// One sample: the value recorded since `start_ms`.
+/// One sample: the value recorded since `start_ms`, last at `last_ms`.
 #[derive(Clone, Copy, Debug)]
 struct Sample {
     start_ms: u64,
+    last_ms: u64,
     value: f64,
+}
+
+impl Sample {
+    fn fresh(now_ms: u64) -> Self {
+        Sample {
+            start_ms: now_ms,
+            last_ms: now_ms,
+            value: 0.0,
+        }
+    }
 }
 
 /// A rate per second over sampled windows.
@@ -19,6 +36,7 @@ struct Sample {
 pub struct SampledRate {
     samples: Vec<Sample>,
     current: usize,
+    /// `quota.window.num`: the windows the rate is measured over.
     num_samples: usize,
     window_ms: u64,
 }
@@ -26,11 +44,8 @@ pub struct SampledRate {
 impl SampledRate {
     pub fn new(num_samples: usize, window_ms: u64, now_ms: u64) -> Self {
         let num_samples = num_samples.max(2);
-        let mut samples = Vec::with_capacity(num_samples);
-        samples.push(Sample {
-            start_ms: now_ms,
-            value: 0.0,
-        });
+        let mut samples = Vec::with_capacity(num_samples + 1);
+        samples.push(Sample::fresh(now_ms));
         SampledRate {
             samples,
             current: 0,
@@ -43,29 +58,27 @@ impl SampledRate {
     pub fn record(&mut self, value: f64, now_ms: u64) {
         let sample = self.samples[self.current];
         if now_ms >= sample.start_ms.saturating_add(self.window_ms) {
-            self.current = (self.current + 1) % self.num_samples;
-            let fresh = Sample {
-                start_ms: now_ms,
-                value: 0.0,
-            };
+            self.current = (self.current + 1) % (self.num_samples + 1);
+            let fresh = Sample::fresh(now_ms);
             if self.current == self.samples.len() {
                 self.samples.push(fresh);
             } else {
                 self.samples[self.current] = fresh;
             }
         }
-        self.samples[self.current].value += value;
+        let sample = &mut self.samples[self.current];
+        sample.value += value;
+        sample.last_ms = now_ms;
     }
 
-    /// Reset samples that fell out of the whole window.
+    /// Reset samples with nothing recorded within the whole window (a
+    /// sample that began before it but was recorded into since still
+    /// counts, as in Kafka).
     fn purge(&mut self, now_ms: u64) {
         let expire_ms = self.window_ms * self.num_samples as u64;
         for sample in &mut self.samples {
-            if now_ms.saturating_sub(sample.start_ms) >= expire_ms {
-                *sample = Sample {
-                    start_ms: now_ms,
-                    value: 0.0,
-                };
+            if now_ms.saturating_sub(sample.last_ms) >= expire_ms {
+                *sample = Sample::fresh(now_ms);
             }
         }
     }
@@ -140,6 +153,35 @@ mod tests {
         // Quiet for longer than the whole window: everything expired.
         assert_eq!(rate.measure(29_000 + 11_000), 0.0);
         assert_eq!(rate.window_size_ms(29_000 + 11_000), 10_000);
+    }
+
+    /// A steady stream is measured as itself at every recording, also
+    /// right after a new sample starts (the extra sample keeps the span
+    /// from shrinking by a window at once).
+    #[test]
+    fn steady_stream_has_no_jumps() {
+        let mut rate = SampledRate::new(11, 1000, 0);
+        for step in 0..400u64 {
+            let now = step * 100;
+            rate.record(100.0, now);
+            let measured = rate.measure(now);
+            if now >= 12_000 {
+                assert!((measured - 1000.0).abs() <= 10.0, "{now}: {measured}");
+            }
+        }
+    }
+
+    /// A sample that started more than the whole window ago but was
+    /// recorded into since still counts (Kafka expires by last event).
+    #[test]
+    fn expiry_by_last_recording() {
+        let mut rate = SampledRate::new(2, 1000, 0);
+        rate.record(100.0, 0);
+        rate.record(100.0, 900);
+        // 2100 ms after the start, 1200 ms after the last recording: kept.
+        assert_eq!(rate.measure(2_100), 200.0 * 1000.0 / 2_100.0);
+        // 2000 ms after the last recording: gone.
+        assert_eq!(rate.measure(2_900), 0.0);
     }
 
     /// Recording a negative value takes a recording back (Kafka's unrecord
