@@ -27,6 +27,7 @@ use crate::metadata_applier::{
 use crate::metadata_cache::MetadataCache;
 use crate::parallel::{LOG_PASS_THREADS, map_parallel};
 use crate::producer_ids::ProducerIdService;
+use crate::quota::QuotaManager;
 use crate::replica_manager::{ReplicaManager, now_ms};
 use crate::scram_credentials::ScramCredentialStore;
 use crate::scram_credentials::scram_index;
@@ -58,6 +59,7 @@ pub struct Broker {
     pub(crate) authorizer: Arc<Authorizer>,
     /// SCRAM credentials for SaslAuthenticate (published by the metadata follower).
     pub(crate) scram_credentials: Arc<ScramCredentialStore>,
+    pub(crate) quotas: Arc<QuotaManager>,
 }
 
 /// The local replica changes of one applied image, shared by every subscriber.
@@ -134,6 +136,10 @@ impl Broker {
         // The first image's credentials, before any connection can ask.
         let scram_credentials = Arc::new(ScramCredentialStore::default());
         scram_credentials.publish(scram_index(&first.scram));
+        let quotas = Arc::new(QuotaManager::new(
+            config.quotas.clone(),
+            first.client_quotas.clone(),
+        ));
         let (applied_tx, applied) = watch::channel(first);
         let metadata_cache = MetadataCache::new(applied);
         let admin = Arc::new(AdminService::new(
@@ -185,6 +191,7 @@ impl Broker {
             markers,
             authorizer,
             scram_credentials,
+            quotas,
         });
         broker.spawn_metadata_follower(committed, applied_tx);
         broker.spawn_housekeeping();
@@ -215,6 +222,7 @@ impl Broker {
         let scram_credentials = self.scram_credentials.clone();
         // The credentials last published into `scram_credentials`.
         let mut published_scram = applied_tx.borrow().scram.clone();
+        let quotas = self.quotas.clone();
         // The image applied at start; `None` after a failed apply: walk everything.
         let mut prev = Some(applied_tx.borrow().clone());
         self.tasks.spawn(async move {
@@ -278,6 +286,7 @@ impl Broker {
                     scram_credentials.publish(scram_index(&image.scram));
                     published_scram = image.scram.clone();
                 }
+                quotas.publish(&image.client_quotas);
                 applied_tx.send_replace(image);
             }
         });
@@ -429,6 +438,10 @@ impl Broker {
     /// SCRAM credentials for SaslAuthenticate.
     pub fn scram_credentials(&self) -> &Arc<ScramCredentialStore> {
         &self.scram_credentials
+    }
+
+    pub fn quotas(&self) -> &Arc<QuotaManager> {
+        &self.quotas
     }
 
     pub fn admin(&self) -> &Arc<AdminService> {

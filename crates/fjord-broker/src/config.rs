@@ -69,6 +69,8 @@ pub struct BrokerConfig {
     pub transactions: fjord_coordinator::runtime::TransactionServiceConfig,
     /// The ACL authorizer (off by default).
     pub authorizer: crate::authorizer::AuthorizerConfig,
+    /// Client quota sampling (`quota.window.num`, `quota.window.size.seconds`).
+    pub quotas: crate::quota::QuotaConfig,
 }
 
 impl BrokerConfig {
@@ -98,6 +100,7 @@ impl BrokerConfig {
             groups: Default::default(),
             transactions: Default::default(),
             authorizer: Default::default(),
+            quotas: Default::default(),
         }
     }
 }

@@ -12,6 +12,9 @@
 //!   whole (no lock on the request path) by the metadata follower.
 //! - [`ScramCredentialStore`](scram_credentials::ScramCredentialStore): the
 //!   applied image's SCRAM credentials, swapped in whole like the ACLs.
+//! - [`QuotaManager`](quota::QuotaManager): Kafka's client quotas (byte
+//!   rates and request time per user and client id) over a snapshot of the
+//!   applied image's quotas, swapped in like the authorizer's.
 //! - [`ProducerIdService`](producer_ids::ProducerIdService): producer id blocks.
 //! - [`MetadataCache`](metadata_cache::MetadataCache): the applied image.
 //! - [`ReplicaManager`](replica_manager::ReplicaManager): the partitions hosted here.
@@ -83,6 +86,7 @@ mod parallel;
 pub mod partition;
 mod produce_validation;
 pub mod producer_ids;
+pub mod quota;
 pub mod replica_manager;
 pub mod replication;
 pub mod scram_credentials;
@@ -106,6 +110,7 @@ pub use fjord_controller::{
     PartitionRegistration, ReassignmentError, ReplicaAssignmentError, TopicImage,
 };
 pub use fjord_controller::{
+    ClientQuotaAlteration, ClientQuotaEntity, QuotaEntityName, QuotaKey, QuotaValue,
     RequestedDeletion, RequestedUpsertion, ScramAlteration, ScramAlterationResult,
     ScramCredentialError, ScramDescribeError, ScramUserDescription,
 };

@@ -19,6 +19,7 @@ use uuid::Uuid;
 use crate::acl::AclBinding;
 use crate::acl::AclBindingFilter;
 use crate::image::Listener;
+use crate::quota::ClientQuotaAlteration;
 use crate::scram::ScramAlterationResult;
 use crate::scram::ScramDeletion;
 use crate::scram::ScramUpsertion;
@@ -147,6 +148,11 @@ pub enum MetadataCommand {
         deletions: Vec<ScramDeletion>,
         upsertions: Vec<ScramUpsertion>,
     },
+    /// Kafka's AlterClientQuotas (`ClientQuotaRecord`s): set or remove
+    /// quota values per entity, validated by the gateway.
+    AlterClientQuotas {
+        alterations: Vec<ClientQuotaAlteration>,
+    },
 }
 
 /// Which leader an [`MetadataCommand::ElectLeaders`] looks for.
@@ -273,6 +279,9 @@ impl fmt::Display for MetadataCommand {
                 deletions.len(),
                 upsertions.len()
             ),
+            MetadataCommand::AlterClientQuotas { alterations } => {
+                write!(f, "AlterClientQuotas({} entities)", alterations.len())
+            }
         }
     }
 }
@@ -354,6 +363,8 @@ pub enum MetadataResponse {
     UserScramCredentialsAltered {
         results: Vec<ScramAlterationResult>,
     },
+    /// AlterClientQuotas applied.
+    ClientQuotasAltered,
     /// The command was committed but rejected by validation; the image is unchanged
     /// except for `metadata_offset`.
     Error(MetadataError),

@@ -24,6 +24,8 @@ use crate::command::PartitionsError;
 use crate::command::RegistrationError;
 use crate::command::ReplicaAssignmentError;
 use crate::command::TopicNameError;
+use crate::quota::ClientQuotaAlteration;
+use crate::quota::ClientQuotaImage;
 use crate::scram::ScramDeletion;
 use crate::scram::ScramImage;
 use crate::scram::ScramUpsertion;
@@ -69,6 +71,11 @@ pub struct MetadataImage {
     /// when the `Arc` changed. Absent from older snapshots: empty then.
     #[serde(default, skip_serializing_if = "scram_empty")]
     pub scram: Arc<ScramImage>,
+    /// Every client quota (AlterClientQuotas). Shared between images like
+    /// `acls`, so brokers rebuild their quota snapshot only when it changed.
+    /// Absent from older snapshots: empty then.
+    #[serde(default, skip_serializing_if = "client_quotas_empty")]
+    pub client_quotas: Arc<ClientQuotaImage>,
 }
 
 fn acls_empty(acls: &Arc<AclImage>) -> bool {
@@ -77,6 +84,10 @@ fn acls_empty(acls: &Arc<AclImage>) -> bool {
 
 fn scram_empty(scram: &Arc<ScramImage>) -> bool {
     scram.is_empty()
+}
+
+fn client_quotas_empty(quotas: &Arc<ClientQuotaImage>) -> bool {
+    quotas.is_empty()
 }
 
 /// Dynamic broker configs by Kafka's broker config names, as the alter APIs
@@ -315,6 +326,9 @@ impl MetadataImage {
                 deletions,
                 upsertions,
             } => Ok(self.alter_user_scram_credentials(deletions, upsertions)),
+            MetadataCommand::AlterClientQuotas { alterations } => {
+                Ok(self.alter_client_quotas(alterations))
+            }
         };
         result.unwrap_or_else(MetadataResponse::Error)
     }
@@ -567,6 +581,15 @@ impl MetadataImage {
     }
 
     /// Remove the bindings each filter selects, reporting them per filter.
+    /// Set or remove client quotas (validated by the gateway). An
+    /// alteration that changes nothing keeps the image's `Arc`.
+    fn alter_client_quotas(&mut self, alterations: &[ClientQuotaAlteration]) -> MetadataResponse {
+        if !self.client_quotas.unchanged_by(alterations) {
+            Arc::make_mut(&mut self.client_quotas).alter(alterations);
+        }
+        MetadataResponse::ClientQuotasAltered
+    }
+
     fn delete_acls(&mut self, filters: &[AclBindingFilter]) -> MetadataResponse {
         let mut removed = Vec::with_capacity(filters.len());
         for filter in filters {
@@ -1632,5 +1655,37 @@ mod tests {
         let written_before = r#"{"cluster_id":"c","brokers":{},"topics":{},"topic_ids":{},"metadata_offset":3,"next_producer_id":0}"#;
         let old: MetadataImage = serde_json::from_str(written_before).unwrap();
         assert!(old.scram.is_empty());
+    }
+
+    /// Client quotas: set, shared when untouched, removed, and left out of
+    /// snapshots when empty (so snapshots from before quotas still load).
+    #[test]
+    fn client_quotas_alter_and_snapshot() {
+        use crate::quota::{ClientQuotaEntity, QuotaEntityName, QuotaKey, QuotaValue};
+        let mut image = MetadataImage::default();
+        let entity = ClientQuotaEntity {
+            user: Some(QuotaEntityName::Default),
+            client_id: Some(QuotaEntityName::Name("app".into())),
+        };
+        let alter = |value| MetadataCommand::AlterClientQuotas {
+            alterations: vec![ClientQuotaAlteration {
+                entity: entity.clone(),
+                ops: vec![(QuotaKey::ProducerByteRate, value)],
+            }],
+        };
+        assert_eq!(
+            image.apply(1, &alter(Some(QuotaValue(2048.0)))),
+            MetadataResponse::ClientQuotasAltered
+        );
+        let shared = image.client_quotas.clone();
+        image.apply(2, &alter(Some(QuotaValue(2048.0))));
+        assert!(Arc::ptr_eq(&shared, &image.client_quotas));
+        let json = serde_json::to_string(&image).unwrap();
+        let back: MetadataImage = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, image);
+        image.apply(3, &alter(None));
+        assert!(image.client_quotas.is_empty());
+        let json = serde_json::to_string(&image).unwrap();
+        assert!(!json.contains("client_quotas"), "{json}");
     }
 }

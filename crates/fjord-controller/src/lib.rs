@@ -118,7 +118,6 @@
 //!   gets no answer before `write_timeout_ms` is reported as `WriteOutcomeUnknown`.
 //! - No TLS or authentication between nodes.
 //! - A full snapshot is one gRPC message (limit 256 MiB), not a chunked stream.
-//! - Producer-id blocks, ACLs, quotas.
 //! - Topic config values are stored as given; validating them is the gateway's job.
 
 mod acl;
@@ -131,6 +130,7 @@ mod image;
 mod liveness;
 mod log_store;
 mod placement;
+mod quota;
 mod reassignment;
 mod scram;
 mod service;
@@ -193,6 +193,12 @@ pub use liveness::UnreachableReport;
 pub use log_store::LogStoreError;
 pub use placement::PlacementError;
 pub use placement::assign_replicas;
+pub use quota::ClientQuotaAlteration;
+pub use quota::ClientQuotaEntity;
+pub use quota::ClientQuotaImage;
+pub use quota::QuotaEntityName;
+pub use quota::QuotaKey;
+pub use quota::QuotaValue;
 pub use scram::RequestedDeletion;
 pub use scram::RequestedUpsertion;
 pub use scram::ScramAlteration;

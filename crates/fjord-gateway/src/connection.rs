@@ -189,7 +189,7 @@ impl<S: Stream, H: Handler> Connection<S, H> {
             // Replaced (not mutated) when SASL authenticates a new principal.
             let mut info = info;
             while let Some(decoded) = rx.recv().await {
-                let reply = match decoded {
+                let (reply, throttle) = match decoded {
                     Decoded::Request(request) => {
                         let Request {
                             api_key,
@@ -271,6 +271,7 @@ impl<S: Stream, H: Handler> Connection<S, H> {
                             client_id: header.client_id.take(),
                             client_software: client_software.clone(),
                             connection: info.clone(),
+                            throttle: Default::default(),
                         };
                         let started = std::time::Instant::now();
                         let reply = handler.handle(&ctx, body).await;
@@ -287,7 +288,7 @@ impl<S: Stream, H: Handler> Connection<S, H> {
                             elapsed_us = started.elapsed().as_micros() as u64,
                             "request handled"
                         );
-                        reply
+                        (reply, ctx.throttle.get())
                     }
                     Decoded::UnsupportedApiVersions {
                         correlation_id,
@@ -295,8 +296,10 @@ impl<S: Stream, H: Handler> Connection<S, H> {
                     } => {
                         tracing::debug!(%peer, version, "ApiVersions at an unsupported version");
                         let body = ResponseKind::ApiVersions(api_versions::unsupported_version());
-                        encode_response(ApiKey::ApiVersions, 0, correlation_id, &body, 0)
-                            .map(|frame| Some(frame.into()))
+                        let reply =
+                            encode_response(ApiKey::ApiVersions, 0, correlation_id, &body, 0)
+                                .map(|frame| Some(frame.into()));
+                        (reply, None)
                     }
                 };
                 let written = match reply {
@@ -307,6 +310,14 @@ impl<S: Stream, H: Handler> Connection<S, H> {
                 if let Err(err) = written {
                     log_closing(peer, &err);
                     break;
+                }
+                // KIP-219: a throttled response goes out at once, then the
+                // connection handles nothing more until the throttle ends.
+                if let Some(throttle) = throttle {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => {}
+                        () = tokio::time::sleep(throttle) => {}
+                    }
                 }
             }
             writer_gone.cancel();

@@ -173,6 +173,9 @@ pub(crate) struct RequestContext {
     /// From the connection's last ApiVersions v3+, if any.
     pub(crate) client_software: Option<Arc<ClientSoftware>>,
     pub(crate) connection: Arc<ConnectionInfo>,
+    /// Set by the quota check when the client went over a quota: the
+    /// connection holds its next request this long (KIP-219).
+    pub(crate) throttle: crate::quota::Throttle,
 }
 
 impl RequestContext {

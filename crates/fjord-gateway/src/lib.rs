@@ -70,6 +70,7 @@ mod frame;
 #[cfg(test)]
 mod fuzz_tests;
 mod handlers;
+mod quota;
 mod response_frame;
 mod sasl;
 mod server;

@@ -10,6 +10,7 @@ use fjord_broker::authorizer::Authorizer;
 use fjord_broker::group_service::GroupCoordinatorAdapter;
 use fjord_broker::metadata_cache::MetadataCache;
 use fjord_broker::producer_ids::ProducerIdService;
+use fjord_broker::quota::QuotaManager;
 use fjord_broker::replica_manager::ReplicaManager;
 use fjord_broker::scram_credentials::ScramCredentialStore;
 use fjord_broker::txn_service::{LocalMarkerWriter, TransactionCoordinatorAdapter};
@@ -36,6 +37,8 @@ pub struct Services {
     pub authorizer: Arc<Authorizer>,
     /// SCRAM credentials SaslAuthenticate checks proofs against.
     pub scram_credentials: Arc<ScramCredentialStore>,
+    /// Client quotas (nothing recorded unless some are set).
+    pub quotas: Arc<QuotaManager>,
     /// For the active controller's id (Metadata, DescribeCluster).
     controller: Controller,
 }
@@ -54,6 +57,7 @@ impl Services {
             markers: broker.markers().clone(),
             authorizer: broker.authorizer().clone(),
             scram_credentials: broker.scram_credentials().clone(),
+            quotas: broker.quotas().clone(),
             controller: broker.controller().clone(),
         }
     }

@@ -282,6 +282,10 @@ pub struct BrokerSection {
     pub super_users: String,
     /// `allow.everyone.if.no.acl.found`: allow a resource without any ACL.
     pub allow_everyone_if_no_acl_found: bool,
+    /// `quota.window.num`: samples a client quota's rate is measured over.
+    pub quota_window_num: u32,
+    /// `quota.window.size.seconds`: the length of one sample.
+    pub quota_window_size_seconds: u32,
     /// Fjord-specific (Kafka keeps every segment file open): the most
     /// segment files the node keeps open at once, across all its logs;
     /// segments open on first use and the least recently used close.
@@ -359,6 +363,8 @@ impl Default for BrokerSection {
             authorizer_enable: false,
             super_users: String::new(),
             allow_everyone_if_no_acl_found: false,
+            quota_window_num: 11,
+            quota_window_size_seconds: 1,
             log_cleaner_dedupe_buffer_size: 128 * 1024 * 1024,
             log_cleaner_io_buffer_size: 512 * 1024,
             log_cleaner_backoff_ms: 15_000,
@@ -693,6 +699,11 @@ impl FileConfig {
                 enable: b.authorizer_enable,
                 super_users: AuthorizerConfig::parse_super_users(&b.super_users),
                 allow_everyone_if_no_acl_found: b.allow_everyone_if_no_acl_found,
+            },
+            // Kafka's validators: at least 1 of each.
+            quotas: fjord_broker::quota::QuotaConfig {
+                window_num: b.quota_window_num.max(1),
+                window_size: Duration::from_secs(u64::from(b.quota_window_size_seconds.max(1))),
             },
         };
         let controller = ControllerConfig {

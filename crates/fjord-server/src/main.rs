@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use fjord_server::admin::{
     self, AclCommand, ClusterCommand, ConfigCommand, ConnectArgs, ConsumeArgs, GroupCommand,
-    ProduceArgs, TopicCommand, TxnCommand, UserCommand,
+    ProduceArgs, QuotaCommand, TopicCommand, TxnCommand, UserCommand,
 };
 use fjord_server::config::FileConfig;
 use fjord_server::dev_cluster::{self, DevClusterSpec};
@@ -117,6 +117,13 @@ enum Command {
         connect: ConnectArgs,
         #[command(subcommand)]
         command: UserCommand,
+    },
+    /// Set, remove and list client quotas (kafka-configs.sh on users and clients).
+    Quota {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        #[command(subcommand)]
+        command: QuotaCommand,
     },
     /// List and describe transactions; find and abort hanging ones.
     Txn {
@@ -259,6 +266,7 @@ async fn run(command: Command, log_format: LogFormat) -> anyhow::Result<()> {
         Command::Txn { connect, command } => admin::run_txn(&connect, command).await,
         Command::Acl { connect, command } => admin::run_acl(&connect, command).await,
         Command::User { connect, command } => admin::run_user(&connect, command).await,
+        Command::Quota { connect, command } => admin::run_quota(&connect, command).await,
         Command::Cluster { connect, command } => admin::run_cluster(&connect, command).await,
         Command::Health {
             url,

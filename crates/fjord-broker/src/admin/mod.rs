@@ -11,6 +11,7 @@
 mod acls;
 mod configs;
 mod elect_leaders;
+mod quotas;
 mod reassignment;
 mod scram;
 mod topics;

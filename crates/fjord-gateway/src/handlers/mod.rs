@@ -20,6 +20,7 @@
 mod acl_wire;
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
+mod alter_client_quotas;
 mod alter_configs;
 mod alter_partition_reassignments;
 mod alter_user_scram_credentials;
@@ -34,6 +35,7 @@ mod delete_groups;
 mod delete_records;
 mod delete_topics;
 mod describe_acls;
+mod describe_client_quotas;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
@@ -60,6 +62,7 @@ mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
 mod produce_verification;
+mod quota_wire;
 mod sasl_authenticate;
 mod sasl_handshake;
 mod sync_group;
@@ -168,6 +171,8 @@ apis! {
     DeleteAcls => delete_acls, 1..=3;
     DescribeUserScramCredentials => describe_user_scram_credentials, 0..=0;
     AlterUserScramCredentials => alter_user_scram_credentials, 0..=0;
+    DescribeClientQuotas => describe_client_quotas, 0..=1;
+    AlterClientQuotas => alter_client_quotas, 0..=1;
 }
 
 /// The versions of `api_key` this gateway serves, if it serves it at all.
@@ -225,7 +230,14 @@ pub(crate) async fn handle(
     svc: &Services,
     request: RequestKind,
 ) -> Result<Option<ResponseFrame>, GatewayError> {
-    match dispatch(ctx, svc, request).await {
+    let started = std::time::Instant::now();
+    let mut request = request;
+    let pending = crate::quota::before(ctx, svc, &mut request);
+    let mut reply = dispatch(ctx, svc, request).await;
+    if let Some(pending) = pending {
+        crate::quota::after(ctx, svc, pending, &mut reply, started.elapsed());
+    }
+    match reply {
         Reply::Response { body, size_hint } => encode_response_frame(
             ctx.api_key,
             ctx.api_version,

@@ -19,6 +19,8 @@
 //! - `configs`: `fjord config` (describe and change topic and broker configs).
 //! - `acl`: `fjord acl` (add, remove and list ACLs, like kafka-acls.sh).
 //! - `user`: `fjord user` (SCRAM credentials, like kafka-configs.sh --entity-type users).
+//! - `quota`: `fjord quota` (set, remove and list client quotas, like
+//!   kafka-configs.sh on users and clients).
 //! - `txn`: transaction commands (list, describe, abort, find-hanging).
 //! - `coordinator`: finding a group's or transactional id's coordinator,
 //!   with a bounded retry while it loads or moves.
@@ -43,6 +45,7 @@ mod group;
 mod group_describe;
 mod partitioner;
 mod produce;
+mod quota;
 mod table;
 mod topic;
 mod txn;
@@ -58,6 +61,7 @@ pub use consume::{ConsumeArgs, run_consume};
 pub use error::{KafkaError, error_name};
 pub use group::{GroupCommand, ResetOffsetsArgs, ResetTarget, run_group};
 pub use produce::{Acks, CompressionArg, ProduceArgs, run_produce};
+pub use quota::{QuotaCommand, run_quota};
 pub use topic::{TopicCommand, run_topic};
 pub use txn::{AbortArgs, TxnCommand, run_txn};
 pub use user::{UserCommand, run_user};

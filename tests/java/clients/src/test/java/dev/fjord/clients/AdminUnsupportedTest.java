@@ -24,9 +24,6 @@ import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.TopicPartitionReplica;
 import org.apache.kafka.common.Uuid;
 import org.apache.kafka.common.errors.UnsupportedVersionException;
-import org.apache.kafka.common.quota.ClientQuotaAlteration;
-import org.apache.kafka.common.quota.ClientQuotaEntity;
-import org.apache.kafka.common.quota.ClientQuotaFilter;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -84,10 +81,6 @@ class AdminUnsupportedTest {
                 new Case("renewDelegationToken", "RenewDelegationToken(39)", a -> a.renewDelegationToken(new byte[] {1}).expiryTimestamp()),
                 new Case("expireDelegationToken", "ExpireDelegationToken(40)", a -> a.expireDelegationToken(new byte[] {1}).expiryTimestamp()),
                 new Case("describeDelegationToken", "DescribeDelegationToken(41)", a -> a.describeDelegationToken().delegationTokens()),
-                new Case("describeClientQuotas", "DescribeClientQuotas(48)", a -> a.describeClientQuotas(ClientQuotaFilter.all()).entities()),
-                new Case("alterClientQuotas", "AlterClientQuotas(49)", a -> a.alterClientQuotas(List.of(new ClientQuotaAlteration(
-                        new ClientQuotaEntity(Map.of(ClientQuotaEntity.USER, "alice")),
-                        List.of(new ClientQuotaAlteration.Op("producer_byte_rate", 1024.0))))).all()),
                 new Case("describeMetadataQuorum", "DescribeQuorum(55)", a -> a.describeMetadataQuorum().quorumInfo()),
                 new Case("updateFeatures", "UpdateFeatures(57)", a -> a.updateFeatures(Map.of("metadata.version",
                         new FeatureUpdate((short) 1, FeatureUpdate.UpgradeType.UPGRADE)), new UpdateFeaturesOptions()).all()),

@@ -61,6 +61,8 @@ class ApiVersionsTest {
             Map.entry("DeleteAcls", "1-3"),
             Map.entry("DescribeUserScramCredentials", "0-0"),
             Map.entry("AlterUserScramCredentials", "0-0"),
+            Map.entry("DescribeClientQuotas", "0-1"),
+            Map.entry("AlterClientQuotas", "0-1"),
             Map.entry("DescribeConfigs", "1-4"),
             Map.entry("AlterConfigs", "0-2"),
             Map.entry("CreatePartitions", "0-3"),
