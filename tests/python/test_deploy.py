@@ -418,3 +418,174 @@ def test_image_runs_as_fjord_user_and_stops_on_sigterm():
         assert stop_seconds < 15, f"stop took {stop_seconds:.1f}s"
     finally:
         docker("rm", "-f", "-v", name, check=False)
+
+
+# ---------------------------------------------------------------- the SASL_SSL variants
+
+SASL_SSL_COMPOSE = COMPOSE / "docker-compose.sasl-ssl.yml"
+K8S_SASL_SSL = REPO / "deploy" / "k8s-sasl-ssl"
+
+
+def check_secure_config(conf: dict, certs_dir: str):
+    """What both SASL_SSL variants promise: every listener but a loopback PLAINTEXT one is
+    SASL_SSL with SCRAM-SHA-512 only, the authorizer is on with User:admin a super user, and
+    the TLS files are where the certificates are mounted."""
+    protocols = dict(e.split(":") for e in conf["listener_security_protocol_map"])
+    bound = listeners(conf["listeners"])
+    assert sorted(protocols) == sorted(bound), "every listener is in the map (as Kafka requires)"
+    for name, (host, _) in bound.items():
+        if protocols[name] == "PLAINTEXT":
+            # ANONYMOUS is a super user below: only the container's own loopback may be it.
+            assert host == "127.0.0.1", f"{name} is PLAINTEXT on {host}"
+        else:
+            assert protocols[name] == "SASL_SSL", name
+    assert conf["sasl"]["enabled_mechanisms"] == ["SCRAM-SHA-512"]
+    broker = conf["broker"]
+    assert broker["authorizer_enable"] is True
+    assert broker["allow_everyone_if_no_acl_found"] is False
+    assert set(broker["super_users"].split(";")) == {"User:admin", "User:ANONYMOUS"}
+    assert conf["ssl"] == {"keystore_location": f"{certs_dir}/node.pem", "key_location": f"{certs_dir}/node.key"}
+    assert conf["rpc_ssl"] == {**conf["ssl"], "truststore_location": f"{certs_dir}/ca.pem"}
+
+
+def test_sasl_ssl_compose_file_is_accepted_by_compose(tmp_path):
+    # (docker-compose 1.x reads env_file at `config`; the certificates it only names.)
+    (tmp_path / "admin.env").write_text("FJORD_ADMIN_PASSWORD=x\n")
+    tools = compose_commands()
+    if not tools:
+        pytest.fail("neither `docker compose` nor docker-compose is installed (Debian: apt-get install docker-compose; scripts/test does it as root)")
+    for tool in tools:
+        r = subprocess.run(
+            tool + ["-f", str(SASL_SSL_COMPOSE), "config", "--services"],
+            capture_output=True, text=True, timeout=60,
+            env={**os.environ, "FJORD_SECRETS_DIR": str(tmp_path)},
+        )
+        assert r.returncode == 0, f"{' '.join(tool)} config: {r.stderr}"
+        assert sorted(r.stdout.split()) == ["fjord-1", "fjord-2", "fjord-3", "fjord-init"]
+
+
+def test_sasl_ssl_compose_wiring():
+    compose = load_compose(SASL_SSL_COMPOSE)
+    shared = tomllib.loads((COMPOSE / "fjord-sasl-ssl.toml").read_text())
+    check_secure_config(shared, "/etc/fjord/certs")
+    bound = listeners(shared["listeners"])
+    http_port = port_of(shared["http_addr"])
+    services = compose["services"]
+    plain = load_compose(COMPOSE_FILES[3])
+    # Other host ports than docker-compose.yml: both run at once.
+    plain_ports = {p.split(":")[1] for s in plain["services"].values() for p in s["ports"]}
+    for n in (1, 2, 3):
+        svc = services[f"fjord-{n}"]
+        env = svc["environment"]
+        assert env["FJORD_NODE_ID"] == str(n)
+        advertised = listeners(env["FJORD_ADVERTISED_LISTENERS"])
+        assert advertised == {
+            "INTERNAL": (f"fjord-{n}", bound["INTERNAL"][1]),
+            "EXTERNAL": ("localhost", 29190 + n),
+        }
+        published = {int(p.split(":")[1]): int(p.split(":")[2]) for p in svc["ports"]}
+        assert published == {29190 + n: bound["EXTERNAL"][1], 29740 + n: http_port}
+        assert not {str(p) for p in published} & plain_ports
+        mounts = dict(v.split(":")[1::-1] for v in svc["volumes"])
+        assert (COMPOSE / mounts["/etc/fjord/fjord.toml"]).resolve() == COMPOSE / "fjord-sasl-ssl.toml"
+        # The node's own certificate (its SANs name fjord-N: sasl-ssl-setup --node fjord-N).
+        assert mounts["/etc/fjord/certs/node.pem"] == f"./sasl-ssl/node-fjord-{n}.pem"
+        assert mounts["/etc/fjord/certs/node.key"] == f"./sasl-ssl/node-fjord-{n}.key"
+        assert mounts["/etc/fjord/certs/ca.pem"] == "./sasl-ssl/ca.pem"
+    init = services["fjord-init"]
+    assert init["network_mode"] == "service:fjord-1", "127.0.0.1 must be fjord-1's loopback"
+    assert init["depends_on"]["fjord-1"]["condition"] == "service_healthy"
+    cmd = init["command"]
+    assert cmd[:2] == ["user", "add"] and cmd[2] == "admin"
+    assert cmd[cmd.index("--mechanism") + 1] == "SCRAM-SHA-512"
+    assert cmd[cmd.index("-b") + 1] == "127.0.0.1:{}".format(bound["LOCAL"][1])
+    assert init["env_file"] == "./sasl-ssl/admin.env"
+    assert cmd[cmd.index("--password-env") + 1] == "FJORD_ADMIN_PASSWORD"
+
+
+def test_sasl_ssl_setup_writes_what_the_variants_mount(tmp_path):
+    setup = COMPOSE / "sasl-ssl-setup"
+    r = subprocess.run([str(setup), "--dir", str(tmp_path / "c")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    c = tmp_path / "c"
+    assert sorted(p.name for p in c.iterdir()) == sorted(
+        ["admin.env", "ca.key", "ca.pem"] + [f"node-fjord-{n}.{e}" for n in (1, 2, 3) for e in ("pem", "key")]
+    )
+    # The container's uid (not the file's owner) must read the key; the directory guards it.
+    assert (c / "node-fjord-1.key").stat().st_mode & 0o004
+    assert (c / "ca.key").stat().st_mode & 0o077 == 0
+    assert c.stat().st_mode & 0o077 == 0
+    password = (c / "admin.env").read_text()
+    assert re.fullmatch(r"FJORD_ADMIN_PASSWORD=[A-Za-z0-9_=-]{32}\n", password)
+    sans = subprocess.run(
+        ["openssl", "x509", "-in", str(c / "node-fjord-2.pem"), "-noout", "-ext", "subjectAltName"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    assert "DNS:fjord-2" in sans and "DNS:localhost" in sans
+    subprocess.run(
+        ["openssl", "verify", "-CAfile", str(c / "ca.pem"), str(c / "node-fjord-3.pem")], check=True, capture_output=True
+    )
+    # Run again: the same CA and password (a running cluster's clients keep working).
+    ca_before = (c / "ca.pem").read_text()
+    assert subprocess.run([str(setup), "--dir", str(c)], capture_output=True, timeout=60).returncode == 0
+    assert (c / "ca.pem").read_text() == ca_before
+    assert (c / "admin.env").read_text() == password
+
+    k = tmp_path / "k"
+    r = subprocess.run([str(setup), "--dir", str(k), "--k8s-namespace", "streams"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    sans = subprocess.run(
+        ["openssl", "x509", "-in", str(k / "node-fjord.pem"), "-noout", "-ext", "subjectAltName"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    for name in ["fjord-0.fjord-headless.streams.svc", "fjord-2.fjord-headless.streams.svc", "fjord.streams.svc"]:
+        assert f"DNS:{name}" in sans, sans
+
+
+def k8s_sasl_ssl_built() -> list:
+    if not shutil.which("kubectl"):
+        pytest.fail("kubectl (with its built-in kustomize) is not installed: install kubectl")
+    r = subprocess.run(["kubectl", "kustomize", str(K8S_SASL_SSL)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return [d for d in yaml.safe_load_all(r.stdout) if d]
+
+
+def test_k8s_sasl_ssl_overlay_builds_and_validates():
+    import kubernetes_validate
+    built = k8s_sasl_ssl_built()
+    assert sorted(d["kind"] for d in built) == sorted(d["kind"] for _, d in load_k8s())
+    for version in K8S_VERSIONS:
+        for doc in built:
+            kubernetes_validate.validate(doc, version, strict=True)
+    kustomization = yaml.safe_load((K8S_SASL_SSL / "kustomization.yaml").read_text())
+    assert "namespace" not in kustomization
+    assert kustomization["resources"] == ["../k8s"]
+
+
+def test_k8s_sasl_ssl_wiring():
+    built = k8s_sasl_ssl_built()
+    (cm,) = [d for d in built if d["kind"] == "ConfigMap"]
+    (sts,) = [d for d in built if d["kind"] == "StatefulSet"]
+    pod = sts["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    # The Secret has its own directory: nothing can be mounted inside the ConfigMap's.
+    certs = "/etc/fjord-tls"
+    assert mounts[certs]["readOnly"] is True
+    secret = volumes[mounts[certs]["name"]]["secret"]
+    assert secret["secretName"] == "fjord-tls"
+    assert {i["path"] for i in secret["items"]} == {"ca.pem", "node.pem", "node.key"}
+    # Owner root, group fsGroup (65532): the fjord user reads it through its group.
+    assert secret["defaultMode"] == 0o440 and pod["securityContext"]["fsGroup"] == FJORD_UID
+    conf = tomllib.loads(cm["data"]["fjord.toml"])
+    check_secure_config(conf, certs)
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    advertised = listeners(env["FJORD_ADVERTISED_LISTENERS"].replace("$(POD_NAME)", "fjord-0").replace("$(POD_NAMESPACE)", "ns"))
+    bound = listeners(conf["listeners"])
+    assert advertised == {"SASL_SSL": ("fjord-0.fjord-headless.ns.svc", bound["SASL_SSL"][1])}
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["kafka"] == bound["SASL_SSL"][1]
+    assert ports["rpc"] == port_of(conf["rpc_addr"]) and ports["http"] == port_of(conf["http_addr"])
+    # The probes stay plain HTTP on the http port.
+    assert container["readinessProbe"]["httpGet"]["port"] == "http"

@@ -1469,4 +1469,95 @@ mod tests {
         );
         assert_eq!(pod.broker.min_insync_replicas, 2);
     }
+
+    /// The SASL_SSL variants (deploy/compose/docker-compose.sasl-ssl.yml and the kustomize
+    /// overlay deploy/k8s-sasl-ssl) validate with the per-node environment they get; the
+    /// certificates are only named here (they load at start).
+    #[test]
+    fn deploy_sasl_ssl_files_validate() {
+        let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |key: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, v)| (*v).to_string())
+            }
+        };
+        let advertised = |config: &Config| -> Vec<(String, String, u16)> {
+            let mut names: Vec<_> = config
+                .broker
+                .advertised_listeners
+                .iter()
+                .map(|l| (l.name.clone(), l.host.clone(), l.port))
+                .collect();
+            names.sort();
+            names
+        };
+
+        let mut compose = FileConfig::load(&deploy.join("compose/fjord-sasl-ssl.toml")).unwrap();
+        compose
+            .apply_env(env(&[
+                ("FJORD_NODE_ID", "3"),
+                (
+                    "FJORD_VOTERS",
+                    "1@fjord-1:19092,2@fjord-2:19092,3@fjord-3:19092",
+                ),
+                (
+                    "FJORD_ADVERTISED_LISTENERS",
+                    "INTERNAL://fjord-3:9092,EXTERNAL://localhost:29193",
+                ),
+                ("FJORD_ADVERTISED_RPC_ADDR", "fjord-3:19092"),
+            ]))
+            .unwrap();
+        let compose = compose
+            .validate()
+            .unwrap_or_else(|e| panic!("compose/fjord-sasl-ssl.toml: {e:?}"));
+        assert_eq!(
+            advertised(&compose),
+            vec![
+                ("EXTERNAL".into(), "localhost".into(), 29193),
+                ("INTERNAL".into(), "fjord-3".into(), 9092),
+                // Not in FJORD_ADVERTISED_LISTENERS: advertises its loopback bind address.
+                ("LOCAL".into(), "127.0.0.1".into(), 9095),
+            ]
+        );
+
+        let patch = std::fs::read_to_string(deploy.join("k8s-sasl-ssl/configmap.yaml")).unwrap();
+        let toml_text = patch
+            .lines()
+            .skip_while(|l| l.trim() != "fjord.toml: |")
+            .skip(1)
+            .map(|l| l.strip_prefix("    ").unwrap_or(l.trim()))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut pod =
+            FileConfig::parse(&toml_text, Path::new("k8s-sasl-ssl/configmap.yaml")).unwrap();
+        pod.apply_env(env(&[
+            ("FJORD_NODE_ID", "1"),
+            (
+                "FJORD_VOTERS",
+                "0@fjord-0.fjord-headless.ns.svc:19092,1@fjord-1.fjord-headless.ns.svc:19092,2@fjord-2.fjord-headless.ns.svc:19092",
+            ),
+            (
+                "FJORD_ADVERTISED_LISTENERS",
+                "SASL_SSL://fjord-1.fjord-headless.ns.svc:9092",
+            ),
+            ("FJORD_ADVERTISED_RPC_ADDR", "fjord-1.fjord-headless.ns.svc:19092"),
+        ]))
+        .unwrap();
+        let pod = pod
+            .validate()
+            .unwrap_or_else(|e| panic!("k8s-sasl-ssl/configmap.yaml: {e:?}"));
+        assert_eq!(
+            advertised(&pod),
+            vec![
+                ("LOCAL".into(), "127.0.0.1".into(), 9095),
+                (
+                    "SASL_SSL".into(),
+                    "fjord-1.fjord-headless.ns.svc".into(),
+                    9092
+                ),
+            ]
+        );
+    }
 }
