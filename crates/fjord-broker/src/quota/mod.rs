@@ -54,7 +54,7 @@ impl Default for QuotaConfig {
 
 /// Whose rate a sensor keeps: Kafka's metric tags (an empty name where the
 /// scope does not include it).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct SensorKey {
     kind: QuotaKind,
     user: Box<str>,
@@ -63,10 +63,14 @@ struct SensorKey {
 
 type Sensor = Mutex<SampledRate>;
 
+/// One shard's sensors, by the hash of their key.
+type SensorShard = HashMap<u64, Vec<(SensorKey, Arc<Sensor>)>>;
+
 pub struct QuotaManager {
     config: QuotaConfig,
     snapshot: ArcSwap<QuotaSnapshot>,
-    shards: [RwLock<HashMap<SensorKey, Arc<Sensor>>>; SHARDS],
+    /// Sensors by the hash of their key (collisions share a bucket).
+    shards: [RwLock<SensorShard>; SHARDS],
     hasher: RandomState,
     /// Time zero of the sensors' millisecond clock.
     epoch: Instant,
@@ -122,30 +126,49 @@ impl QuotaManager {
         user: &str,
         client_id: &str,
     ) -> Arc<Sensor> {
-        let key = SensorKey {
-            kind,
-            user: match applied.scope {
-                Scope::UserClient | Scope::User => user.into(),
-                Scope::Client => "".into(),
-            },
-            client_id: match applied.scope {
-                Scope::UserClient | Scope::Client => client_id.into(),
-                Scope::User => "".into(),
-            },
+        let user = match applied.scope {
+            Scope::UserClient | Scope::User => user,
+            Scope::Client => "",
         };
-        let shard = &self.shards[self.hasher.hash_one(&key) as usize % SHARDS];
-        if let Some(sensor) = shard.read().unwrap_or_else(|p| p.into_inner()).get(&key) {
-            return sensor.clone();
+        let client_id = match applied.scope {
+            Scope::UserClient | Scope::Client => client_id,
+            Scope::User => "",
+        };
+        // Hashed and compared as borrowed strings: a request whose sensor
+        // exists allocates nothing; only a new sensor owns its names.
+        let hash = self.hasher.hash_one((kind, user, client_id));
+        let shard = &self.shards[hash as usize % SHARDS];
+        let found = |bucket: &[(SensorKey, Arc<Sensor>)]| {
+            bucket
+                .iter()
+                .find(|(k, _)| k.kind == kind && &*k.user == user && &*k.client_id == client_id)
+                .map(|(_, sensor)| sensor.clone())
+        };
+        if let Some(sensor) = shard
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&hash)
+            .and_then(|bucket| found(bucket))
+        {
+            return sensor;
         }
         let mut map = shard.write().unwrap_or_else(|p| p.into_inner());
-        let (num, window_ms, now_ms) = (
+        let bucket = map.entry(hash).or_default();
+        if let Some(sensor) = found(bucket) {
+            return sensor;
+        }
+        let sensor = Arc::new(Mutex::new(SampledRate::new(
             self.config.window_num as usize,
             self.window_ms(),
             self.now_ms(),
-        );
-        map.entry(key)
-            .or_insert_with(|| Arc::new(Mutex::new(SampledRate::new(num, window_ms, now_ms))))
-            .clone()
+        )));
+        let key = SensorKey {
+            kind,
+            user: user.into(),
+            client_id: client_id.into(),
+        };
+        bucket.push((key, sensor.clone()));
+        sensor
     }
 
     /// Record `value` against the quota `applied` (from [`Self::applied`])
