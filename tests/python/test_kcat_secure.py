@@ -2,7 +2,8 @@
 metadata, then a produce/consume round trip; the broker logs the principal each one got
 (User:carol from SCRAM, User:alice from the client certificate's CN).
 
-librdkafka before 2.10 only starts SASL when ApiVersions lists SaslHandshake v0 (Kafka 4.1 does);
+librdkafka 2.0 only starts SASL when ApiVersions lists SaslHandshake v0 (Kafka 4.1 does), and its
+SCRAM client-final repeats its own nonce (Kafka accepts a nonce that ends with the server's);
 Fjord lists 0-1 and answers a v0 handshake UNSUPPORTED_VERSION, then closes (checked raw here)."""
 
 import socket

@@ -174,10 +174,11 @@ impl ScramServer {
         if binding != awaiting.gs2_header.as_bytes() {
             return Err(SaslError::ScramChannelBindingMismatch);
         }
-        // Kafka's ScramSaslServer checks `endsWith`, not equality, and
-        // librdkafka relies on it: its client-final repeats its own nonce
-        // before the combined one (`r=cnonce+cnonce+snonce`). The proof still
-        // covers the message as sent, so the server's nonce is still bound.
+        // Kafka's ScramSaslServer checks `endsWith`, not equality, and older
+        // librdkafka (2.0.2, Debian's kcat) relies on it: its client-final
+        // repeats its own nonce before the combined one
+        // (`r=cnonce+cnonce+snonce`). The proof still covers the message as
+        // sent, so the server's nonce is still bound.
         if !nonce.ends_with(awaiting.nonce.as_str()) {
             return Err(SaslError::ScramNonce);
         }

@@ -145,7 +145,7 @@ impl Authentication {
         now: Instant,
     ) -> SaslOutcome {
         match request {
-            // v0 is advertised only so that librdkafka before 2.10 (Debian's kcat) sees
+            // v0 is advertised only so that older librdkafka (2.0.2, Debian's kcat) sees
             // a SaslHandshake range overlapping [0, 0] and sends v1; the unframed
             // tokens of a real v0 exchange are not served.
             RequestKind::SaslHandshake(_) if version == 0 => SaslOutcome::Failed {
