@@ -171,6 +171,49 @@ def test_kafka_python_over_mtls(node, certs, topic):
     wait_for("bob's principal", lambda: "principal=User:bob" in node.log())
 
 
+def test_aiokafka_over_mtls_produce_group_consume(node, certs, topic):
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka.helpers import create_ssl_context
+
+    r = node.cli("topic", "create", topic, "--partitions", "2", "--replication-factor", "1")
+    assert r.returncode == 0, r.stderr
+    context = create_ssl_context(
+        cafile=str(certs / "ca.pem"),
+        certfile=str(certs / "client-bob.pem"),
+        keyfile=str(certs / "client-bob.key"),
+    )
+    conf = dict(bootstrap_servers=node.ssl_bootstrap, security_protocol="SSL", ssl_context=context)
+    expected = sorted(b"a%d" % i for i in range(100))
+
+    async def run():
+        p = AIOKafkaProducer(acks="all", **conf)
+        await p.start()
+        try:
+            for i in range(100):
+                await p.send(topic, value=b"a%d" % i)
+            await p.flush()
+        finally:
+            await p.stop()
+        c = AIOKafkaConsumer(topic, group_id="g-aio-ssl", auto_offset_reset="earliest", enable_auto_commit=False, **conf)
+        await c.start()
+        got = []
+        try:
+            deadline = time.monotonic() + 30
+            while len(got) < 100 and time.monotonic() < deadline:
+                for msgs in (await c.getmany(timeout_ms=1000)).values():
+                    got.extend(m.value for m in msgs)
+            await c.commit()
+        finally:
+            await c.stop()
+        return got
+
+    assert sorted(asyncio.run(run())) == expected
+    ssl_lines = [l for l in node.log().splitlines() if "serving connection" in l and 'security_protocol="SSL"' in l]
+    assert ssl_lines and all("principal=User:bob" in l for l in ssl_lines), ssl_lines[:3]
+
+
 def test_a_client_without_a_certificate_is_refused(node, certs, topic):
     admin = AdminClient(dict(rdkafka_ssl(node, certs, client=None), **{"socket.timeout.ms": 3000}))
     with pytest.raises(KafkaException):

@@ -147,11 +147,9 @@ apis! {
     Heartbeat => heartbeat, 0..=4;
     LeaveGroup => leave_group, 0..=5;
     SyncGroup => sync_group, 0..=5;
-    // v0 advertised because librdkafka before 2.10 (Debian's kcat among
-    // them) requires it in ApiVersions before it authenticates at all; it
-    // then sends v1. A v0 handshake is answered like v1, but the raw
-    // tokens a real v0 client would send next are not Kafka frames: its
-    // connection closes (compatibility.md).
+    // v0 is advertised but refused (sasl/session.rs): older librdkafka (2.0.2 in
+    // Debian's kcat) only sends SaslHandshake (at v1) when ApiVersions lists v0,
+    // as Kafka 4.1 does.
     SaslHandshake => sasl_handshake, 0..=1;
     SaslAuthenticate => sasl_authenticate, 0..=2;
     DescribeGroups => describe_groups, 0..=5;

@@ -193,6 +193,8 @@ pub(crate) enum SaslError {
     UnsupportedMechanism { requested: String },
     #[error("a token arrived after the exchange ended")]
     ExchangeOver,
+    #[error("SaslHandshake v0 (unframed SASL tokens) is not served; use v1 with SaslAuthenticate")]
+    HandshakeV0,
     #[error(
         "SASL mechanism '{requested}' requested by client is not supported for re-authentication of mechanism '{previous}'"
     )]

@@ -174,7 +174,12 @@ impl ScramServer {
         if binding != awaiting.gs2_header.as_bytes() {
             return Err(SaslError::ScramChannelBindingMismatch);
         }
-        if nonce != awaiting.nonce {
+        // Kafka's ScramSaslServer checks `endsWith`, not equality, and older
+        // librdkafka (2.0.2, Debian's kcat) relies on it: its client-final
+        // repeats its own nonce before the combined one
+        // (`r=cnonce+cnonce+snonce`). The proof still covers the message as
+        // sent, so the server's nonce is still bound.
+        if !nonce.ends_with(awaiting.nonce.as_str()) {
             return Err(SaslError::ScramNonce);
         }
         let proof = BASE64
@@ -254,6 +259,8 @@ pub(crate) mod test_client {
         pub(crate) mechanism: ScramMechanism,
         pub(crate) password: String,
         pub(crate) nonce: String,
+        /// Sent before the combined nonce in client-final (librdkafka sends its own nonce).
+        pub(crate) final_nonce_prefix: String,
         pub(crate) client_first_bare: String,
         pub(crate) expected_server_signature: Vec<u8>,
     }
@@ -267,6 +274,7 @@ pub(crate) mod test_client {
                 password: password.to_owned(),
                 client_first_bare: format!("n={user_escaped},r={nonce}"),
                 nonce,
+                final_nonce_prefix: String::new(),
                 expected_server_signature: Vec::new(),
             }
         }
@@ -291,7 +299,7 @@ pub(crate) mod test_client {
                 }
             }
             assert!(nonce.starts_with(&self.nonce), "server nonce extends ours");
-            let without_proof = format!("c=biws,r={nonce}");
+            let without_proof = format!("c=biws,r={}{nonce}", self.final_nonce_prefix);
             let auth_message = format!("{},{server_first},{without_proof}", self.client_first_bare);
             let salted =
                 self.mechanism
@@ -368,6 +376,25 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_client_final_nonce_ending_with_the_servers_is_accepted_as_kafka_does() {
+        let mechanism = ScramMechanism::Sha512;
+        let server = server_with("carol", "pencil", mechanism);
+        let exchange = |prefix: &str| {
+            let mut scram = ScramServer::new(mechanism);
+            let mut client = Client::new(mechanism, "carol", "pencil");
+            client.final_nonce_prefix = prefix.to_owned();
+            let server_first = challenge(scram.evaluate(&server, &client.client_first()));
+            scram.evaluate(&server, &client.client_final(&server_first))
+        };
+        // librdkafka's client-final: its nonce, then the combined one.
+        assert!(matches!(
+            exchange("fyko+d2lbbFgONRv9qkxdawL"),
+            Ok(Step::Complete { .. })
+        ));
+        assert!(matches!(exchange(""), Ok(Step::Complete { .. })));
     }
 
     #[test]

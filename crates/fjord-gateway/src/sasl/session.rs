@@ -145,6 +145,15 @@ impl Authentication {
         now: Instant,
     ) -> SaslOutcome {
         match request {
+            // v0 is advertised only so that older librdkafka (2.0.2, Debian's kcat) sees
+            // a SaslHandshake range overlapping [0, 0] and sends v1; the unframed
+            // tokens of a real v0 exchange are not served.
+            RequestKind::SaslHandshake(_) if version == 0 => SaslOutcome::Failed {
+                response: SaslHandshakeResponse::default()
+                    .with_error_code(ResponseError::UnsupportedVersion.code())
+                    .into(),
+                reason: SaslError::HandshakeV0,
+            },
             RequestKind::SaslHandshake(r) => self.handshake(r.mechanism),
             RequestKind::SaslAuthenticate(r) => self.authenticate(version, &r.auth_bytes, now),
             // admit() only calls the two SASL apis steps.
