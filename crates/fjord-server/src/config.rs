@@ -1372,27 +1372,45 @@ mod tests {
         assert_eq!(http_ports, vec![Some(9644), Some(9645), Some(9646)]);
     }
 
+    /// A node's environment for `FileConfig::apply_env`, from pairs.
+    fn env(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |key: &str| {
+            vars.iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| (*v).to_string())
+        }
+    }
+
+    /// (name, host, port) of every advertised listener, sorted.
+    fn advertised(config: &Config) -> Vec<(String, String, u16)> {
+        let mut names: Vec<_> = config
+            .broker
+            .advertised_listeners
+            .iter()
+            .map(|l| (l.name.clone(), l.host.clone(), l.port))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The fjord.toml of a ConfigMap: the indented block under `fjord.toml: |`.
+    fn config_map_toml(path: &Path) -> String {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .skip_while(|l| l.trim() != "fjord.toml: |")
+            .skip(1)
+            .map(|l| l.strip_prefix("    ").unwrap_or(l.trim()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// The config files deploy/ ships for containers (deploy/README.md)
     /// validate with the environment each node gets there: the image's
     /// single-node default, a compose node, a Kubernetes pod (node id 0).
     #[test]
     fn deploy_container_files_validate() {
         let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
-        let env = |vars: &'static [(&'static str, &'static str)]| {
-            move |key: &str| {
-                vars.iter()
-                    .find(|(k, _)| *k == key)
-                    .map(|(_, v)| (*v).to_string())
-            }
-        };
-        let advertised = |config: &Config| -> Vec<(String, String, u16)> {
-            config
-                .broker
-                .advertised_listeners
-                .iter()
-                .map(|l| (l.name.clone(), l.host.clone(), l.port))
-                .collect()
-        };
 
         let image = FileConfig::load(&deploy.join("docker/fjord.toml"))
             .and_then(FileConfig::validate)
@@ -1437,14 +1455,7 @@ mod tests {
         );
 
         // The ConfigMap's fjord.toml: the indented block under `fjord.toml: |`.
-        let config_map = std::fs::read_to_string(deploy.join("k8s/configmap.yaml")).unwrap();
-        let toml_text = config_map
-            .lines()
-            .skip_while(|l| l.trim() != "fjord.toml: |")
-            .skip(1)
-            .map(|l| l.strip_prefix("    ").unwrap_or(l.trim()))
-            .collect::<Vec<_>>()
-            .join("\n");
+        let toml_text = config_map_toml(&deploy.join("k8s/configmap.yaml"));
         let mut pod = FileConfig::parse(&toml_text, Path::new("k8s/configmap.yaml")).unwrap();
         pod.apply_env(env(&[
             ("FJORD_NODE_ID", "0"),
@@ -1476,23 +1487,6 @@ mod tests {
     #[test]
     fn deploy_sasl_ssl_files_validate() {
         let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
-        let env = |vars: &'static [(&'static str, &'static str)]| {
-            move |key: &str| {
-                vars.iter()
-                    .find(|(k, _)| *k == key)
-                    .map(|(_, v)| (*v).to_string())
-            }
-        };
-        let advertised = |config: &Config| -> Vec<(String, String, u16)> {
-            let mut names: Vec<_> = config
-                .broker
-                .advertised_listeners
-                .iter()
-                .map(|l| (l.name.clone(), l.host.clone(), l.port))
-                .collect();
-            names.sort();
-            names
-        };
 
         let mut compose = FileConfig::load(&deploy.join("compose/fjord-sasl-ssl.toml")).unwrap();
         compose
@@ -1522,14 +1516,7 @@ mod tests {
             ]
         );
 
-        let patch = std::fs::read_to_string(deploy.join("k8s-sasl-ssl/configmap.yaml")).unwrap();
-        let toml_text = patch
-            .lines()
-            .skip_while(|l| l.trim() != "fjord.toml: |")
-            .skip(1)
-            .map(|l| l.strip_prefix("    ").unwrap_or(l.trim()))
-            .collect::<Vec<_>>()
-            .join("\n");
+        let toml_text = config_map_toml(&deploy.join("k8s-sasl-ssl/configmap.yaml"));
         let mut pod =
             FileConfig::parse(&toml_text, Path::new("k8s-sasl-ssl/configmap.yaml")).unwrap();
         pod.apply_env(env(&[
