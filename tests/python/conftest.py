@@ -66,6 +66,43 @@ class PortLease:
             self._lock = None
 
 
+def wait_for(what, cond, timeout=20.0):
+    """Poll `cond` every 0.1 s until true; fail the test after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.1)
+    pytest.fail("timed out waiting for %s" % what)
+
+
+def until(check, what, timeout=20):
+    """Poll `check` every 0.2 s until it returns something true, and return that."""
+    deadline = time.monotonic() + timeout
+    while True:
+        last = check()
+        if last:
+            return last
+        assert time.monotonic() < deadline, what
+        time.sleep(0.2)
+
+
+def produce_one(producer, topic, value=b"v", timeout=30):
+    """Produce one record and flush; the delivery error (None on success)."""
+    from confluent_kafka import KafkaException
+
+    errors = []
+    try:
+        producer.produce(topic, value, on_delivery=lambda err, _msg: errors.append(err))
+    except KafkaException as e:
+        # librdkafka refuses locally while its metadata says the topic is
+        # not authorized (until its next metadata refresh).
+        return e.args[0]
+    producer.flush(timeout)
+    assert len(errors) == 1
+    return errors[0]
+
+
 def _try_take(port: int):
     lock_dir = Path(tempfile.gettempdir()) / "fjord-test-ports"
     lock_dir.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,6 @@ ANONYMOUS ALTER on the cluster), on again (the grant survived the restart;
 topic grants take effect on open clients; DENY beats ALLOW; prefixed
 patterns; DescribeAcls/DeleteAcls)."""
 
-import time
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import (
@@ -22,7 +21,7 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
-from conftest import FAST_BROKER_CONFIG, FjordNode, _finish, _node_name
+from conftest import FAST_BROKER_CONFIG, FjordNode, _finish, _node_name, produce_one, until
 
 import pytest
 
@@ -52,30 +51,6 @@ def create_acls(admin, bindings):
         f.result(TIMEOUT)
 
 
-def produce(producer, topic):
-    """Produce one record and flush; the delivery error (None on success)."""
-    errors = []
-    try:
-        producer.produce(topic, b"v", on_delivery=lambda err, _msg: errors.append(err))
-    except KafkaException as e:
-        # librdkafka refuses locally while its metadata says the topic is
-        # not authorized (until its next metadata refresh).
-        return e.args[0]
-    producer.flush(TIMEOUT)
-    assert len(errors) == 1
-    return errors[0]
-
-
-def until(check, what, timeout=15):
-    deadline = time.monotonic() + timeout
-    while True:
-        last = check()
-        if last:
-            return last
-        assert time.monotonic() < deadline, what
-        time.sleep(0.2)
-
-
 def test_acls_end_to_end(node, topic):
     other, prefixed = topic + "-other", "pre-" + topic
     admin = AdminClient({"bootstrap.servers": node.bootstrap})
@@ -92,7 +67,7 @@ def test_acls_end_to_end(node, topic):
     admin = AdminClient({"bootstrap.servers": node.bootstrap})
     assert admin.list_topics(timeout=TIMEOUT).topics == {}, "no topic is visible"
     producer = Producer({"bootstrap.servers": node.bootstrap, "topic.metadata.refresh.interval.ms": 500})
-    assert produce(producer, topic).code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    assert produce_one(producer, topic, timeout=TIMEOUT).code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
     fs = admin.create_topics([NewTopic("new-" + topic, 1, 1)], request_timeout=TIMEOUT)
     with pytest.raises(KafkaException) as e:
         fs["new-" + topic].result(TIMEOUT)
@@ -129,30 +104,30 @@ def test_acls_end_to_end(node, topic):
         (ResourceType.BROKER, "kafka-cluster", AclOperation.ALTER)
     ]
     producer = Producer({"bootstrap.servers": node.bootstrap, "topic.metadata.refresh.interval.ms": 500})
-    assert produce(producer, topic).code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    assert produce_one(producer, topic, timeout=TIMEOUT).code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
     assert topic not in admin.list_topics(timeout=TIMEOUT).topics
 
     # A grant works for the clients already connected.
     create_acls(admin, [acl(topic, AclOperation.WRITE)])
     assert topic in admin.list_topics(timeout=TIMEOUT).topics, "WRITE implies DESCRIBE"
-    until(lambda: produce(producer, topic) is None, "produce works after the grant")
+    until(lambda: produce_one(producer, topic, timeout=TIMEOUT) is None, "produce works after the grant")
     assert other not in admin.list_topics(timeout=TIMEOUT).topics
 
     # DENY beats ALLOW, and deleting it allows again.
     deny = acl(topic, AclOperation.WRITE, perm=AclPermissionType.DENY)
     create_acls(admin, [deny])
-    assert produce(producer, topic).code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    assert produce_one(producer, topic, timeout=TIMEOUT).code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
     deny_filter = AclBindingFilter(
         ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, ANON, "*", AclOperation.WRITE, AclPermissionType.DENY
     )
     deleted = admin.delete_acls([deny_filter], request_timeout=TIMEOUT)[deny_filter].result(TIMEOUT)
     assert [(b.name, b.permission_type) for b in deleted] == [(topic, AclPermissionType.DENY)]
-    until(lambda: produce(producer, topic) is None, "produce works once the DENY is gone")
+    until(lambda: produce_one(producer, topic, timeout=TIMEOUT) is None, "produce works once the DENY is gone")
 
     # Prefixed patterns: every topic that starts with the prefix, no other.
     create_acls(admin, [acl("pre-", AclOperation.WRITE, pattern=ResourcePatternType.PREFIXED)])
-    until(lambda: produce(producer, prefixed) is None, "prefixed grant")
-    assert produce(producer, other).code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    until(lambda: produce_one(producer, prefixed, timeout=TIMEOUT) is None, "prefixed grant")
+    assert produce_one(producer, other, timeout=TIMEOUT).code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
 
     # Consuming in a group needs READ on the topic and on the group.
     group = "g2-" + topic

@@ -22,7 +22,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from conftest import FAST_BROKER_CONFIG, REPO, FjordNode, _finish, _node_name, _toml_value, reserve_port
+from conftest import FAST_BROKER_CONFIG, REPO, FjordNode, _finish, _node_name, _toml_value, reserve_port, wait_for
 
 USERS = {"alice": "alice-secret", "bob": "bob-secret"}
 FAILED_DELAY_MS = 300
@@ -117,15 +117,6 @@ def rdkafka_conf(node, certs, protocol, user="alice", password=None):
     else:
         conf["bootstrap.servers"] = node.sasl_bootstrap
     return conf
-
-
-def wait_for(what, cond, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.1)
-    pytest.fail("timed out waiting for %s" % what)
 
 
 @pytest.mark.parametrize("protocol", ["sasl_plaintext", "sasl_ssl"])

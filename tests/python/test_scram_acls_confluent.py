@@ -8,7 +8,6 @@ once alice grants her READ/WRITE/DESCRIBE on the topic and READ on the group, he
 producer, consumer and admin client work without reconnecting.
 """
 
-import time
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
@@ -25,7 +24,7 @@ from confluent_kafka.admin import (
     UserScramCredentialUpsertion,
 )
 
-from conftest import _finish, _node_name
+from conftest import _finish, _node_name, produce_one, until
 from test_sasl import USERS, SaslNode, certs, wait_for  # noqa: F401 (certs is a fixture)
 
 TIMEOUT = 30
@@ -71,26 +70,7 @@ def grant(principal, rtype, name, op):
 
 
 def produce(producer, topic):
-    """Produce one record and flush; the delivery error (None on success)."""
-    errors = []
-    try:
-        producer.produce(topic, b"granted", on_delivery=lambda err, _msg: errors.append(err))
-    except KafkaException as e:
-        # librdkafka refuses locally while its metadata says the topic is not authorized.
-        return e.args[0]
-    producer.flush(TIMEOUT)
-    assert len(errors) == 1
-    return errors[0]
-
-
-def until(check, what, timeout=20):
-    deadline = time.monotonic() + timeout
-    while True:
-        last = check()
-        if last:
-            return last
-        assert time.monotonic() < deadline, what
-        time.sleep(0.2)
+    return produce_one(producer, topic, b"granted", TIMEOUT)
 
 
 def test_scram_principal_refused_until_granted_without_reconnecting(node, topic):

@@ -22,7 +22,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from conftest import FAST_BROKER_CONFIG, REPO, FjordNode, _finish, _node_name, _toml_value, reserve_port
+from conftest import FAST_BROKER_CONFIG, REPO, FjordNode, _finish, _node_name, _toml_value, reserve_port, wait_for
 
 GEN_CERTS = REPO / "scripts" / "gen-certs"
 RULES = "RULE:^CN=(.*?),OU=clients,.*$/$1/L,DEFAULT"
@@ -104,15 +104,6 @@ def rdkafka_ssl(node, certs, client="Alice"):
         conf["ssl.certificate.location"] = str(certs / ("client-%s.pem" % client))
         conf["ssl.key.location"] = str(certs / ("client-%s.key" % client))
     return conf
-
-
-def wait_for(what, cond, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.1)
-    pytest.fail("timed out waiting for %s" % what)
 
 
 def test_confluent_kafka_over_mtls_produce_group_consume_admin(node, certs, topic):
