@@ -4,13 +4,11 @@ import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
-import java.time.Duration;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 
-import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.common.KafkaFuture;
 import org.apache.kafka.common.acl.AccessControlEntry;
 import org.apache.kafka.common.acl.AclBinding;
@@ -21,11 +19,9 @@ import org.apache.kafka.common.errors.SecurityDisabledException;
 import org.apache.kafka.common.resource.PatternType;
 import org.apache.kafka.common.resource.ResourcePattern;
 import org.apache.kafka.common.resource.ResourceType;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
-import dev.fjord.harness.FjordNode;
 
 /**
  * The Java AdminClient's ACL calls (CreateAcls, DescribeAcls, DeleteAcls) against {@code fjord dev},
@@ -33,27 +29,14 @@ import dev.fjord.harness.FjordNode;
  * {@code authorizer.class.name}, and the client stays usable. (The ACL rules themselves are covered with
  * the authorizer on by tests/python/test_acls_confluent.py and the e2e acls test.)
  */
-class AclAdminTest {
+class AclAdminTest extends DevNodeAdminTest {
     static final String TOPIC = "acl-admin";
-    static FjordNode node;
-    static Admin admin;
 
     @BeforeAll
     static void start() throws Exception {
-        node = FjordNode.startDev();
-        admin = Clients.admin(node.bootstrap());
         Clients.createTopic(node.bootstrap(), TOPIC, 1);
     }
 
-    @AfterAll
-    static void stop() {
-        if (admin != null) {
-            admin.close(Duration.ofSeconds(5));
-        }
-        if (node != null) {
-            node.close();
-        }
-    }
 
     static void assertSecurityDisabled(String what, KafkaFuture<?> future) throws Exception {
         try {

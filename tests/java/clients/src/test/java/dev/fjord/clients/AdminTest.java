@@ -20,7 +20,6 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Collectors;
 
-import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.Config;
 import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.admin.ConsumerGroupDescription;
@@ -64,33 +63,13 @@ import org.apache.kafka.common.errors.OffsetOutOfRangeException;
 import org.apache.kafka.common.errors.TopicExistsException;
 import org.apache.kafka.common.errors.UnknownMemberIdException;
 import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
-import dev.fjord.harness.FjordNode;
 import dev.fjord.harness.Wait;
 
 /** The AdminClient APIs fjord serves, against one fjord dev node. */
-class AdminTest {
-    static FjordNode node;
-    static Admin admin;
+class AdminTest extends DevNodeAdminTest {
 
-    @BeforeAll
-    static void start() {
-        node = FjordNode.startDev();
-        admin = Clients.admin(node.bootstrap());
-    }
-
-    @AfterAll
-    static void stop() {
-        if (admin != null) {
-            admin.close(Duration.ofSeconds(5));
-        }
-        if (node != null) {
-            node.close();
-        }
-    }
 
     static <T> T get(KafkaFuture<T> f) throws Exception {
         return f.get(30, TimeUnit.SECONDS);

@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
-import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -24,13 +23,11 @@ import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.TopicPartitionReplica;
 import org.apache.kafka.common.Uuid;
 import org.apache.kafka.common.errors.UnsupportedVersionException;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
-import dev.fjord.harness.FjordNode;
 
 /**
  * AdminClient methods whose Kafka API fjord does not serve yet: the client must fail the call
@@ -38,27 +35,14 @@ import dev.fjord.harness.FjordNode;
  * knows) within a bounded time — never hang or lose the connection. docs/compatibility.md
  * lists the same methods.
  */
-class AdminUnsupportedTest {
-    static FjordNode node;
-    static Admin admin;
+class AdminUnsupportedTest extends DevNodeAdminTest {
     static final String TOPIC = "unsupported-apis";
 
     @BeforeAll
     static void start() throws Exception {
-        node = FjordNode.startDev();
-        admin = Clients.admin(node.bootstrap());
         Clients.createTopic(node.bootstrap(), TOPIC, 1);
     }
 
-    @AfterAll
-    static void stop() {
-        if (admin != null) {
-            admin.close(Duration.ofSeconds(5));
-        }
-        if (node != null) {
-            node.close();
-        }
-    }
 
     /** One Admin method and the Kafka API it needs. */
     record Case(String method, String api, Function<Admin, KafkaFuture<?>> call) {

@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.fail;
 
-import java.time.Duration;
 import java.util.Collections;
 import java.util.HashMap;
 import java.util.List;
@@ -13,7 +12,6 @@ import java.util.Map;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 
-import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AlterClientQuotasOptions;
 import org.apache.kafka.common.errors.InvalidRequestException;
 import org.apache.kafka.common.quota.ClientQuotaAlteration;
@@ -21,11 +19,8 @@ import org.apache.kafka.common.quota.ClientQuotaAlteration.Op;
 import org.apache.kafka.common.quota.ClientQuotaEntity;
 import org.apache.kafka.common.quota.ClientQuotaFilter;
 import org.apache.kafka.common.quota.ClientQuotaFilterComponent;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
-import dev.fjord.harness.FjordNode;
 
 /**
  * The Java AdminClient's client quota calls (AlterClientQuotas 49, DescribeClientQuotas 48) against
@@ -34,9 +29,7 @@ import dev.fjord.harness.FjordNode;
  * a null value removes a quota and an entity without quotas is no longer listed; an unknown key is
  * refused. (Enforcement is tests/python/test_quotas_confluent.py.)
  */
-class ClientQuotaAdminTest {
-    static FjordNode node;
-    static Admin admin;
+class ClientQuotaAdminTest extends DevNodeAdminTest {
 
     static final ClientQuotaEntity ALICE = entity(ClientQuotaEntity.USER, "alice");
     static final ClientQuotaEntity ALICE_APP = new ClientQuotaEntity(
@@ -45,21 +38,6 @@ class ClientQuotaAdminTest {
     static final ClientQuotaEntity DEFAULT_CLIENT = entity(ClientQuotaEntity.CLIENT_ID, null);
     static final ClientQuotaEntity BOB = entity(ClientQuotaEntity.USER, "bob");
 
-    @BeforeAll
-    static void start() {
-        node = FjordNode.startDev();
-        admin = Clients.admin(node.bootstrap());
-    }
-
-    @AfterAll
-    static void stop() {
-        if (admin != null) {
-            admin.close(Duration.ofSeconds(5));
-        }
-        if (node != null) {
-            node.close();
-        }
-    }
 
     /** A one-key entity; a null name is the default entity of that type. */
     static ClientQuotaEntity entity(String type, String name) {

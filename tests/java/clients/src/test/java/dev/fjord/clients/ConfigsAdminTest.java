@@ -15,7 +15,6 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Collectors;
 
-import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AlterConfigOp;
 import org.apache.kafka.clients.admin.AlterConfigsOptions;
 import org.apache.kafka.clients.admin.Config;
@@ -31,11 +30,8 @@ import org.apache.kafka.common.protocol.ApiKeys;
 import org.apache.kafka.common.protocol.Errors;
 import org.apache.kafka.common.requests.AlterConfigsRequest;
 import org.apache.kafka.common.requests.AlterConfigsResponse;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
-import dev.fjord.harness.FjordNode;
 import dev.fjord.harness.KafkaWire;
 import dev.fjord.harness.Wait;
 
@@ -47,25 +43,8 @@ import dev.fjord.harness.Wait;
  * alterConfigs, so AlterConfigs (v2) goes out as a raw request built with
  * the client library's own request classes.
  */
-class ConfigsAdminTest {
-    static FjordNode node;
-    static Admin admin;
+class ConfigsAdminTest extends DevNodeAdminTest {
 
-    @BeforeAll
-    static void start() {
-        node = FjordNode.startDev();
-        admin = Clients.admin(node.bootstrap());
-    }
-
-    @AfterAll
-    static void stop() {
-        if (admin != null) {
-            admin.close(Duration.ofSeconds(5));
-        }
-        if (node != null) {
-            node.close();
-        }
-    }
 
     static <T> T get(KafkaFuture<T> f) throws Exception {
         return f.get(30, TimeUnit.SECONDS);

@@ -6,14 +6,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
 import java.nio.charset.StandardCharsets;
-import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 
-import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.ScramCredentialInfo;
 import org.apache.kafka.clients.admin.ScramMechanism;
 import org.apache.kafka.clients.admin.UserScramCredentialAlteration;
@@ -24,11 +22,8 @@ import org.apache.kafka.common.KafkaFuture;
 import org.apache.kafka.common.errors.DuplicateResourceException;
 import org.apache.kafka.common.errors.ResourceNotFoundException;
 import org.apache.kafka.common.errors.UnacceptableCredentialException;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
-import dev.fjord.harness.FjordNode;
 
 /**
  * The Java AdminClient's SCRAM credential calls (AlterUserScramCredentials, DescribeUserScramCredentials)
@@ -36,25 +31,8 @@ import dev.fjord.harness.FjordNode;
  * iterations, a user altered twice in one request, deleting or describing a credential that does not
  * exist). The Java client salts the password itself, as against Kafka.
  */
-class ScramCredentialsAdminTest {
-    static FjordNode node;
-    static Admin admin;
+class ScramCredentialsAdminTest extends DevNodeAdminTest {
 
-    @BeforeAll
-    static void start() throws Exception {
-        node = FjordNode.startDev();
-        admin = Clients.admin(node.bootstrap());
-    }
-
-    @AfterAll
-    static void stop() {
-        if (admin != null) {
-            admin.close(Duration.ofSeconds(5));
-        }
-        if (node != null) {
-            node.close();
-        }
-    }
 
     static UserScramCredentialUpsertion upsert(String user, ScramMechanism mechanism, int iterations) {
         return new UserScramCredentialUpsertion(user, new ScramCredentialInfo(mechanism, iterations),
