@@ -71,9 +71,12 @@ def test_confluent_kafka_scram_sha_512(node, topic, protocol):
 def test_kafka_python_and_aiokafka_scram_sha_512(node, topic):
     import asyncio
 
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin import NewTopic as AioNewTopic
     from aiokafka.helpers import create_ssl_context
-    from kafka import KafkaConsumer, KafkaProducer
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+    from kafka.admin import NewTopic as KpNewTopic
 
     create_scram_user(node)
     conf = dict(
@@ -84,6 +87,10 @@ def test_kafka_python_and_aiokafka_scram_sha_512(node, topic):
         sasl_plain_username=USER,
         sasl_plain_password=PASSWORD,
     )
+    admin = KafkaAdminClient(**conf)
+    admin.create_topics([KpNewTopic(topic, num_partitions=2, replication_factor=1)])
+    assert topic in admin.list_topics()
+    admin.close()
     p = KafkaProducer(acks="all", **conf)
     for i in range(50):
         p.send(topic, value=b"k%d" % i)
@@ -97,6 +104,13 @@ def test_kafka_python_and_aiokafka_scram_sha_512(node, topic):
         aconf = dict(conf)
         aconf.pop("ssl_cafile")
         aconf["ssl_context"] = create_ssl_context(cafile=str(node.certs / "ca.pem"))
+        admin = AIOKafkaAdminClient(**aconf)
+        await admin.start()
+        try:
+            await admin.create_topics([AioNewTopic(topic + "-aio", num_partitions=1, replication_factor=1)])
+            assert {topic, topic + "-aio"} <= set(await admin.list_topics())
+        finally:
+            await admin.close()
         c = AIOKafkaConsumer(topic, group_id="g-aio-scram", auto_offset_reset="earliest", **aconf)
         await c.start()
         got = []

@@ -166,10 +166,9 @@ def test_aiokafka_over_mtls_produce_group_consume(node, certs, topic):
     import asyncio
 
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.helpers import create_ssl_context
 
-    r = node.cli("topic", "create", topic, "--partitions", "2", "--replication-factor", "1")
-    assert r.returncode == 0, r.stderr
     context = create_ssl_context(
         cafile=str(certs / "ca.pem"),
         certfile=str(certs / "client-bob.pem"),
@@ -179,6 +178,13 @@ def test_aiokafka_over_mtls_produce_group_consume(node, certs, topic):
     expected = sorted(b"a%d" % i for i in range(100))
 
     async def run():
+        admin = AIOKafkaAdminClient(**conf)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])
+            assert topic in await admin.list_topics()
+        finally:
+            await admin.close()
         p = AIOKafkaProducer(acks="all", **conf)
         await p.start()
         try:
