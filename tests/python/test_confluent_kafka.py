@@ -115,3 +115,29 @@ def test_compressed_round_trip(fjord, topic, codec):
         assert [m.value() for m in msgs] == [acked[(0, o)][2] for o in range(200)]
     finally:
         c.close()
+
+
+def test_a_client_cannot_produce_to_internal_topics(fjord, topic):
+    """Kafka refuses appends to __consumer_offsets and __transaction_state from clients
+    (INVALID_TOPIC_EXCEPTION): bytes there would be loaded as group or transaction state."""
+    group = "g-" + topic
+    conf = {"bootstrap.servers": fjord.bootstrap, "group.id": group, "auto.offset.reset": "earliest", "enable.auto.commit": False}
+    # A committed offset makes the coordinator create __consumer_offsets.
+    produce_all(fjord.bootstrap, topic, [(0, b"k", b"v", None)])
+    c = Consumer(conf)
+    c.subscribe([topic])
+    (first,) = consume(c, 1)
+    c.commit(message=first, asynchronous=False)
+    c.close()
+    errors = []
+    p = Producer({"bootstrap.servers": fjord.bootstrap})
+    p.produce("__consumer_offsets", b"garbage", key=b"k", partition=0, on_delivery=lambda e, _m: errors.append(e))
+    p.flush(30)
+    assert len(errors) == 1 and errors[0] is not None
+    assert errors[0].code() == KafkaError.TOPIC_EXCEPTION, errors[0]
+    # The group's state is untouched: a new member resumes after the commit.
+    produce_all(fjord.bootstrap, topic, [(0, b"k2", b"v2", None)])
+    c = Consumer(conf)
+    c.subscribe([topic])
+    assert [m.value() for m in consume(c, 1)] == [b"v2"]
+    c.close()

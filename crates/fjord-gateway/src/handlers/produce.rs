@@ -27,13 +27,17 @@ use uuid::Uuid;
 
 use super::produce_verification;
 use super::{
-    IntoReply, Reply, broker_endpoint, is_valid_topic_name, partition_registration,
-    topic_id_from_wire, wire_name,
+    IntoReply, Reply, broker_endpoint, is_internal_topic, is_valid_topic_name,
+    partition_registration, topic_id_from_wire, wire_name,
 };
 use crate::context::RequestContext;
 use crate::error::GatewayError;
 use crate::error_code::partition_error;
 use crate::services::Services;
+
+/// Kafka's `AdminUtils.ADMIN_CLIENT_ID`: the one client id allowed to
+/// produce to internal topics.
+const ADMIN_CLIENT_ID: &str = "__admin_client";
 
 /// Whether any partition's first batch is transactional (Kafka's
 /// `ProduceRequest.hasTransactionalRecords` looks at the first batch too:
@@ -157,6 +161,15 @@ pub(crate) async fn handle(ctx: &RequestContext, svc: &Services, request: Produc
         let topic_error = topic_error.or_else(|| {
             (!ctx.authorized_topic(svc, AclOperation::Write, &name))
                 .then_some(ResponseError::TopicAuthorizationFailed)
+        });
+        // The coordinators' own topics take only what the coordinators
+        // write: a client's bytes there would be loaded as group or
+        // transaction state. Kafka's ReplicaManager refuses them the same
+        // way (after authorization), letting only its admin tools'
+        // client id through.
+        let topic_error = topic_error.or_else(|| {
+            (is_internal_topic(&name) && ctx.client_id() != ADMIN_CLIENT_ID)
+                .then_some(ResponseError::InvalidTopicException)
         });
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for partition in topic.partition_data {
