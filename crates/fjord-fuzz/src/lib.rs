@@ -20,6 +20,8 @@
 //! `FJORD_FUZZ_SEED` (default: from the clock; printed), `FJORD_FUZZ_TRACE`
 //! (print each input first, to find the one an abort happened in).
 
+pub mod kafka;
+
 use std::alloc::System;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};

@@ -22,6 +22,7 @@ mod durability;
 mod elect_leaders;
 mod failover;
 mod groups;
+mod hostile_input;
 mod idempotence;
 mod list_groups;
 mod listeners;
