@@ -103,11 +103,11 @@ impl RecordChecks {
 /// index within that batch (clients send one batch per partition); a record
 /// without a key is reported for its key before its timestamp is looked at.
 ///
-/// The records are decoded (and decompressed) with the decoder the log uses
-/// for timestamps, `kafka_protocol`'s `RecordBatchDecoder`, over slices of the
-/// request's bytes (an uncompressed batch is not copied). Batches that are not
-/// v2 or that do not decode (bad CRC, malformed records, unknown codec) are
-/// left to the log's validation, which answers for them as on any topic.
+/// The records are walked in place by `fjord_log::visit_records` (decompressed
+/// with its bound, never decoded into owned records; an uncompressed batch is
+/// not copied). Batches that are not v2, fail their CRC or do not parse
+/// (malformed records, unknown codec, past the decompression bound) are left
+/// to the log's validation, which answers for them as on any topic.
 pub(crate) fn validate_records(
     tp: &TopicPartition,
     records: &Bytes,
@@ -121,34 +121,39 @@ pub(crate) fn validate_records(
         if header.magic != MAGIC_V2 || position > records.len() || !checks.must_decode(header) {
             continue;
         }
-        // A `Bytes` slice shares the request's buffer; so do the decoded
-        // keys of an uncompressed batch.
-        let mut batch = records.slice(start..position);
-        let Ok(set) = fjord_log::decode_batch(&mut batch) else {
-            continue;
-        };
-        let errors: Vec<RecordError> = (0..)
-            .zip(&set.records)
-            .filter_map(|(batch_index, record)| {
-                let kind = if checks.require_keys && record.key.is_none() {
-                    RecordErrorKind::MissingKey
-                } else {
-                    let bounds = checks.timestamps?;
+        let batch = &records[start..position];
+        // Walked in place (decompressed with a bound, never decoded into
+        // owned records): memory stays at the decompressed size whatever
+        // the record count.
+        let mut errors = Vec::new();
+        let mut batch_index = 0;
+        let walked = fjord_log::visit_records(batch, header, |record| {
+            let kind = if checks.require_keys && record.key.is_none() {
+                Some(RecordErrorKind::MissingKey)
+            } else {
+                checks.timestamps.and_then(|bounds| {
                     let t = record.timestamp;
                     // -1 is "no timestamp", never judged (Kafka's NO_TIMESTAMP).
-                    if t == -1 || (bounds.earliest..=bounds.latest).contains(&t) {
-                        return None;
-                    }
-                    RecordErrorKind::TimestampOutOfRange {
-                        timestamp: t,
-                        offset: record.offset,
-                        earliest: bounds.earliest,
-                        latest: bounds.latest,
-                    }
-                };
-                Some(RecordError { batch_index, kind })
-            })
-            .collect();
+                    (t != -1 && !(bounds.earliest..=bounds.latest).contains(&t)).then_some(
+                        RecordErrorKind::TimestampOutOfRange {
+                            timestamp: t,
+                            offset: record.offset,
+                            earliest: bounds.earliest,
+                            latest: bounds.latest,
+                        },
+                    )
+                })
+            };
+            if let Some(kind) = kind {
+                errors.push(RecordError { batch_index, kind });
+            }
+            batch_index += 1;
+        });
+        // A wrong CRC or records that do not parse are the log's to refuse
+        // (CORRUPT_MESSAGE; Kafka checks the CRC before it looks at records).
+        if walked.is_err() {
+            continue;
+        }
         if !errors.is_empty() {
             return Err(PartitionError::RecordsRejected {
                 tp: tp.clone(),

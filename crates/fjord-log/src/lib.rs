@@ -226,6 +226,7 @@ mod txn_index;
 pub mod testing;
 
 pub use batch::{BatchHeader, HEADER_LEN, LOG_OVERHEAD, MAGIC_V2};
+pub use cleaner::records::{RecordView, visit_records};
 pub use cleaner::{CleanableRange, CleanedLog, CleanerStats, CleaningPlan, SwapOutcome};
 pub use config::{CleanupPolicy, CompressionType, DirtyRatio, LogConfig, TimestampType};
 pub use decompress::{MAX_DECOMPRESSED_BATCH_BYTES, decode_batch};

@@ -22,9 +22,9 @@ const CRC_AT: usize = 17;
 const MAX_TIMESTAMP_AT: usize = 35;
 const RECORDS_COUNT_AT: usize = 57;
 
-/// One record of a batch.
+/// One record of a batch, borrowed from the batch's (decompressed) bytes.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct RecordView<'a> {
+pub struct RecordView<'a> {
     pub offset: i64,
     pub timestamp: i64,
     pub key: Option<&'a [u8]>,
@@ -87,9 +87,24 @@ pub(crate) fn parse_records<'a>(
     body: &'a [u8],
     header: &BatchHeader,
 ) -> Result<Vec<RecordView<'a>>, LogError> {
+    let count = usize::try_from(header.records_count)
+        .map_err(|_| malformed(header, "negative recordsCount"))?;
+    let mut out = Vec::with_capacity(count.min(body.len()));
+    walk_records(body, header, |r| out.push(r))?;
+    Ok(out)
+}
+
+/// Hand each record of a decompressed `body` to `visit`, in order, without
+/// collecting them; an error if the records are malformed or are not
+/// exactly `recordsCount` (records already visited stay visited).
+pub(crate) fn walk_records<'a>(
+    body: &'a [u8],
+    header: &BatchHeader,
+    mut visit: impl FnMut(RecordView<'a>),
+) -> Result<(), LogError> {
     let bad = |reason| malformed(header, reason);
     let count = usize::try_from(header.records_count).map_err(|_| bad("negative recordsCount"))?;
-    let mut out = Vec::with_capacity(count.min(body.len()));
+    let mut seen = 0usize;
     let mut pos = 0;
     while pos < body.len() {
         let start = pos;
@@ -107,26 +122,48 @@ pub(crate) fn parse_records<'a>(
         let key = if key_len < 0 {
             None
         } else {
-            let k = rec
-                .get(pos..pos + key_len as usize)
+            let k = usize::try_from(key_len)
+                .ok()
+                .and_then(|l| rec.get(pos..pos.checked_add(l)?))
                 .ok_or(bad("key past the record"))?;
             pos += k.len();
             Some(k)
         };
         let value_len = varint(rec, &mut pos).ok_or(bad("truncated value length"))?;
-        out.push(RecordView {
+        visit(RecordView {
             offset: header.base_offset.saturating_add(offset_delta),
             timestamp: header.base_timestamp.saturating_add(ts_delta),
             key,
             tombstone: value_len < 0,
             bytes: &body[start..end],
         });
+        seen += 1;
         pos = end;
     }
-    if out.len() != count {
+    if seen != count {
         return Err(bad("recordsCount does not match the records"));
     }
-    Ok(out)
+    Ok(())
+}
+
+/// Hand each record of the batch `batch` (its whole bytes, with `header`)
+/// to `visit` without decoding them into owned records: decompressed with
+/// the bound of `decompress.rs`, walked in place. For checks over every
+/// record (produce validation) that must not cost memory per record. The
+/// batch's CRC32C is checked first.
+pub fn visit_records(
+    batch: &[u8],
+    header: &BatchHeader,
+    visit: impl FnMut(RecordView<'_>),
+) -> Result<(), LogError> {
+    if batch.len() < header.size() || header.size() < HEADER_LEN {
+        return Err(malformed(header, "batch shorter than its header says"));
+    }
+    if crc32c::crc32c(&batch[ATTRIBUTES_AT..header.size()]) != header.crc {
+        return Err(malformed(header, "CRC32C mismatch"));
+    }
+    let body = records_body(batch, header)?;
+    walk_records(&body, header, visit)
 }
 
 /// The batch `original` (with `header`) holding only `kept` (some of its
