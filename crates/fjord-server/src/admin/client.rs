@@ -8,21 +8,36 @@
 //! v0 so that a client can parse them before it knows anything else.
 //! Requests on one connection are answered in order; the client sends one
 //! at a time and checks the correlation id of each answer.
+//!
+//! On SSL and SASL_SSL listeners the TCP stream is wrapped in TLS first; on
+//! SASL listeners the ApiVersions handshake is followed by SaslHandshake v1
+//! and SaslAuthenticate (the mechanisms' messages are in `sasl_client`).
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, RequestHeader, ResponseHeader, SaslAuthenticateRequest,
+    SaslHandshakeRequest,
+};
 use kafka_protocol::protocol::{
     Decodable, Encodable, HeaderVersion, Request, StrBytes, VersionRange,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::error::KafkaError;
+use super::sasl_client::{ScramClient, plain_message};
+use super::security::{ClientSecurity, SaslMechanism, SaslSettings};
+
+/// A TCP or TLS stream; boxed because the CLI's few connections do not
+/// need the indirection spared.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// `client_id` in every request header.
 pub const CLIENT_ID: &str = "fjord-cli";
@@ -47,7 +62,7 @@ const UNSUPPORTED_VERSION: i16 = 35;
 /// marks itself broken and every later call fails; callers reconnect.
 pub struct KafkaClient {
     addr: String,
-    stream: TcpStream,
+    stream: Box<dyn Io>,
     next_correlation_id: i32,
     /// The broker's supported range per API key, from ApiVersions.
     broker_versions: HashMap<i16, VersionRange>,
@@ -65,9 +80,19 @@ impl fmt::Debug for KafkaClient {
 }
 
 impl KafkaClient {
-    /// Connects to `addr` (`host:port`) and negotiates API versions.
-    /// `timeout` bounds the connect and every later round trip.
+    /// Connects to `addr` (`host:port`) over PLAINTEXT and negotiates API
+    /// versions. `timeout` bounds the connect and every later round trip.
     pub async fn connect(addr: &str, timeout: Duration) -> Result<Self> {
+        Self::connect_with(addr, timeout, &ClientSecurity::plaintext()).await
+    }
+
+    /// Like [`KafkaClient::connect`], secured as `security` says: TLS
+    /// first, then ApiVersions, then SASL authentication.
+    pub async fn connect_with(
+        addr: &str,
+        timeout: Duration,
+        security: &Arc<ClientSecurity>,
+    ) -> Result<Self> {
         let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| {
@@ -82,6 +107,22 @@ impl KafkaClient {
         stream
             .set_nodelay(true)
             .with_context(|| format!("set TCP_NODELAY on connection to {addr}"))?;
+        let stream: Box<dyn Io> = match &security.tls {
+            None => Box::new(stream),
+            Some(connector) => {
+                let name = server_name(addr)?;
+                let tls = tokio::time::timeout(timeout, connector.connect(name, stream))
+                    .await
+                    .map_err(|_| {
+                        anyhow::Error::new(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            format!("TLS handshake with {addr}: no answer within {timeout:?}"),
+                        ))
+                    })?
+                    .with_context(|| format!("TLS handshake with {addr}"))?;
+                Box::new(tls)
+            }
+        };
         let mut client = KafkaClient {
             addr: addr.to_owned(),
             stream,
@@ -91,6 +132,15 @@ impl KafkaClient {
             broken: false,
         };
         client.handshake().await?;
+        if let Some(sasl) = &security.sasl {
+            client.authenticate(sasl).await.with_context(|| {
+                format!(
+                    "{} authentication as {} with {addr}",
+                    sasl.mechanism.name(),
+                    sasl.username
+                )
+            })?;
+        }
         Ok(client)
     }
 
@@ -98,10 +148,14 @@ impl KafkaClient {
     /// failure the error chain ends in the last address's error (an
     /// `io::Error` for refused or timed-out connections, which callers
     /// treat as retriable).
-    pub async fn connect_any(addrs: &[String], timeout: Duration) -> Result<Self> {
+    pub async fn connect_any(
+        addrs: &[String],
+        timeout: Duration,
+        security: &Arc<ClientSecurity>,
+    ) -> Result<Self> {
         let mut last_error = None;
         for addr in addrs {
-            match Self::connect(addr, timeout).await {
+            match Self::connect_with(addr, timeout, security).await {
                 Ok(client) => return Ok(client),
                 Err(e) => {
                     tracing::debug!(%addr, error = %format!("{e:#}"), "bootstrap server unreachable");
@@ -224,6 +278,8 @@ impl KafkaClient {
         let timeout = self.timeout;
         let exchange = async {
             self.stream.write_all(&frame).await?;
+            // TLS buffers what it encrypts.
+            self.stream.flush().await?;
             if expect_response {
                 read_frame(&mut self.stream).await.map(Some)
             } else {
@@ -291,6 +347,67 @@ impl KafkaClient {
             .collect();
         Ok(())
     }
+}
+
+impl KafkaClient {
+    /// SaslHandshake v1, then SaslAuthenticate round(s) for the mechanism.
+    /// A refusal is the broker's error (SASL_AUTHENTICATION_FAILED with its
+    /// message); the broker closes the connection after it.
+    async fn authenticate(&mut self, sasl: &SaslSettings) -> Result<()> {
+        let mechanism = sasl.mechanism.name();
+        let handshake = SaslHandshakeRequest::default()
+            .with_mechanism(StrBytes::from_static_str(mechanism));
+        let response = self.send_version(&handshake, 1).await?;
+        KafkaError::check(response.error_code, "SaslHandshake").with_context(|| {
+            let enabled: Vec<&str> = response.mechanisms.iter().map(|m| m.as_str()).collect();
+            format!(
+                "mechanism {mechanism} on {}, which offers [{}]",
+                self.addr,
+                enabled.join(", ")
+            )
+        })?;
+        match sasl.mechanism {
+            SaslMechanism::Plain => {
+                self.sasl_round(plain_message(&sasl.username, &sasl.password))
+                    .await?;
+            }
+            SaslMechanism::Scram(m) => {
+                let scram = ScramClient::new(m, &sasl.username, &sasl.password);
+                let server_first = self.sasl_round(scram.first_message()).await?;
+                let (client_final, pending) = scram.final_message(&server_first)?;
+                let server_final = self.sasl_round(client_final).await?;
+                pending.verify_server_final(&server_final)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One SaslAuthenticate round trip: our bytes, the server's bytes.
+    async fn sasl_round(&mut self, auth_bytes: Vec<u8>) -> Result<Bytes> {
+        let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(auth_bytes));
+        let response = self.send(&request).await?;
+        if response.error_code != 0 {
+            // The broker closes the connection after a failed authentication.
+            self.broken = true;
+        }
+        KafkaError::check_with_message(
+            response.error_code,
+            response.error_message.as_ref(),
+            "SaslAuthenticate",
+        )?;
+        Ok(response.auth_bytes)
+    }
+}
+
+/// The TLS server name for `host:port`: an IP address or a DNS name.
+fn server_name(addr: &str) -> Result<rustls::pki_types::ServerName<'static>> {
+    let host = addr
+        .rsplit_once(':')
+        .map_or(addr, |(host, _)| host)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    rustls::pki_types::ServerName::try_from(host.to_owned())
+        .map_err(|e| anyhow!("{host:?} is not a host name usable for TLS: {e}"))
 }
 
 /// `Metadata`, `Fetch`, ... for messages; the numeric key if unknown.

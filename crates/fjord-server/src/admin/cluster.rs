@@ -3,6 +3,7 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
@@ -14,6 +15,7 @@ use uuid::Uuid;
 
 use super::ConnectArgs;
 use super::client::KafkaClient;
+use super::security::ClientSecurity;
 use super::error::{KafkaError, is_retriable};
 
 /// How long to wait for a topic's partitions to get leaders (e.g. right
@@ -82,6 +84,8 @@ pub(crate) struct PartitionLayout {
 pub(crate) struct Cluster {
     bootstrap_addrs: Vec<String>,
     timeout: Duration,
+    /// TLS and SASL for every connection, from `--command-config`.
+    security: Arc<ClientSecurity>,
     bootstrap: KafkaClient,
     /// Broker id to `host:port`, from the latest Metadata response.
     brokers: HashMap<i32, String>,
@@ -93,14 +97,22 @@ impl Cluster {
     pub(crate) async fn connect(args: &ConnectArgs) -> Result<Self> {
         let bootstrap_addrs = args.bootstrap_addrs();
         let timeout = args.request_timeout();
-        let bootstrap = KafkaClient::connect_any(&bootstrap_addrs, timeout).await?;
+        let security = args.security()?;
+        let bootstrap = KafkaClient::connect_any(&bootstrap_addrs, timeout, &security).await?;
         Ok(Cluster {
             bootstrap_addrs,
             timeout,
+            security,
             bootstrap,
             brokers: HashMap::new(),
             leaders: HashMap::new(),
         })
+    }
+
+    /// How this cluster's connections are secured (for connections
+    /// opened outside it, e.g. to a group coordinator).
+    pub(crate) fn security(&self) -> &Arc<ClientSecurity> {
+        &self.security
     }
 
     /// The bootstrap connection, for requests any broker can answer
@@ -108,7 +120,9 @@ impl Cluster {
     /// reconnected if an earlier error broke it.
     pub(crate) async fn any_broker(&mut self) -> Result<&mut KafkaClient> {
         if self.bootstrap.is_broken() {
-            self.bootstrap = KafkaClient::connect_any(&self.bootstrap_addrs, self.timeout).await?;
+            self.bootstrap =
+                KafkaClient::connect_any(&self.bootstrap_addrs, self.timeout, &self.security)
+                    .await?;
         }
         Ok(&mut self.bootstrap)
     }
@@ -232,7 +246,7 @@ impl Cluster {
                     .brokers
                     .get(&id)
                     .ok_or_else(|| anyhow!("broker {id} is not in the metadata's broker list"))?;
-                let client = KafkaClient::connect(addr, self.timeout)
+                let client = KafkaClient::connect_with(addr, self.timeout, &self.security)
                     .await
                     .with_context(|| format!("connect to broker {id}"))?;
                 Ok(e.insert(client))

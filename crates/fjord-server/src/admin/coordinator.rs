@@ -130,7 +130,7 @@ pub(crate) async fn find_coordinator(
     } else {
         format!("{host}:{port}")
     };
-    let client = KafkaClient::connect(&addr, timeout)
+    let client = KafkaClient::connect_with(&addr, timeout, cluster.security())
         .await
         .with_context(|| format!("connect to the coordinator of {key} (node {node_id})"))?;
     Ok(Coordinator { node_id, client })

@@ -24,6 +24,9 @@
 //! - `txn`: transaction commands (list, describe, abort, find-hanging).
 //! - `coordinator`: finding a group's or transactional id's coordinator,
 //!   with a bounded retry while it loads or moves.
+//! - `security`: `--command-config`, the Kafka client properties that say
+//!   how to reach SSL, SASL_PLAINTEXT and SASL_SSL listeners;
+//!   `sasl_client`: the client side of PLAIN and SCRAM.
 //! - `error`: [`KafkaError`], a response error code with the operation that
 //!   got it, displayed with Kafka's `SCREAMING_SNAKE` error names.
 //!
@@ -46,6 +49,8 @@ mod group_describe;
 mod partitioner;
 mod produce;
 mod quota;
+mod sasl_client;
+pub mod security;
 mod table;
 mod topic;
 mod txn;
@@ -87,6 +92,16 @@ pub struct ConnectArgs {
         global = true
     )]
     pub request_timeout_ms: u64,
+
+    /// Kafka client properties for secured listeners (security.protocol,
+    /// ssl.*, sasl.*), as Kafka tools' `--command-config`.
+    #[arg(
+        long = "command-config",
+        env = "FJORD_COMMAND_CONFIG",
+        value_name = "FILE",
+        global = true
+    )]
+    pub command_config: Option<std::path::PathBuf>,
 }
 
 impl ConnectArgs {
@@ -103,6 +118,16 @@ impl ConnectArgs {
     /// The per-request timeout.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// How to secure connections: PLAINTEXT without `--command-config`.
+    pub fn security(&self) -> anyhow::Result<std::sync::Arc<security::ClientSecurity>> {
+        match &self.command_config {
+            None => Ok(security::ClientSecurity::plaintext()),
+            Some(path) => Ok(std::sync::Arc::new(security::ClientSecurity::from_file(
+                path,
+            )?)),
+        }
     }
 }
 
