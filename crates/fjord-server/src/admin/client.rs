@@ -355,8 +355,8 @@ impl KafkaClient {
     /// message); the broker closes the connection after it.
     async fn authenticate(&mut self, sasl: &SaslSettings) -> Result<()> {
         let mechanism = sasl.mechanism.name();
-        let handshake = SaslHandshakeRequest::default()
-            .with_mechanism(StrBytes::from_static_str(mechanism));
+        let handshake =
+            SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism));
         let response = self.send_version(&handshake, 1).await?;
         KafkaError::check(response.error_code, "SaslHandshake").with_context(|| {
             let enabled: Vec<&str> = response.mechanisms.iter().map(|m| m.as_str()).collect();

@@ -15,8 +15,8 @@ use uuid::Uuid;
 
 use super::ConnectArgs;
 use super::client::KafkaClient;
-use super::security::ClientSecurity;
 use super::error::{KafkaError, is_retriable};
+use super::security::ClientSecurity;
 
 /// How long to wait for a topic's partitions to get leaders (e.g. right
 /// after creation) before giving up.

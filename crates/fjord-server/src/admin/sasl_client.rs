@@ -33,7 +33,12 @@ impl ScramClient {
         Self::with_nonce(mechanism, username, password, nonce)
     }
 
-    fn with_nonce(mechanism: ScramMechanism, username: &str, password: &str, nonce: String) -> Self {
+    fn with_nonce(
+        mechanism: ScramMechanism,
+        username: &str,
+        password: &str,
+        nonce: String,
+    ) -> Self {
         // RFC 5802 saslname: ',' and '=' are escaped.
         let name = username.replace('=', "=3D").replace(',', "=2C");
         ScramClient {
@@ -83,10 +88,7 @@ impl ScramClient {
             .salted_password(self.password.as_bytes(), &salt, iterations);
         // c=biws is base64("n,,"): the GS2 header again.
         let without_proof = format!("c=biws,r={nonce}");
-        let auth_message = format!(
-            "{},{server_first},{without_proof}",
-            self.client_first_bare
-        );
+        let auth_message = format!("{},{server_first},{without_proof}", self.client_first_bare);
         let proof = self
             .mechanism
             .client_proof(&salted, auth_message.as_bytes());

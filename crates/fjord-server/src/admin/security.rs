@@ -234,7 +234,9 @@ fn tls_connector(
     let ca = get("ssl.truststore.location")
         .or(get("ssl.ca.location"))
         .ok_or_else(|| {
-            anyhow!("TLS needs the CA certificate: set ssl.truststore.location (PEM) or ssl.ca.location")
+            anyhow!(
+                "TLS needs the CA certificate: set ssl.truststore.location (PEM) or ssl.ca.location"
+            )
         })?;
     let ca = resolve(ca);
     let mut roots = RootCertStore::empty();
@@ -359,7 +361,9 @@ impl ServerCertVerifier for Verifier {
 fn sasl_settings(props: &BTreeMap<String, String>) -> Result<SaslSettings> {
     let get = |k: &str| props.get(k).map(String::as_str);
     let mechanism = SaslMechanism::parse(get("sasl.mechanism").unwrap_or("PLAIN"))?;
-    let jaas = get("sasl.jaas.config").map(jaas_options).unwrap_or_default();
+    let jaas = get("sasl.jaas.config")
+        .map(jaas_options)
+        .unwrap_or_default();
     let username = get("sasl.username")
         .map(str::to_owned)
         .or_else(|| jaas.get("username").cloned())
