@@ -528,7 +528,7 @@ mod tests {
             ),
         ];
         for (text, expected) in cases {
-            let err = from(text).err().expect(text);
+            let err = from(text).expect_err(text);
             assert!(format!("{err:#}").contains(expected), "{text}: {err:#}");
         }
     }

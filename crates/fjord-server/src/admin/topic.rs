@@ -449,11 +449,13 @@ mod tests {
         let connect = ConnectArgs {
             bootstrap: String::new(),
             request_timeout_ms: 30_000,
+            command_config: None,
         };
         assert_eq!(server_timeout_ms(&connect), 22_500);
         let huge = ConnectArgs {
             bootstrap: String::new(),
             request_timeout_ms: u64::MAX,
+            command_config: None,
         };
         assert_eq!(server_timeout_ms(&huge), i32::MAX);
     }
