@@ -509,7 +509,8 @@ def test_sasl_ssl_setup_writes_what_the_variants_mount(tmp_path):
     assert r.returncode == 0, r.stderr
     c = tmp_path / "c"
     assert sorted(p.name for p in c.iterdir()) == sorted(
-        ["admin.env", "ca.key", "ca.pem"] + [f"node-fjord-{n}.{e}" for n in (1, 2, 3) for e in ("pem", "key")]
+        ["admin.env", "admin.properties", "ca.key", "ca.pem"]
+        + [f"node-fjord-{n}.{e}" for n in (1, 2, 3) for e in ("pem", "key")]
     )
     # The container's uid (not the file's owner) must read the key; the directory guards it.
     assert (c / "node-fjord-1.key").stat().st_mode & 0o004
@@ -517,6 +518,11 @@ def test_sasl_ssl_setup_writes_what_the_variants_mount(tmp_path):
     assert c.stat().st_mode & 0o077 == 0
     password = (c / "admin.env").read_text()
     assert re.fullmatch(r"FJORD_ADMIN_PASSWORD=[A-Za-z0-9_=-]{32}\n", password)
+    # The admin's `fjord --command-config` file: the same password, the CA by absolute path.
+    props = (c / "admin.properties").read_text()
+    assert "sasl.password=" + password.split("=", 1)[1] in props
+    assert "ssl.truststore.location=%s\n" % (c / "ca.pem") in props
+    assert (c / "admin.properties").stat().st_mode & 0o077 == 0
     sans = subprocess.run(
         ["openssl", "x509", "-in", str(c / "node-fjord-2.pem"), "-noout", "-ext", "subjectAltName"],
         capture_output=True, text=True, check=True,
