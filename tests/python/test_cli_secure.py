@@ -199,3 +199,24 @@ def test_mtls_principals_admin_commands_and_refusals(ssl_node, tmp_path, certs, 
     anon = write_props(tmp_path / "anon.properties", ["security.protocol=SSL", "ssl.ca.location=%s" % (certs / "ca.pem")])
     r = fjord(anon, "topic", "list", bootstrap=bootstrap, timeout=60)
     assert r.returncode != 0, r.stdout
+
+
+def test_hostname_verification_follows_endpoint_identification(ssl_node, tmp_path, certs):
+    # A name that reaches the listener but is not among the certificate's SANs
+    # (localhost, 127.0.0.1, n1): this machine's host name, when it resolves to 127.0.0.1.
+    import socket
+
+    name = socket.gethostname()
+    try:
+        addr = socket.gethostbyname(name)
+    except OSError:
+        addr = None
+    if addr != "127.0.0.1" or name in ("localhost", "n1"):
+        pytest.skip("host name %r does not resolve to 127.0.0.1" % name)
+    bootstrap = "%s:%d" % (name, ssl_node.ssl_port)
+    checked = fjord(mtls_props(tmp_path, certs, "Alice"), "topic", "list", bootstrap=bootstrap)
+    assert checked.returncode != 0 and "TLS handshake" in checked.stderr, checked.stderr
+    assert "NotValidForName" in checked.stderr or "not valid for" in checked.stderr.lower(), checked.stderr
+    unchecked = mtls_props(tmp_path, certs, "Alice", hostname_check=False)
+    # The broker advertises 127.0.0.1, which the certificate names; only the bootstrap is unchecked.
+    ok(fjord(unchecked, "topic", "list", bootstrap=bootstrap))
