@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
+use fjord_gateway::SecurityProtocol;
 use fjord_scram::ScramMechanism;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -31,39 +32,14 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
 
-/// Kafka's `security.protocol` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SecurityProtocol {
-    Plaintext,
-    Ssl,
-    SaslPlaintext,
-    SaslSsl,
-}
-
-impl SecurityProtocol {
-    fn parse(value: &str) -> Result<Self> {
-        // Kafka upper-cases the value (librdkafka accepts lower case too).
-        Ok(match value.to_ascii_uppercase().as_str() {
-            "PLAINTEXT" => SecurityProtocol::Plaintext,
-            "SSL" => SecurityProtocol::Ssl,
-            "SASL_PLAINTEXT" => SecurityProtocol::SaslPlaintext,
-            "SASL_SSL" => SecurityProtocol::SaslSsl,
-            other => bail!(
-                "security.protocol {other:?} is not one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"
-            ),
-        })
-    }
-
-    fn uses_tls(self) -> bool {
-        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
-    }
-
-    fn uses_sasl(self) -> bool {
-        matches!(
-            self,
-            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+/// Kafka's `security.protocol` of a client: the same four the listeners
+/// serve, case-insensitive as Kafka and librdkafka accept them.
+fn parse_security_protocol(value: &str) -> Result<SecurityProtocol> {
+    SecurityProtocol::from_name(value).ok_or_else(|| {
+        anyhow!(
+            "security.protocol {value:?} is not one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"
         )
-    }
+    })
 }
 
 /// A SASL mechanism the CLI speaks.
@@ -165,7 +141,7 @@ impl ClientSecurity {
     ) -> Result<(Self, Vec<String>)> {
         let get = |k: &str| props.get(k).map(String::as_str);
         let protocol = get("security.protocol")
-            .map(SecurityProtocol::parse)
+            .map(parse_security_protocol)
             .transpose()?
             .unwrap_or(SecurityProtocol::Plaintext);
         let resolve = |p: &str| resolve_path(p, base);
